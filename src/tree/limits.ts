@@ -1,0 +1,54 @@
+/**
+ * Limits of the tree (DATA_MODEL.md "Limits"). Every one is enforced and reported as
+ * `too_large`; static ones (sizes, counts in the request) before the request reaches the log,
+ * state-dependent ones (elements per collection, children per directory) when it applies.
+ */
+export type TreeLimits = {
+  /** Bytes in one blob value, queue element or set member. */
+  readonly valueBytesMax: number;
+  /** UTF-8 bytes in one path. */
+  readonly pathBytesMax: number;
+  /** Components in one path. */
+  readonly pathDepthMax: number;
+  /** UTF-8 bytes in one path component. */
+  readonly componentBytesMax: number;
+  /** Elements in one queue or members in one set. */
+  readonly collectionElementsMax: number;
+  /** Children in one directory. */
+  readonly directoryChildrenMax: number;
+  /** Ops in one multi_cas. */
+  readonly txnOpsMax: number;
+  /** Guards in one multi_cas. */
+  readonly txnGuardsMax: number;
+  /** Paths plus literal sets in one set_union. */
+  readonly unionOperandsMax: number;
+  /** Estimated encoded bytes of one request (paths, values, members). */
+  readonly requestBytesMax: number;
+  /** Entries in one list result. */
+  readonly listEntriesMax: number;
+};
+
+export const defaultTreeLimits: TreeLimits = {
+  valueBytesMax: 1024 * 1024,
+  pathBytesMax: 1024,
+  pathDepthMax: 64,
+  componentBytesMax: 255,
+  collectionElementsMax: 1_000_000,
+  directoryChildrenMax: 1_000_000,
+  txnOpsMax: 128,
+  txnGuardsMax: 128,
+  unionOperandsMax: 64,
+  requestBytesMax: 4 * 1024 * 1024,
+  listEntriesMax: 100_000,
+};
+
+/**
+ * Checks a limits object once, at configuration time. Returns a reason or null.
+ */
+export function validateTreeLimits(limits: TreeLimits): string | null {
+  for (const [name, value] of Object.entries(limits)) {
+    if (!Number.isSafeInteger(value) || value < 1) return `limits.${name} must be a positive integer`;
+  }
+  if (limits.componentBytesMax > limits.pathBytesMax) return 'limits.componentBytesMax must not exceed limits.pathBytesMax';
+  return null;
+}

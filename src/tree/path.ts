@@ -1,0 +1,77 @@
+/**
+ * Paths: absolute, UTF-8, `/`-separated (DATA_MODEL.md). `/` is the root.
+ *
+ * The accepted form is canonical so that one node has exactly one spelling: a leading `/`,
+ * no trailing `/` (except the root itself), no empty, `.` or `..` components, no NUL.
+ */
+
+import { treeErrors, type TreeError } from './errors.ts';
+import type { TreeLimits } from './limits.ts';
+
+export const rootPath = '/';
+
+/** Path components; the root has none. Assumes a path that passed `checkPath`. */
+export function splitPath(path: string): string[] {
+  return path === rootPath ? [] : path.slice(1).split('/');
+}
+
+export function joinPath(parent: string, name: string): string {
+  return parent === rootPath ? `/${name}` : `${parent}/${name}`;
+}
+
+/** The path of the first `depth` components of `components`. */
+export function prefixPath(components: readonly string[], depth: number): string {
+  return depth === 0 ? rootPath : `/${components.slice(0, depth).join('/')}`;
+}
+
+const encoder = new TextEncoder();
+
+export function utf8Length(text: string): number {
+  // Fast path: ASCII strings have one byte per code unit.
+  let ascii = true;
+  for (let i = 0; i < text.length; i++) {
+    if (text.charCodeAt(i) > 0x7f) {
+      ascii = false;
+      break;
+    }
+  }
+  return ascii ? text.length : encoder.encode(text).length;
+}
+
+/** Returns a typed error for a path that is malformed or over a limit, else null. */
+export function checkPath(path: unknown, limits: TreeLimits): TreeError | null {
+  if (typeof path !== 'string') return treeErrors.badPath('a path must be a string');
+  if (!path.startsWith('/')) return treeErrors.badPath(`path must be absolute: ${JSON.stringify(path.slice(0, 64))}`);
+  if (utf8Length(path) > limits.pathBytesMax) return treeErrors.tooLarge('path_bytes', limits.pathBytesMax);
+  if (path === rootPath) return null;
+  if (path.endsWith('/')) return treeErrors.badPath(`path must not end with '/': ${JSON.stringify(path)}`);
+  if (path.includes('\u0000')) return treeErrors.badPath('path must not contain NUL');
+  if (!isWellFormedUtf16(path)) return treeErrors.badPath('path must be valid Unicode');
+  const components = splitPath(path);
+  if (components.length > limits.pathDepthMax) return treeErrors.tooLarge('path_depth', limits.pathDepthMax);
+  for (const component of components) {
+    if (component === '') return treeErrors.badPath(`path has an empty component: ${JSON.stringify(path)}`);
+    if (component === '.' || component === '..') {
+      return treeErrors.badPath(`path components '.' and '..' are not allowed: ${JSON.stringify(path)}`);
+    }
+    if (utf8Length(component) > limits.componentBytesMax) {
+      return treeErrors.tooLarge('component_bytes', limits.componentBytesMax);
+    }
+  }
+  return null;
+}
+
+/** Lone surrogates cannot be encoded as UTF-8, so they would not survive the wire. */
+function isWellFormedUtf16(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const unit = text.charCodeAt(i);
+    if (unit >= 0xd800 && unit <= 0xdbff) {
+      const next = text.charCodeAt(i + 1);
+      if (!(next >= 0xdc00 && next <= 0xdfff)) return false;
+      i++;
+    } else if (unit >= 0xdc00 && unit <= 0xdfff) {
+      return false;
+    }
+  }
+  return true;
+}

@@ -1,0 +1,192 @@
+/**
+ * Snapshots: a tree to canonical, checksummed bytes and back, and structural equality.
+ *
+ * The encoding is canonical (children sorted by name, set members in byte order, queue
+ * elements in queue order), so equal trees give equal bytes on every replica and a snapshot's
+ * bytes can be compared or checksummed directly. Layout:
+ *
+ *   magic "HRTS" (4 bytes) | format version (1 byte) | CRC-32 of the body (4 bytes, BE) | body
+ *
+ * The body is msgpack of nested arrays: a node is `[kind, version, payload]` with kind
+ * 0 directory (payload: [name, node, name, node, ...]), 1 blob (bytes), 2 queue
+ * ([bytes, ...]), 3 set ([bytes, ...]). Decoding trusts nothing: bad magic, checksum, shape,
+ * order or limits give a typed failure, never an exception.
+ */
+
+import CRC32 from 'crc-32';
+import { List, Map as ImmutableMap, Set as ImmutableSet } from 'immutable';
+import { Packr } from 'msgpackr';
+import { assertNever } from './assert.ts';
+import { treeFromRoot, type Tree } from './lookup.ts';
+import {
+  bytesEqual,
+  bytesToKey,
+  compareKeys,
+  keyToBytes,
+  newBlob,
+  newDirectory,
+  newQueue,
+  newSet,
+  subtreeSize,
+  type TreeNode,
+} from './node.ts';
+import type { Bytes } from './ops.ts';
+
+const magic = [0x48, 0x52, 0x54, 0x53]; // "HRTS"
+const formatVersion = 1;
+const headerBytes = 9;
+/** Depth of nested directories a snapshot may hold; paths are far shallower (pathDepthMax). */
+const snapshotDepthMax = 256;
+
+const packr = new Packr({ useRecords: false, moreTypes: false, bundleStrings: false });
+
+const kindCode = { directory: 0, blob: 1, queue: 2, set: 3 } as const;
+
+type EncodedNode = [number, number, unknown];
+
+function encodeNode(node: TreeNode): EncodedNode {
+  switch (node.type) {
+    case 'directory': {
+      const names = Array.from(node.children.keys()).sort(compareKeys);
+      const payload: unknown[] = [];
+      for (const name of names) payload.push(name, encodeNode(node.children.get(name) as TreeNode));
+      return [kindCode.directory, node.version, payload];
+    }
+    case 'blob':
+      return [kindCode.blob, node.version, node.value];
+    case 'queue':
+      return [kindCode.queue, node.version, node.elements.toArray()];
+    case 'set':
+      return [kindCode.set, node.version, Array.from(node.members).sort(compareKeys).map(keyToBytes)];
+    default:
+      return assertNever(node, 'tree node');
+  }
+}
+
+export function encodeSnapshot(tree: Tree): Uint8Array {
+  const body = packr.pack(encodeNode(tree.root));
+  const out = new Uint8Array(headerBytes + body.length);
+  out.set(magic, 0);
+  out[4] = formatVersion;
+  new DataView(out.buffer).setUint32(5, CRC32.buf(body) >>> 0);
+  out.set(body, headerBytes);
+  return out;
+}
+
+export type SnapshotDecodeResult = { readonly ok: true; readonly tree: Tree } | { readonly ok: false; readonly reason: string };
+
+class SnapshotFormatError extends Error {}
+
+export function decodeSnapshot(bytes: Uint8Array): SnapshotDecodeResult {
+  if (!(bytes instanceof Uint8Array)) return { ok: false, reason: 'snapshot must be a Uint8Array' };
+  if (bytes.length < headerBytes) return { ok: false, reason: 'snapshot truncated: no header' };
+  for (let i = 0; i < magic.length; i++) {
+    if (bytes[i] !== magic[i]) return { ok: false, reason: 'not a snapshot: bad magic' };
+  }
+  if (bytes[4] !== formatVersion) return { ok: false, reason: `unsupported snapshot format ${bytes[4]}` };
+  const expected = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(5);
+  const body = bytes.subarray(headerBytes);
+  if (CRC32.buf(body) >>> 0 !== expected) return { ok: false, reason: 'snapshot checksum mismatch' };
+  let decoded: unknown;
+  try {
+    decoded = packr.unpack(body);
+  } catch (error) {
+    return { ok: false, reason: `snapshot body is not msgpack: ${String(error)}` };
+  }
+  try {
+    const root = decodeNode(decoded, 0);
+    if (root.type !== 'directory') return { ok: false, reason: 'snapshot root is not a directory' };
+    return { ok: true, tree: treeFromRoot(root) };
+  } catch (error) {
+    if (error instanceof SnapshotFormatError) return { ok: false, reason: error.message };
+    return { ok: false, reason: `snapshot malformed: ${String(error)}` };
+  }
+}
+
+function malformed(reason: string): never {
+  throw new SnapshotFormatError(`snapshot malformed: ${reason}`);
+}
+
+function decodeNode(value: unknown, depth: number): TreeNode {
+  if (depth > snapshotDepthMax) malformed('too deep');
+  if (!Array.isArray(value) || value.length !== 3) malformed('node is not [kind, version, payload]');
+  const [kind, version, payload] = value as [unknown, unknown, unknown];
+  if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 0) malformed('bad version');
+  switch (kind) {
+    case kindCode.directory:
+      return decodeDirectory(payload, version, depth);
+    case kindCode.blob:
+      return newBlob(version, decodeBytes(payload));
+    case kindCode.queue:
+      if (!Array.isArray(payload)) malformed('queue payload is not an array');
+      return newQueue(version, List(payload.map(decodeBytes)));
+    case kindCode.set: {
+      if (!Array.isArray(payload)) malformed('set payload is not an array');
+      const keys = payload.map((member) => bytesToKey(decodeBytes(member)));
+      for (let i = 1; i < keys.length; i++) {
+        if (compareKeys(keys[i - 1] as string, keys[i] as string) >= 0) malformed('set members not in strict order');
+      }
+      return newSet(version, ImmutableSet(keys));
+    }
+    default:
+      return malformed(`unknown node kind ${String(kind)}`);
+  }
+}
+
+function decodeDirectory(payload: unknown, version: number, depth: number): TreeNode {
+  if (!Array.isArray(payload) || payload.length % 2 !== 0) malformed('directory payload is not [name, node, ...]');
+  let descendants = 0;
+  let previous: string | null = null;
+  const children = ImmutableMap<string, TreeNode>().withMutations((map) => {
+    for (let i = 0; i < payload.length; i += 2) {
+      const name: unknown = payload[i];
+      if (typeof name !== 'string' || name === '' || name.includes('/')) malformed('bad child name');
+      if (previous !== null && compareKeys(previous, name) >= 0) malformed('children not in strict order');
+      previous = name;
+      const child = decodeNode(payload[i + 1], depth + 1);
+      descendants += subtreeSize(child);
+      map.set(name, child);
+    }
+  });
+  return newDirectory(version, children, descendants);
+}
+
+/** Copies out of the decode buffer so the tree never pins the whole snapshot in memory. */
+function decodeBytes(value: unknown): Bytes {
+  if (!(value instanceof Uint8Array)) malformed('value is not bytes');
+  return new Uint8Array(value);
+}
+
+/** Structural equality: same shape, names, types, versions and contents. */
+export function treesEqual(a: Tree, b: Tree): boolean {
+  return nodesEqual(a.root, b.root);
+}
+
+function nodesEqual(a: TreeNode, b: TreeNode): boolean {
+  if (a === b) return true;
+  if (a.version !== b.version) return false;
+  switch (a.type) {
+    case 'directory': {
+      if (b.type !== 'directory' || a.children.size !== b.children.size) return false;
+      for (const [name, child] of a.children) {
+        const other = b.children.get(name);
+        if (other === undefined || !nodesEqual(child, other)) return false;
+      }
+      return true;
+    }
+    case 'blob':
+      return b.type === 'blob' && bytesEqual(a.value, b.value);
+    case 'queue': {
+      if (b.type !== 'queue' || a.elements.size !== b.elements.size) return false;
+      const others = b.elements.values();
+      for (const element of a.elements) {
+        if (!bytesEqual(element, others.next().value as Bytes)) return false;
+      }
+      return true;
+    }
+    case 'set':
+      return b.type === 'set' && a.members.size === b.members.size && a.members.isSubset(b.members);
+    default:
+      return assertNever(a, 'tree node');
+  }
+}

@@ -1,0 +1,348 @@
+/**
+ * The versioned tree: `applyOp(tree, op) -> { tree, outcome }`, pure and deterministic.
+ *
+ * A write copies the path from the root to the node it changes, bumping the version of that
+ * node and of every ancestor (DATA_MODEL.md "Versions"); everything off the path is shared
+ * with the previous tree. Semantics where the data model leaves room: ./README.md.
+ */
+
+import { assertNever } from './assert.ts';
+import { multiCas } from './cas.ts';
+import { treeErrors, type TreeError } from './errors.ts';
+import { defaultTreeLimits, type TreeLimits } from './limits.ts';
+import {
+  bytesEqual,
+  bytesToKey,
+  newBlob,
+  newDirectory,
+  newQueue,
+  newSet,
+  nodeSize,
+  subtreeSize,
+  type DirectoryNode,
+  type LeafNode,
+  type TreeNode,
+} from './node.ts';
+import type { NodeType } from './node_type.ts';
+import type {
+  CreateOp,
+  ListEntry,
+  OpFailure,
+  OpOutcome,
+  OpResult,
+  ReadOp,
+  SimpleOp,
+  TreeOp,
+  WriteOp,
+} from './ops.ts';
+import { joinPath, prefixPath, rootPath, splitPath } from './path.ts';
+import { fail, lookup, lookupTyped, treeFromRoot, type Tree } from './lookup.ts';
+import { applySetAlgebra } from './set_algebra.ts';
+
+export type { Tree } from './lookup.ts';
+
+export type Applied = { readonly tree: Tree; readonly outcome: OpOutcome };
+
+const theEmptyTree: Tree = Object.freeze({ root: newDirectory() });
+
+export function emptyTree(): Tree {
+  return theEmptyTree;
+}
+
+/** Every node of the tree, the root included. */
+export function nodeCount(tree: Tree): number {
+  return subtreeSize(tree.root);
+}
+
+/**
+ * Applies one operation. The op must have passed `validateOp` (paths canonical, sizes within
+ * limits); state-dependent limits are checked here. A failed op returns the input tree
+ * itself, so `result.tree === tree` means "nothing changed".
+ */
+export function applyOp(tree: Tree, op: TreeOp, limits: TreeLimits = defaultTreeLimits): Applied {
+  if (op.type === 'multi_cas') return multiCas(tree, op, limits, applySimpleOp);
+  return applySimpleOp(tree, op, limits);
+}
+
+export function applySimpleOp(tree: Tree, op: SimpleOp, limits: TreeLimits): Applied {
+  switch (op.type) {
+    case 'list':
+    case 'stat':
+    case 'blob_get':
+    case 'blob_size':
+    case 'queue_front':
+    case 'queue_back':
+    case 'queue_len':
+    case 'set_contains':
+    case 'set_union':
+    case 'set_intersection':
+    case 'set_difference':
+    case 'set_symmetric_difference':
+    case 'set_is_subset':
+    case 'set_is_superset':
+      return { tree, outcome: applyRead(tree, op, limits) };
+    case 'create':
+      return create(tree, op, limits);
+    case 'delete':
+      return remove(tree, op.path);
+    case 'blob_put':
+    case 'queue_push':
+    case 'queue_pop':
+    case 'set_insert':
+    case 'set_remove':
+      return writeLeaf(tree, op, limits);
+    default:
+      return assertNever(op, 'tree op');
+  }
+}
+
+/** The directories from the root down to the parent of `components`' last element. */
+type Chain = { readonly ok: true; readonly dirs: readonly DirectoryNode[] } | { readonly ok: false; readonly error: TreeError };
+
+function parentChain(tree: Tree, path: string, components: readonly string[]): Chain {
+  const dirs: DirectoryNode[] = [tree.root];
+  for (let depth = 0; depth < components.length - 1; depth++) {
+    const dir = dirs[depth] as DirectoryNode;
+    const child = dir.children.get(components[depth] as string);
+    if (child === undefined) return { ok: false, error: treeErrors.doesNotExist(path) };
+    if (child.type !== 'directory') return { ok: false, error: treeErrors.notADirectory(prefixPath(components, depth + 1)) };
+    dirs.push(child);
+  }
+  return { ok: true, dirs };
+}
+
+/**
+ * Rebuilds the path from the changed node up to the root: each directory on the chain gets
+ * the new child (or loses it when `replacement` is null), version + 1, and its descendant
+ * count adjusted by `sizeDelta`.
+ */
+function rebuild(
+  dirs: readonly DirectoryNode[],
+  components: readonly string[],
+  replacement: TreeNode | null,
+  sizeDelta: number,
+): Tree {
+  let child: TreeNode | null = replacement;
+  for (let depth = dirs.length - 1; depth >= 0; depth--) {
+    const dir = dirs[depth] as DirectoryNode;
+    const name = components[depth] as string;
+    const children = child === null ? dir.children.delete(name) : dir.children.set(name, child);
+    child = newDirectory(dir.version + 1, children, dir.descendants + sizeDelta);
+  }
+  return treeFromRoot(child as DirectoryNode);
+}
+
+// ---- writes --------------------------------------------------------------------------------
+
+function failure(tree: Tree, error: TreeError): Applied {
+  return { tree, outcome: fail(error) };
+}
+
+function create(tree: Tree, op: CreateOp, limits: TreeLimits): Applied {
+  if (op.path === rootPath) return failure(tree, treeErrors.alreadyExists(rootPath));
+  const components = splitPath(op.path);
+  // Walk down the existing part of the path.
+  const dirs: DirectoryNode[] = [tree.root];
+  let depth = 0;
+  for (; depth < components.length; depth++) {
+    const dir = dirs[depth] as DirectoryNode;
+    const child = dir.children.get(components[depth] as string);
+    if (child === undefined) break;
+    if (depth === components.length - 1) return failure(tree, treeErrors.alreadyExists(op.path));
+    if (child.type !== 'directory') return failure(tree, treeErrors.notADirectory(prefixPath(components, depth + 1)));
+    dirs.push(child);
+  }
+  const attachTo = dirs[depth] as DirectoryNode;
+  if (attachTo.children.size >= limits.directoryChildrenMax) {
+    return failure(tree, treeErrors.tooLarge('directory_children', limits.directoryChildrenMax));
+  }
+  // Build the missing part bottom-up: the new node and any missing parents, all at version 0.
+  let built: TreeNode = emptyNode(op.nodeType);
+  for (let missing = components.length - 1; missing > depth; missing--) {
+    built = newDirectory(0, newDirectory().children.set(components[missing] as string, built), subtreeSize(built));
+  }
+  const added = components.length - depth;
+  const children = attachTo.children.set(components[depth] as string, built);
+  const attached = newDirectory(attachTo.version + 1, children, attachTo.descendants + added);
+  const tail = rebuild(dirs.slice(0, depth), components, attached, added);
+  return { tree: tail, outcome: { type: 'ok', version: 0 } };
+}
+
+function emptyNode(type: NodeType): TreeNode {
+  switch (type) {
+    case 'directory':
+      return newDirectory();
+    case 'blob':
+      return newBlob();
+    case 'queue':
+      return newQueue();
+    case 'set':
+      return newSet();
+    default:
+      return assertNever(type, 'node type');
+  }
+}
+
+function remove(tree: Tree, path: string): Applied {
+  if (path === rootPath) return failure(tree, treeErrors.cannotDeleteRoot());
+  const components = splitPath(path);
+  const chain = parentChain(tree, path, components);
+  if (!chain.ok) return failure(tree, chain.error);
+  const parent = chain.dirs[chain.dirs.length - 1] as DirectoryNode;
+  const target = parent.children.get(components[components.length - 1] as string);
+  if (target === undefined) return failure(tree, treeErrors.doesNotExist(path));
+  const next = rebuild(chain.dirs, components, null, -subtreeSize(target));
+  return { tree: next, outcome: { type: 'ok', version: target.version } };
+}
+
+type LeafWrite = Exclude<WriteOp, { type: 'create' } | { type: 'delete' }>;
+
+/** What a leaf write does to its node: the replacement (null = no change) and the result. */
+type LeafChange = { readonly node: LeafNode | null; readonly result: (version: number) => OpResult } | TreeError;
+
+function writeLeaf(tree: Tree, op: LeafWrite, limits: TreeLimits): Applied {
+  const components = splitPath(op.path);
+  if (components.length === 0) return failure(tree, treeErrors.wrongType(rootPath, 'directory'));
+  const chain = parentChain(tree, op.path, components);
+  if (!chain.ok) return failure(tree, chain.error);
+  const parent = chain.dirs[chain.dirs.length - 1] as DirectoryNode;
+  const target = parent.children.get(components[components.length - 1] as string);
+  if (target === undefined) return failure(tree, treeErrors.doesNotExist(op.path));
+  const change = changeLeaf(target, op, limits);
+  if ('code' in change) return failure(tree, change);
+  if (change.node === null) return { tree, outcome: change.result(target.version) };
+  return { tree: rebuild(chain.dirs, components, change.node, 0), outcome: change.result(change.node.version) };
+}
+
+function changeLeaf(target: TreeNode, op: LeafWrite, limits: TreeLimits): LeafChange {
+  switch (op.type) {
+    case 'blob_put': {
+      if (target.type !== 'blob') return treeErrors.wrongType(op.path, target.type);
+      // No-op rule (README): equal bytes leave the version as it is.
+      const node = bytesEqual(target.value, op.value) ? null : newBlob(target.version + 1, op.value);
+      return { node, result: (version) => ({ type: 'ok', version }) };
+    }
+    case 'queue_push': {
+      if (target.type !== 'queue') return treeErrors.wrongType(op.path, target.type);
+      if (target.elements.size >= limits.collectionElementsMax) {
+        return treeErrors.tooLarge('collection_elements', limits.collectionElementsMax);
+      }
+      return {
+        node: newQueue(target.version + 1, target.elements.push(op.value)),
+        result: (version) => ({ type: 'ok', version }),
+      };
+    }
+    case 'queue_pop': {
+      if (target.type !== 'queue') return treeErrors.wrongType(op.path, target.type);
+      const front = target.elements.first();
+      if (front === undefined) return { node: null, result: (version) => ({ type: 'element', value: null, version }) };
+      return {
+        node: newQueue(target.version + 1, target.elements.shift()),
+        result: (version) => ({ type: 'element', value: front, version }),
+      };
+    }
+    case 'set_insert': {
+      if (target.type !== 'set') return treeErrors.wrongType(op.path, target.type);
+      const key = bytesToKey(op.value);
+      if (target.members.has(key)) return { node: null, result: (version) => ({ type: 'bool', value: false, version }) };
+      if (target.members.size >= limits.collectionElementsMax) {
+        return treeErrors.tooLarge('collection_elements', limits.collectionElementsMax);
+      }
+      return {
+        node: newSet(target.version + 1, target.members.add(key)),
+        result: (version) => ({ type: 'bool', value: true, version }),
+      };
+    }
+    case 'set_remove': {
+      if (target.type !== 'set') return treeErrors.wrongType(op.path, target.type);
+      const key = bytesToKey(op.value);
+      if (!target.members.has(key)) return { node: null, result: (version) => ({ type: 'bool', value: false, version }) };
+      return {
+        node: newSet(target.version + 1, target.members.delete(key)),
+        result: (version) => ({ type: 'bool', value: true, version }),
+      };
+    }
+    default:
+      return assertNever(op, 'leaf write');
+  }
+}
+
+// ---- reads -------------------------------------------------------------------------------
+
+function applyRead(tree: Tree, op: ReadOp, limits: TreeLimits): OpOutcome {
+  switch (op.type) {
+    case 'list':
+      return list(tree, op.path, op.recursive, limits);
+    case 'stat': {
+      const found = lookup(tree, op.path);
+      if (!found.ok) return fail(found.error);
+      return { type: 'stat', nodeType: found.node.type, version: found.node.version, size: nodeSize(found.node) };
+    }
+    case 'blob_get': {
+      const found = lookupTyped(tree, op.path, 'blob');
+      if (!found.ok) return fail(found.error);
+      return { type: 'blob', value: found.node.value, version: found.node.version };
+    }
+    case 'blob_size': {
+      const found = lookupTyped(tree, op.path, 'blob');
+      if (!found.ok) return fail(found.error);
+      return { type: 'count', count: found.node.value.length, version: found.node.version };
+    }
+    case 'queue_front':
+    case 'queue_back': {
+      const found = lookupTyped(tree, op.path, 'queue');
+      if (!found.ok) return fail(found.error);
+      const { elements, version } = found.node;
+      const value = (op.type === 'queue_front' ? elements.first() : elements.last()) ?? null;
+      return { type: 'element', value, version };
+    }
+    case 'queue_len': {
+      const found = lookupTyped(tree, op.path, 'queue');
+      if (!found.ok) return fail(found.error);
+      return { type: 'count', count: found.node.elements.size, version: found.node.version };
+    }
+    case 'set_contains': {
+      const found = lookupTyped(tree, op.path, 'set');
+      if (!found.ok) return fail(found.error);
+      return { type: 'bool', value: found.node.members.has(bytesToKey(op.value)), version: found.node.version };
+    }
+    case 'set_union':
+    case 'set_intersection':
+    case 'set_difference':
+    case 'set_symmetric_difference':
+    case 'set_is_subset':
+    case 'set_is_superset':
+      return applySetAlgebra(tree, op);
+    default:
+      return assertNever(op, 'read op');
+  }
+}
+
+/** Directory entries in name order; recursive is depth-first pre-order, iteratively. */
+function list(tree: Tree, path: string, recursive: boolean, limits: TreeLimits): OpOutcome {
+  const found = lookupTyped(tree, path, 'directory');
+  if (!found.ok) return fail(found.error);
+  const entries: ListEntry[] = [];
+  const stack: ListFrame[] = [listFrame(path, found.node)];
+  while (stack.length > 0) {
+    const top = stack[stack.length - 1] as ListFrame;
+    const name = top.names[top.next];
+    if (name === undefined) {
+      stack.pop();
+      continue;
+    }
+    top.next++;
+    if (entries.length >= limits.listEntriesMax) return fail(treeErrors.tooLarge('list_entries', limits.listEntriesMax));
+    const child = top.dir.children.get(name) as TreeNode;
+    const childPath = joinPath(top.path, name);
+    entries.push({ name, path: childPath, nodeType: child.type, version: child.version });
+    if (recursive && child.type === 'directory') stack.push(listFrame(childPath, child));
+  }
+  return { type: 'list', entries, version: found.node.version };
+}
+
+type ListFrame = { readonly path: string; readonly dir: DirectoryNode; readonly names: readonly string[]; next: number };
+
+function listFrame(path: string, dir: DirectoryNode): ListFrame {
+  return { path, dir, names: Array.from(dir.children.keys()).sort(), next: 0 };
+}
