@@ -11,5 +11,14 @@ export function assert(condition: boolean, message: string): asserts condition {
 }
 
 export function assertNever(value: never, what = 'value'): never {
-  throw new InvariantViolation(`unhandled ${what}: ${JSON.stringify(value)}`);
+  throw new InvariantViolation(`unhandled ${what}: ${describe(value)}`);
+}
+
+/** JSON.stringify throws on BigInt and cycles; an assertion must report, not throw something else. */
+function describe(value: unknown): string {
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return Object.prototype.toString.call(value);
+  }
 }

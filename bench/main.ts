@@ -1,0 +1,102 @@
+/**
+ * Benchmark entry: `npm run bench -- [suite ...] [--quick] [--out DIR]`.
+ *
+ * Runs the named suites in the order given, or every registered suite when none is named.
+ * Each suite prints its tables to stdout (progress goes to stderr) and writes
+ * `<DIR>/<suite>-<timestamp>.json` and `<DIR>/<suite>-latest.json` (default DIR: bench/results).
+ *
+ * Exit codes: 0 success, 1 a suite threw, 2 bad command line.
+ */
+
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { defaultOutDir, type Suite } from './report.ts';
+import { treeSuite } from './tree.bench.ts';
+
+/** The registered suites, in the order `npm run bench` with no suite runs them. */
+const suites: ReadonlyMap<string, Suite> = new Map<string, Suite>([['tree', treeSuite]]);
+
+const usage = `usage: npm run bench -- [suite ...] [--quick] [--out DIR]
+
+  suite        one of: ${[...suites.keys()].join(', ')} (default: all)
+  --quick      smaller sizes and shorter runs, for a smoke run
+  --out DIR    where the JSON result files go (default: bench/results)
+  -h, --help   this text`;
+
+/** A command-line mistake: reported with the usage text, exit code 2. */
+class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+type Command = {
+  readonly help: boolean;
+  readonly quick: boolean;
+  readonly outDir: string;
+  readonly suites: readonly string[];
+};
+
+/** Flags and positionals; a UsageError for an unknown or malformed flag. */
+function parseFlags(args: readonly string[]) {
+  try {
+    return parseArgs({
+      args: [...args],
+      options: {
+        quick: { type: 'boolean', default: false },
+        out: { type: 'string' },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+      allowPositionals: true,
+      strict: true,
+    });
+  } catch (error: unknown) {
+    // parseArgs throws a TypeError for unknown options and missing option values.
+    throw new UsageError(error instanceof Error ? error.message : String(error));
+  }
+}
+
+function parseCommand(args: readonly string[]): Command {
+  const parsed = parseFlags(args);
+  const names = parsed.positionals;
+  const unknown = names.filter((name) => !suites.has(name));
+  if (unknown.length > 0) {
+    const known = [...suites.keys()].join(', ');
+    const plural = unknown.length === 1 ? 'suite' : 'suites';
+    throw new UsageError(`unknown ${plural}: ${unknown.join(', ')} (known suites: ${known})`);
+  }
+  return {
+    help: parsed.values.help,
+    quick: parsed.values.quick,
+    outDir: parsed.values.out === undefined ? defaultOutDir : path.resolve(parsed.values.out),
+    // Each suite runs once, even when named twice.
+    suites: names.length === 0 ? [...suites.keys()] : [...new Set(names)],
+  };
+}
+
+async function main(): Promise<number> {
+  let command: Command;
+  try {
+    command = parseCommand(process.argv.slice(2));
+  } catch (error: unknown) {
+    if (!(error instanceof UsageError)) throw error;
+    process.stderr.write(`bench: ${error.message}\n\n${usage}\n`);
+    return 2;
+  }
+  if (command.help) {
+    process.stdout.write(`${usage}\n`);
+    return 0;
+  }
+  for (const name of command.suites) {
+    const suite = suites.get(name);
+    if (suite === undefined) throw new Error(`suite ${name} vanished from the registry`);
+    process.stdout.write(`== ${name}${command.quick ? ' (quick)' : ''} ==\n\n`);
+    await suite({ quick: command.quick, outDir: command.outDir });
+  }
+  return 0;
+}
+
+try {
+  process.exitCode = await main();
+} catch (error: unknown) {
+  process.stderr.write(`bench: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  process.exitCode = 1;
+}

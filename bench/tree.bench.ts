@@ -1,0 +1,708 @@
+/**
+ * The tree benchmark: throughput of single ops on trees of growing size, and snapshot cost.
+ *
+ * Trees. A "dirs" tree of n leaves is `/d<i>/n<j>`: directories of 1000 leaves each (the last
+ * one may be smaller), leaves cycling blob, set, queue by `j`. The "flat" tree is one
+ * directory with n children, `/flat/n<j>`, same leaf mix. Every tree is built with `create`
+ * ops through `applyOp`, so the build time printed is the cost of n creates.
+ *
+ * Ops. blob_put (a fresh 100-byte value, unique per op, so it is never a no-op), blob_get,
+ * set_insert (a fresh member, so it always inserts), queue_push, queue_pop (always of a
+ * non-empty queue, see `queuePopWorkload`). Each op targets a leaf of the right type chosen
+ * by a seeded PRNG, and its resulting tree replaces the current one, so later ops see earlier
+ * writes, as in a replica applying its log. Every outcome is checked: a failed or no-op
+ * result aborts the benchmark, since its numbers would measure the wrong thing.
+ *
+ * Timing. Per (op, tree): a warm-up, then `reps` runs of `msPerRun` each, reading the clock
+ * (process.hrtime.bigint) every 256 ops; ops/s is the median over the runs and ns/op its
+ * inverse. Allocating the op object and its value is inside the timed loop, as it is for a
+ * real request.
+ *
+ * Collections grow as the ops run: on a small tree the few sets and queues take every insert
+ * and push, so they end up larger than on a big tree, where the same number of ops is spread
+ * over many more leaves. The scaling ratio therefore mixes tree size with collection size.
+ *
+ * Snapshots. Keeping a reference to a tree is a snapshot (O(1)); `encodeSnapshot` is the
+ * serialised form, O(n), measured right after the build so its bytes match the tree's size.
+ *
+ * Goal. The per-op cost on the 1M tree is at most twice the cost on the 1k tree (the writes
+ * copy O(depth × log₃₂ n) nodes); the scaling table prints PASS or MISS per op.
+ */
+
+import {
+  applyOp,
+  describeTreeError,
+  emptyTree,
+  encodeSnapshot,
+  nodeCount,
+  type Bytes,
+  type NodeType,
+  type OpOutcome,
+  type Tree,
+  type TreeOp,
+} from '../src/tree/index.ts';
+import {
+  defaultOutDir,
+  formatBytes,
+  formatInteger,
+  formatMs,
+  formatNs,
+  formatSize,
+  median,
+  printTable,
+  progress,
+  writeResults,
+  type Column,
+  type SuiteContext,
+} from './report.ts';
+
+// ---- options and results ---------------------------------------------------------------------
+
+export type TreeBenchOptions = {
+  /** Leaf counts of the `/d<i>/n<j>` trees, measured in this order. */
+  readonly sizes: readonly number[];
+  /** Children of the single `/flat` directory; 0 skips the flat tree. */
+  readonly flat: number;
+  /** Length of one timed run. The warm-up before the runs lasts a third of this. */
+  readonly msPerRun: number;
+  /** Timed runs per (op, tree); the median is reported. */
+  readonly reps: number;
+  /** Print progress and tables, and write the JSON result files. */
+  readonly write: boolean;
+  /** Where the result files go when `write` is set. */
+  readonly outDir?: string;
+  /** Seed of the target choice; the same seed picks the same leaves in the same order. */
+  readonly seed?: number;
+};
+
+/** The ops measured on every tree, in the order they run (queue_pop after queue_push). */
+export const treeBenchOps = ['blob_put', 'blob_get', 'set_insert', 'queue_push', 'queue_pop'] as const;
+export type TreeBenchOp = (typeof treeBenchOps)[number];
+
+export type TreeShape = 'dirs' | 'flat';
+
+export type BuildRow = {
+  /** "1k", "100k", "1M", "flat 100k". */
+  readonly tree: string;
+  readonly shape: TreeShape;
+  readonly leaves: number;
+  /** `nodeCount`: leaves, directories and the root. */
+  readonly nodes: number;
+  readonly buildMs: number;
+  /** process.memoryUsage().heapUsed right after the build (after a GC when `gc` is exposed). */
+  readonly heapUsedBytes: number;
+  readonly gcForced: boolean;
+};
+
+export type OpRow = {
+  readonly op: TreeBenchOp;
+  readonly tree: string;
+  readonly nodes: number;
+  /** Median over the timed runs. */
+  readonly opsPerSec: number;
+  /** 1e9 / opsPerSec. */
+  readonly nsPerOp: number;
+  /** ops/s of each timed run, in run order. */
+  readonly runsOpsPerSec: readonly number[];
+  /** Ops done in the timed runs (warm-up excluded). */
+  readonly timedOps: number;
+};
+
+export type SnapshotRow = {
+  readonly tree: string;
+  readonly nodes: number;
+  /** Taking a snapshot, i.e. keeping a reference to the tree. */
+  readonly keepNsPerOp: number;
+  /** Median time of `encodeSnapshot` over `encodeRuns` runs. */
+  readonly encodeMs: number;
+  readonly encodeRuns: number;
+  readonly encodedBytes: number;
+};
+
+export type RatioRow = {
+  readonly op: TreeBenchOp;
+  /** The smallest and the largest dirs tree. */
+  readonly smallTree: string;
+  readonly largeTree: string;
+  readonly smallNsPerOp: number;
+  readonly largeNsPerOp: number;
+  /** largeNsPerOp / smallNsPerOp. */
+  readonly ratio: number;
+  readonly goal: number;
+  readonly pass: boolean;
+  /** The flat tree's ns/op and its ratio to the smallest tree, when measured. */
+  readonly flatNsPerOp: number | null;
+  readonly flatRatio: number | null;
+};
+
+export type TreeBenchResult = {
+  readonly builds: readonly BuildRow[];
+  readonly rows: readonly OpRow[];
+  readonly snapshots: readonly SnapshotRow[];
+  readonly ratios: readonly RatioRow[];
+};
+
+/** Per-op cost at the largest tree may be at most this multiple of the cost at the smallest. */
+export const scalingGoal = 2;
+
+const leavesPerDirectory = 1000;
+const blobValueBytes = 100;
+const setMemberBytes = 8;
+/** Ops between two clock reads. */
+const clockEvery = 256;
+const defaultSeed = 0x5eed_7ee5;
+
+// ---- the suite -------------------------------------------------------------------------------
+
+/** `npm run bench -- tree [--quick]`: 1k, 100k, 1M (not with --quick) and a flat 100k. */
+export function treeSuite(context: SuiteContext): void {
+  const options: TreeBenchOptions = context.quick
+    ? { sizes: [1000, 100_000], flat: 100_000, msPerRun: 300, reps: 3, write: true, outDir: context.outDir }
+    : { sizes: [1000, 100_000, 1_000_000], flat: 100_000, msPerRun: 1000, reps: 5, write: true, outDir: context.outDir };
+  runTreeBench(options);
+}
+
+/**
+ * Builds each tree, measures every op and the snapshot cost on it, and returns the rows;
+ * with `write`, also prints progress (stderr), the tables (stdout) and the result files.
+ */
+export function runTreeBench(options: TreeBenchOptions): TreeBenchResult {
+  checkOptions(options);
+  const startedAt = new Date();
+  const log = options.write ? progress : (): void => {};
+  const timing: Timing = {
+    warmupNs: msToNs(options.msPerRun / 3),
+    runNs: msToNs(options.msPerRun),
+    reps: options.reps,
+  };
+  const seed = options.seed ?? defaultSeed;
+  const plan: { readonly shape: TreeShape; readonly leaves: number }[] = options.sizes.map((leaves) => ({
+    shape: 'dirs',
+    leaves,
+  }));
+  if (options.flat > 0) plan.push({ shape: 'flat', leaves: options.flat });
+
+  if (options.write && globalThis.gc === undefined) {
+    log(
+      'note: gc is not exposed, so no GC is forced between trees and heapUsed includes garbage' +
+        ' (NODE_OPTIONS=--expose-gc npm run bench -- tree exposes it)',
+    );
+  }
+  const builds: BuildRow[] = [];
+  const rows: OpRow[] = [];
+  const snapshots: SnapshotRow[] = [];
+  const values = new UniqueBytes();
+
+  plan.forEach(({ shape, leaves }, treeIndex) => {
+    // The previous subject is unreachable by now: collect it so it does not bill this tree.
+    forceGc();
+    const label = treeLabel(shape, leaves);
+    log(`building ${label} (${formatInteger(leaves)} leaves) ...`);
+    const buildStart = process.hrtime.bigint();
+    const subject = buildSubject(shape, leaves);
+    const buildMs = nsToMs(process.hrtime.bigint() - buildStart);
+    // Collect the garbage of the build so heapUsed is the tree itself (plus what was live).
+    const gcForced = forceGc();
+    const build: BuildRow = {
+      tree: label,
+      shape,
+      leaves,
+      nodes: nodeCount(subject.tree),
+      buildMs,
+      heapUsedBytes: process.memoryUsage().heapUsed,
+      gcForced,
+    };
+    builds.push(build);
+    log(
+      `built ${label}: ${formatInteger(build.nodes)} nodes in ${formatMs(buildMs)}` +
+        ` (${formatNs((buildMs * 1e6) / leaves)} ns/leaf), heapUsed ${formatBytes(build.heapUsedBytes)}`,
+    );
+
+    const snapshot = measureSnapshot(label, subject, timing);
+    snapshots.push(snapshot);
+    log(
+      `  snapshot ${label}: keep ${formatNs(snapshot.keepNsPerOp)} ns, encode ${formatMs(snapshot.encodeMs)},` +
+        ` ${formatBytes(snapshot.encodedBytes)}`,
+    );
+
+    // queue_pop sizes its prepared pushes by the rate of queue_push, measured just before.
+    let pushOpsPerSec = 0;
+    treeBenchOps.forEach((op, opIndex) => {
+      // One seeded stream per (tree, op): the targets do not depend on how many ops the
+      // time-bounded loops before it happened to run.
+      const random = splitmix32(seed + treeIndex * 0x1000 + opIndex);
+      const workload = makeWorkload(op, subject, random, values);
+      const measured = measure(workload, timing, op === 'queue_pop' ? pushOpsPerSec : 0);
+      if (op === 'queue_push') pushOpsPerSec = measured.opsPerSec;
+      const row: OpRow = {
+        op,
+        tree: label,
+        nodes: build.nodes,
+        opsPerSec: measured.opsPerSec,
+        nsPerOp: 1e9 / measured.opsPerSec,
+        runsOpsPerSec: measured.runs,
+        timedOps: measured.timedOps,
+      };
+      rows.push(row);
+      log(`  ${op.padEnd(10)} ${label}: ${formatInteger(row.opsPerSec)} ops/s, ${formatNs(row.nsPerOp)} ns/op`);
+    });
+  });
+  forceGc();
+
+  const result: TreeBenchResult = { builds, rows, snapshots, ratios: scalingRatios(options, rows) };
+  if (options.write) {
+    printResult(options, result);
+    const files = writeResults(
+      options.outDir ?? defaultOutDir,
+      'tree',
+      {
+        options: {
+          sizes: options.sizes,
+          flat: options.flat,
+          msPerRun: options.msPerRun,
+          reps: options.reps,
+          seed,
+          gcExposed: globalThis.gc !== undefined,
+        },
+        ...result,
+      },
+      startedAt,
+    );
+    process.stdout.write(`results: ${files.path}\n         ${files.latestPath}\n`);
+  }
+  return result;
+}
+
+function checkOptions(options: TreeBenchOptions): void {
+  const positive = (value: number): boolean => Number.isSafeInteger(value) && value > 0;
+  if (options.sizes.length === 0 || !options.sizes.every(positive)) {
+    throw new RangeError('tree bench: sizes must be a non-empty list of positive integers');
+  }
+  if (!Number.isSafeInteger(options.flat) || options.flat < 0) {
+    throw new RangeError('tree bench: flat must be a non-negative integer');
+  }
+  if (!(options.msPerRun > 0) || !positive(options.reps)) {
+    throw new RangeError('tree bench: msPerRun and reps must be positive');
+  }
+}
+
+function treeLabel(shape: TreeShape, leaves: number): string {
+  return shape === 'flat' ? `flat ${formatSize(leaves)}` : formatSize(leaves);
+}
+
+// ---- trees -----------------------------------------------------------------------------------
+
+/** A tree under measurement and the paths of its leaves by type. */
+type Subject = {
+  /** The current tree; every write replaces it. */
+  tree: Tree;
+  readonly blobs: readonly string[];
+  readonly sets: readonly string[];
+  readonly queues: readonly string[];
+};
+
+const leafTypes = ['blob', 'set', 'queue'] as const satisfies readonly NodeType[];
+
+function buildSubject(shape: TreeShape, leaves: number): Subject {
+  let tree = emptyTree();
+  const paths: Record<(typeof leafTypes)[number], string[]> = { blob: [], set: [], queue: [] };
+  const create = (path: string, nodeType: NodeType): void => {
+    tree = applyChecked(tree, { type: 'create', path, nodeType }, 'ok');
+  };
+  const addLeaves = (directory: string, count: number): void => {
+    create(directory, 'directory');
+    for (let j = 0; j < count; j++) {
+      const nodeType = leafTypes[j % leafTypes.length] ?? 'blob';
+      const path = `${directory}/n${j}`;
+      create(path, nodeType);
+      paths[nodeType].push(path);
+    }
+  };
+  if (shape === 'flat') {
+    addLeaves('/flat', leaves);
+  } else {
+    for (let i = 0; i * leavesPerDirectory < leaves; i++) {
+      addLeaves(`/d${i}`, Math.min(leavesPerDirectory, leaves - i * leavesPerDirectory));
+    }
+  }
+  return { tree, blobs: paths.blob, sets: paths.set, queues: paths.queue };
+}
+
+/** Applies an op that must succeed with a result of type `expected`; returns the new tree. */
+function applyChecked(tree: Tree, op: TreeOp, expected: OpOutcome['type']): Tree {
+  const { tree: next, outcome } = applyOp(tree, op);
+  if (outcome.type !== expected) unexpected(op, outcome);
+  return next;
+}
+
+function unexpected(op: TreeOp, outcome: OpOutcome): never {
+  const what = outcome.type === 'error' ? describeTreeError(outcome.error) : JSON.stringify(outcome);
+  throw new Error(`tree bench: ${op.type} ${'path' in op ? op.path : ''} gave an unexpected outcome: ${what}`);
+}
+
+// ---- workloads -------------------------------------------------------------------------------
+
+/** One op to measure: `step` does one op; `prepare` (untimed) runs before every timed loop. */
+type Workload = {
+  readonly step: () => void;
+  /**
+   * Gets ready for a loop expected to do about `expectedOps` ops and returns the most ops the
+   * loop may do. Without it a loop is bounded by time only.
+   */
+  readonly prepare?: (expectedOps: number) => number;
+};
+
+function makeWorkload(op: TreeBenchOp, subject: Subject, random: Random, values: UniqueBytes): Workload {
+  const pick = (paths: readonly string[]): string => pickFrom(paths, random);
+  switch (op) {
+    case 'blob_put':
+      return {
+        step: () => {
+          const put: TreeOp = { type: 'blob_put', path: pick(subject.blobs), value: values.next(blobValueBytes) };
+          const { tree, outcome } = applyOp(subject.tree, put);
+          // A changed value always gives `ok` with a new tree; the same tree would mean a no-op.
+          if (outcome.type !== 'ok' || tree === subject.tree) unexpected(put, outcome);
+          subject.tree = tree;
+        },
+      };
+    case 'blob_get':
+      return {
+        step: () => {
+          const get: TreeOp = { type: 'blob_get', path: pick(subject.blobs) };
+          const { tree, outcome } = applyOp(subject.tree, get);
+          if (outcome.type !== 'blob') unexpected(get, outcome);
+          subject.tree = tree;
+        },
+      };
+    case 'set_insert':
+      return {
+        step: () => {
+          const insert: TreeOp = { type: 'set_insert', path: pick(subject.sets), value: values.next(setMemberBytes) };
+          const { tree, outcome } = applyOp(subject.tree, insert);
+          if (outcome.type !== 'bool' || !outcome.value) unexpected(insert, outcome);
+          subject.tree = tree;
+        },
+      };
+    case 'queue_push':
+      return {
+        step: () => {
+          const push: TreeOp = { type: 'queue_push', path: pick(subject.queues), value: queueElement };
+          const { tree, outcome } = applyOp(subject.tree, push);
+          if (outcome.type !== 'ok') unexpected(push, outcome);
+          subject.tree = tree;
+        },
+      };
+    case 'queue_pop':
+      return queuePopWorkload(subject, random);
+    default: {
+      const never: never = op;
+      throw new Error(`tree bench: unknown op ${String(never)}`);
+    }
+  }
+}
+
+/** Queue elements are stored by reference and never mutated, so one value serves every push. */
+const queueElement: Bytes = new Uint8Array(16).fill(0x51);
+
+/**
+ * queue_pop must pop real elements: a pop of an empty queue is a no-op and much cheaper. So
+ * before each loop (untimed) it pushes onto a seeded random sequence of queues, and the loop
+ * pops the same sequence in the same order: at every point a queue has had at least as many
+ * pushes as pops, so no pop finds it empty. The sequence is a bit longer than the loop is
+ * expected to run; if the loop gets to its end first, it stops there (the rate stays exact).
+ */
+function queuePopWorkload(subject: Subject, random: Random): Workload {
+  let sequence: string[] = [];
+  let cursor = 0;
+  return {
+    prepare: (expectedOps) => {
+      sequence = [];
+      cursor = 0;
+      for (let i = 0; i < expectedOps; i++) {
+        const path = pickFrom(subject.queues, random);
+        subject.tree = applyChecked(subject.tree, { type: 'queue_push', path, value: queueElement }, 'ok');
+        sequence.push(path);
+      }
+      return sequence.length;
+    },
+    step: () => {
+      const path = sequence[cursor++];
+      if (path === undefined) throw new Error('tree bench: queue_pop ran past its prepared sequence');
+      const pop: TreeOp = { type: 'queue_pop', path };
+      const { tree, outcome } = applyOp(subject.tree, pop);
+      if (outcome.type !== 'element' || outcome.value === null) unexpected(pop, outcome);
+      subject.tree = tree;
+    },
+  };
+}
+
+/**
+ * Fresh byte strings, each different from every other one made by this instance (a counter
+ * in the first bytes, little-endian), so a blob_put always changes the value and a
+ * set_insert always adds a member.
+ */
+class UniqueBytes {
+  private counter = 0;
+
+  next(length: number): Bytes {
+    const bytes = new Uint8Array(length);
+    let n = ++this.counter;
+    for (let i = 0; n > 0 && i < length; i++) {
+      bytes[i] = n % 256;
+      n = Math.floor(n / 256);
+    }
+    return bytes;
+  }
+}
+
+// ---- seeded randomness -----------------------------------------------------------------------
+
+/** Floats in [0, 1). */
+type Random = () => number;
+
+/**
+ * splitmix32: a tiny, well-mixed 32-bit PRNG. Not Math.random, so a given seed picks the same
+ * leaves in the same order on every run.
+ */
+export function splitmix32(seed: number): Random {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x9e3779b9) >>> 0;
+    let z = state;
+    z = Math.imul(z ^ (z >>> 16), 0x21f0aaad);
+    z = Math.imul(z ^ (z >>> 15), 0x735a2d97);
+    z ^= z >>> 15;
+    return (z >>> 0) / 4294967296;
+  };
+}
+
+function pickFrom(paths: readonly string[], random: Random): string {
+  const path = paths[Math.floor(random() * paths.length)];
+  if (path === undefined) throw new Error('tree bench: no leaf of the type this op needs');
+  return path;
+}
+
+// ---- timing ----------------------------------------------------------------------------------
+
+type Timing = { readonly warmupNs: bigint; readonly runNs: bigint; readonly reps: number };
+
+type Measured = { readonly opsPerSec: number; readonly runs: readonly number[]; readonly timedOps: number };
+
+/**
+ * Runs `step` in batches of `clockEvery` until `durationNs` have passed or `maxOps` ops are
+ * done. Returns the ops done and the time they took.
+ */
+function timedLoop(step: () => void, durationNs: bigint, maxOps: number): { ops: number; ns: number } {
+  const start = process.hrtime.bigint();
+  let now = start;
+  let ops = 0;
+  while (ops < maxOps) {
+    const batch = Math.min(clockEvery, maxOps - ops);
+    for (let k = 0; k < batch; k++) step();
+    ops += batch;
+    now = process.hrtime.bigint();
+    if (now - start >= durationNs) break;
+  }
+  return { ops, ns: Number(now - start) };
+}
+
+/**
+ * Warm-up, then `timing.reps` timed loops; the median ops/s. `hintOpsPerSec` sizes the first
+ * `prepare` (later ones use the rate just measured); 0 when there is no hint yet.
+ */
+function measure(workload: Workload, timing: Timing, hintOpsPerSec: number): Measured {
+  let lastOpsPerSec = hintOpsPerSec > 0 ? hintOpsPerSec : 1e6;
+  const loop = (durationNs: bigint): { ops: number; ns: number } => {
+    // Prepare for 25% more ops than the last rate predicts, and at least one batch.
+    const expected = Math.ceil((lastOpsPerSec * Number(durationNs) * 1.25) / 1e9) + clockEvery;
+    const maxOps = workload.prepare === undefined ? Number.POSITIVE_INFINITY : workload.prepare(expected);
+    const done = timedLoop(workload.step, durationNs, maxOps);
+    lastOpsPerSec = (done.ops * 1e9) / Math.max(done.ns, 1);
+    return done;
+  };
+  loop(timing.warmupNs);
+  const runs: number[] = [];
+  let timedOps = 0;
+  for (let rep = 0; rep < timing.reps; rep++) {
+    const done = loop(timing.runNs);
+    runs.push(lastOpsPerSec);
+    timedOps += done.ops;
+  }
+  return { opsPerSec: median(runs), runs, timedOps };
+}
+
+function measureSnapshot(tree: string, subject: Subject, timing: Timing): SnapshotRow {
+  // Taking a snapshot is keeping the reference; a ring of slots keeps the store observable.
+  const kept: Tree[] = new Array<Tree>(256).fill(subject.tree);
+  let slot = 0;
+  const keep = measure(
+    {
+      step: () => {
+        kept[slot++ & 255] = subject.tree;
+      },
+    },
+    timing,
+    0,
+  );
+  // Encoding is O(n): repeat it while the time spent stays within the budget of the timed
+  // runs of one op, at least once and at most `reps` times.
+  const budgetNs = Number(timing.runNs) * timing.reps;
+  const encodeMs: number[] = [];
+  let encodedBytes = 0;
+  let spentNs = 0;
+  while (encodeMs.length < timing.reps && (encodeMs.length === 0 || spentNs < budgetNs)) {
+    const start = process.hrtime.bigint();
+    encodedBytes = encodeSnapshot(subject.tree).length;
+    const ns = Number(process.hrtime.bigint() - start);
+    spentNs += ns;
+    encodeMs.push(ns / 1e6);
+  }
+  return {
+    tree,
+    nodes: nodeCount(subject.tree),
+    keepNsPerOp: 1e9 / keep.opsPerSec,
+    encodeMs: median(encodeMs),
+    encodeRuns: encodeMs.length,
+    encodedBytes,
+  };
+}
+
+/** Runs a full GC when node was started with --expose-gc; true when it did. */
+function forceGc(): boolean {
+  if (globalThis.gc === undefined) return false;
+  globalThis.gc();
+  return true;
+}
+
+function msToNs(ms: number): bigint {
+  return BigInt(Math.max(1, Math.round(ms * 1e6)));
+}
+
+function nsToMs(ns: bigint): number {
+  return Number(ns) / 1e6;
+}
+
+// ---- scaling and output ----------------------------------------------------------------------
+
+function scalingRatios(options: TreeBenchOptions, rows: readonly OpRow[]): RatioRow[] {
+  const smallTree = treeLabel('dirs', Math.min(...options.sizes));
+  const largeTree = treeLabel('dirs', Math.max(...options.sizes));
+  const flatTree = options.flat > 0 ? treeLabel('flat', options.flat) : null;
+  const nsPerOp = (op: TreeBenchOp, tree: string): number | null =>
+    rows.find((row) => row.op === op && row.tree === tree)?.nsPerOp ?? null;
+  return treeBenchOps.map((op) => {
+    const small = nsPerOp(op, smallTree);
+    const large = nsPerOp(op, largeTree);
+    if (small === null || large === null) throw new Error(`tree bench: no ${op} row for ${smallTree} or ${largeTree}`);
+    const flat = flatTree === null ? null : nsPerOp(op, flatTree);
+    const ratio = large / small;
+    return {
+      op,
+      smallTree,
+      largeTree,
+      smallNsPerOp: small,
+      largeNsPerOp: large,
+      ratio,
+      goal: scalingGoal,
+      pass: ratio <= scalingGoal,
+      flatNsPerOp: flat,
+      flatRatio: flat === null ? null : flat / small,
+    };
+  });
+}
+
+const right = 'right' as const;
+
+function printResult(options: TreeBenchOptions, result: TreeBenchResult): void {
+  const gc = globalThis.gc !== undefined;
+  printTable(
+    'Trees (built with create ops)',
+    [
+      { header: 'tree' },
+      { header: 'leaves', align: right },
+      { header: 'nodes', align: right },
+      { header: 'build', align: right },
+      { header: 'ns/leaf', align: right },
+      { header: gc ? 'heapUsed' : 'heapUsed (no GC)', align: right },
+    ],
+    result.builds.map((build) => [
+      build.tree,
+      formatInteger(build.leaves),
+      formatInteger(build.nodes),
+      formatMs(build.buildMs),
+      formatNs((build.buildMs * 1e6) / build.leaves),
+      formatBytes(build.heapUsedBytes),
+    ]),
+  );
+
+  printTable(
+    `Operations (median of ${options.reps} runs of ${formatMs(options.msPerRun)}; spread = largest deviation from the median)`,
+    [
+      { header: 'op' },
+      { header: 'tree' },
+      { header: 'ops/s', align: right },
+      { header: 'ns/op', align: right },
+      { header: 'spread', align: right },
+    ],
+    result.rows.map((row) => [row.op, row.tree, formatInteger(row.opsPerSec), formatNs(row.nsPerOp), spread(row)]),
+  );
+
+  printTable(
+    'Snapshots (keep = hold a reference to the tree; encode = encodeSnapshot)',
+    [
+      { header: 'tree' },
+      { header: 'nodes', align: right },
+      { header: 'keep ns', align: right },
+      { header: 'encode', align: right },
+      { header: 'runs', align: right },
+      { header: 'bytes', align: right },
+      { header: 'bytes/node', align: right },
+    ],
+    result.snapshots.map((snapshot) => [
+      snapshot.tree,
+      formatInteger(snapshot.nodes),
+      formatNs(snapshot.keepNsPerOp),
+      formatMs(snapshot.encodeMs),
+      String(snapshot.encodeRuns),
+      formatBytes(snapshot.encodedBytes),
+      (snapshot.encodedBytes / snapshot.nodes).toFixed(1),
+    ]),
+  );
+
+  // One ns/op column per tree, then the ratio against the goal.
+  const trees = result.builds.map((build) => build.tree);
+  const first = result.ratios[0];
+  if (first === undefined) return;
+  const ratioHeader = `${first.largeTree}/${first.smallTree}`;
+  const columns: Column[] = [
+    { header: 'op' },
+    ...trees.map((tree): Column => ({ header: `${tree} ns`, align: right })),
+    { header: ratioHeader, align: right },
+    { header: `goal <= ${scalingGoal}` },
+  ];
+  if (first.flatNsPerOp !== null) columns.push({ header: `flat/${first.smallTree}`, align: right });
+  printTable(
+    `Scaling: per-op cost on the ${first.largeTree} tree vs the ${first.smallTree} tree` +
+      (options.sizes.includes(1_000_000) ? '' : ' (the goal is stated for 1M vs 1k; this run has no 1M tree)'),
+    columns,
+    result.ratios.map((ratio) => {
+      const cells = [
+        ratio.op,
+        ...trees.map((tree) => {
+          const row = result.rows.find((candidate) => candidate.op === ratio.op && candidate.tree === tree);
+          return row === undefined ? '-' : formatNs(row.nsPerOp);
+        }),
+        ratio.ratio.toFixed(2),
+        ratio.pass ? 'PASS' : 'MISS',
+      ];
+      if (ratio.flatRatio !== null) cells.push(ratio.flatRatio.toFixed(2));
+      return cells;
+    }),
+  );
+}
+
+/** The largest deviation of a run from the median, in percent of the median: "±3.1%". */
+function spread(row: OpRow): string {
+  const deviation = Math.max(...row.runsOpsPerSec.map((rate) => Math.abs(rate - row.opsPerSec)));
+  return `±${((deviation / row.opsPerSec) * 100).toFixed(1)}%`;
+}

@@ -1,0 +1,370 @@
+/**
+ * Validation of untrusted operations: whatever arrives from msgpack, a structured clone or an
+ * embedding application becomes either a well-formed `TreeOp` or a typed `TreeError`.
+ *
+ * This is the gate in front of the log: a request over a static limit or of the wrong shape
+ * must be refused here, before it is replicated, because `applyOp` trusts its input. So the
+ * validator
+ * - never throws: hostile getters and Proxies end as `invalid_request`, never as a crash of
+ *   the actor that called it;
+ * - reads each field of the input exactly once, as an own property, and builds a new,
+ *   canonical object from what it read, so a getter cannot show one value to the check and
+ *   another to the log, a polluted `Object.prototype` cannot supply a field, and unknown
+ *   fields never reach the log;
+ * - is cheap, because it runs for every client request: no serialisation, no byte copies
+ *   (values are kept by reference, as everywhere in the tree), and work bounded by the limits.
+ */
+
+import { assertNever } from './assert.ts';
+import { treeErrors, type TreeError } from './errors.ts';
+import { defaultTreeLimits, type TreeLimits } from './limits.ts';
+import { isNodeType, nodeTypes, type NodeType } from './node_type.ts';
+import {
+  readOpTypes,
+  writeOpTypes,
+  type Bytes,
+  type Guard,
+  type MultiCasOp,
+  type SetOperand,
+  type SetUnionOp,
+  type SimpleOp,
+  type TreeOp,
+  type TreeOpType,
+} from './ops.ts';
+import { checkPath, utf8Length } from './path.ts';
+
+export type ValidationResult = { readonly ok: true; readonly op: TreeOp } | { readonly ok: false; readonly error: TreeError };
+
+/**
+ * Validates untrusted input as a tree operation. Never throws.
+ *
+ * Errors: `invalid_request` for a wrong shape (not a plain object, unknown type, missing or
+ * mistyped field, nested transaction), `bad_path` / `too_large` from `checkPath` for a path,
+ * `too_large` for a value, a transaction, a union or the whole request over its limit.
+ */
+export function validateOp(input: unknown, limits: TreeLimits = defaultTreeLimits): ValidationResult {
+  try {
+    const budget: Budget = { limits, bytes: 0 };
+    return { ok: true, op: readOp(input, budget) };
+  } catch (thrown: unknown) {
+    const error = Rejection.errorOf(thrown);
+    if (error !== undefined) return { ok: false, error };
+    // A getter, a Proxy trap or our own bug threw. The thrown value may itself be hostile,
+    // so it is not inspected at all.
+    return { ok: false, error: treeErrors.invalidRequest('operation could not be read (a property access threw)') };
+  }
+}
+
+// ---- unwinding ----------------------------------------------------------------------------
+
+/**
+ * Carries a rejection from deep inside the validator up to `validateOp`, which turns it into a
+ * result; it never escapes. Not an `Error`, so throwing it captures no stack trace. Private to
+ * this module, so input cannot forge one.
+ */
+class Rejection {
+  readonly #error: TreeError;
+  constructor(error: TreeError) {
+    this.#error = error;
+  }
+
+  /**
+   * The error a thrown Rejection carries, else undefined. A private-field brand check, not
+   * `instanceof`: a hostile getter may throw a Proxy, and `instanceof` would run its
+   * getPrototypeOf trap, which may throw again, this time out of the catch block.
+   */
+  static errorOf(thrown: unknown): TreeError | undefined {
+    return typeof thrown === 'object' && thrown !== null && #error in thrown ? thrown.#error : undefined;
+  }
+}
+
+function reject(error: TreeError): never {
+  throw new Rejection(error);
+}
+
+function invalid(reason: string): never {
+  return reject(treeErrors.invalidRequest(reason));
+}
+
+// ---- request size -------------------------------------------------------------------------
+
+/** Estimated encoding overhead of one op, one guard or one literal set member. */
+const itemOverheadBytes = 16;
+
+/**
+ * The running estimate of the request's encoded size. Charged as fields are read, so an
+ * oversized request is refused as soon as it crosses the limit, without reading the rest.
+ */
+type Budget = { readonly limits: TreeLimits; bytes: number };
+
+function charge(budget: Budget, bytes: number): void {
+  budget.bytes += bytes;
+  if (budget.bytes > budget.limits.requestBytesMax) reject(treeErrors.tooLarge('request_bytes', budget.limits.requestBytesMax));
+}
+
+// ---- shapes -------------------------------------------------------------------------------
+
+type Fields = Readonly<Record<string, unknown>>;
+
+/**
+ * Plain objects only (what msgpack and structured clone produce, `Object.create(null)` too):
+ * class instances, Maps, Dates, typed arrays and arrays are not operations.
+ */
+function readObject(value: unknown, label: string): Fields {
+  if (typeof value !== 'object' || value === null) {
+    return invalid(`${label} must be an object, got ${value === null ? 'null' : typeof value}`);
+  }
+  if (Array.isArray(value)) return invalid(`${label} must be an object, got an array`);
+  const proto: unknown = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) return invalid(`${label} must be a plain object`);
+  return value as Fields;
+}
+
+/** Own properties only: an inherited (for example polluted) property is not a field. */
+function field(fields: Fields, key: string): unknown {
+  return Object.hasOwn(fields, key) ? fields[key] : undefined;
+}
+
+/** Joins a field name to the label of its container; top-level fields are bare names. */
+function at(prefix: string, key: string): string {
+  return prefix === '' ? key : `${prefix}.${key}`;
+}
+
+/** For a field: absent (or undefined) is "missing", anything else of the wrong kind is named. */
+function missingOr(value: unknown, label: string, expected: string): never {
+  return invalid(value === undefined ? `missing field ${label}` : `${label} must be ${expected}`);
+}
+
+/** For an array element, where a hole is not a missing field but a wrong value. */
+function mustBe(label: string, expected: string): never {
+  return invalid(`${label} must be ${expected}`);
+}
+
+/** A field that must be present; its type is checked by the caller. */
+function required(fields: Fields, key: string, prefix: string): unknown {
+  const value = field(fields, key);
+  if (value === undefined) invalid(`missing field ${at(prefix, key)}`);
+  return value;
+}
+
+function readArrayValue(value: unknown, label: string): readonly unknown[] {
+  if (!Array.isArray(value)) return mustBe(label, 'an array');
+  return value;
+}
+
+function readArray(fields: Fields, key: string, prefix: string): readonly unknown[] {
+  return readArrayValue(required(fields, key, prefix), at(prefix, key));
+}
+
+/** A string that is a canonical path within the limits; its bytes count toward the request. */
+function readPathValue(value: unknown, label: string, budget: Budget): string {
+  if (typeof value !== 'string') return mustBe(label, 'a string');
+  const error = checkPath(value, budget.limits);
+  if (error !== null) reject(error);
+  charge(budget, utf8Length(value));
+  return value;
+}
+
+function readPath(fields: Fields, key: string, prefix: string, budget: Budget): string {
+  return readPathValue(required(fields, key, prefix), at(prefix, key), budget);
+}
+
+// ---- bytes --------------------------------------------------------------------------------
+
+/**
+ * The intrinsic %TypedArray% getters, captured once. Calling them directly is a brand check
+ * that prototypes cannot fake: `Object.create(Uint8Array.prototype)` or a Proxy around a
+ * Uint8Array is not one, and a subclass overriding `byteLength` cannot lie about its size.
+ */
+const typedArrayPrototype: object = Object.getPrototypeOf(Uint8Array.prototype) as object;
+const typedArrayTagGetter = intrinsicGetter(Symbol.toStringTag);
+const typedArrayByteLengthGetter = intrinsicGetter('byteLength');
+
+function intrinsicGetter(key: PropertyKey): (this: unknown) => unknown {
+  const getter = Object.getOwnPropertyDescriptor(typedArrayPrototype, key)?.get;
+  if (getter === undefined) throw new Error(`%TypedArray%.prototype has no ${String(key)} getter`);
+  return getter;
+}
+
+/** A Uint8Array or a subclass (a Node Buffer is one); other typed arrays and views are not. */
+function isUint8Array(value: unknown): value is Bytes {
+  return typedArrayTagGetter.call(value) === 'Uint8Array';
+}
+
+/** A byte string within `valueBytesMax`, kept by reference; its bytes count toward the request. */
+function readBytesValue(value: unknown, label: string, budget: Budget): Bytes {
+  if (!isUint8Array(value)) return mustBe(label, 'a Uint8Array');
+  const length = typedArrayByteLengthGetter.call(value) as number;
+  if (length > budget.limits.valueBytesMax) reject(treeErrors.tooLarge('value_bytes', budget.limits.valueBytesMax));
+  charge(budget, length);
+  return value;
+}
+
+function readBytes(fields: Fields, key: string, prefix: string, budget: Budget): Bytes {
+  return readBytesValue(required(fields, key, prefix), at(prefix, key), budget);
+}
+
+/** A literal set: each member is a byte string and costs the per-member overhead too. */
+function readMembers(value: unknown, label: string, budget: Budget): Bytes[] {
+  const members = readArrayValue(value, label);
+  const count = members.length;
+  const result: Bytes[] = [];
+  for (let i = 0; i < count; i++) {
+    charge(budget, itemOverheadBytes);
+    result.push(readBytesValue(members[i], `${label}[${i}]`, budget));
+  }
+  return result;
+}
+
+// ---- operations ---------------------------------------------------------------------------
+
+const treeOpTypes: ReadonlySet<string> = new Set<string>([...readOpTypes, ...writeOpTypes, 'multi_cas']);
+
+function isTreeOpType(value: string): value is TreeOpType {
+  return treeOpTypes.has(value);
+}
+
+function readType(fields: Fields, prefix: string): TreeOpType {
+  const type = field(fields, 'type');
+  if (typeof type !== 'string') return missingOr(type, at(prefix, 'type'), 'a string');
+  if (!isTreeOpType(type)) {
+    const where = prefix === '' ? '' : `${prefix}: `;
+    return invalid(`${where}unknown operation type ${JSON.stringify(type.slice(0, 64))}`);
+  }
+  return type;
+}
+
+/** The top level: any operation, a transaction included. */
+function readOp(input: unknown, budget: Budget): TreeOp {
+  const fields = readObject(input, 'operation');
+  const type = readType(fields, '');
+  charge(budget, itemOverheadBytes);
+  return type === 'multi_cas' ? readMultiCas(fields, budget) : readSimpleOp(fields, type, '', budget);
+}
+
+/**
+ * One non-transaction operation, rebuilt field by field in the order of its type in ops.ts.
+ * `prefix` locates it in error reasons (`ops[2]` inside a transaction).
+ */
+function readSimpleOp(fields: Fields, type: SimpleOp['type'], prefix: string, budget: Budget): SimpleOp {
+  switch (type) {
+    case 'list':
+      return { type, path: readPath(fields, 'path', prefix, budget), recursive: readRecursive(fields, prefix) };
+    case 'stat':
+    case 'blob_get':
+    case 'blob_size':
+    case 'queue_front':
+    case 'queue_back':
+    case 'queue_len':
+    case 'delete':
+    case 'queue_pop':
+      return { type, path: readPath(fields, 'path', prefix, budget) };
+    case 'set_contains':
+    case 'blob_put':
+    case 'queue_push':
+    case 'set_insert':
+    case 'set_remove':
+      return { type, path: readPath(fields, 'path', prefix, budget), value: readBytes(fields, 'value', prefix, budget) };
+    case 'create':
+      return { type, path: readPath(fields, 'path', prefix, budget), nodeType: readNodeType(fields, prefix) };
+    case 'set_union':
+      return readSetUnion(fields, prefix, budget);
+    case 'set_intersection':
+    case 'set_difference':
+    case 'set_symmetric_difference':
+      return {
+        type,
+        path1: readPath(fields, 'path1', prefix, budget),
+        path2: readPath(fields, 'path2', prefix, budget),
+      };
+    case 'set_is_subset':
+    case 'set_is_superset':
+      return { type, path: readPath(fields, 'path', prefix, budget), other: readSetOperand(fields, prefix, budget) };
+    default:
+      return assertNever(type, 'operation type');
+  }
+}
+
+/** Optional on the wire (absent or undefined means false), explicit in the canonical op. */
+function readRecursive(fields: Fields, prefix: string): boolean {
+  const recursive = field(fields, 'recursive');
+  if (recursive === undefined) return false;
+  if (typeof recursive !== 'boolean') return invalid(`${at(prefix, 'recursive')} must be a boolean`);
+  return recursive;
+}
+
+function readNodeType(fields: Fields, prefix: string): NodeType {
+  const nodeType = field(fields, 'nodeType');
+  if (!isNodeType(nodeType)) return missingOr(nodeType, at(prefix, 'nodeType'), `one of ${nodeTypes.join(', ')}`);
+  return nodeType;
+}
+
+/** Operand count is checked before any operand is read, so a huge union costs nothing. */
+function readSetUnion(fields: Fields, prefix: string, budget: Budget): SetUnionOp {
+  const paths = readArray(fields, 'paths', prefix);
+  const sets = readArray(fields, 'sets', prefix);
+  const pathCount = paths.length;
+  const setCount = sets.length;
+  if (pathCount + setCount > budget.limits.unionOperandsMax) {
+    reject(treeErrors.tooLarge('union_operands', budget.limits.unionOperandsMax));
+  }
+  const pathsLabel = at(prefix, 'paths');
+  const setsLabel = at(prefix, 'sets');
+  const validPaths: string[] = [];
+  for (let i = 0; i < pathCount; i++) validPaths.push(readPathValue(paths[i], `${pathsLabel}[${i}]`, budget));
+  const validSets: Bytes[][] = [];
+  for (let i = 0; i < setCount; i++) validSets.push(readMembers(sets[i], `${setsLabel}[${i}]`, budget));
+  return { type: 'set_union', paths: validPaths, sets: validSets };
+}
+
+function readSetOperand(fields: Fields, prefix: string, budget: Budget): SetOperand {
+  const label = at(prefix, 'other');
+  const operand = readObject(required(fields, 'other', prefix), label);
+  const type = field(operand, 'type');
+  if (type === 'path') return { type, path: readPath(operand, 'path', label, budget) };
+  if (type === 'literal') {
+    return { type, members: readMembers(required(operand, 'members', label), at(label, 'members'), budget) };
+  }
+  return missingOr(type, at(label, 'type'), '"path" or "literal"');
+}
+
+// ---- transactions -------------------------------------------------------------------------
+
+/** Counts are checked before any guard or op is read, so a huge transaction costs nothing. */
+function readMultiCas(fields: Fields, budget: Budget): MultiCasOp {
+  const guards = readArray(fields, 'guards', '');
+  const ops = readArray(fields, 'ops', '');
+  const guardCount = guards.length;
+  const opCount = ops.length;
+  if (guardCount > budget.limits.txnGuardsMax) reject(treeErrors.tooLarge('txn_guards', budget.limits.txnGuardsMax));
+  if (opCount > budget.limits.txnOpsMax) reject(treeErrors.tooLarge('txn_ops', budget.limits.txnOpsMax));
+  const validGuards: Guard[] = [];
+  for (let i = 0; i < guardCount; i++) validGuards.push(readGuard(guards[i], `guards[${i}]`, budget));
+  const validOps: SimpleOp[] = [];
+  for (let i = 0; i < opCount; i++) validOps.push(readInnerOp(ops[i], `ops[${i}]`, budget));
+  return { type: 'multi_cas', guards: validGuards, ops: validOps };
+}
+
+function readGuard(value: unknown, label: string, budget: Budget): Guard {
+  const fields = readObject(value, label);
+  charge(budget, itemOverheadBytes);
+  return { path: readPath(fields, 'path', label, budget), version: readVersion(fields, label) };
+}
+
+/** Versions are non-negative safe integers; -0 is folded to 0 so the logged op is canonical. */
+function readVersion(fields: Fields, prefix: string): number {
+  const version = field(fields, 'version');
+  if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 0) {
+    return missingOr(version, at(prefix, 'version'), 'a non-negative safe integer');
+  }
+  return version + 0;
+}
+
+/** An op inside a transaction: any operation but another transaction. */
+function readInnerOp(value: unknown, label: string, budget: Budget): SimpleOp {
+  const fields = readObject(value, label);
+  const type = readType(fields, label);
+  if (type === 'multi_cas') return invalid(`${label}: transactions do not nest`);
+  charge(budget, itemOverheadBytes);
+  return readSimpleOp(fields, type, label, budget);
+}
