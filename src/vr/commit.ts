@@ -1,0 +1,65 @@
+/**
+ * Executing committed entries (VRR §4.1 steps 5 and 7), checkpoints and log truncation
+ * (VRR §5.1, haret RFC 2).
+ */
+
+import { assert } from '../tree/assert.ts';
+import { answer, isNormalPrimary, type Ctx } from './context.ts';
+import { dropThrough, entryAt } from './log.ts';
+import { applyEntry, expireAtCheckpoint, type AppliedReply } from './state_machine.ts';
+
+/**
+ * Applies every entry up to `target` (capped at the replica's own op) to the machine. The
+ * primary of a normal view answers the clients; backups only apply.
+ */
+export function commitUpTo(ctx: Ctx, target: number): void {
+  const s = ctx.s;
+  const upTo = Math.min(target, s.op);
+  if (upTo <= s.commit) return;
+  const replying = isNormalPrimary(s);
+  for (let op = s.commit + 1; op <= upTo; op++) {
+    const entry = entryAt(s.log, op);
+    assert(entry !== undefined, `committed op ${op} is missing from the log (start ${s.log.start}, op ${s.op})`);
+    const replies: AppliedReply[] = [];
+    s.machine = applyEntry(s.machine, entry, s.config, replies);
+    s.commit = op;
+    if (replying) sendReplies(ctx, replies);
+    if (op % s.config.checkpointIntervalOps === 0) takeCheckpoint(ctx);
+  }
+  truncateLog(ctx);
+}
+
+function sendReplies(ctx: Ctx, replies: readonly AppliedReply[]): void {
+  const s = ctx.s;
+  for (const reply of replies) {
+    if (s.primary.inProgress.get(reply.clientId) === reply.requestNum) {
+      s.primary.inProgress = s.primary.inProgress.delete(reply.clientId);
+    }
+    answer(ctx, reply.clientId, {
+      type: 'reply',
+      epoch: s.epoch,
+      view: s.view,
+      op: reply.op,
+      clientId: reply.clientId,
+      requestNum: reply.requestNum,
+      body: reply.body,
+    });
+  }
+}
+
+/** With a persistent machine a checkpoint is a reference; its image is encoded on demand. */
+function takeCheckpoint(ctx: Ctx): void {
+  const s = ctx.s;
+  s.machine = expireAtCheckpoint(s.machine, s.config);
+  s.checkpoint = { machine: s.machine, image: null };
+}
+
+/**
+ * Drops entries that every replica holds (≤ globalMinAccept) and a checkpoint covers, so the
+ * log stays bounded while the group keeps up.
+ */
+export function truncateLog(ctx: Ctx): void {
+  const s = ctx.s;
+  const through = Math.min(s.checkpoint.machine.appliedOp, s.globalMinAccept, s.commit);
+  if (through > s.log.start) s.log = dropThrough(s.log, through);
+}

@@ -1,0 +1,203 @@
+/**
+ * Every message of the protocol, named as in VR Revisited (VRR §4–5), plus the client-facing
+ * answers. Plain data only (structured-clone and msgpack safe). Messages between replicas
+ * carry the sender's index in `replica`; messages from clients carry `clientId`.
+ */
+
+import type { OpOutcome, TreeOp } from '../tree/ops.ts';
+
+// ---- client requests and the log ----------------------------------------------------------
+
+/** What a client asks for: open (or continue) a session, or run one tree operation. */
+export type RequestOp = { readonly type: 'register' } | { readonly type: 'tree'; readonly op: TreeOp };
+
+/** VRR §4.1 `request`: a client's op with its client id and request number. */
+export type Request = {
+  readonly type: 'request';
+  readonly clientId: string;
+  /** Strictly increasing per client; 0 is reserved for `register`. */
+  readonly requestNum: number;
+  readonly op: RequestOp;
+};
+
+/** One log entry: a batch of requests, prepared together under one op number. */
+export type LogEntry = {
+  readonly op: number;
+  /** The view in which the entry was prepared. */
+  readonly view: number;
+  readonly requests: readonly Request[];
+};
+
+// ---- answers to clients ------------------------------------------------------------------
+
+export type ReplyBody =
+  /** Result of `register`: whether the session is new, and the last request number it executed. */
+  | { readonly type: 'registered'; readonly isNew: boolean; readonly lastRequestNum: number }
+  | { readonly type: 'tree'; readonly outcome: OpOutcome }
+  /** The session is unknown to the client table (never registered, or expired): nothing ran. */
+  | { readonly type: 'session_expired' }
+  /** The request was refused before it reached the log (malformed, or over a limit): nothing ran. */
+  | { readonly type: 'rejected'; readonly outcome: OpOutcome };
+
+/** VRR §4.1 `reply`. `op` is the log entry that executed the request (0 when none did). */
+export type Reply = {
+  readonly type: 'reply';
+  readonly epoch: number;
+  readonly view: number;
+  readonly op: number;
+  readonly clientId: string;
+  readonly requestNum: number;
+  readonly body: ReplyBody;
+};
+
+/** From a replica that is not the primary of its view: where to go instead. */
+export type NotPrimary = {
+  readonly type: 'not_primary';
+  readonly epoch: number;
+  readonly view: number;
+  readonly primary: number;
+  readonly clientId: string;
+  readonly requestNum: number;
+};
+
+/** The primary holds too many requests; retry after this many ticks. Nothing ran. */
+export type Busy = {
+  readonly type: 'busy';
+  readonly epoch: number;
+  readonly view: number;
+  readonly retryAfterTicks: number;
+  readonly clientId: string;
+  readonly requestNum: number;
+};
+
+export type ClientAnswer = Reply | NotPrimary | Busy;
+
+// ---- replica to replica --------------------------------------------------------------------
+
+/** A checkpoint (VRR §5.1): the applied state after op `op`, encoded by src/vr/checkpoint.ts. */
+export type CheckpointImage = { readonly op: number; readonly snapshot: Uint8Array };
+
+export type Prepare = {
+  readonly type: 'prepare';
+  readonly epoch: number;
+  readonly view: number;
+  readonly replica: number;
+  readonly op: number;
+  readonly commit: number;
+  readonly entry: LogEntry;
+  readonly globalMinAccept: number;
+};
+
+/** "I hold every entry up to `op` of this view" (cumulative, VRR §4.1 step 4). */
+export type PrepareOk = {
+  readonly type: 'prepare_ok';
+  readonly epoch: number;
+  readonly view: number;
+  readonly replica: number;
+  readonly op: number;
+};
+
+export type Commit = {
+  readonly type: 'commit';
+  readonly epoch: number;
+  readonly view: number;
+  readonly replica: number;
+  readonly commit: number;
+  readonly globalMinAccept: number;
+};
+
+export type StartViewChange = {
+  readonly type: 'start_view_change';
+  readonly epoch: number;
+  readonly view: number;
+  readonly replica: number;
+};
+
+/** VRR §4.2 step 2, with the log as a suffix after `logStart` (haret RFC 2). */
+export type DoViewChange = {
+  readonly type: 'do_view_change';
+  readonly epoch: number;
+  readonly view: number;
+  readonly replica: number;
+  readonly lastNormalView: number;
+  readonly op: number;
+  readonly commit: number;
+  readonly logStart: number;
+  readonly entries: readonly LogEntry[];
+  /** The sender's checkpoint at `logStart`, present only when its log no longer reaches back to it. */
+  readonly checkpoint: CheckpointImage | null;
+};
+
+export type StartView = {
+  readonly type: 'start_view';
+  readonly epoch: number;
+  readonly view: number;
+  readonly replica: number;
+  readonly op: number;
+  readonly commit: number;
+  readonly logStart: number;
+  readonly entries: readonly LogEntry[];
+  readonly checkpoint: CheckpointImage | null;
+};
+
+export type Recovery = {
+  readonly type: 'recovery';
+  readonly epoch: number;
+  readonly replica: number;
+  readonly nonce: number;
+};
+
+/** Only the primary fills `state` (VRR §4.3 step 2). */
+export type RecoveryResponse = {
+  readonly type: 'recovery_response';
+  readonly epoch: number;
+  readonly view: number;
+  readonly replica: number;
+  readonly nonce: number;
+  readonly state: {
+    readonly op: number;
+    readonly commit: number;
+    readonly checkpoint: CheckpointImage;
+    /** Entries after the checkpoint, up to `op`. */
+    readonly entries: readonly LogEntry[];
+  } | null;
+};
+
+export type GetState = {
+  readonly type: 'get_state';
+  readonly epoch: number;
+  readonly view: number;
+  readonly replica: number;
+  /** The requester holds every entry up to this op. */
+  readonly op: number;
+};
+
+/** Entries after `logStart` up to `op`; with a checkpoint when the requester is behind the truncated log. */
+export type NewState = {
+  readonly type: 'new_state';
+  readonly epoch: number;
+  readonly view: number;
+  readonly replica: number;
+  readonly op: number;
+  readonly commit: number;
+  readonly logStart: number;
+  readonly entries: readonly LogEntry[];
+  readonly checkpoint: CheckpointImage | null;
+};
+
+export type PeerMessage =
+  | Prepare
+  | PrepareOk
+  | Commit
+  | StartViewChange
+  | DoViewChange
+  | StartView
+  | Recovery
+  | RecoveryResponse
+  | GetState
+  | NewState;
+
+export type PeerMessageType = PeerMessage['type'];
+
+/** Anything a replica may receive. */
+export type ReplicaMessage = PeerMessage | Request;

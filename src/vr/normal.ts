@@ -1,0 +1,242 @@
+/**
+ * Normal operation (VRR §4.1): requests at the primary, batching and pipelining, prepare and
+ * prepare_ok, commit, heartbeats and prepare re-sends.
+ */
+
+import { validateOp } from '../tree/validate.ts';
+import { commitUpTo } from './commit.ts';
+import { faultsTolerated, primaryOf } from './config.ts';
+import { answer, broadcast, isPrimary, send, trace, type Ctx } from './context.ts';
+import { append, entryAt } from './log.ts';
+import type { Commit, LogEntry, Prepare, PrepareOk, Request } from './messages.ts';
+import { requestBytes } from './request_size.ts';
+import { requestState } from './state_transfer.ts';
+import { catchUpToView } from './view_change.ts';
+
+// ---- at the primary ------------------------------------------------------------------------
+
+/** VRR §4.1 steps 1–2, with the client table check first. */
+export function onRequest(ctx: Ctx, request: Request): void {
+  const s = ctx.s;
+  if (s.status === 'recovering' || s.status === 'stopped') {
+    trace(ctx, 'drop_request_not_ready', { status: s.status });
+    return;
+  }
+  const base = { epoch: s.epoch, view: s.view, clientId: request.clientId, requestNum: request.requestNum };
+  if (s.status !== 'normal' || !isPrimary(s)) {
+    // Not dropped silently (haret only timed out): the client redirects at once.
+    answer(ctx, request.clientId, { type: 'not_primary', ...base, primary: primaryOf(s.view, s.config) });
+    return;
+  }
+  const accepted = admit(ctx, request);
+  if (accepted === null) return;
+  if (s.primary.pending.size >= s.config.pendingMax) {
+    answer(ctx, request.clientId, { type: 'busy', ...base, retryAfterTicks: s.config.commitIntervalTicks });
+    return;
+  }
+  s.primary.pending = s.primary.pending.push(accepted);
+  s.primary.inProgress = s.primary.inProgress.set(request.clientId, request.requestNum);
+}
+
+/**
+ * The client table decides (VRR §4.1 step 2): an old request number is dropped, the latest
+ * gets its cached reply, one in progress waits; only a new one goes on. A malformed op or one
+ * over a limit is refused here, before it reaches the log. Returns the request to log, or null.
+ */
+function admit(ctx: Ctx, request: Request): Request | null {
+  const s = ctx.s;
+  const base = { epoch: s.epoch, view: s.view, clientId: request.clientId, requestNum: request.requestNum };
+  const inProgress = s.primary.inProgress.get(request.clientId);
+  if (request.op.type === 'register') {
+    if (inProgress === 0) {
+      trace(ctx, 'drop_register_in_progress', { clientId: request.clientId });
+      return null;
+    }
+    return request;
+  }
+  const validated = validateOp(request.op.op, s.config.treeLimits);
+  if (!validated.ok) {
+    answer(ctx, request.clientId, { type: 'reply', ...base, op: 0, body: { type: 'rejected', outcome: { type: 'error', error: validated.error } } });
+    return null;
+  }
+  const record = s.machine.clients.get(request.clientId);
+  if (record === undefined) {
+    answer(ctx, request.clientId, { type: 'reply', ...base, op: 0, body: { type: 'session_expired' } });
+    return null;
+  }
+  if (request.requestNum < record.requestNum) {
+    trace(ctx, 'drop_old_request', { clientId: request.clientId, requestNum: request.requestNum });
+    return null;
+  }
+  if (request.requestNum === record.requestNum) {
+    if (record.reply !== null) answer(ctx, request.clientId, { type: 'reply', ...base, op: record.replyOp, body: record.reply });
+    return null;
+  }
+  if (inProgress !== undefined && request.requestNum <= inProgress) {
+    trace(ctx, 'drop_request_in_progress', { clientId: request.clientId, requestNum: request.requestNum });
+    return null;
+  }
+  return { type: 'request', clientId: request.clientId, requestNum: request.requestNum, op: { type: 'tree', op: validated.op } };
+}
+
+/**
+ * Cuts the pending requests into log entries (batches bounded by `batchMax` and
+ * `batchBytesMax`) while the pipeline has room, and prepares each (VRR §4.1 step 2).
+ */
+export function preparePending(ctx: Ctx): void {
+  const s = ctx.s;
+  while (s.primary.pending.size > 0 && s.op - s.commit < s.config.pipelineMax) {
+    const requests: Request[] = [];
+    let bytes = 0;
+    for (const request of s.primary.pending) {
+      const size = requestBytes(request);
+      if (requests.length > 0 && (requests.length >= s.config.batchMax || bytes + size > s.config.batchBytesMax)) break;
+      requests.push(request);
+      bytes += size;
+    }
+    s.primary.pending = s.primary.pending.skip(requests.length).toList();
+    const entry: LogEntry = { op: s.op + 1, view: s.view, requests };
+    s.log = append(s.log, entry);
+    s.op = entry.op;
+    s.primary.acks[s.index] = s.op;
+    broadcast(ctx, prepareFor(ctx, entry));
+    s.timers.heartbeatTicks = 0;
+    advanceCommit(ctx);
+  }
+}
+
+function prepareFor(ctx: Ctx, entry: LogEntry): Prepare {
+  const s = ctx.s;
+  return {
+    type: 'prepare',
+    epoch: s.epoch,
+    view: s.view,
+    replica: s.index,
+    op: entry.op,
+    commit: s.commit,
+    entry,
+    globalMinAccept: s.globalMinAccept,
+  };
+}
+
+/** VRR §4.1 step 5: prepare_ok is cumulative: the backup holds every entry up to `op`. */
+export function onPrepareOk(ctx: Ctx, message: PrepareOk): void {
+  const s = ctx.s;
+  if (message.view !== s.view || s.status !== 'normal' || !isPrimary(s)) {
+    trace(ctx, 'drop_prepare_ok', { view: message.view, status: s.status });
+    return;
+  }
+  if (message.op > s.op) {
+    trace(ctx, 'drop_prepare_ok_beyond_op', { op: message.op, own: s.op });
+    return;
+  }
+  const acks = s.primary.acks;
+  acks[message.replica] = Math.max(acks[message.replica] ?? 0, message.op);
+  // RFC 2: every replica holds the entries up to the least op any backup acknowledged.
+  let least = Number.POSITIVE_INFINITY;
+  for (let replica = 0; replica < acks.length; replica++) if (replica !== s.index) least = Math.min(least, acks[replica] ?? 0);
+  if (Number.isFinite(least) && least > s.globalMinAccept) s.globalMinAccept = least;
+  advanceCommit(ctx);
+}
+
+/** The primary commits the highest op that f+1 replicas (itself included) hold. */
+function advanceCommit(ctx: Ctx): void {
+  const s = ctx.s;
+  const sorted = [...s.primary.acks].sort((a, b) => b - a);
+  const committable = sorted[faultsTolerated(s.config)] ?? 0;
+  if (committable > s.commit) {
+    commitUpTo(ctx, committable);
+    s.timers.stallTicks = 0;
+  }
+}
+
+export function onPrimaryTick(ctx: Ctx): void {
+  const s = ctx.s;
+  const timers = s.timers;
+  timers.heartbeatTicks += 1;
+  if (s.op > s.commit) {
+    timers.stallTicks += 1;
+    if (timers.stallTicks >= s.config.prepareResendTicks) {
+      resendPrepares(ctx);
+      timers.stallTicks = 0;
+    }
+  } else {
+    timers.stallTicks = 0;
+  }
+  if (timers.heartbeatTicks >= s.config.commitIntervalTicks) {
+    const commit: Commit = { type: 'commit', epoch: s.epoch, view: s.view, replica: s.index, commit: s.commit, globalMinAccept: s.globalMinAccept };
+    broadcast(ctx, commit);
+    timers.heartbeatTicks = 0;
+  }
+}
+
+/**
+ * Uncommitted entries and no progress: re-send to each backup the prepares it has not
+ * acknowledged (haret RFC 2 re-sent only the last one; every missing one repairs loss sooner).
+ */
+function resendPrepares(ctx: Ctx): void {
+  const s = ctx.s;
+  for (let replica = 0; replica < s.config.replicaCount; replica++) {
+    if (replica === s.index) continue;
+    const from = Math.max(s.primary.acks[replica] ?? 0, s.commit) + 1;
+    for (let op = from; op <= s.op; op++) {
+      const entry = entryAt(s.log, op);
+      if (entry !== undefined) send(ctx, replica, prepareFor(ctx, entry));
+    }
+  }
+  s.timers.heartbeatTicks = 0;
+}
+
+// ---- at a backup ----------------------------------------------------------------------------
+
+/**
+ * A message from the primary of `view`. Returns false when it must be dropped: older view, or
+ * this replica is that primary. A newer view (or this view while still changing views) means
+ * this replica missed start_view: it catches up first (VRR §5.2).
+ */
+function fromPrimary(ctx: Ctx, view: number, from: number, type: string): boolean {
+  const s = ctx.s;
+  if (view < s.view) {
+    trace(ctx, 'drop_stale_view', { type, view, own: s.view });
+    return false;
+  }
+  if (view > s.view || s.status === 'view_change') catchUpToView(ctx, view, from);
+  if (isPrimary(s)) {
+    trace(ctx, 'drop_from_other_primary', { type, from });
+    return false;
+  }
+  s.timers.idleTicks = 0;
+  return true;
+}
+
+/** VRR §4.1 step 4: accept prepares strictly in order; a gap means state transfer. */
+export function onPrepare(ctx: Ctx, message: Prepare): void {
+  const s = ctx.s;
+  if (!fromPrimary(ctx, message.view, message.replica, 'prepare')) return;
+  if (message.globalMinAccept > s.globalMinAccept) s.globalMinAccept = message.globalMinAccept;
+  if (message.op === s.op + 1) {
+    s.log = append(s.log, message.entry);
+    s.op = message.op;
+    sendPrepareOk(ctx);
+  } else if (message.op <= s.op) {
+    // An old or repeated prepare: the primary may have lost our acknowledgement.
+    sendPrepareOk(ctx);
+  } else {
+    requestState(ctx, message.replica);
+  }
+  commitUpTo(ctx, message.commit);
+}
+
+/** VRR §4.1 step 7: the primary's commit heartbeat. */
+export function onCommit(ctx: Ctx, message: Commit): void {
+  const s = ctx.s;
+  if (!fromPrimary(ctx, message.view, message.replica, 'commit')) return;
+  if (message.globalMinAccept > s.globalMinAccept) s.globalMinAccept = message.globalMinAccept;
+  commitUpTo(ctx, message.commit);
+  if (message.commit > s.op) requestState(ctx, message.replica);
+}
+
+export function sendPrepareOk(ctx: Ctx): void {
+  const s = ctx.s;
+  send(ctx, primaryOf(s.view, s.config), { type: 'prepare_ok', epoch: s.epoch, view: s.view, replica: s.index, op: s.op });
+}

@@ -1,0 +1,89 @@
+/**
+ * Start and recovery (VRR §4.3). A restarted replica remembers nothing: it starts in
+ * `recovering` with a fresh nonce, takes part in nothing (no prepare_ok, no view-change vote)
+ * and waits for f+1 recovery_response carrying its nonce, including one from the primary of
+ * the largest view among them; then it installs that primary's checkpoint and log.
+ */
+
+import { commitUpTo } from './commit.ts';
+import { primaryOf, quorumSize } from './config.ts';
+import { broadcast, isPrimary, plain, send, trace, type Ctx } from './context.ts';
+import type { ReplicaInput } from './io.ts';
+import type { Recovery, RecoveryResponse } from './messages.ts';
+import { sendPrepareOk } from './normal.ts';
+import { checkpointImage, installCheckpoint } from './suffix.ts';
+import { enterNormal } from './view_change.ts';
+
+export function onStart(ctx: Ctx, input: Extract<ReplicaInput, { type: 'start' }>): void {
+  const s = ctx.s;
+  if (s.status !== 'stopped') {
+    trace(ctx, 'drop_start_already_started');
+    return;
+  }
+  if (input.mode === 'fresh') {
+    // A new group: everyone starts in view 0 with an empty log (replica 0 is its primary).
+    enterNormal(ctx);
+    return;
+  }
+  s.status = 'recovering';
+  s.recovery = { nonce: input.nonce, responses: new Array(s.config.replicaCount).fill(null) };
+  broadcastRecovery(ctx);
+}
+
+function broadcastRecovery(ctx: Ctx): void {
+  const s = ctx.s;
+  const message: Recovery = { type: 'recovery', epoch: s.epoch, replica: s.index, nonce: s.recovery.nonce };
+  s.timers.recoveryTicks = 0;
+  broadcast(ctx, message);
+}
+
+/** VRR §4.3 step 2: only replicas in normal status answer; only the primary sends its state. */
+export function onRecovery(ctx: Ctx, message: Recovery): void {
+  const s = ctx.s;
+  if (s.status !== 'normal' || s.stateTransfer !== null) {
+    trace(ctx, 'drop_recovery_not_normal', { status: s.status });
+    return;
+  }
+  let state: RecoveryResponse['state'] = null;
+  if (isPrimary(s)) {
+    const checkpoint = checkpointImage(ctx);
+    const entries = s.log.entries.skip(checkpoint.op - s.log.start).toArray();
+    state = { op: s.op, commit: s.commit, checkpoint, entries };
+  }
+  const response: RecoveryResponse = { type: 'recovery_response', epoch: s.epoch, view: s.view, replica: s.index, nonce: message.nonce, state };
+  send(ctx, message.replica, response);
+}
+
+export function onRecoveryResponse(ctx: Ctx, message: RecoveryResponse): void {
+  const s = ctx.s;
+  if (s.status !== 'recovering' || message.nonce !== s.recovery.nonce) {
+    trace(ctx, 'drop_recovery_response', { status: s.status, nonce: message.nonce });
+    return;
+  }
+  s.recovery.responses[message.replica] = message;
+  const responses = s.recovery.responses.filter((response): response is RecoveryResponse => response !== null);
+  if (responses.length < quorumSize(s.config)) return;
+  const view = Math.max(...responses.map((response) => response.view));
+  const fromPrimary = s.recovery.responses[primaryOf(view, s.config)];
+  if (fromPrimary === null || fromPrimary === undefined || fromPrimary.view !== view || fromPrimary.state === null) return;
+  const state = plain(fromPrimary.state);
+  if (!installCheckpoint(ctx, state.checkpoint, state.entries)) {
+    s.recovery.responses[fromPrimary.replica] = null;
+    return;
+  }
+  s.view = view;
+  enterNormal(ctx);
+  trace(ctx, 'recovered', { view, op: s.op, commit: state.commit });
+  commitUpTo(ctx, state.commit);
+  // An extension (as haret): the primary learns at once what we hold.
+  sendPrepareOk(ctx);
+}
+
+/** No quorum yet: ask again, forgetting answers that may be stale. */
+export function onRecoveryTick(ctx: Ctx): void {
+  const s = ctx.s;
+  s.timers.recoveryTicks += 1;
+  if (s.timers.recoveryTicks < s.config.recoveryRetryTicks) return;
+  s.recovery.responses = new Array(s.config.replicaCount).fill(null);
+  broadcastRecovery(ctx);
+}

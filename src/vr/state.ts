@@ -1,0 +1,111 @@
+/**
+ * The state of one replica (VRR §4 "replica state", plus what our choices add).
+ *
+ * Deeply readonly and changed only inside immer `produce` (DESIGN.md convention 5). The big,
+ * growing values (log, tree, client table, pending requests) are persistent Immutable.js
+ * structures held as opaque values, so a transition never copies them.
+ */
+
+import { List, Map as ImmutableMap } from 'immutable';
+import type { ReplicaConfig } from './config.ts';
+import { validateReplicaConfig } from './config.ts';
+import { emptyLog, type Log } from './log.ts';
+import type { CheckpointImage, DoViewChange, RecoveryResponse, Request } from './messages.ts';
+import { makePrng, type Prng } from './prng.ts';
+import { emptyMachine, type Machine } from './state_machine.ts';
+
+/** `stopped` until the `start` input arrives. */
+export type ReplicaStatus = 'stopped' | 'normal' | 'view_change' | 'recovering';
+
+export type ReplicaState = {
+  readonly config: ReplicaConfig;
+  /** This replica's index in the configuration. */
+  readonly index: number;
+  readonly epoch: number;
+  readonly status: ReplicaStatus;
+  readonly view: number;
+  /** The latest view in which this replica's log was known to be that view's log (VRR §4.2). */
+  readonly lastNormalView: number;
+  readonly op: number;
+  readonly commit: number;
+  readonly log: Log;
+  /** The tree and client table after applying every entry up to `commit`. */
+  readonly machine: Machine;
+  /** The latest checkpoint (free: the machine is persistent) and, once encoded, its image. */
+  readonly checkpoint: { readonly machine: Machine; readonly image: CheckpointImage | null };
+  /** RFC 2: every replica holds every entry up to this op. */
+  readonly globalMinAccept: number;
+  readonly prng: Prng;
+  readonly timers: Timers;
+  readonly primary: PrimaryState;
+  readonly viewChange: ViewChangeState;
+  readonly recovery: RecoveryState;
+  /** A pending `get_state` (VRR §5.2), or null. */
+  readonly stateTransfer: { readonly target: number; readonly ticks: number } | null;
+};
+
+export type Timers = {
+  /** Ticks since this replica last heard from its primary, or made view-change progress. */
+  readonly idleTicks: number;
+  /** The current randomised view-change timeout. */
+  readonly timeoutTicks: number;
+  /** Primary: ticks since it last sent anything to its backups. */
+  readonly heartbeatTicks: number;
+  /** Primary: ticks since the commit number last advanced while entries were uncommitted. */
+  readonly stallTicks: number;
+  /** Recovering: ticks since `recovery` was last broadcast. */
+  readonly recoveryTicks: number;
+};
+
+export type PrimaryState = {
+  /** Per replica, the highest op it acknowledged in this view (own entry: own op). */
+  readonly acks: readonly number[];
+  /** Requests waiting for room in the pipeline. */
+  readonly pending: List<Request>;
+  /** Client id to the request number that is pending or prepared but not yet committed. */
+  readonly inProgress: ImmutableMap<string, number>;
+};
+
+export type ViewChangeState = {
+  /** Replicas (others) whose start_view_change for `view` arrived. */
+  readonly startViewChangeFrom: readonly number[];
+  /** True once this replica sent its do_view_change for `view`. */
+  readonly sentDoViewChange: boolean;
+  /** At the would-be primary: do_view_change messages for `view`, one per replica. */
+  readonly doViewChanges: readonly (DoViewChange | null)[];
+};
+
+export type RecoveryState = {
+  readonly nonce: number;
+  readonly responses: readonly (RecoveryResponse | null)[];
+};
+
+export function initialReplicaState(config: ReplicaConfig, index: number, seed: number): ReplicaState {
+  const problem = validateReplicaConfig(config);
+  if (problem !== null) throw new RangeError(problem);
+  if (!Number.isSafeInteger(index) || index < 0 || index >= config.replicaCount) {
+    throw new RangeError(`replica index must be in 0..${config.replicaCount - 1}`);
+  }
+  const machine = emptyMachine();
+  const none = new Array<null>(config.replicaCount).fill(null);
+  return {
+    config,
+    index,
+    epoch: 0,
+    status: 'stopped',
+    view: 0,
+    lastNormalView: 0,
+    op: 0,
+    commit: 0,
+    log: emptyLog(),
+    machine,
+    checkpoint: { machine, image: null },
+    globalMinAccept: 0,
+    prng: makePrng(seed ^ Math.imul(index + 1, 0x9e3779b1)),
+    timers: { idleTicks: 0, timeoutTicks: config.viewChangeTimeoutTicks, heartbeatTicks: 0, stallTicks: 0, recoveryTicks: 0 },
+    primary: { acks: new Array<number>(config.replicaCount).fill(0), pending: List(), inProgress: ImmutableMap() },
+    viewChange: { startViewChangeFrom: [], sentDoViewChange: false, doViewChanges: none },
+    recovery: { nonce: 0, responses: none },
+    stateTransfer: null,
+  };
+}

@@ -1,0 +1,132 @@
+/**
+ * The replica's transition function: `step(state, input) -> { state, effects }`, pure.
+ *
+ * Gate, then dispatch: a message is validated (shape, epoch, sender), then handed to the
+ * handler of its type; anything ignored becomes a `trace` effect. One immer `produce` runs per
+ * call, however many inputs `stepAll` is given; at its end the primary cuts what requests it
+ * holds into batches. Invariants are asserted on the result.
+ */
+
+import { produce } from 'immer';
+import { assertNever } from '../tree/assert.ts';
+import { isNormalPrimary, isPrimary, trace, type Ctx, type WorkingState } from './context.ts';
+import type { ReplicaEffect, ReplicaInput, StepResult } from './io.ts';
+import { assertInvariants } from './invariants.ts';
+import type { ReplicaMessage } from './messages.ts';
+import { onCommit, onPrepare, onPrepareOk, onPrimaryTick, onRequest, preparePending } from './normal.ts';
+import { onRecovery, onRecoveryResponse, onRecoveryTick, onStart } from './recovery.ts';
+import type { ReplicaState } from './state.ts';
+import { onGetState, onNewState, onStateTransferTick } from './state_transfer.ts';
+import { validateMessage } from './validate.ts';
+import { onDoViewChange, onStartView, onStartViewChange, onViewTimerTick } from './view_change.ts';
+
+export function step(state: ReplicaState, input: ReplicaInput): StepResult<ReplicaState> {
+  return stepAll(state, [input]);
+}
+
+export function stepAll(state: ReplicaState, inputs: readonly ReplicaInput[]): StepResult<ReplicaState> {
+  const out: ReplicaEffect[] = [];
+  const next = produce(state, (draft) => {
+    const ctx: Ctx = { s: draft as unknown as WorkingState, out };
+    for (const input of inputs) dispatch(ctx, input);
+    if (isNormalPrimary(ctx.s)) preparePending(ctx);
+  });
+  assertInvariants(next);
+  return { state: next, effects: out };
+}
+
+function dispatch(ctx: Ctx, input: ReplicaInput): void {
+  switch (input.type) {
+    case 'start':
+      onStart(ctx, input);
+      return;
+    case 'tick':
+      onTick(ctx);
+      return;
+    case 'receive':
+      onReceive(ctx, input.message);
+      return;
+    default:
+      assertNever(input, 'replica input');
+  }
+}
+
+function onTick(ctx: Ctx): void {
+  const s = ctx.s;
+  switch (s.status) {
+    case 'stopped':
+      return;
+    case 'recovering':
+      onRecoveryTick(ctx);
+      return;
+    case 'view_change':
+      onViewTimerTick(ctx);
+      return;
+    case 'normal':
+      if (isPrimary(s)) {
+        onPrimaryTick(ctx);
+      } else {
+        onStateTransferTick(ctx);
+        onViewTimerTick(ctx);
+      }
+      return;
+    default:
+      assertNever(s.status, 'status');
+  }
+}
+
+function onReceive(ctx: Ctx, message: ReplicaMessage): void {
+  const s = ctx.s;
+  const problem = validateMessage(message, s.config, s.index);
+  if (problem !== null) {
+    trace(ctx, 'drop_malformed', { reason: problem });
+    return;
+  }
+  if (message.type === 'request') {
+    onRequest(ctx, message);
+    return;
+  }
+  if (message.epoch !== s.epoch) {
+    trace(ctx, 'drop_other_epoch', { type: message.type, epoch: message.epoch });
+    return;
+  }
+  if (s.status === 'stopped' || (s.status === 'recovering' && message.type !== 'recovery_response')) {
+    // VRR §4.3: a recovering replica takes part in nothing until it has recovered.
+    trace(ctx, 'drop_not_participating', { type: message.type, status: s.status });
+    return;
+  }
+  switch (message.type) {
+    case 'prepare':
+      onPrepare(ctx, message);
+      return;
+    case 'prepare_ok':
+      onPrepareOk(ctx, message);
+      return;
+    case 'commit':
+      onCommit(ctx, message);
+      return;
+    case 'start_view_change':
+      onStartViewChange(ctx, message);
+      return;
+    case 'do_view_change':
+      onDoViewChange(ctx, message);
+      return;
+    case 'start_view':
+      onStartView(ctx, message);
+      return;
+    case 'recovery':
+      onRecovery(ctx, message);
+      return;
+    case 'recovery_response':
+      onRecoveryResponse(ctx, message);
+      return;
+    case 'get_state':
+      onGetState(ctx, message);
+      return;
+    case 'new_state':
+      onNewState(ctx, message);
+      return;
+    default:
+      assertNever(message, 'message');
+  }
+}

@@ -1,0 +1,82 @@
+/**
+ * Log suffixes: what do_view_change, start_view and new_state carry (haret RFC 2, VRR §5.2),
+ * and how a replica installs one. A suffix is the entries after `logStart`; when the sender's
+ * log no longer reaches back to `logStart` it carries its checkpoint instead, and the entries
+ * after that checkpoint.
+ */
+
+import { assert } from '../tree/assert.ts';
+import { decodeCheckpoint, encodeCheckpoint } from './checkpoint.ts';
+import { trace, type Ctx } from './context.ts';
+import { append, emptyLog, entriesAfter, lastOp, truncateAfter } from './log.ts';
+import type { CheckpointImage, LogEntry } from './messages.ts';
+
+export type Suffix = {
+  readonly logStart: number;
+  readonly entries: readonly LogEntry[];
+  readonly checkpoint: CheckpointImage | null;
+};
+
+/** The checkpoint's image, encoded once and kept. */
+export function checkpointImage(ctx: Ctx): CheckpointImage {
+  const s = ctx.s;
+  if (s.checkpoint.image === null) s.checkpoint.image = encodeCheckpoint(s.checkpoint.machine);
+  return s.checkpoint.image;
+}
+
+/** Entries after `from` (at most `max`), or the checkpoint and what follows it. */
+export function suffixFrom(ctx: Ctx, from: number, max: number): Suffix {
+  const s = ctx.s;
+  const start = Math.min(from, s.op);
+  if (start >= s.log.start) return { logStart: start, entries: entriesAfter(s.log, start, max), checkpoint: null };
+  const image = checkpointImage(ctx);
+  return { logStart: image.op, entries: entriesAfter(s.log, image.op, max), checkpoint: image };
+}
+
+/**
+ * Replaces the log after `logStart` with the suffix (replacing, never appending: haret bug 3),
+ * keeping committed entries. Returns false, changing nothing, when the suffix cannot be
+ * installed: it does not reach back to what this replica holds and carries no checkpoint, or
+ * it would drop committed entries.
+ */
+export function installSuffix(ctx: Ctx, suffix: Suffix): boolean {
+  const s = ctx.s;
+  const suffixOp = suffix.logStart + suffix.entries.length;
+  if (suffixOp < s.commit) {
+    trace(ctx, 'suffix_behind_commit', { suffixOp, commit: s.commit });
+    return false;
+  }
+  if (s.op >= suffix.logStart) {
+    // Entries up to max(logStart, commit) are already here and agree; take the rest.
+    const keep = Math.max(suffix.logStart, s.commit);
+    let log = truncateAfter(s.log, keep);
+    for (const entry of suffix.entries) if (entry.op > keep) log = append(log, entry);
+    s.log = log;
+    s.op = lastOp(log);
+    return true;
+  }
+  if (suffix.checkpoint === null) {
+    trace(ctx, 'suffix_gap_without_checkpoint', { logStart: suffix.logStart, op: s.op });
+    return false;
+  }
+  return installCheckpoint(ctx, suffix.checkpoint, suffix.entries);
+}
+
+/** Replaces machine and log with a checkpoint and the entries after it (never re-applying them: haret bug 2). */
+export function installCheckpoint(ctx: Ctx, image: CheckpointImage, entries: readonly LogEntry[]): boolean {
+  const s = ctx.s;
+  const decoded = decodeCheckpoint(image);
+  if (!decoded.ok) {
+    trace(ctx, 'checkpoint_rejected', { reason: decoded.reason });
+    return false;
+  }
+  assert(image.op >= s.commit, `checkpoint ${image.op} would roll back commit ${s.commit}`);
+  let log = emptyLog(image.op);
+  for (const entry of entries) log = append(log, entry);
+  s.machine = decoded.machine;
+  s.checkpoint = { machine: decoded.machine, image };
+  s.commit = image.op;
+  s.log = log;
+  s.op = lastOp(log);
+  return true;
+}

@@ -1,0 +1,229 @@
+/**
+ * View changes (VRR §4.2) with RFC 2 log suffixes, and catching up with a view this replica
+ * missed (VRR §5.2).
+ *
+ * The rule haret broke: lastNormalView = view every time a replica enters normal status,
+ * whichever path it came by. Every path into normal status in this folder goes through
+ * `enterNormal`.
+ */
+
+import { List, Map as ImmutableMap } from 'immutable';
+import { assert } from '../tree/assert.ts';
+import { commitUpTo } from './commit.ts';
+import { faultsTolerated, primaryOf, quorumSize } from './config.ts';
+import { broadcast, isPrimary, plain, send, trace, type Ctx } from './context.ts';
+import { entryAt, lastOp, truncateAfter } from './log.ts';
+import type { DoViewChange, StartView, StartViewChange } from './messages.ts';
+import { sendPrepareOk } from './normal.ts';
+import { requestState } from './state_transfer.ts';
+import { installSuffix, suffixFrom } from './suffix.ts';
+import { resetViewChangeTimer } from './timeout.ts';
+
+/**
+ * Enters normal status in the current view. Callers have made the log this view's log (or a
+ * prefix of it), so lastNormalView may be set to the view.
+ */
+export function enterNormal(ctx: Ctx): void {
+  const s = ctx.s;
+  s.status = 'normal';
+  s.lastNormalView = s.view;
+  s.stateTransfer = null;
+  s.viewChange = { startViewChangeFrom: [], sentDoViewChange: false, doViewChanges: new Array(s.config.replicaCount).fill(null) };
+  resetViewChangeTimer(ctx);
+  s.timers.heartbeatTicks = 0;
+  s.timers.stallTicks = 0;
+  resetPrimaryState(ctx);
+}
+
+/**
+ * Fresh primary bookkeeping for the view: every backup is known to hold the entries up to
+ * globalMinAccept (RFC 2 step 5); requests prepared but uncommitted stay in progress so a
+ * client's retry is not logged twice.
+ */
+function resetPrimaryState(ctx: Ctx): void {
+  const s = ctx.s;
+  const acks = new Array<number>(s.config.replicaCount).fill(Math.min(s.globalMinAccept, s.op));
+  acks[s.index] = s.op;
+  let inProgress = ImmutableMap<string, number>();
+  if (isPrimary(s)) {
+    for (let op = s.commit + 1; op <= s.op; op++) {
+      for (const request of entryAt(s.log, op)?.requests ?? []) inProgress = inProgress.set(request.clientId, request.requestNum);
+    }
+  }
+  s.primary = { acks, pending: List(), inProgress };
+}
+
+/** VRR §4.2 step 1: move to `view`, status view_change, and tell everyone. */
+export function startViewChange(ctx: Ctx, view: number): void {
+  const s = ctx.s;
+  assert(view > s.view || (view === s.view && s.status === 'normal'), `view change must move forward: ${view} from ${s.view}`);
+  s.view = view;
+  s.status = 'view_change';
+  s.stateTransfer = null;
+  s.viewChange = { startViewChangeFrom: [], sentDoViewChange: false, doViewChanges: new Array(s.config.replicaCount).fill(null) };
+  s.primary = { acks: new Array<number>(s.config.replicaCount).fill(0), pending: List(), inProgress: ImmutableMap() };
+  resetViewChangeTimer(ctx);
+  s.timers.heartbeatTicks = 0;
+  trace(ctx, 'view_change_started', { view });
+  broadcastStartViewChange(ctx);
+}
+
+function broadcastStartViewChange(ctx: Ctx): void {
+  const s = ctx.s;
+  const message: StartViewChange = { type: 'start_view_change', epoch: s.epoch, view: s.view, replica: s.index };
+  broadcast(ctx, message);
+}
+
+/** Whether a view-change message for `view` concerns us; moves to a newer view first. */
+function joinViewChange(ctx: Ctx, view: number, type: string): boolean {
+  const s = ctx.s;
+  if (view < s.view || (view === s.view && s.status === 'normal')) {
+    trace(ctx, 'drop_stale_view_change', { type, view, own: s.view });
+    return false;
+  }
+  if (view > s.view) startViewChange(ctx, view);
+  return true;
+}
+
+export function onStartViewChange(ctx: Ctx, message: StartViewChange): void {
+  if (!joinViewChange(ctx, message.view, 'start_view_change')) return;
+  noteVote(ctx, message.replica);
+  maybeSendDoViewChange(ctx);
+}
+
+function noteVote(ctx: Ctx, replica: number): void {
+  const votes = ctx.s.viewChange.startViewChangeFrom;
+  if (!votes.includes(replica)) votes.push(replica);
+}
+
+/** VRR §4.2 step 2: with f start_view_change from others, send do_view_change to the new primary. */
+function maybeSendDoViewChange(ctx: Ctx): void {
+  const s = ctx.s;
+  if (s.viewChange.sentDoViewChange || s.viewChange.startViewChangeFrom.length < faultsTolerated(s.config)) return;
+  s.viewChange.sentDoViewChange = true;
+  const message = doViewChangeMessage(ctx);
+  const primary = primaryOf(s.view, s.config);
+  if (primary === s.index) {
+    s.viewChange.doViewChanges[s.index] = message;
+    maybeStartView(ctx);
+  } else {
+    send(ctx, primary, message);
+  }
+}
+
+function doViewChangeMessage(ctx: Ctx): DoViewChange {
+  const s = ctx.s;
+  return {
+    type: 'do_view_change',
+    epoch: s.epoch,
+    view: s.view,
+    replica: s.index,
+    lastNormalView: s.lastNormalView,
+    op: s.op,
+    commit: s.commit,
+    ...suffixFrom(ctx, s.globalMinAccept, Number.MAX_SAFE_INTEGER),
+  };
+}
+
+export function onDoViewChange(ctx: Ctx, message: DoViewChange): void {
+  const s = ctx.s;
+  if (!joinViewChange(ctx, message.view, 'do_view_change')) return;
+  if (primaryOf(s.view, s.config) !== s.index) {
+    trace(ctx, 'drop_do_view_change_not_primary', { view: message.view });
+    return;
+  }
+  s.viewChange.doViewChanges[message.replica] = message;
+  // Its sender has seen f start_view_change messages: it counts as a vote too.
+  noteVote(ctx, message.replica);
+  maybeSendDoViewChange(ctx);
+  maybeStartView(ctx);
+}
+
+/**
+ * VRR §4.2 step 3: with f+1 do_view_change (possibly including our own), take the log with the
+ * largest lastNormalView, ties to the largest op; commit the largest commit; become primary.
+ */
+function maybeStartView(ctx: Ctx): void {
+  const s = ctx.s;
+  if (s.status !== 'view_change') return;
+  const received = s.viewChange.doViewChanges.filter((message): message is DoViewChange => message !== null).map(plain);
+  if (received.length < quorumSize(s.config)) return;
+  let best = received[0] as DoViewChange;
+  for (const candidate of received) {
+    if (candidate.lastNormalView > best.lastNormalView || (candidate.lastNormalView === best.lastNormalView && candidate.op > best.op)) {
+      best = candidate;
+    }
+  }
+  const commit = Math.max(...received.map((message) => message.commit));
+  if (!installSuffix(ctx, best)) {
+    trace(ctx, 'cannot_install_view_log', { view: s.view, from: best.replica });
+    return;
+  }
+  assert(s.op === best.op, `installed log ends at ${s.op}, expected ${best.op}`);
+  assert(commit <= s.op, `view ${s.view}: commit ${commit} beyond the chosen log's op ${s.op}`);
+  enterNormal(ctx);
+  trace(ctx, 'view_started', { view: s.view, op: s.op, commit });
+  const startView: StartView = {
+    type: 'start_view',
+    epoch: s.epoch,
+    view: s.view,
+    replica: s.index,
+    op: s.op,
+    commit,
+    ...suffixFrom(ctx, s.globalMinAccept, Number.MAX_SAFE_INTEGER),
+  };
+  broadcast(ctx, startView);
+  commitUpTo(ctx, commit);
+}
+
+/** VRR §4.2 step 5: take the new primary's log and enter normal status in its view. */
+export function onStartView(ctx: Ctx, message: StartView): void {
+  const s = ctx.s;
+  if (message.view < s.view || (message.view === s.view && s.status === 'normal')) {
+    trace(ctx, 'drop_stale_start_view', { view: message.view, own: s.view });
+    return;
+  }
+  if (!installSuffix(ctx, message)) {
+    catchUpToView(ctx, message.view, message.replica);
+    return;
+  }
+  s.view = message.view;
+  enterNormal(ctx);
+  commitUpTo(ctx, message.commit);
+  sendPrepareOk(ctx);
+}
+
+/**
+ * This replica learned of `view` from its primary without taking part in the view change, or
+ * could not install the new log. Keep only committed entries (uncommitted ones may have been
+ * discarded by the new view), join the view, and fetch the rest (VRR §5.2). What remains is a
+ * prefix of the view's log, so lastNormalView = view is safe.
+ */
+export function catchUpToView(ctx: Ctx, view: number, primary: number): void {
+  const s = ctx.s;
+  s.log = truncateAfter(s.log, s.commit);
+  s.op = lastOp(s.log);
+  s.view = view;
+  enterNormal(ctx);
+  trace(ctx, 'catch_up_to_view', { view, commit: s.commit });
+  requestState(ctx, primary);
+}
+
+/** Silence from the primary, or a stuck view change: try the next view (VRR §4.2). */
+export function onViewTimerTick(ctx: Ctx): void {
+  const s = ctx.s;
+  s.timers.idleTicks += 1;
+  if (s.timers.idleTicks >= s.timers.timeoutTicks) {
+    startViewChange(ctx, s.view + 1);
+    return;
+  }
+  if (s.status !== 'view_change') return;
+  // Messages may be lost: repeat our part of this view change now and then.
+  s.timers.heartbeatTicks += 1;
+  if (s.timers.heartbeatTicks < s.config.commitIntervalTicks) return;
+  s.timers.heartbeatTicks = 0;
+  broadcastStartViewChange(ctx);
+  if (s.viewChange.sentDoViewChange && primaryOf(s.view, s.config) !== s.index) {
+    send(ctx, primaryOf(s.view, s.config), doViewChangeMessage(ctx));
+  }
+}
