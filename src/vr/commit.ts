@@ -55,11 +55,12 @@ function takeCheckpoint(ctx: Ctx): void {
 }
 
 /**
- * Drops entries that every replica holds (≤ globalMinAccept) and a checkpoint covers, so the
- * log stays bounded while the group keeps up.
+ * Drops entries that a checkpoint covers and every replica holds (≤ globalMinAccept, RFC 2),
+ * or, when some replica lags more than `logRetainOps` behind, everything the checkpoint covers:
+ * the log stays bounded however long a replica stays away; it catches up from a checkpoint.
  */
 export function truncateLog(ctx: Ctx): void {
   const s = ctx.s;
-  const through = Math.min(s.checkpoint.machine.appliedOp, s.globalMinAccept, s.commit);
+  const through = Math.min(s.checkpoint.machine.appliedOp, Math.max(s.globalMinAccept, s.commit - s.config.logRetainOps));
   if (through > s.log.start) s.log = dropThrough(s.log, through);
 }

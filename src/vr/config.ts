@@ -30,12 +30,20 @@ export type ReplicaConfig = {
   readonly stateTransferRetryTicks: number;
   /** A checkpoint every this many committed ops (VRR §5.1). */
   readonly checkpointIntervalOps: number;
+  /**
+   * Committed entries kept for replicas that lag behind globalMinAccept. Past this the log is
+   * truncated to the checkpoint anyway, so a replica that is down for good cannot make the log
+   * grow without bound; a laggard then catches up from a checkpoint.
+   */
+  readonly logRetainOps: number;
   /** Entries shipped in one do_view_change / start_view / new_state; beyond it the receiver catches up by state transfer. */
   readonly logSuffixMax: number;
   /** Sessions in the client table; past it the least recently active session expires. */
   readonly clientTableMax: number;
   /** A session idle for this many committed ops expires (checked at each checkpoint). */
   readonly sessionIdleOps: number;
+  /** Durable mode: emit persist effects for log entries and checkpoints (PROTOCOL.md "Durability"). */
+  readonly durable: boolean;
   /** Limits of the tree, enforced before a request reaches the log. */
   readonly treeLimits: TreeLimits;
 };
@@ -53,9 +61,11 @@ export const defaultReplicaConfig: ReplicaConfig = {
   recoveryRetryTicks: 15,
   stateTransferRetryTicks: 15,
   checkpointIntervalOps: 1024,
+  logRetainOps: 8192,
   logSuffixMax: 100_000,
   clientTableMax: 100_000,
   sessionIdleOps: 10_000_000,
+  durable: false,
   treeLimits: defaultTreeLimits,
 };
 
@@ -81,6 +91,7 @@ export function validateReplicaConfig(config: ReplicaConfig): string | null {
     'recoveryRetryTicks',
     'stateTransferRetryTicks',
     'checkpointIntervalOps',
+    'logRetainOps',
     'logSuffixMax',
     'clientTableMax',
     'sessionIdleOps',
@@ -89,6 +100,7 @@ export function validateReplicaConfig(config: ReplicaConfig): string | null {
     const value = config[key];
     if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) return `config.${key} must be a positive integer`;
   }
+  if (typeof config.durable !== 'boolean') return 'config.durable must be a boolean';
   if (config.replicaCount % 2 !== 1) return 'config.replicaCount must be odd (2f+1)';
   if (config.replicaCount > 31) return 'config.replicaCount must be at most 31';
   if (config.viewChangeTimeoutTicks <= config.commitIntervalTicks * 2) {

@@ -145,9 +145,14 @@ export type Recovery = {
   readonly epoch: number;
   readonly replica: number;
   readonly nonce: number;
+  /** Every op up to this one is committed in what the recovering replica reloaded (0: nothing). */
+  readonly committed: number;
 };
 
-/** Only the primary fills `state` (VRR §4.3 step 2). */
+/**
+ * Only the primary fills `state` (VRR §4.3 step 2): its log after the requester's `committed`
+ * op, or its checkpoint and what follows when its log no longer reaches back that far.
+ */
 export type RecoveryResponse = {
   readonly type: 'recovery_response';
   readonly epoch: number;
@@ -157,9 +162,9 @@ export type RecoveryResponse = {
   readonly state: {
     readonly op: number;
     readonly commit: number;
-    readonly checkpoint: CheckpointImage;
-    /** Entries after the checkpoint, up to `op`. */
+    readonly logStart: number;
     readonly entries: readonly LogEntry[];
+    readonly checkpoint: CheckpointImage | null;
   } | null;
 };
 

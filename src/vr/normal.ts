@@ -60,15 +60,17 @@ function admit(ctx: Ctx, request: Request): Request | null {
     return null;
   }
   const record = s.machine.clients.get(request.clientId);
-  if (record === undefined) {
+  // Unknown here may still mean registered in an entry not yet committed (a view change can
+  // leave one): then the request is logged and applying it decides.
+  if (record === undefined && s.op === s.commit) {
     answer(ctx, request.clientId, { type: 'reply', ...base, op: 0, body: { type: 'session_expired' } });
     return null;
   }
-  if (request.requestNum < record.requestNum) {
+  if (record !== undefined && request.requestNum < record.requestNum) {
     trace(ctx, 'drop_old_request', { clientId: request.clientId, requestNum: request.requestNum });
     return null;
   }
-  if (request.requestNum === record.requestNum) {
+  if (record !== undefined && request.requestNum === record.requestNum) {
     if (record.reply !== null) answer(ctx, request.clientId, { type: 'reply', ...base, op: record.replyOp, body: record.reply });
     return null;
   }

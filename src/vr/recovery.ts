@@ -1,17 +1,19 @@
 /**
- * Start and recovery (VRR §4.3). A restarted replica remembers nothing: it starts in
- * `recovering` with a fresh nonce, takes part in nothing (no prepare_ok, no view-change vote)
- * and waits for f+1 recovery_response carrying its nonce, including one from the primary of
- * the largest view among them; then it installs that primary's checkpoint and log.
+ * Start and recovery (VRR §4.3). A restarted replica trusts nothing it held in memory: it
+ * starts in `recovering` with a fresh nonce (a durable replica first reloads what it stored:
+ * a checkpoint and entries), takes part in nothing (no prepare_ok, no view-change vote) and
+ * waits for f+1 recovery_response carrying its nonce, including one from the primary of the
+ * largest view among them; then it installs that primary's log after what it has committed.
  */
 
 import { commitUpTo } from './commit.ts';
 import { primaryOf, quorumSize } from './config.ts';
 import { broadcast, isPrimary, plain, send, trace, type Ctx } from './context.ts';
-import type { ReplicaInput } from './io.ts';
+import type { ReplicaInput, StoredState } from './io.ts';
 import type { Recovery, RecoveryResponse } from './messages.ts';
 import { sendPrepareOk } from './normal.ts';
-import { checkpointImage, installCheckpoint } from './suffix.ts';
+import { append, emptyLog, lastOp } from './log.ts';
+import { installSuffix, suffixFrom } from './suffix.ts';
 import { enterNormal } from './view_change.ts';
 
 export function onStart(ctx: Ctx, input: Extract<ReplicaInput, { type: 'start' }>): void {
@@ -27,12 +29,34 @@ export function onStart(ctx: Ctx, input: Extract<ReplicaInput, { type: 'start' }
   }
   s.status = 'recovering';
   s.recovery = { nonce: input.nonce, responses: new Array(s.config.replicaCount).fill(null) };
+  if (input.stored !== undefined) reload(ctx, input.stored);
   broadcastRecovery(ctx);
+}
+
+/**
+ * A durable replica's own storage: the checkpoint is committed state; the entries after it may
+ * include uncommitted ones, which recovery replaces with the primary's log after the checkpoint.
+ */
+function reload(ctx: Ctx, stored: StoredState): void {
+  const s = ctx.s;
+  const machine = stored.checkpoint ?? s.machine;
+  let log = emptyLog(machine.appliedOp);
+  for (const entry of stored.entries) {
+    if (entry.op <= machine.appliedOp) continue;
+    if (entry.op !== lastOp(log) + 1) break;
+    log = append(log, entry);
+  }
+  s.machine = machine;
+  s.checkpoint = { machine, image: null };
+  s.commit = machine.appliedOp;
+  s.log = log;
+  s.op = lastOp(log);
+  trace(ctx, 'reloaded', { committed: s.commit, op: s.op });
 }
 
 function broadcastRecovery(ctx: Ctx): void {
   const s = ctx.s;
-  const message: Recovery = { type: 'recovery', epoch: s.epoch, replica: s.index, nonce: s.recovery.nonce };
+  const message: Recovery = { type: 'recovery', epoch: s.epoch, replica: s.index, nonce: s.recovery.nonce, committed: s.commit };
   s.timers.recoveryTicks = 0;
   broadcast(ctx, message);
 }
@@ -46,9 +70,8 @@ export function onRecovery(ctx: Ctx, message: Recovery): void {
   }
   let state: RecoveryResponse['state'] = null;
   if (isPrimary(s)) {
-    const checkpoint = checkpointImage(ctx);
-    const entries = s.log.entries.skip(checkpoint.op - s.log.start).toArray();
-    state = { op: s.op, commit: s.commit, checkpoint, entries };
+    const suffix = suffixFrom(ctx, message.committed, Number.MAX_SAFE_INTEGER);
+    state = { op: s.op, commit: s.commit, ...suffix };
   }
   const response: RecoveryResponse = { type: 'recovery_response', epoch: s.epoch, view: s.view, replica: s.index, nonce: message.nonce, state };
   send(ctx, message.replica, response);
@@ -67,7 +90,7 @@ export function onRecoveryResponse(ctx: Ctx, message: RecoveryResponse): void {
   const fromPrimary = s.recovery.responses[primaryOf(view, s.config)];
   if (fromPrimary === null || fromPrimary === undefined || fromPrimary.view !== view || fromPrimary.state === null) return;
   const state = plain(fromPrimary.state);
-  if (!installCheckpoint(ctx, state.checkpoint, state.entries)) {
+  if (!installSuffix(ctx, state)) {
     s.recovery.responses[fromPrimary.replica] = null;
     return;
   }

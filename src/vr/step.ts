@@ -15,6 +15,7 @@ import { assertInvariants } from './invariants.ts';
 import type { ReplicaMessage } from './messages.ts';
 import { onCommit, onPrepare, onPrepareOk, onPrimaryTick, onRequest, preparePending } from './normal.ts';
 import { onRecovery, onRecoveryResponse, onRecoveryTick, onStart } from './recovery.ts';
+import { persistEffects } from './persist.ts';
 import type { ReplicaState } from './state.ts';
 import { onGetState, onNewState, onStateTransferTick } from './state_transfer.ts';
 import { validateMessage } from './validate.ts';
@@ -32,7 +33,9 @@ export function stepAll(state: ReplicaState, inputs: readonly ReplicaInput[]): S
     if (isNormalPrimary(ctx.s)) preparePending(ctx);
   });
   assertInvariants(next);
-  return { state: next, effects: out };
+  // Durable mode: what this step changed is stored before anything it sends (convention 7).
+  const persist = persistEffects(state, next);
+  return { state: next, effects: persist.length === 0 ? out : [...persist, ...out] };
 }
 
 function dispatch(ctx: Ctx, input: ReplicaInput): void {

@@ -63,7 +63,7 @@ export function installSuffix(ctx: Ctx, suffix: Suffix): boolean {
 }
 
 /** Replaces machine and log with a checkpoint and the entries after it (never re-applying them: haret bug 2). */
-export function installCheckpoint(ctx: Ctx, image: CheckpointImage, entries: readonly LogEntry[]): boolean {
+function installCheckpoint(ctx: Ctx, image: CheckpointImage, entries: readonly LogEntry[]): boolean {
   const s = ctx.s;
   const decoded = decodeCheckpoint(image);
   if (!decoded.ok) {
