@@ -11,10 +11,14 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { defaultOutDir, type Suite } from './report.ts';
+import { simSuite } from './sim.bench.ts';
 import { treeSuite } from './tree.bench.ts';
 
 /** The registered suites, in the order `npm run bench` with no suite runs them. */
-const suites: ReadonlyMap<string, Suite> = new Map<string, Suite>([['tree', treeSuite]]);
+const suites: ReadonlyMap<string, Suite> = new Map<string, Suite>([
+  ['tree', treeSuite],
+  ['sim', simSuite],
+]);
 
 const usage = `usage: npm run bench -- [suite ...] [--quick] [--out DIR]
 

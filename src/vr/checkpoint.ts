@@ -10,7 +10,7 @@ import { Packr } from 'msgpackr';
 import { decodeSnapshot, encodeSnapshot } from '../tree/snapshot.ts';
 import type { ClientRecord } from './client_table.ts';
 import type { CheckpointImage } from './messages.ts';
-import type { Machine } from './state_machine.ts';
+import { Machine } from './state_machine.ts';
 
 const packr = new Packr({ useRecords: false, moreTypes: false, bundleStrings: false });
 
@@ -50,7 +50,7 @@ export function decodeCheckpoint(image: CheckpointImage): CheckpointDecodeResult
     }
   });
   if (table.size !== clients.length) return { ok: false, reason: 'checkpoint client table malformed' };
-  return { ok: true, machine: { tree: tree.tree, clients: table, appliedOp: image.op } };
+  return { ok: true, machine: new Machine(tree.tree, table, image.op) };
 }
 
 function isClientRecord(value: unknown): value is ClientRecord {

@@ -11,10 +11,23 @@ import { List } from 'immutable';
 import { assert } from '../tree/assert.ts';
 import type { LogEntry } from './messages.ts';
 
-export type Log = { readonly start: number; readonly entries: List<LogEntry> };
+/**
+ * A class, not a plain object, on purpose: immer does not draft class instances, so reading the
+ * log inside a step costs no proxy and the log is never walked when the step's result is frozen.
+ */
+export class Log {
+  readonly start: number;
+  readonly entries: List<LogEntry>;
+
+  constructor(start: number, entries: List<LogEntry>) {
+    this.start = start;
+    this.entries = entries;
+    Object.freeze(this);
+  }
+}
 
 export function emptyLog(start = 0): Log {
-  return { start, entries: List() };
+  return new Log(start, List());
 }
 
 /** The op of the last entry (or `start` when empty). */
@@ -29,21 +42,21 @@ export function entryAt(log: Log, op: number): LogEntry | undefined {
 
 export function append(log: Log, entry: LogEntry): Log {
   assert(entry.op === lastOp(log) + 1, `log append out of order: ${entry.op} after ${lastOp(log)}`);
-  return { start: log.start, entries: log.entries.push(entry) };
+  return new Log(log.start, log.entries.push(entry));
 }
 
 /** Keeps entries up to and including `op` (VRR §4.2: discard an uncommitted suffix). */
 export function truncateAfter(log: Log, op: number): Log {
   assert(op >= log.start, `cannot truncate the log below its start: ${op} < ${log.start}`);
   if (op >= lastOp(log)) return log;
-  return { start: log.start, entries: log.entries.setSize(op - log.start) };
+  return new Log(log.start, log.entries.setSize(op - log.start));
 }
 
 /** Drops entries up to and including `op`, which a checkpoint now covers (VRR §5.1). */
 export function dropThrough(log: Log, op: number): Log {
   if (op <= log.start) return log;
   assert(op <= lastOp(log), `cannot drop past the log's end: ${op} > ${lastOp(log)}`);
-  return { start: op, entries: log.entries.skip(op - log.start).toList() };
+  return new Log(op, log.entries.skip(op - log.start).toList());
 }
 
 /** Entries after `op`, at most `max` of them. `op` must not be below the log's start. */

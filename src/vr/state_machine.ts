@@ -10,12 +10,23 @@ import { applyOp, emptyTree, type Tree } from '../tree/tree.ts';
 import { emptyClientTable, expireSessions, type ClientTable } from './client_table.ts';
 import type { LogEntry, ReplyBody, Request } from './messages.ts';
 
-export type Machine = {
+/**
+ * A class on purpose: immer does not draft class instances, so a step reads the machine (and
+ * the tree inside it) without proxies, and never walks it when freezing its result.
+ */
+export class Machine {
   readonly tree: Tree;
   readonly clients: ClientTable;
   /** The op of the last entry applied. */
   readonly appliedOp: number;
-};
+
+  constructor(tree: Tree, clients: ClientTable, appliedOp: number) {
+    this.tree = tree;
+    this.clients = clients;
+    this.appliedOp = appliedOp;
+    Object.freeze(this);
+  }
+}
 
 /** An answer produced by applying an entry; the primary sends it, backups drop it. */
 export type AppliedReply = {
@@ -28,7 +39,7 @@ export type AppliedReply = {
 export type SessionPolicy = { readonly clientTableMax: number; readonly sessionIdleOps: number; readonly treeLimits: TreeLimits };
 
 export function emptyMachine(): Machine {
-  return { tree: emptyTree(), clients: emptyClientTable(), appliedOp: 0 };
+  return new Machine(emptyTree(), emptyClientTable(), 0);
 }
 
 export function applyEntry(machine: Machine, entry: LogEntry, policy: SessionPolicy, replies: AppliedReply[]): Machine {
@@ -41,13 +52,13 @@ export function applyEntry(machine: Machine, entry: LogEntry, policy: SessionPol
       replies.push({ clientId: request.clientId, requestNum: request.requestNum, op: applied.replyOp, body: applied.body });
     }
   }
-  return { tree, clients, appliedOp: entry.op };
+  return new Machine(tree, clients, entry.op);
 }
 
 /** Sessions are expired at checkpoint ops only, so every replica expires the same ones. */
 export function expireAtCheckpoint(machine: Machine, policy: SessionPolicy): Machine {
   const clients = expireSessions(machine.clients, machine.appliedOp, policy.sessionIdleOps, policy.clientTableMax);
-  return clients === machine.clients ? machine : { ...machine, clients };
+  return clients === machine.clients ? machine : new Machine(machine.tree, clients, machine.appliedOp);
 }
 
 type RequestApplied = { tree: Tree; clients: ClientTable; body: ReplyBody | null; replyOp: number };

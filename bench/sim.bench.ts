@@ -1,0 +1,216 @@
+/**
+ * `npm run bench -- sim`: committed ops/s of a 3-replica group run entirely in one thread
+ * (no workers, no faults, no copies between replicas): the pure core's own cost, the baseline
+ * that worker-thread figures are compared with.
+ *
+ * A round delivers, for each replica, every message queued for it in ONE `stepAll` call (so the
+ * primary batches what arrived together into one log entry), then every client answer. Clients
+ * run closed loops: each keeps one 100-byte blob put outstanding on its own blob. A tick goes
+ * to everyone every `roundsPerTick` rounds. The batch size is bounded by `batchMax`.
+ */
+
+import type { ClientEffect } from '../src/client/io.ts';
+import { clientStep, initialClientState, type ClientState } from '../src/client/session.ts';
+import { defaultClientConfig } from '../src/client/config.ts';
+import type { TreeOp } from '../src/tree/ops.ts';
+import { makeReplicaConfig } from '../src/vr/config.ts';
+import type { ReplicaEffect, ReplicaInput } from '../src/vr/io.ts';
+import type { ClientAnswer } from '../src/vr/messages.ts';
+import { initialReplicaState, type ReplicaState } from '../src/vr/state.ts';
+import { stepAll } from '../src/vr/step.ts';
+import { formatInteger, formatNs, median, printTable, progress, writeResults, type SuiteContext } from './report.ts';
+
+export type SimBenchCase = { readonly name: string; readonly batchMax: number; readonly clients: number };
+
+export type SimBenchOptions = {
+  readonly cases: readonly SimBenchCase[];
+  readonly msPerRun: number;
+  readonly reps: number;
+  readonly write: boolean;
+  readonly outDir?: string;
+};
+
+export type SimBenchRow = {
+  readonly name: string;
+  readonly batchMax: number;
+  readonly clients: number;
+  readonly opsPerSecond: number;
+  readonly nsPerOp: number;
+  readonly meanBatch: number;
+  readonly committed: number;
+};
+
+const roundsPerTick = 4;
+const valueBytes = 100;
+
+export const defaultSimCases: readonly SimBenchCase[] = [
+  { name: 'batch 1, 1 client', batchMax: 1, clients: 1 },
+  { name: 'batch 1, 100 clients', batchMax: 1, clients: 100 },
+  { name: 'batch 100, 100 clients', batchMax: 100, clients: 100 },
+  { name: 'batch 100, 1000 clients', batchMax: 100, clients: 1000 },
+];
+
+export function simSuite(context: SuiteContext): void {
+  const options: SimBenchOptions = context.quick
+    ? { cases: defaultSimCases, msPerRun: 300, reps: 3, write: true, outDir: context.outDir }
+    : { cases: defaultSimCases, msPerRun: 1000, reps: 5, write: true, outDir: context.outDir };
+  runSimBench(options);
+}
+
+export function runSimBench(options: SimBenchOptions): SimBenchRow[] {
+  const startedAt = new Date();
+  const rows: SimBenchRow[] = [];
+  for (const benchCase of options.cases) {
+    if (options.write) progress(`sim: ${benchCase.name}`);
+    const runs: { ops: number; ns: number; batch: number; committed: number }[] = [];
+    for (let rep = 0; rep < options.reps; rep++) runs.push(measure(benchCase, options.msPerRun));
+    const opsPerSecond = median(runs.map((run) => (run.ops * 1e9) / run.ns));
+    rows.push({
+      name: benchCase.name,
+      batchMax: benchCase.batchMax,
+      clients: benchCase.clients,
+      opsPerSecond,
+      nsPerOp: 1e9 / opsPerSecond,
+      meanBatch: median(runs.map((run) => run.batch)),
+      committed: median(runs.map((run) => run.committed)),
+    });
+  }
+  if (options.write) {
+    printTable(
+      `Simulated 3-replica group, one thread, no faults (median of ${options.reps} runs of ${options.msPerRun} ms)`,
+      [
+        { header: 'case' },
+        { header: 'batchMax', align: 'right' },
+        { header: 'clients', align: 'right' },
+        { header: 'committed ops/s', align: 'right' },
+        { header: 'ns/op', align: 'right' },
+        { header: 'mean batch', align: 'right' },
+      ],
+      rows.map((row) => [
+        row.name,
+        String(row.batchMax),
+        formatInteger(row.clients),
+        formatInteger(Math.round(row.opsPerSecond)),
+        formatNs(row.nsPerOp),
+        row.meanBatch.toFixed(1),
+      ]),
+    );
+    const files = writeResults(options.outDir ?? 'bench/results', 'sim', { options: { ...options, cases: options.cases.map((c) => ({ ...c })) }, rows: rows.map((row) => ({ ...row })) }, startedAt);
+    progress(`sim: results in ${files.path}`);
+  }
+  return rows;
+}
+
+/** One timed run of a fresh group: warm-up (every client registered and its blob created), then a closed loop of puts. */
+function measure(benchCase: SimBenchCase, msPerRun: number): { ops: number; ns: number; batch: number; committed: number } {
+  const group = new Group(benchCase);
+  group.warmUp();
+  const startOps = group.completed;
+  const startCommit = group.primaryCommit();
+  const started = process.hrtime.bigint();
+  const deadline = started + BigInt(msPerRun) * 1_000_000n;
+  let now = started;
+  while (now < deadline) {
+    for (let i = 0; i < 16; i++) group.round();
+    now = process.hrtime.bigint();
+  }
+  const ops = group.completed - startOps;
+  const entries = group.primaryCommit() - startCommit;
+  return { ops, ns: Number(now - started), batch: entries === 0 ? 0 : ops / entries, committed: ops };
+}
+
+class Group {
+  readonly #replicas: ReplicaState[];
+  readonly #clients: ClientState[];
+  readonly #replicaInbox: ReplicaInput[][];
+  readonly #clientInbox: ClientAnswer[][];
+  readonly #clientIndex = new Map<string, number>();
+  readonly #values: Uint8Array[];
+  #rounds = 0;
+  #callId = 0;
+  #sequence = 0;
+  completed = 0;
+
+  constructor(benchCase: SimBenchCase) {
+    const config = makeReplicaConfig({ batchMax: benchCase.batchMax, pipelineMax: 64, pendingMax: 1_000_000, checkpointIntervalOps: 1024 });
+    this.#replicas = [0, 1, 2].map((index) => initialReplicaState(config, index, 1));
+    this.#replicaInbox = [[], [], []];
+    this.#clients = [];
+    this.#clientInbox = [];
+    for (let i = 0; i < benchCase.clients; i++) {
+      const id = `c${i}`;
+      this.#clientIndex.set(id, i);
+      this.#clients.push(initialClientState(id, { ...defaultClientConfig, giveUpTicks: 1_000_000 }, i + 1));
+      this.#clientInbox.push([]);
+    }
+    this.#values = Array.from({ length: 64 }, (_, i) => new Uint8Array(valueBytes).fill(i));
+    for (let index = 0; index < 3; index++) this.#stepReplica(index, [{ type: 'start', mode: 'fresh', nonce: 0 }]);
+  }
+
+  primaryCommit(): number {
+    return (this.#replicas[0] as ReplicaState).commit;
+  }
+
+  /** Every client creates its blob; then every client has one put outstanding. */
+  warmUp(): void {
+    for (let i = 0; i < this.#clients.length; i++) this.#call(i, { type: 'create', path: `/c${i}`, nodeType: 'blob' });
+    while (this.completed < this.#clients.length) this.round();
+  }
+
+  round(): void {
+    for (let index = 0; index < 3; index++) {
+      const inbox = this.#replicaInbox[index] as ReplicaInput[];
+      if (inbox.length === 0) continue;
+      this.#replicaInbox[index] = [];
+      this.#stepReplica(index, inbox);
+    }
+    for (let i = 0; i < this.#clients.length; i++) {
+      const inbox = this.#clientInbox[i] as ClientAnswer[];
+      if (inbox.length === 0) continue;
+      this.#clientInbox[i] = [];
+      for (const message of inbox) this.#stepClient(i, { type: 'receive', message });
+    }
+    this.#rounds += 1;
+    if (this.#rounds % roundsPerTick === 0) {
+      for (let index = 0; index < 3; index++) (this.#replicaInbox[index] as ReplicaInput[]).push({ type: 'tick' });
+      for (let i = 0; i < this.#clients.length; i++) this.#stepClient(i, { type: 'tick' });
+    }
+  }
+
+  #call(client: number, op: TreeOp): void {
+    this.#stepClient(client, { type: 'call', callId: this.#callId++, op });
+  }
+
+  #stepReplica(index: number, inputs: readonly ReplicaInput[]): void {
+    const result = stepAll(this.#replicas[index] as ReplicaState, inputs);
+    this.#replicas[index] = result.state;
+    this.#route(result.effects);
+  }
+
+  #route(effects: readonly ReplicaEffect[]): void {
+    for (const effect of effects) {
+      if (effect.type === 'send') (this.#replicaInbox[effect.to] as ReplicaInput[]).push({ type: 'receive', message: effect.message });
+      else if (effect.type === 'reply') {
+        const client = this.#clientIndex.get(effect.clientId);
+        if (client !== undefined) (this.#clientInbox[client] as ClientAnswer[]).push(effect.message);
+      }
+    }
+  }
+
+  #stepClient(client: number, input: Parameters<typeof clientStep>[1]): void {
+    const result = clientStep(this.#clients[client] as ClientState, input);
+    this.#clients[client] = result.state;
+    for (const effect of result.effects as readonly ClientEffect[]) {
+      if (effect.type === 'send') (this.#replicaInbox[effect.to] as ReplicaInput[]).push({ type: 'receive', message: effect.request });
+      else if (effect.type === 'result') {
+        if (effect.result.type !== 'done' || effect.result.outcome.type === 'error') {
+          throw new Error(`sim bench: call failed: ${JSON.stringify(effect.result)}`);
+        }
+        this.completed += 1;
+        // Closed loop: the next put on this client's own blob, with new bytes.
+        this.#sequence += 1;
+        this.#call(client, { type: 'blob_put', path: `/c${client}`, value: this.#values[this.#sequence % this.#values.length] as Uint8Array });
+      }
+    }
+  }
+}
