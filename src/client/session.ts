@@ -10,7 +10,7 @@
  * - Gives up after `giveUpTicks` with a typed `timeout` (the op may or may not have run).
  */
 
-import { produce, type Draft } from 'immer';
+import { current, isDraft, produce, type Draft } from 'immer';
 import { assertNever } from '../tree/assert.ts';
 import type { TreeOp } from '../tree/ops.ts';
 import type { ClientAnswer, NotPrimary, Reply, Request, RequestOp } from '../vr/messages.ts';
@@ -28,6 +28,8 @@ type Outstanding = {
   readonly waitTicks: number;
   /** Ticks since first sent, against `giveUpTicks`. */
   readonly ageTicks: number;
+  /** After `busy`: retry the same replica rather than the next one. */
+  readonly retrySame: boolean;
 };
 
 export type ClientState = {
@@ -104,13 +106,13 @@ function startNext(draft: Draft<ClientState>, effects: ClientEffect[]): void {
   }
   const call = draft.queue.shift() as { callId: number; op: TreeOp };
   draft.lastRequestNum += 1;
-  send(draft, call.callId, draft.lastRequestNum, { type: 'tree', op: call.op }, effects);
+  send(draft, call.callId, draft.lastRequestNum, { type: 'tree', op: plain(call.op) }, effects);
 }
 
 function send(draft: Draft<ClientState>, callId: number | null, requestNum: number, op: RequestOp, effects: ClientEffect[]): void {
   const request: Request = { type: 'request', clientId: draft.clientId, requestNum, op };
   const target = draft.view % draft.config.replicaCount;
-  draft.outstanding = { callId, request: request as Draft<Request>, target, attempt: 0, waitTicks: backoff(draft, 0), ageTicks: 0 };
+  draft.outstanding = { callId, request: request as Draft<Request>, target, attempt: 0, waitTicks: backoff(draft, 0), ageTicks: 0, retrySame: false };
   effects.push({ type: 'send', to: target, request });
 }
 
@@ -120,7 +122,13 @@ function resend(draft: Draft<ClientState>, target: number, waitTicks: number, ef
   outstanding.target = target;
   outstanding.attempt += 1;
   outstanding.waitTicks = waitTicks;
-  effects.push({ type: 'send', to: target, request: outstanding.request as Request });
+  outstanding.retrySame = false;
+  effects.push({ type: 'send', to: target, request: plain(outstanding.request as Request) });
+}
+
+/** Effects outlive the step: never hand out an immer draft (it is revoked when the step ends). */
+function plain<T>(value: T): T {
+  return isDraft(value) ? (current(value as Draft<T>) as T) : value;
 }
 
 /** Doubling backoff with seeded jitter of up to half the base. */
@@ -147,8 +155,9 @@ function onAnswer(draft: Draft<ClientState>, message: ClientAnswer, effects: Cli
       onNotPrimary(draft, message, effects);
       break;
     case 'busy':
-      // Nothing ran; try the same replica again after the time it asked for.
+      // Nothing ran; try the same replica (the primary) again after the time it asked for.
       outstanding.waitTicks = Math.max(outstanding.waitTicks, message.retryAfterTicks);
+      outstanding.retrySame = true;
       break;
     default:
       assertNever(message, 'client answer');
@@ -211,7 +220,7 @@ function onTick(draft: Draft<ClientState>, effects: ClientEffect[]): void {
   if (outstanding.waitTicks > 0) return;
   // Silence: the primary may be gone. Try the replica after the one last tried; a backup
   // answers not_primary with the view it knows, which redirects us.
-  const target = (outstanding.target + 1) % draft.config.replicaCount;
+  const target = outstanding.retrySame ? outstanding.target : (outstanding.target + 1) % draft.config.replicaCount;
   resend(draft, target, backoff(draft, outstanding.attempt + 1), effects);
 }
 

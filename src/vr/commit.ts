@@ -55,9 +55,10 @@ function takeCheckpoint(ctx: Ctx): void {
 }
 
 /**
- * Drops entries that a checkpoint covers and every replica holds (≤ globalMinAccept, RFC 2),
- * or, when some replica lags more than `logRetainOps` behind, everything the checkpoint covers:
- * the log stays bounded however long a replica stays away; it catches up from a checkpoint.
+ * Drops entries that a checkpoint covers and every replica holds (≤ globalMinAccept, RFC 2).
+ * When some replica lags further behind, at most `logRetainOps` committed entries are kept for
+ * it: the log stays bounded however long a replica stays away; past that it catches up from a
+ * checkpoint.
  */
 export function truncateLog(ctx: Ctx): void {
   const s = ctx.s;
