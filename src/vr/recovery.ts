@@ -61,10 +61,13 @@ function broadcastRecovery(ctx: Ctx): void {
   broadcast(ctx, message);
 }
 
-/** VRR §4.3 step 2: only replicas in normal status answer; only the primary sends its state. */
+/**
+ * VRR §4.3 step 2: only replicas in normal status answer; only the primary sends its state. A
+ * backup still fetching state answers too: its answer carries only its view.
+ */
 export function onRecovery(ctx: Ctx, message: Recovery): void {
   const s = ctx.s;
-  if (s.status !== 'normal' || s.stateTransfer !== null) {
+  if (s.status !== 'normal') {
     trace(ctx, 'drop_recovery_not_normal', { status: s.status });
     return;
   }

@@ -33,15 +33,9 @@ export function onGetState(ctx: Ctx, message: GetState): void {
     return;
   }
   const suffix = suffixFrom(ctx, message.op, s.config.logSuffixMax);
-  const reply: NewState = {
-    type: 'new_state',
-    epoch: s.epoch,
-    view: s.view,
-    replica: s.index,
-    op: suffix.logStart + suffix.entries.length,
-    commit: s.commit,
-    ...suffix,
-  };
+  // At most logSuffixMax entries: the requester asks again for the rest.
+  const op = suffix.logStart + suffix.entries.length;
+  const reply: NewState = { type: 'new_state', epoch: s.epoch, view: s.view, replica: s.index, op, commit: Math.min(s.commit, op), ...suffix };
   send(ctx, message.replica, reply);
 }
 

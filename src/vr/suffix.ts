@@ -7,7 +7,7 @@
 
 import { assert } from '../tree/assert.ts';
 import { decodeCheckpoint, encodeCheckpoint } from './checkpoint.ts';
-import { trace, type Ctx } from './context.ts';
+import { plain, trace, type Ctx } from './context.ts';
 import { append, emptyLog, entriesAfter, lastOp, truncateAfter } from './log.ts';
 import type { CheckpointImage, LogEntry } from './messages.ts';
 
@@ -21,7 +21,8 @@ export type Suffix = {
 export function checkpointImage(ctx: Ctx): CheckpointImage {
   const s = ctx.s;
   if (s.checkpoint.image === null) s.checkpoint.image = encodeCheckpoint(s.checkpoint.machine);
-  return s.checkpoint.image;
+  // Read back through the draft it is a proxy; messages outlive the step, so hand out the value.
+  return plain(s.checkpoint.image);
 }
 
 /** Entries after `from` (at most `max`), or the checkpoint and what follows it. */
