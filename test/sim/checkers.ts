@@ -1,0 +1,425 @@
+/**
+ * Safety invariants of the replication protocol (PROTOCOL.md "Invariants the simulator checks
+ * after every step"), checked by the simulator after every replica step. A checker never
+ * throws: it records a {@link Violation} with a message precise enough to start debugging.
+ *
+ * (a) at most one primary per (epoch, view) in normal status, over all time;
+ * (b) committed prefixes agree: one digest per committed op, over all replicas and time;
+ * (c) commit <= op, op = the log's last op, appliedOp <= commit, commit never decreases within
+ *     one incarnation of a replica;
+ * (d) a committed entry is never lost: a normal primary of view v holds every op committed in
+ *     any view <= v (an old primary cut off from a newer view may lack later ops), and its
+ *     retained entries up to there match the committed digests;
+ * (e) each (client, requestNum) gets at most one distinct reply body, over all replicas and
+ *     time; a reply never names an op beyond the sender's commit;
+ * (f) replicas that applied the same prefix hold the same tree and client table (compared
+ *     structurally against the first machine seen at that op; the report names both
+ *     checkpoint digests);
+ * (g) a replica without state (stopped or recovering) sends no prepare_ok and casts no
+ *     view-change vote (a prepare_ok for the state it just recovered into is allowed);
+ * plus: a step that throws is a violation (`exception`). Linearizability (h) is checked at the
+ * end of a run by the VOPR with ./tree_model.ts.
+ */
+
+import { createHash } from 'node:crypto';
+import { encodeCheckpoint } from '../../src/vr/checkpoint.ts';
+import { primaryOf } from '../../src/vr/config.ts';
+import type { ReplicaEffect, ReplicaInput } from '../../src/vr/io.ts';
+import { entryAt, lastOp } from '../../src/vr/log.ts';
+import type { LogEntry, ReplyBody } from '../../src/vr/messages.ts';
+import type { ReplicaState } from '../../src/vr/state.ts';
+import type { Machine } from '../../src/vr/state_machine.ts';
+import { treesEqual } from '../../src/tree/snapshot.ts';
+import { canonical, deepEqual } from './tree_model.ts';
+
+export type ViolationKind =
+  | 'two_primaries'
+  | 'committed_prefix'
+  | 'commit_bounds'
+  | 'committed_lost'
+  | 'reply'
+  | 'applied_state'
+  | 'recovering_vote'
+  | 'exception'
+  | 'unreadable_message'
+  | 'linearizability'
+  | 'liveness';
+
+export type Violation = {
+  readonly kind: ViolationKind;
+  readonly message: string;
+  readonly tick: number;
+  readonly replica?: number;
+};
+
+/** One replica step as the checkers see it. */
+export type StepObservation = {
+  readonly replica: number;
+  readonly tick: number;
+  readonly before: ReplicaState;
+  readonly after: ReplicaState;
+  readonly inputs: readonly ReplicaInput[];
+  readonly effects: readonly ReplicaEffect[];
+};
+
+/** Committed entries re-checked (trailing window) whenever a replica's log changes. */
+const recheckWindow = 32;
+
+const votes: ReadonlySet<string> = new Set(['prepare_ok', 'start_view_change', 'do_view_change']);
+
+const entryDigests = new WeakMap<LogEntry, string>();
+
+/** A canonical string of a log entry: view, op, and each request (client, number, op). */
+export function entryDigest(entry: LogEntry): string {
+  let digest = entryDigests.get(entry);
+  if (digest === undefined) {
+    const requests = entry.requests.map((request) => `${request.clientId}#${request.requestNum}:${canonical(request.op)}`);
+    digest = `view=${entry.view} op=${entry.op} [${requests.join('; ')}]`;
+    entryDigests.set(entry, digest);
+  }
+  return digest;
+}
+
+const machineDigests = new WeakMap<Machine, string>();
+
+/** sha1 of the machine's checkpoint encoding (tree snapshot + sorted client table + op). */
+export function machineDigest(machine: Machine): string {
+  let digest = machineDigests.get(machine);
+  if (digest === undefined) {
+    digest = createHash('sha1').update(encodeCheckpoint(machine).snapshot).digest('hex');
+    machineDigests.set(machine, digest);
+  }
+  return digest;
+}
+
+function stateless(status: ReplicaState['status']): boolean {
+  return status === 'recovering' || status === 'stopped';
+}
+
+function isNormalPrimary(state: ReplicaState): boolean {
+  return state.status === 'normal' && primaryOf(state.view, state.config) === state.index;
+}
+
+function short(text: string, max = 300): string {
+  return text.length <= max ? text : `${text.slice(0, max)}…`;
+}
+
+export class Checkers {
+  readonly violations: Violation[] = [];
+  readonly #incarnations: number[];
+  /** Per replica, the highest commit of its current incarnation. */
+  readonly #commits: number[];
+  /** `${epoch}:${view}` -> who was normal primary of it. */
+  readonly #primaries = new Map<string, { readonly replica: number; readonly incarnation: number; readonly tick: number }>();
+  /** op -> digest of the committed entry, and who committed it first. */
+  readonly #committed = new Map<number, { readonly digest: string; readonly replica: number; readonly tick: number }>();
+  #maxCommitted = 0;
+  /** epoch -> view -> the highest commit a replica held while in that view (and who). */
+  readonly #commitsByView = new Map<number, Map<number, { commit: number; replica: number }>>();
+  /** `${clientId}#${requestNum}` -> the first reply body sent, and who sent it. */
+  readonly #replies = new Map<string, { readonly body: ReplyBody; readonly replica: number; readonly tick: number }>();
+  /** appliedOp -> the first machine seen at that op, and whose it was. */
+  readonly #applied = new Map<number, { readonly machine: Machine; readonly replica: number; readonly tick: number }>();
+  /** Steps checked (for reports). */
+  steps = 0;
+
+  constructor(replicaCount: number) {
+    this.#incarnations = new Array<number>(replicaCount).fill(0);
+    this.#commits = new Array<number>(replicaCount).fill(0);
+  }
+
+  get ok(): boolean {
+    return this.violations.length === 0;
+  }
+
+  /** The highest op any replica ever committed. */
+  get maxCommitted(): number {
+    return this.#maxCommitted;
+  }
+
+  incarnation(replica: number): number {
+    return this.#incarnations[replica] ?? 0;
+  }
+
+  /** A replica lost its volatile state: a new incarnation starts (its commit may restart at 0). */
+  onCrash(replica: number): void {
+    this.#incarnations[replica] = this.incarnation(replica) + 1;
+    this.#commits[replica] = 0;
+  }
+
+  report(violation: Violation): Violation {
+    this.violations.push(violation);
+    return violation;
+  }
+
+  /** A step threw: our bug (InvariantViolation) or worse. */
+  onException(replica: number, tick: number, error: unknown, inputs: readonly ReplicaInput[]): Violation {
+    const what = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+    const input = short(inputs.map((one) => canonical(one)).join(', '), 600);
+    return this.report({ kind: 'exception', replica, tick, message: `replica ${replica} threw ${what} on inputs ${input}` });
+  }
+
+  /** Runs every per-step checker; returns the violations this step added. */
+  afterStep(observation: StepObservation): Violation[] {
+    const first = this.violations.length;
+    this.steps += 1;
+    this.#checkBounds(observation);
+    this.#checkPrimary(observation);
+    this.#checkCommitted(observation);
+    this.#checkPrimaryHoldsCommitted(observation);
+    this.#checkRecoveringVotes(observation);
+    this.#checkReplies(observation);
+    this.#checkApplied(observation);
+    return this.violations.slice(first);
+  }
+
+  /** End of run: every retained entry at or below each replica's commit against the committed digests. */
+  finalCheck(states: readonly ReplicaState[], tick: number): Violation[] {
+    const first = this.violations.length;
+    for (const state of states) {
+      if (state.status === 'stopped') continue;
+      this.#checkRange(state, state.log.start + 1, Math.min(state.commit, lastOp(state.log)), tick, 'final check');
+    }
+    return this.violations.slice(first);
+  }
+
+  // ---- (c) ---------------------------------------------------------------------------------
+
+  #checkBounds({ replica, tick, before, after }: StepObservation): void {
+    const last = lastOp(after.log);
+    const where = `replica ${replica} (status ${after.status}, view ${after.view})`;
+    if (after.commit > after.op) {
+      this.report({ kind: 'commit_bounds', replica, tick, message: `${where}: commit ${after.commit} > op ${after.op}` });
+    }
+    if (after.op !== last) {
+      this.report({ kind: 'commit_bounds', replica, tick, message: `${where}: op ${after.op} but the log's last op is ${last} (start ${after.log.start})` });
+    }
+    if (after.machine.appliedOp > after.commit) {
+      this.report({ kind: 'commit_bounds', replica, tick, message: `${where}: applied op ${after.machine.appliedOp} beyond commit ${after.commit}` });
+    }
+    const floor = Math.max(before.commit, this.#commits[replica] ?? 0);
+    if (after.commit < floor) {
+      this.report({ kind: 'commit_bounds', replica, tick, message: `${where}: commit went backwards from ${floor} to ${after.commit} without a crash` });
+    }
+    this.#commits[replica] = after.commit;
+  }
+
+  // ---- (a) ---------------------------------------------------------------------------------
+
+  #checkPrimary({ replica, tick, after }: StepObservation): void {
+    if (!isNormalPrimary(after)) return;
+    const key = `${after.epoch}:${after.view}`;
+    const incarnation = this.incarnation(replica);
+    const known = this.#primaries.get(key);
+    if (known === undefined) {
+      this.#primaries.set(key, { replica, incarnation, tick });
+      return;
+    }
+    if (known.replica !== replica || known.incarnation !== incarnation) {
+      this.report({
+        kind: 'two_primaries',
+        replica,
+        tick,
+        message:
+          `two primaries of epoch ${after.epoch} view ${after.view}: replica ${known.replica} (incarnation ${known.incarnation}, since tick ${known.tick}) ` +
+          `and replica ${replica} (incarnation ${incarnation})`,
+      });
+    }
+  }
+
+  // ---- (b) ---------------------------------------------------------------------------------
+
+  #checkCommitted(observation: StepObservation): void {
+    const { replica, tick, before, after } = observation;
+    if (after.status === 'stopped') return;
+    const last = Math.min(after.commit, lastOp(after.log));
+    const sameIncarnationLog = before.status !== 'stopped';
+    // Newly committed entries.
+    const newFrom = Math.max(sameIncarnationLog ? before.commit : 0, after.log.start) + 1;
+    this.#checkRange(after, newFrom, last, tick, 'newly committed');
+    const entered = after.status === 'normal' && (before.status !== 'normal' || before.view !== after.view);
+    if (entered) {
+      // A view change, recovery or state transfer may have replaced the log: check all of it.
+      this.#checkRange(after, after.log.start + 1, Math.min(last, newFrom - 1), tick, 'after entering normal status');
+    } else if (after.log !== before.log) {
+      // The log changed: re-check a trailing window of already committed entries.
+      this.#checkRange(after, Math.max(after.log.start + 1, newFrom - recheckWindow), Math.min(last, newFrom - 1), tick, 'after a log change');
+    }
+    if (after.commit > this.#maxCommitted) this.#maxCommitted = after.commit;
+    let views = this.#commitsByView.get(after.epoch);
+    if (views === undefined) {
+      views = new Map();
+      this.#commitsByView.set(after.epoch, views);
+    }
+    const known = views.get(after.view);
+    if (known === undefined || known.commit < after.commit) views.set(after.view, { commit: after.commit, replica });
+  }
+
+  /** The highest op committed in a view <= `view` of `epoch`, and by whom. */
+  #committedUpTo(epoch: number, view: number): { commit: number; replica: number } {
+    let best = { commit: 0, replica: -1 };
+    for (const [seen, known] of this.#commitsByView.get(epoch) ?? []) {
+      if (seen <= view && known.commit > best.commit) best = known;
+    }
+    return best;
+  }
+
+  #checkRange(state: ReplicaState, from: number, to: number, tick: number, why: string): void {
+    const replica = state.index;
+    for (let op = Math.max(from, state.log.start + 1); op <= to; op++) {
+      const entry = entryAt(state.log, op);
+      if (entry === undefined) continue;
+      if (entry.op !== op) {
+        this.report({ kind: 'committed_prefix', replica, tick, message: `replica ${replica} holds an entry labelled op ${entry.op} at position ${op} (${why})` });
+        return;
+      }
+      const digest = entryDigest(entry);
+      const known = this.#committed.get(op);
+      if (known === undefined) {
+        this.#committed.set(op, { digest, replica, tick });
+      } else if (known.digest !== digest) {
+        this.report({
+          kind: 'committed_prefix',
+          replica,
+          tick,
+          message:
+            `committed entries differ at op ${op} (${why}): replica ${known.replica} committed ${short(known.digest)} at tick ${known.tick}, ` +
+            `replica ${replica} (commit ${state.commit}, view ${state.view}) holds ${short(digest)}`,
+        });
+        return;
+      }
+    }
+  }
+
+  // ---- (d) ---------------------------------------------------------------------------------
+
+  #checkPrimaryHoldsCommitted({ replica, tick, before, after }: StepObservation): void {
+    if (!isNormalPrimary(after)) return;
+    const required = this.#committedUpTo(after.epoch, after.view);
+    if (after.op < required.commit) {
+      this.report({
+        kind: 'committed_lost',
+        replica,
+        tick,
+        message: `replica ${replica} is primary of view ${after.view} with op ${after.op}, but op ${required.commit} was committed in a view <= ${after.view} (replica ${required.replica} held it)`,
+      });
+      return;
+    }
+    const becamePrimary = !isNormalPrimary(before) || before.view !== after.view || before.epoch !== after.epoch;
+    if (!becamePrimary) return;
+    for (let op = after.log.start + 1; op <= required.commit; op++) {
+      const known = this.#committed.get(op);
+      const entry = entryAt(after.log, op);
+      if (known === undefined || entry === undefined) continue;
+      const digest = entryDigest(entry);
+      if (digest !== known.digest) {
+        this.report({
+          kind: 'committed_lost',
+          replica,
+          tick,
+          message:
+            `replica ${replica} became primary of view ${after.view} with a different entry at committed op ${op}: ` +
+            `committed ${short(known.digest)} (by replica ${known.replica}), primary holds ${short(digest)}`,
+        });
+        return;
+      }
+    }
+  }
+
+  // ---- (g) ---------------------------------------------------------------------------------
+
+  #checkRecoveringVotes({ replica, tick, before, after, effects }: StepObservation): void {
+    if (!stateless(before.status) && !stateless(after.status)) return;
+    // Recovered within this step (the simulator steps a recovering replica one input at a
+    // time): acknowledging what it now holds, in the view it recovered into, is not a vote
+    // cast while recovering (src/vr/recovery.ts sends it as an extension).
+    const recovered = stateless(before.status) && after.status === 'normal';
+    for (const effect of effects) {
+      if (effect.type !== 'send' || !votes.has(effect.message.type)) continue;
+      const message = effect.message;
+      if (recovered && message.type === 'prepare_ok' && message.view === after.view && message.op <= after.op) continue;
+      this.report({
+        kind: 'recovering_vote',
+        replica,
+        tick,
+        message: `replica ${replica} went ${before.status} -> ${after.status} and sent ${message.type} to ${effect.to}: ${short(canonical(message))}`,
+      });
+      return;
+    }
+  }
+
+  // ---- (e) ---------------------------------------------------------------------------------
+
+  #checkReplies({ replica, tick, after, effects }: StepObservation): void {
+    for (const effect of effects) {
+      if (effect.type !== 'reply') continue;
+      const message = effect.message;
+      if (message.clientId !== effect.clientId) {
+        this.report({ kind: 'reply', replica, tick, message: `replica ${replica} sent an answer for client ${message.clientId} to client ${effect.clientId}` });
+        continue;
+      }
+      if (message.type !== 'reply' || message.body.type === 'registered') continue;
+      if (message.body.type === 'tree' && message.op > after.commit) {
+        this.report({
+          kind: 'reply',
+          replica,
+          tick,
+          message: `replica ${replica} replied to ${message.clientId}#${message.requestNum} with op ${message.op} beyond its commit ${after.commit}`,
+        });
+      }
+      const key = `${message.clientId}#${message.requestNum}`;
+      const known = this.#replies.get(key);
+      if (known === undefined) {
+        this.#replies.set(key, { body: message.body, replica, tick });
+      } else if (!deepEqual(known.body, message.body)) {
+        this.report({
+          kind: 'reply',
+          replica,
+          tick,
+          message: `two different replies to ${key}: replica ${known.replica} at tick ${known.tick} sent ${short(canonical(known.body))}, replica ${replica} sent ${short(canonical(message.body))}`,
+        });
+      }
+    }
+  }
+
+  // ---- (f) ---------------------------------------------------------------------------------
+
+  #checkApplied({ replica, tick, before, after }: StepObservation): void {
+    if (after.machine === before.machine || after.status === 'stopped') return;
+    const appliedOp = after.machine.appliedOp;
+    const known = this.#applied.get(appliedOp);
+    if (known === undefined) {
+      this.#applied.set(appliedOp, { machine: after.machine, replica, tick });
+      return;
+    }
+    const difference = machineDifference(known.machine, after.machine);
+    if (difference !== null) {
+      this.report({
+        kind: 'applied_state',
+        replica,
+        tick,
+        message:
+          `replicas ${known.replica} (tick ${known.tick}) and ${replica} applied up to op ${appliedOp} but hold different ${difference}: ` +
+          `checkpoint digests ${machineDigest(known.machine).slice(0, 12)} vs ${machineDigest(after.machine).slice(0, 12)}`,
+      });
+    }
+  }
+}
+
+/**
+ * Null when the two machines hold the same tree and client table, else what differs. Cheap:
+ * structural comparison that stops at shared subtrees, instead of encoding both.
+ */
+export function machineDifference(a: Machine, b: Machine): string | null {
+  if (a === b) return null;
+  if (a.appliedOp !== b.appliedOp) return 'applied ops';
+  if (!treesEqual(a.tree, b.tree)) return 'trees';
+  if (a.clients !== b.clients) {
+    if (a.clients.size !== b.clients.size) return 'client tables (sizes)';
+    for (const [clientId, record] of a.clients) {
+      const other = b.clients.get(clientId);
+      if (other === undefined || !deepEqual(record, other)) return `client tables (client ${clientId})`;
+    }
+  }
+  return null;
+}

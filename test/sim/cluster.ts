@@ -1,0 +1,714 @@
+/**
+ * A deterministic, single-threaded simulated cluster: n replicas running the pure core
+ * (src/vr/step.ts), k client sessions (src/client/session.ts), one seeded network, one seed.
+ *
+ * Time advances in ticks. In each tick:
+ *   1. the network hands over the messages due; all those due for one replica are given to it
+ *      in ONE `stepAll` call (so the primary batches them into one log entry); a replica that
+ *      is stopped or recovering gets them one `step` at a time instead, so the checkers can
+ *      tell exactly what it sent while it had no state;
+ *   2. answers due for clients are fed to their sessions, in order;
+ *   3. every running replica and every client gets `{type: 'tick'}`;
+ *   4. the workload generator may start a call on each idle client.
+ * After every replica step the checkers (./checkers.ts) run; a step that throws is recorded as
+ * a violation, never allowed to crash the simulator.
+ *
+ * Every call is recorded (client, op, call tick, return tick, result) for the linearizability
+ * check. Besides ticks, calls and returns get a strictly increasing event sequence number: it
+ * orders a return before any later call exactly as the simulation ran them.
+ */
+
+import type { CallResult } from '../../src/client/io.ts';
+import { defaultClientConfig, type ClientConfig } from '../../src/client/config.ts';
+import { clientStep, initialClientState, isIdle, type ClientState } from '../../src/client/session.ts';
+import type { OpOutcome, OpResult, SimpleOp, TreeOp } from '../../src/tree/ops.ts';
+import type { NodeType } from '../../src/tree/node_type.ts';
+import { makeReplicaConfig, primaryOf, type ReplicaConfig } from '../../src/vr/config.ts';
+import type { ReplicaEffect, ReplicaInput } from '../../src/vr/io.ts';
+import type { ClientAnswer, PeerMessageType, ReplicaMessage } from '../../src/vr/messages.ts';
+import { initialReplicaState, type ReplicaState } from '../../src/vr/state.ts';
+import { stepAll } from '../../src/vr/step.ts';
+import { Checkers, type Violation } from './checkers.ts';
+import { PENDING, type Operation } from './linearizability.ts';
+import { Network, reliableNetwork, type NetworkFaults, type NodeId } from './network.ts';
+import { Prng } from './prng.ts';
+import { canonical, isReadOnly } from './tree_model.ts';
+
+/** What travels on the simulated network: to a replica a ReplicaMessage, to a client an answer. */
+export type SimMessage = ReplicaMessage | ClientAnswer;
+
+// ---- workload ------------------------------------------------------------------------------
+
+export type WorkloadOptions = {
+  /** Per tick, the probability that an idle client starts a call. */
+  readonly opProbability: number;
+  /** Top-level components `/k0` .. `/k{n-1}`. */
+  readonly components: number;
+  /** Probability that a call is a multi_cas (over paths of one component). */
+  readonly multiCasProbability: number;
+  /** Values are 0..valueBytesMax bytes, each in 0..valueAlphabet-1 (small: equal values recur). */
+  readonly valueBytesMax: number;
+  readonly valueAlphabet: number;
+};
+
+export const defaultWorkload: WorkloadOptions = {
+  opProbability: 0.2,
+  components: 6,
+  multiCasProbability: 0.08,
+  valueBytesMax: 3,
+  valueAlphabet: 4,
+};
+
+const nodeTypes: readonly NodeType[] = ['directory', 'blob', 'queue', 'set'];
+const children: readonly string[] = ['x', 'y'];
+
+/**
+ * Random tree ops over a small set of paths: `/kN` and `/kN/x`, `/kN/y`. No op touches the
+ * root or two components, so the linearizability check can split the history by component.
+ * Multi_cas guards use versions seen in earlier results, so some of them succeed.
+ */
+export class WorkloadGenerator {
+  readonly #prng: Prng;
+  readonly options: WorkloadOptions;
+  /** Versions seen in results, by path. */
+  readonly #versions = new Map<string, number>();
+
+  constructor(prng: Prng, options: WorkloadOptions = defaultWorkload) {
+    this.#prng = prng;
+    this.options = options;
+  }
+
+  #component(): number {
+    return this.#prng.int(this.options.components);
+  }
+
+  #path(component: number): string {
+    const top = `/k${component}`;
+    return this.#prng.chance(0.5) ? top : `${top}/${this.#prng.pick(children)}`;
+  }
+
+  #value(): Uint8Array {
+    const p = this.#prng;
+    const out = new Uint8Array(p.int(this.options.valueBytesMax + 1));
+    for (let i = 0; i < out.length; i++) out[i] = p.int(this.options.valueAlphabet);
+    return out;
+  }
+
+  #simple(component: number): SimpleOp {
+    const p = this.#prng;
+    const path = this.#path(component);
+    const roll = p.int(100);
+    if (roll < 14) return { type: 'create', path, nodeType: p.pick(nodeTypes) };
+    if (roll < 19) return { type: 'delete', path };
+    if (roll < 30) return { type: 'blob_put', path, value: this.#value() };
+    if (roll < 37) return { type: 'blob_get', path };
+    if (roll < 46) return { type: 'queue_push', path, value: this.#value() };
+    if (roll < 52) return { type: 'queue_pop', path };
+    if (roll < 55) return { type: 'queue_front', path };
+    if (roll < 58) return { type: 'queue_len', path };
+    if (roll < 66) return { type: 'set_insert', path, value: this.#value() };
+    if (roll < 71) return { type: 'set_remove', path, value: this.#value() };
+    if (roll < 76) return { type: 'set_contains', path, value: this.#value() };
+    if (roll < 78) return { type: 'set_intersection', path1: `/k${component}/x`, path2: `/k${component}/y` };
+    if (roll < 85) return { type: 'stat', path };
+    return { type: 'list', path: `/k${component}`, recursive: p.chance(0.3) };
+  }
+
+  next(): TreeOp {
+    const p = this.#prng;
+    const component = this.#component();
+    if (!p.chance(this.options.multiCasProbability)) return this.#simple(component);
+    const guards = [];
+    const guardCount = p.int(3);
+    for (let i = 0; i < guardCount; i++) {
+      const path = this.#path(component);
+      const seen = this.#versions.get(path);
+      guards.push({ path, version: seen !== undefined && p.chance(0.8) ? seen : p.int(4) });
+    }
+    const ops: SimpleOp[] = [];
+    const opCount = 1 + p.int(3);
+    for (let i = 0; i < opCount; i++) ops.push(this.#simple(component));
+    return { type: 'multi_cas', guards, ops };
+  }
+
+  /** Learns versions from a completed call, for later guards. */
+  observe(op: TreeOp, outcome: OpOutcome): void {
+    if (op.type === 'multi_cas') {
+      if (outcome.type !== 'txn') return;
+      outcome.results.forEach((result, i) => {
+        const inner = op.ops[i];
+        if (inner !== undefined) this.#learn(inner, result);
+      });
+      return;
+    }
+    if (outcome.type !== 'error') this.#learn(op, outcome);
+  }
+
+  #learn(op: SimpleOp, result: OpResult): void {
+    if (result.type === 'list') {
+      for (const entry of result.entries) this.#versions.set(entry.path, entry.version);
+    }
+    if ('version' in result && 'path' in op) {
+      if (op.type === 'delete') this.#versions.delete(op.path);
+      else this.#versions.set(op.path, result.version);
+    }
+  }
+}
+
+// ---- history -------------------------------------------------------------------------------
+
+export type CallSource = 'workload' | 'test' | 'probe';
+
+/** One call: a handle for tests, and a history record. */
+export type CallRecord = {
+  readonly clientId: string;
+  readonly callId: number;
+  readonly op: TreeOp;
+  readonly source: CallSource;
+  readonly callTick: number;
+  /** Event sequence number of the call (strictly increasing over calls and returns). */
+  readonly callSeq: number;
+  result: CallResult | null;
+  returnTick: number | null;
+  returnSeq: number | null;
+};
+
+/** The history for the linearizability checker: done calls with their outcome; timeouts and unanswered calls pending; the rest dropped. */
+export function checkerHistory(records: readonly CallRecord[]): Operation<TreeOp, OpOutcome>[] {
+  const history: Operation<TreeOp, OpOutcome>[] = [];
+  for (const record of records) {
+    const result = record.result;
+    if (result === null || result.type === 'timeout') {
+      // May or may not have taken effect. A pending read changes nothing: dropping it is exact.
+      if (isReadOnly(record.op)) continue;
+      history.push({ clientId: record.clientId, input: record.op, call: record.callSeq, ret: Infinity, output: PENDING });
+    } else if (result.type === 'done') {
+      history.push({ clientId: record.clientId, input: record.op, call: record.callSeq, ret: record.returnSeq as number, output: result.outcome });
+    }
+    // rejected, session_expired, overloaded: certainly not executed.
+  }
+  return history;
+}
+
+// ---- trace ---------------------------------------------------------------------------------
+
+export type TraceLine = {
+  /** Order of recording, across all trace rings. */
+  readonly seq?: number;
+  readonly tick: number;
+  readonly who: string;
+  readonly event: string;
+  readonly detail?: unknown;
+};
+
+export function formatTraceLine(line: TraceLine): string {
+  const detail = line.detail === undefined ? '' : ` ${canonical(line.detail)}`;
+  return `[${String(line.tick).padStart(5)}] ${line.who.padEnd(4)} ${line.event}${detail}`;
+}
+
+/** A fixed-size ring of trace lines. */
+class TraceRing {
+  readonly #lines: TraceLine[] = [];
+  readonly #capacity: number;
+  readonly #counter: { value: number };
+  #next = 0;
+
+  constructor(capacity: number, counter: { value: number }) {
+    this.#capacity = Math.max(1, capacity);
+    this.#counter = counter;
+  }
+
+  push(line: TraceLine): void {
+    line = { ...line, seq: this.#counter.value++ };
+    if (this.#lines.length < this.#capacity) this.#lines.push(line);
+    else this.#lines[this.#next] = line;
+    this.#next = (this.#next + 1) % this.#capacity;
+  }
+
+  last(count: number): TraceLine[] {
+    const ordered = this.#lines.length < this.#capacity ? this.#lines.slice() : [...this.#lines.slice(this.#next), ...this.#lines.slice(0, this.#next)];
+    return ordered.slice(-count);
+  }
+}
+
+/**
+ * Null when `value` can be read as plain data (what crossing a worker boundary needs), else
+ * where it cannot: a revoked immer draft leaking out of a step throws on any access.
+ */
+export function unreadable(value: unknown, maxDepth = 12, path = 'message', depth = 0): string | null {
+  try {
+    if (typeof value !== 'object' || value === null || value instanceof Uint8Array) return null;
+    if (depth > maxDepth) return null;
+    if (Array.isArray(value)) {
+      for (let i = 0; i < value.length; i++) {
+        const problem = unreadable(value[i], maxDepth, `${path}[${i}]`, depth + 1);
+        if (problem !== null) return problem;
+      }
+      return null;
+    }
+    for (const key of Object.keys(value)) {
+      const problem = unreadable((value as Record<string, unknown>)[key], maxDepth, `${path}.${key}`, depth + 1);
+      if (problem !== null) return problem;
+    }
+    return null;
+  } catch (error) {
+    return `${path}: ${error instanceof Error ? error.message : String(error)}`;
+  }
+}
+
+// ---- the cluster -----------------------------------------------------------------------------
+
+export type ClusterOptions = {
+  readonly seed: number;
+  readonly replicaCount?: number;
+  readonly clientCount?: number;
+  readonly replicaConfig?: Partial<ReplicaConfig>;
+  readonly clientConfig?: Partial<ClientConfig>;
+  readonly faults?: NetworkFaults;
+  /** null: no automatic calls (tests drive calls with `call`). */
+  readonly workload?: WorkloadOptions | null;
+  /** Stop advancing time at the first violation (default true). */
+  readonly stopOnViolation?: boolean;
+  /** Trace lines kept for reports. */
+  readonly traceCapacity?: number;
+  /** Also keep replica `drop_*` traces (noisy). */
+  readonly traceDrops?: boolean;
+  /**
+   * Work around a client-session bug: when a session emits an unreadable request (a revoked
+   * immer draft), send the request from its state instead of reporting a violation. Off by
+   * default; for exercising the replicas while the client is being fixed.
+   */
+  readonly repairClientRequests?: boolean;
+};
+
+/** Simulator-friendly protocol timing: short timeouts, small checkpoints. */
+export const simReplicaConfig: Partial<ReplicaConfig> = {
+  commitIntervalTicks: 5,
+  prepareResendTicks: 5,
+  viewChangeTimeoutTicks: 30,
+  viewChangeJitterTicks: 30,
+  recoveryRetryTicks: 15,
+  stateTransferRetryTicks: 15,
+  checkpointIntervalOps: 64,
+};
+
+export type MessageFilter = {
+  /** Sender (replica index or client id); any when absent. */
+  readonly from?: NodeId;
+  /** Receiver; any when absent. */
+  readonly to?: NodeId;
+  /** Message types to drop; every type when absent. */
+  readonly types?: readonly (PeerMessageType | 'request' | ClientAnswer['type'])[];
+};
+
+export class Cluster {
+  readonly seed: number;
+  readonly replicaCount: number;
+  readonly config: ReplicaConfig;
+  readonly clientConfig: ClientConfig;
+  readonly clientIds: readonly string[];
+  readonly network: Network<SimMessage>;
+  readonly checkers: Checkers;
+  readonly history: CallRecord[] = [];
+  readonly stopOnViolation: boolean;
+  /** Current tick. */
+  now = 0;
+  /** Replica steps run (for reports). */
+  replicaSteps = 0;
+  /** Messages delivered to a crashed replica, hence lost. */
+  droppedAtDownReplica = 0;
+  /** Unreadable client requests replaced (with `repairClientRequests`). */
+  clientRequestsRepaired = 0;
+  /** When false, the workload generator starts no calls. */
+  workloadEnabled: boolean;
+  readonly workload: WorkloadGenerator | null;
+
+  readonly #prng: Prng;
+  readonly #workloadPrng: Prng;
+  readonly #replicas: ReplicaState[];
+  readonly #down: boolean[];
+  readonly #clients = new Map<string, ClientState>();
+  readonly #calls = new Map<number, CallRecord>();
+  readonly #trace: TraceRing;
+  readonly #replicaTrace: TraceRing;
+  readonly #traceDrops: boolean;
+  readonly #repairClientRequests: boolean;
+  #nextCallId = 1;
+  #seq = 0;
+
+  constructor(options: ClusterOptions) {
+    this.seed = options.seed;
+    this.#prng = new Prng(options.seed);
+    const networkPrng = this.#prng.fork();
+    this.#workloadPrng = this.#prng.fork();
+    this.replicaCount = options.replicaCount ?? 3;
+    this.config = makeReplicaConfig({ ...simReplicaConfig, ...options.replicaConfig, replicaCount: this.replicaCount });
+    this.clientConfig = { ...defaultClientConfig, retryTicks: 10, retryTicksMax: 60, giveUpTicks: 600, queueMax: 8, ...options.clientConfig, replicaCount: this.replicaCount };
+    this.network = new Network<SimMessage>(networkPrng, options.faults ?? reliableNetwork);
+    this.checkers = new Checkers(this.replicaCount);
+    this.stopOnViolation = options.stopOnViolation ?? true;
+    const counter = { value: 0 };
+    this.#trace = new TraceRing(options.traceCapacity ?? 400, counter);
+    this.#replicaTrace = new TraceRing(options.traceCapacity ?? 400, counter);
+    this.#traceDrops = options.traceDrops ?? false;
+    this.#repairClientRequests = options.repairClientRequests ?? false;
+    const workload = options.workload === undefined ? defaultWorkload : options.workload;
+    this.workload = workload === null ? null : new WorkloadGenerator(this.#workloadPrng.fork(), workload);
+    this.workloadEnabled = this.workload !== null;
+
+    this.#replicas = [];
+    this.#down = [];
+    for (let i = 0; i < this.replicaCount; i++) {
+      this.#replicas.push(initialReplicaState(this.config, i, this.#prng.next()));
+      this.#down.push(false);
+    }
+    const clientIds: string[] = [];
+    for (let c = 0; c < (options.clientCount ?? 3); c++) {
+      const id = `c${c}`;
+      clientIds.push(id);
+      this.#clients.set(id, initialClientState(id, this.clientConfig, this.#prng.next()));
+    }
+    this.clientIds = clientIds;
+    for (let i = 0; i < this.replicaCount; i++) this.#stepReplica(i, [{ type: 'start', mode: 'fresh', nonce: 0 }]);
+  }
+
+  // ---- accessors -----------------------------------------------------------------------------
+
+  replica(index: number): ReplicaState {
+    const state = this.#replicas[index];
+    if (state === undefined) throw new RangeError(`no replica ${index}`);
+    return state;
+  }
+
+  get replicas(): readonly ReplicaState[] {
+    return this.#replicas;
+  }
+
+  /**
+   * Test hook: replaces a replica's state as if it had stepped there (the checkers do not see
+   * this), e.g. to hand a replica a corrupted state and watch the simulator report it.
+   */
+  replaceReplicaState(index: number, state: ReplicaState): void {
+    this.replica(index);
+    this.#replicas[index] = state;
+  }
+
+  isDown(index: number): boolean {
+    return this.#down[index] === true;
+  }
+
+  client(clientId: string): ClientState {
+    const state = this.#clients.get(clientId);
+    if (state === undefined) throw new RangeError(`no client ${clientId}`);
+    return state;
+  }
+
+  get violations(): readonly Violation[] {
+    return this.checkers.violations;
+  }
+
+  get halted(): boolean {
+    return this.stopOnViolation && this.checkers.violations.length > 0;
+  }
+
+  /** The highest view any running replica is in. */
+  highestView(): number {
+    let view = 0;
+    this.#replicas.forEach((state, i) => {
+      if (!this.#down[i] && state.status !== 'stopped' && state.status !== 'recovering') view = Math.max(view, state.view);
+    });
+    return view;
+  }
+
+  /** The replica that is normal primary of the highest view, or null (view change under way). */
+  primaryIndex(): number | null {
+    const view = this.highestView();
+    const index = primaryOf(view, this.config);
+    const state = this.#replicas[index];
+    if (state === undefined || this.#down[index] || state.status !== 'normal' || state.view !== view) return null;
+    return index;
+  }
+
+  /** Replicas that count as failed for the f bound: crashed, or restarted and still recovering. */
+  failedCount(): number {
+    let failed = 0;
+    this.#replicas.forEach((state, i) => {
+      if (this.#down[i] || state.status === 'stopped' || state.status === 'recovering') failed += 1;
+    });
+    return failed;
+  }
+
+  /**
+   * The last `count` trace lines: simulator events (faults, status and view changes, failed
+   * calls, violations) and replica/client trace effects (without the noisy `drop_*` ones unless
+   * `traceDrops`), merged in the order they happened.
+   */
+  traceTail(count = 30): string[] {
+    const lines = [...this.#trace.last(count), ...this.#replicaTrace.last(count)];
+    lines.sort((a, b) => (a.seq ?? 0) - (b.seq ?? 0));
+    return lines.slice(-count).map(formatTraceLine);
+  }
+
+  note(event: string, detail?: unknown): void {
+    this.#trace.push(detail === undefined ? { tick: this.now, who: 'sim', event } : { tick: this.now, who: 'sim', event, detail });
+  }
+
+  // ---- time ----------------------------------------------------------------------------------
+
+  /** Advances `n` ticks (fewer if a violation halts the run). Returns the ticks run. */
+  runTicks(n: number): number {
+    for (let i = 0; i < n; i++) {
+      if (this.halted) return i;
+      this.tick();
+    }
+    return n;
+  }
+
+  /** Runs until `predicate` holds (checked before each tick) or `maxTicks` pass; returns whether it held. */
+  runUntil(predicate: (cluster: Cluster) => boolean, maxTicks: number): boolean {
+    for (let i = 0; i < maxTicks; i++) {
+      if (predicate(this)) return true;
+      if (this.halted) return false;
+      this.tick();
+    }
+    return predicate(this);
+  }
+
+  tick(): void {
+    this.now += 1;
+    const now = this.now;
+    this.network.expireClogs(now);
+    const due = this.network.deliverDue(now);
+    const toReplicas = new Map<number, ReplicaInput[]>();
+    const toClients: { clientId: string; message: ClientAnswer }[] = [];
+    for (const envelope of due) {
+      if (typeof envelope.to === 'number') {
+        if (this.#down[envelope.to]) {
+          this.droppedAtDownReplica += 1;
+          continue;
+        }
+        let inputs = toReplicas.get(envelope.to);
+        if (inputs === undefined) {
+          inputs = [];
+          toReplicas.set(envelope.to, inputs);
+        }
+        inputs.push({ type: 'receive', message: envelope.message as ReplicaMessage });
+      } else {
+        toClients.push({ clientId: envelope.to, message: envelope.message as ClientAnswer });
+      }
+    }
+    for (let i = 0; i < this.replicaCount; i++) {
+      const inputs = toReplicas.get(i);
+      if (inputs !== undefined && !this.#down[i]) this.#stepReplica(i, inputs);
+    }
+    for (const { clientId, message } of toClients) this.#stepClient(clientId, { type: 'receive', message });
+    for (let i = 0; i < this.replicaCount; i++) if (!this.#down[i]) this.#stepReplica(i, [{ type: 'tick' }]);
+    for (const clientId of this.clientIds) this.#stepClient(clientId, { type: 'tick' });
+    if (this.workloadEnabled && this.workload !== null) {
+      for (const clientId of this.clientIds) {
+        if (isIdle(this.client(clientId)) && this.#workloadPrng.chance(this.workload.options.opProbability)) {
+          this.call(clientId, this.workload.next(), 'workload');
+        }
+      }
+    }
+  }
+
+  // ---- calls ---------------------------------------------------------------------------------
+
+  /** Starts a call on a client session; the handle's `result` is set when it completes. */
+  call(clientId: string, op: TreeOp, source: CallSource = 'test'): CallRecord {
+    const callId = this.#nextCallId++;
+    const record: CallRecord = { clientId, callId, op, source, callTick: this.now, callSeq: ++this.#seq, result: null, returnTick: null, returnSeq: null };
+    this.history.push(record);
+    this.#calls.set(callId, record);
+    this.#stepClient(clientId, { type: 'call', callId, op });
+    return record;
+  }
+
+  /** Runs until the call completes (or `maxTicks` pass); returns its result or null. */
+  await(handle: CallRecord, maxTicks = 2000): CallResult | null {
+    this.runUntil(() => handle.result !== null, maxTicks);
+    return handle.result;
+  }
+
+  /** Calls that have not completed yet. */
+  openCalls(): CallRecord[] {
+    return this.history.filter((record) => record.result === null);
+  }
+
+  // ---- faults ----------------------------------------------------------------------------------
+
+  /** The replica loses all volatile state and receives nothing until restarted. */
+  crash(index: number): void {
+    this.replica(index);
+    this.#replicas[index] = initialReplicaState(this.config, index, this.#prng.next());
+    this.#down[index] = true;
+    this.checkers.onCrash(index);
+    this.note('crash', { replica: index });
+  }
+
+  /** Restarts a crashed replica in recovery (VRR §4.3) with a fresh nonce. */
+  restart(index: number): void {
+    if (!this.#down[index]) throw new Error(`replica ${index} is not down`);
+    this.#down[index] = false;
+    const nonce = 1 + this.#prng.int(2 ** 31 - 1);
+    this.note('restart', { replica: index, nonce });
+    this.#stepReplica(index, [{ type: 'start', mode: 'recovering', nonce }]);
+  }
+
+  #allNodes(): NodeId[] {
+    return [...Array.from({ length: this.replicaCount }, (_, i) => i), ...this.clientIds];
+  }
+
+  /** Cuts a replica off from every other node (replicas and clients), both ways. */
+  isolate(index: number): void {
+    this.network.isolate(index, this.#allNodes());
+    this.note('isolate', { replica: index });
+  }
+
+  /** Cuts every link between the two groups, both ways. */
+  partition(groupA: readonly NodeId[], groupB: readonly NodeId[]): void {
+    this.network.partition(groupA, groupB);
+    this.note('partition', { a: groupA.map(String).join(','), b: groupB.map(String).join(',') });
+  }
+
+  /** Cuts the one-way link from -> to. */
+  asymmetric(from: NodeId, to: NodeId): void {
+    this.network.cut(from, to);
+    this.note('asymmetric', { from: String(from), to: String(to) });
+  }
+
+  /** Holds messages on from -> to for `ticks` ticks. */
+  clog(from: NodeId, to: NodeId, ticks: number): void {
+    this.network.clog(from, to, this.now + ticks);
+    this.note('clog', { from: String(from), to: String(to), ticks });
+  }
+
+  /** Restores every link (filters stay). */
+  heal(): void {
+    this.network.heal();
+    this.note('heal');
+  }
+
+  /** Drops matching messages at send time until removed; returns the filter's id. */
+  dropMessages(filter: MessageFilter): number {
+    const types = filter.types === undefined ? null : new Set<string>(filter.types);
+    return this.network.addFilter((from, to, message) => {
+      if (filter.from !== undefined && filter.from !== from) return false;
+      if (filter.to !== undefined && filter.to !== to) return false;
+      return types === null || types.has(message.type);
+    });
+  }
+
+  removeFilter(id: number): void {
+    this.network.removeFilter(id);
+  }
+
+  // ---- stepping ------------------------------------------------------------------------------
+
+  #stepReplica(index: number, inputs: readonly ReplicaInput[]): void {
+    if (this.halted) return;
+    const before = this.#replicas[index] as ReplicaState;
+    if (inputs.length > 1 && (before.status === 'recovering' || before.status === 'stopped')) {
+      for (const input of inputs) this.#stepReplica(index, [input]);
+      return;
+    }
+    let state: ReplicaState;
+    let effects: readonly ReplicaEffect[];
+    try {
+      ({ state, effects } = stepAll(before, inputs));
+    } catch (error) {
+      const violation = this.checkers.onException(index, this.now, error, inputs);
+      this.note('violation', { kind: violation.kind });
+      return;
+    }
+    this.replicaSteps += 1;
+    this.#replicas[index] = state;
+    if (state.status !== before.status || state.view !== before.view) {
+      this.#trace.push({ tick: this.now, who: `r${index}`, event: 'status', detail: { from: `${before.status}@${before.view}`, to: `${state.status}@${state.view}`, op: state.op, commit: state.commit } });
+    }
+    const found = this.checkers.afterStep({ replica: index, tick: this.now, before, after: state, inputs, effects });
+    for (const violation of found) this.note('violation', { kind: violation.kind, replica: violation.replica ?? null });
+    for (const effect of effects) {
+      if (effect.type === 'send' || effect.type === 'reply') {
+        // Three levels reach what a step could read out of its draft (log entries live in
+        // Immutable.js structures, plain); deeper walks of every entry cost too much.
+        const problem = unreadable(effect.message, 3);
+        if (problem !== null) {
+          this.checkers.report({ kind: 'unreadable_message', replica: index, tick: this.now, message: `replica ${index} sent an unreadable ${effect.type} effect (${problem})` });
+          continue;
+        }
+      }
+      switch (effect.type) {
+        case 'send':
+          this.network.send(index, effect.to, effect.message, this.now);
+          break;
+        case 'reply':
+          this.network.send(index, effect.clientId, effect.message, this.now);
+          break;
+        case 'trace':
+          if (this.#traceDrops || !effect.trace.event.startsWith('drop_')) {
+            const line = { tick: this.now, who: `r${index}`, event: effect.trace.event };
+            this.#replicaTrace.push(effect.trace.detail === undefined ? line : { ...line, detail: effect.trace.detail });
+          }
+          break;
+      }
+    }
+  }
+
+  #stepClient(clientId: string, input: Parameters<typeof clientStep>[1]): void {
+    const before = this.client(clientId);
+    let result: ReturnType<typeof clientStep>;
+    try {
+      result = clientStep(before, input);
+    } catch (error) {
+      const what = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+      this.checkers.report({ kind: 'exception', tick: this.now, message: `client ${clientId} threw ${what} on ${canonical(input)}` });
+      return;
+    }
+    this.#clients.set(clientId, result.state);
+    for (const effect of result.effects) {
+      switch (effect.type) {
+        case 'send': {
+          let request = effect.request;
+          const problem = unreadable(request);
+          if (problem !== null) {
+            const repaired = result.state.outstanding?.request;
+            if (this.#repairClientRequests && repaired !== undefined && unreadable(repaired) === null) {
+              this.clientRequestsRepaired += 1;
+              request = repaired;
+            } else {
+              this.checkers.report({ kind: 'unreadable_message', tick: this.now, message: `client ${clientId} sent an unreadable request to replica ${effect.to} (${problem}) on input ${canonical(input)}` });
+              break;
+            }
+          }
+          this.network.send(clientId, effect.to, request, this.now);
+          break;
+        }
+        case 'result':
+          this.#complete(clientId, effect.callId, effect.result);
+          break;
+        case 'trace':
+          if (this.#traceDrops || !effect.event.includes('stale')) {
+            const line = { tick: this.now, who: clientId, event: effect.event };
+            this.#replicaTrace.push(effect.detail === undefined ? line : { ...line, detail: effect.detail });
+          }
+          break;
+      }
+    }
+  }
+
+  #complete(clientId: string, callId: number, result: CallResult): void {
+    const record = this.#calls.get(callId);
+    if (record === undefined || record.result !== null) {
+      this.checkers.report({ kind: 'exception', tick: this.now, message: `client ${clientId} returned a result for unknown or finished call ${callId}` });
+      return;
+    }
+    record.result = result;
+    record.returnTick = this.now;
+    record.returnSeq = ++this.#seq;
+    this.#calls.delete(callId);
+    if (result.type === 'done') this.workload?.observe(record.op, result.outcome);
+    if (result.type !== 'done') this.note(`call_${result.type}`, { client: clientId, call: callId, op: record.op.type });
+  }
+}

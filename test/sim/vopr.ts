@@ -1,0 +1,508 @@
+/**
+ * VOPR: the Viewstamped Operation Replicator (after TigerBeetle's), a seeded simulation runner.
+ *
+ *   npm run vopr -- --seeds N [--from S] [--seed S] [--replicas 3|5] [--verbose] [--repair-client]
+ *
+ * (--repair-client: see ClusterOptions.repairClientRequests; a stopgap, off by default.)
+ *
+ * Per seed, everything derives from the seed (no clock, no Math.random), so one seed replays
+ * a run exactly:
+ *   - swarm testing: the seed draws which faults exist and how strong they are (message loss
+ *     0–30%, duplication 0–10%, delay spread and distribution, partitions, clogged links,
+ *     crashes with restarts), and protocol/client limits (checkpoint interval, pipeline
+ *     depth, batch size, log suffix cap, give-up time); some seeds have none of a fault;
+ *   - SAFETY phase: faults and a random workload for `safetyTicks`; never more than f replicas
+ *     failed at once (crashed, or restarted and still recovering: VRR's failure model);
+ *     every replica step is checked by ./checkers.ts;
+ *   - LIVENESS phase: heal every partition and clog, restart every crashed replica, stop
+ *     message loss and duplication, stop the workload. Within `livenessTicks` ticks every open
+ *     call must complete; a call that times out after `livenessGraceTicks` healed ticks is a
+ *     liveness violation; then every client issues one probe read (`stat /k0`), which must
+ *     complete `done` within the same bound: every session is served by the healed cluster;
+ *   - finally the committed logs are checked once more in full, and the client history must
+ *     be linearizable against the real tree (./tree_model.ts). A search that exhausts its
+ *     budget is reported as `unknown` (a warning, not a violation).
+ */
+
+import { pathToFileURL } from 'node:url';
+import type { ClientConfig } from '../../src/client/config.ts';
+import { faultsTolerated, type ReplicaConfig } from '../../src/vr/config.ts';
+import type { Violation } from './checkers.ts';
+import { checkerHistory, Cluster, type CallRecord, type WorkloadOptions } from './cluster.ts';
+import { checkHistory } from './linearizability.ts';
+import type { NetworkFaults, NetworkStats, NodeId } from './network.ts';
+import { Prng } from './prng.ts';
+import { makeTreeModel } from './tree_model.ts';
+
+export type VoprOptions = {
+  readonly replicaCount?: 3 | 5;
+  /** Overrides the drawn length of the safety phase. */
+  readonly safetyTicks?: number;
+  /** Bound on the liveness phase (default 3000). */
+  readonly livenessTicks?: number;
+  /** Trace lines in a report (default 30). */
+  readonly traceLines?: number;
+  /** Linearizability search budget (model steps). */
+  readonly maxExplored?: number;
+  /** Keep the noisy `drop_*` traces too (debugging). */
+  readonly traceDrops?: boolean;
+  /** See ClusterOptions.repairClientRequests (off by default). */
+  readonly repairClientRequests?: boolean;
+  /** Debugging: called after every tick of both phases with the cluster. */
+  readonly inspect?: (cluster: Cluster) => void;
+};
+
+/** Everything a seed draws. */
+export type SeedParams = {
+  readonly replicaCount: number;
+  readonly clientCount: number;
+  readonly safetyTicks: number;
+  readonly faults: NetworkFaults;
+  /** Per tick, when no partition is active: probability that one starts. */
+  readonly partitionProbability: number;
+  readonly partitionTicksMax: number;
+  /** Per tick: probability that a replica crashes (if fewer than f are failed). */
+  readonly crashProbability: number;
+  readonly downTicksMax: number;
+  /** Per tick: probability that a link is clogged for a while. */
+  readonly clogProbability: number;
+  readonly clogTicksMax: number;
+  /** Probability that a crash or isolation targets the current primary. */
+  readonly primaryBias: number;
+  readonly replicaConfig: Partial<ReplicaConfig>;
+  readonly clientConfig: Partial<ClientConfig>;
+  readonly workload: WorkloadOptions;
+};
+
+export type SeedReport = {
+  readonly seed: number;
+  readonly ok: boolean;
+  readonly violation: Violation | null;
+  readonly params: SeedParams;
+  /** Ticks run in total, and when the liveness phase began. */
+  readonly ticks: number;
+  readonly livenessStartTick: number;
+  readonly elapsedMs: number;
+  readonly calls: number;
+  readonly done: number;
+  readonly pending: number;
+  readonly crashes: number;
+  readonly partitions: number;
+  readonly viewChanges: number;
+  readonly maxCommitted: number;
+  readonly linearizability: 'ok' | 'unknown' | 'violation' | 'skipped';
+  /** Why linearizability is unknown, when it is. */
+  readonly warning: string | null;
+  readonly network: NetworkStats;
+  readonly traceTail: readonly string[];
+  readonly replay: string;
+};
+
+export const defaultLivenessTicks = 3000;
+export const livenessGraceTicks = 600;
+
+function replayCommand(seed: number, options: VoprOptions): string {
+  const replicas = options.replicaCount !== undefined && options.replicaCount !== 3 ? ` --replicas ${options.replicaCount}` : '';
+  const repair = options.repairClientRequests === true ? ' --repair-client' : '';
+  return `npm run vopr -- --seed ${seed}${replicas}${repair}`;
+}
+
+/** Swarm testing: which faults a seed has, and how strong. */
+export function drawParams(prng: Prng, options: VoprOptions): SeedParams {
+  const uniform = (lo: number, hi: number): number => lo + (hi - lo) * prng.float();
+  const replicaCount = options.replicaCount ?? 3;
+  const delayMaxTicks = prng.pick([1, 2, 5, 10, 20]);
+  const faults: NetworkFaults = {
+    lossProbability: prng.chance(0.6) ? uniform(0, 0.3) : 0,
+    duplicateProbability: prng.chance(0.5) ? uniform(0, 0.1) : 0,
+    delayMinTicks: 1,
+    delayMaxTicks,
+    delayDistribution: prng.chance(0.5) ? 'uniform' : 'exponential',
+    delayMeanTicks: Math.max(1, delayMaxTicks / 4),
+    queueMax: prng.pick([256, 10_000]),
+  };
+  const viewChangeTimeoutTicks = prng.pick([20, 30, 60]);
+  const safetyTicks = prng.range(2000, 3000);
+  return {
+    replicaCount,
+    clientCount: prng.range(2, 6),
+    safetyTicks: options.safetyTicks ?? safetyTicks,
+    faults,
+    partitionProbability: prng.chance(0.5) ? uniform(0.002, 0.02) : 0,
+    partitionTicksMax: prng.pick([50, 200, 500]),
+    crashProbability: prng.chance(0.5) ? uniform(0.001, 0.01) : 0,
+    downTicksMax: prng.pick([20, 100, 400]),
+    clogProbability: prng.chance(0.3) ? uniform(0.005, 0.05) : 0,
+    clogTicksMax: prng.pick([10, 50, 100]),
+    primaryBias: prng.pick([0, 0.5, 0.9]),
+    replicaConfig: {
+      viewChangeTimeoutTicks,
+      viewChangeJitterTicks: prng.pick([5, viewChangeTimeoutTicks]),
+      checkpointIntervalOps: prng.pick([4, 16, 64, 1024]),
+      pipelineMax: prng.pick([1, 2, 8]),
+      batchMax: prng.pick([1, 4, 256]),
+      pendingMax: prng.pick([2, 64, 16_384]),
+      logSuffixMax: prng.pick([3, 32, 100_000]),
+      recoveryRetryTicks: prng.pick([5, 15]),
+      stateTransferRetryTicks: prng.pick([5, 15]),
+    },
+    clientConfig: {
+      retryTicks: prng.pick([5, 10]),
+      retryTicksMax: prng.pick([40, 80]),
+      giveUpTicks: prng.pick([150, 400, 1000]),
+    },
+    workload: {
+      opProbability: uniform(0.03, 0.5),
+      components: prng.range(2, 6),
+      multiCasProbability: prng.pick([0, 0.1, 0.3]),
+      valueBytesMax: prng.pick([1, 3]),
+      valueAlphabet: prng.pick([2, 4]),
+    },
+  };
+}
+
+/** Crashes, restarts, partitions and clogs during the safety phase, drawn from the seed. */
+class FaultScheduler {
+  readonly #prng: Prng;
+  readonly #params: SeedParams;
+  readonly #cluster: Cluster;
+  /** Crashed replica -> tick of its restart. */
+  readonly #restartAt = new Map<number, number>();
+  #healAt: number | null = null;
+  crashes = 0;
+  partitions = 0;
+
+  constructor(prng: Prng, params: SeedParams, cluster: Cluster) {
+    this.#prng = prng;
+    this.#params = params;
+    this.#cluster = cluster;
+  }
+
+  /** Runs before each safety tick. */
+  beforeTick(): void {
+    const cluster = this.#cluster;
+    const prng = this.#prng;
+    const params = this.#params;
+    const now = cluster.now;
+    for (const [replica, at] of this.#restartAt) {
+      if (at <= now) {
+        this.#restartAt.delete(replica);
+        cluster.restart(replica);
+      }
+    }
+    if (this.#healAt !== null && this.#healAt <= now) {
+      this.#healAt = null;
+      cluster.heal();
+    }
+    if (prng.chance(params.crashProbability) && cluster.failedCount() + 1 <= faultsTolerated(cluster.config)) {
+      const target = this.#target((i) => !cluster.isDown(i));
+      if (target !== null) {
+        cluster.crash(target);
+        this.crashes += 1;
+        this.#restartAt.set(target, now + prng.range(1, params.downTicksMax));
+      }
+    }
+    if (this.#healAt === null && prng.chance(params.partitionProbability)) this.#startPartition();
+    if (prng.chance(params.clogProbability)) {
+      const nodes: NodeId[] = [...Array.from({ length: cluster.replicaCount }, (_, i) => i), ...cluster.clientIds];
+      const from = prng.pick(nodes);
+      const to = prng.pick(nodes.filter((node) => node !== from));
+      cluster.clog(from, to, prng.range(1, params.clogTicksMax));
+    }
+  }
+
+  /** The primary (with the seed's bias) or a random replica satisfying `eligible`. */
+  #target(eligible: (replica: number) => boolean): number | null {
+    const cluster = this.#cluster;
+    const primary = cluster.primaryIndex();
+    if (primary !== null && eligible(primary) && this.#prng.chance(this.#params.primaryBias)) return primary;
+    const candidates = Array.from({ length: cluster.replicaCount }, (_, i) => i).filter(eligible);
+    return candidates.length === 0 ? null : this.#prng.pick(candidates);
+  }
+
+  #startPartition(): void {
+    const cluster = this.#cluster;
+    const prng = this.#prng;
+    const replicas = Array.from({ length: cluster.replicaCount }, (_, i) => i);
+    const kind = prng.int(3);
+    if (kind === 0) {
+      const target = this.#target(() => true);
+      if (target === null) return;
+      cluster.isolate(target);
+    } else if (kind === 1) {
+      // A random split of replicas and clients into two sides.
+      const a: NodeId[] = [];
+      const b: NodeId[] = [];
+      for (const node of [...replicas, ...cluster.clientIds]) (prng.chance(0.5) ? a : b).push(node);
+      if (a.length === 0 || b.length === 0) return;
+      cluster.partition(a, b);
+    } else {
+      // One or two one-way links between replicas.
+      const links = 1 + prng.int(2);
+      for (let i = 0; i < links; i++) {
+        const from = prng.pick(replicas);
+        const to = prng.pick(replicas.filter((replica) => replica !== from));
+        cluster.asymmetric(from, to);
+      }
+    }
+    this.partitions += 1;
+    this.#healAt = cluster.now + prng.range(10, this.#params.partitionTicksMax);
+  }
+
+  /** Liveness phase: everything back. */
+  stop(): void {
+    this.#cluster.heal();
+    this.#healAt = null;
+    for (const replica of [...this.#restartAt.keys()].sort((a, b) => a - b)) this.#cluster.restart(replica);
+    this.#restartAt.clear();
+  }
+}
+
+function livenessViolation(cluster: Cluster, message: string): Violation {
+  return cluster.checkers.report({ kind: 'liveness', tick: cluster.now, message });
+}
+
+function describeCall(record: CallRecord): string {
+  return `${record.clientId} call ${record.callId} (${record.op.type}, called at tick ${record.callTick})`;
+}
+
+/** Runs one seed: safety phase, liveness phase, final checks. Never throws on a protocol bug. */
+export function runSeed(seed: number, options: VoprOptions = {}): SeedReport {
+  const started = performance.now();
+  const master = new Prng(seed);
+  const params = drawParams(master.fork(), options);
+  const faultPrng = master.fork();
+  const cluster = new Cluster({
+    seed: master.next(),
+    replicaCount: params.replicaCount,
+    clientCount: params.clientCount,
+    replicaConfig: params.replicaConfig,
+    clientConfig: params.clientConfig,
+    faults: params.faults,
+    workload: params.workload,
+    traceDrops: options.traceDrops ?? false,
+    repairClientRequests: options.repairClientRequests ?? false,
+    traceCapacity: Math.max(400, options.traceLines ?? 30),
+  });
+  const scheduler = new FaultScheduler(faultPrng, params, cluster);
+  let viewChanges = 0;
+  const countViews = (): number => cluster.replicas.reduce((max, state) => Math.max(max, state.view), 0);
+
+  // ---- safety phase ----
+  for (let t = 0; t < params.safetyTicks && !cluster.halted; t++) {
+    scheduler.beforeTick();
+    cluster.tick();
+    options.inspect?.(cluster);
+  }
+  viewChanges = countViews();
+
+  // ---- liveness phase ----
+  const livenessStartTick = cluster.now;
+  const livenessTicks = options.livenessTicks ?? defaultLivenessTicks;
+  const deadline = livenessStartTick + livenessTicks;
+  if (!cluster.halted) {
+    cluster.note('liveness_phase');
+    scheduler.stop();
+    cluster.workloadEnabled = false;
+    cluster.network.setFaults({ ...params.faults, lossProbability: 0, duplicateProbability: 0, delayMaxTicks: Math.min(params.faults.delayMaxTicks, 3) });
+    const open = cluster.openCalls();
+    cluster.runUntil((c) => {
+      options.inspect?.(c);
+      return c.openCalls().length === 0;
+    }, livenessTicks);
+    if (!cluster.halted) {
+      const stuck = cluster.openCalls();
+      const lateTimeout = cluster.history.find((record) => record.result?.type === 'timeout' && (record.returnTick ?? 0) > livenessStartTick + livenessGraceTicks);
+      if (stuck.length > 0) {
+        livenessViolation(cluster, `${stuck.length} call(s) still open ${livenessTicks} ticks after healing (of ${open.length} open then), e.g. ${describeCall(stuck[0] as CallRecord)}`);
+      } else if (lateTimeout !== undefined) {
+        livenessViolation(cluster, `${describeCall(lateTimeout)} timed out at tick ${lateTimeout.returnTick}, ${livenessGraceTicks}+ ticks after the cluster was healed at tick ${livenessStartTick}`);
+      }
+    }
+    if (!cluster.halted) {
+      const probes = cluster.clientIds.map((clientId) => cluster.call(clientId, { type: 'stat', path: '/k0' }, 'probe'));
+      cluster.runUntil(() => probes.every((probe) => probe.result !== null), Math.max(0, deadline - cluster.now));
+      const failed = probes.find((probe) => probe.result?.type !== 'done');
+      if (!cluster.halted && failed !== undefined) {
+        const primary = cluster.primaryIndex();
+        livenessViolation(
+          cluster,
+          `probe ${describeCall(failed)} ${failed.result === null ? 'got no result' : `got ${failed.result.type}`} by tick ${cluster.now} ` +
+            `(healed at ${livenessStartTick}, bound ${livenessTicks}); primary ${primary ?? 'none'}; replicas ${cluster.replicas.map((s) => `${s.status}@${s.view}/op${s.op}/c${s.commit}`).join(' ')}`,
+        );
+      }
+    }
+  }
+
+  // ---- final checks ----
+  if (!cluster.halted) cluster.checkers.finalCheck(cluster.replicas, cluster.now);
+  let linearizability: SeedReport['linearizability'] = 'skipped';
+  let warning: string | null = null;
+  if (!cluster.halted) {
+    const history = checkerHistory(cluster.history);
+    const model = makeTreeModel({ history: history.map((op) => op.input), limits: cluster.config.treeLimits });
+    const result = checkHistory(model, history, options.maxExplored === undefined ? {} : { maxExplored: options.maxExplored });
+    if (result.linearizable === true) {
+      linearizability = 'ok';
+    } else if (result.linearizable === 'unknown') {
+      linearizability = 'unknown';
+      warning = result.reason;
+    } else {
+      linearizability = 'violation';
+      const shown = result.ops.length > 40 ? [...result.ops.slice(0, 40), `... (${result.ops.length - 40} more)`] : result.ops;
+      cluster.checkers.report({ kind: 'linearizability', tick: cluster.now, message: `${result.reason}\n    ${shown.join('\n    ')}` });
+    }
+  }
+
+  const violation = cluster.violations[0] ?? null;
+  const done = cluster.history.filter((record) => record.result?.type === 'done').length;
+  const pending = cluster.history.filter((record) => record.result === null || record.result.type === 'timeout').length;
+  return {
+    seed,
+    ok: violation === null,
+    violation,
+    params,
+    ticks: cluster.now,
+    livenessStartTick,
+    elapsedMs: performance.now() - started,
+    calls: cluster.history.length,
+    done,
+    pending,
+    crashes: scheduler.crashes,
+    partitions: scheduler.partitions,
+    viewChanges,
+    maxCommitted: cluster.checkers.maxCommitted,
+    linearizability,
+    warning,
+    network: { ...cluster.network.stats },
+    traceTail: violation === null ? [] : cluster.traceTail(options.traceLines ?? 30),
+    replay: replayCommand(seed, options),
+  };
+}
+
+/** A multi-line description of a failed seed. */
+export function formatFailure(report: SeedReport): string {
+  const violation = report.violation;
+  if (violation === null) return `seed ${report.seed}: ok`;
+  const where = violation.replica === undefined ? '' : ` (replica ${violation.replica})`;
+  return [
+    `seed ${report.seed}: VIOLATION ${violation.kind} at tick ${violation.tick}${where}`,
+    `  ${violation.message}`,
+    `  last ${report.traceTail.length} trace lines:`,
+    ...report.traceTail.map((line) => `    ${line}`),
+    `  replay: ${report.replay}`,
+  ].join('\n');
+}
+
+function formatParams(params: SeedParams): string {
+  const f = params.faults;
+  const pct = (p: number): string => `${(p * 100).toFixed(1)}%`;
+  return (
+    `loss ${pct(f.lossProbability)} dup ${pct(f.duplicateProbability)} delay 1..${f.delayMaxTicks} ${f.delayDistribution} ` +
+    `partition ${pct(params.partitionProbability)}/tick crash ${pct(params.crashProbability)}/tick clog ${pct(params.clogProbability)}/tick ` +
+    `clients ${params.clientCount} ops ${pct(params.workload.opProbability)}/tick ckpt ${params.replicaConfig.checkpointIntervalOps} ` +
+    `pipeline ${params.replicaConfig.pipelineMax} batch ${params.replicaConfig.batchMax} suffix ${params.replicaConfig.logSuffixMax} ` +
+    `giveUp ${params.clientConfig.giveUpTicks}`
+  );
+}
+
+export function formatSummary(report: SeedReport): string {
+  return (
+    `seed ${report.seed}: ${report.ok ? 'ok' : 'VIOLATION'} ${report.elapsedMs.toFixed(0)}ms ticks ${report.ticks} ` +
+    `calls ${report.calls} done ${report.done} pending ${report.pending} committed ${report.maxCommitted} views ${report.viewChanges} ` +
+    `crashes ${report.crashes} partitions ${report.partitions} lin ${report.linearizability}`
+  );
+}
+
+// ---- CLI -----------------------------------------------------------------------------------
+
+type CliArgs = { seeds: number[]; options: VoprOptions; verbose: boolean };
+
+function parseArgs(argv: readonly string[]): CliArgs {
+  let count = 100;
+  let from = 1;
+  let single: number | null = null;
+  let replicaCount: 3 | 5 = 3;
+  let verbose = false;
+  let repairClientRequests = false;
+  const integer = (flag: string, value: string | undefined): number => {
+    const n = Number(value);
+    if (value === undefined || !Number.isSafeInteger(n)) throw new Error(`${flag} needs an integer, got ${String(value)}`);
+    return n;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    switch (arg) {
+      case '--seeds':
+        count = integer(arg, argv[++i]);
+        break;
+      case '--from':
+        from = integer(arg, argv[++i]);
+        break;
+      case '--seed':
+        single = integer(arg, argv[++i]);
+        break;
+      case '--replicas': {
+        const n = integer(arg, argv[++i]);
+        if (n !== 3 && n !== 5) throw new Error('--replicas must be 3 or 5');
+        replicaCount = n;
+        break;
+      }
+      case '--verbose':
+        verbose = true;
+        break;
+      case '--repair-client':
+        repairClientRequests = true;
+        break;
+      default:
+        throw new Error(`unknown argument ${String(arg)} (usage: npm run vopr -- --seeds N [--from S] [--seed S] [--replicas 3|5] [--verbose] [--repair-client])`);
+    }
+  }
+  const seeds = single !== null ? [single] : Array.from({ length: Math.max(0, count) }, (_, i) => from + i);
+  return { seeds, options: { replicaCount, repairClientRequests }, verbose: verbose || single !== null };
+}
+
+function main(argv: readonly string[]): number {
+  let args: CliArgs;
+  try {
+    args = parseArgs(argv);
+  } catch (error) {
+    console.error(`vopr: ${error instanceof Error ? error.message : String(error)}`);
+    return 2;
+  }
+  let violations = 0;
+  let unknown = 0;
+  let totalMs = 0;
+  let slowest = { seed: 0, ms: 0 };
+  for (const seed of args.seeds) {
+    const report = runSeed(seed, args.options);
+    totalMs += report.elapsedMs;
+    if (report.elapsedMs > slowest.ms) slowest = { seed, ms: report.elapsedMs };
+    if (args.verbose) {
+      console.log(formatSummary(report));
+      console.log(`  ${formatParams(report.params)}`);
+    }
+    if (report.linearizability === 'unknown') {
+      unknown += 1;
+      console.log(`seed ${seed}: warning: linearizability unknown: ${report.warning ?? ''}`);
+    }
+    if (!report.ok) {
+      violations += 1;
+      console.log(formatFailure(report));
+    }
+  }
+  const n = args.seeds.length;
+  if (n > 0) {
+    console.log(
+      `time: ${(totalMs / 1000).toFixed(1)}s, ${(totalMs / n).toFixed(0)}ms per seed, slowest seed ${slowest.seed} ${slowest.ms.toFixed(0)}ms` +
+        (unknown > 0 ? `; ${unknown} seed(s) with linearizability unknown` : ''),
+    );
+  }
+  console.log(`vopr: ${n} seeds, ${violations} violations`);
+  return violations > 0 ? 1 : 0;
+}
+
+const entry = process.argv[1];
+if (entry !== undefined && import.meta.url === pathToFileURL(entry).href) {
+  process.exitCode = main(process.argv.slice(2));
+}
