@@ -20,6 +20,10 @@ export function assertInvariants(s: ReplicaState): void {
     assert(s.primary.acks[s.index] === s.op, 'primary does not count its own op');
     assert(s.stateTransfer === null, 'a primary never waits for state');
   }
+  if (s.status === 'normal' && s.lastNormalView < s.view) {
+    assert(s.stateTransfer !== null, 'a replica catching up with a view must be fetching its log');
+    assert(!isPrimary(s), 'a primary holds its view\'s log');
+  }
   if (s.status === 'stopped') assert(s.op === 0 && s.commit === 0, 'a stopped replica holds nothing');
   if (!(s.status === 'normal' && isPrimary(s))) assert(s.primary.pending.size === 0, 'only a normal primary holds pending requests');
 }

@@ -11,7 +11,7 @@ import { append, entryAt } from './log.ts';
 import type { Commit, LogEntry, Prepare, PrepareOk, Request } from './messages.ts';
 import { requestBytes } from './request_size.ts';
 import { requestState } from './state_transfer.ts';
-import { catchUpToView } from './view_change.ts';
+import { catchUpToView, isCatchingUp } from './view_change.ts';
 
 // ---- at the primary ------------------------------------------------------------------------
 
@@ -216,6 +216,11 @@ export function onPrepare(ctx: Ctx, message: Prepare): void {
   const s = ctx.s;
   if (!fromPrimary(ctx, message.view, message.replica, 'prepare')) return;
   if (message.globalMinAccept > s.globalMinAccept) s.globalMinAccept = message.globalMinAccept;
+  if (isCatchingUp(s)) {
+    // Acknowledge nothing until the view's log has arrived (catchUpToView).
+    requestState(ctx, message.replica);
+    return;
+  }
   if (message.op === s.op + 1) {
     s.log = append(s.log, message.entry);
     s.op = message.op;

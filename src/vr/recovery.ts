@@ -14,7 +14,7 @@ import type { Recovery, RecoveryResponse } from './messages.ts';
 import { sendPrepareOk } from './normal.ts';
 import { append, emptyLog, lastOp } from './log.ts';
 import { installSuffix, suffixFrom } from './suffix.ts';
-import { enterNormal } from './view_change.ts';
+import { enterNormal, isCatchingUp } from './view_change.ts';
 
 export function onStart(ctx: Ctx, input: Extract<ReplicaInput, { type: 'start' }>): void {
   const s = ctx.s;
@@ -67,7 +67,7 @@ function broadcastRecovery(ctx: Ctx): void {
  */
 export function onRecovery(ctx: Ctx, message: Recovery): void {
   const s = ctx.s;
-  if (s.status !== 'normal') {
+  if (s.status !== 'normal' || isCatchingUp(s)) {
     trace(ctx, 'drop_recovery_not_normal', { status: s.status });
     return;
   }

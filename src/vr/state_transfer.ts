@@ -8,7 +8,9 @@ import { commitUpTo } from './commit.ts';
 import { send, trace, type Ctx } from './context.ts';
 import type { GetState, NewState } from './messages.ts';
 import { sendPrepareOk } from './normal.ts';
-import { installSuffix, suffixFrom } from './suffix.ts';
+import { primaryOf } from './config.ts';
+import { extendWithSuffix, installSuffix, suffixFrom } from './suffix.ts';
+import { isCatchingUp } from './view_change.ts';
 
 /** Asks `target` for what follows our op, unless a request is already out. */
 export function requestState(ctx: Ctx, target: number): void {
@@ -25,14 +27,18 @@ function sendGetState(ctx: Ctx, target: number): void {
   trace(ctx, 'get_state_sent', { to: target, op: s.op });
 }
 
-/** Only a replica in normal status in the same view answers, from its own log. */
+/**
+ * Only a replica in normal status in the same view that holds (a prefix of) the view's log
+ * answers, from its own log; with nothing newer it says so (an empty suffix at its op), which
+ * ends the requester's wait.
+ */
 export function onGetState(ctx: Ctx, message: GetState): void {
   const s = ctx.s;
-  if (s.status !== 'normal' || message.view !== s.view || s.stateTransfer !== null || message.op >= s.op) {
+  if (s.status !== 'normal' || message.view !== s.view || isCatchingUp(s)) {
     trace(ctx, 'drop_get_state', { view: message.view, op: message.op });
     return;
   }
-  const suffix = suffixFrom(ctx, message.op, s.config.logSuffixMax);
+  const suffix = suffixFrom(ctx, Math.min(message.op, s.op), s.config.logSuffixMax);
   // At most logSuffixMax entries: the requester asks again for the rest.
   const op = suffix.logStart + suffix.entries.length;
   const reply: NewState = { type: 'new_state', epoch: s.epoch, view: s.view, replica: s.index, op, commit: Math.min(s.commit, op), ...suffix };
@@ -45,20 +51,33 @@ export function onNewState(ctx: Ctx, message: NewState): void {
     trace(ctx, 'drop_new_state', { view: message.view });
     return;
   }
-  if (!installSuffix(ctx, message)) return;
+  if (isCatchingUp(s)) {
+    // The view's log itself, from its primary: replace what follows our commit.
+    if (message.replica !== primaryOf(s.view, s.config)) {
+      trace(ctx, 'drop_new_state_not_from_primary', { from: message.replica });
+      return;
+    }
+    if (!installSuffix(ctx, message)) return;
+    s.lastNormalView = s.view;
+  } else if (!extendWithSuffix(ctx, message)) {
+    return;
+  }
   s.stateTransfer = null;
   commitUpTo(ctx, message.commit);
   sendPrepareOk(ctx);
 }
 
-/** No answer: ask the next replica (VRR §5.2 allows any replica of the view). */
+/**
+ * No answer: ask again; the next replica (VRR §5.2 allows any replica of the view), or, while
+ * catching up with a view, its primary again (only it is known to hold the whole view's log).
+ */
 export function onStateTransferTick(ctx: Ctx): void {
   const s = ctx.s;
   const pending = s.stateTransfer;
   if (pending === null) return;
   pending.ticks += 1;
   if (pending.ticks < s.config.stateTransferRetryTicks) return;
-  let target = (pending.target + 1) % s.config.replicaCount;
+  let target = isCatchingUp(s) ? primaryOf(s.view, s.config) : (pending.target + 1) % s.config.replicaCount;
   if (target === s.index) target = (target + 1) % s.config.replicaCount;
   pending.target = target;
   pending.ticks = 0;

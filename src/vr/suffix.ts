@@ -63,6 +63,29 @@ export function installSuffix(ctx: Ctx, suffix: Suffix): boolean {
   return installCheckpoint(ctx, suffix.checkpoint, suffix.entries);
 }
 
+/**
+ * Within one view: adds the entries of a suffix beyond this replica's op, never removing any
+ * (both logs are prefixes of the view's log, and a late, shorter answer must not cut off
+ * entries already acknowledged). Returns false when the suffix starts beyond our op and
+ * carries no usable checkpoint.
+ */
+export function extendWithSuffix(ctx: Ctx, suffix: Suffix): boolean {
+  const s = ctx.s;
+  if (suffix.logStart + suffix.entries.length <= s.op) return true;
+  if (s.op >= suffix.logStart) {
+    let log = s.log;
+    for (const entry of suffix.entries) if (entry.op > s.op) log = append(log, entry);
+    s.log = log;
+    s.op = lastOp(log);
+    return true;
+  }
+  if (suffix.checkpoint === null) {
+    trace(ctx, 'suffix_gap_without_checkpoint', { logStart: suffix.logStart, op: s.op });
+    return false;
+  }
+  return installCheckpoint(ctx, suffix.checkpoint, suffix.entries);
+}
+
 /** Replaces machine and log with a checkpoint and the entries after it (never re-applying them: haret bug 2). */
 function installCheckpoint(ctx: Ctx, image: CheckpointImage, entries: readonly LogEntry[]): boolean {
   const s = ctx.s;

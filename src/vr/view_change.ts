@@ -21,12 +21,17 @@ import { resetViewChangeTimer } from './timeout.ts';
 
 /**
  * Enters normal status in the current view. Callers have made the log this view's log (or a
- * prefix of it), so lastNormalView may be set to the view.
+ * prefix of it taken from a replica that holds it), so lastNormalView may be set to the view.
  */
 export function enterNormal(ctx: Ctx): void {
+  joinView(ctx);
+  ctx.s.lastNormalView = ctx.s.view;
+}
+
+/** Normal status in the current view, lastNormalView untouched; fresh view bookkeeping. */
+function joinView(ctx: Ctx): void {
   const s = ctx.s;
   s.status = 'normal';
-  s.lastNormalView = s.view;
   s.stateTransfer = null;
   s.viewChange = { startViewChangeFrom: [], sentDoViewChange: false, doViewChanges: new Array(s.config.replicaCount).fill(null) };
   resetViewChangeTimer(ctx);
@@ -196,17 +201,24 @@ export function onStartView(ctx: Ctx, message: StartView): void {
 /**
  * This replica learned of `view` from its primary without taking part in the view change, or
  * could not install the new log. Keep only committed entries (uncommitted ones may have been
- * discarded by the new view), join the view, and fetch the rest (VRR §5.2). What remains is a
- * prefix of the view's log, so lastNormalView = view is safe.
+ * discarded by the new view), join the view, and fetch the view's log from its primary
+ * (VRR §5.2). Until that arrives the replica acknowledges nothing and lastNormalView stays
+ * where it was: its log may lack committed entries it once held (its commit number lagged),
+ * so it must not pass for a holder of this view's log in a later view change.
  */
 export function catchUpToView(ctx: Ctx, view: number, primary: number): void {
   const s = ctx.s;
   s.log = truncateAfter(s.log, s.commit);
   s.op = lastOp(s.log);
   s.view = view;
-  enterNormal(ctx);
+  joinView(ctx);
   trace(ctx, 'catch_up_to_view', { view, commit: s.commit });
   requestState(ctx, primary);
+}
+
+/** Normal status in a view whose log this replica has not fetched yet (see catchUpToView). */
+export function isCatchingUp(s: { readonly lastNormalView: number; readonly view: number; readonly status: string }): boolean {
+  return s.status === 'normal' && s.lastNormalView < s.view;
 }
 
 /** Silence from the primary, or a stuck view change: try the next view (VRR §4.2). */

@@ -833,7 +833,7 @@ describe('vr step: view change (VRR §4.2)', () => {
     expect(state).to.include({ status: 'normal', op: 3, commit: 2 });
   });
 
-  it('a replica that hears a prepare from the primary of a higher view truncates to its commit, joins in normal status and sends get_state', () => {
+  it('a replica that hears a prepare from the primary of a higher view truncates to its commit, joins in normal status without claiming the view (lastNormalView kept) and asks the primary for the view\'s log', () => {
     const e = [1, 2, 3].map((op) => entry(op, 0, [register(`c${op}`)]));
     const { state: behind } = feed(fresh(config3, 2), [
       receive(prepareMessage(0, 0, e[0] as LogEntry, 0)),
@@ -844,21 +844,38 @@ describe('vr step: view change (VRR §4.2)', () => {
     const fromView1 = prepareMessage(1, 1, entry(5, 1, [register('n')]), 2);
     const result = step(behind, receive(fromView1));
     const s = result.state;
-    expect(s).to.include({ status: 'normal', view: 1, lastNormalView: 1, op: 1, commit: 1 });
+    expect(s).to.include({ status: 'normal', view: 1, lastNormalView: 0, op: 1, commit: 1 });
     expect(entryOps(s)).to.deep.equal([1]);
     expect(traceEvents(result.effects)).to.include('catch_up_to_view');
     expect(sends(result.effects, 'get_state')).to.deep.equal([{ to: 1, message: { type: 'get_state', epoch: 0, view: 1, replica: 2, op: 1 } }]);
     expect(sends(result.effects, 'prepare_ok')).to.deep.equal([]);
   });
 
-  it('a replica that hears a commit from the primary of a higher view catches up the same way', () => {
+  it('a replica that hears a commit from the primary of a higher view catches up the same way; new_state from that primary completes it and sets lastNormalView', () => {
     const e1 = entry(1, 0, [register('a')]);
     const e2 = entry(2, 0, [register('b')]);
     const { state: behind } = feed(fresh(config3, 2), [receive(prepareMessage(0, 0, e1, 0)), receive(prepareMessage(0, 0, e2, 1))]);
     const commit: Commit = { type: 'commit', epoch: 0, view: 4, replica: 1, commit: 6, globalMinAccept: 0 };
     const result = step(behind, receive(commit));
-    expect(result.state).to.include({ status: 'normal', view: 4, lastNormalView: 4, op: 1, commit: 1 });
+    expect(result.state).to.include({ status: 'normal', view: 4, lastNormalView: 0, op: 1, commit: 1 });
     expect(sends(result.effects, 'get_state')).to.deep.equal([{ to: 1, message: { type: 'get_state', epoch: 0, view: 4, replica: 2, op: 1 } }]);
+    // an answer from a replica other than the view's primary is not the view's log: ignored
+    const e = [2, 3].map((op) => entry(op, 4, [register(`v${op}`)]));
+    const fromBackup = step(result.state, receive({ type: 'new_state', epoch: 0, view: 4, replica: 0, op: 3, commit: 3, logStart: 1, entries: e, checkpoint: null }));
+    expect(fromBackup.state).to.include({ lastNormalView: 0, op: 1 });
+    const fromPrimary = step(result.state, receive({ type: 'new_state', epoch: 0, view: 4, replica: 1, op: 3, commit: 2, logStart: 1, entries: e, checkpoint: null }));
+    expect(fromPrimary.state).to.include({ lastNormalView: 4, op: 3, commit: 2, stateTransfer: null });
+    expect(sends(fromPrimary.effects, 'prepare_ok').map((s) => s.message.op)).to.deep.equal([3]);
+  });
+
+  it('a replica catching up with a view acknowledges no prepare until it has the view\'s log', () => {
+    const e1 = entry(1, 0, [register('a')]);
+    const { state: behind } = feed(fresh(config3, 2), [receive(prepareMessage(0, 0, e1, 0))]);
+    const caughtUp = step(behind, receive({ type: 'commit', epoch: 0, view: 1, replica: 1, commit: 3, globalMinAccept: 0 }));
+    expect(caughtUp.state).to.include({ view: 1, lastNormalView: 0, op: 0 });
+    const next = step(caughtUp.state, receive(prepareMessage(1, 1, entry(1, 1, [register('z')]), 0)));
+    expect(sends(next.effects, 'prepare_ok')).to.deep.equal([]);
+    expect(next.state.op).to.equal(0);
   });
 
   it('during a view change a replica repeats start_view_change, and do_view_change once sent, every commitIntervalTicks', () => {
@@ -894,15 +911,14 @@ describe('vr step: view change (VRR §4.2)', () => {
     expect(sends(effects, 'start_view_change').map((s) => s.message.view)).to.deep.equal([2, 2]);
   });
 
-  it('a replica still changing views that hears a prepare from the primary of that view catches up and joins it', () => {
+  it('a replica still changing views that hears a prepare from the primary of that view catches up: joins it, fetches the log from that primary, acknowledges nothing yet', () => {
     const group = new Group(config3);
     group.tick(2, group.s(2).timers.timeoutTicks);
     expect(group.s(2)).to.include({ status: 'view_change', view: 1 });
     const result = step(group.s(2), receive(prepareMessage(1, 1, entry(1, 1, [register('x')]), 0)));
-    expect(result.state).to.include({ status: 'normal', view: 1, lastNormalView: 1 });
-    // its log (empty) is a prefix of the view's log: op 1 follows in order and is acknowledged
-    expect(result.state.op).to.equal(1);
-    expect(sends(result.effects, 'prepare_ok').map((s) => s.message.op)).to.deep.equal([1]);
+    expect(result.state).to.include({ status: 'normal', view: 1, lastNormalView: 0, op: 0 });
+    expect(sends(result.effects, 'get_state').map((s) => s.to)).to.deep.equal([1]);
+    expect(sends(result.effects, 'prepare_ok')).to.deep.equal([]);
   });
 
   it('messages from an older view are dropped', () => {
@@ -1127,13 +1143,29 @@ describe('vr step: state transfer (VRR §5.2) and checkpoints (§5.1)', () => {
     expect(reply?.entries.map((e) => e.op)).to.deep.equal([2]);
   });
 
-  it('get_state for another view, or from a replica not behind, is dropped', () => {
+  it('a late, shorter new_state never cuts off entries already held (and acknowledged) in the same view', () => {
+    const e = [1, 2, 3].map((op) => entry(op, 0, [register(`c${op}`)]));
+    // op 3 arrives before op 2 is known: a gap, get_state goes out
+    const { state: gapped } = feed(fresh(config3, 2), [receive(prepareMessage(0, 0, e[0] as LogEntry, 0)), receive(prepareMessage(0, 0, e[2] as LogEntry, 0))]);
+    expect(gapped.stateTransfer).to.not.equal(null);
+    const filled = step(gapped, receive(prepareMessage(0, 0, e[1] as LogEntry, 0)));
+    const held = step(filled.state, receive(prepareMessage(0, 0, e[2] as LogEntry, 0)));
+    expect(held.state.op).to.equal(3);
+    // the answer to the old get_state ends at op 2: nothing is removed
+    const late = step(held.state, receive({ type: 'new_state', epoch: 0, view: 0, replica: 0, op: 2, commit: 1, logStart: 1, entries: [e[1] as LogEntry], checkpoint: null }));
+    expect(late.state).to.include({ op: 3, stateTransfer: null });
+    expect(entryOps(late.state)).to.deep.equal([1, 2, 3]);
+  });
+
+  it('get_state for another view is dropped; one from a replica not behind gets an empty suffix at our op (ending its wait)', () => {
     const group = new Group(config3);
     group.commitAtPrimary(register('a'));
     const otherView = step(group.s(0), receive({ type: 'get_state', epoch: 0, view: 1, replica: 2, op: 0 }));
     expect(sends(otherView.effects, 'new_state')).to.deep.equal([]);
     const notBehind = step(group.s(0), receive({ type: 'get_state', epoch: 0, view: 0, replica: 2, op: 1 }));
-    expect(sends(notBehind.effects, 'new_state')).to.deep.equal([]);
+    expect(sends(notBehind.effects, 'new_state').map((s) => s.message)).to.deep.equal([
+      { type: 'new_state', epoch: 0, view: 0, replica: 0, op: 1, commit: 1, logStart: 1, entries: [], checkpoint: null },
+    ]);
   });
 
   it('an unanswered get_state goes to the next replica after stateTransferRetryTicks', () => {
