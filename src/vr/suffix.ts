@@ -36,9 +36,10 @@ export function suffixFrom(ctx: Ctx, from: number, max: number): Suffix {
 
 /**
  * Replaces the log after `logStart` with the suffix (replacing, never appending: haret bug 3),
- * keeping committed entries. Returns false, changing nothing, when the suffix cannot be
- * installed: it does not reach back to what this replica holds and carries no checkpoint, or
- * it would drop committed entries.
+ * keeping committed entries. For a new view's log (start_view, do_view_change, recovery,
+ * catching up). Returns false, changing nothing, when the suffix cannot be installed: it does
+ * not reach back to what this replica holds and carries no checkpoint, or it would drop
+ * committed entries.
  */
 export function installSuffix(ctx: Ctx, suffix: Suffix): boolean {
   const s = ctx.s;
@@ -47,20 +48,8 @@ export function installSuffix(ctx: Ctx, suffix: Suffix): boolean {
     trace(ctx, 'suffix_behind_commit', { suffixOp, commit: s.commit });
     return false;
   }
-  if (s.op >= suffix.logStart) {
-    // Entries up to max(logStart, commit) are already here and agree; take the rest.
-    const keep = Math.max(suffix.logStart, s.commit);
-    let log = truncateAfter(s.log, keep);
-    for (const entry of suffix.entries) if (entry.op > keep) log = append(log, entry);
-    s.log = log;
-    s.op = lastOp(log);
-    return true;
-  }
-  if (suffix.checkpoint === null) {
-    trace(ctx, 'suffix_gap_without_checkpoint', { logStart: suffix.logStart, op: s.op });
-    return false;
-  }
-  return installCheckpoint(ctx, suffix.checkpoint, suffix.entries);
+  // Entries up to max(logStart, commit) are already here and agree; take the rest.
+  return takeSuffix(ctx, suffix, Math.max(suffix.logStart, s.commit));
 }
 
 /**
@@ -72,9 +61,18 @@ export function installSuffix(ctx: Ctx, suffix: Suffix): boolean {
 export function extendWithSuffix(ctx: Ctx, suffix: Suffix): boolean {
   const s = ctx.s;
   if (suffix.logStart + suffix.entries.length <= s.op) return true;
+  return takeSuffix(ctx, suffix, s.op);
+}
+
+/**
+ * Keeps our entries up to `keep` and takes the suffix's entries after it; when the suffix
+ * starts beyond our op, installs its checkpoint instead (if it has one).
+ */
+function takeSuffix(ctx: Ctx, suffix: Suffix, keep: number): boolean {
+  const s = ctx.s;
   if (s.op >= suffix.logStart) {
-    let log = s.log;
-    for (const entry of suffix.entries) if (entry.op > s.op) log = append(log, entry);
+    let log = truncateAfter(s.log, keep);
+    for (const entry of suffix.entries) if (entry.op > keep) log = append(log, entry);
     s.log = log;
     s.op = lastOp(log);
     return true;
