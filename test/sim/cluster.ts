@@ -24,7 +24,7 @@ import { clientStep, initialClientState, isIdle, type ClientState } from '../../
 import type { OpOutcome, OpResult, SimpleOp, TreeOp } from '../../src/tree/ops.ts';
 import type { NodeType } from '../../src/tree/node_type.ts';
 import { makeReplicaConfig, primaryOf, type ReplicaConfig } from '../../src/vr/config.ts';
-import type { ReplicaEffect, ReplicaInput } from '../../src/vr/io.ts';
+import type { ReplicaEffect, ReplicaInput, StepResult } from '../../src/vr/io.ts';
 import type { ClientAnswer, PeerMessageType, ReplicaMessage } from '../../src/vr/messages.ts';
 import { initialReplicaState, type ReplicaState } from '../../src/vr/state.ts';
 import { stepAll } from '../../src/vr/step.ts';
@@ -33,6 +33,12 @@ import { PENDING, type Operation } from './linearizability.ts';
 import { Network, reliableNetwork, type NetworkFaults, type NodeId } from './network.ts';
 import { Prng } from './prng.ts';
 import { canonical, isReadOnly } from './tree_model.ts';
+
+/**
+ * How the cluster steps replica `index`: the real core (`stepAll`) unless a test substitutes
+ * its own, e.g. a deliberately broken core wrapping it (test/sim/mutants.ts).
+ */
+export type StepFunction = (index: number, state: ReplicaState, inputs: readonly ReplicaInput[]) => StepResult<ReplicaState>;
 
 /** What travels on the simulated network: to a replica a ReplicaMessage, to a client an answer. */
 export type SimMessage = ReplicaMessage | ClientAnswer;
@@ -279,6 +285,8 @@ export type ClusterOptions = {
    * default; for exercising the replicas while the client is being fixed.
    */
   readonly repairClientRequests?: boolean;
+  /** Steps replicas with this instead of the real `stepAll` (mutation tests). */
+  readonly stepFunction?: StepFunction;
 };
 
 /** Simulator-friendly protocol timing: short timeouts, small checkpoints. */
@@ -333,6 +341,7 @@ export class Cluster {
   readonly #replicaTrace: TraceRing;
   readonly #traceDrops: boolean;
   readonly #repairClientRequests: boolean;
+  readonly #step: StepFunction;
   #nextCallId = 1;
   #seq = 0;
 
@@ -352,6 +361,7 @@ export class Cluster {
     this.#replicaTrace = new TraceRing(options.traceCapacity ?? 400, counter);
     this.#traceDrops = options.traceDrops ?? false;
     this.#repairClientRequests = options.repairClientRequests ?? false;
+    this.#step = options.stepFunction ?? ((_index, state, inputs) => stepAll(state, inputs));
     const workload = options.workload === undefined ? defaultWorkload : options.workload;
     this.workload = workload === null ? null : new WorkloadGenerator(this.#workloadPrng.fork(), workload);
     this.workloadEnabled = this.workload !== null;
@@ -616,7 +626,7 @@ export class Cluster {
     let state: ReplicaState;
     let effects: readonly ReplicaEffect[];
     try {
-      ({ state, effects } = stepAll(before, inputs));
+      ({ state, effects } = this.#step(index, before, inputs));
     } catch (error) {
       const violation = this.checkers.onException(index, this.now, error, inputs);
       this.note('violation', { kind: violation.kind });

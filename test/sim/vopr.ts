@@ -28,7 +28,7 @@ import { pathToFileURL } from 'node:url';
 import type { ClientConfig } from '../../src/client/config.ts';
 import { faultsTolerated, type ReplicaConfig } from '../../src/vr/config.ts';
 import type { Violation } from './checkers.ts';
-import { checkerHistory, Cluster, type CallRecord, type WorkloadOptions } from './cluster.ts';
+import { checkerHistory, Cluster, type CallRecord, type StepFunction, type WorkloadOptions } from './cluster.ts';
 import { checkHistory } from './linearizability.ts';
 import type { NetworkFaults, NetworkStats, NodeId } from './network.ts';
 import { Prng } from './prng.ts';
@@ -50,6 +50,8 @@ export type VoprOptions = {
   readonly repairClientRequests?: boolean;
   /** Debugging: called after every tick of both phases with the cluster. */
   readonly inspect?: (cluster: Cluster) => void;
+  /** Steps replicas with this instead of the real core (mutation tests, ./mutants.ts). */
+  readonly stepFunction?: StepFunction;
 };
 
 /** Everything a seed draws. */
@@ -283,6 +285,7 @@ export function runSeed(seed: number, options: VoprOptions = {}): SeedReport {
     traceDrops: options.traceDrops ?? false,
     repairClientRequests: options.repairClientRequests ?? false,
     traceCapacity: Math.max(400, options.traceLines ?? 30),
+    ...(options.stepFunction === undefined ? {} : { stepFunction: options.stepFunction }),
   });
   const scheduler = new FaultScheduler(faultPrng, params, cluster);
   let viewChanges = 0;

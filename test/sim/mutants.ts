@@ -1,0 +1,278 @@
+/**
+ * Deliberately broken replica cores ("mutants") for mutation testing of the simulator: each is
+ * a wrapper around the real `stepAll` that produces one well-known protocol bug. The simulator
+ * (checkers after every step, liveness and linearizability at the end of a VOPR run) must
+ * report a violation when a cluster runs a mutant; test/sim/mutants.test.ts measures how many
+ * seeds each one needs.
+ *
+ * src/ is untouched: a mutant only rewrites what goes into or comes out of the real step
+ * (inputs, effects, and the returned state). A mutant is a factory, because some keep state
+ * for one cluster run: `make()` returns a fresh step function for each run.
+ */
+
+import { primaryOf } from '../../src/vr/config.ts';
+import type { ReplicaEffect, ReplicaInput } from '../../src/vr/io.ts';
+import { entryAt } from '../../src/vr/log.ts';
+import type { DoViewChange, PeerMessage, Prepare, PrepareOk } from '../../src/vr/messages.ts';
+import type { ReplicaState } from '../../src/vr/state.ts';
+import { applyEntry, type AppliedReply, type Machine } from '../../src/vr/state_machine.ts';
+import { stepAll } from '../../src/vr/step.ts';
+import type { StepFunction } from './cluster.ts';
+
+export type Mutant = {
+  readonly name: string;
+  /** The bug, in a sentence. */
+  readonly description: string;
+  /** The checker(s) expected to catch it. */
+  readonly expectedCatch: string;
+  /** A fresh step function for one cluster run. */
+  make(): StepFunction;
+};
+
+function isNormalPrimary(state: ReplicaState): boolean {
+  return state.status === 'normal' && primaryOf(state.view, state.config) === state.index;
+}
+
+function receivedPrepares(inputs: readonly ReplicaInput[]): Prepare[] {
+  const prepares: Prepare[] = [];
+  for (const input of inputs) if (input.type === 'receive' && input.message.type === 'prepare') prepares.push(input.message);
+  return prepares;
+}
+
+function send(to: number, message: PeerMessage): ReplicaEffect {
+  return { type: 'send', to, message };
+}
+
+function prepareOk(state: ReplicaState, view: number, op: number): PrepareOk {
+  return { type: 'prepare_ok', epoch: state.epoch, view, replica: state.index, op };
+}
+
+// ---- 1. commit on f-1 acknowledgements ---------------------------------------------------
+
+/**
+ * Whenever the primary prepares an entry, it is fed (within the same step) a forged prepare_ok
+ * for that op from one backup. With n = 2f+1 it then commits once f-1 real backups acknowledged
+ * (n = 3: on its own copy alone). A committed entry that reached no other replica is lost when
+ * the primary fails.
+ */
+export const commitOnFewerAcks: Mutant = {
+  name: 'commit on f-1 acknowledgements',
+  description: 'the primary counts one forged backup acknowledgement for every op it prepares',
+  expectedCatch: 'committed_lost / committed_prefix (a later view lacks or replaces a committed op), linearizability',
+  make: () => (index, state, inputs) => {
+    let result = stepAll(state, inputs);
+    let effects: ReplicaEffect[] = [...result.effects];
+    // Repeat: the forged ack may free pipeline room, and the step then prepares more.
+    for (let round = 0; round < 8; round++) {
+      const s = result.state;
+      if (!isNormalPrimary(s)) break;
+      let op = 0;
+      for (const effect of result.effects) {
+        if (effect.type === 'send' && effect.message.type === 'prepare' && effect.message.view === s.view) op = Math.max(op, effect.message.op);
+      }
+      if (op === 0) break;
+      const backup = (index + 1) % s.config.replicaCount;
+      const forged: PrepareOk = { type: 'prepare_ok', epoch: s.epoch, view: s.view, replica: backup, op };
+      result = stepAll(s, [{ type: 'receive', message: forged }]);
+      effects = [...effects, ...result.effects];
+    }
+    return { state: result.state, effects };
+  },
+};
+
+// ---- 2. reply before commit ----------------------------------------------------------------
+
+/**
+ * The replies a prepared entry will produce, computed on a shadow machine: the primary's
+ * committed machine with the uncommitted entries up to `op` applied in order (pipelined
+ * entries chain). Stateless: recomputed from the log, which holds every prepared entry.
+ */
+function shadowReplies(state: ReplicaState, op: number): AppliedReply[] {
+  let machine: Machine = state.machine;
+  let replies: AppliedReply[] = [];
+  for (let at = state.commit + 1; at <= op; at++) {
+    const entry = entryAt(state.log, at);
+    if (entry === undefined) return [];
+    replies = [];
+    machine = applyEntry(machine, entry, state.config, replies);
+  }
+  return replies;
+}
+
+/**
+ * `disguise`: name the primary's commit number as the reply's op instead of the entry's, so the
+ * per-step reply check (a reply naming an op beyond the sender's commit) cannot see it and only
+ * end-to-end checks (distinct replies, linearizability) can.
+ */
+function replyBeforeCommit(disguise: boolean): StepFunction {
+  /** Requests already answered early, so re-sent prepares do not answer again. */
+  const answered = new Set<string>();
+  return (_index, state, inputs) => {
+    const result = stepAll(state, inputs);
+    const s = result.state;
+    if (!isNormalPrimary(s)) return result;
+    const early: ReplicaEffect[] = [];
+    const prepared = new Set<number>();
+    for (const effect of result.effects) {
+      if (effect.type === 'send' && effect.message.type === 'prepare' && effect.message.op > s.commit) prepared.add(effect.message.op);
+    }
+    for (const op of [...prepared].sort((a, b) => a - b)) {
+      for (const reply of shadowReplies(s, op)) {
+        const key = `${reply.clientId}#${reply.requestNum}`;
+        if (answered.has(key)) continue;
+        answered.add(key);
+        early.push({
+          type: 'reply',
+          clientId: reply.clientId,
+          message: { type: 'reply', epoch: s.epoch, view: s.view, op: disguise ? s.commit : reply.op, clientId: reply.clientId, requestNum: reply.requestNum, body: reply.body },
+        });
+      }
+    }
+    // The real reply still follows at commit; the client ignores it (it is no longer waiting).
+    return early.length === 0 ? result : { state: s, effects: [...result.effects, ...early] };
+  };
+}
+
+export const replyBeforeCommitMutant: Mutant = {
+  name: 'reply before commit',
+  description: 'the primary answers a request as soon as it prepares its entry, from a shadow machine',
+  expectedCatch: 'reply (a reply naming an op beyond the sender\'s commit)',
+  make: () => replyBeforeCommit(false),
+};
+
+export const replyBeforeCommitDisguised: Mutant = {
+  name: 'reply before commit (disguised op)',
+  description: 'as above, but the reply names the primary\'s commit number, so only end-to-end checks can tell',
+  expectedCatch: 'reply (two different replies to one request) or linearizability',
+  make: () => replyBeforeCommit(true),
+};
+
+// ---- 3. forget the lastNormalView rule -----------------------------------------------------
+
+/**
+ * Literal version: after any step in which the replica entered normal status from view_change,
+ * recovering or catching up, its lastNormalView is put back to what it was. In this core
+ * lastNormalView < view in normal status means "catching up with the view", which the core's
+ * own invariants (src/vr/invariants.ts) reject at the replica's next step.
+ */
+export const forgetLastNormalView: Mutant = {
+  name: 'forget the lastNormalView rule',
+  description: 'entering normal status (view change, recovery, catching up) leaves lastNormalView unchanged',
+  expectedCatch: 'exception (the core\'s invariant: a normal replica with lastNormalView < view must be fetching the view\'s log)',
+  make: () => (_index, state, inputs) => {
+    const result = stepAll(state, inputs);
+    const after = result.state;
+    const catchingUp = state.status === 'normal' && state.lastNormalView < state.view;
+    const entered = after.status === 'normal' && (state.status === 'view_change' || state.status === 'recovering' || catchingUp);
+    if (!entered || after.lastNormalView === state.lastNormalView) return result;
+    return { state: { ...after, lastNormalView: state.lastNormalView }, effects: result.effects };
+  },
+};
+
+/**
+ * The same bug where the core cannot see it: each replica keeps its true lastNormalView (so
+ * the core's own bookkeeping stays consistent) but reports, in do_view_change, the value it
+ * would hold if the rule were forgotten on the recovery and state-transfer (catching up)
+ * paths: there it keeps the value it had before (0 after a restart). The new primary then
+ * ranks an up-to-date log below a stale one.
+ */
+export const staleLastNormalViewReported: Mutant = {
+  name: 'forget the lastNormalView rule (reported in do_view_change)',
+  description: 'do_view_change carries a lastNormalView not updated on recovery and on catching up with a view',
+  expectedCatch: 'committed_lost / committed_prefix (a view change picks a log missing committed ops), linearizability',
+  make: () => {
+    /** Per replica, lastNormalView as the buggy core would hold it. */
+    const forgotten = new Map<number, number>();
+    const lie = (index: number, message: DoViewChange): DoViewChange => ({ ...message, lastNormalView: Math.min(message.lastNormalView, forgotten.get(index) ?? 0) });
+    return (index, state, inputs) => {
+      let before = state;
+      if (before.status === 'view_change') {
+        // While changing views lastNormalView only feeds do_view_change: give it the stale value.
+        const reported = Math.min(before.lastNormalView, forgotten.get(index) ?? 0);
+        const own = before.viewChange.doViewChanges[index];
+        const doViewChanges = own === null || own === undefined ? before.viewChange.doViewChanges : before.viewChange.doViewChanges.map((m, i) => (i === index && m !== null ? lie(index, m) : m));
+        before = { ...before, lastNormalView: reported, viewChange: { ...before.viewChange, doViewChanges } };
+      }
+      const result = stepAll(before, inputs);
+      const after = result.state;
+      if (state.status === 'stopped') {
+        forgotten.set(index, after.lastNormalView);
+      } else if (after.lastNormalView > before.lastNormalView) {
+        // Completing a view change (as its primary, or by start_view, possibly for a newer view
+        // while normal) still sets it; recovering and catching up with a view "forget".
+        const viaViewChange = state.status === 'view_change' || (state.status === 'normal' && after.view > state.view);
+        if (viaViewChange) forgotten.set(index, after.lastNormalView);
+      }
+      const effects = result.effects.map((effect) =>
+        effect.type === 'send' && effect.message.type === 'do_view_change' ? send(effect.to, lie(index, effect.message)) : effect,
+      );
+      return { state: after, effects };
+    };
+  },
+};
+
+/**
+ * The opposite mistake, the regression fixed in bb043f0: a replica that joins a newer view by
+ * catching up (it heard the view's primary but does not hold the view's log yet) claims the
+ * view as its lastNormalView at once, and takes part as a full backup. Its log may lack ops
+ * committed in a view it missed, yet it now outranks replicas that hold them.
+ */
+export const claimLastNormalViewWhenCatchingUp: Mutant = {
+  name: 'claim lastNormalView when catching up (regression of bb043f0)',
+  description: 'joining a newer view by catching up sets lastNormalView = view before the view\'s log has arrived',
+  expectedCatch: 'committed_lost / exception (a later view change picks a short log)',
+  make: () => (_index, state, inputs) => {
+    const result = stepAll(state, inputs);
+    const after = result.state;
+    if (after.status !== 'normal' || after.lastNormalView >= after.view) return result;
+    return { state: { ...after, lastNormalView: after.view }, effects: result.effects };
+  },
+};
+
+// ---- 4. a recovering replica that acks prepares --------------------------------------------
+
+/** While recovering, the replica answers every prepare with a prepare_ok for the prepare's op. */
+export const recoveringAcks: Mutant = {
+  name: 'a recovering replica that acks prepares',
+  description: 'a replica in recovering status answers each prepare with prepare_ok for its op',
+  expectedCatch: 'recovering_vote',
+  make: () => (_index, state, inputs) => {
+    const result = stepAll(state, inputs);
+    if (state.status !== 'recovering') return result;
+    const acks = receivedPrepares(inputs).map((prepare) => send(prepare.replica, prepareOk(state, prepare.view, prepare.op)));
+    return acks.length === 0 ? result : { state: result.state, effects: [...result.effects, ...acks] };
+  },
+};
+
+// ---- 5. a backup accepting a prepare with a gap --------------------------------------------
+
+/**
+ * A normal backup that receives a prepare beyond its op + 1 acknowledges that op (claiming the
+ * entries in between, which it lacks) besides asking for state as the real core does.
+ */
+export const gapAck: Mutant = {
+  name: 'a backup accepting a prepare with a gap',
+  description: 'a backup acknowledges a prepare with op > its op + 1, claiming entries it lacks',
+  expectedCatch: 'committed_lost / committed_prefix, exception, linearizability',
+  make: () => (_index, state, inputs) => {
+    const result = stepAll(state, inputs);
+    const after = result.state;
+    if (after.status !== 'normal' || state.status !== 'normal' || primaryOf(after.view, after.config) === after.index || after.view !== state.view) return result;
+    // Still lacking the prepared op after the whole step: it arrived with a gap.
+    const acks = receivedPrepares(inputs)
+      .filter((prepare) => prepare.view === after.view && prepare.op > after.op)
+      .map((prepare) => send(prepare.replica, prepareOk(after, prepare.view, prepare.op)));
+    return acks.length === 0 ? result : { state: after, effects: [...result.effects, ...acks] };
+  },
+};
+
+export const mutants: readonly Mutant[] = [
+  commitOnFewerAcks,
+  replyBeforeCommitMutant,
+  replyBeforeCommitDisguised,
+  forgetLastNormalView,
+  staleLastNormalViewReported,
+  claimLastNormalViewWhenCatchingUp,
+  recoveringAcks,
+  gapAck,
+];
