@@ -175,6 +175,11 @@ export type GetState = {
   readonly replica: number;
   /** The requester holds every entry up to this op. */
   readonly op: number;
+  /**
+   * Send everything after `op`, not at most `logSuffixMax` entries: a replica catching up with
+   * a view must take the view's log in one piece (a prefix of it would shrink its log).
+   */
+  readonly whole: boolean;
 };
 
 /** Entries after `logStart` up to `op`; with a checkpoint when the requester is behind the truncated log. */
@@ -188,6 +193,8 @@ export type NewState = {
   readonly logStart: number;
   readonly entries: readonly LogEntry[];
   readonly checkpoint: CheckpointImage | null;
+  /** True when the suffix reaches the responder's op (it asked for, and got, the whole log). */
+  readonly whole: boolean;
 };
 
 export type PeerMessage =

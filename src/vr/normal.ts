@@ -239,6 +239,11 @@ export function onCommit(ctx: Ctx, message: Commit): void {
   const s = ctx.s;
   if (!fromPrimary(ctx, message.view, message.replica, 'commit')) return;
   if (message.globalMinAccept > s.globalMinAccept) s.globalMinAccept = message.globalMinAccept;
+  if (isCatchingUp(s)) {
+    // Our entries after our commit may not be this view's: apply nothing until its log arrives.
+    requestState(ctx, message.replica);
+    return;
+  }
   commitUpTo(ctx, message.commit);
   if (message.commit > s.op) requestState(ctx, message.replica);
 }

@@ -20,11 +20,17 @@ export function requestState(ctx: Ctx, target: number): void {
   sendGetState(ctx, target);
 }
 
+/**
+ * Within a view we hold its log up to our op; while catching up with a view only up to our
+ * commit number (what follows may differ from the view's log and is replaced).
+ */
 function sendGetState(ctx: Ctx, target: number): void {
   const s = ctx.s;
-  const message: GetState = { type: 'get_state', epoch: s.epoch, view: s.view, replica: s.index, op: s.op };
+  const whole = isCatchingUp(s);
+  const op = whole ? s.commit : s.op;
+  const message: GetState = { type: 'get_state', epoch: s.epoch, view: s.view, replica: s.index, op, whole };
   send(ctx, target, message);
-  trace(ctx, 'get_state_sent', { to: target, op: s.op });
+  trace(ctx, 'get_state_sent', { to: target, op });
 }
 
 /**
@@ -38,10 +44,20 @@ export function onGetState(ctx: Ctx, message: GetState): void {
     trace(ctx, 'drop_get_state', { view: message.view, op: message.op });
     return;
   }
-  const suffix = suffixFrom(ctx, Math.min(message.op, s.op), s.config.logSuffixMax);
-  // At most logSuffixMax entries: the requester asks again for the rest.
+  // At most logSuffixMax entries (the requester asks again for the rest), unless it needs the
+  // whole log at once. The log after a commit point is bounded anyway by truncation.
+  const suffix = suffixFrom(ctx, Math.min(message.op, s.op), message.whole ? Number.MAX_SAFE_INTEGER : s.config.logSuffixMax);
   const op = suffix.logStart + suffix.entries.length;
-  const reply: NewState = { type: 'new_state', epoch: s.epoch, view: s.view, replica: s.index, op, commit: Math.min(s.commit, op), ...suffix };
+  const reply: NewState = {
+    type: 'new_state',
+    epoch: s.epoch,
+    view: s.view,
+    replica: s.index,
+    op,
+    commit: Math.min(s.commit, op),
+    ...suffix,
+    whole: op === s.op,
+  };
   send(ctx, message.replica, reply);
 }
 
@@ -52,9 +68,9 @@ export function onNewState(ctx: Ctx, message: NewState): void {
     return;
   }
   if (isCatchingUp(s)) {
-    // The view's log itself, from its primary: replace what follows our commit.
-    if (message.replica !== primaryOf(s.view, s.config)) {
-      trace(ctx, 'drop_new_state_not_from_primary', { from: message.replica });
+    // The view's whole log, from its primary: replace what follows our commit, in one piece.
+    if (message.replica !== primaryOf(s.view, s.config) || !message.whole) {
+      trace(ctx, 'drop_new_state_not_the_view_log', { from: message.replica, whole: message.whole });
       return;
     }
     if (!installSuffix(ctx, message)) return;

@@ -57,9 +57,9 @@ function validatePeer(m: Fields, config: ReplicaConfig): string | null {
     case 'recovery_response':
       return counters(m, ['view', 'nonce']) ?? recoveryState(m['state'], m['view'] as number);
     case 'get_state':
-      return counters(m, ['view', 'op']);
+      return counters(m, ['view', 'op']) ?? flag(m, 'whole');
     case 'new_state':
-      return counters(m, ['view', 'op', 'commit']) ?? suffix(m, m['view'] as number);
+      return counters(m, ['view', 'op', 'commit']) ?? flag(m, 'whole') ?? suffix(m, m['view'] as number);
     default:
       return `unknown message type ${JSON.stringify(String(m['type']).slice(0, 40))}`;
   }
@@ -71,6 +71,10 @@ function counters(m: Fields, names: readonly string[]): string | null {
     if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) return `${String(m['type'])}.${name} must be a non-negative integer`;
   }
   return null;
+}
+
+function flag(m: Fields, name: string): string | null {
+  return typeof m[name] === 'boolean' ? null : `${String(m['type'])}.${name} must be a boolean`;
 }
 
 function fromPrimaryOfView(m: Fields, config: ReplicaConfig): string | null {

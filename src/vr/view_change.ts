@@ -12,7 +12,7 @@ import { assert } from '../tree/assert.ts';
 import { commitUpTo } from './commit.ts';
 import { faultsTolerated, primaryOf, quorumSize } from './config.ts';
 import { broadcast, isPrimary, plain, send, trace, type Ctx } from './context.ts';
-import { entryAt, lastOp, truncateAfter } from './log.ts';
+import { entryAt } from './log.ts';
 import type { DoViewChange, StartView, StartViewChange } from './messages.ts';
 import { sendPrepareOk } from './normal.ts';
 import { requestState } from './state_transfer.ts';
@@ -200,19 +200,19 @@ export function onStartView(ctx: Ctx, message: StartView): void {
 
 /**
  * This replica learned of `view` from its primary without taking part in the view change, or
- * could not install the new log. Keep only committed entries (uncommitted ones may have been
- * discarded by the new view), join the view, and fetch the view's log from its primary
- * (VRR §5.2). Until that arrives the replica acknowledges nothing and lastNormalView stays
- * where it was: its log may lack committed entries it once held (its commit number lagged),
- * so it must not pass for a holder of this view's log in a later view change.
+ * could not install the new log. It joins the view in normal status and asks the view's
+ * primary for its log after our commit number (VRR §5.2). Until that arrives it applies,
+ * acknowledges and answers nothing, and its log and lastNormalView stay exactly as they were:
+ * should another view change come first, it takes part as a replica that never heard of this
+ * view, which is safe. (Truncating to the commit number here, as VRR §5.2 does, and then
+ * voting with that log is not: the commit number may lag, so the truncated log can lack
+ * committed entries it once held. The simulator found both variants losing committed ops.)
  */
 export function catchUpToView(ctx: Ctx, view: number, primary: number): void {
   const s = ctx.s;
-  s.log = truncateAfter(s.log, s.commit);
-  s.op = lastOp(s.log);
   s.view = view;
   joinView(ctx);
-  trace(ctx, 'catch_up_to_view', { view, commit: s.commit });
+  trace(ctx, 'catch_up_to_view', { view, commit: s.commit, op: s.op });
   requestState(ctx, primary);
 }
 

@@ -486,7 +486,7 @@ describe('vr step: normal operation (VRR §4.1)', () => {
     const prepare = prepareMessage(0, 0, entry(2, 0, [register('b')]), 0);
     const result = step(backup, receive(prepare));
     expect(sends(result.effects, 'prepare_ok')).to.deep.equal([]);
-    expect(sends(result.effects, 'get_state')).to.deep.equal([{ to: 0, message: { type: 'get_state', epoch: 0, view: 0, replica: 1, op: 0 } }]);
+    expect(sends(result.effects, 'get_state')).to.deep.equal([{ to: 0, message: { type: 'get_state', epoch: 0, view: 0, replica: 1, op: 0, whole: false } }]);
     expect(result.state.op).to.equal(0);
     expect(result.state.stateTransfer).to.deep.equal({ target: 0, ticks: 0 });
     // a second gapped prepare does not ask again while the first request is out
@@ -833,7 +833,7 @@ describe('vr step: view change (VRR §4.2)', () => {
     expect(state).to.include({ status: 'normal', op: 3, commit: 2 });
   });
 
-  it('a replica that hears a prepare from the primary of a higher view truncates to its commit, joins in normal status without claiming the view (lastNormalView kept) and asks the primary for the view\'s log', () => {
+  it('a replica that hears a prepare from the primary of a higher view joins it in normal status keeping its log and lastNormalView, and asks the primary for the whole log after its commit', () => {
     const e = [1, 2, 3].map((op) => entry(op, 0, [register(`c${op}`)]));
     const { state: behind } = feed(fresh(config3, 2), [
       receive(prepareMessage(0, 0, e[0] as LogEntry, 0)),
@@ -844,10 +844,12 @@ describe('vr step: view change (VRR §4.2)', () => {
     const fromView1 = prepareMessage(1, 1, entry(5, 1, [register('n')]), 2);
     const result = step(behind, receive(fromView1));
     const s = result.state;
-    expect(s).to.include({ status: 'normal', view: 1, lastNormalView: 0, op: 1, commit: 1 });
-    expect(entryOps(s)).to.deep.equal([1]);
+    // the log is not truncated: should another view change come first, this replica takes part
+    // as one that never heard of view 1
+    expect(s).to.include({ status: 'normal', view: 1, lastNormalView: 0, op: 3, commit: 1 });
+    expect(entryOps(s)).to.deep.equal([1, 2, 3]);
     expect(traceEvents(result.effects)).to.include('catch_up_to_view');
-    expect(sends(result.effects, 'get_state')).to.deep.equal([{ to: 1, message: { type: 'get_state', epoch: 0, view: 1, replica: 2, op: 1 } }]);
+    expect(sends(result.effects, 'get_state')).to.deep.equal([{ to: 1, message: { type: 'get_state', epoch: 0, view: 1, replica: 2, op: 1, whole: true } }]);
     expect(sends(result.effects, 'prepare_ok')).to.deep.equal([]);
   });
 
@@ -857,13 +859,17 @@ describe('vr step: view change (VRR §4.2)', () => {
     const { state: behind } = feed(fresh(config3, 2), [receive(prepareMessage(0, 0, e1, 0)), receive(prepareMessage(0, 0, e2, 1))]);
     const commit: Commit = { type: 'commit', epoch: 0, view: 4, replica: 1, commit: 6, globalMinAccept: 0 };
     const result = step(behind, receive(commit));
-    expect(result.state).to.include({ status: 'normal', view: 4, lastNormalView: 0, op: 1, commit: 1 });
-    expect(sends(result.effects, 'get_state')).to.deep.equal([{ to: 1, message: { type: 'get_state', epoch: 0, view: 4, replica: 2, op: 1 } }]);
+    expect(result.state).to.include({ status: 'normal', view: 4, lastNormalView: 0, op: 2, commit: 1 });
+    expect(sends(result.effects, 'get_state')).to.deep.equal([{ to: 1, message: { type: 'get_state', epoch: 0, view: 4, replica: 2, op: 1, whole: true } }]);
     // an answer from a replica other than the view's primary is not the view's log: ignored
     const e = [2, 3].map((op) => entry(op, 4, [register(`v${op}`)]));
-    const fromBackup = step(result.state, receive({ type: 'new_state', epoch: 0, view: 4, replica: 0, op: 3, commit: 3, logStart: 1, entries: e, checkpoint: null }));
-    expect(fromBackup.state).to.include({ lastNormalView: 0, op: 1 });
-    const fromPrimary = step(result.state, receive({ type: 'new_state', epoch: 0, view: 4, replica: 1, op: 3, commit: 2, logStart: 1, entries: e, checkpoint: null }));
+    const fromBackup = step(result.state, receive({ type: 'new_state', epoch: 0, view: 4, replica: 0, op: 3, commit: 3, logStart: 1, entries: e, checkpoint: null, whole: true }));
+    expect(fromBackup.state).to.include({ lastNormalView: 0, op: 2 });
+    // nor is a part of the primary's log: taking it would shrink ours
+    const part = step(result.state, receive({ type: 'new_state', epoch: 0, view: 4, replica: 1, op: 2, commit: 2, logStart: 1, entries: [e[0] as LogEntry], checkpoint: null, whole: false }));
+    expect(part.state).to.include({ lastNormalView: 0, op: 2 });
+    expect(part.state.log).to.equal(result.state.log);
+    const fromPrimary = step(result.state, receive({ type: 'new_state', epoch: 0, view: 4, replica: 1, op: 3, commit: 2, logStart: 1, entries: e, checkpoint: null, whole: true }));
     expect(fromPrimary.state).to.include({ lastNormalView: 4, op: 3, commit: 2, stateTransfer: null });
     expect(sends(fromPrimary.effects, 'prepare_ok').map((s) => s.message.op)).to.deep.equal([3]);
   });
@@ -872,10 +878,11 @@ describe('vr step: view change (VRR §4.2)', () => {
     const e1 = entry(1, 0, [register('a')]);
     const { state: behind } = feed(fresh(config3, 2), [receive(prepareMessage(0, 0, e1, 0))]);
     const caughtUp = step(behind, receive({ type: 'commit', epoch: 0, view: 1, replica: 1, commit: 3, globalMinAccept: 0 }));
-    expect(caughtUp.state).to.include({ view: 1, lastNormalView: 0, op: 0 });
-    const next = step(caughtUp.state, receive(prepareMessage(1, 1, entry(1, 1, [register('z')]), 0)));
+    // it applies nothing either: its entry at op 1 may not be view 1's
+    expect(caughtUp.state).to.include({ view: 1, lastNormalView: 0, op: 1, commit: 0 });
+    const next = step(caughtUp.state, receive(prepareMessage(1, 1, entry(2, 1, [register('z')]), 0)));
     expect(sends(next.effects, 'prepare_ok')).to.deep.equal([]);
-    expect(next.state.op).to.equal(0);
+    expect(next.state.op).to.equal(1);
   });
 
   it('during a view change a replica repeats start_view_change, and do_view_change once sent, every commitIntervalTicks', () => {
@@ -977,8 +984,8 @@ describe('vr step: recovery (VRR §4.3)', () => {
       receive({ type: 'start_view_change', epoch: 0, view: 1, replica: 0 }),
       receive({ type: 'do_view_change', epoch: 0, view: 2, replica: 0, lastNormalView: 0, op: 1, commit: 0, logStart: 0, entries: [e1], checkpoint: null }),
       receive(sv),
-      receive({ type: 'get_state', epoch: 0, view: 0, replica: 1, op: 0 }),
-      receive({ type: 'new_state', epoch: 0, view: 0, replica: 0, op: 1, commit: 1, logStart: 0, entries: [e1], checkpoint: null }),
+      receive({ type: 'get_state', epoch: 0, view: 0, replica: 1, op: 0, whole: false }),
+      receive({ type: 'new_state', epoch: 0, view: 0, replica: 0, op: 1, commit: 1, logStart: 0, entries: [e1], checkpoint: null, whole: true }),
       receive({ type: 'recovery', epoch: 0, replica: 1, nonce: 3, committed: 0 }),
       receive({ type: 'prepare_ok', epoch: 0, view: 0, replica: 1, op: 1 }),
       receive(register('client')),
@@ -1104,7 +1111,7 @@ describe('vr step: state transfer (VRR §5.2) and checkpoints (§5.1)', () => {
     expect(group.s(0).op).to.equal(7);
     const gap = group.deliver(both(to(2), ofType('prepare')));
     const getState = sends(gap, 'get_state');
-    expect(getState).to.deep.equal([{ to: 0, message: { type: 'get_state', epoch: 0, view: 0, replica: 2, op: 0 } }]);
+    expect(getState).to.deep.equal([{ to: 0, message: { type: 'get_state', epoch: 0, view: 0, replica: 2, op: 0, whole: false } }]);
     expect(sends(gap, 'prepare_ok')).to.deep.equal([]);
 
     const answered = group.deliver(both(to(0), ofType('get_state')));
@@ -1137,7 +1144,7 @@ describe('vr step: state transfer (VRR §5.2) and checkpoints (§5.1)', () => {
     group.cut.add(2);
     group.commitAtPrimary(register('a'));
     group.commitAtPrimary(register('b'));
-    const result = step(group.s(0), receive({ type: 'get_state', epoch: 0, view: 0, replica: 2, op: 1 }));
+    const result = step(group.s(0), receive({ type: 'get_state', epoch: 0, view: 0, replica: 2, op: 1, whole: false }));
     const reply = sends(result.effects, 'new_state')[0]?.message;
     expect(reply).to.deep.include({ op: 2, commit: 2, logStart: 1, checkpoint: null });
     expect(reply?.entries.map((e) => e.op)).to.deep.equal([2]);
@@ -1152,7 +1159,7 @@ describe('vr step: state transfer (VRR §5.2) and checkpoints (§5.1)', () => {
     const held = step(filled.state, receive(prepareMessage(0, 0, e[2] as LogEntry, 0)));
     expect(held.state.op).to.equal(3);
     // the answer to the old get_state ends at op 2: nothing is removed
-    const late = step(held.state, receive({ type: 'new_state', epoch: 0, view: 0, replica: 0, op: 2, commit: 1, logStart: 1, entries: [e[1] as LogEntry], checkpoint: null }));
+    const late = step(held.state, receive({ type: 'new_state', epoch: 0, view: 0, replica: 0, op: 2, commit: 1, logStart: 1, entries: [e[1] as LogEntry], checkpoint: null, whole: true }));
     expect(late.state).to.include({ op: 3, stateTransfer: null });
     expect(entryOps(late.state)).to.deep.equal([1, 2, 3]);
   });
@@ -1160,11 +1167,11 @@ describe('vr step: state transfer (VRR §5.2) and checkpoints (§5.1)', () => {
   it('get_state for another view is dropped; one from a replica not behind gets an empty suffix at our op (ending its wait)', () => {
     const group = new Group(config3);
     group.commitAtPrimary(register('a'));
-    const otherView = step(group.s(0), receive({ type: 'get_state', epoch: 0, view: 1, replica: 2, op: 0 }));
+    const otherView = step(group.s(0), receive({ type: 'get_state', epoch: 0, view: 1, replica: 2, op: 0, whole: false }));
     expect(sends(otherView.effects, 'new_state')).to.deep.equal([]);
-    const notBehind = step(group.s(0), receive({ type: 'get_state', epoch: 0, view: 0, replica: 2, op: 1 }));
+    const notBehind = step(group.s(0), receive({ type: 'get_state', epoch: 0, view: 0, replica: 2, op: 1, whole: false }));
     expect(sends(notBehind.effects, 'new_state').map((s) => s.message)).to.deep.equal([
-      { type: 'new_state', epoch: 0, view: 0, replica: 0, op: 1, commit: 1, logStart: 1, entries: [], checkpoint: null },
+      { type: 'new_state', epoch: 0, view: 0, replica: 0, op: 1, commit: 1, logStart: 1, entries: [], checkpoint: null, whole: true },
     ]);
   });
 
@@ -1261,7 +1268,7 @@ describe('vr step: state transfer (VRR §5.2) and checkpoints (§5.1)', () => {
   it('a new_state nobody asked for is dropped', () => {
     const backup = fresh(config3, 1);
     const e1 = entry(1, 0, [register('a')]);
-    const result = step(backup, receive({ type: 'new_state', epoch: 0, view: 0, replica: 0, op: 1, commit: 1, logStart: 0, entries: [e1], checkpoint: null }));
+    const result = step(backup, receive({ type: 'new_state', epoch: 0, view: 0, replica: 0, op: 1, commit: 1, logStart: 0, entries: [e1], checkpoint: null, whole: true }));
     expect(traceEvents(result.effects)).to.include('drop_new_state');
     expect(result.state.op).to.equal(0);
   });

@@ -84,8 +84,8 @@ const recoveryResponseWithCheckpoint = (): RecoveryResponse => ({
   ...recoveryResponseFull(),
   state: { op: 3, commit: 2, logStart: 1, entries: [entry(2, 3), entry(3, 3)], checkpoint: imageAt(1) },
 });
-const getState = (): GetState => ({ type: 'get_state', epoch: 0, view: 3, replica: 2, op: 1 });
-const newState = (): NewState => ({ type: 'new_state', epoch: 0, view: 3, replica: 0, op: 4, commit: 4, logStart: 2, entries: [entry(3), entry(4)], checkpoint: null });
+const getState = (): GetState => ({ type: 'get_state', epoch: 0, view: 3, replica: 2, op: 1, whole: false });
+const newState = (): NewState => ({ type: 'new_state', epoch: 0, view: 3, replica: 0, op: 4, commit: 4, logStart: 2, entries: [entry(3), entry(4)], checkpoint: null, whole: true });
 const newStateWithCheckpoint = (): NewState => ({ ...newState(), checkpoint: imageAt(2) });
 
 const validMessages: Record<string, () => unknown> = {
