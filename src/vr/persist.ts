@@ -10,7 +10,8 @@ import { entryAt, entriesAfter } from './log.ts';
 import type { ReplicaState } from './state.ts';
 
 export function persistEffects(before: ReplicaState, after: ReplicaState): ReplicaEffect[] {
-  if (!after.config.durable || before === after) return [];
+  // The start step only reloads what storage already holds.
+  if (!after.config.durable || before === after || before.status === 'stopped') return [];
   const records: PersistRecord[] = [];
   if (after.checkpoint.machine !== before.checkpoint.machine) {
     records.push({ kind: 'checkpoint', machine: after.checkpoint.machine });

@@ -43,7 +43,8 @@ export type ViolationKind =
   | 'exception'
   | 'unreadable_message'
   | 'linearizability'
-  | 'liveness';
+  | 'liveness'
+  | 'persist';
 
 export type Violation = {
   readonly kind: ViolationKind;

@@ -28,6 +28,7 @@ import type { ReplicaEffect, ReplicaInput, StepResult } from '../../src/vr/io.ts
 import type { ClientAnswer, PeerMessageType, ReplicaMessage } from '../../src/vr/messages.ts';
 import { initialReplicaState, type ReplicaState } from '../../src/vr/state.ts';
 import { stepAll } from '../../src/vr/step.ts';
+import { SimStore } from './storage.ts';
 import { Checkers, type Violation } from './checkers.ts';
 import { PENDING, type Operation } from './linearizability.ts';
 import { Network, reliableNetwork, type NetworkFaults, type NodeId } from './network.ts';
@@ -287,6 +288,11 @@ export type ClusterOptions = {
   readonly repairClientRequests?: boolean;
   /** Steps replicas with this instead of the real `stepAll` (mutation tests). */
   readonly stepFunction?: StepFunction;
+  /**
+   * Durable replicas: persist effects go to a per-replica store that survives crashes, and a
+   * restarted replica reloads it before recovering the rest (PROTOCOL.md "Durability").
+   */
+  readonly durable?: boolean;
 };
 
 /** Simulator-friendly protocol timing: short timeouts, small checkpoints. */
@@ -330,6 +336,8 @@ export class Cluster {
   /** When false, the workload generator starts no calls. */
   workloadEnabled: boolean;
   readonly workload: WorkloadGenerator | null;
+  /** Per replica: its durable storage (written only in durable mode). */
+  readonly stores: readonly SimStore[];
 
   readonly #prng: Prng;
   readonly #workloadPrng: Prng;
@@ -351,7 +359,8 @@ export class Cluster {
     const networkPrng = this.#prng.fork();
     this.#workloadPrng = this.#prng.fork();
     this.replicaCount = options.replicaCount ?? 3;
-    this.config = makeReplicaConfig({ ...simReplicaConfig, ...options.replicaConfig, replicaCount: this.replicaCount });
+    this.config = makeReplicaConfig({ ...simReplicaConfig, ...options.replicaConfig, replicaCount: this.replicaCount, durable: options.durable ?? false });
+    this.stores = Array.from({ length: this.replicaCount }, () => new SimStore());
     this.clientConfig = { ...defaultClientConfig, retryTicks: 10, retryTicksMax: 60, giveUpTicks: 600, queueMax: 8, ...options.clientConfig, replicaCount: this.replicaCount };
     this.network = new Network<SimMessage>(networkPrng, options.faults ?? reliableNetwork);
     this.checkers = new Checkers(this.replicaCount);
@@ -563,7 +572,8 @@ export class Cluster {
     this.#down[index] = false;
     const nonce = 1 + this.#prng.int(2 ** 31 - 1);
     this.note('restart', { replica: index, nonce });
-    this.#stepReplica(index, [{ type: 'start', mode: 'recovering', nonce }]);
+    const stored = this.config.durable ? (this.stores[index] as SimStore).stored() : undefined;
+    this.#stepReplica(index, [stored === undefined ? { type: 'start', mode: 'recovering', nonce } : { type: 'start', mode: 'recovering', nonce, stored }]);
   }
 
   #allNodes(): NodeId[] {
@@ -650,6 +660,16 @@ export class Cluster {
         }
       }
       switch (effect.type) {
+        case 'persist': {
+          // Storage is synchronous here, so everything after it in the list runs after it.
+          const store = this.stores[index] as SimStore;
+          const anomalies = store.anomalies.length;
+          store.apply(effect.record);
+          if (store.anomalies.length > anomalies) {
+            this.checkers.report({ kind: 'persist', replica: index, tick: this.now, message: `replica ${index} persisted out of order: ${store.anomalies.at(-1) ?? ''}` });
+          }
+          break;
+        }
         case 'send':
           this.network.send(index, effect.to, effect.message, this.now);
           break;

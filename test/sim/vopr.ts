@@ -1,7 +1,7 @@
 /**
  * VOPR: the Viewstamped Operation Replicator (after TigerBeetle's), a seeded simulation runner.
  *
- *   npm run vopr -- --seeds N [--from S] [--seed S] [--replicas 3|5] [--verbose] [--repair-client]
+ *   npm run vopr -- --seeds N [--from S] [--seed S] [--replicas 3|5] [--durable|--diskless] [--verbose] [--repair-client]
  *
  * (--repair-client: see ClusterOptions.repairClientRequests; a stopgap, off by default.)
  *
@@ -46,6 +46,8 @@ export type VoprOptions = {
   readonly maxExplored?: number;
   /** Keep the noisy `drop_*` traces too (debugging). */
   readonly traceDrops?: boolean;
+  /** Force durable replicas on or off (default: drawn per seed, 30% durable). */
+  readonly durable?: boolean;
   /** See ClusterOptions.repairClientRequests (off by default). */
   readonly repairClientRequests?: boolean;
   /** Debugging: called after every tick of both phases with the cluster. */
@@ -74,6 +76,8 @@ export type SeedParams = {
   readonly replicaConfig: Partial<ReplicaConfig>;
   readonly clientConfig: Partial<ClientConfig>;
   readonly workload: WorkloadOptions;
+  /** Replicas persist their log and checkpoints; a restarted one reloads them first. */
+  readonly durable: boolean;
 };
 
 export type SeedReport = {
@@ -106,7 +110,8 @@ export const livenessGraceTicks = 600;
 function replayCommand(seed: number, options: VoprOptions): string {
   const replicas = options.replicaCount !== undefined && options.replicaCount !== 3 ? ` --replicas ${options.replicaCount}` : '';
   const repair = options.repairClientRequests === true ? ' --repair-client' : '';
-  return `npm run vopr -- --seed ${seed}${replicas}${repair}`;
+  const durable = options.durable === undefined ? '' : options.durable ? ' --durable' : ' --diskless';
+  return `npm run vopr -- --seed ${seed}${replicas}${repair}${durable}`;
 }
 
 /** Swarm testing: which faults a seed has, and how strong. */
@@ -160,6 +165,8 @@ export function drawParams(prng: Prng, options: VoprOptions): SeedParams {
       valueBytesMax: prng.pick([1, 3]),
       valueAlphabet: prng.pick([2, 4]),
     },
+    // Drawn last, so adding it left every earlier draw (and so every older seed) as it was.
+    durable: options.durable ?? prng.chance(0.3),
   };
 }
 
@@ -282,6 +289,7 @@ export function runSeed(seed: number, options: VoprOptions = {}): SeedReport {
     clientConfig: params.clientConfig,
     faults: params.faults,
     workload: params.workload,
+    durable: params.durable,
     traceDrops: options.traceDrops ?? false,
     repairClientRequests: options.repairClientRequests ?? false,
     traceCapacity: Math.max(400, options.traceLines ?? 30),
@@ -405,6 +413,7 @@ function formatParams(params: SeedParams): string {
     `partition ${pct(params.partitionProbability)}/tick crash ${pct(params.crashProbability)}/tick clog ${pct(params.clogProbability)}/tick ` +
     `clients ${params.clientCount} ops ${pct(params.workload.opProbability)}/tick ckpt ${params.replicaConfig.checkpointIntervalOps} ` +
     `pipeline ${params.replicaConfig.pipelineMax} batch ${params.replicaConfig.batchMax} suffix ${params.replicaConfig.logSuffixMax} ` +
+    `${params.durable ? 'durable ' : ''}` +
     `giveUp ${params.clientConfig.giveUpTicks}`
   );
 }
@@ -428,6 +437,7 @@ function parseArgs(argv: readonly string[]): CliArgs {
   let replicaCount: 3 | 5 = 3;
   let verbose = false;
   let repairClientRequests = false;
+  let durable: boolean | undefined;
   const integer = (flag: string, value: string | undefined): number => {
     const n = Number(value);
     if (value === undefined || !Number.isSafeInteger(n)) throw new Error(`${flag} needs an integer, got ${String(value)}`);
@@ -451,6 +461,12 @@ function parseArgs(argv: readonly string[]): CliArgs {
         replicaCount = n;
         break;
       }
+      case '--durable':
+        durable = true;
+        break;
+      case '--diskless':
+        durable = false;
+        break;
       case '--verbose':
         verbose = true;
         break;
@@ -458,11 +474,11 @@ function parseArgs(argv: readonly string[]): CliArgs {
         repairClientRequests = true;
         break;
       default:
-        throw new Error(`unknown argument ${String(arg)} (usage: npm run vopr -- --seeds N [--from S] [--seed S] [--replicas 3|5] [--verbose] [--repair-client])`);
+        throw new Error(`unknown argument ${String(arg)} (usage: npm run vopr -- --seeds N [--from S] [--seed S] [--replicas 3|5] [--durable|--diskless] [--verbose] [--repair-client])`);
     }
   }
   const seeds = single !== null ? [single] : Array.from({ length: Math.max(0, count) }, (_, i) => from + i);
-  return { seeds, options: { replicaCount, repairClientRequests }, verbose: verbose || single !== null };
+  return { seeds, options: { replicaCount, repairClientRequests, ...(durable === undefined ? {} : { durable }) }, verbose: verbose || single !== null };
 }
 
 function main(argv: readonly string[]): number {

@@ -1273,3 +1273,47 @@ describe('vr step: state transfer (VRR §5.2) and checkpoints (§5.1)', () => {
     expect(result.state.op).to.equal(0);
   });
 });
+
+describe('vr step: durable mode (PROTOCOL.md "Durability")', () => {
+  const durable = makeReplicaConfig({ replicaCount: 3, durable: true, checkpointIntervalOps: 2 });
+
+  it('a durable backup persists an entry before it acknowledges it: the persist effect comes first', () => {
+    const result = step(fresh(durable, 1), receive(prepareMessage(0, 0, entry(1, 0, [register('a')]), 0)));
+    const kinds = result.effects.filter((e) => e.type !== 'trace').map((e) => (e.type === 'persist' ? `persist:${e.record.kind}` : e.type === 'send' ? `send:${e.message.type}` : e.type));
+    expect(kinds).to.deep.equal(['persist:entries', 'send:prepare_ok']);
+  });
+
+  it('a diskless replica emits no persist effects', () => {
+    const result = step(fresh(config3, 1), receive(prepareMessage(0, 0, entry(1, 0, [register('a')]), 0)));
+    expect(result.effects.some((e) => e.type === 'persist')).to.equal(false);
+  });
+
+  it('a replaced suffix is persisted as truncate_after then entries; a checkpoint as a checkpoint record', () => {
+    const e = [1, 2, 3].map((op) => entry(op, 0, [register(`c${op}`)]));
+    const { state: backup } = feed(fresh(durable, 2), e.map((x, i) => receive(prepareMessage(0, 0, x, i === 0 ? 0 : 1))));
+    expect(backup).to.include({ op: 3, commit: 1 });
+    // view 1's log keeps op 2 but replaces op 3
+    const replacement = entry(3, 1, [register('z')]);
+    const startView: StartView = { type: 'start_view', epoch: 0, view: 1, replica: 1, op: 3, commit: 2, logStart: 1, entries: [e[1] as LogEntry, replacement], checkpoint: null };
+    const result = step(backup, receive(startView));
+    const records = result.effects.flatMap((x) => (x.type === 'persist' ? [x.record] : []));
+    expect(records.map((r) => r.kind)).to.deep.equal(['checkpoint', 'truncate_after', 'entries']);
+    expect(records[1]).to.deep.equal({ kind: 'truncate_after', op: 2 });
+    expect(records[2]).to.deep.equal({ kind: 'entries', entries: [replacement] });
+    const firstSend = result.effects.findIndex((x) => x.type === 'send');
+    const lastPersist = result.effects.map((x) => x.type).lastIndexOf('persist');
+    expect(lastPersist).to.be.below(firstSend);
+  });
+
+  it('a restarted durable replica reloads its checkpoint and entries, then asks only for what follows its checkpoint', () => {
+    const e = [1, 2, 3].map((op) => entry(op, 0, [register(`c${op}`)]));
+    const { state: before } = feed(fresh(durable, 2), e.map((x, i) => receive(prepareMessage(0, 0, x, i))));
+    expect(before.checkpoint.machine.appliedOp).to.equal(2);
+    const restarted = step(initialReplicaState(durable, 2, 9), { type: 'start', mode: 'recovering', nonce: 77, stored: { checkpoint: before.checkpoint.machine, entries: [e[2] as LogEntry] } });
+    expect(restarted.state).to.include({ status: 'recovering', commit: 2, op: 3 });
+    expect(restarted.state.machine.clients.has('c2')).to.equal(true);
+    const recovery = sends(restarted.effects, 'recovery').map((s) => s.message);
+    expect(recovery[0]).to.include({ nonce: 77, committed: 2 });
+    expect(restarted.effects.some((x) => x.type === 'persist')).to.equal(false);
+  });
+});

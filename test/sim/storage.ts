@@ -1,0 +1,49 @@
+/**
+ * Simulated durable storage of one replica: what its `persist` effects wrote. It survives a
+ * crash (the replica's memory does not), and a restarted durable replica is started with it
+ * (`start.stored`). Records follow the contract of src/vr/io.ts: a checkpoint drops the
+ * entries it covers, truncate_after discards a suffix, entries append contiguously.
+ */
+
+import type { PersistRecord, StoredState } from '../../src/vr/io.ts';
+import type { LogEntry } from '../../src/vr/messages.ts';
+import type { Machine } from '../../src/vr/state_machine.ts';
+
+export class SimStore {
+  #checkpoint: Machine | null = null;
+  #entries: LogEntry[] = [];
+  /** Contract breaches (a gap or overlap in appended entries): a bug in the core's persist effects. */
+  readonly anomalies: string[] = [];
+  writes = 0;
+
+  apply(record: PersistRecord): void {
+    this.writes += 1;
+    switch (record.kind) {
+      case 'checkpoint':
+        this.#checkpoint = record.machine;
+        this.#entries = this.#entries.filter((entry) => entry.op > record.machine.appliedOp);
+        return;
+      case 'truncate_after':
+        this.#entries = this.#entries.filter((entry) => entry.op <= record.op);
+        return;
+      case 'entries':
+        for (const entry of record.entries) this.#append(entry);
+        return;
+    }
+  }
+
+  #append(entry: LogEntry): void {
+    const base = this.#checkpoint?.appliedOp ?? 0;
+    const last = this.#entries.at(-1)?.op ?? base;
+    if (entry.op <= base) return; // already inside the checkpoint
+    if (entry.op !== last + 1) {
+      this.anomalies.push(`entry ${entry.op} appended after ${last}`);
+      this.#entries = this.#entries.filter((stored) => stored.op < entry.op);
+    }
+    this.#entries.push(entry);
+  }
+
+  stored(): StoredState {
+    return { checkpoint: this.#checkpoint, entries: [...this.#entries] };
+  }
+}
