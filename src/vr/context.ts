@@ -34,12 +34,18 @@ export type WorkingState = {
   viewChange: { startViewChangeFrom: number[]; sentDoViewChange: boolean; doViewChanges: (DoViewChange | null)[] };
   recovery: { nonce: number; responses: (RecoveryResponse | null)[] };
   stateTransfer: { target: number; ticks: number } | null;
+  durable: { op: number; generation: number };
 };
 
 /** Compile-time check that the working view covers the state it drafts. */
 export type CoversState = WorkingState extends ReplicaState ? true : never;
 
-export type Ctx = { readonly s: WorkingState; readonly out: ReplicaEffect[] };
+export type Ctx = {
+  readonly s: WorkingState;
+  readonly out: ReplicaEffect[];
+  /** Durable mode: the lowest op after which this step replaced the log, or null. */
+  readonly logChange: { truncatedAfter: number | null };
+};
 
 export function send(ctx: Ctx, to: number, message: PeerMessage): void {
   ctx.out.push({ type: 'send', to, message });
@@ -74,4 +80,12 @@ export function isNormalPrimary(s: WorkingState | ReplicaState): boolean {
  */
 export function plain<T>(value: T): T {
   return isDraft(value) ? (current(value as Draft<T>) as T) : value;
+}
+
+/**
+ * The highest op this replica may acknowledge: every entry it holds when diskless; in durable
+ * mode only those the shell reported stored.
+ */
+export function ackableOp(s: { readonly config: ReplicaConfig; readonly op: number; readonly durable: { readonly op: number } }): number {
+  return s.config.durable ? Math.min(s.op, s.durable.op) : s.op;
 }

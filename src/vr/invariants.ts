@@ -5,7 +5,7 @@
  */
 
 import { assert } from '../tree/assert.ts';
-import { isPrimary } from './context.ts';
+import { ackableOp, isPrimary } from './context.ts';
 import { lastOp } from './log.ts';
 import type { ReplicaState } from './state.ts';
 
@@ -17,13 +17,14 @@ export function assertInvariants(s: ReplicaState): void {
   assert(s.checkpoint.machine.appliedOp <= s.commit, 'checkpoint beyond commit');
   assert(s.lastNormalView <= s.view, `lastNormalView ${s.lastNormalView} beyond view ${s.view}`);
   if (s.status === 'normal' && isPrimary(s)) {
-    assert(s.primary.acks[s.index] === s.op, 'primary does not count its own op');
+    assert(s.primary.acks[s.index] === ackableOp(s), 'primary does not count exactly what it may acknowledge');
     assert(s.stateTransfer === null, 'a primary never waits for state');
   }
   if (s.status === 'normal' && s.lastNormalView < s.view) {
     assert(s.stateTransfer !== null, 'a replica catching up with a view must be fetching its log');
     assert(!isPrimary(s), 'a primary holds its view\'s log');
   }
+  if (s.config.durable) assert(s.durable.op <= s.op, `durable op ${s.durable.op} beyond op ${s.op}`);
   if (s.status === 'stopped') assert(s.op === 0 && s.commit === 0, 'a stopped replica holds nothing');
   if (!(s.status === 'normal' && isPrimary(s))) assert(s.primary.pending.size === 0, 'only a normal primary holds pending requests');
 }

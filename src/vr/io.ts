@@ -1,8 +1,8 @@
 /**
  * Inputs to and effects of the replica's `step`. Effects are data; the shell executes them
- * strictly in order (actors/interpret.ts, test/sim). Ordering contract: a `send` that
- * acknowledges (prepare_ok, do_view_change, recovery_response) always comes after any
- * `persist` it depends on (DESIGN.md convention 7).
+ * in order (actors/interpret.ts, test/sim). Durability contract (DESIGN.md convention 7): in
+ * durable mode an acknowledgement (prepare_ok, and the primary's own count towards a commit)
+ * covers only entries whose `persist` the shell has reported back with a `persisted` input.
  */
 
 import type { ClientAnswer, LogEntry, PeerMessage, ReplicaMessage } from './messages.ts';
@@ -19,9 +19,9 @@ export type StoredState = {
 };
 
 /**
- * Durable mode only: what to write before any later effect runs. The shell completes a persist
- * before it executes the effects after it (acknowledgements among them), so an ack never
- * leaves before the entries it vouches for are stored.
+ * Durable mode only: what to write. The shell writes records in order and, once one is stored,
+ * feeds back `persisted {generation, op}` from its effect; only then does the replica
+ * acknowledge the entries (DESIGN.md convention 7), so writes overlap with everything else.
  */
 export type PersistRecord =
   /** Discard stored entries after `op` (a new view replaced them). */
@@ -37,6 +37,12 @@ export type ReplicaInput =
    * first reloading `stored` when the replica is durable.
    */
   | { readonly type: 'start'; readonly mode: StartMode; readonly nonce: number; readonly stored?: StoredState }
+  /**
+   * Durable mode: the shell finished a persist effect, echoing its generation and op. Entries up
+   * to `op` may now be acknowledged (the replica's own count at the primary, prepare_ok at a
+   * backup); an answer from an older generation (a suffix since replaced) is ignored.
+   */
+  | { readonly type: 'persisted'; readonly generation: number; readonly op: number }
   /** A message from a peer (validated again here) or a client request. */
   | { readonly type: 'receive'; readonly message: ReplicaMessage }
   /** One unit of time from the timer service; the only clock the protocol knows. */
@@ -48,7 +54,7 @@ export type TraceEvent = {
 };
 
 export type ReplicaEffect =
-  | { readonly type: 'persist'; readonly record: PersistRecord }
+  | { readonly type: 'persist'; readonly record: PersistRecord; readonly generation: number; readonly op: number }
   | { readonly type: 'send'; readonly to: number; readonly message: PeerMessage }
   | { readonly type: 'reply'; readonly clientId: string; readonly message: ClientAnswer }
   | { readonly type: 'trace'; readonly trace: TraceEvent };

@@ -6,7 +6,7 @@
 import { validateOp } from '../tree/validate.ts';
 import { commitUpTo } from './commit.ts';
 import { faultsTolerated, primaryOf } from './config.ts';
-import { answer, broadcast, isPrimary, send, trace, type Ctx } from './context.ts';
+import { ackableOp, answer, broadcast, isPrimary, send, trace, type Ctx } from './context.ts';
 import { append, entryAt } from './log.ts';
 import type { Commit, LogEntry, Prepare, PrepareOk, Request } from './messages.ts';
 import { requestBytes } from './request_size.ts';
@@ -100,7 +100,7 @@ export function preparePending(ctx: Ctx): void {
     const entry: LogEntry = { op: s.op + 1, view: s.view, requests };
     s.log = append(s.log, entry);
     s.op = entry.op;
-    s.primary.acks[s.index] = s.op;
+    s.primary.acks[s.index] = ackableOp(s);
     broadcast(ctx, prepareFor(ctx, entry));
     s.timers.heartbeatTicks = 0;
     advanceCommit(ctx);
@@ -142,7 +142,7 @@ export function onPrepareOk(ctx: Ctx, message: PrepareOk): void {
 }
 
 /** The primary commits the highest op that f+1 replicas (itself included) hold. */
-function advanceCommit(ctx: Ctx): void {
+export function advanceCommit(ctx: Ctx): void {
   const s = ctx.s;
   const sorted = [...s.primary.acks].sort((a, b) => b - a);
   const committable = sorted[faultsTolerated(s.config)] ?? 0;
@@ -224,7 +224,8 @@ export function onPrepare(ctx: Ctx, message: Prepare): void {
   if (message.op === s.op + 1) {
     s.log = append(s.log, message.entry);
     s.op = message.op;
-    sendPrepareOk(ctx);
+    // Durable: the prepare_ok goes out when the entry is stored (onPersisted).
+    if (!s.config.durable) sendPrepareOk(ctx);
   } else if (message.op <= s.op) {
     // An old or repeated prepare: the primary may have lost our acknowledgement.
     sendPrepareOk(ctx);
@@ -248,7 +249,29 @@ export function onCommit(ctx: Ctx, message: Commit): void {
   if (message.commit > s.op) requestState(ctx, message.replica);
 }
 
+/** prepare_ok for what we may acknowledge (VRR §4.1 step 4; durable: what is stored). */
 export function sendPrepareOk(ctx: Ctx): void {
   const s = ctx.s;
-  send(ctx, primaryOf(s.view, s.config), { type: 'prepare_ok', epoch: s.epoch, view: s.view, replica: s.index, op: s.op });
+  send(ctx, primaryOf(s.view, s.config), { type: 'prepare_ok', epoch: s.epoch, view: s.view, replica: s.index, op: ackableOp(s) });
+}
+
+/**
+ * Durable mode: the shell stored entries up to `op` of this generation. The primary counts
+ * them towards commits; a backup acknowledges them.
+ */
+export function onPersisted(ctx: Ctx, generation: number, op: number): void {
+  const s = ctx.s;
+  if (!s.config.durable || generation !== s.durable.generation) {
+    trace(ctx, 'drop_persisted_stale', { generation, own: s.durable.generation });
+    return;
+  }
+  if (op <= s.durable.op) return;
+  s.durable.op = Math.min(op, s.op);
+  if (s.status !== 'normal' || isCatchingUp(s)) return;
+  if (isPrimary(s)) {
+    s.primary.acks[s.index] = ackableOp(s);
+    advanceCommit(ctx);
+  } else {
+    sendPrepareOk(ctx);
+  }
 }

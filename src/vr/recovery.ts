@@ -51,6 +51,7 @@ function reload(ctx: Ctx, stored: StoredState): void {
   s.commit = machine.appliedOp;
   s.log = log;
   s.op = lastOp(log);
+  s.durable.op = s.op;
   trace(ctx, 'reloaded', { committed: s.commit, op: s.op });
 }
 

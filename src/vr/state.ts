@@ -42,6 +42,11 @@ export type ReplicaState = {
   readonly recovery: RecoveryState;
   /** A pending `get_state` (VRR §5.2), or null. */
   readonly stateTransfer: { readonly target: number; readonly ticks: number } | null;
+  /**
+   * Durable mode: entries up to `op` are stored. `generation` counts suffix replacements, so a
+   * `persisted` answer about a replaced suffix is recognised and ignored.
+   */
+  readonly durable: { readonly op: number; readonly generation: number };
 };
 
 export type Timers = {
@@ -107,5 +112,6 @@ export function initialReplicaState(config: ReplicaConfig, index: number, seed: 
     viewChange: { startViewChangeFrom: [], sentDoViewChange: false, doViewChanges: none },
     recovery: { nonce: 0, responses: none },
     stateTransfer: null,
+    durable: { op: 0, generation: 0 },
   };
 }

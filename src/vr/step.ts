@@ -13,7 +13,7 @@ import { isNormalPrimary, isPrimary, trace, type Ctx, type WorkingState } from '
 import type { ReplicaEffect, ReplicaInput, StepResult } from './io.ts';
 import { assertInvariants } from './invariants.ts';
 import type { ReplicaMessage } from './messages.ts';
-import { onCommit, onPrepare, onPrepareOk, onPrimaryTick, onRequest, preparePending } from './normal.ts';
+import { onCommit, onPersisted, onPrepare, onPrepareOk, onPrimaryTick, onRequest, preparePending } from './normal.ts';
 import { onRecovery, onRecoveryResponse, onRecoveryTick, onStart } from './recovery.ts';
 import { persistEffects } from './persist.ts';
 import type { ReplicaState } from './state.ts';
@@ -27,14 +27,15 @@ export function step(state: ReplicaState, input: ReplicaInput): StepResult<Repli
 
 export function stepAll(state: ReplicaState, inputs: readonly ReplicaInput[]): StepResult<ReplicaState> {
   const out: ReplicaEffect[] = [];
+  const logChange = { truncatedAfter: null as number | null };
   const next = produce(state, (draft) => {
-    const ctx: Ctx = { s: draft as unknown as WorkingState, out };
+    const ctx: Ctx = { s: draft as unknown as WorkingState, out, logChange };
     for (const input of inputs) dispatch(ctx, input);
     if (isNormalPrimary(ctx.s)) preparePending(ctx);
   });
   assertInvariants(next);
-  // Durable mode: what this step changed is stored before anything it sends (convention 7).
-  const persist = persistEffects(state, next);
+  // Durable mode: what this step changed, to be stored (acknowledged once reported stored).
+  const persist = persistEffects(state, next, logChange.truncatedAfter);
   return { state: next, effects: persist.length === 0 ? out : [...persist, ...out] };
 }
 
@@ -48,6 +49,9 @@ function dispatch(ctx: Ctx, input: ReplicaInput): void {
       return;
     case 'receive':
       onReceive(ctx, input.message);
+      return;
+    case 'persisted':
+      onPersisted(ctx, input.generation, input.op);
       return;
     default:
       assertNever(input, 'replica input');

@@ -8,7 +8,7 @@
 import { assert } from '../tree/assert.ts';
 import { decodeCheckpoint, encodeCheckpoint } from './checkpoint.ts';
 import { plain, trace, type Ctx } from './context.ts';
-import { append, emptyLog, entriesAfter, lastOp, truncateAfter } from './log.ts';
+import { append, emptyLog, entriesAfter, entryAt, lastOp, truncateAfter } from './log.ts';
 import type { CheckpointImage, LogEntry } from './messages.ts';
 
 export type Suffix = {
@@ -71,8 +71,22 @@ export function extendWithSuffix(ctx: Ctx, suffix: Suffix): boolean {
 function takeSuffix(ctx: Ctx, suffix: Suffix, keep: number): boolean {
   const s = ctx.s;
   if (s.op >= suffix.logStart) {
-    let log = truncateAfter(s.log, keep);
-    for (const entry of suffix.entries) if (entry.op > keep) log = append(log, entry);
+    // Entries the suffix repeats (the very same entries) stay; replace from the first difference.
+    let same = keep;
+    for (const entry of suffix.entries) {
+      if (entry.op <= same) continue;
+      if (entry.op > s.op || entryAt(s.log, entry.op) !== entry) break;
+      same = entry.op;
+    }
+    let log = s.log;
+    if (same < s.op) {
+      log = truncateAfter(log, same);
+      // Stored entries after `same` are replaced: answers about them no longer count.
+      s.durable.generation += 1;
+      s.durable.op = Math.min(s.durable.op, same);
+      ctx.logChange.truncatedAfter = Math.min(ctx.logChange.truncatedAfter ?? same, same);
+    }
+    for (const entry of suffix.entries) if (entry.op > same) log = append(log, entry);
     s.log = log;
     s.op = lastOp(log);
     return true;

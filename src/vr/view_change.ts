@@ -11,7 +11,7 @@ import { List, Map as ImmutableMap } from 'immutable';
 import { assert } from '../tree/assert.ts';
 import { commitUpTo } from './commit.ts';
 import { faultsTolerated, primaryOf, quorumSize } from './config.ts';
-import { broadcast, isPrimary, plain, send, trace, type Ctx } from './context.ts';
+import { ackableOp, broadcast, isPrimary, plain, send, trace, type Ctx } from './context.ts';
 import { entryAt } from './log.ts';
 import type { DoViewChange, StartView, StartViewChange } from './messages.ts';
 import { sendPrepareOk } from './normal.ts';
@@ -48,7 +48,7 @@ function joinView(ctx: Ctx): void {
 function resetPrimaryState(ctx: Ctx): void {
   const s = ctx.s;
   const acks = new Array<number>(s.config.replicaCount).fill(Math.min(s.globalMinAccept, s.op));
-  acks[s.index] = s.op;
+  acks[s.index] = ackableOp(s);
   let inProgress = ImmutableMap<string, number>();
   if (isPrimary(s)) {
     for (let op = s.commit + 1; op <= s.op; op++) {

@@ -247,6 +247,9 @@ export class Checkers {
       this.#checkRange(after, Math.max(after.log.start + 1, newFrom - recheckWindow), Math.min(last, newFrom - 1), tick, 'after a log change');
     }
     if (after.commit > this.#maxCommitted) this.#maxCommitted = after.commit;
+    // A recovering replica's view is not known yet (a durable one reloads its commits while
+    // still at view 0): its commits were made in views already on record.
+    if (after.status === 'recovering' || after.status === 'stopped') return;
     let views = this.#commitsByView.get(after.epoch);
     if (views === undefined) {
       views = new Map();

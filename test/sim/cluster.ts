@@ -29,6 +29,7 @@ import type { ClientAnswer, PeerMessageType, ReplicaMessage } from '../../src/vr
 import { initialReplicaState, type ReplicaState } from '../../src/vr/state.ts';
 import { stepAll } from '../../src/vr/step.ts';
 import { SimStore } from './storage.ts';
+import type { PersistRecord } from '../../src/vr/io.ts';
 import { Checkers, type Violation } from './checkers.ts';
 import { PENDING, type Operation } from './linearizability.ts';
 import { Network, reliableNetwork, type NetworkFaults, type NodeId } from './network.ts';
@@ -265,6 +266,8 @@ export function unreadable(value: unknown, maxDepth = 12, path = 'message', dept
 
 // ---- the cluster -----------------------------------------------------------------------------
 
+type PendingWrite = { readonly due: number; readonly record: PersistRecord; readonly generation: number; readonly op: number };
+
 export type ClusterOptions = {
   readonly seed: number;
   readonly replicaCount?: number;
@@ -338,6 +341,8 @@ export class Cluster {
   readonly workload: WorkloadGenerator | null;
   /** Per replica: its durable storage (written only in durable mode). */
   readonly stores: readonly SimStore[];
+  /** Per replica: writes issued but not finished (lost if it crashes). */
+  readonly #writes: PendingWrite[][];
 
   readonly #prng: Prng;
   readonly #workloadPrng: Prng;
@@ -361,6 +366,7 @@ export class Cluster {
     this.replicaCount = options.replicaCount ?? 3;
     this.config = makeReplicaConfig({ ...simReplicaConfig, ...options.replicaConfig, replicaCount: this.replicaCount, durable: options.durable ?? false });
     this.stores = Array.from({ length: this.replicaCount }, () => new SimStore());
+    this.#writes = Array.from({ length: this.replicaCount }, () => []);
     this.clientConfig = { ...defaultClientConfig, retryTicks: 10, retryTicksMax: 60, giveUpTicks: 600, queueMax: 8, ...options.clientConfig, replicaCount: this.replicaCount };
     this.network = new Network<SimMessage>(networkPrng, options.faults ?? reliableNetwork);
     this.checkers = new Checkers(this.replicaCount);
@@ -496,6 +502,7 @@ export class Cluster {
   tick(): void {
     this.now += 1;
     const now = this.now;
+    this.#completeWrites(now);
     this.network.expireClogs(now);
     const due = this.network.deliverDue(now);
     const toReplicas = new Map<number, ReplicaInput[]>();
@@ -560,6 +567,8 @@ export class Cluster {
   /** The replica loses all volatile state and receives nothing until restarted. */
   crash(index: number): void {
     this.replica(index);
+    // Writes not finished are lost with the process; finished ones stay in the store.
+    this.#writes[index] = [];
     this.#replicas[index] = initialReplicaState(this.config, index, this.#prng.next());
     this.#down[index] = true;
     this.checkers.onCrash(index);
@@ -661,13 +670,10 @@ export class Cluster {
       }
       switch (effect.type) {
         case 'persist': {
-          // Storage is synchronous here, so everything after it in the list runs after it.
-          const store = this.stores[index] as SimStore;
-          const anomalies = store.anomalies.length;
-          store.apply(effect.record);
-          if (store.anomalies.length > anomalies) {
-            this.checkers.report({ kind: 'persist', replica: index, tick: this.now, message: `replica ${index} persisted out of order: ${store.anomalies.at(-1) ?? ''}` });
-          }
+          // A write takes a tick or three (like an fsync); writes of one replica finish in order.
+          const queue = this.#writes[index] as PendingWrite[];
+          const due = Math.max(queue.at(-1)?.due ?? 0, this.now + 1 + this.#prng.int(3));
+          queue.push({ due, record: effect.record, generation: effect.generation, op: effect.op });
           break;
         }
         case 'send':
@@ -683,6 +689,25 @@ export class Cluster {
           }
           break;
       }
+    }
+  }
+
+  /** Finished writes reach the store, and their replica hears `persisted` for each. */
+  #completeWrites(now: number): void {
+    for (let index = 0; index < this.replicaCount; index++) {
+      const queue = this.#writes[index] as PendingWrite[];
+      const done: ReplicaInput[] = [];
+      while (queue.length > 0 && (queue[0] as PendingWrite).due <= now) {
+        const write = queue.shift() as PendingWrite;
+        const store = this.stores[index] as SimStore;
+        const anomalies = store.anomalies.length;
+        store.apply(write.record);
+        if (store.anomalies.length > anomalies) {
+          this.checkers.report({ kind: 'persist', replica: index, tick: now, message: `replica ${index} persisted out of order: ${store.anomalies.at(-1) ?? ''}` });
+        }
+        done.push({ type: 'persisted', generation: write.generation, op: write.op });
+      }
+      if (done.length > 0 && !this.#down[index]) this.#stepReplica(index, done);
     }
   }
 

@@ -1277,10 +1277,44 @@ describe('vr step: state transfer (VRR §5.2) and checkpoints (§5.1)', () => {
 describe('vr step: durable mode (PROTOCOL.md "Durability")', () => {
   const durable = makeReplicaConfig({ replicaCount: 3, durable: true, checkpointIntervalOps: 2 });
 
-  it('a durable backup persists an entry before it acknowledges it: the persist effect comes first', () => {
+  it('a durable backup acknowledges an entry only once the shell reports it stored', () => {
     const result = step(fresh(durable, 1), receive(prepareMessage(0, 0, entry(1, 0, [register('a')]), 0)));
     const kinds = result.effects.filter((e) => e.type !== 'trace').map((e) => (e.type === 'persist' ? `persist:${e.record.kind}` : e.type === 'send' ? `send:${e.message.type}` : e.type));
-    expect(kinds).to.deep.equal(['persist:entries', 'send:prepare_ok']);
+    expect(kinds).to.deep.equal(['persist:entries']);
+    const persist = result.effects.find((e) => e.type === 'persist');
+    if (persist?.type !== 'persist') throw new Error('no persist effect');
+    expect(persist).to.include({ generation: 0, op: 1 });
+    const stored = step(result.state, { type: 'persisted', generation: persist.generation, op: persist.op });
+    expect(sends(stored.effects, 'prepare_ok').map((x) => x.message.op)).to.deep.equal([1]);
+  });
+
+  it('a persisted answer about a suffix since replaced (older generation) is ignored', () => {
+    const e = [1, 2].map((op) => entry(op, 0, [register(`c${op}`)]));
+    const { state: backup } = feed(fresh(durable, 2), e.map((x, i) => receive(prepareMessage(0, 0, x, i))));
+    // view 1 replaces op 2 before the write of op 2 is reported: the generation moves on
+    const startView: StartView = { type: 'start_view', epoch: 0, view: 1, replica: 1, op: 2, commit: 1, logStart: 1, entries: [entry(2, 1, [register('z')])], checkpoint: null };
+    const replaced = step(backup, receive(startView));
+    expect(replaced.state.durable.generation).to.equal(1);
+    const stale = step(replaced.state, { type: 'persisted', generation: 0, op: 2 });
+    expect(traceEvents(stale.effects)).to.include('drop_persisted_stale');
+    expect(sends(stale.effects, 'prepare_ok')).to.deep.equal([]);
+    const current = step(replaced.state, { type: 'persisted', generation: 1, op: 2 });
+    expect(sends(current.effects, 'prepare_ok').map((x) => x.message.op)).to.deep.equal([2]);
+  });
+
+  it('a durable primary counts its own entry towards a commit only once it is stored', () => {
+    let primary = fresh(durable, 0);
+    let result = step(primary, receive(register('a')));
+    primary = result.state;
+    const persist = result.effects.find((e) => e.type === 'persist');
+    if (persist?.type !== 'persist') throw new Error('no persist effect');
+    expect(primary.primary.acks[0]).to.equal(0);
+    // a backup's acknowledgement alone is one replica: no commit yet (f + 1 = 2)
+    result = step(primary, receive({ type: 'prepare_ok', epoch: 0, view: 0, replica: 1, op: 1 }));
+    expect(result.state.commit).to.equal(0);
+    result = step(result.state, { type: 'persisted', generation: persist.generation, op: persist.op });
+    expect(result.state.commit).to.equal(1);
+    expect(result.effects.some((e) => e.type === 'reply')).to.equal(true);
   });
 
   it('a diskless replica emits no persist effects', () => {
