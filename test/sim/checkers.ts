@@ -249,7 +249,7 @@ export class Checkers {
     if (after.commit > this.#maxCommitted) this.#maxCommitted = after.commit;
     // A recovering replica's view is not known yet (a durable one reloads its commits while
     // still at view 0): its commits were made in views already on record.
-    if (after.status === 'recovering' || after.status === 'stopped') return;
+    if (after.status === 'recovering') return;
     let views = this.#commitsByView.get(after.epoch);
     if (views === undefined) {
       views = new Map();
