@@ -48,7 +48,11 @@ export function installSuffix(ctx: Ctx, suffix: Suffix): boolean {
     trace(ctx, 'suffix_behind_commit', { suffixOp, commit: s.commit });
     return false;
   }
-  // Entries up to max(logStart, commit) are already here and agree; take the rest.
+  // A checkpoint beyond our commit number: our entries up to it may be uncommitted ones the
+  // group discarded, so they cannot be kept; the checkpoint replaces them.
+  if (suffix.checkpoint !== null && suffix.logStart > s.commit) return installCheckpoint(ctx, suffix.checkpoint, suffix.entries);
+  // Entries up to max(logStart, commit) are already here and agree (committed, or held by every
+  // replica: RFC 2's globalMinAccept); take the rest.
   return takeSuffix(ctx, suffix, Math.max(suffix.logStart, s.commit));
 }
 
@@ -107,6 +111,10 @@ function installCheckpoint(ctx: Ctx, image: CheckpointImage, entries: readonly L
     return false;
   }
   assert(image.op >= s.commit, `checkpoint ${image.op} would roll back commit ${s.commit}`);
+  // Stored entries after our commit are replaced: answers about them no longer count.
+  s.durable.generation += 1;
+  s.durable.op = Math.min(s.durable.op, s.commit);
+  ctx.logChange.truncatedAfter = Math.min(ctx.logChange.truncatedAfter ?? image.op, image.op);
   let log = emptyLog(image.op);
   for (const entry of entries) log = append(log, entry);
   s.machine = decoded.machine;

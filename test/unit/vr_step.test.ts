@@ -1351,3 +1351,25 @@ describe('vr step: durable mode (PROTOCOL.md "Durability")', () => {
     expect(restarted.effects.some((x) => x.type === 'persist')).to.equal(false);
   });
 });
+
+describe('vr step: a checkpoint beyond our commit replaces our uncommitted entries', () => {
+  it('a replica whose log reaches past the suffix start but not its commit installs the checkpoint instead of keeping its own entries', () => {
+    // replica 2 holds ops 1..4 of view 0, only op 1 committed; ops 2..4 were discarded by view 1
+    const e = [1, 2, 3, 4].map((op) => entry(op, 0, [register(`old${op}`)]));
+    const { state: backup } = feed(fresh(config3, 2), e.map((x, i) => receive(prepareMessage(0, 0, x, i === 0 ? 0 : 1))));
+    expect(backup).to.include({ op: 4, commit: 1 });
+    // view 1's primary no longer has its log before op 3: it sends its checkpoint at op 3
+    const group = new Group(makeReplicaConfig({ replicaCount: 3, checkpointIntervalOps: 3 }));
+    for (const client of ['a', 'b', 'c']) group.commitAtPrimary(register(client));
+    const image = encodeCheckpoint(group.s(0).checkpoint.machine);
+    expect(image.op).to.equal(3);
+    const fresh4 = entry(4, 1, [register('new4')]);
+    const startView: StartView = { type: 'start_view', epoch: 0, view: 1, replica: 1, op: 4, commit: 3, logStart: 3, entries: [fresh4], checkpoint: image };
+    const result = step(backup, receive(startView));
+    expect(result.state).to.include({ view: 1, status: 'normal', op: 4, commit: 3 });
+    expect(entryOps(result.state)).to.deep.equal([4]);
+    expect(result.state.log.entries.first()).to.equal(fresh4);
+    expect(result.state.machine.clients.has('old2')).to.equal(false);
+    expect(result.state.machine.clients.has('c')).to.equal(true);
+  });
+});
