@@ -76,7 +76,14 @@ export type TreeBenchOptions = {
 };
 
 /** The ops measured on every tree, in the order they run (queue_pop after queue_push). */
-export const treeBenchOps = ['blob_put', 'blob_get', 'set_insert', 'queue_push', 'queue_pop'] as const;
+export const treeBenchOps = ['blob_put', 'blob_get', 'blob_get_warm', 'set_insert', 'queue_push', 'queue_pop'] as const;
+
+/**
+ * `blob_get_warm` reads random blobs among a fixed set of this many: the same work per op as
+ * `blob_get`, with a working set that stays in cache, so the two together separate the tree's
+ * own cost from memory latency (uniformly random reads over a 1M-node heap miss every cache).
+ */
+export const warmLeaves = 4096;
 export type TreeBenchOp = (typeof treeBenchOps)[number];
 
 export type TreeShape = 'dirs' | 'flat';
@@ -374,6 +381,17 @@ function makeWorkload(op: TreeBenchOp, subject: Subject, random: Random, values:
           subject.tree = tree;
         },
       };
+    case 'blob_get_warm': {
+      const warm = Array.from({ length: Math.min(warmLeaves, subject.blobs.length) }, () => pick(subject.blobs));
+      return {
+        step: () => {
+          const get: TreeOp = { type: 'blob_get', path: pickFrom(warm, random) };
+          const { tree, outcome } = applyOp(subject.tree, get);
+          if (outcome.type !== 'blob') unexpected(get, outcome);
+          subject.tree = tree;
+        },
+      };
+    }
     case 'set_insert':
       return {
         step: () => {
