@@ -27,7 +27,6 @@ import type { NodeType } from './node_type.ts';
 import type {
   CreateOp,
   ListEntry,
-  OpFailure,
   OpOutcome,
   OpResult,
   ReadOp,

@@ -37,8 +37,10 @@ export type WorkingState = {
   durable: { op: number; generation: number };
 };
 
-/** Compile-time check that the working view covers the state it drafts. */
-export type CoversState = WorkingState extends ReplicaState ? true : never;
+/** Compile-time check that the working view covers the state it drafts (fails to compile if not). */
+type CoversState = WorkingState extends ReplicaState ? true : never;
+const workingStateCoversState: CoversState = true;
+void workingStateCoversState;
 
 export type Ctx = {
   readonly s: WorkingState;

@@ -118,7 +118,6 @@ function fixture(): Tree {
     create('/t', 'set'),
   ]);
 }
-const fixturePaths = ['/', '/d', '/d/x', '/b', '/q', '/s', '/t'];
 
 // ---- the empty tree ------------------------------------------------------------------------
 
