@@ -1,0 +1,38 @@
+/**
+ * The shared effect interpreter: executes a replica's effects strictly in the order `step`
+ * returned them (DESIGN.md "Replica actor"). What each kind of effect does is supplied by the
+ * actor, so the simulator-free runtime and any other host use the same ordering rules.
+ */
+
+import type { ReplicaEffect, PersistRecord, TraceEvent } from '../src/vr/io.ts';
+import type { ClientAnswer, PeerMessage } from '../src/vr/messages.ts';
+
+export type EffectSinks = {
+  send(to: number, message: PeerMessage): void;
+  reply(clientId: string, message: ClientAnswer): void;
+  persist(record: PersistRecord, generation: number, op: number): void;
+  trace(trace: TraceEvent): void;
+};
+
+export function interpretEffects(effects: readonly ReplicaEffect[], sinks: EffectSinks): void {
+  for (const effect of effects) {
+    switch (effect.type) {
+      case 'send':
+        sinks.send(effect.to, effect.message);
+        break;
+      case 'reply':
+        sinks.reply(effect.clientId, effect.message);
+        break;
+      case 'persist':
+        sinks.persist(effect.record, effect.generation, effect.op);
+        break;
+      case 'trace':
+        sinks.trace(effect.trace);
+        break;
+      default: {
+        const never: never = effect;
+        throw new Error(`unknown replica effect ${JSON.stringify(never)}`);
+      }
+    }
+  }
+}

@@ -1,0 +1,28 @@
+/**
+ * What haret's actors say to each other on top of the VR messages (src/vr/messages.ts):
+ * ticks from the timer service, and calls and results between a caller (the embedding API's
+ * endpoint, later a TCP connection) and the client proxy.
+ */
+
+import type { CallResult } from '../src/client/io.ts';
+import type { TreeOp } from '../src/tree/ops.ts';
+
+/** One unit of protocol time (DESIGN.md "Timer service"). */
+export type Tick = { readonly type: 'tick' };
+
+/** A caller asks the proxy to run `op` on namespace `ns`; `callId` is the caller's handle. */
+export type ProxyCall = { readonly type: 'call'; readonly callId: number; readonly ns: string; readonly op: TreeOp };
+
+/** What a call ends with: a session's result, or a refusal by the proxy itself. */
+export type ProxyOutcome =
+  | CallResult
+  /** No such namespace on this node: nothing ran. */
+  | { readonly type: 'unknown_namespace'; readonly ns: string }
+  /** The call itself was malformed (not an op the proxy can send): nothing ran. */
+  | { readonly type: 'invalid_call'; readonly reason: string };
+
+export type ProxyResult = { readonly type: 'result'; readonly callId: number; readonly result: ProxyOutcome };
+
+export function isTick(msg: unknown): msg is Tick {
+  return typeof msg === 'object' && msg !== null && (msg as { type?: unknown }).type === 'tick';
+}

@@ -1,0 +1,149 @@
+/**
+ * Runs a set of actors on one thread: a mailbox each, one drain loop, one router. Envelopes
+ * arrive from the router; the drain hands each actor everything waiting for it (up to
+ * `drainMax`) in one `receive` call, so a replica steps a whole batch in one transition, then
+ * flushes the router so every envelope produced goes out in one post per destination.
+ */
+
+import type { Actor, ActorContext, ActorFactory, ActorSpec, ActorStatus } from './actor.ts';
+import type { ActorId, Envelope } from './envelope.ts';
+import type { Logger } from './logger.ts';
+import { Mailbox } from './mailbox.ts';
+import type { Offload } from './offload.ts';
+import type { Router } from './router.ts';
+
+export const defaultMailboxCapacity = 100_000;
+/** Envelopes handed to one actor per drain pass; the rest wait for the next pass. */
+export const drainMax = 4096;
+
+type Slot = { readonly id: ActorId; readonly actor: Actor; readonly mailbox: Mailbox; processed: number };
+
+export type FaultHook = () => void;
+
+export class ActorHost {
+  readonly #thread: string;
+  readonly #log: Logger;
+  readonly #offload: Offload;
+  #router: Router | null = null;
+  readonly #slots = new Map<ActorId, Slot>();
+  /** Envelopes that arrived before their actor was created (start-up), bounded like a mailbox. */
+  readonly #early = new Map<ActorId, Mailbox>();
+  #drainScheduled = false;
+  #unknownActor = 0;
+  /** Test hook: run inside the next drain, as if an actor's handler did it. */
+  #fault: FaultHook | null = null;
+
+  constructor(thread: string, log: Logger, offload: Offload) {
+    this.#thread = thread;
+    this.#log = log;
+    this.#offload = offload;
+  }
+
+  attach(router: Router): void {
+    this.#router = router;
+  }
+
+  /** Imports the actor's module and creates it; envelopes that arrived early are then delivered. */
+  async spawn(spec: ActorSpec): Promise<void> {
+    const module = (await import(spec.module)) as { createActor?: ActorFactory };
+    if (typeof module.createActor !== 'function') throw new TypeError(`${spec.module} does not export createActor`);
+    await this.add(spec.id, module.createActor, spec.init, spec.mailboxCapacity);
+  }
+
+  async add(id: ActorId, factory: ActorFactory, init: unknown, capacity = defaultMailboxCapacity): Promise<void> {
+    const context: ActorContext = {
+      self: id,
+      thread: this.#thread,
+      send: (to, msg, control) => this.#send(control === true ? { from: id, to, msg, control } : { from: id, to, msg }),
+      log: this.#log.child({ actor: id }),
+      offload: this.#offload,
+    };
+    const actor = await factory(context, init);
+    const mailbox = this.#early.get(id) ?? new Mailbox(capacity);
+    this.#early.delete(id);
+    this.#slots.set(id, { id, actor, mailbox, processed: 0 });
+    if (mailbox.depth > 0) this.#scheduleDrain();
+  }
+
+  /** Router callback: queue each envelope in its actor's mailbox. */
+  deliver(batch: readonly Envelope[]): void {
+    for (const envelope of batch) {
+      const slot = this.#slots.get(envelope.to);
+      if (slot !== undefined) {
+        slot.mailbox.push(envelope);
+        continue;
+      }
+      // Not created yet (still importing its module): hold a bounded number of envelopes.
+      let early = this.#early.get(envelope.to);
+      if (early === undefined) {
+        if (this.#router?.hostOf(envelope.to) !== this.#thread) {
+          this.#unknownActor += 1;
+          continue;
+        }
+        early = new Mailbox(defaultMailboxCapacity);
+        this.#early.set(envelope.to, early);
+      }
+      early.push(envelope);
+    }
+    this.#scheduleDrain();
+  }
+
+  injectFault(hook: FaultHook): void {
+    this.#fault = hook;
+    this.#scheduleDrain();
+  }
+
+  status(): ActorStatus[] {
+    return [...this.#slots.values()].map((slot) => ({
+      id: slot.id,
+      mailbox: slot.mailbox.stats(),
+      processed: slot.processed,
+      status: slot.actor.status?.() ?? null,
+    }));
+  }
+
+  inspect(id: ActorId): unknown {
+    const slot = this.#slots.get(id);
+    if (slot === undefined) throw new RangeError(`no actor ${id} on ${this.#thread}`);
+    return slot.actor.inspect?.() ?? slot.actor.status?.() ?? null;
+  }
+
+  unknownActorDrops(): number {
+    return this.#unknownActor;
+  }
+
+  async stop(): Promise<void> {
+    for (const slot of this.#slots.values()) await slot.actor.stop?.();
+    this.#slots.clear();
+  }
+
+  #send(envelope: Envelope): void {
+    if (this.#router === null) throw new Error('actor host has no router');
+    this.#router.send(envelope);
+  }
+
+  #scheduleDrain(): void {
+    if (this.#drainScheduled) return;
+    this.#drainScheduled = true;
+    setImmediate(() => this.#drain());
+  }
+
+  #drain(): void {
+    this.#drainScheduled = false;
+    const fault = this.#fault;
+    if (fault !== null) {
+      this.#fault = null;
+      fault();
+    }
+    let more = false;
+    for (const slot of this.#slots.values()) {
+      if (slot.mailbox.depth === 0) continue;
+      const batch = slot.mailbox.take(drainMax);
+      slot.processed += batch.length;
+      slot.actor.receive(batch);
+      if (slot.mailbox.depth > 0) more = true;
+    }
+    this.#router?.flush();
+    if (more) this.#scheduleDrain();
+  }
+}

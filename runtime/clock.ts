@@ -1,0 +1,17 @@
+/**
+ * Wall-clock time for the shell. The protocol never reads it (it counts ticks); the timer
+ * service turns it into ticks, and the runtime uses it for backoff and timeouts.
+ */
+
+export type Interval = { cancel(): void };
+
+/** Calls `fn` every `ms`; the timer does not keep the process alive on its own. */
+export function every(ms: number, fn: () => void): Interval {
+  const handle = setInterval(fn, ms);
+  handle.unref();
+  return { cancel: () => clearInterval(handle) };
+}
+
+export function monotonicMs(): number {
+  return performance.now();
+}

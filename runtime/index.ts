@@ -1,0 +1,10 @@
+/** The generic actor runtime: knows nothing of VR (DESIGN.md "Folder layout"). */
+export type { Actor, ActorContext, ActorFactory, ActorSpec, ActorStatus } from './actor.ts';
+export type { ActorId, Envelope } from './envelope.ts';
+export type { CodecName } from './codec.ts';
+export type { LogLevel, Logger } from './logger.ts';
+export type { InjectedFault, WorkerStatus } from './protocol.ts';
+export { ControlError } from './control.ts';
+export { defaultSupervisorOptions, type SupervisorOptions } from './supervisor.ts';
+export { ActorSystem, hostThread, type SystemEvent, type SystemOptions, type WorkerReport, type WorkerSpec, type WorkerState, type HostActorSpec } from './system.ts';
+export { every, type Interval } from './clock.ts';

@@ -1,0 +1,58 @@
+/**
+ * What the host and a worker say to each other outside the data path: the worker's start-up
+ * data, the port-wiring messages on `parentPort`, and the control API exposed over comlink.
+ */
+
+import type { MessagePort } from 'node:worker_threads';
+import type { ActorSpec, ActorStatus } from './actor.ts';
+import type { CodecName } from './codec.ts';
+import type { ActorId } from './envelope.ts';
+import type { LogLevel } from './logger.ts';
+import type { OffloadOptions } from './offload.ts';
+import type { RouterStats } from './router.ts';
+
+export type WorkerBoot = {
+  readonly haretEntry: string;
+  readonly haretTsx: string | null;
+  readonly name: string;
+  readonly actors: readonly ActorSpec[];
+  readonly directory: readonly (readonly [ActorId, string])[];
+  readonly codec: CodecName;
+  readonly logLevel: LogLevel;
+  readonly offload: OffloadOptions;
+  readonly controlPort: MessagePort;
+};
+
+export type HostToWorker =
+  | { readonly kind: 'peer'; readonly name: string; readonly port: MessagePort }
+  | { readonly kind: 'drop_peer'; readonly name: string }
+  | { readonly kind: 'start' };
+
+export type WorkerToHost = { readonly kind: 'started' } | { readonly kind: 'start_failed'; readonly error: string };
+
+/** Faults a test can inject into a worker, each as if it happened inside an actor's handler. */
+export type InjectedFault =
+  /** The next drain throws (an uncaught exception in a handler). */
+  | 'throw'
+  /** The next drain calls process.exit(3) inside the worker. */
+  | 'exit'
+  /** The next drain allocates until the worker hits its resource limits. */
+  | 'exhaust_memory';
+
+export type WorkerStatus = {
+  readonly thread: string;
+  readonly actors: readonly ActorStatus[];
+  readonly router: RouterStats;
+  readonly unknownActorDrops: number;
+  readonly offloaded: number;
+  readonly heapUsedBytes: number;
+};
+
+/** The control API a worker exposes over comlink. Never on the data path. */
+export type WorkerControl = {
+  status(): WorkerStatus;
+  inspect(actor: ActorId): unknown;
+  injectFault(fault: InjectedFault): void;
+  /** Stops actors and closes ports; the host terminates the thread afterwards. */
+  stop(): Promise<void>;
+};

@@ -1,0 +1,155 @@
+/**
+ * The data path between threads (DESIGN.md "Performance shape"): a direct MessagePort to every
+ * other thread of the node, and per-destination batching: every envelope sent to one thread
+ * within one event-loop turn leaves in ONE postMessage, at `flush()` (called at the end of a
+ * mailbox drain) or at the latest in the next check phase.
+ *
+ * The transport is this one class behind `send`/`flush`/`setPeer`; actors never see a port, so
+ * a SharedArrayBuffer ring transport can replace it without touching them.
+ */
+
+import type { MessagePort } from 'node:worker_threads';
+import type { Codec } from './codec.ts';
+import { isEnvelope, type ActorId, type Envelope } from './envelope.ts';
+
+export type RouterStats = {
+  readonly posts: number;
+  readonly envelopesOut: number;
+  readonly envelopesIn: number;
+  /** Envelopes for an actor the directory does not know, or a thread with no port. */
+  readonly unroutable: number;
+  /** Batches from a peer that did not decode into envelopes. */
+  readonly malformed: number;
+};
+
+export class Router {
+  readonly #self: string;
+  readonly #directory: ReadonlyMap<ActorId, string>;
+  readonly #codec: Codec;
+  readonly #deliver: (batch: readonly Envelope[]) => void;
+  readonly #peers = new Map<string, MessagePort>();
+  readonly #outbox = new Map<string, Envelope[]>();
+  #local: Envelope[] = [];
+  #flushScheduled = false;
+  #closed = false;
+  #posts = 0;
+  #out = 0;
+  #in = 0;
+  #unroutable = 0;
+  #malformed = 0;
+
+  /**
+   * @param self this thread's name in the directory
+   * @param directory which thread hosts each actor
+   * @param deliver called with envelopes for actors of this thread (never re-entrantly from send)
+   */
+  constructor(self: string, directory: ReadonlyMap<ActorId, string>, codec: Codec, deliver: (batch: readonly Envelope[]) => void) {
+    this.#self = self;
+    this.#directory = directory;
+    this.#codec = codec;
+    this.#deliver = deliver;
+  }
+
+  /** Installs (or replaces, after a restart) the port to thread `name`. */
+  setPeer(name: string, port: MessagePort): void {
+    this.#peers.get(name)?.close();
+    this.#peers.set(name, port);
+    port.on('message', (data: unknown) => this.#receive(data));
+  }
+
+  /** Forgets the port to a thread that died; envelopes for it are dropped until it is back. */
+  dropPeer(name: string): void {
+    this.#peers.get(name)?.close();
+    this.#peers.delete(name);
+  }
+
+  hostOf(actor: ActorId): string | undefined {
+    return this.#directory.get(actor);
+  }
+
+  send(envelope: Envelope): void {
+    if (this.#closed) return;
+    const thread = this.#directory.get(envelope.to);
+    if (thread === undefined) {
+      this.#unroutable += 1;
+      return;
+    }
+    if (thread === this.#self) {
+      this.#local.push(envelope);
+    } else {
+      let queue = this.#outbox.get(thread);
+      if (queue === undefined) {
+        queue = [];
+        this.#outbox.set(thread, queue);
+      }
+      queue.push(envelope);
+    }
+    this.#scheduleFlush();
+  }
+
+  /** Posts everything queued: one postMessage per destination thread. */
+  flush(): void {
+    this.#flushScheduled = false;
+    if (this.#closed) return;
+    for (const [thread, batch] of this.#outbox) {
+      if (batch.length === 0) continue;
+      this.#outbox.set(thread, []);
+      const port = this.#peers.get(thread);
+      if (port === undefined) {
+        this.#unroutable += batch.length;
+        continue;
+      }
+      const { data, transfer } = this.#codec.encode(batch);
+      port.postMessage(data, transfer);
+      this.#posts += 1;
+      this.#out += batch.length;
+    }
+    if (this.#local.length > 0) {
+      const local = this.#local;
+      this.#local = [];
+      this.#deliver(local);
+    }
+  }
+
+  close(): void {
+    this.#closed = true;
+    for (const port of this.#peers.values()) port.close();
+    this.#peers.clear();
+    this.#outbox.clear();
+    this.#local = [];
+  }
+
+  stats(): RouterStats {
+    return { posts: this.#posts, envelopesOut: this.#out, envelopesIn: this.#in, unroutable: this.#unroutable, malformed: this.#malformed };
+  }
+
+  #scheduleFlush(): void {
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    setImmediate(() => {
+      if (this.#flushScheduled) this.flush();
+    });
+  }
+
+  /** A batch from a peer thread: anything that is not an array of envelopes is counted and dropped. */
+  #receive(data: unknown): void {
+    let decoded: unknown;
+    try {
+      decoded = this.#codec.decode(data);
+    } catch {
+      this.#malformed += 1;
+      return;
+    }
+    if (!Array.isArray(decoded)) {
+      this.#malformed += 1;
+      return;
+    }
+    const batch: Envelope[] = [];
+    for (const item of decoded as unknown[]) {
+      if (isEnvelope(item)) batch.push(item);
+      else this.#malformed += 1;
+    }
+    this.#in += batch.length;
+    if (batch.length > 0) this.#deliver(batch);
+  }
+}

@@ -1,0 +1,339 @@
+/**
+ * The actor system of one node, on the host (main) thread: spawns the workers, wires the
+ * MessagePort mesh between every pair of threads (the host included), supervises the workers
+ * and restarts the dead ones, and answers status. It knows actors only as specs and
+ * envelopes; what they mean is the caller's business (the runtime imports nothing of the core).
+ */
+
+import { MessageChannel, type ResourceLimits } from 'node:worker_threads';
+import type { ActorFactory, ActorSpec } from './actor.ts';
+import { ActorHost } from './actor_host.ts';
+import { makeCodec, type CodecName } from './codec.ts';
+import type { ActorId, Envelope } from './envelope.ts';
+import { makeLogger, resolveLogLevel, type LogLevel, type Logger } from './logger.ts';
+import { defaultOffloadOptions, makeOffload, type Offload, type OffloadOptions } from './offload.ts';
+import type { InjectedFault, WorkerStatus } from './protocol.ts';
+import { Router } from './router.ts';
+import { defaultSupervisorOptions, RestartPolicy, validateSupervisorOptions, type SupervisorOptions } from './supervisor.ts';
+import { WorkerHandle, type WorkerExit } from './worker_handle.ts';
+
+/** The host thread's name in the directory. */
+export const hostThread = 'host';
+
+export type WorkerSpec = {
+  /** Unique among the node's threads, and not `host`. */
+  readonly name: string;
+  readonly actors: readonly ActorSpec[];
+  readonly resourceLimits?: ResourceLimits;
+};
+
+export type HostActorSpec = { readonly id: ActorId; readonly factory: ActorFactory; readonly init: unknown };
+
+export type SystemOptions = {
+  readonly workers: readonly WorkerSpec[];
+  /** Actors that run on the host thread (e.g. the embedding API's endpoint). */
+  readonly hostActors?: readonly HostActorSpec[];
+  readonly codec?: CodecName;
+  readonly logLevel?: LogLevel;
+  readonly supervisor?: SupervisorOptions;
+  /** Deadline of every control call (status, inspect, stop, fault injection). */
+  readonly controlTimeoutMs?: number;
+  /** Deadline for a worker to create its actors. */
+  readonly startTimeoutMs?: number;
+  readonly offload?: OffloadOptions;
+  /** The init an actor restarts with (a replica: recovering, with a fresh nonce). Default: its first init. */
+  readonly restartInit?: (spec: ActorSpec, restart: number) => unknown;
+  /** Notified of worker deaths, restarts and failures (logging, tests). */
+  readonly onEvent?: (event: SystemEvent) => void;
+};
+
+export type SystemEvent =
+  | { readonly type: 'worker_exited'; readonly worker: string; readonly exit: WorkerExit }
+  | { readonly type: 'worker_restarted'; readonly worker: string; readonly restarts: number }
+  | { readonly type: 'worker_failed'; readonly worker: string; readonly reason: string };
+
+export type WorkerState = 'running' | 'restarting' | 'failed' | 'stopped';
+
+export type WorkerReport = {
+  readonly name: string;
+  readonly state: WorkerState;
+  readonly restarts: number;
+  readonly lastExit: WorkerExit | null;
+  /** Why the supervisor gave up, when state is `failed`. */
+  readonly failure: string | null;
+  /** Live figures from the worker, or null with `unavailable` saying why. */
+  readonly detail: WorkerStatus | null;
+  readonly unavailable: string | null;
+};
+
+type Managed = {
+  readonly spec: WorkerSpec;
+  readonly policy: RestartPolicy;
+  handle: WorkerHandle | null;
+  state: WorkerState;
+  lastExit: WorkerExit | null;
+  failure: string | null;
+  restartTimer: NodeJS.Timeout | null;
+};
+
+export class ActorSystem {
+  readonly host: ActorHost;
+  readonly #router: Router;
+  readonly #managed = new Map<string, Managed>();
+  readonly #directory: ReadonlyMap<ActorId, string>;
+  readonly #options: Required<Omit<SystemOptions, 'hostActors' | 'restartInit' | 'onEvent'>> & {
+    readonly restartInit: SystemOptions['restartInit'] | undefined;
+    readonly onEvent: SystemOptions['onEvent'] | undefined;
+  };
+  readonly #log: Logger;
+  readonly #offload: Offload;
+  #stopping = false;
+  #stopped: Promise<void> | null = null;
+
+  private constructor(options: SystemOptions) {
+    const supervisor = options.supervisor ?? defaultSupervisorOptions;
+    const problem = validateSupervisorOptions(supervisor);
+    if (problem !== null) throw new RangeError(problem);
+    this.#options = {
+      workers: options.workers,
+      codec: options.codec ?? 'clone',
+      logLevel: resolveLogLevel(options.logLevel),
+      supervisor,
+      controlTimeoutMs: options.controlTimeoutMs ?? 2_000,
+      startTimeoutMs: options.startTimeoutMs ?? 30_000,
+      offload: options.offload ?? defaultOffloadOptions,
+      restartInit: options.restartInit,
+      onEvent: options.onEvent,
+    };
+    this.#directory = buildDirectory(options.workers, options.hostActors ?? []);
+    this.#log = makeLogger(this.#options.logLevel, { thread: hostThread });
+    this.#offload = makeOffload(this.#options.offload);
+    this.host = new ActorHost(hostThread, this.#log, this.#offload);
+    this.#router = new Router(hostThread, this.#directory, makeCodec(this.#options.codec), (batch) => this.host.deliver(batch));
+    this.host.attach(this.#router);
+    for (const spec of options.workers) {
+      this.#managed.set(spec.name, {
+        spec,
+        policy: new RestartPolicy(supervisor),
+        handle: null,
+        state: 'running',
+        lastExit: null,
+        failure: null,
+        restartTimer: null,
+      });
+    }
+  }
+
+  /** Spawns every worker, wires the mesh, creates every actor; rejects (and cleans up) if any fails. */
+  static async start(options: SystemOptions): Promise<ActorSystem> {
+    const system = new ActorSystem(options);
+    try {
+      for (const actor of options.hostActors ?? []) await system.host.add(actor.id, actor.factory, actor.init);
+      const handles = [...system.#managed.values()].map((managed) => system.#spawn(managed, managed.spec.actors));
+      for (let i = 0; i < handles.length; i += 1) {
+        for (let j = i + 1; j < handles.length; j += 1) connect(handles[i] as WorkerHandle, handles[j] as WorkerHandle);
+        system.#connectHost(handles[i] as WorkerHandle);
+      }
+      await Promise.all(handles.map((handle) => handle.started(system.#options.startTimeoutMs)));
+    } catch (error) {
+      await system.stop();
+      throw error;
+    }
+    return system;
+  }
+
+  get logger(): Logger {
+    return this.#log;
+  }
+
+  get offload(): Offload {
+    return this.#offload;
+  }
+
+  /** Which thread hosts an actor. */
+  threadOf(actor: ActorId): string | undefined {
+    return this.#directory.get(actor);
+  }
+
+  /** Sends from the host thread (batched like every other send). */
+  send(envelope: Envelope): void {
+    this.#router.send(envelope);
+  }
+
+  /** The actors placed on a worker. */
+  actorsOf(worker: string): string[] {
+    return this.#managed.get(worker)?.spec.actors.map((actor) => actor.id) ?? [];
+  }
+
+  workerNames(): string[] {
+    return [...this.#managed.keys()];
+  }
+
+  /** The live handle of a worker (changes across restarts), or null while it is down. */
+  handle(worker: string): WorkerHandle | null {
+    return this.#managed.get(worker)?.handle ?? null;
+  }
+
+  async status(): Promise<WorkerReport[]> {
+    return Promise.all(
+      [...this.#managed.values()].map(async (managed): Promise<WorkerReport> => {
+        let detail: WorkerStatus | null = null;
+        let unavailable: string | null = null;
+        if (managed.handle === null || !managed.handle.alive) unavailable = managed.state;
+        else {
+          try {
+            detail = await managed.handle.status();
+          } catch (error) {
+            unavailable = error instanceof Error ? error.message : String(error);
+          }
+        }
+        return {
+          name: managed.spec.name,
+          state: managed.state,
+          restarts: managed.policy.total,
+          lastExit: managed.lastExit,
+          failure: managed.failure,
+          detail,
+          unavailable,
+        };
+      }),
+    );
+  }
+
+  async inspect(actor: ActorId): Promise<unknown> {
+    const thread = this.#directory.get(actor);
+    if (thread === undefined) throw new RangeError(`unknown actor ${actor}`);
+    if (thread === hostThread) return this.host.inspect(actor);
+    const handle = this.handle(thread);
+    if (handle === null) throw new Error(`${actor}: worker ${thread} is down`);
+    return handle.inspect(actor);
+  }
+
+  /** Test and chaos hook: make a worker fail as if from inside an actor's handler. */
+  async injectFault(worker: string, fault: InjectedFault): Promise<void> {
+    const handle = this.handle(worker);
+    if (handle === null) throw new Error(`worker ${worker} is down`);
+    await handle.injectFault(fault);
+  }
+
+  /** Kills a worker outright (`terminate()`); the supervisor treats it as a crash. */
+  async terminate(worker: string): Promise<void> {
+    const handle = this.handle(worker);
+    if (handle === null) throw new Error(`worker ${worker} is down`);
+    await handle.terminate();
+  }
+
+  /** Stops every worker and the offload pool and closes every port: no handle is left open. */
+  stop(): Promise<void> {
+    this.#stopped ??= this.#stopAll();
+    return this.#stopped;
+  }
+
+  async #stopAll(): Promise<void> {
+    this.#stopping = true;
+    const stops: Promise<unknown>[] = [];
+    for (const managed of this.#managed.values()) {
+      if (managed.restartTimer !== null) clearTimeout(managed.restartTimer);
+      managed.restartTimer = null;
+      if (managed.handle !== null) stops.push(managed.handle.stop());
+      managed.state = managed.state === 'failed' ? 'failed' : 'stopped';
+    }
+    await Promise.all(stops);
+    await this.host.stop();
+    this.#router.close();
+    await this.#offload.close();
+  }
+
+  #spawn(managed: Managed, actors: readonly ActorSpec[]): WorkerHandle {
+    const handle = new WorkerHandle({
+      name: managed.spec.name,
+      actors,
+      directory: this.#directory,
+      codec: this.#options.codec,
+      logLevel: this.#options.logLevel,
+      offload: this.#options.offload,
+      controlTimeoutMs: this.#options.controlTimeoutMs,
+      ...(managed.spec.resourceLimits === undefined ? {} : { resourceLimits: managed.spec.resourceLimits }),
+    });
+    managed.handle = handle;
+    managed.state = 'running';
+    void handle.exited.then((exit) => this.#onExit(managed, handle, exit));
+    return handle;
+  }
+
+  #connectHost(handle: WorkerHandle): void {
+    const channel = new MessageChannel();
+    this.#router.setPeer(handle.name, channel.port1);
+    handle.post({ kind: 'peer', name: hostThread, port: channel.port2 }, [channel.port2]);
+  }
+
+  #onExit(managed: Managed, handle: WorkerHandle, exit: WorkerExit): void {
+    if (managed.handle !== handle) return;
+    managed.handle = null;
+    managed.lastExit = exit;
+    this.#options.onEvent?.({ type: 'worker_exited', worker: managed.spec.name, exit });
+    if (this.#stopping || exit.requested) return;
+    this.#log.warn({ worker: managed.spec.name, code: exit.code, error: exit.error }, 'worker_exited');
+    // Peers drop what they would send it until the replacement is wired (like a lost link).
+    this.#router.dropPeer(managed.spec.name);
+    for (const other of this.#managed.values()) other.handle?.post({ kind: 'drop_peer', name: managed.spec.name });
+    const decision = managed.policy.decide(performance.now());
+    if (decision.type === 'give_up') {
+      managed.state = 'failed';
+      managed.failure = decision.reason;
+      this.#log.error({ worker: managed.spec.name, reason: decision.reason }, 'worker_failed');
+      this.#options.onEvent?.({ type: 'worker_failed', worker: managed.spec.name, reason: decision.reason });
+      return;
+    }
+    managed.state = 'restarting';
+    managed.restartTimer = setTimeout(() => {
+      managed.restartTimer = null;
+      this.#restart(managed);
+    }, decision.delayMs);
+  }
+
+  #restart(managed: Managed): void {
+    if (this.#stopping) return;
+    const restarts = managed.policy.total;
+    const actors = managed.spec.actors.map((spec) => ({ ...spec, init: this.#options.restartInit?.(spec, restarts) ?? spec.init }));
+    const handle = this.#spawn(managed, actors);
+    for (const other of this.#managed.values()) {
+      if (other !== managed && other.handle !== null && other.handle.alive) connect(handle, other.handle);
+    }
+    this.#connectHost(handle);
+    handle.started(this.#options.startTimeoutMs).then(
+      () => {
+        this.#log.info({ worker: managed.spec.name, restarts }, 'worker_restarted');
+        this.#options.onEvent?.({ type: 'worker_restarted', worker: managed.spec.name, restarts });
+      },
+      (error: unknown) => {
+        // It died while starting: its exit handler applies the policy again. A start that
+        // merely hangs is a failure too.
+        this.#log.error({ worker: managed.spec.name, error: String(error) }, 'worker_restart_failed');
+        if (handle.alive) void handle.terminate();
+      },
+    );
+  }
+}
+
+function connect(a: WorkerHandle, b: WorkerHandle): void {
+  const channel = new MessageChannel();
+  a.post({ kind: 'peer', name: b.name, port: channel.port1 }, [channel.port1]);
+  b.post({ kind: 'peer', name: a.name, port: channel.port2 }, [channel.port2]);
+}
+
+function buildDirectory(workers: readonly WorkerSpec[], hostActors: readonly HostActorSpec[]): Map<ActorId, string> {
+  const directory = new Map<ActorId, string>();
+  const threads = new Set<string>([hostThread]);
+  const place = (actor: ActorId, thread: string): void => {
+    if (directory.has(actor)) throw new RangeError(`actor ${actor} is placed twice`);
+    directory.set(actor, thread);
+  };
+  for (const actor of hostActors) place(actor.id, hostThread);
+  for (const worker of workers) {
+    if (threads.has(worker.name)) throw new RangeError(`thread name ${worker.name} is used twice (or is reserved)`);
+    threads.add(worker.name);
+    for (const actor of worker.actors) place(actor.id, worker.name);
+  }
+  return directory;
+}

@@ -1,0 +1,91 @@
+/**
+ * The entry of every runtime worker: builds the thread's actor host and router from
+ * `workerData`, wires peer ports as the host sends them, starts actors on `start`, and
+ * exposes the control API over comlink on its own port.
+ */
+
+import { parentPort, workerData } from 'node:worker_threads';
+import * as Comlink from 'comlink';
+import { nodeEndpoint } from './comlink_node.ts';
+import { ActorHost } from './actor_host.ts';
+import { makeCodec } from './codec.ts';
+import { makeLogger } from './logger.ts';
+import { makeOffload } from './offload.ts';
+import type { HostToWorker, InjectedFault, WorkerBoot, WorkerControl, WorkerToHost } from './protocol.ts';
+import { Router } from './router.ts';
+
+const boot = workerData as WorkerBoot;
+const port = parentPort;
+if (port === null) throw new Error('worker_entry must run in a worker thread');
+
+const log = makeLogger(boot.logLevel, { thread: boot.name });
+const offload = makeOffload(boot.offload);
+const host = new ActorHost(boot.name, log, offload);
+const router = new Router(boot.name, new Map(boot.directory), makeCodec(boot.codec), (batch) => host.deliver(batch));
+host.attach(router);
+
+function post(message: WorkerToHost): void {
+  port?.postMessage(message);
+}
+
+port.on('message', (message: HostToWorker) => {
+  switch (message.kind) {
+    case 'peer':
+      router.setPeer(message.name, message.port);
+      return;
+    case 'drop_peer':
+      router.dropPeer(message.name);
+      return;
+    case 'start':
+      void Promise.all(boot.actors.map((spec) => host.spawn(spec))).then(
+        () => post({ kind: 'started' }),
+        (error: unknown) => post({ kind: 'start_failed', error: error instanceof Error ? (error.stack ?? error.message) : String(error) }),
+      );
+      return;
+    default: {
+      const never: never = message;
+      log.warn({ message: never }, 'unknown_host_message');
+    }
+  }
+});
+
+function faultHook(fault: InjectedFault): () => void {
+  switch (fault) {
+    case 'throw':
+      return () => {
+        throw new Error(`injected fault in ${boot.name}`);
+      };
+    case 'exit':
+      return () => process.exit(3);
+    case 'exhaust_memory':
+      return () => {
+        const hoard: number[][] = [];
+        for (;;) hoard.push(new Array<number>(1 << 20).fill(hoard.length));
+      };
+    default: {
+      const never: never = fault;
+      throw new RangeError(`unknown fault ${String(never)}`);
+    }
+  }
+}
+
+const control: WorkerControl = {
+  status: () => ({
+    thread: boot.name,
+    actors: host.status(),
+    router: router.stats(),
+    unknownActorDrops: host.unknownActorDrops(),
+    offloaded: offload.completed(),
+    heapUsedBytes: process.memoryUsage().heapUsed,
+  }),
+  inspect: (actor) => host.inspect(actor),
+  injectFault: (fault) => host.injectFault(faultHook(fault)),
+  async stop() {
+    await host.stop();
+    router.close();
+    await offload.close();
+  },
+};
+
+Comlink.expose(control, nodeEndpoint(boot.controlPort));
+log.debug({ actors: boot.actors.map((spec) => spec.id) }, 'worker_booted');

@@ -1,0 +1,161 @@
+/**
+ * The typed client of a namespace (`node.client(ns)`): a method for every tree operation and
+ * multi_cas. Each resolves with the operation's result and where it ran (epoch, view, op) or
+ * rejects with a HaretError. Input is validated here first (the same validator the replicas
+ * run), so a malformed call fails at once with a typed error and never crosses a thread.
+ */
+
+import type { ProxyOutcome } from '../../actors/messages.ts';
+import { assertNever } from '../tree/assert.ts';
+import type { NodeType } from '../tree/node_type.ts';
+import type { Bytes, Guard, OpResult, SetOperand, SimpleOp, TreeOp } from '../tree/ops.ts';
+import { validateOp } from '../tree/validate.ts';
+import type { TreeLimits } from '../tree/limits.ts';
+import { HaretError } from './errors.ts';
+
+/** Where a result was decided: the log entry `op` of `view` committed it. */
+export type Placement = { readonly epoch: number; readonly view: number; readonly op: number };
+export type Committed<R> = R & Placement;
+
+type ResultOf<T extends OpResult['type']> = Committed<Extract<OpResult, { type: T }>>;
+
+/** A value: bytes, or a string taken as UTF-8. */
+export type Value = Bytes | string;
+
+const encoder = new TextEncoder();
+const bytes = (value: Value): Bytes => (typeof value === 'string' ? encoder.encode(value) : value);
+
+export type Caller = (ns: string, op: TreeOp) => Promise<ProxyOutcome>;
+
+export class NamespaceClient {
+  readonly namespace: string;
+  readonly #call: Caller;
+  readonly #limits: TreeLimits;
+
+  constructor(namespace: string, call: Caller, limits: TreeLimits) {
+    this.namespace = namespace;
+    this.#call = call;
+    this.#limits = limits;
+  }
+
+  /** Runs any operation; resolves with its result, rejects with a HaretError. */
+  async execute(op: TreeOp): Promise<Committed<OpResult>> {
+    const checked = validateOp(op, this.#limits);
+    if (!checked.ok) throw HaretError.fromTree(checked.error, false);
+    const outcome = await this.#call(this.namespace, checked.op);
+    return settle(outcome);
+  }
+
+  /** Like `execute`, but resolves with the raw outcome (the prompt prints every kind). */
+  async raw(op: TreeOp): Promise<ProxyOutcome> {
+    const checked = validateOp(op, this.#limits);
+    if (!checked.ok) return { type: 'rejected', outcome: { type: 'error', error: checked.error } };
+    return this.#call(this.namespace, checked.op);
+  }
+
+  create(path: string, nodeType: NodeType): Promise<ResultOf<'ok'>> {
+    return this.#expect({ type: 'create', path, nodeType }, 'ok');
+  }
+  delete(path: string): Promise<ResultOf<'ok'>> {
+    return this.#expect({ type: 'delete', path }, 'ok');
+  }
+  list(path: string, recursive = false): Promise<ResultOf<'list'>> {
+    return this.#expect({ type: 'list', path, recursive }, 'list');
+  }
+  stat(path: string): Promise<ResultOf<'stat'>> {
+    return this.#expect({ type: 'stat', path }, 'stat');
+  }
+  blobPut(path: string, value: Value): Promise<ResultOf<'ok'>> {
+    return this.#expect({ type: 'blob_put', path, value: bytes(value) }, 'ok');
+  }
+  blobGet(path: string): Promise<ResultOf<'blob'>> {
+    return this.#expect({ type: 'blob_get', path }, 'blob');
+  }
+  blobSize(path: string): Promise<ResultOf<'count'>> {
+    return this.#expect({ type: 'blob_size', path }, 'count');
+  }
+  queuePush(path: string, value: Value): Promise<ResultOf<'ok'>> {
+    return this.#expect({ type: 'queue_push', path, value: bytes(value) }, 'ok');
+  }
+  queuePop(path: string): Promise<ResultOf<'element'>> {
+    return this.#expect({ type: 'queue_pop', path }, 'element');
+  }
+  queueFront(path: string): Promise<ResultOf<'element'>> {
+    return this.#expect({ type: 'queue_front', path }, 'element');
+  }
+  queueBack(path: string): Promise<ResultOf<'element'>> {
+    return this.#expect({ type: 'queue_back', path }, 'element');
+  }
+  queueLen(path: string): Promise<ResultOf<'count'>> {
+    return this.#expect({ type: 'queue_len', path }, 'count');
+  }
+  setInsert(path: string, value: Value): Promise<ResultOf<'bool'>> {
+    return this.#expect({ type: 'set_insert', path, value: bytes(value) }, 'bool');
+  }
+  setRemove(path: string, value: Value): Promise<ResultOf<'bool'>> {
+    return this.#expect({ type: 'set_remove', path, value: bytes(value) }, 'bool');
+  }
+  setContains(path: string, value: Value): Promise<ResultOf<'bool'>> {
+    return this.#expect({ type: 'set_contains', path, value: bytes(value) }, 'bool');
+  }
+  /** Union of the sets at `paths` and the literal `sets`. */
+  setUnion(paths: readonly string[], sets: readonly (readonly Value[])[] = []): Promise<ResultOf<'set'>> {
+    return this.#expect({ type: 'set_union', paths, sets: sets.map((set) => set.map(bytes)) }, 'set');
+  }
+  setIntersection(path1: string, path2: string): Promise<ResultOf<'set'>> {
+    return this.#expect({ type: 'set_intersection', path1, path2 }, 'set');
+  }
+  /** path1 − path2 (argument order kept). */
+  setDifference(path1: string, path2: string): Promise<ResultOf<'set'>> {
+    return this.#expect({ type: 'set_difference', path1, path2 }, 'set');
+  }
+  setSymmetricDifference(path1: string, path2: string): Promise<ResultOf<'set'>> {
+    return this.#expect({ type: 'set_symmetric_difference', path1, path2 }, 'set');
+  }
+  setIsSubset(path: string, other: SetOperand | string): Promise<ResultOf<'answer'>> {
+    return this.#expect({ type: 'set_is_subset', path, other: operand(other) }, 'answer');
+  }
+  setIsSuperset(path: string, other: SetOperand | string): Promise<ResultOf<'answer'>> {
+    return this.#expect({ type: 'set_is_superset', path, other: operand(other) }, 'answer');
+  }
+  /** Atomic: every guard holds and every op succeeds, or nothing changes (cas_failed / the op's error). */
+  multiCas(guards: readonly Guard[], ops: readonly SimpleOp[]): Promise<ResultOf<'txn'>> {
+    return this.#expect({ type: 'multi_cas', guards, ops }, 'txn');
+  }
+
+  async #expect<T extends OpResult['type']>(op: TreeOp, type: T): Promise<ResultOf<T>> {
+    const result = await this.execute(op);
+    if (result.type !== type) throw new HaretError('internal', `expected a ${type} result for ${op.type}, got ${result.type}`, true);
+    return result as ResultOf<T>;
+  }
+}
+
+function operand(other: SetOperand | string): SetOperand {
+  return typeof other === 'string' ? { type: 'path', path: other } : other;
+}
+
+/** A proxy outcome as a result or a thrown HaretError. */
+export function settle(outcome: ProxyOutcome): Committed<OpResult> {
+  switch (outcome.type) {
+    case 'done': {
+      const placement: Placement = { epoch: outcome.epoch, view: outcome.view, op: outcome.op };
+      if (outcome.outcome.type === 'error') throw HaretError.fromTree(outcome.outcome.error, true, outcome.outcome.at);
+      return { ...outcome.outcome, ...placement };
+    }
+    case 'rejected':
+      if (outcome.outcome.type === 'error') throw HaretError.fromTree(outcome.outcome.error, false, outcome.outcome.at);
+      throw new HaretError('internal', 'a rejected request came back without an error', false);
+    case 'timeout':
+      throw new HaretError('timeout', 'no answer from the cluster in time; the op may or may not have executed', 'maybe');
+    case 'session_expired':
+      throw new HaretError('session_expired', 'the cluster expired the session; the op did not execute', false);
+    case 'overloaded':
+      throw new HaretError('overloaded', 'too many calls waiting; the op was not sent', false);
+    case 'unknown_namespace':
+      throw new HaretError('unknown_namespace', `no namespace ${outcome.ns} on this node`, false);
+    case 'invalid_call':
+      throw new HaretError('invalid_request', outcome.reason, false);
+    default:
+      return assertNever(outcome, 'proxy outcome');
+  }
+}

@@ -1,0 +1,48 @@
+/**
+ * The one error type callers of haret see. `code` is stable: a tree error's code from
+ * DATA_MODEL.md (`does_not_exist`, `cas_failed`, ...) or a service code. `executed` says what
+ * is known about the request: `false` it certainly did not run, `'maybe'` it may have (a
+ * timeout), `true` it ran and failed (a tree error, which changed nothing).
+ */
+
+import { describeTreeError, type TreeError } from '../tree/errors.ts';
+
+export type ServiceErrorCode =
+  /** No result within the give-up bound: the op may or may not have executed. */
+  | 'timeout'
+  /** The cluster expired the session before the op ran: it did not execute. */
+  | 'session_expired'
+  /** Too many calls waiting: not sent. */
+  | 'overloaded'
+  | 'unknown_namespace'
+  /** The client proxy restarted while the call was in flight: it may or may not have executed. */
+  | 'proxy_restarted'
+  /** The node is stopped or stopping. */
+  | 'stopped'
+  /** The result did not have the shape the method expects (a bug in haret). */
+  | 'internal';
+
+export type HaretErrorCode = TreeError['code'] | ServiceErrorCode;
+
+export class HaretError extends Error {
+  override readonly name = 'HaretError';
+  readonly code: HaretErrorCode;
+  readonly executed: boolean | 'maybe';
+  /** The tree error, when the cause is one. */
+  readonly treeError: TreeError | null;
+  /** In a multi_cas, the index of the op that failed (absent when a guard failed). */
+  readonly at: number | undefined;
+
+  constructor(code: HaretErrorCode, message: string, executed: boolean | 'maybe', treeError: TreeError | null = null, at?: number) {
+    super(message);
+    this.code = code;
+    this.executed = executed;
+    this.treeError = treeError;
+    this.at = at;
+  }
+
+  static fromTree(error: TreeError, executed: boolean, at?: number): HaretError {
+    const where = at === undefined ? '' : ` (transaction op ${at})`;
+    return new HaretError(error.code, `${describeTreeError(error)}${where}`, executed, error, at);
+  }
+}

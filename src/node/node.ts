@@ -1,0 +1,171 @@
+/**
+ * `startNode`: the embedding API (DESIGN.md "The shape in one picture"). A node is this
+ * process: the main thread holds the supervisor, the mesh and the API endpoint; each replica,
+ * the client proxy and the timer service run as actors on worker threads.
+ */
+
+import { ActorSystem, type SystemEvent, type WorkerReport } from '../../runtime/system.ts';
+import type { InjectedFault } from '../../runtime/protocol.ts';
+import type { ReplicaStatusView } from '../../actors/replica.ts';
+import { NamespaceClient } from './client.ts';
+import { Endpoint } from './endpoint.ts';
+import { HaretError } from './errors.ts';
+import { resolveOptions, type NodeOptions, type ResolvedOptions } from './options.ts';
+import { buildWorkers, endpointId, proxyId, replicaId, restartInit } from './placement.ts';
+
+export type ActorReport = {
+  readonly actor: string;
+  readonly worker: string;
+  /** The worker's supervision state: running, restarting, failed, stopped. */
+  readonly state: WorkerReport['state'];
+  readonly restarts: number;
+  /** Why the supervisor gave up on the worker, if it did. */
+  readonly failure: string | null;
+  /** Replicas: primary or backup; otherwise the actor's kind. */
+  readonly role: string | null;
+  readonly ns: string | null;
+  readonly status: string | null;
+  readonly view: number | null;
+  readonly op: number | null;
+  readonly commit: number | null;
+  readonly mailboxDepth: number | null;
+  readonly mailboxDropped: number | null;
+  /** The actor's own summary (counters), or null while its worker is down. */
+  readonly detail: unknown;
+};
+
+export type NodeStatus = { readonly actors: readonly ActorReport[]; readonly workers: readonly WorkerReport[] };
+
+export class HaretNode {
+  readonly options: ResolvedOptions;
+  readonly #system: ActorSystem;
+  readonly #endpoint: Endpoint;
+  readonly #clients = new Map<string, NamespaceClient>();
+  #stopping: Promise<void> | null = null;
+
+  /** Use `startNode`. */
+  constructor(options: ResolvedOptions, system: ActorSystem, endpoint: Endpoint) {
+    this.options = options;
+    this.#system = system;
+    this.#endpoint = endpoint;
+  }
+
+  get namespaces(): string[] {
+    return this.options.namespaces.map((ns) => ns.name);
+  }
+
+  /** The typed client of a namespace; throws HaretError `unknown_namespace` for one this node does not serve. */
+  client(namespace = 'default'): NamespaceClient {
+    const ns = this.options.namespaces.find((candidate) => candidate.name === namespace);
+    if (ns === undefined) throw new HaretError('unknown_namespace', `no namespace ${namespace} on this node`, false);
+    let client = this.#clients.get(namespace);
+    if (client === undefined) {
+      client = new NamespaceClient(namespace, (name, op) => this.#endpoint.call(name, op), ns.config.treeLimits);
+      this.#clients.set(namespace, client);
+    }
+    return client;
+  }
+
+  /** Every actor with its supervision state and protocol position. */
+  async status(): Promise<NodeStatus> {
+    const workers = await this.#system.status();
+    const actors: ActorReport[] = [];
+    for (const worker of workers) {
+      const spec = this.#workerActors(worker.name);
+      for (const actor of spec) {
+        const live = worker.detail?.actors.find((candidate) => candidate.id === actor) ?? null;
+        const view = (live?.status ?? null) as (Partial<ReplicaStatusView> & { role?: string }) | null;
+        actors.push({
+          actor,
+          worker: worker.name,
+          state: worker.state,
+          restarts: worker.restarts,
+          failure: worker.failure,
+          role: view?.role ?? null,
+          ns: view?.ns ?? null,
+          status: view?.status ?? null,
+          view: view?.view ?? null,
+          op: view?.op ?? null,
+          commit: view?.commit ?? null,
+          mailboxDepth: live?.mailbox.depth ?? null,
+          mailboxDropped: live?.mailbox.dropped ?? null,
+          detail: live?.status ?? null,
+        });
+      }
+    }
+    return { actors, workers };
+  }
+
+  /** The replica index that is a normal-status primary in the highest view, or null. */
+  async primaryOf(namespace: string): Promise<number | null> {
+    const { actors } = await this.status();
+    let best: ActorReport | null = null;
+    for (const actor of actors) {
+      if (actor.ns !== namespace || actor.role !== 'primary' || actor.status !== 'normal') continue;
+      if (best === null || (actor.view ?? 0) > (best.view ?? 0)) best = actor;
+    }
+    return best === null ? null : Number(best.actor.slice(best.actor.lastIndexOf('/r') + 2));
+  }
+
+  /** The larger protocol view of one actor (control plane, with a timeout). */
+  inspect(actor: string): Promise<unknown> {
+    return this.#system.inspect(actor);
+  }
+
+  /** Fault injection for tests and chaos drills: acts on the worker hosting `actor`. */
+  readonly faults = {
+    /** Kills the worker outright (`terminate()`), like a crash. */
+    terminate: (actor: string): Promise<void> => this.#system.terminate(this.#workerOf(actor)),
+    /** Makes the worker fail from inside an actor's handler: throw, process.exit, or out of memory. */
+    inject: (actor: string, fault: InjectedFault): Promise<void> => this.#system.injectFault(this.#workerOf(actor), fault),
+  };
+
+  replicaId(namespace: string, index: number): string {
+    return replicaId(namespace, index);
+  }
+
+  /** Stops every worker and closes every port and timer; pending calls reject with `stopped`. */
+  stop(): Promise<void> {
+    this.#stopping ??= (async () => {
+      this.#endpoint.close();
+      await this.#system.stop();
+    })();
+    return this.#stopping;
+  }
+
+  /** Called by the system's event hook. */
+  onSystemEvent(event: SystemEvent): void {
+    if (event.type === 'worker_exited' && !event.exit.requested && this.#system.threadOf(proxyId) === event.worker) {
+      this.#endpoint.failAll('proxy_restarted');
+    }
+  }
+
+  #workerOf(actor: string): string {
+    const worker = this.#system.threadOf(actor);
+    if (worker === undefined || worker === 'host') throw new RangeError(`no worker hosts ${actor}`);
+    return worker;
+  }
+
+  #workerActors(worker: string): string[] {
+    return this.#system.actorsOf(worker);
+  }
+}
+
+/** Starts a node; resolves once every actor is running. Options are validated first (RangeError). */
+export async function startNode(options: NodeOptions = {}): Promise<HaretNode> {
+  const resolved = resolveOptions(options);
+  const endpoint = new Endpoint(endpointId, proxyId, resolved.callDeadlineMs);
+  let node: HaretNode | null = null;
+  const system = await ActorSystem.start({
+    workers: buildWorkers(resolved),
+    hostActors: [{ id: endpointId, factory: endpoint.factory, init: null }],
+    codec: resolved.codec,
+    ...(resolved.logLevel === undefined ? {} : { logLevel: resolved.logLevel }),
+    supervisor: resolved.supervisor,
+    controlTimeoutMs: resolved.controlTimeoutMs,
+    restartInit,
+    onEvent: (event) => node?.onSystemEvent(event),
+  });
+  node = new HaretNode(resolved, system, endpoint);
+  return node;
+}

@@ -1,0 +1,121 @@
+/**
+ * Options of `startNode`, with defaults and one validation pass (DESIGN.md convention 8).
+ */
+
+import { defaultClientConfig, validateClientConfig, type ClientConfig } from '../client/config.ts';
+import { defaultReplicaConfig, validateReplicaConfig, type ReplicaConfig } from '../vr/config.ts';
+import type { CodecName } from '../../runtime/codec.ts';
+import { isLogLevel, type LogLevel } from '../../runtime/logger.ts';
+import { defaultSupervisorOptions, validateSupervisorOptions, type SupervisorOptions } from '../../runtime/supervisor.ts';
+
+export type NamespaceOptions = {
+  readonly name: string;
+  /** 2f+1 replicas; default 3. */
+  readonly replicas?: number;
+  /** Protocol limits and timeouts (ticks) of this namespace's group. */
+  readonly config?: Partial<Omit<ReplicaConfig, 'replicaCount'>>;
+};
+
+/**
+ * Where actors run. `actor_per_worker` (the default): every replica, the proxy and the timer in
+ * a worker of its own. `shared`: replica i of every namespace shares worker i, so a node with
+ * many namespaces needs only 2f+1 replica workers; actor code is the same either way.
+ */
+export type Placement = 'actor_per_worker' | 'shared';
+
+export type NodeOptions = {
+  /** Namespaces to serve; a string is a 3-replica namespace of that name. Default: `default`. */
+  readonly namespaces?: readonly (string | NamespaceOptions)[];
+  /** Milliseconds per protocol tick. Default 10. */
+  readonly tickMs?: number;
+  readonly placement?: Placement;
+  /** How envelopes cross between threads. Default `clone` (measured faster; see bench). */
+  readonly codec?: CodecName;
+  /** pino level; default from HARET_LOG_LEVEL, else `warn`. */
+  readonly logLevel?: LogLevel;
+  readonly supervisor?: SupervisorOptions;
+  /** Deadline of each control call (status, inspect, stop). Default 2000 ms. */
+  readonly controlTimeoutMs?: number;
+  /** Client session behaviour (ticks); `replicaCount` comes from each namespace. */
+  readonly client?: Partial<Omit<ClientConfig, 'replicaCount'>>;
+  /** Sessions per namespace in the proxy: the most requests in flight per namespace. Default 4096. */
+  readonly sessionsMax?: number;
+  /** Calls waiting for a session per namespace before `overloaded`. Default 100,000. */
+  readonly waitingMax?: number;
+  /** Worker resource limits of each replica worker (e.g. maxOldGenerationSizeMb). */
+  readonly replicaResourceLimits?: import('node:worker_threads').ResourceLimits;
+};
+
+export type ResolvedNamespace = { readonly name: string; readonly config: ReplicaConfig; readonly client: ClientConfig };
+
+export type ResolvedOptions = {
+  readonly namespaces: readonly ResolvedNamespace[];
+  readonly tickMs: number;
+  readonly placement: Placement;
+  readonly codec: CodecName;
+  readonly logLevel: LogLevel | undefined;
+  readonly supervisor: SupervisorOptions;
+  readonly controlTimeoutMs: number;
+  readonly sessionsMax: number;
+  readonly waitingMax: number;
+  readonly replicaResourceLimits: import('node:worker_threads').ResourceLimits | undefined;
+  /** Host-side backstop for a call: the client's give-up time plus a margin. */
+  readonly callDeadlineMs: number;
+};
+
+const namespaceName = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+
+/** Validates and fills defaults; throws a RangeError naming the first bad option. */
+export function resolveOptions(options: NodeOptions = {}): ResolvedOptions {
+  const tickMs = options.tickMs ?? 10;
+  if (!Number.isFinite(tickMs) || tickMs < 1 || tickMs > 10_000) throw new RangeError('tickMs must be between 1 and 10000');
+  const placement = options.placement ?? 'actor_per_worker';
+  if (placement !== 'actor_per_worker' && placement !== 'shared') throw new RangeError('placement must be actor_per_worker or shared');
+  const codec = options.codec ?? 'clone';
+  if (codec !== 'clone' && codec !== 'msgpack') throw new RangeError('codec must be clone or msgpack');
+  if (options.logLevel !== undefined && !isLogLevel(options.logLevel)) throw new RangeError(`logLevel ${String(options.logLevel)} is not a pino level`);
+  const supervisor = options.supervisor ?? defaultSupervisorOptions;
+  const supervisorProblem = validateSupervisorOptions(supervisor);
+  if (supervisorProblem !== null) throw new RangeError(supervisorProblem);
+  const positive = (value: number | undefined, fallback: number, name: string): number => {
+    const v = value ?? fallback;
+    if (!Number.isSafeInteger(v) || v < 1) throw new RangeError(`${name} must be a positive integer`);
+    return v;
+  };
+  const sessionsMax = positive(options.sessionsMax, 4096, 'sessionsMax');
+  const waitingMax = positive(options.waitingMax, 100_000, 'waitingMax');
+  const controlTimeoutMs = positive(options.controlTimeoutMs, 2000, 'controlTimeoutMs');
+  const list = options.namespaces ?? ['default'];
+  if (list.length === 0) throw new RangeError('a node needs at least one namespace');
+  const seen = new Set<string>();
+  const namespaces = list.map((entry): ResolvedNamespace => {
+    const ns: NamespaceOptions = typeof entry === 'string' ? { name: entry } : entry;
+    if (typeof ns.name !== 'string' || !namespaceName.test(ns.name)) {
+      throw new RangeError(`namespace name ${JSON.stringify(ns.name)} must be 1-64 letters, digits, '_', '.', '-'`);
+    }
+    if (seen.has(ns.name)) throw new RangeError(`namespace ${ns.name} is listed twice`);
+    seen.add(ns.name);
+    const config: ReplicaConfig = { ...defaultReplicaConfig, ...ns.config, replicaCount: ns.replicas ?? 3 };
+    const problem = validateReplicaConfig(config);
+    if (problem !== null) throw new RangeError(`namespace ${ns.name}: ${problem}`);
+    if (config.durable) throw new RangeError(`namespace ${ns.name}: durable storage is not available in this runtime yet`);
+    const client: ClientConfig = { ...defaultClientConfig, ...options.client, replicaCount: config.replicaCount };
+    const clientProblem = validateClientConfig(client);
+    if (clientProblem !== null) throw new RangeError(clientProblem);
+    return { name: ns.name, config, client };
+  });
+  const giveUpTicks = Math.max(...namespaces.map((ns) => ns.client.giveUpTicks));
+  return {
+    namespaces,
+    tickMs,
+    placement,
+    codec,
+    logLevel: options.logLevel,
+    supervisor,
+    controlTimeoutMs,
+    sessionsMax,
+    waitingMax,
+    replicaResourceLimits: options.replicaResourceLimits,
+    callDeadlineMs: giveUpTicks * tickMs * 2 + 5_000,
+  };
+}

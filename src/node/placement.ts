@@ -1,0 +1,75 @@
+/**
+ * Which actors a node runs and on which threads. Actor ids: `<ns>/r<i>` for replicas,
+ * `proxy`, `timer`, and `host/api` for the embedding API's endpoint on the main thread.
+ */
+
+import { randomInt } from 'node:crypto';
+import type { ActorSpec } from '../../runtime/actor.ts';
+import type { WorkerSpec } from '../../runtime/system.ts';
+import type { ProxyInit } from '../../actors/client_proxy.ts';
+import type { ReplicaInit } from '../../actors/replica.ts';
+import type { TimerInit } from '../../actors/timer.ts';
+import type { ResolvedOptions } from './options.ts';
+
+export const proxyId = 'proxy';
+export const timerId = 'timer';
+export const endpointId = 'host/api';
+
+export function replicaId(ns: string, index: number): string {
+  return `${ns}/r${index}`;
+}
+
+/** The module of each actor kind, next to this file in both the sources and the compiled output. */
+function actorModule(name: 'replica' | 'client_proxy' | 'timer'): string {
+  const extension = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
+  return new URL(`../../actors/${name}${extension}`, import.meta.url).href;
+}
+
+export function isReplicaInit(init: unknown): init is ReplicaInit {
+  return typeof init === 'object' && init !== null && 'nonce' in init && 'replicas' in init;
+}
+
+/** A restarted replica never trusts a dead worker's memory: recovering, with a fresh nonce (VRR §4.3). */
+export function restartInit(spec: ActorSpec): unknown {
+  if (!isReplicaInit(spec.init)) return spec.init;
+  const init: ReplicaInit = { ...spec.init, mode: 'recovering', nonce: randomInt(1, 2 ** 31), seed: randomInt(2 ** 31) };
+  return init;
+}
+
+export function buildWorkers(options: ResolvedOptions): WorkerSpec[] {
+  const replicaSpecs: { index: number; spec: ActorSpec }[] = [];
+  const proxyNamespaces: Record<string, ProxyInit['namespaces'][string]> = {};
+  const subscribers: string[] = [proxyId];
+  for (const ns of options.namespaces) {
+    const replicas = Array.from({ length: ns.config.replicaCount }, (_, index) => replicaId(ns.name, index));
+    proxyNamespaces[ns.name] = { replicas, client: ns.client };
+    replicas.forEach((id, index) => {
+      const init: ReplicaInit = {
+        ns: ns.name,
+        index,
+        config: ns.config,
+        replicas,
+        defaultProxy: proxyId,
+        mode: 'fresh',
+        nonce: 0,
+        seed: randomInt(2 ** 31),
+      };
+      replicaSpecs.push({ index, spec: { id, module: actorModule('replica'), init } });
+      subscribers.push(id);
+    });
+  }
+  const proxyInit: ProxyInit = { namespaces: proxyNamespaces, sessionsMax: options.sessionsMax, waitingMax: options.waitingMax };
+  const timerInit: TimerInit = { tickMs: options.tickMs, subscribers };
+  const limits = options.replicaResourceLimits === undefined ? {} : { resourceLimits: options.replicaResourceLimits };
+  const workers: WorkerSpec[] = [];
+  if (options.placement === 'actor_per_worker') {
+    for (const { spec } of replicaSpecs) workers.push({ name: spec.id.replace('/', '.'), actors: [spec], ...limits });
+  } else {
+    const byIndex = new Map<number, ActorSpec[]>();
+    for (const { index, spec } of replicaSpecs) byIndex.set(index, [...(byIndex.get(index) ?? []), spec]);
+    for (const [index, actors] of byIndex) workers.push({ name: `replicas.${index}`, actors, ...limits });
+  }
+  workers.push({ name: 'proxy', actors: [{ id: proxyId, module: actorModule('client_proxy'), init: proxyInit }] });
+  workers.push({ name: 'timer', actors: [{ id: timerId, module: actorModule('timer'), init: timerInit }] });
+  return workers;
+}
