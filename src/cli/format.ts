@@ -1,0 +1,174 @@
+/**
+ * How the prompt shows results: one string per call result, no trailing newline.
+ *
+ * Pure (no I/O), so the prompt, `haret cli` over TCP and the tests render alike. Values are
+ * shown in the prompt's own input syntax (bare word, quoted text or 0x-hex) so that what is
+ * printed can be pasted back into a command unchanged.
+ */
+
+import type { CallResult } from '../client/io.ts';
+import { assertNever } from '../tree/assert.ts';
+import { describeTreeError } from '../tree/errors.ts';
+import type { NodeType } from '../tree/node_type.ts';
+import type { Bytes, ListEntry, OpFailure, OpOutcome, OpResult } from '../tree/ops.ts';
+
+// fatal: invalid UTF-8 is shown as hex rather than with replacement characters that would hide
+// bytes; ignoreBOM: a leading U+FEFF is content, and stripping it would hide a byte too.
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/** Characters that would garble the terminal or hide content (tab, LF and CR are escaped instead). */
+const unprintable = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u2028\u2029\p{Co}\p{Cn}]/u;
+
+/** Text that reads back as itself when typed bare: no spaces, quotes, braces, ';' or 0x prefix. */
+const bareSafe = /^(?!0x)[^\s;"'{#][^\s;]*$/u;
+
+function hex(bytes: Bytes): string {
+  let out = '0x';
+  for (const byte of bytes) out += byte.toString(16).padStart(2, '0');
+  return out;
+}
+
+/**
+ * Bytes as UTF-8 text when they decode and print cleanly, else 0x-hex. Text is bare when it
+ * reads back as itself, otherwise quoted: single quotes when that needs no escapes (JSON reads
+ * better), double quotes with escapes otherwise.
+ */
+export function formatBytes(bytes: Bytes): string {
+  if (bytes.length === 0) return '""';
+  let text: string;
+  try {
+    text = strictUtf8.decode(bytes);
+  } catch {
+    return hex(bytes);
+  }
+  if (unprintable.test(text)) return hex(bytes);
+  if (bareSafe.test(text)) return text;
+  if (text.includes('"') && !/['\t\n\r]/.test(text)) return `'${text}'`;
+  const escaped = text.replace(/[\\"\t\n\r]/g, (c) => {
+    switch (c) {
+      case '\t':
+        return '\\t';
+      case '\n':
+        return '\\n';
+      case '\r':
+        return '\\r';
+      default:
+        return `\\${c}`;
+    }
+  });
+  return `"${escaped}"`;
+}
+
+const plural = (count: number, one: string, many: string): string => `${count} ${count === 1 ? one : many}`;
+
+/** What `stat`'s size counts, by node type (src/tree/README.md). */
+function sizeUnit(nodeType: NodeType, size: number): string {
+  switch (nodeType) {
+    case 'blob':
+      return plural(size, 'byte', 'bytes');
+    case 'queue':
+      return plural(size, 'element', 'elements');
+    case 'set':
+      return plural(size, 'member', 'members');
+    case 'directory':
+      return plural(size, 'child', 'children');
+    default:
+      return assertNever(nodeType, 'node type');
+  }
+}
+
+/** Entries as aligned columns: type, version (right-aligned), path. */
+function formatEntries(entries: readonly ListEntry[]): string[] {
+  const typeWidth = Math.max(...entries.map((entry) => entry.nodeType.length));
+  const versionWidth = Math.max(...entries.map((entry) => `v${entry.version}`.length));
+  return entries.map((entry) => `  ${entry.nodeType.padEnd(typeWidth)}  ${`v${entry.version}`.padStart(versionWidth)}  ${entry.path}`);
+}
+
+/** One op's successful result; multi-line for lists, sets and transactions. */
+export function formatOpResult(result: OpResult): string {
+  switch (result.type) {
+    case 'ok':
+      return `ok · version ${result.version}`;
+    case 'blob':
+      return `${formatBytes(result.value)} · version ${result.version}`;
+    case 'element':
+      return `${result.value === null ? '(empty queue)' : formatBytes(result.value)} · version ${result.version}`;
+    case 'count':
+      return `${result.count} · version ${result.version}`;
+    case 'bool':
+      return `${result.value} · version ${result.version}`;
+    case 'answer':
+      return `${result.value}`;
+    case 'set':
+      if (result.members.length === 0) return '{} (empty set)';
+      return [plural(result.members.length, 'member', 'members'), ...result.members.map((member) => `  ${formatBytes(member)}`)].join('\n');
+    case 'list':
+      if (result.entries.length === 0) return `(empty directory) · version ${result.version}`;
+      return [`${plural(result.entries.length, 'entry', 'entries')} · directory version ${result.version}`, ...formatEntries(result.entries)].join('\n');
+    case 'stat':
+      return `${result.nodeType} · version ${result.version} · size ${sizeUnit(result.nodeType, result.size)}`;
+    case 'txn': {
+      if (result.results.length === 0) return 'ok · transaction with no ops';
+      // One line per op, numbered by index like an error's `at`; continuation lines of a
+      // multi-line result are indented under their op.
+      const width = `[${result.results.length - 1}]`.length;
+      return result.results
+        .map((inner, index) => {
+          const label = `[${index}]`.padEnd(width);
+          const [first, ...rest] = formatOpResult(inner).split('\n');
+          return [`${label} ${first ?? ''}`, ...rest.map((line) => `${' '.repeat(width)} ${line}`)].join('\n');
+        })
+        .join('\n');
+    }
+    default:
+      return assertNever(result, 'op result');
+  }
+}
+
+/** A tree error: the human sentence plus the stable code, and which transaction op failed. */
+export function formatFailure(failure: OpFailure): string {
+  const where = failure.at === undefined ? 'error' : `error in transaction op [${failure.at}]`;
+  return `${where}: ${describeTreeError(failure.error)} (${failure.error.code})`;
+}
+
+export function formatOutcome(outcome: OpOutcome): string {
+  return outcome.type === 'error' ? formatFailure(outcome) : formatOpResult(outcome);
+}
+
+/**
+ * A call's result. A 'done' result ends with where it ran (the log entry that committed it),
+ * which is what a user needs to reason about ordering across clients; the epoch is shown only
+ * once reconfiguration has moved it off 0, to keep the common line short.
+ */
+export function formatResult(result: CallResult): string {
+  switch (result.type) {
+    case 'done': {
+      const epoch = result.epoch === 0 ? '' : `epoch ${result.epoch} · `;
+      return `${formatOutcome(result.outcome)}\n${epoch}view ${result.view} · op ${result.op}`;
+    }
+    case 'rejected':
+      return `rejected before the log, so not executed: ${formatOutcome(result.outcome)}`;
+    case 'timeout':
+      return 'timeout: no answer in time; the operation may or may not have executed (read before retrying)';
+    case 'session_expired':
+      return 'session expired: the cluster expired this session; the operation did not execute';
+    case 'overloaded':
+      return 'overloaded: too many calls are queued on this session; the operation was not sent';
+    default:
+      return assertNever(result, 'call result');
+  }
+}
+
+/** Anything thrown or rejected (a transport failure, a bug), as one line. */
+export function formatError(error: unknown): string {
+  if (error instanceof Error) {
+    const name = error.name !== '' && error.name !== 'Error' ? `${error.name}: ` : '';
+    return `error: ${name}${error.message === '' ? '(no message)' : error.message}`;
+  }
+  try {
+    return `error: ${typeof error === 'string' ? error : JSON.stringify(error) ?? String(error)}`;
+  } catch {
+    // JSON.stringify throws on cycles and BigInt; the prompt must still print something.
+    return `error: ${Object.prototype.toString.call(error)}`;
+  }
+}
