@@ -6,7 +6,9 @@
  * thread did not inherit the loader.
  */
 
-import { fileURLToPath } from 'node:url';
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 /** The entry module every runtime worker runs. */
 export function workerEntryUrl(): string {
@@ -22,7 +24,7 @@ function hasTsxLoader(execArgv: readonly string[]): boolean {
 /** Extra `execArgv` a thread needs to run `module`: the tsx loader for a `.ts` file, unless inherited. */
 export function tsxExecArgv(module: string): string[] {
   if (!module.endsWith('.ts') || hasTsxLoader(process.execArgv)) return [];
-  return ['--import', import.meta.resolve('tsx')];
+  return ['--import', resolveUrl('tsx')];
 }
 
 /**
@@ -49,7 +51,18 @@ const { workerData } = require('node:worker_threads');
  */
 export function tsxRegisterUrl(entry: string): string | null {
   if (!entry.endsWith('.ts')) return null;
-  return import.meta.resolve('tsx/esm/api');
+  return resolveUrl('tsx/esm/api');
+}
+
+/**
+ * A package's URL as seen from this file. `createRequire` rather than `import.meta.resolve`:
+ * under a test runner this file may be loaded as CommonJS, where the latter does not exist.
+ */
+function resolveUrl(specifier: string): string {
+  const path = createRequire(import.meta.url).resolve(specifier);
+  // require() resolves the package's "require" condition; dynamic import needs its ESM twin.
+  const esm = path.replace(/\.cjs$/, '.mjs');
+  return pathToFileURL(esm !== path && existsSync(esm) ? esm : path).href;
 }
 
 export function pathOf(url: string): string {

@@ -118,6 +118,8 @@ export class HaretNode {
     terminate: (actor: string): Promise<void> => this.#system.terminate(this.#workerOf(actor)),
     /** Makes the worker fail from inside an actor's handler: throw, process.exit, or out of memory. */
     inject: (actor: string, fault: InjectedFault): Promise<void> => this.#system.injectFault(this.#workerOf(actor), fault),
+    /** Delivers an arbitrary message to an actor as if a peer sent it (bad-input drills). */
+    sendRaw: (to: string, msg: unknown, from = 'host/api'): void => this.#system.send({ from, to, msg }),
   };
 
   replicaId(namespace: string, index: number): string {
