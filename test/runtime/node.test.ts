@@ -1,0 +1,219 @@
+/**
+ * The embedding API on real workers: a 3-replica namespace under concurrent load survives its
+ * primary's worker being terminated and a backup throwing inside a handler, with every
+ * acknowledged write present exactly once; the supervisor's limit; independent namespaces;
+ * bad input; and a clean stop from both the sources and the compiled output.
+ */
+
+import { expect } from 'chai';
+import { execFileSync } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { HaretError, startNode, type HaretNode } from '../../src/node/index.ts';
+import { eventually, runChild } from './helpers.ts';
+
+const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
+const decoder = new TextDecoder();
+
+/** Every replica of `ns` in normal status in one view, with none restarting. */
+async function settled(node: HaretNode, ns: string): Promise<boolean> {
+  const { actors } = await node.status();
+  // By actor id: a replica whose worker is down reports no namespace of its own.
+  const replicas = actors.filter((actor) => actor.actor.startsWith(`${ns}/r`));
+  if (replicas.length === 0 || replicas.some((r) => r.state !== 'running' || r.status !== 'normal')) return false;
+  return new Set(replicas.map((r) => r.view)).size === 1;
+}
+
+describe('node: embedding API on worker threads', function () {
+  this.timeout(180_000);
+
+  it('commits 10,000 ops from 50 concurrent callers through a primary kill and a backup crash, each acknowledged write exactly once', async () => {
+    const node = await startNode({ logLevel: 'silent', supervisor: { maxRestarts: 5, windowMs: 60_000, backoffMinMs: 10, backoffMaxMs: 100 } });
+    try {
+      const client = node.client();
+      const callers = 50;
+      const perCaller = 200;
+      await Promise.all(Array.from({ length: callers }, (_, k) => client.create(`/q${k}`, 'queue')));
+      const acked: Set<string>[] = Array.from({ length: callers }, () => new Set());
+      const maybe: Set<string>[] = Array.from({ length: callers }, () => new Set());
+      let ackedTotal = 0;
+      const unexpected: unknown[] = [];
+      const work = Promise.all(
+        Array.from({ length: callers }, async (_, k) => {
+          for (let i = 0; i < perCaller; i += 1) {
+            const value = `${k}-${i}`;
+            try {
+              await client.queuePush(`/q${k}`, value);
+              acked[k]?.add(value);
+              ackedTotal += 1;
+            } catch (error) {
+              if (error instanceof HaretError && error.executed === 'maybe') maybe[k]?.add(value);
+              else unexpected.push(error);
+            }
+          }
+        }),
+      );
+
+      // Under load: terminate the primary's worker.
+      await eventually('2,500 acknowledged', () => ackedTotal >= 2500, 60_000, 5);
+      const firstPrimary = await node.primaryOf('default');
+      expect(firstPrimary).to.not.equal(null);
+      await node.faults.terminate(node.replicaId('default', firstPrimary as number));
+      await eventually('a new primary and the old one recovered', () => settled(node, 'default'), 60_000, 50);
+      const secondPrimary = await node.primaryOf('default');
+      expect(secondPrimary).to.not.equal(firstPrimary);
+
+      // Then a backup throws inside a handler.
+      await eventually('6,000 acknowledged', () => ackedTotal >= 6000, 60_000, 5);
+      const primaryNow = (await node.primaryOf('default')) as number;
+      const backup = (primaryNow + 1) % 3;
+      await node.faults.inject(node.replicaId('default', backup), 'throw');
+      await work;
+      await eventually('the group settles again', () => settled(node, 'default'), 60_000, 50);
+
+      expect(unexpected).to.deep.equal([]);
+      const total = acked.reduce((sum, set) => sum + set.size, 0) + maybe.reduce((sum, set) => sum + set.size, 0);
+      expect(total).to.equal(callers * perCaller);
+      expect(ackedTotal).to.be.greaterThan(callers * perCaller * 0.9);
+
+      // Read every queue back: every acknowledged value once, in order; nothing twice; nothing foreign.
+      await Promise.all(
+        Array.from({ length: callers }, async (_, k) => {
+          const seen: string[] = [];
+          for (;;) {
+            const popped = await client.queuePop(`/q${k}`);
+            if (popped.value === null) break;
+            seen.push(decoder.decode(popped.value));
+          }
+          const indexes = seen.map((value) => Number(value.split('-')[1]));
+          expect(new Set(seen).size, `queue ${k} has a value twice`).to.equal(seen.length);
+          expect(indexes, `queue ${k} out of order`).to.deep.equal([...indexes].sort((a, b) => a - b));
+          for (const value of acked[k] ?? []) expect(seen, `queue ${k} lost ${value}`).to.include(value);
+          for (const value of seen) expect(acked[k]?.has(value) === true || maybe[k]?.has(value) === true, `queue ${k}: foreign ${value}`).to.equal(true);
+        }),
+      );
+
+      const { actors } = await node.status();
+      const restarts = Object.fromEntries(actors.map((a) => [a.actor, a.restarts]));
+      expect(restarts[node.replicaId('default', firstPrimary as number)]).to.equal(1);
+      expect(restarts[node.replicaId('default', backup)]).to.be.at.least(1);
+    } finally {
+      await node.stop();
+    }
+  });
+
+  it('shared placement: replica i of every namespace in worker i, same actors', async () => {
+    const node = await startNode({ logLevel: 'silent', namespaces: ['alpha', 'beta'], placement: 'shared' });
+    try {
+      const { workers } = await node.status();
+      expect(workers.map((w) => w.name)).to.have.members(['replicas.0', 'replicas.1', 'replicas.2', 'proxy', 'timer']);
+      await node.client('alpha').create('/a', 'blob');
+      await node.client('beta').create('/a', 'blob');
+      expect((await node.client('beta').stat('/a')).nodeType).to.equal('blob');
+    } finally {
+      await node.stop();
+    }
+  });
+
+  it('runs two namespaces independently: data apart, and a primary kill in one leaves the other in view 0', async () => {
+    const node = await startNode({ logLevel: 'silent', namespaces: ['alpha', 'beta'] });
+    try {
+      const alpha = node.client('alpha');
+      const beta = node.client('beta');
+      await alpha.create('/k', 'blob');
+      await beta.create('/k', 'blob');
+      await alpha.blobPut('/k', 'from alpha');
+      await beta.blobPut('/k', 'from beta');
+      expect(decoder.decode((await alpha.blobGet('/k')).value)).to.equal('from alpha');
+      expect(decoder.decode((await beta.blobGet('/k')).value)).to.equal('from beta');
+      await alpha.create('/only-alpha', 'set');
+      const error = await beta.stat('/only-alpha').catch((e: unknown) => e);
+      expect(error).to.be.instanceOf(HaretError).with.property('code', 'does_not_exist');
+      await node.faults.terminate(node.replicaId('alpha', 0));
+      const moved = await eventually('alpha has a new primary', async () => ((await alpha.blobPut('/k', 'after kill')).view > 0 ? true : null), 30_000);
+      expect(moved).to.equal(true);
+      const betaPut = await beta.blobPut('/k', 'beta untouched');
+      expect(betaPut.view).to.equal(0);
+      const { actors } = await node.status();
+      expect(actors.filter((a) => a.ns === 'beta').map((a) => a.view)).to.deep.equal([0, 0, 0]);
+    } finally {
+      await node.stop();
+    }
+  });
+
+  it('marks a replica failed after its restart limit, keeps serving with the rest, and rejects control calls to it at once', async () => {
+    const node = await startNode({ logLevel: 'silent', supervisor: { maxRestarts: 1, windowMs: 60_000, backoffMinMs: 5, backoffMaxMs: 20 }, controlTimeoutMs: 500 });
+    try {
+      const client = node.client();
+      await client.create('/x', 'blob');
+      const victim = node.replicaId('default', 2);
+      await node.faults.inject(victim, 'throw');
+      await eventually('one restart', async () => (await node.status()).actors.find((a) => a.actor === victim)?.restarts === 1);
+      await eventually('the victim recovered', () => settled(node, 'default'), 30_000, 50);
+      await node.faults.inject(victim, 'throw');
+      const report = await eventually('failed', async () => {
+        const actor = (await node.status()).actors.find((a) => a.actor === victim);
+        return actor?.state === 'failed' ? actor : null;
+      });
+      expect(report.failure).to.contain('restarts within');
+      expect(report.detail).to.equal(null);
+      const started = performance.now();
+      const inspectError = await node.inspect(victim).catch((e: unknown) => e);
+      expect(String(inspectError)).to.contain('down');
+      expect(performance.now() - started).to.be.below(500);
+      // Two of three replicas are a quorum: writes still commit.
+      const put = await client.blobPut('/x', 'still serving');
+      expect(put.version).to.equal(1);
+    } finally {
+      await node.stop();
+    }
+  });
+
+  it('answers bad input with typed errors and survives garbage sent to its replicas', async () => {
+    const node = await startNode({ logLevel: 'silent' });
+    try {
+      const client = node.client();
+      expect(() => node.client('nope')).to.throw(HaretError).with.property('code', 'unknown_namespace');
+      const bogus = await client.execute({ type: 'bogus' } as never).catch((e: unknown) => e);
+      expect(bogus).to.be.instanceOf(HaretError).with.property('code', 'invalid_request');
+      expect((bogus as HaretError).executed).to.equal(false);
+      const badPath = await client.create('no-slash', 'blob').catch((e: unknown) => e);
+      expect(badPath).to.be.instanceOf(HaretError).with.property('code', 'bad_path');
+      await client.create('/big', 'blob');
+      const tooLarge = await client.blobPut('/big', new Uint8Array(2 * 1024 * 1024)).catch((e: unknown) => e);
+      expect(tooLarge).to.be.instanceOf(HaretError).with.property('code', 'too_large');
+      for (const garbage of [null, 42, 'text', { type: 'prepare' }, { type: 'request', clientId: 7 }, { type: 'do_view_change', view: -1 }, []]) {
+        for (let index = 0; index < 3; index += 1) node.faults.sendRaw(node.replicaId('default', index), garbage);
+      }
+      node.faults.sendRaw('proxy', { type: 'call', callId: 1, ns: 'default', op: null });
+      node.faults.sendRaw('proxy', 'garbage');
+      await client.create('/after', 'blob');
+      const put = await client.blobPut('/after', 'fine');
+      expect(put.version).to.equal(1);
+      const { actors } = await node.status();
+      expect(actors.every((a) => a.restarts === 0)).to.equal(true);
+    } finally {
+      await node.stop();
+    }
+  });
+
+  it('stops with no handle left open, from the sources and from the compiled output', async () => {
+    const script = fileURLToPath(new URL('./fixtures/node_start_stop.mjs', import.meta.url));
+    const fromSources = await runChild(['--import', 'tsx', script, pathToFileURL(`${repoRoot}src/node/index.ts`).href], 60_000);
+    expect(fromSources.stderr).to.equal('');
+    expect(fromSources.stdout).to.equal('hello v1 actors=5\n');
+    expect(fromSources.code).to.equal(0);
+
+    const outDir = `${repoRoot}.test-dist`;
+    rmSync(outDir, { recursive: true, force: true });
+    execFileSync(process.execPath, [`${repoRoot}node_modules/typescript/bin/tsc`, '-p', `${repoRoot}tsconfig.build.json`, '--outDir', outDir], { stdio: 'pipe' });
+    try {
+      const compiled = await runChild([script, pathToFileURL(`${outDir}/src/node/index.js`).href], 60_000);
+      expect(compiled.stderr).to.equal('');
+      expect(compiled.stdout).to.equal('hello v1 actors=5\n');
+      expect(compiled.code).to.equal(0);
+    } finally {
+      rmSync(outDir, { recursive: true, force: true });
+    }
+  });
+});
