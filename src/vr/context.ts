@@ -1,10 +1,16 @@
 /**
- * The working context of one `stepAll`: the immer draft of the replica state, typed as plainly
- * writable (immer's own Draft type would recurse into the opaque Immutable.js values), and the
- * effects emitted so far, in order.
+ * The working context of one `stepAll`: the replica state being stepped, and the effects
+ * emitted so far, in order.
+ *
+ * The state being stepped is a plain working copy, not the immer draft (see `beginStep`): the
+ * handlers read fields hundreds of times per step, and every read through a draft costs a proxy
+ * trap (~70-100 ns), while reading a plain-object child through it copies the parent and
+ * creates another proxy. The small children written on the hot path (timers, primary, durable)
+ * are copied at the start of the step and written in place; the others (viewChange, recovery,
+ * stateTransfer, checkpoint) are readonly here and replaced, never mutated: the base state is
+ * frozen. `endStep` hands what changed to the step's one immer `produce`.
  */
 
-import { current, isDraft, type Draft } from 'immer';
 import type { List, Map as ImmutableMap } from 'immutable';
 import type { Log } from './log.ts';
 import type { ReplicaEffect, TraceEvent } from './io.ts';
@@ -26,14 +32,21 @@ export type WorkingState = {
   commit: number;
   log: Log;
   machine: Machine;
-  checkpoint: { machine: Machine; image: CheckpointImage | null };
+  /** Replaced, never mutated. */
+  checkpoint: { readonly machine: Machine; readonly image: CheckpointImage | null };
   globalMinAccept: number;
   prng: Prng;
+  /** A copy of the state's, written in place. */
   timers: { idleTicks: number; timeoutTicks: number; heartbeatTicks: number; stallTicks: number; recoveryTicks: number };
+  /** A copy of the state's (acks too), written in place. */
   primary: { acks: number[]; pending: List<Request>; inProgress: ImmutableMap<string, number> };
-  viewChange: { startViewChangeFrom: number[]; sentDoViewChange: boolean; doViewChanges: (DoViewChange | null)[] };
-  recovery: { nonce: number; responses: (RecoveryResponse | null)[] };
-  stateTransfer: { target: number; ticks: number } | null;
+  /** Replaced, never mutated. */
+  viewChange: { readonly startViewChangeFrom: readonly number[]; readonly sentDoViewChange: boolean; readonly doViewChanges: readonly (DoViewChange | null)[] };
+  /** Replaced, never mutated. */
+  recovery: { readonly nonce: number; readonly responses: readonly (RecoveryResponse | null)[] };
+  /** Replaced, never mutated. */
+  stateTransfer: { readonly target: number; readonly ticks: number } | null;
+  /** A copy of the state's, written in place. */
   durable: { op: number; generation: number };
 };
 
@@ -41,6 +54,70 @@ export type WorkingState = {
 type CoversState = WorkingState extends ReplicaState ? true : never;
 const workingStateCoversState: CoversState = true;
 void workingStateCoversState;
+
+/** The working copy of `state` for one step; `state` itself is never written. */
+export function beginStep(state: ReplicaState): WorkingState {
+  // Spelled out rather than spread: spreading a frozen object takes V8's slow path.
+  const { timers, primary, durable } = state;
+  return {
+    config: state.config,
+    index: state.index,
+    epoch: state.epoch,
+    status: state.status,
+    view: state.view,
+    lastNormalView: state.lastNormalView,
+    op: state.op,
+    commit: state.commit,
+    log: state.log,
+    machine: state.machine,
+    checkpoint: state.checkpoint,
+    globalMinAccept: state.globalMinAccept,
+    prng: state.prng,
+    timers: { idleTicks: timers.idleTicks, timeoutTicks: timers.timeoutTicks, heartbeatTicks: timers.heartbeatTicks, stallTicks: timers.stallTicks, recoveryTicks: timers.recoveryTicks },
+    primary: { acks: primary.acks.slice(), pending: primary.pending, inProgress: primary.inProgress },
+    viewChange: state.viewChange,
+    recovery: state.recovery,
+    stateTransfer: state.stateTransfer,
+    durable: { op: durable.op, generation: durable.generation },
+  };
+}
+
+/**
+ * Writes into the step's immer draft the fields the step changed, and only those: unchanged
+ * fields stay shared with the base state, and a step that changed nothing yields the base state
+ * itself. immer then freezes what is new (autoFreeze).
+ */
+export function endStep(draft: WorkingState, base: ReplicaState, s: WorkingState): void {
+  if (s.epoch !== base.epoch) draft.epoch = s.epoch;
+  if (s.status !== base.status) draft.status = s.status;
+  if (s.view !== base.view) draft.view = s.view;
+  if (s.lastNormalView !== base.lastNormalView) draft.lastNormalView = s.lastNormalView;
+  if (s.op !== base.op) draft.op = s.op;
+  if (s.commit !== base.commit) draft.commit = s.commit;
+  if (s.log !== base.log) draft.log = s.log;
+  if (s.machine !== base.machine) draft.machine = s.machine;
+  if (s.checkpoint !== base.checkpoint) draft.checkpoint = s.checkpoint;
+  if (s.globalMinAccept !== base.globalMinAccept) draft.globalMinAccept = s.globalMinAccept;
+  if (s.prng !== base.prng) draft.prng = s.prng;
+  const t = s.timers;
+  const bt = base.timers;
+  if (t.idleTicks !== bt.idleTicks || t.timeoutTicks !== bt.timeoutTicks || t.heartbeatTicks !== bt.heartbeatTicks || t.stallTicks !== bt.stallTicks || t.recoveryTicks !== bt.recoveryTicks) {
+    draft.timers = t;
+  }
+  const p = s.primary;
+  const bp = base.primary;
+  if (p.pending !== bp.pending || p.inProgress !== bp.inProgress || !sameNumbers(p.acks, bp.acks)) draft.primary = p;
+  if (s.viewChange !== base.viewChange) draft.viewChange = s.viewChange;
+  if (s.recovery !== base.recovery) draft.recovery = s.recovery;
+  if (s.stateTransfer !== base.stateTransfer) draft.stateTransfer = s.stateTransfer;
+  if (s.durable.op !== base.durable.op || s.durable.generation !== base.durable.generation) draft.durable = s.durable;
+}
+
+function sameNumbers(a: readonly number[], b: readonly number[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
 
 export type Ctx = {
   readonly s: WorkingState;
@@ -74,14 +151,6 @@ export function isPrimary(s: { readonly view: number; readonly index: number; re
 /** Normal status as the primary of its view. */
 export function isNormalPrimary(s: WorkingState | ReplicaState): boolean {
   return s.status === 'normal' && isPrimary(s);
-}
-
-/**
- * A value read back out of the draft, as a plain (non-proxy) value. Anything stored inside an
- * Immutable.js structure must be plain: immer revokes its proxies when the step ends.
- */
-export function plain<T>(value: T): T {
-  return isDraft(value) ? (current(value as Draft<T>) as T) : value;
 }
 
 /**

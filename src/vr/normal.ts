@@ -144,12 +144,23 @@ export function onPrepareOk(ctx: Ctx, message: PrepareOk): void {
 /** The primary commits the highest op that f+1 replicas (itself included) hold. */
 export function advanceCommit(ctx: Ctx): void {
   const s = ctx.s;
-  const sorted = [...s.primary.acks].sort((a, b) => b - a);
-  const committable = sorted[faultsTolerated(s.config)] ?? 0;
+  const committable = nthHighest(s.primary.acks, faultsTolerated(s.config));
   if (committable > s.commit) {
     commitUpTo(ctx, committable);
     s.timers.stallTicks = 0;
   }
+}
+
+/** The value at index `n` of `values` sorted in descending order (0 if there is none), without sorting a copy. */
+function nthHighest(values: readonly number[], n: number): number {
+  let best = 0;
+  for (const candidate of values) {
+    if (candidate <= best) continue;
+    let atLeast = 0;
+    for (const value of values) if (value >= candidate) atLeast += 1;
+    if (atLeast > n) best = candidate;
+  }
+  return best;
 }
 
 export function onPrimaryTick(ctx: Ctx): void {

@@ -8,7 +8,7 @@
 
 import { commitUpTo } from './commit.ts';
 import { primaryOf, quorumSize } from './config.ts';
-import { broadcast, isPrimary, plain, send, trace, type Ctx } from './context.ts';
+import { broadcast, isPrimary, send, trace, type Ctx } from './context.ts';
 import type { ReplicaInput, StoredState } from './io.ts';
 import type { Recovery, RecoveryResponse } from './messages.ts';
 import { sendPrepareOk } from './normal.ts';
@@ -87,15 +87,15 @@ export function onRecoveryResponse(ctx: Ctx, message: RecoveryResponse): void {
     trace(ctx, 'drop_recovery_response', { status: s.status, nonce: message.nonce });
     return;
   }
-  s.recovery.responses[message.replica] = message;
+  s.recovery = { ...s.recovery, responses: withResponse(s.recovery.responses, message.replica, message) };
   const responses = s.recovery.responses.filter((response): response is RecoveryResponse => response !== null);
   if (responses.length < quorumSize(s.config)) return;
   const view = Math.max(...responses.map((response) => response.view));
   const fromPrimary = s.recovery.responses[primaryOf(view, s.config)];
   if (fromPrimary === null || fromPrimary === undefined || fromPrimary.view !== view || fromPrimary.state === null) return;
-  const state = plain(fromPrimary.state);
+  const state = fromPrimary.state;
   if (!installSuffix(ctx, state)) {
-    s.recovery.responses[fromPrimary.replica] = null;
+    s.recovery = { ...s.recovery, responses: withResponse(s.recovery.responses, fromPrimary.replica, null) };
     return;
   }
   s.view = view;
@@ -106,11 +106,18 @@ export function onRecoveryResponse(ctx: Ctx, message: RecoveryResponse): void {
   sendPrepareOk(ctx);
 }
 
+/** The responses with `replica`'s replaced (the state is replaced, never mutated). */
+function withResponse(responses: readonly (RecoveryResponse | null)[], replica: number, response: RecoveryResponse | null): (RecoveryResponse | null)[] {
+  const next = responses.slice();
+  next[replica] = response;
+  return next;
+}
+
 /** No quorum yet: ask again, forgetting answers that may be stale. */
 export function onRecoveryTick(ctx: Ctx): void {
   const s = ctx.s;
   s.timers.recoveryTicks += 1;
   if (s.timers.recoveryTicks < s.config.recoveryRetryTicks) return;
-  s.recovery.responses = new Array(s.config.replicaCount).fill(null);
+  s.recovery = { ...s.recovery, responses: new Array<null>(s.config.replicaCount).fill(null) };
   broadcastRecovery(ctx);
 }

@@ -91,11 +91,12 @@ export function onStateTransferTick(ctx: Ctx): void {
   const s = ctx.s;
   const pending = s.stateTransfer;
   if (pending === null) return;
-  pending.ticks += 1;
-  if (pending.ticks < s.config.stateTransferRetryTicks) return;
+  if (pending.ticks + 1 < s.config.stateTransferRetryTicks) {
+    s.stateTransfer = { target: pending.target, ticks: pending.ticks + 1 };
+    return;
+  }
   let target = isCatchingUp(s) ? primaryOf(s.view, s.config) : (pending.target + 1) % s.config.replicaCount;
   if (target === s.index) target = (target + 1) % s.config.replicaCount;
-  pending.target = target;
-  pending.ticks = 0;
+  s.stateTransfer = { target, ticks: 0 };
   sendGetState(ctx, target);
 }

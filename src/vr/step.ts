@@ -9,7 +9,7 @@
 
 import { produce } from 'immer';
 import { assertNever } from '../tree/assert.ts';
-import { isNormalPrimary, isPrimary, trace, type Ctx, type WorkingState } from './context.ts';
+import { beginStep, endStep, isNormalPrimary, isPrimary, trace, type Ctx, type WorkingState } from './context.ts';
 import type { ReplicaEffect, ReplicaInput, StepResult } from './io.ts';
 import { assertInvariants } from './invariants.ts';
 import type { ReplicaMessage } from './messages.ts';
@@ -29,9 +29,11 @@ export function stepAll(state: ReplicaState, inputs: readonly ReplicaInput[]): S
   const out: ReplicaEffect[] = [];
   const logChange = { truncatedAfter: null as number | null };
   const next = produce(state, (draft) => {
-    const ctx: Ctx = { s: draft as unknown as WorkingState, out, logChange };
+    // The handlers work on a plain copy (context.ts explains why); the draft gets what changed.
+    const ctx: Ctx = { s: beginStep(state), out, logChange };
     for (const input of inputs) dispatch(ctx, input);
     if (isNormalPrimary(ctx.s)) preparePending(ctx);
+    endStep(draft as unknown as WorkingState, state, ctx.s);
   });
   assertInvariants(next);
   // Durable mode: what this step changed, to be stored (acknowledged once reported stored).

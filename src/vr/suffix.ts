@@ -7,7 +7,7 @@
 
 import { assert } from '../tree/assert.ts';
 import { decodeCheckpoint, encodeCheckpoint } from './checkpoint.ts';
-import { plain, trace, type Ctx } from './context.ts';
+import { trace, type Ctx } from './context.ts';
 import { append, emptyLog, entriesAfter, entryAt, lastOp, truncateAfter } from './log.ts';
 import type { CheckpointImage, LogEntry } from './messages.ts';
 
@@ -20,9 +20,10 @@ export type Suffix = {
 /** The checkpoint's image, encoded once and kept. */
 export function checkpointImage(ctx: Ctx): CheckpointImage {
   const s = ctx.s;
-  if (s.checkpoint.image === null) s.checkpoint.image = encodeCheckpoint(s.checkpoint.machine);
-  // Read back through the draft it is a proxy; messages outlive the step, so hand out the value.
-  return plain(s.checkpoint.image);
+  if (s.checkpoint.image !== null) return s.checkpoint.image;
+  const image = encodeCheckpoint(s.checkpoint.machine);
+  s.checkpoint = { machine: s.checkpoint.machine, image };
+  return image;
 }
 
 /** Entries after `from` (at most `max`), or the checkpoint and what follows it. */

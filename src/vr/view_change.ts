@@ -11,7 +11,7 @@ import { List, Map as ImmutableMap } from 'immutable';
 import { assert } from '../tree/assert.ts';
 import { commitUpTo } from './commit.ts';
 import { faultsTolerated, primaryOf, quorumSize } from './config.ts';
-import { ackableOp, broadcast, isPrimary, plain, send, trace, type Ctx } from './context.ts';
+import { ackableOp, broadcast, isPrimary, send, trace, type Ctx } from './context.ts';
 import { entryAt } from './log.ts';
 import type { DoViewChange, StartView, StartViewChange } from './messages.ts';
 import { sendPrepareOk } from './normal.ts';
@@ -97,19 +97,28 @@ export function onStartViewChange(ctx: Ctx, message: StartViewChange): void {
 }
 
 function noteVote(ctx: Ctx, replica: number): void {
-  const votes = ctx.s.viewChange.startViewChangeFrom;
-  if (!votes.includes(replica)) votes.push(replica);
+  const viewChange = ctx.s.viewChange;
+  if (!viewChange.startViewChangeFrom.includes(replica)) {
+    ctx.s.viewChange = { ...viewChange, startViewChangeFrom: [...viewChange.startViewChangeFrom, replica] };
+  }
+}
+
+/** Keeps `message` as the do_view_change from its sender (the state is replaced, never mutated). */
+function noteDoViewChange(ctx: Ctx, replica: number, message: DoViewChange): void {
+  const doViewChanges = ctx.s.viewChange.doViewChanges.slice();
+  doViewChanges[replica] = message;
+  ctx.s.viewChange = { ...ctx.s.viewChange, doViewChanges };
 }
 
 /** VRR §4.2 step 2: with f start_view_change from others, send do_view_change to the new primary. */
 function maybeSendDoViewChange(ctx: Ctx): void {
   const s = ctx.s;
   if (s.viewChange.sentDoViewChange || s.viewChange.startViewChangeFrom.length < faultsTolerated(s.config)) return;
-  s.viewChange.sentDoViewChange = true;
+  s.viewChange = { ...s.viewChange, sentDoViewChange: true };
   const message = doViewChangeMessage(ctx);
   const primary = primaryOf(s.view, s.config);
   if (primary === s.index) {
-    s.viewChange.doViewChanges[s.index] = message;
+    noteDoViewChange(ctx, s.index, message);
     maybeStartView(ctx);
   } else {
     send(ctx, primary, message);
@@ -137,7 +146,7 @@ export function onDoViewChange(ctx: Ctx, message: DoViewChange): void {
     trace(ctx, 'drop_do_view_change_not_primary', { view: message.view });
     return;
   }
-  s.viewChange.doViewChanges[message.replica] = message;
+  noteDoViewChange(ctx, message.replica, message);
   // Its sender has seen f start_view_change messages: it counts as a vote too.
   noteVote(ctx, message.replica);
   maybeSendDoViewChange(ctx);
@@ -151,7 +160,7 @@ export function onDoViewChange(ctx: Ctx, message: DoViewChange): void {
 function maybeStartView(ctx: Ctx): void {
   const s = ctx.s;
   if (s.status !== 'view_change') return;
-  const received = s.viewChange.doViewChanges.filter((message): message is DoViewChange => message !== null).map(plain);
+  const received = s.viewChange.doViewChanges.filter((message): message is DoViewChange => message !== null);
   if (received.length < quorumSize(s.config)) return;
   let best = received[0] as DoViewChange;
   for (const candidate of received) {
