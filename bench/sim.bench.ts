@@ -7,6 +7,9 @@
  * primary batches what arrived together into one log entry), then every client answer. Clients
  * run closed loops: each keeps one 100-byte blob put outstanding on its own blob. A tick goes
  * to everyone every `roundsPerTick` rounds. The batch size is bounded by `batchMax`.
+ *
+ * A second table isolates the client session: ns of CPU per `clientStep` pair (a call that
+ * sends, then the reply that completes it) and per tick with a request outstanding.
  */
 
 import type { ClientEffect } from '../src/client/io.ts';
@@ -15,7 +18,7 @@ import { defaultClientConfig } from '../src/client/config.ts';
 import type { TreeOp } from '../src/tree/ops.ts';
 import { makeReplicaConfig } from '../src/vr/config.ts';
 import type { ReplicaEffect, ReplicaInput } from '../src/vr/io.ts';
-import type { ClientAnswer } from '../src/vr/messages.ts';
+import type { ClientAnswer, Request } from '../src/vr/messages.ts';
 import { initialReplicaState, type ReplicaState } from '../src/vr/state.ts';
 import { stepAll } from '../src/vr/step.ts';
 import { formatInteger, formatNs, median, printTable, progress, writeResults, type SuiteContext } from './report.ts';
@@ -29,6 +32,9 @@ export type SimBenchOptions = {
   readonly write: boolean;
   readonly outDir?: string;
 };
+
+/** ns of CPU per clientStep call+receive pair, and per tick with a request outstanding. */
+export type ClientSessionRow = { readonly nsPerCallAndReceive: number; readonly nsPerTick: number };
 
 export type SimBenchRow = {
   readonly name: string;
@@ -95,10 +101,85 @@ export function runSimBench(options: SimBenchOptions): SimBenchRow[] {
         row.meanBatch.toFixed(1),
       ]),
     );
-    const files = writeResults(options.outDir ?? 'bench/results', 'sim', { options: { ...options, cases: options.cases.map((c) => ({ ...c })) }, rows: rows.map((row) => ({ ...row })) }, startedAt);
+    const session = measureClientSession(options.msPerRun, options.reps);
+    printTable(
+      `Client session alone, one session (median of ${options.reps} runs of ${options.msPerRun} ms, CPU time)`,
+      [{ header: 'clientStep' }, { header: 'ns', align: 'right' }],
+      [
+        ['call + receive (2 steps)', formatNs(session.nsPerCallAndReceive)],
+        ['tick, request outstanding', formatNs(session.nsPerTick)],
+      ],
+    );
+    const files = writeResults(
+      options.outDir ?? 'bench/results',
+      'sim',
+      { options: { ...options, cases: options.cases.map((c) => ({ ...c })) }, rows: rows.map((row) => ({ ...row })), clientSession: { ...session } },
+      startedAt,
+    );
     progress(`sim: results in ${files.path}`);
   }
   return rows;
+}
+
+/** CPU ns since an arbitrary origin (the machine may be shared: wall time would count other work). */
+function cpuNs(): number {
+  const usage = process.cpuUsage();
+  return (usage.user + usage.system) * 1000;
+}
+
+/** One session in a closed loop against a replica that answers at once. */
+export function measureClientSession(msPerRun: number, reps: number): ClientSessionRow {
+  const value = new Uint8Array(valueBytes).fill(7);
+  const answer = (request: Request): ClientAnswer =>
+    request.op.type === 'register'
+      ? { type: 'reply', epoch: 0, view: 0, op: 1, clientId: request.clientId, requestNum: 0, body: { type: 'registered', isNew: true, lastRequestNum: 0 } }
+      : { type: 'reply', epoch: 0, view: 0, op: 2, clientId: request.clientId, requestNum: request.requestNum, body: { type: 'tree', outcome: { type: 'ok', version: 1 } } };
+  let state = initialClientState('c0', { ...defaultClientConfig, giveUpTicks: 1_000_000_000 }, 1);
+  let callId = 0;
+  /** One call through to its result; returns the number of steps taken. */
+  const roundTrip = (): number => {
+    let steps = 1;
+    let result = clientStep(state, { type: 'call', callId: callId++, op: { type: 'blob_put', path: '/c0', value } });
+    state = result.state;
+    for (;;) {
+      const sent = result.effects.find((effect) => effect.type === 'send');
+      if (sent === undefined || sent.type !== 'send') return steps;
+      result = clientStep(state, { type: 'receive', message: answer(sent.request) });
+      state = result.state;
+      steps += 1;
+    }
+  };
+  roundTrip(); // registers
+  const pairs: number[] = [];
+  const ticks: number[] = [];
+  for (let rep = 0; rep < reps; rep++) {
+    let count = 0;
+    let started = cpuNs();
+    const deadline = started + msPerRun * 1e6 * 0.5;
+    let now = started;
+    while (now < deadline) {
+      for (let i = 0; i < 256; i++) roundTrip();
+      count += 256;
+      now = cpuNs();
+    }
+    pairs.push((now - started) / count);
+    // Ticks with a request outstanding (sent, never answered: the backoff expires and it is re-sent).
+    state = clientStep(state, { type: 'call', callId: callId++, op: { type: 'blob_put', path: '/c0', value } }).state;
+    count = 0;
+    started = cpuNs();
+    now = started;
+    const tickDeadline = started + msPerRun * 1e6 * 0.5;
+    while (now < tickDeadline) {
+      for (let i = 0; i < 256; i++) state = clientStep(state, { type: 'tick' }).state;
+      count += 256;
+      now = cpuNs();
+    }
+    ticks.push((now - started) / count);
+    // Complete the outstanding call so the next run starts idle.
+    const outstanding = state.outstanding;
+    if (outstanding !== null) state = clientStep(state, { type: 'receive', message: answer(outstanding.request) }).state;
+  }
+  return { nsPerCallAndReceive: median(pairs), nsPerTick: median(ticks) };
 }
 
 /** One timed run of a fresh group: warm-up (every client registered and its blob created), then a closed loop of puts. */
