@@ -7,13 +7,14 @@
  * after it is built: old trees stay valid.
  */
 
-import { List, Map as ImmutableMap, Set as ImmutableSet } from 'immutable';
+import { List, Set as ImmutableSet } from 'immutable';
+import { NameMap } from './name_map.ts';
 import type { Bytes } from './ops.ts';
 
 export type DirectoryNode = {
   readonly type: 'directory';
   readonly version: number;
-  readonly children: ImmutableMap<string, TreeNode>;
+  readonly children: NameMap<TreeNode>;
   /** Nodes strictly below this directory, so a delete can update counts in O(depth). */
   readonly descendants: number;
 };
@@ -32,7 +33,7 @@ export type LeafNode = BlobNode | QueueNode | SetNode;
 export type TreeNode = DirectoryNode | LeafNode;
 
 const emptyBytes: Bytes = new Uint8Array(0);
-const emptyChildren: ImmutableMap<string, TreeNode> = ImmutableMap();
+const emptyChildren: NameMap<TreeNode> = NameMap.empty();
 const emptyElements: List<Bytes> = List();
 const emptyMembers: ImmutableSet<string> = ImmutableSet();
 

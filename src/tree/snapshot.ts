@@ -14,10 +14,11 @@
  */
 
 import CRC32 from 'crc-32';
-import { List, Map as ImmutableMap, Set as ImmutableSet } from 'immutable';
+import { List, Set as ImmutableSet } from 'immutable';
 import { Packr } from 'msgpackr';
 import { assertNever } from './assert.ts';
 import { treeFromRoot, type Tree } from './lookup.ts';
+import { NameMap } from './name_map.ts';
 import {
   bytesEqual,
   bytesToKey,
@@ -137,17 +138,16 @@ function decodeDirectory(payload: unknown, version: number, depth: number): Tree
   if (!Array.isArray(payload) || payload.length % 2 !== 0) malformed('directory payload is not [name, node, ...]');
   let descendants = 0;
   let previous: string | null = null;
-  const children = ImmutableMap<string, TreeNode>().withMutations((map) => {
-    for (let i = 0; i < payload.length; i += 2) {
-      const name: unknown = payload[i];
-      if (typeof name !== 'string' || name === '' || name.includes('/')) malformed('bad child name');
-      if (previous !== null && compareKeys(previous, name) >= 0) malformed('children not in strict order');
-      previous = name;
-      const child = decodeNode(payload[i + 1], depth + 1);
-      descendants += subtreeSize(child);
-      map.set(name, child);
-    }
-  });
+  let children = NameMap.empty<TreeNode>();
+  for (let i = 0; i < payload.length; i += 2) {
+    const name: unknown = payload[i];
+    if (typeof name !== 'string' || name === '' || name.includes('/')) malformed('bad child name');
+    if (previous !== null && compareKeys(previous, name) >= 0) malformed('children not in strict order');
+    previous = name;
+    const child = decodeNode(payload[i + 1], depth + 1);
+    descendants += subtreeSize(child);
+    children = children.set(name, child);
+  }
   return newDirectory(version, children, descendants);
 }
 

@@ -1,0 +1,260 @@
+/**
+ * NameMap: the persistent map from child name to child node held by every directory.
+ *
+ * A hash array mapped trie (CHAMP layout: Steindorfer and Vinju, OOPSLA 2015), specialised
+ * for string keys. Each trie node holds two 32-bit bitmaps and one array: the key/value pairs
+ * stored at this level come first, `[key, value, key, value, ...]`, in bit order, and the
+ * sub-tries follow, in reverse bit order. A lookup hashes the name once and reads, per level,
+ * the node and its array, then compares the key in place: no per-entry objects. A write copies
+ * one array per level, O(log₃₂ n), and shares everything else with the previous map; old maps
+ * stay valid. Deletes keep the trie canonical (a sub-trie always holds at least two entries),
+ * so a map's shape depends only on its contents.
+ *
+ * Why not Immutable.js Map (what directories used before): each entry there is a ValueNode
+ * plus a two-element entry array, so a lookup follows about twice as many pointers and an
+ * entry costs about 60 more bytes. On a 1M-node tree most of those pointers miss every cache
+ * and the TLB, so they, not the arithmetic, set the per-op cost (src/tree/README.md).
+ *
+ * Iteration order is the trie's (hash) order: callers that need name order sort the keys.
+ */
+
+const bitsPerLevel = 5;
+const levelMask = 0b11111;
+/** At this shift the 32 hash bits are used up: a node there is a collision list. */
+const collisionShift = 35;
+
+/** FNV-1a over UTF-16 code units, then the murmur3 finaliser so every bit avalanches. */
+export function hashName(name: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193);
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h;
+}
+
+function popcount(x: number): number {
+  x -= (x >>> 1) & 0x55555555;
+  x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
+  x = (x + (x >>> 4)) & 0x0f0f0f0f;
+  return Math.imul(x, 0x01010101) >>> 24;
+}
+
+function fragmentBit(hash: number, shift: number): number {
+  return 1 << ((hash >>> shift) & levelMask);
+}
+
+export class NameMap<V> {
+  /** Bit i set: the entry whose hash fragment at this level is i is stored here. */
+  private readonly dataMap: number;
+  /** Bit i set: the entries with fragment i are in a sub-trie. */
+  private readonly nodeMap: number;
+  /** Entries (key, value pairs) in bit order, then sub-tries in reverse bit order. */
+  private readonly slots: readonly unknown[];
+  /** Entries in this trie (sub-tries included). */
+  readonly size: number;
+
+  private constructor(dataMap: number, nodeMap: number, slots: readonly unknown[], size: number) {
+    this.dataMap = dataMap;
+    this.nodeMap = nodeMap;
+    this.slots = slots;
+    this.size = size;
+  }
+
+  private static readonly theEmpty: NameMap<never> = new NameMap<never>(0, 0, [], 0);
+
+  static empty<V>(): NameMap<V> {
+    return NameMap.theEmpty as NameMap<V>;
+  }
+
+  get(name: string): V | undefined {
+    const hash = hashName(name);
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    let node: NameMap<V> = this;
+    for (let shift = 0; shift < collisionShift; shift += bitsPerLevel) {
+      const bit = fragmentBit(hash, shift);
+      if ((node.dataMap & bit) !== 0) {
+        const at = 2 * popcount(node.dataMap & (bit - 1));
+        return node.slots[at] === name ? (node.slots[at + 1] as V) : undefined;
+      }
+      if ((node.nodeMap & bit) === 0) return undefined;
+      node = node.slots[node.slots.length - 1 - popcount(node.nodeMap & (bit - 1))] as NameMap<V>;
+    }
+    return collisionFind(node.slots, name) as V | undefined;
+  }
+
+  has(name: string): boolean {
+    return this.get(name) !== undefined;
+  }
+
+  /** The map with `name` bound to `value` (this map itself when it already was). */
+  set(name: string, value: V): NameMap<V> {
+    return this.insert(name, hashName(name), 0, value);
+  }
+
+  /** The map without `name` (this map itself when it had no such key). */
+  delete(name: string): NameMap<V> {
+    const next = this.remove(name, hashName(name), 0);
+    return next.size === 0 ? NameMap.empty<V>() : next;
+  }
+
+  *keys(): IterableIterator<string> {
+    for (const [key] of this.entries()) yield key;
+  }
+
+  *entries(): IterableIterator<[string, V]> {
+    if (this.isCollision()) {
+      for (let i = 0; i < this.slots.length; i += 2) yield [this.slots[i] as string, this.slots[i + 1] as V];
+      return;
+    }
+    const pairs = 2 * popcount(this.dataMap);
+    for (let i = 0; i < pairs; i += 2) yield [this.slots[i] as string, this.slots[i + 1] as V];
+    for (let i = pairs; i < this.slots.length; i++) yield* (this.slots[i] as NameMap<V>).entries();
+  }
+
+  [Symbol.iterator](): IterableIterator<[string, V]> {
+    return this.entries();
+  }
+
+  /** A collision list: only below the last hash level, where both bitmaps are 0. */
+  private isCollision(): boolean {
+    return this.dataMap === 0 && this.nodeMap === 0 && this.slots.length > 0;
+  }
+
+  private insert(name: string, hash: number, shift: number, value: V): NameMap<V> {
+    if (shift >= collisionShift) {
+      const at = collisionIndex(this.slots, name);
+      if (at >= 0) {
+        if (this.slots[at + 1] === value) return this;
+        return new NameMap(0, 0, replaceAt(this.slots, at + 1, value), this.size);
+      }
+      // Kept in key order, so the list too depends only on the contents.
+      let to = 0;
+      while (to < this.slots.length && (this.slots[to] as string) < name) to += 2;
+      return new NameMap(0, 0, insertPair(this.slots, to, name, value), this.size + 1);
+    }
+    const bit = fragmentBit(hash, shift);
+    if ((this.dataMap & bit) !== 0) {
+      const at = 2 * popcount(this.dataMap & (bit - 1));
+      const key = this.slots[at] as string;
+      if (key === name) {
+        if (this.slots[at + 1] === value) return this;
+        return new NameMap(this.dataMap, this.nodeMap, replaceAt(this.slots, at + 1, value), this.size);
+      }
+      // Two keys share this fragment: push both one level down.
+      const sub = NameMap.pair(key, hashName(key), this.slots[at + 1] as V, name, hash, value, shift + bitsPerLevel);
+      const nodeAt = this.slots.length - 2 - popcount(this.nodeMap & (bit - 1));
+      return new NameMap(this.dataMap ^ bit, this.nodeMap | bit, pairToNode(this.slots, at, nodeAt, sub), this.size + 1);
+    }
+    if ((this.nodeMap & bit) !== 0) {
+      const nodeAt = this.slots.length - 1 - popcount(this.nodeMap & (bit - 1));
+      const sub = this.slots[nodeAt] as NameMap<V>;
+      const next = sub.insert(name, hash, shift + bitsPerLevel, value);
+      if (next === sub) return this;
+      return new NameMap(this.dataMap, this.nodeMap, replaceAt(this.slots, nodeAt, next), this.size + next.size - sub.size);
+    }
+    const at = 2 * popcount(this.dataMap & (bit - 1));
+    return new NameMap(this.dataMap | bit, this.nodeMap, insertPair(this.slots, at, name, value), this.size + 1);
+  }
+
+  /** A trie of two entries whose hashes agree below `shift`. */
+  private static pair<V>(key1: string, hash1: number, value1: V, key2: string, hash2: number, value2: V, shift: number): NameMap<V> {
+    if (shift >= collisionShift) {
+      return new NameMap<V>(0, 0, key1 < key2 ? [key1, value1, key2, value2] : [key2, value2, key1, value1], 2);
+    }
+    const bit1 = fragmentBit(hash1, shift);
+    const bit2 = fragmentBit(hash2, shift);
+    if (bit1 === bit2) {
+      return new NameMap<V>(0, bit1, [NameMap.pair(key1, hash1, value1, key2, hash2, value2, shift + bitsPerLevel)], 2);
+    }
+    // Bit order, as unsigned: bit 31 is the largest.
+    const first = bit1 >>> 0 < bit2 >>> 0;
+    return new NameMap<V>(bit1 | bit2, 0, first ? [key1, value1, key2, value2] : [key2, value2, key1, value1], 2);
+  }
+
+  private remove(name: string, hash: number, shift: number): NameMap<V> {
+    if (shift >= collisionShift) {
+      const at = collisionIndex(this.slots, name);
+      if (at < 0) return this;
+      return new NameMap(0, 0, removePair(this.slots, at), this.size - 1);
+    }
+    const bit = fragmentBit(hash, shift);
+    if ((this.dataMap & bit) !== 0) {
+      const at = 2 * popcount(this.dataMap & (bit - 1));
+      if (this.slots[at] !== name) return this;
+      return new NameMap(this.dataMap ^ bit, this.nodeMap, removePair(this.slots, at), this.size - 1);
+    }
+    if ((this.nodeMap & bit) === 0) return this;
+    const nodeAt = this.slots.length - 1 - popcount(this.nodeMap & (bit - 1));
+    const sub = this.slots[nodeAt] as NameMap<V>;
+    const next = sub.remove(name, hash, shift + bitsPerLevel);
+    if (next === sub) return this;
+    if (next.size === 1) {
+      // Canonical form: a sub-trie left with one entry is inlined as an entry here.
+      const [key, value] = next.entries().next().value as [string, V];
+      const at = 2 * popcount(this.dataMap & (bit - 1));
+      return new NameMap(this.dataMap | bit, this.nodeMap ^ bit, nodeToPair(this.slots, at, nodeAt, key, value), this.size - 1);
+    }
+    return new NameMap(this.dataMap, this.nodeMap, replaceAt(this.slots, nodeAt, next), this.size - 1);
+  }
+}
+
+function collisionIndex(slots: readonly unknown[], name: string): number {
+  for (let i = 0; i < slots.length; i += 2) if (slots[i] === name) return i;
+  return -1;
+}
+
+function collisionFind(slots: readonly unknown[], name: string): unknown {
+  const at = collisionIndex(slots, name);
+  return at < 0 ? undefined : slots[at + 1];
+}
+
+function replaceAt(slots: readonly unknown[], at: number, value: unknown): unknown[] {
+  const copy = slots.slice();
+  copy[at] = value;
+  return copy;
+}
+
+// Array copies are built at their exact length (spread and push leave spare capacity, which
+// on a million entries is megabytes of heap that every lookup's pages are spread across).
+
+/** `slots` with `key, value` inserted at `at`. */
+function insertPair(slots: readonly unknown[], at: number, key: string, value: unknown): unknown[] {
+  const out = new Array<unknown>(slots.length + 2);
+  for (let i = 0; i < at; i++) out[i] = slots[i];
+  out[at] = key;
+  out[at + 1] = value;
+  for (let i = at; i < slots.length; i++) out[i + 2] = slots[i];
+  return out;
+}
+
+/** `slots` without the pair at `at`. */
+function removePair(slots: readonly unknown[], at: number): unknown[] {
+  const out = new Array<unknown>(slots.length - 2);
+  for (let i = 0; i < at; i++) out[i] = slots[i];
+  for (let i = at + 2; i < slots.length; i++) out[i - 2] = slots[i];
+  return out;
+}
+
+/** `slots` without the pair at `at`, with `sub` at `nodeAt` of the result. */
+function pairToNode(slots: readonly unknown[], at: number, nodeAt: number, sub: unknown): unknown[] {
+  const out = new Array<unknown>(slots.length - 1);
+  for (let i = 0; i < at; i++) out[i] = slots[i];
+  for (let i = at + 2; i < nodeAt + 2; i++) out[i - 2] = slots[i];
+  out[nodeAt] = sub;
+  for (let i = nodeAt + 2; i < slots.length; i++) out[i - 1] = slots[i];
+  return out;
+}
+
+/** `slots` without the sub-trie at `nodeAt`, with `key, value` at `at`. */
+function nodeToPair(slots: readonly unknown[], at: number, nodeAt: number, key: string, value: unknown): unknown[] {
+  const out = new Array<unknown>(slots.length + 1);
+  for (let i = 0; i < at; i++) out[i] = slots[i];
+  out[at] = key;
+  out[at + 1] = value;
+  for (let i = at; i < nodeAt; i++) out[i + 2] = slots[i];
+  for (let i = nodeAt + 1; i < slots.length; i++) out[i + 1] = slots[i];
+  return out;
+}
