@@ -2,21 +2,34 @@
  * The tree benchmark: throughput of single ops on trees of growing size, and snapshot cost.
  *
  * Trees. A "dirs" tree of n leaves is `/d<i>/n<j>`: directories of 1000 leaves each (the last
- * one may be smaller), leaves cycling blob, set, queue by `j`. The "flat" tree is one
- * directory with n children, `/flat/n<j>`, same leaf mix. Every tree is built with `create`
- * ops through `applyOp`, so the build time printed is the cost of n creates.
+ * one may be smaller), leaf k = 1000 i + j of type blob, set, queue by k mod 3. The "flat"
+ * tree is one directory with n children, `/flat/n<k>`, same leaf mix. Every tree is built with
+ * `create` ops through `applyOp`, so the build time printed is the cost of n creates. The
+ * harness keeps no per-leaf data (no path arrays): a leaf's path is computed from its index,
+ * so the heap holds the tree and little else.
+ *
+ * Shape. Depth 2 below the root at every size (1k: one directory of 1000; 1M: 1000 of 1000),
+ * so the sizes differ in how many nodes there are, not in how many levels a path crosses:
+ * what the goal is about. A coordination tree is typically shallow (service/config,
+ * locks/<name>, queues/<name>) with some wide directories; a deeper tree costs more per op at
+ * every size (one more directory per level), and "flat 100k" shows one very wide directory.
  *
  * Ops. blob_put (a fresh 100-byte value, unique per op, so it is never a no-op), blob_get,
- * set_insert (a fresh member, so it always inserts), queue_push, queue_pop (always of a
- * non-empty queue, see `queuePopWorkload`). Each op targets a leaf of the right type chosen
- * by a seeded PRNG, and its resulting tree replaces the current one, so later ops see earlier
+ * blob_get_warm (blob_get among a fixed set of 4,096 leaves), set_insert (a fresh member, so
+ * it always inserts), queue_push, queue_pop (always of a non-empty queue, see
+ * `queuePopWorkload`). Each op targets a uniformly random leaf of the right type chosen by a
+ * seeded PRNG, and its resulting tree replaces the current one, so later ops see earlier
  * writes, as in a replica applying its log. Every outcome is checked: a failed or no-op
  * result aborts the benchmark, since its numbers would measure the wrong thing.
  *
- * Timing. Per (op, tree): a warm-up, then `reps` runs of `msPerRun` each, reading the clock
- * (process.hrtime.bigint) every 256 ops; ops/s is the median over the runs and ns/op its
- * inverse. Allocating the op object and its value is inside the timed loop, as it is for a
- * real request.
+ * Timing. Ops run in batches of 1024: the batch's inputs (op objects, paths, values) are made
+ * untimed, as a replica gets its ops decoded, then applying the batch is timed
+ * (process.hrtime.bigint). Everything `applyOp` does is inside the timed part: splitting the
+ * path, the lookups, the copy of the path to the root, the outcome. Per (op, tree): a warm-up,
+ * then `reps` runs of `msPerRun` of timed work each, each run starting after a forced full GC
+ * (`--expose-gc`, which `npm run bench` passes). ns/op is the median over the runs; the
+ * main-thread GC pauses inside the timed batches (v8.GCProfiler) are reported beside it, and
+ * ns/op excluding them.
  *
  * Collections grow as the ops run: on a small tree the few sets and queues take every insert
  * and push, so they end up larger than on a big tree, where the same number of ops is spread
@@ -29,6 +42,7 @@
  * copy O(depth × log₃₂ n) nodes); the scaling table prints PASS or MISS per op.
  */
 
+import { GCProfiler } from 'node:v8';
 import {
   applyOp,
   describeTreeError,
@@ -113,6 +127,12 @@ export type OpRow = {
   readonly runsOpsPerSec: readonly number[];
   /** Ops done in the timed runs (warm-up excluded). */
   readonly timedOps: number;
+  /** Median over the runs of ns/op with the main-thread GC pauses taken out. */
+  readonly nsPerOpExclGc: number;
+  /** GC pauses inside the timed runs, in total (ms) and as a share of the timed time. */
+  readonly gcMs: number;
+  readonly gcCount: number;
+  readonly gcShare: number;
 };
 
 export type SnapshotRow = {
@@ -135,6 +155,10 @@ export type RatioRow = {
   readonly largeNsPerOp: number;
   /** largeNsPerOp / smallNsPerOp. */
   readonly ratio: number;
+  /** The same ratio with GC pauses taken out of both. */
+  readonly smallNsPerOpExclGc: number;
+  readonly largeNsPerOpExclGc: number;
+  readonly ratioExclGc: number;
   readonly goal: number;
   readonly pass: boolean;
   /** The flat tree's ns/op and its ratio to the smallest tree, when measured. */
@@ -155,8 +179,8 @@ export const scalingGoal = 2;
 const leavesPerDirectory = 1000;
 const blobValueBytes = 100;
 const setMemberBytes = 8;
-/** Ops between two clock reads. */
-const clockEvery = 256;
+/** Ops per timed batch: their inputs are prepared (untimed) just before the batch runs. */
+const batchOps = 1024;
 const defaultSeed = 0x5eed_7ee5;
 
 // ---- the suite -------------------------------------------------------------------------------
@@ -241,17 +265,26 @@ export function runTreeBench(options: TreeBenchOptions): TreeBenchResult {
       const workload = makeWorkload(op, subject, random, values);
       const measured = measure(workload, timing, op === 'queue_pop' ? pushOpsPerSec : 0);
       if (op === 'queue_push') pushOpsPerSec = measured.opsPerSec;
+      const timedNs = measured.runs.reduce((sum, run) => sum + run.ns, 0);
+      const gcNs = measured.runs.reduce((sum, run) => sum + run.gcNs, 0);
       const row: OpRow = {
         op,
         tree: label,
         nodes: build.nodes,
         opsPerSec: measured.opsPerSec,
         nsPerOp: 1e9 / measured.opsPerSec,
-        runsOpsPerSec: measured.runs,
+        runsOpsPerSec: measured.runs.map(opsPerSecOf),
         timedOps: measured.timedOps,
+        nsPerOpExclGc: median(measured.runs.map(nsPerOpExcludingGc)),
+        gcMs: gcNs / 1e6,
+        gcCount: measured.runs.reduce((sum, run) => sum + run.gcCount, 0),
+        gcShare: gcNs / Math.max(timedNs, 1),
       };
       rows.push(row);
-      log(`  ${op.padEnd(10)} ${label}: ${formatInteger(row.opsPerSec)} ops/s, ${formatNs(row.nsPerOp)} ns/op`);
+      log(
+        `  ${op.padEnd(13)} ${label}: ${formatInteger(row.opsPerSec)} ops/s, ${formatNs(row.nsPerOp)} ns/op,` +
+          ` ${formatNs(row.nsPerOpExclGc)} ns/op without GC (GC ${(row.gcShare * 100).toFixed(1)}%)`,
+      );
     });
   });
   forceGc();
@@ -299,40 +332,48 @@ function treeLabel(shape: TreeShape, leaves: number): string {
 
 // ---- trees -----------------------------------------------------------------------------------
 
-/** A tree under measurement and the paths of its leaves by type. */
+/**
+ * A tree under measurement. The harness holds no per-leaf data: leaf `k` (0 <= k < leaves)
+ * is `/d<k / 1000>/n<k % 1000>` (dirs) or `/flat/n<k>` (flat), of type `leafTypes[k % 3]`,
+ * so the m-th blob is leaf 3m, the m-th set leaf 3m + 1 and the m-th queue leaf 3m + 2, and a
+ * path is computed from an integer when an op's input is prepared.
+ */
 type Subject = {
   /** The current tree; every write replaces it. */
   tree: Tree;
-  readonly blobs: readonly string[];
-  readonly sets: readonly string[];
-  readonly queues: readonly string[];
+  readonly shape: TreeShape;
+  readonly leaves: number;
 };
 
 const leafTypes = ['blob', 'set', 'queue'] as const satisfies readonly NodeType[];
+type LeafType = (typeof leafTypes)[number];
+
+function leafPath(shape: TreeShape, k: number): string {
+  return shape === 'flat' ? `/flat/n${k}` : `/d${Math.floor(k / leavesPerDirectory)}/n${k % leavesPerDirectory}`;
+}
+
+/** Leaves of one type: leaf k has type `leafTypes[k % 3]`. */
+function leafCount(leaves: number, type: LeafType): number {
+  const offset = leafTypes.indexOf(type);
+  return leaves > offset ? Math.floor((leaves - offset - 1) / leafTypes.length) + 1 : 0;
+}
+
+/** The path of the m-th leaf of a type. */
+function typedLeafPath(subject: Subject, type: LeafType, m: number): string {
+  return leafPath(subject.shape, m * leafTypes.length + leafTypes.indexOf(type));
+}
 
 function buildSubject(shape: TreeShape, leaves: number): Subject {
   let tree = emptyTree();
-  const paths: Record<(typeof leafTypes)[number], string[]> = { blob: [], set: [], queue: [] };
   const create = (path: string, nodeType: NodeType): void => {
     tree = applyChecked(tree, { type: 'create', path, nodeType }, 'ok');
   };
-  const addLeaves = (directory: string, count: number): void => {
-    create(directory, 'directory');
-    for (let j = 0; j < count; j++) {
-      const nodeType = leafTypes[j % leafTypes.length] ?? 'blob';
-      const path = `${directory}/n${j}`;
-      create(path, nodeType);
-      paths[nodeType].push(path);
-    }
-  };
-  if (shape === 'flat') {
-    addLeaves('/flat', leaves);
-  } else {
-    for (let i = 0; i * leavesPerDirectory < leaves; i++) {
-      addLeaves(`/d${i}`, Math.min(leavesPerDirectory, leaves - i * leavesPerDirectory));
-    }
+  if (shape === 'flat') create('/flat', 'directory');
+  for (let k = 0; k < leaves; k++) {
+    if (shape === 'dirs' && k % leavesPerDirectory === 0) create(`/d${k / leavesPerDirectory}`, 'directory');
+    create(leafPath(shape, k), leafTypes[k % leafTypes.length] ?? 'blob');
   }
-  return { tree, blobs: paths.blob, sets: paths.set, queues: paths.queue };
+  return { tree, shape, leaves };
 }
 
 /** Applies an op that must succeed with a result of type `expected`; returns the new tree. */
@@ -349,23 +390,28 @@ function unexpected(op: TreeOp, outcome: OpOutcome): never {
 
 // ---- workloads -------------------------------------------------------------------------------
 
-/** One op to measure: `step` does one op; `prepare` (untimed) runs before every timed loop. */
+/**
+ * One op to measure. `input` builds the next op (untimed: a batch of inputs is prepared before
+ * each timed batch, as a replica receives its ops already decoded); `apply` is the timed part:
+ * `applyOp` on the current tree, the outcome check, and keeping the new tree.
+ */
 type Workload = {
-  readonly step: () => void;
+  readonly input: () => TreeOp;
+  readonly apply: (op: TreeOp) => void;
   /**
-   * Gets ready for a loop expected to do about `expectedOps` ops and returns the most ops the
-   * loop may do. Without it a loop is bounded by time only.
+   * Gets ready (untimed) for a run expected to do about `expectedOps` ops and returns the most
+   * ops the run may do. Without it a run is bounded by time only.
    */
   readonly prepare?: (expectedOps: number) => number;
 };
 
 function makeWorkload(op: TreeBenchOp, subject: Subject, random: Random, values: UniqueBytes): Workload {
-  const pick = (paths: readonly string[]): string => pickFrom(paths, random);
+  const pick = (type: LeafType): string => typedLeafPath(subject, type, pickIndex(leafCount(subject.leaves, type), random));
   switch (op) {
     case 'blob_put':
       return {
-        step: () => {
-          const put: TreeOp = { type: 'blob_put', path: pick(subject.blobs), value: values.next(blobValueBytes) };
+        input: () => ({ type: 'blob_put', path: pick('blob'), value: values.next(blobValueBytes) }),
+        apply: (put) => {
           const { tree, outcome } = applyOp(subject.tree, put);
           // A changed value always gives `ok` with a new tree; the same tree would mean a no-op.
           if (outcome.type !== 'ok' || tree === subject.tree) unexpected(put, outcome);
@@ -373,29 +419,19 @@ function makeWorkload(op: TreeBenchOp, subject: Subject, random: Random, values:
         },
       };
     case 'blob_get':
-      return {
-        step: () => {
-          const get: TreeOp = { type: 'blob_get', path: pick(subject.blobs) };
-          const { tree, outcome } = applyOp(subject.tree, get);
-          if (outcome.type !== 'blob') unexpected(get, outcome);
-          subject.tree = tree;
-        },
-      };
+      return { input: () => ({ type: 'blob_get', path: pick('blob') }), apply: blobGet(subject) };
     case 'blob_get_warm': {
-      const warm = Array.from({ length: Math.min(warmLeaves, subject.blobs.length) }, () => pick(subject.blobs));
+      const blobs = leafCount(subject.leaves, 'blob');
+      const warm = Int32Array.from({ length: Math.min(warmLeaves, blobs) }, () => pickIndex(blobs, random));
       return {
-        step: () => {
-          const get: TreeOp = { type: 'blob_get', path: pickFrom(warm, random) };
-          const { tree, outcome } = applyOp(subject.tree, get);
-          if (outcome.type !== 'blob') unexpected(get, outcome);
-          subject.tree = tree;
-        },
+        input: () => ({ type: 'blob_get', path: typedLeafPath(subject, 'blob', warm[pickIndex(warm.length, random)] ?? 0) }),
+        apply: blobGet(subject),
       };
     }
     case 'set_insert':
       return {
-        step: () => {
-          const insert: TreeOp = { type: 'set_insert', path: pick(subject.sets), value: values.next(setMemberBytes) };
+        input: () => ({ type: 'set_insert', path: pick('set'), value: values.next(setMemberBytes) }),
+        apply: (insert) => {
           const { tree, outcome } = applyOp(subject.tree, insert);
           if (outcome.type !== 'bool' || !outcome.value) unexpected(insert, outcome);
           subject.tree = tree;
@@ -403,8 +439,8 @@ function makeWorkload(op: TreeBenchOp, subject: Subject, random: Random, values:
       };
     case 'queue_push':
       return {
-        step: () => {
-          const push: TreeOp = { type: 'queue_push', path: pick(subject.queues), value: queueElement };
+        input: () => ({ type: 'queue_push', path: pick('queue'), value: queueElement }),
+        apply: (push) => {
           const { tree, outcome } = applyOp(subject.tree, push);
           if (outcome.type !== 'ok') unexpected(push, outcome);
           subject.tree = tree;
@@ -419,34 +455,46 @@ function makeWorkload(op: TreeBenchOp, subject: Subject, random: Random, values:
   }
 }
 
+function blobGet(subject: Subject): (op: TreeOp) => void {
+  return (get) => {
+    const { tree, outcome } = applyOp(subject.tree, get);
+    if (outcome.type !== 'blob') unexpected(get, outcome);
+    subject.tree = tree;
+  };
+}
+
 /** Queue elements are stored by reference and never mutated, so one value serves every push. */
 const queueElement: Bytes = new Uint8Array(16).fill(0x51);
 
 /**
  * queue_pop must pop real elements: a pop of an empty queue is a no-op and much cheaper. So
- * before each loop (untimed) it pushes onto a seeded random sequence of queues, and the loop
+ * before each run (untimed) it pushes onto a seeded random sequence of queues, and the run
  * pops the same sequence in the same order: at every point a queue has had at least as many
- * pushes as pops, so no pop finds it empty. The sequence is a bit longer than the loop is
- * expected to run; if the loop gets to its end first, it stops there (the rate stays exact).
+ * pushes as pops, so no pop finds it empty. The sequence is a bit longer than the run is
+ * expected to be; if the run gets to its end first, it stops there (the rate stays exact).
+ * All the pushes come before the first pop, so a pop does not find its queue in cache because
+ * it was just pushed to (on a big tree it is long evicted, as for any other op).
  */
 function queuePopWorkload(subject: Subject, random: Random): Workload {
-  let sequence: string[] = [];
+  const queues = leafCount(subject.leaves, 'queue');
+  let sequence = new Int32Array(0);
   let cursor = 0;
   return {
     prepare: (expectedOps) => {
-      sequence = [];
+      sequence = Int32Array.from({ length: expectedOps }, () => pickIndex(queues, random));
       cursor = 0;
-      for (let i = 0; i < expectedOps; i++) {
-        const path = pickFrom(subject.queues, random);
-        subject.tree = applyChecked(subject.tree, { type: 'queue_push', path, value: queueElement }, 'ok');
-        sequence.push(path);
+      for (const m of sequence) {
+        const push: TreeOp = { type: 'queue_push', path: typedLeafPath(subject, 'queue', m), value: queueElement };
+        subject.tree = applyChecked(subject.tree, push, 'ok');
       }
       return sequence.length;
     },
-    step: () => {
-      const path = sequence[cursor++];
-      if (path === undefined) throw new Error('tree bench: queue_pop ran past its prepared sequence');
-      const pop: TreeOp = { type: 'queue_pop', path };
+    input: () => {
+      const m = sequence[cursor++];
+      if (m === undefined) throw new Error('tree bench: queue_pop ran past its prepared sequence');
+      return { type: 'queue_pop', path: typedLeafPath(subject, 'queue', m) };
+    },
+    apply: (pop) => {
       const { tree, outcome } = applyOp(subject.tree, pop);
       if (outcome.type !== 'element' || outcome.value === null) unexpected(pop, outcome);
       subject.tree = tree;
@@ -494,74 +542,113 @@ export function splitmix32(seed: number): Random {
   };
 }
 
-function pickFrom(paths: readonly string[], random: Random): string {
-  const path = paths[Math.floor(random() * paths.length)];
-  if (path === undefined) throw new Error('tree bench: no leaf of the type this op needs');
-  return path;
+/** A uniform index in [0, count). */
+function pickIndex(count: number, random: Random): number {
+  if (count <= 0) throw new Error('tree bench: no leaf of the type this op needs');
+  return Math.floor(random() * count);
 }
 
 // ---- timing ----------------------------------------------------------------------------------
 
 type Timing = { readonly warmupNs: bigint; readonly runNs: bigint; readonly reps: number };
 
-type Measured = { readonly opsPerSec: number; readonly runs: readonly number[]; readonly timedOps: number };
+/** One timed run: its ops, the time they took, and the GC pauses inside that time. */
+type Run = { readonly ops: number; readonly ns: number; readonly gcNs: number; readonly gcCount: number };
+
+type Measured = {
+  /** Median over the runs of ops/s, GC pauses included. */
+  readonly opsPerSec: number;
+  readonly runs: readonly Run[];
+  readonly timedOps: number;
+};
 
 /**
- * Runs `step` in batches of `clockEvery` until `durationNs` have passed or `maxOps` ops are
- * done. Returns the ops done and the time they took.
+ * Main-thread GC pauses (µs) while `body` runs, from v8.GCProfiler. Not a PerformanceObserver:
+ * its 'gc' entries are delivered on a later event-loop turn and this benchmark is synchronous,
+ * while GCProfiler.stop() returns the pauses at once.
  */
-function timedLoop(step: () => void, durationNs: bigint, maxOps: number): { ops: number; ns: number } {
-  const start = process.hrtime.bigint();
-  let now = start;
-  let ops = 0;
-  while (ops < maxOps) {
-    const batch = Math.min(clockEvery, maxOps - ops);
-    for (let k = 0; k < batch; k++) step();
-    ops += batch;
-    now = process.hrtime.bigint();
-    if (now - start >= durationNs) break;
-  }
-  return { ops, ns: Number(now - start) };
+function gcPauses<T>(body: () => T): { result: T; gcNs: number; gcCount: number } {
+  const profiler = new GCProfiler();
+  profiler.start();
+  const result = body();
+  const statistics = profiler.stop()?.statistics ?? [];
+  let gcNs = 0;
+  for (const entry of statistics) gcNs += entry.cost * 1000;
+  return { result, gcNs, gcCount: statistics.length };
 }
 
 /**
- * Warm-up, then `timing.reps` timed loops; the median ops/s. `hintOpsPerSec` sizes the first
+ * Runs batches of `batchOps` ops until `durationNs` of timed work have passed or `maxOps` ops
+ * are done. Per batch: its inputs are prepared (untimed), then the clock and the GC profiler
+ * cover applying them. GC forced before the run starts from a collected heap, so one run
+ * does not pay for the garbage of the one before.
+ */
+function timedRun(workload: Workload, durationNs: number, maxOps: number): Run {
+  forceGc();
+  const batch: TreeOp[] = [];
+  let ops = 0;
+  let ns = 0;
+  let gcNs = 0;
+  let gcCount = 0;
+  const apply = workload.apply;
+  while (ops < maxOps && ns < durationNs) {
+    const size = Math.min(batchOps, maxOps - ops);
+    batch.length = 0;
+    for (let k = 0; k < size; k++) batch.push(workload.input());
+    const timed = gcPauses(() => {
+      const start = process.hrtime.bigint();
+      for (let k = 0; k < size; k++) apply(batch[k] as TreeOp);
+      return Number(process.hrtime.bigint() - start);
+    });
+    ops += size;
+    ns += timed.result;
+    gcNs += timed.gcNs;
+    gcCount += timed.gcCount;
+  }
+  return { ops, ns, gcNs, gcCount };
+}
+
+/**
+ * Warm-up, then `timing.reps` timed runs; the median ops/s. `hintOpsPerSec` sizes the first
  * `prepare` (later ones use the rate just measured); 0 when there is no hint yet.
  */
 function measure(workload: Workload, timing: Timing, hintOpsPerSec: number): Measured {
   let lastOpsPerSec = hintOpsPerSec > 0 ? hintOpsPerSec : 1e6;
-  const loop = (durationNs: bigint): { ops: number; ns: number } => {
+  const run = (durationNs: number): Run => {
     // Prepare for 25% more ops than the last rate predicts, and at least one batch.
-    const expected = Math.ceil((lastOpsPerSec * Number(durationNs) * 1.25) / 1e9) + clockEvery;
+    const expected = Math.ceil((lastOpsPerSec * durationNs * 1.25) / 1e9) + batchOps;
     const maxOps = workload.prepare === undefined ? Number.POSITIVE_INFINITY : workload.prepare(expected);
-    const done = timedLoop(workload.step, durationNs, maxOps);
+    const done = timedRun(workload, durationNs, maxOps);
     lastOpsPerSec = (done.ops * 1e9) / Math.max(done.ns, 1);
     return done;
   };
-  loop(timing.warmupNs);
-  const runs: number[] = [];
-  let timedOps = 0;
-  for (let rep = 0; rep < timing.reps; rep++) {
-    const done = loop(timing.runNs);
-    runs.push(lastOpsPerSec);
-    timedOps += done.ops;
-  }
-  return { opsPerSec: median(runs), runs, timedOps };
+  run(Number(timing.warmupNs));
+  const runs: Run[] = [];
+  for (let rep = 0; rep < timing.reps; rep++) runs.push(run(Number(timing.runNs)));
+  return {
+    opsPerSec: median(runs.map(opsPerSecOf)),
+    runs,
+    timedOps: runs.reduce((sum, done) => sum + done.ops, 0),
+  };
+}
+
+function opsPerSecOf(run: Run): number {
+  return (run.ops * 1e9) / Math.max(run.ns, 1);
+}
+
+/** ns/op with the GC pauses taken out. */
+function nsPerOpExcludingGc(run: Run): number {
+  return Math.max(run.ns - run.gcNs, 0) / run.ops;
 }
 
 function measureSnapshot(tree: string, subject: Subject, timing: Timing): SnapshotRow {
   // Taking a snapshot is keeping the reference; a ring of slots keeps the store observable.
   const kept: Tree[] = new Array<Tree>(256).fill(subject.tree);
   let slot = 0;
-  const keep = measure(
-    {
-      step: () => {
-        kept[slot++ & 255] = subject.tree;
-      },
-    },
-    timing,
-    0,
-  );
+  const keepOps = 1_000_000;
+  const start = process.hrtime.bigint();
+  for (let i = 0; i < keepOps; i++) kept[slot++ & 255] = subject.tree;
+  const keepNsPerOp = Number(process.hrtime.bigint() - start) / keepOps;
   // Encoding is O(n): repeat it while the time spent stays within the budget of the timed
   // runs of one op, at least once and at most `reps` times.
   const budgetNs = Number(timing.runNs) * timing.reps;
@@ -569,16 +656,16 @@ function measureSnapshot(tree: string, subject: Subject, timing: Timing): Snapsh
   let encodedBytes = 0;
   let spentNs = 0;
   while (encodeMs.length < timing.reps && (encodeMs.length === 0 || spentNs < budgetNs)) {
-    const start = process.hrtime.bigint();
+    const encodeStart = process.hrtime.bigint();
     encodedBytes = encodeSnapshot(subject.tree).length;
-    const ns = Number(process.hrtime.bigint() - start);
+    const ns = Number(process.hrtime.bigint() - encodeStart);
     spentNs += ns;
     encodeMs.push(ns / 1e6);
   }
   return {
     tree,
     nodes: nodeCount(subject.tree),
-    keepNsPerOp: 1e9 / keep.opsPerSec,
+    keepNsPerOp,
     encodeMs: median(encodeMs),
     encodeRuns: encodeMs.length,
     encodedBytes,
@@ -606,25 +693,27 @@ function scalingRatios(options: TreeBenchOptions, rows: readonly OpRow[]): Ratio
   const smallTree = treeLabel('dirs', Math.min(...options.sizes));
   const largeTree = treeLabel('dirs', Math.max(...options.sizes));
   const flatTree = options.flat > 0 ? treeLabel('flat', options.flat) : null;
-  const nsPerOp = (op: TreeBenchOp, tree: string): number | null =>
-    rows.find((row) => row.op === op && row.tree === tree)?.nsPerOp ?? null;
+  const find = (op: TreeBenchOp, tree: string): OpRow | null => rows.find((row) => row.op === op && row.tree === tree) ?? null;
   return treeBenchOps.map((op) => {
-    const small = nsPerOp(op, smallTree);
-    const large = nsPerOp(op, largeTree);
+    const small = find(op, smallTree);
+    const large = find(op, largeTree);
     if (small === null || large === null) throw new Error(`tree bench: no ${op} row for ${smallTree} or ${largeTree}`);
-    const flat = flatTree === null ? null : nsPerOp(op, flatTree);
-    const ratio = large / small;
+    const flat = flatTree === null ? null : (find(op, flatTree)?.nsPerOp ?? null);
+    const ratio = large.nsPerOp / small.nsPerOp;
     return {
       op,
       smallTree,
       largeTree,
-      smallNsPerOp: small,
-      largeNsPerOp: large,
+      smallNsPerOp: small.nsPerOp,
+      largeNsPerOp: large.nsPerOp,
       ratio,
+      smallNsPerOpExclGc: small.nsPerOpExclGc,
+      largeNsPerOpExclGc: large.nsPerOpExclGc,
+      ratioExclGc: large.nsPerOpExclGc / small.nsPerOpExclGc,
       goal: scalingGoal,
       pass: ratio <= scalingGoal,
       flatNsPerOp: flat,
-      flatRatio: flat === null ? null : flat / small,
+      flatRatio: flat === null ? null : flat / small.nsPerOp,
     };
   });
 }
@@ -661,8 +750,20 @@ function printResult(options: TreeBenchOptions, result: TreeBenchResult): void {
       { header: 'ops/s', align: right },
       { header: 'ns/op', align: right },
       { header: 'spread', align: right },
+      { header: 'ns/op excl GC', align: right },
+      { header: 'GC pauses', align: right },
+      { header: 'GC share', align: right },
     ],
-    result.rows.map((row) => [row.op, row.tree, formatInteger(row.opsPerSec), formatNs(row.nsPerOp), spread(row)]),
+    result.rows.map((row) => [
+      row.op,
+      row.tree,
+      formatInteger(row.opsPerSec),
+      formatNs(row.nsPerOp),
+      spread(row),
+      formatNs(row.nsPerOpExclGc),
+      `${formatInteger(row.gcCount)} / ${formatMs(row.gcMs)}`,
+      `${(row.gcShare * 100).toFixed(1)}%`,
+    ]),
   );
 
   printTable(
@@ -697,6 +798,7 @@ function printResult(options: TreeBenchOptions, result: TreeBenchResult): void {
     ...trees.map((tree): Column => ({ header: `${tree} ns`, align: right })),
     { header: ratioHeader, align: right },
     { header: `goal <= ${scalingGoal}` },
+    { header: `${ratioHeader} excl GC`, align: right },
   ];
   if (first.flatNsPerOp !== null) columns.push({ header: `flat/${first.smallTree}`, align: right });
   printTable(
@@ -712,6 +814,7 @@ function printResult(options: TreeBenchOptions, result: TreeBenchResult): void {
         }),
         ratio.ratio.toFixed(2),
         ratio.pass ? 'PASS' : 'MISS',
+        ratio.ratioExclGc.toFixed(2),
       ];
       if (ratio.flatRatio !== null) cells.push(ratio.flatRatio.toFixed(2));
       return cells;
