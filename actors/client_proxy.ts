@@ -59,7 +59,7 @@ export function createActor(context: ActorContext, init: unknown): Actor {
   let sessionCount = 0;
   const pools = new Map<string, Pool>();
   const byClientId = new Map<string, { pool: Pool; session: Session }>();
-  const counters = { calls: 0, results: 0, overloaded: 0, unknownNamespace: 0, strayAnswers: 0, malformed: 0 };
+  const counters = { calls: 0, sends: 0, results: 0, overloaded: 0, unknownNamespace: 0, strayAnswers: 0, malformed: 0 };
   for (const [name, config] of Object.entries(spec.namespaces)) {
     pools.set(name, { name, config, sessions: [], idle: [], waiting: [], waitingHead: 0 });
   }
@@ -75,6 +75,7 @@ export function createActor(context: ActorContext, init: unknown): Actor {
       switch (effect.type) {
         case 'send': {
           const replica = pool.config.replicas[effect.to];
+          counters.sends += 1;
           if (replica !== undefined) context.send(replica, effect.request);
           break;
         }

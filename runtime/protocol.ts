@@ -53,6 +53,8 @@ export type WorkerControl = {
   status(): WorkerStatus;
   inspect(actor: ActorId): unknown;
   injectFault(fault: InjectedFault): void;
+  /** Runs a full garbage collection when the thread has `gc` (node --expose-gc), then reports the heap. */
+  collectGarbage(): { readonly heapUsedBytes: number; readonly collected: boolean };
   /** Stops actors and closes ports; the host terminates the thread afterwards. */
   stop(): Promise<void>;
 };

@@ -209,6 +209,16 @@ export class ActorSystem {
     return handle.inspect(actor);
   }
 
+  /** Full GC in every live worker (when started with --expose-gc); heap bytes per worker after it. */
+  async collectGarbage(): Promise<Record<string, number>> {
+    const out: Record<string, number> = {};
+    for (const managed of this.#managed.values()) {
+      if (managed.handle === null || !managed.handle.alive) continue;
+      out[managed.spec.name] = (await managed.handle.collectGarbage()).heapUsedBytes;
+    }
+    return out;
+  }
+
   /** Test and chaos hook: make a worker fail as if from inside an actor's handler. */
   async injectFault(worker: string, fault: InjectedFault): Promise<void> {
     const handle = this.handle(worker);

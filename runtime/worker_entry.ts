@@ -80,6 +80,11 @@ const control: WorkerControl = {
   }),
   inspect: (actor) => host.inspect(actor),
   injectFault: (fault) => host.injectFault(faultHook(fault)),
+  collectGarbage: () => {
+    const gc = (globalThis as { gc?: () => void }).gc;
+    gc?.();
+    return { heapUsedBytes: process.memoryUsage().heapUsed, collected: gc !== undefined };
+  },
   async stop() {
     await host.stop();
     router.close();

@@ -123,6 +123,10 @@ export class WorkerHandle {
     return this.#call('inspect', () => this.#control.inspect(actor));
   }
 
+  collectGarbage(): Promise<{ readonly heapUsedBytes: number; readonly collected: boolean }> {
+    return this.#call('collectGarbage', () => this.#control.collectGarbage());
+  }
+
   injectFault(fault: InjectedFault): Promise<void> {
     return this.#call('injectFault', () => this.#control.injectFault(fault));
   }

@@ -1,8 +1,16 @@
 /**
- * haret's public API. Today: the versioned tree, the pure VR replica core and client-session
- * logic. The embedding API (`startNode`) and the network client (`connect`) arrive with the
- * runtime and network issues.
+ * haret's public API.
+ *
+ * - `startNode(options)`: a node in this process (every replica, the client proxy and the
+ *   timer service as actors on worker threads) and `node.client(namespace)`, a typed client
+ *   with a method for every tree operation; errors are `HaretError` with a stable `code`.
+ * - `tree`, `vr`, `client`: the pure core (the versioned tree, the VR replica's transition
+ *   function, client-session logic), for tools and simulations.
+ *
+ * The network client (`connect`) arrives with the network issue.
  */
+export { startNode, HaretNode, NamespaceClient, HaretError } from './node/index.ts';
+export type { ActorReport, NodeStatus, Committed, ResultPlacement, Value, HaretErrorCode, ServiceErrorCode, NodeOptions, NamespaceOptions, Placement } from './node/index.ts';
 export * as tree from './tree/index.ts';
 export * as vr from './vr/index.ts';
 export * as client from './client/index.ts';

@@ -122,6 +122,11 @@ export class HaretNode {
     sendRaw: (to: string, msg: unknown, from = 'host/api'): void => this.#system.send({ from, to, msg }),
   };
 
+  /** Heap bytes per worker after a full GC in each (exact when the process runs with --expose-gc). */
+  collectGarbage(): Promise<Record<string, number>> {
+    return this.#system.collectGarbage();
+  }
+
   replicaId(namespace: string, index: number): string {
     return replicaId(namespace, index);
   }

@@ -44,6 +44,11 @@ export type NodeOptions = {
   readonly waitingMax?: number;
   /** Worker resource limits of each replica worker (e.g. maxOldGenerationSizeMb). */
   readonly replicaResourceLimits?: import('node:worker_threads').ResourceLimits;
+  /**
+   * Benchmarks only: a module (file: URL) to run in place of the replica actor, e.g. the
+   * transport-ceiling echo in bench/. It gets the same init and message flow.
+   */
+  readonly replicaModule?: string;
 };
 
 export type ResolvedNamespace = { readonly name: string; readonly config: ReplicaConfig; readonly client: ClientConfig };
@@ -59,11 +64,21 @@ export type ResolvedOptions = {
   readonly sessionsMax: number;
   readonly waitingMax: number;
   readonly replicaResourceLimits: import('node:worker_threads').ResourceLimits | undefined;
+  readonly replicaModule: string | undefined;
   /** Host-side backstop for a call: the client's give-up time plus a margin. */
   readonly callDeadlineMs: number;
 };
 
 const namespaceName = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+
+/**
+ * Protocol defaults of a node, where they differ from the core's. A log entry holds a batch
+ * of up to `batchMax` requests, so the log's memory is entries x batch: checkpoints every 128
+ * entries let the log truncate often, and at most 256 committed entries are kept for a
+ * replica that is away (beyond that it catches up from a checkpoint). Measured by the
+ * runtime benchmark's memory row.
+ */
+export const nodeProtocolDefaults: Partial<ReplicaConfig> = { checkpointIntervalOps: 128, logRetainOps: 256 };
 
 /** Validates and fills defaults; throws a RangeError naming the first bad option. */
 export function resolveOptions(options: NodeOptions = {}): ResolvedOptions {
@@ -95,7 +110,7 @@ export function resolveOptions(options: NodeOptions = {}): ResolvedOptions {
     }
     if (seen.has(ns.name)) throw new RangeError(`namespace ${ns.name} is listed twice`);
     seen.add(ns.name);
-    const config: ReplicaConfig = { ...defaultReplicaConfig, ...ns.config, replicaCount: ns.replicas ?? 3 };
+    const config: ReplicaConfig = { ...defaultReplicaConfig, ...nodeProtocolDefaults, ...ns.config, replicaCount: ns.replicas ?? 3 };
     const problem = validateReplicaConfig(config);
     if (problem !== null) throw new RangeError(`namespace ${ns.name}: ${problem}`);
     if (config.durable) throw new RangeError(`namespace ${ns.name}: durable storage is not available in this runtime yet`);
@@ -116,6 +131,7 @@ export function resolveOptions(options: NodeOptions = {}): ResolvedOptions {
     sessionsMax,
     waitingMax,
     replicaResourceLimits: options.replicaResourceLimits,
+    replicaModule: options.replicaModule,
     callDeadlineMs: giveUpTicks * tickMs * 2 + 5_000,
   };
 }

@@ -54,7 +54,7 @@ export function buildWorkers(options: ResolvedOptions): WorkerSpec[] {
         nonce: 0,
         seed: randomInt(2 ** 31),
       };
-      replicaSpecs.push({ index, spec: { id, module: actorModule('replica'), init } });
+      replicaSpecs.push({ index, spec: { id, module: options.replicaModule ?? actorModule('replica'), init } });
       subscribers.push(id);
     });
   }

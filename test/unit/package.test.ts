@@ -23,7 +23,7 @@ describe('package', () => {
     expect(existsSync(`${root}/${pkg.bin['haret']}`)).to.equal(true);
     expect(Object.keys(pkg.exports['.'] as object)[0]).to.equal('types');
     expect(pkg.engines.node).to.equal('>=20.19');
-    expect(pkg.scripts).to.include.keys('build', 'typecheck', 'test', 'bench', 'vopr');
+    expect(pkg.scripts).to.include.keys('build', 'typecheck', 'test', 'bench', 'vopr', 'start');
   });
 
   it('haret --version prints the package version; an unknown command exits 2', () => {
@@ -39,5 +39,10 @@ describe('package', () => {
     expect(haret.tree.validateOp).to.be.a('function');
     expect(haret.vr.step).to.be.a('function');
     expect(haret.client.clientStep).to.be.a('function');
+  });
+
+  it('the public entry exposes the embedding API', () => {
+    expect(haret.startNode).to.be.a('function');
+    expect(new haret.HaretError('timeout', 'x', 'maybe')).to.be.instanceOf(Error);
   });
 });

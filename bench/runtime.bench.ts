@@ -1,0 +1,259 @@
+/**
+ * `npm run bench -- runtime`: the product on worker threads. A 3-replica namespace in this
+ * process (each replica, the client proxy and the timer in a worker of their own), driven by
+ * 1, 16, 256 and 1,024 concurrent callers through the embedding API:
+ *
+ * - `put`: 100-byte blob puts, each caller on its own blob;
+ * - `mix`: 90% gets and 10% puts (every op goes through the log: reads are linearizable);
+ *
+ * reporting committed ops/s, p50 and p99 latency. In the same run, for comparison:
+ * - the transport ceiling: the same actors and message flow with the replica replaced by an
+ *   echo (bench/ceiling_replica.ts), at the same caller counts for puts;
+ * - the codec: structured clone vs msgpack between workers, puts at 256 callers;
+ * - the simulator baseline: the pure core in one thread, no workers (the `sim` suite's widest case);
+ * - memory: heap of every thread after a full GC, after 100,000 puts and after 1,000,000.
+ */
+
+import cliProgress from 'cli-progress';
+import { startNode, type HaretNode, type NamespaceClient } from '../src/node/index.ts';
+import type { CodecName } from '../runtime/codec.ts';
+import { formatBytes, formatInteger, printTable, progress, writeResults, type SuiteContext } from './report.ts';
+import { runSimBench } from './sim.bench.ts';
+
+type Workload = 'put' | 'mix';
+
+type Case = {
+  readonly name: string;
+  readonly workload: Workload;
+  readonly callers: number;
+  readonly ceiling: boolean;
+  readonly codec: CodecName;
+};
+
+export type RuntimeRow = {
+  readonly name: string;
+  readonly workload: Workload;
+  readonly callers: number;
+  readonly ceiling: boolean;
+  readonly codec: CodecName;
+  readonly opsPerSecond: number;
+  readonly p50Us: number;
+  readonly p99Us: number;
+  readonly ops: number;
+  readonly errors: number;
+};
+
+type Options = { readonly msPerRun: number; readonly warmMs: number; readonly reps: number; readonly memoryPuts: readonly [number, number] };
+
+const ceilingModule = new URL('./ceiling_replica.ts', import.meta.url).href;
+const value = new Uint8Array(100).fill(0x61);
+
+function cases(): Case[] {
+  const out: Case[] = [];
+  for (const callers of [1, 16, 256, 1024]) out.push({ name: `put, ${callers} callers`, workload: 'put', callers, ceiling: false, codec: 'clone' });
+  for (const callers of [1, 16, 256, 1024]) out.push({ name: `90/10 get/put, ${callers} callers`, workload: 'mix', callers, ceiling: false, codec: 'clone' });
+  out.push({ name: 'put, 256 callers, msgpack codec', workload: 'put', callers: 256, ceiling: false, codec: 'msgpack' });
+  for (const callers of [1, 16, 256, 1024]) out.push({ name: `ceiling: echo, ${callers} callers`, workload: 'put', callers, ceiling: true, codec: 'clone' });
+  return out;
+}
+
+/** Closed-loop callers for `ms`; returns ops/s and latency percentiles (µs). */
+async function drive(client: NamespaceClient, workload: Workload, callers: number, ms: number, bar: cliProgress.SingleBar | null): Promise<{ ops: number; errors: number; seconds: number; latenciesUs: Float64Array }> {
+  let running = true;
+  let ops = 0;
+  let errors = 0;
+  const latencies: number[] = [];
+  const started = performance.now();
+  const stopAt = started + ms;
+  const ticker = bar === null ? null : setInterval(() => bar.update(Math.min(ms, performance.now() - started)), 100);
+  const timer = setTimeout(() => (running = false), ms);
+  await Promise.all(
+    Array.from({ length: callers }, async (_, k) => {
+      const path = `/b${k}`;
+      let i = k;
+      while (running) {
+        const t0 = performance.now();
+        try {
+          if (workload === 'mix' && i % 10 !== 0) await client.blobGet(path);
+          else await client.blobPut(path, value);
+          const t1 = performance.now();
+          if (t1 <= stopAt) {
+            ops += 1;
+            latencies.push((t1 - t0) * 1000);
+          }
+        } catch {
+          errors += 1;
+        }
+        i += 1;
+      }
+    }),
+  );
+  clearTimeout(timer);
+  if (ticker !== null) clearInterval(ticker);
+  const seconds = (Math.min(performance.now(), stopAt) - started) / 1000;
+  return { ops, errors, seconds, latenciesUs: Float64Array.from(latencies).sort() };
+}
+
+function percentile(sorted: Float64Array, p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] as number;
+}
+
+async function withNode<T>(options: { ceiling: boolean; codec: CodecName }, fn: (node: HaretNode) => Promise<T>): Promise<T> {
+  const node = await startNode({ logLevel: 'silent', codec: options.codec, ...(options.ceiling ? { replicaModule: ceilingModule } : {}) });
+  try {
+    return await fn(node);
+  } finally {
+    await node.stop();
+  }
+}
+
+async function prepareBlobs(client: NamespaceClient, count: number): Promise<void> {
+  const batch = 256;
+  for (let start = 0; start < count; start += batch) {
+    await Promise.all(
+      Array.from({ length: Math.min(batch, count - start) }, (_, i) =>
+        client.create(`/b${start + i}`, 'blob').catch(() => undefined),
+      ),
+    );
+  }
+}
+
+async function runCase(c: Case, options: Options, bars: cliProgress.MultiBar): Promise<RuntimeRow> {
+  return withNode({ ceiling: c.ceiling, codec: c.codec }, async (node) => {
+    const client = node.client();
+    if (!c.ceiling) await prepareBlobs(client, c.callers);
+    // Warm-up: JIT, sessions registered, pools filled.
+    await drive(client, c.workload, c.callers, options.warmMs, null);
+    const reps: RuntimeRow[] = [];
+    for (let rep = 0; rep < options.reps; rep += 1) {
+      const bar = bars.create(options.msPerRun, 0, { label: `${c.name} (${rep + 1}/${options.reps})` });
+      const run = await drive(client, c.workload, c.callers, options.msPerRun, bar);
+      bar.update(options.msPerRun);
+      bar.stop();
+      bars.remove(bar);
+      reps.push({
+        name: c.name,
+        workload: c.workload,
+        callers: c.callers,
+        ceiling: c.ceiling,
+        codec: c.codec,
+        opsPerSecond: run.ops / run.seconds,
+        p50Us: percentile(run.latenciesUs, 0.5),
+        p99Us: percentile(run.latenciesUs, 0.99),
+        ops: run.ops,
+        errors: run.errors,
+      });
+    }
+    // The median run by throughput, with its own latencies.
+    const sorted = [...reps].sort((a, b) => a.opsPerSecond - b.opsPerSecond);
+    return sorted[Math.floor(sorted.length / 2)] as RuntimeRow;
+  });
+}
+
+type MemoryRow = { readonly puts: number; readonly heapBytes: number; readonly perThread: Record<string, number> };
+
+async function measureMemory(options: Options, bars: cliProgress.MultiBar): Promise<MemoryRow[]> {
+  return withNode({ ceiling: false, codec: 'clone' }, async (node) => {
+    const client = node.client();
+    const callers = 1024;
+    await prepareBlobs(client, callers);
+    const rows: MemoryRow[] = [];
+    let done = 0;
+    for (const target of options.memoryPuts) {
+      const bar = bars.create(target, done, { label: `memory: puts to ${formatInteger(target)}` });
+      await Promise.all(
+        Array.from({ length: callers }, async (_, k) => {
+          while (done < target) {
+            done += 1;
+            await client.blobPut(`/b${k}`, value).catch(() => undefined);
+            if (done % 1000 === 0) bar.update(done);
+          }
+        }),
+      );
+      bar.update(target);
+      bar.stop();
+      bars.remove(bar);
+      const perThread = await node.collectGarbage();
+      (globalThis as { gc?: () => void }).gc?.();
+      perThread['host'] = process.memoryUsage().heapUsed;
+      rows.push({ puts: target, heapBytes: Object.values(perThread).reduce((a, b) => a + b, 0), perThread });
+    }
+    return rows;
+  });
+}
+
+export async function runtimeSuite(context: SuiteContext): Promise<void> {
+  const startedAt = new Date();
+  const options: Options = context.quick
+    ? { msPerRun: 1000, warmMs: 500, reps: 1, memoryPuts: [20_000, 100_000] }
+    : { msPerRun: 3000, warmMs: 1500, reps: 3, memoryPuts: [100_000, 1_000_000] };
+  const bars = new cliProgress.MultiBar(
+    { format: '  {bar} {percentage}% | {label}', stream: process.stderr, hideCursor: false, clearOnComplete: true, noTTYOutput: false },
+    cliProgress.Presets.shades_classic,
+  );
+  const rows: RuntimeRow[] = [];
+  try {
+    for (const c of cases()) rows.push(await runCase(c, options, bars));
+  } finally {
+    bars.stop();
+  }
+  progress('simulator baseline (one thread, no workers)');
+  const sim = runSimBench({ cases: [{ name: 'batch 100, 1000 clients', batchMax: 100, clients: 1000 }], msPerRun: options.msPerRun, reps: options.reps, write: false });
+  const memoryBars = new cliProgress.MultiBar({ format: '  {bar} {percentage}% | {label}', stream: process.stderr, clearOnComplete: true }, cliProgress.Presets.shades_classic);
+  let memory: MemoryRow[];
+  try {
+    memory = await measureMemory(options, memoryBars);
+  } finally {
+    memoryBars.stop();
+  }
+
+  const ceilingAt = (callers: number): number => rows.find((r) => r.ceiling && r.callers === callers)?.opsPerSecond ?? Number.NaN;
+  printTable(
+    'committed ops/s of a 3-replica namespace on worker threads (median run)',
+    [{ header: 'case' }, { header: 'ops/s', align: 'right' }, { header: 'p50 µs', align: 'right' }, { header: 'p99 µs', align: 'right' }, { header: '% of ceiling', align: 'right' }, { header: 'errors', align: 'right' }],
+    rows.map((r) => [
+      r.name,
+      formatInteger(r.opsPerSecond),
+      formatInteger(r.p50Us),
+      formatInteger(r.p99Us),
+      r.ceiling || r.workload !== 'put' ? '' : `${((r.opsPerSecond / ceilingAt(r.callers)) * 100).toFixed(0)}%`,
+      String(r.errors),
+    ]),
+  );
+  const simRow = sim[0];
+  printTable(
+    'simulator baseline (pure core, one thread)',
+    [{ header: 'case' }, { header: 'ops/s', align: 'right' }],
+    simRow === undefined ? [] : [[simRow.name, formatInteger(simRow.opsPerSecond)]],
+  );
+  const [small, large] = memory;
+  printTable(
+    'memory: heap after a full GC, all threads',
+    [{ header: 'puts' }, { header: 'heap', align: 'right' }],
+    memory.map((m) => [formatInteger(m.puts), formatBytes(m.heapBytes)]),
+  );
+  const ratio = small !== undefined && large !== undefined ? large.heapBytes / small.heapBytes : Number.NaN;
+  const put1024 = rows.find((r) => !r.ceiling && r.workload === 'put' && r.callers === 1024 && r.codec === 'clone');
+  const put1 = rows.find((r) => !r.ceiling && r.workload === 'put' && r.callers === 1);
+  const targets = [
+    ['puts/s at 1,024 callers >= 100,000', formatInteger(put1024?.opsPerSecond ?? 0), (put1024?.opsPerSecond ?? 0) >= 100_000],
+    ['p50 at 1 caller < 250 µs', `${formatInteger(put1?.p50Us ?? 0)} µs`, (put1?.p50Us ?? Infinity) < 250],
+    ['>= 40% of the transport ceiling (1,024 callers)', `${(((put1024?.opsPerSecond ?? 0) / ceilingAt(1024)) * 100).toFixed(0)}%`, (put1024?.opsPerSecond ?? 0) >= 0.4 * ceilingAt(1024)],
+    [`heap after ${formatInteger(memory[1]?.puts ?? 0)} puts within 1.5x of ${formatInteger(memory[0]?.puts ?? 0)}`, `${ratio.toFixed(2)}x`, ratio <= 1.5],
+  ] as const;
+  printTable('targets', [{ header: 'target' }, { header: 'measured', align: 'right' }, { header: 'met' }], targets.map(([t, m, ok]) => [t, m, ok ? 'yes' : 'NO']));
+  const files = writeResults(
+    context.outDir,
+    'runtime',
+    {
+      options: { msPerRun: options.msPerRun, warmMs: options.warmMs, reps: options.reps, memoryPuts: [...options.memoryPuts] },
+      rows: rows.map((r) => ({ ...r })),
+      simBaseline: simRow === undefined ? null : { name: simRow.name, opsPerSecond: simRow.opsPerSecond },
+      memory: memory.map((m) => ({ puts: m.puts, heapBytes: m.heapBytes, perThread: m.perThread })),
+      targets: targets.map(([target, measured, met]) => ({ target, measured, met })),
+    },
+    startedAt,
+  );
+  progress(`results: ${files.path}`);
+}
