@@ -1,6 +1,9 @@
 /**
  * The timer service (DESIGN.md): the only place wall-clock time exists. Every `tickMs` it
- * sends a tick to each subscriber; the protocol counts ticks, never milliseconds. Ticks to a
+ * counts a tick and sends one to each subscriber whose period has come round (replicas every
+ * tick; the client proxy, whose sessions only need coarse retry timers, less often, so a
+ * thousand idle-waiting sessions do not cost a thousand transitions per tick). The protocol
+ * counts ticks, never milliseconds. Ticks to a
  * subscriber whose worker is down are simply lost, like any message.
  */
 
@@ -9,17 +12,23 @@ import { every } from '../runtime/clock.ts';
 import type { ActorId } from '../runtime/envelope.ts';
 import type { Tick } from './messages.ts';
 
-export type TimerInit = { readonly tickMs: number; readonly subscribers: readonly ActorId[] };
+/** A subscriber gets a tick every `everyTicks` ticks of the service (1: every tick). */
+export type TimerSubscriber = { readonly id: ActorId; readonly everyTicks: number };
+
+export type TimerInit = { readonly tickMs: number; readonly subscribers: readonly TimerSubscriber[] };
 
 const tick: Tick = { type: 'tick' };
 
 export function createActor(context: ActorContext, init: unknown): Actor {
   const { tickMs, subscribers } = init as TimerInit;
   if (!Number.isFinite(tickMs) || tickMs < 1) throw new RangeError('timer tickMs must be at least 1');
+  for (const subscriber of subscribers) {
+    if (!Number.isSafeInteger(subscriber.everyTicks) || subscriber.everyTicks < 1) throw new RangeError(`timer: everyTicks of ${subscriber.id} must be a positive integer`);
+  }
   let ticks = 0;
   const interval = every(tickMs, () => {
     ticks += 1;
-    for (const subscriber of subscribers) context.send(subscriber, tick);
+    for (const subscriber of subscribers) if (ticks % subscriber.everyTicks === 0) context.send(subscriber.id, tick);
   });
   return {
     receive(batch) {

@@ -36,8 +36,13 @@ export type NodeOptions = {
   readonly supervisor?: SupervisorOptions;
   /** Deadline of each control call (status, inspect, stop). Default 2000 ms. */
   readonly controlTimeoutMs?: number;
-  /** Client session behaviour (ticks); `replicaCount` comes from each namespace. */
+  /**
+   * Client session behaviour, in client ticks (`clientTickEvery` protocol ticks each; 50 ms by
+   * default). `replicaCount` comes from each namespace.
+   */
   readonly client?: Partial<Omit<ClientConfig, 'replicaCount'>>;
+  /** Protocol ticks per client-session tick. Default 5. */
+  readonly clientTickEvery?: number;
   /** Sessions per namespace in the proxy: the most requests in flight per namespace. Default 4096. */
   readonly sessionsMax?: number;
   /** Calls waiting for a session per namespace before `overloaded`. Default 100,000. */
@@ -63,6 +68,7 @@ export type ResolvedOptions = {
   readonly controlTimeoutMs: number;
   readonly sessionsMax: number;
   readonly waitingMax: number;
+  readonly clientTickEvery: number;
   readonly replicaResourceLimits: import('node:worker_threads').ResourceLimits | undefined;
   readonly replicaModule: string | undefined;
   /** Host-side backstop for a call: the client's give-up time plus a margin. */
@@ -78,6 +84,12 @@ const namespaceName = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
  * replica that is away (beyond that it catches up from a checkpoint). Measured by the
  * runtime benchmark's memory row.
  */
+/**
+ * Client-session defaults of a node, in client ticks of 50 ms: first retry after 200 ms,
+ * doubling to 1 s, give up after 15 s (a view change takes 300-600 ms of silence to start).
+ */
+export const nodeClientDefaults: Partial<ClientConfig> = { retryTicks: 4, retryTicksMax: 20, giveUpTicks: 300 };
+
 export const nodeProtocolDefaults: Partial<ReplicaConfig> = { checkpointIntervalOps: 128, logRetainOps: 256 };
 
 /** Validates and fills defaults; throws a RangeError naming the first bad option. */
@@ -99,6 +111,7 @@ export function resolveOptions(options: NodeOptions = {}): ResolvedOptions {
   };
   const sessionsMax = positive(options.sessionsMax, 4096, 'sessionsMax');
   const waitingMax = positive(options.waitingMax, 100_000, 'waitingMax');
+  const clientTickEvery = positive(options.clientTickEvery, 5, 'clientTickEvery');
   const controlTimeoutMs = positive(options.controlTimeoutMs, 2000, 'controlTimeoutMs');
   const list = options.namespaces ?? ['default'];
   if (list.length === 0) throw new RangeError('a node needs at least one namespace');
@@ -114,7 +127,7 @@ export function resolveOptions(options: NodeOptions = {}): ResolvedOptions {
     const problem = validateReplicaConfig(config);
     if (problem !== null) throw new RangeError(`namespace ${ns.name}: ${problem}`);
     if (config.durable) throw new RangeError(`namespace ${ns.name}: durable storage is not available in this runtime yet`);
-    const client: ClientConfig = { ...defaultClientConfig, ...options.client, replicaCount: config.replicaCount };
+    const client: ClientConfig = { ...defaultClientConfig, ...nodeClientDefaults, ...options.client, replicaCount: config.replicaCount };
     const clientProblem = validateClientConfig(client);
     if (clientProblem !== null) throw new RangeError(clientProblem);
     return { name: ns.name, config, client };
@@ -130,8 +143,9 @@ export function resolveOptions(options: NodeOptions = {}): ResolvedOptions {
     controlTimeoutMs,
     sessionsMax,
     waitingMax,
+    clientTickEvery,
     replicaResourceLimits: options.replicaResourceLimits,
     replicaModule: options.replicaModule,
-    callDeadlineMs: giveUpTicks * tickMs * 2 + 5_000,
+    callDeadlineMs: giveUpTicks * clientTickEvery * tickMs * 2 + 5_000,
   };
 }

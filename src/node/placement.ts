@@ -8,7 +8,7 @@ import type { ActorSpec } from '../../runtime/actor.ts';
 import type { WorkerSpec } from '../../runtime/system.ts';
 import type { ProxyInit } from '../../actors/client_proxy.ts';
 import type { ReplicaInit } from '../../actors/replica.ts';
-import type { TimerInit } from '../../actors/timer.ts';
+import type { TimerInit, TimerSubscriber } from '../../actors/timer.ts';
 import type { ResolvedOptions } from './options.ts';
 
 export const proxyId = 'proxy';
@@ -39,7 +39,7 @@ export function restartInit(spec: ActorSpec): unknown {
 export function buildWorkers(options: ResolvedOptions): WorkerSpec[] {
   const replicaSpecs: { index: number; spec: ActorSpec }[] = [];
   const proxyNamespaces: Record<string, ProxyInit['namespaces'][string]> = {};
-  const subscribers: string[] = [proxyId];
+  const subscribers: TimerSubscriber[] = [{ id: proxyId, everyTicks: options.clientTickEvery }];
   for (const ns of options.namespaces) {
     const replicas = Array.from({ length: ns.config.replicaCount }, (_, index) => replicaId(ns.name, index));
     proxyNamespaces[ns.name] = { replicas, client: ns.client };
@@ -55,7 +55,7 @@ export function buildWorkers(options: ResolvedOptions): WorkerSpec[] {
         seed: randomInt(2 ** 31),
       };
       replicaSpecs.push({ index, spec: { id, module: options.replicaModule ?? actorModule('replica'), init } });
-      subscribers.push(id);
+      subscribers.push({ id, everyTicks: 1 });
     });
   }
   const proxyInit: ProxyInit = { namespaces: proxyNamespaces, sessionsMax: options.sessionsMax, waitingMax: options.waitingMax };
