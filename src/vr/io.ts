@@ -5,7 +5,7 @@
  * covers only entries whose `persist` the shell has reported back with a `persisted` input.
  */
 
-import type { ClientAnswer, LogEntry, PeerMessage, ReplicaMessage } from './messages.ts';
+import type { CheckpointImage, ClientAnswer, LogEntry, PeerMessage, ReplicaMessage } from './messages.ts';
 import type { Machine } from './state_machine.ts';
 
 export type StartMode = 'fresh' | 'recovering';
@@ -43,6 +43,12 @@ export type ReplicaInput =
    * backup); an answer from an older generation (a suffix since replaced) is ignored.
    */
   | { readonly type: 'persisted'; readonly generation: number; readonly op: number }
+  /**
+   * The shell encoded the current checkpoint's image off the replica's thread (piscina). It is
+   * kept when it is the image of the checkpoint still current, so a later state transfer or
+   * recovery ships it without encoding on the protocol's thread; a stale one is ignored.
+   */
+  | { readonly type: 'checkpoint_encoded'; readonly image: CheckpointImage }
   /** A message from a peer (validated again here) or a client request. */
   | { readonly type: 'receive'; readonly message: ReplicaMessage }
   /** One unit of time from the timer service; the only clock the protocol knows. */

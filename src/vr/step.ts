@@ -16,6 +16,7 @@ import type { ReplicaMessage } from './messages.ts';
 import { onCommit, onPersisted, onPrepare, onPrepareOk, onPrimaryTick, onRequest, preparePending } from './normal.ts';
 import { onRecovery, onRecoveryResponse, onRecoveryTick, onStart } from './recovery.ts';
 import { persistEffects } from './persist.ts';
+import { adoptCheckpointImage } from './suffix.ts';
 import type { ReplicaState } from './state.ts';
 import { onGetState, onNewState, onStateTransferTick } from './state_transfer.ts';
 import { validateMessage } from './validate.ts';
@@ -54,6 +55,9 @@ function dispatch(ctx: Ctx, input: ReplicaInput): void {
       return;
     case 'persisted':
       onPersisted(ctx, input.generation, input.op);
+      return;
+    case 'checkpoint_encoded':
+      adoptCheckpointImage(ctx, input.image);
       return;
     default:
       assertNever(input, 'replica input');

@@ -26,6 +26,20 @@ export function checkpointImage(ctx: Ctx): CheckpointImage {
   return image;
 }
 
+/**
+ * An image of the current checkpoint encoded by the shell off this thread. Trusted to be the
+ * encoding of our own checkpoint machine (it comes from our shell, not a peer), so only its op
+ * is checked: one for an older checkpoint is dropped.
+ */
+export function adoptCheckpointImage(ctx: Ctx, image: CheckpointImage): void {
+  const s = ctx.s;
+  if (s.checkpoint.image !== null || image.op !== s.checkpoint.machine.appliedOp) {
+    trace(ctx, 'checkpoint_image_ignored', { op: image.op, checkpointOp: s.checkpoint.machine.appliedOp });
+    return;
+  }
+  s.checkpoint = { machine: s.checkpoint.machine, image };
+}
+
 /** Entries after `from` (at most `max`), or the checkpoint and what follows it. */
 export function suffixFrom(ctx: Ctx, from: number, max: number): Suffix {
   const s = ctx.s;
