@@ -20,6 +20,13 @@ type Slot = { readonly id: ActorId; readonly actor: Actor; readonly mailbox: Mai
 
 export type FaultHook = () => void;
 
+/**
+ * On a worker an actor's throw is left uncaught: it kills the worker and the supervisor
+ * restarts it. On the host thread the process must survive, so a crash handler is given: the
+ * throwing actor is removed (its mailbox with it) and the handler decides what comes next.
+ */
+export type CrashHandler = (actor: ActorId, error: unknown) => void;
+
 export class ActorHost {
   readonly #thread: string;
   readonly #log: Logger;
@@ -32,11 +39,13 @@ export class ActorHost {
   #unknownActor = 0;
   /** Test hook: run inside the next drain, as if an actor's handler did it. */
   #fault: FaultHook | null = null;
+  readonly #onCrash: CrashHandler | null;
 
-  constructor(thread: string, log: Logger, offload: Offload) {
+  constructor(thread: string, log: Logger, offload: Offload, onCrash: CrashHandler | null = null) {
     this.#thread = thread;
     this.#log = log;
     this.#offload = offload;
+    this.#onCrash = onCrash;
   }
 
   attach(router: Router): void {
@@ -44,6 +53,18 @@ export class ActorHost {
   }
 
   /** Imports the actor's module and creates it; envelopes that arrived early are then delivered. */
+  /** Drops an actor and its mailbox (after a crash on the host thread); envelopes for it wait for its successor. */
+  async remove(id: ActorId): Promise<void> {
+    const slot = this.#slots.get(id);
+    if (slot === undefined) return;
+    this.#slots.delete(id);
+    await slot.actor.stop?.();
+  }
+
+  has(id: ActorId): boolean {
+    return this.#slots.has(id);
+  }
+
   async spawn(spec: ActorSpec): Promise<void> {
     const module = (await import(spec.module)) as { createActor?: ActorFactory };
     if (typeof module.createActor !== 'function') throw new TypeError(`${spec.module} does not export createActor`);
@@ -85,6 +106,20 @@ export class ActorHost {
       }
       early.push(envelope);
     }
+    this.#scheduleDrain();
+  }
+
+  /** Test hook for the host thread: the actor's next batch throws inside its handler. */
+  crashNext(id: ActorId): void {
+    const slot = this.#slots.get(id);
+    if (slot === undefined) throw new RangeError(`no actor ${id} on ${this.#thread}`);
+    const actor = slot.actor;
+    const receive = actor.receive.bind(actor);
+    actor.receive = () => {
+      actor.receive = receive;
+      throw new Error(`injected fault in ${id}`);
+    };
+    slot.mailbox.push({ from: id, to: id, msg: null, control: true });
     this.#scheduleDrain();
   }
 
@@ -133,14 +168,25 @@ export class ActorHost {
     const fault = this.#fault;
     if (fault !== null) {
       this.#fault = null;
-      fault();
+      if (this.#onCrash === null) fault();
     }
     let more = false;
     for (const slot of this.#slots.values()) {
       if (slot.mailbox.depth === 0) continue;
       const batch = slot.mailbox.take(drainMax);
       slot.processed += batch.length;
-      slot.actor.receive(batch);
+      if (this.#onCrash === null) {
+        slot.actor.receive(batch);
+      } else {
+        try {
+          slot.actor.receive(batch);
+        } catch (error) {
+          this.#slots.delete(slot.id);
+          void Promise.resolve(slot.actor.stop?.()).catch(() => undefined);
+          this.#onCrash(slot.id, error);
+          continue;
+        }
+      }
       if (slot.mailbox.depth > 0) more = true;
     }
     this.#router?.flush();

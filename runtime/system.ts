@@ -33,6 +33,12 @@ export type SystemOptions = {
   readonly workers: readonly WorkerSpec[];
   /** Actors that run on the host thread (e.g. the embedding API's endpoint). */
   readonly hostActors?: readonly HostActorSpec[];
+  /**
+   * Actors loaded from a module onto the host thread (placement, e.g. the client proxy next to
+   * the API to save two thread hops). Supervised like workers: a throw removes the actor and it
+   * is re-created from its module after the same backoff, within the same intensity limit.
+   */
+  readonly hostActorSpecs?: readonly ActorSpec[];
   readonly codec?: CodecName;
   readonly logLevel?: LogLevel;
   readonly supervisor?: SupervisorOptions;
@@ -50,7 +56,10 @@ export type SystemOptions = {
 export type SystemEvent =
   | { readonly type: 'worker_exited'; readonly worker: string; readonly exit: WorkerExit }
   | { readonly type: 'worker_restarted'; readonly worker: string; readonly restarts: number }
-  | { readonly type: 'worker_failed'; readonly worker: string; readonly reason: string };
+  | { readonly type: 'worker_failed'; readonly worker: string; readonly reason: string }
+  | { readonly type: 'host_actor_crashed'; readonly actor: ActorId; readonly error: string }
+  | { readonly type: 'host_actor_restarted'; readonly actor: ActorId; readonly restarts: number }
+  | { readonly type: 'host_actor_failed'; readonly actor: ActorId; readonly reason: string };
 
 export type WorkerState = 'running' | 'restarting' | 'failed' | 'stopped';
 
@@ -66,6 +75,8 @@ export type WorkerReport = {
   readonly unavailable: string | null;
 };
 
+type HostManaged = { readonly spec: ActorSpec; readonly policy: RestartPolicy; state: WorkerState; failure: string | null; lastError: string | null; timer: NodeJS.Timeout | null };
+
 type Managed = {
   readonly spec: WorkerSpec;
   readonly policy: RestartPolicy;
@@ -80,8 +91,9 @@ export class ActorSystem {
   readonly host: ActorHost;
   readonly #router: Router;
   readonly #managed = new Map<string, Managed>();
+  readonly #hostManaged = new Map<ActorId, HostManaged>();
   readonly #directory: ReadonlyMap<ActorId, string>;
-  readonly #options: Required<Omit<SystemOptions, 'hostActors' | 'restartInit' | 'onEvent'>> & {
+  readonly #options: Required<Omit<SystemOptions, 'hostActors' | 'hostActorSpecs' | 'restartInit' | 'onEvent'>> & {
     readonly restartInit: SystemOptions['restartInit'] | undefined;
     readonly onEvent: SystemOptions['onEvent'] | undefined;
   };
@@ -105,10 +117,13 @@ export class ActorSystem {
       restartInit: options.restartInit,
       onEvent: options.onEvent,
     };
-    this.#directory = buildDirectory(options.workers, options.hostActors ?? []);
+    this.#directory = buildDirectory(options.workers, [...(options.hostActors ?? []).map((a) => a.id), ...(options.hostActorSpecs ?? []).map((a) => a.id)]);
     this.#log = makeLogger(this.#options.logLevel, { thread: hostThread });
     this.#offload = makeOffload(this.#options.offload);
-    this.host = new ActorHost(hostThread, this.#log, this.#offload);
+    this.host = new ActorHost(hostThread, this.#log, this.#offload, (actor, error) => this.#onHostCrash(actor, error));
+    for (const spec of options.hostActorSpecs ?? []) {
+      this.#hostManaged.set(spec.id, { spec, policy: new RestartPolicy(supervisor), state: 'running', failure: null, lastError: null, timer: null });
+    }
     this.#router = new Router(hostThread, this.#directory, makeCodec(this.#options.codec), (batch) => this.host.deliver(batch));
     this.host.attach(this.#router);
     for (const spec of options.workers) {
@@ -129,6 +144,7 @@ export class ActorSystem {
     const system = new ActorSystem(options);
     try {
       for (const actor of options.hostActors ?? []) await system.host.add(actor.id, actor.factory, actor.init);
+      for (const spec of options.hostActorSpecs ?? []) await system.host.spawn(spec);
       const handles = [...system.#managed.values()].map((managed) => system.#spawn(managed, managed.spec.actors));
       for (let i = 0; i < handles.length; i += 1) {
         for (let j = i + 1; j < handles.length; j += 1) connect(handles[i] as WorkerHandle, handles[j] as WorkerHandle);
@@ -172,6 +188,16 @@ export class ActorSystem {
   /** The live handle of a worker (changes across restarts), or null while it is down. */
   handle(worker: string): WorkerHandle | null {
     return this.#managed.get(worker)?.handle ?? null;
+  }
+
+  /** Supervision state of the module-loaded actors on the host thread. */
+  hostActorReports(): { readonly actor: ActorId; readonly state: WorkerState; readonly restarts: number; readonly failure: string | null; readonly lastError: string | null }[] {
+    return [...this.#hostManaged.values()].map((m) => ({ actor: m.spec.id, state: m.state, restarts: m.policy.total, failure: m.failure, lastError: m.lastError }));
+  }
+
+  /** Test hook: a host-thread actor throws inside its next handler call. */
+  crashHostActor(actor: ActorId): void {
+    this.host.crashNext(actor);
   }
 
   async status(): Promise<WorkerReport[]> {
@@ -241,6 +267,10 @@ export class ActorSystem {
 
   async #stopAll(): Promise<void> {
     this.#stopping = true;
+    for (const managed of this.#hostManaged.values()) {
+      if (managed.timer !== null) clearTimeout(managed.timer);
+      managed.timer = null;
+    }
     const stops: Promise<unknown>[] = [];
     for (const managed of this.#managed.values()) {
       if (managed.restartTimer !== null) clearTimeout(managed.restartTimer);
@@ -269,6 +299,36 @@ export class ActorSystem {
     managed.state = 'running';
     void handle.exited.then((exit) => this.#onExit(managed, handle, exit));
     return handle;
+  }
+
+  #onHostCrash(actor: ActorId, error: unknown): void {
+    const managed = this.#hostManaged.get(actor);
+    const text = error instanceof Error ? (error.stack ?? error.message) : String(error);
+    this.#log.error({ actor, error: text }, 'host_actor_crashed');
+    this.#options.onEvent?.({ type: 'host_actor_crashed', actor, error: text });
+    if (managed === undefined || this.#stopping) return;
+    managed.lastError = text;
+    const decision = managed.policy.decide(performance.now());
+    if (decision.type === 'give_up') {
+      managed.state = 'failed';
+      managed.failure = decision.reason;
+      this.#options.onEvent?.({ type: 'host_actor_failed', actor, reason: decision.reason });
+      return;
+    }
+    managed.state = 'restarting';
+    managed.timer = setTimeout(() => {
+      managed.timer = null;
+      if (this.#stopping) return;
+      const restarts = managed.policy.total;
+      const spec = { ...managed.spec, init: this.#options.restartInit?.(managed.spec, restarts) ?? managed.spec.init };
+      this.host.spawn(spec).then(
+        () => {
+          managed.state = 'running';
+          this.#options.onEvent?.({ type: 'host_actor_restarted', actor, restarts });
+        },
+        (spawnError: unknown) => this.#onHostCrash(actor, spawnError),
+      );
+    }, decision.delayMs);
   }
 
   #connectHost(handle: WorkerHandle): void {
@@ -332,14 +392,14 @@ function connect(a: WorkerHandle, b: WorkerHandle): void {
   b.post({ kind: 'peer', name: a.name, port: channel.port2 }, [channel.port2]);
 }
 
-function buildDirectory(workers: readonly WorkerSpec[], hostActors: readonly HostActorSpec[]): Map<ActorId, string> {
+function buildDirectory(workers: readonly WorkerSpec[], hostActors: readonly ActorId[]): Map<ActorId, string> {
   const directory = new Map<ActorId, string>();
   const threads = new Set<string>([hostThread]);
   const place = (actor: ActorId, thread: string): void => {
     if (directory.has(actor)) throw new RangeError(`actor ${actor} is placed twice`);
     directory.set(actor, thread);
   };
-  for (const actor of hostActors) place(actor.id, hostThread);
+  for (const actor of hostActors) place(actor, hostThread);
   for (const worker of workers) {
     if (threads.has(worker.name)) throw new RangeError(`thread name ${worker.name} is used twice (or is reserved)`);
     threads.add(worker.name);

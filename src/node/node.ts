@@ -11,7 +11,7 @@ import { NamespaceClient } from './client.ts';
 import { Endpoint } from './endpoint.ts';
 import { HaretError } from './errors.ts';
 import { resolveOptions, type NodeOptions, type ResolvedOptions } from './options.ts';
-import { buildWorkers, endpointId, proxyId, replicaId, restartInit } from './placement.ts';
+import { buildLayout, endpointId, proxyId, replicaId, restartInit } from './placement.ts';
 
 export type ActorReport = {
   readonly actor: string;
@@ -93,6 +93,27 @@ export class HaretNode {
         });
       }
     }
+    const live = new Map(this.#system.host.status().map((actor) => [actor.id, actor]));
+    for (const report of this.#system.hostActorReports()) {
+      const actor = live.get(report.actor) ?? null;
+      const view = (actor?.status ?? null) as { role?: string } | null;
+      actors.push({
+        actor: report.actor,
+        worker: 'host',
+        state: report.state,
+        restarts: report.restarts,
+        failure: report.failure,
+        role: view?.role ?? null,
+        ns: null,
+        status: null,
+        view: null,
+        op: null,
+        commit: null,
+        mailboxDepth: actor?.mailbox.depth ?? null,
+        mailboxDropped: actor?.mailbox.dropped ?? null,
+        detail: actor?.status ?? null,
+      });
+    }
     return { actors, workers };
   }
 
@@ -118,6 +139,8 @@ export class HaretNode {
     terminate: (actor: string): Promise<void> => this.#system.terminate(this.#workerOf(actor)),
     /** Makes the worker fail from inside an actor's handler: throw, process.exit, or out of memory. */
     inject: (actor: string, fault: InjectedFault): Promise<void> => this.#system.injectFault(this.#workerOf(actor), fault),
+    /** Makes an actor on the main thread (the proxy with proxyPlacement host) throw inside its next handler call. */
+    crashHostActor: (actor: string): void => this.#system.crashHostActor(actor),
     /** Delivers an arbitrary message to an actor as if a peer sent it (bad-input drills). */
     sendRaw: (to: string, msg: unknown, from = 'host/api'): void => this.#system.send({ from, to, msg }),
   };
@@ -142,9 +165,10 @@ export class HaretNode {
 
   /** Called by the system's event hook. */
   onSystemEvent(event: SystemEvent): void {
-    if (event.type === 'worker_exited' && !event.exit.requested && this.#system.threadOf(proxyId) === event.worker) {
-      this.#endpoint.failAll('proxy_restarted');
-    }
+    const proxyDied =
+      (event.type === 'worker_exited' && !event.exit.requested && this.#system.threadOf(proxyId) === event.worker) ||
+      (event.type === 'host_actor_crashed' && event.actor === proxyId);
+    if (proxyDied) this.#endpoint.failAll('proxy_restarted');
   }
 
   #workerOf(actor: string): string {
@@ -163,9 +187,11 @@ export async function startNode(options: NodeOptions = {}): Promise<HaretNode> {
   const resolved = resolveOptions(options);
   const endpoint = new Endpoint(endpointId, proxyId, resolved.callDeadlineMs);
   let node: HaretNode | null = null;
+  const layout = buildLayout(resolved);
   const system = await ActorSystem.start({
-    workers: buildWorkers(resolved),
+    workers: layout.workers,
     hostActors: [{ id: endpointId, factory: endpoint.factory, init: null }],
+    hostActorSpecs: layout.hostActors,
     codec: resolved.codec,
     ...(resolved.logLevel === undefined ? {} : { logLevel: resolved.logLevel }),
     supervisor: resolved.supervisor,

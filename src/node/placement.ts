@@ -36,7 +36,9 @@ export function restartInit(spec: ActorSpec): unknown {
   return init;
 }
 
-export function buildWorkers(options: ResolvedOptions): WorkerSpec[] {
+export type Layout = { readonly workers: WorkerSpec[]; readonly hostActors: ActorSpec[] };
+
+export function buildLayout(options: ResolvedOptions): Layout {
   const replicaSpecs: { index: number; spec: ActorSpec }[] = [];
   const proxyNamespaces: Record<string, ProxyInit['namespaces'][string]> = {};
   const subscribers: TimerSubscriber[] = [{ id: proxyId, everyTicks: options.clientTickEvery }];
@@ -69,7 +71,10 @@ export function buildWorkers(options: ResolvedOptions): WorkerSpec[] {
     for (const { index, spec } of replicaSpecs) byIndex.set(index, [...(byIndex.get(index) ?? []), spec]);
     for (const [index, actors] of byIndex) workers.push({ name: `replicas.${index}`, actors, ...limits });
   }
-  workers.push({ name: 'proxy', actors: [{ id: proxyId, module: actorModule('client_proxy'), init: proxyInit }] });
+  const proxy: ActorSpec = { id: proxyId, module: actorModule('client_proxy'), init: proxyInit };
+  const hostActors: ActorSpec[] = [];
+  if (options.proxyPlacement === 'host') hostActors.push(proxy);
+  else workers.push({ name: 'proxy', actors: [proxy] });
   workers.push({ name: 'timer', actors: [{ id: timerId, module: actorModule('timer'), init: timerInit }] });
-  return workers;
+  return { workers, hostActors };
 }

@@ -169,6 +169,31 @@ describe('node: embedding API on worker threads', function () {
     }
   });
 
+  it('with the proxy on the main thread: serves, and a proxy crash fails in-flight calls as proxy_restarted, then it is re-created', async () => {
+    const node = await startNode({ logLevel: 'silent', proxyPlacement: 'host', supervisor: { maxRestarts: 3, windowMs: 60_000, backoffMinMs: 5, backoffMaxMs: 20 } });
+    try {
+      const { workers, actors } = await node.status();
+      expect(workers.map((w) => w.name)).to.not.include('proxy');
+      expect(actors.find((a) => a.actor === 'proxy')).to.include({ worker: 'host', state: 'running', role: 'proxy' });
+      const client = node.client();
+      await client.create('/c', 'queue');
+      const inFlight = Array.from({ length: 20 }, (_, i) => client.queuePush('/c', `v${i}`).then(
+        () => 'ok',
+        (error: unknown) => (error instanceof HaretError ? error.code : String(error)),
+      ));
+      node.faults.crashHostActor('proxy');
+      const outcomes = await Promise.all(inFlight);
+      expect(outcomes.every((o) => o === 'ok' || o === 'proxy_restarted'), outcomes.join(',')).to.equal(true);
+      await eventually('proxy re-created', async () => (await node.status()).actors.find((a) => a.actor === 'proxy')?.state === 'running');
+      const after = await client.queuePush('/c', 'after');
+      expect(after.type).to.equal('ok');
+      const proxy = (await node.status()).actors.find((a) => a.actor === 'proxy');
+      expect(proxy?.restarts).to.equal(1);
+    } finally {
+      await node.stop();
+    }
+  });
+
   it('answers bad input with typed errors and survives garbage sent to its replicas', async () => {
     const node = await startNode({ logLevel: 'silent' });
     try {
