@@ -14,6 +14,9 @@ import type { ReplicaInput, StartMode } from '../src/vr/io.ts';
 import type { ClientAnswer, ReplicaMessage } from '../src/vr/messages.ts';
 import { initialReplicaState, type ReplicaState } from '../src/vr/state.ts';
 import { stepAll } from '../src/vr/step.ts';
+import { checkpointTerms } from '../src/vr/checkpoint.ts';
+import type { CheckpointImage } from '../src/vr/messages.ts';
+import type { Machine } from '../src/vr/state_machine.ts';
 import { interpretEffects } from './interpret.ts';
 import { isTick } from './messages.ts';
 
@@ -41,10 +44,22 @@ export type ReplicaStatusView = {
   readonly commit: number;
   readonly startedAs: StartMode;
   readonly dropped: number;
+  readonly checkpointOp: number;
+  /** Checkpoint images encoded on the offload pool. */
+  readonly imagesEncoded: number;
 };
 
 /** Reply routes remembered at most (one per client session seen). */
 const routesMax = 200_000;
+
+/**
+ * At most one checkpoint image is being encoded at a time, and a new one starts at most this
+ * often: encoding walks the whole tree on this thread (only packing and checksumming move to
+ * the pool), so it is rate-limited rather than run at every checkpoint.
+ */
+const checkpointEncodeIntervalMs = 1000;
+
+const checkpointTask = new URL(`./checkpoint_task${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url).href;
 
 export function createActor(context: ActorContext, init: unknown): Actor {
   const spec = init as ReplicaInit;
@@ -72,12 +87,41 @@ export function createActor(context: ActorContext, init: unknown): Actor {
     },
   };
 
+  // Checkpoint images encoded off this thread (VRR §5.1 state transfer and recovery ship them).
+  let encoding = false;
+  let lastEncodeMs = Number.NEGATIVE_INFINITY;
+  let encodedFor: Machine | null = null;
+  let imagesEncoded = 0;
+
   const run = (inputs: readonly ReplicaInput[]): void => {
     if (inputs.length === 0) return;
     const result = stepAll(state, inputs);
     state = result.state;
     interpretEffects(result.effects, sinks);
+    encodeCheckpointInBackground();
   };
+
+  function encodeCheckpointInBackground(): void {
+    const checkpoint = state.checkpoint;
+    if (encoding || checkpoint.image !== null || checkpoint.machine === encodedFor || checkpoint.machine.appliedOp === 0) return;
+    const now = performance.now();
+    if (now - lastEncodeMs < checkpointEncodeIntervalMs) return;
+    encoding = true;
+    lastEncodeMs = now;
+    encodedFor = checkpoint.machine;
+    const terms = checkpointTerms(checkpoint.machine);
+    context.offload.run<CheckpointImage>(checkpointTask, 'packCheckpointTerms', terms).then(
+      (image) => {
+        encoding = false;
+        imagesEncoded += 1;
+        run([{ type: 'checkpoint_encoded', image }]);
+      },
+      (error: unknown) => {
+        encoding = false;
+        context.log.warn({ error: String(error) }, 'checkpoint_offload_failed');
+      },
+    );
+  }
 
   run([{ type: 'start', mode: spec.mode, nonce: spec.nonce }]);
 
@@ -116,6 +160,8 @@ export function createActor(context: ActorContext, init: unknown): Actor {
       commit: state.commit,
       startedAs: spec.mode,
       dropped,
+      checkpointOp: state.checkpoint.machine.appliedOp,
+      imagesEncoded,
     }),
     inspect: () => ({
       ns: spec.ns,

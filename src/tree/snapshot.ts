@@ -64,14 +64,30 @@ function encodeNode(node: TreeNode): EncodedNode {
   }
 }
 
-export function encodeSnapshot(tree: Tree): Uint8Array {
-  const body = packr.pack(encodeNode(tree.root));
+/**
+ * A snapshot's content as plain nested arrays (the msgpack body before packing): what a walk of
+ * the tree produces on the thread that owns it. Plain data, so it can be handed to another
+ * thread (structured clone) where `packSnapshot` does the packing and checksumming.
+ */
+export type SnapshotTerms = { readonly root: unknown };
+
+export function snapshotTerms(tree: Tree): SnapshotTerms {
+  return { root: encodeNode(tree.root) };
+}
+
+/** Packs and checksums `snapshotTerms(tree)`: `packSnapshot(snapshotTerms(t))` equals `encodeSnapshot(t)`. */
+export function packSnapshot(terms: SnapshotTerms): Uint8Array {
+  const body = packr.pack(terms.root);
   const out = new Uint8Array(headerBytes + body.length);
   out.set(magic, 0);
   out[4] = formatVersion;
   new DataView(out.buffer).setUint32(5, CRC32.buf(body) >>> 0);
   out.set(body, headerBytes);
   return out;
+}
+
+export function encodeSnapshot(tree: Tree): Uint8Array {
+  return packSnapshot(snapshotTerms(tree));
 }
 
 export type SnapshotDecodeResult = { readonly ok: true; readonly tree: Tree } | { readonly ok: false; readonly reason: string };

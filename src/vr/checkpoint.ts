@@ -7,7 +7,7 @@
 import CRC32 from 'crc-32';
 import { Map as ImmutableMap } from 'immutable';
 import { Packr } from 'msgpackr';
-import { decodeSnapshot, encodeSnapshot } from '../tree/snapshot.ts';
+import { decodeSnapshot, packSnapshot, snapshotTerms, type SnapshotTerms } from '../tree/snapshot.ts';
 import type { ClientRecord } from './client_table.ts';
 import type { CheckpointImage } from './messages.ts';
 import { Machine } from './state_machine.ts';
@@ -15,12 +15,31 @@ import { Machine } from './state_machine.ts';
 const packr = new Packr({ useRecords: false, moreTypes: false, bundleStrings: false });
 
 export function encodeCheckpoint(machine: Machine): CheckpointImage {
+  return packCheckpoint(checkpointTerms(machine));
+}
+
+/**
+ * A checkpoint as plain data, the part of encoding that must run on the replica's thread (it
+ * walks the persistent structures). `packCheckpoint` does the rest (msgpack, CRC-32) anywhere,
+ * e.g. on a piscina thread: `packCheckpoint(checkpointTerms(m))` equals `encodeCheckpoint(m)`.
+ */
+export type CheckpointTerms = {
+  readonly appliedOp: number;
+  readonly tree: SnapshotTerms;
+  readonly clients: readonly (readonly [string, ClientRecord])[];
+};
+
+export function checkpointTerms(machine: Machine): CheckpointTerms {
   const clients = Array.from(machine.clients.entries()).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  const body = packr.pack([machine.appliedOp, encodeSnapshot(machine.tree), clients]);
+  return { appliedOp: machine.appliedOp, tree: snapshotTerms(machine.tree), clients };
+}
+
+export function packCheckpoint(terms: CheckpointTerms): CheckpointImage {
+  const body = packr.pack([terms.appliedOp, packSnapshot(terms.tree), terms.clients]);
   const snapshot = new Uint8Array(4 + body.length);
   new DataView(snapshot.buffer).setUint32(0, CRC32.buf(body) >>> 0);
   snapshot.set(body, 4);
-  return { op: machine.appliedOp, snapshot };
+  return { op: terms.appliedOp, snapshot };
 }
 
 export type CheckpointDecodeResult = { readonly ok: true; readonly machine: Machine } | { readonly ok: false; readonly reason: string };

@@ -194,6 +194,34 @@ describe('node: embedding API on worker threads', function () {
     }
   });
 
+  it('encodes checkpoint images on the piscina pool, and a restarted replica recovers past a checkpoint', async () => {
+    const node = await startNode({ logLevel: 'silent', namespaces: [{ name: 'default', config: { checkpointIntervalOps: 8, logRetainOps: 8, batchMax: 1 } }] });
+    try {
+      const client = node.client();
+      for (let i = 0; i < 30; i += 1) await client.create(`/n${i}`, 'blob');
+      const encoded = await eventually('an image encoded off-thread at every replica', async () => {
+        const { actors, workers } = await node.status();
+        const replicas = actors.filter((a) => a.ns === 'default');
+        const images = replicas.map((a) => (a.detail as { imagesEncoded: number }).imagesEncoded);
+        const pooled = workers.filter((w) => w.name.startsWith('default.')).map((w) => w.detail?.offloaded ?? 0);
+        return replicas.length === 3 && images.every((n) => n >= 1) && pooled.every((n) => n >= 1) ? images : null;
+      });
+      expect(encoded).to.have.length(3);
+      await node.faults.terminate(node.replicaId('default', 2));
+      for (let i = 0; i < 30; i += 1) await client.blobPut(`/n${i}`, `v${i}`);
+      await eventually('the restarted replica caught up', async () => {
+        const { actors } = await node.status();
+        const r2 = actors.find((a) => a.actor === node.replicaId('default', 2));
+        const r0 = actors.find((a) => a.actor === node.replicaId('default', 0));
+        return r2?.restarts === 1 && r2.status === 'normal' && r2.commit !== null && r0?.commit !== null && r2.commit >= 60 ? true : null;
+      }, 30_000, 50);
+      const got = await client.blobGet('/n29');
+      expect(decoder.decode(got.value)).to.equal('v29');
+    } finally {
+      await node.stop();
+    }
+  });
+
   it('answers bad input with typed errors and survives garbage sent to its replicas', async () => {
     const node = await startNode({ logLevel: 'silent' });
     try {
