@@ -45,6 +45,9 @@ export type ClientState = {
   readonly queue: readonly { readonly callId: number; readonly op: TreeOp }[];
 };
 
+/** The empty call queue, shared: a session is mostly idle or running one call, and a shared frozen value needs no freezing per step. */
+const emptyQueue: ClientState['queue'] = Object.freeze([]);
+
 export type ClientStepResult = { readonly state: ClientState; readonly effects: readonly ClientEffect[] };
 
 export function initialClientState(clientId: string, config: ClientConfig, seed: number): ClientState {
@@ -59,23 +62,47 @@ export function initialClientState(clientId: string, config: ClientConfig, seed:
     registered: false,
     lastRequestNum: 0,
     outstanding: null,
-    queue: [],
+    queue: emptyQueue,
   };
 }
 
-/** The session being stepped: a plain copy of the state's fields, whose values are replaced, never mutated. */
-type Working = { -readonly [K in keyof ClientState]: ClientState[K] };
-
 /**
- * One immer `produce` per call (DESIGN.md convention 5), writing only the fields the step
- * replaced. The handlers work on a plain copy of the state's fields rather than on the draft:
- * every read through an immer draft costs a proxy trap (~70-100 ns), and a read of a plain
- * object or array field creates a child draft and copies its parent, which made one call
- * cost ~17 µs. The values they hold are replaced, never mutated (the state is frozen).
+ * The session being stepped: a plain copy of the state's fields, whose values are replaced,
+ * never mutated. The same handlers serve `clientStep` (one session, one produce per input) and
+ * the session pool (`pool.ts`: many sessions, one produce per batch).
  */
-export function clientStep(state: ClientState, input: ClientInput): ClientStepResult {
-  const effects: ClientEffect[] = [];
-  const w: Working = { ...state };
+export type SessionWorking = { -readonly [K in keyof ClientState]: ClientState[K] };
+
+/** The working copy of `state`; spelled out rather than spread (spreading a frozen object takes V8's slow path). */
+export function beginSession(state: ClientState): SessionWorking {
+  return {
+    clientId: state.clientId,
+    config: state.config,
+    prng: state.prng,
+    epoch: state.epoch,
+    view: state.view,
+    registered: state.registered,
+    lastRequestNum: state.lastRequestNum,
+    outstanding: state.outstanding,
+    queue: state.queue,
+  };
+}
+
+/** True when the step replaced any field of `state` (clientId and config never change). */
+export function sessionChanged(state: ClientState, w: SessionWorking): boolean {
+  return (
+    w.prng !== state.prng ||
+    w.epoch !== state.epoch ||
+    w.view !== state.view ||
+    w.registered !== state.registered ||
+    w.lastRequestNum !== state.lastRequestNum ||
+    w.outstanding !== state.outstanding ||
+    w.queue !== state.queue
+  );
+}
+
+/** Runs one input through the session's handlers, then sends the next request if it can. */
+export function sessionHandle(w: SessionWorking, input: ClientInput, effects: ClientEffect[]): void {
   switch (input.type) {
     case 'call':
       onCall(w, input.callId, input.op, effects);
@@ -90,8 +117,21 @@ export function clientStep(state: ClientState, input: ClientInput): ClientStepRe
       assertNever(input, 'client input');
   }
   startNext(w, effects);
+}
+
+/**
+ * One immer `produce` per call (DESIGN.md convention 5), writing only the fields the step
+ * replaced. The handlers work on a plain copy of the state's fields rather than on the draft:
+ * every read through an immer draft costs a proxy trap (~70-100 ns), and a read of a plain
+ * object or array field creates a child draft and copies its parent, which made one call
+ * cost ~17 µs. The values they hold are replaced, never mutated (the state is frozen).
+ */
+export function clientStep(state: ClientState, input: ClientInput): ClientStepResult {
+  const effects: ClientEffect[] = [];
+  const w = beginSession(state);
+  sessionHandle(w, input, effects);
   const next = produce(state, (draft) => {
-    const d = draft as Working;
+    const d = draft as SessionWorking;
     // clientId and config never change.
     if (w.prng !== state.prng) d.prng = w.prng;
     if (w.epoch !== state.epoch) d.epoch = w.epoch;
@@ -109,50 +149,58 @@ export function isIdle(state: ClientState): boolean {
   return state.outstanding === null && state.queue.length === 0;
 }
 
-function onCall(w: Working, callId: number, op: TreeOp, effects: ClientEffect[]): void {
+function onCall(w: SessionWorking, callId: number, op: TreeOp, effects: ClientEffect[]): void {
   if (w.queue.length >= w.config.queueMax) {
     effects.push({ type: 'result', callId, result: { type: 'overloaded' } });
     return;
   }
-  w.queue = [...w.queue, { callId, op }];
+  w.queue = w.queue.length === 0 ? [{ callId, op }] : [...w.queue, { callId, op }];
 }
 
 /** Sends the next request when nothing is outstanding: `register` first, then queued calls. */
-function startNext(w: Working, effects: ClientEffect[]): void {
+function startNext(w: SessionWorking, effects: ClientEffect[]): void {
   if (w.outstanding !== null || w.queue.length === 0) return;
   if (!w.registered) {
     send(w, null, 0, { type: 'register' }, effects);
     return;
   }
   const call = w.queue[0] as { readonly callId: number; readonly op: TreeOp };
-  w.queue = w.queue.length === 1 ? [] : w.queue.slice(1);
+  w.queue = w.queue.length === 1 ? emptyQueue : w.queue.slice(1);
   w.lastRequestNum += 1;
   send(w, call.callId, w.lastRequestNum, { type: 'tree', op: call.op }, effects);
 }
 
-function send(w: Working, callId: number | null, requestNum: number, op: RequestOp, effects: ClientEffect[]): void {
+function send(w: SessionWorking, callId: number | null, requestNum: number, op: RequestOp, effects: ClientEffect[]): void {
   const request: Request = { type: 'request', clientId: w.clientId, requestNum, op };
   const target = w.view % w.config.replicaCount;
   w.outstanding = { callId, request, target, attempt: 0, waitTicks: backoff(w, 0), ageTicks: 0, retrySame: false };
   effects.push({ type: 'send', to: target, request });
 }
 
-function resend(w: Working, target: number, waitTicks: number, effects: ClientEffect[]): void {
+function resend(w: SessionWorking, target: number, waitTicks: number, effects: ClientEffect[]): void {
   const outstanding = w.outstanding;
   if (outstanding === null) return;
-  w.outstanding = { ...outstanding, target, attempt: outstanding.attempt + 1, waitTicks, retrySame: false };
+  w.outstanding = outstandingWith(outstanding, target, outstanding.attempt + 1, waitTicks, outstanding.ageTicks, false);
   effects.push({ type: 'send', to: target, request: outstanding.request });
 }
 
+/**
+ * A copy of `o` with new retry fields. Spelled out rather than spread: `o` is frozen, spreading
+ * a frozen object takes V8's slow path, and one field order keeps one hidden class.
+ */
+function outstandingWith(o: Outstanding, target: number, attempt: number, waitTicks: number, ageTicks: number, retrySame: boolean): Outstanding {
+  return { callId: o.callId, request: o.request, target, attempt, waitTicks, ageTicks, retrySame };
+}
+
 /** Doubling backoff with seeded jitter of up to half the base. */
-function backoff(w: Working, attempt: number): number {
+function backoff(w: SessionWorking, attempt: number): number {
   const base = Math.min(w.config.retryTicks * 2 ** Math.min(attempt, 16), w.config.retryTicksMax);
   const jitter = nextInt(w.prng, Math.max(1, Math.floor(base / 2)));
   w.prng = jitter.prng;
   return base + jitter.value;
 }
 
-function onAnswer(w: Working, message: ClientAnswer, effects: ClientEffect[]): void {
+function onAnswer(w: SessionWorking, message: ClientAnswer, effects: ClientEffect[]): void {
   if (message.view > w.view) w.view = message.view;
   if (message.epoch > w.epoch) w.epoch = message.epoch;
   const outstanding = w.outstanding;
@@ -169,14 +217,14 @@ function onAnswer(w: Working, message: ClientAnswer, effects: ClientEffect[]): v
       break;
     case 'busy':
       // Nothing ran; try the same replica (the primary) again after the time it asked for.
-      w.outstanding = { ...outstanding, waitTicks: Math.max(outstanding.waitTicks, message.retryAfterTicks), retrySame: true };
+      w.outstanding = outstandingWith(outstanding, outstanding.target, outstanding.attempt, Math.max(outstanding.waitTicks, message.retryAfterTicks), outstanding.ageTicks, true);
       break;
     default:
       assertNever(message, 'client answer');
   }
 }
 
-function onReply(w: Working, outstanding: Outstanding, reply: Reply, effects: ClientEffect[]): void {
+function onReply(w: SessionWorking, outstanding: Outstanding, reply: Reply, effects: ClientEffect[]): void {
   const body = reply.body;
   // The register request: the session is now known to the cluster.
   if (outstanding.callId === null) {
@@ -210,7 +258,7 @@ function onReply(w: Working, outstanding: Outstanding, reply: Reply, effects: Cl
   effects.push({ type: 'result', callId: outstanding.callId, result });
 }
 
-function onNotPrimary(w: Working, outstanding: Outstanding, message: NotPrimary, effects: ClientEffect[]): void {
+function onNotPrimary(w: SessionWorking, outstanding: Outstanding, message: NotPrimary, effects: ClientEffect[]): void {
   const primary = w.view % w.config.replicaCount;
   // Follow the redirect at once if it points somewhere new; otherwise the backoff decides.
   if (primary !== outstanding.target && primary === message.primary) {
@@ -218,10 +266,10 @@ function onNotPrimary(w: Working, outstanding: Outstanding, message: NotPrimary,
   }
 }
 
-function onTick(w: Working, effects: ClientEffect[]): void {
+function onTick(w: SessionWorking, effects: ClientEffect[]): void {
   const before = w.outstanding;
   if (before === null) return;
-  const outstanding = { ...before, ageTicks: before.ageTicks + 1, waitTicks: before.waitTicks - 1 };
+  const outstanding = outstandingWith(before, before.target, before.attempt, before.waitTicks - 1, before.ageTicks + 1, before.retrySame);
   w.outstanding = outstanding;
   if (outstanding.ageTicks >= w.config.giveUpTicks) {
     giveUp(w, outstanding, effects);
@@ -234,13 +282,13 @@ function onTick(w: Working, effects: ClientEffect[]): void {
   resend(w, target, backoff(w, outstanding.attempt + 1), effects);
 }
 
-function giveUp(w: Working, outstanding: Outstanding, effects: ClientEffect[]): void {
+function giveUp(w: SessionWorking, outstanding: Outstanding, effects: ClientEffect[]): void {
   w.outstanding = null;
   // A register that never answered fails the call that was waiting for it.
   let callId = outstanding.callId;
   if (callId === null && w.queue.length > 0) {
     callId = (w.queue[0] as { readonly callId: number }).callId;
-    w.queue = w.queue.slice(1);
+    w.queue = w.queue.length === 1 ? emptyQueue : w.queue.slice(1);
   }
   if (callId !== null) effects.push({ type: 'result', callId, result: { type: 'timeout' } });
 }
