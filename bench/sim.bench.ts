@@ -8,13 +8,16 @@
  * run closed loops: each keeps one 100-byte blob put outstanding on its own blob. A tick goes
  * to everyone every `roundsPerTick` rounds. The batch size is bounded by `batchMax`.
  *
- * A second table isolates the client session: ns of CPU per `clientStep` pair (a call that
- * sends, then the reply that completes it) and per tick with a request outstanding.
+ * A second table isolates the client side: ns of CPU per `clientStep` pair (a call that
+ * sends, then the reply that completes it) and per tick with a request outstanding; then the
+ * session pool (`poolStepAll`, one produce per batch) at 1,024 sessions, inputs batched 256 per
+ * call: ns per op (its call and its reply) and per tick over 1,024 busy sessions.
  */
 
 import type { ClientEffect } from '../src/client/io.ts';
 import { clientStep, initialClientState, type ClientState } from '../src/client/session.ts';
 import { defaultClientConfig } from '../src/client/config.ts';
+import { initialPoolState, poolStepAll, type PoolInput, type PoolState } from '../src/client/pool.ts';
 import type { TreeOp } from '../src/tree/ops.ts';
 import { makeReplicaConfig } from '../src/vr/config.ts';
 import type { ReplicaEffect, ReplicaInput } from '../src/vr/io.ts';
@@ -35,6 +38,9 @@ export type SimBenchOptions = {
 
 /** ns of CPU per clientStep call+receive pair, and per tick with a request outstanding. */
 export type ClientSessionRow = { readonly nsPerCallAndReceive: number; readonly nsPerTick: number };
+
+/** ns of CPU per pool op (call + receive, batched) and per pool tick over `sessions` busy sessions. */
+export type ClientPoolRow = { readonly sessions: number; readonly batch: number; readonly nsPerOp: number; readonly nsPerTick: number };
 
 export type SimBenchRow = {
   readonly name: string;
@@ -102,18 +108,22 @@ export function runSimBench(options: SimBenchOptions): SimBenchRow[] {
       ]),
     );
     const session = measureClientSession(options.msPerRun, options.reps);
+    const pool = measureClientPool(options.msPerRun, options.reps);
     printTable(
-      `Client session alone, one session (median of ${options.reps} runs of ${options.msPerRun} ms, CPU time)`,
-      [{ header: 'clientStep' }, { header: 'ns', align: 'right' }],
+      `Client side alone, against an instant replica (median of ${options.reps} runs of ${options.msPerRun} ms, CPU time)`,
+      [{ header: 'case' }, { header: 'ns', align: 'right' }],
       [
-        ['call + receive (2 steps)', formatNs(session.nsPerCallAndReceive)],
-        ['tick, request outstanding', formatNs(session.nsPerTick)],
+        ['clientStep, one session: call + receive (2 steps)', formatNs(session.nsPerCallAndReceive)],
+        ['clientStep, one session: tick, request outstanding', formatNs(session.nsPerTick)],
+        [`poolStepAll, ${formatInteger(pool.sessions)} sessions, ${pool.batch} inputs per step: per op (call + receive)`, formatNs(pool.nsPerOp)],
+        [`poolStepAll, ${formatInteger(pool.sessions)} sessions: one tick, all busy`, formatNs(pool.nsPerTick)],
+        [`poolStepAll, ${formatInteger(pool.sessions)} sessions: one tick, per busy session`, formatNs(pool.nsPerTick / pool.sessions)],
       ],
     );
     const files = writeResults(
       options.outDir ?? 'bench/results',
       'sim',
-      { options: { ...options, cases: options.cases.map((c) => ({ ...c })) }, rows: rows.map((row) => ({ ...row })), clientSession: { ...session } },
+      { options: { ...options, cases: options.cases.map((c) => ({ ...c })) }, rows: rows.map((row) => ({ ...row })), clientSession: { ...session }, clientPool: { ...pool } },
       startedAt,
     );
     progress(`sim: results in ${files.path}`);
@@ -180,6 +190,96 @@ export function measureClientSession(msPerRun: number, reps: number): ClientSess
     if (outstanding !== null) state = clientStep(state, { type: 'receive', message: answer(outstanding.request) }).state;
   }
   return { nsPerCallAndReceive: median(pairs), nsPerTick: median(ticks) };
+}
+
+/**
+ * The session pool in a closed loop against a replica that answers at once: every session busy,
+ * each `poolStepAll` gets `batch` inputs, half replies to the oldest requests in flight and half
+ * new calls (which reuse the sessions those replies freed). Then ticks with every session busy
+ * and nothing answered (backoffs expire and requests are re-sent).
+ */
+export function measureClientPool(msPerRun: number, reps: number, sessions = 1024, batch = 256): ClientPoolRow {
+  const value = new Uint8Array(valueBytes).fill(7);
+  const answer = (request: Request): ClientAnswer =>
+    request.op.type === 'register'
+      ? { type: 'reply', epoch: 0, view: 0, op: 1, clientId: request.clientId, requestNum: 0, body: { type: 'registered', isNew: true, lastRequestNum: 0 } }
+      : { type: 'reply', epoch: 0, view: 0, op: 2, clientId: request.clientId, requestNum: request.requestNum, body: { type: 'tree', outcome: { type: 'ok', version: 1 } } };
+  const config = { client: { ...defaultClientConfig, giveUpTicks: 1_000_000_000 }, sessionsMax: sessions, waitingMax: sessions, clientIdPrefix: 'bench.pool' };
+  let state: PoolState = initialPoolState(config, 1);
+  let callId = 0;
+  /** Requests in flight, oldest first (a ring of the last sends). */
+  let inFlight: Request[] = [];
+  let head = 0;
+  const step = (inputs: readonly PoolInput[]): void => {
+    const result = poolStepAll(state, inputs);
+    state = result.state;
+    for (const effect of result.effects) {
+      if (effect.type === 'send') inFlight.push(effect.request);
+      else if (effect.type === 'result' && effect.result.type !== 'done') throw new Error(`pool bench: call failed: ${JSON.stringify(effect.result)}`);
+    }
+  };
+  const call = (): PoolInput => ({ type: 'call', callId: callId++, op: { type: 'blob_put', path: '/p', value } });
+  const answerOldest = (count: number): PoolInput[] => {
+    const inputs: PoolInput[] = [];
+    for (let i = 0; i < count && head < inFlight.length; i++) inputs.push({ type: 'receive', message: answer(inFlight[head++] as Request) });
+    return inputs;
+  };
+  const compact = (): void => {
+    inFlight = inFlight.slice(head);
+    head = 0;
+  };
+  // Warm-up: every session opened, registered and busy with one call.
+  step(Array.from({ length: sessions }, call));
+  step(answerOldest(sessions));
+  compact();
+  const half = batch / 2;
+  const oneBatch = (): void => {
+    const inputs = answerOldest(half);
+    for (let j = 0; j < half; j++) inputs.push(call());
+    step(inputs);
+  };
+  // Untimed, so that the first timed run does not pay for compilation.
+  for (let i = 0; i < 256; i++) {
+    oneBatch();
+    if (i % 16 === 15) compact();
+  }
+  const ops: number[] = [];
+  const ticks: number[] = [];
+  for (let rep = 0; rep < reps; rep++) {
+    let count = 0;
+    let started = cpuNs();
+    let now = started;
+    const deadline = started + msPerRun * 1e6 * 0.5;
+    while (now < deadline) {
+      for (let i = 0; i < 16; i++) oneBatch();
+      count += 16 * half;
+      compact();
+      now = cpuNs();
+    }
+    ops.push((now - started) / count);
+    // Ticks: every session busy, nothing answered.
+    count = 0;
+    started = cpuNs();
+    now = started;
+    const tickDeadline = started + msPerRun * 1e6 * 0.5;
+    const tick: readonly PoolInput[] = [{ type: 'tick' }];
+    while (now < tickDeadline) {
+      for (let i = 0; i < 4; i++) {
+        const result = poolStepAll(state, tick);
+        state = result.state;
+        for (const effect of result.effects) if (effect.type === 'send') inFlight.push(effect.request);
+      }
+      count += 4;
+      now = cpuNs();
+    }
+    ticks.push((now - started) / count);
+    // Forget the re-sends: answer each session's request once, then refill.
+    const latest = new Map<string, Request>();
+    for (let i = head; i < inFlight.length; i++) latest.set((inFlight[i] as Request).clientId, inFlight[i] as Request);
+    inFlight = [...latest.values()];
+    head = 0;
+  }
+  return { sessions, batch, nsPerOp: median(ops), nsPerTick: median(ticks) };
 }
 
 /** One timed run of a fresh group: warm-up (every client registered and its blob created), then a closed loop of puts. */
