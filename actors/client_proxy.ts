@@ -1,19 +1,18 @@
 /**
- * The client proxy actor (DESIGN.md): every caller's request goes through it. It keeps a pool
- * of client sessions per namespace (src/client, pure; VRR §4.1: one outstanding request per
- * session), hands each call to an idle session, opening a new one while under `sessionsMax`,
- * and queues the rest (bounded; beyond it a call is answered `overloaded`). Sessions find the
- * primary, retry with backoff and match replies; the replicas' client table makes a retried
- * write run once.
+ * The client proxy actor (DESIGN.md): every caller's request goes through it. It keeps one
+ * pool of client sessions per namespace (src/client/pool.ts, pure; VRR §4.1: one outstanding
+ * request per session) and steps each pool ONCE per drained batch (DESIGN.md convention 5), so
+ * the per-request cost is the session logic, not a transition. The pool hands each call to an
+ * idle session, opens new ones up to `sessionsMax`, queues the rest up to `waitingMax` and
+ * answers `overloaded` beyond that; sessions find the primary, retry with backoff and match
+ * replies; the replicas' client table makes a retried write run once.
  */
 
 import { randomBytes, randomInt } from 'node:crypto';
 import type { Actor, ActorContext } from '../runtime/actor.ts';
 import type { ActorId, Envelope } from '../runtime/envelope.ts';
 import { validateClientConfig, type ClientConfig } from '../src/client/config.ts';
-import type { ClientEffect } from '../src/client/io.ts';
-import { clientStep, initialClientState, type ClientState } from '../src/client/session.ts';
-import type { TreeOp } from '../src/tree/ops.ts';
+import { initialPoolState, poolStats, poolStepAll, type PoolEffect, type PoolInput, type PoolState } from '../src/client/pool.ts';
 import type { ClientAnswer } from '../src/vr/messages.ts';
 import { isTick, type ProxyCall, type ProxyOutcome, type ProxyResult } from './messages.ts';
 
@@ -32,37 +31,38 @@ export type ProxyInit = {
 
 type Caller = { readonly from: ActorId; readonly callId: number };
 
-type Session = {
-  readonly clientId: string;
-  state: ClientState;
-  /** The caller whose call this session is running, or null when idle. */
-  caller: Caller | null;
-};
-
-type Pool = {
+type Namespace = {
   readonly name: string;
-  readonly config: ProxyNamespace;
-  readonly sessions: Session[];
-  readonly idle: Session[];
-  readonly waiting: { readonly caller: Caller; readonly op: TreeOp }[];
-  waitingHead: number;
+  readonly replicas: readonly ActorId[];
+  readonly prefix: string;
+  pool: PoolState;
+  inputs: PoolInput[];
 };
 
 export function createActor(context: ActorContext, init: unknown): Actor {
   const spec = init as ProxyInit;
-  for (const [ns, config] of Object.entries(spec.namespaces)) {
+  // Session ids must never repeat across restarts of this proxy: a fresh random part each time.
+  const incarnation = randomBytes(6).toString('hex');
+  const namespaces = new Map<string, Namespace>();
+  const byPrefix = new Map<string, Namespace>();
+  Object.entries(spec.namespaces).forEach(([name, config], index) => {
     const problem = validateClientConfig(config.client);
-    if (problem !== null) throw new RangeError(`proxy namespace ${ns}: ${problem}`);
-  }
-  // Session ids must never repeat across restarts of this proxy: a fresh random prefix each time.
-  const prefix = `${context.self}.${randomBytes(6).toString('hex')}`;
-  let sessionCount = 0;
-  const pools = new Map<string, Pool>();
-  const byClientId = new Map<string, { pool: Pool; session: Session }>();
-  const counters = { calls: 0, sends: 0, results: 0, overloaded: 0, unknownNamespace: 0, strayAnswers: 0, malformed: 0 };
-  for (const [name, config] of Object.entries(spec.namespaces)) {
-    pools.set(name, { name, config, sessions: [], idle: [], waiting: [], waitingHead: 0 });
-  }
+    if (problem !== null) throw new RangeError(`proxy namespace ${name}: ${problem}`);
+    const prefix = `${context.self}.${incarnation}.${index}`;
+    const ns: Namespace = {
+      name,
+      replicas: config.replicas,
+      prefix,
+      pool: initialPoolState({ client: config.client, sessionsMax: spec.sessionsMax, waitingMax: spec.waitingMax, clientIdPrefix: prefix }, randomInt(2 ** 31)),
+      inputs: [],
+    };
+    namespaces.set(name, ns);
+    byPrefix.set(prefix, ns);
+  });
+  /** The proxy's own call ids (unique across callers) to whoever is waiting for the result. */
+  const callers = new Map<number, Caller>();
+  let nextCallId = 1;
+  const counters = { calls: 0, sends: 0, results: 0, unknownNamespace: 0, strayAnswers: 0, malformed: 0 };
 
   const answer = (caller: Caller, result: ProxyOutcome): void => {
     counters.results += 1;
@@ -70,59 +70,37 @@ export function createActor(context: ActorContext, init: unknown): Actor {
     context.send(caller.from, message);
   };
 
-  const apply = (pool: Pool, session: Session, effects: readonly ClientEffect[]): void => {
+  const apply = (ns: Namespace, effects: readonly PoolEffect[]): void => {
     for (const effect of effects) {
       switch (effect.type) {
         case 'send': {
-          const replica = pool.config.replicas[effect.to];
+          const replica = ns.replicas[effect.to];
           counters.sends += 1;
           if (replica !== undefined) context.send(replica, effect.request);
           break;
         }
         case 'result': {
-          const caller = session.caller;
-          session.caller = null;
-          if (caller !== null) answer(caller, effect.result);
-          release(pool, session);
+          const caller = callers.get(effect.callId);
+          if (caller === undefined) break;
+          callers.delete(effect.callId);
+          answer(caller, effect.result);
           break;
         }
         case 'trace':
           break;
         default: {
           const never: never = effect;
-          throw new Error(`unknown client effect ${JSON.stringify(never)}`);
+          throw new Error(`unknown pool effect ${JSON.stringify(never)}`);
         }
       }
     }
   };
 
-  /** A session that finished its call takes the next waiting one, or goes idle. */
-  const release = (pool: Pool, session: Session): void => {
-    if (pool.waitingHead < pool.waiting.length) {
-      const next = pool.waiting[pool.waitingHead] as { caller: Caller; op: TreeOp };
-      pool.waitingHead += 1;
-      if (pool.waitingHead === pool.waiting.length) {
-        pool.waiting.length = 0;
-        pool.waitingHead = 0;
-      }
-      run(pool, session, next.caller, next.op);
-      return;
-    }
-    pool.idle.push(session);
-  };
-
-  const run = (pool: Pool, session: Session, caller: Caller, op: TreeOp): void => {
-    session.caller = caller;
-    const result = clientStep(session.state, { type: 'call', callId: caller.callId, op });
-    session.state = result.state;
-    apply(pool, session, result.effects);
-  };
-
   const onCall = (from: ActorId, call: ProxyCall): void => {
     counters.calls += 1;
     const caller: Caller = { from, callId: call.callId };
-    const pool = pools.get(call.ns);
-    if (pool === undefined) {
+    const ns = typeof call.ns === 'string' ? namespaces.get(call.ns) : undefined;
+    if (ns === undefined) {
       counters.unknownNamespace += 1;
       answer(caller, { type: 'unknown_namespace', ns: String(call.ns) });
       return;
@@ -131,47 +109,20 @@ export function createActor(context: ActorContext, init: unknown): Actor {
       answer(caller, { type: 'invalid_call', reason: 'op must be an object' });
       return;
     }
-    let session = pool.idle.pop();
-    if (session === undefined && pool.sessions.length < spec.sessionsMax) {
-      sessionCount += 1;
-      const clientId = `${prefix}.${sessionCount}`;
-      session = { clientId, state: initialClientState(clientId, pool.config.client, randomInt(2 ** 31)), caller: null };
-      pool.sessions.push(session);
-      byClientId.set(clientId, { pool, session });
-    }
-    if (session !== undefined) {
-      run(pool, session, caller, call.op);
-      return;
-    }
-    if (pool.waiting.length - pool.waitingHead >= spec.waitingMax) {
-      counters.overloaded += 1;
-      answer(caller, { type: 'overloaded' });
-      return;
-    }
-    pool.waiting.push({ caller, op: call.op });
+    const callId = nextCallId;
+    nextCallId += 1;
+    callers.set(callId, caller);
+    ns.inputs.push({ type: 'call', callId, op: call.op });
   };
 
   const onAnswer = (message: ClientAnswer): void => {
-    const owner = typeof message.clientId === 'string' ? byClientId.get(message.clientId) : undefined;
-    if (owner === undefined) {
+    const clientId = message.clientId;
+    const ns = typeof clientId === 'string' ? byPrefix.get(clientId.slice(0, clientId.lastIndexOf('.'))) : undefined;
+    if (ns === undefined) {
       counters.strayAnswers += 1;
       return;
     }
-    const result = clientStep(owner.session.state, { type: 'receive', message });
-    owner.session.state = result.state;
-    apply(owner.pool, owner.session, result.effects);
-  };
-
-  const onTick = (): void => {
-    // Only sessions with a call in flight have timers to run; idle ones are skipped.
-    for (const pool of pools.values()) {
-      for (const session of pool.sessions) {
-        if (session.caller === null && session.state.outstanding === null) continue;
-        const result = clientStep(session.state, { type: 'tick' });
-        session.state = result.state;
-        apply(pool, session, result.effects);
-      }
-    }
+    ns.inputs.push({ type: 'receive', message });
   };
 
   return {
@@ -180,7 +131,6 @@ export function createActor(context: ActorContext, init: unknown): Actor {
       for (const envelope of batch) {
         const msg = envelope.msg as { type?: unknown } | null;
         if (isTick(msg)) {
-          if (!ticked) onTick();
           ticked = true;
           continue;
         }
@@ -197,17 +147,28 @@ export function createActor(context: ActorContext, init: unknown): Actor {
             counters.malformed += 1;
         }
       }
+      // One transition per namespace for the whole batch; ticks that queued up count once.
+      for (const ns of namespaces.values()) {
+        if (ticked) ns.inputs.push({ type: 'tick' });
+        if (ns.inputs.length === 0) continue;
+        const inputs = ns.inputs;
+        ns.inputs = [];
+        const result = poolStepAll(ns.pool, inputs);
+        ns.pool = result.state;
+        apply(ns, result.effects);
+      }
     },
     status: () => {
       let sessions = 0;
       let busy = 0;
       let waiting = 0;
-      for (const pool of pools.values()) {
-        sessions += pool.sessions.length;
-        busy += pool.sessions.length - pool.idle.length;
-        waiting += pool.waiting.length - pool.waitingHead;
+      for (const ns of namespaces.values()) {
+        const stats = poolStats(ns.pool);
+        sessions += stats.sessions;
+        busy += stats.busy;
+        waiting += stats.waiting;
       }
-      return { role: 'proxy', sessions, busy, waiting, ...counters };
+      return { role: 'proxy', sessions, busy, waiting, inFlight: callers.size, ...counters };
     },
   };
 }
