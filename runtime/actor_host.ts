@@ -13,8 +13,13 @@ import type { Offload } from './offload.ts';
 import type { Router } from './router.ts';
 
 export const defaultMailboxCapacity = 100_000;
-/** Envelopes handed to one actor per drain pass; the rest wait for the next pass. */
-export const drainMax = 4096;
+/**
+ * Envelopes handed to one actor per drain pass; the rest wait for the next pass, after the
+ * router has flushed what this pass produced. Smaller passes let the next thread start on the
+ * first part of a burst while this one works on the rest (a pipeline instead of a convoy);
+ * measured with 1,024 closed-loop callers, 4,096 -> 128 raised puts/s by about 15%.
+ */
+export const drainMax = 128;
 
 type Slot = { readonly id: ActorId; readonly actor: Actor; readonly mailbox: Mailbox; processed: number };
 

@@ -28,7 +28,12 @@ const cloneCodec: Codec = {
 };
 
 function makeMsgpackCodec(): Codec {
-  const packr = new Packr({ useRecords: false, moreTypes: false });
+  // Records: an object shape is written once per batch and referenced after, so a batch of
+  // like messages packs and unpacks 2-3x faster than with a map per object. Each batch carries
+  // its own definitions, so threads need no shared state. copyBuffers: a byte value decoded
+  // from a batch gets its own memory instead of a view that would keep the batch alive for as
+  // long as the tree holds the value.
+  const packr = new Packr({ useRecords: true, moreTypes: false, copyBuffers: true });
   return {
     name: 'msgpack',
     encode(batch) {

@@ -20,6 +20,8 @@ export type RouterStats = {
   readonly unroutable: number;
   /** Batches from a peer that did not decode into envelopes. */
   readonly malformed: number;
+  /** Envelopes the codec could not carry (dropped). */
+  readonly unencodable: number;
 };
 
 export class Router {
@@ -37,6 +39,7 @@ export class Router {
   #in = 0;
   #unroutable = 0;
   #malformed = 0;
+  #unencodable = 0;
 
   /**
    * @param self this thread's name in the directory
@@ -99,15 +102,39 @@ export class Router {
         this.#unroutable += batch.length;
         continue;
       }
-      const { data, transfer } = this.#codec.encode(batch);
-      port.postMessage(data, transfer);
-      this.#posts += 1;
-      this.#out += batch.length;
+      this.#post(port, batch);
     }
     if (this.#local.length > 0) {
       const local = this.#local;
       this.#local = [];
       this.#deliver(local);
+    }
+  }
+
+  /**
+   * One post for the batch. An envelope the codec cannot carry (a function, a symbol: a bug in
+   * whoever built it) must not take the others down or crash the thread: the batch is then
+   * sent envelope by envelope and the ones that fail are counted and dropped.
+   */
+  #post(port: MessagePort, batch: readonly Envelope[]): void {
+    try {
+      const { data, transfer } = this.#codec.encode(batch);
+      port.postMessage(data, transfer);
+      this.#posts += 1;
+      this.#out += batch.length;
+      return;
+    } catch {
+      // Fall through to one post per envelope.
+    }
+    for (const envelope of batch) {
+      try {
+        const { data, transfer } = this.#codec.encode([envelope]);
+        port.postMessage(data, transfer);
+        this.#posts += 1;
+        this.#out += 1;
+      } catch {
+        this.#unencodable += 1;
+      }
     }
   }
 
@@ -120,7 +147,7 @@ export class Router {
   }
 
   stats(): RouterStats {
-    return { posts: this.#posts, envelopesOut: this.#out, envelopesIn: this.#in, unroutable: this.#unroutable, malformed: this.#malformed };
+    return { posts: this.#posts, envelopesOut: this.#out, envelopesIn: this.#in, unroutable: this.#unroutable, malformed: this.#malformed, unencodable: this.#unencodable };
   }
 
   #scheduleFlush(): void {

@@ -233,3 +233,23 @@ describe('runtime: actor system on worker threads', function () {
     expect(result.code).to.equal(0);
   });
 });
+
+describe('runtime: router output', () => {
+  it('drops and counts an envelope the codec cannot carry, and still delivers the rest of its batch', async () => {
+    const delivered: unknown[] = [];
+    const channel = new MessageChannel();
+    const sender = new Router('a', new Map([['x', 'b']]), makeCodec('clone'), () => undefined);
+    const receiver = new Router('b', new Map([['x', 'b']]), makeCodec('clone'), (batch) => delivered.push(...batch.map((e) => e.msg)));
+    sender.setPeer('b', channel.port1);
+    receiver.setPeer('a', channel.port2);
+    sender.send({ from: 'a', to: 'x', msg: 1 });
+    sender.send({ from: 'a', to: 'x', msg: { bad: () => 0 } });
+    sender.send({ from: 'a', to: 'x', msg: 3 });
+    sender.flush();
+    await eventually('two delivered', () => delivered.length === 2);
+    expect(delivered).to.deep.equal([1, 3]);
+    expect(sender.stats().unencodable).to.equal(1);
+    sender.close();
+    receiver.close();
+  });
+});
