@@ -10,7 +10,7 @@ import type { ActorId, Envelope } from './envelope.ts';
 import type { Logger } from './logger.ts';
 import { Mailbox } from './mailbox.ts';
 import type { Offload } from './offload.ts';
-import type { Router } from './router.ts';
+import type { Transport } from './transport.ts';
 
 export const defaultMailboxCapacity = 100_000;
 /**
@@ -36,7 +36,7 @@ export class ActorHost {
   readonly #thread: string;
   readonly #log: Logger;
   readonly #offload: Offload;
-  #router: Router | null = null;
+  #router: Transport | null = null;
   readonly #slots = new Map<ActorId, Slot>();
   /** Envelopes that arrived before their actor was created (start-up), bounded like a mailbox. */
   readonly #early = new Map<ActorId, Mailbox>();
@@ -53,7 +53,7 @@ export class ActorHost {
     this.#onCrash = onCrash;
   }
 
-  attach(router: Router): void {
+  attach(router: Transport): void {
     this.#router = router;
   }
 

@@ -11,20 +11,11 @@
 import type { MessagePort } from 'node:worker_threads';
 import type { Codec } from './codec.ts';
 import { isEnvelope, type ActorId, type Envelope } from './envelope.ts';
+import type { Transport, TransportStats } from './transport.ts';
 
-export type RouterStats = {
-  readonly posts: number;
-  readonly envelopesOut: number;
-  readonly envelopesIn: number;
-  /** Envelopes for an actor the directory does not know, or a thread with no port. */
-  readonly unroutable: number;
-  /** Batches from a peer that did not decode into envelopes. */
-  readonly malformed: number;
-  /** Envelopes the codec could not carry (dropped). */
-  readonly unencodable: number;
-};
+export type RouterStats = TransportStats;
 
-export class Router {
+export class Router implements Transport {
   readonly #self: string;
   readonly #directory: ReadonlyMap<ActorId, string>;
   readonly #codec: Codec;
