@@ -8,34 +8,53 @@
  */
 
 import type { Actor, ActorContext } from '../runtime/actor.ts';
-import { every } from '../runtime/clock.ts';
+import { every, type Interval } from '../runtime/clock.ts';
 import type { ActorId } from '../runtime/envelope.ts';
 import type { Tick } from './messages.ts';
 
 /** A subscriber gets a tick every `everyTicks` ticks of the service (1: every tick). */
 export type TimerSubscriber = { readonly id: ActorId; readonly everyTicks: number };
 
-export type TimerInit = { readonly tickMs: number; readonly subscribers: readonly TimerSubscriber[] };
+export type TimerInit = {
+  readonly tickMs: number;
+  readonly subscribers: readonly TimerSubscriber[];
+  /**
+   * Start without ticking until a `resume` message arrives: a node resumes the timer once every
+   * worker is up, so replicas whose workers happen to start first do not time out waiting for
+   * a primary that is still loading and start a needless view change.
+   */
+  readonly paused: boolean;
+};
+
+/** Starts a paused timer service. */
+export type TimerResume = { readonly type: 'resume' };
 
 const tick: Tick = { type: 'tick' };
 
 export function createActor(context: ActorContext, init: unknown): Actor {
-  const { tickMs, subscribers } = init as TimerInit;
+  const { tickMs, subscribers, paused } = init as TimerInit;
   if (!Number.isFinite(tickMs) || tickMs < 1) throw new RangeError('timer tickMs must be at least 1');
   for (const subscriber of subscribers) {
     if (!Number.isSafeInteger(subscriber.everyTicks) || subscriber.everyTicks < 1) throw new RangeError(`timer: everyTicks of ${subscriber.id} must be a positive integer`);
   }
   let ticks = 0;
-  const interval = every(tickMs, () => {
-    ticks += 1;
-    for (const subscriber of subscribers) if (ticks % subscriber.everyTicks === 0) context.send(subscriber.id, tick);
-  });
+  let interval: Interval | null = null;
+  const start = (): void => {
+    interval ??= every(tickMs, () => {
+      ticks += 1;
+      for (const subscriber of subscribers) if (ticks % subscriber.everyTicks === 0) context.send(subscriber.id, tick);
+    });
+  };
+  if (!paused) start();
   return {
     receive(batch) {
-      // The timer takes no requests; anything sent to it is a bug elsewhere, traced and dropped.
-      if (batch.length > 0) context.log.debug({ count: batch.length }, 'timer_ignored_envelopes');
+      for (const envelope of batch) {
+        if ((envelope.msg as Partial<TimerResume> | null)?.type === 'resume') start();
+        // Anything else sent to the timer is a bug elsewhere, traced and dropped.
+        else context.log.debug({ from: envelope.from }, 'timer_ignored_envelope');
+      }
     },
-    status: () => ({ role: 'timer', tickMs, ticks, subscribers: subscribers.length }),
-    stop: () => interval.cancel(),
+    status: () => ({ role: 'timer', tickMs, ticks, subscribers: subscribers.length, running: interval !== null }),
+    stop: () => interval?.cancel(),
   };
 }

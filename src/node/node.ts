@@ -11,7 +11,7 @@ import { NamespaceClient } from './client.ts';
 import { Endpoint } from './endpoint.ts';
 import { HaretError } from './errors.ts';
 import { resolveOptions, type NodeOptions, type ResolvedOptions } from './options.ts';
-import { buildLayout, endpointId, proxyId, replicaId, restartInit } from './placement.ts';
+import { buildLayout, endpointId, proxyId, replicaId, restartInit, timerId } from './placement.ts';
 
 export type ActorReport = {
   readonly actor: string;
@@ -200,5 +200,7 @@ export async function startNode(options: NodeOptions = {}): Promise<HaretNode> {
     onEvent: (event) => node?.onSystemEvent(event),
   });
   node = new HaretNode(resolved, system, endpoint);
+  // Every actor exists now: time may start (see TimerInit.paused).
+  system.send({ from: endpointId, to: timerId, msg: { type: 'resume' }, control: true });
   return node;
 }

@@ -29,8 +29,16 @@ export function isReplicaInit(init: unknown): init is ReplicaInit {
   return typeof init === 'object' && init !== null && 'nonce' in init && 'replicas' in init;
 }
 
-/** A restarted replica never trusts a dead worker's memory: recovering, with a fresh nonce (VRR §4.3). */
+function isTimerInit(init: unknown): init is TimerInit {
+  return typeof init === 'object' && init !== null && 'tickMs' in init && 'subscribers' in init;
+}
+
+/**
+ * A restarted replica never trusts a dead worker's memory: recovering, with a fresh nonce
+ * (VRR §4.3). A restarted timer ticks at once (the node is already up).
+ */
 export function restartInit(spec: ActorSpec): unknown {
+  if (isTimerInit(spec.init)) return { ...spec.init, paused: false };
   if (!isReplicaInit(spec.init)) return spec.init;
   const init: ReplicaInit = { ...spec.init, mode: 'recovering', nonce: randomInt(1, 2 ** 31), seed: randomInt(2 ** 31) };
   return init;
@@ -61,7 +69,7 @@ export function buildLayout(options: ResolvedOptions): Layout {
     });
   }
   const proxyInit: ProxyInit = { namespaces: proxyNamespaces, sessionsMax: options.sessionsMax, waitingMax: options.waitingMax };
-  const timerInit: TimerInit = { tickMs: options.tickMs, subscribers };
+  const timerInit: TimerInit = { tickMs: options.tickMs, subscribers, paused: true };
   const limits = options.replicaResourceLimits === undefined ? {} : { resourceLimits: options.replicaResourceLimits };
   const workers: WorkerSpec[] = [];
   if (options.placement === 'actor_per_worker') {

@@ -18,8 +18,8 @@ describe('npm start', function () {
     expect(result.code, result.stderr).to.equal(0);
     const out = result.stdout;
     expect(out).to.contain('hello · version 1');
-    expect(out).to.match(/view 0 · op \d+/);
-    expect(out).to.match(/default\/r0\s+running\s+primary\s+normal view 0/);
+    expect(out).to.match(/view \d+ · op \d+/);
+    expect(out).to.match(/default\/r\d\s+running\s+primary\s+normal view \d+/);
     expect(out).to.contain('(does_not_exist)');
     expect(out).to.match(/error: .*frobnicate/);
     expect(result.stderr).to.match(/namespace default on 3 replicas, ready/);
