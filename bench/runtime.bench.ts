@@ -44,6 +44,8 @@ export type RuntimeRow = {
   readonly p99Us: number;
   readonly ops: number;
   readonly errors: number;
+  /** Share of the run each thread's event loop was busy (0-1): where the time went. */
+  readonly busy: Record<string, number>;
 };
 
 type Options = { readonly msPerRun: number; readonly warmMs: number; readonly reps: number; readonly memoryPuts: readonly [number, number] };
@@ -113,6 +115,28 @@ async function withNode<T>(options: { ceiling: boolean; codec: CodecName; proxy:
   }
 }
 
+type LoopTimes = Record<string, { activeMs: number; idleMs: number }>;
+
+async function loopTimes(node: HaretNode): Promise<LoopTimes> {
+  const out: LoopTimes = {};
+  for (const worker of (await node.status()).workers) if (worker.detail !== null) out[worker.name] = { ...worker.detail.loop };
+  const host = performance.eventLoopUtilization();
+  out['main'] = { activeMs: host.active, idleMs: host.idle };
+  return out;
+}
+
+function busyShare(before: LoopTimes, after: LoopTimes): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [thread, end] of Object.entries(after)) {
+    const start = before[thread];
+    if (start === undefined) continue;
+    const active = end.activeMs - start.activeMs;
+    const total = active + (end.idleMs - start.idleMs);
+    out[thread] = total > 0 ? active / total : 0;
+  }
+  return out;
+}
+
 async function prepareBlobs(client: NamespaceClient, count: number): Promise<void> {
   const batch = 256;
   for (let start = 0; start < count; start += batch) {
@@ -170,7 +194,9 @@ async function runCase(c: Case, options: Options, bars: Bars): Promise<RuntimeRo
     const reps: RuntimeRow[] = [];
     for (let rep = 0; rep < options.reps; rep += 1) {
       const bar = bars.create(options.msPerRun, 0, `${c.name} (${rep + 1}/${options.reps})`);
+      const before = await loopTimes(node);
       const run = await drive(client, c.workload, c.callers, options.msPerRun, bar);
+      const busy = busyShare(before, await loopTimes(node));
       bar.done();
       reps.push({
         name: c.name,
@@ -184,6 +210,7 @@ async function runCase(c: Case, options: Options, bars: Bars): Promise<RuntimeRo
         p99Us: percentile(run.latenciesUs, 0.99),
         ops: run.ops,
         errors: run.errors,
+        busy,
       });
     }
     // The median run by throughput, with its own latencies.
@@ -256,6 +283,12 @@ export async function runtimeSuite(context: SuiteContext): Promise<void> {
       r.ceiling || r.workload !== 'put' || r.proxy !== 'worker' || r.codec !== 'clone' ? '' : `${((r.opsPerSecond / ceilingAt(r.callers)) * 100).toFixed(0)}%`,
       String(r.errors),
     ]),
+  );
+  const threads = [...new Set(rows.flatMap((r) => Object.keys(r.busy)))];
+  printTable(
+    'event-loop busy share per thread during the run (100% = that thread never waited)',
+    [{ header: 'case' }, ...threads.map((t) => ({ header: t, align: 'right' as const }))],
+    rows.filter((r) => r.callers === 1 || r.callers === 1024).map((r) => [r.name, ...threads.map((t) => (r.busy[t] === undefined ? '' : `${Math.round((r.busy[t] ?? 0) * 100)}%`))]),
   );
   const simRow = sim[0];
   printTable(

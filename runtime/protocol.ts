@@ -46,6 +46,8 @@ export type WorkerStatus = {
   readonly unknownActorDrops: number;
   readonly offloaded: number;
   readonly heapUsedBytes: number;
+  /** Cumulative event-loop time of the thread (ms): busy (`active`) and waiting (`idle`). */
+  readonly loop: { readonly activeMs: number; readonly idleMs: number };
 };
 
 /** The control API a worker exposes over comlink. Never on the data path. */

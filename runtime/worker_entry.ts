@@ -69,6 +69,11 @@ function faultHook(fault: InjectedFault): () => void {
   }
 }
 
+function loopTime(): { activeMs: number; idleMs: number } {
+  const elu = performance.eventLoopUtilization();
+  return { activeMs: elu.active, idleMs: elu.idle };
+}
+
 const control: WorkerControl = {
   status: () => ({
     thread: boot.name,
@@ -77,6 +82,7 @@ const control: WorkerControl = {
     unknownActorDrops: host.unknownActorDrops(),
     offloaded: offload.completed(),
     heapUsedBytes: process.memoryUsage().heapUsed,
+    loop: loopTime(),
   }),
   inspect: (actor) => host.inspect(actor),
   injectFault: (fault) => host.injectFault(faultHook(fault)),
