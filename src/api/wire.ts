@@ -1,0 +1,777 @@
+/**
+ * The client wire protocol (docs/protocol.md): the messages a client and a node exchange over
+ * TCP, and their msgpack codec. Pure: shared by the node's server and the client library.
+ *
+ * Each direction has a decoder that trusts nothing. The node must survive any bytes a client
+ * sends, and the client library must not trust a node either (a bug or a stranger on the port
+ * must not crash it). A decoder
+ * - never throws: msgpack errors, wrong types, unknown types and limits all end as a typed
+ *   `{ ok: false, error }`, with the message's `id` when it could be read, so the sender can
+ *   tell which of its requests failed;
+ * - returns a fresh, normalised object: the fields of the message's type and nothing else,
+ *   optional fields absent rather than undefined, and byte strings as plain Uint8Array copies
+ *   (not Node Buffers, not views of the payload), so a decoded value may be kept in the tree
+ *   or the client table without pinning the frame it came in;
+ * - is bounded by the payload: the frame limit bounds what msgpack can produce, and tree ops
+ *   are checked against the tree's limits by `validateOp`, the same gate as the replicas'.
+ */
+
+import { Packr } from 'msgpackr';
+import { assertNever } from '../tree/assert.ts';
+import { describeTreeError, type LimitName, type TreeError } from '../tree/errors.ts';
+import { defaultTreeLimits, validateTreeLimits, type TreeLimits } from '../tree/limits.ts';
+import { isNodeType, nodeTypes, type NodeType } from '../tree/node_type.ts';
+import type { Bytes, ListEntry, OpFailure, OpOutcome, OpResult } from '../tree/ops.ts';
+import { validateOp } from '../tree/validate.ts';
+import type { Busy, ClientAnswer, NotPrimary, Reply, ReplyBody, RequestOp } from '../vr/messages.ts';
+import { encodeFrame, frameLengthLimit } from './frame.ts';
+
+// ---- version and limits -------------------------------------------------------------------
+
+/** The one protocol version this codec speaks; `hello` and `welcome` carry it. */
+export const protocolVersion = 1;
+export type ProtocolVersion = typeof protocolVersion;
+
+export type WireLimits = {
+  /** Largest frame payload accepted, in bytes, in either direction. */
+  readonly frameBytesMax: number;
+  /** Requests one connection may have in flight at the node; past it, `too_many_in_flight`. */
+  readonly inFlightMax: number;
+  /** The tree's limits: requests are checked against them before they leave the decoder. */
+  readonly tree: TreeLimits;
+};
+
+/**
+ * Room for a request's envelope (type, id, namespace, client id up to 256 characters, request
+ * number, op and field names) beyond what the tree counts in `requestBytesMax`, which charges
+ * only 16 bytes per op or guard. A full multi_cas of 128 ops and 128 guards needs ~10 KiB of
+ * field names and headers; 64 KiB leaves room to spare.
+ */
+export const frameMarginBytes = 64 * 1024;
+
+/** A frame can carry any request the tree accepts. */
+export function wireLimitsFor(tree: TreeLimits, inFlightMax = 1024): WireLimits {
+  return { frameBytesMax: tree.requestBytesMax + frameMarginBytes, inFlightMax, tree };
+}
+
+/** frameBytesMax 4 MiB + 64 KiB (4,259,840), inFlightMax 1024, the tree's default limits. */
+export const defaultWireLimits: WireLimits = wireLimitsFor(defaultTreeLimits);
+
+/** Checks limits once, at configuration time. Returns a reason or null. */
+export function validateWireLimits(limits: WireLimits): string | null {
+  const treeProblem = validateTreeLimits(limits.tree);
+  if (treeProblem !== null) return `tree ${treeProblem}`;
+  const { frameBytesMax, inFlightMax } = limits;
+  if (!Number.isSafeInteger(frameBytesMax) || frameBytesMax < 1 || frameBytesMax > frameLengthLimit) {
+    return `frameBytesMax must be an integer in 1..${frameLengthLimit}`;
+  }
+  // Otherwise a request the tree accepts could not be sent at all.
+  if (frameBytesMax < limits.tree.requestBytesMax) return 'frameBytesMax must be at least tree.requestBytesMax';
+  if (!Number.isSafeInteger(inFlightMax) || inFlightMax < 1) return 'inFlightMax must be a positive integer';
+  return null;
+}
+
+// ---- messages -----------------------------------------------------------------------------
+
+/** Client ids are 1..256 characters, as the replicas' client table requires (src/vr/validate.ts). */
+export const clientIdLengthMax = 256;
+/** Names of a client (hello) or a node (welcome): a label for logs, at most 256 characters. */
+export const nameLengthMax = 256;
+/** A node address in a redirect (`host:port`). */
+export const addressLengthMax = 1024;
+/** Namespace names, as the node's options require. */
+export const namespaceNamePattern = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+
+export function isNamespaceName(value: unknown): value is string {
+  return typeof value === 'string' && namespaceNamePattern.test(value);
+}
+
+/** Opens a connection; the first message a client sends. */
+export type HelloMessage = { readonly type: 'hello'; readonly version: ProtocolVersion; readonly client?: string };
+export type ListNamespacesMessage = { readonly type: 'list_namespaces'; readonly id: number };
+/**
+ * A VR request (src/vr/messages.ts `Request`) addressed to a namespace. The client owns the
+ * session (client id and request numbers), so a retry of the same request number, through
+ * this node or another, is executed at most once: the replicas' client table answers it.
+ */
+export type RequestMessage = {
+  readonly type: 'request';
+  readonly id: number;
+  readonly ns: string;
+  readonly clientId: string;
+  readonly requestNum: number;
+  readonly op: RequestOp;
+};
+export type PingMessage = { readonly type: 'ping'; readonly id: number };
+
+export type ClientMessage = HelloMessage | ListNamespacesMessage | RequestMessage | PingMessage;
+export type ClientMessageType = ClientMessage['type'];
+
+export type WelcomeMessage = {
+  readonly type: 'welcome';
+  readonly version: ProtocolVersion;
+  readonly node: string;
+  readonly namespaces: readonly string[];
+};
+export type NamespacesMessage = { readonly type: 'namespaces'; readonly id: number; readonly namespaces: readonly string[] };
+/** A replica's answer, unchanged: reply, not_primary or busy, with epoch, view and request number. */
+export type AnswerMessage = { readonly type: 'answer'; readonly id: number; readonly ns: string; readonly answer: ClientAnswer };
+/** The namespace's primary replica is hosted by another node; `address` is where it listens, when known. */
+export type RedirectMessage = {
+  readonly type: 'redirect';
+  readonly id: number;
+  readonly ns: string;
+  readonly primary: number;
+  readonly address: string | null;
+};
+/** The node cannot take the request now; nothing ran. */
+export type RetryAfterMessage = { readonly type: 'retry_after'; readonly id: number; readonly ms: number };
+export type PongMessage = { readonly type: 'pong'; readonly id: number };
+
+export const errorCodes = [
+  'malformed',
+  'unsupported_version',
+  'unknown_namespace',
+  'frame_too_large',
+  'empty_frame',
+  'too_many_in_flight',
+  'overloaded',
+  'shutting_down',
+  'timeout',
+  'internal',
+] as const;
+export type WireErrorCode = (typeof errorCodes)[number];
+
+/** `id` is null when the error concerns the connection, not one request. */
+export type WireError = { readonly id: number | null; readonly code: WireErrorCode; readonly message: string };
+export type ErrorMessage = { readonly type: 'error' } & WireError;
+
+export type NodeMessage =
+  | WelcomeMessage
+  | NamespacesMessage
+  | AnswerMessage
+  | RedirectMessage
+  | RetryAfterMessage
+  | PongMessage
+  | ErrorMessage;
+export type NodeMessageType = NodeMessage['type'];
+
+export type DecodeResult<M> = { readonly ok: true; readonly message: M } | { readonly ok: false; readonly error: WireError };
+
+export const clientMessageTypes = ['hello', 'list_namespaces', 'request', 'ping'] as const satisfies readonly ClientMessageType[];
+export const nodeMessageTypes = [
+  'welcome',
+  'namespaces',
+  'answer',
+  'redirect',
+  'retry_after',
+  'pong',
+  'error',
+] as const satisfies readonly NodeMessageType[];
+
+// Compile-time completeness: each list names every member of its union (adding a message type
+// without listing it here fails the build instead of making the decoder refuse it).
+type Missing<All extends string, Listed extends string> = [Exclude<All, Listed>] extends [never] ? true : Exclude<All, Listed>;
+const clientTypesComplete: Missing<ClientMessageType, (typeof clientMessageTypes)[number]> = true;
+const nodeTypesComplete: Missing<NodeMessageType, (typeof nodeMessageTypes)[number]> = true;
+void clientTypesComplete;
+void nodeTypesComplete;
+
+// ---- encoding -----------------------------------------------------------------------------
+
+/**
+ * Plain msgpack any implementation reads: maps with string keys (no records), no extension
+ * types (`moreTypes: false`), byte strings as `bin`, a map's size in its smallest header
+ * (`variableMapSize`). Decoding: `copyBuffers` gives each `bin` its own memory (a plain
+ * Uint8Array when the source is one, see `unpack`), and 64-bit integers become numbers, which
+ * the readers below accept only when they are safe integers.
+ */
+const packr = new Packr({
+  useRecords: false,
+  moreTypes: false,
+  bundleStrings: false,
+  variableMapSize: true,
+  copyBuffers: true,
+  int64AsType: 'number',
+  // Never written by us (exactOptionalPropertyTypes), but should a JavaScript caller leave an
+  // undefined field, nil is what other implementations understand, not msgpackr's extension.
+  encodeUndefinedAsNil: true,
+});
+
+export function encodeClientMessage(message: ClientMessage): Uint8Array {
+  return copyOut(pack(message));
+}
+
+export function encodeNodeMessage(message: NodeMessage): Uint8Array {
+  return copyOut(pack(message));
+}
+
+/** The message as one frame, with a single copy of the packed bytes. */
+export function encodeClientFrame(message: ClientMessage): Uint8Array {
+  return encodeFrame(pack(message));
+}
+
+export function encodeNodeFrame(message: NodeMessage): Uint8Array {
+  return encodeFrame(pack(message));
+}
+
+/** A view into msgpackr's shared output buffer: valid until the next pack, so copy or frame it at once. */
+function pack(message: ClientMessage | NodeMessage): Uint8Array {
+  return packr.pack(widen(message));
+}
+
+function copyOut(packed: Uint8Array): Uint8Array {
+  const out = new Uint8Array(packed.byteLength);
+  out.set(packed);
+  return out;
+}
+
+/**
+ * msgpackr writes an integer beyond 32 bits as a float64, which a client in a typed language
+ * may refuse where it expects an integer (a version or op number after 2^32 writes). Such
+ * integers are handed to it as BigInt instead, which it writes as int64. The walk shares
+ * every subtree it leaves unchanged, so the common message is not copied at all.
+ */
+function widen(value: unknown): unknown {
+  if (typeof value === 'number') {
+    return Number.isInteger(value) && (value > 0xffff_ffff || value < -0x8000_0000) ? BigInt(value) : value;
+  }
+  if (typeof value !== 'object' || value === null || value instanceof Uint8Array) return value;
+  if (Array.isArray(value)) {
+    let out: unknown[] | null = null;
+    for (let i = 0; i < value.length; i++) {
+      const item: unknown = value[i];
+      const widened = widen(item);
+      if (widened !== item) {
+        out ??= value.slice();
+        out[i] = widened;
+      }
+    }
+    return out ?? value;
+  }
+  const fields = value as Readonly<Record<string, unknown>>;
+  let out: Record<string, unknown> | null = null;
+  for (const key of Object.keys(fields)) {
+    const item = fields[key];
+    const widened = widen(item);
+    if (widened !== item) {
+      out ??= { ...fields };
+      out[key] = widened;
+    }
+  }
+  return out ?? value;
+}
+
+// ---- decoding: entry points ---------------------------------------------------------------
+
+export function decodeClientMessage(payload: Uint8Array, limits: WireLimits): DecodeResult<ClientMessage> {
+  return decode(payload, (value) => readClientMessage(value, limits));
+}
+
+export function decodeNodeMessage(payload: Uint8Array, limits: WireLimits): DecodeResult<NodeMessage> {
+  void limits; // Answers are bounded by the frame; the parameter keeps both directions alike.
+  return decode(payload, readNodeMessage);
+}
+
+function decode<M>(payload: Uint8Array, read: (value: unknown) => M): DecodeResult<M> {
+  let value: unknown;
+  try {
+    value = unpack(payload);
+  } catch (thrown: unknown) {
+    return { ok: false, error: { id: null, code: 'malformed', message: `payload is not one msgpack value: ${errorText(thrown)}` } };
+  }
+  const id = peekId(value);
+  try {
+    return { ok: true, message: read(value) };
+  } catch (thrown: unknown) {
+    const rejection = Rejection.of(thrown);
+    if (rejection !== undefined) return { ok: false, error: { id, code: rejection.code, message: rejection.message } };
+    // Our bug or an exhausted stack (deep nesting): still an answer, never a crash.
+    return { ok: false, error: { id, code: 'malformed', message: 'message could not be read' } };
+  }
+}
+
+/**
+ * Exactly one msgpack value filling the payload (msgpackr throws on trailing bytes). The
+ * payload is viewed as a plain Uint8Array: with `copyBuffers`, msgpackr copies each `bin`
+ * with the source's own constructor, so a Buffer source would give Buffers. The view is ours,
+ * too, so msgpackr's cached DataView lands on it and not on the caller's object.
+ */
+function unpack(payload: Uint8Array): unknown {
+  const source = new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength);
+  return packr.unpack(source) as unknown;
+}
+
+function errorText(thrown: unknown): string {
+  // msgpackr's messages may quote up to 100 characters of data; keep errors short regardless.
+  return thrown instanceof Error ? String(thrown.message).slice(0, 120) : 'unreadable';
+}
+
+/** The message's id, if it has a valid one, so that even a malformed request's error can name it. */
+function peekId(value: unknown): number | null {
+  try {
+    if (!isPlainObject(value)) return null;
+    const id = own(value, 'id');
+    return isCounter(id) ? id + 0 : null;
+  } catch {
+    return null;
+  }
+}
+
+// ---- decoding: unwinding and field readers ------------------------------------------------
+
+/**
+ * Carries a refusal from deep inside a reader up to `decode`. Not an Error (no stack trace to
+ * capture); recognised by a private-field brand, which decoded data cannot forge.
+ */
+class Rejection {
+  readonly #code: WireErrorCode;
+  readonly #message: string;
+  constructor(code: WireErrorCode, message: string) {
+    this.#code = code;
+    this.#message = message;
+  }
+
+  static of(thrown: unknown): { code: WireErrorCode; message: string } | undefined {
+    return typeof thrown === 'object' && thrown !== null && #code in thrown ? { code: thrown.#code, message: thrown.#message } : undefined;
+  }
+}
+
+function malformed(message: string): never {
+  throw new Rejection('malformed', message);
+}
+
+type Fields = Readonly<Record<string, unknown>>;
+
+/** What msgpack maps decode to; Dates, C1 markers and other decoder objects are not messages. */
+function isPlainObject(value: unknown): value is Fields {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  const proto: unknown = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
+/** Own fields only; a map key `__proto__` arrives renamed by msgpackr and is simply unknown. */
+function own(fields: Fields, key: string): unknown {
+  return Object.hasOwn(fields, key) ? fields[key] : undefined;
+}
+
+function isCounter(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+}
+
+function at(label: string, key: string): string {
+  return label === '' ? key : `${label}.${key}`;
+}
+
+function objectValue(value: unknown, label: string): Fields {
+  if (!isPlainObject(value)) malformed(`${label} must be a map`);
+  return value;
+}
+
+function required(fields: Fields, key: string, label: string): unknown {
+  const value = own(fields, key);
+  if (value === undefined) malformed(`missing field ${at(label, key)}`);
+  return value;
+}
+
+/** Non-negative safe integer; -0 folds to 0 so the normalised message is canonical. */
+function counterValue(value: unknown, label: string): number {
+  if (!isCounter(value)) return malformed(`${label} must be a non-negative integer below 2^53`);
+  return value + 0;
+}
+
+function counter(fields: Fields, key: string, label: string): number {
+  return counterValue(required(fields, key, label), at(label, key));
+}
+
+function stringValue(value: unknown, label: string, lengthMin: number, lengthMax: number): string {
+  if (typeof value !== 'string') return malformed(`${label} must be a string`);
+  if (value.length < lengthMin || value.length > lengthMax) return malformed(`${label} must be ${lengthMin}..${lengthMax} characters`);
+  return value;
+}
+
+function string(fields: Fields, key: string, label: string, lengthMin = 0, lengthMax = Number.MAX_SAFE_INTEGER): string {
+  return stringValue(required(fields, key, label), at(label, key), lengthMin, lengthMax);
+}
+
+function boolean(fields: Fields, key: string, label: string): boolean {
+  const value = required(fields, key, label);
+  if (typeof value !== 'boolean') return malformed(`${at(label, key)} must be a boolean`);
+  return value;
+}
+
+function arrayValue(value: unknown, label: string): readonly unknown[] {
+  if (!Array.isArray(value)) return malformed(`${label} must be an array`);
+  return value;
+}
+
+function array(fields: Fields, key: string, label: string): readonly unknown[] {
+  return arrayValue(required(fields, key, label), at(label, key));
+}
+
+/** `bin` only: a msgpack string is text, not bytes. Decoded bins are already fresh plain copies. */
+function bytesValue(value: unknown, label: string): Bytes {
+  if (!(value instanceof Uint8Array)) return malformed(`${label} must be bytes (msgpack bin)`);
+  return value;
+}
+
+function bytes(fields: Fields, key: string, label: string): Bytes {
+  return bytesValue(required(fields, key, label), at(label, key));
+}
+
+function oneOf<T extends string>(fields: Fields, key: string, label: string, allowed: readonly T[]): T {
+  const value = required(fields, key, label);
+  if (typeof value !== 'string' || !(allowed as readonly string[]).includes(value)) {
+    const shown = typeof value === 'string' ? JSON.stringify(value.slice(0, 64)) : typeof value;
+    return malformed(`${at(label, key)} ${shown} is not one of ${allowed.join(', ')}`);
+  }
+  return value as T;
+}
+
+function id(fields: Fields): number {
+  return counter(fields, 'id', '');
+}
+
+function namespaceName(fields: Fields, key: string, label: string): string {
+  const value = required(fields, key, label);
+  if (!isNamespaceName(value)) {
+    return malformed(`${at(label, key)} must be a namespace name (1-64 of A-Z a-z 0-9 _ . -, starting with a letter or digit)`);
+  }
+  return value;
+}
+
+function namespaceList(fields: Fields, key: string, label: string): string[] {
+  const values = array(fields, key, label);
+  const names: string[] = [];
+  for (let i = 0; i < values.length; i++) {
+    const value = values[i];
+    if (!isNamespaceName(value)) malformed(`${at(label, key)}[${i}] must be a namespace name`);
+    names.push(value);
+  }
+  return names;
+}
+
+function version(fields: Fields): ProtocolVersion {
+  const value = required(fields, 'version', '');
+  if (!isCounter(value)) return malformed('version must be a non-negative integer');
+  if (value !== protocolVersion) throw new Rejection('unsupported_version', `protocol version ${value} is not supported; this side speaks ${protocolVersion}`);
+  return protocolVersion;
+}
+
+/** Optional fields may be absent or nil; both mean absent. */
+function optional(fields: Fields, key: string): unknown {
+  const value = own(fields, key);
+  return value === null ? undefined : value;
+}
+
+// ---- client -> node -----------------------------------------------------------------------
+
+function readClientMessage(value: unknown, limits: WireLimits): ClientMessage {
+  const fields = objectValue(value, 'message');
+  const type = oneOf(fields, 'type', '', clientMessageTypes);
+  switch (type) {
+    case 'hello': {
+      const v = version(fields);
+      const client = optional(fields, 'client');
+      if (client === undefined) return { type, version: v };
+      return { type, version: v, client: stringValue(client, 'client', 0, nameLengthMax) };
+    }
+    case 'list_namespaces':
+    case 'ping':
+      return { type, id: id(fields) };
+    case 'request':
+      return readRequest(fields, limits);
+    default:
+      return assertNever(type, 'client message type');
+  }
+}
+
+function readRequest(fields: Fields, limits: WireLimits): RequestMessage {
+  const requestId = id(fields);
+  const ns = namespaceName(fields, 'ns', '');
+  const clientId = string(fields, 'clientId', '', 1, clientIdLengthMax);
+  const requestNum = counter(fields, 'requestNum', '');
+  const op = objectValue(required(fields, 'op', ''), 'op');
+  const opType = oneOf(op, 'type', 'op', ['register', 'tree'] as const);
+  switch (opType) {
+    case 'register':
+      // The replicas reserve request number 0 for register (src/vr/validate.ts); refusing here
+      // gives the client an answer instead of a silent drop by the replicas.
+      if (requestNum !== 0) malformed('register must use requestNum 0');
+      return { type: 'request', id: requestId, ns, clientId, requestNum, op: { type: 'register' } };
+    case 'tree': {
+      if (requestNum === 0) malformed('requestNum 0 is reserved for register');
+      // The same gate as the primary's, before the request costs the node anything more.
+      const validated = validateOp(own(op, 'op'), limits.tree);
+      if (!validated.ok) malformed(`op.op: ${describeTreeError(validated.error)}`);
+      return { type: 'request', id: requestId, ns, clientId, requestNum, op: { type: 'tree', op: validated.op } };
+    }
+    default:
+      return assertNever(opType, 'request op type');
+  }
+}
+
+// ---- node -> client -----------------------------------------------------------------------
+
+function readNodeMessage(value: unknown): NodeMessage {
+  const fields = objectValue(value, 'message');
+  const type = oneOf(fields, 'type', '', nodeMessageTypes);
+  switch (type) {
+    case 'welcome':
+      return {
+        type,
+        version: version(fields),
+        node: string(fields, 'node', '', 1, nameLengthMax),
+        namespaces: namespaceList(fields, 'namespaces', ''),
+      };
+    case 'namespaces':
+      return { type, id: id(fields), namespaces: namespaceList(fields, 'namespaces', '') };
+    case 'answer':
+      return { type, id: id(fields), ns: namespaceName(fields, 'ns', ''), answer: readClientAnswer(required(fields, 'answer', ''), 'answer') };
+    case 'redirect': {
+      const address = optional(fields, 'address');
+      return {
+        type,
+        id: id(fields),
+        ns: namespaceName(fields, 'ns', ''),
+        primary: counter(fields, 'primary', ''),
+        address: address === undefined ? null : stringValue(address, 'address', 1, addressLengthMax),
+      };
+    }
+    case 'retry_after':
+      return { type, id: id(fields), ms: counter(fields, 'ms', '') };
+    case 'pong':
+      return { type, id: id(fields) };
+    case 'error': {
+      const errorId = optional(fields, 'id');
+      return {
+        type,
+        id: errorId === undefined ? null : counterValue(errorId, 'id'),
+        code: oneOf(fields, 'code', '', errorCodes),
+        message: string(fields, 'message', ''),
+      };
+    }
+    default:
+      return assertNever(type, 'node message type');
+  }
+}
+
+/** The replica's answer (src/vr/messages.ts), rebuilt field by field in the order of its type. */
+function readClientAnswer(value: unknown, label: string): ClientAnswer {
+  const fields = objectValue(value, label);
+  const type = oneOf(fields, 'type', label, ['reply', 'not_primary', 'busy'] as const);
+  const epoch = counter(fields, 'epoch', label);
+  const view = counter(fields, 'view', label);
+  switch (type) {
+    case 'reply': {
+      const reply: Reply = {
+        type,
+        epoch,
+        view,
+        op: counter(fields, 'op', label),
+        clientId: string(fields, 'clientId', label, 1, clientIdLengthMax),
+        requestNum: counter(fields, 'requestNum', label),
+        body: readReplyBody(required(fields, 'body', label), at(label, 'body')),
+      };
+      return reply;
+    }
+    case 'not_primary': {
+      const notPrimary: NotPrimary = {
+        type,
+        epoch,
+        view,
+        primary: counter(fields, 'primary', label),
+        clientId: string(fields, 'clientId', label, 1, clientIdLengthMax),
+        requestNum: counter(fields, 'requestNum', label),
+      };
+      return notPrimary;
+    }
+    case 'busy': {
+      const busy: Busy = {
+        type,
+        epoch,
+        view,
+        retryAfterTicks: counter(fields, 'retryAfterTicks', label),
+        clientId: string(fields, 'clientId', label, 1, clientIdLengthMax),
+        requestNum: counter(fields, 'requestNum', label),
+      };
+      return busy;
+    }
+    default:
+      return assertNever(type, 'client answer type');
+  }
+}
+
+const replyBodyTypes = ['registered', 'tree', 'session_expired', 'rejected'] as const satisfies readonly ReplyBody['type'][];
+
+function readReplyBody(value: unknown, label: string): ReplyBody {
+  const fields = objectValue(value, label);
+  const type = oneOf(fields, 'type', label, replyBodyTypes);
+  switch (type) {
+    case 'registered':
+      return { type, isNew: boolean(fields, 'isNew', label), lastRequestNum: counter(fields, 'lastRequestNum', label) };
+    case 'tree':
+    case 'rejected':
+      return { type, outcome: readOutcome(required(fields, 'outcome', label), at(label, 'outcome')) };
+    case 'session_expired':
+      return { type };
+    default:
+      return assertNever(type, 'reply body type');
+  }
+}
+
+const opResultTypes = ['ok', 'blob', 'element', 'count', 'bool', 'answer', 'set', 'list', 'stat', 'txn'] as const satisfies readonly OpResult['type'][];
+const resultTypesComplete: Missing<OpResult['type'], (typeof opResultTypes)[number]> = true;
+void resultTypesComplete;
+
+function readOutcome(value: unknown, label: string): OpOutcome {
+  const fields = objectValue(value, label);
+  if (own(fields, 'type') === 'error') return readFailure(fields, label);
+  return readResult(fields, label, true);
+}
+
+function readFailure(fields: Fields, label: string): OpFailure {
+  const error = readTreeError(required(fields, 'error', label), at(label, 'error'));
+  const index = optional(fields, 'at');
+  if (index === undefined) return { type: 'error', error };
+  return { type: 'error', error, at: counterValue(index, at(label, 'at')) };
+}
+
+/** `txn` results hold the results of simple ops, which are never transactions: one level only. */
+function readResult(fields: Fields, label: string, allowTxn: boolean): OpResult {
+  const type = oneOf(fields, 'type', label, opResultTypes);
+  switch (type) {
+    case 'ok':
+      return { type, version: counter(fields, 'version', label) };
+    case 'blob':
+      return { type, value: bytes(fields, 'value', label), version: counter(fields, 'version', label) };
+    case 'element': {
+      const element = own(fields, 'value');
+      if (element === undefined) malformed(`missing field ${at(label, 'value')}`);
+      const elementValue = element === null ? null : bytesValue(element, at(label, 'value'));
+      return { type, value: elementValue, version: counter(fields, 'version', label) };
+    }
+    case 'count':
+      return { type, count: counter(fields, 'count', label), version: counter(fields, 'version', label) };
+    case 'bool':
+      return { type, value: boolean(fields, 'value', label), version: counter(fields, 'version', label) };
+    case 'answer':
+      return { type, value: boolean(fields, 'value', label) };
+    case 'set': {
+      const members = array(fields, 'members', label);
+      const membersLabel = at(label, 'members');
+      return { type, members: members.map((member, i) => bytesValue(member, `${membersLabel}[${i}]`)) };
+    }
+    case 'list': {
+      const entries = array(fields, 'entries', label);
+      const entriesLabel = at(label, 'entries');
+      return {
+        type,
+        entries: entries.map((entry, i) => readListEntry(entry, `${entriesLabel}[${i}]`)),
+        version: counter(fields, 'version', label),
+      };
+    }
+    case 'stat':
+      return {
+        type,
+        nodeType: readNodeType(fields, label),
+        version: counter(fields, 'version', label),
+        size: counter(fields, 'size', label),
+      };
+    case 'txn': {
+      if (!allowTxn) malformed(`${label}: transaction results do not nest`);
+      const results = array(fields, 'results', label);
+      const resultsLabel = at(label, 'results');
+      return {
+        type,
+        results: results.map((result, i) => readResult(objectValue(result, `${resultsLabel}[${i}]`), `${resultsLabel}[${i}]`, false)),
+      };
+    }
+    default:
+      return assertNever(type, 'op result type');
+  }
+}
+
+function readNodeType(fields: Fields, label: string): NodeType {
+  const value = required(fields, 'nodeType', label);
+  if (!isNodeType(value)) return malformed(`${at(label, 'nodeType')} must be one of ${nodeTypes.join(', ')}`);
+  return value;
+}
+
+function readListEntry(value: unknown, label: string): ListEntry {
+  const fields = objectValue(value, label);
+  return {
+    name: string(fields, 'name', label),
+    path: string(fields, 'path', label),
+    nodeType: readNodeType(fields, label),
+    version: counter(fields, 'version', label),
+  };
+}
+
+const treeErrorCodes = [
+  'already_exists',
+  'does_not_exist',
+  'wrong_type',
+  'not_a_directory',
+  'bad_path',
+  'cannot_delete_root',
+  'cas_failed',
+  'too_large',
+  'invalid_request',
+] as const satisfies readonly TreeError['code'][];
+const treeErrorCodesComplete: Missing<TreeError['code'], (typeof treeErrorCodes)[number]> = true;
+void treeErrorCodesComplete;
+
+export const limitNames = [
+  'value_bytes',
+  'path_bytes',
+  'path_depth',
+  'component_bytes',
+  'collection_elements',
+  'txn_ops',
+  'txn_guards',
+  'union_operands',
+  'request_bytes',
+  'list_entries',
+  'directory_children',
+] as const satisfies readonly LimitName[];
+const limitNamesComplete: Missing<LimitName, (typeof limitNames)[number]> = true;
+void limitNamesComplete;
+
+function readTreeError(value: unknown, label: string): TreeError {
+  const fields = objectValue(value, label);
+  const code = oneOf(fields, 'code', label, treeErrorCodes);
+  switch (code) {
+    case 'already_exists':
+    case 'does_not_exist':
+    case 'not_a_directory':
+      return { code, path: string(fields, 'path', label) };
+    case 'wrong_type':
+      return { code, path: string(fields, 'path', label), actual: readActualType(fields, label) };
+    case 'bad_path':
+    case 'invalid_request':
+      return { code, reason: string(fields, 'reason', label) };
+    case 'cannot_delete_root':
+      return { code };
+    case 'cas_failed': {
+      const actual = own(fields, 'actual');
+      if (actual === undefined) malformed(`missing field ${at(label, 'actual')}`);
+      return {
+        code,
+        path: string(fields, 'path', label),
+        expected: counter(fields, 'expected', label),
+        actual: actual === null ? null : counterValue(actual, at(label, 'actual')),
+      };
+    }
+    case 'too_large':
+      return { code, what: oneOf(fields, 'what', label, limitNames), limit: counter(fields, 'limit', label) };
+    default:
+      return assertNever(code, 'tree error code');
+  }
+}
+
+function readActualType(fields: Fields, label: string): NodeType {
+  const value = required(fields, 'actual', label);
+  if (!isNodeType(value)) return malformed(`${at(label, 'actual')} must be one of ${nodeTypes.join(', ')}`);
+  return value;
+}
