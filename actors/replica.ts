@@ -45,8 +45,9 @@ export type ReplicaStatusView = {
   readonly startedAs: StartMode;
   readonly dropped: number;
   readonly checkpointOp: number;
-  /** Checkpoint images encoded on the offload pool. */
+  /** Checkpoint images encoded on the offload pool, and attempts that failed. */
   readonly imagesEncoded: number;
+  readonly imagesFailed: number;
 };
 
 /** Reply routes remembered at most (one per client session seen). */
@@ -92,6 +93,7 @@ export function createActor(context: ActorContext, init: unknown): Actor {
   let lastEncodeMs = Number.NEGATIVE_INFINITY;
   let encodedFor: Machine | null = null;
   let imagesEncoded = 0;
+  let imagesFailed = 0;
 
   const run = (inputs: readonly ReplicaInput[]): void => {
     if (inputs.length === 0) return;
@@ -118,6 +120,7 @@ export function createActor(context: ActorContext, init: unknown): Actor {
       },
       (error: unknown) => {
         encoding = false;
+        imagesFailed += 1;
         context.log.warn({ error: String(error) }, 'checkpoint_offload_failed');
       },
     );
@@ -162,6 +165,7 @@ export function createActor(context: ActorContext, init: unknown): Actor {
       dropped,
       checkpointOp: state.checkpoint.machine.appliedOp,
       imagesEncoded,
+      imagesFailed,
     }),
     inspect: () => ({
       ns: spec.ns,
@@ -172,8 +176,14 @@ export function createActor(context: ActorContext, init: unknown): Actor {
       commit: state.commit,
       globalMinAccept: state.globalMinAccept,
       logStart: state.log.start,
+      logEntries: state.op - state.log.start,
       clients: state.machine.clients.size,
       checkpointOp: state.checkpoint.machine.appliedOp,
+      checkpointImageBytes: state.checkpoint.image?.snapshot.byteLength ?? 0,
+      pending: state.primary.pending.size,
+      inProgress: state.primary.inProgress.size,
+      routes: routes.size,
+      heapUsedBytes: process.memoryUsage().heapUsed,
     }),
   };
 }

@@ -20,6 +20,18 @@ export type OffloadOptions = { readonly maxThreads: number; readonly idleTimeout
 
 export const defaultOffloadOptions: OffloadOptions = { maxThreads: 1, idleTimeoutMs: 2000 };
 
+/**
+ * The pool's threads inherit this thread's flags, which is what they need, unless the task is
+ * TypeScript and the tsx loader is not among them; only then are flags passed explicitly, less
+ * the V8 flags Node refuses for a worker (`--expose-gc`: passing it made every pool start fail,
+ * and each failed start leaked memory in the calling thread).
+ */
+function poolExecArgv(module: string): { execArgv?: string[] } {
+  const extra = tsxExecArgv(module);
+  if (extra.length === 0) return {};
+  return { execArgv: [...process.execArgv.filter((arg) => !/^--expose[-_]gc/.test(arg)), ...extra] };
+}
+
 export function makeOffload(options: OffloadOptions = defaultOffloadOptions): Offload {
   let pool: Piscina | null = null;
   let done = 0;
@@ -31,7 +43,7 @@ export function makeOffload(options: OffloadOptions = defaultOffloadOptions): Of
         minThreads: 0,
         maxThreads: options.maxThreads,
         idleTimeout: options.idleTimeoutMs,
-        execArgv: [...process.execArgv, ...tsxExecArgv(module)],
+        ...poolExecArgv(module),
       });
       const result = (await pool.run(payload, { filename: module, name, transferList: transfer })) as T;
       done += 1;

@@ -88,7 +88,7 @@ const namespaceName = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
 /**
  * Protocol defaults of a node, where they differ from the core's. A log entry holds a batch
- * of up to `batchMax` requests, so the log's memory is entries x batch: checkpoints every 64
+ * of up to `batchMax` requests, so the log's memory is entries x batch: checkpoints every 16
  * entries let the log truncate often, and at most 256 committed entries are kept for a
  * replica that is away (beyond that it catches up from a checkpoint). Measured by the
  * runtime benchmark's memory row.
@@ -99,7 +99,7 @@ const namespaceName = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
  */
 export const nodeClientDefaults: Partial<ClientConfig> = { retryTicks: 4, retryTicksMax: 20, giveUpTicks: 300 };
 
-export const nodeProtocolDefaults: Partial<ReplicaConfig> = { checkpointIntervalOps: 64, logRetainOps: 256 };
+export const nodeProtocolDefaults: Partial<ReplicaConfig> = { checkpointIntervalOps: 16, logRetainOps: 256 };
 
 /** Validates and fills defaults; throws a RangeError naming the first bad option. */
 export function resolveOptions(options: NodeOptions = {}): ResolvedOptions {

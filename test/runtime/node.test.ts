@@ -203,6 +203,7 @@ describe('node: embedding API on worker threads', function () {
         const { actors, workers } = await node.status();
         const replicas = actors.filter((a) => a.ns === 'default');
         const images = replicas.map((a) => (a.detail as { imagesEncoded: number }).imagesEncoded);
+        expect(replicas.map((a) => (a.detail as { imagesFailed: number }).imagesFailed)).to.deep.equal([0, 0, 0]);
         const pooled = workers.filter((w) => w.name.startsWith('default.')).map((w) => w.detail?.offloaded ?? 0);
         return replicas.length === 3 && images.every((n) => n >= 1) && pooled.every((n) => n >= 1) ? images : null;
       });
