@@ -7,10 +7,12 @@
  * - `tree`, `vr`, `client`: the pure core (the versioned tree, the VR replica's transition
  *   function, client-session logic), for tools and simulations.
  *
- * The network client (`connect`) arrives with the network issue.
+ * - `connect(addresses)`: the same typed client over TCP to a node serving the client API
+ *   (`startNode({ clientApi: { port } })`, docs/protocol.md).
  */
 export { startNode, HaretNode, NamespaceClient, HaretError } from './node/index.ts';
 export type { ActorReport, NodeStatus, Committed, ResultPlacement, Value, HaretErrorCode, ServiceErrorCode, NodeOptions, NamespaceOptions, Placement } from './node/index.ts';
+export { connect, RemoteConnection, type ConnectOptions, type ClientApiOptions } from './net/index.ts';
 export * as tree from './tree/index.ts';
 export * as vr from './vr/index.ts';
 export * as client from './client/index.ts';

@@ -4,14 +4,18 @@
  * the client proxy and the timer service run as actors on worker threads.
  */
 
-import { ActorSystem, type SystemEvent, type WorkerReport } from '../../runtime/system.ts';
+import { ActorSystem, type HostActorSpec, type SystemEvent, type WorkerReport } from '../../runtime/system.ts';
+import { wireLimitsFor } from '../api/wire.ts';
+import { ClientApiServer } from '../net/server.ts';
+import { defaultTreeLimits } from '../tree/limits.ts';
+import type { ClientAnswer } from '../vr/messages.ts';
 import type { InjectedFault } from '../../runtime/protocol.ts';
 import type { ReplicaStatusView } from '../../actors/replica.ts';
 import { NamespaceClient } from './client.ts';
 import { Endpoint } from './endpoint.ts';
 import { HaretError } from './errors.ts';
 import { resolveOptions, type NodeOptions, type ResolvedOptions } from './options.ts';
-import { buildLayout, endpointId, proxyId, replicaId, restartInit, timerId } from './placement.ts';
+import { buildLayout, endpointId, netId, proxyId, replicaId, restartInit, timerId } from './placement.ts';
 
 export type ActorReport = {
   readonly actor: string;
@@ -43,11 +47,19 @@ export class HaretNode {
   readonly #clients = new Map<string, NamespaceClient>();
   #stopping: Promise<void> | null = null;
 
+  readonly #clientApi: ClientApiServer | null;
+
   /** Use `startNode`. */
-  constructor(options: ResolvedOptions, system: ActorSystem, endpoint: Endpoint) {
+  constructor(options: ResolvedOptions, system: ActorSystem, endpoint: Endpoint, clientApi: ClientApiServer | null = null) {
     this.options = options;
     this.#system = system;
     this.#endpoint = endpoint;
+    this.#clientApi = clientApi;
+  }
+
+  /** Where the TCP client API listens, or null when the node has none. */
+  get clientApiAddress(): { readonly host: string; readonly port: number } | null {
+    return this.#clientApi?.address() ?? null;
   }
 
   get namespaces(): string[] {
@@ -157,6 +169,7 @@ export class HaretNode {
   /** Stops every worker and closes every port and timer; pending calls reject with `stopped`. */
   stop(): Promise<void> {
     this.#stopping ??= (async () => {
+      await this.#clientApi?.close();
       this.#endpoint.close();
       await this.#system.stop();
     })();
@@ -188,9 +201,24 @@ export async function startNode(options: NodeOptions = {}): Promise<HaretNode> {
   const endpoint = new Endpoint(endpointId, proxyId, resolved.callDeadlineMs);
   let node: HaretNode | null = null;
   const layout = buildLayout(resolved);
+  // The TCP client API's actor: replicas route answers to it like to any client's sender.
+  let clientApi: ClientApiServer | null = null;
+  const hostActors: HostActorSpec[] = [{ id: endpointId, factory: endpoint.factory, init: null }];
+  if (resolved.clientApi !== undefined) {
+    hostActors.push({
+      id: netId,
+      factory: () => ({
+        receive: (batch) => {
+          for (const envelope of batch) clientApi?.onAnswer(envelope.msg as ClientAnswer);
+        },
+        status: () => ({ role: 'client_api', ...clientApi?.counters }),
+      }),
+      init: null,
+    });
+  }
   const system = await ActorSystem.start({
     workers: layout.workers,
-    hostActors: [{ id: endpointId, factory: endpoint.factory, init: null }],
+    hostActors,
     hostActorSpecs: layout.hostActors,
     codec: resolved.codec,
     ...(resolved.logLevel === undefined ? {} : { logLevel: resolved.logLevel }),
@@ -199,7 +227,23 @@ export async function startNode(options: NodeOptions = {}): Promise<HaretNode> {
     restartInit,
     onEvent: (event) => node?.onSystemEvent(event),
   });
-  node = new HaretNode(resolved, system, endpoint);
+  if (resolved.clientApi !== undefined) {
+    try {
+      clientApi = await ClientApiServer.start(
+        {
+          nodeName: resolved.name,
+          namespaces: resolved.namespaces.map((ns) => ({ name: ns.name, replicas: Array.from({ length: ns.config.replicaCount }, (_, i) => replicaId(ns.name, i)) })),
+          limits: wireLimitsFor(resolved.namespaces[0]?.config.treeLimits ?? defaultTreeLimits),
+          send: (to, request) => system.send({ from: netId, to, msg: request }),
+        },
+        resolved.clientApi,
+      );
+    } catch (error) {
+      await system.stop();
+      throw error;
+    }
+  }
+  node = new HaretNode(resolved, system, endpoint, clientApi);
   // Every actor exists now: time may start (see TimerInit.paused).
   system.send({ from: endpointId, to: timerId, msg: { type: 'resume' }, control: true });
   return node;

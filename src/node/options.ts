@@ -62,6 +62,10 @@ export type NodeOptions = {
    * transport-ceiling echo in bench/. It gets the same init and message flow.
    */
   readonly replicaModule?: string;
+  /** Serve the TCP client API (docs/protocol.md) on this address; absent: no listener. */
+  readonly clientApi?: import('../net/server.ts').ClientApiOptions;
+  /** This node's name, as the client API's `welcome` reports it. Default `haret`. */
+  readonly name?: string;
 };
 
 export type ResolvedNamespace = { readonly name: string; readonly config: ReplicaConfig; readonly client: ClientConfig };
@@ -80,6 +84,8 @@ export type ResolvedOptions = {
   readonly clientTickEvery: number;
   readonly replicaResourceLimits: import('node:worker_threads').ResourceLimits | undefined;
   readonly replicaModule: string | undefined;
+  readonly clientApi: import('../net/server.ts').ClientApiOptions | undefined;
+  readonly name: string;
   /** Host-side backstop for a call: the client's give-up time plus a margin. */
   readonly callDeadlineMs: number;
 };
@@ -158,6 +164,8 @@ export function resolveOptions(options: NodeOptions = {}): ResolvedOptions {
     clientTickEvery,
     replicaResourceLimits: options.replicaResourceLimits,
     replicaModule: options.replicaModule,
+    clientApi: options.clientApi,
+    name: options.name ?? 'haret',
     callDeadlineMs: giveUpTicks * clientTickEvery * tickMs * 2 + 5_000,
   };
 }

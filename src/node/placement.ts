@@ -14,6 +14,8 @@ import type { ResolvedOptions } from './options.ts';
 export const proxyId = 'proxy';
 export const timerId = 'timer';
 export const endpointId = 'host/api';
+/** The TCP client API's actor on the main thread (when the node serves one). */
+export const netId = 'host/net';
 
 export function replicaId(ns: string, index: number): string {
   return `${ns}/r${index}`;

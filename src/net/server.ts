@@ -1,0 +1,211 @@
+/**
+ * The client API over TCP (docs/protocol.md): length-prefixed msgpack frames, many requests in
+ * flight per connection matched by `id`. The client owns its VR session (client id, request
+ * numbers), so this server is a forwarder: a request goes to the namespace's replica it
+ * believes is primary, and the replica's answer (reply, not_primary, busy) comes back
+ * unchanged. Retries of the same request number are answered from the replicas' client table,
+ * so they run once.
+ *
+ * Limits: frame size (checked before buffering), requests in flight per connection,
+ * connections per node, idle time. Bad input gets a typed error; a framing error also closes
+ * the connection; nothing a client sends can crash the node.
+ */
+
+import { createServer, type Server, type Socket } from 'node:net';
+import { FrameDecoder } from '../api/frame.ts';
+import { decodeClientMessage, encodeNodeFrame, protocolVersion, type NodeMessage, type RequestMessage, type WireLimits } from '../api/wire.ts';
+import type { ClientAnswer } from '../vr/messages.ts';
+
+export type ClientApiOptions = {
+  /** Default 127.0.0.1. */
+  readonly host?: string;
+  /** Default 0: an ephemeral port (see `address`). */
+  readonly port?: number;
+  /** Default 1024; one more is answered `overloaded` and closed. */
+  readonly connectionsMax?: number;
+  /** A connection silent for this long is closed. Default 60 s. */
+  readonly idleTimeoutMs?: number;
+};
+
+export type ClientApiNamespace = { readonly name: string; readonly replicas: readonly string[] };
+
+export type ClientApiDeps = {
+  readonly nodeName: string;
+  readonly namespaces: readonly ClientApiNamespace[];
+  readonly limits: WireLimits;
+  /** Sends a VR request to a replica actor; its answer comes back through `onAnswer`. */
+  send(to: string, request: unknown): void;
+};
+
+type Connection = {
+  readonly socket: Socket;
+  readonly decoder: FrameDecoder;
+  hello: boolean;
+  /** Requests in flight on this connection, by client id. */
+  readonly inFlight: Map<string, { readonly id: number; readonly ns: string; readonly requestNum: number }>;
+};
+
+type NsState = { readonly replicas: readonly string[]; view: number };
+
+export class ClientApiServer {
+  readonly #deps: ClientApiDeps;
+  readonly #server: Server;
+  readonly #connections = new Set<Connection>();
+  readonly #byClient = new Map<string, Connection>();
+  readonly #namespaces = new Map<string, NsState>();
+  readonly #connectionsMax: number;
+  readonly #idleTimeoutMs: number;
+  #closing = false;
+  readonly counters = { connections: 0, refused: 0, requests: 0, answers: 0, errors: 0, strayAnswers: 0 };
+
+  private constructor(deps: ClientApiDeps, server: Server, options: ClientApiOptions) {
+    this.#deps = deps;
+    this.#server = server;
+    this.#connectionsMax = options.connectionsMax ?? 1024;
+    this.#idleTimeoutMs = options.idleTimeoutMs ?? 60_000;
+    for (const ns of deps.namespaces) this.#namespaces.set(ns.name, { replicas: ns.replicas, view: 0 });
+  }
+
+  static start(deps: ClientApiDeps, options: ClientApiOptions = {}): Promise<ClientApiServer> {
+    return new Promise((resolve, reject) => {
+      let accept: (socket: Socket) => void = (socket) => socket.destroy();
+      const server = createServer((socket) => accept(socket));
+      const api = new ClientApiServer(deps, server, options);
+      accept = (socket) => api.#accept(socket);
+      server.once('error', reject);
+      server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => {
+        server.off('error', reject);
+        resolve(api);
+      });
+    });
+  }
+
+  address(): { readonly host: string; readonly port: number } {
+    const address = this.#server.address();
+    if (address === null || typeof address === 'string') throw new Error('client API server is not listening');
+    return { host: address.address, port: address.port };
+  }
+
+  /** A replica's answer to a request forwarded from here. */
+  onAnswer(answer: ClientAnswer): void {
+    const clientId = typeof answer?.clientId === 'string' ? answer.clientId : null;
+    const connection = clientId === null ? undefined : this.#byClient.get(clientId);
+    const pending = connection?.inFlight.get(clientId as string);
+    if (connection === undefined || pending === undefined || pending.requestNum !== answer.requestNum) {
+      this.counters.strayAnswers += 1;
+      return;
+    }
+    const ns = this.#namespaces.get(pending.ns);
+    if (ns !== undefined && answer.view > ns.view) ns.view = answer.view;
+    // not_primary and busy are answers too: the client's session retries, now at the primary.
+    if (answer.type === 'reply') connection.inFlight.delete(clientId as string);
+    this.counters.answers += 1;
+    this.#write(connection, { type: 'answer', id: pending.id, ns: pending.ns, answer });
+  }
+
+  /** Stops listening and closes every connection. */
+  close(): Promise<void> {
+    this.#closing = true;
+    for (const connection of this.#connections) connection.socket.destroy();
+    return new Promise((resolve) => this.#server.close(() => resolve()));
+  }
+
+  #accept(socket: Socket): void {
+    if (this.#closing || this.#connections.size >= this.#connectionsMax) {
+      this.counters.refused += 1;
+      socket.end(encodeNodeFrame({ type: 'error', id: null, code: 'overloaded', message: 'too many connections' }));
+      return;
+    }
+    this.counters.connections += 1;
+    const connection: Connection = { socket, decoder: new FrameDecoder({ frameBytesMax: this.#deps.limits.frameBytesMax }), hello: false, inFlight: new Map() };
+    this.#connections.add(connection);
+    socket.setNoDelay(true);
+    socket.setTimeout(this.#idleTimeoutMs, () => socket.destroy());
+    socket.on('data', (chunk: Buffer) => this.#onData(connection, chunk));
+    socket.on('error', () => socket.destroy());
+    socket.on('close', () => this.#drop(connection));
+  }
+
+  #drop(connection: Connection): void {
+    this.#connections.delete(connection);
+    for (const clientId of connection.inFlight.keys()) {
+      if (this.#byClient.get(clientId) === connection) this.#byClient.delete(clientId);
+    }
+  }
+
+  #onData(connection: Connection, chunk: Buffer): void {
+    for (const event of connection.decoder.push(chunk)) {
+      if (event.type === 'error') {
+        this.#fail(connection, null, event.code, event.message, true);
+        return;
+      }
+      this.#onFrame(connection, event.payload);
+    }
+  }
+
+  #onFrame(connection: Connection, payload: Uint8Array): void {
+    const decoded = decodeClientMessage(payload, this.#deps.limits);
+    if (!decoded.ok) {
+      this.#fail(connection, decoded.error.id, decoded.error.code, decoded.error.message, decoded.error.code === 'unsupported_version');
+      return;
+    }
+    const message = decoded.message;
+    if (!connection.hello && message.type !== 'hello') {
+      this.#fail(connection, null, 'malformed', 'the first message must be hello', true);
+      return;
+    }
+    switch (message.type) {
+      case 'hello':
+        if (connection.hello) {
+          this.#fail(connection, null, 'malformed', 'hello was already sent', false);
+          return;
+        }
+        connection.hello = true;
+        this.#write(connection, { type: 'welcome', version: protocolVersion, node: this.#deps.nodeName, namespaces: [...this.#namespaces.keys()] });
+        return;
+      case 'list_namespaces':
+        this.#write(connection, { type: 'namespaces', id: message.id, namespaces: [...this.#namespaces.keys()] });
+        return;
+      case 'ping':
+        this.#write(connection, { type: 'pong', id: message.id });
+        return;
+      case 'request':
+        this.#forward(connection, message);
+        return;
+      default: {
+        const never: never = message;
+        this.#fail(connection, null, 'malformed', `unknown message ${String((never as { type?: unknown }).type)}`, false);
+      }
+    }
+  }
+
+  #forward(connection: Connection, message: RequestMessage): void {
+    const ns = this.#namespaces.get(message.ns);
+    if (ns === undefined) {
+      this.#fail(connection, message.id, 'unknown_namespace', `no namespace ${message.ns} on this node`, false);
+      return;
+    }
+    if (!connection.inFlight.has(message.clientId) && connection.inFlight.size >= this.#deps.limits.inFlightMax) {
+      this.#fail(connection, message.id, 'too_many_in_flight', `at most ${this.#deps.limits.inFlightMax} requests in flight per connection`, false);
+      return;
+    }
+    this.counters.requests += 1;
+    connection.inFlight.set(message.clientId, { id: message.id, ns: message.ns, requestNum: message.requestNum });
+    this.#byClient.set(message.clientId, connection);
+    const primary = ns.replicas[ns.view % ns.replicas.length];
+    if (primary !== undefined) {
+      this.#deps.send(primary, { type: 'request', clientId: message.clientId, requestNum: message.requestNum, op: message.op });
+    }
+  }
+
+  #fail(connection: Connection, id: number | null, code: Extract<NodeMessage, { type: 'error' }>['code'], text: string, close: boolean): void {
+    this.counters.errors += 1;
+    const frame = encodeNodeFrame({ type: 'error', id, code, message: text });
+    if (close) connection.socket.end(frame);
+    else connection.socket.write(frame);
+  }
+
+  #write(connection: Connection, message: NodeMessage): void {
+    if (connection.socket.writable) connection.socket.write(encodeNodeFrame(message));
+  }
+}
