@@ -22,6 +22,6 @@ describe('npm start', function () {
     expect(out).to.match(/default\/r\d\s+running\s+primary\s+normal view \d+/);
     expect(out).to.contain('(does_not_exist)');
     expect(out).to.match(/error: .*frobnicate/);
-    expect(result.stderr).to.match(/namespace default on 3 replicas, ready/);
+    expect(result.stderr).to.match(/namespace default on 3 replicas, client API on 127.0.0.1:\d+, ready/);
   });
 });
