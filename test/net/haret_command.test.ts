@@ -1,0 +1,76 @@
+/**
+ * The `haret` command as a user runs it: `haret start` as its own process serving the client
+ * API (stopped by SIGTERM, exiting cleanly), and `haret cli ADDRESS -e COMMAND` against it.
+ */
+
+import { expect } from 'chai';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { runChild } from '../runtime/helpers.ts';
+
+const bin = fileURLToPath(new URL('../../bin/haret.js', import.meta.url));
+
+describe('the haret command', function () {
+  this.timeout(120_000);
+
+  it('haret start serves the client API from a TOML config; haret cli -e runs commands against it; SIGTERM stops it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'haret-start-'));
+    const config = join(dir, 'node.toml');
+    writeFileSync(config, 'name = "node-a"\nclient_address = "127.0.0.1:0"\nlog_level = "silent"\n[[namespaces]]\nname = "ns1"\nreplicas = 3\n');
+    const child = spawn(process.execPath, [bin, 'start', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+    try {
+      let out = '';
+      const line = await new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no start line: ${out}`)), 60_000);
+        child.stdout.on('data', (chunk: Buffer) => {
+          out += chunk.toString();
+          if (out.includes('\n')) {
+            clearTimeout(timer);
+            resolve(out.split('\n')[0] ?? '');
+          }
+        });
+      });
+      const match = /^haret: node node-a serving ns1 on 127\.0\.0\.1:(\d+)$/.exec(line);
+      expect(match, line).to.not.equal(null);
+      const address = `127.0.0.1:${match?.[1]}`;
+      const create = await runChild([bin, 'cli', address, '-n', 'ns1', '-e', 'create blob /x'], 30_000);
+      expect(create.code, create.stderr).to.equal(0);
+      const put = await runChild([bin, 'cli', address, '-n', 'ns1', '-e', 'put /x "from the cli"'], 30_000);
+      expect(put.stdout).to.contain('ok · version 1');
+      const get = await runChild([bin, 'cli', address, '-n', 'ns1', '-e', 'get /x'], 30_000);
+      expect(get.stdout).to.match(/from the cli.* · version 1/);
+      expect(get.stdout).to.match(/view \d+ · op \d+/);
+      const missing = await runChild([bin, 'cli', address, '-n', 'ns1', '-e', 'get /missing'], 30_000);
+      expect(missing.code).to.equal(1);
+      expect(missing.stdout).to.contain('does_not_exist');
+      const piped = await runChild([bin, 'cli', address, '-n', 'ns1'], 30_000, 'get /x\nstatus\n');
+      expect(piped.code).to.equal(0);
+      expect(piped.stdout).to.contain('connected to node-a');
+      const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+      child.kill('SIGTERM');
+      expect(await exited).to.equal(0);
+    } finally {
+      child.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses an unknown config key and a feature not built yet, with exit code 2', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'haret-config-'));
+    try {
+      const typo = join(dir, 'typo.toml');
+      writeFileSync(typo, 'nmae = "x"\n');
+      const bad = await runChild([bin, 'start', '--config', typo], 30_000);
+      expect(bad.code).to.equal(2);
+      expect(bad.stderr).to.contain('unknown config key nmae');
+      const notYet = await runChild([bin, 'start', '--data-dir', dir], 30_000);
+      expect(notYet.code).to.equal(2);
+      expect(notYet.stderr).to.contain('storage on disk is not available yet');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
