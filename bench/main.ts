@@ -11,6 +11,7 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { defaultOutDir, type Suite } from './report.ts';
+import { netSuite } from './net.bench.ts';
 import { runtimeSuite } from './runtime.bench.ts';
 import { simSuite } from './sim.bench.ts';
 import { treeSuite } from './tree.bench.ts';
@@ -20,6 +21,7 @@ const suites: ReadonlyMap<string, Suite> = new Map<string, Suite>([
   ['tree', treeSuite],
   ['sim', simSuite],
   ['runtime', runtimeSuite],
+  ['net', netSuite],
 ]);
 
 const usage = `usage: npm run bench -- [suite ...] [--quick] [--out DIR]

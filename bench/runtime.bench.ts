@@ -21,7 +21,7 @@ import type { ProxyPlacement } from '../src/node/options.ts';
 import { formatBytes, formatInteger, printTable, progress, writeResults, type SuiteContext } from './report.ts';
 import { runSimBench } from './sim.bench.ts';
 
-type Workload = 'put' | 'mix';
+export type Workload = 'put' | 'mix';
 
 type Case = {
   readonly name: string;
@@ -65,7 +65,7 @@ function cases(): Case[] {
 }
 
 /** Closed-loop callers for `ms`; returns ops/s and latency percentiles (µs). */
-async function drive(client: NamespaceClient, workload: Workload, callers: number, ms: number, bar: Bar | null): Promise<{ ops: number; errors: number; seconds: number; latenciesUs: Float64Array }> {
+export async function drive(client: NamespaceClient, workload: Workload, callers: number, ms: number, bar: Bar | null): Promise<{ ops: number; errors: number; seconds: number; latenciesUs: Float64Array }> {
   let running = true;
   let ops = 0;
   let errors = 0;
@@ -101,7 +101,7 @@ async function drive(client: NamespaceClient, workload: Workload, callers: numbe
   return { ops, errors, seconds, latenciesUs: Float64Array.from(latencies).sort() };
 }
 
-function percentile(sorted: Float64Array, p: number): number {
+export function percentile(sorted: Float64Array, p: number): number {
   if (sorted.length === 0) return Number.NaN;
   return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] as number;
 }
@@ -137,7 +137,7 @@ function busyShare(before: LoopTimes, after: LoopTimes): Record<string, number> 
   return out;
 }
 
-async function prepareBlobs(client: NamespaceClient, count: number): Promise<void> {
+export async function prepareBlobs(client: NamespaceClient, count: number): Promise<void> {
   const batch = 256;
   for (let start = 0; start < count; start += batch) {
     await Promise.all(
@@ -152,10 +152,10 @@ async function prepareBlobs(client: NamespaceClient, count: number): Promise<voi
  * Progress bars on a terminal (cli-progress); on a pipe or a file, one plain line per step, so
  * logs stay readable.
  */
-type Bars = { create(total: number, start: number, label: string): Bar; stop(): void };
-type Bar = { update(value: number): void; done(): void };
+export type Bars = { create(total: number, start: number, label: string): Bar; stop(): void };
+export type Bar = { update(value: number): void; done(): void };
 
-function makeBars(): Bars {
+export function makeBars(): Bars {
   if (process.stderr.isTTY !== true) {
     return {
       create(_total, _start, label) {
