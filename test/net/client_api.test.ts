@@ -6,6 +6,8 @@
  */
 
 import { expect } from 'chai';
+import fc from 'fast-check';
+import { Packr } from 'msgpackr';
 import { connect as tcpConnect } from 'node:net';
 import { FrameDecoder } from '../../src/api/frame.ts';
 import { decodeNodeMessage, defaultWireLimits, encodeClientFrame, type NodeMessage } from '../../src/api/wire.ts';
@@ -13,6 +15,21 @@ import { connect } from '../../src/net/index.ts';
 import { HaretError, startNode, type HaretNode } from '../../src/node/index.ts';
 
 const decoder = new TextDecoder();
+const packr = new Packr({ useRecords: false });
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}
+
+function frame(payload: Uint8Array): Uint8Array {
+  const out = new Uint8Array(4 + payload.length);
+  new DataView(out.buffer).setUint32(0, payload.length);
+  out.set(payload, 4);
+  return out;
+}
 
 /** Sends raw bytes, collects the node's frames until it closes the socket (or `ms` passes). */
 function rawExchange(port: number, bytes: Uint8Array, ms = 3000): Promise<{ messages: NodeMessage[]; closed: boolean }> {
@@ -112,6 +129,42 @@ describe('net: TCP client API and client library', function () {
     } finally {
       await remote.close();
     }
+  });
+
+  it('survives a fuzz of the client port: random bytes, truncated and oversized frames, wrong types, unknown ops', async () => {
+    const hello = encodeClientFrame({ type: 'hello', version: 1 });
+    const valid = encodeClientFrame({ type: 'request', id: 1, ns: 'default', clientId: 'fz1', requestNum: 0, op: { type: 'register' } });
+    await fc.assert(
+      fc.asyncProperty(
+        fc.oneof(
+          fc.uint8Array({ minLength: 1, maxLength: 512 }),
+          fc.uint8Array({ maxLength: 64 }).map((tail) => concat(hello, tail)),
+          fc.nat({ max: valid.length - 1 }).map((cut) => concat(hello, valid.subarray(0, cut))),
+          fc.anything().map((value) => concat(hello, frame(packr.pack(value)))),
+          fc.record({ type: fc.constantFrom('request', 'ping', 'list_namespaces', 'bogus'), id: fc.anything(), ns: fc.anything(), op: fc.anything() }).map((value) => concat(hello, frame(packr.pack(value)))),
+          fc.integer({ min: defaultWireLimits.frameBytesMax + 1, max: 2 ** 32 - 1 }).map((length) => {
+            const prefix = new Uint8Array(4);
+            new DataView(prefix.buffer).setUint32(0, length);
+            return concat(hello, prefix);
+          }),
+        ),
+        async (bytes) => {
+          const result = await rawExchange(port, bytes, 300);
+          // Whatever came back is typed: a welcome, an answer, a pong, namespaces or an error.
+          for (const message of result.messages) expect(['welcome', 'error', 'pong', 'namespaces', 'answer']).to.include(message.type);
+        },
+      ),
+      { numRuns: 40 },
+    );
+    const remote = await connect([`127.0.0.1:${port}`]);
+    try {
+      const put = await remote.client().create('/after-fuzz', 'blob');
+      expect(put.type).to.equal('ok');
+    } finally {
+      await remote.close();
+    }
+    const { actors } = await node.status();
+    expect(actors.every((a) => a.restarts === 0)).to.equal(true);
   });
 
   it('writes exactly once through a primary kill: retried pushes are answered from the client table', async () => {
