@@ -8,12 +8,13 @@
  * replies; the replicas' client table makes a retried write run once.
  */
 
-import { randomBytes, randomInt } from 'node:crypto';
+import { randomInt } from 'node:crypto';
 import type { Actor, ActorContext } from '../runtime/actor.ts';
 import type { ActorId, Envelope } from '../runtime/envelope.ts';
 import { validateClientConfig, type ClientConfig } from '../src/client/config.ts';
 import { initialPoolState, poolStats, poolStepAll, type PoolEffect, type PoolInput, type PoolState } from '../src/client/pool.ts';
 import type { ClientAnswer } from '../src/vr/messages.ts';
+import { randomSessionPrefix } from './session_prefix.ts';
 import { isTick, type ProxyCall, type ProxyOutcome, type ProxyResult } from './messages.ts';
 
 export type ProxyNamespace = {
@@ -41,18 +42,12 @@ type Namespace = {
 
 export function createActor(context: ActorContext, init: unknown): Actor {
   const spec = init as ProxyInit;
-  // Session ids must never repeat across restarts of this proxy: a fresh random part each time
-  // (7 base-36 characters, ~7.8e10 values). Kept to 16 characters or fewer in all: the replicas
-  // key their client table by it, and Immutable.js hashes longer strings through a small
-  // shared cache that a thousand sessions thrash (~5% of the primary's profile; no throughput
-  // change measurable above the noise, but it costs nothing).
-  const incarnation = Array.from(randomBytes(7), (byte) => (byte % 36).toString(36)).join('');
   const namespaces = new Map<string, Namespace>();
   const byPrefix = new Map<string, Namespace>();
   Object.entries(spec.namespaces).forEach(([name, config], index) => {
     const problem = validateClientConfig(config.client);
     if (problem !== null) throw new RangeError(`proxy namespace ${name}: ${problem}`);
-    const prefix = `${incarnation}${index.toString(36)}`;
+    const prefix = randomSessionPrefix(index);
     const ns: Namespace = {
       name,
       replicas: config.replicas,

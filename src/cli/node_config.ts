@@ -17,6 +17,7 @@ import { readFileSync } from 'node:fs';
 import { parse as parseToml } from 'smol-toml';
 import type { NodeOptions } from '../node/index.ts';
 import { isLogLevel } from '../../runtime/logger.ts';
+import { parseAddress } from '../net/address.ts';
 
 export type StartFlags = {
   readonly config?: string | undefined;
@@ -41,13 +42,13 @@ const notYet = new Map([
   ['data_dir', 'storage on disk'],
 ]);
 
-/** "host:port" -> parts; the host defaults to 127.0.0.1 when only ":port" or "port" is given. */
-export function parseListenAddress(value: string): { host: string; port: number } {
-  const at = value.lastIndexOf(':');
-  const host = at <= 0 ? '127.0.0.1' : value.slice(0, at).replace(/^\[|\]$/g, '');
-  const port = Number(at < 0 ? value : value.slice(at + 1));
-  if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new ConfigError(`address ${value} is not host:port`);
-  return { host, port };
+/** "host:port" to listen on; the host defaults to 127.0.0.1 when only ":port" or "port" is given. */
+function parseListenAddress(value: string): { host: string; port: number } {
+  try {
+    return parseAddress(value, true);
+  } catch (error) {
+    throw new ConfigError(error instanceof Error ? error.message : String(error));
+  }
 }
 
 function readFile(path: string): Record<string, unknown> {

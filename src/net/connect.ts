@@ -9,9 +9,11 @@
  * another node, a write still runs once (the replicas' client table answers the retry).
  */
 
-import { randomBytes, randomInt } from 'node:crypto';
+import { randomInt } from 'node:crypto';
 import { connect as tcpConnect, type Socket } from 'node:net';
+import { randomSessionPrefix } from '../../actors/session_prefix.ts';
 import { FrameDecoder } from '../api/frame.ts';
+import { parseAddress } from './address.ts';
 import { decodeNodeMessage, defaultWireLimits, encodeClientFrame, protocolVersion, type NodeMessage, type WireLimits } from '../api/wire.ts';
 import type { ProxyOutcome } from '../../actors/messages.ts';
 import { defaultClientConfig, type ClientConfig } from '../client/config.ts';
@@ -38,13 +40,6 @@ export type ConnectOptions = {
 
 type Ns = { readonly name: string; pool: PoolState; inputs: PoolInput[] };
 
-function parseAddress(address: string): { host: string; port: number } {
-  const at = address.lastIndexOf(':');
-  const port = Number(address.slice(at + 1));
-  if (at <= 0 || !Number.isInteger(port) || port < 1 || port > 65_535) throw new RangeError(`address ${address} is not host:port`);
-  return { host: address.slice(0, at).replace(/^\[|\]$/g, ''), port };
-}
-
 export class RemoteConnection {
   readonly #addresses: readonly { host: string; port: number }[];
   readonly #options: ConnectOptions;
@@ -66,7 +61,7 @@ export class RemoteConnection {
 
   private constructor(addresses: readonly string[], options: ConnectOptions) {
     if (addresses.length === 0) throw new RangeError('connect needs at least one address');
-    this.#addresses = addresses.map(parseAddress);
+    this.#addresses = addresses.map((address) => parseAddress(address));
     this.#options = options;
     this.#limits = options.limits ?? defaultWireLimits;
   }
@@ -105,7 +100,7 @@ export class RemoteConnection {
     let state = this.#namespaces.get(ns);
     if (state === undefined) {
       const client: ClientConfig = { ...defaultClientConfig, ...nodeClientDefaults, ...this.#options.client, replicaCount: 1 };
-      const prefix = `${Array.from(randomBytes(7), (b) => (b % 36).toString(36)).join('')}${this.#namespaces.size.toString(36)}`;
+      const prefix = randomSessionPrefix(this.#namespaces.size);
       state = {
         name: ns,
         pool: initialPoolState({ client, sessionsMax: this.#options.sessionsMax ?? 1024, waitingMax: this.#options.waitingMax ?? 100_000, clientIdPrefix: prefix }, randomInt(2 ** 31)),
