@@ -246,6 +246,15 @@ describe('node: embedding API on worker threads', function () {
       expect(put.version).to.equal(1);
       const { actors } = await node.status();
       expect(actors.every((a) => a.restarts === 0)).to.equal(true);
+      // The timer service restarts like any actor and ticks again at once.
+      await node.faults.terminate('timer');
+      const timer = await eventually('the timer restarted and ticking', async () => {
+        const report = (await node.status()).actors.find((a) => a.actor === 'timer');
+        const detail = report?.detail as { running?: boolean; ticks?: number } | null;
+        return report?.restarts === 1 && detail?.running === true && (detail.ticks ?? 0) > 0 ? report : null;
+      });
+      expect(timer.state).to.equal('running');
+      expect((await client.blobPut('/after', 'timer back')).version).to.equal(2);
     } finally {
       await node.stop();
     }
