@@ -10,7 +10,10 @@
  */
 
 import { existsSync, readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
+import type { AdminAnswer } from '../net/admin.ts';
+import { AdminClient, type AdminQuery } from '../net/admin_client.ts';
 import { connect } from '../net/index.ts';
 import { startNode } from '../node/index.ts';
 import { parseCommand, helpText } from './commands.ts';
@@ -36,9 +39,11 @@ usage:
   haret start [--config FILE] [--name NAME] [--client-address HOST:PORT]
               [--namespace NS] [--replicas N] [--log-level LEVEL]
   haret cli ADDRESS [--namespace NS] [-e COMMAND]
+  haret admin ADMIN_ADDRESS [-e COMMAND]   status | namespaces | primary NS | replica ACTOR
+                                           | config | metrics | help
   haret --version | --help
 
-Not yet available: haret admin, cluster links (see README.md, "What does not work yet").`;
+Not yet available: cluster links, cluster join, namespace create (see README.md).`;
 
 class UsageError extends Error {}
 
@@ -71,7 +76,8 @@ async function start(args: readonly string[]): Promise<number> {
   });
   const node = await startNode(options);
   const address = node.clientApiAddress;
-  process.stdout.write(`haret: node ${options.name ?? 'haret'} serving ${node.namespaces.join(', ')} on ${address?.host}:${address?.port}\n`);
+  const admin = node.adminApiAddress;
+  process.stdout.write(`haret: node ${options.name ?? 'haret'} serving ${node.namespaces.join(', ')} on ${address?.host}:${address?.port}${admin === null ? '' : `, admin on ${admin.host}:${admin.port}`}\n`);
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);
@@ -123,6 +129,96 @@ async function cli(args: readonly string[]): Promise<number> {
   }
 }
 
+const adminHelp = `admin commands:
+  status              every actor: worker state, restarts, role, status, view, op, commit
+  namespaces          the namespaces this node serves
+  primary NS          the replica that is primary of NS
+  replica ACTOR       a replica's protocol state (e.g. replica default/r0)
+  config              the node's resolved options
+  metrics             per worker: heap, transport, event loop, mailboxes
+  cluster join ADDR   (not available yet: needs cluster links)
+  namespace create NS (not available yet: needs cluster links)`;
+
+/** One admin command line to a query, or a usage error. */
+function parseAdminCommand(line: string): AdminQuery | 'help' | 'quit' | null | string {
+  const words = line.trim().split(/\s+/).filter((word) => word.length > 0);
+  const [command, arg] = words;
+  switch (command) {
+    case undefined:
+      return null;
+    case 'help':
+    case '?':
+      return 'help';
+    case 'quit':
+    case 'exit':
+      return 'quit';
+    case 'status':
+    case 'namespaces':
+    case 'config':
+    case 'metrics':
+      return { type: command };
+    case 'primary':
+      return arg === undefined ? 'usage: primary NS' : { type: 'primary', ns: arg };
+    case 'replica':
+      return arg === undefined ? 'usage: replica ACTOR' : { type: 'replica', actor: arg };
+    case 'cluster':
+      return { type: 'cluster_join' };
+    case 'namespace':
+      return { type: 'namespace_create' };
+    default:
+      return `unknown admin command ${command}; try help`;
+  }
+}
+
+function formatAdminAnswer(query: AdminQuery, answer: AdminAnswer): string {
+  if (answer.type === 'error') return `error: ${answer.message} (${answer.code})`;
+  if (query.type === 'status' && Array.isArray(answer.value)) {
+    return (answer.value as { actor: string; state: string; restarts: number; role: string | null; status: string | null; view: number | null; op: number | null; commit: number | null; failure: string | null }[])
+      .map((a) => `${a.actor.padEnd(14)} ${a.state.padEnd(10)} ${(a.role ?? '-').padEnd(8)}${a.status === null ? '' : ` ${a.status}`}${a.view === null ? '' : ` view ${a.view} op ${a.op} commit ${a.commit}`}${a.restarts > 0 ? ` restarts ${a.restarts}` : ''}${a.failure === null ? '' : ` FAILED: ${a.failure}`}`)
+      .join('\n');
+  }
+  return JSON.stringify(answer.value, null, 2);
+}
+
+async function admin(args: readonly string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args: [...args], options: { e: { type: 'string', short: 'e' } }, allowPositionals: true, strict: true });
+  const [address] = positionals;
+  if (address === undefined || positionals.length > 1) throw new UsageError('haret admin takes one ADMIN_ADDRESS (host:port)');
+  const client = await AdminClient.open(address);
+  const run = async (line: string, out: NodeJS.WritableStream): Promise<number | 'quit'> => {
+    const parsed = parseAdminCommand(line);
+    if (parsed === null) return 0;
+    if (parsed === 'quit') return 'quit';
+    if (parsed === 'help') {
+      out.write(`${adminHelp}\n`);
+      return 0;
+    }
+    if (typeof parsed === 'string') {
+      out.write(`error: ${parsed}\n`);
+      return 2;
+    }
+    const answer = await client.request(parsed);
+    out.write(`${formatAdminAnswer(parsed, answer)}\n`);
+    return answer.type === 'ok' ? 0 : 1;
+  };
+  try {
+    if (values.e !== undefined) {
+      const code = await run(values.e, process.stdout);
+      return code === 'quit' ? 0 : code;
+    }
+    const lines = createInterface({ input: process.stdin, ...(process.stdin.isTTY === true ? { output: process.stdout, prompt: 'haret admin> ' } : {}), terminal: process.stdin.isTTY === true });
+    if (process.stdin.isTTY === true) lines.prompt();
+    for await (const line of lines) {
+      if ((await run(line, process.stdout)) === 'quit') break;
+      if (process.stdin.isTTY === true) lines.prompt();
+    }
+    lines.close();
+    return 0;
+  } finally {
+    client.close();
+  }
+}
+
 export async function main(argv: readonly string[]): Promise<number> {
   const [command, ...rest] = argv;
   try {
@@ -140,6 +236,8 @@ export async function main(argv: readonly string[]): Promise<number> {
         return await start(rest);
       case 'cli':
         return await cli(rest);
+      case 'admin':
+        return await admin(rest);
       default:
         process.stderr.write(`haret: unknown or not yet available command: ${command}\n\n${usage}\n`);
         return 2;

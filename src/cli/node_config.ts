@@ -6,6 +6,7 @@
  * ```toml
  * name = "node-a"
  * client_address = "127.0.0.1:7878"
+ * admin_address = "127.0.0.1:7879"     # optional
  * log_level = "info"
  * [[namespaces]]
  * name = "default"
@@ -38,7 +39,6 @@ export class ConfigError extends Error {
 const knownKeys = new Set(['name', 'client_address', 'log_level', 'namespaces', 'cluster_address', 'admin_address', 'data_dir']);
 const notYet = new Map([
   ['cluster_address', 'cluster links (multi-node clusters)'],
-  ['admin_address', 'the admin API'],
   ['data_dir', 'storage on disk'],
 ]);
 
@@ -72,7 +72,7 @@ export function resolveStartConfig(flags: StartFlags): NodeOptions & { clientApi
   }
   const pick = (key: string, flag: string | undefined): unknown => flag ?? file[key];
   for (const [key, what] of notYet) {
-    const flag = key === 'cluster_address' ? flags.clusterAddress : key === 'admin_address' ? flags.adminAddress : flags.dataDir;
+    const flag = key === 'cluster_address' ? flags.clusterAddress : flags.dataDir;
     if (pick(key, flag) !== undefined) throw new ConfigError(`${key}: ${what} is not available yet (see README, "What does not work yet")`);
   }
   const name = pick('name', flags.name) ?? 'haret';
@@ -97,10 +97,13 @@ export function resolveStartConfig(flags: StartFlags): NodeOptions & { clientApi
       return { name: table['name'], replicas };
     });
   }
+  const admin = pick('admin_address', flags.adminAddress);
+  if (admin !== undefined && typeof admin !== 'string') throw new ConfigError('admin_address must be a "host:port" string');
   return {
     name,
     namespaces,
     clientApi: parseListenAddress(address),
+    ...(admin === undefined ? {} : { adminApi: parseListenAddress(admin) }),
     ...(logLevel === undefined ? {} : { logLevel }),
   };
 }

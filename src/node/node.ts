@@ -6,6 +6,7 @@
 
 import { ActorSystem, type HostActorSpec, type SystemEvent, type WorkerReport } from '../../runtime/system.ts';
 import { wireLimitsFor } from '../api/wire.ts';
+import { AdminServer } from '../net/admin.ts';
 import { ClientApiServer } from '../net/server.ts';
 import { defaultTreeLimits } from '../tree/limits.ts';
 import type { ClientAnswer } from '../vr/messages.ts';
@@ -48,6 +49,7 @@ export class HaretNode {
   #stopping: Promise<void> | null = null;
 
   readonly #clientApi: ClientApiServer | null;
+  #admin: AdminServer | null = null;
 
   /** Use `startNode`. */
   constructor(options: ResolvedOptions, system: ActorSystem, endpoint: Endpoint, clientApi: ClientApiServer | null = null) {
@@ -55,6 +57,16 @@ export class HaretNode {
     this.#system = system;
     this.#endpoint = endpoint;
     this.#clientApi = clientApi;
+  }
+
+  /** Where the admin API listens, or null when the node has none. */
+  get adminApiAddress(): { readonly host: string; readonly port: number } | null {
+    return this.#admin?.address() ?? null;
+  }
+
+  /** Called by `startNode` once the admin API listens. */
+  attachAdmin(admin: AdminServer): void {
+    this.#admin = admin;
   }
 
   /** Where the TCP client API listens, or null when the node has none. */
@@ -169,6 +181,7 @@ export class HaretNode {
   /** Stops every worker and closes every port and timer; pending calls reject with `stopped`. */
   stop(): Promise<void> {
     this.#stopping ??= (async () => {
+      await this.#admin?.close();
       await this.#clientApi?.close();
       this.#endpoint.close();
       await this.#system.stop();
@@ -244,6 +257,14 @@ export async function startNode(options: NodeOptions = {}): Promise<HaretNode> {
     }
   }
   node = new HaretNode(resolved, system, endpoint, clientApi);
+  if (resolved.adminApi !== undefined) {
+    try {
+      node.attachAdmin(await AdminServer.start(node, resolved.adminApi));
+    } catch (error) {
+      await node.stop();
+      throw error;
+    }
+  }
   // Every actor exists now: time may start (see TimerInit.paused).
   system.send({ from: endpointId, to: timerId, msg: { type: 'resume' }, control: true });
   return node;

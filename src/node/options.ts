@@ -66,6 +66,8 @@ export type NodeOptions = {
   readonly clientApi?: import('../net/server.ts').ClientApiOptions;
   /** This node's name, as the client API's `welcome` reports it. Default `haret`. */
   readonly name?: string;
+  /** Serve the admin API (src/net/admin.ts) on this address; absent: no listener. */
+  readonly adminApi?: import('../net/admin.ts').AdminApiOptions;
 };
 
 export type ResolvedNamespace = { readonly name: string; readonly config: ReplicaConfig; readonly client: ClientConfig };
@@ -85,6 +87,7 @@ export type ResolvedOptions = {
   readonly replicaResourceLimits: import('node:worker_threads').ResourceLimits | undefined;
   readonly replicaModule: string | undefined;
   readonly clientApi: import('../net/server.ts').ClientApiOptions | undefined;
+  readonly adminApi: import('../net/admin.ts').AdminApiOptions | undefined;
   readonly name: string;
   /** Host-side backstop for a call: the client's give-up time plus a margin. */
   readonly callDeadlineMs: number;
@@ -165,6 +168,7 @@ export function resolveOptions(options: NodeOptions = {}): ResolvedOptions {
     replicaResourceLimits: options.replicaResourceLimits,
     replicaModule: options.replicaModule,
     clientApi: options.clientApi,
+    adminApi: options.adminApi,
     name: options.name ?? 'haret',
     callDeadlineMs: giveUpTicks * clientTickEvery * tickMs * 2 + 5_000,
   };

@@ -19,7 +19,7 @@ describe('the haret command', function () {
   it('haret start serves the client API from a TOML config; haret cli -e runs commands against it; SIGTERM stops it', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'haret-start-'));
     const config = join(dir, 'node.toml');
-    writeFileSync(config, 'name = "node-a"\nclient_address = "127.0.0.1:0"\nlog_level = "silent"\n[[namespaces]]\nname = "ns1"\nreplicas = 3\n');
+    writeFileSync(config, 'name = "node-a"\nclient_address = "127.0.0.1:0"\nadmin_address = "127.0.0.1:0"\nlog_level = "silent"\n[[namespaces]]\nname = "ns1"\nreplicas = 3\n');
     const child = spawn(process.execPath, [bin, 'start', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
     try {
       let out = '';
@@ -33,9 +33,10 @@ describe('the haret command', function () {
           }
         });
       });
-      const match = /^haret: node node-a serving ns1 on 127\.0\.0\.1:(\d+)$/.exec(line);
+      const match = /^haret: node node-a serving ns1 on 127\.0\.0\.1:(\d+), admin on 127\.0\.0\.1:(\d+)$/.exec(line);
       expect(match, line).to.not.equal(null);
       const address = `127.0.0.1:${match?.[1]}`;
+      const adminAddress = `127.0.0.1:${match?.[2]}`;
       const create = await runChild([bin, 'cli', address, '-n', 'ns1', '-e', 'create blob /x'], 30_000);
       expect(create.code, create.stderr).to.equal(0);
       const put = await runChild([bin, 'cli', address, '-n', 'ns1', '-e', 'put /x "from the cli"'], 30_000);
@@ -46,9 +47,22 @@ describe('the haret command', function () {
       const missing = await runChild([bin, 'cli', address, '-n', 'ns1', '-e', 'get /missing'], 30_000);
       expect(missing.code).to.equal(1);
       expect(missing.stdout).to.contain('does_not_exist');
-      const piped = await runChild([bin, 'cli', address, '-n', 'ns1'], 30_000, 'get /x\nstatus\n');
+      const session = await runChild([bin, 'cli', address, '-n', 'ns1'], 30_000, 'get /x\nstatus\n');
+      expect(session.code).to.equal(0);
+      expect(session.stdout).to.contain('connected to node-a');
+      const status = await runChild([bin, 'admin', adminAddress, '-e', 'status'], 30_000);
+      expect(status.code, status.stderr).to.equal(0);
+      expect(status.stdout).to.match(/ns1\/r\d\s+running\s+primary\s+normal view \d+ op \d+ commit \d+/);
+      const primary = await runChild([bin, 'admin', adminAddress, '-e', 'primary ns1'], 30_000);
+      expect(JSON.parse(primary.stdout)).to.have.property('actor').that.matches(/^ns1\/r\d$/);
+      const replica = await runChild([bin, 'admin', adminAddress, '-e', 'replica ns1/r1'], 30_000);
+      expect(JSON.parse(replica.stdout)).to.include({ ns: 'ns1', index: 1, status: 'normal' });
+      const join = await runChild([bin, 'admin', adminAddress, '-e', 'cluster join 127.0.0.1:1'], 30_000);
+      expect(join.code).to.equal(1);
+      expect(join.stdout).to.contain('not_available');
+      const piped = await runChild([bin, 'admin', adminAddress], 30_000, 'namespaces\nmetrics\nconfig\nbogus\n');
       expect(piped.code).to.equal(0);
-      expect(piped.stdout).to.contain('connected to node-a');
+      expect(piped.stdout).to.contain('"ns1"').and.contain('"router"').and.contain('"tickMs"').and.contain('unknown admin command bogus');
       const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
       child.kill('SIGTERM');
       expect(await exited).to.equal(0);
