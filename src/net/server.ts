@@ -43,7 +43,12 @@ type Connection = {
   hello: boolean;
   /** Requests in flight on this connection, by client id. */
   readonly inFlight: Map<string, { readonly id: number; readonly ns: string; readonly requestNum: number }>;
+  /** Every client id this connection has used (bounded), so closing it forgets their routes. */
+  readonly clients: Set<string>;
 };
+
+/** Client ids one connection may use over its life (sessions of one client library, with room). */
+const clientsPerConnectionMax = 16_384;
 
 type NsState = { readonly replicas: readonly string[]; view: number };
 
@@ -88,7 +93,8 @@ export class ClientApiServer {
 
   /** A replica's answer to a request forwarded from here. */
   onAnswer(answer: ClientAnswer): void {
-    const clientId = typeof answer?.clientId === 'string' ? answer.clientId : null;
+    // From our own replicas, but checked all the same: a stray value must not throw here.
+    const clientId = typeof answer === 'object' && answer !== null && typeof answer.clientId === 'string' ? answer.clientId : null;
     const connection = clientId === null ? undefined : this.#byClient.get(clientId);
     const pending = connection?.inFlight.get(clientId as string);
     if (connection === undefined || pending === undefined || pending.requestNum !== answer.requestNum) {
@@ -117,7 +123,7 @@ export class ClientApiServer {
       return;
     }
     this.counters.connections += 1;
-    const connection: Connection = { socket, decoder: new FrameDecoder({ frameBytesMax: this.#deps.limits.frameBytesMax }), hello: false, inFlight: new Map() };
+    const connection: Connection = { socket, decoder: new FrameDecoder({ frameBytesMax: this.#deps.limits.frameBytesMax }), hello: false, inFlight: new Map(), clients: new Set() };
     this.#connections.add(connection);
     socket.setNoDelay(true);
     socket.setTimeout(this.#idleTimeoutMs, () => socket.destroy());
@@ -128,7 +134,7 @@ export class ClientApiServer {
 
   #drop(connection: Connection): void {
     this.#connections.delete(connection);
-    for (const clientId of connection.inFlight.keys()) {
+    for (const clientId of connection.clients) {
       if (this.#byClient.get(clientId) === connection) this.#byClient.delete(clientId);
     }
   }
@@ -188,6 +194,13 @@ export class ClientApiServer {
     if (!connection.inFlight.has(message.clientId) && connection.inFlight.size >= this.#deps.limits.inFlightMax) {
       this.#fail(connection, message.id, 'too_many_in_flight', `at most ${this.#deps.limits.inFlightMax} requests in flight per connection`, false);
       return;
+    }
+    if (!connection.clients.has(message.clientId)) {
+      if (connection.clients.size >= clientsPerConnectionMax) {
+        this.#fail(connection, message.id, 'too_many_in_flight', `at most ${clientsPerConnectionMax} client ids per connection`, false);
+        return;
+      }
+      connection.clients.add(message.clientId);
     }
     this.counters.requests += 1;
     connection.inFlight.set(message.clientId, { id: message.id, ns: message.ns, requestNum: message.requestNum });
