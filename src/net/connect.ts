@@ -184,6 +184,15 @@ export class RemoteConnection {
     }
   }
 
+  /** Tries again after `delayMs`, doubling up to 2 s, until connected or closed. */
+  #reconnect(delayMs: number): void {
+    if (this.#closed) return;
+    setTimeout(() => {
+      if (this.#closed || this.#socket !== null) return;
+      this.#connectAny().catch(() => this.#reconnect(Math.min(delayMs * 2, 2_000)));
+    }, delayMs).unref();
+  }
+
   /** Tries each address in turn until one welcomes us. */
   async #connectAny(): Promise<void> {
     let lastError: unknown = null;
@@ -242,7 +251,7 @@ export class RemoteConnection {
         if (!welcomed) return;
         if (this.#socket === socket) this.#socket = null;
         // Reconnect; the sessions' retries re-send what was in flight (same request numbers).
-        if (!this.#closed) setTimeout(() => void this.#connectAny().catch(() => undefined), 100).unref();
+        this.#reconnect(100);
       });
     });
   }
