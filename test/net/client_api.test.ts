@@ -8,7 +8,7 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
 import { Packr } from 'msgpackr';
-import { connect as tcpConnect } from 'node:net';
+import { connect as tcpConnect, createServer, type Socket } from 'node:net';
 import { FrameDecoder } from '../../src/api/frame.ts';
 import { decodeNodeMessage, defaultWireLimits, encodeClientFrame, type NodeMessage } from '../../src/api/wire.ts';
 import { connect } from '../../src/net/index.ts';
@@ -165,6 +165,60 @@ describe('net: TCP client API and client library', function () {
     }
     const { actors } = await node.status();
     expect(actors.every((a) => a.restarts === 0)).to.equal(true);
+  });
+
+  it('reconnects after its connection is cut and retries in-flight writes exactly once', async () => {
+    // A relay in front of the node whose connections the test can cut at will.
+    const upstreams = new Set<Socket>();
+    const downstreams = new Set<Socket>();
+    const relay = createServer((down) => {
+      const up = tcpConnect(port, '127.0.0.1');
+      downstreams.add(down);
+      upstreams.add(up);
+      down.pipe(up);
+      up.pipe(down);
+      const end = (): void => {
+        down.destroy();
+        up.destroy();
+        downstreams.delete(down);
+        upstreams.delete(up);
+      };
+      down.on('error', end).on('close', end);
+      up.on('error', end).on('close', end);
+    });
+    await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));
+    const relayPort = (relay.address() as { port: number }).port;
+    const remote = await connect([`127.0.0.1:${relayPort}`]);
+    try {
+      const db = remote.client();
+      await db.create('/cut', 'queue');
+      let acked = 0;
+      const work = Promise.all(
+        Array.from({ length: 10 }, async (_, k) => {
+          for (let i = 0; i < 30; i += 1) {
+            await db.queuePush('/cut', `${k}-${i}`);
+            acked += 1;
+          }
+        }),
+      );
+      for (const cutAt of [50, 150]) {
+        while (acked < cutAt) await new Promise((resolve) => setTimeout(resolve, 5));
+        for (const socket of [...downstreams, ...upstreams]) socket.destroy();
+      }
+      await work;
+      const seen: string[] = [];
+      for (;;) {
+        const popped = await db.queuePop('/cut');
+        if (popped.value === null) break;
+        seen.push(decoder.decode(popped.value));
+      }
+      expect(seen).to.have.length(300);
+      expect(new Set(seen).size).to.equal(300);
+    } finally {
+      await remote.close();
+      for (const socket of [...downstreams, ...upstreams]) socket.destroy();
+      await new Promise<void>((resolve) => relay.close(() => resolve()));
+    }
   });
 
   it('writes exactly once through a primary kill: retried pushes are answered from the client table', async () => {
