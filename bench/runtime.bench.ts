@@ -23,7 +23,7 @@ import { runSimBench } from './sim.bench.ts';
 
 export type Workload = 'put' | 'mix';
 
-type Case = {
+export type Case = {
   readonly name: string;
   readonly workload: Workload;
   readonly callers: number;
@@ -32,13 +32,8 @@ type Case = {
   readonly proxy: ProxyPlacement;
 };
 
-export type RuntimeRow = {
-  readonly name: string;
-  readonly workload: Workload;
-  readonly callers: number;
-  readonly ceiling: boolean;
-  readonly codec: CodecName;
-  readonly proxy: ProxyPlacement;
+/** A case and what its median run measured. */
+export type RuntimeRow = Case & {
   readonly opsPerSecond: number;
   readonly p50Us: number;
   readonly p99Us: number;
@@ -205,12 +200,7 @@ async function runCase(c: Case, options: Options, bars: Bars): Promise<RuntimeRo
       const busy = busyShare(before, await loopTimes(node));
       bar.done();
       reps.push({
-        name: c.name,
-        workload: c.workload,
-        callers: c.callers,
-        ceiling: c.ceiling,
-        codec: c.codec,
-        proxy: c.proxy,
+        ...c,
         opsPerSecond: run.ops / run.seconds,
         p50Us: percentile(run.latenciesUs, 0.5),
         p99Us: percentile(run.latenciesUs, 0.99),

@@ -8,7 +8,7 @@
 
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
 
 /** The entry module every runtime worker runs. */
 export function workerEntryUrl(): string {
@@ -63,8 +63,4 @@ function resolveUrl(specifier: string): string {
   // require() resolves the package's "require" condition; dynamic import needs its ESM twin.
   const esm = path.replace(/\.cjs$/, '.mjs');
   return pathToFileURL(esm !== path && existsSync(esm) ? esm : path).href;
-}
-
-export function pathOf(url: string): string {
-  return fileURLToPath(url);
 }

@@ -1,6 +1,6 @@
 /**
  * Wall-clock time for the shell. The protocol never reads it (it counts ticks); the timer
- * service turns it into ticks, and the runtime uses it for backoff and timeouts.
+ * service turns it into ticks.
  */
 
 export type Interval = { cancel(): void };
@@ -10,8 +10,4 @@ export function every(ms: number, fn: () => void): Interval {
   const handle = setInterval(fn, ms);
   handle.unref();
   return { cancel: () => clearInterval(handle) };
-}
-
-export function monotonicMs(): number {
-  return performance.now();
 }

@@ -18,7 +18,7 @@ import { connect } from '../net/index.ts';
 import { startNode } from '../node/index.ts';
 import { parseCommand, helpText } from './commands.ts';
 import { formatError, formatResult } from './format.ts';
-import { asCallResult } from './node_prompt.ts';
+import { asCallResult, formatActorLine, type ActorLine } from './node_prompt.ts';
 import { ConfigError, resolveStartConfig } from './node_config.ts';
 import { runRepl } from './repl.ts';
 
@@ -173,9 +173,7 @@ function parseAdminCommand(line: string): AdminQuery | 'help' | 'quit' | null | 
 function formatAdminAnswer(query: AdminQuery, answer: AdminAnswer): string {
   if (answer.type === 'error') return `error: ${answer.message} (${answer.code})`;
   if (query.type === 'status' && Array.isArray(answer.value)) {
-    return (answer.value as { actor: string; state: string; restarts: number; role: string | null; status: string | null; view: number | null; op: number | null; commit: number | null; failure: string | null }[])
-      .map((a) => `${a.actor.padEnd(14)} ${a.state.padEnd(10)} ${(a.role ?? '-').padEnd(8)}${a.status === null ? '' : ` ${a.status}`}${a.view === null ? '' : ` view ${a.view} op ${a.op} commit ${a.commit}`}${a.restarts > 0 ? ` restarts ${a.restarts}` : ''}${a.failure === null ? '' : ` FAILED: ${a.failure}`}`)
-      .join('\n');
+    return (answer.value as ActorLine[]).map(formatActorLine).join('\n');
   }
   return JSON.stringify(answer.value, null, 2);
 }

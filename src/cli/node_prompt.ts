@@ -19,16 +19,32 @@ export function asCallResult(outcome: ProxyOutcome): CallResult {
   }
 }
 
+/** What a status line shows of an actor (the embedding API's report and the admin API's both fit). */
+export type ActorLine = {
+  readonly actor: string;
+  readonly state: string;
+  readonly restarts: number;
+  readonly failure: string | null;
+  readonly role: string | null;
+  readonly status: string | null;
+  readonly view: number | null;
+  readonly op: number | null;
+  readonly commit: number | null;
+};
+
+/** One actor as one aligned line: name, supervision state, role, protocol position, restarts. */
+export function formatActorLine(actor: ActorLine): string {
+  const position = actor.view === null ? '' : ` view ${actor.view} op ${actor.op} commit ${actor.commit}`;
+  const role = actor.role ?? '-';
+  const restarts = actor.restarts > 0 ? ` restarts ${actor.restarts}` : '';
+  const failure = actor.failure === null ? '' : ` FAILED: ${actor.failure}`;
+  return `${actor.actor.padEnd(14)} ${actor.state.padEnd(10)} ${role.padEnd(8)}${actor.status === null ? '' : ` ${actor.status}`}${position}${restarts}${failure}`;
+}
+
 export async function describeStatus(node: HaretNode): Promise<string> {
   const { actors } = await node.status();
   const address = node.clientApiAddress;
-  const lines = actors.map((actor) => {
-    const position = actor.view === null ? '' : ` view ${actor.view} op ${actor.op} commit ${actor.commit}`;
-    const role = actor.role ?? '-';
-    const restarts = actor.restarts > 0 ? ` restarts ${actor.restarts}` : '';
-    const failure = actor.failure === null ? '' : ` FAILED: ${actor.failure}`;
-    return `${actor.actor.padEnd(14)} ${actor.state.padEnd(10)} ${role.padEnd(8)}${actor.status === null ? '' : ` ${actor.status}`}${position}${restarts}${failure}`;
-  });
+  const lines = actors.map(formatActorLine);
   if (address !== null) lines.unshift(`client API on ${address.host}:${address.port}`);
   return lines.join('\n');
 }

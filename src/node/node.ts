@@ -10,6 +10,7 @@ import { AdminServer } from '../net/admin.ts';
 import { ClientApiServer } from '../net/server.ts';
 import { defaultTreeLimits } from '../tree/limits.ts';
 import type { ClientAnswer } from '../vr/messages.ts';
+import type { ActorStatus } from '../../runtime/actor.ts';
 import type { InjectedFault } from '../../runtime/protocol.ts';
 import type { ReplicaStatusView } from '../../actors/replica.ts';
 import { NamespaceClient } from './client.ts';
@@ -38,6 +39,32 @@ export type ActorReport = {
   /** The actor's own summary (counters), or null while its worker is down. */
   readonly detail: unknown;
 };
+
+/** One actor's report from its supervision state and, while it runs, its own summary. */
+function actorReport(
+  actor: string,
+  worker: string,
+  supervision: { readonly state: WorkerReport['state']; readonly restarts: number; readonly failure: string | null },
+  live: ActorStatus | null,
+): ActorReport {
+  const view = (live?.status ?? null) as (Partial<ReplicaStatusView> & { role?: string }) | null;
+  return {
+    actor,
+    worker,
+    state: supervision.state,
+    restarts: supervision.restarts,
+    failure: supervision.failure,
+    role: view?.role ?? null,
+    ns: view?.ns ?? null,
+    status: view?.status ?? null,
+    view: view?.view ?? null,
+    op: view?.op ?? null,
+    commit: view?.commit ?? null,
+    mailboxDepth: live?.mailbox.depth ?? null,
+    mailboxDropped: live?.mailbox.dropped ?? null,
+    detail: live?.status ?? null,
+  };
+}
 
 export type NodeStatus = { readonly actors: readonly ActorReport[]; readonly workers: readonly WorkerReport[] };
 
@@ -97,46 +124,12 @@ export class HaretNode {
     for (const worker of workers) {
       const spec = this.#workerActors(worker.name);
       for (const actor of spec) {
-        const live = worker.detail?.actors.find((candidate) => candidate.id === actor) ?? null;
-        const view = (live?.status ?? null) as (Partial<ReplicaStatusView> & { role?: string }) | null;
-        actors.push({
-          actor,
-          worker: worker.name,
-          state: worker.state,
-          restarts: worker.restarts,
-          failure: worker.failure,
-          role: view?.role ?? null,
-          ns: view?.ns ?? null,
-          status: view?.status ?? null,
-          view: view?.view ?? null,
-          op: view?.op ?? null,
-          commit: view?.commit ?? null,
-          mailboxDepth: live?.mailbox.depth ?? null,
-          mailboxDropped: live?.mailbox.dropped ?? null,
-          detail: live?.status ?? null,
-        });
+        actors.push(actorReport(actor, worker.name, worker, worker.detail?.actors.find((candidate) => candidate.id === actor) ?? null));
       }
     }
     const live = new Map(this.#system.host.status().map((actor) => [actor.id, actor]));
     for (const report of this.#system.hostActorReports()) {
-      const actor = live.get(report.actor) ?? null;
-      const view = (actor?.status ?? null) as { role?: string } | null;
-      actors.push({
-        actor: report.actor,
-        worker: 'host',
-        state: report.state,
-        restarts: report.restarts,
-        failure: report.failure,
-        role: view?.role ?? null,
-        ns: null,
-        status: null,
-        view: null,
-        op: null,
-        commit: null,
-        mailboxDepth: actor?.mailbox.depth ?? null,
-        mailboxDropped: actor?.mailbox.dropped ?? null,
-        detail: actor?.status ?? null,
-      });
+      actors.push(actorReport(report.actor, 'host', report, live.get(report.actor) ?? null));
     }
     return { actors, workers };
   }

@@ -15,6 +15,8 @@ export function assertInvariants(s: ReplicaState): void {
   assert(s.machine.appliedOp === s.commit, `applied ${s.machine.appliedOp} but committed ${s.commit}`);
   assert(s.log.start <= s.commit, `log truncated past commit: start ${s.log.start}, commit ${s.commit}`);
   assert(s.checkpoint.machine.appliedOp <= s.commit, 'checkpoint beyond commit');
+  // An image (encoded here or handed in by checkpoint_encoded) is always of the current checkpoint.
+  assert(s.checkpoint.image === null || s.checkpoint.image.op === s.checkpoint.machine.appliedOp, 'checkpoint image of another checkpoint');
   assert(s.lastNormalView <= s.view, `lastNormalView ${s.lastNormalView} beyond view ${s.view}`);
   if (s.status === 'normal' && isPrimary(s)) {
     assert(s.primary.acks[s.index] === ackableOp(s), 'primary does not count exactly what it may acknowledge');
