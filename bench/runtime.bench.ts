@@ -248,7 +248,7 @@ async function measureMemory(options: Options, bars: Bars): Promise<MemoryRow[]>
 export async function runtimeSuite(context: SuiteContext): Promise<void> {
   const startedAt = new Date();
   const options: Options = context.quick
-    ? { msPerRun: 1000, warmMs: 500, warmOps: 2_000, reps: 1, memoryPuts: [20_000, 100_000] }
+    ? { msPerRun: 1000, warmMs: 500, warmOps: 20_000, reps: 1, memoryPuts: [20_000, 100_000] }
     : { msPerRun: 3000, warmMs: 1500, warmOps: 20_000, reps: 3, memoryPuts: [100_000, 1_000_000] };
   const bars = makeBars();
   const rows: RuntimeRow[] = [];
