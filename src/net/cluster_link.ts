@@ -1,0 +1,698 @@
+/**
+ * The cluster link: TCP between nodes, carrying envelope batches (DESIGN.md "The shape in one
+ * picture"). Frames are src/api/frame.ts's (4-byte big-endian length, then the payload); each
+ * payload is one msgpack value packed by the runtime's msgpack codec (messages in
+ * ./cluster_wire.ts).
+ *
+ * Direction: a node sends only on connections it dialled and receives envelopes only on
+ * connections it accepted, so a pair of nodes holds two one-way connections and never has to
+ * choose between two simultaneous ones. The dialler sends hello, the acceptor answers welcome
+ * and from then on only reads; the dialler only writes batches and pings, and reads (to
+ * validate and discard) whatever comes back, e.g. an error frame before a close.
+ *
+ * Delivery is best effort, like the MessagePorts between workers: the protocols above retry.
+ * Envelopes sent to one node within one event-loop turn leave as one frame at setImmediate.
+ * While the link is down or its socket is backed up, frames wait in the node's outbox, up to
+ * outboxBytesMax (then dropped and counted), and leave in order when it is up again; bytes
+ * already handed to a socket that then dies are lost.
+ *
+ * Limits against hostile peers: a connection may send at most handshakeBytesMax before its
+ * hello is accepted (so an unauthenticated peer cannot make us buffer a 256 MiB frame), and
+ * frameBytesMax after; connectionsMax inbound connections; handshakeTimeoutMs for the hello;
+ * peerSilenceMs of silence. Every fault closes only its own connection and bumps a counter.
+ *
+ * Counters: framesIn/framesOut count batch frames only (not handshakes, pings or errors), so
+ * envelopes/frames is the batching ratio. rejectedConnections counts inbound connections
+ * closed before their handshake completed; malformed counts bad frames and non-envelope items.
+ */
+
+import { connect as tcpConnect, createServer, type Server, type Socket } from 'node:net';
+import { makeCodec } from '../../runtime/codec.ts';
+import { isEnvelope, type Envelope } from '../../runtime/envelope.ts';
+import { encodeFrame, FrameDecoder, frameHeaderBytes, frameLengthLimit } from '../api/frame.ts';
+import { parseAddress } from './address.ts';
+import {
+  checkInfo,
+  clusterProtocolVersion,
+  decodeClusterFrame,
+  encodeClusterFrame,
+  handshakeBytesMax,
+  isNodeName,
+  isPlainData,
+  type ClusterErrorCode,
+  type ClusterFrame,
+  type Info,
+  type WelcomeFrame,
+} from './cluster_wire.ts';
+
+export type ClusterLinkOptions = {
+  readonly nodeName: string;
+  readonly host?: string;
+  readonly port?: number;
+  readonly info?: Readonly<Record<string, string>>;
+  readonly frameBytesMax?: number;
+  readonly outboxBytesMax?: number;
+  readonly handshakeTimeoutMs?: number;
+  readonly heartbeatMs?: number;
+  readonly peerSilenceMs?: number;
+  readonly reconnectMinMs?: number;
+  readonly reconnectMaxMs?: number;
+  readonly connectionsMax?: number;
+};
+
+export type ClusterLinkHandlers = {
+  /** Envelopes that arrived from node `from` (already validated as envelopes: from/to strings, msg present). */
+  onEnvelopes(from: string, batch: readonly Envelope[]): void;
+  /** A peer finished the handshake on our outbound link (info = its handshake info). */
+  onPeerUp?(node: string, info: Readonly<Record<string, string>>): void;
+  /** Our outbound link to a peer went down (it will keep redialling). Not called by forget or close. */
+  onPeerDown?(node: string): void;
+};
+
+export type PeerReport = {
+  readonly node: string | null;
+  /** "host:port" of an outbound link; '' for an outbox whose node has no link yet. */
+  readonly address: string;
+  readonly state: 'connecting' | 'up' | 'down';
+  readonly sentEnvelopes: number;
+  readonly droppedEnvelopes: number;
+  readonly queuedBytes: number;
+  readonly info: Readonly<Record<string, string>>;
+};
+
+export type ClusterLinkStats = {
+  readonly framesIn: number;
+  readonly framesOut: number;
+  readonly envelopesIn: number;
+  readonly envelopesOut: number;
+  readonly malformed: number;
+  readonly rejectedConnections: number;
+  readonly dropped: number;
+};
+
+type Settings = {
+  readonly nodeName: string;
+  readonly host: string;
+  readonly port: number;
+  readonly info: Info;
+  readonly frameBytesMax: number;
+  readonly outboxBytesMax: number;
+  readonly handshakeTimeoutMs: number;
+  readonly heartbeatMs: number;
+  readonly peerSilenceMs: number;
+  readonly reconnectMinMs: number;
+  readonly reconnectMaxMs: number;
+  readonly connectionsMax: number;
+};
+
+/** Outboxes for node names never seen on a link: `send` takes names from callers, so they are capped too. */
+const outboxesMax = 1024;
+/** Node's setTimeout takes at most 2^31 - 1 ms. */
+const delayMsMax = 2_147_483_647;
+const errorMessageCharsMax = 200;
+
+type QueuedFrame = { readonly header: Uint8Array; readonly payload: Uint8Array; readonly envelopes: number };
+
+/** Per destination node, whether or not a link to it exists. */
+type Outbox = {
+  readonly node: string;
+  /** Sent this turn, packed at the next flush. */
+  pending: Envelope[];
+  /** Packed frames waiting for the link; `head` is the next to leave (no O(n) shift). */
+  frames: QueuedFrame[];
+  head: number;
+  bytes: number;
+  sent: number;
+  dropped: number;
+};
+
+type Waiter = { readonly promise: Promise<string>; readonly resolve: (node: string) => void; readonly reject: (error: Error) => void; readonly timer: NodeJS.Timeout };
+
+/** One dialled address. */
+type Outbound = {
+  readonly address: string;
+  readonly host: string;
+  readonly port: number;
+  /** Learned by the last welcome; kept while down, so `send` and `dial` still know it. */
+  node: string | null;
+  info: Info;
+  state: 'connecting' | 'up' | 'down';
+  socket: Socket | null;
+  /** The handshake timeout while connecting, the redial delay while down. */
+  timer: NodeJS.Timeout | null;
+  heartbeat: NodeJS.Timeout | null;
+  /** Something was written since the last heartbeat tick. */
+  wrote: boolean;
+  backoffMs: number;
+  waiter: Waiter | null;
+};
+
+type Inbound = {
+  readonly socket: Socket;
+  decoder: FrameDecoder;
+  /** From the hello; null until then. */
+  node: string | null;
+  timer: NodeJS.Timeout | null;
+  /** Closing: further bytes are ignored. */
+  done: boolean;
+};
+
+export class ClusterLinks {
+  readonly #settings: Settings;
+  readonly #handlers: ClusterLinkHandlers;
+  readonly #server: Server;
+  readonly #codec = makeCodec('msgpack');
+  readonly #hello: Uint8Array;
+  readonly #welcome: Uint8Array;
+  readonly #ping: Uint8Array;
+  /** Outbound links by normalized address. */
+  readonly #links = new Map<string, Outbound>();
+  /** The outbound link that serves each node (the last one welcomed under that name). */
+  readonly #byNode = new Map<string, Outbound>();
+  readonly #outboxes = new Map<string, Outbox>();
+  readonly #inbound = new Set<Inbound>();
+  readonly #inboundByNode = new Map<string, Inbound>();
+  /** Refused sockets, closing after their error frame; tracked so close() leaves none. */
+  readonly #refused = new Set<Socket>();
+  #flush: NodeJS.Immediate | null = null;
+  #closed: Promise<void> | null = null;
+  readonly #stats = { framesIn: 0, framesOut: 0, envelopesIn: 0, envelopesOut: 0, malformed: 0, rejectedConnections: 0, dropped: 0 };
+
+  private constructor(settings: Settings, handlers: ClusterLinkHandlers, server: Server) {
+    this.#settings = settings;
+    this.#handlers = handlers;
+    this.#server = server;
+    const own = { version: clusterProtocolVersion, node: settings.nodeName, info: settings.info };
+    this.#hello = encodeFrame(encodeClusterFrame(this.#codec, { t: 'hello', ...own }));
+    this.#welcome = encodeFrame(encodeClusterFrame(this.#codec, { t: 'welcome', ...own }));
+    this.#ping = encodeFrame(encodeClusterFrame(this.#codec, { t: 'ping' }));
+  }
+
+  /** Listens; rejects with a RangeError on bad options or with the listen error. */
+  static async start(options: ClusterLinkOptions, handlers: ClusterLinkHandlers): Promise<ClusterLinks> {
+    const settings = resolveSettings(options);
+    const server = createServer();
+    const links = new ClusterLinks(settings, handlers, server);
+    server.on('connection', (socket: Socket) => links.#accept(socket));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(settings.port, settings.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    // Accept errors (e.g. out of file descriptors) must not crash the node; the peer redials.
+    server.on('error', () => undefined);
+    return links;
+  }
+
+  address(): { readonly host: string; readonly port: number } {
+    const address = this.#server.address();
+    if (address === null || typeof address === 'string') throw new Error('cluster links are not listening');
+    return { host: address.address, port: address.port };
+  }
+
+  /**
+   * Keeps an outbound link to `address`. Resolves with the peer's name after the first
+   * handshake (at once if the link already learned it); rejects when an attempt fails before
+   * one, or after timeoutMs, while the link keeps redialling. A second call while the first is
+   * pending returns the same promise; after a rejection a new call waits for the next attempt.
+   * A peer that names itself as this node is dropped for good.
+   */
+  dial(address: string, timeoutMs = 5000): Promise<string> {
+    if (this.#closed !== null) return Promise.reject(new Error('cluster links are closed'));
+    let host: string;
+    let port: number;
+    try {
+      ({ host, port } = parseAddress(address));
+    } catch (error) {
+      return Promise.reject(error instanceof Error ? error : new RangeError(String(error)));
+    }
+    const key = addressKey(host, port);
+    let link = this.#links.get(key);
+    if (link === undefined) {
+      link = { address: key, host, port, node: null, info: {}, state: 'down', socket: null, timer: null, heartbeat: null, wrote: false, backoffMs: this.#settings.reconnectMinMs, waiter: null };
+      this.#links.set(key, link);
+      this.#connect(link);
+    }
+    if (link.node !== null) return Promise.resolve(link.node);
+    if (link.waiter !== null) return link.waiter.promise;
+    const waiting = link;
+    let resolve: (node: string) => void = () => undefined;
+    let reject: (error: Error) => void = () => undefined;
+    const promise = new Promise<string>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    const timer = setTimeout(() => this.#settle(waiting, new Error(`no handshake with ${key} within ${timeoutMs} ms`)), Math.min(Math.max(0, timeoutMs), delayMsMax));
+    link.waiter = { promise, resolve, reject, timer };
+    return promise;
+  }
+
+  forget(address: string): void {
+    let key: string;
+    try {
+      const { host, port } = parseAddress(address);
+      key = addressKey(host, port);
+    } catch {
+      return;
+    }
+    const link = this.#links.get(key);
+    if (link !== undefined) this.#dropLink(link, `${key} was forgotten`);
+  }
+
+  send(node: string, envelope: Envelope): void {
+    const outbox = this.#outboxes.get(node);
+    if (this.#closed !== null || !isNodeName(node) || !isEnvelope(envelope) || !isPlainData(envelope.msg)) {
+      this.#drop(outbox, 1);
+      return;
+    }
+    let target = outbox;
+    if (target === undefined) {
+      if (this.#outboxes.size >= outboxesMax) {
+        this.#drop(undefined, 1);
+        return;
+      }
+      target = { node, pending: [], frames: [], head: 0, bytes: 0, sent: 0, dropped: 0 };
+      this.#outboxes.set(node, target);
+    }
+    target.pending.push(envelope);
+    this.#flush ??= setImmediate(() => this.#flushAll());
+  }
+
+  isUp(node: string): boolean {
+    return this.#byNode.get(node)?.state === 'up';
+  }
+
+  peers(): PeerReport[] {
+    const reports: PeerReport[] = [];
+    const linked = new Set<string>();
+    for (const link of this.#links.values()) {
+      const outbox = link.node === null ? undefined : this.#outboxes.get(link.node);
+      if (link.node !== null) linked.add(link.node);
+      reports.push(report(link.node, link.address, link.state, outbox, link.socket?.writableLength ?? 0, link.info));
+    }
+    for (const outbox of this.#outboxes.values()) {
+      if (!linked.has(outbox.node)) reports.push(report(outbox.node, '', 'down', outbox, 0, {}));
+    }
+    return reports;
+  }
+
+  stats(): ClusterLinkStats {
+    return { ...this.#stats };
+  }
+
+  close(): Promise<void> {
+    this.#closed ??= this.#close();
+    return this.#closed;
+  }
+
+  async #close(): Promise<void> {
+    if (this.#flush !== null) clearImmediate(this.#flush);
+    this.#flush = null;
+    const sockets: Socket[] = [...this.#refused];
+    for (const link of this.#links.values()) {
+      if (link.socket !== null) sockets.push(link.socket);
+      this.#dropLink(link, 'cluster links are closed');
+    }
+    for (const connection of this.#inbound) {
+      sockets.push(connection.socket);
+      if (connection.timer !== null) clearTimeout(connection.timer);
+    }
+    const closed = sockets.map((socket) => new Promise<void>((resolve) => (socket.closed ? resolve() : socket.once('close', () => resolve()))));
+    for (const socket of sockets) socket.destroy();
+    const serverClosed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    await Promise.all([serverClosed, ...closed]);
+  }
+
+  // ---- outbound: dial, handshake, write ----
+
+  #connect(link: Outbound): void {
+    link.timer = null;
+    if (this.#closed !== null) return;
+    link.state = 'connecting';
+    const socket = tcpConnect({ host: link.host, port: link.port });
+    link.socket = socket;
+    // The acceptor sends only welcome or error: nothing larger is ever needed.
+    const decoder = new FrameDecoder({ frameBytesMax: Math.min(handshakeBytesMax, this.#settings.frameBytesMax) });
+    socket.setNoDelay(true);
+    link.timer = setTimeout(() => socket.destroy(), this.#settings.handshakeTimeoutMs);
+    socket.on('connect', () => socket.write(this.#hello));
+    socket.on('data', (chunk: Buffer) => this.#onOutboundData(link, socket, decoder, chunk));
+    socket.on('drain', () => this.#pump(link));
+    socket.on('error', () => socket.destroy());
+    socket.on('close', () => this.#onOutboundClose(link, socket));
+  }
+
+  #onOutboundData(link: Outbound, socket: Socket, decoder: FrameDecoder, chunk: Buffer): void {
+    for (const event of decoder.push(chunk)) {
+      if (link.socket !== socket) return;
+      if (event.type === 'error') {
+        this.#stats.malformed += 1;
+        socket.destroy();
+        return;
+      }
+      const decoded = decodeClusterFrame(this.#codec, event.payload);
+      if (!decoded.ok) {
+        this.#stats.malformed += 1;
+        socket.destroy();
+        return;
+      }
+      const frame = decoded.frame;
+      if (frame.t === 'error') {
+        // The acceptor refused us and closes; we redial after the backoff.
+        socket.destroy();
+        return;
+      }
+      if (frame.t !== 'welcome' || link.state === 'up') {
+        // After welcome the acceptor has nothing to say.
+        this.#stats.malformed += 1;
+        socket.destroy();
+        return;
+      }
+      this.#onWelcome(link, frame);
+    }
+  }
+
+  #onWelcome(link: Outbound, frame: WelcomeFrame): void {
+    if (link.timer !== null) clearTimeout(link.timer);
+    link.timer = null;
+    if (frame.node === this.#settings.nodeName) {
+      this.#dropLink(link, `${link.address} is this node (${frame.node})`);
+      return;
+    }
+    if (link.node !== null && link.node !== frame.node && this.#byNode.get(link.node) === link) this.#byNode.delete(link.node);
+    link.node = frame.node;
+    link.info = frame.info;
+    link.state = 'up';
+    link.backoffMs = this.#settings.reconnectMinMs;
+    link.wrote = false;
+    this.#byNode.set(frame.node, link);
+    link.heartbeat = setInterval(() => this.#heartbeat(link), this.#settings.heartbeatMs);
+    this.#pump(link);
+    this.#settle(link, frame.node);
+    this.#handlers.onPeerUp?.(frame.node, frame.info);
+  }
+
+  #onOutboundClose(link: Outbound, socket: Socket): void {
+    // A socket replaced or dropped on purpose was already accounted for.
+    if (link.socket !== socket) return;
+    const wasUp = link.state === 'up';
+    this.#stopLink(link);
+    link.timer = setTimeout(() => this.#connect(link), link.backoffMs);
+    link.backoffMs = Math.min(link.backoffMs * 2, this.#settings.reconnectMaxMs);
+    this.#settle(link, new Error(`could not reach ${link.address}`));
+    if (wasUp && link.node !== null) this.#handlers.onPeerDown?.(link.node);
+  }
+
+  /** Forgets a link for good (forget, close, or a link to ourselves). */
+  #dropLink(link: Outbound, reason: string): void {
+    this.#links.delete(link.address);
+    const socket = link.socket;
+    this.#stopLink(link);
+    socket?.destroy();
+    this.#settle(link, new Error(reason));
+  }
+
+  /** Down: no socket, no timers, not serving its node. */
+  #stopLink(link: Outbound): void {
+    link.socket = null;
+    link.state = 'down';
+    if (link.timer !== null) clearTimeout(link.timer);
+    if (link.heartbeat !== null) clearInterval(link.heartbeat);
+    link.timer = null;
+    link.heartbeat = null;
+    if (link.node !== null && this.#byNode.get(link.node) === link) this.#byNode.delete(link.node);
+  }
+
+  #settle(link: Outbound, result: string | Error): void {
+    const waiter = link.waiter;
+    if (waiter === null) return;
+    link.waiter = null;
+    clearTimeout(waiter.timer);
+    if (typeof result === 'string') waiter.resolve(result);
+    else waiter.reject(result);
+  }
+
+  #heartbeat(link: Outbound): void {
+    const socket = link.socket;
+    if (link.wrote || socket === null || socket.writableNeedDrain) {
+      link.wrote = false;
+      return;
+    }
+    socket.write(this.#ping);
+  }
+
+  #flushAll(): void {
+    this.#flush = null;
+    for (const outbox of this.#outboxes.values()) {
+      if (outbox.pending.length === 0) continue;
+      const batch = outbox.pending;
+      outbox.pending = [];
+      const frames: QueuedFrame[] = [];
+      this.#pack(outbox, batch, frames);
+      for (const frame of frames) this.#deliver(outbox, frame);
+    }
+  }
+
+  /**
+   * Packs a batch into frames: one, unless it does not pack (a value the codec refuses) or
+   * exceeds frameBytesMax (the acceptor would close on it); then it is halved until the
+   * offending envelopes stand alone and are dropped. Rare, so the repeated packing is fine.
+   */
+  #pack(outbox: Outbox, batch: readonly Envelope[], out: QueuedFrame[]): void {
+    let payload: Uint8Array | null = null;
+    try {
+      payload = encodeClusterFrame(this.#codec, { t: 'batch', b: batch });
+    } catch {
+      payload = null;
+    }
+    if (payload !== null && payload.byteLength <= this.#settings.frameBytesMax) {
+      out.push({ header: lengthHeader(payload.byteLength), payload, envelopes: batch.length });
+      return;
+    }
+    if (batch.length <= 1) {
+      this.#drop(outbox, batch.length);
+      return;
+    }
+    const half = batch.length >>> 1;
+    this.#pack(outbox, batch.slice(0, half), out);
+    this.#pack(outbox, batch.slice(half), out);
+  }
+
+  #deliver(outbox: Outbox, frame: QueuedFrame): void {
+    const link = this.#byNode.get(outbox.node);
+    const socket = link?.socket;
+    if (link !== undefined && link.state === 'up' && socket !== undefined && socket !== null && outbox.head === outbox.frames.length && !socket.writableNeedDrain) {
+      this.#write(link, socket, outbox, frame);
+      return;
+    }
+    const size = frameSize(frame);
+    if (outbox.bytes + size > this.#settings.outboxBytesMax) {
+      this.#drop(outbox, frame.envelopes);
+      return;
+    }
+    outbox.frames.push(frame);
+    outbox.bytes += size;
+  }
+
+  /** Writes queued frames until the socket pushes back (then 'drain' calls again). */
+  #pump(link: Outbound): void {
+    const socket = link.socket;
+    if (link.state !== 'up' || socket === null || link.node === null) return;
+    const outbox = this.#outboxes.get(link.node);
+    if (outbox === undefined) return;
+    while (outbox.head < outbox.frames.length && !socket.writableNeedDrain) {
+      const frame = outbox.frames[outbox.head] as QueuedFrame;
+      outbox.head += 1;
+      outbox.bytes -= frameSize(frame);
+      this.#write(link, socket, outbox, frame);
+    }
+    if (outbox.head === outbox.frames.length) {
+      outbox.frames = [];
+      outbox.head = 0;
+    } else if (outbox.head >= 1024 && outbox.head * 2 >= outbox.frames.length) {
+      outbox.frames = outbox.frames.slice(outbox.head);
+      outbox.head = 0;
+    }
+  }
+
+  #write(link: Outbound, socket: Socket, outbox: Outbox, frame: QueuedFrame): void {
+    // Prefix and payload in two writes, one syscall: no copy of a large payload.
+    socket.cork();
+    socket.write(frame.header);
+    socket.write(frame.payload);
+    socket.uncork();
+    link.wrote = true;
+    outbox.sent += frame.envelopes;
+    this.#stats.framesOut += 1;
+    this.#stats.envelopesOut += frame.envelopes;
+  }
+
+  #drop(outbox: Outbox | undefined, envelopes: number): void {
+    this.#stats.dropped += envelopes;
+    if (outbox !== undefined) outbox.dropped += envelopes;
+  }
+
+  // ---- inbound: accept, handshake, read ----
+
+  #accept(socket: Socket): void {
+    socket.on('error', () => socket.destroy());
+    if (this.#closed !== null || this.#inbound.size >= this.#settings.connectionsMax) {
+      this.#stats.rejectedConnections += 1;
+      this.#refuse(socket, 'overloaded', 'too many connections');
+      return;
+    }
+    const connection: Inbound = {
+      socket,
+      // Until the hello is accepted a peer is a stranger: small frames only.
+      decoder: new FrameDecoder({ frameBytesMax: Math.min(handshakeBytesMax, this.#settings.frameBytesMax) }),
+      node: null,
+      timer: null,
+      done: false,
+    };
+    this.#inbound.add(connection);
+    socket.setNoDelay(true);
+    socket.setTimeout(this.#settings.peerSilenceMs, () => socket.destroy());
+    connection.timer = setTimeout(() => this.#reject(connection, 'handshake_timeout', `no hello within ${this.#settings.handshakeTimeoutMs} ms`), this.#settings.handshakeTimeoutMs);
+    socket.on('data', (chunk: Buffer) => this.#onInboundData(connection, chunk));
+    socket.on('close', () => {
+      if (connection.timer !== null) clearTimeout(connection.timer);
+      this.#inbound.delete(connection);
+      if (connection.node !== null && this.#inboundByNode.get(connection.node) === connection) this.#inboundByNode.delete(connection.node);
+    });
+  }
+
+  #onInboundData(connection: Inbound, chunk: Buffer): void {
+    const decoder = connection.decoder;
+    for (const event of decoder.push(chunk)) {
+      if (connection.done) return;
+      if (event.type === 'error') {
+        this.#reject(connection, event.code === 'frame_too_large' ? 'frame_too_large' : 'malformed', event.message);
+        return;
+      }
+      this.#onInboundFrame(connection, event.payload);
+    }
+    // The hello swapped in the full-size decoder. A dialler sends nothing more before our
+    // welcome, so bytes of a next frame already buffered by the small one break the protocol.
+    if (connection.decoder !== decoder && decoder.bufferedBytes > 0 && !connection.done) {
+      this.#reject(connection, 'malformed', 'frames before welcome');
+    }
+  }
+
+  #onInboundFrame(connection: Inbound, payload: Uint8Array): void {
+    const decoded = decodeClusterFrame(this.#codec, payload);
+    if (!decoded.ok) {
+      this.#reject(connection, decoded.code, decoded.message);
+      return;
+    }
+    const frame: ClusterFrame = decoded.frame;
+    const from = connection.node;
+    if (from === null) {
+      if (frame.t !== 'hello') {
+        this.#reject(connection, 'malformed', 'the first frame must be hello');
+        return;
+      }
+      if (connection.timer !== null) clearTimeout(connection.timer);
+      connection.timer = null;
+      connection.node = frame.node;
+      // A node dials us once: a second connection means the first is dead to it.
+      const previous = this.#inboundByNode.get(frame.node);
+      if (previous !== undefined) {
+        previous.done = true;
+        previous.socket.destroy();
+      }
+      this.#inboundByNode.set(frame.node, connection);
+      connection.decoder = new FrameDecoder({ frameBytesMax: this.#settings.frameBytesMax });
+      connection.socket.write(this.#welcome);
+      return;
+    }
+    switch (frame.t) {
+      case 'batch':
+        this.#stats.framesIn += 1;
+        this.#stats.malformed += decoded.malformed;
+        this.#stats.envelopesIn += frame.b.length;
+        if (frame.b.length > 0) this.#handlers.onEnvelopes(from, frame.b);
+        return;
+      case 'ping':
+        return;
+      case 'error':
+        connection.done = true;
+        connection.socket.destroy();
+        return;
+      case 'hello':
+      case 'welcome':
+        this.#reject(connection, 'malformed', `unexpected ${frame.t}`);
+        return;
+      default: {
+        const never: never = frame;
+        this.#reject(connection, 'malformed', `unexpected frame ${String(never)}`);
+      }
+    }
+  }
+
+  /** A fault on an inbound connection: counted, answered with an error frame, closed. */
+  #reject(connection: Inbound, code: ClusterErrorCode, message: string): void {
+    if (connection.done) return;
+    connection.done = true;
+    if (connection.timer !== null) clearTimeout(connection.timer);
+    connection.timer = null;
+    if (code !== 'handshake_timeout') this.#stats.malformed += 1;
+    if (connection.node === null) this.#stats.rejectedConnections += 1;
+    this.#refuse(connection.socket, code, message);
+  }
+
+  #refuse(socket: Socket, code: ClusterErrorCode, message: string): void {
+    this.#refused.add(socket);
+    socket.once('close', () => this.#refused.delete(socket));
+    const frame = encodeFrame(encodeClusterFrame(this.#codec, { t: 'error', code, message: message.slice(0, errorMessageCharsMax) }));
+    // Destroyed once the frame is out, whether or not the peer ever closes its side.
+    socket.end(frame, () => socket.destroy());
+  }
+}
+
+function report(node: string | null, address: string, state: PeerReport['state'], outbox: Outbox | undefined, socketBytes: number, info: Info): PeerReport {
+  return { node, address, state, sentEnvelopes: outbox?.sent ?? 0, droppedEnvelopes: outbox?.dropped ?? 0, queuedBytes: (outbox?.bytes ?? 0) + socketBytes, info };
+}
+
+function addressKey(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+function lengthHeader(length: number): Uint8Array {
+  const header = new Uint8Array(frameHeaderBytes);
+  new DataView(header.buffer).setUint32(0, length);
+  return header;
+}
+
+function frameSize(frame: QueuedFrame): number {
+  return frame.header.byteLength + frame.payload.byteLength;
+}
+
+function resolveSettings(options: ClusterLinkOptions): Settings {
+  if (!isNodeName(options.nodeName)) throw new RangeError(`nodeName ${JSON.stringify(options.nodeName)} must be 1-64 letters, digits, ".", "_" or "-"`);
+  const info = options.info ?? {};
+  const problem = checkInfo(info);
+  if (problem !== null) throw new RangeError(problem);
+  const reconnectMinMs = integer('reconnectMinMs', options.reconnectMinMs, 50, 1, delayMsMax);
+  return {
+    nodeName: options.nodeName,
+    host: options.host ?? '127.0.0.1',
+    port: integer('port', options.port, 0, 0, 65_535),
+    info: { ...info },
+    frameBytesMax: integer('frameBytesMax', options.frameBytesMax, 256 * 1024 * 1024, 1, frameLengthLimit),
+    outboxBytesMax: integer('outboxBytesMax', options.outboxBytesMax, 64 * 1024 * 1024, 0, Number.MAX_SAFE_INTEGER),
+    handshakeTimeoutMs: integer('handshakeTimeoutMs', options.handshakeTimeoutMs, 5000, 1, delayMsMax),
+    heartbeatMs: integer('heartbeatMs', options.heartbeatMs, 500, 1, delayMsMax),
+    peerSilenceMs: integer('peerSilenceMs', options.peerSilenceMs, 5000, 1, delayMsMax),
+    reconnectMinMs,
+    reconnectMaxMs: integer('reconnectMaxMs', options.reconnectMaxMs, Math.max(1000, reconnectMinMs), reconnectMinMs, delayMsMax),
+    connectionsMax: integer('connectionsMax', options.connectionsMax, 256, 1, 1_000_000),
+  };
+}
+
+function integer(name: string, value: number | undefined, fallback: number, min: number, max: number): number {
+  const chosen = value ?? fallback;
+  if (!Number.isSafeInteger(chosen) || chosen < min || chosen > max) throw new RangeError(`${name} must be an integer in ${min}..${max}`);
+  return chosen;
+}
