@@ -4,7 +4,7 @@
  */
 
 import { treeErrors, type TreeError } from './errors.ts';
-import type { DirectoryNode, TreeNode } from './node.ts';
+import { childOf, type DirectoryNode, type TreeNode } from './node.ts';
 import type { NodeType } from './node_type.ts';
 import type { OpFailure } from './ops.ts';
 import { prefixPath, splitPath } from './path.ts';
@@ -25,7 +25,7 @@ export function lookup(tree: Tree, path: string): Lookup {
   let node: TreeNode = tree.root;
   for (let depth = 0; depth < components.length; depth++) {
     if (node.type !== 'directory') return { ok: false, error: treeErrors.notADirectory(prefixPath(components, depth)) };
-    const child: TreeNode | undefined = node.children.get(components[depth] as string);
+    const child: TreeNode | undefined = childOf(node, components[depth] as string);
     if (child === undefined) return { ok: false, error: treeErrors.doesNotExist(path) };
     node = child;
   }

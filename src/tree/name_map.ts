@@ -46,14 +46,47 @@ function fragmentBit(hash: number, shift: number): number {
   return 1 << ((hash >>> shift) & levelMask);
 }
 
-export class NameMap<V> {
+/**
+ * The fields of a trie's root node. A directory node carries them itself (node.ts), so a
+ * lookup goes from the directory straight to its slots, one object fewer per level of the
+ * path; `NameMap.from` and `lookupName` work on any holder of them.
+ */
+export type TrieRoot = {
   /** Bit i set: the entry whose hash fragment at this level is i is stored here. */
-  private readonly dataMap: number;
+  readonly dataMap: number;
   /** Bit i set: the entries with fragment i are in a sub-trie. */
-  private readonly nodeMap: number;
+  readonly nodeMap: number;
   /** Entries (key, value pairs) in bit order, then sub-tries in reverse bit order. */
-  private readonly slots: readonly unknown[];
+  readonly slots: readonly unknown[];
   /** Entries in this trie (sub-tries included). */
+  readonly size: number;
+};
+
+/** The value bound to `name` in the trie rooted at `root`, or undefined. */
+export function lookupName<V>(root: TrieRoot, name: string): V | undefined {
+  const hash = hashName(name);
+  let dataMap = root.dataMap;
+  let nodeMap = root.nodeMap;
+  let slots = root.slots;
+  for (let shift = 0; shift < collisionShift; shift += bitsPerLevel) {
+    const bit = fragmentBit(hash, shift);
+    if ((dataMap & bit) !== 0) {
+      const at = 2 * popcount(dataMap & (bit - 1));
+      return slots[at] === name ? (slots[at + 1] as V) : undefined;
+    }
+    if ((nodeMap & bit) === 0) return undefined;
+    const node = slots[slots.length - 1 - popcount(nodeMap & (bit - 1))] as TrieRoot;
+    dataMap = node.dataMap;
+    nodeMap = node.nodeMap;
+    slots = node.slots;
+  }
+  return collisionFind(slots, name) as V | undefined;
+}
+
+export class NameMap<V> implements TrieRoot {
+  readonly dataMap: number;
+  readonly nodeMap: number;
+  readonly slots: readonly unknown[];
   readonly size: number;
 
   private constructor(dataMap: number, nodeMap: number, slots: readonly unknown[], size: number) {
@@ -69,20 +102,15 @@ export class NameMap<V> {
     return NameMap.theEmpty as NameMap<V>;
   }
 
+  /** The map whose root has these fields (the same object when it already is a NameMap). */
+  static from<V>(root: TrieRoot): NameMap<V> {
+    if (root instanceof NameMap) return root as NameMap<V>;
+    if (root.size === 0) return NameMap.empty<V>();
+    return new NameMap<V>(root.dataMap, root.nodeMap, root.slots, root.size);
+  }
+
   get(name: string): V | undefined {
-    const hash = hashName(name);
-    // eslint-disable-next-line @typescript-eslint/no-this-alias
-    let node: NameMap<V> = this;
-    for (let shift = 0; shift < collisionShift; shift += bitsPerLevel) {
-      const bit = fragmentBit(hash, shift);
-      if ((node.dataMap & bit) !== 0) {
-        const at = 2 * popcount(node.dataMap & (bit - 1));
-        return node.slots[at] === name ? (node.slots[at + 1] as V) : undefined;
-      }
-      if ((node.nodeMap & bit) === 0) return undefined;
-      node = node.slots[node.slots.length - 1 - popcount(node.nodeMap & (bit - 1))] as NameMap<V>;
-    }
-    return collisionFind(node.slots, name) as V | undefined;
+    return lookupName<V>(this, name);
   }
 
   has(name: string): boolean {

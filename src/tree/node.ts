@@ -1,27 +1,114 @@
 /**
  * The persistent representation of tree nodes.
  *
- * Nodes are frozen plain objects; their collections are Immutable.js structures (hash array
- * mapped tries and vector tries), so replacing one child, element or member costs
- * O(log₃₂ n) and shares everything else with the previous version. A node is never mutated
+ * Nodes are frozen plain objects; their collections are persistent structures (directory
+ * children a NameMap, queues a Queue, sets an Immutable.js Set), so replacing one child,
+ * element or member costs O(log₃₂ n) or less and shares everything else with the previous
+ * version. A node is never mutated
  * after it is built: old trees stay valid.
  */
 
-import { List, Set as ImmutableSet } from 'immutable';
-import { NameMap } from './name_map.ts';
+import { Set as ImmutableSet } from 'immutable';
+import { lookupName, NameMap, type TrieRoot } from './name_map.ts';
+import { emptyQueueState, queueFirst, queueLast, queueToArray, type QueueState } from './queue.ts';
 import type { Bytes } from './ops.ts';
 
+/**
+ * A directory carries the root of its children's trie itself (the `TrieRoot` fields), so a
+ * lookup reads the directory and then the trie's slots, not a separate map object in between:
+ * on a big tree every object on the path is a likely cache miss. `children` is the same trie
+ * as a `NameMap`, a view made on demand.
+ */
 export type DirectoryNode = {
   readonly type: 'directory';
   readonly version: number;
   readonly children: NameMap<TreeNode>;
   /** Nodes strictly below this directory, so a delete can update counts in O(depth). */
   readonly descendants: number;
-};
+} & TrieRoot;
+
+class DirectoryRecord implements DirectoryNode {
+  readonly type = 'directory' as const;
+  readonly version: number;
+  readonly descendants: number;
+  readonly dataMap: number;
+  readonly nodeMap: number;
+  readonly slots: readonly unknown[];
+  readonly size: number;
+
+  constructor(version: number, children: TrieRoot, descendants: number) {
+    this.version = version;
+    this.descendants = descendants;
+    this.dataMap = children.dataMap;
+    this.nodeMap = children.nodeMap;
+    this.slots = children.slots;
+    this.size = children.size;
+    Object.freeze(this);
+  }
+
+  get children(): NameMap<TreeNode> {
+    return NameMap.from<TreeNode>(this);
+  }
+}
+
+/** The child called `name` of a directory, or undefined. */
+export function childOf(dir: DirectoryNode, name: string): TreeNode | undefined {
+  return lookupName<TreeNode>(dir, name);
+}
 
 export type BlobNode = { readonly type: 'blob'; readonly version: number; readonly value: Bytes };
 
-export type QueueNode = { readonly type: 'queue'; readonly version: number; readonly elements: List<Bytes> };
+/**
+ * The queue's contents are fields of the node itself (./queue.ts), so a queue op reads one
+ * object for the node and its queue, not two. `elements` is a read-only view for callers
+ * that want the elements (built on demand, not stored).
+ */
+export type QueueNode = {
+  readonly type: 'queue';
+  readonly version: number;
+  readonly elements: QueueElements;
+} & QueueState<Bytes>;
+
+/** A read-only view of a queue's elements. */
+export type QueueElements = {
+  readonly size: number;
+  first(): Bytes | undefined;
+  last(): Bytes | undefined;
+  /** The elements, front first. */
+  toArray(): Bytes[];
+  [Symbol.iterator](): IterableIterator<Bytes>;
+};
+
+class QueueRecord implements QueueNode {
+  readonly type = 'queue' as const;
+  readonly version: number;
+  readonly size: number;
+  readonly front: QueueState<Bytes>['front'];
+  readonly middle: QueueState<Bytes>['middle'];
+  readonly back: QueueState<Bytes>['back'];
+  readonly backLength: number;
+
+  constructor(version: number, queue: QueueState<Bytes>) {
+    this.version = version;
+    this.size = queue.size;
+    this.front = queue.front;
+    this.middle = queue.middle;
+    this.back = queue.back;
+    this.backLength = queue.backLength;
+    Object.freeze(this);
+  }
+
+  get elements(): QueueElements {
+    const queue: QueueState<Bytes> = this;
+    return {
+      size: queue.size,
+      first: () => queueFirst(queue),
+      last: () => queueLast(queue),
+      toArray: () => queueToArray(queue),
+      [Symbol.iterator]: () => queueToArray(queue)[Symbol.iterator](),
+    };
+  }
+}
 
 /**
  * Members are binary strings (one char per byte): strings hash and compare by value, and
@@ -34,11 +121,11 @@ export type TreeNode = DirectoryNode | LeafNode;
 
 const emptyBytes: Bytes = new Uint8Array(0);
 const emptyChildren: NameMap<TreeNode> = NameMap.empty();
-const emptyElements: List<Bytes> = List();
+const emptyElements: QueueState<Bytes> = emptyQueueState();
 const emptyMembers: ImmutableSet<string> = ImmutableSet();
 
-export function newDirectory(version = 0, children = emptyChildren, descendants = 0): DirectoryNode {
-  return Object.freeze({ type: 'directory', version, children, descendants });
+export function newDirectory(version = 0, children: TrieRoot = emptyChildren, descendants = 0): DirectoryNode {
+  return new DirectoryRecord(version, children, descendants);
 }
 
 export function newBlob(version = 0, value = emptyBytes): BlobNode {
@@ -46,7 +133,7 @@ export function newBlob(version = 0, value = emptyBytes): BlobNode {
 }
 
 export function newQueue(version = 0, elements = emptyElements): QueueNode {
-  return Object.freeze({ type: 'queue', version, elements });
+  return new QueueRecord(version, elements);
 }
 
 export function newSet(version = 0, members = emptyMembers): SetNode {
@@ -62,11 +149,11 @@ export function subtreeSize(node: TreeNode): number {
 export function nodeSize(node: TreeNode): number {
   switch (node.type) {
     case 'directory':
-      return node.children.size;
+      return node.size;
     case 'blob':
       return node.value.length;
     case 'queue':
-      return node.elements.size;
+      return node.size;
     case 'set':
       return node.members.size;
   }

@@ -14,7 +14,7 @@
  */
 
 import CRC32 from 'crc-32';
-import { List, Set as ImmutableSet } from 'immutable';
+import { Set as ImmutableSet } from 'immutable';
 import { Packr } from 'msgpackr';
 import { assertNever } from './assert.ts';
 import { treeFromRoot, type Tree } from './lookup.ts';
@@ -32,6 +32,7 @@ import {
   type TreeNode,
 } from './node.ts';
 import type { Bytes } from './ops.ts';
+import { queueOf, queueToArray } from './queue.ts';
 
 const magic = [0x48, 0x52, 0x54, 0x53]; // "HRTS"
 const formatVersion = 1;
@@ -56,7 +57,7 @@ function encodeNode(node: TreeNode): EncodedNode {
     case 'blob':
       return [kindCode.blob, node.version, node.value];
     case 'queue':
-      return [kindCode.queue, node.version, node.elements.toArray()];
+      return [kindCode.queue, node.version, queueToArray(node)];
     case 'set':
       return [kindCode.set, node.version, Array.from(node.members).sort(compareKeys).map(keyToBytes)];
     default:
@@ -136,7 +137,7 @@ function decodeNode(value: unknown, depth: number): TreeNode {
       return newBlob(version, decodeBytes(payload));
     case kindCode.queue:
       if (!Array.isArray(payload)) malformed('queue payload is not an array');
-      return newQueue(version, List(payload.map(decodeBytes)));
+      return newQueue(version, queueOf(payload.map(decodeBytes)));
     case kindCode.set: {
       if (!Array.isArray(payload)) malformed('set payload is not an array');
       const keys = payload.map((member) => bytesToKey(decodeBytes(member)));
@@ -193,11 +194,10 @@ function nodesEqual(a: TreeNode, b: TreeNode): boolean {
     case 'blob':
       return b.type === 'blob' && bytesEqual(a.value, b.value);
     case 'queue': {
-      if (b.type !== 'queue' || a.elements.size !== b.elements.size) return false;
-      const others = b.elements.values();
-      for (const element of a.elements) {
-        if (!bytesEqual(element, others.next().value as Bytes)) return false;
-      }
+      if (b.type !== 'queue' || a.size !== b.size) return false;
+      const mine = queueToArray(a);
+      const others = queueToArray(b);
+      for (let i = 0; i < mine.length; i++) if (!bytesEqual(mine[i] as Bytes, others[i] as Bytes)) return false;
       return true;
     }
     case 'set':

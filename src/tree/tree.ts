@@ -13,6 +13,7 @@ import { defaultTreeLimits, type TreeLimits } from './limits.ts';
 import {
   bytesEqual,
   bytesToKey,
+  childOf,
   newBlob,
   newDirectory,
   newQueue,
@@ -25,6 +26,7 @@ import {
 } from './node.ts';
 import type { NodeType } from './node_type.ts';
 import type {
+  Bytes,
   CreateOp,
   ListEntry,
   OpOutcome,
@@ -36,6 +38,7 @@ import type {
 } from './ops.ts';
 import { joinPath, prefixPath, rootPath, splitPath } from './path.ts';
 import { fail, lookup, lookupTyped, treeFromRoot, type Tree } from './lookup.ts';
+import { queueFirst, queueLast, queuePush, queueShift } from './queue.ts';
 import { applySetAlgebra } from './set_algebra.ts';
 
 export type { Tree } from './lookup.ts';
@@ -102,7 +105,7 @@ function parentChain(tree: Tree, path: string, components: readonly string[]): C
   const dirs: DirectoryNode[] = [tree.root];
   for (let depth = 0; depth < components.length - 1; depth++) {
     const dir = dirs[depth] as DirectoryNode;
-    const child = dir.children.get(components[depth] as string);
+    const child = childOf(dir, components[depth] as string);
     if (child === undefined) return { ok: false, error: treeErrors.doesNotExist(path) };
     if (child.type !== 'directory') return { ok: false, error: treeErrors.notADirectory(prefixPath(components, depth + 1)) };
     dirs.push(child);
@@ -145,7 +148,7 @@ function create(tree: Tree, op: CreateOp, limits: TreeLimits): Applied {
   let depth = 0;
   for (; depth < components.length; depth++) {
     const dir = dirs[depth] as DirectoryNode;
-    const child = dir.children.get(components[depth] as string);
+    const child = childOf(dir, components[depth] as string);
     if (child === undefined) break;
     if (depth === components.length - 1) return failure(tree, treeErrors.alreadyExists(op.path));
     if (child.type !== 'directory') return failure(tree, treeErrors.notADirectory(prefixPath(components, depth + 1)));
@@ -188,7 +191,7 @@ function remove(tree: Tree, path: string): Applied {
   const chain = parentChain(tree, path, components);
   if (!chain.ok) return failure(tree, chain.error);
   const parent = chain.dirs[chain.dirs.length - 1] as DirectoryNode;
-  const target = parent.children.get(components[components.length - 1] as string);
+  const target = childOf(parent, components[components.length - 1] as string);
   if (target === undefined) return failure(tree, treeErrors.doesNotExist(path));
   const next = rebuild(chain.dirs, components, null, -subtreeSize(target));
   return { tree: next, outcome: { type: 'ok', version: target.version } };
@@ -196,8 +199,28 @@ function remove(tree: Tree, path: string): Applied {
 
 type LeafWrite = Exclude<WriteOp, { type: 'create' } | { type: 'delete' }>;
 
-/** What a leaf write does to its node: the replacement (null = no change) and the result. */
-type LeafChange = { readonly node: LeafNode | null; readonly result: (version: number) => OpResult } | TreeError;
+/**
+ * What a leaf write does to its node: the replacement (null = no change) and what its result
+ * carries besides the version (plain data, no closure: this runs once per write).
+ */
+type LeafChange =
+  | { readonly node: LeafNode | null; readonly result: 'ok' }
+  | { readonly node: LeafNode | null; readonly result: 'element'; readonly value: Bytes | null }
+  | { readonly node: LeafNode | null; readonly result: 'bool'; readonly value: boolean }
+  | TreeError;
+
+function resultOf(change: Exclude<LeafChange, TreeError>, version: number): OpResult {
+  switch (change.result) {
+    case 'ok':
+      return { type: 'ok', version };
+    case 'element':
+      return { type: 'element', value: change.value, version };
+    case 'bool':
+      return { type: 'bool', value: change.value, version };
+    default:
+      return assertNever(change, 'leaf change');
+  }
+}
 
 function writeLeaf(tree: Tree, op: LeafWrite, limits: TreeLimits): Applied {
   const components = splitPath(op.path);
@@ -205,12 +228,12 @@ function writeLeaf(tree: Tree, op: LeafWrite, limits: TreeLimits): Applied {
   const chain = parentChain(tree, op.path, components);
   if (!chain.ok) return failure(tree, chain.error);
   const parent = chain.dirs[chain.dirs.length - 1] as DirectoryNode;
-  const target = parent.children.get(components[components.length - 1] as string);
+  const target = childOf(parent, components[components.length - 1] as string);
   if (target === undefined) return failure(tree, treeErrors.doesNotExist(op.path));
   const change = changeLeaf(target, op, limits);
   if ('code' in change) return failure(tree, change);
-  if (change.node === null) return { tree, outcome: change.result(target.version) };
-  return { tree: rebuild(chain.dirs, components, change.node, 0), outcome: change.result(change.node.version) };
+  if (change.node === null) return { tree, outcome: resultOf(change, target.version) };
+  return { tree: rebuild(chain.dirs, components, change.node, 0), outcome: resultOf(change, change.node.version) };
 }
 
 function changeLeaf(target: TreeNode, op: LeafWrite, limits: TreeLimits): LeafChange {
@@ -219,47 +242,35 @@ function changeLeaf(target: TreeNode, op: LeafWrite, limits: TreeLimits): LeafCh
       if (target.type !== 'blob') return treeErrors.wrongType(op.path, target.type);
       // No-op rule (README): equal bytes leave the version as it is.
       const node = bytesEqual(target.value, op.value) ? null : newBlob(target.version + 1, op.value);
-      return { node, result: (version) => ({ type: 'ok', version }) };
+      return { node, result: 'ok' };
     }
     case 'queue_push': {
       if (target.type !== 'queue') return treeErrors.wrongType(op.path, target.type);
-      if (target.elements.size >= limits.collectionElementsMax) {
+      if (target.size >= limits.collectionElementsMax) {
         return treeErrors.tooLarge('collection_elements', limits.collectionElementsMax);
       }
-      return {
-        node: newQueue(target.version + 1, target.elements.push(op.value)),
-        result: (version) => ({ type: 'ok', version }),
-      };
+      return { node: newQueue(target.version + 1, queuePush(target, op.value)), result: 'ok' };
     }
     case 'queue_pop': {
       if (target.type !== 'queue') return treeErrors.wrongType(op.path, target.type);
-      const front = target.elements.first();
-      if (front === undefined) return { node: null, result: (version) => ({ type: 'element', value: null, version }) };
-      return {
-        node: newQueue(target.version + 1, target.elements.shift()),
-        result: (version) => ({ type: 'element', value: front, version }),
-      };
+      const rest = queueShift(target);
+      if (rest === null) return { node: null, result: 'element', value: null };
+      return { node: newQueue(target.version + 1, rest), result: 'element', value: queueFirst(target) as Bytes };
     }
     case 'set_insert': {
       if (target.type !== 'set') return treeErrors.wrongType(op.path, target.type);
       const key = bytesToKey(op.value);
-      if (target.members.has(key)) return { node: null, result: (version) => ({ type: 'bool', value: false, version }) };
+      if (target.members.has(key)) return { node: null, result: 'bool', value: false };
       if (target.members.size >= limits.collectionElementsMax) {
         return treeErrors.tooLarge('collection_elements', limits.collectionElementsMax);
       }
-      return {
-        node: newSet(target.version + 1, target.members.add(key)),
-        result: (version) => ({ type: 'bool', value: true, version }),
-      };
+      return { node: newSet(target.version + 1, target.members.add(key)), result: 'bool', value: true };
     }
     case 'set_remove': {
       if (target.type !== 'set') return treeErrors.wrongType(op.path, target.type);
       const key = bytesToKey(op.value);
-      if (!target.members.has(key)) return { node: null, result: (version) => ({ type: 'bool', value: false, version }) };
-      return {
-        node: newSet(target.version + 1, target.members.delete(key)),
-        result: (version) => ({ type: 'bool', value: true, version }),
-      };
+      if (!target.members.has(key)) return { node: null, result: 'bool', value: false };
+      return { node: newSet(target.version + 1, target.members.delete(key)), result: 'bool', value: true };
     }
     default:
       return assertNever(op, 'leaf write');
@@ -291,14 +302,14 @@ function applyRead(tree: Tree, op: ReadOp, limits: TreeLimits): OpOutcome {
     case 'queue_back': {
       const found = lookupTyped(tree, op.path, 'queue');
       if (!found.ok) return fail(found.error);
-      const { elements, version } = found.node;
-      const value = (op.type === 'queue_front' ? elements.first() : elements.last()) ?? null;
-      return { type: 'element', value, version };
+      const queue = found.node;
+      const value = (op.type === 'queue_front' ? queueFirst(queue) : queueLast(queue)) ?? null;
+      return { type: 'element', value, version: queue.version };
     }
     case 'queue_len': {
       const found = lookupTyped(tree, op.path, 'queue');
       if (!found.ok) return fail(found.error);
-      return { type: 'count', count: found.node.elements.size, version: found.node.version };
+      return { type: 'count', count: found.node.size, version: found.node.version };
     }
     case 'set_contains': {
       const found = lookupTyped(tree, op.path, 'set');
