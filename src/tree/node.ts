@@ -2,13 +2,12 @@
  * The persistent representation of tree nodes.
  *
  * Nodes are frozen plain objects; their collections are persistent structures (directory
- * children a NameMap, queues a Queue, sets an Immutable.js Set), so replacing one child,
+ * children and set members NameMaps, queues ./queue.ts), so replacing one child,
  * element or member costs O(log₃₂ n) or less and shares everything else with the previous
  * version. A node is never mutated
  * after it is built: old trees stay valid.
  */
 
-import { Set as ImmutableSet } from 'immutable';
 import { lookupName, NameMap, type TrieRoot } from './name_map.ts';
 import { emptyQueueState, queueFirst, queueLast, queueToArray, type QueueState } from './queue.ts';
 import type { Bytes } from './ops.ts';
@@ -112,9 +111,51 @@ class QueueRecord implements QueueNode {
 
 /**
  * Members are binary strings (one char per byte): strings hash and compare by value, and
- * their natural order is the byte order of the members.
+ * their natural order is the byte order of the members. They are the keys of a NameMap (the
+ * value is always `true`) whose root fields the set node carries itself, as a directory does:
+ * one object fewer per op than a map held in a field, and a member lookup reads one trie
+ * slot and one key per level, where an Immutable.js Set read a Set, a Map, its nodes and a
+ * two-element array per entry. `members` is the same trie as a NameMap, a view made on demand.
  */
-export type SetNode = { readonly type: 'set'; readonly version: number; readonly members: ImmutableSet<string> };
+export type SetNode = {
+  readonly type: 'set';
+  readonly version: number;
+  readonly members: NameMap<true>;
+} & TrieRoot;
+
+class SetRecord implements SetNode {
+  readonly type = 'set' as const;
+  readonly version: number;
+  readonly dataMap: number;
+  readonly nodeMap: number;
+  readonly slots: readonly unknown[];
+  readonly size: number;
+
+  constructor(version: number, members: TrieRoot) {
+    this.version = version;
+    this.dataMap = members.dataMap;
+    this.nodeMap = members.nodeMap;
+    this.slots = members.slots;
+    this.size = members.size;
+    Object.freeze(this);
+  }
+
+  get members(): NameMap<true> {
+    return NameMap.from<true>(this);
+  }
+}
+
+/** Whether a set node holds the member whose key (bytesToKey) is `key`. */
+export function hasMember(set: SetNode, key: string): boolean {
+  return lookupName<true>(set, key) !== undefined;
+}
+
+/** A set's members from their keys (duplicates count once). */
+export function membersOf(keys: Iterable<string>): NameMap<true> {
+  let members = NameMap.empty<true>();
+  for (const key of keys) members = members.set(key, true);
+  return members;
+}
 
 export type LeafNode = BlobNode | QueueNode | SetNode;
 export type TreeNode = DirectoryNode | LeafNode;
@@ -122,7 +163,7 @@ export type TreeNode = DirectoryNode | LeafNode;
 const emptyBytes: Bytes = new Uint8Array(0);
 const emptyChildren: NameMap<TreeNode> = NameMap.empty();
 const emptyElements: QueueState<Bytes> = emptyQueueState();
-const emptyMembers: ImmutableSet<string> = ImmutableSet();
+const emptyMembers: NameMap<true> = NameMap.empty();
 
 export function newDirectory(version = 0, children: TrieRoot = emptyChildren, descendants = 0): DirectoryNode {
   return new DirectoryRecord(version, children, descendants);
@@ -136,8 +177,8 @@ export function newQueue(version = 0, elements = emptyElements): QueueNode {
   return new QueueRecord(version, elements);
 }
 
-export function newSet(version = 0, members = emptyMembers): SetNode {
-  return Object.freeze({ type: 'set', version, members });
+export function newSet(version = 0, members: TrieRoot = emptyMembers): SetNode {
+  return new SetRecord(version, members);
 }
 
 /** Nodes in the subtree rooted at `node`, itself included. */
@@ -155,7 +196,7 @@ export function nodeSize(node: TreeNode): number {
     case 'queue':
       return node.size;
     case 'set':
-      return node.members.size;
+      return node.size;
   }
 }
 

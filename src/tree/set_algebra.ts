@@ -4,14 +4,17 @@
  * and so lost the order).
  */
 
-import { Set as ImmutableSet } from 'immutable';
 import { assertNever } from './assert.ts';
 import type { TreeError } from './errors.ts';
 import { bytesToKey, sortedMembers } from './node.ts';
 import type { Bytes, OpOutcome, SetBinaryOp, SetCompareOp, SetOperand, SetUnionOp } from './ops.ts';
 import { fail, lookupTyped, type Tree } from './lookup.ts';
 
-type Members = ImmutableSet<string>;
+/**
+ * An operand's members as keys (bytesToKey): a set node's NameMap or a literal's native Set.
+ * Results are sorted before they leave (sortedMembers), so no iteration order shows.
+ */
+type Members = { readonly size: number; has(key: string): boolean; keys(): IterableIterator<string> };
 type Resolved = { readonly ok: true; readonly members: Members } | { readonly ok: false; readonly error: TreeError };
 
 function membersAt(tree: Tree, path: string): Resolved {
@@ -20,7 +23,7 @@ function membersAt(tree: Tree, path: string): Resolved {
 }
 
 function literal(members: readonly Bytes[]): Members {
-  return ImmutableSet(members.map(bytesToKey));
+  return new Set(members.map(bytesToKey));
 }
 
 function resolveOperand(tree: Tree, operand: SetOperand): Resolved {
@@ -32,6 +35,13 @@ function resolveOperand(tree: Tree, operand: SetOperand): Resolved {
     default:
       return assertNever(operand, 'set operand');
   }
+}
+
+/** Every member of `a` is in `b`. */
+function isSubset(a: Members, b: Members): boolean {
+  if (a.size > b.size) return false;
+  for (const key of a.keys()) if (!b.has(key)) return false;
+  return true;
 }
 
 export function applySetAlgebra(tree: Tree, op: SetUnionOp | SetBinaryOp | SetCompareOp): OpOutcome {
@@ -51,13 +61,13 @@ export function applySetAlgebra(tree: Tree, op: SetUnionOp | SetBinaryOp | SetCo
 }
 
 function union(tree: Tree, op: SetUnionOp): OpOutcome {
-  let result: Members = ImmutableSet();
+  const result = new Set<string>();
   for (const path of op.paths) {
     const resolved = membersAt(tree, path);
     if (!resolved.ok) return fail(resolved.error);
-    result = result.union(resolved.members);
+    for (const key of resolved.members.keys()) result.add(key);
   }
-  for (const members of op.sets) result = result.union(literal(members));
+  for (const members of op.sets) for (const member of members) result.add(bytesToKey(member));
   return { type: 'set', members: sortedMembers(result) };
 }
 
@@ -69,14 +79,20 @@ function binary(tree: Tree, op: SetBinaryOp): OpOutcome {
   return { type: 'set', members: sortedMembers(combine(op.type, left.members, right.members)) };
 }
 
-function combine(type: SetBinaryOp['type'], left: Members, right: Members): Members {
+/** The keys of the result, unsorted. */
+function combine(type: SetBinaryOp['type'], left: Members, right: Members): string[] {
+  const out: string[] = [];
   switch (type) {
     case 'set_intersection':
-      return left.intersect(right);
+      for (const key of left.keys()) if (right.has(key)) out.push(key);
+      return out;
     case 'set_difference':
-      return left.subtract(right);
+      for (const key of left.keys()) if (!right.has(key)) out.push(key);
+      return out;
     case 'set_symmetric_difference':
-      return left.subtract(right).union(right.subtract(left));
+      for (const key of left.keys()) if (!right.has(key)) out.push(key);
+      for (const key of right.keys()) if (!left.has(key)) out.push(key);
+      return out;
     default:
       return assertNever(type, 'binary set op');
   }
@@ -87,6 +103,6 @@ function compare(tree: Tree, op: SetCompareOp): OpOutcome {
   if (!left.ok) return fail(left.error);
   const right = resolveOperand(tree, op.other);
   if (!right.ok) return fail(right.error);
-  const value = op.type === 'set_is_subset' ? left.members.isSubset(right.members) : left.members.isSuperset(right.members);
+  const value = op.type === 'set_is_subset' ? isSubset(left.members, right.members) : isSubset(right.members, left.members);
   return { type: 'answer', value };
 }

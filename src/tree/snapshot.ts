@@ -14,7 +14,6 @@
  */
 
 import CRC32 from 'crc-32';
-import { Set as ImmutableSet } from 'immutable';
 import { Packr } from 'msgpackr';
 import { assertNever } from './assert.ts';
 import { treeFromRoot, type Tree } from './lookup.ts';
@@ -23,7 +22,9 @@ import {
   bytesEqual,
   bytesToKey,
   compareKeys,
+  hasMember,
   keyToBytes,
+  membersOf,
   newBlob,
   newDirectory,
   newQueue,
@@ -59,7 +60,7 @@ function encodeNode(node: TreeNode): EncodedNode {
     case 'queue':
       return [kindCode.queue, node.version, queueToArray(node)];
     case 'set':
-      return [kindCode.set, node.version, Array.from(node.members).sort(compareKeys).map(keyToBytes)];
+      return [kindCode.set, node.version, Array.from(node.members.keys()).sort(compareKeys).map(keyToBytes)];
     default:
       return assertNever(node, 'tree node');
   }
@@ -144,7 +145,7 @@ function decodeNode(value: unknown, depth: number): TreeNode {
       for (let i = 1; i < keys.length; i++) {
         if (compareKeys(keys[i - 1] as string, keys[i] as string) >= 0) malformed('set members not in strict order');
       }
-      return newSet(version, ImmutableSet(keys));
+      return newSet(version, membersOf(keys));
     }
     default:
       return malformed(`unknown node kind ${String(kind)}`);
@@ -201,7 +202,9 @@ function nodesEqual(a: TreeNode, b: TreeNode): boolean {
       return true;
     }
     case 'set':
-      return b.type === 'set' && a.members.size === b.members.size && a.members.isSubset(b.members);
+      if (b.type !== 'set' || a.size !== b.size) return false;
+      for (const key of a.members.keys()) if (!hasMember(b, key)) return false;
+      return true;
     default:
       return assertNever(a, 'tree node');
   }

@@ -14,6 +14,7 @@ import {
   bytesEqual,
   bytesToKey,
   childOf,
+  hasMember,
   newBlob,
   newDirectory,
   newQueue,
@@ -260,16 +261,16 @@ function changeLeaf(target: TreeNode, op: LeafWrite, limits: TreeLimits): LeafCh
     case 'set_insert': {
       if (target.type !== 'set') return treeErrors.wrongType(op.path, target.type);
       const key = bytesToKey(op.value);
-      if (target.members.has(key)) return { node: null, result: 'bool', value: false };
-      if (target.members.size >= limits.collectionElementsMax) {
+      if (hasMember(target, key)) return { node: null, result: 'bool', value: false };
+      if (target.size >= limits.collectionElementsMax) {
         return treeErrors.tooLarge('collection_elements', limits.collectionElementsMax);
       }
-      return { node: newSet(target.version + 1, target.members.add(key)), result: 'bool', value: true };
+      return { node: newSet(target.version + 1, target.members.set(key, true)), result: 'bool', value: true };
     }
     case 'set_remove': {
       if (target.type !== 'set') return treeErrors.wrongType(op.path, target.type);
       const key = bytesToKey(op.value);
-      if (!target.members.has(key)) return { node: null, result: 'bool', value: false };
+      if (!hasMember(target, key)) return { node: null, result: 'bool', value: false };
       return { node: newSet(target.version + 1, target.members.delete(key)), result: 'bool', value: true };
     }
     default:
@@ -314,7 +315,7 @@ function applyRead(tree: Tree, op: ReadOp, limits: TreeLimits): OpOutcome {
     case 'set_contains': {
       const found = lookupTyped(tree, op.path, 'set');
       if (!found.ok) return fail(found.error);
-      return { type: 'bool', value: found.node.members.has(bytesToKey(op.value)), version: found.node.version };
+      return { type: 'bool', value: hasMember(found.node, bytesToKey(op.value)), version: found.node.version };
     }
     case 'set_union':
     case 'set_intersection':
