@@ -1,5 +1,6 @@
 /**
- * NameMap: the persistent map from child name to child node held by every directory.
+ * NameMap: the persistent map from child name to child node held by every directory, and
+ * from member key to `true` held by every set.
  *
  * A hash array mapped trie (CHAMP layout: Steindorfer and Vinju, OOPSLA 2015), specialised
  * for string keys. Each trie node holds two 32-bit bitmaps and one array: the key/value pairs
