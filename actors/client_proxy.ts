@@ -15,7 +15,7 @@ import { validateClientConfig, type ClientConfig } from '../src/client/config.ts
 import { initialPoolState, poolStats, poolStepAll, type PoolEffect, type PoolInput, type PoolState } from '../src/client/pool.ts';
 import type { ClientAnswer } from '../src/vr/messages.ts';
 import { randomSessionPrefix } from './session_prefix.ts';
-import { isTick, type ProxyCall, type ProxyOutcome, type ProxyResult } from './messages.ts';
+import { isTick, type ProxyAddNamespace, type ProxyCall, type ProxyOutcome, type ProxyResult } from './messages.ts';
 
 export type ProxyNamespace = {
   readonly replicas: readonly ActorId[];
@@ -44,10 +44,11 @@ export function createActor(context: ActorContext, init: unknown): Actor {
   const spec = init as ProxyInit;
   const namespaces = new Map<string, Namespace>();
   const byPrefix = new Map<string, Namespace>();
-  Object.entries(spec.namespaces).forEach(([name, config], index) => {
+  const addNamespace = (name: string, config: ProxyNamespace): void => {
+    if (namespaces.has(name)) return;
     const problem = validateClientConfig(config.client);
     if (problem !== null) throw new RangeError(`proxy namespace ${name}: ${problem}`);
-    const prefix = randomSessionPrefix(index);
+    const prefix = randomSessionPrefix(namespaces.size);
     const ns: Namespace = {
       name,
       replicas: config.replicas,
@@ -57,7 +58,8 @@ export function createActor(context: ActorContext, init: unknown): Actor {
     };
     namespaces.set(name, ns);
     byPrefix.set(prefix, ns);
-  });
+  };
+  for (const [name, config] of Object.entries(spec.namespaces)) addNamespace(name, config);
   /** The proxy's own call ids (unique across callers) to whoever is waiting for the result. */
   const callers = new Map<number, Caller>();
   let nextCallId = 1;
@@ -124,6 +126,22 @@ export function createActor(context: ActorContext, init: unknown): Actor {
     ns.inputs.push({ type: 'receive', message });
   };
 
+  /** A namespace created on the running node (only the node's own host thread sends these). */
+  const onAddNamespace = (message: ProxyAddNamespace): void => {
+    const valid =
+      typeof message.name === 'string' &&
+      Array.isArray(message.replicas) &&
+      message.replicas.every((replica) => typeof replica === 'string') &&
+      typeof message.client === 'object' &&
+      message.client !== null &&
+      validateClientConfig(message.client) === null;
+    if (!valid) {
+      counters.malformed += 1;
+      return;
+    }
+    addNamespace(message.name, { replicas: message.replicas, client: message.client });
+  };
+
   return {
     receive(batch: readonly Envelope[]) {
       let ticked = false;
@@ -141,6 +159,9 @@ export function createActor(context: ActorContext, init: unknown): Actor {
           case 'not_primary':
           case 'busy':
             onAnswer(msg as ClientAnswer);
+            break;
+          case 'add_namespace':
+            onAddNamespace(msg as ProxyAddNamespace);
             break;
           default:
             counters.malformed += 1;

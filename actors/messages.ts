@@ -5,6 +5,7 @@
  */
 
 import type { CallResult } from '../src/client/io.ts';
+import type { ClientConfig } from '../src/client/config.ts';
 import type { TreeOp } from '../src/tree/ops.ts';
 
 /** One unit of protocol time (DESIGN.md "Timer service"). */
@@ -26,3 +27,9 @@ export type ProxyResult = { readonly type: 'result'; readonly callId: number; re
 export function isTick(msg: unknown): msg is Tick {
   return typeof msg === 'object' && msg !== null && (msg as { type?: unknown }).type === 'tick';
 }
+
+/** The node tells its proxy about a namespace created while it runs (replica actor ids by index). */
+export type ProxyAddNamespace = { readonly type: 'add_namespace'; readonly name: string; readonly replicas: readonly string[]; readonly client: ClientConfig };
+
+/** The node adds a subscriber to its timer service (a replica created while it runs). */
+export type TimerSubscribe = { readonly type: 'subscribe'; readonly id: string; readonly everyTicks: number };

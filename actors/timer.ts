@@ -10,7 +10,7 @@
 import type { Actor, ActorContext } from '../runtime/actor.ts';
 import { every, type Interval } from '../runtime/clock.ts';
 import type { ActorId } from '../runtime/envelope.ts';
-import type { Tick } from './messages.ts';
+import type { Tick, TimerSubscribe } from './messages.ts';
 
 /** A subscriber gets a tick every `everyTicks` ticks of the service (1: every tick). */
 export type TimerSubscriber = { readonly id: ActorId; readonly everyTicks: number };
@@ -32,7 +32,8 @@ export type TimerResume = { readonly type: 'resume' };
 const tick: Tick = { type: 'tick' };
 
 export function createActor(context: ActorContext, init: unknown): Actor {
-  const { tickMs, subscribers, paused } = init as TimerInit;
+  const { tickMs, paused } = init as TimerInit;
+  const subscribers = [...(init as TimerInit).subscribers];
   if (!Number.isFinite(tickMs) || tickMs < 1) throw new RangeError('timer tickMs must be at least 1');
   for (const subscriber of subscribers) {
     if (!Number.isSafeInteger(subscriber.everyTicks) || subscriber.everyTicks < 1) throw new RangeError(`timer: everyTicks of ${subscriber.id} must be a positive integer`);
@@ -46,10 +47,17 @@ export function createActor(context: ActorContext, init: unknown): Actor {
     });
   };
   if (!paused) start();
+  const subscribe = (message: TimerSubscribe): void => {
+    const valid = typeof message.id === 'string' && Number.isSafeInteger(message.everyTicks) && message.everyTicks >= 1;
+    if (!valid) context.log.warn({ message }, 'timer_bad_subscribe');
+    else if (!subscribers.some((subscriber) => subscriber.id === message.id)) subscribers.push({ id: message.id, everyTicks: message.everyTicks });
+  };
   return {
     receive(batch) {
       for (const envelope of batch) {
-        if ((envelope.msg as Partial<TimerResume> | null)?.type === 'resume') start();
+        const type = (envelope.msg as { type?: unknown } | null)?.type;
+        if (type === 'resume') start();
+        else if (type === 'subscribe') subscribe(envelope.msg as TimerSubscribe);
         // Anything else sent to the timer is a bug elsewhere, traced and dropped.
         else context.log.debug({ from: envelope.from }, 'timer_ignored_envelope');
       }

@@ -1,16 +1,20 @@
 /**
  * `npm run bench -- net`: the runtime benchmark's workloads (100-byte blob puts; 90/10
- * get/put) over TCP through the client library (`connect`), against one node with a
- * 3-replica namespace serving the client API on 127.0.0.1. Reports ops/s, p50 and p99 per
- * caller count, a table and a JSON file. (Three nodes need cluster links, not built yet.)
+ * get/put) over TCP through the client library (`connect`), in two topologies on 127.0.0.1:
+ * one node with a 3-replica namespace, and three nodes joined by cluster links with one
+ * replica each (three nodes in this process, each with its own workers, linked over TCP like
+ * separate machines; the client connects to the node that hosts the first primary). Reports
+ * ops/s, p50 and p99 per caller count, a table and a JSON file.
  */
 
 import { connect } from '../src/net/index.ts';
-import { startNode } from '../src/node/index.ts';
+import { startNode, type HaretNode } from '../src/node/index.ts';
 import { formatInteger, printTable, progress, writeResults, type SuiteContext } from './report.ts';
 import { drive, makeBars, percentile, prepareBlobs, type Workload } from './runtime.bench.ts';
 
-type NetRow = { readonly name: string; readonly workload: Workload; readonly callers: number; readonly opsPerSecond: number; readonly p50Us: number; readonly p99Us: number; readonly errors: number };
+type Topology = 'one node' | 'three nodes';
+
+type NetRow = { readonly topology: Topology; readonly name: string; readonly workload: Workload; readonly callers: number; readonly opsPerSecond: number; readonly p50Us: number; readonly p99Us: number; readonly errors: number };
 
 export async function netSuite(context: SuiteContext): Promise<void> {
   const startedAt = new Date();
@@ -19,42 +23,71 @@ export async function netSuite(context: SuiteContext): Promise<void> {
   const warmOps = context.quick ? 2_000 : 20_000;
   const rows: NetRow[] = [];
   const bars = makeBars();
-  const node = await startNode({ logLevel: 'silent', clientApi: { port: 0 } });
-  try {
-    const address = node.clientApiAddress;
-    if (address === null) throw new Error('no client API address');
-    const remote = await connect([`${address.host}:${address.port}`]);
+  for (const topology of ['one node', 'three nodes'] as const) {
+    const { nodes, address, ns } = await startTopology(topology);
     try {
-      const client = remote.client();
-      await prepareBlobs(client, 1024);
-      for (const workload of ['put', 'mix'] as const) {
-        for (const callers of [1, 16, 256, 1024]) {
-          const name = `${workload === 'put' ? 'put' : '90/10 get/put'}, ${callers} callers, TCP`;
-          let warmed = 0;
-          while (warmed < warmOps) warmed += (await drive(client, workload, callers, 500, null)).ops;
-          const runs: NetRow[] = [];
-          for (let rep = 0; rep < reps; rep += 1) {
-            const bar = bars.create(msPerRun, 0, `${name} (${rep + 1}/${reps})`);
-            const run = await drive(client, workload, callers, msPerRun, bar);
-            bar.done();
-            runs.push({ name, workload, callers, opsPerSecond: run.ops / run.seconds, p50Us: percentile(run.latenciesUs, 0.5), p99Us: percentile(run.latenciesUs, 0.99), errors: run.errors });
+      const remote = await connect([address]);
+      try {
+        const client = remote.client(ns);
+        await prepareBlobs(client, 1024);
+        for (const workload of ['put', 'mix'] as const) {
+          for (const callers of [1, 16, 256, 1024]) {
+            const name = `${topology}: ${workload === 'put' ? 'put' : '90/10 get/put'}, ${callers} callers`;
+            let warmed = 0;
+            while (warmed < warmOps) warmed += (await drive(client, workload, callers, 500, null)).ops;
+            const runs: NetRow[] = [];
+            for (let rep = 0; rep < reps; rep += 1) {
+              const bar = bars.create(msPerRun, 0, `${name} (${rep + 1}/${reps})`);
+              const run = await drive(client, workload, callers, msPerRun, bar);
+              bar.done();
+              runs.push({ topology, name, workload, callers, opsPerSecond: run.ops / run.seconds, p50Us: percentile(run.latenciesUs, 0.5), p99Us: percentile(run.latenciesUs, 0.99), errors: run.errors });
+            }
+            runs.sort((a, b) => a.opsPerSecond - b.opsPerSecond);
+            rows.push(runs[Math.floor(runs.length / 2)] as NetRow);
           }
-          runs.sort((a, b) => a.opsPerSecond - b.opsPerSecond);
-          rows.push(runs[Math.floor(runs.length / 2)] as NetRow);
         }
+      } finally {
+        await remote.close();
       }
     } finally {
-      await remote.close();
+      await Promise.all(nodes.map((node) => node.stop()));
     }
-  } finally {
-    bars.stop();
-    await node.stop();
   }
+  bars.stop();
   printTable(
-    'over TCP through the client library: one node, 3 replicas (median run)',
+    'over TCP through the client library, 3 replicas on one node and on three nodes (median run)',
     [{ header: 'case' }, { header: 'ops/s', align: 'right' }, { header: 'p50 µs', align: 'right' }, { header: 'p99 µs', align: 'right' }, { header: 'errors', align: 'right' }],
     rows.map((r) => [r.name, formatInteger(r.opsPerSecond), formatInteger(r.p50Us), formatInteger(r.p99Us), String(r.errors)]),
   );
   const files = writeResults(context.outDir, 'net', { options: { msPerRun, reps, warmOps }, rows: rows.map((r) => ({ ...r })) }, startedAt);
   progress(`results: ${files.path}`);
+}
+
+/** The nodes of a topology, the client address to use, and the namespace to load. */
+async function startTopology(topology: Topology): Promise<{ nodes: HaretNode[]; address: string; ns: string }> {
+  if (topology === 'one node') {
+    const node = await startNode({ logLevel: 'silent', clientApi: { port: 0 } });
+    const address = node.clientApiAddress;
+    if (address === null) throw new Error('no client API address');
+    return { nodes: [node], address: `${address.host}:${address.port}`, ns: 'default' };
+  }
+  const nodes: HaretNode[] = [];
+  try {
+    for (const name of ['a', 'b', 'c']) nodes.push(await startNode({ name, logLevel: 'silent', namespaces: [], cluster: { port: 0 }, clientApi: { port: 0 } }));
+    const [a, b, c] = nodes as [HaretNode, HaretNode, HaretNode];
+    const seed = a.cluster;
+    if (seed === null) throw new Error('no cluster links');
+    await b.cluster?.join(seed.address);
+    await c.cluster?.join(seed.address);
+    const created = await seed.createNamespace('bench', { nodes: ['a', 'b', 'c'] });
+    while (!nodes.every((node) => node.namespaces.includes('bench'))) await new Promise((resolve) => setTimeout(resolve, 50));
+    // View 0's primary is replica 0, placed on a: the client talks to the node that hosts it.
+    const first = nodes.find((node) => node.options.name === created.placement[0]) ?? a;
+    const address = first.clientApiAddress;
+    if (address === null) throw new Error('no client API address');
+    return { nodes, address: `${address.host}:${address.port}`, ns: 'bench' };
+  } catch (error) {
+    await Promise.all(nodes.map((node) => node.stop()));
+    throw error;
+  }
 }

@@ -26,6 +26,8 @@ export type WorkerBoot = {
 export type HostToWorker =
   | { readonly kind: 'peer'; readonly name: string; readonly port: MessagePort }
   | { readonly kind: 'drop_peer'; readonly name: string }
+  /** Actors placed after this worker booted (a worker added at run time). */
+  | { readonly kind: 'routes'; readonly entries: readonly (readonly [ActorId, string])[] }
   | { readonly kind: 'start' };
 
 export type WorkerToHost = { readonly kind: 'started' } | { readonly kind: 'start_failed'; readonly error: string };

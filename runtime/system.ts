@@ -13,7 +13,7 @@ import type { ActorId, Envelope } from './envelope.ts';
 import { makeLogger, resolveLogLevel, type LogLevel, type Logger } from './logger.ts';
 import { defaultOffloadOptions, makeOffload, type Offload, type OffloadOptions } from './offload.ts';
 import type { InjectedFault, WorkerStatus } from './protocol.ts';
-import { Router } from './router.ts';
+import { Router, type LinkSink } from './router.ts';
 import { defaultSupervisorOptions, RestartPolicy, validateSupervisorOptions, type SupervisorOptions } from './supervisor.ts';
 import { WorkerHandle, type WorkerExit } from './worker_handle.ts';
 
@@ -51,6 +51,11 @@ export type SystemOptions = {
   readonly restartInit?: (spec: ActorSpec, restart: number) => unknown;
   /** Notified of worker deaths, restarts and failures (logging, tests). */
   readonly onEvent?: (event: SystemEvent) => void;
+  /**
+   * Names the link for actors outside this node (e.g. `node:b` for `b::proxy`); the host
+   * thread then relays envelopes between its workers and those links (see `setLink`).
+   */
+  readonly resolveRemote?: (actor: ActorId) => string | undefined;
 };
 
 export type SystemEvent =
@@ -75,10 +80,11 @@ export type WorkerReport = {
   readonly unavailable: string | null;
 };
 
-type HostManaged = { readonly spec: ActorSpec; readonly policy: RestartPolicy; state: WorkerState; failure: string | null; lastError: string | null; timer: NodeJS.Timeout | null };
+type HostManaged = { spec: ActorSpec; readonly policy: RestartPolicy; state: WorkerState; failure: string | null; lastError: string | null; timer: NodeJS.Timeout | null };
 
 type Managed = {
-  readonly spec: WorkerSpec;
+  /** Replaced when an actor's restart init changes (`updateInit`). */
+  spec: WorkerSpec;
   readonly policy: RestartPolicy;
   handle: WorkerHandle | null;
   state: WorkerState;
@@ -92,8 +98,8 @@ export class ActorSystem {
   readonly #router: Router;
   readonly #managed = new Map<string, Managed>();
   readonly #hostManaged = new Map<ActorId, HostManaged>();
-  readonly #directory: ReadonlyMap<ActorId, string>;
-  readonly #options: Required<Omit<SystemOptions, 'hostActors' | 'hostActorSpecs' | 'restartInit' | 'onEvent'>> & {
+  readonly #directory: Map<ActorId, string>;
+  readonly #options: Required<Omit<SystemOptions, 'hostActors' | 'hostActorSpecs' | 'restartInit' | 'onEvent' | 'resolveRemote'>> & {
     readonly restartInit: SystemOptions['restartInit'] | undefined;
     readonly onEvent: SystemOptions['onEvent'] | undefined;
   };
@@ -124,7 +130,10 @@ export class ActorSystem {
     for (const spec of options.hostActorSpecs ?? []) {
       this.#hostManaged.set(spec.id, { spec, policy: new RestartPolicy(supervisor), state: 'running', failure: null, lastError: null, timer: null });
     }
-    this.#router = new Router(hostThread, this.#directory, makeCodec(this.#options.codec), (batch) => this.host.deliver(batch));
+    this.#router = new Router(hostThread, this.#directory, makeCodec(this.#options.codec), (batch) => this.host.deliver(batch), {
+      forward: true,
+      ...(options.resolveRemote === undefined ? {} : { resolve: options.resolveRemote }),
+    });
     this.host.attach(this.#router);
     for (const spec of options.workers) {
       this.#managed.set(spec.name, {
@@ -174,6 +183,61 @@ export class ActorSystem {
   /** Sends from the host thread (batched like every other send). */
   send(envelope: Envelope): void {
     this.#router.send(envelope);
+  }
+
+  /**
+   * Adds a worker at run time (a namespace created on a running node): it is wired into the
+   * mesh like the first ones, every other worker learns where its actors are, and it is
+   * supervised from then on. Resolves once its actors run.
+   */
+  async addWorker(spec: WorkerSpec): Promise<void> {
+    if (this.#stopping) throw new Error('the actor system is stopping');
+    if (spec.name === hostThread || this.#managed.has(spec.name)) throw new RangeError(`thread name ${spec.name} is used twice (or is reserved)`);
+    for (const actor of spec.actors) if (this.#directory.has(actor.id)) throw new RangeError(`actor ${actor.id} is placed twice`);
+    const entries = spec.actors.map((actor) => [actor.id, spec.name] as const);
+    for (const [actor, thread] of entries) this.#directory.set(actor, thread);
+    this.#router.addRoutes(entries);
+    for (const other of this.#managed.values()) other.handle?.post({ kind: 'routes', entries });
+    const managed: Managed = { spec, policy: new RestartPolicy(this.#options.supervisor), handle: null, state: 'running', lastExit: null, failure: null, restartTimer: null };
+    this.#managed.set(spec.name, managed);
+    const handle = this.#spawn(managed, spec.actors);
+    for (const other of this.#managed.values()) {
+      if (other !== managed && other.handle !== null && other.handle.alive) connect(handle, other.handle);
+    }
+    this.#connectHost(handle);
+    await handle.started(this.#options.startTimeoutMs);
+  }
+
+  /** Routes for actors outside this node's threads (their link is installed with `setLink`). */
+  addRemoteRoutes(entries: readonly (readonly [ActorId, string])[]): void {
+    this.#router.addRoutes(entries);
+  }
+
+  /** Installs the link for a remote thread name (another node): batches for it go to `sink`. */
+  setLink(name: string, sink: LinkSink): void {
+    this.#router.setSink(name, sink);
+  }
+
+  /**
+   * Envelopes from another node: those for this node's actors are delivered (on this thread or
+   * relayed to their worker); the caller filters out anything not meant for this node.
+   */
+  receiveRemote(batch: readonly Envelope[]): void {
+    this.#router.receiveBatch(batch);
+  }
+
+  /**
+   * Changes the init an actor is restarted with (the timer after a subscriber was added, the
+   * proxy after a namespace was): a restart must not forget what the node learned since.
+   */
+  updateInit(actor: ActorId, init: unknown): void {
+    for (const managed of this.#managed.values()) {
+      if (!managed.spec.actors.some((spec) => spec.id === actor)) continue;
+      managed.spec = { ...managed.spec, actors: managed.spec.actors.map((spec) => (spec.id === actor ? { ...spec, init } : spec)) };
+      return;
+    }
+    const hostManaged = this.#hostManaged.get(actor);
+    if (hostManaged !== undefined) hostManaged.spec = { ...hostManaged.spec, init };
   }
 
   /** The actors placed on a worker. */

@@ -18,6 +18,8 @@ export type TransportStats = {
   readonly malformed: number;
   /** Envelopes the codec could not carry (dropped). */
   readonly unencodable: number;
+  /** Envelopes received here for another thread and passed on (the host relays). */
+  readonly forwarded: number;
 };
 
 export interface Transport {

@@ -21,7 +21,9 @@ if (port === null) throw new Error('worker_entry must run in a worker thread');
 const log = makeLogger(boot.logLevel, { thread: boot.name });
 const offload = makeOffload(boot.offload);
 const host = new ActorHost(boot.name, log, offload);
-const router = new Router(boot.name, new Map(boot.directory), makeCodec(boot.codec), (batch) => host.deliver(batch));
+// Actors this worker does not know (another node's, or on a worker added after this one
+// booted) are reached through the host thread, which relays.
+const router = new Router(boot.name, new Map(boot.directory), makeCodec(boot.codec), (batch) => host.deliver(batch), { defaultThread: 'host' });
 host.attach(router);
 
 function post(message: WorkerToHost): void {
@@ -35,6 +37,9 @@ port.on('message', (message: HostToWorker) => {
       return;
     case 'drop_peer':
       router.dropPeer(message.name);
+      return;
+    case 'routes':
+      router.addRoutes(message.entries);
       return;
     case 'start':
       void Promise.all(boot.actors.map((spec) => host.spawn(spec))).then(

@@ -2,7 +2,9 @@
  * The `haret` command (bin/haret.js loads it):
  *
  *   haret start [--config FILE] [--name N] [--client-address HOST:PORT] [--namespace NS]
- *               [--replicas R] [--log-level L]      a node serving the TCP client API
+ *               [--replicas R] [--log-level L] [--admin-address A] [--cluster-address A]
+ *               [--data-dir DIR] [--join A]... [--no-local-namespace]
+ *                                                  a node serving the TCP client API
  *   haret cli ADDRESS [-n NS] [-e COMMAND]         the prompt against a node (or one command)
  *   haret --version | --help
  *
@@ -37,13 +39,14 @@ const usage = `haret ${pkg.version}: a strongly consistent coordination service
 
 usage:
   haret start [--config FILE] [--name NAME] [--client-address HOST:PORT]
+              [--admin-address HOST:PORT] [--cluster-address HOST:PORT]
+              [--data-dir DIR] [--join HOST:PORT]... [--no-local-namespace]
               [--namespace NS] [--replicas N] [--log-level LEVEL]
   haret cli ADDRESS [--namespace NS] [-e COMMAND]
   haret admin ADMIN_ADDRESS [-e COMMAND]   status | namespaces | primary NS | replica ACTOR
-                                           | config | metrics | help
-  haret --version | --help
-
-Not yet available: cluster links, cluster join, namespace create (see README.md).`;
+                                           | config | metrics | cluster join ADDR
+                                           | cluster status | namespace create NS | help
+  haret --version | --help`;
 
 class UsageError extends Error {}
 
@@ -57,6 +60,8 @@ async function start(args: readonly string[]): Promise<number> {
       'cluster-address': { type: 'string' },
       'admin-address': { type: 'string' },
       'data-dir': { type: 'string' },
+      join: { type: 'string', multiple: true },
+      'no-local-namespace': { type: 'boolean' },
       namespace: { type: 'string' },
       replicas: { type: 'string' },
       'log-level': { type: 'string' },
@@ -70,6 +75,8 @@ async function start(args: readonly string[]): Promise<number> {
     clusterAddress: values['cluster-address'],
     adminAddress: values['admin-address'],
     dataDir: values['data-dir'],
+    join: values.join,
+    noLocalNamespace: values['no-local-namespace'],
     namespace: values.namespace,
     replicas: values.replicas,
     logLevel: values['log-level'],
@@ -77,7 +84,11 @@ async function start(args: readonly string[]): Promise<number> {
   const node = await startNode(options);
   const address = node.clientApiAddress;
   const admin = node.adminApiAddress;
-  process.stdout.write(`haret: node ${options.name ?? 'haret'} serving ${node.namespaces.join(', ')} on ${address?.host}:${address?.port}${admin === null ? '' : `, admin on ${admin.host}:${admin.port}`}\n`);
+  const cluster = node.cluster;
+  process.stdout.write(
+    `haret: node ${options.name ?? 'haret'} serving ${node.namespaces.join(', ') || 'no namespace yet'} on ${address?.host}:${address?.port}` +
+      `${admin === null ? '' : `, admin on ${admin.host}:${admin.port}`}${cluster === null ? '' : `, cluster on ${cluster.address}`}\n`,
+  );
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);
@@ -136,13 +147,16 @@ const adminHelp = `admin commands:
   replica ACTOR       a replica's protocol state (e.g. replica default/r0)
   config              the node's resolved options
   metrics             per worker: heap, transport, event loop, mailboxes
-  cluster join ADDR   (not available yet: needs cluster links)
-  namespace create NS (not available yet: needs cluster links)`;
+  cluster join ADDR   join the cluster of the node whose cluster address is ADDR
+  cluster status      members (with their addresses and link state) and namespaces
+  namespace create NS [REPLICAS] [NODE,NODE,...]
+                      a namespace of REPLICAS (default 3) replicas across the members
+  namespace list      the same as namespaces`;
 
 /** One admin command line to a query, or a usage error. */
 function parseAdminCommand(line: string): AdminQuery | 'help' | 'quit' | null | string {
   const words = line.trim().split(/\s+/).filter((word) => word.length > 0);
-  const [command, arg] = words;
+  const [command, arg, third, fourth] = words;
   switch (command) {
     case undefined:
       return null;
@@ -162,9 +176,16 @@ function parseAdminCommand(line: string): AdminQuery | 'help' | 'quit' | null | 
     case 'replica':
       return arg === undefined ? 'usage: replica ACTOR' : { type: 'replica', actor: arg };
     case 'cluster':
-      return { type: 'cluster_join' };
-    case 'namespace':
-      return { type: 'namespace_create' };
+      if (arg === 'status' && third === undefined) return { type: 'cluster_status' };
+      if (arg === 'join' && third !== undefined && fourth === undefined) return { type: 'cluster_join', address: third };
+      return 'usage: cluster join ADDR | cluster status';
+    case 'namespace': {
+      if (arg === 'list' && third === undefined) return { type: 'namespaces' };
+      if (arg !== 'create' || third === undefined || words.length > 5) return 'usage: namespace create NS [REPLICAS] [NODE,NODE,...] | namespace list';
+      const replicas = fourth === undefined || fourth.includes(',') || !/^\d+$/.test(fourth) ? 3 : Number(fourth);
+      const nodeList = words.slice(4).join(',') || (fourth !== undefined && !/^\d+$/.test(fourth) ? fourth : '');
+      return { type: 'namespace_create', ns: third, replicas, nodes: nodeList.split(',').filter((node) => node.length > 0) };
+    }
     default:
       return `unknown admin command ${command}; try help`;
   }

@@ -7,6 +7,9 @@
  * name = "node-a"
  * client_address = "127.0.0.1:7878"
  * admin_address = "127.0.0.1:7879"     # optional
+ * cluster_address = "127.0.0.1:7880"   # optional: links to other nodes
+ * data_dir = "/var/lib/haret/node-a"   # optional (needs cluster_address): the cluster record
+ * join = ["127.0.0.1:7890"]            # optional: cluster addresses to join at start
  * log_level = "info"
  * [[namespaces]]
  * name = "default"
@@ -30,17 +33,16 @@ export type StartFlags = {
   readonly clusterAddress?: string | undefined;
   readonly adminAddress?: string | undefined;
   readonly dataDir?: string | undefined;
+  readonly join?: readonly string[] | undefined;
+  /** No namespace of the node's own (a cluster member that only hosts cluster namespaces). */
+  readonly noLocalNamespace?: boolean | undefined;
 };
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
 }
 
-const knownKeys = new Set(['name', 'client_address', 'log_level', 'namespaces', 'cluster_address', 'admin_address', 'data_dir']);
-const notYet = new Map([
-  ['cluster_address', 'cluster links (multi-node clusters)'],
-  ['data_dir', 'storage on disk'],
-]);
+const knownKeys = new Set(['name', 'client_address', 'log_level', 'namespaces', 'cluster_address', 'admin_address', 'data_dir', 'join']);
 
 /** "host:port" to listen on; the host defaults to 127.0.0.1 when only ":port" or "port" is given. */
 function parseListenAddress(value: string): { host: string; port: number } {
@@ -71,10 +73,6 @@ export function resolveStartConfig(flags: StartFlags): NodeOptions & { clientApi
     if (!knownKeys.has(key)) throw new ConfigError(`unknown config key ${key} (known: ${[...knownKeys].join(', ')})`);
   }
   const pick = (key: string, flag: string | undefined): unknown => flag ?? file[key];
-  for (const [key, what] of notYet) {
-    const flag = key === 'cluster_address' ? flags.clusterAddress : flags.dataDir;
-    if (pick(key, flag) !== undefined) throw new ConfigError(`${key}: ${what} is not available yet (see README, "What does not work yet")`);
-  }
   const name = pick('name', flags.name) ?? 'haret';
   if (typeof name !== 'string' || name.length === 0 || name.length > 256) throw new ConfigError('name must be a string of 1..256 characters');
   const address = pick('client_address', flags.clientAddress) ?? '127.0.0.1:7878';
@@ -82,7 +80,9 @@ export function resolveStartConfig(flags: StartFlags): NodeOptions & { clientApi
   const logLevel = pick('log_level', flags.logLevel);
   if (logLevel !== undefined && !isLogLevel(logLevel)) throw new ConfigError(`log_level ${String(logLevel)} is not a level`);
   let namespaces: { name: string; replicas: number }[];
-  if (flags.namespace !== undefined || flags.replicas !== undefined || file['namespaces'] === undefined) {
+  if (flags.noLocalNamespace === true) {
+    namespaces = [];
+  } else if (flags.namespace !== undefined || flags.replicas !== undefined || file['namespaces'] === undefined) {
     namespaces = [{ name: flags.namespace ?? 'default', replicas: Number(flags.replicas ?? 3) }];
   } else {
     const list = file['namespaces'];
@@ -99,9 +99,21 @@ export function resolveStartConfig(flags: StartFlags): NodeOptions & { clientApi
   }
   const admin = pick('admin_address', flags.adminAddress);
   if (admin !== undefined && typeof admin !== 'string') throw new ConfigError('admin_address must be a "host:port" string');
+  const clusterAddress = pick('cluster_address', flags.clusterAddress);
+  if (clusterAddress !== undefined && typeof clusterAddress !== 'string') throw new ConfigError('cluster_address must be a "host:port" string');
+  const dataDir = pick('data_dir', flags.dataDir);
+  if (dataDir !== undefined && (typeof dataDir !== 'string' || dataDir.length === 0)) throw new ConfigError('data_dir must be a path');
+  if (dataDir !== undefined && clusterAddress === undefined) throw new ConfigError('data_dir keeps the cluster record: it needs cluster_address');
+  const join = flags.join !== undefined && flags.join.length > 0 ? flags.join : file['join'];
+  if (join !== undefined && (!Array.isArray(join) || !join.every((address) => typeof address === 'string'))) throw new ConfigError('join must be a list of "host:port" strings');
+  if (join !== undefined && clusterAddress === undefined) throw new ConfigError('join needs cluster_address');
+  if (namespaces.length === 0 && clusterAddress === undefined) throw new ConfigError('a node without cluster_address needs a namespace of its own');
+  for (const address of (join ?? []) as string[]) parseListenAddress(address);
   return {
     name,
     namespaces,
+    ...(clusterAddress === undefined ? {} : { cluster: { ...parseListenAddress(clusterAddress), ...(join === undefined ? {} : { join: join as string[] }) } }),
+    ...(dataDir === undefined ? {} : { dataDir }),
     clientApi: parseListenAddress(address),
     ...(admin === undefined ? {} : { adminApi: parseListenAddress(admin) }),
     ...(logLevel === undefined ? {} : { logLevel }),

@@ -14,3 +14,8 @@ export function parseAddress(value: string, listening = false): HostPort {
   if (!Number.isInteger(port) || port < (listening ? 0 : 1) || port > 65_535) throw new RangeError(`address ${value} is not host:port`);
   return { host, port };
 }
+
+/** "host:port", with an IPv6 host in brackets. */
+export function formatAddress(address: HostPort): string {
+  return address.host.includes(':') ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`;
+}

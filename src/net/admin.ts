@@ -2,15 +2,17 @@
  * The admin API over TCP: the same framing as the client API (4-byte big-endian length +
  * msgpack), a separate port, and a small request set for operators: `status` (every actor),
  * `namespaces`, `primary {ns}`, `replica {actor}` (a replica's protocol state), `config` and
- * `metrics` (per-thread transport, mailbox and loop figures). Every request carries an `id`
- * that its answer repeats. Cluster membership and namespace creation arrive with cluster
- * links; asking for them gets `error {code: 'not_available'}`.
+ * `metrics` (per-thread transport, mailbox and loop figures), and for a node with cluster
+ * links `cluster_join {address}`, `cluster_status` and `namespace_create {ns, replicas?,
+ * nodes?}`. Every request carries an `id` that its answer repeats. A node without cluster
+ * links answers the cluster requests with `error {code: 'not_available'}`.
  */
 
 import { createServer, type Server, type Socket } from 'node:net';
 import { Packr } from 'msgpackr';
 import { encodeFrame, FrameDecoder } from '../api/frame.ts';
 import type { HaretNode } from '../node/node.ts';
+import { ClusterError } from '../node/cluster.ts';
 
 export type AdminApiOptions = { readonly host?: string; readonly port?: number; readonly connectionsMax?: number; readonly idleTimeoutMs?: number };
 
@@ -21,11 +23,13 @@ export type AdminRequest =
   | { readonly type: 'replica'; readonly id: number; readonly actor: string }
   | { readonly type: 'config'; readonly id: number }
   | { readonly type: 'metrics'; readonly id: number }
-  | { readonly type: 'cluster_join' | 'namespace_create'; readonly id: number };
+  | { readonly type: 'cluster_join'; readonly id: number; readonly address: string }
+  | { readonly type: 'cluster_status'; readonly id: number }
+  | { readonly type: 'namespace_create'; readonly id: number; readonly ns: string; readonly replicas: number; readonly nodes: readonly string[] };
 
 export type AdminAnswer =
   | { readonly type: 'ok'; readonly id: number; readonly value: unknown }
-  | { readonly type: 'error'; readonly id: number | null; readonly code: 'malformed' | 'not_available' | 'unknown_namespace' | 'failed'; readonly message: string };
+  | { readonly type: 'error'; readonly id: number | null; readonly code: 'malformed' | 'not_available' | 'unknown_namespace' | 'namespace_exists' | 'unknown_node' | 'timeout' | 'failed'; readonly message: string };
 
 const packr = new Packr({ useRecords: false, moreTypes: false });
 const adminFrameBytesMax = 64 * 1024;
@@ -47,9 +51,20 @@ export function decodeAdminRequest(payload: Uint8Array): AdminRequest | AdminAns
     case 'namespaces':
     case 'config':
     case 'metrics':
-    case 'cluster_join':
-    case 'namespace_create':
+    case 'cluster_status':
       return { type: record['type'], id };
+    case 'cluster_join':
+      return typeof record['address'] === 'string' && record['address'].length > 0 && record['address'].length <= 1024
+        ? { type: 'cluster_join', id, address: record['address'] }
+        : { type: 'error', id, code: 'malformed', message: 'cluster_join needs address (host:port)' };
+    case 'namespace_create': {
+      const replicas = record['replicas'] ?? 3;
+      const nodes = record['nodes'] ?? [];
+      if (typeof record['ns'] !== 'string' || typeof replicas !== 'number' || !Array.isArray(nodes) || nodes.length > 64 || !nodes.every((node) => typeof node === 'string')) {
+        return { type: 'error', id, code: 'malformed', message: 'namespace_create needs ns, and optionally replicas (a number) and nodes (names)' };
+      }
+      return { type: 'namespace_create', id, ns: record['ns'], replicas, nodes: nodes as string[] };
+    }
     case 'primary':
       return typeof record['ns'] === 'string' ? { type: 'primary', id, ns: record['ns'] } : { type: 'error', id, code: 'malformed', message: 'primary needs ns' };
     case 'replica':
@@ -155,14 +170,21 @@ export class AdminServer {
         case 'metrics':
           return { type: 'ok', id: request.id, value: (await node.status()).workers.map((w) => ({ worker: w.name, state: w.state, restarts: w.restarts, heapUsedBytes: w.detail?.heapUsedBytes ?? null, router: w.detail?.router ?? null, loop: w.detail?.loop ?? null, mailboxes: w.detail?.actors.map((a) => ({ actor: a.id, ...a.mailbox, processed: a.processed })) ?? [] })) };
         case 'cluster_join':
-        case 'namespace_create':
-          return { type: 'error', id: request.id, code: 'not_available', message: `${request.type} needs cluster links, which are not built yet` };
+        case 'cluster_status':
+        case 'namespace_create': {
+          const cluster = node.cluster;
+          if (cluster === null) return { type: 'error', id: request.id, code: 'not_available', message: 'this node has no cluster links (start it with a cluster address)' };
+          if (request.type === 'cluster_status') return { type: 'ok', id: request.id, value: cluster.status() };
+          if (request.type === 'cluster_join') return { type: 'ok', id: request.id, value: await cluster.join(request.address) };
+          return { type: 'ok', id: request.id, value: await cluster.createNamespace(request.ns, { replicas: request.replicas, nodes: request.nodes }) };
+        }
         default: {
           const never: never = request;
           return { type: 'error', id: null, code: 'malformed', message: `unknown request ${JSON.stringify(never)}` };
         }
       }
     } catch (error) {
+      if (error instanceof ClusterError) return { type: 'error', id: request.id, code: error.code === 'invalid' ? 'malformed' : error.code, message: error.message };
       return { type: 'error', id: request.id, code: 'failed', message: error instanceof Error ? error.message : String(error) };
     }
   }

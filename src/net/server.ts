@@ -42,7 +42,7 @@ type Connection = {
   readonly decoder: FrameDecoder;
   hello: boolean;
   /** Requests in flight on this connection, by client id. */
-  readonly inFlight: Map<string, { readonly id: number; readonly ns: string; readonly requestNum: number }>;
+  readonly inFlight: Map<string, { readonly id: number; readonly ns: string; readonly requestNum: number; readonly op: RequestMessage['op'] }>;
   /** Every client id this connection has used (bounded), so closing it forgets their routes. */
   readonly clients: Set<string>;
 };
@@ -51,6 +51,7 @@ type Connection = {
 const clientsPerConnectionMax = 16_384;
 
 type NsState = { readonly replicas: readonly string[]; view: number };
+
 
 export class ClientApiServer {
   readonly #deps: ClientApiDeps;
@@ -61,7 +62,7 @@ export class ClientApiServer {
   readonly #connectionsMax: number;
   readonly #idleTimeoutMs: number;
   #closing = false;
-  readonly counters = { connections: 0, refused: 0, requests: 0, answers: 0, errors: 0, strayAnswers: 0 };
+  readonly counters = { connections: 0, refused: 0, requests: 0, answers: 0, errors: 0, strayAnswers: 0, retriesBroadcast: 0, notPrimary: 0 };
 
   private constructor(deps: ClientApiDeps, server: Server, options: ClientApiOptions) {
     this.#deps = deps;
@@ -91,6 +92,11 @@ export class ClientApiServer {
     return { host: address.address, port: address.port };
   }
 
+  /** Serves a namespace created while the node runs (a cluster namespace). */
+  addNamespace(namespace: ClientApiNamespace): void {
+    if (!this.#namespaces.has(namespace.name)) this.#namespaces.set(namespace.name, { replicas: namespace.replicas, view: 0 });
+  }
+
   /** A replica's answer to a request forwarded from here. */
   onAnswer(answer: ClientAnswer): void {
     // From our own replicas, but checked all the same: a stray value must not throw here.
@@ -102,8 +108,20 @@ export class ClientApiServer {
       return;
     }
     const ns = this.#namespaces.get(pending.ns);
+    if (answer.type === 'not_primary') {
+      // This server picks the replica, not the client, so the answer is ours: it corrects the
+      // guess, and when the guess moves to a newer view the request goes straight to the
+      // primary named (at most once per view, so answers cannot multiply requests).
+      this.counters.notPrimary += 1;
+      if (ns !== undefined && answer.view > ns.view) {
+        ns.view = answer.view;
+        const primary = ns.replicas[answer.primary];
+        if (primary !== undefined) this.#deps.send(primary, { type: 'request', clientId: answer.clientId, requestNum: answer.requestNum, op: pending.op });
+      }
+      return;
+    }
     if (ns !== undefined && answer.view > ns.view) ns.view = answer.view;
-    // not_primary and busy are answers too: the client's session retries, now at the primary.
+    // busy is an answer too: the client's session retries after the delay it names.
     if (answer.type === 'reply') connection.inFlight.delete(clientId as string);
     this.counters.answers += 1;
     this.#write(connection, { type: 'answer', id: pending.id, ns: pending.ns, answer });
@@ -203,12 +221,20 @@ export class ClientApiServer {
       connection.clients.add(message.clientId);
     }
     this.counters.requests += 1;
-    connection.inFlight.set(message.clientId, { id: message.id, ns: message.ns, requestNum: message.requestNum });
+    const previous = connection.inFlight.get(message.clientId);
+    connection.inFlight.set(message.clientId, { id: message.id, ns: message.ns, requestNum: message.requestNum, op: message.op });
     this.#byClient.set(message.clientId, connection);
-    const primary = ns.replicas[ns.view % ns.replicas.length];
-    if (primary !== undefined) {
-      this.#deps.send(primary, { type: 'request', clientId: message.clientId, requestNum: message.requestNum, op: message.op });
+    const request = { type: 'request', clientId: message.clientId, requestNum: message.requestNum, op: message.op };
+    if (previous !== undefined && previous.requestNum === message.requestNum) {
+      // A retry: the guess may name a replica that is gone (its node died, and no answer told
+      // us of the new view). Every replica gets it: backups answer not_primary with the view,
+      // which corrects the guess, and the primary's client table runs it at most once (VRR §4.1).
+      this.counters.retriesBroadcast += 1;
+      for (const replica of ns.replicas) this.#deps.send(replica, request);
+      return;
     }
+    const primary = ns.replicas[ns.view % ns.replicas.length];
+    if (primary !== undefined) this.#deps.send(primary, request);
   }
 
   #fail(connection: Connection, id: number | null, code: Extract<NodeMessage, { type: 'error' }>['code'], text: string, close: boolean): void {

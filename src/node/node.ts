@@ -17,7 +17,17 @@ import { NamespaceClient } from './client.ts';
 import { Endpoint } from './endpoint.ts';
 import { HaretError } from './errors.ts';
 import { resolveOptions, type NodeOptions, type ResolvedOptions } from './options.ts';
-import { buildLayout, endpointId, netId, proxyId, replicaId, restartInit, timerId } from './placement.ts';
+import { buildLayout, clusterReplicaWorker, endpointId, netId, proxyId, replicaId, restartInit, timerId, type Layout } from './placement.ts';
+import { randomInt } from 'node:crypto';
+import { ClusterLinks } from '../net/cluster_link.ts';
+import { formatAddress } from '../net/address.ts';
+import { Cluster, clusterActorId, remoteThreadOf, type ClusterStatus, type ReplicaStart } from './cluster.ts';
+import { loadRecord, type ClusterNamespace } from './cluster_store.ts';
+import { resolveNamespace, type ResolvedNamespace } from './options.ts';
+import type { ReplicaInit } from '../../actors/replica.ts';
+import type { ProxyAddNamespace, TimerSubscribe } from '../../actors/messages.ts';
+import type { TimerInit } from '../../actors/timer.ts';
+import type { ProxyInit } from '../../actors/client_proxy.ts';
 
 export type ActorReport = {
   readonly actor: string;
@@ -68,6 +78,17 @@ function actorReport(
 
 export type NodeStatus = { readonly actors: readonly ActorReport[]; readonly workers: readonly WorkerReport[] };
 
+/** A node's view of its cluster, and the two operations that change it. */
+export type ClusterApi = {
+  /** Where this node listens for other nodes (host:port). */
+  readonly address: string;
+  /** Joins the cluster of the node at `address` (its cluster address). */
+  join(address: string): Promise<{ readonly node: string }>;
+  /** Creates a namespace across the members (replica i on nodes[i mod n]; default: the members by name). */
+  createNamespace(name: string, options?: { readonly replicas?: number; readonly nodes?: readonly string[] }): Promise<ClusterNamespace>;
+  status(): ClusterStatus;
+};
+
 export class HaretNode {
   readonly options: ResolvedOptions;
   readonly #system: ActorSystem;
@@ -77,13 +98,75 @@ export class HaretNode {
 
   readonly #clientApi: ClientApiServer | null;
   #admin: AdminServer | null = null;
+  #links: ClusterLinks | null = null;
+  #cluster: Cluster | null = null;
+  /** Namespaces placed across the cluster that this node serves (has replicas of or not). */
+  readonly #clusterNamespaces = new Map<string, ResolvedNamespace>();
+  #timerInit: TimerInit;
+  #proxyInit: ProxyInit;
 
   /** Use `startNode`. */
-  constructor(options: ResolvedOptions, system: ActorSystem, endpoint: Endpoint, clientApi: ClientApiServer | null = null) {
+  constructor(options: ResolvedOptions, system: ActorSystem, endpoint: Endpoint, clientApi: ClientApiServer | null, layout: Layout) {
     this.options = options;
     this.#system = system;
     this.#endpoint = endpoint;
     this.#clientApi = clientApi;
+    this.#timerInit = layout.timerInit;
+    this.#proxyInit = layout.proxyInit;
+  }
+
+  /** The cluster API, or null for a node without cluster links. */
+  get cluster(): ClusterApi | null {
+    const cluster = this.#cluster;
+    const links = this.#links;
+    if (cluster === null || links === null) return null;
+    return {
+      address: formatAddress(links.address()),
+      join: (address) => cluster.join(address),
+      createNamespace: (name, options = {}) => cluster.createNamespace(name, options.replicas ?? 3, options.nodes),
+      status: () => cluster.status(),
+    };
+  }
+
+  /** Called by `startNode` once the links listen and the admin API (if any) has its address. */
+  attachCluster(links: ClusterLinks, cluster: Cluster): void {
+    this.#links = links;
+    this.#cluster = cluster;
+  }
+
+  /**
+   * Starts this node's replicas of a cluster namespace (one worker each), subscribes them to
+   * the timer and tells the proxy and the client API; every later restart of the timer or
+   * the proxy starts with what it was told (updateInit).
+   */
+  async startClusterNamespace(namespace: ClusterNamespace, start: ReplicaStart): Promise<void> {
+    const resolved = resolveNamespace({ name: namespace.name, replicas: namespace.placement.length, ...(this.options.cluster?.namespaceConfig === undefined ? {} : { config: this.options.cluster.namespaceConfig }) }, this.options.clientDefaults);
+    const replicas = namespace.placement.map((_, index) => replicaId(namespace.name, index));
+    const self = this.options.name;
+    for (const [index, node] of namespace.placement.entries()) {
+      if (node !== self) continue;
+      const init: ReplicaInit = {
+        ns: namespace.name,
+        index,
+        config: resolved.config,
+        replicas,
+        defaultProxy: proxyId,
+        mode: start,
+        nonce: start === 'recovering' ? randomInt(1, 2 ** 31) : 0,
+        seed: randomInt(2 ** 31),
+      };
+      await this.#system.addWorker(clusterReplicaWorker(this.options, init));
+      const subscribe: TimerSubscribe = { type: 'subscribe', id: replicaId(namespace.name, index), everyTicks: 1 };
+      this.#timerInit = { ...this.#timerInit, subscribers: [...this.#timerInit.subscribers, { id: subscribe.id, everyTicks: 1 }] };
+      this.#system.updateInit(timerId, this.#timerInit);
+      this.#system.send({ from: endpointId, to: timerId, msg: subscribe, control: true });
+    }
+    const add: ProxyAddNamespace = { type: 'add_namespace', name: namespace.name, replicas, client: resolved.client };
+    this.#proxyInit = { ...this.#proxyInit, namespaces: { ...this.#proxyInit.namespaces, [namespace.name]: { replicas, client: resolved.client } } };
+    this.#system.updateInit(proxyId, this.#proxyInit);
+    this.#system.send({ from: endpointId, to: proxyId, msg: add, control: true });
+    this.#clientApi?.addNamespace({ name: namespace.name, replicas });
+    this.#clusterNamespaces.set(namespace.name, resolved);
   }
 
   /** Where the admin API listens, or null when the node has none. */
@@ -101,13 +184,14 @@ export class HaretNode {
     return this.#clientApi?.address() ?? null;
   }
 
+  /** The node's own namespaces, then the cluster's. */
   get namespaces(): string[] {
-    return this.options.namespaces.map((ns) => ns.name);
+    return [...this.options.namespaces.map((ns) => ns.name), ...this.#clusterNamespaces.keys()];
   }
 
   /** The typed client of a namespace; throws HaretError `unknown_namespace` for one this node does not serve. */
   client(namespace = 'default'): NamespaceClient {
-    const ns = this.options.namespaces.find((candidate) => candidate.name === namespace);
+    const ns = this.options.namespaces.find((candidate) => candidate.name === namespace) ?? this.#clusterNamespaces.get(namespace);
     if (ns === undefined) throw new HaretError('unknown_namespace', `no namespace ${namespace} on this node`, false);
     let client = this.#clients.get(namespace);
     if (client === undefined) {
@@ -134,9 +218,19 @@ export class HaretNode {
     return { actors, workers };
   }
 
-  /** The replica index that is a normal-status primary in the highest view, or null. */
+  /**
+   * The replica index that is a normal-status primary in the highest view, or null. For a
+   * cluster namespace whose primary is on another node: the primary of the highest view a
+   * normal replica here is in.
+   */
   async primaryOf(namespace: string): Promise<number | null> {
     const { actors } = await this.status();
+    const placed = this.#cluster?.namespace(namespace);
+    if (placed !== undefined) {
+      let view: number | null = null;
+      for (const actor of actors) if (actor.ns === namespace && actor.status === 'normal' && actor.view !== null) view = Math.max(view ?? 0, actor.view);
+      return view === null ? null : view % placed.placement.length;
+    }
     let best: ActorReport | null = null;
     for (const actor of actors) {
       if (actor.ns !== namespace || actor.role !== 'primary' || actor.status !== 'normal') continue;
@@ -176,6 +270,7 @@ export class HaretNode {
     this.#stopping ??= (async () => {
       await this.#admin?.close();
       await this.#clientApi?.close();
+      await this.#links?.close();
       this.#endpoint.close();
       await this.#system.stop();
     })();
@@ -222,8 +317,18 @@ export async function startNode(options: NodeOptions = {}): Promise<HaretNode> {
       init: null,
     });
   }
+  let cluster: Cluster | null = null;
+  if (resolved.cluster !== undefined) hostActors.push({
+      id: clusterActorId,
+      // The cluster is made once the links listen; nothing can reach this actor before that.
+      factory: () => ({ receive: (batch) => (cluster as Cluster | null)?.receive(batch), status: () => (cluster as Cluster | null)?.actorStatus() ?? { role: 'cluster' } }),
+      init: null,
+    });
+  const record = resolved.dataDir === undefined ? null : loadRecord(resolved.dataDir);
+  if (record !== null && record.self !== resolved.name) throw new RangeError(`${resolved.dataDir} holds the record of node ${record.self}, not ${resolved.name}`);
   const system = await ActorSystem.start({
     workers: layout.workers,
+    resolveRemote: remoteThreadOf,
     hostActors,
     hostActorSpecs: layout.hostActors,
     codec: resolved.codec,
@@ -249,16 +354,53 @@ export async function startNode(options: NodeOptions = {}): Promise<HaretNode> {
       throw error;
     }
   }
-  node = new HaretNode(resolved, system, endpoint, clientApi);
-  if (resolved.adminApi !== undefined) {
+  node = new HaretNode(resolved, system, endpoint, clientApi, layout);
+  const started = node;
+  try {
+    if (resolved.adminApi !== undefined) node.attachAdmin(await AdminServer.start(node, resolved.adminApi));
+    if (resolved.cluster !== undefined) {
+      const links = await ClusterLinks.start(
+        { nodeName: resolved.name, ...(resolved.cluster.host === undefined ? {} : { host: resolved.cluster.host }), ...(resolved.cluster.port === undefined ? {} : { port: resolved.cluster.port }) },
+        { onEnvelopes: (from, batch) => cluster?.onLinkEnvelopes(from, batch) },
+      );
+      const clientAddress = node.clientApiAddress;
+      const adminAddress = node.adminApiAddress;
+      cluster = new Cluster(
+        {
+          name: resolved.name,
+          clusterAddress: formatAddress(links.address()),
+          clientAddress: clientAddress === null ? null : formatAddress(clientAddress),
+          adminAddress: adminAddress === null ? null : formatAddress(adminAddress),
+        },
+        links,
+        {
+          receive: (batch) => system.receiveRemote(batch),
+          send: (envelope) => system.send(envelope),
+          isLocal: (actor) => { const thread = system.threadOf(actor); return thread !== undefined && !thread.startsWith('node:'); },
+          addRemoteRoutes: (entries) => system.addRemoteRoutes(entries),
+          setLink: (thread, sink) => system.setLink(thread, sink),
+          hasLocalNamespace: (name) => resolved.namespaces.some((ns) => ns.name === name),
+          startNamespace: (namespace, start) => started.startClusterNamespace(namespace, start),
+        },
+        resolved.dataDir ?? null,
+        system.logger,
+      );
+      node.attachCluster(links, cluster);
+      if (record !== null) await cluster.restore(record);
+    }
+  } catch (error) {
+    await node.stop();
+    throw error;
+  }
+  // Every actor exists now: time may start (see TimerInit.paused).
+  system.send({ from: endpointId, to: timerId, msg: { type: 'resume' }, control: true });
+  for (const address of resolved.cluster?.join ?? []) {
     try {
-      node.attachAdmin(await AdminServer.start(node, resolved.adminApi));
+      await (cluster as Cluster | null)?.join(address);
     } catch (error) {
       await node.stop();
       throw error;
     }
   }
-  // Every actor exists now: time may start (see TimerInit.paused).
-  system.send({ from: endpointId, to: timerId, msg: { type: 'resume' }, control: true });
   return node;
 }

@@ -68,6 +68,28 @@ export type NodeOptions = {
   readonly name?: string;
   /** Serve the admin API (src/net/admin.ts) on this address; absent: no listener. */
   readonly adminApi?: import('../net/admin.ts').AdminApiOptions;
+  /**
+   * Cluster links: listen for other nodes here (src/net/cluster_link.ts), so that namespaces
+   * can be placed across nodes (`join`, then `createNamespace` through the admin API). Absent:
+   * a node on its own. With it, `namespaces` may be empty.
+   */
+  readonly cluster?: ClusterOptions;
+  /**
+   * Where the node keeps its cluster record (members, namespaces), so that after a restart it
+   * rejoins and its replicas recover. Replicas keep their state in memory (VRR §4.3).
+   */
+  readonly dataDir?: string;
+};
+
+export type ClusterOptions = {
+  /** Default 127.0.0.1. */
+  readonly host?: string;
+  /** Default 0: an ephemeral port. */
+  readonly port?: number;
+  /** Cluster addresses (host:port) to join once started. */
+  readonly join?: readonly string[];
+  /** Protocol limits and timeouts of the namespaces created on this node. */
+  readonly namespaceConfig?: Partial<Omit<ReplicaConfig, 'replicaCount'>>;
 };
 
 export type ResolvedNamespace = { readonly name: string; readonly config: ReplicaConfig; readonly client: ClientConfig };
@@ -89,6 +111,10 @@ export type ResolvedOptions = {
   readonly clientApi: import('../net/server.ts').ClientApiOptions | undefined;
   readonly adminApi: import('../net/admin.ts').AdminApiOptions | undefined;
   readonly name: string;
+  readonly cluster: ClusterOptions | undefined;
+  readonly dataDir: string | undefined;
+  /** The node's client-session options, for namespaces created while it runs. */
+  readonly clientDefaults: NodeOptions['client'];
   /** Host-side backstop for a call: the client's give-up time plus a margin. */
   readonly callDeadlineMs: number;
 };
@@ -134,25 +160,20 @@ export function resolveOptions(options: NodeOptions = {}): ResolvedOptions {
   const clientTickEvery = positive(options.clientTickEvery, 5, 'clientTickEvery');
   const controlTimeoutMs = positive(options.controlTimeoutMs, 2000, 'controlTimeoutMs');
   const list = options.namespaces ?? ['default'];
-  if (list.length === 0) throw new RangeError('a node needs at least one namespace');
+  if (list.length === 0 && options.cluster === undefined) throw new RangeError('a node needs at least one namespace (or cluster links)');
+  if (options.dataDir !== undefined && options.cluster === undefined) throw new RangeError('dataDir keeps the cluster record: it needs cluster options');
+  if (options.dataDir !== undefined && (typeof options.dataDir !== 'string' || options.dataDir.length === 0)) throw new RangeError('dataDir must be a path');
+  const name = options.name ?? 'haret';
+  if (typeof name !== 'string' || !namespaceName.test(name)) throw new RangeError(`node name ${JSON.stringify(name)} must be 1-64 letters, digits, '_', '.', '-'`);
   const seen = new Set<string>();
   const namespaces = list.map((entry): ResolvedNamespace => {
     const ns: NamespaceOptions = typeof entry === 'string' ? { name: entry } : entry;
-    if (typeof ns.name !== 'string' || !namespaceName.test(ns.name)) {
-      throw new RangeError(`namespace name ${JSON.stringify(ns.name)} must be 1-64 letters, digits, '_', '.', '-'`);
-    }
     if (seen.has(ns.name)) throw new RangeError(`namespace ${ns.name} is listed twice`);
     seen.add(ns.name);
-    const config: ReplicaConfig = { ...defaultReplicaConfig, ...nodeProtocolDefaults, ...ns.config, replicaCount: ns.replicas ?? 3 };
-    const problem = validateReplicaConfig(config);
-    if (problem !== null) throw new RangeError(`namespace ${ns.name}: ${problem}`);
-    if (config.durable) throw new RangeError(`namespace ${ns.name}: durable storage is not available in this runtime yet`);
-    const client: ClientConfig = { ...defaultClientConfig, ...nodeClientDefaults, ...options.client, replicaCount: config.replicaCount };
-    const clientProblem = validateClientConfig(client);
-    if (clientProblem !== null) throw new RangeError(clientProblem);
-    return { name: ns.name, config, client };
+    return resolveNamespace(ns, options.client);
   });
-  const giveUpTicks = Math.max(...namespaces.map((ns) => ns.client.giveUpTicks));
+  if (options.cluster?.namespaceConfig !== undefined) resolveNamespace({ name: 'check', config: options.cluster.namespaceConfig }, options.client);
+  const giveUpTicks = Math.max(resolveNamespace({ name: 'check' }, options.client).client.giveUpTicks, ...namespaces.map((ns) => ns.client.giveUpTicks));
   return {
     namespaces,
     tickMs,
@@ -169,7 +190,25 @@ export function resolveOptions(options: NodeOptions = {}): ResolvedOptions {
     replicaModule: options.replicaModule,
     clientApi: options.clientApi,
     adminApi: options.adminApi,
-    name: options.name ?? 'haret',
+    name,
+    cluster: options.cluster,
+    dataDir: options.dataDir,
+    clientDefaults: options.client,
     callDeadlineMs: giveUpTicks * clientTickEvery * tickMs * 2 + 5_000,
   };
+}
+
+/** One namespace's protocol and client configuration; throws a RangeError naming the problem. */
+export function resolveNamespace(ns: NamespaceOptions, clientOptions: NodeOptions['client']): ResolvedNamespace {
+  if (typeof ns.name !== 'string' || !namespaceName.test(ns.name)) {
+    throw new RangeError(`namespace name ${JSON.stringify(ns.name)} must be 1-64 letters, digits, '_', '.', '-'`);
+  }
+  const config: ReplicaConfig = { ...defaultReplicaConfig, ...nodeProtocolDefaults, ...ns.config, replicaCount: ns.replicas ?? 3 };
+  const problem = validateReplicaConfig(config);
+  if (problem !== null) throw new RangeError(`namespace ${ns.name}: ${problem}`);
+  if (config.durable) throw new RangeError(`namespace ${ns.name}: durable storage is not available in this runtime yet`);
+  const client: ClientConfig = { ...defaultClientConfig, ...nodeClientDefaults, ...clientOptions, replicaCount: config.replicaCount };
+  const clientProblem = validateClientConfig(client);
+  if (clientProblem !== null) throw new RangeError(clientProblem);
+  return { name: ns.name, config, client };
 }

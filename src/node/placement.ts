@@ -22,7 +22,7 @@ export function replicaId(ns: string, index: number): string {
 }
 
 /** The module of each actor kind, next to this file in both the sources and the compiled output. */
-function actorModule(name: 'replica' | 'client_proxy' | 'timer'): string {
+export function actorModule(name: 'replica' | 'client_proxy' | 'timer'): string {
   const extension = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
   return new URL(`../../actors/${name}${extension}`, import.meta.url).href;
 }
@@ -46,7 +46,7 @@ export function restartInit(spec: ActorSpec): unknown {
   return init;
 }
 
-export type Layout = { readonly workers: WorkerSpec[]; readonly hostActors: ActorSpec[] };
+export type Layout = { readonly workers: WorkerSpec[]; readonly hostActors: ActorSpec[]; readonly timerInit: TimerInit; readonly proxyInit: ProxyInit };
 
 export function buildLayout(options: ResolvedOptions): Layout {
   const replicaSpecs: { index: number; spec: ActorSpec }[] = [];
@@ -86,5 +86,12 @@ export function buildLayout(options: ResolvedOptions): Layout {
   if (options.proxyPlacement === 'host') hostActors.push(proxy);
   else workers.push({ name: 'proxy', actors: [proxy] });
   workers.push({ name: 'timer', actors: [{ id: timerId, module: actorModule('timer'), init: timerInit }] });
-  return { workers, hostActors };
+  return { workers, hostActors, timerInit, proxyInit };
+}
+
+/** The worker of one replica of a namespace created while the node runs (one worker each). */
+export function clusterReplicaWorker(options: ResolvedOptions, init: ReplicaInit): WorkerSpec {
+  const id = replicaId(init.ns, init.index);
+  const limits = options.replicaResourceLimits === undefined ? {} : { resourceLimits: options.replicaResourceLimits };
+  return { name: id.replace('/', '.'), actors: [{ id, module: options.replicaModule ?? actorModule('replica'), init }], ...limits };
 }

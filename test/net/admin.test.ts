@@ -12,7 +12,10 @@ describe('net: admin requests', () => {
     expect(decodeAdminRequest(packr.pack({ type: 'status', id: 1 }))).to.deep.equal({ type: 'status', id: 1 });
     expect(decodeAdminRequest(packr.pack({ type: 'primary', id: 2, ns: 'a', extra: true }))).to.deep.equal({ type: 'primary', id: 2, ns: 'a' });
     expect(decodeAdminRequest(packr.pack({ type: 'replica', id: 3, actor: 'a/r0' }))).to.deep.equal({ type: 'replica', id: 3, actor: 'a/r0' });
-    expect(decodeAdminRequest(packr.pack({ type: 'cluster_join', id: 4 }))).to.deep.equal({ type: 'cluster_join', id: 4 });
+    expect(decodeAdminRequest(packr.pack({ type: 'cluster_join', id: 4, address: '127.0.0.1:7000' }))).to.deep.equal({ type: 'cluster_join', id: 4, address: '127.0.0.1:7000' });
+    expect(decodeAdminRequest(packr.pack({ type: 'cluster_status', id: 7 }))).to.deep.equal({ type: 'cluster_status', id: 7 });
+    expect(decodeAdminRequest(packr.pack({ type: 'namespace_create', id: 8, ns: 'jobs' }))).to.deep.equal({ type: 'namespace_create', id: 8, ns: 'jobs', replicas: 3, nodes: [] });
+    expect(decodeAdminRequest(packr.pack({ type: 'namespace_create', id: 9, ns: 'jobs', replicas: 5, nodes: ['a', 'b'] }))).to.deep.equal({ type: 'namespace_create', id: 9, ns: 'jobs', replicas: 5, nodes: ['a', 'b'] });
   });
 
   it('answers malformed input with a typed error', () => {
@@ -20,6 +23,8 @@ describe('net: admin requests', () => {
     expect(decodeAdminRequest(packr.pack({ type: 'status', id: -1 }))).to.include({ type: 'error', code: 'malformed' });
     expect(decodeAdminRequest(packr.pack({ type: 'primary', id: 5 }))).to.include({ type: 'error', code: 'malformed', id: 5 });
     expect(decodeAdminRequest(packr.pack({ type: 'drop_tables', id: 6 }))).to.include({ type: 'error', code: 'malformed', id: 6 });
+    expect(decodeAdminRequest(packr.pack({ type: 'cluster_join', id: 10 }))).to.include({ type: 'error', code: 'malformed', id: 10 });
+    expect(decodeAdminRequest(packr.pack({ type: 'namespace_create', id: 11, ns: 'x', nodes: [1] }))).to.include({ type: 'error', code: 'malformed', id: 11 });
   });
 
   it('never throws on random bytes or arbitrary msgpack', () => {

@@ -72,7 +72,7 @@ describe('the haret command', function () {
     }
   });
 
-  it('refuses an unknown config key and a feature not built yet, with exit code 2', async () => {
+  it('refuses an unknown config key and a data directory without cluster links, with exit code 2', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'haret-config-'));
     try {
       const typo = join(dir, 'typo.toml');
@@ -82,7 +82,7 @@ describe('the haret command', function () {
       expect(bad.stderr).to.contain('unknown config key nmae');
       const notYet = await runChild([bin, 'start', '--data-dir', dir], 30_000);
       expect(notYet.code).to.equal(2);
-      expect(notYet.stderr).to.contain('storage on disk is not available yet');
+      expect(notYet.stderr).to.contain('data_dir keeps the cluster record: it needs cluster_address');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -1,0 +1,146 @@
+/**
+ * Nodes joined by cluster links in one process (each node with its own workers): join,
+ * namespaces created across them and served from every node (embedded client and the TCP
+ * client library), typed errors for bad admin input, and a cluster port that shrugs off
+ * garbage while the namespace keeps serving.
+ */
+
+import { expect } from 'chai';
+import { connect as tcpConnect } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect } from '../../src/net/index.ts';
+import { ClusterError } from '../../src/node/cluster.ts';
+import { loadRecord } from '../../src/node/cluster_store.ts';
+import { startNode, type HaretNode } from '../../src/node/index.ts';
+
+async function until<T>(what: string, ms: number, probe: () => Promise<T | null | undefined | false> | T | null | undefined | false): Promise<T> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    const value = await probe();
+    if (value !== null && value !== undefined && value !== false) return value;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+/** Writes raw bytes to a port and resolves when the peer closes (or after `ms`). */
+function sendGarbage(port: number, bytes: Uint8Array, ms = 3_000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = tcpConnect(port, '127.0.0.1');
+    const timer = setTimeout(() => {
+      socket.destroy();
+      resolve(false);
+    }, ms);
+    socket.on('connect', () => socket.write(bytes));
+    socket.on('data', () => undefined);
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve(true);
+    });
+  });
+}
+
+describe('cluster: nodes joined by cluster links', function () {
+  this.timeout(120_000);
+  const nodes: HaretNode[] = [];
+  let dir = '';
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'haret-cluster-inproc-'));
+    for (const name of ['a', 'b', 'c']) {
+      nodes.push(await startNode({ name, namespaces: [], cluster: { port: 0 }, dataDir: join(dir, name), clientApi: { port: 0 }, logLevel: 'silent' }));
+    }
+  });
+
+  after(async () => {
+    await Promise.all(nodes.map((node) => node.stop()));
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const node = (i: number): HaretNode => nodes[i] as HaretNode;
+  const cluster = (i: number) => {
+    const api = node(i).cluster;
+    if (api === null) throw new Error('no cluster API');
+    return api;
+  };
+
+  it('joins three nodes: every member learns every other, with its addresses, and records them', async () => {
+    expect(await cluster(1).join(cluster(0).address)).to.deep.equal({ node: 'a' });
+    expect(await cluster(2).join(cluster(1).address)).to.deep.equal({ node: 'b' });
+    await until('three members everywhere, links up', 20_000, () => [0, 1, 2].every((i) => cluster(i).status().members.length === 3 && cluster(i).status().members.every((m) => m.link !== 'down')));
+    const members = cluster(2).status().members;
+    expect(members.map((m) => m.name).sort()).to.deep.equal(['a', 'b', 'c']);
+    expect(members.find((m) => m.name === 'a')?.clientAddress).to.match(/^127\.0\.0\.1:\d+$/);
+    const record = loadRecord(join(dir, 'c'));
+    expect(record?.members.map((m) => m.name).sort()).to.deep.equal(['a', 'b', 'c']);
+  });
+
+  it('creates a namespace across the three nodes; each node serves it and sees the others\' writes', async () => {
+    const created = await cluster(0).createNamespace('shared');
+    expect([...created.placement].sort()).to.deep.equal(['a', 'b', 'c']);
+    await until('every node serving shared', 20_000, () => nodes.every((n) => n.namespaces.includes('shared')));
+    const a = node(0).client('shared');
+    const b = node(1).client('shared');
+    const c = node(2).client('shared');
+    await until('a first write', 30_000, async () => (await a.create('/x', 'blob').catch(() => null)) !== null);
+    const put = await b.blobPut('/x', 'from b');
+    const got = await c.blobGet('/x');
+    expect(new TextDecoder().decode(got.value ?? new Uint8Array())).to.equal('from b');
+    expect(got.version).to.equal(put.version);
+    // Exactly one normal primary, and every node agrees which replica it is.
+    const primaries = await Promise.all(nodes.map((n) => n.primaryOf('shared')));
+    expect(new Set(primaries).size).to.equal(1);
+    for (let i = 0; i < 20; i += 1) await [a, b, c][i % 3]?.queuePush('/x-queue', `v${i}`).catch(async () => {
+      await a.create('/x-queue', 'queue').catch(() => null);
+      await [a, b, c][i % 3]?.queuePush('/x-queue', `v${i}`);
+    });
+    expect((await c.queueLen('/x-queue')).count).to.equal(20);
+    const record = loadRecord(join(dir, 'b'));
+    expect(record?.namespaces).to.deep.equal([created]);
+  });
+
+  it('serves a cluster namespace to the client library through any node', async () => {
+    for (let i = 0; i < 3; i += 1) {
+      const address = node(i).clientApiAddress;
+      const remote = await connect([`${address?.host}:${address?.port}`]);
+      try {
+        const client = remote.client('shared');
+        await client.blobPut('/x', `through ${i}`);
+        const got = await client.blobGet('/x');
+        expect(new TextDecoder().decode(got.value ?? new Uint8Array())).to.equal(`through ${i}`);
+      } finally {
+        await remote.close();
+      }
+    }
+  });
+
+  it('refuses a duplicate namespace, an unknown node and a bad replica count with typed errors', async () => {
+    const refused = async (promise: Promise<unknown>): Promise<string> => {
+      try {
+        await promise;
+      } catch (error) {
+        expect(error).to.be.instanceOf(ClusterError);
+        return (error as ClusterError).code;
+      }
+      throw new Error('expected a ClusterError');
+    };
+    expect(await refused(cluster(1).createNamespace('shared'))).to.equal('namespace_exists');
+    expect(await refused(cluster(1).createNamespace('other', { nodes: ['a', 'zz'] }))).to.equal('unknown_node');
+    expect(await refused(cluster(1).createNamespace('other', { replicas: 2 }))).to.equal('invalid');
+    expect(await refused(cluster(1).createNamespace('bad name!'))).to.equal('invalid');
+  });
+
+  it('closes cluster-port connections that send garbage, and keeps serving', async () => {
+    const port = Number(cluster(0).address.split(':')[1]);
+    const oversized = new Uint8Array([0xff, 0xff, 0xff, 0xff, 1, 2, 3]);
+    const noise = Uint8Array.from({ length: 4096 }, (_, i) => (i * 7919) % 251);
+    const helloLike = new Uint8Array([0, 0, 0, 3, 0x93, 1, 2]);
+    for (const bytes of [oversized, noise, helloLike]) expect(await sendGarbage(port, bytes, 8_000)).to.equal(true);
+    const client = node(2).client('shared');
+    await client.blobPut('/x', 'after garbage');
+    expect(new TextDecoder().decode((await node(0).client('shared').blobGet('/x')).value ?? new Uint8Array())).to.equal('after garbage');
+  });
+});

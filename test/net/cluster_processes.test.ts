@@ -1,0 +1,194 @@
+/**
+ * Three `haret start` processes on 127.0.0.1 form a cluster (`cluster join` through the admin
+ * API), a namespace is created across them, and clients push unique values through the client
+ * library while the process hosting the primary is killed with SIGKILL. A new primary takes
+ * over; no acknowledged push is lost and none is applied twice. The killed node restarts from
+ * its data directory on the same cluster port, and its replica recovers (VRR §4.3) and
+ * catches up with the others.
+ */
+
+import { expect } from 'chai';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { AdminAnswer } from '../../src/net/admin.ts';
+import { AdminClient, type AdminQuery } from '../../src/net/admin_client.ts';
+import { connect, type RemoteConnection } from '../../src/net/index.ts';
+import { HaretError } from '../../src/node/index.ts';
+
+const bin = fileURLToPath(new URL('../../bin/haret.js', import.meta.url));
+
+type Running = { readonly name: string; readonly child: ChildProcess; readonly client: string; readonly admin: string; readonly cluster: string; readonly exited: Promise<number | null> };
+
+const startLine = /^haret: node (\S+) serving .* on (\S+), admin on (\S+), cluster on (\S+)$/;
+
+/** Starts a node process and waits for its start line (the addresses it listens on). */
+async function startNodeProcess(name: string, dataDir: string, clusterAddress: string): Promise<Running> {
+  const child = spawn(
+    process.execPath,
+    [bin, 'start', '--name', name, '--client-address', '127.0.0.1:0', '--admin-address', '127.0.0.1:0', '--cluster-address', clusterAddress, '--data-dir', dataDir, '--no-local-namespace', '--log-level', 'silent'],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  let out = '';
+  let err = '';
+  child.stderr?.on('data', (chunk: Buffer) => {
+    err = (err + chunk.toString()).slice(-4000);
+  });
+  const line = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${name}: no start line within 60 s: ${out} ${err}`)), 60_000);
+    child.stdout?.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      if (out.includes('\n')) {
+        clearTimeout(timer);
+        resolve(out.split('\n')[0] ?? '');
+      }
+    });
+    void exited.then((code) => reject(new Error(`${name} exited with ${code}: ${err}`)));
+  });
+  const match = startLine.exec(line);
+  if (match === null) throw new Error(`${name}: unexpected start line ${line}`);
+  return { name, child, client: match[2] as string, admin: match[3] as string, cluster: match[4] as string, exited };
+}
+
+async function admin(address: string, query: AdminQuery): Promise<AdminAnswer> {
+  const client = await AdminClient.open(address);
+  try {
+    return await client.request(query);
+  } finally {
+    client.close();
+  }
+}
+
+async function adminOk(address: string, query: AdminQuery): Promise<unknown> {
+  const answer = await admin(address, query);
+  if (answer.type !== 'ok') throw new Error(`${query.type}: ${answer.message}`);
+  return answer.value;
+}
+
+async function until<T>(what: string, ms: number, probe: () => Promise<T | null | undefined | false>): Promise<T> {
+  const deadline = Date.now() + ms;
+  let last: unknown = null;
+  while (Date.now() < deadline) {
+    try {
+      const value = await probe();
+      if (value !== null && value !== undefined && value !== false) return value;
+    } catch (error) {
+      last = error;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`timed out waiting for ${what}${last === null ? '' : `: ${String(last)}`}`);
+}
+
+type StatusLine = { actor: string; status: string | null; role: string | null; view: number | null; op: number | null; commit: number | null };
+
+describe('cluster of three node processes', function () {
+  this.timeout(180_000);
+
+  it('survives SIGKILL of the primary node: no acknowledged write lost or doubled, and the restarted node catches up', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'haret-cluster-'));
+    const nodes = new Map<string, Running>();
+    let remote: RemoteConnection | null = null;
+    try {
+      for (const name of ['n1', 'n2', 'n3']) nodes.set(name, await startNodeProcess(name, join(dir, name), '127.0.0.1:0'));
+      const n1 = nodes.get('n1') as Running;
+      for (const name of ['n2', 'n3']) {
+        expect(await adminOk((nodes.get(name) as Running).admin, { type: 'cluster_join', address: n1.cluster })).to.deep.equal({ node: 'n1' });
+      }
+      await until('every node to see three members', 20_000, async () => {
+        for (const node of nodes.values()) {
+          const status = (await adminOk(node.admin, { type: 'cluster_status' })) as { members: { link: string }[] };
+          if (status.members.length !== 3 || status.members.some((member) => member.link === 'down')) return false;
+        }
+        return true;
+      });
+      const created = (await adminOk(n1.admin, { type: 'namespace_create', ns: 'jobs', replicas: 3, nodes: [] })) as { placement: string[] };
+      expect([...created.placement].sort()).to.deep.equal(['n1', 'n2', 'n3']);
+      await until('every node to serve jobs', 20_000, async () => {
+        for (const node of nodes.values()) if (!((await adminOk(node.admin, { type: 'namespaces' })) as string[]).includes('jobs')) return false;
+        return true;
+      });
+
+      remote = await connect([...nodes.values()].map((node) => node.client), { connectTimeoutMs: 2_000 });
+      const jobs = remote.client('jobs');
+      await until('the namespace to take writes', 30_000, async () => (await jobs.create('/q', 'queue')).type === 'ok');
+
+      // Closed-loop writers pushing unique values; each value is acknowledged, failed for sure,
+      // or unknown (a timeout: it may or may not have run).
+      const acknowledged = new Set<string>();
+      const unknown = new Set<string>();
+      let stop = false;
+      const writer = async (w: number): Promise<void> => {
+        for (let i = 0; !stop; i += 1) {
+          const value = `w${w}-${i}`;
+          try {
+            await jobs.queuePush('/q', value);
+            acknowledged.add(value);
+          } catch (error) {
+            if (error instanceof HaretError && error.code === 'timeout') unknown.add(value);
+            else if (!(error instanceof HaretError && (error.code === 'session_expired' || error.code === 'overloaded'))) throw error;
+          }
+        }
+      };
+      const failures: unknown[] = [];
+      const writers = Array.from({ length: 8 }, (_, w) => writer(w).catch((error: unknown) => void failures.push(error)));
+      await until('some acknowledged writes', 20_000, async () => acknowledged.size >= 200);
+
+      const primary = (await adminOk(n1.admin, { type: 'primary', ns: 'jobs' })) as { index: number } | null;
+      expect(primary).to.not.equal(null);
+      const victimName = created.placement[primary?.index ?? 0] as string;
+      const victim = nodes.get(victimName) as Running;
+      const beforeKill = acknowledged.size;
+      victim.child.kill('SIGKILL');
+      await victim.exited;
+      nodes.delete(victimName);
+      const survivor = [...nodes.values()][0] as Running;
+
+      await until('writes to go on after the kill', 60_000, async () => acknowledged.size >= beforeKill + 200);
+      const newPrimary = (await adminOk(survivor.admin, { type: 'primary', ns: 'jobs' })) as { index: number } | null;
+      expect(newPrimary).to.not.equal(null);
+      expect(created.placement[newPrimary?.index ?? 0]).to.not.equal(victimName);
+
+      // The killed node comes back on its cluster port with its data directory: its replica recovers.
+      const restarted = await startNodeProcess(victimName, join(dir, victimName), victim.cluster);
+      nodes.set(victimName, restarted);
+      await until('more writes with the restarted node back', 60_000, async () => acknowledged.size >= beforeKill + 400);
+      stop = true;
+      await Promise.all(writers);
+      expect(failures.map(String), 'writers that failed with an unexpected error').to.deep.equal([]);
+
+      const settled = (await adminOk(survivor.admin, { type: 'status' })) as StatusLine[];
+      const target = Math.max(...settled.filter((line) => line.actor.startsWith('jobs/')).map((line) => line.commit ?? 0));
+      await until('the restarted replica to recover and catch up', 60_000, async () => {
+        const lines = (await adminOk(restarted.admin, { type: 'status' })) as StatusLine[];
+        const replica = lines.find((line) => line.actor.startsWith('jobs/'));
+        return replica !== undefined && replica.status === 'normal' && (replica.commit ?? 0) >= target ? replica : null;
+      });
+
+      // Every acknowledged value is in the queue exactly once; nothing else is but unknowns.
+      const seen = new Map<string, number>();
+      const decoder = new TextDecoder();
+      for (;;) {
+        const popped = await jobs.queuePop('/q');
+        if (popped.value === null) break;
+        const value = decoder.decode(popped.value);
+        seen.set(value, (seen.get(value) ?? 0) + 1);
+      }
+      const doubled = [...seen].filter(([, count]) => count > 1);
+      expect(doubled, 'values applied twice').to.deep.equal([]);
+      const lost = [...acknowledged].filter((value) => !seen.has(value));
+      expect(lost, 'acknowledged values lost').to.deep.equal([]);
+      const strays = [...seen.keys()].filter((value) => !acknowledged.has(value) && !unknown.has(value));
+      expect(strays, 'values nobody wrote').to.deep.equal([]);
+      expect(acknowledged.size).to.be.greaterThan(beforeKill + 400 - 1);
+    } finally {
+      await remote?.close();
+      for (const node of nodes.values()) node.child.kill('SIGKILL');
+      await Promise.all([...nodes.values()].map((node) => node.exited));
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
