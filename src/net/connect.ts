@@ -40,8 +40,14 @@ export type ConnectOptions = {
 
 type Ns = { readonly name: string; pool: PoolState; inputs: PoolInput[] };
 
+/** Addresses learned from redirects are kept up to this many (with the ones given). */
+const redirectAddressesMax = 64;
+
 export class RemoteConnection {
-  readonly #addresses: readonly { host: string; port: number }[];
+  readonly #addresses: { host: string; port: number }[];
+  /** The address of the current connection. */
+  #current: { host: string; port: number } | null = null;
+  #lastRedirectMs = Number.NEGATIVE_INFINITY;
   readonly #options: ConnectOptions;
   readonly #limits: WireLimits;
   readonly #namespaces = new Map<string, Ns>();
@@ -171,10 +177,12 @@ export class RemoteConnection {
         // connection-level error closes the connection, and we reconnect.
         if (message.id === null) this.#socket?.destroy();
         return;
+      case 'redirect':
+        this.#followRedirect(message.address);
+        return;
       case 'welcome':
       case 'namespaces':
       case 'pong':
-      case 'redirect':
       case 'retry_after':
         return;
       default: {
@@ -182,6 +190,33 @@ export class RemoteConnection {
         void never;
       }
     }
+  }
+
+  /**
+   * The node cannot reach the namespace's replicas and names the node that hosts its primary:
+   * reconnect there (at most once a second, so two nodes cannot bounce us back and forth);
+   * the sessions resend what was in flight. Without an address the session's retry resends.
+   */
+  #followRedirect(address: string | null): void {
+    if (address === null) return;
+    let target: { host: string; port: number };
+    try {
+      target = parseAddress(address);
+    } catch {
+      return;
+    }
+    const now = performance.now();
+    const same = (a: { host: string; port: number } | null): boolean => a !== null && a.host === target.host && a.port === target.port;
+    if (same(this.#current) || now - this.#lastRedirectMs < 1_000) return;
+    this.#lastRedirectMs = now;
+    let index = this.#addresses.findIndex(same);
+    if (index < 0 && this.#addresses.length < redirectAddressesMax) {
+      this.#addresses.push(target);
+      index = this.#addresses.length - 1;
+    }
+    if (index < 0) return;
+    this.#next = index;
+    this.#socket?.destroy();
   }
 
   /** Tries again after `delayMs`, doubling up to 2 s, until connected or closed. */
@@ -234,6 +269,7 @@ export class RemoteConnection {
             this.namespaces = decoded.message.namespaces;
             this.node = decoded.message.node;
             this.#socket = socket;
+            this.#current = address;
             resolve();
             continue;
           }

@@ -35,6 +35,12 @@ export type ClientApiDeps = {
   readonly limits: WireLimits;
   /** Sends a VR request to a replica actor; its answer comes back through `onAnswer`. */
   send(to: string, request: unknown): void;
+  /**
+   * Where a replica is, for namespaces placed across nodes: `reachable` when it runs here or
+   * its node's link is up, and the client address of its node when known. Absent: every
+   * replica is local.
+   */
+  locate?(replica: string): { readonly reachable: boolean; readonly clientAddress: string | null };
 };
 
 type Connection = {
@@ -62,7 +68,7 @@ export class ClientApiServer {
   readonly #connectionsMax: number;
   readonly #idleTimeoutMs: number;
   #closing = false;
-  readonly counters = { connections: 0, refused: 0, requests: 0, answers: 0, errors: 0, strayAnswers: 0, retriesBroadcast: 0, notPrimary: 0 };
+  readonly counters = { connections: 0, refused: 0, requests: 0, answers: 0, errors: 0, strayAnswers: 0, retriesBroadcast: 0, notPrimary: 0, redirects: 0 };
 
   private constructor(deps: ClientApiDeps, server: Server, options: ClientApiOptions) {
     this.#deps = deps;
@@ -225,6 +231,18 @@ export class ClientApiServer {
     connection.inFlight.set(message.clientId, { id: message.id, ns: message.ns, requestNum: message.requestNum, op: message.op });
     this.#byClient.set(message.clientId, connection);
     const request = { type: 'request', clientId: message.clientId, requestNum: message.requestNum, op: message.op };
+    const primaryIndex = ns.view % ns.replicas.length;
+    const locate = this.#deps.locate;
+    if (locate !== undefined && ns.replicas.every((replica) => !locate(replica).reachable)) {
+      // This node is cut off from every replica of the namespace (its links to their nodes
+      // are down): forwarding cannot work, so the client is sent where the primary was last
+      // known to be; a client that can reach that node gets served there.
+      connection.inFlight.delete(message.clientId);
+      this.counters.redirects += 1;
+      const address = locate(ns.replicas[primaryIndex] as string).clientAddress;
+      this.#write(connection, { type: 'redirect', id: message.id, ns: message.ns, primary: primaryIndex, address });
+      return;
+    }
     if (previous !== undefined && previous.requestNum === message.requestNum) {
       // A retry: the guess may name a replica that is gone (its node died, and no answer told
       // us of the new view). Every replica gets it: backups answer not_primary with the view,
@@ -233,7 +251,7 @@ export class ClientApiServer {
       for (const replica of ns.replicas) this.#deps.send(replica, request);
       return;
     }
-    const primary = ns.replicas[ns.view % ns.replicas.length];
+    const primary = ns.replicas[primaryIndex];
     if (primary !== undefined) this.#deps.send(primary, request);
   }
 

@@ -178,6 +178,13 @@ export class Cluster {
     return namespace;
   }
 
+  /** Whether a replica can be reached from here (local, or its node's link is up) and where its node serves clients. */
+  locate(replica: ActorId): { readonly reachable: boolean; readonly clientAddress: string | null } {
+    const node = this.#hostOfReplica(replica);
+    if (node === undefined || node === this.self.name) return { reachable: true, clientAddress: this.self.clientAddress };
+    return { reachable: this.#links.isUp(node), clientAddress: this.#members.get(node)?.clientAddress ?? null };
+  }
+
   namespace(name: string): ClusterNamespace | undefined {
     return this.#namespaces.get(name);
   }

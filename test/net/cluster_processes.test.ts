@@ -17,6 +17,7 @@ import type { AdminAnswer } from '../../src/net/admin.ts';
 import { AdminClient, type AdminQuery } from '../../src/net/admin_client.ts';
 import { connect, type RemoteConnection } from '../../src/net/index.ts';
 import { HaretError } from '../../src/node/index.ts';
+import { runChild } from '../runtime/helpers.ts';
 
 const bin = fileURLToPath(new URL('../../bin/haret.js', import.meta.url));
 
@@ -95,9 +96,11 @@ describe('cluster of three node processes', function () {
     try {
       for (const name of ['n1', 'n2', 'n3']) nodes.set(name, await startNodeProcess(name, join(dir, name), '127.0.0.1:0'));
       const n1 = nodes.get('n1') as Running;
-      for (const name of ['n2', 'n3']) {
-        expect(await adminOk((nodes.get(name) as Running).admin, { type: 'cluster_join', address: n1.cluster })).to.deep.equal({ node: 'n1' });
-      }
+      // n2 joins through the admin API, n3 through `haret admin -e` as an operator would.
+      expect(await adminOk((nodes.get('n2') as Running).admin, { type: 'cluster_join', address: n1.cluster })).to.deep.equal({ node: 'n1' });
+      const joined = await runChild([bin, 'admin', (nodes.get('n3') as Running).admin, '-e', `cluster join ${n1.cluster}`], 30_000);
+      expect(joined.code, joined.stderr).to.equal(0);
+      expect(JSON.parse(joined.stdout)).to.deep.equal({ node: 'n1' });
       await until('every node to see three members', 20_000, async () => {
         for (const node of nodes.values()) {
           const status = (await adminOk(node.admin, { type: 'cluster_status' })) as { members: { link: string }[] };
@@ -105,7 +108,13 @@ describe('cluster of three node processes', function () {
         }
         return true;
       });
-      const created = (await adminOk(n1.admin, { type: 'namespace_create', ns: 'jobs', replicas: 3, nodes: [] })) as { placement: string[] };
+      const create = await runChild([bin, 'admin', n1.admin, '-e', 'namespace create jobs 3'], 30_000);
+      expect(create.code, create.stderr).to.equal(0);
+      const created = JSON.parse(create.stdout) as { name: string; placement: string[] };
+      expect(created.name).to.equal('jobs');
+      const clusterStatus = await runChild([bin, 'admin', n1.admin, '-e', 'cluster status'], 30_000);
+      expect(clusterStatus.code).to.equal(0);
+      expect(clusterStatus.stdout).to.contain('"n2"').and.contain('"n3"').and.contain('"jobs"');
       expect([...created.placement].sort()).to.deep.equal(['n1', 'n2', 'n3']);
       await until('every node to serve jobs', 20_000, async () => {
         for (const node of nodes.values()) if (!((await adminOk(node.admin, { type: 'namespaces' })) as string[]).includes('jobs')) return false;
