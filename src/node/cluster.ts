@@ -80,6 +80,9 @@ export class ClusterError extends Error {
 }
 
 const joinTimeoutMs = 10_000;
+/** Members of a cluster, and namespaces placed across it (each local replica is a worker). */
+export const membersMax = 64;
+export const clusterNamespacesMax = 64;
 
 export class Cluster {
   readonly self: ClusterMember;
@@ -167,6 +170,7 @@ export class Cluster {
     const checked = parseNamespace({ name, placement: Array.from({ length: replicas }, () => this.self.name) });
     if (checked === null) throw new ClusterError('invalid', `namespace ${JSON.stringify(name)}: a name of 1-64 letters, digits, '_', '.', '-' and an odd number of replicas from 1 to ${replicaCountMax}`);
     if (this.#namespaces.has(name) || this.#hooks.hasLocalNamespace(name)) throw new ClusterError('namespace_exists', `namespace ${name} exists`);
+    if (this.#namespaces.size >= clusterNamespacesMax) throw new ClusterError('invalid', `a cluster holds at most ${clusterNamespacesMax} namespaces`);
     const candidates = nodes === undefined || nodes.length === 0 ? [...this.#members.keys()].sort() : [...nodes];
     for (const node of candidates) if (!this.#members.has(node)) throw new ClusterError('unknown_node', `${node} is not a member of the cluster`);
     const offset = nodes === undefined || nodes.length === 0 ? this.#namespaces.size % candidates.length : 0;
@@ -227,8 +231,12 @@ export class Cluster {
   #addMember(member: ClusterMember): boolean {
     const known = this.#members.get(member.name);
     if (member.name === this.self.name) return false;
-    const same = known !== undefined && known.clusterAddress === member.clusterAddress && known.clientAddress === member.clientAddress && known.adminAddress === member.adminAddress;
-    if (same) return false;
+    // The newest incarnation of a member wins; an older or equal one teaches nothing.
+    if (known !== undefined && member.incarnation <= known.incarnation) return false;
+    if (known === undefined && this.#members.size >= membersMax) {
+      this.counters.badMessages += 1;
+      return false;
+    }
     if (known !== undefined && known.clusterAddress !== member.clusterAddress) this.#links.forget(known.clusterAddress);
     this.#members.set(member.name, member);
     this.#installLink(member.name);
@@ -241,6 +249,10 @@ export class Cluster {
 
   async #addNamespace(namespace: ClusterNamespace, start: ReplicaStart): Promise<boolean> {
     if (this.#namespaces.has(namespace.name)) return false;
+    if (this.#namespaces.size >= clusterNamespacesMax) {
+      this.counters.badMessages += 1;
+      return false;
+    }
     if (this.#hooks.hasLocalNamespace(namespace.name)) {
       this.#log.error({ namespace: namespace.name }, 'cluster_namespace_collides_with_local');
       return false;

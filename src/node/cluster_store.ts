@@ -20,6 +20,11 @@ export type ClusterMember = {
   /** host:port of its client API, or null when it serves none. */
   readonly clientAddress: string | null;
   readonly adminAddress: string | null;
+  /**
+   * Bumped by the node each time it starts: its addresses may change across restarts, and
+   * the newest record must win everywhere (an old one gossiped back must not replace it).
+   */
+  readonly incarnation: number;
 };
 
 export type ClusterNamespace = {
@@ -56,8 +61,10 @@ export function parseMember(value: unknown): ClusterMember | null {
   if (!isNodeName(v['name']) || typeof v['clusterAddress'] !== 'string' || !addressPattern.test(v['clusterAddress'])) return null;
   const clientAddress = v['clientAddress'] ?? null;
   const adminAddress = v['adminAddress'] ?? null;
+  const incarnation = v['incarnation'] ?? 0;
   if (!isAddressOrNull(clientAddress) || !isAddressOrNull(adminAddress)) return null;
-  return { name: v['name'], clusterAddress: v['clusterAddress'], clientAddress, adminAddress };
+  if (typeof incarnation !== 'number' || !Number.isSafeInteger(incarnation) || incarnation < 0) return null;
+  return { name: v['name'], clusterAddress: v['clusterAddress'], clientAddress, adminAddress, incarnation };
 }
 
 /** Replicas a namespace may have: an odd number from 1 to 9 (2f+1). */

@@ -372,6 +372,7 @@ export async function startNode(options: NodeOptions = {}): Promise<HaretNode> {
           clusterAddress: formatAddress(links.address()),
           clientAddress: clientAddress === null ? null : formatAddress(clientAddress),
           adminAddress: adminAddress === null ? null : formatAddress(adminAddress),
+          incarnation: (record?.members.find((member) => member.name === resolved.name)?.incarnation ?? 0) + 1,
         },
         links,
         {

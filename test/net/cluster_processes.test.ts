@@ -177,6 +177,16 @@ describe('cluster of three node processes', function () {
         return replica !== undefined && replica.status === 'normal' && (replica.commit ?? 0) >= target ? replica : null;
       });
 
+      // The restarted node's new client address (a new incarnation) replaced the old one everywhere.
+      await until('the survivors to learn the restarted node\'s addresses', 20_000, async () => {
+        for (const node of nodes.values()) {
+          const status = (await adminOk(node.admin, { type: 'cluster_status' })) as { members: { name: string; clientAddress: string; incarnation: number }[] };
+          const member = status.members.find((m) => m.name === victimName);
+          if (member?.clientAddress !== restarted.client || member.incarnation !== 2) return false;
+        }
+        return true;
+      });
+
       // Every acknowledged value is in the queue exactly once; nothing else is but unknowns.
       const seen = new Map<string, number>();
       const decoder = new TextDecoder();

@@ -42,7 +42,7 @@ function fixture() {
       });
     },
   };
-  const cluster = new Cluster({ name: 'a', clusterAddress: '127.0.0.1:1', clientAddress: null, adminAddress: null }, links, hooks, null, makeLogger('silent', {}));
+  const cluster = new Cluster({ name: 'a', clusterAddress: '127.0.0.1:1', clientAddress: null, adminAddress: null, incarnation: 1 }, links, hooks, null, makeLogger('silent', {}));
   return { cluster, sent, received, sinks, routes };
 }
 
@@ -105,5 +105,24 @@ describe('cluster routing rules', () => {
       { from: 'b::proxy', to: 'host/net', msg: 'unqualified local target' },
     ]);
     expect(cluster.status().counters['refusedIn']).to.equal(4);
+  });
+
+  it('keeps the newest incarnation of a member: an old record gossiped back does not replace it', async () => {
+    const { cluster } = fixture();
+    const state = (clientAddress: string, incarnation: number) => ({
+      from: 'b::host/cluster',
+      to: 'host/cluster',
+      msg: { type: 'state', members: [{ name: 'b', clusterAddress: '127.0.0.1:2', clientAddress, adminAddress: null, incarnation }], namespaces: [] },
+    });
+    const clientOfB = () => cluster.status().members.find((m) => m.name === 'b')?.clientAddress;
+    cluster.receive([state('127.0.0.1:10', 1)]);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(clientOfB()).to.equal('127.0.0.1:10');
+    cluster.receive([state('127.0.0.1:11', 2)]);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(clientOfB()).to.equal('127.0.0.1:11');
+    cluster.receive([state('127.0.0.1:10', 1)]);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(clientOfB()).to.equal('127.0.0.1:11');
   });
 });
