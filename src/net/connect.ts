@@ -47,6 +47,7 @@ export class RemoteConnection {
   readonly #addresses: { host: string; port: number }[];
   /** The address of the current connection. */
   #current: { host: string; port: number } | null = null;
+  readonly #listWaiters = new Map<number, (namespaces: readonly string[]) => void>();
   #lastRedirectMs = Number.NEGATIVE_INFINITY;
   readonly #options: ConnectOptions;
   readonly #limits: WireLimits;
@@ -78,6 +79,27 @@ export class RemoteConnection {
     connection.#ticker = setInterval(() => connection.#tick(), options.tickMs ?? 50);
     connection.#ticker.unref();
     return connection;
+  }
+
+  /**
+   * Asks the node for the namespaces it serves now (a namespace created in the cluster after
+   * this connection was welcomed is not in `namespaces` until then).
+   */
+  refreshNamespaces(timeoutMs = 5_000): Promise<readonly string[]> {
+    const socket = this.#socket;
+    if (this.#closed || socket === null || !socket.writable) return Promise.reject(new HaretError('stopped', 'not connected', false));
+    const id = this.#nextId++;
+    return new Promise<readonly string[]>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        if (this.#listWaiters.delete(id)) reject(new HaretError('timeout', `no namespace list within ${timeoutMs} ms`, false));
+      }, timeoutMs);
+      timer.unref();
+      this.#listWaiters.set(id, (namespaces) => {
+        clearTimeout(timer);
+        resolve(namespaces);
+      });
+      socket.write(encodeClientFrame({ type: 'list_namespaces', id }));
+    });
   }
 
   /** The typed client of a namespace, the same class the embedding API returns. */
@@ -180,8 +202,14 @@ export class RemoteConnection {
       case 'redirect':
         this.#followRedirect(message.address);
         return;
+      case 'namespaces': {
+        const waiter = this.#listWaiters.get(message.id);
+        this.#listWaiters.delete(message.id);
+        this.namespaces = message.namespaces;
+        waiter?.(message.namespaces);
+        return;
+      }
       case 'welcome':
-      case 'namespaces':
       case 'pong':
       case 'retry_after':
         return;

@@ -79,7 +79,14 @@ describe('cluster: nodes joined by cluster links', function () {
   });
 
   it('creates a namespace across the three nodes; each node serves it and sees the others\' writes', async () => {
+    // A client connected before the namespace exists learns of it by asking again.
+    const address = node(2).clientApiAddress;
+    const early = await connect([`${address?.host}:${address?.port}`]);
+    expect(early.namespaces).to.deep.equal([]);
     const created = await cluster(0).createNamespace('shared');
+    await until('node c to list shared', 20_000, async () => (await early.refreshNamespaces()).includes('shared'));
+    expect(early.namespaces).to.deep.equal(['shared']);
+    await early.close();
     expect([...created.placement].sort()).to.deep.equal(['a', 'b', 'c']);
     await until('every node serving shared', 20_000, () => nodes.every((n) => n.namespaces.includes('shared')));
     const a = node(0).client('shared');
