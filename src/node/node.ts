@@ -346,7 +346,7 @@ export async function startNode(options: NodeOptions = {}): Promise<HaretNode> {
           namespaces: resolved.namespaces.map((ns) => ({ name: ns.name, replicas: Array.from({ length: ns.config.replicaCount }, (_, i) => replicaId(ns.name, i)) })),
           limits: wireLimitsFor(resolved.namespaces[0]?.config.treeLimits ?? defaultTreeLimits),
           send: (to, request) => system.send({ from: netId, to, msg: request }),
-          locate: (replica) => (cluster as Cluster | null)?.locate(replica) ?? { reachable: true, clientAddress: null },
+          ...(resolved.cluster === undefined ? {} : { locate: (replica: string) => (cluster as Cluster | null)?.locate(replica) ?? { reachable: true, clientAddress: null } }),
         },
         resolved.clientApi,
       );
