@@ -14,16 +14,8 @@ import { connect } from '../../src/net/index.ts';
 import { ClusterError } from '../../src/node/cluster.ts';
 import { loadRecord } from '../../src/node/cluster_store.ts';
 import { startNode, type HaretNode } from '../../src/node/index.ts';
+import { eventually } from '../runtime/helpers.ts';
 
-async function until<T>(what: string, ms: number, probe: () => Promise<T | null | undefined | false> | T | null | undefined | false): Promise<T> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    const value = await probe();
-    if (value !== null && value !== undefined && value !== false) return value;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 /** Writes raw bytes to a port and resolves when the peer closes (or after `ms`). */
 function sendGarbage(port: number, bytes: Uint8Array, ms = 3_000): Promise<boolean> {
@@ -70,7 +62,7 @@ describe('cluster: nodes joined by cluster links', function () {
   it('joins three nodes: every member learns every other, with its addresses, and records them', async () => {
     expect(await cluster(1).join(cluster(0).address)).to.deep.equal({ node: 'a' });
     expect(await cluster(2).join(cluster(1).address)).to.deep.equal({ node: 'b' });
-    await until('three members everywhere, links up', 20_000, () => [0, 1, 2].every((i) => cluster(i).status().members.length === 3 && cluster(i).status().members.every((m) => m.link !== 'down')));
+    await eventually('three members everywhere, links up', () => [0, 1, 2].every((i) => cluster(i).status().members.length === 3 && cluster(i).status().members.every((m) => m.link !== 'down')), 20_000);
     const members = cluster(2).status().members;
     expect(members.map((m) => m.name).sort()).to.deep.equal(['a', 'b', 'c']);
     expect(members.find((m) => m.name === 'a')?.clientAddress).to.match(/^127\.0\.0\.1:\d+$/);
@@ -84,15 +76,15 @@ describe('cluster: nodes joined by cluster links', function () {
     const early = await connect([`${address?.host}:${address?.port}`]);
     expect(early.namespaces).to.deep.equal([]);
     const created = await cluster(0).createNamespace('shared');
-    await until('node c to list shared', 20_000, async () => (await early.refreshNamespaces()).includes('shared'));
+    await eventually('node c to list shared', async () => (await early.refreshNamespaces()).includes('shared'), 20_000);
     expect(early.namespaces).to.deep.equal(['shared']);
     await early.close();
     expect([...created.placement].sort()).to.deep.equal(['a', 'b', 'c']);
-    await until('every node serving shared', 20_000, () => nodes.every((n) => n.namespaces.includes('shared')));
+    await eventually('every node serving shared', () => nodes.every((n) => n.namespaces.includes('shared')), 20_000);
     const a = node(0).client('shared');
     const b = node(1).client('shared');
     const c = node(2).client('shared');
-    await until('a first write', 30_000, async () => (await a.create('/x', 'blob').catch(() => null)) !== null);
+    await eventually('a first write', async () => (await a.create('/x', 'blob').catch(() => null)) !== null, 30_000);
     const put = await b.blobPut('/x', 'from b');
     const got = await c.blobGet('/x');
     expect(new TextDecoder().decode(got.value ?? new Uint8Array())).to.equal('from b');

@@ -17,7 +17,7 @@ import type { AdminAnswer } from '../../src/net/admin.ts';
 import { AdminClient, type AdminQuery } from '../../src/net/admin_client.ts';
 import { connect, type RemoteConnection } from '../../src/net/index.ts';
 import { HaretError } from '../../src/node/index.ts';
-import { runChild } from '../runtime/helpers.ts';
+import { eventually, runChild } from '../runtime/helpers.ts';
 
 const bin = fileURLToPath(new URL('../../bin/haret.js', import.meta.url));
 
@@ -69,20 +69,6 @@ async function adminOk(address: string, query: AdminQuery): Promise<unknown> {
   return answer.value;
 }
 
-async function until<T>(what: string, ms: number, probe: () => Promise<T | null | undefined | false>): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last: unknown = null;
-  while (Date.now() < deadline) {
-    try {
-      const value = await probe();
-      if (value !== null && value !== undefined && value !== false) return value;
-    } catch (error) {
-      last = error;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`timed out waiting for ${what}${last === null ? '' : `: ${String(last)}`}`);
-}
 
 type StatusLine = { actor: string; status: string | null; role: string | null; view: number | null; op: number | null; commit: number | null };
 
@@ -101,13 +87,13 @@ describe('cluster of three node processes', function () {
       const joined = await runChild([bin, 'admin', (nodes.get('n3') as Running).admin, '-e', `cluster join ${n1.cluster}`], 30_000);
       expect(joined.code, joined.stderr).to.equal(0);
       expect(JSON.parse(joined.stdout)).to.deep.equal({ node: 'n1' });
-      await until('every node to see three members', 20_000, async () => {
+      await eventually('every node to see three members', async () => {
         for (const node of nodes.values()) {
           const status = (await adminOk(node.admin, { type: 'cluster_status' })) as { members: { link: string }[] };
           if (status.members.length !== 3 || status.members.some((member) => member.link === 'down')) return false;
         }
         return true;
-      });
+      }, 20_000);
       const create = await runChild([bin, 'admin', n1.admin, '-e', 'namespace create jobs 3'], 30_000);
       expect(create.code, create.stderr).to.equal(0);
       const created = JSON.parse(create.stdout) as { name: string; placement: string[] };
@@ -116,14 +102,20 @@ describe('cluster of three node processes', function () {
       expect(clusterStatus.code).to.equal(0);
       expect(clusterStatus.stdout).to.contain('"n2"').and.contain('"n3"').and.contain('"jobs"');
       expect([...created.placement].sort()).to.deep.equal(['n1', 'n2', 'n3']);
-      await until('every node to serve jobs', 20_000, async () => {
+      await eventually('every node to serve jobs', async () => {
         for (const node of nodes.values()) if (!((await adminOk(node.admin, { type: 'namespaces' })) as string[]).includes('jobs')) return false;
         return true;
-      });
+      }, 20_000);
 
       remote = await connect([...nodes.values()].map((node) => node.client), { connectTimeoutMs: 2_000 });
       const jobs = remote.client('jobs');
-      await until('the namespace to take writes', 30_000, async () => (await jobs.create('/q', 'queue')).type === 'ok');
+      // A create that timed out may have run: already_exists then means it did.
+      const createQueue = async (): Promise<boolean> =>
+        jobs.create('/q', 'queue').then(
+          () => true,
+          (error: unknown) => error instanceof HaretError && error.code === 'already_exists',
+        );
+      await eventually('the namespace to take writes', createQueue, 30_000);
 
       // Closed-loop writers pushing unique values; each value is acknowledged, failed for sure,
       // or unknown (a timeout: it may or may not have run).
@@ -144,7 +136,7 @@ describe('cluster of three node processes', function () {
       };
       const failures: unknown[] = [];
       const writers = Array.from({ length: 8 }, (_, w) => writer(w).catch((error: unknown) => void failures.push(error)));
-      await until('some acknowledged writes', 20_000, async () => acknowledged.size >= 200);
+      await eventually('some acknowledged writes', async () => acknowledged.size >= 200, 20_000);
 
       const primary = (await adminOk(n1.admin, { type: 'primary', ns: 'jobs' })) as { index: number } | null;
       expect(primary).to.not.equal(null);
@@ -156,7 +148,7 @@ describe('cluster of three node processes', function () {
       nodes.delete(victimName);
       const survivor = [...nodes.values()][0] as Running;
 
-      await until('writes to go on after the kill', 60_000, async () => acknowledged.size >= beforeKill + 200);
+      await eventually('writes to go on after the kill', async () => acknowledged.size >= beforeKill + 200, 60_000);
       const newPrimary = (await adminOk(survivor.admin, { type: 'primary', ns: 'jobs' })) as { index: number } | null;
       expect(newPrimary).to.not.equal(null);
       expect(created.placement[newPrimary?.index ?? 0]).to.not.equal(victimName);
@@ -164,28 +156,28 @@ describe('cluster of three node processes', function () {
       // The killed node comes back on its cluster port with its data directory: its replica recovers.
       const restarted = await startNodeProcess(victimName, join(dir, victimName), victim.cluster);
       nodes.set(victimName, restarted);
-      await until('more writes with the restarted node back', 60_000, async () => acknowledged.size >= beforeKill + 400);
+      await eventually('more writes with the restarted node back', async () => acknowledged.size >= beforeKill + 400, 60_000);
       stop = true;
       await Promise.all(writers);
       expect(failures.map(String), 'writers that failed with an unexpected error').to.deep.equal([]);
 
       const settled = (await adminOk(survivor.admin, { type: 'status' })) as StatusLine[];
       const target = Math.max(...settled.filter((line) => line.actor.startsWith('jobs/')).map((line) => line.commit ?? 0));
-      await until('the restarted replica to recover and catch up', 60_000, async () => {
+      await eventually('the restarted replica to recover and catch up', async () => {
         const lines = (await adminOk(restarted.admin, { type: 'status' })) as StatusLine[];
         const replica = lines.find((line) => line.actor.startsWith('jobs/'));
         return replica !== undefined && replica.status === 'normal' && (replica.commit ?? 0) >= target ? replica : null;
-      });
+      }, 60_000);
 
       // The restarted node's new client address (a new incarnation) replaced the old one everywhere.
-      await until('the survivors to learn the restarted node\'s addresses', 20_000, async () => {
+      await eventually('the survivors to learn the restarted node\'s addresses', async () => {
         for (const node of nodes.values()) {
           const status = (await adminOk(node.admin, { type: 'cluster_status' })) as { members: { name: string; clientAddress: string; incarnation: number }[] };
           const member = status.members.find((m) => m.name === victimName);
           if (member?.clientAddress !== restarted.client || member.incarnation !== 2) return false;
         }
         return true;
-      });
+      }, 20_000);
 
       // Every acknowledged value is in the queue exactly once; nothing else is but unknowns.
       const seen = new Map<string, number>();
