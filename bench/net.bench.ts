@@ -1,14 +1,14 @@
 /**
  * `npm run bench -- net`: the runtime benchmark's workloads (100-byte blob puts; 90/10
- * get/put) over TCP through the client library (`connect`), in two topologies on 127.0.0.1:
- * one node with a 3-replica namespace, and three nodes joined by cluster links with one
- * replica each (three nodes in this process, each with its own workers, linked over TCP like
- * separate machines; the client connects to the node that hosts the first primary). Reports
- * ops/s, p50 and p99 per caller count, a table and a JSON file.
+ * get/put) over TCP through the client library (`connect`, in this process), against node
+ * processes (`haret start`) on 127.0.0.1 in two topologies: one node with a 3-replica
+ * namespace, and three nodes joined by cluster links with one replica each (the client
+ * connects to the node that hosts the first primary). Reports ops/s, p50 and p99 per caller
+ * count, a table and a JSON file.
  */
 
 import { connect } from '../src/net/index.ts';
-import { startNode, type HaretNode } from '../src/node/index.ts';
+import { adminValue, startNodeProcess, stopNodeProcess, type NodeProcess } from './node_process.ts';
 import { formatInteger, printTable, progress, writeResults, type SuiteContext } from './report.ts';
 import { drive, makeBars, percentile, prepareBlobs, type Workload } from './runtime.bench.ts';
 
@@ -50,7 +50,7 @@ export async function netSuite(context: SuiteContext): Promise<void> {
         await remote.close();
       }
     } finally {
-      await Promise.all(nodes.map((node) => node.stop()));
+      await Promise.all(nodes.map((node) => stopNodeProcess(node)));
     }
   }
   bars.stop();
@@ -63,31 +63,26 @@ export async function netSuite(context: SuiteContext): Promise<void> {
   progress(`results: ${files.path}`);
 }
 
-/** The nodes of a topology, the client address to use, and the namespace to load. */
-async function startTopology(topology: Topology): Promise<{ nodes: HaretNode[]; address: string; ns: string }> {
+/** The node processes of a topology, the client address to use, and the namespace to load. */
+async function startTopology(topology: Topology): Promise<{ nodes: NodeProcess[]; address: string; ns: string }> {
   if (topology === 'one node') {
-    const node = await startNode({ logLevel: 'silent', clientApi: { port: 0 } });
-    const address = node.clientApiAddress;
-    if (address === null) throw new Error('no client API address');
-    return { nodes: [node], address: `${address.host}:${address.port}`, ns: 'default' };
+    const node = await startNodeProcess('single', []);
+    return { nodes: [node], address: node.client, ns: 'default' };
   }
-  const nodes: HaretNode[] = [];
+  const nodes: NodeProcess[] = [];
   try {
-    for (const name of ['a', 'b', 'c']) nodes.push(await startNode({ name, logLevel: 'silent', namespaces: [], cluster: { port: 0 }, clientApi: { port: 0 } }));
-    const [a, b, c] = nodes as [HaretNode, HaretNode, HaretNode];
-    const seed = a.cluster;
-    if (seed === null) throw new Error('no cluster links');
-    await b.cluster?.join(seed.address);
-    await c.cluster?.join(seed.address);
-    const created = await seed.createNamespace('bench', { nodes: ['a', 'b', 'c'] });
-    while (!nodes.every((node) => node.namespaces.includes('bench'))) await new Promise((resolve) => setTimeout(resolve, 50));
-    // View 0's primary is replica 0, placed on a: the client talks to the node that hosts it.
-    const first = nodes.find((node) => node.options.name === created.placement[0]) ?? a;
-    const address = first.clientApiAddress;
-    if (address === null) throw new Error('no client API address');
-    return { nodes, address: `${address.host}:${address.port}`, ns: 'bench' };
+    for (const name of ['a', 'b', 'c']) nodes.push(await startNodeProcess(name, ['--cluster-address', '127.0.0.1:0', '--no-local-namespace']));
+    const [a, b, c] = nodes as [NodeProcess, NodeProcess, NodeProcess];
+    for (const joiner of [b, c]) await adminValue(joiner.admin, { type: 'cluster_join', address: a.cluster as string });
+    const created = (await adminValue(a.admin, { type: 'namespace_create', ns: 'bench', replicas: 3, nodes: ['a', 'b', 'c'] })) as { placement: string[] };
+    for (const node of nodes) {
+      while (!((await adminValue(node.admin, { type: 'namespaces' })) as string[]).includes('bench')) await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    // View 0's primary is replica 0: the client talks to the node that hosts it.
+    const first = nodes.find((node) => node.name === created.placement[0]) ?? a;
+    return { nodes, address: first.client, ns: 'bench' };
   } catch (error) {
-    await Promise.all(nodes.map((node) => node.stop()));
+    await Promise.all(nodes.map((node) => stopNodeProcess(node)));
     throw error;
   }
 }

@@ -8,67 +8,22 @@
  */
 
 import { expect } from 'chai';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import type { AdminAnswer } from '../../src/net/admin.ts';
-import { AdminClient, type AdminQuery } from '../../src/net/admin_client.ts';
+import { adminValue, haretBin, startNodeProcess, type NodeProcess } from '../../bench/node_process.ts';
 import { connect, type RemoteConnection } from '../../src/net/index.ts';
 import { HaretError } from '../../src/node/index.ts';
 import { eventually, runChild } from '../runtime/helpers.ts';
 
-const bin = fileURLToPath(new URL('../../bin/haret.js', import.meta.url));
+const bin = haretBin;
 
-type Running = { readonly name: string; readonly child: ChildProcess; readonly client: string; readonly admin: string; readonly cluster: string; readonly exited: Promise<number | null> };
-
-const startLine = /^haret: node (\S+) serving .* on (\S+), admin on (\S+), cluster on (\S+)$/;
-
-/** Starts a node process and waits for its start line (the addresses it listens on). */
-async function startNodeProcess(name: string, dataDir: string, clusterAddress: string): Promise<Running> {
-  const child = spawn(
-    process.execPath,
-    [bin, 'start', '--name', name, '--client-address', '127.0.0.1:0', '--admin-address', '127.0.0.1:0', '--cluster-address', clusterAddress, '--data-dir', dataDir, '--no-local-namespace', '--log-level', 'silent'],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  let out = '';
-  let err = '';
-  child.stderr?.on('data', (chunk: Buffer) => {
-    err = (err + chunk.toString()).slice(-4000);
-  });
-  const line = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${name}: no start line within 60 s: ${out} ${err}`)), 60_000);
-    child.stdout?.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-      if (out.includes('\n')) {
-        clearTimeout(timer);
-        resolve(out.split('\n')[0] ?? '');
-      }
-    });
-    void exited.then((code) => reject(new Error(`${name} exited with ${code}: ${err}`)));
-  });
-  const match = startLine.exec(line);
-  if (match === null) throw new Error(`${name}: unexpected start line ${line}`);
-  return { name, child, client: match[2] as string, admin: match[3] as string, cluster: match[4] as string, exited };
+/** A cluster member process with a data directory and no namespace of its own. */
+function startMember(name: string, dataDir: string, clusterAddress: string): Promise<NodeProcess> {
+  return startNodeProcess(name, ['--cluster-address', clusterAddress, '--data-dir', dataDir, '--no-local-namespace']);
 }
 
-async function admin(address: string, query: AdminQuery): Promise<AdminAnswer> {
-  const client = await AdminClient.open(address);
-  try {
-    return await client.request(query);
-  } finally {
-    client.close();
-  }
-}
-
-async function adminOk(address: string, query: AdminQuery): Promise<unknown> {
-  const answer = await admin(address, query);
-  if (answer.type !== 'ok') throw new Error(`${query.type}: ${answer.message}`);
-  return answer.value;
-}
-
+const adminOk = adminValue;
 
 type StatusLine = { actor: string; status: string | null; role: string | null; view: number | null; op: number | null; commit: number | null };
 
@@ -77,14 +32,14 @@ describe('cluster of three node processes', function () {
 
   it('survives SIGKILL of the primary node: no acknowledged write lost or doubled, and the restarted node catches up', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'haret-cluster-'));
-    const nodes = new Map<string, Running>();
+    const nodes = new Map<string, NodeProcess>();
     let remote: RemoteConnection | null = null;
     try {
-      for (const name of ['n1', 'n2', 'n3']) nodes.set(name, await startNodeProcess(name, join(dir, name), '127.0.0.1:0'));
-      const n1 = nodes.get('n1') as Running;
+      for (const name of ['n1', 'n2', 'n3']) nodes.set(name, await startMember(name, join(dir, name), '127.0.0.1:0'));
+      const n1 = nodes.get('n1') as NodeProcess;
       // n2 joins through the admin API, n3 through `haret admin -e` as an operator would.
-      expect(await adminOk((nodes.get('n2') as Running).admin, { type: 'cluster_join', address: n1.cluster })).to.deep.equal({ node: 'n1' });
-      const joined = await runChild([bin, 'admin', (nodes.get('n3') as Running).admin, '-e', `cluster join ${n1.cluster}`], 30_000);
+      expect(await adminOk((nodes.get('n2') as NodeProcess).admin, { type: 'cluster_join', address: n1.cluster as string })).to.deep.equal({ node: 'n1' });
+      const joined = await runChild([bin, 'admin', (nodes.get('n3') as NodeProcess).admin, '-e', `cluster join ${n1.cluster}`], 30_000);
       expect(joined.code, joined.stderr).to.equal(0);
       expect(JSON.parse(joined.stdout)).to.deep.equal({ node: 'n1' });
       await eventually('every node to see three members', async () => {
@@ -141,12 +96,12 @@ describe('cluster of three node processes', function () {
       const primary = (await adminOk(n1.admin, { type: 'primary', ns: 'jobs' })) as { index: number } | null;
       expect(primary).to.not.equal(null);
       const victimName = created.placement[primary?.index ?? 0] as string;
-      const victim = nodes.get(victimName) as Running;
+      const victim = nodes.get(victimName) as NodeProcess;
       const beforeKill = acknowledged.size;
       victim.child.kill('SIGKILL');
       await victim.exited;
       nodes.delete(victimName);
-      const survivor = [...nodes.values()][0] as Running;
+      const survivor = [...nodes.values()][0] as NodeProcess;
 
       await eventually('writes to go on after the kill', async () => acknowledged.size >= beforeKill + 200, 60_000);
       const newPrimary = (await adminOk(survivor.admin, { type: 'primary', ns: 'jobs' })) as { index: number } | null;
@@ -154,7 +109,7 @@ describe('cluster of three node processes', function () {
       expect(created.placement[newPrimary?.index ?? 0]).to.not.equal(victimName);
 
       // The killed node comes back on its cluster port with its data directory: its replica recovers.
-      const restarted = await startNodeProcess(victimName, join(dir, victimName), victim.cluster);
+      const restarted = await startMember(victimName, join(dir, victimName), victim.cluster as string);
       nodes.set(victimName, restarted);
       await eventually('more writes with the restarted node back', async () => acknowledged.size >= beforeKill + 400, 60_000);
       stop = true;
