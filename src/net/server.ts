@@ -58,7 +58,6 @@ const clientsPerConnectionMax = 16_384;
 
 type NsState = { readonly replicas: readonly string[]; view: number };
 
-
 export class ClientApiServer {
   readonly #deps: ClientApiDeps;
   readonly #server: Server;

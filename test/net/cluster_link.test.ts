@@ -13,6 +13,7 @@ import type { Envelope } from '../../runtime/envelope.ts';
 import { FrameDecoder } from '../../src/api/frame.ts';
 import { ClusterLinks, type ClusterLinkOptions } from '../../src/net/cluster_link.ts';
 import { decodeClusterFrame, type ClusterFrame } from '../../src/net/cluster_wire.ts';
+import { makePrng, nextFloat } from '../../src/vr/prng.ts';
 
 type Received = { readonly from: string; readonly batch: readonly Envelope[] };
 
@@ -130,15 +131,13 @@ async function expectClosedAfter(port: number, bytes: Uint8Array, what: string, 
   return client.frames;
 }
 
-/** mulberry32: a seeded PRNG, so a failing blob replays. */
+/** The project's seeded PRNG (src/vr/prng.ts) as a function, so a failing blob replays. */
 function prng(seed: number): () => number {
-  let a = seed >>> 0;
+  let state = makePrng(seed);
   return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    const next = nextFloat(state);
+    state = next.prng;
+    return next.value;
   };
 }
 
