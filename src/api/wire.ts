@@ -602,7 +602,7 @@ function readClientAnswer(value: unknown, label: string): ClientAnswer {
   }
 }
 
-const replyBodyTypes = ['registered', 'tree', 'session_expired', 'rejected'] as const satisfies readonly ReplyBody['type'][];
+const replyBodyTypes = ['registered', 'tree', 'session_expired', 'rejected', 'stale_request'] as const satisfies readonly ReplyBody['type'][];
 
 function readReplyBody(value: unknown, label: string): ReplyBody {
   const fields = objectValue(value, label);
@@ -615,6 +615,8 @@ function readReplyBody(value: unknown, label: string): ReplyBody {
       return { type, outcome: readOutcome(required(fields, 'outcome', label), at(label, 'outcome')) };
     case 'session_expired':
       return { type };
+    case 'stale_request':
+      return { type, lastRequestNum: counter(fields, 'lastRequestNum', label) };
     default:
       return assertNever(type, 'reply body type');
   }

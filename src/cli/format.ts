@@ -152,6 +152,8 @@ export function formatResult(result: CallResult): string {
       return 'timeout: no answer in time; the operation may or may not have executed (read before retrying)';
     case 'session_expired':
       return 'session expired: the cluster expired this session; the operation did not execute';
+    case 'stale_request':
+      return `stale request: the cluster had executed request ${result.lastRequestNum} of this session (its client id is used elsewhere); the operation may or may not have executed`;
     case 'overloaded':
       return 'overloaded: too many calls are queued on this session; the operation was not sent';
     default:

@@ -31,6 +31,8 @@ export type CallResult =
   | { readonly type: 'timeout' }
   /** The session was expired by the cluster: the op did not execute. */
   | { readonly type: 'session_expired' }
+  /** The replicas had executed a later request of this session: this one may or may not have run. */
+  | { readonly type: 'stale_request'; readonly lastRequestNum: number }
   /** Too many calls queued on this session: the op was not sent. */
   | { readonly type: 'overloaded' };
 

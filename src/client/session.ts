@@ -248,6 +248,12 @@ function onReply(w: SessionWorking, outstanding: Outstanding, reply: Reply, effe
       w.registered = false;
       result = { type: 'session_expired' };
       break;
+    case 'stale_request':
+      // Someone else used this client id (a session never moves on without its answer):
+      // nothing can be known of this request. The next call starts above what ran.
+      w.lastRequestNum = Math.max(w.lastRequestNum, body.lastRequestNum);
+      result = { type: 'stale_request', lastRequestNum: body.lastRequestNum };
+      break;
     case 'registered':
       effects.push({ type: 'trace', event: 'client_unexpected_registered' });
       return;

@@ -149,6 +149,8 @@ export function settle(outcome: ProxyOutcome): Committed<OpResult> {
       throw new HaretError('timeout', 'no answer from the cluster in time; the op may or may not have executed', 'maybe');
     case 'session_expired':
       throw new HaretError('session_expired', 'the cluster expired the session; the op did not execute', false);
+    case 'stale_request':
+      throw new HaretError('stale_request', `the session had already executed request ${outcome.lastRequestNum}: another client uses this client id; the op may or may not have executed`, 'maybe');
     case 'overloaded':
       throw new HaretError('overloaded', 'too many calls waiting; the op was not sent', false);
     case 'unknown_namespace':

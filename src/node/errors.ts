@@ -12,6 +12,8 @@ export type ServiceErrorCode =
   | 'timeout'
   /** The cluster expired the session before the op ran: it did not execute. */
   | 'session_expired'
+  /** The replicas had executed a later request of the session (a client id used twice): may or may not have executed. */
+  | 'stale_request'
   /** Too many calls waiting: not sent. */
   | 'overloaded'
   | 'unknown_namespace'

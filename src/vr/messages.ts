@@ -37,7 +37,13 @@ export type ReplyBody =
   /** The session is unknown to the client table (never registered, or expired): nothing ran. */
   | { readonly type: 'session_expired' }
   /** The request was refused before it reached the log (malformed, or over a limit): nothing ran. */
-  | { readonly type: 'rejected'; readonly outcome: OpOutcome };
+  | { readonly type: 'rejected'; readonly outcome: OpOutcome }
+  /**
+   * The request number is below the last one the session executed (`lastRequestNum`): this
+   * request's answer is no longer kept, so it may or may not have run; nothing ran now. Only a
+   * client that moved on without its answer, or two clients sharing one client id, see this.
+   */
+  | { readonly type: 'stale_request'; readonly lastRequestNum: number };
 
 /** VRR §4.1 `reply`. `op` is the log entry that executed the request (0 when none did). */
 export type Reply = {

@@ -186,7 +186,7 @@ export function checkerHistory(records: readonly CallRecord[]): Operation<TreeOp
   const history: Operation<TreeOp, OpOutcome>[] = [];
   for (const record of records) {
     const result = record.result;
-    if (result === null || result.type === 'timeout') {
+    if (result === null || result.type === 'timeout' || result.type === 'stale_request') {
       // May or may not have taken effect. A pending read changes nothing: dropping it is exact.
       if (isReadOnly(record.op)) continue;
       history.push({ clientId: record.clientId, input: record.op, call: record.callSeq, ret: Infinity, output: PENDING });

@@ -166,6 +166,7 @@ const replyBodyArb: fc.Arbitrary<ReplyBody> = fc.oneof(
   fc.record({ type: fc.constant('tree' as const), outcome: outcomeArb }),
   fc.constant<ReplyBody>({ type: 'session_expired' }),
   fc.record({ type: fc.constant('rejected' as const), outcome: failureArb }),
+  fc.record({ type: fc.constant('stale_request' as const), lastRequestNum: counterArb }),
 );
 
 const clientAnswerArb: fc.Arbitrary<ClientAnswer> = fc.oneof(
