@@ -1,29 +1,25 @@
 /**
- * The client proxy actor (DESIGN.md): every caller's request goes through it. It keeps one
- * pool of client sessions per namespace (src/client/pool.ts, pure; VRR §4.1: one outstanding
- * request per session) and steps each pool ONCE per drained batch (DESIGN.md convention 5), so
- * the per-request cost is the session logic, not a transition. The pool hands each call to an
- * idle session, opens new ones up to `sessionsMax`, queues the rest up to `waitingMax` and
- * answers `overloaded` beyond that; sessions find the primary, retry with backoff and match
- * replies; the replicas' client table makes a retried write run once.
+ * The client proxy actor (DESIGN.md): every embedded caller's request goes through it. It runs
+ * a session host (src/client/host.ts, pure; the same code as the client library's remote
+ * connections) and steps it ONCE per drained batch (DESIGN.md convention 5). This actor only
+ * carries the host's effects: a `send` becomes an envelope to the replica actor, a `result`
+ * goes back to the caller that asked. The replicas' client table makes a retried write run once.
  */
 
-import { randomInt } from 'node:crypto';
+import { randomBytes, randomInt } from 'node:crypto';
 import type { Actor, ActorContext } from '../runtime/actor.ts';
 import type { ActorId, Envelope } from '../runtime/envelope.ts';
-import { validateClientConfig, type ClientConfig } from '../src/client/config.ts';
-import { initialPoolState, poolStats, poolStepAll, type PoolEffect, type PoolInput, type PoolState } from '../src/client/pool.ts';
+import type { ClientConfig } from '../src/client/config.ts';
+import { hostStats, hostStepAll, initialHostState, type HostEffect, type HostInput, type HostState } from '../src/client/host.ts';
+import { sessionPrefix, sessionPrefixRandomBytes } from '../src/client/session_prefix.ts';
 import type { ClientAnswer } from '../src/vr/messages.ts';
-import { randomSessionPrefix } from './session_prefix.ts';
 import { isTick, type ProxyAddNamespace, type ProxyCall, type ProxyOutcome, type ProxyResult } from './messages.ts';
 
-export type ProxyNamespace = {
-  readonly replicas: readonly ActorId[];
-  readonly client: ClientConfig;
-};
-
 export type ProxyInit = {
-  readonly namespaces: Readonly<Record<string, ProxyNamespace>>;
+  /** Actor ids of each namespace's replicas, by index. */
+  readonly namespaces: Readonly<Record<string, readonly ActorId[]>>;
+  /** Session behaviour in client ticks. */
+  readonly client: Omit<ClientConfig, 'replicaCount'>;
   /** Sessions per namespace: the most requests one namespace has in flight from this proxy. */
   readonly sessionsMax: number;
   /** Calls waiting for a free session, per namespace; beyond it a call is answered `overloaded`. */
@@ -32,38 +28,23 @@ export type ProxyInit = {
 
 type Caller = { readonly from: ActorId; readonly callId: number };
 
-type Namespace = {
-  readonly name: string;
-  readonly replicas: readonly ActorId[];
-  readonly prefix: string;
-  pool: PoolState;
-  inputs: PoolInput[];
-};
-
 export function createActor(context: ActorContext, init: unknown): Actor {
   const spec = init as ProxyInit;
-  const namespaces = new Map<string, Namespace>();
-  const byPrefix = new Map<string, Namespace>();
-  const addNamespace = (name: string, config: ProxyNamespace): void => {
-    if (namespaces.has(name)) return;
-    const problem = validateClientConfig(config.client);
-    if (problem !== null) throw new RangeError(`proxy namespace ${name}: ${problem}`);
-    const prefix = randomSessionPrefix(namespaces.size);
-    const ns: Namespace = {
-      name,
-      replicas: config.replicas,
-      prefix,
-      pool: initialPoolState({ client: config.client, sessionsMax: spec.sessionsMax, waitingMax: spec.waitingMax, clientIdPrefix: prefix }, randomInt(2 ** 31)),
-      inputs: [],
-    };
-    namespaces.set(name, ns);
-    byPrefix.set(prefix, ns);
-  };
-  for (const [name, config] of Object.entries(spec.namespaces)) addNamespace(name, config);
+  let host: HostState = initialHostState({ client: spec.client, sessionsMax: spec.sessionsMax, waitingMax: spec.waitingMax });
+  /** Replica actor ids by namespace, for the host's `send` effects. */
+  const replicas = new Map<string, readonly ActorId[]>();
   /** The proxy's own call ids (unique across callers) to whoever is waiting for the result. */
   const callers = new Map<number, Caller>();
   let nextCallId = 1;
-  const counters = { calls: 0, sends: 0, results: 0, unknownNamespace: 0, strayAnswers: 0, malformed: 0 };
+  let inputs: HostInput[] = [];
+  const counters = { calls: 0, sends: 0, results: 0, strayAnswers: 0, malformed: 0 };
+
+  const addNamespace = (name: string, actors: readonly ActorId[]): void => {
+    if (replicas.has(name)) return;
+    replicas.set(name, actors);
+    inputs.push({ type: 'add_namespace', ns: name, replicaCount: actors.length, clientIdPrefix: sessionPrefix(randomBytes(sessionPrefixRandomBytes), replicas.size), seed: randomInt(2 ** 31) });
+  };
+  for (const [name, actors] of Object.entries(spec.namespaces)) addNamespace(name, actors);
 
   const answer = (caller: Caller, result: ProxyOutcome): void => {
     counters.results += 1;
@@ -71,11 +52,11 @@ export function createActor(context: ActorContext, init: unknown): Actor {
     context.send(caller.from, message);
   };
 
-  const apply = (ns: Namespace, effects: readonly PoolEffect[]): void => {
+  const apply = (effects: readonly HostEffect[]): void => {
     for (const effect of effects) {
       switch (effect.type) {
         case 'send': {
-          const replica = ns.replicas[effect.to];
+          const replica = replicas.get(effect.ns)?.[effect.replica];
           counters.sends += 1;
           if (replica !== undefined) context.send(replica, effect.request);
           break;
@@ -88,10 +69,11 @@ export function createActor(context: ActorContext, init: unknown): Actor {
           break;
         }
         case 'trace':
+          if (effect.event === 'host_stray_answer') counters.strayAnswers += 1;
           break;
         default: {
           const never: never = effect;
-          throw new Error(`unknown pool effect ${JSON.stringify(never)}`);
+          throw new Error(`unknown host effect ${JSON.stringify(never)}`);
         }
       }
     }
@@ -99,47 +81,21 @@ export function createActor(context: ActorContext, init: unknown): Actor {
 
   const onCall = (from: ActorId, call: ProxyCall): void => {
     counters.calls += 1;
-    const caller: Caller = { from, callId: call.callId };
-    const ns = typeof call.ns === 'string' ? namespaces.get(call.ns) : undefined;
-    if (ns === undefined) {
-      counters.unknownNamespace += 1;
-      answer(caller, { type: 'unknown_namespace', ns: String(call.ns) });
-      return;
-    }
-    if (typeof call.op !== 'object' || call.op === null) {
-      answer(caller, { type: 'invalid_call', reason: 'op must be an object' });
-      return;
-    }
     const callId = nextCallId;
     nextCallId += 1;
-    callers.set(callId, caller);
-    ns.inputs.push({ type: 'call', callId, op: call.op });
-  };
-
-  const onAnswer = (message: ClientAnswer): void => {
-    const clientId = message.clientId;
-    const ns = typeof clientId === 'string' ? byPrefix.get(clientId.slice(0, clientId.lastIndexOf('.'))) : undefined;
-    if (ns === undefined) {
-      counters.strayAnswers += 1;
-      return;
-    }
-    ns.inputs.push({ type: 'receive', message });
+    callers.set(callId, { from, callId: call.callId });
+    // The host answers an unknown namespace or a malformed op itself.
+    inputs.push({ type: 'call', callId, ns: String(call.ns), op: call.op });
   };
 
   /** A namespace created on the running node (only the node's own host thread sends these). */
   const onAddNamespace = (message: ProxyAddNamespace): void => {
-    const valid =
-      typeof message.name === 'string' &&
-      Array.isArray(message.replicas) &&
-      message.replicas.every((replica) => typeof replica === 'string') &&
-      typeof message.client === 'object' &&
-      message.client !== null &&
-      validateClientConfig(message.client) === null;
+    const valid = typeof message.name === 'string' && Array.isArray(message.replicas) && message.replicas.length > 0 && message.replicas.every((replica) => typeof replica === 'string');
     if (!valid) {
       counters.malformed += 1;
       return;
     }
-    addNamespace(message.name, { replicas: message.replicas, client: message.client });
+    addNamespace(message.name, message.replicas);
   };
 
   return {
@@ -158,7 +114,7 @@ export function createActor(context: ActorContext, init: unknown): Actor {
           case 'reply':
           case 'not_primary':
           case 'busy':
-            onAnswer(msg as ClientAnswer);
+            inputs.push({ type: 'receive', message: msg as ClientAnswer });
             break;
           case 'add_namespace':
             onAddNamespace(msg as ProxyAddNamespace);
@@ -167,28 +123,14 @@ export function createActor(context: ActorContext, init: unknown): Actor {
             counters.malformed += 1;
         }
       }
-      // One transition per namespace for the whole batch; ticks that queued up count once.
-      for (const ns of namespaces.values()) {
-        if (ticked) ns.inputs.push({ type: 'tick' });
-        if (ns.inputs.length === 0) continue;
-        const inputs = ns.inputs;
-        ns.inputs = [];
-        const result = poolStepAll(ns.pool, inputs);
-        ns.pool = result.state;
-        apply(ns, result.effects);
-      }
+      // One host step for the whole batch; ticks that queued up count once.
+      if (ticked) inputs.push({ type: 'tick' });
+      if (inputs.length === 0) return;
+      const stepped = hostStepAll(host, inputs);
+      inputs = [];
+      host = stepped.state;
+      apply(stepped.effects);
     },
-    status: () => {
-      let sessions = 0;
-      let busy = 0;
-      let waiting = 0;
-      for (const ns of namespaces.values()) {
-        const stats = poolStats(ns.pool);
-        sessions += stats.sessions;
-        busy += stats.busy;
-        waiting += stats.waiting;
-      }
-      return { role: 'proxy', sessions, busy, waiting, inFlight: callers.size, ...counters };
-    },
+    status: () => ({ role: 'proxy', ...hostStats(host), inFlight: callers.size, ...counters }),
   };
 }

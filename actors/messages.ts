@@ -4,8 +4,7 @@
  * endpoint, later a TCP connection) and the client proxy.
  */
 
-import type { CallResult } from '../src/client/io.ts';
-import type { ClientConfig } from '../src/client/config.ts';
+import type { CallOutcome } from '../src/client/io.ts';
 import type { TreeOp } from '../src/tree/ops.ts';
 
 /** One unit of protocol time (DESIGN.md "Timer service"). */
@@ -14,13 +13,8 @@ export type Tick = { readonly type: 'tick' };
 /** A caller asks the proxy to run `op` on namespace `ns`; `callId` is the caller's handle. */
 export type ProxyCall = { readonly type: 'call'; readonly callId: number; readonly ns: string; readonly op: TreeOp };
 
-/** What a call ends with: a session's result, or a refusal by the proxy itself. */
-export type ProxyOutcome =
-  | CallResult
-  /** No such namespace on this node: nothing ran. */
-  | { readonly type: 'unknown_namespace'; readonly ns: string }
-  /** The call itself was malformed (not an op the proxy can send): nothing ran. */
-  | { readonly type: 'invalid_call'; readonly reason: string };
+/** What a call ends with: a session's result, or a refusal by the proxy's session host itself. */
+export type ProxyOutcome = CallOutcome;
 
 export type ProxyResult = { readonly type: 'result'; readonly callId: number; readonly result: ProxyOutcome };
 
@@ -29,7 +23,7 @@ export function isTick(msg: unknown): msg is Tick {
 }
 
 /** The node tells its proxy about a namespace created while it runs (replica actor ids by index). */
-export type ProxyAddNamespace = { readonly type: 'add_namespace'; readonly name: string; readonly replicas: readonly string[]; readonly client: ClientConfig };
+export type ProxyAddNamespace = { readonly type: 'add_namespace'; readonly name: string; readonly replicas: readonly string[] };
 
 /** The node adds a subscriber to its timer service (a replica created while it runs). */
 export type TimerSubscribe = { readonly type: 'subscribe'; readonly id: string; readonly everyTicks: number };

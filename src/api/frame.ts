@@ -74,7 +74,7 @@ function writeLength(target: Uint8Array, length: number): void {
  *   its read buffers and a retained payload does not pin a large socket chunk.
  */
 export class FrameDecoder {
-  readonly #frameBytesMax: number;
+  #frameBytesMax: number;
   /** Prefix bytes received of the current frame (0..4). */
   readonly #header = new Uint8Array(frameHeaderBytes);
   #headerFilled = 0;
@@ -89,6 +89,16 @@ export class FrameDecoder {
     const problem = validateFrameLimits(limits);
     if (problem !== null) throw new RangeError(problem);
     this.#frameBytesMax = limits.frameBytesMax;
+  }
+
+  /**
+   * Changes the limit for the frames that follow (the node accepts only small frames until a
+   * connection has said hello). A frame already announced keeps the limit it was checked against.
+   */
+  setFrameBytesMax(frameBytesMax: number): void {
+    const problem = validateFrameLimits({ frameBytesMax });
+    if (problem !== null) throw new RangeError(problem);
+    this.#frameBytesMax = frameBytesMax;
   }
 
   /** True once an error was reported; from then on `push` returns no events. */

@@ -25,6 +25,7 @@ import type { Bytes, ListEntry, OpFailure, OpOutcome, OpResult } from '../tree/o
 import { validateOp } from '../tree/validate.ts';
 import type { Busy, ClientAnswer, NotPrimary, Reply, ReplyBody, RequestOp } from '../vr/messages.ts';
 import { encodeFrame, frameLengthLimit } from './frame.ts';
+import { invalidText } from './msgpack_text.ts';
 
 // ---- version and limits -------------------------------------------------------------------
 
@@ -32,14 +33,27 @@ import { encodeFrame, frameLengthLimit } from './frame.ts';
 export const protocolVersion = 1;
 export type ProtocolVersion = typeof protocolVersion;
 
+/** A connection's limits; each namespace has its own tree limits (NamespaceShape). */
 export type WireLimits = {
   /** Largest frame payload accepted, in bytes, in either direction. */
   readonly frameBytesMax: number;
-  /** Requests one connection may have in flight at the node; past it, `too_many_in_flight`. */
+  /** Messages one connection may have in flight at the node; past it, `too_many_in_flight`. */
   readonly inFlightMax: number;
-  /** The tree's limits: requests are checked against them before they leave the decoder. */
+};
+
+/** What a decoder must know of a namespace to check a request for it. */
+export type NamespaceShape = {
+  /** Replicas in the namespace's group (a request names one by index). */
+  readonly replicas: number;
+  /** Its tree's limits: a request's op is checked against them before it goes anywhere. */
   readonly tree: TreeLimits;
 };
+
+/** The namespaces a node serves, by name; undefined for one it does not. */
+export type NamespaceLookup = (ns: string) => NamespaceShape | undefined;
+
+/** A namespace as `welcome` and `namespaces` describe it to clients. */
+export type NamespaceInfo = { readonly name: string; readonly replicas: number; readonly limits: TreeLimits };
 
 /**
  * Room for a request's envelope (type, id, namespace, client id up to 256 characters, request
@@ -49,25 +63,35 @@ export type WireLimits = {
  */
 export const frameMarginBytes = 64 * 1024;
 
-/** A frame can carry any request the tree accepts. */
-export function wireLimitsFor(tree: TreeLimits, inFlightMax = 1024): WireLimits {
-  return { frameBytesMax: tree.requestBytesMax + frameMarginBytes, inFlightMax, tree };
+/** The smallest frame limit that carries any request every one of these trees accepts. */
+export function frameBytesFor(trees: readonly TreeLimits[]): number {
+  let largest = defaultTreeLimits.requestBytesMax;
+  for (const tree of trees) largest = Math.max(largest, tree.requestBytesMax);
+  return Math.min(largest + frameMarginBytes, frameLengthLimit);
 }
 
-/** frameBytesMax 4 MiB + 64 KiB (4,259,840), inFlightMax 1024, the tree's default limits. */
-export const defaultWireLimits: WireLimits = wireLimitsFor(defaultTreeLimits);
+/** frameBytesMax 4 MiB + 64 KiB (4,259,840), inFlightMax 1024. */
+export const defaultWireLimits: WireLimits = { frameBytesMax: frameBytesFor([defaultTreeLimits]), inFlightMax: 1024 };
 
-/** Checks limits once, at configuration time. Returns a reason or null. */
-export function validateWireLimits(limits: WireLimits): string | null {
-  const treeProblem = validateTreeLimits(limits.tree);
-  if (treeProblem !== null) return `tree ${treeProblem}`;
+/**
+ * Frames before `hello` is accepted: a hello is a few hundred bytes at most, so a peer that has
+ * not said hello cannot make the node hold more than this per connection.
+ */
+export const helloFrameBytesMax = 1024;
+
+/** Checks limits once, at configuration time; `trees` are the namespaces' tree limits. Returns a reason or null. */
+export function validateWireLimits(limits: WireLimits, trees: readonly TreeLimits[] = []): string | null {
   const { frameBytesMax, inFlightMax } = limits;
-  if (!Number.isSafeInteger(frameBytesMax) || frameBytesMax < 1 || frameBytesMax > frameLengthLimit) {
-    return `frameBytesMax must be an integer in 1..${frameLengthLimit}`;
+  if (!Number.isSafeInteger(frameBytesMax) || frameBytesMax < helloFrameBytesMax || frameBytesMax > frameLengthLimit) {
+    return `frameBytesMax must be an integer in ${helloFrameBytesMax}..${frameLengthLimit}`;
   }
-  // Otherwise a request the tree accepts could not be sent at all.
-  if (frameBytesMax < limits.tree.requestBytesMax) return 'frameBytesMax must be at least tree.requestBytesMax';
-  if (!Number.isSafeInteger(inFlightMax) || inFlightMax < 1) return 'inFlightMax must be a positive integer';
+  for (const tree of trees) {
+    const treeProblem = validateTreeLimits(tree);
+    if (treeProblem !== null) return `tree ${treeProblem}`;
+    // Otherwise a request the tree accepts could not be sent at all.
+    if (frameBytesMax < tree.requestBytesMax) return 'frameBytesMax must be at least every tree.requestBytesMax';
+  }
+  if (!Number.isSafeInteger(inFlightMax) || inFlightMax < 1 || inFlightMax > 1_000_000) return 'inFlightMax must be an integer in 1..1000000';
   return null;
 }
 
@@ -98,6 +122,8 @@ export type RequestMessage = {
   readonly type: 'request';
   readonly id: number;
   readonly ns: string;
+  /** Index of the replica of `ns` to deliver it to (the client's guess of the primary). */
+  readonly replica: number;
   readonly clientId: string;
   readonly requestNum: number;
   readonly op: RequestOp;
@@ -111,21 +137,28 @@ export type WelcomeMessage = {
   readonly type: 'welcome';
   readonly version: ProtocolVersion;
   readonly node: string;
-  readonly namespaces: readonly string[];
+  readonly namespaces: readonly NamespaceInfo[];
+  /** The node's frame limit (both directions). */
+  readonly frameBytesMax: number;
+  /** Messages in flight per connection. */
+  readonly inFlightMax: number;
+  /** The node answers every request within this many milliseconds (`timeout` at the latest). */
+  readonly requestTimeoutMs: number;
 };
-export type NamespacesMessage = { readonly type: 'namespaces'; readonly id: number; readonly namespaces: readonly string[] };
+export type NamespacesMessage = { readonly type: 'namespaces'; readonly id: number; readonly namespaces: readonly NamespaceInfo[] };
 /** A replica's answer, unchanged: reply, not_primary or busy, with epoch, view and request number. */
 export type AnswerMessage = { readonly type: 'answer'; readonly id: number; readonly ns: string; readonly answer: ClientAnswer };
-/** The namespace's primary replica is hosted by another node; `address` is where it listens, when known. */
+/**
+ * The node reaches none of the namespace's replicas (its links to their nodes are down);
+ * `address` is where the node hosting replica `replica` serves clients, when known. Nothing ran.
+ */
 export type RedirectMessage = {
   readonly type: 'redirect';
   readonly id: number;
   readonly ns: string;
-  readonly primary: number;
+  readonly replica: number;
   readonly address: string | null;
 };
-/** The node cannot take the request now; nothing ran. */
-export type RetryAfterMessage = { readonly type: 'retry_after'; readonly id: number; readonly ms: number };
 export type PongMessage = { readonly type: 'pong'; readonly id: number };
 
 export const errorCodes = [
@@ -135,6 +168,8 @@ export const errorCodes = [
   'frame_too_large',
   'empty_frame',
   'too_many_in_flight',
+  'session_busy',
+  'superseded',
   'overloaded',
   'shutting_down',
   'timeout',
@@ -151,7 +186,6 @@ export type NodeMessage =
   | NamespacesMessage
   | AnswerMessage
   | RedirectMessage
-  | RetryAfterMessage
   | PongMessage
   | ErrorMessage;
 export type NodeMessageType = NodeMessage['type'];
@@ -164,7 +198,6 @@ export const nodeMessageTypes = [
   'namespaces',
   'answer',
   'redirect',
-  'retry_after',
   'pong',
   'error',
 ] as const satisfies readonly NodeMessageType[];
@@ -264,12 +297,17 @@ function widen(value: unknown): unknown {
 
 // ---- decoding: entry points ---------------------------------------------------------------
 
-export function decodeClientMessage(payload: Uint8Array, limits: WireLimits): DecodeResult<ClientMessage> {
-  return decode(payload, (value) => readClientMessage(value, limits));
+/**
+ * A client's message. A request is checked against its namespace (`namespaces`): the replica
+ * index against the group's size and the op against the namespace's own tree limits; a
+ * namespace the node does not serve is `unknown_namespace`.
+ */
+export function decodeClientMessage(payload: Uint8Array, namespaces: NamespaceLookup): DecodeResult<ClientMessage> {
+  return decode(payload, (value) => readClientMessage(value, namespaces));
 }
 
-export function decodeNodeMessage(payload: Uint8Array, limits: WireLimits): DecodeResult<NodeMessage> {
-  void limits; // Answers are bounded by the frame; the parameter keeps both directions alike.
+/** A node's message. Answers are bounded by the frame limit the caller's frame decoder enforces. */
+export function decodeNodeMessage(payload: Uint8Array): DecodeResult<NodeMessage> {
   return decode(payload, readNodeMessage);
 }
 
@@ -281,6 +319,10 @@ function decode<M>(payload: Uint8Array, read: (value: unknown) => M): DecodeResu
     return { ok: false, error: { id: null, code: 'malformed', message: `payload is not one msgpack value: ${errorText(thrown)}` } };
   }
   const id = peekId(value);
+  // msgpack decoders replace (or mangle) invalid UTF-8 instead of refusing it, so `/v/\xff`
+  // and `/v/\xfe` would name one node: text is checked against the raw bytes.
+  const badText = invalidText(payload);
+  if (badText !== null) return { ok: false, error: { id, code: 'malformed', message: badText } };
   try {
     return { ok: true, message: read(value) };
   } catch (thrown: unknown) {
@@ -440,15 +482,60 @@ function namespaceName(fields: Fields, key: string, label: string): string {
   return value;
 }
 
-function namespaceList(fields: Fields, key: string, label: string): string[] {
+/** Namespaces a node may describe in one message (a node serves far fewer). */
+export const namespacesPerMessageMax = 4096;
+
+function namespaceList(fields: Fields, key: string, label: string): NamespaceInfo[] {
   const values = array(fields, key, label);
-  const names: string[] = [];
+  const listLabel = at(label, key);
+  if (values.length > namespacesPerMessageMax) malformed(`${listLabel} holds more than ${namespacesPerMessageMax} namespaces`);
+  const infos: NamespaceInfo[] = [];
+  const names = new Set<string>();
   for (let i = 0; i < values.length; i++) {
-    const value = values[i];
-    if (!isNamespaceName(value)) malformed(`${at(label, key)}[${i}] must be a namespace name`);
-    names.push(value);
+    const itemLabel = `${listLabel}[${i}]`;
+    const item = objectValue(values[i], itemLabel);
+    const name = namespaceName(item, 'name', itemLabel);
+    if (names.has(name)) malformed(`${itemLabel}.name ${name} is listed twice`);
+    names.add(name);
+    const replicas = positive(item, 'replicas', itemLabel);
+    if (replicas % 2 !== 1 || replicas > replicasMax) malformed(`${itemLabel}.replicas must be odd and at most ${replicasMax}`);
+    infos.push({ name, replicas, limits: treeLimits(required(item, 'limits', itemLabel), at(itemLabel, 'limits')) });
   }
-  return names;
+  return infos;
+}
+
+/** The most replicas a namespace may have (src/vr/config.ts). */
+const replicasMax = 31;
+
+const treeLimitNames = [
+  'valueBytesMax',
+  'pathBytesMax',
+  'pathDepthMax',
+  'componentBytesMax',
+  'collectionElementsMax',
+  'directoryChildrenMax',
+  'txnOpsMax',
+  'txnGuardsMax',
+  'unionOperandsMax',
+  'requestBytesMax',
+  'listEntriesMax',
+] as const satisfies readonly (keyof TreeLimits)[];
+const treeLimitNamesComplete: Missing<keyof TreeLimits, (typeof treeLimitNames)[number]> = true;
+void treeLimitNamesComplete;
+
+function treeLimits(value: unknown, label: string): TreeLimits {
+  const fields = objectValue(value, label);
+  const limits = {} as Record<(typeof treeLimitNames)[number], number>;
+  for (const name of treeLimitNames) limits[name] = positive(fields, name, label);
+  const problem = validateTreeLimits(limits);
+  if (problem !== null) malformed(`${label}: ${problem}`);
+  return limits;
+}
+
+function positive(fields: Fields, key: string, label: string): number {
+  const value = counter(fields, key, label);
+  if (value === 0) malformed(`${at(label, key)} must be positive`);
+  return value;
 }
 
 function version(fields: Fields): ProtocolVersion {
@@ -466,7 +553,7 @@ function optional(fields: Fields, key: string): unknown {
 
 // ---- client -> node -----------------------------------------------------------------------
 
-function readClientMessage(value: unknown, limits: WireLimits): ClientMessage {
+function readClientMessage(value: unknown, namespaces: NamespaceLookup): ClientMessage {
   const fields = objectValue(value, 'message');
   const type = oneOf(fields, 'type', '', clientMessageTypes);
   switch (type) {
@@ -480,15 +567,19 @@ function readClientMessage(value: unknown, limits: WireLimits): ClientMessage {
     case 'ping':
       return { type, id: id(fields) };
     case 'request':
-      return readRequest(fields, limits);
+      return readRequest(fields, namespaces);
     default:
       return assertNever(type, 'client message type');
   }
 }
 
-function readRequest(fields: Fields, limits: WireLimits): RequestMessage {
+function readRequest(fields: Fields, namespaces: NamespaceLookup): RequestMessage {
   const requestId = id(fields);
   const ns = namespaceName(fields, 'ns', '');
+  const shape = namespaces(ns);
+  if (shape === undefined) throw new Rejection('unknown_namespace', `no namespace ${ns} on this node`);
+  const replica = counter(fields, 'replica', '');
+  if (replica >= shape.replicas) malformed(`replica ${replica} is not an index of namespace ${ns}'s ${shape.replicas} replicas`);
   const clientId = string(fields, 'clientId', '', 1, clientIdLengthMax);
   const requestNum = counter(fields, 'requestNum', '');
   const op = objectValue(required(fields, 'op', ''), 'op');
@@ -498,13 +589,13 @@ function readRequest(fields: Fields, limits: WireLimits): RequestMessage {
       // The replicas reserve request number 0 for register (src/vr/validate.ts); refusing here
       // gives the client an answer instead of a silent drop by the replicas.
       if (requestNum !== 0) malformed('register must use requestNum 0');
-      return { type: 'request', id: requestId, ns, clientId, requestNum, op: { type: 'register' } };
+      return { type: 'request', id: requestId, ns, replica, clientId, requestNum, op: { type: 'register' } };
     case 'tree': {
       if (requestNum === 0) malformed('requestNum 0 is reserved for register');
       // The same gate as the primary's, before the request costs the node anything more.
-      const validated = validateOp(own(op, 'op'), limits.tree);
+      const validated = validateOp(own(op, 'op'), shape.tree);
       if (!validated.ok) malformed(`op.op: ${describeTreeError(validated.error)}`);
-      return { type: 'request', id: requestId, ns, clientId, requestNum, op: { type: 'tree', op: validated.op } };
+      return { type: 'request', id: requestId, ns, replica, clientId, requestNum, op: { type: 'tree', op: validated.op } };
     }
     default:
       return assertNever(opType, 'request op type');
@@ -523,6 +614,9 @@ function readNodeMessage(value: unknown): NodeMessage {
         version: version(fields),
         node: string(fields, 'node', '', 1, nameLengthMax),
         namespaces: namespaceList(fields, 'namespaces', ''),
+        frameBytesMax: positive(fields, 'frameBytesMax', ''),
+        inFlightMax: positive(fields, 'inFlightMax', ''),
+        requestTimeoutMs: positive(fields, 'requestTimeoutMs', ''),
       };
     case 'namespaces':
       return { type, id: id(fields), namespaces: namespaceList(fields, 'namespaces', '') };
@@ -534,12 +628,10 @@ function readNodeMessage(value: unknown): NodeMessage {
         type,
         id: id(fields),
         ns: namespaceName(fields, 'ns', ''),
-        primary: counter(fields, 'primary', ''),
+        replica: counter(fields, 'replica', ''),
         address: address === undefined ? null : stringValue(address, 'address', 1, addressLengthMax),
       };
     }
-    case 'retry_after':
-      return { type, id: id(fields), ms: counter(fields, 'ms', '') };
     case 'pong':
       return { type, id: id(fields) };
     case 'error': {

@@ -151,7 +151,11 @@ export function formatResult(result: CallResult): string {
     case 'timeout':
       return 'timeout: no answer in time; the operation may or may not have executed (read before retrying)';
     case 'session_expired':
-      return 'session expired: the cluster expired this session; the operation did not execute';
+      return result.executed === false
+        ? 'session expired: the cluster does not know this session; the operation did not execute'
+        : 'session expired while retrying: an earlier attempt may have executed (read before retrying)';
+    case 'refused':
+      return `refused (${result.reason}): ${result.message}; ${result.executed === true ? 'it executed' : result.executed === false ? 'the operation did not execute' : 'an earlier attempt may have executed'}`;
     case 'stale_request':
       return `stale request: the cluster had executed request ${result.lastRequestNum} of this session (its client id is used elsewhere); the operation may or may not have executed`;
     case 'overloaded':

@@ -19,6 +19,17 @@ export const defaultClientConfig: ClientConfig = {
   queueMax: 1024,
 };
 
+/** Milliseconds per client tick in the node's proxy and the client library. */
+export const serviceClientTickMs = 50;
+
+/**
+ * Session defaults of the node's proxy and the client library, in client ticks of
+ * `serviceClientTickMs` (50 ms): first retry after 200 ms, doubling to 1 s, give up after
+ * 15 s (a view change takes 300-600 ms of silence to start). `defaultClientConfig` is the
+ * pure core's (the simulator's) in protocol ticks.
+ */
+export const serviceClientConfig: Omit<ClientConfig, 'replicaCount'> = { retryTicks: 4, retryTicksMax: 20, giveUpTicks: 300, queueMax: 1024 };
+
 export function validateClientConfig(config: ClientConfig): string | null {
   for (const [key, value] of Object.entries(config)) {
     if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) return `client config.${key} must be a positive integer`;

@@ -12,7 +12,20 @@ export type ClientInput =
   | { readonly type: 'call'; readonly callId: number; readonly op: TreeOp }
   /** An answer from a replica. */
   | { readonly type: 'receive'; readonly message: ClientAnswer }
+  /**
+   * The node a remote session talks to refused one of its requests for good (the same request
+   * would be refused again): the session ends the call. Retryable refusals (timeout,
+   * overloaded, ...) are not inputs: the session's own retry timer resends.
+   */
+  | { readonly type: 'refused'; readonly requestNum: number; readonly reason: RefusalReason; readonly message: string }
   | { readonly type: 'tick' };
+
+/**
+ * Why a node refused a request for good: `invalid_request` (the node found it malformed),
+ * `unknown_namespace` (that node does not serve the namespace), `frame_too_large` (it ran,
+ * but its answer does not fit in a frame).
+ */
+export type RefusalReason = 'invalid_request' | 'unknown_namespace' | 'frame_too_large';
 
 /** The typed result a caller gets: the outcome with where it ran, or a service error. */
 export type CallResult =
@@ -29,8 +42,14 @@ export type CallResult =
   | { readonly type: 'rejected'; readonly outcome: OpOutcome }
   /** No answer within the give-up bound: the op may or may not have executed. */
   | { readonly type: 'timeout' }
-  /** The session was expired by the cluster: the op did not execute. */
-  | { readonly type: 'session_expired' }
+  /**
+   * The replicas do not know the session (never registered, or evicted from the client
+   * table). This answer ran nothing; `executed` is 'maybe' when the request had been sent
+   * before (an earlier attempt may have run before the session was evicted).
+   */
+  | { readonly type: 'session_expired'; readonly executed: false | 'maybe' }
+  /** A node refused the request for good (see RefusalReason). */
+  | { readonly type: 'refused'; readonly reason: RefusalReason; readonly message: string; readonly executed: boolean | 'maybe' }
   /** The replicas had executed a later request of this session: this one may or may not have run. */
   | { readonly type: 'stale_request'; readonly lastRequestNum: number }
   /** Too many calls queued on this session: the op was not sent. */
@@ -40,3 +59,14 @@ export type ClientEffect =
   | { readonly type: 'send'; readonly to: number; readonly request: Request }
   | { readonly type: 'result'; readonly callId: number; readonly result: CallResult }
   | { readonly type: 'trace'; readonly event: string; readonly detail?: Readonly<Record<string, string | number | boolean | null>> };
+
+/**
+ * What a caller of a session host gets: a session's result, or a refusal by the host itself
+ * (nothing ran in either refusal).
+ */
+export type CallOutcome =
+  | CallResult
+  /** No such namespace known to the host. */
+  | { readonly type: 'unknown_namespace'; readonly ns: string }
+  /** The call itself was malformed (not an op that can be sent). */
+  | { readonly type: 'invalid_call'; readonly reason: string };

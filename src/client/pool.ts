@@ -38,7 +38,7 @@ import type { TreeOp } from '../tree/ops.ts';
 import type { ClientAnswer } from '../vr/messages.ts';
 import { makePrng, nextInt, type Prng } from '../vr/prng.ts';
 import { validateClientConfig, type ClientConfig } from './config.ts';
-import type { ClientEffect, ClientInput } from './io.ts';
+import type { ClientEffect, ClientInput, RefusalReason } from './io.ts';
 import { beginSession, initialClientState, isIdle, sessionChanged, sessionHandle, type ClientState, type SessionWorking } from './session.ts';
 
 // ---- configuration ---------------------------------------------------------------------------
@@ -89,6 +89,8 @@ export type PoolInput =
   | { readonly type: 'call'; readonly callId: number; readonly op: TreeOp }
   /** An answer from a replica to one of the pool's sessions (found by its client id). */
   | { readonly type: 'receive'; readonly message: ClientAnswer }
+  /** A node refused a session's request for good (found by its client id; see ClientInput). */
+  | { readonly type: 'refused'; readonly clientId: string; readonly requestNum: number; readonly reason: RefusalReason; readonly message: string }
   | { readonly type: 'tick' };
 
 /** The same effects as a session's: `send` a request to replica `to`, a call's `result`, a `trace`. */
@@ -212,7 +214,10 @@ export function poolStepAll(state: PoolState, inputs: readonly PoolInput[]): Poo
         onCall(w, input.callId, input.op, effects);
         break;
       case 'receive':
-        onReceive(w, input.message, effects);
+        onReceive(w, input.message.clientId, { type: 'receive', message: input.message }, effects);
+        break;
+      case 'refused':
+        onReceive(w, input.clientId, { type: 'refused', requestNum: input.requestNum, reason: input.reason, message: input.message }, effects);
         break;
       case 'tick':
         onTick(w, effects);
@@ -312,18 +317,18 @@ function settleFreed(w: PoolWorking): void {
   w.idleWritten = true;
 }
 
-function onReceive(w: PoolWorking, message: ClientAnswer, effects: PoolEffect[]): void {
-  const index = sessionIndexOf(w, message.clientId);
+/** An answer or a refusal for the session named by `clientId`. */
+function onReceive(w: PoolWorking, clientId: unknown, input: Extract<ClientInput, { type: 'receive' | 'refused' }>, effects: PoolEffect[]): void {
+  const index = sessionIndexOf(w, clientId);
   if (index === null) {
     // Not one of ours (a previous incarnation's session, or garbage): convention 6, trace and drop.
-    const clientId = typeof message.clientId === 'string' ? message.clientId.slice(0, 256) : null;
-    effects.push({ type: 'trace', event: 'pool_stray_answer', detail: { clientId } });
+    effects.push({ type: 'trace', event: 'pool_stray_answer', detail: { clientId: typeof clientId === 'string' ? clientId.slice(0, 256) : null } });
     return;
   }
   const before = w.sessions.get(index) as ClientState;
   const wasBusy = !isIdle(before);
   // An idle session traces the late answer as stale (and learns its view); it stays idle.
-  const after = stepSession(w, index, { type: 'receive', message }, effects);
+  const after = stepSession(w, index, input, effects);
   if (wasBusy && isIdle(after)) release(w, index, effects);
 }
 

@@ -16,7 +16,7 @@ import type { TreeOp } from '../tree/ops.ts';
 import type { ClientAnswer, NotPrimary, Reply, Request, RequestOp } from '../vr/messages.ts';
 import { makePrng, nextInt, type Prng } from '../vr/prng.ts';
 import { validateClientConfig, type ClientConfig } from './config.ts';
-import type { CallResult, ClientEffect, ClientInput } from './io.ts';
+import type { CallResult, ClientEffect, ClientInput, RefusalReason } from './io.ts';
 
 type Outstanding = {
   /** The caller's handle; null for the session's own `register`. */
@@ -109,6 +109,9 @@ export function sessionHandle(w: SessionWorking, input: ClientInput, effects: Cl
       break;
     case 'receive':
       onAnswer(w, input.message, effects);
+      break;
+    case 'refused':
+      onRefused(w, input.requestNum, input.reason, input.message, effects);
       break;
     case 'tick':
       onTick(w, effects);
@@ -244,9 +247,10 @@ function onReply(w: SessionWorking, outstanding: Outstanding, reply: Reply, effe
       result = { type: 'rejected', outcome: body.outcome };
       break;
     case 'session_expired':
-      // Nothing ran; the next call opens a new session.
+      // This answer ran nothing, but an earlier attempt may have run before the replicas
+      // evicted the session. The next call registers again.
       w.registered = false;
-      result = { type: 'session_expired' };
+      result = { type: 'session_expired', executed: outstanding.attempt > 0 ? 'maybe' : false };
       break;
     case 'stale_request':
       // Someone else used this client id (a session never moves on without its answer):
@@ -262,6 +266,29 @@ function onReply(w: SessionWorking, outstanding: Outstanding, reply: Reply, effe
   }
   w.outstanding = null;
   effects.push({ type: 'result', callId: outstanding.callId, result });
+}
+
+/**
+ * A node refused the outstanding request for good. A refused `register` fails the call waiting
+ * for it (nothing of that call was sent). Otherwise the call ends: `frame_too_large` means it
+ * ran; the others mean this attempt ran nothing, so only an earlier attempt may have.
+ */
+function onRefused(w: SessionWorking, requestNum: number, reason: RefusalReason, message: string, effects: ClientEffect[]): void {
+  const outstanding = w.outstanding;
+  if (outstanding === null || outstanding.request.requestNum !== requestNum) {
+    effects.push({ type: 'trace', event: 'client_ignore_stale_refusal', detail: { requestNum } });
+    return;
+  }
+  w.outstanding = null;
+  if (outstanding.callId === null) {
+    const first = w.queue[0];
+    if (first === undefined) return;
+    w.queue = w.queue.length === 1 ? emptyQueue : w.queue.slice(1);
+    effects.push({ type: 'result', callId: first.callId, result: { type: 'refused', reason, message, executed: false } });
+    return;
+  }
+  const executed = reason === 'frame_too_large' ? true : outstanding.attempt > 0 ? 'maybe' : false;
+  effects.push({ type: 'result', callId: outstanding.callId, result: { type: 'refused', reason, message, executed } });
 }
 
 function onNotPrimary(w: SessionWorking, outstanding: Outstanding, message: NotPrimary, effects: ClientEffect[]): void {

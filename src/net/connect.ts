@@ -3,26 +3,30 @@
  * (docs/protocol.md) and returns the same typed `NamespaceClient` as the embedding API, so code
  * moves between in-process and remote unchanged.
  *
- * The library owns its VR sessions: a session pool per namespace (src/client/pool.ts, the same
- * pure logic as the node's proxy) numbers requests, retries with backoff and gives up with a
- * typed timeout. A retry re-sends the same request number, so after a reconnect, or through
- * another node, a write still runs once (the replicas' client table answers the retry).
+ * The library owns its VR sessions through a session host (src/client/host.ts), the very code
+ * the node's own proxy runs: it numbers requests, names the replica each one goes to (the
+ * primary of the highest view it heard of; the welcome says how many replicas a namespace
+ * has), follows `not_primary`, retries with backoff and gives up with a typed timeout. This
+ * file only carries the host's effects over the socket: a `send` becomes a `request` frame, a
+ * `result` settles a caller. A retry re-sends the same request number, so after a reconnect, or
+ * through another node, a write still runs once (the replicas' client table answers it).
+ *
+ * Imports: node:net and node:crypto, and the pure core (src/client, src/api, src/tree); no
+ * logger, no runtime, no node internals.
  */
 
-import { randomInt } from 'node:crypto';
+import { randomBytes, randomInt } from 'node:crypto';
 import { connect as tcpConnect, type Socket } from 'node:net';
-import { randomSessionPrefix } from '../../actors/session_prefix.ts';
 import { FrameDecoder } from '../api/frame.ts';
-import { parseAddress } from './address.ts';
-import { decodeNodeMessage, defaultWireLimits, encodeClientFrame, protocolVersion, type NodeMessage, type WireLimits } from '../api/wire.ts';
-import type { ProxyOutcome } from '../../actors/messages.ts';
-import { defaultClientConfig, type ClientConfig } from '../client/config.ts';
-import { initialPoolState, poolStepAll, type PoolInput, type PoolState } from '../client/pool.ts';
+import { decodeNodeMessage, defaultWireLimits, encodeClientFrame, protocolVersion, type NamespaceInfo, type NodeMessage, type WelcomeMessage } from '../api/wire.ts';
+import { serviceClientConfig, serviceClientTickMs, type ClientConfig } from '../client/config.ts';
+import { HaretError } from '../client/errors.ts';
+import { hostStepAll, initialHostState, type HostEffect, type HostInput, type HostState } from '../client/host.ts';
+import type { CallOutcome, RefusalReason } from '../client/io.ts';
+import { NamespaceClient } from '../client/namespace_client.ts';
+import { sessionPrefix, sessionPrefixRandomBytes } from '../client/session_prefix.ts';
 import type { TreeOp } from '../tree/ops.ts';
-import { NamespaceClient } from '../node/client.ts';
-import { HaretError } from '../node/errors.ts';
-import { nodeClientDefaults } from '../node/options.ts';
-import { defaultTreeLimits } from '../tree/limits.ts';
+import { parseAddress, type HostPort } from './address.ts';
 
 export type ConnectOptions = {
   /** Session behaviour in client ticks of `tickMs`; defaults as a node's own proxy. */
@@ -33,35 +37,45 @@ export type ConnectOptions = {
   readonly sessionsMax?: number;
   /** Calls waiting for a session per namespace before `overloaded`. Default 100,000. */
   readonly waitingMax?: number;
-  /** Deadline to connect and be welcomed, per attempt. Default 5 s. */
+  /** Deadline to connect and be welcomed, per address. Default 5 s. */
   readonly connectTimeoutMs?: number;
-  readonly limits?: WireLimits;
+  /** The largest frame this client accepts. Default: what the node announces in its welcome, at most 256 MiB. */
+  readonly frameBytesMax?: number;
 };
-
-type Ns = { readonly name: string; pool: PoolState; inputs: PoolInput[] };
 
 /** Addresses learned from redirects are kept up to this many (with the ones given). */
 const redirectAddressesMax = 64;
+/** The most a node may make this client buffer for one frame, unless `frameBytesMax` says otherwise. */
+const frameBytesCap = 256 * 1024 * 1024;
+/** Redirects are followed at most this often, so two nodes cannot bounce a client back and forth. */
+const redirectIntervalMs = 1_000;
+
+type Caller = { readonly resolve: (outcome: CallOutcome) => void; readonly reject: (error: HaretError) => void };
+/** A request frame in flight on the current socket: which session's request it carried. */
+type InFlight = { readonly clientId: string; readonly requestNum: number };
 
 export class RemoteConnection {
-  readonly #addresses: { host: string; port: number }[];
-  /** The address of the current connection. */
-  #current: { host: string; port: number } | null = null;
-  readonly #listWaiters = new Map<number, (namespaces: readonly string[]) => void>();
-  #lastRedirectMs = Number.NEGATIVE_INFINITY;
+  readonly #addresses: HostPort[];
   readonly #options: ConnectOptions;
-  readonly #limits: WireLimits;
-  readonly #namespaces = new Map<string, Ns>();
-  readonly #callers = new Map<number, (outcome: ProxyOutcome) => void>();
+  readonly #tickMs: number;
+  #host: HostState;
+  #inputs: HostInput[] = [];
+  /** Namespaces the nodes described, by name (limits, replica count). */
+  readonly #infos = new Map<string, NamespaceInfo>();
+  readonly #callers = new Map<number, Caller>();
   readonly #clients = new Map<string, NamespaceClient>();
+  readonly #inFlight = new Map<number, InFlight>();
+  readonly #listWaiters = new Map<number, (namespaces: readonly NamespaceInfo[]) => void>();
   #socket: Socket | null = null;
+  #current: HostPort | null = null;
   #next = 0;
   #nextCallId = 1;
   #nextId = 1;
   #stepScheduled = false;
   #closed = false;
   #ticker: NodeJS.Timeout | null = null;
-  /** Namespaces the node serves, from its welcome. */
+  #lastRedirectMs = Number.NEGATIVE_INFINITY;
+  /** The names of the namespaces the node serves, from its welcome (and `refreshNamespaces`). */
   namespaces: readonly string[] = [];
   /** The node's name, from its welcome. */
   node = '';
@@ -70,13 +84,19 @@ export class RemoteConnection {
     if (addresses.length === 0) throw new RangeError('connect needs at least one address');
     this.#addresses = addresses.map((address) => parseAddress(address));
     this.#options = options;
-    this.#limits = options.limits ?? defaultWireLimits;
+    this.#tickMs = options.tickMs ?? serviceClientTickMs;
+    if (!Number.isFinite(this.#tickMs) || this.#tickMs < 1) throw new RangeError('tickMs must be at least 1');
+    this.#host = initialHostState({
+      client: { ...serviceClientConfig, ...options.client },
+      sessionsMax: options.sessionsMax ?? 1024,
+      waitingMax: options.waitingMax ?? 100_000,
+    });
   }
 
   static async open(addresses: readonly string[], options: ConnectOptions = {}): Promise<RemoteConnection> {
     const connection = new RemoteConnection(addresses, options);
     await connection.#connectAny();
-    connection.#ticker = setInterval(() => connection.#tick(), options.tickMs ?? 50);
+    connection.#ticker = setInterval(() => connection.#tick(), connection.#tickMs);
     connection.#ticker.unref();
     return connection;
   }
@@ -87,16 +107,16 @@ export class RemoteConnection {
    */
   refreshNamespaces(timeoutMs = 5_000): Promise<readonly string[]> {
     const socket = this.#socket;
-    if (this.#closed || socket === null || !socket.writable) return Promise.reject(new HaretError('stopped', 'not connected', false));
+    if (this.#closed || socket === null || !socket.writable) return Promise.reject(new HaretError('unavailable', 'not connected', false));
     const id = this.#nextId++;
     return new Promise<readonly string[]>((resolve, reject) => {
       const timer = setTimeout(() => {
         if (this.#listWaiters.delete(id)) reject(new HaretError('timeout', `no namespace list within ${timeoutMs} ms`, false));
       }, timeoutMs);
       timer.unref();
-      this.#listWaiters.set(id, (namespaces) => {
+      this.#listWaiters.set(id, () => {
         clearTimeout(timer);
-        resolve(namespaces);
+        resolve(this.namespaces);
       });
       socket.write(encodeClientFrame({ type: 'list_namespaces', id }));
     });
@@ -106,14 +126,15 @@ export class RemoteConnection {
   client(namespace = 'default'): NamespaceClient {
     let client = this.#clients.get(namespace);
     if (client === undefined) {
-      if (!this.namespaces.includes(namespace)) throw new HaretError('unknown_namespace', `no namespace ${namespace} on ${this.node}`, false);
-      client = new NamespaceClient(namespace, (ns, op) => this.#call(ns, op), defaultTreeLimits);
+      const info = this.#infos.get(namespace);
+      if (info === undefined) throw new HaretError('unknown_namespace', `no namespace ${namespace} on ${this.node}`, false);
+      client = new NamespaceClient(namespace, (ns, op) => this.#call(ns, op), info.limits);
       this.#clients.set(namespace, client);
     }
     return client;
   }
 
-  /** Closes the connection; calls still waiting fail with `stopped`. */
+  /** Closes the connection; calls still waiting fail with `stopped` (they may have run). */
   async close(): Promise<void> {
     this.#closed = true;
     if (this.#ticker !== null) clearInterval(this.#ticker);
@@ -121,36 +142,21 @@ export class RemoteConnection {
     this.#socket = null;
     const waiting = [...this.#callers.values()];
     this.#callers.clear();
-    for (const resolve of waiting) resolve({ type: 'timeout' });
+    for (const caller of waiting) caller.reject(new HaretError('stopped', 'the connection was closed before the call completed; it may or may not have executed', 'maybe'));
   }
 
-  #pool(ns: string): Ns {
-    let state = this.#namespaces.get(ns);
-    if (state === undefined) {
-      const client: ClientConfig = { ...defaultClientConfig, ...nodeClientDefaults, ...this.#options.client, replicaCount: 1 };
-      const prefix = randomSessionPrefix(this.#namespaces.size);
-      state = {
-        name: ns,
-        pool: initialPoolState({ client, sessionsMax: this.#options.sessionsMax ?? 1024, waitingMax: this.#options.waitingMax ?? 100_000, clientIdPrefix: prefix }, randomInt(2 ** 31)),
-        inputs: [],
-      };
-      this.#namespaces.set(ns, state);
-    }
-    return state;
-  }
-
-  #call(ns: string, op: TreeOp): Promise<ProxyOutcome> {
+  #call(ns: string, op: TreeOp): Promise<CallOutcome> {
     if (this.#closed) return Promise.reject(new HaretError('stopped', 'the connection is closed', false));
     const callId = this.#nextCallId;
     this.#nextCallId += 1;
-    const promise = new Promise<ProxyOutcome>((resolve) => this.#callers.set(callId, resolve));
-    this.#pool(ns).inputs.push({ type: 'call', callId, op });
+    const promise = new Promise<CallOutcome>((resolve, reject) => this.#callers.set(callId, { resolve, reject }));
+    this.#inputs.push({ type: 'call', callId, ns, op });
     this.#scheduleStep();
     return promise;
   }
 
   #tick(): void {
-    for (const ns of this.#namespaces.values()) ns.inputs.push({ type: 'tick' });
+    this.#inputs.push({ type: 'tick' });
     this.#step();
   }
 
@@ -160,58 +166,83 @@ export class RemoteConnection {
     setImmediate(() => this.#step());
   }
 
-  /** One pool transition per namespace for everything queued; requests leave in one write. */
+  /** One host step for everything queued; the requests it sends leave in one write. */
   #step(): void {
     this.#stepScheduled = false;
+    if (this.#inputs.length === 0) return;
+    const inputs = this.#inputs;
+    this.#inputs = [];
+    const stepped = hostStepAll(this.#host, inputs);
+    this.#host = stepped.state;
     const frames: Uint8Array[] = [];
-    for (const ns of this.#namespaces.values()) {
-      if (ns.inputs.length === 0) continue;
-      const inputs = ns.inputs;
-      ns.inputs = [];
-      const result = poolStepAll(ns.pool, inputs);
-      ns.pool = result.state;
-      for (const effect of result.effects) {
-        if (effect.type === 'send') {
-          // The node forwards to the namespace's primary; the replica index is the node's business.
-          const request = effect.request;
-          frames.push(encodeClientFrame({ type: 'request', id: this.#nextId++, ns: ns.name, clientId: request.clientId, requestNum: request.requestNum, op: request.op }));
-        } else if (effect.type === 'result') {
-          const resolve = this.#callers.get(effect.callId);
-          this.#callers.delete(effect.callId);
-          resolve?.(effect.result);
-        }
+    for (const effect of stepped.effects) this.#apply(effect, frames);
+    const socket = this.#socket;
+    if (frames.length > 0 && socket !== null && socket.writable) socket.write(Buffer.concat(frames));
+  }
+
+  #apply(effect: HostEffect, frames: Uint8Array[]): void {
+    switch (effect.type) {
+      case 'send': {
+        // Without a connection the request is not sent; the session resends it on its timer.
+        if (this.#socket === null) return;
+        const id = this.#nextId++;
+        const request = effect.request;
+        this.#inFlight.set(id, { clientId: request.clientId, requestNum: request.requestNum });
+        frames.push(encodeClientFrame({ type: 'request', id, ns: effect.ns, replica: effect.replica, clientId: request.clientId, requestNum: request.requestNum, op: request.op }));
+        return;
+      }
+      case 'result': {
+        const caller = this.#callers.get(effect.callId);
+        this.#callers.delete(effect.callId);
+        caller?.resolve(effect.result);
+        return;
+      }
+      case 'trace':
+        return;
+      default: {
+        const never: never = effect;
+        void never;
       }
     }
-    if (frames.length > 0 && this.#socket !== null && this.#socket.writable) this.#socket.write(Buffer.concat(frames));
+  }
+
+  /** Serves the namespaces a node described (new ones get sessions; known ones keep theirs). */
+  #learn(namespaces: readonly NamespaceInfo[]): void {
+    for (const info of namespaces) {
+      const known = this.#infos.get(info.name);
+      if (known !== undefined && known.replicas !== info.replicas) continue; // one group's size never changes (no reconfiguration)
+      this.#infos.set(info.name, info);
+      if (known === undefined) {
+        this.#inputs.push({ type: 'add_namespace', ns: info.name, replicaCount: info.replicas, clientIdPrefix: sessionPrefix(randomBytes(sessionPrefixRandomBytes), this.#infos.size), seed: randomInt(2 ** 31) });
+      }
+    }
+    this.namespaces = namespaces.map((info) => info.name);
+    this.#scheduleStep();
   }
 
   #onMessage(message: NodeMessage): void {
     switch (message.type) {
-      case 'answer': {
-        const ns = this.#namespaces.get(message.ns);
-        if (ns === undefined) return;
-        ns.inputs.push({ type: 'receive', message: message.answer });
+      case 'answer':
+        this.#inFlight.delete(message.id);
+        this.#inputs.push({ type: 'receive', message: message.answer });
         this.#scheduleStep();
         return;
-      }
       case 'error':
-        // A request refused by the node is retried by its session (same request number); a
-        // connection-level error closes the connection, and we reconnect.
-        if (message.id === null) this.#socket?.destroy();
+        this.#onError(message.id, message.code, message.message);
         return;
       case 'redirect':
+        this.#inFlight.delete(message.id);
         this.#followRedirect(message.address);
         return;
       case 'namespaces': {
+        this.#learn(message.namespaces);
         const waiter = this.#listWaiters.get(message.id);
         this.#listWaiters.delete(message.id);
-        this.namespaces = message.namespaces;
         waiter?.(message.namespaces);
         return;
       }
       case 'welcome':
       case 'pong':
-      case 'retry_after':
         return;
       default: {
         const never: never = message;
@@ -221,21 +252,40 @@ export class RemoteConnection {
   }
 
   /**
-   * The node cannot reach the namespace's replicas and names the node that hosts its primary:
-   * reconnect there (at most once a second, so two nodes cannot bounce us back and forth);
-   * the sessions resend what was in flight. Without an address the session's retry resends.
+   * A refusal. Connection-level (no id): the connection is closed and we reconnect. For a
+   * request: a refusal that would come again ends the call; any other (timeout, superseded,
+   * overloaded, ...) leaves it to the session, which resends on its timer.
+   */
+  #onError(id: number | null, code: string, text: string): void {
+    if (id === null) {
+      this.#socket?.destroy();
+      return;
+    }
+    const request = this.#inFlight.get(id);
+    this.#inFlight.delete(id);
+    if (request === undefined) return;
+    const reason: RefusalReason | null = code === 'malformed' ? 'invalid_request' : code === 'unknown_namespace' || code === 'frame_too_large' ? code : null;
+    if (reason === null) return;
+    this.#inputs.push({ type: 'refused', clientId: request.clientId, requestNum: request.requestNum, reason, message: text });
+    this.#scheduleStep();
+  }
+
+  /**
+   * The node reaches none of the namespace's replicas and names the node that hosts the one we
+   * asked for: reconnect there (at most once a second); the sessions resend what was in
+   * flight. Without an address the session's retry resends here.
    */
   #followRedirect(address: string | null): void {
     if (address === null) return;
-    let target: { host: string; port: number };
+    let target: HostPort;
     try {
       target = parseAddress(address);
     } catch {
       return;
     }
     const now = performance.now();
-    const same = (a: { host: string; port: number } | null): boolean => a !== null && a.host === target.host && a.port === target.port;
-    if (same(this.#current) || now - this.#lastRedirectMs < 1_000) return;
+    const same = (a: HostPort | null): boolean => a !== null && a.host === target.host && a.port === target.port;
+    if (same(this.#current) || now - this.#lastRedirectMs < redirectIntervalMs) return;
     this.#lastRedirectMs = now;
     let index = this.#addresses.findIndex(same);
     if (index < 0 && this.#addresses.length < redirectAddressesMax) {
@@ -256,72 +306,91 @@ export class RemoteConnection {
     }, delayMs).unref();
   }
 
-  /** Tries each address in turn until one welcomes us. */
+  /** Tries each address in turn until one welcomes us; rejects `unavailable` when none does. */
   async #connectAny(): Promise<void> {
-    let lastError: unknown = null;
+    const failures: string[] = [];
     for (let attempt = 0; attempt < this.#addresses.length; attempt += 1) {
-      const address = this.#addresses[this.#next % this.#addresses.length] as { host: string; port: number };
+      const address = this.#addresses[this.#next % this.#addresses.length] as HostPort;
       this.#next += 1;
       try {
         await this.#connectTo(address);
         return;
       } catch (error) {
-        lastError = error;
+        failures.push(`${address.host}:${address.port}: ${error instanceof Error ? error.message : String(error)}`);
       }
     }
-    throw new HaretError('timeout', `could not connect to ${this.#addresses.map((a) => `${a.host}:${a.port}`).join(', ')}: ${String(lastError)}`, false);
+    throw new HaretError('unavailable', `no node welcomed us (${failures.join('; ')})`, false);
   }
 
-  #connectTo(address: { host: string; port: number }): Promise<void> {
+  /**
+   * One connection attempt. Settles exactly once: welcomed, or rejected on a connection error,
+   * on a close or a connection-level error before the welcome (a node at its connection limit
+   * answers `overloaded` and closes), or at `connectTimeoutMs`.
+   */
+  #connectTo(address: HostPort): Promise<void> {
     return new Promise((resolve, reject) => {
       const socket = tcpConnect(address.port, address.host);
-      const decoder = new FrameDecoder({ frameBytesMax: this.#limits.frameBytesMax });
+      const decoder = new FrameDecoder({ frameBytesMax: this.#options.frameBytesMax ?? defaultWireLimits.frameBytesMax });
       let welcomed = false;
-      const timer = setTimeout(() => {
+      let settled = false;
+      const fail = (reason: string): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
         socket.destroy();
-        reject(new Error('no welcome in time'));
-      }, this.#options.connectTimeoutMs ?? 5_000);
+        reject(new Error(reason));
+      };
+      const timer = setTimeout(() => fail(`no welcome within ${this.#options.connectTimeoutMs ?? 5_000} ms`), this.#options.connectTimeoutMs ?? 5_000);
       socket.setNoDelay(true);
       socket.on('connect', () => socket.write(encodeClientFrame({ type: 'hello', version: protocolVersion, client: 'haret-js' })));
       socket.on('data', (chunk: Buffer) => {
         for (const event of decoder.push(chunk)) {
           if (event.type === 'error') {
+            fail(`bad frame from the node: ${event.message}`);
             socket.destroy();
             return;
           }
-          const decoded = decodeNodeMessage(event.payload, this.#limits);
+          const decoded = decodeNodeMessage(event.payload);
           if (!decoded.ok) continue;
-          if (!welcomed && decoded.message.type === 'welcome') {
+          const message = decoded.message;
+          if (welcomed) {
+            this.#onMessage(message);
+          } else if (message.type === 'welcome') {
             welcomed = true;
+            settled = true;
             clearTimeout(timer);
-            this.namespaces = decoded.message.namespaces;
-            this.node = decoded.message.node;
-            this.#socket = socket;
-            this.#current = address;
+            this.#welcomed(socket, address, decoder, message);
             resolve();
-            continue;
+          } else if (message.type === 'error' && message.id === null) {
+            fail(`${message.code}: ${message.message}`);
           }
-          if (welcomed) this.#onMessage(decoded.message);
         }
       });
-      socket.on('error', (error) => {
-        if (!welcomed) {
-          clearTimeout(timer);
-          reject(error);
-        }
-      });
+      socket.on('error', (error) => fail(error.message));
       socket.on('close', () => {
-        clearTimeout(timer);
-        if (!welcomed) return;
+        if (!welcomed) {
+          fail('closed before the welcome');
+          return;
+        }
         if (this.#socket === socket) this.#socket = null;
-        // Reconnect; the sessions' retries re-send what was in flight (same request numbers).
+        // Answers to what was in flight on it will never come: the sessions resend.
+        this.#inFlight.clear();
         this.#reconnect(100);
       });
     });
   }
+
+  #welcomed(socket: Socket, address: HostPort, decoder: FrameDecoder, welcome: WelcomeMessage): void {
+    decoder.setFrameBytesMax(this.#options.frameBytesMax ?? Math.min(Math.max(welcome.frameBytesMax, defaultWireLimits.frameBytesMax), frameBytesCap));
+    this.#socket = socket;
+    this.#current = address;
+    this.node = welcome.node;
+    this.#inFlight.clear();
+    this.#learn(welcome.namespaces);
+  }
 }
 
-/** Connects to the first node of `addresses` ("host:port") that answers; see RemoteConnection. */
+/** Connects to the first node of `addresses` ("host:port") that welcomes us; see RemoteConnection. */
 export function connect(addresses: readonly string[], options: ConnectOptions = {}): Promise<RemoteConnection> {
   return RemoteConnection.open(addresses, options);
 }

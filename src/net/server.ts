@@ -1,20 +1,38 @@
 /**
- * The client API over TCP (docs/protocol.md): length-prefixed msgpack frames, many requests in
- * flight per connection matched by `id`. The client owns its VR session (client id, request
- * numbers), so this server is a forwarder: a request goes to the namespace's replica it
- * believes is primary, and the replica's answer (reply, not_primary, busy) comes back
- * unchanged. Retries of the same request number are answered from the replicas' client table,
- * so they run once.
+ * The client API over TCP (docs/protocol.md): length-prefixed msgpack frames, many messages in
+ * flight per connection matched by `id`.
  *
- * Limits: frame size (checked before buffering), requests in flight per connection,
- * connections per node, idle time. Bad input gets a typed error; a framing error also closes
- * the connection; nothing a client sends can crash the node.
+ * A forwarder. The client owns its VR sessions (client ids, request numbers, which replica to
+ * ask, retries: src/client/host.ts in the client library), so a request goes to the replica it
+ * names and that replica's answer (reply, not_primary, busy) comes back unchanged. The server
+ * keeps no view and no session state; what it adds is the promise of docs/protocol.md section 8:
+ * every request it accepts gets exactly one answer with its id, within `requestTimeoutMs`:
+ * the replica's answer, or a typed error (`timeout`, `superseded`, `shutting_down`,
+ * `frame_too_large`), or `redirect`.
+ *
+ * Everything is bounded: frames (small ones until hello), a hello deadline, messages in flight
+ * per connection, requests in flight per node, one request per session per connection,
+ * connections, idle time, and bytes waiting to be written (past the soft bound the connection
+ * is not read; past the hard bound it is closed). Nothing a client sends can crash the node.
  */
 
 import { createServer, type Server, type Socket } from 'node:net';
 import { FrameDecoder } from '../api/frame.ts';
-import { decodeClientMessage, encodeNodeFrame, protocolVersion, type NodeMessage, type RequestMessage, type WireLimits } from '../api/wire.ts';
-import type { ClientAnswer } from '../vr/messages.ts';
+import {
+  decodeClientMessage,
+  defaultWireLimits,
+  encodeNodeFrame,
+  frameBytesFor,
+  helloFrameBytesMax,
+  protocolVersion,
+  type NamespaceInfo,
+  type NamespaceShape,
+  type NodeMessage,
+  type RequestMessage,
+  type WireErrorCode,
+} from '../api/wire.ts';
+import type { TreeLimits } from '../tree/limits.ts';
+import type { ClientAnswer, Request } from '../vr/messages.ts';
 
 export type ClientApiOptions = {
   /** Default 127.0.0.1. */
@@ -23,18 +41,39 @@ export type ClientApiOptions = {
   readonly port?: number;
   /** Default 1024; one more is answered `overloaded` and closed. */
   readonly connectionsMax?: number;
-  /** A connection silent for this long is closed. Default 60 s. */
+  /** A connection that delivered no frame for this long, with nothing in flight, is closed. Default 60 s. */
   readonly idleTimeoutMs?: number;
+  /** A connection must send `hello` within this long. Default 5 s. */
+  readonly helloTimeoutMs?: number;
+  /** Messages in flight per connection. Default 1024. */
+  readonly inFlightMax?: number;
+  /** Requests in flight across all connections; one more is answered `overloaded`. Default 32,768. */
+  readonly requestsInFlightMax?: number;
+  /** Every request is answered within this long (`timeout` at the latest). Default 5 s. */
+  readonly requestTimeoutMs?: number;
+  /**
+   * Bytes of answers a connection has not taken yet: past this the node stops reading it until
+   * they drain; past four times this it closes the connection. Default 16 MiB.
+   */
+  readonly writeBufferBytesMax?: number;
 };
 
-export type ClientApiNamespace = { readonly name: string; readonly replicas: readonly string[] };
+export type ClientApiNamespace = {
+  readonly name: string;
+  /** Actor ids of the namespace's replicas, by index. */
+  readonly replicas: readonly string[];
+  readonly limits: TreeLimits;
+};
 
 export type ClientApiDeps = {
   readonly nodeName: string;
   readonly namespaces: readonly ClientApiNamespace[];
-  readonly limits: WireLimits;
+  /** The frame limit (both directions). Default: what the namespaces' request limits need. */
+  readonly frameBytesMax?: number;
+  /** False: hold every hello until `ready()` (a node still restoring its namespaces). Default true. */
+  readonly ready?: boolean;
   /** Sends a VR request to a replica actor; its answer comes back through `onAnswer`. */
-  send(to: string, request: unknown): void;
+  send(to: string, request: Request): void;
   /**
    * Where a replica is, for namespaces placed across nodes: `reachable` when it runs here or
    * its node's link is up, and the client address of its node when known. Absent: every
@@ -43,49 +82,123 @@ export type ClientApiDeps = {
   locate?(replica: string): { readonly reachable: boolean; readonly clientAddress: string | null };
 };
 
+type Phase = 'hello' | 'held' | 'open';
+
+type Waiter = {
+  readonly connection: Connection;
+  readonly id: number;
+  readonly ns: string;
+  readonly clientId: string;
+  readonly requestNum: number;
+  readonly deadline: number;
+};
+
 type Connection = {
   readonly socket: Socket;
   readonly decoder: FrameDecoder;
-  hello: boolean;
-  /** Requests in flight on this connection, by client id. */
-  readonly inFlight: Map<string, { readonly id: number; readonly ns: string; readonly requestNum: number; readonly op: RequestMessage['op'] }>;
-  /** Every client id this connection has used (bounded), so closing it forgets their routes. */
-  readonly clients: Set<string>;
+  readonly acceptedMs: number;
+  phase: Phase;
+  lastFrameMs: number;
+  /** Requests in flight on this connection, by id. */
+  readonly ids: Map<number, Waiter>;
+  /** The request in flight of each session on this connection (at most one). */
+  readonly sessions: Map<string, Waiter>;
+  paused: boolean;
 };
 
-/** Client ids one connection may use over its life (sessions of one client library, with room). */
-const clientsPerConnectionMax = 16_384;
+type Served = ClientApiNamespace & { readonly shape: NamespaceShape };
 
-type NsState = { readonly replicas: readonly string[]; view: number };
+const defaults = {
+  connectionsMax: 1024,
+  idleTimeoutMs: 60_000,
+  helloTimeoutMs: 5_000,
+  inFlightMax: defaultWireLimits.inFlightMax,
+  requestsInFlightMax: 32_768,
+  requestTimeoutMs: 5_000,
+  writeBufferBytesMax: 16 * 1024 * 1024,
+} as const;
+
+/** Deadlines (requests, hello, idle) are checked this often. */
+const sweepMs = 50;
+
+/** After a graceful close's last words, connections that have not closed are destroyed after this long. */
+const closeGraceMs = 1_000;
+
+type ErrorCode = WireErrorCode;
 
 export class ClientApiServer {
   readonly #deps: ClientApiDeps;
   readonly #server: Server;
+  readonly #options: Required<Omit<ClientApiOptions, 'host' | 'port'>>;
+  readonly #frameBytesMax: number;
   readonly #connections = new Set<Connection>();
-  readonly #byClient = new Map<string, Connection>();
-  readonly #namespaces = new Map<string, NsState>();
-  readonly #connectionsMax: number;
-  readonly #idleTimeoutMs: number;
-  #closing = false;
-  readonly counters = { connections: 0, refused: 0, requests: 0, answers: 0, errors: 0, strayAnswers: 0, retriesBroadcast: 0, notPrimary: 0, redirects: 0 };
+  readonly #namespaces = new Map<string, Served>();
+  /** Namespace by replica actor id: an answer's sender says which namespace it is for. */
+  readonly #replicaNamespace = new Map<string, string>();
+  /** Waiters by client id (a session may wait on several connections, e.g. across a reconnect). */
+  readonly #waiting = new Map<string, Set<Waiter>>();
+  /** Every waiter, oldest first: with one timeout for all, that is deadline order. */
+  readonly #byDeadline = new Set<Waiter>();
+  readonly #sweep: NodeJS.Timeout;
+  #ready: boolean;
+  #closing: Promise<void> | null = null;
+  readonly counters = {
+    connections: 0,
+    refused: 0,
+    requests: 0,
+    answers: 0,
+    errors: 0,
+    strayAnswers: 0,
+    redirects: 0,
+    timeouts: 0,
+    superseded: 0,
+    overloaded: 0,
+    answersTooLarge: 0,
+    pausedReads: 0,
+    closedSlowReaders: 0,
+    helloTimeouts: 0,
+    idleClosed: 0,
+  };
 
   private constructor(deps: ClientApiDeps, server: Server, options: ClientApiOptions) {
     this.#deps = deps;
     this.#server = server;
-    this.#connectionsMax = options.connectionsMax ?? 1024;
-    this.#idleTimeoutMs = options.idleTimeoutMs ?? 60_000;
-    for (const ns of deps.namespaces) this.#namespaces.set(ns.name, { replicas: ns.replicas, view: 0 });
+    this.#options = {
+      connectionsMax: positive(options.connectionsMax, defaults.connectionsMax, 'connectionsMax'),
+      idleTimeoutMs: positive(options.idleTimeoutMs, defaults.idleTimeoutMs, 'idleTimeoutMs'),
+      helloTimeoutMs: positive(options.helloTimeoutMs, defaults.helloTimeoutMs, 'helloTimeoutMs'),
+      inFlightMax: positive(options.inFlightMax, defaults.inFlightMax, 'inFlightMax'),
+      requestsInFlightMax: positive(options.requestsInFlightMax, defaults.requestsInFlightMax, 'requestsInFlightMax'),
+      requestTimeoutMs: positive(options.requestTimeoutMs, defaults.requestTimeoutMs, 'requestTimeoutMs'),
+      writeBufferBytesMax: positive(options.writeBufferBytesMax, defaults.writeBufferBytesMax, 'writeBufferBytesMax'),
+    };
+    this.#frameBytesMax = deps.frameBytesMax ?? frameBytesFor(deps.namespaces.map((ns) => ns.limits));
+    if (!Number.isSafeInteger(this.#frameBytesMax) || this.#frameBytesMax < helloFrameBytesMax) throw new RangeError(`frameBytesMax must be at least ${helloFrameBytesMax}`);
+    this.#ready = deps.ready ?? true;
+    for (const ns of deps.namespaces) this.addNamespace(ns);
+    this.#sweep = setInterval(() => this.#onSweep(), sweepMs);
+    this.#sweep.unref();
   }
 
   static start(deps: ClientApiDeps, options: ClientApiOptions = {}): Promise<ClientApiServer> {
     return new Promise((resolve, reject) => {
       let accept: (socket: Socket) => void = (socket) => socket.destroy();
       const server = createServer((socket) => accept(socket));
-      const api = new ClientApiServer(deps, server, options);
+      let api: ClientApiServer;
+      try {
+        api = new ClientApiServer(deps, server, options);
+      } catch (error) {
+        reject(error);
+        return;
+      }
       accept = (socket) => api.#accept(socket);
-      server.once('error', reject);
+      server.once('error', (error) => {
+        clearInterval(api.#sweep);
+        reject(error);
+      });
       server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => {
-        server.off('error', reject);
+        server.removeAllListeners('error');
+        server.on('error', () => undefined);
         resolve(api);
       });
     });
@@ -97,171 +210,318 @@ export class ClientApiServer {
     return { host: address.address, port: address.port };
   }
 
-  /** Serves a namespace created while the node runs (a cluster namespace). */
+  /** The frame limit this server enforces and announces. */
+  get frameBytesMax(): number {
+    return this.#frameBytesMax;
+  }
+
+  /** Requests waiting for an answer, across connections. */
+  get waiting(): number {
+    return this.#byDeadline.size;
+  }
+
+  /** Serves a namespace (at start, or created in the cluster while the node runs). */
   addNamespace(namespace: ClientApiNamespace): void {
-    if (!this.#namespaces.has(namespace.name)) this.#namespaces.set(namespace.name, { replicas: namespace.replicas, view: 0 });
+    if (this.#namespaces.has(namespace.name)) return;
+    this.#namespaces.set(namespace.name, { ...namespace, shape: { replicas: namespace.replicas.length, tree: namespace.limits } });
+    for (const replica of namespace.replicas) this.#replicaNamespace.set(replica, namespace.name);
   }
 
-  /** A replica's answer to a request forwarded from here. */
-  onAnswer(answer: ClientAnswer): void {
+  /** The node can serve now: held hellos are welcomed. */
+  ready(): void {
+    if (this.#ready) return;
+    this.#ready = true;
+    for (const connection of this.#connections) {
+      if (connection.phase !== 'held') continue;
+      connection.phase = 'open';
+      this.#write(connection, this.#welcome());
+    }
+  }
+
+  /**
+   * A replica's answer (`from`: the replica actor). Every request waiting for this session's
+   * request number in that namespace gets it, each under its own id.
+   */
+  onAnswer(from: string, answer: ClientAnswer): void {
     // From our own replicas, but checked all the same: a stray value must not throw here.
+    const ns = this.#replicaNamespace.get(from);
     const clientId = typeof answer === 'object' && answer !== null && typeof answer.clientId === 'string' ? answer.clientId : null;
-    const connection = clientId === null ? undefined : this.#byClient.get(clientId);
-    const pending = connection?.inFlight.get(clientId as string);
-    if (connection === undefined || pending === undefined || pending.requestNum !== answer.requestNum) {
-      this.counters.strayAnswers += 1;
-      return;
-    }
-    const ns = this.#namespaces.get(pending.ns);
-    if (answer.type === 'not_primary') {
-      // This server picks the replica, not the client, so the answer is ours: it corrects the
-      // guess, and when the guess moves to a newer view the request goes straight to the
-      // primary named (at most once per view, so answers cannot multiply requests).
-      this.counters.notPrimary += 1;
-      if (ns !== undefined && answer.view > ns.view) {
-        ns.view = answer.view;
-        const primary = ns.replicas[answer.primary];
-        if (primary !== undefined) this.#deps.send(primary, { type: 'request', clientId: answer.clientId, requestNum: answer.requestNum, op: pending.op });
+    const waiters = clientId === null ? undefined : this.#waiting.get(clientId);
+    let answered = 0;
+    if (ns !== undefined && waiters !== undefined) {
+      for (const waiter of [...waiters]) {
+        if (waiter.ns !== ns || waiter.requestNum !== answer.requestNum) continue;
+        this.#settle(waiter);
+        this.counters.answers += 1;
+        this.#write(waiter.connection, { type: 'answer', id: waiter.id, ns, answer });
+        answered += 1;
       }
-      return;
     }
-    if (ns !== undefined && answer.view > ns.view) ns.view = answer.view;
-    // busy is an answer too: the client's session retries after the delay it names.
-    if (answer.type === 'reply') connection.inFlight.delete(clientId as string);
-    this.counters.answers += 1;
-    this.#write(connection, { type: 'answer', id: pending.id, ns: pending.ns, answer });
+    if (answered === 0) this.counters.strayAnswers += 1;
   }
 
-  /** Stops listening and closes every connection. */
+  /**
+   * Stops listening; every request in flight is answered `shutting_down`, every connection gets
+   * `error {id: nil, code: shutting_down}` and is closed.
+   */
   close(): Promise<void> {
-    this.#closing = true;
+    this.#closing ??= this.#closeAll();
+    return this.#closing;
+  }
+
+  async #closeAll(): Promise<void> {
+    clearInterval(this.#sweep);
+    const listening = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    for (const waiter of [...this.#byDeadline]) {
+      this.#settle(waiter);
+      this.#error(waiter.connection, waiter.id, 'shutting_down', 'the node is stopping; the request may or may not have executed');
+    }
+    const closed = [...this.#connections].map(
+      (connection) =>
+        new Promise<void>((resolve) => {
+          if (connection.socket.destroyed) {
+            resolve();
+            return;
+          }
+          connection.socket.once('close', () => resolve());
+          if (connection.socket.writable) connection.socket.end(encodeNodeFrame({ type: 'error', id: null, code: 'shutting_down', message: 'the node is stopping' }));
+          else connection.socket.destroy();
+        }),
+    );
+    const grace = new Promise<void>((resolve) => setTimeout(resolve, closeGraceMs).unref());
+    await Promise.race([Promise.all(closed), grace]);
     for (const connection of this.#connections) connection.socket.destroy();
-    return new Promise((resolve) => this.#server.close(() => resolve()));
+    await listening;
+  }
+
+  #welcome(): NodeMessage {
+    return {
+      type: 'welcome',
+      version: protocolVersion,
+      node: this.#deps.nodeName,
+      namespaces: this.#namespaceInfos(),
+      frameBytesMax: this.#frameBytesMax,
+      inFlightMax: this.#options.inFlightMax,
+      requestTimeoutMs: this.#options.requestTimeoutMs,
+    };
+  }
+
+  #namespaceInfos(): NamespaceInfo[] {
+    return [...this.#namespaces.values()].map((ns) => ({ name: ns.name, replicas: ns.replicas.length, limits: ns.limits }));
   }
 
   #accept(socket: Socket): void {
-    if (this.#closing || this.#connections.size >= this.#connectionsMax) {
+    socket.on('error', () => socket.destroy());
+    if (this.#closing !== null || this.#connections.size >= this.#options.connectionsMax) {
       this.counters.refused += 1;
-      socket.end(encodeNodeFrame({ type: 'error', id: null, code: 'overloaded', message: 'too many connections' }));
+      socket.end(encodeNodeFrame({ type: 'error', id: null, code: this.#closing !== null ? 'shutting_down' : 'overloaded', message: 'too many connections' }));
       return;
     }
     this.counters.connections += 1;
-    const connection: Connection = { socket, decoder: new FrameDecoder({ frameBytesMax: this.#deps.limits.frameBytesMax }), hello: false, inFlight: new Map(), clients: new Set() };
+    const now = performance.now();
+    const connection: Connection = {
+      socket,
+      decoder: new FrameDecoder({ frameBytesMax: helloFrameBytesMax }),
+      acceptedMs: now,
+      phase: 'hello',
+      lastFrameMs: now,
+      ids: new Map(),
+      sessions: new Map(),
+      paused: false,
+    };
     this.#connections.add(connection);
     socket.setNoDelay(true);
-    socket.setTimeout(this.#idleTimeoutMs, () => socket.destroy());
     socket.on('data', (chunk: Buffer) => this.#onData(connection, chunk));
-    socket.on('error', () => socket.destroy());
+    socket.on('drain', () => this.#onDrain(connection));
     socket.on('close', () => this.#drop(connection));
   }
 
   #drop(connection: Connection): void {
     this.#connections.delete(connection);
-    for (const clientId of connection.clients) {
-      if (this.#byClient.get(clientId) === connection) this.#byClient.delete(clientId);
-    }
+    // Its requests' answers have nowhere to go: they are forgotten (the client retries).
+    for (const waiter of connection.ids.values()) this.#settle(waiter);
   }
 
   #onData(connection: Connection, chunk: Buffer): void {
     for (const event of connection.decoder.push(chunk)) {
+      if (connection.socket.destroyed) return;
       if (event.type === 'error') {
-        this.#fail(connection, null, event.code, event.message, true);
+        this.#fail(connection, event.code, event.message);
         return;
       }
+      connection.lastFrameMs = performance.now();
       this.#onFrame(connection, event.payload);
     }
   }
 
   #onFrame(connection: Connection, payload: Uint8Array): void {
-    const decoded = decodeClientMessage(payload, this.#deps.limits);
+    if (this.#closing !== null) return;
+    const decoded = decodeClientMessage(payload, (ns) => this.#namespaces.get(ns)?.shape);
+    if (connection.phase === 'hello') {
+      // The first message decides whether the connection is spoken to at all.
+      if (!decoded.ok) return this.#fail(connection, decoded.error.code, decoded.error.message);
+      if (decoded.message.type !== 'hello') return this.#fail(connection, 'malformed', 'the first message must be hello');
+      connection.decoder.setFrameBytesMax(this.#frameBytesMax);
+      if (!this.#ready) {
+        connection.phase = 'held';
+        return;
+      }
+      connection.phase = 'open';
+      this.#write(connection, this.#welcome());
+      return;
+    }
     if (!decoded.ok) {
-      this.#fail(connection, decoded.error.id, decoded.error.code, decoded.error.message, decoded.error.code === 'unsupported_version');
+      this.#error(connection, decoded.error.id, decoded.error.code, decoded.error.message);
       return;
     }
     const message = decoded.message;
-    if (!connection.hello && message.type !== 'hello') {
-      this.#fail(connection, null, 'malformed', 'the first message must be hello', true);
-      return;
-    }
     switch (message.type) {
       case 'hello':
-        if (connection.hello) {
-          this.#fail(connection, null, 'malformed', 'hello was already sent', false);
-          return;
-        }
-        connection.hello = true;
-        this.#write(connection, { type: 'welcome', version: protocolVersion, node: this.#deps.nodeName, namespaces: [...this.#namespaces.keys()] });
+        this.#error(connection, null, 'malformed', 'hello was already sent');
         return;
       case 'list_namespaces':
-        this.#write(connection, { type: 'namespaces', id: message.id, namespaces: [...this.#namespaces.keys()] });
+        if (connection.phase === 'held') return this.#error(connection, message.id, 'malformed', 'wait for welcome before sending anything else');
+        this.#write(connection, { type: 'namespaces', id: message.id, namespaces: this.#namespaceInfos() });
         return;
       case 'ping':
         this.#write(connection, { type: 'pong', id: message.id });
         return;
       case 'request':
+        if (connection.phase === 'held') return this.#error(connection, message.id, 'malformed', 'wait for welcome before sending anything else');
         this.#forward(connection, message);
         return;
       default: {
         const never: never = message;
-        this.#fail(connection, null, 'malformed', `unknown message ${String((never as { type?: unknown }).type)}`, false);
+        this.#error(connection, null, 'malformed', `unknown message ${String((never as { type?: unknown }).type)}`);
       }
     }
   }
 
   #forward(connection: Connection, message: RequestMessage): void {
-    const ns = this.#namespaces.get(message.ns);
-    if (ns === undefined) {
-      this.#fail(connection, message.id, 'unknown_namespace', `no namespace ${message.ns} on this node`, false);
-      return;
+    const ns = this.#namespaces.get(message.ns) as Served; // the decoder checked it exists
+    if (connection.ids.has(message.id)) return this.#error(connection, message.id, 'malformed', `id ${message.id} is already in flight on this connection`);
+    if (connection.ids.size >= this.#options.inFlightMax) {
+      return this.#error(connection, message.id, 'too_many_in_flight', `at most ${this.#options.inFlightMax} messages in flight per connection`);
     }
-    if (!connection.inFlight.has(message.clientId) && connection.inFlight.size >= this.#deps.limits.inFlightMax) {
-      this.#fail(connection, message.id, 'too_many_in_flight', `at most ${this.#deps.limits.inFlightMax} requests in flight per connection`, false);
-      return;
-    }
-    if (!connection.clients.has(message.clientId)) {
-      if (connection.clients.size >= clientsPerConnectionMax) {
-        this.#fail(connection, message.id, 'too_many_in_flight', `at most ${clientsPerConnectionMax} client ids per connection`, false);
-        return;
+    const earlier = connection.sessions.get(message.clientId);
+    if (earlier !== undefined && earlier.ns === message.ns) {
+      if (earlier.requestNum !== message.requestNum) {
+        return this.#error(connection, message.id, 'session_busy', `request ${earlier.requestNum} of session ${message.clientId} is still in flight (id ${earlier.id}); one request per session at a time`);
       }
-      connection.clients.add(message.clientId);
+      // A resend of the same request: its answer will go to the new id.
+      this.#settle(earlier);
+      this.counters.superseded += 1;
+      this.#error(connection, earlier.id, 'superseded', `the same request was sent again as id ${message.id}; its answer goes there`);
     }
-    this.counters.requests += 1;
-    const previous = connection.inFlight.get(message.clientId);
-    connection.inFlight.set(message.clientId, { id: message.id, ns: message.ns, requestNum: message.requestNum, op: message.op });
-    this.#byClient.set(message.clientId, connection);
-    const request = { type: 'request', clientId: message.clientId, requestNum: message.requestNum, op: message.op };
-    const primaryIndex = ns.view % ns.replicas.length;
+    if (this.#byDeadline.size >= this.#options.requestsInFlightMax) {
+      this.counters.overloaded += 1;
+      return this.#error(connection, message.id, 'overloaded', `the node has ${this.#options.requestsInFlightMax} requests in flight; retry later`);
+    }
     const locate = this.#deps.locate;
     if (locate !== undefined && ns.replicas.every((replica) => !locate(replica).reachable)) {
-      // This node is cut off from every replica of the namespace (its links to their nodes
-      // are down): forwarding cannot work, so the client is sent where the primary was last
-      // known to be; a client that can reach that node gets served there.
-      connection.inFlight.delete(message.clientId);
+      // Cut off from every replica of the namespace (the links to their nodes are down):
+      // forwarding cannot work, so the client is sent to where the replica it asked for runs.
       this.counters.redirects += 1;
-      const address = locate(ns.replicas[primaryIndex] as string).clientAddress;
-      this.#write(connection, { type: 'redirect', id: message.id, ns: message.ns, primary: primaryIndex, address });
+      const address = locate(ns.replicas[message.replica] as string).clientAddress;
+      this.#write(connection, { type: 'redirect', id: message.id, ns: message.ns, replica: message.replica, address });
       return;
     }
-    if (previous !== undefined && previous.requestNum === message.requestNum) {
-      // A retry: the guess may name a replica that is gone (its node died, and no answer told
-      // us of the new view). Every replica gets it: backups answer not_primary with the view,
-      // which corrects the guess, and the primary's client table runs it at most once (VRR §4.1).
-      this.counters.retriesBroadcast += 1;
-      for (const replica of ns.replicas) this.#deps.send(replica, request);
-      return;
+    this.counters.requests += 1;
+    const waiter: Waiter = { connection, id: message.id, ns: message.ns, clientId: message.clientId, requestNum: message.requestNum, deadline: performance.now() + this.#options.requestTimeoutMs };
+    connection.ids.set(waiter.id, waiter);
+    connection.sessions.set(waiter.clientId, waiter);
+    let forClient = this.#waiting.get(waiter.clientId);
+    if (forClient === undefined) {
+      forClient = new Set();
+      this.#waiting.set(waiter.clientId, forClient);
     }
-    const primary = ns.replicas[primaryIndex];
-    if (primary !== undefined) this.#deps.send(primary, request);
+    forClient.add(waiter);
+    this.#byDeadline.add(waiter);
+    this.#deps.send(ns.replicas[message.replica] as string, { type: 'request', clientId: message.clientId, requestNum: message.requestNum, op: message.op });
   }
 
-  #fail(connection: Connection, id: number | null, code: Extract<NodeMessage, { type: 'error' }>['code'], text: string, close: boolean): void {
+  /** Forgets a waiter everywhere (it has been, or is being, answered). */
+  #settle(waiter: Waiter): void {
+    this.#byDeadline.delete(waiter);
+    const connection = waiter.connection;
+    if (connection.ids.get(waiter.id) === waiter) connection.ids.delete(waiter.id);
+    if (connection.sessions.get(waiter.clientId) === waiter) connection.sessions.delete(waiter.clientId);
+    const forClient = this.#waiting.get(waiter.clientId);
+    if (forClient !== undefined) {
+      forClient.delete(waiter);
+      if (forClient.size === 0) this.#waiting.delete(waiter.clientId);
+    }
+  }
+
+  #onSweep(): void {
+    const now = performance.now();
+    for (const waiter of this.#byDeadline) {
+      if (waiter.deadline > now) break;
+      this.#settle(waiter);
+      this.counters.timeouts += 1;
+      this.#error(waiter.connection, waiter.id, 'timeout', `no answer from replica of ${waiter.ns} within ${this.#options.requestTimeoutMs} ms; the request may or may not have executed: resend it`);
+    }
+    for (const connection of this.#connections) {
+      if (connection.socket.destroyed) continue;
+      if (connection.phase === 'hello' && now - connection.acceptedMs > this.#options.helloTimeoutMs) {
+        this.counters.helloTimeouts += 1;
+        this.#fail(connection, 'timeout', `no hello within ${this.#options.helloTimeoutMs} ms`);
+      } else if (connection.phase !== 'hello' && connection.ids.size === 0 && now - connection.lastFrameMs > this.#options.idleTimeoutMs) {
+        this.counters.idleClosed += 1;
+        connection.socket.destroy();
+      }
+    }
+  }
+
+  /** A connection-level failure: the last words, then nothing more is read and it closes. */
+  #fail(connection: Connection, code: ErrorCode, text: string): void {
     this.counters.errors += 1;
-    const frame = encodeNodeFrame({ type: 'error', id, code, message: text });
-    if (close) connection.socket.end(frame);
-    else connection.socket.write(frame);
+    connection.socket.end(encodeNodeFrame({ type: 'error', id: null, code, message: text }));
+    connection.socket.pause();
+    setTimeout(() => connection.socket.destroy(), closeGraceMs).unref();
   }
 
-  #write(connection: Connection, message: NodeMessage): void {
-    if (connection.socket.writable) connection.socket.write(encodeNodeFrame(message));
+  #error(connection: Connection, id: number | null, code: ErrorCode, text: string): void {
+    this.counters.errors += 1;
+    this.#write(connection, { type: 'error', id, code, message: text });
   }
+
+  /**
+   * Writes one message; an answer too large for a frame becomes `frame_too_large` for its id.
+   * Backpressure: past the soft bound of unsent bytes the connection is not read until they
+   * drain (no new requests from a client that does not read its answers); past the hard bound
+   * it is closed.
+   */
+  #write(connection: Connection, message: NodeMessage): void {
+    const socket = connection.socket;
+    if (!socket.writable) return;
+    let frame = encodeNodeFrame(message);
+    if (frame.byteLength - 4 > this.#frameBytesMax) {
+      this.counters.answersTooLarge += 1;
+      const id = 'id' in message ? message.id : null;
+      frame = encodeNodeFrame({ type: 'error', id, code: 'frame_too_large', message: `the answer is ${frame.byteLength - 4} bytes, over the frame limit of ${this.#frameBytesMax}; it executed: narrow the read` });
+    }
+    socket.write(frame);
+    const unsent = socket.writableLength;
+    if (unsent > 4 * this.#options.writeBufferBytesMax) {
+      this.counters.closedSlowReaders += 1;
+      socket.destroy();
+    } else if (unsent > this.#options.writeBufferBytesMax && !connection.paused) {
+      connection.paused = true;
+      this.counters.pausedReads += 1;
+      socket.pause();
+    }
+  }
+
+  #onDrain(connection: Connection): void {
+    if (!connection.paused) return;
+    connection.paused = false;
+    connection.socket.resume();
+  }
+}
+
+function positive(value: number | undefined, fallback: number, name: string): number {
+  const v = value ?? fallback;
+  if (!Number.isSafeInteger(v) || v < 1) throw new RangeError(`client API option ${name} must be a positive integer`);
+  return v;
 }

@@ -1,37 +1,57 @@
 /**
  * The embedding API's endpoint: a host-thread actor that sends callers' operations to the
- * client proxy and settles their promises when results come back. Every call settles: with
- * its result, with `proxy_restarted` if the proxy dies under it, with `stopped` when the node
- * stops, or with `timeout` at a backstop deadline (checked by one sweep timer, not a timer per
- * call, so a million calls in flight cost no timers).
+ * client proxy and settles their promises when results come back.
+ *
+ * Every call settles, and the ones refused by a limit settle at once:
+ * - with its result;
+ * - `overloaded` (not sent) when `callsInFlightMax` calls are already in flight: the proxy's
+ *   mailbox is sized for that many, so no call is ever dropped by it;
+ * - while the proxy restarts (its worker died), new calls wait here and are sent as soon as it
+ *   is back (~250 ms); calls it had when it died settle `proxy_restarted` (they may have run);
+ *   if the supervisor gives up on it, everything settles `unavailable`;
+ * - `stopped` when the node stops;
+ * - `timeout` at a backstop deadline (checked by one sweep timer, not a timer per call, so a
+ *   million calls in flight cost no timers).
  */
 
 import type { Actor, ActorContext } from '../../runtime/actor.ts';
 import type { ActorId, Envelope } from '../../runtime/envelope.ts';
 import type { ProxyCall, ProxyOutcome, ProxyResult } from '../../actors/messages.ts';
 import type { TreeOp } from '../tree/ops.ts';
-import { HaretError } from './errors.ts';
+import { HaretError } from '../client/errors.ts';
 
 type Pending = {
+  readonly ns: string;
+  readonly op: TreeOp;
   readonly resolve: (outcome: ProxyOutcome) => void;
   readonly reject: (error: HaretError) => void;
   readonly deadline: number;
+  /** False while it waits here for the proxy to come back. */
+  sent: boolean;
 };
+
+/** Where the proxy is: running, restarting after a crash, or given up on by the supervisor. */
+export type ProxyState = 'up' | 'down' | 'failed';
 
 export class Endpoint {
   readonly id: ActorId;
   readonly #proxy: ActorId;
   readonly #deadlineMs: number;
+  readonly #callsMax: number;
+  /** Calls not settled yet, in call order (sent, or held while the proxy is down). */
   readonly #pending = new Map<number, Pending>();
   #context: ActorContext | null = null;
   #nextCallId = 1;
   #sweep: NodeJS.Timeout | null = null;
   #closed = false;
+  #proxyState: ProxyState = 'up';
+  readonly counters = { calls: 0, overloaded: 0, held: 0, proxyRestarted: 0, unavailable: 0, timeouts: 0 };
 
-  constructor(id: ActorId, proxy: ActorId, deadlineMs: number) {
+  constructor(id: ActorId, proxy: ActorId, deadlineMs: number, callsInFlightMax: number) {
     this.id = id;
     this.#proxy = proxy;
     this.#deadlineMs = deadlineMs;
+    this.#callsMax = callsInFlightMax;
   }
 
   /** The host actor's factory, for ActorSystem's `hostActors`. */
@@ -41,7 +61,7 @@ export class Endpoint {
       receive: (batch: readonly Envelope[]) => {
         for (const envelope of batch) this.#onResult(envelope.msg);
       },
-      status: () => ({ role: 'endpoint', pending: this.#pending.size }),
+      status: () => ({ role: 'endpoint', pending: this.#pending.size, proxy: this.#proxyState, ...this.counters }),
     };
   };
 
@@ -49,42 +69,91 @@ export class Endpoint {
     return this.#pending.size;
   }
 
+  get proxyState(): ProxyState {
+    return this.#proxyState;
+  }
+
   call(ns: string, op: TreeOp): Promise<ProxyOutcome> {
     if (this.#closed || this.#context === null) return Promise.reject(new HaretError('stopped', 'the node is stopped', false));
+    if (this.#proxyState === 'failed') return Promise.reject(unavailable());
+    if (this.#pending.size >= this.#callsMax) {
+      this.counters.overloaded += 1;
+      return Promise.resolve({ type: 'overloaded' });
+    }
+    this.counters.calls += 1;
     const callId = this.#nextCallId;
     this.#nextCallId += 1;
-    const message: ProxyCall = { type: 'call', callId, ns, op };
     const promise = new Promise<ProxyOutcome>((resolve, reject) => {
-      this.#pending.set(callId, { resolve, reject, deadline: performance.now() + this.#deadlineMs });
+      this.#pending.set(callId, { ns, op, resolve, reject, deadline: performance.now() + this.#deadlineMs, sent: false });
     });
-    this.#context.send(this.#proxy, message);
+    if (this.#proxyState === 'up') this.#send(callId);
+    else this.counters.held += 1;
     this.#armSweep();
     return promise;
   }
 
-  /** The proxy died: nobody will answer what is in flight. */
-  failAll(code: 'proxy_restarted' | 'stopped'): void {
-    const pending = [...this.#pending.values()];
-    this.#pending.clear();
-    const error =
-      code === 'stopped'
-        ? new HaretError('stopped', 'the node stopped before the call completed; it may or may not have executed', 'maybe')
-        : new HaretError('proxy_restarted', 'the client proxy restarted during the call; it may or may not have executed', 'maybe');
-    for (const call of pending) call.reject(error);
+  /**
+   * The proxy died: nobody will answer what it had, which may or may not have run. Calls from
+   * now on wait here until it is back.
+   */
+  proxyDown(): void {
+    if (this.#proxyState === 'failed') return;
+    this.#proxyState = 'down';
+    for (const [callId, call] of this.#pending) {
+      if (!call.sent) continue;
+      this.#pending.delete(callId);
+      this.counters.proxyRestarted += 1;
+      call.reject(new HaretError('proxy_restarted', 'the client proxy restarted during the call; it may or may not have executed', 'maybe'));
+    }
   }
 
+  /** The proxy runs again: the calls that waited for it go now, in call order. */
+  proxyUp(): void {
+    if (this.#proxyState !== 'down') return;
+    this.#proxyState = 'up';
+    for (const [callId, call] of this.#pending) if (!call.sent) this.#send(callId);
+  }
+
+  /** The supervisor gave up on the proxy: every call settles `unavailable`, and so will later ones. */
+  proxyFailed(): void {
+    this.proxyDown();
+    this.#proxyState = 'failed';
+    for (const call of this.#pending.values()) {
+      this.counters.unavailable += 1;
+      call.reject(unavailable());
+    }
+    this.#pending.clear();
+  }
+
+  /** The node stops: every call settles `stopped`. */
   close(): void {
     this.#closed = true;
-    this.failAll('stopped');
+    const pending = [...this.#pending.values()];
+    this.#pending.clear();
+    for (const call of pending) {
+      call.reject(
+        call.sent
+          ? new HaretError('stopped', 'the node stopped before the call completed; it may or may not have executed', 'maybe')
+          : new HaretError('stopped', 'the node stopped before the call was sent', false),
+      );
+    }
     if (this.#sweep !== null) clearInterval(this.#sweep);
     this.#sweep = null;
+  }
+
+  #send(callId: number): void {
+    const call = this.#pending.get(callId);
+    if (call === undefined || this.#context === null) return;
+    call.sent = true;
+    const message: ProxyCall = { type: 'call', callId, ns: call.ns, op: call.op };
+    this.#context.send(this.#proxy, message);
   }
 
   #onResult(msg: unknown): void {
     const result = msg as ProxyResult;
     if (typeof result !== 'object' || result === null || result.type !== 'result') return;
     const call = this.#pending.get(result.callId);
-    if (call === undefined) return;
+    if (call === undefined || !call.sent) return;
     this.#pending.delete(result.callId);
     call.resolve(result.result);
   }
@@ -96,10 +165,19 @@ export class Endpoint {
       for (const [callId, call] of this.#pending) {
         if (call.deadline > now) continue;
         this.#pending.delete(callId);
-        call.reject(new HaretError('timeout', 'no result before the call deadline; it may or may not have executed', 'maybe'));
+        this.counters.timeouts += 1;
+        call.reject(
+          call.sent
+            ? new HaretError('timeout', 'no result before the call deadline; it may or may not have executed', 'maybe')
+            : new HaretError('unavailable', 'the client proxy did not come back before the call deadline; the call was not sent', false),
+        );
       }
     }, 1000);
     // The sweep alone never keeps the process alive; open ports do while the node runs.
     this.#sweep.unref();
   }
+}
+
+function unavailable(): HaretError {
+  return new HaretError('unavailable', 'the client proxy failed and the supervisor gave up restarting it; the call was not sent', false);
 }

@@ -5,17 +5,16 @@
  */
 
 import { ActorSystem, type HostActorSpec, type SystemEvent, type WorkerReport } from '../../runtime/system.ts';
-import { wireLimitsFor } from '../api/wire.ts';
+import { frameBytesFor } from '../api/wire.ts';
 import { AdminServer } from '../net/admin.ts';
 import { ClientApiServer } from '../net/server.ts';
-import { defaultTreeLimits } from '../tree/limits.ts';
 import type { ClientAnswer } from '../vr/messages.ts';
 import type { ActorStatus } from '../../runtime/actor.ts';
 import type { InjectedFault } from '../../runtime/protocol.ts';
 import type { ReplicaStatusView } from '../../actors/replica.ts';
-import { NamespaceClient } from './client.ts';
+import { NamespaceClient } from '../client/namespace_client.ts';
 import { Endpoint } from './endpoint.ts';
-import { HaretError } from './errors.ts';
+import { HaretError } from '../client/errors.ts';
 import { resolveOptions, type NodeOptions, type ResolvedOptions } from './options.ts';
 import { buildLayout, clusterReplicaWorker, endpointId, netId, proxyId, replicaId, restartInit, timerId, type Layout } from './placement.ts';
 import { randomInt } from 'node:crypto';
@@ -140,7 +139,7 @@ export class HaretNode {
    * the proxy starts with what it was told (updateInit).
    */
   async startClusterNamespace(namespace: ClusterNamespace, start: ReplicaStart): Promise<void> {
-    const resolved = resolveNamespace({ name: namespace.name, replicas: namespace.placement.length, ...(this.options.cluster?.namespaceConfig === undefined ? {} : { config: this.options.cluster.namespaceConfig }) }, this.options.clientDefaults);
+    const resolved = resolveNamespace({ name: namespace.name, replicas: namespace.placement.length, ...(this.options.cluster?.namespaceConfig === undefined ? {} : { config: this.options.cluster.namespaceConfig }) });
     const replicas = namespace.placement.map((_, index) => replicaId(namespace.name, index));
     const self = this.options.name;
     for (const [index, node] of namespace.placement.entries()) {
@@ -161,11 +160,11 @@ export class HaretNode {
       this.#system.updateInit(timerId, this.#timerInit);
       this.#system.send({ from: endpointId, to: timerId, msg: subscribe, control: true });
     }
-    const add: ProxyAddNamespace = { type: 'add_namespace', name: namespace.name, replicas, client: resolved.client };
-    this.#proxyInit = { ...this.#proxyInit, namespaces: { ...this.#proxyInit.namespaces, [namespace.name]: { replicas, client: resolved.client } } };
+    const add: ProxyAddNamespace = { type: 'add_namespace', name: namespace.name, replicas };
+    this.#proxyInit = { ...this.#proxyInit, namespaces: { ...this.#proxyInit.namespaces, [namespace.name]: replicas } };
     this.#system.updateInit(proxyId, this.#proxyInit);
     this.#system.send({ from: endpointId, to: proxyId, msg: add, control: true });
-    this.#clientApi?.addNamespace({ name: namespace.name, replicas });
+    this.#clientApi?.addNamespace({ name: namespace.name, replicas, limits: resolved.config.treeLimits });
     this.#clusterNamespaces.set(namespace.name, resolved);
   }
 
@@ -279,10 +278,31 @@ export class HaretNode {
 
   /** Called by the system's event hook. */
   onSystemEvent(event: SystemEvent): void {
-    const proxyDied =
-      (event.type === 'worker_exited' && !event.exit.requested && this.#system.threadOf(proxyId) === event.worker) ||
-      (event.type === 'host_actor_crashed' && event.actor === proxyId);
-    if (proxyDied) this.#endpoint.failAll('proxy_restarted');
+    const proxyThread = this.#system.threadOf(proxyId);
+    switch (event.type) {
+      case 'worker_exited':
+        if (!event.exit.requested && event.worker === proxyThread) this.#endpoint.proxyDown();
+        return;
+      case 'worker_restarted':
+        if (event.worker === proxyThread) this.#endpoint.proxyUp();
+        return;
+      case 'worker_failed':
+        if (event.worker === proxyThread) this.#endpoint.proxyFailed();
+        return;
+      case 'host_actor_crashed':
+        if (event.actor === proxyId) this.#endpoint.proxyDown();
+        return;
+      case 'host_actor_restarted':
+        if (event.actor === proxyId) this.#endpoint.proxyUp();
+        return;
+      case 'host_actor_failed':
+        if (event.actor === proxyId) this.#endpoint.proxyFailed();
+        return;
+      default: {
+        const never: never = event;
+        void never;
+      }
+    }
   }
 
   #workerOf(actor: string): string {
@@ -299,7 +319,7 @@ export class HaretNode {
 /** Starts a node; resolves once every actor is running. Options are validated first (RangeError). */
 export async function startNode(options: NodeOptions = {}): Promise<HaretNode> {
   const resolved = resolveOptions(options);
-  const endpoint = new Endpoint(endpointId, proxyId, resolved.callDeadlineMs);
+  const endpoint = new Endpoint(endpointId, proxyId, resolved.callDeadlineMs, resolved.callsInFlightMax);
   let node: HaretNode | null = null;
   const layout = buildLayout(resolved);
   // The TCP client API's actor: replicas route answers to it like to any client's sender.
@@ -310,7 +330,7 @@ export async function startNode(options: NodeOptions = {}): Promise<HaretNode> {
       id: netId,
       factory: () => ({
         receive: (batch) => {
-          for (const envelope of batch) clientApi?.onAnswer(envelope.msg as ClientAnswer);
+          for (const envelope of batch) clientApi?.onAnswer(envelope.from, envelope.msg as ClientAnswer);
         },
         status: () => ({ role: 'client_api', ...clientApi?.counters }),
       }),
@@ -343,8 +363,11 @@ export async function startNode(options: NodeOptions = {}): Promise<HaretNode> {
       clientApi = await ClientApiServer.start(
         {
           nodeName: resolved.name,
-          namespaces: resolved.namespaces.map((ns) => ({ name: ns.name, replicas: Array.from({ length: ns.config.replicaCount }, (_, i) => replicaId(ns.name, i)) })),
-          limits: wireLimitsFor(resolved.namespaces[0]?.config.treeLimits ?? defaultTreeLimits),
+          namespaces: resolved.namespaces.map((ns) => ({ name: ns.name, replicas: Array.from({ length: ns.config.replicaCount }, (_, i) => replicaId(ns.name, i)), limits: ns.config.treeLimits })),
+          // Frames fit a request of any namespace this node may serve, cluster ones included.
+          frameBytesMax: frameBytesFor([...resolved.namespaces.map((ns) => ns.config.treeLimits), ...(resolved.cluster === undefined ? [] : [resolveNamespace({ name: 'cluster', ...(resolved.cluster.namespaceConfig === undefined ? {} : { config: resolved.cluster.namespaceConfig }) }).config.treeLimits])]),
+          // A node that restores cluster namespaces welcomes clients once it serves them.
+          ready: record === null,
           send: (to, request) => system.send({ from: netId, to, msg: request }),
           ...(resolved.cluster === undefined ? {} : { locate: (replica: string) => (cluster as Cluster | null)?.locate(replica) ?? { reachable: true, clientAddress: null } }),
         },
@@ -396,6 +419,8 @@ export async function startNode(options: NodeOptions = {}): Promise<HaretNode> {
   }
   // Every actor exists now: time may start (see TimerInit.paused).
   system.send({ from: endpointId, to: timerId, msg: { type: 'resume' }, control: true });
+  // Clients held since their hello are welcomed now, with every namespace the node serves.
+  clientApi?.ready();
   for (const address of resolved.cluster?.join ?? []) {
     try {
       await (cluster as Cluster | null)?.join(address);

@@ -2,7 +2,7 @@
  * Options of `startNode`, with defaults and one validation pass (DESIGN.md convention 8).
  */
 
-import { defaultClientConfig, validateClientConfig, type ClientConfig } from '../client/config.ts';
+import { serviceClientConfig, validateClientConfig, type ClientConfig } from '../client/config.ts';
 import { defaultReplicaConfig, validateReplicaConfig, type ReplicaConfig } from '../vr/config.ts';
 import type { CodecName } from '../../runtime/codec.ts';
 import { isLogLevel, type LogLevel } from '../../runtime/logger.ts';
@@ -55,6 +55,11 @@ export type NodeOptions = {
   readonly sessionsMax?: number;
   /** Calls waiting for a session per namespace before `overloaded`. Default 100,000. */
   readonly waitingMax?: number;
+  /**
+   * Embedded calls in flight across every namespace (sent to the proxy, not yet settled);
+   * one more is answered `overloaded` at once, without being sent. Default 100,000.
+   */
+  readonly callsInFlightMax?: number;
   /** Worker resource limits of each replica worker (e.g. maxOldGenerationSizeMb). */
   readonly replicaResourceLimits?: import('node:worker_threads').ResourceLimits;
   /**
@@ -92,7 +97,7 @@ export type ClusterOptions = {
   readonly namespaceConfig?: Partial<Omit<ReplicaConfig, 'replicaCount'>>;
 };
 
-export type ResolvedNamespace = { readonly name: string; readonly config: ReplicaConfig; readonly client: ClientConfig };
+export type ResolvedNamespace = { readonly name: string; readonly config: ReplicaConfig };
 
 export type ResolvedOptions = {
   readonly namespaces: readonly ResolvedNamespace[];
@@ -105,7 +110,10 @@ export type ResolvedOptions = {
   readonly controlTimeoutMs: number;
   readonly sessionsMax: number;
   readonly waitingMax: number;
+  readonly callsInFlightMax: number;
   readonly clientTickEvery: number;
+  /** Session behaviour of the proxy, in client ticks. */
+  readonly client: Omit<ClientConfig, 'replicaCount'>;
   readonly replicaResourceLimits: import('node:worker_threads').ResourceLimits | undefined;
   readonly replicaModule: string | undefined;
   readonly clientApi: import('../net/server.ts').ClientApiOptions | undefined;
@@ -113,8 +121,6 @@ export type ResolvedOptions = {
   readonly name: string;
   readonly cluster: ClusterOptions | undefined;
   readonly dataDir: string | undefined;
-  /** The node's client-session options, for namespaces created while it runs. */
-  readonly clientDefaults: NodeOptions['client'];
   /** Host-side backstop for a call: the client's give-up time plus a margin. */
   readonly callDeadlineMs: number;
 };
@@ -128,12 +134,6 @@ const namespaceName = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
  * replica that is away (beyond that it catches up from a checkpoint). Measured by the
  * runtime benchmark's memory row.
  */
-/**
- * Client-session defaults of a node, in client ticks of 50 ms: first retry after 200 ms,
- * doubling to 1 s, give up after 15 s (a view change takes 300-600 ms of silence to start).
- */
-export const nodeClientDefaults: Partial<ClientConfig> = { retryTicks: 4, retryTicksMax: 20, giveUpTicks: 300 };
-
 export const nodeProtocolDefaults: Partial<ReplicaConfig> = { checkpointIntervalOps: 16, logRetainOps: 256 };
 
 /** Validates and fills defaults; throws a RangeError naming the first bad option. */
@@ -157,6 +157,8 @@ export function resolveOptions(options: NodeOptions = {}): ResolvedOptions {
   };
   const sessionsMax = positive(options.sessionsMax, 4096, 'sessionsMax');
   const waitingMax = positive(options.waitingMax, 100_000, 'waitingMax');
+  const callsInFlightMax = positive(options.callsInFlightMax, 100_000, 'callsInFlightMax');
+  if (callsInFlightMax > 1_000_000) throw new RangeError('callsInFlightMax must be at most 1000000');
   const clientTickEvery = positive(options.clientTickEvery, 5, 'clientTickEvery');
   const controlTimeoutMs = positive(options.controlTimeoutMs, 2000, 'controlTimeoutMs');
   const list = options.namespaces ?? ['default'];
@@ -170,10 +172,12 @@ export function resolveOptions(options: NodeOptions = {}): ResolvedOptions {
     const ns: NamespaceOptions = typeof entry === 'string' ? { name: entry } : entry;
     if (seen.has(ns.name)) throw new RangeError(`namespace ${ns.name} is listed twice`);
     seen.add(ns.name);
-    return resolveNamespace(ns, options.client);
+    return resolveNamespace(ns);
   });
-  if (options.cluster?.namespaceConfig !== undefined) resolveNamespace({ name: 'check', config: options.cluster.namespaceConfig }, options.client);
-  const giveUpTicks = Math.max(resolveNamespace({ name: 'check' }, options.client).client.giveUpTicks, ...namespaces.map((ns) => ns.client.giveUpTicks));
+  if (options.cluster?.namespaceConfig !== undefined) resolveNamespace({ name: 'check', config: options.cluster.namespaceConfig });
+  const client: Omit<ClientConfig, 'replicaCount'> = { ...serviceClientConfig, ...options.client };
+  const clientProblem = validateClientConfig({ ...client, replicaCount: 1 });
+  if (clientProblem !== null) throw new RangeError(clientProblem);
   return {
     namespaces,
     tickMs,
@@ -185,7 +189,9 @@ export function resolveOptions(options: NodeOptions = {}): ResolvedOptions {
     controlTimeoutMs,
     sessionsMax,
     waitingMax,
+    callsInFlightMax,
     clientTickEvery,
+    client,
     replicaResourceLimits: options.replicaResourceLimits,
     replicaModule: options.replicaModule,
     clientApi: options.clientApi,
@@ -193,13 +199,12 @@ export function resolveOptions(options: NodeOptions = {}): ResolvedOptions {
     name,
     cluster: options.cluster,
     dataDir: options.dataDir,
-    clientDefaults: options.client,
-    callDeadlineMs: giveUpTicks * clientTickEvery * tickMs * 2 + 5_000,
+    callDeadlineMs: client.giveUpTicks * clientTickEvery * tickMs * 2 + 5_000,
   };
 }
 
-/** One namespace's protocol and client configuration; throws a RangeError naming the problem. */
-export function resolveNamespace(ns: NamespaceOptions, clientOptions: NodeOptions['client']): ResolvedNamespace {
+/** One namespace's protocol configuration; throws a RangeError naming the problem. */
+export function resolveNamespace(ns: NamespaceOptions): ResolvedNamespace {
   if (typeof ns.name !== 'string' || !namespaceName.test(ns.name)) {
     throw new RangeError(`namespace name ${JSON.stringify(ns.name)} must be 1-64 letters, digits, '_', '.', '-'`);
   }
@@ -207,8 +212,5 @@ export function resolveNamespace(ns: NamespaceOptions, clientOptions: NodeOption
   const problem = validateReplicaConfig(config);
   if (problem !== null) throw new RangeError(`namespace ${ns.name}: ${problem}`);
   if (config.durable) throw new RangeError(`namespace ${ns.name}: durable storage is not available in this runtime yet`);
-  const client: ClientConfig = { ...defaultClientConfig, ...nodeClientDefaults, ...clientOptions, replicaCount: config.replicaCount };
-  const clientProblem = validateClientConfig(client);
-  if (clientProblem !== null) throw new RangeError(clientProblem);
-  return { name: ns.name, config, client };
+  return { name: ns.name, config };
 }

@@ -46,15 +46,18 @@ export function restartInit(spec: ActorSpec): unknown {
   return init;
 }
 
+/** Room in the proxy's mailbox beyond the calls in flight: replicas' answers (one per busy session) and ticks. */
+export const proxyMailboxMargin = 100_000;
+
 export type Layout = { readonly workers: WorkerSpec[]; readonly hostActors: ActorSpec[]; readonly timerInit: TimerInit; readonly proxyInit: ProxyInit };
 
 export function buildLayout(options: ResolvedOptions): Layout {
   const replicaSpecs: { index: number; spec: ActorSpec }[] = [];
-  const proxyNamespaces: Record<string, ProxyInit['namespaces'][string]> = {};
+  const proxyNamespaces: Record<string, readonly string[]> = {};
   const subscribers: TimerSubscriber[] = [{ id: proxyId, everyTicks: options.clientTickEvery }];
   for (const ns of options.namespaces) {
     const replicas = Array.from({ length: ns.config.replicaCount }, (_, index) => replicaId(ns.name, index));
-    proxyNamespaces[ns.name] = { replicas, client: ns.client };
+    proxyNamespaces[ns.name] = replicas;
     replicas.forEach((id, index) => {
       const init: ReplicaInit = {
         ns: ns.name,
@@ -70,7 +73,7 @@ export function buildLayout(options: ResolvedOptions): Layout {
       subscribers.push({ id, everyTicks: 1 });
     });
   }
-  const proxyInit: ProxyInit = { namespaces: proxyNamespaces, sessionsMax: options.sessionsMax, waitingMax: options.waitingMax };
+  const proxyInit: ProxyInit = { namespaces: proxyNamespaces, client: options.client, sessionsMax: options.sessionsMax, waitingMax: options.waitingMax };
   const timerInit: TimerInit = { tickMs: options.tickMs, subscribers, paused: true };
   const limits = options.replicaResourceLimits === undefined ? {} : { resourceLimits: options.replicaResourceLimits };
   const workers: WorkerSpec[] = [];
@@ -81,7 +84,9 @@ export function buildLayout(options: ResolvedOptions): Layout {
     for (const { index, spec } of replicaSpecs) byIndex.set(index, [...(byIndex.get(index) ?? []), spec]);
     for (const [index, actors] of byIndex) workers.push({ name: `replicas.${index}`, actors, ...limits });
   }
-  const proxy: ActorSpec = { id: proxyId, module: actorModule('client_proxy'), init: proxyInit };
+  // Every embedded call in flight may sit in the proxy's mailbox at once, beside the replicas'
+  // answers and ticks: the endpoint caps calls (callsInFlightMax), so this mailbox never drops one.
+  const proxy: ActorSpec = { id: proxyId, module: actorModule('client_proxy'), init: proxyInit, mailboxCapacity: options.callsInFlightMax + proxyMailboxMargin };
   const hostActors: ActorSpec[] = [];
   if (options.proxyPlacement === 'host') hostActors.push(proxy);
   else workers.push({ name: 'proxy', actors: [proxy] });

@@ -285,10 +285,13 @@ function readSimpleOp(fields: Fields, type: SimpleOp['type'], prefix: string, bu
   }
 }
 
-/** Optional on the wire (absent or undefined means false), explicit in the canonical op. */
+/**
+ * Optional on the wire: absent, undefined or nil (docs/protocol.md section 4: nil means
+ * absent) is false; explicit in the canonical op.
+ */
 function readRecursive(fields: Fields, prefix: string): boolean {
   const recursive = field(fields, 'recursive');
-  if (recursive === undefined) return false;
+  if (recursive === undefined || recursive === null) return false;
   if (typeof recursive !== 'boolean') return invalid(`${at(prefix, 'recursive')} must be a boolean`);
   return recursive;
 }

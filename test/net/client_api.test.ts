@@ -45,7 +45,7 @@ function rawExchange(port: number, bytes: Uint8Array, ms = 3000): Promise<{ mess
     socket.on('data', (chunk: Buffer) => {
       for (const event of frames.push(chunk)) {
         if (event.type === 'frame') {
-          const decoded = decodeNodeMessage(event.payload, defaultWireLimits);
+          const decoded = decodeNodeMessage(event.payload);
           if (decoded.ok) messages.push(decoded.message);
         }
       }
@@ -116,7 +116,7 @@ describe('net: TCP client API and client library', function () {
     const junk = await rawExchange(port, new Uint8Array([0, 0, 0, 3, 0xc1, 0xc1, 0xc1]), 1000);
     expect(junk.messages[0]).to.deep.include({ type: 'error', code: 'malformed' });
     const hello = encodeClientFrame({ type: 'hello', version: 1 });
-    const badOp = encodeClientFrame({ type: 'request', id: 7, ns: 'default', clientId: 'x1', requestNum: 1, op: { type: 'tree', op: { type: 'blob_put', path: 'no-slash', value: new Uint8Array(1) } } } as never);
+    const badOp = encodeClientFrame({ type: 'request', id: 7, ns: 'default', replica: 0, clientId: 'x1', requestNum: 1, op: { type: 'tree', op: { type: 'blob_put', path: 'no-slash', value: new Uint8Array(1) } } } as never);
     const both = new Uint8Array(hello.length + badOp.length);
     both.set(hello);
     both.set(badOp, hello.length);
@@ -133,7 +133,7 @@ describe('net: TCP client API and client library', function () {
 
   it('survives a fuzz of the client port: random bytes, truncated and oversized frames, wrong types, unknown ops', async () => {
     const hello = encodeClientFrame({ type: 'hello', version: 1 });
-    const valid = encodeClientFrame({ type: 'request', id: 1, ns: 'default', clientId: 'fz1', requestNum: 0, op: { type: 'register' } });
+    const valid = encodeClientFrame({ type: 'request', id: 1, ns: 'default', replica: 0, clientId: 'fz1', requestNum: 0, op: { type: 'register' } });
     await fc.assert(
       fc.asyncProperty(
         fc.oneof(

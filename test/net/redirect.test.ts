@@ -10,6 +10,7 @@ import { decodeNodeMessage, defaultWireLimits, encodeClientFrame, protocolVersio
 import { connect } from '../../src/net/index.ts';
 import { ClientApiServer } from '../../src/net/server.ts';
 import { startNode, type HaretNode } from '../../src/node/index.ts';
+import { defaultTreeLimits } from '../../src/tree/limits.ts';
 
 describe('net: redirect', function () {
   this.timeout(60_000);
@@ -25,8 +26,7 @@ describe('net: redirect', function () {
     // A node that knows `default` but reaches none of its replicas.
     cutOff = await ClientApiServer.start({
       nodeName: 'cut-off',
-      namespaces: [{ name: 'default', replicas: ['default/r0', 'default/r1', 'default/r2'] }],
-      limits: defaultWireLimits,
+      namespaces: [{ name: 'default', replicas: ['default/r0', 'default/r1', 'default/r2'], limits: defaultTreeLimits }],
       send: (to) => void sent.push(to),
       locate: () => ({ reachable: false, clientAddress: target }),
     });
@@ -44,12 +44,12 @@ describe('net: redirect', function () {
       const out: NodeMessage[] = [];
       socket.on('connect', () => {
         socket.write(encodeClientFrame({ type: 'hello', version: protocolVersion }));
-        socket.write(encodeClientFrame({ type: 'request', id: 7, ns: 'default', clientId: 'c1', requestNum: 0, op: { type: 'register' } }));
+        socket.write(encodeClientFrame({ type: 'request', id: 7, ns: 'default', replica: 0, clientId: 'c1', requestNum: 0, op: { type: 'register' } }));
       });
       socket.on('data', (chunk: Buffer) => {
         for (const event of frames.push(chunk)) {
           if (event.type !== 'frame') continue;
-          const decoded = decodeNodeMessage(event.payload, defaultWireLimits);
+          const decoded = decodeNodeMessage(event.payload);
           if (decoded.ok) out.push(decoded.message);
           if (out.length === 2) {
             socket.destroy();
@@ -59,7 +59,7 @@ describe('net: redirect', function () {
       });
     });
     expect(messages[0]?.type).to.equal('welcome');
-    expect(messages[1]).to.deep.equal({ type: 'redirect', id: 7, ns: 'default', primary: 0, address: target });
+    expect(messages[1]).to.deep.equal({ type: 'redirect', id: 7, ns: 'default', replica: 0, address: target });
     expect(sent).to.deep.equal([]);
     expect(cutOff.counters.redirects).to.equal(1);
   });

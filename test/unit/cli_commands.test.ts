@@ -535,7 +535,8 @@ describe('cli format: errors and service results', () => {
 
   it('timeout, session_expired and overloaded: a clear sentence each', () => {
     expect(formatResult({ type: 'timeout' })).to.match(/^timeout: .*may or may not have executed/);
-    expect(formatResult({ type: 'session_expired' })).to.match(/^session expired: .*did not execute/);
+    expect(formatResult({ type: 'session_expired', executed: false })).to.match(/^session expired: .*did not execute/);
+    expect(formatResult({ type: 'session_expired', executed: 'maybe' })).to.match(/^session expired while retrying: .*may have executed/);
     expect(formatResult({ type: 'overloaded' })).to.match(/^overloaded: .*was not sent/);
   });
 

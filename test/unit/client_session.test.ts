@@ -273,10 +273,49 @@ describe('client session (src/client/session.ts)', () => {
     const next = session.run(call(2));
     expect(sentRequests(next)[0]?.request.requestNum).to.equal(2);
     const expired = session.run(receive(reply(2, { type: 'session_expired' }, 0, 0)));
-    expect(results(expired)).to.deep.equal([{ callId: 2, result: { type: 'session_expired' } }]);
+    expect(results(expired)).to.deep.equal([{ callId: 2, result: { type: 'session_expired', executed: false } }]);
     expect(session.state.registered).to.equal(false);
     const again = session.run(call(3));
     expect(sentRequests(again)[0]?.request).to.deep.equal({ type: 'request', clientId, requestNum: 0, op: { type: 'register' } });
+  });
+
+  it('session_expired after a resend: an earlier attempt may have run before the eviction', () => {
+    const session = registeredWithCall();
+    const resent = session.ticks(session.waitTicks());
+    expect(sentRequests(resent)).to.have.length(1);
+    const expired = session.run(receive(reply(1, { type: 'session_expired' }, 0, 0)));
+    expect(results(expired)).to.deep.equal([{ callId: 1, result: { type: 'session_expired', executed: 'maybe' } }]);
+  });
+
+  it('a stale_request answer ends the call as maybe executed, and later requests number above what ran', () => {
+    const session = registeredWithCall();
+    const stale = session.run(receive(reply(1, { type: 'stale_request', lastRequestNum: 7 }, 0, 0)));
+    expect(results(stale)).to.deep.equal([{ callId: 1, result: { type: 'stale_request', lastRequestNum: 7 } }]);
+    expect(sentRequests(session.run(call(2)))[0]?.request.requestNum).to.equal(8);
+  });
+
+  it('a node\'s refusal for good ends the call: not executed on the first attempt, maybe after a resend, executed when the answer was too large', () => {
+    const first = registeredWithCall();
+    const refusal = (reason: 'invalid_request' | 'unknown_namespace' | 'frame_too_large'): ClientInput => ({ type: 'refused', requestNum: 1, reason, message: 'no' });
+    expect(results(first.run(refusal('invalid_request')))).to.deep.equal([{ callId: 1, result: { type: 'refused', reason: 'invalid_request', message: 'no', executed: false } }]);
+    expect(isIdle(first.state)).to.equal(true);
+    const resent = registeredWithCall();
+    resent.ticks(resent.waitTicks());
+    expect(results(resent.run(refusal('unknown_namespace')))).to.deep.equal([{ callId: 1, result: { type: 'refused', reason: 'unknown_namespace', message: 'no', executed: 'maybe' } }]);
+    const large = registeredWithCall();
+    expect(results(large.run(refusal('frame_too_large')))).to.deep.equal([{ callId: 1, result: { type: 'refused', reason: 'frame_too_large', message: 'no', executed: true } }]);
+    // A refusal for another request number is stale: ignored.
+    const other = registeredWithCall();
+    expect(results(other.run({ type: 'refused', requestNum: 5, reason: 'invalid_request', message: 'no' }))).to.deep.equal([]);
+    expect(other.state.outstanding?.request.requestNum).to.equal(1);
+  });
+
+  it('a refused register fails the call that waited for it, which was never sent', () => {
+    const session = new Session();
+    session.run(call(1));
+    const effects = session.run({ type: 'refused', requestNum: 0, reason: 'unknown_namespace', message: 'gone' });
+    expect(results(effects)).to.deep.equal([{ callId: 1, result: { type: 'refused', reason: 'unknown_namespace', message: 'gone', executed: false } }]);
+    expect(isIdle(session.state)).to.equal(true);
   });
 
   it('is deterministic: the same seed and inputs give the same effects', () => {

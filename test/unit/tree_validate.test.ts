@@ -185,8 +185,9 @@ describe('tree validate', () => {
       expect(subset.other.members[0]).to.equal(literal);
     });
 
-    it('sets list.recursive to false when it is absent or undefined', () => {
+    it('sets list.recursive to false when it is absent, undefined or nil (the protocol\'s "absent")', () => {
       expect(accepted(validateOp({ type: 'list', path: '/' }))).to.deep.equal({ type: 'list', path: '/', recursive: false });
+      expect(accepted(validateOp({ type: 'list', path: '/', recursive: null }))).to.deep.equal({ type: 'list', path: '/', recursive: false });
       expect(accepted(validateOp({ type: 'list', path: '/', recursive: undefined }))).to.deep.equal({
         type: 'list',
         path: '/',
@@ -457,7 +458,7 @@ describe('tree validate', () => {
       ['a numeric path2', { type: 'set_difference', path1: '/a', path2: 2 }, /^path2 must be a string$/],
       ['a string recursive', { type: 'list', path: '/', recursive: 'true' }, /^recursive must be a boolean$/],
       ['a numeric recursive', { type: 'list', path: '/', recursive: 1 }, /^recursive must be a boolean$/],
-      ['a null recursive', { type: 'list', path: '/', recursive: null }, /^recursive must be a boolean$/],
+      ['a string recursive', { type: 'list', path: '/', recursive: 'yes' }, /^recursive must be a boolean$/],
       ['a boxed boolean recursive', { type: 'list', path: '/', recursive: new Boolean(true) }, /^recursive must be a boolean$/],
       [
         'an unknown nodeType',

@@ -22,16 +22,18 @@ import {
   encodeNodeFrame,
   encodeNodeMessage,
   errorCodes,
+  frameBytesFor,
   frameMarginBytes,
+  helloFrameBytesMax,
   limitNames,
   nodeMessageTypes,
   validateWireLimits,
-  wireLimitsFor,
   type ClientMessage,
   type DecodeResult,
+  type NamespaceInfo,
+  type NamespaceLookup,
   type NodeMessage,
   type WireError,
-  type WireLimits,
 } from '../../src/api/wire.ts';
 import { describeTreeError, type TreeError } from '../../src/tree/errors.ts';
 import { defaultTreeLimits } from '../../src/tree/limits.ts';
@@ -41,6 +43,8 @@ import type { ClientAnswer, ReplyBody, RequestOp } from '../../src/vr/messages.t
 
 const limits = defaultWireLimits;
 const runs = 1000;
+/** Every well-named namespace exists, with 3 replicas and the default tree limits. */
+const namespaces: NamespaceLookup = () => ({ replicas: 3, tree: defaultTreeLimits });
 
 /** A third-party view of the bytes: plain msgpack with our conventions, for hand-made payloads. */
 const raw = new Packr({ useRecords: false, moreTypes: false, variableMapSize: true });
@@ -108,6 +112,7 @@ const requestArb = fc.oneof(
     type: fc.constant('request' as const),
     id: idArb,
     ns: nsArb,
+    replica: fc.nat({ max: 2 }),
     clientId: clientIdArb,
     requestNum: fc.constant(0),
     op: fc.constant<RequestOp>({ type: 'register' }),
@@ -116,6 +121,7 @@ const requestArb = fc.oneof(
     type: fc.constant('request' as const),
     id: idArb,
     ns: nsArb,
+    replica: fc.nat({ max: 2 }),
     clientId: clientIdArb,
     requestNum: fc.oneof(fc.integer({ min: 1, max: 1000 }), fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER })),
     op: treeOpArb.map((op): RequestOp => ({ type: 'tree', op })),
@@ -185,12 +191,39 @@ const clientAnswerArb: fc.Arbitrary<ClientAnswer> = fc.oneof(
 
 const addressArb = fc.oneof(fc.constant('127.0.0.1:7400'), fc.constant('[::1]:7400'), fc.string({ minLength: 1, maxLength: 64 }));
 
+const positiveArb = fc.oneof(fc.integer({ min: 1, max: 300 }), fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }));
+const treeLimitsArb = fc
+  .record({
+    valueBytesMax: positiveArb,
+    pathBytesMax: fc.integer({ min: 255, max: 1 << 20 }),
+    pathDepthMax: positiveArb,
+    componentBytesMax: fc.integer({ min: 1, max: 255 }),
+    collectionElementsMax: positiveArb,
+    directoryChildrenMax: positiveArb,
+    txnOpsMax: positiveArb,
+    txnGuardsMax: positiveArb,
+    unionOperandsMax: positiveArb,
+    requestBytesMax: positiveArb,
+    listEntriesMax: positiveArb,
+  });
+const namespaceInfosArb: fc.Arbitrary<NamespaceInfo[]> = fc.uniqueArray(
+  fc.record({ name: nsArb, replicas: fc.constantFrom(1, 3, 5, 31), limits: treeLimitsArb }),
+  { maxLength: 4, selector: (info) => info.name },
+);
+
 const nodeMessageArb: fc.Arbitrary<NodeMessage> = fc.oneof(
-  fc.record({ type: fc.constant('welcome' as const), version: fc.constant(1 as const), node: fc.string({ minLength: 1, maxLength: 256 }), namespaces: fc.array(nsArb, { maxLength: 4 }) }),
-  fc.record({ type: fc.constant('namespaces' as const), id: idArb, namespaces: fc.array(nsArb, { maxLength: 4 }) }),
+  fc.record({
+    type: fc.constant('welcome' as const),
+    version: fc.constant(1 as const),
+    node: fc.string({ minLength: 1, maxLength: 256 }),
+    namespaces: namespaceInfosArb,
+    frameBytesMax: positiveArb,
+    inFlightMax: positiveArb,
+    requestTimeoutMs: positiveArb,
+  }),
+  fc.record({ type: fc.constant('namespaces' as const), id: idArb, namespaces: namespaceInfosArb }),
   fc.record({ type: fc.constant('answer' as const), id: idArb, ns: nsArb, answer: clientAnswerArb }),
-  fc.record({ type: fc.constant('redirect' as const), id: idArb, ns: nsArb, primary: counterArb, address: fc.option(addressArb, { nil: null }) }),
-  fc.record({ type: fc.constant('retry_after' as const), id: idArb, ms: counterArb }),
+  fc.record({ type: fc.constant('redirect' as const), id: idArb, ns: nsArb, replica: counterArb, address: fc.option(addressArb, { nil: null }) }),
   fc.record({ type: fc.constant('pong' as const), id: idArb }),
   fc.record({ type: fc.constant('error' as const), id: fc.option(idArb, { nil: null }), code: fc.constantFrom(...errorCodes), message: textArb }),
 );
@@ -397,16 +430,22 @@ describe('wire limits', () => {
     expect(defaultWireLimits.frameBytesMax).to.equal(defaultTreeLimits.requestBytesMax + 64 * 1024);
     expect(frameMarginBytes).to.equal(64 * 1024);
     expect(defaultWireLimits.inFlightMax).to.equal(1024);
-    expect(defaultWireLimits.tree).to.equal(defaultTreeLimits);
-    expect(validateWireLimits(defaultWireLimits)).to.equal(null);
+    expect(validateWireLimits(defaultWireLimits, [defaultTreeLimits])).to.equal(null);
+  });
+
+  it('the frame fits a request of every namespace: the largest request limit decides', () => {
+    const big = { ...defaultTreeLimits, valueBytesMax: 8 << 20, requestBytesMax: 9 << 20 };
+    expect(frameBytesFor([defaultTreeLimits, big])).to.equal((9 << 20) + frameMarginBytes);
+    expect(frameBytesFor([])).to.equal(defaultWireLimits.frameBytesMax);
   });
 
   it('refuses unusable limits', () => {
     expect(validateWireLimits({ ...limits, frameBytesMax: 0 })).to.match(/frameBytesMax/);
+    expect(validateWireLimits({ ...limits, frameBytesMax: helloFrameBytesMax - 1 })).to.match(/frameBytesMax/);
     expect(validateWireLimits({ ...limits, frameBytesMax: 2 ** 32 })).to.match(/frameBytesMax/);
-    expect(validateWireLimits({ ...limits, frameBytesMax: defaultTreeLimits.requestBytesMax - 1 })).to.match(/at least/);
+    expect(validateWireLimits({ ...limits, frameBytesMax: defaultTreeLimits.requestBytesMax - 1 }, [defaultTreeLimits])).to.match(/at least/);
     expect(validateWireLimits({ ...limits, inFlightMax: 0 })).to.match(/inFlightMax/);
-    expect(validateWireLimits({ ...limits, tree: { ...defaultTreeLimits, valueBytesMax: -1 } })).to.match(/tree/);
+    expect(validateWireLimits(limits, [{ ...defaultTreeLimits, valueBytesMax: -1 }])).to.match(/tree/);
   });
 });
 
@@ -421,7 +460,7 @@ describe('wire codec (src/api/wire.ts): round trips', () => {
         expect(payloads).to.have.length(1);
         const payload = payloads[0] as Uint8Array;
         expect(payload).to.deep.equal(encodeClientMessage(message));
-        const decoded = okMessage(decodeClientMessage(payload, limits));
+        const decoded = okMessage(decodeClientMessage(payload, namespaces));
         expect(decoded).to.deep.equal(message);
         expectPlainBytes(decoded, payload.buffer);
       }),
@@ -435,7 +474,7 @@ describe('wire codec (src/api/wire.ts): round trips', () => {
         const frame = encodeNodeFrame(message);
         const payload = frame.subarray(frameHeaderBytes);
         expect(payload).to.deep.equal(encodeNodeMessage(message));
-        const decoded = okMessage(decodeNodeMessage(payload, limits));
+        const decoded = okMessage(decodeNodeMessage(payload));
         expect(decoded).to.deep.equal(message);
         expectPlainBytes(decoded, frame.buffer);
       }),
@@ -445,15 +484,15 @@ describe('wire codec (src/api/wire.ts): round trips', () => {
 
   it('covers every message type', () => {
     expect(clientMessageTypes).to.have.members(['hello', 'list_namespaces', 'request', 'ping']);
-    expect(nodeMessageTypes).to.have.members(['welcome', 'namespaces', 'answer', 'redirect', 'retry_after', 'pong', 'error']);
+    expect(nodeMessageTypes).to.have.members(['welcome', 'namespaces', 'answer', 'redirect', 'pong', 'error']);
   });
 
   it('writes integers as msgpack integers, 64-bit beyond 2^32 (never as floats)', () => {
     const bytes = encodeClientMessage({ type: 'ping', id: 2 ** 40 });
     expect(Buffer.from(bytes).toString('hex')).to.equal('82a474797065a470696e67a26964d30000010000000000');
-    expect(okMessage(decodeClientMessage(bytes, limits))).to.deep.equal({ type: 'ping', id: 2 ** 40 });
+    expect(okMessage(decodeClientMessage(bytes, namespaces))).to.deep.equal({ type: 'ping', id: 2 ** 40 });
     // uint64 from another implementation reads the same.
-    expect(okMessage(decodeClientMessage(pack({ type: 'ping', id: 5n }), limits))).to.deep.equal({ type: 'ping', id: 5 });
+    expect(okMessage(decodeClientMessage(pack({ type: 'ping', id: 5n }), namespaces))).to.deep.equal({ type: 'ping', id: 5 });
   });
 
   it('accepts a Buffer payload and returns plain Uint8Array copies of its bins', () => {
@@ -461,27 +500,30 @@ describe('wire codec (src/api/wire.ts): round trips', () => {
       type: 'request',
       id: 1,
       ns: 'default',
+      replica: 0,
       clientId: 'c',
       requestNum: 1,
       op: { type: 'tree', op: { type: 'blob_put', path: '/a', value: Uint8Array.from([1, 2, 3]) } },
     };
     const payload = Buffer.from(encodeClientMessage(message));
-    const decoded = okMessage(decodeClientMessage(payload, limits));
+    const decoded = okMessage(decodeClientMessage(payload, namespaces));
     payload.fill(0);
     expect(decoded).to.deep.equal(message);
     expectPlainBytes(decoded, payload.buffer);
   });
 
   it('drops unknown fields and treats nil optional fields as absent', () => {
-    expect(okMessage(decodeClientMessage(pack({ type: 'ping', id: 3, extra: 'x', nested: { a: 1 } }), limits))).to.deep.equal({ type: 'ping', id: 3 });
-    expect(okMessage(decodeClientMessage(pack({ type: 'hello', version: 1, client: null }), limits))).to.deep.equal({ type: 'hello', version: 1 });
+    expect(okMessage(decodeClientMessage(pack({ type: 'ping', id: 3, extra: 'x', nested: { a: 1 } }), namespaces))).to.deep.equal({ type: 'ping', id: 3 });
+    expect(okMessage(decodeClientMessage(pack({ type: 'hello', version: 1, client: null }), namespaces))).to.deep.equal({ type: 'hello', version: 1 });
     const op = { type: 'list', path: '/', recursive: true, junk: 1 };
-    const decoded = okMessage(decodeClientMessage(pack({ type: 'request', id: 1, ns: 'a', clientId: 'c', requestNum: 4, op: { type: 'tree', op, more: 2 } }), limits));
-    expect(decoded).to.deep.equal({ type: 'request', id: 1, ns: 'a', clientId: 'c', requestNum: 4, op: { type: 'tree', op: { type: 'list', path: '/', recursive: true } } });
-    expect(okMessage(decodeNodeMessage(pack({ type: 'redirect', id: 1, ns: 'a', primary: 2 }), limits))).to.deep.equal({ type: 'redirect', id: 1, ns: 'a', primary: 2, address: null });
+    const decoded = okMessage(decodeClientMessage(pack({ type: 'request', id: 1, ns: 'a', replica: 2, clientId: 'c', requestNum: 4, op: { type: 'tree', op, more: 2 } }), namespaces));
+    expect(decoded).to.deep.equal({ type: 'request', id: 1, ns: 'a', replica: 2, clientId: 'c', requestNum: 4, op: { type: 'tree', op: { type: 'list', path: '/', recursive: true } } });
+    const listNil = okMessage(decodeClientMessage(pack({ type: 'request', id: 1, ns: 'a', replica: 0, clientId: 'c', requestNum: 4, op: { type: 'tree', op: { type: 'list', path: '/', recursive: null } } }), namespaces));
+    expect(listNil).to.deep.include({ op: { type: 'tree', op: { type: 'list', path: '/', recursive: false } } });
+    expect(okMessage(decodeNodeMessage(pack({ type: 'redirect', id: 1, ns: 'a', replica: 2 })))).to.deep.equal({ type: 'redirect', id: 1, ns: 'a', replica: 2, address: null });
     const failure = { type: 'error', error: { code: 'cannot_delete_root' }, at: null };
     const answer = { type: 'reply', epoch: 1, view: 2, op: 0, clientId: 'c', requestNum: 1, body: { type: 'rejected', outcome: failure } };
-    expect(okMessage(decodeNodeMessage(pack({ type: 'answer', id: 9, ns: 'a', answer }), limits))).to.deep.equal({
+    expect(okMessage(decodeNodeMessage(pack({ type: 'answer', id: 9, ns: 'a', answer })))).to.deep.equal({
       type: 'answer',
       id: 9,
       ns: 'a',
@@ -496,7 +538,7 @@ describe('wire codec: hostile input gets typed errors, never a throw', () => {
   it('random bytes', () => {
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 256 }), (bytes) => {
-        for (const result of [decodeClientMessage(bytes, limits), decodeNodeMessage(bytes, limits)]) {
+        for (const result of [decodeClientMessage(bytes, namespaces), decodeNodeMessage(bytes)]) {
           if (!result.ok) expectTypedError(result.error);
         }
       }),
@@ -513,7 +555,7 @@ describe('wire codec: hostile input gets typed errors, never a throw', () => {
         } catch {
           return; // not packable: nothing to send
         }
-        for (const result of [decodeClientMessage(bytes, limits), decodeNodeMessage(bytes, limits)]) {
+        for (const result of [decodeClientMessage(bytes, namespaces), decodeNodeMessage(bytes)]) {
           if (!result.ok) expectTypedError(result.error);
         }
       }),
@@ -525,7 +567,7 @@ describe('wire codec: hostile input gets typed errors, never a throw', () => {
     fc.assert(
       fc.property(fc.oneof(clientMessageArb.map(encodeClientMessage), nodeMessageArb.map(encodeNodeMessage)), fc.nat(), (bytes, cut) => {
         const truncated = bytes.subarray(0, cut % bytes.byteLength);
-        const results: DecodeResult<ClientMessage | NodeMessage>[] = [decodeClientMessage(truncated, limits), decodeNodeMessage(truncated, limits)];
+        const results: DecodeResult<ClientMessage | NodeMessage>[] = [decodeClientMessage(truncated, namespaces), decodeNodeMessage(truncated)];
         for (const result of results) {
           const error = refused(result);
           expect(error).to.include({ id: null, code: 'malformed' });
@@ -537,7 +579,7 @@ describe('wire codec: hostile input gets typed errors, never a throw', () => {
 
   it('trailing bytes after one value are malformed', () => {
     const bytes = concat([encodeClientMessage({ type: 'ping', id: 1 }), Uint8Array.from([0xc0])]);
-    expect(refused(decodeClientMessage(bytes, limits))).to.include({ code: 'malformed' });
+    expect(refused(decodeClientMessage(bytes, namespaces))).to.include({ code: 'malformed' });
   });
 
   const badValues: readonly unknown[] = [-1, 1.5, 2 ** 53, 2n ** 64n - 1n, -(2n ** 63n), true, [], {}, Uint8Array.from([1]), 'not a name!', ''];
@@ -557,8 +599,8 @@ describe('wire codec: hostile input gets typed errors, never a throw', () => {
         if (key === 'id' && message.type === 'error') return; // any counter or nil: checked below
         const mutated = { ...message, [key]: bad };
         const result: DecodeResult<ClientMessage | NodeMessage> = clientMessageTypes.includes(message.type as ClientMessage['type'])
-          ? decodeClientMessage(pack(mutated), limits)
-          : decodeNodeMessage(pack(mutated), limits);
+          ? decodeClientMessage(pack(mutated), namespaces)
+          : decodeNodeMessage(pack(mutated));
         const error = refused(result);
         expectTypedError(error);
         expect(error.code).to.equal(key === 'version' && bad === 2 ? 'unsupported_version' : 'malformed');
@@ -573,9 +615,9 @@ describe('wire codec: hostile input gets typed errors, never a throw', () => {
     fc.assert(
       fc.property(fc.string({ maxLength: 20 }), idArb, (type, id) => {
         if ((clientMessageTypes as readonly string[]).includes(type)) return;
-        expect(refused(decodeClientMessage(pack({ type, id }), limits))).to.deep.include({ id, code: 'malformed' });
+        expect(refused(decodeClientMessage(pack({ type, id }), namespaces))).to.deep.include({ id, code: 'malformed' });
         if ((nodeMessageTypes as readonly string[]).includes(type)) return;
-        expect(refused(decodeNodeMessage(pack({ type, id }), limits))).to.deep.include({ id, code: 'malformed' });
+        expect(refused(decodeNodeMessage(pack({ type, id })))).to.deep.include({ id, code: 'malformed' });
       }),
       { numRuns: runs },
     );
@@ -583,22 +625,32 @@ describe('wire codec: hostile input gets typed errors, never a throw', () => {
 
   it('non-map payloads and maps without a type are malformed', () => {
     for (const value of [null, 1, 'ping', [], [{ type: 'ping', id: 1 }], Uint8Array.from([1]), { id: 4 }, { type: 7, id: 4 }, new Date(0)]) {
-      const error = refused(decodeClientMessage(pack(value), limits));
+      const error = refused(decodeClientMessage(pack(value), namespaces));
       expect(error.code).to.equal('malformed');
     }
-    expect(refused(decodeClientMessage(pack({ id: 4 }), limits)).id).to.equal(4);
+    expect(refused(decodeClientMessage(pack({ id: 4 }), namespaces)).id).to.equal(4);
   });
 
   it('versions: another integer is unsupported_version, anything else malformed', () => {
-    expect(refused(decodeClientMessage(pack({ type: 'hello', version: 2 }), limits))).to.include({ id: null, code: 'unsupported_version' });
-    expect(refused(decodeClientMessage(pack({ type: 'hello', version: '1' }), limits))).to.include({ code: 'malformed' });
-    expect(refused(decodeClientMessage(pack({ type: 'hello' }), limits))).to.include({ code: 'malformed' });
-    expect(refused(decodeNodeMessage(pack({ type: 'welcome', version: 0, node: 'n', namespaces: [] }), limits))).to.include({ code: 'unsupported_version' });
+    expect(refused(decodeClientMessage(pack({ type: 'hello', version: 2 }), namespaces))).to.include({ id: null, code: 'unsupported_version' });
+    expect(refused(decodeClientMessage(pack({ type: 'hello', version: '1' }), namespaces))).to.include({ code: 'malformed' });
+    expect(refused(decodeClientMessage(pack({ type: 'hello' }), namespaces))).to.include({ code: 'malformed' });
+    expect(refused(decodeNodeMessage(pack({ type: 'welcome', version: 0, node: 'n', namespaces: [] })))).to.include({ code: 'unsupported_version' });
+  });
+
+  it('a welcome describes each namespace: odd replica counts, valid tree limits, no name twice', () => {
+    const info = { name: 'default', replicas: 3, limits: defaultTreeLimits };
+    const welcome = (namespacesField: unknown): unknown => ({ type: 'welcome', version: 1, node: 'n', namespaces: namespacesField, frameBytesMax: 1 << 22, inFlightMax: 1024, requestTimeoutMs: 5000 });
+    expect(okMessage(decodeNodeMessage(pack(welcome([info]))))).to.deep.include({ namespaces: [info] });
+    for (const bad of [[{ ...info, replicas: 2 }], [{ ...info, replicas: 0 }], [info, info], [{ ...info, limits: { ...defaultTreeLimits, valueBytesMax: 0 } }], [{ ...info, limits: { valueBytesMax: 1 } }], ['default']]) {
+      expect(refused(decodeNodeMessage(pack(welcome(bad))))).to.include({ code: 'malformed' });
+    }
+    expect(refused(decodeNodeMessage(pack({ type: 'welcome', version: 1, node: 'n', namespaces: [] })))).to.include({ code: 'malformed' });
   });
 
   describe('requests', () => {
-    const base = { type: 'request', id: 11, ns: 'default', clientId: 'c1', requestNum: 1, op: { type: 'tree', op: { type: 'stat', path: '/' } } };
-    const decodeRequest = (fields: Record<string, unknown>): DecodeResult<ClientMessage> => decodeClientMessage(pack({ ...base, ...fields }), limits);
+    const base = { type: 'request', id: 11, ns: 'default', replica: 0, clientId: 'c1', requestNum: 1, op: { type: 'tree', op: { type: 'stat', path: '/' } } };
+    const decodeRequest = (fields: Record<string, unknown>): DecodeResult<ClientMessage> => decodeClientMessage(pack({ ...base, ...fields }), namespaces);
 
     it('ids, request numbers: non-negative integers below 2^53', () => {
       expect(okMessage(decodeRequest({}))).to.deep.include({ id: 11 });
@@ -642,15 +694,52 @@ describe('wire codec: hostile input gets typed errors, never a throw', () => {
         const error = refused(decodeRequest({ op: { type: 'tree', op } }));
         expect(error).to.deep.equal({ id: 11, code: 'malformed', message: `op.op: ${describeTreeError(treeError)}` });
       }
-      const small: WireLimits = wireLimitsFor({ ...defaultTreeLimits, valueBytesMax: 4 });
-      const error = refused(decodeClientMessage(pack({ ...base, op: { type: 'tree', op: { type: 'blob_put', path: '/a', value: new Uint8Array(5) } } }), small));
+    });
+
+    it('each namespace checks requests against its own tree limits', () => {
+      const perNamespace: NamespaceLookup = (ns) => ({ replicas: 3, tree: ns === 'small' ? { ...defaultTreeLimits, valueBytesMax: 4 } : { ...defaultTreeLimits, valueBytesMax: 2 << 20 } });
+      const put = (ns: string, bytes: number): unknown => ({ ...base, ns, op: { type: 'tree', op: { type: 'blob_put', path: '/a', value: new Uint8Array(bytes) } } });
+      const error = refused(decodeClientMessage(pack(put('small', 5)), perNamespace));
       expect(error.message).to.equal(`op.op: ${describeTreeError({ code: 'too_large', what: 'value_bytes', limit: 4 })}`);
+      expect(okMessage(decodeClientMessage(pack(put('big', 1536 * 1024)), perNamespace))).to.deep.include({ ns: 'big' });
+    });
+
+    it('a namespace the node does not serve is unknown_namespace; a replica index beyond its group is malformed', () => {
+      const only: NamespaceLookup = (ns) => (ns === 'default' ? { replicas: 3, tree: defaultTreeLimits } : undefined);
+      expect(refused(decodeClientMessage(pack({ ...base, ns: 'other' }), only))).to.include({ id: 11, code: 'unknown_namespace' });
+      expect(okMessage(decodeClientMessage(pack({ ...base, replica: 2 }), only))).to.deep.include({ replica: 2 });
+      for (const replica of [3, -1, 1.5, '0', null]) {
+        expect(refused(decodeClientMessage(pack({ ...base, replica }), only))).to.include({ id: 11, code: 'malformed' });
+      }
+    });
+
+    it('text must be UTF-8: a path, a client id or a key with invalid bytes is malformed; two invalid paths never name one node', () => {
+      // Hand-built msgpack: the encoders only write valid text.
+      const str = (bytes: readonly number[]): number[] => [0xa0 | bytes.length, ...bytes];
+      const text = (value: string): number[] => str([...Buffer.from(value, 'utf8')]);
+      const request = (path: readonly number[], clientId: readonly number[] = text('c1')): Uint8Array =>
+        Uint8Array.from([
+          0x87, ...text('type'), ...text('request'), ...text('id'), 11, ...text('ns'), ...text('default'), ...text('replica'), 0,
+          ...text('clientId'), ...clientId, ...text('requestNum'), 1,
+          ...text('op'), 0x82, ...text('type'), ...text('tree'), ...text('op'), 0x82, ...text('type'), ...text('stat'), ...text('path'), ...str(path),
+        ]);
+      const slash = [0x2f, 0x76, 0x2f];
+      expect(okMessage(decodeClientMessage(request([...slash, 0xc3, 0xa9]), namespaces))).to.deep.include({ op: { type: 'tree', op: { type: 'stat', path: '/v/é' } } });
+      for (const bad of [[0xff], [0xfe], [0xc3], [0xe0, 0x80, 0x80], [0xed, 0xa0, 0x80], [0xf8, 0x88, 0x80, 0x80, 0x80]]) {
+        expect(refused(decodeClientMessage(request([...slash, ...bad]), namespaces))).to.deep.include({ id: 11, code: 'malformed' });
+      }
+      expect(refused(decodeClientMessage(request([...slash, 0x61], [0x63, 0xff]), namespaces))).to.include({ code: 'malformed' });
+      const badKey = Uint8Array.from([0x83, ...text('type'), ...text('ping'), ...text('id'), 1, ...str([0x78, 0xff]), 0xc0]);
+      expect(refused(decodeClientMessage(badKey, namespaces))).to.include({ id: 1, code: 'malformed' });
+      // A node's text is checked the same way by the client.
+      const badNode = Uint8Array.from([0x82, ...text('type'), ...text('pong'), ...str([0x69, 0x64, 0xff]), 1]);
+      expect(refused(decodeNodeMessage(badNode))).to.include({ code: 'malformed' });
     });
   });
 
   describe('answers from a node', () => {
     const reply = { type: 'reply', epoch: 0, view: 0, op: 1, clientId: 'c', requestNum: 1, body: { type: 'tree', outcome: { type: 'ok', version: 1 } } };
-    const decodeAnswer = (answer: unknown): DecodeResult<NodeMessage> => decodeNodeMessage(pack({ type: 'answer', id: 3, ns: 'a', answer }), limits);
+    const decodeAnswer = (answer: unknown): DecodeResult<NodeMessage> => decodeNodeMessage(pack({ type: 'answer', id: 3, ns: 'a', answer }));
 
     it('a well-formed reply decodes', () => {
       expect(okMessage(decodeAnswer(reply))).to.deep.equal({ type: 'answer', id: 3, ns: 'a', answer: reply });
@@ -677,13 +766,13 @@ describe('wire codec: hostile input gets typed errors, never a throw', () => {
     });
 
     it('error codes are checked, and an error\'s id may be nil', () => {
-      expect(okMessage(decodeNodeMessage(pack({ type: 'error', id: null, code: 'overloaded', message: 'too many connections' }), limits))).to.deep.equal({
+      expect(okMessage(decodeNodeMessage(pack({ type: 'error', id: null, code: 'overloaded', message: 'too many connections' })))).to.deep.equal({
         type: 'error',
         id: null,
         code: 'overloaded',
         message: 'too many connections',
       });
-      expect(refused(decodeNodeMessage(pack({ type: 'error', id: 1, code: 'oops', message: '' }), limits))).to.include({ id: 1, code: 'malformed' });
+      expect(refused(decodeNodeMessage(pack({ type: 'error', id: 1, code: 'oops', message: '' })))).to.include({ id: 1, code: 'malformed' });
     });
   });
 });
@@ -701,8 +790,8 @@ describe('docs/protocol.md worked example', () => {
   const session = { ns: 'default', clientId: 'c1' };
   const expected: readonly [string, 'client' | 'node', ClientMessage | NodeMessage][] = [
     ['hello', 'client', { type: 'hello', version: 1, client: 'example' }],
-    ['welcome', 'node', { type: 'welcome', version: 1, node: 'n1', namespaces: ['default'] }],
-    ['register', 'client', { type: 'request', id: 1, ...session, requestNum: 0, op: { type: 'register' } }],
+    ['welcome', 'node', { type: 'welcome', version: 1, node: 'n1', namespaces: [{ name: 'default', replicas: 3, limits: defaultTreeLimits }], frameBytesMax: 4_259_840, inFlightMax: 1024, requestTimeoutMs: 5000 }],
+    ['register', 'client', { type: 'request', id: 1, ...session, replica: 0, requestNum: 0, op: { type: 'register' } }],
     [
       'registered',
       'node',
@@ -711,7 +800,7 @@ describe('docs/protocol.md worked example', () => {
     [
       'put',
       'client',
-      { type: 'request', id: 2, ...session, requestNum: 1, op: { type: 'tree', op: { type: 'blob_put', path: '/greeting', value: Uint8Array.from([0x68, 0x69]) } } },
+      { type: 'request', id: 2, ...session, replica: 0, requestNum: 1, op: { type: 'tree', op: { type: 'blob_put', path: '/greeting', value: Uint8Array.from([0x68, 0x69]) } } },
     ],
     [
       'put_answer',
@@ -733,7 +822,7 @@ describe('docs/protocol.md worked example', () => {
       const payloads = framesOf(new FrameDecoder(limits).push(documented));
       expect(payloads).to.have.length(1);
       const payload = payloads[0] as Uint8Array;
-      const decoded: DecodeResult<ClientMessage | NodeMessage> = from === 'client' ? decodeClientMessage(payload, limits) : decodeNodeMessage(payload, limits);
+      const decoded: DecodeResult<ClientMessage | NodeMessage> = from === 'client' ? decodeClientMessage(payload, namespaces) : decodeNodeMessage(payload);
       expect(okMessage(decoded)).to.deep.equal(message);
     });
   }

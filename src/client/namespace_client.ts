@@ -5,7 +5,7 @@
  * run), so a malformed call fails at once with a typed error and never crosses a thread.
  */
 
-import type { ProxyOutcome } from '../../actors/messages.ts';
+import type { CallOutcome } from './io.ts';
 import { assertNever } from '../tree/assert.ts';
 import type { NodeType } from '../tree/node_type.ts';
 import type { Bytes, Guard, OpResult, SetOperand, SimpleOp, TreeOp } from '../tree/ops.ts';
@@ -25,7 +25,7 @@ export type Value = Bytes | string;
 const encoder = new TextEncoder();
 const bytes = (value: Value): Bytes => (typeof value === 'string' ? encoder.encode(value) : value);
 
-export type Caller = (ns: string, op: TreeOp) => Promise<ProxyOutcome>;
+export type Caller = (ns: string, op: TreeOp) => Promise<CallOutcome>;
 
 export class NamespaceClient {
   readonly namespace: string;
@@ -47,7 +47,7 @@ export class NamespaceClient {
   }
 
   /** Like `execute`, but resolves with the raw outcome (the prompt prints every kind). */
-  async raw(op: TreeOp): Promise<ProxyOutcome> {
+  async raw(op: TreeOp): Promise<CallOutcome> {
     const checked = validateOp(op, this.#limits);
     if (!checked.ok) return { type: 'rejected', outcome: { type: 'error', error: checked.error } };
     return this.#call(this.namespace, checked.op);
@@ -135,7 +135,7 @@ function operand(other: SetOperand | string): SetOperand {
 }
 
 /** A proxy outcome as a result or a thrown HaretError. */
-export function settle(outcome: ProxyOutcome): Committed<OpResult> {
+export function settle(outcome: CallOutcome): Committed<OpResult> {
   switch (outcome.type) {
     case 'done': {
       const placement: Placement = { epoch: outcome.epoch, view: outcome.view, op: outcome.op };
@@ -148,7 +148,15 @@ export function settle(outcome: ProxyOutcome): Committed<OpResult> {
     case 'timeout':
       throw new HaretError('timeout', 'no answer from the cluster in time; the op may or may not have executed', 'maybe');
     case 'session_expired':
-      throw new HaretError('session_expired', 'the cluster expired the session; the op did not execute', false);
+      throw new HaretError(
+        'session_expired',
+        outcome.executed === false
+          ? 'the cluster does not know the session (expired or evicted); the op did not execute'
+          : 'the cluster evicted the session while the op was being retried; an earlier attempt may have executed',
+        outcome.executed,
+      );
+    case 'refused':
+      throw new HaretError(outcome.reason, outcome.message, outcome.executed);
     case 'stale_request':
       throw new HaretError('stale_request', `the session had already executed request ${outcome.lastRequestNum}: another client uses this client id; the op may or may not have executed`, 'maybe');
     case 'overloaded':

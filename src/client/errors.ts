@@ -22,7 +22,11 @@ export type ServiceErrorCode =
   /** The node is stopped or stopping. */
   | 'stopped'
   /** The result did not have the shape the method expects (a bug in haret). */
-  | 'internal';
+  | 'internal'
+  /** Nothing to talk to: no node could be reached, or the client proxy failed for good. Not executed. */
+  | 'unavailable'
+  /** The answer to a read over the network did not fit in a frame (it ran; narrow the read). */
+  | 'frame_too_large';
 
 export type HaretErrorCode = TreeError['code'] | ServiceErrorCode;
 
