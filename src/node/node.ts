@@ -213,7 +213,11 @@ export class HaretNode {
     const live = new Map(this.#system.host.status().map((actor) => [actor.id, actor]));
     for (const report of this.#system.hostActorReports()) {
       actors.push(actorReport(report.actor, 'host', report, live.get(report.actor) ?? null));
+      live.delete(report.actor);
     }
+    // The main thread's own actors (the API endpoint, the TCP server, the cluster): not
+    // supervised (they live and die with the process), reported with their counters.
+    for (const [id, status] of live) actors.push(actorReport(id, 'host', { state: 'running', restarts: 0, failure: null }, status));
     return { actors, workers };
   }
 

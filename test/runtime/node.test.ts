@@ -264,7 +264,7 @@ describe('node: embedding API on worker threads', function () {
     const script = fileURLToPath(new URL('./fixtures/node_start_stop.mjs', import.meta.url));
     const fromSources = await runChild(['--import', 'tsx', script, pathToFileURL(`${repoRoot}src/node/index.ts`).href], 60_000);
     expect(fromSources.stderr).to.equal('');
-    expect(fromSources.stdout).to.equal('hello v1 actors=5\n');
+    expect(fromSources.stdout).to.equal('hello v1 actors=6\n');
     expect(fromSources.code).to.equal(0);
 
     const outDir = `${repoRoot}.test-dist`;
@@ -273,7 +273,7 @@ describe('node: embedding API on worker threads', function () {
     try {
       const compiled = await runChild([script, pathToFileURL(`${outDir}/src/node/index.js`).href], 60_000);
       expect(compiled.stderr).to.equal('');
-      expect(compiled.stdout).to.equal('hello v1 actors=5\n');
+      expect(compiled.stdout).to.equal('hello v1 actors=6\n');
       expect(compiled.code).to.equal(0);
     } finally {
       rmSync(outDir, { recursive: true, force: true });
