@@ -132,6 +132,8 @@ export class ClientApiServer {
   readonly #options: Required<Omit<ClientApiOptions, 'host' | 'port'>>;
   readonly #frameBytesMax: number;
   readonly #connections = new Set<Connection>();
+  /** Sockets being closed after their last words (refused, or failed): destroyed on close() at the latest. */
+  readonly #closingSockets = new Set<Socket>();
   readonly #namespaces = new Map<string, Served>();
   /** Namespace by replica actor id: an answer's sender says which namespace it is for. */
   readonly #replicaNamespace = new Map<string, string>();
@@ -288,9 +290,12 @@ export class ClientApiServer {
           else connection.socket.destroy();
         }),
     );
-    const grace = new Promise<void>((resolve) => setTimeout(resolve, closeGraceMs).unref());
+    let graceTimer: NodeJS.Timeout | null = null;
+    const grace = new Promise<void>((resolve) => (graceTimer = setTimeout(resolve, closeGraceMs)));
     await Promise.race([Promise.all(closed), grace]);
+    if (graceTimer !== null) clearTimeout(graceTimer);
     for (const connection of this.#connections) connection.socket.destroy();
+    for (const socket of this.#closingSockets) socket.destroy();
     await listening;
   }
 
@@ -314,7 +319,7 @@ export class ClientApiServer {
     socket.on('error', () => socket.destroy());
     if (this.#closing !== null || this.#connections.size >= this.#options.connectionsMax) {
       this.counters.refused += 1;
-      socket.end(encodeNodeFrame({ type: 'error', id: null, code: this.#closing !== null ? 'shutting_down' : 'overloaded', message: 'too many connections' }));
+      this.#lastWords(socket, this.#closing !== null ? 'shutting_down' : 'overloaded', this.#closing !== null ? 'the node is stopping' : 'too many connections');
       return;
     }
     this.counters.connections += 1;
@@ -476,9 +481,21 @@ export class ClientApiServer {
   /** A connection-level failure: the last words, then nothing more is read and it closes. */
   #fail(connection: Connection, code: ErrorCode, text: string): void {
     this.counters.errors += 1;
-    connection.socket.end(encodeNodeFrame({ type: 'error', id: null, code, message: text }));
-    connection.socket.pause();
-    setTimeout(() => connection.socket.destroy(), closeGraceMs).unref();
+    connection.socket.removeAllListeners('data');
+    this.#lastWords(connection.socket, code, text);
+  }
+
+  /**
+   * `error {id: nil}` and a close. What the peer sends from then on is read and discarded (a
+   * socket that is not read never sees the peer's close), and the socket is destroyed after a
+   * grace period whatever the peer does.
+   */
+  #lastWords(socket: Socket, code: ErrorCode, text: string): void {
+    this.#closingSockets.add(socket);
+    socket.on('close', () => this.#closingSockets.delete(socket));
+    socket.end(encodeNodeFrame({ type: 'error', id: null, code, message: text }));
+    socket.resume();
+    setTimeout(() => socket.destroy(), closeGraceMs).unref();
   }
 
   #error(connection: Connection, id: number | null, code: ErrorCode, text: string): void {

@@ -6,7 +6,8 @@
  */
 
 import { expect } from 'chai';
-import { connect as tcpConnect } from 'node:net';
+import { connect as tcpConnect, createServer } from 'node:net';
+import type { WelcomeMessage } from '../../src/api/wire.ts';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +16,7 @@ import { ClusterError } from '../../src/node/cluster.ts';
 import { loadRecord } from '../../src/node/cluster_store.ts';
 import { startNode, type HaretNode } from '../../src/node/index.ts';
 import { eventually } from '../runtime/helpers.ts';
+import { RawClient, register } from './raw_client.ts';
 
 
 /** Writes raw bytes to a port and resolves when the peer closes (or after `ms`). */
@@ -39,6 +41,8 @@ describe('cluster: nodes joined by cluster links', function () {
   this.timeout(120_000);
   const nodes: HaretNode[] = [];
   let dir = '';
+  /** The node whose death a test caused (restarted by the next). */
+  let doomedIndex = -1;
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'haret-cluster-inproc-'));
@@ -142,4 +146,70 @@ describe('cluster: nodes joined by cluster links', function () {
     await client.blobPut('/x', 'after garbage');
     expect(new TextDecoder().decode((await node(0).client('shared').blobGet('/x')).value ?? new Uint8Array())).to.equal('after garbage');
   });
+
+  it('a request in flight to the primary when its node dies is answered by the node the client is on (within requestTimeoutMs), and the library\'s write completes on the new primary', async () => {
+    const placement = cluster(0).status().namespaces.find((ns) => ns.name === 'shared')?.placement ?? [];
+    const primary = await node(0).primaryOf('shared');
+    expect(primary).to.be.a('number');
+    const doomed = nodes.findIndex((n) => n.options.name === placement[primary as number]);
+    doomedIndex = doomed;
+    const survivor = node((doomed + 1) % 3);
+    const port = survivor.clientApiAddress?.port ?? 0;
+    const { client, welcome } = await RawClient.open(port);
+    const remote = await connect([`127.0.0.1:${port}`]);
+    try {
+      expect(welcome.namespaces.find((ns) => ns.name === 'shared')?.replicas).to.equal(3);
+      await remote.client('shared').blobPut('/x', 'before the death');
+      // The primary's node goes away; 10 ms later a register is sent to the replica it hosted.
+      const death = node(doomed).stop();
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      const sent = performance.now();
+      client.send(register(1, 'orphan-1', primary as number, 'shared'));
+      const answer = await client.answerTo(1, welcome.requestTimeoutMs + 3_000);
+      expect(answer.atMs - sent).to.be.below(welcome.requestTimeoutMs + 1_000);
+      expect(['answer', 'error', 'redirect']).to.include(answer.message.type);
+      if (answer.message.type === 'error') expect(answer.message.code).to.equal('timeout');
+      const put = await remote.client('shared').blobPut('/x', 'after the death');
+      expect(put.view).to.be.greaterThan(0);
+      await death;
+    } finally {
+      client.destroy();
+      await remote.close();
+    }
+  });
+
+  it('a node restarting from its data directory welcomes clients only once it serves its namespaces again: the first welcome lists them', async () => {
+    // The node stopped by the previous test, restarted on a client port known in advance.
+    expect(doomedIndex).to.be.at.least(0);
+    const restartName = node(doomedIndex).options.name;
+    const port = await freePort();
+    const restarting = startNode({ name: restartName, namespaces: [], cluster: { port: 0 }, dataDir: join(dir, restartName), clientApi: { port }, logLevel: 'silent' });
+    let first: RawClient | null = null;
+    let welcome: WelcomeMessage | null = null;
+    try {
+      // Knock until the port listens; the hello is then held until the node is ready.
+      await eventually('a connection to the restarting node', async () => {
+        const opened = await RawClient.open(port).catch(() => null);
+        if (opened === null) return false;
+        first = opened.client;
+        welcome = opened.welcome;
+        return true;
+      }, 30_000, 5);
+      nodes[doomedIndex] = await restarting;
+      expect((welcome as WelcomeMessage | null)?.namespaces.map((ns) => ns.name)).to.deep.equal(['shared']);
+    } finally {
+      (first as RawClient | null)?.destroy();
+    }
+  });
 });
+
+/** A port nothing listens on right now. */
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.listen(0, '127.0.0.1', () => {
+      const port = (server.address() as { port: number }).port;
+      server.close(() => resolve(port));
+    });
+  });
+}

@@ -9,7 +9,9 @@
  */
 
 import { expect } from 'chai';
+import { ClientApiServer } from '../../src/net/server.ts';
 import { startNode, type HaretNode } from '../../src/node/index.ts';
+import { defaultTreeLimits } from '../../src/tree/limits.ts';
 import type { NodeMessage } from '../../src/api/wire.ts';
 import { eventually } from '../runtime/helpers.ts';
 import { RawClient, register, treeRequest } from './raw_client.ts';
@@ -323,5 +325,30 @@ describe('net: deadlines, backpressure and graceful stop', function () {
       [1, 'shutting_down'],
       [null, 'shutting_down'],
     ]);
+  });
+});
+
+describe('net: a node that is not ready yet holds hellos instead of welcoming with nothing', function () {
+  this.timeout(30_000);
+
+  it('no welcome until ready(); then the welcome lists every namespace, and requests are forwarded', async () => {
+    const sent: string[] = [];
+    const server = await ClientApiServer.start({ nodeName: 'restarting', namespaces: [], ready: false, send: (to) => void sent.push(to) });
+    try {
+      const client = await RawClient.connect(server.address().port);
+      client.send({ type: 'hello', version: 1 });
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(client.received).to.deep.equal([]);
+      server.addNamespace({ name: 'jobs', replicas: ['jobs/r0', 'jobs/r1', 'jobs/r2'], limits: defaultTreeLimits });
+      server.ready();
+      const welcome = await client.next((m) => m.type === 'welcome');
+      expect(welcome.message.type === 'welcome' && welcome.message.namespaces.map((ns) => ns.name)).to.deep.equal(['jobs']);
+      client.send(register(1, 'late-1', 1, 'jobs'));
+      await eventually('the request forwarded to the replica it named', () => sent.length === 1);
+      expect(sent).to.deep.equal(['jobs/r1']);
+      client.destroy();
+    } finally {
+      await server.close();
+    }
   });
 });
