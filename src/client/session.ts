@@ -175,9 +175,17 @@ function startNext(w: SessionWorking, effects: ClientEffect[]): void {
 
 function send(w: SessionWorking, callId: number | null, requestNum: number, op: RequestOp, effects: ClientEffect[]): void {
   const request: Request = { type: 'request', clientId: w.clientId, requestNum, op };
-  const target = w.view % w.config.replicaCount;
+  const target = primaryIndex(w);
   w.outstanding = { callId, request, target, attempt: 0, waitTicks: backoff(w, 0), ageTicks: 0, retrySame: false };
   effects.push({ type: 'send', to: target, request });
+}
+
+/**
+ * The primary of the highest view heard of: `view mod replicas` (VRR §4; the replicas' own rule
+ * is `primaryOf` in src/vr/config.ts, and docs/protocol.md section 9 gives it to every client).
+ */
+function primaryIndex(w: SessionWorking): number {
+  return w.view % w.config.replicaCount;
 }
 
 function resend(w: SessionWorking, target: number, waitTicks: number, effects: ClientEffect[]): void {
@@ -292,7 +300,7 @@ function onRefused(w: SessionWorking, requestNum: number, reason: RefusalReason,
 }
 
 function onNotPrimary(w: SessionWorking, outstanding: Outstanding, message: NotPrimary, effects: ClientEffect[]): void {
-  const primary = w.view % w.config.replicaCount;
+  const primary = primaryIndex(w);
   // Follow the redirect at once if it points somewhere new; otherwise the backoff decides.
   if (primary !== outstanding.target && primary === message.primary) {
     resend(w, primary, backoff(w, outstanding.attempt + 1), effects);

@@ -8,6 +8,7 @@ import { ActorSystem, type HostActorSpec, type SystemEvent, type WorkerReport } 
 import { frameBytesFor } from '../api/wire.ts';
 import { AdminServer } from '../net/admin.ts';
 import { ClientApiServer } from '../net/server.ts';
+import { primaryOf } from '../vr/config.ts';
 import type { ClientAnswer } from '../vr/messages.ts';
 import type { ActorStatus } from '../../runtime/actor.ts';
 import type { InjectedFault } from '../../runtime/protocol.ts';
@@ -232,7 +233,7 @@ export class HaretNode {
     if (placed !== undefined) {
       let view: number | null = null;
       for (const actor of actors) if (actor.ns === namespace && actor.status === 'normal' && actor.view !== null) view = Math.max(view ?? 0, actor.view);
-      return view === null ? null : view % placed.placement.length;
+      return view === null ? null : primaryOf(view, { replicaCount: placed.placement.length });
     }
     let best: ActorReport | null = null;
     for (const actor of actors) {

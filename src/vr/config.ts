@@ -120,6 +120,6 @@ export function quorumSize(config: ReplicaConfig): number {
 }
 
 /** VRR §4: the primary of view v is the replica with index v mod n. */
-export function primaryOf(view: number, config: ReplicaConfig): number {
+export function primaryOf(view: number, config: Pick<ReplicaConfig, 'replicaCount'>): number {
   return view % config.replicaCount;
 }
