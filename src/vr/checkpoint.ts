@@ -1,14 +1,15 @@
 /**
  * Checkpoint images (VRR §5.1): a machine (tree + client table + applied op) as checksummed
  * bytes, for state transfer and recovery. The tree part is the tree's own canonical snapshot;
- * the client table is encoded sorted by client id, so equal machines give equal bytes.
+ * the client table is encoded in its LRU order (least recently active first), which every
+ * replica applying the same log agrees on: equal machines give equal bytes, and a decoded table
+ * has the same order, so it expires the same sessions next (src/vr/client_table.ts).
  */
 
 import CRC32 from 'crc-32';
-import { Map as ImmutableMap } from 'immutable';
 import { Packr } from 'msgpackr';
 import { decodeSnapshot, packSnapshot, snapshotTerms, type SnapshotTerms } from '../tree/snapshot.ts';
-import type { ClientRecord } from './client_table.ts';
+import { clientTableFromOrdered, type ClientRecord } from './client_table.ts';
 import type { CheckpointImage } from './messages.ts';
 import { Machine } from './state_machine.ts';
 
@@ -26,11 +27,12 @@ export function encodeCheckpoint(machine: Machine): CheckpointImage {
 export type CheckpointTerms = {
   readonly appliedOp: number;
   readonly tree: SnapshotTerms;
+  /** Least recently active first (the table's order). */
   readonly clients: readonly (readonly [string, ClientRecord])[];
 };
 
 export function checkpointTerms(machine: Machine): CheckpointTerms {
-  const clients = Array.from(machine.clients.entries()).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const clients = Array.from(machine.clients.entries());
   return { appliedOp: machine.appliedOp, tree: snapshotTerms(machine.tree), clients };
 }
 
@@ -63,24 +65,38 @@ export function decodeCheckpoint(image: CheckpointImage): CheckpointDecodeResult
   if (!(treeBytes instanceof Uint8Array) || !Array.isArray(clients)) return { ok: false, reason: 'checkpoint malformed' };
   const tree = decodeSnapshot(treeBytes);
   if (!tree.ok) return { ok: false, reason: tree.reason };
-  const table = ImmutableMap<string, ClientRecord>().withMutations((map) => {
-    for (const pair of clients as unknown[]) {
-      if (Array.isArray(pair) && typeof pair[0] === 'string' && isClientRecord(pair[1])) map.set(pair[0], normalise(pair[1]));
-    }
-  });
-  if (table.size !== clients.length) return { ok: false, reason: 'checkpoint client table malformed' };
-  return { ok: true, machine: new Machine(tree.tree, table, image.op) };
+  const ordered: (readonly [string, ClientRecord])[] = [];
+  for (let i = 0; i < clients.length; i++) {
+    const pair: unknown = clients[i];
+    if (!Array.isArray(pair) || pair.length !== 2 || typeof pair[0] !== 'string') return { ok: false, reason: `checkpoint client table malformed at position ${i}` };
+    const problem = clientRecordProblem(pair[1], image.op);
+    if (problem !== null) return { ok: false, reason: `checkpoint client ${JSON.stringify(pair[0].slice(0, 40))}: ${problem}` };
+    ordered.push([pair[0], normalise(pair[1] as ClientRecord)]);
+  }
+  // O(n): rebuilds the links, refusing a duplicate id or an order that is not by last activity.
+  const table = clientTableFromOrdered(ordered);
+  if (!table.ok) return { ok: false, reason: `checkpoint ${table.reason}` };
+  return { ok: true, machine: new Machine(tree.tree, table.table, image.op) };
 }
 
-function isClientRecord(value: unknown): value is ClientRecord {
-  if (typeof value !== 'object' || value === null) return false;
+/** Null when `value` is a record the state machine could have written by `appliedOp`, else why not. */
+function clientRecordProblem(value: unknown, appliedOp: number): string | null {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'record is not an object';
   const record = value as Record<string, unknown>;
-  return (
-    typeof record['requestNum'] === 'number' &&
-    typeof record['replyOp'] === 'number' &&
-    typeof record['lastActiveOp'] === 'number' &&
-    (record['reply'] === null || typeof record['reply'] === 'object')
-  );
+  for (const name of ['requestNum', 'replyOp', 'lastActiveOp']) {
+    const field = record[name];
+    if (typeof field !== 'number' || !Number.isSafeInteger(field) || field < 0) return `${name} must be a non-negative integer`;
+  }
+  if ((record['replyOp'] as number) > (record['lastActiveOp'] as number)) return 'replyOp beyond lastActiveOp';
+  if ((record['lastActiveOp'] as number) > appliedOp) return 'lastActiveOp beyond the checkpoint op';
+  const reply = record['reply'];
+  if (reply === null) return null;
+  // Only a write's reply is kept, and only a tree request has one (request number 0 is register).
+  if (record['requestNum'] === 0) return 'a registration with a reply';
+  if (typeof reply !== 'object' || Array.isArray(reply)) return 'reply must be an object or null';
+  const body = reply as Record<string, unknown>;
+  if (body['type'] !== 'tree' || typeof body['outcome'] !== 'object' || body['outcome'] === null) return 'reply must be a tree reply';
+  return null;
 }
 
 /** msgpack returns Buffers for bytes; results handed to clients are plain Uint8Arrays. */

@@ -4,8 +4,9 @@
  */
 
 import { assert } from '../tree/assert.ts';
-import { answer, isNormalPrimary, type Ctx } from './context.ts';
+import { answer, isNormalPrimary, trace, type Ctx } from './context.ts';
 import { dropThrough, entryAt } from './log.ts';
+import type { LogEntry } from './messages.ts';
 import { applyEntry, expireAtCheckpoint, type AppliedReply } from './state_machine.ts';
 
 /**
@@ -23,18 +24,33 @@ export function commitUpTo(ctx: Ctx, target: number): void {
     const replies: AppliedReply[] = [];
     s.machine = applyEntry(s.machine, entry, s.config, replies);
     s.commit = op;
-    if (replying) sendReplies(ctx, replies);
+    if (replying) sendReplies(ctx, entry, replies);
     if (op % s.config.checkpointIntervalOps === 0) takeCheckpoint(ctx);
   }
   truncateLog(ctx);
 }
 
-function sendReplies(ctx: Ctx, replies: readonly AppliedReply[]): void {
+/**
+ * Answers the entry's requests, and ends each one's time in progress: answered or not, an
+ * applied request no longer blocks its session (normal.ts `admit` lets one request per session
+ * be in progress, VRR §4.1).
+ */
+function sendReplies(ctx: Ctx, entry: LogEntry, replies: readonly AppliedReply[]): void {
   const s = ctx.s;
-  for (const reply of replies) {
-    if (s.primary.inProgress.get(reply.clientId) === reply.requestNum) {
-      s.primary.inProgress = s.primary.inProgress.delete(reply.clientId);
+  let next = 0;
+  for (const request of entry.requests) {
+    if (s.primary.inProgress.get(request.clientId) === request.requestNum) {
+      s.primary.inProgress = s.primary.inProgress.delete(request.clientId);
     }
+    // Replies come in the order of the requests; one that has none was a read retried as a write.
+    const reply = replies[next];
+    if (reply !== undefined && reply.clientId === request.clientId && reply.requestNum === request.requestNum) {
+      next += 1;
+    } else {
+      trace(ctx, 'drop_request_at_apply', { clientId: request.clientId, requestNum: request.requestNum, op: entry.op });
+    }
+  }
+  for (const reply of replies) {
     answer(ctx, reply.clientId, {
       type: 'reply',
       epoch: s.epoch,

@@ -3,6 +3,7 @@
  * prepare_ok, commit, heartbeats and prepare re-sends.
  */
 
+import { isWriteOp } from '../tree/ops.ts';
 import { validateOp } from '../tree/validate.ts';
 import { commitUpTo } from './commit.ts';
 import { faultsTolerated, primaryOf } from './config.ts';
@@ -39,9 +40,12 @@ export function onRequest(ctx: Ctx, request: Request): void {
 }
 
 /**
- * The client table decides (VRR §4.1 step 2): an old request number is dropped, the latest
- * gets its cached reply, one in progress waits; only a new one goes on. A malformed op or one
- * over a limit is refused here, before it reaches the log. Returns the request to log, or null.
+ * The client table decides (VRR §4.1 step 2): an old request number is answered
+ * `stale_request` (README deviation 16), a write's retry gets its cached reply, a read's retry
+ * runs again (its reply is not kept, deviation 8); only a new request goes on, and only while
+ * its session has no other request in progress (VRR §4.1: one outstanding request per client).
+ * A malformed op or one over a limit is refused here, before it reaches the log. Returns the
+ * request to log, or null.
  */
 function admit(ctx: Ctx, request: Request): Request | null {
   const s = ctx.s;
@@ -67,15 +71,32 @@ function admit(ctx: Ctx, request: Request): Request | null {
     return null;
   }
   if (record !== undefined && request.requestNum < record.requestNum) {
-    trace(ctx, 'drop_old_request', { clientId: request.clientId, requestNum: request.requestNum });
+    // Its answer is no longer kept: say so rather than leave the client to time out.
+    answer(ctx, request.clientId, { type: 'reply', ...base, op: 0, body: { type: 'stale_request', lastRequestNum: record.requestNum } });
     return null;
   }
   if (record !== undefined && request.requestNum === record.requestNum) {
-    if (record.reply !== null) answer(ctx, request.clientId, { type: 'reply', ...base, op: record.replyOp, body: record.reply });
-    return null;
+    if (record.reply !== null) {
+      answer(ctx, request.clientId, { type: 'reply', ...base, op: record.replyOp, body: record.reply });
+      return null;
+    }
+    // Executed as a read (a tree request with no reply kept): only the same read may run again.
+    if (isWriteOp(validated.op)) {
+      trace(ctx, 'drop_retry_read_as_write', { clientId: request.clientId, requestNum: request.requestNum });
+      return null;
+    }
   }
-  if (inProgress !== undefined && request.requestNum <= inProgress) {
-    trace(ctx, 'drop_request_in_progress', { clientId: request.clientId, requestNum: request.requestNum });
+  if (inProgress !== undefined) {
+    // The same request: its reply comes when it commits. Another one: the client broke the
+    // one-outstanding rule (or gave up on the one in progress); it is dropped so the two never
+    // both run, and the client's retry gets in once the one in progress has been applied (an
+    // applied request leaves inProgress, answered or not; a view change rebuilds it from the
+    // uncommitted log, which the new primary commits).
+    trace(ctx, request.requestNum === inProgress ? 'drop_request_in_progress' : 'drop_request_other_in_progress', {
+      clientId: request.clientId,
+      requestNum: request.requestNum,
+      inProgress,
+    });
     return null;
   }
   return { type: 'request', clientId: request.clientId, requestNum: request.requestNum, op: { type: 'tree', op: validated.op } };

@@ -6,8 +6,9 @@
 
 import { assertNever } from '../tree/assert.ts';
 import { defaultTreeLimits, type TreeLimits } from '../tree/limits.ts';
+import { isWriteOp } from '../tree/ops.ts';
 import { applyOp, emptyTree, type Tree } from '../tree/tree.ts';
-import { emptyClientTable, expireSessions, type ClientTable } from './client_table.ts';
+import { emptyClientTable, type ClientTable, type ClientTableEditor } from './client_table.ts';
 import type { LogEntry, ReplyBody, Request } from './messages.ts';
 
 /**
@@ -42,53 +43,73 @@ export function emptyMachine(): Machine {
   return new Machine(emptyTree(), emptyClientTable(), 0);
 }
 
+/**
+ * Applies one entry's requests in order. Every request yields one reply in `replies`, in the
+ * order of the requests, except a read retried as a write (a client bug), which yields none.
+ */
 export function applyEntry(machine: Machine, entry: LogEntry, policy: SessionPolicy, replies: AppliedReply[]): Machine {
-  let { tree, clients } = machine;
-  for (const request of entry.requests) {
-    const applied = applyRequest(tree, clients, request, entry.op, policy);
-    tree = applied.tree;
-    clients = applied.clients;
-    if (applied.body !== null) {
-      replies.push({ clientId: request.clientId, requestNum: request.requestNum, op: applied.replyOp, body: applied.body });
+  let tree = machine.tree;
+  const clients = machine.clients.edit((table) => {
+    for (const request of entry.requests) {
+      const applied = applyRequest(tree, table, request, entry.op, policy);
+      tree = applied.tree;
+      if (applied.body !== null) {
+        replies.push({ clientId: request.clientId, requestNum: request.requestNum, op: applied.replyOp, body: applied.body });
+      }
     }
-  }
+  });
   return new Machine(tree, clients, entry.op);
 }
 
-/** Sessions are expired at checkpoint ops only, so every replica expires the same ones. */
+/**
+ * Sessions are expired at checkpoint ops only, so every replica expires the same ones: those
+ * idle for more than `sessionIdleOps`, popped from the least recently active end (the table's
+ * order makes that exact, without a scan), then any beyond `clientTableMax`.
+ */
 export function expireAtCheckpoint(machine: Machine, policy: SessionPolicy): Machine {
-  const clients = expireSessions(machine.clients, machine.appliedOp, policy.sessionIdleOps, policy.clientTableMax);
+  const clients = machine.clients.edit((table) => {
+    table.expireIdle(machine.appliedOp, policy.sessionIdleOps);
+    table.evictBeyond(policy.clientTableMax);
+  });
   return clients === machine.clients ? machine : new Machine(machine.tree, clients, machine.appliedOp);
 }
 
-type RequestApplied = { tree: Tree; clients: ClientTable; body: ReplyBody | null; replyOp: number };
+type RequestApplied = { readonly tree: Tree; readonly body: ReplyBody | null; readonly replyOp: number };
 
-function applyRequest(tree: Tree, clients: ClientTable, request: Request, op: number, policy: SessionPolicy): RequestApplied {
-  const record = clients.get(request.clientId);
+function applyRequest(tree: Tree, table: ClientTableEditor, request: Request, op: number, policy: SessionPolicy): RequestApplied {
+  const record = table.get(request.clientId);
   switch (request.op.type) {
     case 'register': {
       // Registering is idempotent: a known session is continued, never reset.
       const lastRequestNum = record?.requestNum ?? 0;
-      const next = record === undefined
-        ? { requestNum: 0, reply: null, replyOp: op, lastActiveOp: op }
-        : { ...record, lastActiveOp: op };
-      let table = clients.set(request.clientId, next);
-      if (table.size > policy.clientTableMax) {
-        table = expireSessions(table, op, policy.sessionIdleOps, policy.clientTableMax);
-      }
-      return { tree, clients: table, body: { type: 'registered', isNew: record === undefined, lastRequestNum }, replyOp: op };
+      table.activate(request.clientId, record === undefined ? { requestNum: 0, reply: null, replyOp: op, lastActiveOp: op } : { ...record, lastActiveOp: op });
+      // Capacity: the least recently active sessions go (never this one: it is the newest).
+      table.evictBeyond(policy.clientTableMax);
+      return { tree, body: { type: 'registered', isNew: record === undefined, lastRequestNum }, replyOp: op };
     }
     case 'tree': {
-      if (record === undefined) return { tree, clients, body: { type: 'session_expired' }, replyOp: 0 };
-      // At most once: an old request number is never executed again; the latest gets its cached reply.
-      if (request.requestNum <= record.requestNum) {
-        const cached = request.requestNum === record.requestNum ? record.reply : null;
-        return { tree, clients, body: cached, replyOp: record.replyOp };
+      if (record === undefined) return { tree, body: { type: 'session_expired' }, replyOp: 0 };
+      const readOnly = !isWriteOp(request.op.op);
+      // At most once: an old request number is never executed again, and says so (README
+      // deviation 16: VRR §4.1 drops it silently).
+      if (request.requestNum < record.requestNum) return { tree, body: { type: 'stale_request', lastRequestNum: record.requestNum }, replyOp: 0 };
+      if (request.requestNum === record.requestNum) {
+        // A write's retry gets its cached reply.
+        if (record.reply !== null) return { tree, body: record.reply, replyOp: record.replyOp };
+        // A read's reply was not kept (README deviation 8): its retry runs again, here, which is
+        // linearizable (the client saw no answer yet, and this op is within its call). The
+        // record keeps its requestNum and replyOp; only the session's activity moves.
+        if (!readOnly) return { tree, body: null, replyOp: 0 };
+        const applied = applyOp(tree, request.op.op, policy.treeLimits);
+        table.activate(request.clientId, { ...record, lastActiveOp: op });
+        return { tree: applied.tree, body: { type: 'tree', outcome: applied.outcome }, replyOp: op };
       }
       const applied = applyOp(tree, request.op.op, policy.treeLimits);
       const body: ReplyBody = { type: 'tree', outcome: applied.outcome };
-      const next = clients.set(request.clientId, { requestNum: request.requestNum, reply: body, replyOp: op, lastActiveOp: op });
-      return { tree: applied.tree, clients: next, body, replyOp: op };
+      // Only what a retry needs: a write's reply (a retry must not run it twice); of a read,
+      // nothing but its number (a retry runs it again).
+      table.activate(request.clientId, { requestNum: request.requestNum, reply: readOnly ? null : body, replyOp: op, lastActiveOp: op });
+      return { tree: applied.tree, body, replyOp: op };
     }
     default:
       return assertNever(request.op, 'request op');

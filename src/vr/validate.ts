@@ -4,6 +4,7 @@
  * allowed to reach a handler where it could trip an assertion. Returns a reason, or null.
  */
 
+import type { TreeLimits } from '../tree/limits.ts';
 import { validateOp } from '../tree/validate.ts';
 import { primaryOf, type ReplicaConfig } from './config.ts';
 import type { CheckpointImage, LogEntry, Request } from './messages.ts';
@@ -34,7 +35,7 @@ function validatePeer(m: Fields, config: ReplicaConfig): string | null {
       return (
         counters(m, ['view', 'op', 'commit', 'globalMinAccept']) ??
         fromPrimaryOfView(m, config) ??
-        logEntry(m['entry'], m['op'] as number, m['view'] as number) ??
+        logEntry(m['entry'], m['op'] as number, m['view'] as number, config.treeLimits) ??
         ((m['commit'] as number) >= (m['op'] as number) ? 'prepare commit must be below its op' : null)
       );
     case 'prepare_ok':
@@ -48,18 +49,18 @@ function validatePeer(m: Fields, config: ReplicaConfig): string | null {
         counters(m, ['view', 'lastNormalView', 'op', 'commit']) ??
         ((m['lastNormalView'] as number) > (m['view'] as number) ? 'lastNormalView beyond view' : null) ??
         (primaryOf(m['view'] as number, config) === (m['replica'] as number) ? 'do_view_change from the would-be primary itself' : null) ??
-        suffix(m, m['view'] as number)
+        suffix(m, m['view'] as number, config.treeLimits)
       );
     case 'start_view':
-      return counters(m, ['view', 'op', 'commit']) ?? fromPrimaryOfView(m, config) ?? suffix(m, m['view'] as number);
+      return counters(m, ['view', 'op', 'commit']) ?? fromPrimaryOfView(m, config) ?? suffix(m, m['view'] as number, config.treeLimits);
     case 'recovery':
       return counters(m, ['nonce', 'committed']);
     case 'recovery_response':
-      return counters(m, ['view', 'nonce']) ?? recoveryState(m['state'], m['view'] as number);
+      return counters(m, ['view', 'nonce']) ?? recoveryState(m['state'], m['view'] as number, config.treeLimits);
     case 'get_state':
       return counters(m, ['view', 'op']) ?? flag(m, 'whole');
     case 'new_state':
-      return counters(m, ['view', 'op', 'commit']) ?? flag(m, 'whole') ?? suffix(m, m['view'] as number);
+      return counters(m, ['view', 'op', 'commit']) ?? flag(m, 'whole') ?? suffix(m, m['view'] as number, config.treeLimits);
     default:
       return `unknown message type ${JSON.stringify(String(m['type']).slice(0, 40))}`;
   }
@@ -96,7 +97,13 @@ function validateRequest(m: Fields): string | null {
   return null;
 }
 
-function logEntry(value: unknown, op: number, view: number): string | null {
+/**
+ * Entries reach the state machine, so their tree ops must be well formed, within the group's
+ * own limits (`config.treeLimits`, which the primary checked them against): against the
+ * defaults, a namespace configured for larger values would see every backup refuse its
+ * prepares forever.
+ */
+function logEntry(value: unknown, op: number, view: number, limits: TreeLimits): string | null {
   if (typeof value !== 'object' || value === null) return 'log entry is not an object';
   const entry = value as Fields;
   if (entry['op'] !== op) return `log entry op ${String(entry['op'])} where ${op} was expected`;
@@ -109,16 +116,15 @@ function logEntry(value: unknown, op: number, view: number): string | null {
     const problem = validateRequest(request as Fields);
     if (problem !== null) return problem;
     const op = (request as Request).op;
-    // Entries reach the state machine: their ops must be well formed.
-    if (op.type === 'tree' && !validateOp(op.op).ok) return 'log entry holds a malformed tree op';
+    if (op.type === 'tree' && !validateOp(op.op, limits).ok) return 'log entry holds a malformed tree op';
   }
   return null;
 }
 
-function entries(value: unknown, start: number, view: number): string | null {
+function entries(value: unknown, start: number, view: number, limits: TreeLimits): string | null {
   if (!Array.isArray(value)) return 'entries must be an array';
   for (let i = 0; i < value.length; i++) {
-    const problem = logEntry(value[i], start + i + 1, view);
+    const problem = logEntry(value[i], start + i + 1, view, limits);
     if (problem !== null) return problem;
   }
   return null;
@@ -134,8 +140,8 @@ function checkpoint(value: unknown): string | null {
 }
 
 /** A log suffix: `op` = logStart + entries, commit ≤ op, a checkpoint (if any) at logStart. */
-function suffix(m: Fields, view: number): string | null {
-  const problem = counters(m, ['logStart']) ?? entries(m['entries'], m['logStart'] as number, view) ?? checkpoint(m['checkpoint']);
+function suffix(m: Fields, view: number, limits: TreeLimits): string | null {
+  const problem = counters(m, ['logStart']) ?? entries(m['entries'], m['logStart'] as number, view, limits) ?? checkpoint(m['checkpoint']);
   if (problem !== null) return problem;
   const logStart = m['logStart'] as number;
   if ((m['op'] as number) !== logStart + (m['entries'] as LogEntry[]).length) return 'suffix op does not match logStart + entries';
@@ -145,8 +151,8 @@ function suffix(m: Fields, view: number): string | null {
   return null;
 }
 
-function recoveryState(value: unknown, view: number): string | null {
+function recoveryState(value: unknown, view: number, limits: TreeLimits): string | null {
   if (value === null) return null;
   if (typeof value !== 'object') return 'recovery state must be an object or null';
-  return counters({ ...(value as Fields), type: 'recovery_response.state' }, ['op', 'commit']) ?? suffix({ ...(value as Fields), type: 'recovery_response.state' }, view);
+  return counters({ ...(value as Fields), type: 'recovery_response.state' }, ['op', 'commit']) ?? suffix({ ...(value as Fields), type: 'recovery_response.state' }, view, limits);
 }

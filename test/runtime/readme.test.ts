@@ -27,7 +27,7 @@ describe('README', function () {
       writeFileSync(file, source);
       const result = await runChild(['--import', 'tsx', file], 60_000);
       expect(result.stderr).to.equal('');
-      expect(result.stdout).to.equal('cas_failed true\non 1 5\n');
+      expect(result.stdout).to.equal('cas_failed true\non 1 6\n');
       expect(result.code).to.equal(0);
     } finally {
       rmSync(dir, { recursive: true, force: true });

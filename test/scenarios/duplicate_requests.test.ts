@@ -2,8 +2,9 @@
  * Scenario: duplicate and stale client requests (VRR §4.1 client table).
  *
  * Goal: a duplicate of a committed request (same clientId and requestNum) gets the cached reply,
- * identical to the first, and never executes again; a request with an older number is dropped;
- * the client table survives a view change, so the new primary answers duplicates the same way.
+ * identical to the first, and never executes again; a request with an older number is answered
+ * `stale_request` (it runs nothing); the client table survives a view change, so the new primary
+ * answers duplicates the same way.
  *
  * Method: 3 replicas. c0 pushes one element onto a queue. The very request c0 sent is then put
  * on the network again, three times, straight to the primary (as a network duplicate or a
@@ -62,7 +63,9 @@ describe('scenario: duplicate and stale client requests', () => {
     const duplicates = repliesTo(t, 0, push, injectedAt);
     expect(duplicates, 'one reply per duplicate').to.have.length(3);
     for (const reply of duplicates) expect(deepEqual(reply, original), 'identical to the first reply').to.equal(true);
-    expect(t.answersSent({ from: 0, client: 'c0', requestNum: create.requestNum, since: injectedAt }), 'the stale request is dropped').to.deep.equal([]);
+    const staleBody = { type: 'stale_request', lastRequestNum: push.requestNum };
+    expect(t.answersSent({ from: 0, client: 'c0', requestNum: create.requestNum, since: injectedAt }).map((sent) => sent.message), 'the stale request is answered stale_request')
+      .to.deep.equal([{ type: 'reply', epoch: 0, view: 0, op: 0, clientId: 'c0', requestNum: create.requestNum, body: staleBody }]);
     expect(t.replica(0).op, 'nothing new was logged').to.equal(op);
     t.converge();
     for (const replica of [0, 1, 2]) {
@@ -81,7 +84,8 @@ describe('scenario: duplicate and stale client requests', () => {
     expect(more).to.deep.equal([]);
     expect(again?.body, 'the same reply body from the new primary').to.deep.equal(original?.body);
     expect(again?.op, 'naming the entry that executed it').to.equal(original?.op);
-    expect(t.answersSent({ from: 1, client: 'c0', requestNum: create.requestNum, since: afterViewChange })).to.deep.equal([]);
+    expect(t.answersSent({ from: 1, client: 'c0', requestNum: create.requestNum, since: afterViewChange }).map((sent) => sent.message))
+      .to.deep.equal([{ type: 'reply', epoch: 0, view: 1, op: 0, clientId: 'c0', requestNum: create.requestNum, body: staleBody }]);
     expect(t.queue(1, '/q')).to.deep.equal([bytes('x')]);
 
     // The session goes on normally.

@@ -10,11 +10,15 @@
  * (d) a committed entry is never lost: a normal primary of view v holds every op committed in
  *     any view <= v (an old primary cut off from a newer view may lack later ops), and its
  *     retained entries up to there match the committed digests;
- * (e) each (client, requestNum) gets at most one distinct reply body, over all replicas and
- *     time; a reply never names an op beyond the sender's commit;
- * (f) replicas that applied the same prefix hold the same tree and client table (compared
- *     structurally against the first machine seen at that op; the report names both
- *     checkpoint digests);
+ * (e) each (client, requestNum) gets at most one distinct reply (body and op), over all
+ *     replicas and time, except a read-only request: its reply is not kept, so a retry runs it
+ *     again at a later op, and each op where the read ran gets at most one distinct body; a
+ *     reply never names an op beyond the sender's commit; answers that report nothing ran now
+ *     (session_expired, stale_request) are not replies to compare, but stale_request must name
+ *     a later request number;
+ * (f) replicas that applied the same prefix hold the same tree and client table, the table's
+ *     LRU order included (compared structurally against the first machine seen at that op;
+ *     the report names both checkpoint digests);
  * (g) a replica without state (stopped or recovering) sends no prepare_ok and casts no
  *     view-change vote (a prepare_ok for the state it just recovered into is allowed);
  * plus: a step that throws is a violation (`exception`). Linearizability (h) is checked at the
@@ -29,6 +33,7 @@ import { entryAt, lastOp } from '../../src/vr/log.ts';
 import type { LogEntry, ReplyBody } from '../../src/vr/messages.ts';
 import type { ReplicaState } from '../../src/vr/state.ts';
 import type { Machine } from '../../src/vr/state_machine.ts';
+import { isWriteOp } from '../../src/tree/ops.ts';
 import { treesEqual } from '../../src/tree/snapshot.ts';
 import { canonical, deepEqual } from './tree_model.ts';
 
@@ -117,8 +122,12 @@ export class Checkers {
   #maxCommitted = 0;
   /** epoch -> view -> the highest commit a replica held while in that view (and who). */
   readonly #commitsByView = new Map<number, Map<number, { commit: number; replica: number }>>();
-  /** `${clientId}#${requestNum}` -> the first reply body sent, and who sent it. */
-  readonly #replies = new Map<string, { readonly body: ReplyBody; readonly replica: number; readonly tick: number }>();
+  /** `${clientId}#${requestNum}` -> the first reply sent (body and op), and who sent it. */
+  readonly #replies = new Map<string, { readonly body: ReplyBody; readonly op: number; readonly replica: number; readonly tick: number }>();
+  /** `${clientId}#${requestNum}@${op}` of every read-only request in a committed entry. */
+  readonly #readsAt = new Set<string>();
+  /** `${clientId}#${requestNum}@${op}` -> the first reply to that read executed at op. */
+  readonly #readReplies = new Map<string, { readonly body: ReplyBody; readonly replica: number; readonly tick: number }>();
   /** appliedOp -> the first machine seen at that op, and whose it was. */
   readonly #applied = new Map<number, { readonly machine: Machine; readonly replica: number; readonly tick: number }>();
   /** Steps checked (for reports). */
@@ -281,6 +290,9 @@ export class Checkers {
       const known = this.#committed.get(op);
       if (known === undefined) {
         this.#committed.set(op, { digest, replica, tick });
+        for (const request of entry.requests) {
+          if (request.op.type === 'tree' && !isWriteOp(request.op.op)) this.#readsAt.add(`${request.clientId}#${request.requestNum}@${op}`);
+        }
       } else if (known.digest !== digest) {
         this.report({
           kind: 'committed_prefix',
@@ -354,7 +366,7 @@ export class Checkers {
 
   // ---- (e) ---------------------------------------------------------------------------------
 
-  #checkReplies({ replica, tick, after, effects }: StepObservation): void {
+  #checkReplies({ replica, tick, before, after, effects }: StepObservation): void {
     for (const effect of effects) {
       if (effect.type !== 'reply') continue;
       const message = effect.message;
@@ -362,28 +374,64 @@ export class Checkers {
         this.report({ kind: 'reply', replica, tick, message: `replica ${replica} sent an answer for client ${message.clientId} to client ${effect.clientId}` });
         continue;
       }
-      if (message.type !== 'reply' || message.body.type === 'registered') continue;
-      if (message.body.type === 'tree' && message.op > after.commit) {
+      if (message.type !== 'reply') continue;
+      const body = message.body;
+      const key = `${message.clientId}#${message.requestNum}`;
+      if (body.type === 'stale_request') {
+        if (body.lastRequestNum <= message.requestNum) {
+          this.report({ kind: 'reply', replica, tick, message: `replica ${replica} answered ${key} stale_request naming last request ${body.lastRequestNum}, not a later one` });
+        }
+        continue;
+      }
+      // Nothing ran now: a registration's answer, or the session is unknown.
+      if (body.type === 'registered' || body.type === 'session_expired') continue;
+      if (body.type === 'tree' && message.op > after.commit) {
         this.report({
           kind: 'reply',
           replica,
           tick,
-          message: `replica ${replica} replied to ${message.clientId}#${message.requestNum} with op ${message.op} beyond its commit ${after.commit}`,
+          message: `replica ${replica} replied to ${key} with op ${message.op} beyond its commit ${after.commit}`,
         });
       }
-      const key = `${message.clientId}#${message.requestNum}`;
+      if (body.type === 'tree' && this.#isReadAt(message.clientId, message.requestNum, message.op, before, after)) {
+        // A read ran at this op (again, if it was retried): one body per execution.
+        const at = `${key}@${message.op}`;
+        const first = this.#readReplies.get(at);
+        if (first === undefined) {
+          this.#readReplies.set(at, { body, replica, tick });
+        } else if (!deepEqual(first.body, body)) {
+          this.report({
+            kind: 'reply',
+            replica,
+            tick,
+            message: `two different replies to the read ${key} executed at op ${message.op}: replica ${first.replica} at tick ${first.tick} sent ${short(canonical(first.body))}, replica ${replica} sent ${short(canonical(body))}`,
+          });
+        }
+        continue;
+      }
       const known = this.#replies.get(key);
       if (known === undefined) {
-        this.#replies.set(key, { body: message.body, replica, tick });
-      } else if (!deepEqual(known.body, message.body)) {
+        this.#replies.set(key, { body, op: message.op, replica, tick });
+      } else if (!deepEqual(known.body, body) || known.op !== message.op) {
         this.report({
           kind: 'reply',
           replica,
           tick,
-          message: `two different replies to ${key}: replica ${known.replica} at tick ${known.tick} sent ${short(canonical(known.body))}, replica ${replica} sent ${short(canonical(message.body))}`,
+          message:
+            `two different replies to ${key}: replica ${known.replica} at tick ${known.tick} sent op ${known.op} ${short(canonical(known.body))}, ` +
+            `replica ${replica} sent op ${message.op} ${short(canonical(body))}`,
         });
       }
     }
+  }
+
+  /** Whether the committed entry at `op` holds `clientId`'s request `requestNum` as a read-only tree op. */
+  #isReadAt(clientId: string, requestNum: number, op: number, before: ReplicaState, after: ReplicaState): boolean {
+    if (this.#readsAt.has(`${clientId}#${requestNum}@${op}`)) return true;
+    // Not recorded: the entry may have been committed and truncated within this very step.
+    const entry = entryAt(after.log, op) ?? entryAt(before.log, op);
+    if (entry === undefined || entry.op !== op) return false;
+    return entry.requests.some((request) => request.clientId === clientId && request.requestNum === requestNum && request.op.type === 'tree' && !isWriteOp(request.op.op));
   }
 
   // ---- (f) ---------------------------------------------------------------------------------
@@ -420,9 +468,16 @@ export function machineDifference(a: Machine, b: Machine): string | null {
   if (!treesEqual(a.tree, b.tree)) return 'trees';
   if (a.clients !== b.clients) {
     if (a.clients.size !== b.clients.size) return 'client tables (sizes)';
-    for (const [clientId, record] of a.clients) {
-      const other = b.clients.get(clientId);
-      if (other === undefined || !deepEqual(record, other)) return `client tables (client ${clientId})`;
+    // In order: the LRU order decides which sessions expire next, so it is replicated state too.
+    const others = b.clients.entries();
+    let position = 0;
+    for (const [clientId, record] of a.clients.entries()) {
+      const next = others.next();
+      if (next.done === true) return 'client tables (sizes)';
+      const [otherId, other] = next.value;
+      if (otherId !== clientId) return `client tables (order at position ${position}: ${clientId} vs ${otherId})`;
+      if (!deepEqual(record, other)) return `client tables (client ${clientId})`;
+      position += 1;
     }
   }
   return null;

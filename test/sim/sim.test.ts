@@ -7,14 +7,14 @@
 import { expect } from 'chai';
 import { emptyTree, applyOp } from '../../src/tree/tree.ts';
 import type { TreeOp } from '../../src/tree/ops.ts';
-import { emptyClientTable } from '../../src/vr/client_table.ts';
+import { clientTableFromOrdered, emptyClientTable, type ClientRecord } from '../../src/vr/client_table.ts';
 import { makeReplicaConfig } from '../../src/vr/config.ts';
 import type { ReplicaEffect } from '../../src/vr/io.ts';
 import { append, emptyLog, type Log } from '../../src/vr/log.ts';
-import type { LogEntry, PeerMessage, ReplyBody } from '../../src/vr/messages.ts';
+import type { LogEntry, PeerMessage, ReplyBody, Request } from '../../src/vr/messages.ts';
 import { initialReplicaState, type ReplicaState } from '../../src/vr/state.ts';
 import type { Machine } from '../../src/vr/state_machine.ts';
-import { Checkers, type ViolationKind } from './checkers.ts';
+import { Checkers, machineDifference, type ViolationKind } from './checkers.ts';
 import { checkerHistory, Cluster, unreadable, type CallRecord } from './cluster.ts';
 import { checkHistory, PENDING, type Operation } from './linearizability.ts';
 import { Network, reliableNetwork, type Envelope, type NetworkFaults } from './network.ts';
@@ -343,6 +343,64 @@ describe('sim: checkers', () => {
     expect(checkers.violations).to.deep.equal([]);
     observe(checkers, state, state, [reply('c0', 1, 1, blob([1, 3]))]);
     expect(kinds(checkers)).to.deep.equal(['reply']);
+  });
+
+  it('(e) a read\'s reply is not kept: a retried read may run again at a later op with another body, but each execution has one body', () => {
+    const checkers = new Checkers(3);
+    const request = (clientId: string, requestNum: number, op: TreeOp): Request => ({ type: 'request', clientId, requestNum, op: { type: 'tree', op } });
+    const get: TreeOp = { type: 'blob_get', path: '/k0' };
+    const log = logOf(
+      entry(1, 0),
+      { op: 2, view: 0, requests: [request('c1', 1, get)] },
+      entry(3, 0),
+      { op: 4, view: 0, requests: [request('c1', 1, get)] },
+    );
+    const blob = (value: number, version: number): ReplyBody => ({ type: 'tree', outcome: { type: 'blob', value: new Uint8Array([value]), version } });
+    const state = replicaState(0, { log, commit: 4 });
+    appear(checkers, state, [reply('c1', 1, 2, blob(1, 1))]);
+    // the retry ran at op 4 and saw the later write
+    observe(checkers, state, state, [reply('c1', 1, 4, blob(3, 2))]);
+    expect(checkers.violations).to.deep.equal([]);
+    // but one execution, two bodies: a violation
+    observe(checkers, state, state, [reply('c1', 1, 4, blob(9, 2))]);
+    expect(kinds(checkers)).to.deep.equal(['reply']);
+    expect(checkers.violations[0]?.message).to.match(/read c1#1 executed at op 4/);
+    // a write answered twice must name the same op (it ran once)
+    observe(checkers, state, state, [reply('c0', 1, 1, { type: 'tree', outcome: { type: 'ok', version: 1 } })]);
+    observe(checkers, state, state, [reply('c0', 1, 3, { type: 'tree', outcome: { type: 'ok', version: 1 } })]);
+    expect(kinds(checkers)).to.deep.equal(['reply', 'reply']);
+    expect(checkers.violations[1]?.message).to.match(/sent op 1 .* sent op 3/);
+  });
+
+  it('(e) stale_request and session_expired are not replies to compare, but stale_request must name a later request', () => {
+    const checkers = new Checkers(3);
+    const state = replicaState(0, { log: logOf(entry(1, 0), entry(2, 0)), commit: 2 });
+    appear(checkers, state, [reply('c0', 1, 1, { type: 'tree', outcome: { type: 'ok', version: 1 } })]);
+    observe(checkers, state, state, [reply('c0', 1, 0, { type: 'stale_request', lastRequestNum: 2 }), reply('c0', 1, 0, { type: 'session_expired' })]);
+    expect(checkers.violations).to.deep.equal([]);
+    observe(checkers, state, state, [reply('c0', 2, 0, { type: 'stale_request', lastRequestNum: 2 })]);
+    expect(kinds(checkers)).to.deep.equal(['reply']);
+    expect(checkers.violations[0]?.message).to.match(/not a later one/);
+  });
+
+  it('(f) replicas that applied the same ops but hold their client tables in another LRU order', () => {
+    const checkers = new Checkers(3);
+    const log = logOf(entry(1, 0));
+    const record: ClientRecord = { requestNum: 0, reply: null, replyOp: 1, lastActiveOp: 1 };
+    const table = (ids: string[]) => {
+      const built = clientTableFromOrdered(ids.map((id) => [id, record] as const));
+      if (!built.ok) throw new Error(built.reason);
+      return built.table;
+    };
+    const base = machineAfter([], 1);
+    const ab: Machine = { ...base, clients: table(['a', 'b']) };
+    const ba: Machine = { ...base, clients: table(['b', 'a']) };
+    expect(machineDifference(ab, { ...base, clients: table(['a', 'b']) })).to.equal(null);
+    expect(machineDifference(ab, ba)).to.match(/client tables \(order at position 0: a vs b\)/);
+    appear(checkers, replicaState(0, { log, commit: 1, machine: ab }));
+    appear(checkers, replicaState(1, { log, commit: 1, machine: ba }));
+    expect(kinds(checkers)).to.deep.equal(['applied_state']);
+    expect(checkers.violations[0]?.message).to.match(/client tables \(order/);
   });
 
   it('(f) replicas that applied the same ops but hold different trees', () => {

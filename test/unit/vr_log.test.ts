@@ -1,19 +1,18 @@
 /**
- * The building blocks under the replica: the truncatable log (src/vr/log.ts), the client
- * table's deterministic expiry (src/vr/client_table.ts), checkpoint images
- * (src/vr/checkpoint.ts) and the seeded PRNG (src/vr/prng.ts).
+ * The building blocks under the replica: the truncatable log (src/vr/log.ts), checkpoint
+ * images (src/vr/checkpoint.ts) and the seeded PRNG (src/vr/prng.ts). The client table has its
+ * own file (test/unit/client_table.test.ts).
  */
 
 import { expect } from 'chai';
 import CRC32 from 'crc-32';
 import fc from 'fast-check';
-import { Map as ImmutableMap } from 'immutable';
 import { Packr } from 'msgpackr';
 import { InvariantViolation } from '../../src/tree/assert.ts';
 import { encodeSnapshot, treesEqual } from '../../src/tree/index.ts';
 import type { TreeOp } from '../../src/tree/ops.ts';
 import { decodeCheckpoint, encodeCheckpoint } from '../../src/vr/checkpoint.ts';
-import { expireSessions, type ClientRecord, type ClientTable } from '../../src/vr/client_table.ts';
+import { clientTableFromOrdered, type ClientRecord, type ClientTable } from '../../src/vr/client_table.ts';
 import { append, dropThrough, emptyLog, entriesAfter, entryAt, lastOp, truncateAfter, type Log } from '../../src/vr/log.ts';
 import type { CheckpointImage, LogEntry, Request } from '../../src/vr/messages.ts';
 import { makePrng, nextFloat, nextInt, type Prng } from '../../src/vr/prng.ts';
@@ -36,14 +35,11 @@ function logOf(count: number, start = 0): Log {
 
 const ops = (entries: readonly LogEntry[]): number[] => entries.map((e) => e.op);
 
-function record(lastActiveOp: number, requestNum = 1): ClientRecord {
-  return { requestNum, reply: null, replyOp: lastActiveOp, lastActiveOp };
-}
-
-function tableOf(records: Record<string, ClientRecord>): ClientTable {
-  let table: ClientTable = ImmutableMap();
-  for (const [id, rec] of Object.entries(records)) table = table.set(id, rec);
-  return table;
+/** A table holding `ordered` (least recently active first), or a failed test. */
+function tableOf(ordered: readonly (readonly [string, ClientRecord])[]): ClientTable {
+  const built = clientTableFromOrdered(ordered);
+  if (!built.ok) throw new Error(built.reason);
+  return built.table;
 }
 
 const register = (clientId: string): Request => ({ type: 'request', clientId, requestNum: 0, op: { type: 'register' } });
@@ -59,20 +55,24 @@ function machineFrom(batches: readonly (readonly Request[])[]): Machine {
   return machine;
 }
 
-/** A machine with a directory, a blob, a queue, a set and two sessions with cached replies. */
+/**
+ * A machine with a directory, a blob, a queue, a set and two sessions: alice's last request
+ * popped an element (a write: its reply, bytes included, is kept), her read before it is not.
+ */
 function richMachine(): Machine {
   return machineFrom([
     [register('alice'), register('bob')],
     [treeRequest('alice', 1, { type: 'create', path: '/dir', nodeType: 'directory' })],
     [treeRequest('alice', 2, { type: 'create', path: '/dir/blob', nodeType: 'blob' }), treeRequest('bob', 1, { type: 'create', path: '/q', nodeType: 'queue' })],
     [treeRequest('alice', 3, { type: 'blob_put', path: '/dir/blob', value: utf8('hello') }), treeRequest('bob', 2, { type: 'queue_push', path: '/q', value: Uint8Array.of(0, 255, 7) })],
-    [treeRequest('bob', 3, { type: 'create', path: '/s', nodeType: 'set' })],
-    [treeRequest('bob', 4, { type: 'set_insert', path: '/s', value: utf8('m') }), treeRequest('alice', 4, { type: 'blob_get', path: '/dir/blob' })],
+    [treeRequest('bob', 3, { type: 'create', path: '/s', nodeType: 'set' }), treeRequest('alice', 4, { type: 'blob_get', path: '/dir/blob' })],
+    [treeRequest('bob', 4, { type: 'set_insert', path: '/s', value: utf8('m') }), treeRequest('alice', 5, { type: 'queue_pop', path: '/q' })],
   ]);
 }
 
+/** The table's sessions in its order (least recently active first). */
 function clientsAsArray(table: ClientTable): [string, ClientRecord][] {
-  return Array.from(table.entries()).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return Array.from(table.entries());
 }
 
 function withSnapshot(image: CheckpointImage, snapshot: Uint8Array): CheckpointImage {
@@ -209,55 +209,6 @@ describe('vr log (src/vr/log.ts)', () => {
   });
 });
 
-// ---- client table --------------------------------------------------------------------------
-
-describe('client table expiry (src/vr/client_table.ts expireSessions)', () => {
-  it('keeps sessions idle for at most idleOps and expires those idle for more', () => {
-    const table = tableOf({ a: record(10), b: record(5), c: record(4), d: record(0) });
-    const after = expireSessions(table, 15, 10, 100);
-    // idle: a 5, b 10 (kept: not more than idleOps), c 11, d 15
-    expect(Array.from(after.keys()).sort()).to.deep.equal(['a', 'b']);
-    expect(after.get('a')).to.equal(table.get('a'));
-  });
-
-  it('expires nothing when every session is recent and the table is within capacity', () => {
-    const table = tableOf({ a: record(10), b: record(9) });
-    const after = expireSessions(table, 10, 5, 2);
-    expect(Array.from(after.keys()).sort()).to.deep.equal(['a', 'b']);
-  });
-
-  it('over capacity, evicts the least recently active sessions first', () => {
-    const table = tableOf({ newest: record(9), oldest: record(1), middle: record(5), recent: record(8) });
-    const after = expireSessions(table, 10, 1000, 2);
-    expect(Array.from(after.keys()).sort()).to.deep.equal(['newest', 'recent']);
-    const three = expireSessions(table, 10, 1000, 3);
-    expect(Array.from(three.keys()).sort()).to.deep.equal(['middle', 'newest', 'recent']);
-  });
-
-  it('breaks ties in last activity by client id (the smaller id goes first), whatever the insertion order', () => {
-    const records = { zed: record(3), amy: record(3), mia: record(3), bob: record(7) };
-    const forward = tableOf(records);
-    const backward = tableOf(Object.fromEntries(Object.entries(records).reverse()));
-    for (const table of [forward, backward]) {
-      expect(Array.from(expireSessions(table, 10, 1000, 2).keys()).sort()).to.deep.equal(['bob', 'zed']);
-      expect(Array.from(expireSessions(table, 10, 1000, 3).keys()).sort()).to.deep.equal(['bob', 'mia', 'zed']);
-    }
-  });
-
-  it('applies idle expiry before the capacity bound', () => {
-    // idle expiry removes 'old'; then only one more must go to fit max 2: the least recent of the rest
-    const table = tableOf({ old: record(0), a: record(50), b: record(60), c: record(70) });
-    const after = expireSessions(table, 100, 60, 2);
-    expect(Array.from(after.keys()).sort()).to.deep.equal(['b', 'c']);
-  });
-
-  it('is pure: the input table is unchanged', () => {
-    const table = tableOf({ a: record(1), b: record(2), c: record(3) });
-    expireSessions(table, 100, 1, 1);
-    expect(table.size).to.equal(3);
-  });
-});
-
 // ---- checkpoints ---------------------------------------------------------------------------
 
 describe('checkpoint images (src/vr/checkpoint.ts)', () => {
@@ -274,13 +225,14 @@ describe('checkpoint images (src/vr/checkpoint.ts)', () => {
     expect(treesEqual(decoded.machine.tree, machine.tree)).to.equal(true);
     expect(encodeSnapshot(decoded.machine.tree)).to.deep.equal(encodeSnapshot(machine.tree));
     expect(clientsAsArray(decoded.machine.clients)).to.deep.equal(clientsAsArray(machine.clients));
-    // the cached reply of alice's blob_get carries the bytes back as a plain Uint8Array
+    expect(decoded.machine.clients.ids(), 'the LRU order survives').to.deep.equal(machine.clients.ids());
+    // the cached reply of alice's queue_pop carries the bytes back as a plain Uint8Array
     const alice = decoded.machine.clients.get('alice');
-    expect(alice?.requestNum).to.equal(4);
+    expect(alice?.requestNum).to.equal(5);
     const body = alice?.reply;
-    if (body?.type !== 'tree' || body.outcome.type !== 'blob') throw new Error(`unexpected cached reply ${JSON.stringify(body)}`);
+    if (body?.type !== 'tree' || body.outcome.type !== 'element' || body.outcome.value === null) throw new Error(`unexpected cached reply ${JSON.stringify(body)}`);
     expect(body.outcome.value.constructor).to.equal(Uint8Array);
-    expect(Array.from(body.outcome.value)).to.deep.equal(Array.from(utf8('hello')));
+    expect(Array.from(body.outcome.value)).to.deep.equal([0, 255, 7]);
     // and re-encoding the decoded machine gives the same bytes
     expect(encodeCheckpoint(decoded.machine).snapshot).to.deep.equal(image.snapshot);
   });
@@ -293,20 +245,23 @@ describe('checkpoint images (src/vr/checkpoint.ts)', () => {
     if (decoded.ok) expect(decoded.machine.clients.size).to.equal(0);
   });
 
-  it('equal machines give equal bytes, however their client tables were built', () => {
+  it('equal machines give equal bytes; the client table goes in its LRU order, which is part of the state', () => {
     const a = richMachine();
     const b = richMachine();
     expect(encodeCheckpoint(a).snapshot).to.deep.equal(encodeCheckpoint(b).snapshot);
-    // the same records inserted in the opposite order
-    const reversed: ClientTable = ImmutableMap(Array.from(a.clients.entries()).reverse());
-    expect(Array.from(reversed.keys())).to.not.deep.equal(Array.from(a.clients.keys()));
-    const c: Machine = { ...a, clients: reversed };
-    expect(encodeCheckpoint(c).snapshot).to.deep.equal(encodeCheckpoint(a).snapshot);
+    // alice was active last (op 6, after bob in the same entry): bob is the older one
+    expect(a.clients.ids()).to.deep.equal(['bob', 'alice']);
+    // the same records in another order are another table (another eviction order): other bytes
+    const swapped = clientTableFromOrdered(clientsAsArray(a.clients).reverse());
+    // both were active at op 6, so the reversed order is still by last activity
+    if (!swapped.ok) throw new Error(swapped.reason);
+    const c: Machine = { ...a, clients: swapped.table };
+    expect(encodeCheckpoint(c).snapshot).to.not.deep.equal(encodeCheckpoint(a).snapshot);
   });
 
   it('different machines give different bytes', () => {
     const a = richMachine();
-    const b: Machine = { ...a, clients: a.clients.delete('bob') };
+    const b: Machine = { ...a, clients: tableOf(clientsAsArray(a.clients).filter(([id]) => id !== 'bob')) };
     expect(encodeCheckpoint(b).snapshot).to.not.deep.equal(encodeCheckpoint(a).snapshot);
   });
 
@@ -351,6 +306,34 @@ describe('checkpoint images (src/vr/checkpoint.ts)', () => {
       expect(() => (result = decodeCheckpoint(imageWithBody(3, body))), label).to.not.throw();
       expect(result?.ok, label).to.equal(false);
     }
+  });
+
+  it('a client table that is not a replicated LRU is refused with a reason, never a throw', () => {
+    const treeBytes = encodeSnapshot(emptyMachine().tree);
+    const rec = (lastActiveOp: number, requestNum = 1, reply: unknown = null): Record<string, unknown> => ({ requestNum, reply, replyOp: lastActiveOp, lastActiveOp });
+    const write = { type: 'tree', outcome: { type: 'ok', version: 1 } };
+    const cases: [string, unknown[], RegExp][] = [
+      ['a duplicate client id', [['a', rec(2)], ['b', rec(3)], ['a', rec(4)]], /twice/],
+      ['order broken (lastActiveOp decreasing)', [['a', rec(2)], ['b', rec(5)], ['c', rec(3)]], /out of order at position 2/],
+      ['lastActiveOp beyond the checkpoint op', [['a', rec(2)], ['b', rec(9)]], /beyond the checkpoint op/],
+      ['replyOp beyond lastActiveOp', [['a', { requestNum: 1, reply: null, replyOp: 4, lastActiveOp: 3 }]], /replyOp beyond lastActiveOp/],
+      ['a negative request number', [['a', rec(2, -1)]], /requestNum/],
+      ['a fractional op', [['a', rec(2.5)]], /must be a non-negative integer/],
+      ['a registration with a reply', [['a', rec(2, 0, write)]], /registration with a reply/],
+      ['a reply that is not a tree reply', [['a', rec(2, 1, { type: 'registered', isNew: true, lastRequestNum: 0 })]], /tree reply/],
+      ['a pair with a third element', [['a', rec(2), 'x']], /malformed at position 0/],
+    ];
+    for (const [label, clients, reason] of cases) {
+      let result: ReturnType<typeof decodeCheckpoint> | undefined;
+      expect(() => (result = decodeCheckpoint(imageWithBody(5, [5, treeBytes, clients]))), label).to.not.throw();
+      expect(result?.ok, label).to.equal(false);
+      if (result !== undefined && !result.ok) expect(result.reason, label).to.match(reason);
+    }
+    // the same records in an order by last activity, ties in any order, decode in that order
+    const fine = decodeCheckpoint(imageWithBody(5, [5, treeBytes, [['c', rec(2)], ['a', rec(3, 2, write)], ['b', rec(3)]]]));
+    if (!fine.ok) throw new Error(fine.reason);
+    expect(fine.machine.clients.ids()).to.deep.equal(['c', 'a', 'b']);
+    expect(fine.machine.clients.get('a')?.reply).to.deep.equal(write);
   });
 
   it('a well-formed body with the right checksum decodes (the helper above builds valid images)', () => {

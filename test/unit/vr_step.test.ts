@@ -28,6 +28,7 @@ import type {
 import { initialReplicaState, type ReplicaState } from '../../src/vr/state.ts';
 import type { Machine } from '../../src/vr/state_machine.ts';
 import { step, stepAll } from '../../src/vr/step.ts';
+import { lookupTyped } from '../../src/tree/lookup.ts';
 import { encodeSnapshot, treesEqual } from '../../src/tree/snapshot.ts';
 
 // ---- helpers -------------------------------------------------------------------------------
@@ -85,6 +86,8 @@ class Group {
   readonly states: ReplicaState[];
   inFlight: Envelope[] = [];
   readonly answers: Answer[] = [];
+  /** Every trace event of every replica, in order. */
+  readonly traces: string[] = [];
   readonly cut = new Set<number>();
 
   readonly config: ReplicaConfig;
@@ -108,6 +111,7 @@ class Group {
     for (const effect of result.effects) {
       if (effect.type === 'send' && !this.cut.has(i) && !this.cut.has(effect.to)) this.inFlight.push({ from: i, to: effect.to, message: effect.message });
       if (effect.type === 'reply') this.answers.push({ from: i, clientId: effect.clientId, message: effect.message });
+      if (effect.type === 'trace') this.traces.push(effect.trace.event);
     }
     return result.effects;
   }
@@ -415,7 +419,8 @@ describe('vr step: normal operation (VRR §4.1)', () => {
   it('an op over a tree limit is rejected (too_large) before the log', () => {
     const config = makeReplicaConfig({ treeLimits: { ...config3.treeLimits, valueBytesMax: 4 } });
     const group = new Group(config);
-    group.commitAtPrimary(register('alice'), create('alice', 1, '/b'));
+    group.commitAtPrimary(register('alice'));
+    group.commitAtPrimary(create('alice', 1, '/b'));
     const op = group.s(0).op;
     const effects = group.request(0, treeRequest('alice', 2, { type: 'blob_put', path: '/b', value: new Uint8Array(10) }));
     const body = replies(effects)[0]?.body;
@@ -434,17 +439,32 @@ describe('vr step: normal operation (VRR §4.1)', () => {
     expect(group.s(0).op).to.equal(0);
   });
 
-  it('a request of a session registered in a still uncommitted entry is logged, and executes after it', () => {
+  it('a request sent while its session\'s register is still in progress is dropped (one outstanding request, VRR §4.1); once registered it is logged', () => {
     const group = new Group(config3);
     group.request(0, register('alice'));
-    const effects = group.request(0, create('alice', 1, '/a'));
-    expect(answers(effects)).to.deep.equal([]);
-    expect(group.s(0).op).to.equal(2);
+    const early = group.request(0, create('alice', 1, '/a'));
+    expect(answers(early)).to.deep.equal([]);
+    expect(traceEvents(early)).to.include('drop_request_other_in_progress');
+    expect(group.s(0).op, 'only the register is logged').to.equal(1);
     group.deliverAll();
+    group.commitAtPrimary(create('alice', 1, '/a'));
     expect(group.answers.map((a) => (a.message.type === 'reply' ? a.message.body.type : a.message.type))).to.deep.equal(['registered', 'tree']);
   });
 
-  it('a duplicate of the last executed request gets the identical cached reply, without a new entry; an older one is dropped', () => {
+  it('a request of an unknown session is logged while other entries are uncommitted (a view change may leave its register there), and applying it decides', () => {
+    const group = new Group(config3);
+    group.request(0, register('alice'));
+    const effects = group.request(0, create('stranger', 1, '/a'));
+    expect(answers(effects)).to.deep.equal([]);
+    expect(group.s(0).op).to.equal(2);
+    group.deliverAll();
+    expect(group.answers.map((a) => (a.message.type === 'reply' ? [a.clientId, a.message.body.type] : a.message.type))).to.deep.equal([
+      ['alice', 'registered'],
+      ['stranger', 'session_expired'],
+    ]);
+  });
+
+  it('a duplicate of the last executed write gets the identical cached reply, without a new entry; an older one is answered stale_request', () => {
     const group = new Group(config3);
     group.commitAtPrimary(register('alice'));
     group.commitAtPrimary(create('alice', 1, '/a'));
@@ -461,9 +481,11 @@ describe('vr step: normal operation (VRR §4.1)', () => {
     group.commitAtPrimary(create('alice', 2, '/b'));
     expect(group.s(0).op).to.equal(op + 1);
     const old = group.request(0, create('alice', 1, '/a'));
-    expect(answers(old)).to.deep.equal([]);
+    // README deviation 16: VRR §4.1 drops it; the client would only time out.
+    expect(replies(old)).to.deep.equal([
+      { type: 'reply', epoch: 0, view: 0, op: 0, clientId: 'alice', requestNum: 1, body: { type: 'stale_request', lastRequestNum: 2 } },
+    ]);
     expect(allSends(old)).to.deep.equal([]);
-    expect(traceEvents(old)).to.include('drop_old_request');
     expect(group.s(0).op).to.equal(op + 1);
   });
 
@@ -607,6 +629,225 @@ describe('vr step: normal operation (VRR §4.1)', () => {
     const result = step(backup, receive(prepare));
     expect(traceEvents(result.effects)).to.deep.equal(['drop_other_epoch']);
     expect(result.state.op).to.equal(0);
+  });
+});
+
+// ---- the client table at the primary -------------------------------------------------------
+
+const utf8 = (text: string): Uint8Array => new TextEncoder().encode(text);
+const blobGet = (clientId: string, requestNum: number, path: string): Request => treeRequest(clientId, requestNum, { type: 'blob_get', path });
+const blobPut = (clientId: string, requestNum: number, path: string, value: Uint8Array): Request => treeRequest(clientId, requestNum, { type: 'blob_put', path, value });
+
+/** The last reply the group's primary sent to `clientId` for `requestNum`. */
+function lastReply(group: Group, clientId: string, requestNum: number): Reply {
+  const found = group.answers.filter((a) => a.clientId === clientId && a.message.type === 'reply' && a.message.requestNum === requestNum).at(-1);
+  if (found === undefined) throw new Error(`no reply to ${clientId}#${requestNum}`);
+  return found.message as Reply;
+}
+
+function blobText(state: ReplicaState, path: string): string {
+  const found = lookupTyped(state.machine.tree, path, 'blob');
+  if (!found.ok) throw new Error(`no blob at ${path}`);
+  return new TextDecoder().decode(found.node.value);
+}
+
+/** A do_view_change from replica 2 making replica 1 primary of view 4 with `entries`, all committed. */
+function committedLogForNewPrimary(entries: readonly LogEntry[]): DoViewChange {
+  return { type: 'do_view_change', epoch: 0, view: 4, replica: 2, lastNormalView: 3, op: entries.length, commit: entries.length, logStart: 0, entries: [...entries], checkpoint: null };
+}
+
+describe('vr step: the client table at the primary (VRR §4.1; README deviations 8 and 16)', () => {
+  it('a second request of a session while one is in progress is dropped and never runs; its retry runs once the first is applied', () => {
+    const group = new Group(config3);
+    group.commitAtPrimary(register('alice'));
+    group.request(0, create('alice', 1, '/a'));
+    const op = group.s(0).op;
+    const second = group.request(0, create('alice', 2, '/b'));
+    expect(traceEvents(second)).to.include('drop_request_other_in_progress');
+    expect(answers(second)).to.deep.equal([]);
+    expect(allSends(second), 'no prepare').to.deep.equal([]);
+    expect(group.s(0).op).to.equal(op);
+    // two in flight in one step: only the first goes into the log
+    group.commitAtPrimary(register('bob'));
+    const both = group.request(0, create('bob', 1, '/c'), create('bob', 2, '/d'));
+    expect(traceEvents(both)).to.include('drop_request_other_in_progress');
+    expect(entryAt(group.s(0).log, group.s(0).op)?.requests.map((r) => `${r.clientId}#${r.requestNum}`)).to.deep.equal(['bob#1']);
+    group.deliverAll();
+    const ran = group.answers.flatMap((a) => (a.message.type === 'reply' && a.message.body.type === 'tree' ? [`${a.clientId}#${a.message.requestNum}`] : []));
+    expect(ran).to.deep.equal(['alice#1', 'bob#1']);
+    for (const path of ['/b', '/d']) expect(lookupTyped(group.s(0).machine.tree, path, 'blob').ok, `${path} never created`).to.equal(false);
+    expect(group.s(0).primary.inProgress.size, 'nothing left in progress').to.equal(0);
+    // the client's retries now run
+    group.commitAtPrimary(create('alice', 2, '/b'));
+    group.commitAtPrimary(create('bob', 2, '/d'));
+    expect(lastReply(group, 'alice', 2).body).to.deep.include({ type: 'tree' });
+    expect(lookupTyped(group.s(0).machine.tree, '/b', 'blob').ok).to.equal(true);
+    expect(lookupTyped(group.s(0).machine.tree, '/d', 'blob').ok).to.equal(true);
+  });
+
+  it('across a view change the new primary rebuilds in-progress requests from its uncommitted log and releases them at commit: no session stays blocked', () => {
+    const group = new Group(config3);
+    group.commitAtPrimary(register('alice'));
+    group.commitAtPrimary(register('bob'));
+    group.request(0, create('alice', 1, '/a'));
+    group.deliverAll(both(ofType('prepare'), (e) => e.to !== 0));
+    group.drop(to(0)); // the old primary never hears the acknowledgements
+    group.cut.add(0);
+    group.tick(2, group.s(2).timers.timeoutTicks);
+    group.deliver(both(to(1), ofType('start_view_change')));
+    group.deliver(both(to(2), ofType('start_view_change')));
+    group.deliver(both(to(1), ofType('do_view_change')));
+    expect(group.s(1)).to.include({ status: 'normal', view: 1 });
+    expect(group.s(1).primary.inProgress.get('alice'), 'alice#1 is uncommitted in the new primary\'s log').to.equal(1);
+    expect(group.s(1).primary.inProgress.has('bob'), 'bob has nothing uncommitted').to.equal(false);
+    expect(traceEvents(group.request(1, create('alice', 2, '/b')))).to.include('drop_request_other_in_progress');
+    group.deliverAll();
+    expect(lastReply(group, 'alice', 1)).to.deep.include({ view: 1 });
+    expect(group.s(1).primary.inProgress.has('alice')).to.equal(false);
+    group.request(1, create('alice', 2, '/b'));
+    group.request(1, create('bob', 1, '/c'));
+    group.deliverAll();
+    expect(lastReply(group, 'alice', 2).body).to.deep.include({ type: 'tree' });
+    expect(lastReply(group, 'bob', 1).body).to.deep.include({ type: 'tree' });
+
+    // A request whose prepare reached no backup is forgotten by the next view change: its
+    // session is not blocked either.
+    const lost = new Group(config3);
+    lost.commitAtPrimary(register('carol'));
+    lost.cut.add(0);
+    lost.request(0, create('carol', 1, '/a'));
+    expect(traceEvents(lost.request(0, create('carol', 2, '/b')))).to.include('drop_request_other_in_progress');
+    lost.tick(2, lost.s(2).timers.timeoutTicks);
+    lost.deliverAll();
+    expect(lost.s(1)).to.include({ status: 'normal', view: 1 });
+    expect(lost.s(1).primary.inProgress.size).to.equal(0);
+    lost.request(1, create('carol', 2, '/b'));
+    lost.deliverAll();
+    expect(lastReply(lost, 'carol', 2).body).to.deep.include({ type: 'tree' });
+  });
+
+  it('a read\'s reply is not kept: its record holds the request number, replyOp and lastActiveOp only', () => {
+    const group = new Group(config3);
+    group.commitAtPrimary(register('alice'));
+    group.commitAtPrimary(create('alice', 1, '/b'));
+    group.commitAtPrimary(blobPut('alice', 2, '/b', utf8('v1')));
+    const put = group.s(0).machine.clients.get('alice');
+    expect(put?.reply, 'a write\'s reply is kept').to.deep.include({ type: 'tree' });
+    group.commitAtPrimary(blobGet('alice', 3, '/b'));
+    const read = lastReply(group, 'alice', 3);
+    expect(read.body).to.deep.include({ type: 'tree' });
+    expect(group.s(0).machine.clients.get('alice')).to.deep.equal({ requestNum: 3, reply: null, replyOp: read.op, lastActiveOp: read.op });
+    // multi_cas of reads only is a read; with a write in it, a write
+    group.commitAtPrimary(treeRequest('alice', 4, { type: 'multi_cas', guards: [], ops: [{ type: 'blob_get', path: '/b' }, { type: 'stat', path: '/b' }] }));
+    expect(group.s(0).machine.clients.get('alice')?.reply).to.equal(null);
+    group.commitAtPrimary(treeRequest('alice', 5, { type: 'multi_cas', guards: [], ops: [{ type: 'blob_get', path: '/b' }, { type: 'blob_put', path: '/b', value: utf8('v2') }] }));
+    expect(group.s(0).machine.clients.get('alice')?.reply).to.deep.include({ type: 'tree' });
+    // the backups hold the same table
+    group.tick(0, config3.commitIntervalTicks);
+    group.deliverAll();
+    for (const i of [1, 2]) expectSameMachine(group.s(i).machine, group.s(0).machine, `backup ${i}`);
+  });
+
+  it('a retried read runs again at a later op and sees the current tree; a retried write gets its cached reply', () => {
+    const group = new Group(config3);
+    group.commitAtPrimary(register('alice'));
+    group.commitAtPrimary(register('bob'));
+    group.commitAtPrimary(create('bob', 1, '/b'));
+    group.commitAtPrimary(blobPut('bob', 2, '/b', utf8('v1')));
+    const write = lastReply(group, 'bob', 2);
+    group.commitAtPrimary(blobGet('alice', 1, '/b'));
+    const first = lastReply(group, 'alice', 1);
+    const body = first.body;
+    if (body.type !== 'tree' || body.outcome.type !== 'blob') throw new Error(`unexpected ${JSON.stringify(body)}`);
+    expect(new TextDecoder().decode(body.outcome.value)).to.equal('v1');
+    group.commitAtPrimary(blobPut('bob', 3, '/b', utf8('v2')));
+    // alice never saw her answer and retries: the read is logged again
+    const op = group.s(0).op;
+    const retry = group.request(0, blobGet('alice', 1, '/b'));
+    expect(group.s(0).op, 'logged again').to.equal(op + 1);
+    expect(sends(retry, 'prepare')).to.have.length(2);
+    group.deliverAll();
+    const again = lastReply(group, 'alice', 1);
+    expect(again.op).to.equal(op + 1);
+    const againBody = again.body;
+    if (againBody.type !== 'tree' || againBody.outcome.type !== 'blob') throw new Error(`unexpected ${JSON.stringify(againBody)}`);
+    expect(new TextDecoder().decode(againBody.outcome.value), 'the current value').to.equal('v2');
+    expect(blobText(group.s(0), '/b')).to.equal('v2');
+    // the record moved only its activity: same number, the op that first ran it
+    expect(group.s(0).machine.clients.get('alice')).to.deep.equal({ requestNum: 1, reply: null, replyOp: first.op, lastActiveOp: op + 1 });
+    expect(group.s(0).machine.clients.ids(), 'alice is now the most recently active').to.deep.equal(['bob', 'alice']);
+    // a retried write is answered from the table, the same reply, nothing logged
+    const cached = group.request(0, blobPut('bob', 3, '/b', utf8('v2')));
+    expect(replies(cached)).to.deep.equal([lastReply(group, 'bob', 3)]);
+    expect(allSends(cached)).to.deep.equal([]);
+    expect(write.op).to.be.below(op);
+  });
+
+  it('a read retried as a write (a client bug) is dropped with a trace, at admission and when found in the log', () => {
+    const group = new Group(config3);
+    group.commitAtPrimary(register('alice'));
+    group.commitAtPrimary(blobGet('alice', 1, '/nothing'));
+    const op = group.s(0).op;
+    const bad = group.request(0, create('alice', 1, '/x'));
+    expect(traceEvents(bad)).to.include('drop_retry_read_as_write');
+    expect(answers(bad)).to.deep.equal([]);
+    expect(group.s(0).op).to.equal(op);
+    // in a log (e.g. from an older primary): applying it answers nothing and runs nothing
+    const entries = [entry(1, 3, [register('carol')]), entry(2, 3, [treeRequest('carol', 1, { type: 'stat', path: '/' })]), entry(3, 3, [create('carol', 1, '/x')])];
+    const result = step(fresh(config3, 1), receive(committedLogForNewPrimary(entries)));
+    expect(result.state).to.include({ status: 'normal', view: 4, commit: 3 });
+    expect(replies(result.effects).map((r) => [r.requestNum, r.body.type])).to.deep.equal([
+      [0, 'registered'],
+      [1, 'tree'],
+    ]);
+    expect(traceEvents(result.effects)).to.include('drop_request_at_apply');
+    expect(lookupTyped(result.state.machine.tree, '/x', 'blob').ok).to.equal(false);
+    expect(result.state.primary.inProgress.size).to.equal(0);
+  });
+
+  it('a stale request (below the session\'s last executed one) is answered stale_request, at admission and when found in the log', () => {
+    const group = new Group(config3);
+    group.commitAtPrimary(register('alice'));
+    group.commitAtPrimary(create('alice', 1, '/a'));
+    group.commitAtPrimary(create('alice', 2, '/b'));
+    const op = group.s(0).op;
+    const stale = group.request(0, create('alice', 1, '/a'));
+    expect(replies(stale)).to.deep.equal([
+      { type: 'reply', epoch: 0, view: 0, op: 0, clientId: 'alice', requestNum: 1, body: { type: 'stale_request', lastRequestNum: 2 } },
+    ]);
+    expect(group.s(0).op, 'nothing logged').to.equal(op);
+    // in a log: applying it runs nothing, and the primary answers the same way
+    const entries = [entry(1, 3, [register('alice')]), entry(2, 3, [create('alice', 2, '/b')]), entry(3, 3, [create('alice', 1, '/a')])];
+    const result = step(fresh(config3, 1), receive(committedLogForNewPrimary(entries)));
+    expect(replies(result.effects).map((r) => [r.requestNum, r.op, r.body])).to.deep.equal([
+      [0, 1, { type: 'registered', isNew: true, lastRequestNum: 0 }],
+      [2, 2, { type: 'tree', outcome: { type: 'ok', version: 0 } }],
+      [1, 0, { type: 'stale_request', lastRequestNum: 2 }],
+    ]);
+    expect(lookupTyped(result.state.machine.tree, '/a', 'blob').ok).to.equal(false);
+  });
+});
+
+describe('vr step: a namespace with larger tree limits (config.treeLimits reach the backups)', () => {
+  it('with valueBytesMax 2 MiB a 1.5 MiB put commits on all three replicas, in view 0', () => {
+    const config = makeReplicaConfig({ treeLimits: { ...config3.treeLimits, valueBytesMax: 2 * 1024 * 1024 } });
+    const group = new Group(config);
+    group.commitAtPrimary(register('alice'));
+    group.commitAtPrimary(create('alice', 1, '/big'));
+    const value = new Uint8Array(1536 * 1024).fill(7);
+    group.request(0, blobPut('alice', 2, '/big', value));
+    // deliver everything, with heartbeats, for longer than a view-change timeout
+    for (let round = 0; round < 2 * config.viewChangeTimeoutTicks; round++) {
+      for (const i of [0, 1, 2]) group.input(i, tick);
+      group.deliverAll();
+    }
+    expect(group.traces.filter((event) => event.startsWith('drop_malformed') || event === 'view_change_started')).to.deep.equal([]);
+    expect(lastReply(group, 'alice', 2).body).to.deep.equal({ type: 'tree', outcome: { type: 'ok', version: 1 } });
+    for (const i of [0, 1, 2]) {
+      expect(group.s(i), `replica ${i}`).to.include({ status: 'normal', view: 0, commit: 3 });
+      const found = lookupTyped(group.s(i).machine.tree, '/big', 'blob');
+      expect(found.ok && found.node.value.length, `replica ${i} holds the value`).to.equal(value.length);
+    }
   });
 });
 
@@ -1089,13 +1330,14 @@ describe('vr step: recovery (VRR §4.3)', () => {
     const group = new Group(config3);
     group.cut.add(2);
     group.commitAtPrimary(register('alice'));
-    group.commitAtPrimary(create('alice', 1, '/q', 'queue'), push('alice', 2, '/q', 9));
+    group.commitAtPrimary(register('bob'));
+    group.commitAtPrimary(create('alice', 1, '/q', 'queue'), push('bob', 1, '/q', 9));
     group.cut.delete(2);
     group.states[2] = initialReplicaState(config3, 2, 1);
     group.input(2, { type: 'start', mode: 'recovering', nonce: 1 });
     group.deliverAll();
-    expect(group.s(0)).to.include({ op: 2, commit: 2 }); // the create and the push were one batch
-    expect(group.s(2)).to.include({ status: 'normal', op: 2, commit: 2 });
+    expect(group.s(0)).to.include({ op: 3, commit: 3 }); // the create and the push were one batch
+    expect(group.s(2)).to.include({ status: 'normal', op: 3, commit: 3 });
     expectSameMachine(group.s(2).machine, group.s(0).machine, 'recovered replica');
   });
 });
@@ -1106,8 +1348,8 @@ describe('vr step: state transfer (VRR §5.2) and checkpoints (§5.1)', () => {
   it('a lagging backup behind the primary\'s truncated log receives new_state with a checkpoint and ends with the primary\'s machine', () => {
     const group = groupWithTruncatedPrimary();
     group.cut.delete(2);
-    // the next prepare reveals the gap to replica 2
-    group.request(0, push('alice', 6, '/q', 5));
+    // the next prepare reveals the gap to replica 2 (bob's: alice's request 5 is still in progress)
+    group.request(0, push('bob', 1, '/q', 5));
     expect(group.s(0).op).to.equal(7);
     const gap = group.deliver(both(to(2), ofType('prepare')));
     const getState = sends(gap, 'get_state');

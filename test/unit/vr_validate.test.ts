@@ -323,6 +323,28 @@ describe('validateMessage (src/vr/validate.ts)', () => {
     });
   });
 
+  describe('log entries are checked against the group\'s tree limits (config.treeLimits), not the defaults', () => {
+    // A namespace configured for 2 MiB values: its primary admits a 1.5 MiB put, so every
+    // backup must accept the entry too (against the default 1 MiB it would refuse it forever).
+    const big = makeReplicaConfig({ replicaCount: 3, treeLimits: { ...config.treeLimits, valueBytesMax: 2 * 1024 * 1024 } });
+    const put: Request = { type: 'request', clientId: 'c1', requestNum: 4, op: { type: 'tree', op: { type: 'blob_put', path: '/b', value: new Uint8Array(1536 * 1024) } } };
+    const small = makeReplicaConfig({ replicaCount: 3, treeLimits: { ...config.treeLimits, valueBytesMax: 1024 } });
+    const carriers: Record<string, unknown> = {
+      prepare: { ...prepare(), entry: entry(4, 3, [put]) },
+      do_view_change: { ...doViewChange(), entries: [entry(3, 3), entry(4, 3, [put])] },
+      start_view: { ...startView(), entries: [entry(3, 3), entry(4, 5, [put])] },
+      new_state: { ...newState(), entries: [entry(3), entry(4, 0, [put])] },
+      recovery_response: { ...recoveryResponseFull(), state: { op: 2, commit: 1, logStart: 0, entries: [entry(1, 0, [register()]), entry(2, 3, [put])], checkpoint: null } },
+    };
+    for (const [name, message] of Object.entries(carriers)) {
+      it(`${name}: a 1.5 MiB value is accepted with valueBytesMax 2 MiB, refused with a smaller limit`, () => {
+        expect(validateMessage(message, big, self)).to.equal(null);
+        expect(validateMessage(message, config, self), 'default limits (1 MiB)').to.match(/malformed tree op/);
+        expect(validateMessage(message, small, self), '1 KiB').to.match(/malformed tree op/);
+      });
+    }
+  });
+
   describe('never throws (property)', () => {
     it('on fc.anything()', () => {
       fc.assert(
