@@ -106,6 +106,23 @@ describe('net: the client library', function () {
       }
     });
 
+    it('an answer too large for a frame settles the call at once as `frame_too_large` (it executed), and the connection goes on', async () => {
+      const remote = await connect([address]);
+      try {
+        const db = remote.client('default');
+        await db.create('/huge', 'blob');
+        await db.blobPut('/huge', new Uint8Array(1024 * 1024 - 64));
+        const started = performance.now();
+        const error = await db.multiCas([], Array.from({ length: 5 }, () => ({ type: 'blob_get' as const, path: '/huge' }))).catch((e: unknown) => e);
+        expect(error).to.be.instanceOf(HaretError).with.property('code', 'frame_too_large');
+        expect((error as HaretError).executed).to.equal(true);
+        expect(performance.now() - started).to.be.below(2_000);
+        expect((await db.blobSize('/huge')).count).to.equal(1024 * 1024 - 64);
+      } finally {
+        await remote.close();
+      }
+    });
+
     it('close() fails every waiting call with `stopped` (as the embedded client does), at once', async () => {
       // Replicas 0..2 dead or alive, no matter: calls to a group with no quorum wait.
       const remote = await connect([address]);
