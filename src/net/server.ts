@@ -124,8 +124,6 @@ const sweepMs = 50;
 /** After a graceful close's last words, connections that have not closed are destroyed after this long. */
 const closeGraceMs = 1_000;
 
-type ErrorCode = WireErrorCode;
-
 export class ClientApiServer {
   readonly #deps: ClientApiDeps;
   readonly #server: Server;
@@ -479,7 +477,7 @@ export class ClientApiServer {
   }
 
   /** A connection-level failure: the last words, then nothing more is read and it closes. */
-  #fail(connection: Connection, code: ErrorCode, text: string): void {
+  #fail(connection: Connection, code: WireErrorCode, text: string): void {
     this.counters.errors += 1;
     connection.socket.removeAllListeners('data');
     this.#lastWords(connection.socket, code, text);
@@ -490,7 +488,7 @@ export class ClientApiServer {
    * socket that is not read never sees the peer's close), and the socket is destroyed after a
    * grace period whatever the peer does.
    */
-  #lastWords(socket: Socket, code: ErrorCode, text: string): void {
+  #lastWords(socket: Socket, code: WireErrorCode, text: string): void {
     this.#closingSockets.add(socket);
     socket.on('close', () => this.#closingSockets.delete(socket));
     socket.end(encodeNodeFrame({ type: 'error', id: null, code, message: text }));
@@ -498,7 +496,7 @@ export class ClientApiServer {
     setTimeout(() => socket.destroy(), closeGraceMs).unref();
   }
 
-  #error(connection: Connection, id: number | null, code: ErrorCode, text: string): void {
+  #error(connection: Connection, id: number | null, code: WireErrorCode, text: string): void {
     this.counters.errors += 1;
     this.#write(connection, { type: 'error', id, code, message: text });
   }

@@ -16,7 +16,7 @@ import type { ReplicaStatusView } from '../../actors/replica.ts';
 import { NamespaceClient } from '../client/namespace_client.ts';
 import { Endpoint } from './endpoint.ts';
 import { HaretError } from '../client/errors.ts';
-import { resolveOptions, type NodeOptions, type ResolvedOptions } from './options.ts';
+import { resolveOptions, servedTreeLimits, type NodeOptions, type ResolvedOptions } from './options.ts';
 import { buildLayout, clusterReplicaWorker, endpointId, netId, proxyId, replicaId, restartInit, timerId, type Layout } from './placement.ts';
 import { randomInt } from 'node:crypto';
 import { ClusterLinks } from '../net/cluster_link.ts';
@@ -370,7 +370,7 @@ export async function startNode(options: NodeOptions = {}): Promise<HaretNode> {
           nodeName: resolved.name,
           namespaces: resolved.namespaces.map((ns) => ({ name: ns.name, replicas: Array.from({ length: ns.config.replicaCount }, (_, i) => replicaId(ns.name, i)), limits: ns.config.treeLimits })),
           // Frames fit a request of any namespace this node may serve, cluster ones included.
-          frameBytesMax: frameBytesFor([...resolved.namespaces.map((ns) => ns.config.treeLimits), ...(resolved.cluster === undefined ? [] : [resolveNamespace({ name: 'cluster', ...(resolved.cluster.namespaceConfig === undefined ? {} : { config: resolved.cluster.namespaceConfig }) }).config.treeLimits])]),
+          frameBytesMax: frameBytesFor(servedTreeLimits(resolved)),
           // A node that restores cluster namespaces welcomes clients once it serves them.
           ready: record === null,
           send: (to, request) => system.send({ from: netId, to, msg: request }),

@@ -3,6 +3,7 @@
  */
 
 import { serviceClientConfig, validateClientConfig, type ClientConfig } from '../client/config.ts';
+import type { TreeLimits } from '../tree/limits.ts';
 import { defaultReplicaConfig, validateReplicaConfig, type ReplicaConfig } from '../vr/config.ts';
 import type { CodecName } from '../../runtime/codec.ts';
 import { isLogLevel, type LogLevel } from '../../runtime/logger.ts';
@@ -213,4 +214,12 @@ export function resolveNamespace(ns: NamespaceOptions): ResolvedNamespace {
   if (problem !== null) throw new RangeError(`namespace ${ns.name}: ${problem}`);
   if (config.durable) throw new RangeError(`namespace ${ns.name}: durable storage is not available in this runtime yet`);
   return { name: ns.name, config };
+}
+
+/** The tree limits of every namespace the node may serve: its own, and those it would create in a cluster. */
+export function servedTreeLimits(options: ResolvedOptions): TreeLimits[] {
+  const limits = options.namespaces.map((ns) => ns.config.treeLimits);
+  const cluster = options.cluster?.namespaceConfig;
+  if (options.cluster !== undefined) limits.push(resolveNamespace({ name: 'cluster', ...(cluster === undefined ? {} : { config: cluster }) }).config.treeLimits);
+  return limits;
 }
