@@ -347,7 +347,6 @@ export class RemoteConnection {
         for (const event of decoder.push(chunk)) {
           if (event.type === 'error') {
             fail(`bad frame from the node: ${event.message}`);
-            socket.destroy();
             return;
           }
           const decoded = decodeNodeMessage(event.payload);

@@ -24,6 +24,8 @@ describe('package', () => {
     expect(Object.keys(pkg.exports['.'] as object)[0]).to.equal('types');
     expect(pkg.engines.node).to.equal('>=20.19');
     expect(pkg.scripts).to.include.keys('build', 'typecheck', 'test', 'bench', 'vopr', 'start');
+    // The entry points at built files (dist/), which are not committed: every way of installing builds them.
+    expect(pkg.scripts['prepare']).to.equal('npm run build');
   });
 
   it('haret --version prints the package version; an unknown command exits 2', () => {
