@@ -7,7 +7,7 @@
  * allowed to and that a hostile length prefix costs nothing.
  */
 
-import { assert } from '../tree/assert.ts';
+import { assert } from '../base/assert.ts';
 
 /** Bytes of the length prefix. */
 export const frameHeaderBytes = 4;

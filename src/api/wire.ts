@@ -17,9 +17,9 @@
  */
 
 import { Packr } from 'msgpackr';
-import { assertNever } from '../tree/assert.ts';
+import { assertNever } from '../base/assert.ts';
 import { describeTreeError, type LimitName, type TreeError } from '../tree/errors.ts';
-import { defaultTreeLimits, validateTreeLimits, type TreeLimits } from '../tree/limits.ts';
+import { defaultTreeLimits, validateTreeLimits, type TreeLimits } from '../base/limits.ts';
 import { isNodeType, nodeTypes, type NodeType } from '../tree/node_type.ts';
 import type { Bytes, ListEntry, OpFailure, OpOutcome, OpResult } from '../tree/ops.ts';
 import { validateOp } from '../tree/validate.ts';

@@ -19,7 +19,7 @@
  * with 0x is hex bytes; quote it to store the text "0x...". Text is stored as UTF-8.
  */
 
-import { assertNever } from '../tree/assert.ts';
+import { assertNever } from '../base/assert.ts';
 import { isNodeType, type NodeType } from '../tree/node_type.ts';
 import type { Bytes, Guard, MultiCasOp, SetOperand, SimpleOp, TreeOp, TreeOpType } from '../tree/ops.ts';
 

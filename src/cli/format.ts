@@ -7,7 +7,7 @@
  */
 
 import type { CallResult } from '../client/io.ts';
-import { assertNever } from '../tree/assert.ts';
+import { assertNever } from '../base/assert.ts';
 import { describeTreeError } from '../tree/errors.ts';
 import type { NodeType } from '../tree/node_type.ts';
 import type { Bytes, ListEntry, OpFailure, OpOutcome, OpResult } from '../tree/ops.ts';

@@ -10,7 +10,7 @@
 
 import * as readline from 'node:readline';
 import type { CallResult } from '../client/io.ts';
-import { assertNever } from '../tree/assert.ts';
+import { assertNever } from '../base/assert.ts';
 import type { TreeOp } from '../tree/ops.ts';
 import { commandNames, helpText, parseCommand } from './commands.ts';
 import { formatError, formatResult } from './format.ts';

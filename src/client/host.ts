@@ -17,7 +17,7 @@
  * client-id prefix and PRNG seed its shell drew.
  */
 
-import { assertNever } from '../tree/assert.ts';
+import { assertNever } from '../base/assert.ts';
 import type { TreeOp } from '../tree/ops.ts';
 import type { ClientAnswer, Request } from '../vr/messages.ts';
 import { validateClientConfig, type ClientConfig } from './config.ts';

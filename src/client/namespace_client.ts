@@ -6,11 +6,11 @@
  */
 
 import type { CallOutcome } from './io.ts';
-import { assertNever } from '../tree/assert.ts';
+import { assertNever } from '../base/assert.ts';
 import type { NodeType } from '../tree/node_type.ts';
 import type { Bytes, Guard, OpResult, SetOperand, SimpleOp, TreeOp } from '../tree/ops.ts';
 import { validateOp } from '../tree/validate.ts';
-import type { TreeLimits } from '../tree/limits.ts';
+import type { TreeLimits } from '../base/limits.ts';
 import { HaretError } from './errors.ts';
 
 /** Where a result was decided: the log entry `op` of `view` committed it. */

@@ -33,10 +33,10 @@
 
 import { produce } from 'immer';
 import { List, Set as ImmutableSet } from 'immutable';
-import { assert, assertNever } from '../tree/assert.ts';
+import { assert, assertNever } from '../base/assert.ts';
 import type { TreeOp } from '../tree/ops.ts';
 import type { ClientAnswer } from '../vr/messages.ts';
-import { makePrng, nextInt, type Prng } from '../vr/prng.ts';
+import { makePrng, nextInt, type Prng } from '../base/prng.ts';
 import { validateClientConfig, type ClientConfig } from './config.ts';
 import type { ClientEffect, ClientInput, RefusalReason } from './io.ts';
 import { beginSession, initialClientState, isIdle, sessionChanged, sessionHandle, type ClientState, type SessionWorking } from './session.ts';

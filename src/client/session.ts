@@ -11,10 +11,10 @@
  */
 
 import { produce } from 'immer';
-import { assertNever } from '../tree/assert.ts';
+import { assertNever } from '../base/assert.ts';
 import type { TreeOp } from '../tree/ops.ts';
 import type { ClientAnswer, NotPrimary, Reply, Request, RequestOp } from '../vr/messages.ts';
-import { makePrng, nextInt, type Prng } from '../vr/prng.ts';
+import { makePrng, nextInt, type Prng } from '../base/prng.ts';
 import { validateClientConfig, type ClientConfig } from './config.ts';
 import type { CallResult, ClientEffect, ClientInput, RefusalReason } from './io.ts';
 

@@ -31,7 +31,7 @@ import {
   type RequestMessage,
   type WireErrorCode,
 } from '../api/wire.ts';
-import type { TreeLimits } from '../tree/limits.ts';
+import type { TreeLimits } from '../base/limits.ts';
 import type { ClientAnswer, Request } from '../vr/messages.ts';
 
 export type ClientApiOptions = {

@@ -3,7 +3,7 @@
  */
 
 import { serviceClientConfig, validateClientConfig, type ClientConfig } from '../client/config.ts';
-import type { TreeLimits } from '../tree/limits.ts';
+import type { TreeLimits } from '../base/limits.ts';
 import { defaultReplicaConfig, validateReplicaConfig, type ReplicaConfig } from '../vr/config.ts';
 import type { CodecName } from '../../runtime/codec.ts';
 import { isLogLevel, type LogLevel } from '../../runtime/logger.ts';

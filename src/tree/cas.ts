@@ -8,7 +8,7 @@
  */
 
 import { treeErrors } from './errors.ts';
-import type { TreeLimits } from './limits.ts';
+import type { TreeLimits } from '../base/limits.ts';
 import type { Guard, MultiCasOp, OpResult, SimpleOp } from './ops.ts';
 import { lookup, type Tree } from './lookup.ts';
 import type { Applied } from './tree.ts';

@@ -6,7 +6,7 @@
  * `unknown_namespace`, `session_expired`) are produced outside the tree and live in src/api.
  */
 
-import { assertNever } from './assert.ts';
+import { assertNever } from '../base/assert.ts';
 import type { NodeType } from './node_type.ts';
 
 /** Names the quantity a `too_large` error refers to. */

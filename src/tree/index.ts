@@ -2,7 +2,7 @@
 export * from './node_type.ts';
 export * from './errors.ts';
 export * from './ops.ts';
-export * from './limits.ts';
+export * from '../base/limits.ts';
 export { checkPath, rootPath, splitPath, joinPath } from './path.ts';
 export { emptyTree, applyOp, nodeCount, type Tree } from './tree.ts';
 export { validateOp, type ValidationResult } from './validate.ts';

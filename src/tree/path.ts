@@ -6,7 +6,7 @@
  */
 
 import { treeErrors, type TreeError } from './errors.ts';
-import type { TreeLimits } from './limits.ts';
+import type { TreeLimits } from '../base/limits.ts';
 
 export const rootPath = '/';
 

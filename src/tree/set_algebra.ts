@@ -4,7 +4,7 @@
  * and so lost the order).
  */
 
-import { assertNever } from './assert.ts';
+import { assertNever } from '../base/assert.ts';
 import type { TreeError } from './errors.ts';
 import { bytesToKey, sortedMembers } from './node.ts';
 import type { Bytes, OpOutcome, SetBinaryOp, SetCompareOp, SetOperand, SetUnionOp } from './ops.ts';

@@ -15,7 +15,7 @@
 
 import CRC32 from 'crc-32';
 import { Packr } from 'msgpackr';
-import { assertNever } from './assert.ts';
+import { assertNever } from '../base/assert.ts';
 import { treeFromRoot, type Tree } from './lookup.ts';
 import { NameMap } from './name_map.ts';
 import {

@@ -6,10 +6,10 @@
  * with the previous tree. Semantics where the data model leaves room: ./README.md.
  */
 
-import { assertNever } from './assert.ts';
+import { assertNever } from '../base/assert.ts';
 import { multiCas } from './cas.ts';
 import { treeErrors, type TreeError } from './errors.ts';
-import { defaultTreeLimits, type TreeLimits } from './limits.ts';
+import { defaultTreeLimits, type TreeLimits } from '../base/limits.ts';
 import {
   bytesEqual,
   bytesToKey,

@@ -15,9 +15,9 @@
  *   (values are kept by reference, as everywhere in the tree), and work bounded by the limits.
  */
 
-import { assertNever } from './assert.ts';
+import { assertNever } from '../base/assert.ts';
 import { treeErrors, type TreeError } from './errors.ts';
-import { defaultTreeLimits, type TreeLimits } from './limits.ts';
+import { defaultTreeLimits, type TreeLimits } from '../base/limits.ts';
 import { isNodeType, nodeTypes, type NodeType } from './node_type.ts';
 import {
   readOpTypes,

@@ -28,7 +28,7 @@
  */
 
 import { Map as ImmutableMap } from 'immutable';
-import { assert } from '../tree/assert.ts';
+import { assert } from '../base/assert.ts';
 import type { ReplyBody } from './messages.ts';
 
 export type ClientRecord = {

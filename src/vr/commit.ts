@@ -3,7 +3,7 @@
  * (VRR §5.1, haret RFC 2).
  */
 
-import { assert } from '../tree/assert.ts';
+import { assert } from '../base/assert.ts';
 import { answer, isNormalPrimary, trace, type Ctx } from './context.ts';
 import { dropThrough, entryAt } from './log.ts';
 import type { LogEntry } from './messages.ts';

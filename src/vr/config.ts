@@ -3,7 +3,7 @@
  * Every limit the protocol relies on is here (DESIGN.md convention 8). Time is in ticks.
  */
 
-import { defaultTreeLimits, validateTreeLimits, type TreeLimits } from '../tree/limits.ts';
+import { defaultTreeLimits, validateTreeLimits, type TreeLimits } from '../base/limits.ts';
 
 export type ReplicaConfig = {
   /** n = 2f + 1 replicas, addressed by index 0..n-1; the primary of view v is v mod n. */

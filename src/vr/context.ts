@@ -15,7 +15,7 @@ import type { List, Map as ImmutableMap } from 'immutable';
 import type { Log } from './log.ts';
 import type { ReplicaEffect, TraceEvent } from './io.ts';
 import type { CheckpointImage, ClientAnswer, DoViewChange, PeerMessage, Request, RecoveryResponse } from './messages.ts';
-import type { Prng } from './prng.ts';
+import type { Prng } from '../base/prng.ts';
 import type { ReplicaState, ReplicaStatus } from './state.ts';
 import type { ReplicaConfig } from './config.ts';
 import type { Machine } from './state_machine.ts';

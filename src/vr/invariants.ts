@@ -4,7 +4,7 @@
  * supervisor restarts it through recovery. Cross-replica invariants live in the simulator.
  */
 
-import { assert } from '../tree/assert.ts';
+import { assert } from '../base/assert.ts';
 import { ackableOp, isPrimary } from './context.ts';
 import { lastOp } from './log.ts';
 import type { ReplicaState } from './state.ts';

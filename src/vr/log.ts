@@ -8,7 +8,7 @@
  */
 
 import { List } from 'immutable';
-import { assert } from '../tree/assert.ts';
+import { assert } from '../base/assert.ts';
 import type { LogEntry } from './messages.ts';
 
 /**

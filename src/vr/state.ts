@@ -11,7 +11,7 @@ import type { ReplicaConfig } from './config.ts';
 import { validateReplicaConfig } from './config.ts';
 import { emptyLog, type Log } from './log.ts';
 import type { CheckpointImage, DoViewChange, RecoveryResponse, Request } from './messages.ts';
-import { makePrng, type Prng } from './prng.ts';
+import { makePrng, type Prng } from '../base/prng.ts';
 import { emptyMachine, type Machine } from './state_machine.ts';
 
 /** `stopped` until the `start` input arrives. */

@@ -4,8 +4,8 @@
  * same entries from the same machine holds the same machine.
  */
 
-import { assertNever } from '../tree/assert.ts';
-import { defaultTreeLimits, type TreeLimits } from '../tree/limits.ts';
+import { assertNever } from '../base/assert.ts';
+import { defaultTreeLimits, type TreeLimits } from '../base/limits.ts';
 import { isWriteOp } from '../tree/ops.ts';
 import { applyOp, emptyTree, type Tree } from '../tree/tree.ts';
 import { emptyClientTable, type ClientTable, type ClientTableEditor } from './client_table.ts';

@@ -8,7 +8,7 @@
  */
 
 import { produce } from 'immer';
-import { assertNever } from '../tree/assert.ts';
+import { assertNever } from '../base/assert.ts';
 import { beginStep, endStep, isNormalPrimary, isPrimary, trace, type Ctx, type WorkingState } from './context.ts';
 import type { ReplicaEffect, ReplicaInput, StepResult } from './io.ts';
 import { assertInvariants } from './invariants.ts';

@@ -5,7 +5,7 @@
  * after that checkpoint.
  */
 
-import { assert } from '../tree/assert.ts';
+import { assert } from '../base/assert.ts';
 import { decodeCheckpoint, encodeCheckpoint } from './checkpoint.ts';
 import { trace, type Ctx } from './context.ts';
 import { append, emptyLog, entriesAfter, entryAt, lastOp, truncateAfter } from './log.ts';

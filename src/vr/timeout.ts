@@ -5,7 +5,7 @@
  */
 
 import type { Ctx } from './context.ts';
-import { nextInt } from './prng.ts';
+import { nextInt } from '../base/prng.ts';
 
 /** Restarts the silence timer with a fresh randomised timeout. */
 export function resetViewChangeTimer(ctx: Ctx): void {

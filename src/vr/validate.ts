@@ -4,7 +4,7 @@
  * allowed to reach a handler where it could trip an assertion. Returns a reason, or null.
  */
 
-import type { TreeLimits } from '../tree/limits.ts';
+import type { TreeLimits } from '../base/limits.ts';
 import { validateOp } from '../tree/validate.ts';
 import { primaryOf, type ReplicaConfig } from './config.ts';
 import type { CheckpointImage, LogEntry, Request } from './messages.ts';

@@ -8,7 +8,7 @@
  */
 
 import { List, Map as ImmutableMap } from 'immutable';
-import { assert } from '../tree/assert.ts';
+import { assert } from '../base/assert.ts';
 import { commitUpTo } from './commit.ts';
 import { faultsTolerated, primaryOf, quorumSize } from './config.ts';
 import { ackableOp, broadcast, isPrimary, send, trace, type Ctx } from './context.ts';

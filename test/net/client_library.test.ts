@@ -11,7 +11,7 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { connect } from '../../src/net/index.ts';
 import { HaretError, startNode, type HaretNode } from '../../src/node/index.ts';
-import { defaultTreeLimits } from '../../src/tree/limits.ts';
+import { defaultTreeLimits } from '../../src/base/limits.ts';
 import { RawClient } from './raw_client.ts';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -143,12 +143,11 @@ describe('net: the client library', function () {
     });
   });
 
-  it('loads only the pure core: src/client, src/api, src/tree (and the seeded PRNG of src/vr); no logger, no runtime, no node internals', () => {
+  it('loads only the pure core: src/client, src/api, src/tree, src/base (nothing of src/vr at run time); no logger, no runtime, no node internals', () => {
     const { files, packages } = runtimeImports(join(root, 'src/net/connect.ts'));
     const folders = new Set([...files].map((file) => dirname(relative(root, file))));
-    expect([...folders].sort()).to.deep.equal(['src/api', 'src/client', 'src/net', 'src/tree', 'src/vr']);
+    expect([...folders].sort()).to.deep.equal(['src/api', 'src/base', 'src/client', 'src/net', 'src/tree']);
     expect([...files].filter((file) => relative(root, file).startsWith('src/net/')).map((file) => relative(root, file)).sort()).to.deep.equal(['src/net/address.ts', 'src/net/connect.ts']);
-    expect([...files].filter((file) => relative(root, file).startsWith('src/vr/')).map((file) => relative(root, file))).to.deep.equal(['src/vr/prng.ts']);
     for (const forbidden of ['pino', 'piscina', 'comlink', 'node:worker_threads']) expect(packages.has(forbidden), forbidden).to.equal(false);
   });
 });

@@ -13,7 +13,7 @@ import type { Envelope } from '../../runtime/envelope.ts';
 import { FrameDecoder } from '../../src/api/frame.ts';
 import { ClusterLinks, type ClusterLinkOptions } from '../../src/net/cluster_link.ts';
 import { decodeClusterFrame, type ClusterFrame } from '../../src/net/cluster_wire.ts';
-import { makePrng, nextFloat } from '../../src/vr/prng.ts';
+import { makePrng, nextFloat } from '../../src/base/prng.ts';
 
 type Received = { readonly from: string; readonly batch: readonly Envelope[] };
 

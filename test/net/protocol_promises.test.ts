@@ -11,7 +11,7 @@
 import { expect } from 'chai';
 import { ClientApiServer } from '../../src/net/server.ts';
 import { startNode, type HaretNode } from '../../src/node/index.ts';
-import { defaultTreeLimits } from '../../src/tree/limits.ts';
+import { defaultTreeLimits } from '../../src/base/limits.ts';
 import type { NodeMessage } from '../../src/api/wire.ts';
 import { eventually } from '../runtime/helpers.ts';
 import { RawClient, register, treeRequest } from './raw_client.ts';

@@ -10,7 +10,7 @@ import { decodeNodeMessage, defaultWireLimits, encodeClientFrame, protocolVersio
 import { connect } from '../../src/net/index.ts';
 import { ClientApiServer } from '../../src/net/server.ts';
 import { startNode, type HaretNode } from '../../src/node/index.ts';
-import { defaultTreeLimits } from '../../src/tree/limits.ts';
+import { defaultTreeLimits } from '../../src/base/limits.ts';
 
 describe('net: redirect', function () {
   this.timeout(60_000);

@@ -9,7 +9,7 @@
 import { expect } from 'chai';
 import { connect } from '../../src/net/index.ts';
 import { HaretError, startNode, type HaretNode } from '../../src/node/index.ts';
-import { defaultTreeLimits } from '../../src/tree/limits.ts';
+import { defaultTreeLimits } from '../../src/base/limits.ts';
 import { eventually } from './helpers.ts';
 
 const mib = 1024 * 1024;

@@ -14,7 +14,7 @@
 
 import { encodeSnapshot } from '../../src/tree/snapshot.ts';
 import { applyOp, emptyTree, type Tree } from '../../src/tree/tree.ts';
-import { defaultTreeLimits, type TreeLimits } from '../../src/tree/limits.ts';
+import { defaultTreeLimits, type TreeLimits } from '../../src/base/limits.ts';
 import type { OpOutcome, SimpleOp, TreeOp } from '../../src/tree/ops.ts';
 import { isReadOp } from '../../src/tree/ops.ts';
 import type { Model } from './linearizability.ts';

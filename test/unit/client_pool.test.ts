@@ -22,7 +22,7 @@ import {
 import { clientStep, initialClientState, isIdle, type ClientState } from '../../src/client/session.ts';
 import type { TreeOp } from '../../src/tree/ops.ts';
 import type { ClientAnswer, ReplyBody, Request } from '../../src/vr/messages.ts';
-import { makePrng, nextInt, type Prng } from '../../src/vr/prng.ts';
+import { makePrng, nextInt, type Prng } from '../../src/base/prng.ts';
 
 // ---- helpers -------------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
-const coreFolders = ['src/vr', 'src/tree', 'src/client', 'src/api'];
+const coreFolders = ['src/base', 'src/vr', 'src/tree', 'src/client', 'src/api'];
 
 const forbiddenModules = [/^node:/, /^pino(\/|$)/, /^piscina(\/|$)/, /^comlink(\/|$)/, /^(fs|path|os|worker_threads|child_process|net|http|https|crypto|timers|perf_hooks)$/];
 const forbiddenIdentifiers = ['Date', 'Math.random', 'setTimeout', 'setInterval', 'setImmediate', 'console', 'performance', 'process'];

@@ -10,7 +10,7 @@ import fc from 'fast-check';
 import { Buffer } from 'node:buffer';
 
 import type { TreeError } from '../../src/tree/errors.ts';
-import { defaultTreeLimits, type TreeLimits } from '../../src/tree/limits.ts';
+import { defaultTreeLimits, type TreeLimits } from '../../src/base/limits.ts';
 import { nodeTypes } from '../../src/tree/node_type.ts';
 import { readOpTypes, writeOpTypes, type TreeOp, type TreeOpType } from '../../src/tree/ops.ts';
 import { checkPath } from '../../src/tree/path.ts';

@@ -8,14 +8,14 @@ import { expect } from 'chai';
 import CRC32 from 'crc-32';
 import fc from 'fast-check';
 import { Packr } from 'msgpackr';
-import { InvariantViolation } from '../../src/tree/assert.ts';
+import { InvariantViolation } from '../../src/base/assert.ts';
 import { encodeSnapshot, treesEqual } from '../../src/tree/index.ts';
 import type { TreeOp } from '../../src/tree/ops.ts';
 import { decodeCheckpoint, encodeCheckpoint } from '../../src/vr/checkpoint.ts';
 import { clientTableFromOrdered, type ClientRecord, type ClientTable } from '../../src/vr/client_table.ts';
 import { append, dropThrough, emptyLog, entriesAfter, entryAt, lastOp, truncateAfter, type Log } from '../../src/vr/log.ts';
 import type { CheckpointImage, LogEntry, Request } from '../../src/vr/messages.ts';
-import { makePrng, nextFloat, nextInt, type Prng } from '../../src/vr/prng.ts';
+import { makePrng, nextFloat, nextInt, type Prng } from '../../src/base/prng.ts';
 import { applyEntry, defaultSessionPolicy, emptyMachine, type AppliedReply, type Machine } from '../../src/vr/state_machine.ts';
 
 // ---- helpers -------------------------------------------------------------------------------

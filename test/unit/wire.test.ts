@@ -36,7 +36,7 @@ import {
   type WireError,
 } from '../../src/api/wire.ts';
 import { describeTreeError, type TreeError } from '../../src/tree/errors.ts';
-import { defaultTreeLimits } from '../../src/tree/limits.ts';
+import { defaultTreeLimits } from '../../src/base/limits.ts';
 import { nodeTypes, type NodeType } from '../../src/tree/node_type.ts';
 import type { Guard, ListEntry, OpFailure, OpOutcome, OpResult, SetOperand, SimpleOp, TreeOp } from '../../src/tree/ops.ts';
 import type { ClientAnswer, ReplyBody, RequestOp } from '../../src/vr/messages.ts';
