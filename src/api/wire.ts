@@ -18,6 +18,7 @@
 
 import { Packr } from 'msgpackr';
 import { assertNever } from '../base/assert.ts';
+import { FieldReader, at, isCounter, isPlainObject, msgpackWords, own, type Fields } from '../base/fields.ts';
 import { describeTreeError, type LimitName, type TreeError } from '../tree/errors.ts';
 import { defaultTreeLimits, validateTreeLimits, type TreeLimits } from '../base/limits.ts';
 import { isNodeType, nodeTypes, type NodeType } from '../tree/node_type.ts';
@@ -383,99 +384,18 @@ function malformed(message: string): never {
   throw new Rejection('malformed', message);
 }
 
-type Fields = Readonly<Record<string, unknown>>;
-
-/** What msgpack maps decode to; Dates, C1 markers and other decoder objects are not messages. */
-function isPlainObject(value: unknown): value is Fields {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
-  const proto: unknown = Object.getPrototypeOf(value);
-  return proto === Object.prototype || proto === null;
-}
-
-/** Own fields only; a map key `__proto__` arrives renamed by msgpackr and is simply unknown. */
-function own(fields: Fields, key: string): unknown {
-  return Object.hasOwn(fields, key) ? fields[key] : undefined;
-}
-
-function isCounter(value: unknown): value is number {
-  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
-}
-
-function at(label: string, key: string): string {
-  return label === '' ? key : `${label}.${key}`;
-}
-
-function objectValue(value: unknown, label: string): Fields {
-  if (!isPlainObject(value)) malformed(`${label} must be a map`);
-  return value;
-}
-
-function required(fields: Fields, key: string, label: string): unknown {
-  const value = own(fields, key);
-  if (value === undefined) malformed(`missing field ${at(label, key)}`);
-  return value;
-}
-
-/** Non-negative safe integer; -0 folds to 0 so the normalised message is canonical. */
-function counterValue(value: unknown, label: string): number {
-  if (!isCounter(value)) return malformed(`${label} must be a non-negative integer below 2^53`);
-  return value + 0;
-}
-
-function counter(fields: Fields, key: string, label: string): number {
-  return counterValue(required(fields, key, label), at(label, key));
-}
-
-function stringValue(value: unknown, label: string, lengthMin: number, lengthMax: number): string {
-  if (typeof value !== 'string') return malformed(`${label} must be a string`);
-  if (value.length < lengthMin || value.length > lengthMax) return malformed(`${label} must be ${lengthMin}..${lengthMax} characters`);
-  return value;
-}
-
-function string(fields: Fields, key: string, label: string, lengthMin = 0, lengthMax = Number.MAX_SAFE_INTEGER): string {
-  return stringValue(required(fields, key, label), at(label, key), lengthMin, lengthMax);
-}
-
-function boolean(fields: Fields, key: string, label: string): boolean {
-  const value = required(fields, key, label);
-  if (typeof value !== 'boolean') return malformed(`${at(label, key)} must be a boolean`);
-  return value;
-}
-
-function arrayValue(value: unknown, label: string): readonly unknown[] {
-  if (!Array.isArray(value)) return malformed(`${label} must be an array`);
-  return value;
-}
-
-function array(fields: Fields, key: string, label: string): readonly unknown[] {
-  return arrayValue(required(fields, key, label), at(label, key));
-}
-
-/** `bin` only: a msgpack string is text, not bytes. Decoded bins are already fresh plain copies. */
-function bytesValue(value: unknown, label: string): Bytes {
-  if (!(value instanceof Uint8Array)) return malformed(`${label} must be bytes (msgpack bin)`);
-  return value;
-}
-
-function bytes(fields: Fields, key: string, label: string): Bytes {
-  return bytesValue(required(fields, key, label), at(label, key));
-}
-
-function oneOf<T extends string>(fields: Fields, key: string, label: string, allowed: readonly T[]): T {
-  const value = required(fields, key, label);
-  if (typeof value !== 'string' || !(allowed as readonly string[]).includes(value)) {
-    const shown = typeof value === 'string' ? JSON.stringify(value.slice(0, 64)) : typeof value;
-    return malformed(`${at(label, key)} ${shown} is not one of ${allowed.join(', ')}`);
-  }
-  return value as T;
-}
+/**
+ * Every field is read through the shared kit (plain maps, own fields, bounded numbers and
+ * strings, brand-checked bins), in msgpack's words; its refusals are `malformed`.
+ */
+const read = new FieldReader(malformed, msgpackWords);
 
 function id(fields: Fields): number {
-  return counter(fields, 'id', '');
+  return read.counter(fields, 'id', '');
 }
 
 function namespaceName(fields: Fields, key: string, label: string): string {
-  const value = required(fields, key, label);
+  const value = read.required(fields, key, label);
   if (!isNamespaceName(value)) {
     return malformed(`${at(label, key)} must be a namespace name (1-64 of A-Z a-z 0-9 _ . -, starting with a letter or digit)`);
   }
@@ -486,20 +406,19 @@ function namespaceName(fields: Fields, key: string, label: string): string {
 export const namespacesPerMessageMax = 4096;
 
 function namespaceList(fields: Fields, key: string, label: string): NamespaceInfo[] {
-  const values = array(fields, key, label);
+  const values = read.array(fields, key, label, namespacesPerMessageMax);
   const listLabel = at(label, key);
-  if (values.length > namespacesPerMessageMax) malformed(`${listLabel} holds more than ${namespacesPerMessageMax} namespaces`);
   const infos: NamespaceInfo[] = [];
   const names = new Set<string>();
   for (let i = 0; i < values.length; i++) {
     const itemLabel = `${listLabel}[${i}]`;
-    const item = objectValue(values[i], itemLabel);
+    const item = read.record(values[i], itemLabel);
     const name = namespaceName(item, 'name', itemLabel);
     if (names.has(name)) malformed(`${itemLabel}.name ${name} is listed twice`);
     names.add(name);
     const replicas = positive(item, 'replicas', itemLabel);
     if (replicas % 2 !== 1 || replicas > replicasMax) malformed(`${itemLabel}.replicas must be odd and at most ${replicasMax}`);
-    infos.push({ name, replicas, limits: treeLimits(required(item, 'limits', itemLabel), at(itemLabel, 'limits')) });
+    infos.push({ name, replicas, limits: treeLimits(read.required(item, 'limits', itemLabel), at(itemLabel, 'limits')) });
   }
   return infos;
 }
@@ -524,7 +443,7 @@ const treeLimitNamesComplete: Missing<keyof TreeLimits, (typeof treeLimitNames)[
 void treeLimitNamesComplete;
 
 function treeLimits(value: unknown, label: string): TreeLimits {
-  const fields = objectValue(value, label);
+  const fields = read.record(value, label);
   const limits = {} as Record<(typeof treeLimitNames)[number], number>;
   for (const name of treeLimitNames) limits[name] = positive(fields, name, label);
   const problem = validateTreeLimits(limits);
@@ -533,35 +452,34 @@ function treeLimits(value: unknown, label: string): TreeLimits {
 }
 
 function positive(fields: Fields, key: string, label: string): number {
-  const value = counter(fields, key, label);
+  const value = read.counter(fields, key, label);
   if (value === 0) malformed(`${at(label, key)} must be positive`);
   return value;
 }
 
 function version(fields: Fields): ProtocolVersion {
-  const value = required(fields, 'version', '');
-  if (!isCounter(value)) return malformed('version must be a non-negative integer');
+  const value = read.counter(fields, 'version', '');
   if (value !== protocolVersion) throw new Rejection('unsupported_version', `protocol version ${value} is not supported; this side speaks ${protocolVersion}`);
   return protocolVersion;
 }
 
-/** Optional fields may be absent or nil; both mean absent. */
+/** Optional fields may be absent or nil (docs/protocol.md: nil means absent); both are undefined. */
 function optional(fields: Fields, key: string): unknown {
-  const value = own(fields, key);
+  const value = read.optional(fields, key);
   return value === null ? undefined : value;
 }
 
 // ---- client -> node -----------------------------------------------------------------------
 
 function readClientMessage(value: unknown, namespaces: NamespaceLookup): ClientMessage {
-  const fields = objectValue(value, 'message');
-  const type = oneOf(fields, 'type', '', clientMessageTypes);
+  const fields = read.record(value, 'message');
+  const type = read.oneOf(fields, 'type', '', clientMessageTypes);
   switch (type) {
     case 'hello': {
       const v = version(fields);
       const client = optional(fields, 'client');
       if (client === undefined) return { type, version: v };
-      return { type, version: v, client: stringValue(client, 'client', 0, nameLengthMax) };
+      return { type, version: v, client: read.stringValue(client, 'client', 0, nameLengthMax) };
     }
     case 'list_namespaces':
     case 'ping':
@@ -578,12 +496,12 @@ function readRequest(fields: Fields, namespaces: NamespaceLookup): RequestMessag
   const ns = namespaceName(fields, 'ns', '');
   const shape = namespaces(ns);
   if (shape === undefined) throw new Rejection('unknown_namespace', `no namespace ${ns} on this node`);
-  const replica = counter(fields, 'replica', '');
+  const replica = read.counter(fields, 'replica', '');
   if (replica >= shape.replicas) malformed(`replica ${replica} is not an index of namespace ${ns}'s ${shape.replicas} replicas`);
-  const clientId = string(fields, 'clientId', '', 1, clientIdLengthMax);
-  const requestNum = counter(fields, 'requestNum', '');
-  const op = objectValue(required(fields, 'op', ''), 'op');
-  const opType = oneOf(op, 'type', 'op', ['register', 'tree'] as const);
+  const clientId = read.string(fields, 'clientId', '', 1, clientIdLengthMax);
+  const requestNum = read.counter(fields, 'requestNum', '');
+  const op = read.record(read.required(fields, 'op', ''), 'op');
+  const opType = read.oneOf(op, 'type', 'op', ['register', 'tree'] as const);
   switch (opType) {
     case 'register':
       // The replicas reserve request number 0 for register (src/vr/validate.ts); refusing here
@@ -605,14 +523,14 @@ function readRequest(fields: Fields, namespaces: NamespaceLookup): RequestMessag
 // ---- node -> client -----------------------------------------------------------------------
 
 function readNodeMessage(value: unknown): NodeMessage {
-  const fields = objectValue(value, 'message');
-  const type = oneOf(fields, 'type', '', nodeMessageTypes);
+  const fields = read.record(value, 'message');
+  const type = read.oneOf(fields, 'type', '', nodeMessageTypes);
   switch (type) {
     case 'welcome':
       return {
         type,
         version: version(fields),
-        node: string(fields, 'node', '', 1, nameLengthMax),
+        node: read.string(fields, 'node', '', 1, nameLengthMax),
         namespaces: namespaceList(fields, 'namespaces', ''),
         frameBytesMax: positive(fields, 'frameBytesMax', ''),
         inFlightMax: positive(fields, 'inFlightMax', ''),
@@ -621,15 +539,15 @@ function readNodeMessage(value: unknown): NodeMessage {
     case 'namespaces':
       return { type, id: id(fields), namespaces: namespaceList(fields, 'namespaces', '') };
     case 'answer':
-      return { type, id: id(fields), ns: namespaceName(fields, 'ns', ''), answer: readClientAnswer(required(fields, 'answer', ''), 'answer') };
+      return { type, id: id(fields), ns: namespaceName(fields, 'ns', ''), answer: readClientAnswer(read.required(fields, 'answer', ''), 'answer') };
     case 'redirect': {
       const address = optional(fields, 'address');
       return {
         type,
         id: id(fields),
         ns: namespaceName(fields, 'ns', ''),
-        replica: counter(fields, 'replica', ''),
-        address: address === undefined ? null : stringValue(address, 'address', 1, addressLengthMax),
+        replica: read.counter(fields, 'replica', ''),
+        address: address === undefined ? null : read.stringValue(address, 'address', 1, addressLengthMax),
       };
     }
     case 'pong':
@@ -638,9 +556,9 @@ function readNodeMessage(value: unknown): NodeMessage {
       const errorId = optional(fields, 'id');
       return {
         type,
-        id: errorId === undefined ? null : counterValue(errorId, 'id'),
-        code: oneOf(fields, 'code', '', errorCodes),
-        message: string(fields, 'message', ''),
+        id: errorId === undefined ? null : read.counterValue(errorId, 'id'),
+        code: read.oneOf(fields, 'code', '', errorCodes),
+        message: read.string(fields, 'message', ''),
       };
     }
     default:
@@ -650,20 +568,20 @@ function readNodeMessage(value: unknown): NodeMessage {
 
 /** The replica's answer (src/vr/messages.ts), rebuilt field by field in the order of its type. */
 function readClientAnswer(value: unknown, label: string): ClientAnswer {
-  const fields = objectValue(value, label);
-  const type = oneOf(fields, 'type', label, ['reply', 'not_primary', 'busy'] as const);
-  const epoch = counter(fields, 'epoch', label);
-  const view = counter(fields, 'view', label);
+  const fields = read.record(value, label);
+  const type = read.oneOf(fields, 'type', label, ['reply', 'not_primary', 'busy'] as const);
+  const epoch = read.counter(fields, 'epoch', label);
+  const view = read.counter(fields, 'view', label);
   switch (type) {
     case 'reply': {
       const reply: Reply = {
         type,
         epoch,
         view,
-        op: counter(fields, 'op', label),
-        clientId: string(fields, 'clientId', label, 1, clientIdLengthMax),
-        requestNum: counter(fields, 'requestNum', label),
-        body: readReplyBody(required(fields, 'body', label), at(label, 'body')),
+        op: read.counter(fields, 'op', label),
+        clientId: read.string(fields, 'clientId', label, 1, clientIdLengthMax),
+        requestNum: read.counter(fields, 'requestNum', label),
+        body: readReplyBody(read.required(fields, 'body', label), at(label, 'body')),
       };
       return reply;
     }
@@ -672,9 +590,9 @@ function readClientAnswer(value: unknown, label: string): ClientAnswer {
         type,
         epoch,
         view,
-        primary: counter(fields, 'primary', label),
-        clientId: string(fields, 'clientId', label, 1, clientIdLengthMax),
-        requestNum: counter(fields, 'requestNum', label),
+        primary: read.counter(fields, 'primary', label),
+        clientId: read.string(fields, 'clientId', label, 1, clientIdLengthMax),
+        requestNum: read.counter(fields, 'requestNum', label),
       };
       return notPrimary;
     }
@@ -683,9 +601,9 @@ function readClientAnswer(value: unknown, label: string): ClientAnswer {
         type,
         epoch,
         view,
-        retryAfterTicks: counter(fields, 'retryAfterTicks', label),
-        clientId: string(fields, 'clientId', label, 1, clientIdLengthMax),
-        requestNum: counter(fields, 'requestNum', label),
+        retryAfterTicks: read.counter(fields, 'retryAfterTicks', label),
+        clientId: read.string(fields, 'clientId', label, 1, clientIdLengthMax),
+        requestNum: read.counter(fields, 'requestNum', label),
       };
       return busy;
     }
@@ -697,18 +615,18 @@ function readClientAnswer(value: unknown, label: string): ClientAnswer {
 const replyBodyTypes = ['registered', 'tree', 'session_expired', 'rejected', 'stale_request'] as const satisfies readonly ReplyBody['type'][];
 
 function readReplyBody(value: unknown, label: string): ReplyBody {
-  const fields = objectValue(value, label);
-  const type = oneOf(fields, 'type', label, replyBodyTypes);
+  const fields = read.record(value, label);
+  const type = read.oneOf(fields, 'type', label, replyBodyTypes);
   switch (type) {
     case 'registered':
-      return { type, isNew: boolean(fields, 'isNew', label), lastRequestNum: counter(fields, 'lastRequestNum', label) };
+      return { type, isNew: read.boolean(fields, 'isNew', label), lastRequestNum: read.counter(fields, 'lastRequestNum', label) };
     case 'tree':
     case 'rejected':
-      return { type, outcome: readOutcome(required(fields, 'outcome', label), at(label, 'outcome')) };
+      return { type, outcome: readOutcome(read.required(fields, 'outcome', label), at(label, 'outcome')) };
     case 'session_expired':
       return { type };
     case 'stale_request':
-      return { type, lastRequestNum: counter(fields, 'lastRequestNum', label) };
+      return { type, lastRequestNum: read.counter(fields, 'lastRequestNum', label) };
     default:
       return assertNever(type, 'reply body type');
   }
@@ -719,66 +637,66 @@ const resultTypesComplete: Missing<OpResult['type'], (typeof opResultTypes)[numb
 void resultTypesComplete;
 
 function readOutcome(value: unknown, label: string): OpOutcome {
-  const fields = objectValue(value, label);
+  const fields = read.record(value, label);
   if (own(fields, 'type') === 'error') return readFailure(fields, label);
   return readResult(fields, label, true);
 }
 
 function readFailure(fields: Fields, label: string): OpFailure {
-  const error = readTreeError(required(fields, 'error', label), at(label, 'error'));
+  const error = readTreeError(read.required(fields, 'error', label), at(label, 'error'));
   const index = optional(fields, 'at');
   if (index === undefined) return { type: 'error', error };
-  return { type: 'error', error, at: counterValue(index, at(label, 'at')) };
+  return { type: 'error', error, at: read.counterValue(index, at(label, 'at')) };
 }
 
 /** `txn` results hold the results of simple ops, which are never transactions: one level only. */
 function readResult(fields: Fields, label: string, allowTxn: boolean): OpResult {
-  const type = oneOf(fields, 'type', label, opResultTypes);
+  const type = read.oneOf(fields, 'type', label, opResultTypes);
   switch (type) {
     case 'ok':
-      return { type, version: counter(fields, 'version', label) };
+      return { type, version: read.counter(fields, 'version', label) };
     case 'blob':
-      return { type, value: bytes(fields, 'value', label), version: counter(fields, 'version', label) };
+      return { type, value: read.bytes(fields, 'value', label), version: read.counter(fields, 'version', label) };
     case 'element': {
-      const element = own(fields, 'value');
-      if (element === undefined) malformed(`missing field ${at(label, 'value')}`);
-      const elementValue = element === null ? null : bytesValue(element, at(label, 'value'));
-      return { type, value: elementValue, version: counter(fields, 'version', label) };
+      // Required, but nil is a value here: the queue was empty.
+      const element = read.required(fields, 'value', label);
+      const elementValue = element === null ? null : read.bytesValue(element, at(label, 'value'));
+      return { type, value: elementValue, version: read.counter(fields, 'version', label) };
     }
     case 'count':
-      return { type, count: counter(fields, 'count', label), version: counter(fields, 'version', label) };
+      return { type, count: read.counter(fields, 'count', label), version: read.counter(fields, 'version', label) };
     case 'bool':
-      return { type, value: boolean(fields, 'value', label), version: counter(fields, 'version', label) };
+      return { type, value: read.boolean(fields, 'value', label), version: read.counter(fields, 'version', label) };
     case 'answer':
-      return { type, value: boolean(fields, 'value', label) };
+      return { type, value: read.boolean(fields, 'value', label) };
     case 'set': {
-      const members = array(fields, 'members', label);
+      const members = read.array(fields, 'members', label);
       const membersLabel = at(label, 'members');
-      return { type, members: members.map((member, i) => bytesValue(member, `${membersLabel}[${i}]`)) };
+      return { type, members: members.map((member, i) => read.bytesValue(member, `${membersLabel}[${i}]`)) };
     }
     case 'list': {
-      const entries = array(fields, 'entries', label);
+      const entries = read.array(fields, 'entries', label);
       const entriesLabel = at(label, 'entries');
       return {
         type,
         entries: entries.map((entry, i) => readListEntry(entry, `${entriesLabel}[${i}]`)),
-        version: counter(fields, 'version', label),
+        version: read.counter(fields, 'version', label),
       };
     }
     case 'stat':
       return {
         type,
         nodeType: readNodeType(fields, label),
-        version: counter(fields, 'version', label),
-        size: counter(fields, 'size', label),
+        version: read.counter(fields, 'version', label),
+        size: read.counter(fields, 'size', label),
       };
     case 'txn': {
       if (!allowTxn) malformed(`${label}: transaction results do not nest`);
-      const results = array(fields, 'results', label);
+      const results = read.array(fields, 'results', label);
       const resultsLabel = at(label, 'results');
       return {
         type,
-        results: results.map((result, i) => readResult(objectValue(result, `${resultsLabel}[${i}]`), `${resultsLabel}[${i}]`, false)),
+        results: results.map((result, i) => readResult(read.record(result, `${resultsLabel}[${i}]`), `${resultsLabel}[${i}]`, false)),
       };
     }
     default:
@@ -787,18 +705,18 @@ function readResult(fields: Fields, label: string, allowTxn: boolean): OpResult 
 }
 
 function readNodeType(fields: Fields, label: string): NodeType {
-  const value = required(fields, 'nodeType', label);
+  const value = read.required(fields, 'nodeType', label);
   if (!isNodeType(value)) return malformed(`${at(label, 'nodeType')} must be one of ${nodeTypes.join(', ')}`);
   return value;
 }
 
 function readListEntry(value: unknown, label: string): ListEntry {
-  const fields = objectValue(value, label);
+  const fields = read.record(value, label);
   return {
-    name: string(fields, 'name', label),
-    path: string(fields, 'path', label),
+    name: read.string(fields, 'name', label),
+    path: read.string(fields, 'path', label),
     nodeType: readNodeType(fields, label),
-    version: counter(fields, 'version', label),
+    version: read.counter(fields, 'version', label),
   };
 }
 
@@ -833,39 +751,39 @@ const limitNamesComplete: Missing<LimitName, (typeof limitNames)[number]> = true
 void limitNamesComplete;
 
 function readTreeError(value: unknown, label: string): TreeError {
-  const fields = objectValue(value, label);
-  const code = oneOf(fields, 'code', label, treeErrorCodes);
+  const fields = read.record(value, label);
+  const code = read.oneOf(fields, 'code', label, treeErrorCodes);
   switch (code) {
     case 'already_exists':
     case 'does_not_exist':
     case 'not_a_directory':
-      return { code, path: string(fields, 'path', label) };
+      return { code, path: read.string(fields, 'path', label) };
     case 'wrong_type':
-      return { code, path: string(fields, 'path', label), actual: readActualType(fields, label) };
+      return { code, path: read.string(fields, 'path', label), actual: readActualType(fields, label) };
     case 'bad_path':
     case 'invalid_request':
-      return { code, reason: string(fields, 'reason', label) };
+      return { code, reason: read.string(fields, 'reason', label) };
     case 'cannot_delete_root':
       return { code };
     case 'cas_failed': {
-      const actual = own(fields, 'actual');
-      if (actual === undefined) malformed(`missing field ${at(label, 'actual')}`);
+      // Required, but nil is a value here: the node did not exist.
+      const actual = read.required(fields, 'actual', label);
       return {
         code,
-        path: string(fields, 'path', label),
-        expected: counter(fields, 'expected', label),
-        actual: actual === null ? null : counterValue(actual, at(label, 'actual')),
+        path: read.string(fields, 'path', label),
+        expected: read.counter(fields, 'expected', label),
+        actual: actual === null ? null : read.counterValue(actual, at(label, 'actual')),
       };
     }
     case 'too_large':
-      return { code, what: oneOf(fields, 'what', label, limitNames), limit: counter(fields, 'limit', label) };
+      return { code, what: read.oneOf(fields, 'what', label, limitNames), limit: read.counter(fields, 'limit', label) };
     default:
       return assertNever(code, 'tree error code');
   }
 }
 
 function readActualType(fields: Fields, label: string): NodeType {
-  const value = required(fields, 'actual', label);
+  const value = read.required(fields, 'actual', label);
   if (!isNodeType(value)) return malformed(`${at(label, 'actual')} must be one of ${nodeTypes.join(', ')}`);
   return value;
 }

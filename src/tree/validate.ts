@@ -16,6 +16,7 @@
  */
 
 import { assertNever } from '../base/assert.ts';
+import { FieldReader, at, byteLengthOf, isCounter, isPlainObject, objectWords, type Fields } from '../base/fields.ts';
 import { treeErrors, type TreeError } from './errors.ts';
 import { defaultTreeLimits, type TreeLimits } from '../base/limits.ts';
 import { isNodeType, nodeTypes, type NodeType } from './node_type.ts';
@@ -104,109 +105,58 @@ function charge(budget: Budget, bytes: number): void {
 
 // ---- shapes -------------------------------------------------------------------------------
 
-type Fields = Readonly<Record<string, unknown>>;
+/** Every field is read through the shared kit (own fields only); its refusals are `invalid_request`. */
+const read = new FieldReader(invalid, objectWords);
 
 /**
- * Plain objects only (what msgpack and structured clone produce, `Object.create(null)` too):
- * class instances, Maps, Dates, typed arrays and arrays are not operations.
+ * A record, as the kit defines one (a plain object, `Object.create(null)` too), refused in the
+ * tree's own words, which clients see: what arrived instead (`got null`, `got an array`), or
+ * that an object of another kind (a class instance, a Map, a Date) is not a plain one.
  */
 function readObject(value: unknown, label: string): Fields {
+  if (isPlainObject(value)) return value;
   if (typeof value !== 'object' || value === null) {
     return invalid(`${label} must be an object, got ${value === null ? 'null' : typeof value}`);
   }
   if (Array.isArray(value)) return invalid(`${label} must be an object, got an array`);
-  const proto: unknown = Object.getPrototypeOf(value);
-  if (proto !== Object.prototype && proto !== null) return invalid(`${label} must be a plain object`);
-  return value as Fields;
-}
-
-/** Own properties only: an inherited (for example polluted) property is not a field. */
-function field(fields: Fields, key: string): unknown {
-  return Object.hasOwn(fields, key) ? fields[key] : undefined;
-}
-
-/** Joins a field name to the label of its container; top-level fields are bare names. */
-function at(prefix: string, key: string): string {
-  return prefix === '' ? key : `${prefix}.${key}`;
-}
-
-/** For a field: absent (or undefined) is "missing", anything else of the wrong kind is named. */
-function missingOr(value: unknown, label: string, expected: string): never {
-  return invalid(value === undefined ? `missing field ${label}` : `${label} must be ${expected}`);
-}
-
-/** For an array element, where a hole is not a missing field but a wrong value. */
-function mustBe(label: string, expected: string): never {
-  return invalid(`${label} must be ${expected}`);
-}
-
-/** A field that must be present; its type is checked by the caller. */
-function required(fields: Fields, key: string, prefix: string): unknown {
-  const value = field(fields, key);
-  if (value === undefined) invalid(`missing field ${at(prefix, key)}`);
-  return value;
-}
-
-function readArrayValue(value: unknown, label: string): readonly unknown[] {
-  if (!Array.isArray(value)) return mustBe(label, 'an array');
-  return value;
-}
-
-function readArray(fields: Fields, key: string, prefix: string): readonly unknown[] {
-  return readArrayValue(required(fields, key, prefix), at(prefix, key));
+  return invalid(`${label} must be a plain object`);
 }
 
 /** A string that is a canonical path within the limits; its bytes count toward the request. */
 function readPathValue(value: unknown, label: string, budget: Budget): string {
-  if (typeof value !== 'string') return mustBe(label, 'a string');
-  const error = checkPath(value, budget.limits);
+  const path = read.stringValue(value, label);
+  const error = checkPath(path, budget.limits);
   if (error !== null) reject(error);
-  charge(budget, utf8Length(value));
-  return value;
+  charge(budget, utf8Length(path));
+  return path;
 }
 
 function readPath(fields: Fields, key: string, prefix: string, budget: Budget): string {
-  return readPathValue(required(fields, key, prefix), at(prefix, key), budget);
+  return readPathValue(read.required(fields, key, prefix), at(prefix, key), budget);
 }
 
 // ---- bytes --------------------------------------------------------------------------------
 
 /**
- * The intrinsic %TypedArray% getters, captured once. Calling them directly is a brand check
- * that prototypes cannot fake: `Object.create(Uint8Array.prototype)` or a Proxy around a
- * Uint8Array is not one, and a subclass overriding `byteLength` cannot lie about its size.
+ * A byte string within `valueBytesMax`, kept by reference; its bytes count toward the request.
+ * The kit brand-checks it and measures its true length; over the limit is `too_large`, not
+ * the kit's `invalid_request`, so the limit is checked here.
  */
-const typedArrayPrototype: object = Object.getPrototypeOf(Uint8Array.prototype) as object;
-const typedArrayTagGetter = intrinsicGetter(Symbol.toStringTag);
-const typedArrayByteLengthGetter = intrinsicGetter('byteLength');
-
-function intrinsicGetter(key: PropertyKey): (this: unknown) => unknown {
-  const getter = Object.getOwnPropertyDescriptor(typedArrayPrototype, key)?.get;
-  if (getter === undefined) throw new Error(`%TypedArray%.prototype has no ${String(key)} getter`);
-  return getter;
-}
-
-/** A Uint8Array or a subclass (a Node Buffer is one); other typed arrays and views are not. */
-function isUint8Array(value: unknown): value is Bytes {
-  return typedArrayTagGetter.call(value) === 'Uint8Array';
-}
-
-/** A byte string within `valueBytesMax`, kept by reference; its bytes count toward the request. */
 function readBytesValue(value: unknown, label: string, budget: Budget): Bytes {
-  if (!isUint8Array(value)) return mustBe(label, 'a Uint8Array');
-  const length = typedArrayByteLengthGetter.call(value) as number;
+  const bytes = read.bytesValue(value, label);
+  const length = byteLengthOf(bytes);
   if (length > budget.limits.valueBytesMax) reject(treeErrors.tooLarge('value_bytes', budget.limits.valueBytesMax));
   charge(budget, length);
-  return value;
+  return bytes;
 }
 
 function readBytes(fields: Fields, key: string, prefix: string, budget: Budget): Bytes {
-  return readBytesValue(required(fields, key, prefix), at(prefix, key), budget);
+  return readBytesValue(read.required(fields, key, prefix), at(prefix, key), budget);
 }
 
 /** A literal set: each member is a byte string and costs the per-member overhead too. */
 function readMembers(value: unknown, label: string, budget: Budget): Bytes[] {
-  const members = readArrayValue(value, label);
+  const members = read.arrayValue(value, label);
   const count = members.length;
   const result: Bytes[] = [];
   for (let i = 0; i < count; i++) {
@@ -225,8 +175,7 @@ function isTreeOpType(value: string): value is TreeOpType {
 }
 
 function readType(fields: Fields, prefix: string): TreeOpType {
-  const type = field(fields, 'type');
-  if (typeof type !== 'string') return missingOr(type, at(prefix, 'type'), 'a string');
+  const type = read.string(fields, 'type', prefix);
   if (!isTreeOpType(type)) {
     const where = prefix === '' ? '' : `${prefix}: `;
     return invalid(`${where}unknown operation type ${JSON.stringify(type.slice(0, 64))}`);
@@ -290,22 +239,21 @@ function readSimpleOp(fields: Fields, type: SimpleOp['type'], prefix: string, bu
  * absent) is false; explicit in the canonical op.
  */
 function readRecursive(fields: Fields, prefix: string): boolean {
-  const recursive = field(fields, 'recursive');
+  const recursive = read.optional(fields, 'recursive');
   if (recursive === undefined || recursive === null) return false;
-  if (typeof recursive !== 'boolean') return invalid(`${at(prefix, 'recursive')} must be a boolean`);
-  return recursive;
+  return read.booleanValue(recursive, at(prefix, 'recursive'));
 }
 
 function readNodeType(fields: Fields, prefix: string): NodeType {
-  const nodeType = field(fields, 'nodeType');
-  if (!isNodeType(nodeType)) return missingOr(nodeType, at(prefix, 'nodeType'), `one of ${nodeTypes.join(', ')}`);
+  const nodeType = read.required(fields, 'nodeType', prefix);
+  if (!isNodeType(nodeType)) return invalid(`${at(prefix, 'nodeType')} must be one of ${nodeTypes.join(', ')}`);
   return nodeType;
 }
 
 /** Operand count is checked before any operand is read, so a huge union costs nothing. */
 function readSetUnion(fields: Fields, prefix: string, budget: Budget): SetUnionOp {
-  const paths = readArray(fields, 'paths', prefix);
-  const sets = readArray(fields, 'sets', prefix);
+  const paths = read.array(fields, 'paths', prefix);
+  const sets = read.array(fields, 'sets', prefix);
   const pathCount = paths.length;
   const setCount = sets.length;
   if (pathCount + setCount > budget.limits.unionOperandsMax) {
@@ -322,21 +270,21 @@ function readSetUnion(fields: Fields, prefix: string, budget: Budget): SetUnionO
 
 function readSetOperand(fields: Fields, prefix: string, budget: Budget): SetOperand {
   const label = at(prefix, 'other');
-  const operand = readObject(required(fields, 'other', prefix), label);
-  const type = field(operand, 'type');
+  const operand = readObject(read.required(fields, 'other', prefix), label);
+  const type = read.required(operand, 'type', label);
   if (type === 'path') return { type, path: readPath(operand, 'path', label, budget) };
   if (type === 'literal') {
-    return { type, members: readMembers(required(operand, 'members', label), at(label, 'members'), budget) };
+    return { type, members: readMembers(read.required(operand, 'members', label), at(label, 'members'), budget) };
   }
-  return missingOr(type, at(label, 'type'), '"path" or "literal"');
+  return invalid(`${at(label, 'type')} must be "path" or "literal"`);
 }
 
 // ---- transactions -------------------------------------------------------------------------
 
 /** Counts are checked before any guard or op is read, so a huge transaction costs nothing. */
 function readMultiCas(fields: Fields, budget: Budget): MultiCasOp {
-  const guards = readArray(fields, 'guards', '');
-  const ops = readArray(fields, 'ops', '');
+  const guards = read.array(fields, 'guards', '');
+  const ops = read.array(fields, 'ops', '');
   const guardCount = guards.length;
   const opCount = ops.length;
   if (guardCount > budget.limits.txnGuardsMax) reject(treeErrors.tooLarge('txn_guards', budget.limits.txnGuardsMax));
@@ -354,12 +302,13 @@ function readGuard(value: unknown, label: string, budget: Budget): Guard {
   return { path: readPath(fields, 'path', label, budget), version: readVersion(fields, label) };
 }
 
-/** Versions are non-negative safe integers; -0 is folded to 0 so the logged op is canonical. */
+/**
+ * Versions are the kit's counters (non-negative safe integers); -0 is folded to 0 so the
+ * logged op is canonical. The refusal keeps the tree's wording, which clients already see.
+ */
 function readVersion(fields: Fields, prefix: string): number {
-  const version = field(fields, 'version');
-  if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 0) {
-    return missingOr(version, at(prefix, 'version'), 'a non-negative safe integer');
-  }
+  const version = read.required(fields, 'version', prefix);
+  if (!isCounter(version)) return invalid(`${at(prefix, 'version')} must be a non-negative safe integer`);
   return version + 0;
 }
 

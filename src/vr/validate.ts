@@ -2,100 +2,183 @@
  * Shape checks for everything a replica receives. A message from a peer or a client is
  * untrusted data: a malformed one is traced and dropped (DESIGN.md convention 6), never
  * allowed to reach a handler where it could trip an assertion. Returns a reason, or null.
+ *
+ * Fields are read through the shared reader kit (src/base/fields.ts): records are plain
+ * objects, fields are own properties, counters are non-negative safe integers and snapshots
+ * are brand-checked byte strings. A failed check throws a `Refusal` up to `validateMessage`,
+ * which returns its reason, so each check reads as a straight line instead of a chain of
+ * `?? null` results.
  */
 
+import { FieldReader, at, objectWords, own, type Fields } from '../base/fields.ts';
+import { assertNever } from '../base/assert.ts';
 import type { TreeLimits } from '../base/limits.ts';
 import { validateOp } from '../tree/validate.ts';
 import { primaryOf, type ReplicaConfig } from './config.ts';
-import type { CheckpointImage, LogEntry, Request } from './messages.ts';
-
-type Fields = Record<string, unknown>;
+import type { PeerMessageType } from './messages.ts';
 
 const clientIdMax = 256;
 
 export function validateMessage(message: unknown, config: ReplicaConfig, self: number): string | null {
   try {
-    if (typeof message !== 'object' || message === null) return 'message is not an object';
-    const m = message as Fields;
-    if (m['type'] === 'request') return validateRequest(m);
-    const problem = counters(m, ['epoch', 'replica']);
-    if (problem !== null) return problem;
-    const replica = m['replica'] as number;
-    if (replica >= config.replicaCount) return `replica ${replica} out of range`;
-    if (replica === self) return 'message from self';
-    return validatePeer(m, config);
-  } catch {
-    return 'message could not be read';
+    checkMessage(message, config, self);
+    return null;
+  } catch (thrown: unknown) {
+    // Anything but our own refusal is a getter or Proxy trap that threw (or our bug); the
+    // thrown value may itself be hostile, so it is not inspected.
+    return Refusal.reasonOf(thrown) ?? 'message could not be read';
   }
 }
 
-function validatePeer(m: Fields, config: ReplicaConfig): string | null {
-  switch (m['type']) {
-    case 'prepare':
-      return (
-        counters(m, ['view', 'op', 'commit', 'globalMinAccept']) ??
-        fromPrimaryOfView(m, config) ??
-        logEntry(m['entry'], m['op'] as number, m['view'] as number, config.treeLimits) ??
-        ((m['commit'] as number) >= (m['op'] as number) ? 'prepare commit must be below its op' : null)
-      );
+// ---- unwinding ----------------------------------------------------------------------------
+
+/**
+ * Carries a reason from deep inside a check up to `validateMessage`; it never escapes. Not an
+ * Error (no stack trace to capture); recognised by a private-field brand, which neither a
+ * message nor a Proxy it holds can forge or trap.
+ */
+class Refusal {
+  readonly #reason: string;
+  constructor(reason: string) {
+    this.#reason = reason;
+  }
+
+  static reasonOf(thrown: unknown): string | undefined {
+    return typeof thrown === 'object' && thrown !== null && #reason in thrown ? thrown.#reason : undefined;
+  }
+}
+
+function refuse(reason: string): never {
+  throw new Refusal(reason);
+}
+
+const read = new FieldReader(refuse, objectWords);
+
+// ---- messages -----------------------------------------------------------------------------
+
+const peerMessageTypes = [
+  'prepare',
+  'prepare_ok',
+  'commit',
+  'start_view_change',
+  'do_view_change',
+  'start_view',
+  'recovery',
+  'recovery_response',
+  'get_state',
+  'new_state',
+] as const satisfies readonly PeerMessageType[];
+// Compile-time completeness: a peer message type added to messages.ts but not listed here
+// fails the build instead of being refused by every replica.
+type Unlisted = Exclude<PeerMessageType, (typeof peerMessageTypes)[number]>;
+const peerTypesComplete: [Unlisted] extends [never] ? true : Unlisted = true;
+void peerTypesComplete;
+
+function isPeerMessageType(value: unknown): value is PeerMessageType {
+  return (peerMessageTypes as readonly unknown[]).includes(value);
+}
+
+function checkMessage(message: unknown, config: ReplicaConfig, self: number): void {
+  const m = read.record(message, 'message');
+  const type = own(m, 'type');
+  if (type === 'request') {
+    checkRequest(m);
+    return;
+  }
+  // Cut, so a huge type cannot make a huge trace line.
+  if (!isPeerMessageType(type)) refuse(`unknown message type ${JSON.stringify(String(type).slice(0, 40))}`);
+  const { replica } = counters(m, type, ['epoch', 'replica']);
+  if (replica >= config.replicaCount) refuse(`replica ${replica} out of range`);
+  if (replica === self) refuse('message from self');
+  checkPeer(m, type, replica, config);
+}
+
+function checkPeer(m: Fields, type: PeerMessageType, replica: number, config: ReplicaConfig): void {
+  const limits = config.treeLimits;
+  switch (type) {
+    case 'prepare': {
+      const { view, op, commit } = counters(m, type, ['view', 'op', 'commit', 'globalMinAccept']);
+      fromPrimaryOfView(type, view, replica, config);
+      checkLogEntry(read.optional(m, 'entry'), op, view, limits);
+      if (commit >= op) refuse('prepare commit must be below its op');
+      return;
+    }
     case 'prepare_ok':
-      return counters(m, ['view', 'op']);
+      counters(m, type, ['view', 'op']);
+      return;
     case 'commit':
-      return counters(m, ['view', 'commit', 'globalMinAccept']) ?? fromPrimaryOfView(m, config);
+      fromPrimaryOfView(type, counters(m, type, ['view', 'commit', 'globalMinAccept']).view, replica, config);
+      return;
     case 'start_view_change':
-      return counters(m, ['view']);
-    case 'do_view_change':
-      return (
-        counters(m, ['view', 'lastNormalView', 'op', 'commit']) ??
-        ((m['lastNormalView'] as number) > (m['view'] as number) ? 'lastNormalView beyond view' : null) ??
-        (primaryOf(m['view'] as number, config) === (m['replica'] as number) ? 'do_view_change from the would-be primary itself' : null) ??
-        suffix(m, m['view'] as number, config.treeLimits)
-      );
-    case 'start_view':
-      return counters(m, ['view', 'op', 'commit']) ?? fromPrimaryOfView(m, config) ?? suffix(m, m['view'] as number, config.treeLimits);
+      counters(m, type, ['view']);
+      return;
+    case 'do_view_change': {
+      const { view, lastNormalView, op, commit } = counters(m, type, ['view', 'lastNormalView', 'op', 'commit']);
+      if (lastNormalView > view) refuse('lastNormalView beyond view');
+      if (primaryOf(view, config) === replica) refuse('do_view_change from the would-be primary itself');
+      checkSuffix(m, type, view, op, commit, limits);
+      return;
+    }
+    case 'start_view': {
+      const { view, op, commit } = counters(m, type, ['view', 'op', 'commit']);
+      fromPrimaryOfView(type, view, replica, config);
+      checkSuffix(m, type, view, op, commit, limits);
+      return;
+    }
     case 'recovery':
-      return counters(m, ['nonce', 'committed']);
-    case 'recovery_response':
-      return counters(m, ['view', 'nonce']) ?? recoveryState(m['state'], m['view'] as number, config.treeLimits);
+      counters(m, type, ['nonce', 'committed']);
+      return;
+    case 'recovery_response': {
+      const { view } = counters(m, type, ['view', 'nonce']);
+      checkRecoveryState(read.required(m, 'state', type), at(type, 'state'), view, limits);
+      return;
+    }
     case 'get_state':
-      return counters(m, ['view', 'op']) ?? flag(m, 'whole');
-    case 'new_state':
-      return counters(m, ['view', 'op', 'commit']) ?? flag(m, 'whole') ?? suffix(m, m['view'] as number, config.treeLimits);
+      counters(m, type, ['view', 'op']);
+      read.boolean(m, 'whole', type);
+      return;
+    case 'new_state': {
+      const { view, op, commit } = counters(m, type, ['view', 'op', 'commit']);
+      read.boolean(m, 'whole', type);
+      checkSuffix(m, type, view, op, commit, limits);
+      return;
+    }
     default:
-      return `unknown message type ${JSON.stringify(String(m['type']).slice(0, 40))}`;
+      return assertNever(type, 'peer message type');
   }
 }
 
-function counters(m: Fields, names: readonly string[]): string | null {
-  for (const name of names) {
-    const value = m[name];
-    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) return `${String(m['type'])}.${name} must be a non-negative integer`;
+/** Reads the named counters in order (the first bad one is refused), each exactly once. */
+function counters<const K extends string>(m: Fields, label: string, names: readonly K[]): Record<K, number> {
+  const values = {} as Record<K, number>;
+  for (const name of names) values[name] = read.counter(m, name, label);
+  return values;
+}
+
+function fromPrimaryOfView(type: PeerMessageType, view: number, replica: number, config: ReplicaConfig): void {
+  if (primaryOf(view, config) !== replica) refuse(`${type} from a replica that is not the primary of its view`);
+}
+
+/**
+ * A client request, alone or inside a log entry; returns its op record. Its tree op is not
+ * checked here: the primary validates it and answers a typed rejection.
+ */
+function checkRequest(m: Fields): Fields {
+  read.string(m, 'clientId', 'request', 1, clientIdMax);
+  const requestNum = read.counter(m, 'requestNum', 'request');
+  const op = read.recordField(m, 'op', 'request');
+  const opType = own(op, 'type');
+  if (opType === 'register') {
+    if (requestNum !== 0) refuse('register must use request number 0');
+  } else if (opType === 'tree') {
+    if (requestNum === 0) refuse('request number 0 is reserved for register');
+  } else {
+    refuse('request.op.type must be register or tree');
   }
-  return null;
+  return op;
 }
 
-function flag(m: Fields, name: string): string | null {
-  return typeof m[name] === 'boolean' ? null : `${String(m['type'])}.${name} must be a boolean`;
-}
-
-function fromPrimaryOfView(m: Fields, config: ReplicaConfig): string | null {
-  return primaryOf(m['view'] as number, config) === m['replica'] ? null : `${String(m['type'])} from a replica that is not the primary of its view`;
-}
-
-function validateRequest(m: Fields): string | null {
-  const clientId = m['clientId'];
-  if (typeof clientId !== 'string' || clientId.length === 0 || clientId.length > clientIdMax) return 'request.clientId must be a string of 1..256 characters';
-  const requestNum = m['requestNum'];
-  if (typeof requestNum !== 'number' || !Number.isSafeInteger(requestNum) || requestNum < 0) return 'request.requestNum must be a non-negative integer';
-  const op = m['op'];
-  if (typeof op !== 'object' || op === null) return 'request.op must be an object';
-  const opType = (op as Fields)['type'];
-  if (opType === 'register') return requestNum === 0 ? null : 'register must use request number 0';
-  if (opType !== 'tree') return 'request.op.type must be register or tree';
-  if (requestNum === 0) return 'request number 0 is reserved for register';
-  // The tree op itself is validated by the primary, which answers a typed rejection.
-  return null;
-}
+// ---- log suffixes -------------------------------------------------------------------------
 
 /**
  * Entries reach the state machine, so their tree ops must be well formed, within the group's
@@ -103,56 +186,46 @@ function validateRequest(m: Fields): string | null {
  * defaults, a namespace configured for larger values would see every backup refuse its
  * prepares forever.
  */
-function logEntry(value: unknown, op: number, view: number, limits: TreeLimits): string | null {
-  if (typeof value !== 'object' || value === null) return 'log entry is not an object';
-  const entry = value as Fields;
-  if (entry['op'] !== op) return `log entry op ${String(entry['op'])} where ${op} was expected`;
-  const entryView = entry['view'];
-  if (typeof entryView !== 'number' || !Number.isSafeInteger(entryView) || entryView < 0 || entryView > view) return 'log entry view is invalid';
-  const requests = entry['requests'];
-  if (!Array.isArray(requests) || requests.length === 0) return 'log entry has no requests';
-  for (const request of requests as unknown[]) {
-    if (typeof request !== 'object' || request === null) return 'log entry request is not an object';
-    const problem = validateRequest(request as Fields);
-    if (problem !== null) return problem;
-    const op = (request as Request).op;
-    if (op.type === 'tree' && !validateOp(op.op, limits).ok) return 'log entry holds a malformed tree op';
+function checkLogEntry(value: unknown, op: number, view: number, limits: TreeLimits): void {
+  const entry = read.record(value, 'log entry');
+  const entryOp = own(entry, 'op');
+  if (entryOp !== op) refuse(`log entry op ${String(entryOp).slice(0, 40)} where ${op} was expected`);
+  const entryView = read.counter(entry, 'view', 'log entry');
+  if (entryView > view) refuse('log entry view is beyond its message view');
+  const requests = read.array(entry, 'requests', 'log entry');
+  if (requests.length === 0) refuse('log entry has no requests');
+  for (const request of requests) {
+    const requestOp = checkRequest(read.record(request, 'log entry request'));
+    if (own(requestOp, 'type') === 'tree' && !validateOp(own(requestOp, 'op'), limits).ok) refuse('log entry holds a malformed tree op');
   }
-  return null;
 }
 
-function entries(value: unknown, start: number, view: number, limits: TreeLimits): string | null {
-  if (!Array.isArray(value)) return 'entries must be an array';
-  for (let i = 0; i < value.length; i++) {
-    const problem = logEntry(value[i], start + i + 1, view, limits);
-    if (problem !== null) return problem;
-  }
-  return null;
+/**
+ * A log suffix: `op` = logStart + entries, commit ≤ op, a checkpoint (if any) at logStart.
+ * `fields` is the message, or the state of a recovery_response; `op` and `commit` were read.
+ */
+function checkSuffix(fields: Fields, label: string, view: number, op: number, commit: number, limits: TreeLimits): void {
+  const logStart = read.counter(fields, 'logStart', label);
+  const entries = read.array(fields, 'entries', label);
+  for (let i = 0; i < entries.length; i++) checkLogEntry(entries[i], logStart + i + 1, view, limits);
+  const checkpointOp = readCheckpoint(read.required(fields, 'checkpoint', label), at(label, 'checkpoint'));
+  if (op !== logStart + entries.length) refuse('suffix op does not match logStart + entries');
+  if (commit > op) refuse('suffix commit beyond op');
+  if (checkpointOp !== null && checkpointOp !== logStart) refuse('suffix checkpoint is not at logStart');
 }
 
-function checkpoint(value: unknown): string | null {
+/** A checkpoint image or null (none); returns the op it was taken at. */
+function readCheckpoint(value: unknown, label: string): number | null {
   if (value === null) return null;
-  if (typeof value !== 'object') return 'checkpoint must be an object or null';
-  const image = value as CheckpointImage;
-  if (!Number.isSafeInteger(image.op) || image.op < 0) return 'checkpoint.op must be a non-negative integer';
-  if (!(image.snapshot instanceof Uint8Array)) return 'checkpoint.snapshot must be bytes';
-  return null;
+  const image = read.record(value, label);
+  const op = read.counter(image, 'op', label);
+  read.bytes(image, 'snapshot', label);
+  return op;
 }
 
-/** A log suffix: `op` = logStart + entries, commit ≤ op, a checkpoint (if any) at logStart. */
-function suffix(m: Fields, view: number, limits: TreeLimits): string | null {
-  const problem = counters(m, ['logStart']) ?? entries(m['entries'], m['logStart'] as number, view, limits) ?? checkpoint(m['checkpoint']);
-  if (problem !== null) return problem;
-  const logStart = m['logStart'] as number;
-  if ((m['op'] as number) !== logStart + (m['entries'] as LogEntry[]).length) return 'suffix op does not match logStart + entries';
-  if ((m['commit'] as number) > (m['op'] as number)) return 'suffix commit beyond op';
-  const image = m['checkpoint'] as CheckpointImage | null;
-  if (image !== null && image.op !== logStart) return 'suffix checkpoint is not at logStart';
-  return null;
-}
-
-function recoveryState(value: unknown, view: number, limits: TreeLimits): string | null {
-  if (value === null) return null;
-  if (typeof value !== 'object') return 'recovery state must be an object or null';
-  return counters({ ...(value as Fields), type: 'recovery_response.state' }, ['op', 'commit']) ?? suffix({ ...(value as Fields), type: 'recovery_response.state' }, view, limits);
+function checkRecoveryState(value: unknown, label: string, view: number, limits: TreeLimits): void {
+  if (value === null) return;
+  const state = read.record(value, label);
+  const { op, commit } = counters(state, label, ['op', 'commit']);
+  checkSuffix(state, label, view, op, commit, limits);
 }
