@@ -1,8 +1,8 @@
 /**
- * Runs a set of actors on one thread: a mailbox each, one drain loop, one router. Envelopes
- * arrive from the router; the drain hands each actor everything waiting for it (up to
+ * Runs a set of actors on one thread: a mailbox each, one drain loop, one transport. Envelopes
+ * arrive from the transport; the drain hands each actor everything waiting for it (up to
  * `drainMax`) in one `receive` call, so a replica steps a whole batch in one transition, then
- * flushes the router so every envelope produced goes out in one post per destination.
+ * flushes the transport so every envelope produced goes out in one post per destination.
  */
 
 import type { Actor, ActorContext, ActorFactory, ActorSpec, ActorStatus } from './actor.ts';
@@ -36,7 +36,7 @@ export class ActorHost {
   readonly #thread: string;
   readonly #log: Logger;
   readonly #offload: Offload;
-  #router: Transport | null = null;
+  #transport: Transport | null = null;
   readonly #slots = new Map<ActorId, Slot>();
   /** Envelopes that arrived before their actor was created (start-up), bounded like a mailbox. */
   readonly #early = new Map<ActorId, Mailbox>();
@@ -53,11 +53,10 @@ export class ActorHost {
     this.#onCrash = onCrash;
   }
 
-  attach(router: Transport): void {
-    this.#router = router;
+  attach(transport: Transport): void {
+    this.#transport = transport;
   }
 
-  /** Imports the actor's module and creates it; envelopes that arrived early are then delivered. */
   /** Drops an actor and its mailbox (after a crash on the host thread); envelopes for it wait for its successor. */
   async remove(id: ActorId): Promise<void> {
     const slot = this.#slots.get(id);
@@ -70,6 +69,7 @@ export class ActorHost {
     return this.#slots.has(id);
   }
 
+  /** Imports the actor's module and creates it; envelopes that arrived early are then delivered. */
   async spawn(spec: ActorSpec): Promise<void> {
     const module = (await import(spec.module)) as { createActor?: ActorFactory };
     if (typeof module.createActor !== 'function') throw new TypeError(`${spec.module} does not export createActor`);
@@ -102,7 +102,7 @@ export class ActorHost {
       // Not created yet (still importing its module): hold a bounded number of envelopes.
       let early = this.#early.get(envelope.to);
       if (early === undefined) {
-        if (this.#router?.hostOf(envelope.to) !== this.#thread) {
+        if (this.#transport?.hostOf(envelope.to) !== this.#thread) {
           this.#unknownActor += 1;
           continue;
         }
@@ -158,8 +158,8 @@ export class ActorHost {
   }
 
   #send(envelope: Envelope): void {
-    if (this.#router === null) throw new Error('actor host has no router');
-    this.#router.send(envelope);
+    if (this.#transport === null) throw new Error('actor host has no transport');
+    this.#transport.send(envelope);
   }
 
   #scheduleDrain(): void {
@@ -194,7 +194,7 @@ export class ActorHost {
       }
       if (slot.mailbox.depth > 0) more = true;
     }
-    this.#router?.flush();
+    this.#transport?.flush();
     if (more) this.#scheduleDrain();
   }
 }

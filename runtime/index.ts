@@ -6,5 +6,6 @@ export type { LogLevel, Logger } from './logger.ts';
 export type { InjectedFault, WorkerStatus } from './protocol.ts';
 export { ControlError } from './control.ts';
 export { defaultSupervisorOptions, type SupervisorOptions } from './supervisor.ts';
-export { ActorSystem, hostThread, type SystemEvent, type SystemOptions, type WorkerReport, type WorkerSpec, type WorkerState, type HostActorSpec } from './system.ts';
+export type { LinkSink, PeerLink, Transport, TransportKind, TransportStats } from './transport.ts';
+export { ActorSystem, hostThread, type SystemEvent, type SystemOptions, type WorkerReport, type WorkerSpec, type WorkerState, type HostActorSpec, type HostActorReport } from './system.ts';
 export { every, type Interval } from './clock.ts';

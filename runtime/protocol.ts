@@ -1,6 +1,6 @@
 /**
  * What the host and a worker say to each other outside the data path: the worker's start-up
- * data, the port-wiring messages on `parentPort`, and the control API exposed over comlink.
+ * data, the link-wiring messages on `parentPort`, and the control API exposed over comlink.
  */
 
 import type { MessagePort } from 'node:worker_threads';
@@ -9,7 +9,7 @@ import type { CodecName } from './codec.ts';
 import type { ActorId } from './envelope.ts';
 import type { LogLevel } from './logger.ts';
 import type { OffloadOptions } from './offload.ts';
-import type { RouterStats } from './router.ts';
+import type { PeerLink, TransportStats } from './transport.ts';
 
 export type WorkerBoot = {
   readonly haretEntry: string;
@@ -24,7 +24,8 @@ export type WorkerBoot = {
 };
 
 export type HostToWorker =
-  | { readonly kind: 'peer'; readonly name: string; readonly port: MessagePort }
+  /** A link to another thread of the node (made by the node's transport kind; see mesh.ts). */
+  | { readonly kind: 'peer'; readonly name: string; readonly link: PeerLink }
   | { readonly kind: 'drop_peer'; readonly name: string }
   /** Actors placed after this worker booted (a worker added at run time). */
   | { readonly kind: 'routes'; readonly entries: readonly (readonly [ActorId, string])[] }
@@ -44,7 +45,7 @@ export type InjectedFault =
 export type WorkerStatus = {
   readonly thread: string;
   readonly actors: readonly ActorStatus[];
-  readonly router: RouterStats;
+  readonly router: TransportStats;
   readonly unknownActorDrops: number;
   readonly offloaded: number;
   readonly heapUsedBytes: number;

@@ -4,43 +4,40 @@
  * within one event-loop turn leaves in ONE postMessage, at `flush()` (called at the end of a
  * mailbox drain) or at the latest in the next check phase.
  *
- * The transport is this one class behind `send`/`flush`/`setPeer`; actors never see a port, so
- * a SharedArrayBuffer ring transport can replace it without touching them.
+ * This is the MessagePort implementation of `Transport` (transport.ts), and `portTransport` its
+ * `TransportKind`: the only place that knows a link is a port. Actors, the actor host and the
+ * actor system see the interface only, so a SharedArrayBuffer ring transport can replace it.
  */
 
-import type { MessagePort } from 'node:worker_threads';
+import { MessageChannel, MessagePort, type TransferListItem } from 'node:worker_threads';
 import type { Codec } from './codec.ts';
 import { isEnvelope, type ActorId, type Envelope } from './envelope.ts';
-import type { Transport, TransportStats } from './transport.ts';
+import type { Deliver, LinkSink, PeerLink, Transport, TransportKind, TransportOptions, TransportStats } from './transport.ts';
 
+export type { LinkSink } from './transport.ts';
 export type RouterStats = TransportStats;
+export type RouterOptions = TransportOptions;
 
-/**
- * A link that is not a MessagePort: e.g. the TCP link to another node. It takes whole batches
- * (it encodes them itself) and never throws.
- */
-export type LinkSink = (batch: readonly Envelope[]) => void;
+/** This implementation's end of a link: one port of a MessageChannel. */
+type PortLink = PeerLink & { readonly via: 'port'; readonly port: MessagePort };
 
-export type RouterOptions = {
-  /**
-   * Where envelopes go whose actor is not in the directory. A worker sends them to the host
-   * thread, which knows the actors of other nodes and of workers added after this one booted.
-   */
-  readonly defaultThread?: string;
-  /** Names a thread for ids the directory lacks (the host: `node::actor` goes to that node's link). */
-  readonly resolve?: (actor: ActorId) => string | undefined;
-  /**
-   * Envelopes that arrive here for an actor of another thread are passed on, not delivered
-   * (the host relays between workers and other nodes). Off on workers, so two stale
-   * directories can never bounce an envelope back and forth.
-   */
-  readonly forward?: boolean;
-};
+/** Wraps a port as a link end (tests, and `portTransport.pair`). */
+export function portLink(port: MessagePort): PeerLink {
+  const link: PortLink = { via: 'port', port };
+  return link;
+}
+
+function portOf(link: PeerLink): MessagePort {
+  // A link of another transport, or a port lost in transit, is our bug: fail loudly.
+  const port = (link as Partial<PortLink>).port;
+  if (link.via !== 'port' || !(port instanceof MessagePort)) throw new TypeError(`not a MessagePort link (via ${String(link.via)})`);
+  return port;
+}
 
 export class Router implements Transport {
   readonly #self: string;
   readonly #codec: Codec;
-  readonly #deliver: (batch: readonly Envelope[]) => void;
+  readonly #deliver: Deliver;
   readonly #directory: Map<ActorId, string>;
   readonly #options: RouterOptions;
   readonly #peers = new Map<string, MessagePort>();
@@ -62,7 +59,7 @@ export class Router implements Transport {
    * @param directory which thread hosts each actor
    * @param deliver called with envelopes for actors of this thread (never re-entrantly from send)
    */
-  constructor(self: string, directory: ReadonlyMap<ActorId, string>, codec: Codec, deliver: (batch: readonly Envelope[]) => void, options: RouterOptions = {}) {
+  constructor(self: string, directory: ReadonlyMap<ActorId, string>, codec: Codec, deliver: Deliver, options: RouterOptions = {}) {
     this.#self = self;
     this.#directory = new Map(directory);
     this.#options = options;
@@ -71,7 +68,8 @@ export class Router implements Transport {
   }
 
   /** Installs (or replaces, after a restart) the port to thread `name`. */
-  setPeer(name: string, port: MessagePort): void {
+  setPeer(name: string, link: PeerLink): void {
+    const port = portOf(link);
     this.#peers.get(name)?.close();
     this.#peers.set(name, port);
     port.on('message', (data: unknown) => this.#receive(data));
@@ -241,3 +239,14 @@ export class Router implements Transport {
     this.#accept(batch);
   }
 }
+
+/** The MessagePort mesh as a transport kind: links are MessageChannels, moved to their threads. */
+export const portTransport: TransportKind = {
+  name: 'port',
+  create: (self, directory, codec, deliver, options = {}) => new Router(self, directory, codec, deliver, options),
+  pair: () => {
+    const channel = new MessageChannel();
+    return [portLink(channel.port1), portLink(channel.port2)];
+  },
+  transferList: (end): TransferListItem[] => [portOf(end)],
+};

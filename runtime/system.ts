@@ -1,11 +1,13 @@
 /**
- * The actor system of one node, on the host (main) thread: spawns the workers, wires the
- * MessagePort mesh between every pair of threads (the host included), supervises the workers
- * and restarts the dead ones, and answers status. It knows actors only as specs and
- * envelopes; what they mean is the caller's business (the runtime imports nothing of the core).
+ * The actor system of one node, on the host (main) thread: spawns the workers, links every
+ * pair of threads (the host included) through the node's transport (mesh.ts), puts each worker
+ * and each module-loaded host actor under one `Supervised` unit, and answers status. This file
+ * composes; restarts, intensity and cool-down live in supervised.ts, the data path behind
+ * `Transport`. It knows actors only as specs and envelopes; what they mean is the caller's
+ * business (the runtime imports nothing of the core).
  */
 
-import { MessageChannel, type ResourceLimits } from 'node:worker_threads';
+import type { ResourceLimits } from 'node:worker_threads';
 import type { ActorFactory, ActorSpec } from './actor.ts';
 import { ActorHost } from './actor_host.ts';
 import { makeCodec, type CodecName } from './codec.ts';
@@ -13,8 +15,10 @@ import type { ActorId, Envelope } from './envelope.ts';
 import { makeLogger, resolveLogLevel, type LogLevel, type Logger } from './logger.ts';
 import { defaultOffloadOptions, makeOffload, type Offload, type OffloadOptions } from './offload.ts';
 import type { InjectedFault, WorkerStatus } from './protocol.ts';
-import { Router, type LinkSink } from './router.ts';
-import { defaultSupervisorOptions, RestartPolicy, validateSupervisorOptions, type SupervisorOptions } from './supervisor.ts';
+import { meshTransport } from './mesh.ts';
+import { Supervised, type SupervisedState } from './supervised.ts';
+import { defaultSupervisorOptions, validateSupervisorOptions, type SupervisorOptions } from './supervisor.ts';
+import type { LinkSink, Transport } from './transport.ts';
 import { WorkerHandle, type WorkerExit } from './worker_handle.ts';
 
 /** The host thread's name in the directory. */
@@ -36,7 +40,8 @@ export type SystemOptions = {
   /**
    * Actors loaded from a module onto the host thread (placement, e.g. the client proxy next to
    * the API to save two thread hops). Supervised like workers: a throw removes the actor and it
-   * is re-created from its module after the same backoff, within the same intensity limit.
+   * is re-created from its module after the same backoff, within the same intensity limit, and
+   * after the same cool-down once failed.
    */
   readonly hostActorSpecs?: readonly ActorSpec[];
   readonly codec?: CodecName;
@@ -66,7 +71,7 @@ export type SystemEvent =
   | { readonly type: 'host_actor_restarted'; readonly actor: ActorId; readonly restarts: number }
   | { readonly type: 'host_actor_failed'; readonly actor: ActorId; readonly reason: string };
 
-export type WorkerState = 'running' | 'restarting' | 'failed' | 'stopped';
+export type WorkerState = SupervisedState;
 
 export type WorkerReport = {
   readonly name: string;
@@ -75,27 +80,41 @@ export type WorkerReport = {
   readonly lastExit: WorkerExit | null;
   /** Why the supervisor gave up, when state is `failed`. */
   readonly failure: string | null;
+  /** When (epoch ms) a failed worker is started afresh (its cool-down ends); null if not scheduled. */
+  readonly retryAt: number | null;
   /** Live figures from the worker, or null with `unavailable` saying why. */
   readonly detail: WorkerStatus | null;
   readonly unavailable: string | null;
 };
 
-type HostManaged = { spec: ActorSpec; readonly policy: RestartPolicy; state: WorkerState; failure: string | null; lastError: string | null; timer: NodeJS.Timeout | null };
+export type HostActorReport = {
+  readonly actor: ActorId;
+  readonly state: WorkerState;
+  readonly restarts: number;
+  readonly failure: string | null;
+  readonly lastError: string | null;
+  /** When (epoch ms) a failed actor is re-created (its cool-down ends); null if not scheduled. */
+  readonly retryAt: number | null;
+};
+
+type HostManaged = {
+  /** Replaced when its restart init changes (`updateInit`). */
+  spec: ActorSpec;
+  readonly supervised: Supervised;
+  lastError: string | null;
+};
 
 type Managed = {
   /** Replaced when an actor's restart init changes (`updateInit`). */
   spec: WorkerSpec;
-  readonly policy: RestartPolicy;
+  readonly supervised: Supervised;
   handle: WorkerHandle | null;
-  state: WorkerState;
   lastExit: WorkerExit | null;
-  failure: string | null;
-  restartTimer: NodeJS.Timeout | null;
 };
 
 export class ActorSystem {
   readonly host: ActorHost;
-  readonly #router: Router;
+  readonly #transport: Transport;
   readonly #managed = new Map<string, Managed>();
   readonly #hostManaged = new Map<ActorId, HostManaged>();
   readonly #directory: Map<ActorId, string>;
@@ -127,25 +146,13 @@ export class ActorSystem {
     this.#log = makeLogger(this.#options.logLevel, { thread: hostThread });
     this.#offload = makeOffload(this.#options.offload);
     this.host = new ActorHost(hostThread, this.#log, this.#offload, (actor, error) => this.#onHostCrash(actor, error));
-    for (const spec of options.hostActorSpecs ?? []) {
-      this.#hostManaged.set(spec.id, { spec, policy: new RestartPolicy(supervisor), state: 'running', failure: null, lastError: null, timer: null });
-    }
-    this.#router = new Router(hostThread, this.#directory, makeCodec(this.#options.codec), (batch) => this.host.deliver(batch), {
+    for (const spec of options.hostActorSpecs ?? []) this.#hostManaged.set(spec.id, this.#superviseHostActor(spec));
+    this.#transport = meshTransport.create(hostThread, this.#directory, makeCodec(this.#options.codec), (batch) => this.host.deliver(batch), {
       forward: true,
       ...(options.resolveRemote === undefined ? {} : { resolve: options.resolveRemote }),
     });
-    this.host.attach(this.#router);
-    for (const spec of options.workers) {
-      this.#managed.set(spec.name, {
-        spec,
-        policy: new RestartPolicy(supervisor),
-        handle: null,
-        state: 'running',
-        lastExit: null,
-        failure: null,
-        restartTimer: null,
-      });
-    }
+    this.host.attach(this.#transport);
+    for (const spec of options.workers) this.#managed.set(spec.name, this.#superviseWorker(spec));
   }
 
   /** Spawns every worker, wires the mesh, creates every actor; rejects (and cleans up) if any fails. */
@@ -156,7 +163,7 @@ export class ActorSystem {
       for (const spec of options.hostActorSpecs ?? []) await system.host.spawn(spec);
       const handles = [...system.#managed.values()].map((managed) => system.#spawn(managed, managed.spec.actors));
       for (let i = 0; i < handles.length; i += 1) {
-        for (let j = i + 1; j < handles.length; j += 1) connect(handles[i] as WorkerHandle, handles[j] as WorkerHandle);
+        for (let j = i + 1; j < handles.length; j += 1) link(handles[i] as WorkerHandle, handles[j] as WorkerHandle);
         system.#connectHost(handles[i] as WorkerHandle);
       }
       await Promise.all(handles.map((handle) => handle.started(system.#options.startTimeoutMs)));
@@ -182,7 +189,7 @@ export class ActorSystem {
 
   /** Sends from the host thread (batched like every other send). */
   send(envelope: Envelope): void {
-    this.#router.send(envelope);
+    this.#transport.send(envelope);
   }
 
   /**
@@ -196,26 +203,21 @@ export class ActorSystem {
     for (const actor of spec.actors) if (this.#directory.has(actor.id)) throw new RangeError(`actor ${actor.id} is placed twice`);
     const entries = spec.actors.map((actor) => [actor.id, spec.name] as const);
     for (const [actor, thread] of entries) this.#directory.set(actor, thread);
-    this.#router.addRoutes(entries);
+    this.#transport.addRoutes(entries);
     for (const other of this.#managed.values()) other.handle?.post({ kind: 'routes', entries });
-    const managed: Managed = { spec, policy: new RestartPolicy(this.#options.supervisor), handle: null, state: 'running', lastExit: null, failure: null, restartTimer: null };
+    const managed = this.#superviseWorker(spec);
     this.#managed.set(spec.name, managed);
-    const handle = this.#spawn(managed, spec.actors);
-    for (const other of this.#managed.values()) {
-      if (other !== managed && other.handle !== null && other.handle.alive) connect(handle, other.handle);
-    }
-    this.#connectHost(handle);
-    await handle.started(this.#options.startTimeoutMs);
+    await this.#spawnLinked(managed, spec.actors).started(this.#options.startTimeoutMs);
   }
 
   /** Routes for actors outside this node's threads (their link is installed with `setLink`). */
   addRemoteRoutes(entries: readonly (readonly [ActorId, string])[]): void {
-    this.#router.addRoutes(entries);
+    this.#transport.addRoutes(entries);
   }
 
   /** Installs the link for a remote thread name (another node): batches for it go to `sink`. */
   setLink(name: string, sink: LinkSink): void {
-    this.#router.setSink(name, sink);
+    this.#transport.setSink(name, sink);
   }
 
   /**
@@ -223,7 +225,7 @@ export class ActorSystem {
    * relayed to their worker); the caller filters out anything not meant for this node.
    */
   receiveRemote(batch: readonly Envelope[]): void {
-    this.#router.receiveBatch(batch);
+    this.#transport.receiveBatch(batch);
   }
 
   /**
@@ -255,8 +257,15 @@ export class ActorSystem {
   }
 
   /** Supervision state of the module-loaded actors on the host thread. */
-  hostActorReports(): { readonly actor: ActorId; readonly state: WorkerState; readonly restarts: number; readonly failure: string | null; readonly lastError: string | null }[] {
-    return [...this.#hostManaged.values()].map((m) => ({ actor: m.spec.id, state: m.state, restarts: m.policy.total, failure: m.failure, lastError: m.lastError }));
+  hostActorReports(): HostActorReport[] {
+    return [...this.#hostManaged.values()].map(({ spec, supervised, lastError }) => ({
+      actor: spec.id,
+      state: supervised.state,
+      restarts: supervised.restarts,
+      failure: supervised.failure,
+      lastError,
+      retryAt: supervised.retryAt,
+    }));
   }
 
   /** Test hook: a host-thread actor throws inside its next handler call. */
@@ -267,9 +276,10 @@ export class ActorSystem {
   async status(): Promise<WorkerReport[]> {
     return Promise.all(
       [...this.#managed.values()].map(async (managed): Promise<WorkerReport> => {
+        const { supervised } = managed;
         let detail: WorkerStatus | null = null;
         let unavailable: string | null = null;
-        if (managed.handle === null || !managed.handle.alive) unavailable = managed.state;
+        if (managed.handle === null || !managed.handle.alive) unavailable = supervised.state;
         else {
           try {
             detail = await managed.handle.status();
@@ -279,10 +289,11 @@ export class ActorSystem {
         }
         return {
           name: managed.spec.name,
-          state: managed.state,
-          restarts: managed.policy.total,
+          state: supervised.state,
+          restarts: supervised.restarts,
           lastExit: managed.lastExit,
-          failure: managed.failure,
+          failure: supervised.failure,
+          retryAt: supervised.retryAt,
           detail,
           unavailable,
         };
@@ -323,7 +334,7 @@ export class ActorSystem {
     await handle.terminate();
   }
 
-  /** Stops every worker and the offload pool and closes every port: no handle is left open. */
+  /** Stops every worker and the offload pool, closes every link and cancels every restart timer: no handle is left open. */
   stop(): Promise<void> {
     this.#stopped ??= this.#stopAll();
     return this.#stopped;
@@ -331,21 +342,54 @@ export class ActorSystem {
 
   async #stopAll(): Promise<void> {
     this.#stopping = true;
-    for (const managed of this.#hostManaged.values()) {
-      if (managed.timer !== null) clearTimeout(managed.timer);
-      managed.timer = null;
-    }
+    for (const managed of this.#hostManaged.values()) managed.supervised.stop();
     const stops: Promise<unknown>[] = [];
     for (const managed of this.#managed.values()) {
-      if (managed.restartTimer !== null) clearTimeout(managed.restartTimer);
-      managed.restartTimer = null;
+      managed.supervised.stop();
       if (managed.handle !== null) stops.push(managed.handle.stop());
-      managed.state = managed.state === 'failed' ? 'failed' : 'stopped';
     }
     await Promise.all(stops);
     await this.host.stop();
-    this.#router.close();
+    this.#transport.close();
     await this.#offload.close();
+  }
+
+  /** A worker under supervision; it runs when this is called (its first start is the caller's). */
+  #superviseWorker(spec: WorkerSpec): Managed {
+    const managed: Managed = {
+      spec,
+      handle: null,
+      lastExit: null,
+      supervised: new Supervised(this.#options.supervisor, {
+        start: (restarts) => this.#restartWorker(managed, restarts),
+        restarted: (restarts) => {
+          this.#log.info({ worker: managed.spec.name, restarts }, 'worker_restarted');
+          this.#options.onEvent?.({ type: 'worker_restarted', worker: managed.spec.name, restarts });
+        },
+        failed: (reason, coolDownMs, retryAt) => {
+          this.#log.error({ worker: managed.spec.name, reason, coolDownMs, retryAt: new Date(retryAt).toISOString() }, 'worker_failed');
+          this.#options.onEvent?.({ type: 'worker_failed', worker: managed.spec.name, reason });
+        },
+      }),
+    };
+    return managed;
+  }
+
+  /** A module-loaded host actor under supervision; it runs when this is called. */
+  #superviseHostActor(spec: ActorSpec): HostManaged {
+    const managed: HostManaged = {
+      spec,
+      lastError: null,
+      supervised: new Supervised(this.#options.supervisor, {
+        start: (restarts) => this.#restartHostActor(managed, restarts),
+        restarted: (restarts) => this.#options.onEvent?.({ type: 'host_actor_restarted', actor: managed.spec.id, restarts }),
+        failed: (reason, coolDownMs, retryAt) => {
+          this.#log.error({ actor: managed.spec.id, reason, coolDownMs, retryAt: new Date(retryAt).toISOString() }, 'host_actor_failed');
+          this.#options.onEvent?.({ type: 'host_actor_failed', actor: managed.spec.id, reason });
+        },
+      }),
+    };
+    return managed;
   }
 
   #spawn(managed: Managed, actors: readonly ActorSpec[]): WorkerHandle {
@@ -360,45 +404,63 @@ export class ActorSystem {
       ...(managed.spec.resourceLimits === undefined ? {} : { resourceLimits: managed.spec.resourceLimits }),
     });
     managed.handle = handle;
-    managed.state = 'running';
     void handle.exited.then((exit) => this.#onExit(managed, handle, exit));
     return handle;
   }
 
+  /** Spawns a worker and links it to every live thread (a late worker, or a restart). */
+  #spawnLinked(managed: Managed, actors: readonly ActorSpec[]): WorkerHandle {
+    const handle = this.#spawn(managed, actors);
+    for (const other of this.#managed.values()) {
+      if (other !== managed && other.handle !== null && other.handle.alive) link(handle, other.handle);
+    }
+    this.#connectHost(handle);
+    return handle;
+  }
+
+  /** The supervisor's start of a worker: its actors with their restart init, the mesh rewired. */
+  async #restartWorker(managed: Managed, restarts: number): Promise<void> {
+    const actors = managed.spec.actors.map((spec) => ({ ...spec, init: this.#options.restartInit?.(spec, restarts) ?? spec.init }));
+    const handle = this.#spawnLinked(managed, actors);
+    try {
+      await handle.started(this.#options.startTimeoutMs);
+    } catch (error) {
+      // It died while starting (its exit reaches the supervisor first), or the start merely
+      // hangs, which is a failure too: the supervisor counts it once either way.
+      this.#log.error({ worker: managed.spec.name, error: String(error) }, 'worker_restart_failed');
+      if (handle.alive) void handle.terminate();
+      throw error;
+    }
+  }
+
+  /** The supervisor's start of a host actor: re-created from its module with its restart init. */
+  async #restartHostActor(managed: HostManaged, restarts: number): Promise<void> {
+    try {
+      const spec = { ...managed.spec, init: this.#options.restartInit?.(managed.spec, restarts) ?? managed.spec.init };
+      await this.host.spawn(spec);
+    } catch (error) {
+      this.#reportHostCrash(managed.spec.id, error);
+      throw error;
+    }
+  }
+
   #onHostCrash(actor: ActorId, error: unknown): void {
-    const managed = this.#hostManaged.get(actor);
+    this.#reportHostCrash(actor, error);
+    if (!this.#stopping) this.#hostManaged.get(actor)?.supervised.crashed();
+  }
+
+  #reportHostCrash(actor: ActorId, error: unknown): void {
     const text = error instanceof Error ? (error.stack ?? error.message) : String(error);
     this.#log.error({ actor, error: text }, 'host_actor_crashed');
     this.#options.onEvent?.({ type: 'host_actor_crashed', actor, error: text });
-    if (managed === undefined || this.#stopping) return;
-    managed.lastError = text;
-    const decision = managed.policy.decide(performance.now());
-    if (decision.type === 'give_up') {
-      managed.state = 'failed';
-      managed.failure = decision.reason;
-      this.#options.onEvent?.({ type: 'host_actor_failed', actor, reason: decision.reason });
-      return;
-    }
-    managed.state = 'restarting';
-    managed.timer = setTimeout(() => {
-      managed.timer = null;
-      if (this.#stopping) return;
-      const restarts = managed.policy.total;
-      const spec = { ...managed.spec, init: this.#options.restartInit?.(managed.spec, restarts) ?? managed.spec.init };
-      this.host.spawn(spec).then(
-        () => {
-          managed.state = 'running';
-          this.#options.onEvent?.({ type: 'host_actor_restarted', actor, restarts });
-        },
-        (spawnError: unknown) => this.#onHostCrash(actor, spawnError),
-      );
-    }, decision.delayMs);
+    const managed = this.#hostManaged.get(actor);
+    if (managed !== undefined && !this.#stopping) managed.lastError = text;
   }
 
   #connectHost(handle: WorkerHandle): void {
-    const channel = new MessageChannel();
-    this.#router.setPeer(handle.name, channel.port1);
-    handle.post({ kind: 'peer', name: hostThread, port: channel.port2 }, [channel.port2]);
+    const [here, there] = meshTransport.pair();
+    this.#transport.setPeer(handle.name, here);
+    handle.post({ kind: 'peer', name: hostThread, link: there }, meshTransport.transferList(there));
   }
 
   #onExit(managed: Managed, handle: WorkerHandle, exit: WorkerExit): void {
@@ -409,51 +471,17 @@ export class ActorSystem {
     if (this.#stopping || exit.requested) return;
     this.#log.warn({ worker: managed.spec.name, code: exit.code, error: exit.error }, 'worker_exited');
     // Peers drop what they would send it until the replacement is wired (like a lost link).
-    this.#router.dropPeer(managed.spec.name);
+    this.#transport.dropPeer(managed.spec.name);
     for (const other of this.#managed.values()) other.handle?.post({ kind: 'drop_peer', name: managed.spec.name });
-    const decision = managed.policy.decide(performance.now());
-    if (decision.type === 'give_up') {
-      managed.state = 'failed';
-      managed.failure = decision.reason;
-      this.#log.error({ worker: managed.spec.name, reason: decision.reason }, 'worker_failed');
-      this.#options.onEvent?.({ type: 'worker_failed', worker: managed.spec.name, reason: decision.reason });
-      return;
-    }
-    managed.state = 'restarting';
-    managed.restartTimer = setTimeout(() => {
-      managed.restartTimer = null;
-      this.#restart(managed);
-    }, decision.delayMs);
-  }
-
-  #restart(managed: Managed): void {
-    if (this.#stopping) return;
-    const restarts = managed.policy.total;
-    const actors = managed.spec.actors.map((spec) => ({ ...spec, init: this.#options.restartInit?.(spec, restarts) ?? spec.init }));
-    const handle = this.#spawn(managed, actors);
-    for (const other of this.#managed.values()) {
-      if (other !== managed && other.handle !== null && other.handle.alive) connect(handle, other.handle);
-    }
-    this.#connectHost(handle);
-    handle.started(this.#options.startTimeoutMs).then(
-      () => {
-        this.#log.info({ worker: managed.spec.name, restarts }, 'worker_restarted');
-        this.#options.onEvent?.({ type: 'worker_restarted', worker: managed.spec.name, restarts });
-      },
-      (error: unknown) => {
-        // It died while starting: its exit handler applies the policy again. A start that
-        // merely hangs is a failure too.
-        this.#log.error({ worker: managed.spec.name, error: String(error) }, 'worker_restart_failed');
-        if (handle.alive) void handle.terminate();
-      },
-    );
+    managed.supervised.crashed();
   }
 }
 
-function connect(a: WorkerHandle, b: WorkerHandle): void {
-  const channel = new MessageChannel();
-  a.post({ kind: 'peer', name: b.name, port: channel.port1 }, [channel.port1]);
-  b.post({ kind: 'peer', name: a.name, port: channel.port2 }, [channel.port2]);
+/** Links two workers directly (no hop through the host). */
+function link(a: WorkerHandle, b: WorkerHandle): void {
+  const [toB, toA] = meshTransport.pair();
+  a.post({ kind: 'peer', name: b.name, link: toB }, meshTransport.transferList(toB));
+  b.post({ kind: 'peer', name: a.name, link: toA }, meshTransport.transferList(toA));
 }
 
 function buildDirectory(workers: readonly WorkerSpec[], hostActors: readonly ActorId[]): Map<ActorId, string> {

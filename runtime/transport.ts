@@ -1,12 +1,16 @@
 /**
  * The data-path seam between threads. Actors never see it: they call `context.send`, and the
- * actor host hands envelopes to a Transport. Today's implementation is the MessagePort mesh
+ * actor host hands envelopes to a Transport. The actor system and every worker reach the data
+ * path only through the two types here: `Transport` (one per thread) and `TransportKind` (how
+ * to build one and the links between threads). Today's implementation is the MessagePort mesh
  * (router.ts); a SharedArrayBuffer ring transport with a fixed binary record layout would
- * implement this same interface and leave every actor untouched.
+ * implement these same two types (its links carrying the shared buffers instead of ports) and
+ * leave the system, the workers and every actor untouched.
  */
 
-import type { MessagePort } from 'node:worker_threads';
-import type { Envelope } from './envelope.ts';
+import type { TransferListItem } from 'node:worker_threads';
+import type { Codec } from './codec.ts';
+import type { ActorId, Envelope } from './envelope.ts';
 
 export type TransportStats = {
   readonly posts: number;
@@ -22,17 +26,76 @@ export type TransportStats = {
   readonly forwarded: number;
 };
 
+/**
+ * One end of a link between two threads of a node, made by `TransportKind.pair`. Opaque to
+ * everyone but the implementation that made it (`via` names it, so a transport refuses an end
+ * it cannot use); it crosses to a worker inside a control message, with `transferList(end)`
+ * moved rather than copied.
+ */
+export interface PeerLink {
+  readonly via: string;
+}
+
+/**
+ * A link that is not between two threads of this node: e.g. the TCP link to another node. It
+ * takes whole batches (it encodes them itself) and never throws.
+ */
+export type LinkSink = (batch: readonly Envelope[]) => void;
+
+export type TransportOptions = {
+  /**
+   * Where envelopes go whose actor is not in the directory. A worker sends them to the host
+   * thread, which knows the actors of other nodes and of workers added after this one booted.
+   */
+  readonly defaultThread?: string;
+  /** Names a thread for ids the directory lacks (the host: `node::actor` goes to that node's link). */
+  readonly resolve?: (actor: ActorId) => string | undefined;
+  /**
+   * Envelopes that arrive here for an actor of another thread are passed on, not delivered
+   * (the host relays between workers and other nodes). Off on workers, so two stale
+   * directories can never bounce an envelope back and forth.
+   */
+  readonly forward?: boolean;
+};
+
 export interface Transport {
   /** Queues an envelope; everything queued for one thread leaves together at `flush`. */
   send(envelope: Envelope): void;
   /** Sends what is queued, one batch per destination thread. */
   flush(): void;
   /** Which thread hosts an actor, if the directory knows it. */
-  hostOf(actor: string): string | undefined;
-  /** Installs (or replaces, after a restart) the link to another thread. */
-  setPeer(thread: string, port: MessagePort): void;
-  /** Forgets the link to a thread that died. */
+  hostOf(actor: ActorId): string | undefined;
+  /** Adds or moves actors (a worker added at run time, a namespace on other nodes). */
+  addRoutes(entries: readonly (readonly [ActorId, string])[]): void;
+  /** Installs (or replaces, after a restart) the link to another thread of this node. */
+  setPeer(thread: string, link: PeerLink): void;
+  /** Forgets the link to a thread that died; envelopes for it are dropped until it is back. */
   dropPeer(thread: string): void;
+  /** Installs a link to something outside this node's threads (another node) under a thread name. */
+  setSink(thread: string, sink: LinkSink): void;
+  dropSink(thread: string): void;
+  /**
+   * Takes envelopes from outside the node's threads (another node's link): the ones for this
+   * thread are delivered, the ones for other threads are sent on.
+   */
+  receiveBatch(batch: readonly Envelope[]): void;
   close(): void;
   stats(): TransportStats;
+}
+
+/** Called with envelopes for actors of this thread (never re-entrantly from `send`). */
+export type Deliver = (batch: readonly Envelope[]) => void;
+
+/** One implementation of the data path: how a thread builds its transport, and how two threads are linked. */
+export interface TransportKind {
+  readonly name: string;
+  /**
+   * @param self this thread's name in the directory
+   * @param directory which thread hosts each actor (copied)
+   */
+  create(self: string, directory: ReadonlyMap<ActorId, string>, codec: Codec, deliver: Deliver, options?: TransportOptions): Transport;
+  /** A new link between two threads: one end for each. */
+  pair(): readonly [PeerLink, PeerLink];
+  /** What must be moved, not copied, when an end is posted to the thread that will use it. */
+  transferList(end: PeerLink): TransferListItem[];
 }

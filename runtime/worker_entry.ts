@@ -1,6 +1,6 @@
 /**
- * The entry of every runtime worker: builds the thread's actor host and router from
- * `workerData`, wires peer ports as the host sends them, starts actors on `start`, and
+ * The entry of every runtime worker: builds the thread's actor host and transport from
+ * `workerData`, wires peer links as the host sends them, starts actors on `start`, and
  * exposes the control API over comlink on its own port.
  */
 
@@ -12,7 +12,7 @@ import { makeCodec } from './codec.ts';
 import { makeLogger } from './logger.ts';
 import { makeOffload } from './offload.ts';
 import type { HostToWorker, InjectedFault, WorkerBoot, WorkerControl, WorkerToHost } from './protocol.ts';
-import { Router } from './router.ts';
+import { meshTransport } from './mesh.ts';
 
 const boot = workerData as WorkerBoot;
 const port = parentPort;
@@ -23,7 +23,7 @@ const offload = makeOffload(boot.offload);
 const host = new ActorHost(boot.name, log, offload);
 // Actors this worker does not know (another node's, or on a worker added after this one
 // booted) are reached through the host thread, which relays.
-const router = new Router(boot.name, new Map(boot.directory), makeCodec(boot.codec), (batch) => host.deliver(batch), { defaultThread: 'host' });
+const router = meshTransport.create(boot.name, new Map(boot.directory), makeCodec(boot.codec), (batch) => host.deliver(batch), { defaultThread: 'host' });
 host.attach(router);
 
 function post(message: WorkerToHost): void {
@@ -33,7 +33,7 @@ function post(message: WorkerToHost): void {
 port.on('message', (message: HostToWorker) => {
   switch (message.kind) {
     case 'peer':
-      router.setPeer(message.name, message.port);
+      router.setPeer(message.name, message.link);
       return;
     case 'drop_peer':
       router.dropPeer(message.name);

@@ -4,7 +4,7 @@
  * inside it, terminate(), resource limits) into one `exited` promise with the reason.
  */
 
-import { MessageChannel, Worker, type MessagePort, type ResourceLimits } from 'node:worker_threads';
+import { MessageChannel, Worker, type MessagePort, type ResourceLimits, type TransferListItem } from 'node:worker_threads';
 import * as Comlink from 'comlink';
 import { nodeEndpoint } from './comlink_node.ts';
 import type { ActorSpec } from './actor.ts';
@@ -93,7 +93,7 @@ export class WorkerHandle {
     return this.#worker.threadId;
   }
 
-  post(message: HostToWorker, transfer: MessagePort[] = []): void {
+  post(message: HostToWorker, transfer: readonly TransferListItem[] = []): void {
     if (this.#alive) this.#worker.postMessage(message, transfer);
   }
 
