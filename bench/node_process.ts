@@ -6,7 +6,7 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import type { AdminAnswer } from '../src/net/admin.ts';
+import type { AdminAnswer } from '../src/api/admin_wire.ts';
 import { AdminClient, type AdminQuery } from '../src/net/admin_client.ts';
 
 export const haretBin = fileURLToPath(new URL('../bin/haret.js', import.meta.url));

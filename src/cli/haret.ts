@@ -14,7 +14,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import type { AdminAnswer } from '../net/admin.ts';
+import type { AdminAnswer } from '../api/admin_wire.ts';
 import { AdminClient, type AdminQuery } from '../net/admin_client.ts';
 import { connect } from '../net/index.ts';
 import { startNode } from '../node/index.ts';

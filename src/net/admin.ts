@@ -1,108 +1,94 @@
 /**
- * The admin API over TCP: the same framing as the client API (4-byte big-endian length +
- * msgpack), a separate port, and a small request set for operators: `status` (every actor),
+ * The admin API over TCP (protocol: src/api/admin_wire.ts): `status` (every actor),
  * `namespaces`, `primary {ns}`, `replica {actor}` (a replica's protocol state), `config` and
  * `metrics` (per-thread transport, mailbox and loop figures), and for a node with cluster
  * links `cluster_join {address}`, `cluster_status` and `namespace_create {ns, replicas?,
- * nodes?}`. Every request carries an `id` that its answer repeats. A node without cluster
- * links answers the cluster requests with `error {code: 'not_available'}`.
+ * nodes?}`. A node without cluster links answers the cluster requests with
+ * `error {code: 'not_available'}`.
+ *
+ * The server knows the node only as an `AdminBackend`: what it asks of it, typed by shape, so
+ * src/net imports nothing of src/node (HaretNode satisfies it as it is).
  */
 
 import { createServer, type Server, type Socket } from 'node:net';
-import { Packr } from 'msgpackr';
-import { encodeFrame, FrameDecoder } from '../api/frame.ts';
-import type { HaretNode } from '../node/node.ts';
-import { ClusterError } from '../node/cluster.ts';
+import { adminErrorAnswer, adminFrameBytesMax, decodeAdminRequest, encodeAdminMessage, type AdminAnswer, type AdminRequest } from '../api/admin_wire.ts';
+import { assertNever } from '../base/assert.ts';
+import { FramedSocket } from './framed_socket.ts';
 
 export type AdminApiOptions = { readonly host?: string; readonly port?: number; readonly connectionsMax?: number; readonly idleTimeoutMs?: number };
 
-export type AdminRequest =
-  | { readonly type: 'status'; readonly id: number }
-  | { readonly type: 'namespaces'; readonly id: number }
-  | { readonly type: 'primary'; readonly id: number; readonly ns: string }
-  | { readonly type: 'replica'; readonly id: number; readonly actor: string }
-  | { readonly type: 'config'; readonly id: number }
-  | { readonly type: 'metrics'; readonly id: number }
-  | { readonly type: 'cluster_join'; readonly id: number; readonly address: string }
-  | { readonly type: 'cluster_status'; readonly id: number }
-  | { readonly type: 'namespace_create'; readonly id: number; readonly ns: string; readonly replicas: number; readonly nodes: readonly string[] };
+/** One actor as `status` reports it. */
+export type AdminActorReport = {
+  readonly actor: string;
+  readonly worker: string;
+  readonly state: string;
+  readonly restarts: number;
+  readonly failure: string | null;
+  readonly role: string | null;
+  readonly status: string | null;
+  readonly view: number | null;
+  readonly op: number | null;
+  readonly commit: number | null;
+};
 
-export type AdminAnswer =
-  | { readonly type: 'ok'; readonly id: number; readonly value: unknown }
-  | { readonly type: 'error'; readonly id: number | null; readonly code: 'malformed' | 'not_available' | 'unknown_namespace' | 'namespace_exists' | 'unknown_node' | 'timeout' | 'failed'; readonly message: string };
+/** One worker thread as `metrics` reports it. */
+export type AdminWorkerReport = {
+  readonly name: string;
+  readonly state: string;
+  readonly restarts: number;
+  readonly detail: {
+    readonly heapUsedBytes: number;
+    readonly router: unknown;
+    readonly loop: unknown;
+    readonly actors: readonly { readonly id: string; readonly mailbox: Readonly<Record<string, number>>; readonly processed: number }[];
+  } | null;
+};
 
-const packr = new Packr({ useRecords: false, moreTypes: false });
-const adminFrameBytesMax = 64 * 1024;
+/** The cluster operations of a node with cluster links. */
+export type AdminCluster = {
+  status(): unknown;
+  join(address: string): Promise<unknown>;
+  createNamespace(name: string, options: { readonly replicas: number; readonly nodes: readonly string[] }): Promise<unknown>;
+};
 
-/** Untrusted bytes to a request, or a typed error; never throws. */
-export function decodeAdminRequest(payload: Uint8Array): AdminRequest | AdminAnswer {
-  let value: unknown;
-  try {
-    value = packr.unpack(payload);
-  } catch {
-    return { type: 'error', id: null, code: 'malformed', message: 'not msgpack' };
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return { type: 'error', id: null, code: 'malformed', message: 'a request is a map' };
-  const record = value as Record<string, unknown>;
-  const id = record['id'];
-  if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 0) return { type: 'error', id: null, code: 'malformed', message: 'id must be a non-negative integer' };
-  switch (record['type']) {
-    case 'status':
-    case 'namespaces':
-    case 'config':
-    case 'metrics':
-    case 'cluster_status':
-      return { type: record['type'], id };
-    case 'cluster_join':
-      return typeof record['address'] === 'string' && record['address'].length > 0 && record['address'].length <= 1024
-        ? { type: 'cluster_join', id, address: record['address'] }
-        : { type: 'error', id, code: 'malformed', message: 'cluster_join needs address (host:port)' };
-    case 'namespace_create': {
-      const replicas = record['replicas'] ?? 3;
-      const nodes = record['nodes'] ?? [];
-      if (typeof record['ns'] !== 'string' || typeof replicas !== 'number' || !Array.isArray(nodes) || nodes.length > 64 || !nodes.every((node) => typeof node === 'string')) {
-        return { type: 'error', id, code: 'malformed', message: 'namespace_create needs ns, and optionally replicas (a number) and nodes (names)' };
-      }
-      return { type: 'namespace_create', id, ns: record['ns'], replicas, nodes: nodes as string[] };
-    }
-    case 'primary':
-      return typeof record['ns'] === 'string' ? { type: 'primary', id, ns: record['ns'] } : { type: 'error', id, code: 'malformed', message: 'primary needs ns' };
-    case 'replica':
-      return typeof record['actor'] === 'string' ? { type: 'replica', id, actor: record['actor'] } : { type: 'error', id, code: 'malformed', message: 'replica needs actor' };
-    default:
-      return { type: 'error', id, code: 'malformed', message: `unknown request ${JSON.stringify(record['type'])}` };
-  }
-}
+/** What the admin server asks of its node. */
+export type AdminBackend = {
+  readonly namespaces: readonly string[];
+  /** The node's resolved options (answered as JSON). */
+  readonly options: unknown;
+  /** Null for a node without cluster links. */
+  readonly cluster: AdminCluster | null;
+  status(): Promise<{ readonly actors: readonly AdminActorReport[]; readonly workers: readonly AdminWorkerReport[] }>;
+  primaryOf(ns: string): Promise<number | null>;
+  replicaId(ns: string, index: number): string;
+  inspect(actor: string): Promise<unknown>;
+};
 
-export function encodeAdminMessage(message: AdminRequest | AdminAnswer): Uint8Array {
-  return encodeFrame(packr.pack(message));
-}
-
-export function decodeAdminAnswer(payload: Uint8Array): AdminAnswer | null {
-  try {
-    const value = packr.unpack(payload) as AdminAnswer;
-    return typeof value === 'object' && value !== null && (value.type === 'ok' || value.type === 'error') ? value : null;
-  } catch {
-    return null;
-  }
-}
+/** Answers an admin client has not read yet: past this it is not read until they drain. */
+const writeBufferBytesMax = 16 * 1024 * 1024;
+/** A refused or failed connection is destroyed this long after its last words at the latest. */
+const closeGraceMs = 1_000;
 
 export class AdminServer {
   readonly #server: Server;
-  readonly #node: HaretNode;
-  readonly #sockets = new Set<Socket>();
+  readonly #node: AdminBackend;
+  readonly #options: AdminApiOptions;
+  /** Every connection, served or refused, until it closes. */
+  readonly #connections = new Set<FramedSocket>();
+  #served = 0;
 
-  private constructor(node: HaretNode, server: Server) {
+  private constructor(node: AdminBackend, server: Server, options: AdminApiOptions) {
     this.#node = node;
     this.#server = server;
+    this.#options = options;
   }
 
-  static start(node: HaretNode, options: AdminApiOptions = {}): Promise<AdminServer> {
+  static start(node: AdminBackend, options: AdminApiOptions = {}): Promise<AdminServer> {
     return new Promise((resolve, reject) => {
       let accept: (socket: Socket) => void = (socket) => socket.destroy();
       const server = createServer((socket) => accept(socket));
-      const admin = new AdminServer(node, server);
-      accept = (socket) => admin.#accept(socket, options);
+      const admin = new AdminServer(node, server, options);
+      accept = (socket) => admin.#accept(socket);
       server.once('error', reject);
       server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => {
         server.off('error', reject);
@@ -118,36 +104,39 @@ export class AdminServer {
   }
 
   close(): Promise<void> {
-    for (const socket of this.#sockets) socket.destroy();
+    for (const connection of this.#connections) connection.destroy('local', 'the admin server is closing');
     return new Promise((resolve) => this.#server.close(() => resolve()));
   }
 
-  #accept(socket: Socket, options: AdminApiOptions): void {
-    if (this.#sockets.size >= (options.connectionsMax ?? 64)) {
-      socket.end(encodeAdminMessage({ type: 'error', id: null, code: 'failed', message: 'too many admin connections' }));
+  #accept(socket: Socket): void {
+    const refused = this.#served >= (this.#options.connectionsMax ?? 64);
+    const framed: FramedSocket = new FramedSocket(
+      socket,
+      { frameBytesMax: adminFrameBytesMax, idleTimeoutMs: this.#options.idleTimeoutMs ?? 300_000, writeBufferBytesMax },
+      {
+        onFrame: (payload) => this.#onRequest(framed, payload),
+        onFrameError: (_code, message) => framed.lastWords(encodeAdminMessage({ type: 'error', id: null, code: 'malformed', message }), closeGraceMs),
+        onClose: () => {
+          this.#connections.delete(framed);
+          if (!refused) this.#served -= 1;
+        },
+      },
+    );
+    this.#connections.add(framed);
+    if (refused) {
+      framed.lastWords(encodeAdminMessage({ type: 'error', id: null, code: 'failed', message: 'too many admin connections' }), closeGraceMs);
       return;
     }
-    this.#sockets.add(socket);
-    const decoder = new FrameDecoder({ frameBytesMax: adminFrameBytesMax });
-    socket.setTimeout(options.idleTimeoutMs ?? 300_000, () => socket.destroy());
-    socket.on('error', () => socket.destroy());
-    socket.on('close', () => this.#sockets.delete(socket));
-    socket.on('data', (chunk: Buffer) => {
-      for (const event of decoder.push(chunk)) {
-        if (event.type === 'error') {
-          socket.end(encodeAdminMessage({ type: 'error', id: null, code: 'malformed', message: event.message }));
-          return;
-        }
-        const request = decodeAdminRequest(event.payload);
-        if (request.type === 'ok' || request.type === 'error') {
-          socket.write(encodeAdminMessage(request));
-          continue;
-        }
-        void this.#answer(request).then((answer) => {
-          if (socket.writable) socket.write(encodeAdminMessage(answer));
-        });
-      }
-    });
+    this.#served += 1;
+  }
+
+  #onRequest(framed: FramedSocket, payload: Uint8Array): void {
+    const request = decodeAdminRequest(payload);
+    if (request.type === 'ok' || request.type === 'error') {
+      framed.write(encodeAdminMessage(request));
+      return;
+    }
+    void this.#answer(request).then((answer) => framed.write(encodeAdminMessage(answer)));
   }
 
   async #answer(request: AdminRequest): Promise<AdminAnswer> {
@@ -178,14 +167,11 @@ export class AdminServer {
           if (request.type === 'cluster_join') return { type: 'ok', id: request.id, value: await cluster.join(request.address) };
           return { type: 'ok', id: request.id, value: await cluster.createNamespace(request.ns, { replicas: request.replicas, nodes: request.nodes }) };
         }
-        default: {
-          const never: never = request;
-          return { type: 'error', id: null, code: 'malformed', message: `unknown request ${JSON.stringify(never)}` };
-        }
+        default:
+          return assertNever(request, 'admin request');
       }
     } catch (error) {
-      if (error instanceof ClusterError) return { type: 'error', id: request.id, code: error.code === 'invalid' ? 'malformed' : error.code, message: error.message };
-      return { type: 'error', id: request.id, code: 'failed', message: error instanceof Error ? error.message : String(error) };
+      return adminErrorAnswer(request.id, error);
     }
   }
 }

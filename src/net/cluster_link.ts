@@ -1,8 +1,8 @@
 /**
  * The cluster link: TCP between nodes, carrying envelope batches (DESIGN.md "The shape in one
- * picture"). Frames are src/api/frame.ts's (4-byte big-endian length, then the payload); each
- * payload is one msgpack value packed by the runtime's msgpack codec (messages in
- * ./cluster_wire.ts).
+ * picture"). Frames are src/api/frame.ts's (4-byte big-endian length, then the payload),
+ * handled by ./framed_socket.ts; each payload is one msgpack value (messages and their codec:
+ * src/api/cluster_wire.ts).
  *
  * Direction: a node sends only on connections it dialled and receives envelopes only on
  * connections it accepted, so a pair of nodes holds two one-way connections and never has to
@@ -26,24 +26,30 @@
  * closed before their handshake completed; malformed counts bad frames and non-envelope items.
  */
 
-import { connect as tcpConnect, createServer, type Server, type Socket } from 'node:net';
-import { makeCodec } from '../../runtime/codec.ts';
-import { isEnvelope, type Envelope } from '../../runtime/envelope.ts';
-import { encodeFrame, FrameDecoder, frameHeaderBytes, frameLengthLimit } from '../api/frame.ts';
-import { parseAddress } from './address.ts';
+import { createServer, type Server, type Socket } from 'node:net';
 import {
+  batchEnvelopesMax,
   checkInfo,
   clusterProtocolVersion,
   decodeClusterFrame,
   encodeClusterFrame,
+  errorMessageCharsMax,
   handshakeBytesMax,
   isNodeName,
-  isPlainData,
+  isRelayable,
   type ClusterErrorCode,
   type ClusterFrame,
   type Info,
+  type RelayedEnvelope,
   type WelcomeFrame,
-} from './cluster_wire.ts';
+} from '../api/cluster_wire.ts';
+import { encodeFrame, frameHeaderBytes, frameLengthLimit } from '../api/frame.ts';
+import { assertNever } from '../base/assert.ts';
+import { parseAddress } from './address.ts';
+import { FramedSocket } from './framed_socket.ts';
+
+/** What the link carries; the runtime's Envelope has this shape. */
+type Envelope = RelayedEnvelope;
 
 export type ClusterLinkOptions = {
   readonly nodeName: string;
@@ -109,9 +115,10 @@ type Settings = {
 const outboxesMax = 1024;
 /** Node's setTimeout takes at most 2^31 - 1 ms. */
 const delayMsMax = 2_147_483_647;
-const errorMessageCharsMax = 200;
+/** A refused connection is destroyed this long after its error frame at the latest. */
+const closeGraceMs = 1_000;
 
-type QueuedFrame = { readonly header: Uint8Array; readonly payload: Uint8Array; readonly envelopes: number };
+type QueuedFrame = { readonly payload: Uint8Array; readonly envelopes: number };
 
 /** Per destination node, whether or not a link to it exists. */
 type Outbox = {
@@ -137,8 +144,8 @@ type Outbound = {
   node: string | null;
   info: Info;
   state: 'connecting' | 'up' | 'down';
-  socket: Socket | null;
-  /** The handshake timeout while connecting, the redial delay while down. */
+  socket: FramedSocket | null;
+  /** The redial delay while down (the handshake deadline is the socket's). */
   timer: NodeJS.Timeout | null;
   heartbeat: NodeJS.Timeout | null;
   /** Something was written since the last heartbeat tick. */
@@ -148,20 +155,15 @@ type Outbound = {
 };
 
 type Inbound = {
-  readonly socket: Socket;
-  decoder: FrameDecoder;
+  readonly socket: FramedSocket;
   /** From the hello; null until then. */
   node: string | null;
-  timer: NodeJS.Timeout | null;
-  /** Closing: further bytes are ignored. */
-  done: boolean;
 };
 
 export class ClusterLinks {
   readonly #settings: Settings;
   readonly #handlers: ClusterLinkHandlers;
   readonly #server: Server;
-  readonly #codec = makeCodec('msgpack');
   readonly #hello: Uint8Array;
   readonly #welcome: Uint8Array;
   readonly #ping: Uint8Array;
@@ -173,7 +175,7 @@ export class ClusterLinks {
   readonly #inbound = new Set<Inbound>();
   readonly #inboundByNode = new Map<string, Inbound>();
   /** Refused sockets, closing after their error frame; tracked so close() leaves none. */
-  readonly #refused = new Set<Socket>();
+  readonly #refused = new Set<FramedSocket>();
   #flush: NodeJS.Immediate | null = null;
   #closed: Promise<void> | null = null;
   readonly #stats = { framesIn: 0, framesOut: 0, envelopesIn: 0, envelopesOut: 0, malformed: 0, rejectedConnections: 0, dropped: 0 };
@@ -183,9 +185,9 @@ export class ClusterLinks {
     this.#handlers = handlers;
     this.#server = server;
     const own = { version: clusterProtocolVersion, node: settings.nodeName, info: settings.info };
-    this.#hello = encodeFrame(encodeClusterFrame(this.#codec, { t: 'hello', ...own }));
-    this.#welcome = encodeFrame(encodeClusterFrame(this.#codec, { t: 'welcome', ...own }));
-    this.#ping = encodeFrame(encodeClusterFrame(this.#codec, { t: 'ping' }));
+    this.#hello = encodeFrame(encodeClusterFrame({ t: 'hello', ...own }));
+    this.#welcome = encodeFrame(encodeClusterFrame({ t: 'welcome', ...own }));
+    this.#ping = encodeFrame(encodeClusterFrame({ t: 'ping' }));
   }
 
   /** Listens; rejects with a RangeError on bad options or with the listen error. */
@@ -263,7 +265,7 @@ export class ClusterLinks {
 
   send(node: string, envelope: Envelope): void {
     const outbox = this.#outboxes.get(node);
-    if (this.#closed !== null || !isNodeName(node) || !isEnvelope(envelope) || !isPlainData(envelope.msg)) {
+    if (this.#closed !== null || !isNodeName(node) || !isRelayable(envelope)) {
       this.#drop(outbox, 1);
       return;
     }
@@ -310,17 +312,14 @@ export class ClusterLinks {
   async #close(): Promise<void> {
     if (this.#flush !== null) clearImmediate(this.#flush);
     this.#flush = null;
-    const sockets: Socket[] = [...this.#refused];
+    const sockets: FramedSocket[] = [...this.#refused];
     for (const link of this.#links.values()) {
       if (link.socket !== null) sockets.push(link.socket);
       this.#dropLink(link, 'cluster links are closed');
     }
-    for (const connection of this.#inbound) {
-      sockets.push(connection.socket);
-      if (connection.timer !== null) clearTimeout(connection.timer);
-    }
-    const closed = sockets.map((socket) => new Promise<void>((resolve) => (socket.closed ? resolve() : socket.once('close', () => resolve()))));
-    for (const socket of sockets) socket.destroy();
+    for (const connection of this.#inbound) sockets.push(connection.socket);
+    const closed = sockets.map((socket) => socket.closed);
+    for (const socket of sockets) socket.destroy('local', 'cluster links are closed');
     const serverClosed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
     await Promise.all([serverClosed, ...closed]);
   }
@@ -331,47 +330,47 @@ export class ClusterLinks {
     link.timer = null;
     if (this.#closed !== null) return;
     link.state = 'connecting';
-    const socket = tcpConnect({ host: link.host, port: link.port });
+    const socket: FramedSocket = FramedSocket.dial(
+      link.host,
+      link.port,
+      // The acceptor sends only welcome or error: nothing larger is ever needed.
+      { frameBytesMax: Math.min(handshakeBytesMax, this.#settings.frameBytesMax), helloTimeoutMs: this.#settings.handshakeTimeoutMs },
+      {
+        onConnect: () => socket.write(this.#hello),
+        onFrame: (payload) => this.#onOutboundFrame(link, socket, payload),
+        onFrameError: (_code, message) => {
+          this.#stats.malformed += 1;
+          socket.destroy('frame_error', message);
+        },
+        onDrain: () => this.#pump(link),
+        onClose: () => this.#onOutboundClose(link, socket),
+      },
+    );
     link.socket = socket;
-    // The acceptor sends only welcome or error: nothing larger is ever needed.
-    const decoder = new FrameDecoder({ frameBytesMax: Math.min(handshakeBytesMax, this.#settings.frameBytesMax) });
-    socket.setNoDelay(true);
-    link.timer = setTimeout(() => socket.destroy(), this.#settings.handshakeTimeoutMs);
-    socket.on('connect', () => socket.write(this.#hello));
-    socket.on('data', (chunk: Buffer) => this.#onOutboundData(link, socket, decoder, chunk));
-    socket.on('drain', () => this.#pump(link));
-    socket.on('error', () => socket.destroy());
-    socket.on('close', () => this.#onOutboundClose(link, socket));
   }
 
-  #onOutboundData(link: Outbound, socket: Socket, decoder: FrameDecoder, chunk: Buffer): void {
-    for (const event of decoder.push(chunk)) {
-      if (link.socket !== socket) return;
-      if (event.type === 'error') {
-        this.#stats.malformed += 1;
-        socket.destroy();
-        return;
-      }
-      const decoded = decodeClusterFrame(this.#codec, event.payload);
-      if (!decoded.ok) {
-        this.#stats.malformed += 1;
-        socket.destroy();
-        return;
-      }
-      const frame = decoded.frame;
-      if (frame.t === 'error') {
-        // The acceptor refused us and closes; we redial after the backoff.
-        socket.destroy();
-        return;
-      }
-      if (frame.t !== 'welcome' || link.state === 'up') {
-        // After welcome the acceptor has nothing to say.
-        this.#stats.malformed += 1;
-        socket.destroy();
-        return;
-      }
-      this.#onWelcome(link, frame);
+  #onOutboundFrame(link: Outbound, socket: FramedSocket, payload: Uint8Array): void {
+    if (link.socket !== socket) return;
+    const decoded = decodeClusterFrame(payload);
+    if (!decoded.ok) {
+      this.#stats.malformed += 1;
+      socket.destroy('local', decoded.message);
+      return;
     }
+    const frame = decoded.frame;
+    if (frame.t === 'error') {
+      // The acceptor refused us and closes; we redial after the backoff.
+      socket.destroy('local', `refused: ${frame.code}`);
+      return;
+    }
+    if (frame.t !== 'welcome' || link.state === 'up') {
+      // After welcome the acceptor has nothing to say.
+      this.#stats.malformed += 1;
+      socket.destroy('local', `unexpected ${frame.t}`);
+      return;
+    }
+    socket.helloDone();
+    this.#onWelcome(link, frame);
   }
 
   #onWelcome(link: Outbound, frame: WelcomeFrame): void {
@@ -394,7 +393,7 @@ export class ClusterLinks {
     this.#handlers.onPeerUp?.(frame.node, frame.info);
   }
 
-  #onOutboundClose(link: Outbound, socket: Socket): void {
+  #onOutboundClose(link: Outbound, socket: FramedSocket): void {
     // A socket replaced or dropped on purpose was already accounted for.
     if (link.socket !== socket) return;
     const wasUp = link.state === 'up';
@@ -410,7 +409,7 @@ export class ClusterLinks {
     this.#links.delete(link.address);
     const socket = link.socket;
     this.#stopLink(link);
-    socket?.destroy();
+    socket?.destroy('local', reason);
     this.#settle(link, new Error(reason));
   }
 
@@ -436,7 +435,7 @@ export class ClusterLinks {
 
   #heartbeat(link: Outbound): void {
     const socket = link.socket;
-    if (link.wrote || socket === null || socket.writableNeedDrain) {
+    if (link.wrote || socket === null || socket.needsDrain) {
       link.wrote = false;
       return;
     }
@@ -463,12 +462,12 @@ export class ClusterLinks {
   #pack(outbox: Outbox, batch: readonly Envelope[], out: QueuedFrame[]): void {
     let payload: Uint8Array | null = null;
     try {
-      payload = encodeClusterFrame(this.#codec, { t: 'batch', b: batch });
+      payload = batch.length <= batchEnvelopesMax ? encodeClusterFrame({ t: 'batch', b: batch }) : null;
     } catch {
       payload = null;
     }
-    if (payload !== null && payload.byteLength <= this.#settings.frameBytesMax) {
-      out.push({ header: lengthHeader(payload.byteLength), payload, envelopes: batch.length });
+    if (payload !== null && payload.byteLength <= this.#settings.frameBytesMax && batch.length <= batchEnvelopesMax) {
+      out.push({ payload, envelopes: batch.length });
       return;
     }
     if (batch.length <= 1) {
@@ -483,7 +482,7 @@ export class ClusterLinks {
   #deliver(outbox: Outbox, frame: QueuedFrame): void {
     const link = this.#byNode.get(outbox.node);
     const socket = link?.socket;
-    if (link !== undefined && link.state === 'up' && socket !== undefined && socket !== null && outbox.head === outbox.frames.length && !socket.writableNeedDrain) {
+    if (link !== undefined && link.state === 'up' && socket !== undefined && socket !== null && outbox.head === outbox.frames.length && !socket.needsDrain) {
       this.#write(link, socket, outbox, frame);
       return;
     }
@@ -502,7 +501,7 @@ export class ClusterLinks {
     if (link.state !== 'up' || socket === null || link.node === null) return;
     const outbox = this.#outboxes.get(link.node);
     if (outbox === undefined) return;
-    while (outbox.head < outbox.frames.length && !socket.writableNeedDrain) {
+    while (outbox.head < outbox.frames.length && !socket.needsDrain) {
       const frame = outbox.frames[outbox.head] as QueuedFrame;
       outbox.head += 1;
       outbox.bytes -= frameSize(frame);
@@ -517,12 +516,9 @@ export class ClusterLinks {
     }
   }
 
-  #write(link: Outbound, socket: Socket, outbox: Outbox, frame: QueuedFrame): void {
-    // Prefix and payload in two writes, one syscall: no copy of a large payload.
-    socket.cork();
-    socket.write(frame.header);
-    socket.write(frame.payload);
-    socket.uncork();
+  #write(link: Outbound, socket: FramedSocket, outbox: Outbox, frame: QueuedFrame): void {
+    // No copy of a large payload: the prefix goes in a write of its own.
+    socket.writePayload(frame.payload);
     link.wrote = true;
     outbox.sent += frame.envelopes;
     this.#stats.framesOut += 1;
@@ -536,52 +532,37 @@ export class ClusterLinks {
 
   // ---- inbound: accept, handshake, read ----
 
-  #accept(socket: Socket): void {
-    socket.on('error', () => socket.destroy());
+  #accept(raw: Socket): void {
+    // Until the hello is accepted a peer is a stranger: small frames only.
+    const strangerFrameBytesMax = Math.min(handshakeBytesMax, this.#settings.frameBytesMax);
     if (this.#closed !== null || this.#inbound.size >= this.#settings.connectionsMax) {
       this.#stats.rejectedConnections += 1;
-      this.#refuse(socket, 'overloaded', 'too many connections');
+      const refused: FramedSocket = new FramedSocket(raw, { frameBytesMax: strangerFrameBytesMax }, { onFrame: () => undefined, onClose: () => this.#refused.delete(refused) });
+      this.#refused.add(refused);
+      this.#refuse(refused, 'overloaded', 'too many connections');
       return;
     }
-    const connection: Inbound = {
-      socket,
-      // Until the hello is accepted a peer is a stranger: small frames only.
-      decoder: new FrameDecoder({ frameBytesMax: Math.min(handshakeBytesMax, this.#settings.frameBytesMax) }),
-      node: null,
-      timer: null,
-      done: false,
-    };
+    // Assigned before any handler can run: they all wait for socket events.
+    let connection: Inbound;
+    const socket = new FramedSocket(
+      raw,
+      { frameBytesMax: strangerFrameBytesMax, helloTimeoutMs: this.#settings.handshakeTimeoutMs, idleTimeoutMs: this.#settings.peerSilenceMs },
+      {
+        onFrame: (payload) => this.#onInboundFrame(connection, payload),
+        onFrameError: (code, message) => this.#reject(connection, code === 'frame_too_large' ? 'frame_too_large' : 'malformed', message),
+        onHelloTimeout: () => this.#reject(connection, 'handshake_timeout', `no hello within ${this.#settings.handshakeTimeoutMs} ms`),
+        onClose: () => {
+          this.#inbound.delete(connection);
+          if (connection.node !== null && this.#inboundByNode.get(connection.node) === connection) this.#inboundByNode.delete(connection.node);
+        },
+      },
+    );
+    connection = { socket, node: null };
     this.#inbound.add(connection);
-    socket.setNoDelay(true);
-    socket.setTimeout(this.#settings.peerSilenceMs, () => socket.destroy());
-    connection.timer = setTimeout(() => this.#reject(connection, 'handshake_timeout', `no hello within ${this.#settings.handshakeTimeoutMs} ms`), this.#settings.handshakeTimeoutMs);
-    socket.on('data', (chunk: Buffer) => this.#onInboundData(connection, chunk));
-    socket.on('close', () => {
-      if (connection.timer !== null) clearTimeout(connection.timer);
-      this.#inbound.delete(connection);
-      if (connection.node !== null && this.#inboundByNode.get(connection.node) === connection) this.#inboundByNode.delete(connection.node);
-    });
-  }
-
-  #onInboundData(connection: Inbound, chunk: Buffer): void {
-    const decoder = connection.decoder;
-    for (const event of decoder.push(chunk)) {
-      if (connection.done) return;
-      if (event.type === 'error') {
-        this.#reject(connection, event.code === 'frame_too_large' ? 'frame_too_large' : 'malformed', event.message);
-        return;
-      }
-      this.#onInboundFrame(connection, event.payload);
-    }
-    // The hello swapped in the full-size decoder. A dialler sends nothing more before our
-    // welcome, so bytes of a next frame already buffered by the small one break the protocol.
-    if (connection.decoder !== decoder && decoder.bufferedBytes > 0 && !connection.done) {
-      this.#reject(connection, 'malformed', 'frames before welcome');
-    }
   }
 
   #onInboundFrame(connection: Inbound, payload: Uint8Array): void {
-    const decoded = decodeClusterFrame(this.#codec, payload);
+    const decoded = decodeClusterFrame(payload);
     if (!decoded.ok) {
       this.#reject(connection, decoded.code, decoded.message);
       return;
@@ -593,17 +574,18 @@ export class ClusterLinks {
         this.#reject(connection, 'malformed', 'the first frame must be hello');
         return;
       }
-      if (connection.timer !== null) clearTimeout(connection.timer);
-      connection.timer = null;
+      // A dialler sends nothing more before our welcome: bytes already behind its hello break the protocol.
+      if (connection.socket.hasMoreInput) {
+        this.#reject(connection, 'malformed', 'frames before welcome');
+        return;
+      }
+      connection.socket.helloDone();
       connection.node = frame.node;
       // A node dials us once: a second connection means the first is dead to it.
       const previous = this.#inboundByNode.get(frame.node);
-      if (previous !== undefined) {
-        previous.done = true;
-        previous.socket.destroy();
-      }
+      if (previous !== undefined) previous.socket.destroy('local', `${frame.node} dialled again`);
       this.#inboundByNode.set(frame.node, connection);
-      connection.decoder = new FrameDecoder({ frameBytesMax: this.#settings.frameBytesMax });
+      connection.socket.setFrameBytesMax(this.#settings.frameBytesMax);
       connection.socket.write(this.#welcome);
       return;
     }
@@ -617,37 +599,27 @@ export class ClusterLinks {
       case 'ping':
         return;
       case 'error':
-        connection.done = true;
-        connection.socket.destroy();
+        connection.socket.destroy('local', `the peer closes: ${frame.code}`);
         return;
       case 'hello':
       case 'welcome':
         this.#reject(connection, 'malformed', `unexpected ${frame.t}`);
         return;
-      default: {
-        const never: never = frame;
-        this.#reject(connection, 'malformed', `unexpected frame ${String(never)}`);
-      }
+      default:
+        assertNever(frame, 'cluster frame');
     }
   }
 
   /** A fault on an inbound connection: counted, answered with an error frame, closed. */
   #reject(connection: Inbound, code: ClusterErrorCode, message: string): void {
-    if (connection.done) return;
-    connection.done = true;
-    if (connection.timer !== null) clearTimeout(connection.timer);
-    connection.timer = null;
+    if (!connection.socket.isOpen) return;
     if (code !== 'handshake_timeout') this.#stats.malformed += 1;
     if (connection.node === null) this.#stats.rejectedConnections += 1;
     this.#refuse(connection.socket, code, message);
   }
 
-  #refuse(socket: Socket, code: ClusterErrorCode, message: string): void {
-    this.#refused.add(socket);
-    socket.once('close', () => this.#refused.delete(socket));
-    const frame = encodeFrame(encodeClusterFrame(this.#codec, { t: 'error', code, message: message.slice(0, errorMessageCharsMax) }));
-    // Destroyed once the frame is out, whether or not the peer ever closes its side.
-    socket.end(frame, () => socket.destroy());
+  #refuse(socket: FramedSocket, code: ClusterErrorCode, message: string): void {
+    socket.lastWords(encodeFrame(encodeClusterFrame({ t: 'error', code, message: message.slice(0, errorMessageCharsMax) })), closeGraceMs, message);
   }
 }
 
@@ -659,14 +631,8 @@ function addressKey(host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
-function lengthHeader(length: number): Uint8Array {
-  const header = new Uint8Array(frameHeaderBytes);
-  new DataView(header.buffer).setUint32(0, length);
-  return header;
-}
-
 function frameSize(frame: QueuedFrame): number {
-  return frame.header.byteLength + frame.payload.byteLength;
+  return frameHeaderBytes + frame.payload.byteLength;
 }
 
 function resolveSettings(options: ClusterLinkOptions): Settings {

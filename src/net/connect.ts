@@ -11,13 +11,11 @@
  * `result` settles a caller. A retry re-sends the same request number, so after a reconnect, or
  * through another node, a write still runs once (the replicas' client table answers it).
  *
- * Imports: node:net and node:crypto, and the pure core (src/client, src/api, src/tree); no
- * logger, no runtime, no node internals.
+ * Imports: node:crypto, the socket helper (./framed_socket.ts, node:net) and the pure core
+ * (src/client, src/api, src/tree, src/base); no logger, no runtime, no node internals.
  */
 
 import { randomBytes, randomInt } from 'node:crypto';
-import { connect as tcpConnect, type Socket } from 'node:net';
-import { FrameDecoder } from '../api/frame.ts';
 import { decodeNodeMessage, defaultWireLimits, encodeClientFrame, protocolVersion, type NamespaceInfo, type NodeMessage, type WelcomeMessage } from '../api/wire.ts';
 import { serviceClientConfig, serviceClientTickMs, type ClientConfig } from '../client/config.ts';
 import { HaretError } from '../client/errors.ts';
@@ -27,6 +25,7 @@ import { NamespaceClient } from '../client/namespace_client.ts';
 import { sessionPrefix, sessionPrefixRandomBytes } from '../client/session_prefix.ts';
 import type { TreeOp } from '../tree/ops.ts';
 import { parseAddress, type HostPort } from './address.ts';
+import { FramedSocket } from './framed_socket.ts';
 
 export type ConnectOptions = {
   /** Session behaviour in client ticks of `tickMs`; defaults as a node's own proxy. */
@@ -66,7 +65,7 @@ export class RemoteConnection {
   readonly #clients = new Map<string, NamespaceClient>();
   readonly #inFlight = new Map<number, InFlight>();
   readonly #listWaiters = new Map<number, (namespaces: readonly NamespaceInfo[]) => void>();
-  #socket: Socket | null = null;
+  #socket: FramedSocket | null = null;
   #current: HostPort | null = null;
   #next = 0;
   #nextCallId = 1;
@@ -138,7 +137,7 @@ export class RemoteConnection {
   async close(): Promise<void> {
     this.#closed = true;
     if (this.#ticker !== null) clearInterval(this.#ticker);
-    this.#socket?.destroy();
+    this.#socket?.destroy('local', 'closed by the client');
     this.#socket = null;
     const waiting = [...this.#callers.values()];
     this.#callers.clear();
@@ -177,7 +176,7 @@ export class RemoteConnection {
     const frames: Uint8Array[] = [];
     for (const effect of stepped.effects) this.#apply(effect, frames);
     const socket = this.#socket;
-    if (frames.length > 0 && socket !== null && socket.writable) socket.write(Buffer.concat(frames));
+    if (frames.length > 0 && socket !== null) socket.write(Buffer.concat(frames));
   }
 
   #apply(effect: HostEffect, frames: Uint8Array[]): void {
@@ -258,7 +257,7 @@ export class RemoteConnection {
    */
   #onError(id: number | null, code: string, text: string): void {
     if (id === null) {
-      this.#socket?.destroy();
+      this.#socket?.destroy('local', `the node refused the connection: ${code}`);
       return;
     }
     const request = this.#inFlight.get(id);
@@ -294,7 +293,7 @@ export class RemoteConnection {
     }
     if (index < 0) return;
     this.#next = index;
-    this.#socket?.destroy();
+    this.#socket?.destroy('local', `redirected to ${address}`);
   }
 
   /** Tries again after `delayMs`, doubling up to 2 s, until connected or closed. */
@@ -329,59 +328,61 @@ export class RemoteConnection {
    */
   #connectTo(address: HostPort): Promise<void> {
     return new Promise((resolve, reject) => {
-      const socket = tcpConnect(address.port, address.host);
-      const decoder = new FrameDecoder({ frameBytesMax: this.#options.frameBytesMax ?? defaultWireLimits.frameBytesMax });
+      const timeoutMs = this.#options.connectTimeoutMs ?? 5_000;
       let welcomed = false;
       let settled = false;
       const fail = (reason: string): void => {
         if (settled) return;
         settled = true;
-        clearTimeout(timer);
-        socket.destroy();
+        framed.destroy('local', reason);
         reject(new Error(reason));
       };
-      const timer = setTimeout(() => fail(`no welcome within ${this.#options.connectTimeoutMs ?? 5_000} ms`), this.#options.connectTimeoutMs ?? 5_000);
-      socket.setNoDelay(true);
-      socket.on('connect', () => socket.write(encodeClientFrame({ type: 'hello', version: protocolVersion, client: 'haret-js' })));
-      socket.on('data', (chunk: Buffer) => {
-        for (const event of decoder.push(chunk)) {
-          if (event.type === 'error') {
-            fail(`bad frame from the node: ${event.message}`);
-            return;
-          }
-          const decoded = decodeNodeMessage(event.payload);
-          if (!decoded.ok) continue;
-          const message = decoded.message;
-          if (welcomed) {
-            this.#onMessage(message);
-          } else if (message.type === 'welcome') {
-            welcomed = true;
-            settled = true;
-            clearTimeout(timer);
-            this.#welcomed(socket, address, decoder, message);
-            resolve();
-          } else if (message.type === 'error' && message.id === null) {
-            fail(`${message.code}: ${message.message}`);
-          }
-        }
-      });
-      socket.on('error', (error) => fail(error.message));
-      socket.on('close', () => {
-        if (!welcomed) {
-          fail('closed before the welcome');
-          return;
-        }
-        if (this.#socket === socket) this.#socket = null;
-        // Answers to what was in flight on it will never come: the sessions resend.
-        this.#inFlight.clear();
-        this.#reconnect(100);
-      });
+      const framed: FramedSocket = FramedSocket.dial(
+        address.host,
+        address.port,
+        { frameBytesMax: this.#options.frameBytesMax ?? defaultWireLimits.frameBytesMax, helloTimeoutMs: timeoutMs },
+        {
+          onConnect: () => framed.write(encodeClientFrame({ type: 'hello', version: protocolVersion, client: 'haret-js' })),
+          onHelloTimeout: () => fail(`no welcome within ${timeoutMs} ms`),
+          onFrameError: (_code, message) => {
+            // After the welcome the stream is no longer aligned on frames: reconnect.
+            if (welcomed) framed.destroy('frame_error', message);
+            else fail(`bad frame from the node: ${message}`);
+          },
+          onFrame: (payload) => {
+            const decoded = decodeNodeMessage(payload);
+            if (!decoded.ok) return;
+            const message = decoded.message;
+            if (welcomed) {
+              this.#onMessage(message);
+            } else if (message.type === 'welcome') {
+              welcomed = true;
+              settled = true;
+              this.#welcomed(framed, address, message);
+              resolve();
+            } else if (message.type === 'error' && message.id === null) {
+              fail(`${message.code}: ${message.message}`);
+            }
+          },
+          onClose: (reason) => {
+            if (!welcomed) {
+              fail(reason.cause === 'socket_error' ? reason.message : 'closed before the welcome');
+              return;
+            }
+            if (this.#socket === framed) this.#socket = null;
+            // Answers to what was in flight on it will never come: the sessions resend.
+            this.#inFlight.clear();
+            this.#reconnect(100);
+          },
+        },
+      );
     });
   }
 
-  #welcomed(socket: Socket, address: HostPort, decoder: FrameDecoder, welcome: WelcomeMessage): void {
-    decoder.setFrameBytesMax(this.#options.frameBytesMax ?? Math.min(Math.max(welcome.frameBytesMax, defaultWireLimits.frameBytesMax), frameBytesCap));
-    this.#socket = socket;
+  #welcomed(framed: FramedSocket, address: HostPort, welcome: WelcomeMessage): void {
+    framed.helloDone();
+    framed.setFrameBytesMax(this.#options.frameBytesMax ?? Math.min(Math.max(welcome.frameBytesMax, defaultWireLimits.frameBytesMax), frameBytesCap));
+    this.#socket = framed;
     this.#current = address;
     this.node = welcome.node;
     this.#inFlight.clear();

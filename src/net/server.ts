@@ -17,7 +17,6 @@
  */
 
 import { createServer, type Server, type Socket } from 'node:net';
-import { FrameDecoder } from '../api/frame.ts';
 import {
   decodeClientMessage,
   defaultWireLimits,
@@ -33,6 +32,7 @@ import {
 } from '../api/wire.ts';
 import type { TreeLimits } from '../base/limits.ts';
 import type { ClientAnswer, Request } from '../vr/messages.ts';
+import { FramedSocket } from './framed_socket.ts';
 
 export type ClientApiOptions = {
   /** Default 127.0.0.1. */
@@ -94,16 +94,12 @@ type Waiter = {
 };
 
 type Connection = {
-  readonly socket: Socket;
-  readonly decoder: FrameDecoder;
-  readonly acceptedMs: number;
+  readonly framed: FramedSocket;
   phase: Phase;
-  lastFrameMs: number;
   /** Requests in flight on this connection, by id. */
   readonly ids: Map<number, Waiter>;
   /** The request in flight of each session on this connection (at most one). */
   readonly sessions: Map<string, Waiter>;
-  paused: boolean;
 };
 
 type Served = ClientApiNamespace & { readonly shape: NamespaceShape };
@@ -118,7 +114,7 @@ const defaults = {
   writeBufferBytesMax: 16 * 1024 * 1024,
 } as const;
 
-/** Deadlines (requests, hello, idle) are checked this often. */
+/** Deadlines (requests, idle) are checked this often. */
 const sweepMs = 50;
 
 /** After a graceful close's last words, connections that have not closed are destroyed after this long. */
@@ -130,8 +126,8 @@ export class ClientApiServer {
   readonly #options: Required<Omit<ClientApiOptions, 'host' | 'port'>>;
   readonly #frameBytesMax: number;
   readonly #connections = new Set<Connection>();
-  /** Sockets being closed after their last words (refused, or failed): destroyed on close() at the latest. */
-  readonly #closingSockets = new Set<Socket>();
+  /** Refused connections, closing after their last words: destroyed on close() at the latest. */
+  readonly #refused = new Set<FramedSocket>();
   readonly #namespaces = new Map<string, Served>();
   /** Namespace by replica actor id: an answer's sender says which namespace it is for. */
   readonly #replicaNamespace = new Map<string, string>();
@@ -276,24 +272,17 @@ export class ClientApiServer {
       this.#settle(waiter);
       this.#error(waiter.connection, waiter.id, 'shutting_down', 'the node is stopping; the request may or may not have executed');
     }
-    const closed = [...this.#connections].map(
-      (connection) =>
-        new Promise<void>((resolve) => {
-          if (connection.socket.destroyed) {
-            resolve();
-            return;
-          }
-          connection.socket.once('close', () => resolve());
-          if (connection.socket.writable) connection.socket.end(encodeNodeFrame({ type: 'error', id: null, code: 'shutting_down', message: 'the node is stopping' }));
-          else connection.socket.destroy();
-        }),
-    );
+    const goodbye = encodeNodeFrame({ type: 'error', id: null, code: 'shutting_down', message: 'the node is stopping' });
+    const closed = [...this.#connections].map((connection) => {
+      connection.framed.lastWords(goodbye, closeGraceMs);
+      return connection.framed.closed;
+    });
     let graceTimer: NodeJS.Timeout | null = null;
     const grace = new Promise<void>((resolve) => (graceTimer = setTimeout(resolve, closeGraceMs)));
     await Promise.race([Promise.all(closed), grace]);
     if (graceTimer !== null) clearTimeout(graceTimer);
-    for (const connection of this.#connections) connection.socket.destroy();
-    for (const socket of this.#closingSockets) socket.destroy();
+    for (const connection of this.#connections) connection.framed.destroy('local', 'the node stopped');
+    for (const framed of this.#refused) framed.destroy('local', 'the node stopped');
     await listening;
   }
 
@@ -314,47 +303,38 @@ export class ClientApiServer {
   }
 
   #accept(socket: Socket): void {
-    socket.on('error', () => socket.destroy());
     if (this.#closing !== null || this.#connections.size >= this.#options.connectionsMax) {
       this.counters.refused += 1;
-      this.#lastWords(socket, this.#closing !== null ? 'shutting_down' : 'overloaded', this.#closing !== null ? 'the node is stopping' : 'too many connections');
+      const refused: FramedSocket = new FramedSocket(socket, { frameBytesMax: helloFrameBytesMax }, { onFrame: () => undefined, onClose: () => this.#refused.delete(refused) });
+      this.#refused.add(refused);
+      const [code, text] = this.#closing !== null ? (['shutting_down', 'the node is stopping'] as const) : (['overloaded', 'too many connections'] as const);
+      refused.lastWords(encodeNodeFrame({ type: 'error', id: null, code, message: text }), closeGraceMs);
       return;
     }
     this.counters.connections += 1;
-    const now = performance.now();
-    const connection: Connection = {
+    // Assigned before any handler can run: they all wait for socket events.
+    let connection: Connection;
+    const framed = new FramedSocket(
       socket,
-      decoder: new FrameDecoder({ frameBytesMax: helloFrameBytesMax }),
-      acceptedMs: now,
-      phase: 'hello',
-      lastFrameMs: now,
-      ids: new Map(),
-      sessions: new Map(),
-      paused: false,
-    };
+      { frameBytesMax: helloFrameBytesMax, helloTimeoutMs: this.#options.helloTimeoutMs, writeBufferBytesMax: this.#options.writeBufferBytesMax },
+      {
+        onFrame: (payload) => this.#onFrame(connection, payload),
+        onFrameError: (code, message) => this.#fail(connection, code, message),
+        onHelloTimeout: () => {
+          this.counters.helloTimeouts += 1;
+          this.#fail(connection, 'timeout', `no hello within ${this.#options.helloTimeoutMs} ms`);
+        },
+        onClose: () => this.#drop(connection),
+      },
+    );
+    connection = { framed, phase: 'hello', ids: new Map(), sessions: new Map() };
     this.#connections.add(connection);
-    socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => this.#onData(connection, chunk));
-    socket.on('drain', () => this.#onDrain(connection));
-    socket.on('close', () => this.#drop(connection));
   }
 
   #drop(connection: Connection): void {
     this.#connections.delete(connection);
     // Its requests' answers have nowhere to go: they are forgotten (the client retries).
     for (const waiter of connection.ids.values()) this.#settle(waiter);
-  }
-
-  #onData(connection: Connection, chunk: Buffer): void {
-    for (const event of connection.decoder.push(chunk)) {
-      if (connection.socket.destroyed) return;
-      if (event.type === 'error') {
-        this.#fail(connection, event.code, event.message);
-        return;
-      }
-      connection.lastFrameMs = performance.now();
-      this.#onFrame(connection, event.payload);
-    }
   }
 
   #onFrame(connection: Connection, payload: Uint8Array): void {
@@ -364,7 +344,8 @@ export class ClientApiServer {
       // The first message decides whether the connection is spoken to at all.
       if (!decoded.ok) return this.#fail(connection, decoded.error.code, decoded.error.message);
       if (decoded.message.type !== 'hello') return this.#fail(connection, 'malformed', 'the first message must be hello');
-      connection.decoder.setFrameBytesMax(this.#frameBytesMax);
+      connection.framed.helloDone();
+      connection.framed.setFrameBytesMax(this.#frameBytesMax);
       if (!this.#ready) {
         connection.phase = 'held';
         return;
@@ -464,36 +445,25 @@ export class ClientApiServer {
       this.counters.timeouts += 1;
       this.#error(waiter.connection, waiter.id, 'timeout', `no answer from replica of ${waiter.ns} within ${this.#options.requestTimeoutMs} ms; the request may or may not have executed: resend it`);
     }
+    // Idle: no frame for idleTimeoutMs with nothing in flight (bytes that never complete a
+    // frame do not count, so a connection dribbling a frame is closed too). The hello deadline
+    // is the connection's own timer.
     for (const connection of this.#connections) {
-      if (connection.socket.destroyed) continue;
-      if (connection.phase === 'hello' && now - connection.acceptedMs > this.#options.helloTimeoutMs) {
-        this.counters.helloTimeouts += 1;
-        this.#fail(connection, 'timeout', `no hello within ${this.#options.helloTimeoutMs} ms`);
-      } else if (connection.phase !== 'hello' && connection.ids.size === 0 && now - connection.lastFrameMs > this.#options.idleTimeoutMs) {
+      if (connection.phase === 'hello' || connection.ids.size > 0 || !connection.framed.isOpen) continue;
+      if (now - connection.framed.lastFrameMs > this.#options.idleTimeoutMs) {
         this.counters.idleClosed += 1;
-        connection.socket.destroy();
+        connection.framed.destroy('idle', `no frame for ${this.#options.idleTimeoutMs} ms`);
       }
     }
   }
 
-  /** A connection-level failure: the last words, then nothing more is read and it closes. */
+  /**
+   * A connection-level failure: `error {id: nil}` as its last words, then nothing more is read
+   * (what the peer still sends is discarded) and it closes within the grace period.
+   */
   #fail(connection: Connection, code: WireErrorCode, text: string): void {
     this.counters.errors += 1;
-    connection.socket.removeAllListeners('data');
-    this.#lastWords(connection.socket, code, text);
-  }
-
-  /**
-   * `error {id: nil}` and a close. What the peer sends from then on is read and discarded (a
-   * socket that is not read never sees the peer's close), and the socket is destroyed after a
-   * grace period whatever the peer does.
-   */
-  #lastWords(socket: Socket, code: WireErrorCode, text: string): void {
-    this.#closingSockets.add(socket);
-    socket.on('close', () => this.#closingSockets.delete(socket));
-    socket.end(encodeNodeFrame({ type: 'error', id: null, code, message: text }));
-    socket.resume();
-    setTimeout(() => socket.destroy(), closeGraceMs).unref();
+    connection.framed.lastWords(encodeNodeFrame({ type: 'error', id: null, code, message: text }), closeGraceMs);
   }
 
   #error(connection: Connection, id: number | null, code: WireErrorCode, text: string): void {
@@ -508,30 +478,17 @@ export class ClientApiServer {
    * it is closed.
    */
   #write(connection: Connection, message: NodeMessage): void {
-    const socket = connection.socket;
-    if (!socket.writable) return;
+    const framed = connection.framed;
+    if (!framed.writable) return;
     let frame = encodeNodeFrame(message);
     if (frame.byteLength - 4 > this.#frameBytesMax) {
       this.counters.answersTooLarge += 1;
       const id = 'id' in message ? message.id : null;
       frame = encodeNodeFrame({ type: 'error', id, code: 'frame_too_large', message: `the answer is ${frame.byteLength - 4} bytes, over the frame limit of ${this.#frameBytesMax}; it executed: narrow the read` });
     }
-    socket.write(frame);
-    const unsent = socket.writableLength;
-    if (unsent > 4 * this.#options.writeBufferBytesMax) {
-      this.counters.closedSlowReaders += 1;
-      socket.destroy();
-    } else if (unsent > this.#options.writeBufferBytesMax && !connection.paused) {
-      connection.paused = true;
-      this.counters.pausedReads += 1;
-      socket.pause();
-    }
-  }
-
-  #onDrain(connection: Connection): void {
-    if (!connection.paused) return;
-    connection.paused = false;
-    connection.socket.resume();
+    const outcome = framed.write(frame);
+    if (outcome === 'paused') this.counters.pausedReads += 1;
+    else if (outcome === 'overflow') this.counters.closedSlowReaders += 1;
   }
 }
 

@@ -5,40 +5,16 @@
  */
 
 import { expect } from 'chai';
-import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
-import { dirname, join, relative, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { dirname, join, relative } from 'node:path';
 import { connect } from '../../src/net/index.ts';
 import { HaretError, startNode, type HaretNode } from '../../src/node/index.ts';
 import { defaultTreeLimits } from '../../src/base/limits.ts';
+import { repoRoot as root, runtimeImports } from './import_graph.ts';
 import { RawClient } from './raw_client.ts';
-
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
 function listen(server: Server): Promise<number> {
   return new Promise((done) => server.listen(0, '127.0.0.1', () => done((server.address() as { port: number }).port)));
-}
-
-/** Every file `entry` imports at run time (type-only imports are erased), transitively, and the packages. */
-function runtimeImports(entry: string): { files: Set<string>; packages: Set<string> } {
-  const files = new Set<string>();
-  const packages = new Set<string>();
-  const visit = (file: string): void => {
-    if (files.has(file)) return;
-    files.add(file);
-    const source = readFileSync(file, 'utf8');
-    for (const match of source.matchAll(/^\s*(import|export)\s+(?!type\b)([^'";]*?\bfrom\s+)?['"]([^'"]+)['"]/gm)) {
-      const clause = match[2] ?? '';
-      // `import { type A, type B } from` is erased too.
-      if (/^\{\s*(type\s+[\w$]+\s*(as\s+[\w$]+\s*)?,?\s*)+\}\s*from\s+$/.test(clause.trim() + ' ')) continue;
-      const target = match[3] as string;
-      if (target.startsWith('.')) visit(resolve(dirname(file), target));
-      else packages.add(target.startsWith('node:') ? target : target.split('/')[0] as string);
-    }
-  };
-  visit(join(root, 'src/net/connect.ts'));
-  return { files, packages };
 }
 
 describe('net: the client library', function () {
@@ -84,7 +60,7 @@ describe('net: the client library', function () {
       node = await startNode({
         logLevel: 'silent',
         namespaces: ['default', { name: 'tiny', config: { treeLimits: { ...defaultTreeLimits, valueBytesMax: 8 } } }],
-        supervisor: { maxRestarts: 0, windowMs: 60_000, backoffMinMs: 20, backoffMaxMs: 100 },
+        supervisor: { maxRestarts: 0, windowMs: 60_000, backoffMinMs: 20, backoffMaxMs: 100, failedCoolDownMs: 3_600_000 },
         clientApi: { port: 0 },
       });
       address = `127.0.0.1:${node.clientApiAddress?.port}`;
@@ -147,7 +123,7 @@ describe('net: the client library', function () {
     const { files, packages } = runtimeImports(join(root, 'src/net/connect.ts'));
     const folders = new Set([...files].map((file) => dirname(relative(root, file))));
     expect([...folders].sort()).to.deep.equal(['src/api', 'src/base', 'src/client', 'src/net', 'src/tree']);
-    expect([...files].filter((file) => relative(root, file).startsWith('src/net/')).map((file) => relative(root, file)).sort()).to.deep.equal(['src/net/address.ts', 'src/net/connect.ts']);
+    expect([...files].filter((file) => relative(root, file).startsWith('src/net/')).map((file) => relative(root, file)).sort()).to.deep.equal(['src/net/address.ts', 'src/net/connect.ts', 'src/net/framed_socket.ts']);
     for (const forbidden of ['pino', 'piscina', 'comlink', 'node:worker_threads']) expect(packages.has(forbidden), forbidden).to.equal(false);
   });
 });

@@ -12,7 +12,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from '../../src/net/index.ts';
-import { ClusterError } from '../../src/node/cluster.ts';
+import { ClusterError } from '../../src/api/admin_wire.ts';
 import { loadRecord } from '../../src/node/cluster_store.ts';
 import { startNode, type HaretNode } from '../../src/node/index.ts';
 import { eventually } from '../runtime/helpers.ts';
@@ -83,7 +83,7 @@ describe('cluster: nodes joined by cluster links', function () {
     await eventually('node c to list shared', async () => (await early.refreshNamespaces()).includes('shared'), 20_000);
     expect(early.namespaces).to.deep.equal(['shared']);
     await early.close();
-    expect([...created.placement].sort()).to.deep.equal(['a', 'b', 'c']);
+    expect([...created.nodes].sort()).to.deep.equal(['a', 'b', 'c']);
     await eventually('every node serving shared', () => nodes.every((n) => n.namespaces.includes('shared')), 20_000);
     const a = node(0).client('shared');
     const b = node(1).client('shared');
@@ -148,10 +148,10 @@ describe('cluster: nodes joined by cluster links', function () {
   });
 
   it('a request in flight to the primary when its node dies is answered by the node the client is on (within requestTimeoutMs), and the library\'s write completes on the new primary', async () => {
-    const placement = cluster(0).status().namespaces.find((ns) => ns.name === 'shared')?.placement ?? [];
+    const hosts = cluster(0).status().namespaces.find((ns) => ns.name === 'shared')?.nodes ?? [];
     const primary = await node(0).primaryOf('shared');
     expect(primary).to.be.a('number');
-    const doomed = nodes.findIndex((n) => n.options.name === placement[primary as number]);
+    const doomed = nodes.findIndex((n) => n.options.name === hosts[primary as number]);
     doomedIndex = doomed;
     const survivor = node((doomed + 1) % 3);
     const port = survivor.clientApiAddress?.port ?? 0;

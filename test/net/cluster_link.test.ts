@@ -12,7 +12,7 @@ import { makeCodec } from '../../runtime/codec.ts';
 import type { Envelope } from '../../runtime/envelope.ts';
 import { FrameDecoder } from '../../src/api/frame.ts';
 import { ClusterLinks, type ClusterLinkOptions } from '../../src/net/cluster_link.ts';
-import { decodeClusterFrame, type ClusterFrame } from '../../src/net/cluster_wire.ts';
+import { decodeClusterFrame, type ClusterFrame } from '../../src/api/cluster_wire.ts';
 import { makePrng, nextFloat } from '../../src/base/prng.ts';
 
 type Received = { readonly from: string; readonly batch: readonly Envelope[] };
@@ -112,7 +112,7 @@ function raw(port: number): { readonly socket: Socket; readonly frames: ClusterF
   socket.on('data', (chunk: Buffer) => {
     for (const event of decoder.push(chunk)) {
       if (event.type !== 'frame') continue;
-      const decoded = decodeClusterFrame(codec, event.payload);
+      const decoded = decodeClusterFrame(event.payload);
       if (decoded.ok) frames.push(decoded.frame);
     }
   });

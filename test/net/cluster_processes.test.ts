@@ -51,12 +51,12 @@ describe('cluster of three node processes', function () {
       }, 20_000);
       const create = await runChild([bin, 'admin', n1.admin, '-e', 'namespace create jobs 3'], 30_000);
       expect(create.code, create.stderr).to.equal(0);
-      const created = JSON.parse(create.stdout) as { name: string; placement: string[] };
+      const created = JSON.parse(create.stdout) as { name: string; nodes: string[] };
       expect(created.name).to.equal('jobs');
       const clusterStatus = await runChild([bin, 'admin', n1.admin, '-e', 'cluster status'], 30_000);
       expect(clusterStatus.code).to.equal(0);
       expect(clusterStatus.stdout).to.contain('"n2"').and.contain('"n3"').and.contain('"jobs"');
-      expect([...created.placement].sort()).to.deep.equal(['n1', 'n2', 'n3']);
+      expect([...created.nodes].sort()).to.deep.equal(['n1', 'n2', 'n3']);
       await eventually('every node to serve jobs', async () => {
         for (const node of nodes.values()) if (!((await adminOk(node.admin, { type: 'namespaces' })) as string[]).includes('jobs')) return false;
         return true;
@@ -95,7 +95,7 @@ describe('cluster of three node processes', function () {
 
       const primary = (await adminOk(n1.admin, { type: 'primary', ns: 'jobs' })) as { index: number } | null;
       expect(primary).to.not.equal(null);
-      const victimName = created.placement[primary?.index ?? 0] as string;
+      const victimName = created.nodes[primary?.index ?? 0] as string;
       const victim = nodes.get(victimName) as NodeProcess;
       const beforeKill = acknowledged.size;
       victim.child.kill('SIGKILL');
@@ -106,7 +106,7 @@ describe('cluster of three node processes', function () {
       await eventually('writes to go on after the kill', async () => acknowledged.size >= beforeKill + 200, 60_000);
       const newPrimary = (await adminOk(survivor.admin, { type: 'primary', ns: 'jobs' })) as { index: number } | null;
       expect(newPrimary).to.not.equal(null);
-      expect(created.placement[newPrimary?.index ?? 0]).to.not.equal(victimName);
+      expect(created.nodes[newPrimary?.index ?? 0]).to.not.equal(victimName);
 
       // The killed node comes back on its cluster port with its data directory: its replica recovers.
       const restarted = await startMember(victimName, join(dir, victimName), victim.cluster as string);

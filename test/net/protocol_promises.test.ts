@@ -33,7 +33,7 @@ describe('net: the client protocol\'s promises, through raw frames', function ()
     node = await startNode({
       name: 'promises',
       logLevel: 'silent',
-      supervisor: { maxRestarts: 0, windowMs: 60_000, backoffMinMs: 20, backoffMaxMs: 100 },
+      supervisor: { maxRestarts: 0, windowMs: 60_000, backoffMinMs: 20, backoffMaxMs: 100, failedCoolDownMs: 3_600_000 },
       clientApi: { port: 0, requestTimeoutMs },
     });
     port = node.clientApiAddress?.port ?? 0;
@@ -312,7 +312,7 @@ describe('net: deadlines, backpressure and graceful stop', function () {
   });
 
   it('a graceful stop answers every request in flight `shutting_down`, then says so to the connection and closes it', async () => {
-    const node = await startNode({ logLevel: 'silent', supervisor: { maxRestarts: 0, windowMs: 60_000, backoffMinMs: 20, backoffMaxMs: 100 }, clientApi: { port: 0, requestTimeoutMs: 30_000 } });
+    const node = await startNode({ logLevel: 'silent', supervisor: { maxRestarts: 0, windowMs: 60_000, backoffMinMs: 20, backoffMaxMs: 100, failedCoolDownMs: 3_600_000 }, clientApi: { port: 0, requestTimeoutMs: 30_000 } });
     const port = node.clientApiAddress?.port ?? 0;
     await node.faults.terminate(node.replicaId('default', 2));
     await eventually('replica 2 failed', async () => (await node.status()).actors.find((a) => a.actor === 'default/r2')?.state === 'failed');
