@@ -74,12 +74,12 @@ async function startTopology(topology: Topology): Promise<{ nodes: NodeProcess[]
     for (const name of ['a', 'b', 'c']) nodes.push(await startNodeProcess(name, ['--cluster-address', '127.0.0.1:0', '--no-local-namespace']));
     const [a, b, c] = nodes as [NodeProcess, NodeProcess, NodeProcess];
     for (const joiner of [b, c]) await adminValue(joiner.admin, { type: 'cluster_join', address: a.cluster as string });
-    const created = (await adminValue(a.admin, { type: 'namespace_create', ns: 'bench', replicas: 3, nodes: ['a', 'b', 'c'] })) as { placement: string[] };
+    const created = (await adminValue(a.admin, { type: 'namespace_create', ns: 'bench', replicas: 3, nodes: ['a', 'b', 'c'] })) as { nodes: string[] };
     for (const node of nodes) {
       while (!((await adminValue(node.admin, { type: 'namespaces' })) as string[]).includes('bench')) await new Promise((resolve) => setTimeout(resolve, 50));
     }
     // View 0's primary is replica 0: the client talks to the node that hosts it.
-    const first = nodes.find((node) => node.name === created.placement[0]) ?? a;
+    const first = nodes.find((node) => node.name === created.nodes[0]) ?? a;
     return { nodes, address: first.client, ns: 'bench' };
   } catch (error) {
     await Promise.all(nodes.map((node) => stopNodeProcess(node)));

@@ -17,7 +17,7 @@
 import cliProgress from 'cli-progress';
 import { startNode, type HaretNode, type NamespaceClient } from '../src/node/index.ts';
 import type { CodecName } from '../runtime/codec.ts';
-import type { ProxyPlacement } from '../src/node/options.ts';
+import type { ProxyThread } from '../src/node/options.ts';
 import { formatBytes, formatInteger, printTable, progress, writeResults, type SuiteContext } from './report.ts';
 import { runSimBench } from './sim.bench.ts';
 
@@ -29,7 +29,7 @@ export type Case = {
   readonly callers: number;
   readonly ceiling: boolean;
   readonly codec: CodecName;
-  readonly proxy: ProxyPlacement;
+  readonly proxy: ProxyThread;
 };
 
 /** A case and what its median run measured. */
@@ -101,8 +101,8 @@ export function percentile(sorted: Float64Array, p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] as number;
 }
 
-async function withNode<T>(options: { ceiling: boolean; codec: CodecName; proxy: ProxyPlacement }, fn: (node: HaretNode) => Promise<T>): Promise<T> {
-  const node = await startNode({ logLevel: 'silent', codec: options.codec, proxyPlacement: options.proxy, ...(options.ceiling ? { replicaModule: ceilingModule } : {}) });
+async function withNode<T>(options: { ceiling: boolean; codec: CodecName; proxy: ProxyThread }, fn: (node: HaretNode) => Promise<T>): Promise<T> {
+  const node = await startNode({ logLevel: 'silent', codec: options.codec, proxyThread: options.proxy, ...(options.ceiling ? { replicaModule: ceilingModule } : {}) });
   try {
     return await fn(node);
   } finally {

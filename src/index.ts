@@ -11,7 +11,7 @@
  *   (`startNode({ clientApi: { port } })`, docs/protocol.md).
  */
 export { startNode, HaretNode, NamespaceClient, HaretError } from './node/index.ts';
-export type { ActorReport, NodeStatus, Committed, ResultPlacement, Value, HaretErrorCode, ServiceErrorCode, NodeOptions, NamespaceOptions, Placement } from './node/index.ts';
+export type { ActorReport, NodeStatus, Committed, LogPosition, Value, HaretErrorCode, ServiceErrorCode, NodeOptions, NamespaceOptions, WorkerLayout, ProxyThread } from './node/index.ts';
 export { connect, RemoteConnection, type ConnectOptions, type ClientApiOptions } from './net/index.ts';
 export * as tree from './tree/index.ts';
 export * as vr from './vr/index.ts';

@@ -19,5 +19,5 @@ export {
 } from './pool.ts';
 export { initialHostState, hostStepAll, hostStats, hostServes, validateHostConfig, type HostConfig, type HostInput, type HostEffect, type HostState, type HostStepResult } from './host.ts';
 export { sessionPrefix, sessionPrefixRandomBytes } from './session_prefix.ts';
-export { NamespaceClient, settle, type Caller, type Committed, type Placement, type Value } from './namespace_client.ts';
+export { NamespaceClient, settle, type CallPath, type Committed, type LogPosition, type Value } from './namespace_client.ts';
 export { HaretError, type HaretErrorCode, type ServiceErrorCode } from './errors.ts';

@@ -13,9 +13,9 @@ import { validateOp } from '../tree/validate.ts';
 import type { TreeLimits } from '../base/limits.ts';
 import { HaretError } from './errors.ts';
 
-/** Where a result was decided: the log entry `op` of `view` committed it. */
-export type Placement = { readonly epoch: number; readonly view: number; readonly op: number };
-export type Committed<R> = R & Placement;
+/** Where a result was decided: the log entry `op` of `view` (in `epoch`) committed it. */
+export type LogPosition = { readonly epoch: number; readonly view: number; readonly op: number };
+export type Committed<R> = R & LogPosition;
 
 type ResultOf<T extends OpResult['type']> = Committed<Extract<OpResult, { type: T }>>;
 
@@ -25,14 +25,15 @@ export type Value = Bytes | string;
 const encoder = new TextEncoder();
 const bytes = (value: Value): Bytes => (typeof value === 'string' ? encoder.encode(value) : value);
 
-export type Caller = (ns: string, op: TreeOp) => Promise<CallOutcome>;
+/** The path a call takes to the replicas (the embedded endpoint, or a TCP connection). */
+export type CallPath = (ns: string, op: TreeOp) => Promise<CallOutcome>;
 
 export class NamespaceClient {
   readonly namespace: string;
-  readonly #call: Caller;
+  readonly #call: CallPath;
   readonly #limits: TreeLimits;
 
-  constructor(namespace: string, call: Caller, limits: TreeLimits) {
+  constructor(namespace: string, call: CallPath, limits: TreeLimits) {
     this.namespace = namespace;
     this.#call = call;
     this.#limits = limits;
@@ -138,9 +139,9 @@ function operand(other: SetOperand | string): SetOperand {
 export function settle(outcome: CallOutcome): Committed<OpResult> {
   switch (outcome.type) {
     case 'done': {
-      const placement: Placement = { epoch: outcome.epoch, view: outcome.view, op: outcome.op };
+      const position: LogPosition = { epoch: outcome.epoch, view: outcome.view, op: outcome.op };
       if (outcome.outcome.type === 'error') throw HaretError.fromTree(outcome.outcome.error, true, outcome.outcome.at);
-      return { ...outcome.outcome, ...placement };
+      return { ...outcome.outcome, ...position };
     }
     case 'rejected':
       if (outcome.outcome.type === 'error') throw HaretError.fromTree(outcome.outcome.error, false, outcome.outcome.at);

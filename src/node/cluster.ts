@@ -23,9 +23,10 @@
 
 import type { ActorId, Envelope } from '../../runtime/envelope.ts';
 import type { Logger } from '../../runtime/logger.ts';
+import { ClusterError } from '../api/admin_wire.ts';
 import type { ClusterLinks } from '../net/cluster_link.ts';
-import { isNodeName, parseMember, parseNamespace, replicaCountMax, saveRecord, type ClusterMember, type ClusterNamespace, type ClusterRecord } from './cluster_store.ts';
-import { replicaId } from './placement.ts';
+import { clusterNamespacesMax, isNodeName, membersMax, parseMember, parseNamespace, replicaCountMax, saveRecord, type ClusterMember, type ClusterNamespace, type ClusterRecord } from './cluster_store.ts';
+import { replicaId } from './layout.ts';
 
 export const clusterActorId = 'host/cluster';
 const separator = '::';
@@ -71,18 +72,7 @@ export type ClusterStatus = {
   readonly counters: Readonly<Record<string, number>>;
 };
 
-export class ClusterError extends Error {
-  readonly code: 'unknown_node' | 'namespace_exists' | 'invalid' | 'timeout';
-  constructor(code: ClusterError['code'], message: string) {
-    super(message);
-    this.code = code;
-  }
-}
-
 const joinTimeoutMs = 10_000;
-/** Members of a cluster, and namespaces placed across it (each local replica is a worker). */
-export const membersMax = 64;
-export const clusterNamespacesMax = 64;
 
 export class Cluster {
   readonly self: ClusterMember;
@@ -167,15 +157,15 @@ export class Cluster {
    * namespaces' first primaries land on different nodes.
    */
   async createNamespace(name: string, replicas = 3, nodes?: readonly string[]): Promise<ClusterNamespace> {
-    const checked = parseNamespace({ name, placement: Array.from({ length: replicas }, () => this.self.name) });
+    const checked = parseNamespace({ name, nodes: Array.from({ length: replicas }, () => this.self.name) });
     if (checked === null) throw new ClusterError('invalid', `namespace ${JSON.stringify(name)}: a name of 1-64 letters, digits, '_', '.', '-' and an odd number of replicas from 1 to ${replicaCountMax}`);
     if (this.#namespaces.has(name) || this.#hooks.hasLocalNamespace(name)) throw new ClusterError('namespace_exists', `namespace ${name} exists`);
     if (this.#namespaces.size >= clusterNamespacesMax) throw new ClusterError('invalid', `a cluster holds at most ${clusterNamespacesMax} namespaces`);
     const candidates = nodes === undefined || nodes.length === 0 ? [...this.#members.keys()].sort() : [...nodes];
     for (const node of candidates) if (!this.#members.has(node)) throw new ClusterError('unknown_node', `${node} is not a member of the cluster`);
     const offset = nodes === undefined || nodes.length === 0 ? this.#namespaces.size % candidates.length : 0;
-    const placement = Array.from({ length: replicas }, (_, i) => candidates[(offset + i) % candidates.length] as string);
-    const namespace: ClusterNamespace = { name, placement };
+    const placed = Array.from({ length: replicas }, (_, i) => candidates[(offset + i) % candidates.length] as string);
+    const namespace: ClusterNamespace = { name, nodes: placed };
     await this.#addNamespace(namespace, 'fresh');
     this.#persist();
     for (const member of this.#members.keys()) if (member !== this.self.name) this.#sendTo(member, { type: 'namespace_created', namespace });
@@ -225,7 +215,7 @@ export class Cluster {
     if (!this.#global.has(actor)) return undefined;
     const slash = actor.lastIndexOf('/r');
     const namespace = this.#namespaces.get(actor.slice(0, slash));
-    return namespace?.placement[Number(actor.slice(slash + 2))];
+    return namespace?.nodes[Number(actor.slice(slash + 2))];
   }
 
   #addMember(member: ClusterMember): boolean {
@@ -259,7 +249,7 @@ export class Cluster {
     }
     this.#namespaces.set(namespace.name, namespace);
     const remote: [ActorId, string][] = [];
-    namespace.placement.forEach((node, index) => {
+    namespace.nodes.forEach((node, index) => {
       const id = replicaId(namespace.name, index);
       this.#global.add(id);
       if (node !== this.self.name) remote.push([id, nodeThread(node)]);

@@ -12,6 +12,7 @@
 
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { at, FieldReader, type Fields } from '../base/fields.ts';
 
 export type ClusterMember = {
   readonly name: string;
@@ -30,7 +31,7 @@ export type ClusterMember = {
 export type ClusterNamespace = {
   readonly name: string;
   /** The node hosting replica i, for each replica index i. */
-  readonly placement: readonly string[];
+  readonly nodes: readonly string[];
 };
 
 export type ClusterRecord = {
@@ -42,68 +43,123 @@ export type ClusterRecord = {
 
 export const recordFileName = 'cluster.json';
 
-const nodeNamePattern = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
-const namespaceNamePattern = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
-const addressPattern = /^[^\s]{1,1024}$/;
+/** Members of a cluster, and namespaces placed across it (each local replica is a worker). */
+export const membersMax = 64;
+export const clusterNamespacesMax = 64;
+/** Replicas a namespace may have: an odd number from 1 to 9 (2f+1). */
+export const replicaCountMax = 9;
+
+const namePattern = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+const nameLengthMax = 64;
+const addressLengthMax = 1024;
 
 export function isNodeName(value: unknown): value is string {
-  return typeof value === 'string' && nodeNamePattern.test(value);
+  return typeof value === 'string' && namePattern.test(value);
 }
 
-function isAddressOrNull(value: unknown): value is string | null {
-  return value === null || (typeof value === 'string' && addressPattern.test(value));
+/** A refusal by one of the readers below; each entry point turns it into its own answer. */
+class RecordError extends Error {}
+
+const reader = new FieldReader((message) => {
+  throw new RecordError(message);
+});
+
+/** A node or namespace name: length first, then the pattern. */
+function readName(value: unknown, label: string): string {
+  const name = reader.stringValue(value, label, 1, nameLengthMax);
+  if (!namePattern.test(name)) return reader.fail(`${label} must be letters, digits, '_', '.', '-' (not starting with one of the last three)`);
+  return name;
+}
+
+/** host:port as the links and servers report it: no whitespace, at most 1024 characters. */
+function readAddress(value: unknown, label: string): string {
+  const address = reader.stringValue(value, label, 1, addressLengthMax);
+  if (/\s/.test(address)) return reader.fail(`${label} must not contain whitespace`);
+  return address;
+}
+
+function readAddressOrNull(fields: Fields, key: string, label: string): string | null {
+  const value = reader.optional(fields, key) ?? null;
+  return value === null ? null : readAddress(value, at(label, key));
+}
+
+function readMember(value: unknown, label: string): ClusterMember {
+  const fields = reader.record(value, label);
+  const incarnation = reader.optional(fields, 'incarnation');
+  return {
+    name: readName(reader.required(fields, 'name', label), at(label, 'name')),
+    clusterAddress: readAddress(reader.required(fields, 'clusterAddress', label), at(label, 'clusterAddress')),
+    clientAddress: readAddressOrNull(fields, 'clientAddress', label),
+    adminAddress: readAddressOrNull(fields, 'adminAddress', label),
+    incarnation: incarnation === undefined ? 0 : reader.counterValue(incarnation, at(label, 'incarnation')),
+  };
+}
+
+function readNamespace(value: unknown, label: string): ClusterNamespace {
+  const fields = reader.record(value, label);
+  const name = readName(reader.required(fields, 'name', label), at(label, 'name'));
+  // Records and peers from before the rename call the node list `placement`.
+  const key = Object.hasOwn(fields, 'nodes') || !Object.hasOwn(fields, 'placement') ? 'nodes' : 'placement';
+  const list = reader.array(fields, key, label, replicaCountMax);
+  if (list.length === 0 || list.length % 2 === 0) return reader.fail(`${at(label, key)} must list an odd number of nodes from 1 to ${replicaCountMax}`);
+  return { name, nodes: list.map((node, index) => readName(node, `${at(label, key)}[${index}]`)) };
+}
+
+function readRecord(value: unknown): ClusterRecord {
+  const fields = reader.record(value, 'the record');
+  reader.integer(fields, 'version', '', 1, 1);
+  const self = readName(reader.required(fields, 'self', ''), 'self');
+  const members = reader.array(fields, 'members', '', membersMax).map((member, index) => readMember(member, `members[${index}]`));
+  const namespaces = reader.array(fields, 'namespaces', '', clusterNamespacesMax).map((namespace, index) => readNamespace(namespace, `namespaces[${index}]`));
+  return { version: 1, self, members, namespaces };
+}
+
+/** Runs a reader; a refusal becomes null (peers' messages are counted and dropped). */
+function orNull<T>(read: () => T): T | null {
+  try {
+    return read();
+  } catch (error) {
+    if (error instanceof RecordError) return null;
+    throw error;
+  }
 }
 
 /** A member from untrusted data (a file, a peer), or null. */
 export function parseMember(value: unknown): ClusterMember | null {
-  if (typeof value !== 'object' || value === null) return null;
-  const v = value as Record<string, unknown>;
-  if (!isNodeName(v['name']) || typeof v['clusterAddress'] !== 'string' || !addressPattern.test(v['clusterAddress'])) return null;
-  const clientAddress = v['clientAddress'] ?? null;
-  const adminAddress = v['adminAddress'] ?? null;
-  const incarnation = v['incarnation'] ?? 0;
-  if (!isAddressOrNull(clientAddress) || !isAddressOrNull(adminAddress)) return null;
-  if (typeof incarnation !== 'number' || !Number.isSafeInteger(incarnation) || incarnation < 0) return null;
-  return { name: v['name'], clusterAddress: v['clusterAddress'], clientAddress, adminAddress, incarnation };
+  return orNull(() => readMember(value, 'member'));
 }
 
-/** Replicas a namespace may have: an odd number from 1 to 9 (2f+1). */
-export const replicaCountMax = 9;
-
-/** A namespace from untrusted data, or null. */
+/** A namespace from untrusted data (its node list under `nodes`, or the older `placement`), or null. */
 export function parseNamespace(value: unknown): ClusterNamespace | null {
-  if (typeof value !== 'object' || value === null) return null;
-  const v = value as Record<string, unknown>;
-  const placement = v['placement'];
-  if (typeof v['name'] !== 'string' || !namespaceNamePattern.test(v['name'])) return null;
-  if (!Array.isArray(placement) || placement.length < 1 || placement.length > replicaCountMax || placement.length % 2 === 0) return null;
-  if (!placement.every((node) => isNodeName(node))) return null;
-  return { name: v['name'], placement: placement as string[] };
+  return orNull(() => readNamespace(value, 'namespace'));
 }
 
-/** Reads the record, null when there is none yet; throws an Error naming the file when it is unreadable. */
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** Reads the record, null when there is none yet; throws an Error naming the file (and the field) when it is unreadable. */
 export function loadRecord(dataDir: string): ClusterRecord | null {
   const file = join(dataDir, recordFileName);
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw new Error(`cannot read ${file}: ${(error as Error).message}`);
+    if (error instanceof Error && 'code' in error && error.code === 'ENOENT') return null;
+    throw new Error(`cannot read ${file}: ${messageOf(error)}`);
   }
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch (error) {
-    throw new Error(`${file} is not JSON: ${(error as Error).message}`);
+    throw new Error(`${file} is not JSON: ${messageOf(error)}`);
   }
-  const v = (typeof value === 'object' && value !== null ? value : {}) as Record<string, unknown>;
-  const members = Array.isArray(v['members']) ? v['members'].map(parseMember) : null;
-  const namespaces = Array.isArray(v['namespaces']) ? v['namespaces'].map(parseNamespace) : null;
-  if (v['version'] !== 1 || !isNodeName(v['self']) || members === null || namespaces === null || members.includes(null) || namespaces.includes(null)) {
-    throw new Error(`${file} is not a haret cluster record (version 1)`);
+  try {
+    return readRecord(value);
+  } catch (error) {
+    if (error instanceof RecordError) throw new Error(`${file} is not a haret cluster record (version 1): ${error.message}`);
+    throw error;
   }
-  return { version: 1, self: v['self'], members: members as ClusterMember[], namespaces: namespaces as ClusterNamespace[] };
 }
 
 /** Replaces the record atomically (write, then rename). */

@@ -8,7 +8,8 @@
  *   mailbox is sized for that many, so no call is ever dropped by it;
  * - while the proxy restarts (its worker died), new calls wait here and are sent as soon as it
  *   is back (~250 ms); calls it had when it died settle `proxy_restarted` (they may have run);
- *   if the supervisor gives up on it, everything settles `unavailable`;
+ * - while the supervisor has given up on it (past its restart limit, until the restart after
+ *   the cool-down brings it back), every call settles `unavailable` at once, without waiting;
  * - `stopped` when the node stops;
  * - `timeout` at a backstop deadline (checked by one sweep timer, not a timer per call, so a
  *   million calls in flight cost no timers).
@@ -16,6 +17,8 @@
 
 import type { Actor, ActorContext } from '../../runtime/actor.ts';
 import type { ActorId, Envelope } from '../../runtime/envelope.ts';
+import type { SystemEvent } from '../../runtime/system.ts';
+import { assertNever } from '../base/assert.ts';
 import type { ProxyCall, ProxyOutcome, ProxyResult } from '../../actors/messages.ts';
 import type { TreeOp } from '../tree/ops.ts';
 import { HaretError } from '../client/errors.ts';
@@ -36,6 +39,8 @@ export type ProxyState = 'up' | 'down' | 'failed';
 export class Endpoint {
   readonly id: ActorId;
   readonly #proxy: ActorId;
+  /** The proxy's worker, or null when the proxy runs on the main thread. */
+  readonly #proxyWorker: string | null;
   readonly #deadlineMs: number;
   readonly #callsMax: number;
   /** Calls not settled yet, in call order (sent, or held while the proxy is down). */
@@ -47,9 +52,10 @@ export class Endpoint {
   #proxyState: ProxyState = 'up';
   readonly counters = { calls: 0, overloaded: 0, held: 0, proxyRestarted: 0, unavailable: 0, timeouts: 0 };
 
-  constructor(id: ActorId, proxy: ActorId, deadlineMs: number, callsInFlightMax: number) {
+  constructor(id: ActorId, proxy: ActorId, proxyWorker: string | null, deadlineMs: number, callsInFlightMax: number) {
     this.id = id;
     this.#proxy = proxy;
+    this.#proxyWorker = proxyWorker;
     this.#deadlineMs = deadlineMs;
     this.#callsMax = callsInFlightMax;
   }
@@ -107,14 +113,17 @@ export class Endpoint {
     }
   }
 
-  /** The proxy runs again: the calls that waited for it go now, in call order. */
+  /**
+   * The proxy runs again, after a restart or after the cool-down that follows a failure: the
+   * calls that waited for it go now, in call order (after a failure none waited).
+   */
   proxyUp(): void {
-    if (this.#proxyState !== 'down') return;
+    if (this.#proxyState === 'up') return;
     this.#proxyState = 'up';
     for (const [callId, call] of this.#pending) if (!call.sent) this.#send(callId);
   }
 
-  /** The supervisor gave up on the proxy: every call settles `unavailable`, and so will later ones. */
+  /** The supervisor gave up on the proxy: every call settles `unavailable`, and so will later ones until it is back. */
   proxyFailed(): void {
     this.proxyDown();
     this.#proxyState = 'failed';
@@ -123,6 +132,35 @@ export class Endpoint {
       call.reject(unavailable());
     }
     this.#pending.clear();
+  }
+
+  /**
+   * The runtime's supervision events about the proxy (its worker's, or its own on the main
+   * thread): a death holds new calls, a restart releases them, a failure fails them at once.
+   */
+  onSystemEvent(event: SystemEvent): void {
+    switch (event.type) {
+      case 'worker_exited':
+        if (!event.exit.requested && event.worker === this.#proxyWorker) this.proxyDown();
+        return;
+      case 'worker_restarted':
+        if (event.worker === this.#proxyWorker) this.proxyUp();
+        return;
+      case 'worker_failed':
+        if (event.worker === this.#proxyWorker) this.proxyFailed();
+        return;
+      case 'host_actor_crashed':
+        if (event.actor === this.#proxy) this.proxyDown();
+        return;
+      case 'host_actor_restarted':
+        if (event.actor === this.#proxy) this.proxyUp();
+        return;
+      case 'host_actor_failed':
+        if (event.actor === this.#proxy) this.proxyFailed();
+        return;
+      default:
+        assertNever(event, 'system event');
+    }
   }
 
   /** The node stops: every call settles `stopped`. */
@@ -179,5 +217,5 @@ export class Endpoint {
 }
 
 function unavailable(): HaretError {
-  return new HaretError('unavailable', 'the client proxy failed and the supervisor gave up restarting it; the call was not sent', false);
+  return new HaretError('unavailable', 'the client proxy failed past its restart limit and waits out a cool-down before its next restart; the call was not sent', false);
 }

@@ -4,30 +4,30 @@
  * the client proxy and the timer service run as actors on worker threads.
  */
 
-import { ActorSystem, type HostActorSpec, type SystemEvent, type WorkerReport } from '../../runtime/system.ts';
-import { frameBytesFor } from '../api/wire.ts';
-import { AdminServer } from '../net/admin.ts';
-import { ClientApiServer } from '../net/server.ts';
-import { primaryOf } from '../vr/config.ts';
-import type { ClientAnswer } from '../vr/messages.ts';
+import { ActorSystem, type HostActorSpec, type WorkerReport } from '../../runtime/system.ts';
 import type { ActorStatus } from '../../runtime/actor.ts';
 import type { InjectedFault } from '../../runtime/protocol.ts';
-import type { ReplicaStatusView } from '../../actors/replica.ts';
+import { clientApiActor, type ClientApiSink } from '../../actors/client_api.ts';
+import { clusterRelayActor, type ClusterSink } from '../../actors/cluster_relay.ts';
+import type { ProxyAddNamespace, TimerSubscribe } from '../../actors/messages.ts';
+import type { ReplicaInit, ReplicaStatusView } from '../../actors/replica.ts';
+import type { TimerInit, TimerResume } from '../../actors/timer.ts';
+import type { ProxyInit } from '../../actors/client_proxy.ts';
+import { frameBytesFor } from '../api/wire.ts';
+import { primaryOf } from '../vr/config.ts';
 import { NamespaceClient } from '../client/namespace_client.ts';
-import { Endpoint } from './endpoint.ts';
 import { HaretError } from '../client/errors.ts';
-import { resolveOptions, servedTreeLimits, type NodeOptions, type ResolvedOptions } from './options.ts';
-import { buildLayout, clusterReplicaWorker, endpointId, netId, proxyId, replicaId, restartInit, timerId, type Layout } from './placement.ts';
-import { randomInt } from 'node:crypto';
+import { AdminServer } from '../net/admin.ts';
+import { ClientApiServer } from '../net/server.ts';
 import { ClusterLinks } from '../net/cluster_link.ts';
 import { formatAddress } from '../net/address.ts';
+import { Endpoint } from './endpoint.ts';
+import { resolveNamespace, resolveOptions, servedTreeLimits, type NodeOptions, type ResolvedNamespace, type ResolvedOptions } from './options.ts';
+import { buildLayout, clusterReplicaWorker, endpointId, netId, proxyId, replicaId, restartInit, timerId, type Layout } from './layout.ts';
 import { Cluster, clusterActorId, remoteThreadOf, type ClusterStatus, type ReplicaStart } from './cluster.ts';
-import { loadRecord, type ClusterNamespace } from './cluster_store.ts';
-import { resolveNamespace, type ResolvedNamespace } from './options.ts';
-import type { ReplicaInit } from '../../actors/replica.ts';
-import type { ProxyAddNamespace, TimerSubscribe } from '../../actors/messages.ts';
-import type { TimerInit } from '../../actors/timer.ts';
-import type { ProxyInit } from '../../actors/client_proxy.ts';
+import { loadRecord, type ClusterNamespace, type ClusterRecord } from './cluster_store.ts';
+import { Slot } from './slot.ts';
+import { randomInt } from 'node:crypto';
 
 export type ActorReport = {
   readonly actor: string;
@@ -37,6 +37,8 @@ export type ActorReport = {
   readonly restarts: number;
   /** Why the supervisor gave up on the worker, if it did. */
   readonly failure: string | null;
+  /** When (epoch ms) a failed worker is started afresh after its cool-down; null otherwise. */
+  readonly retryAt: number | null;
   /** Replicas: primary or backup; otherwise the actor's kind. */
   readonly role: string | null;
   readonly ns: string | null;
@@ -54,7 +56,7 @@ export type ActorReport = {
 function actorReport(
   actor: string,
   worker: string,
-  supervision: { readonly state: WorkerReport['state']; readonly restarts: number; readonly failure: string | null },
+  supervision: { readonly state: WorkerReport['state']; readonly restarts: number; readonly failure: string | null; readonly retryAt: number | null },
   live: ActorStatus | null,
 ): ActorReport {
   const view = (live?.status ?? null) as (Partial<ReplicaStatusView> & { role?: string }) | null;
@@ -64,6 +66,7 @@ function actorReport(
     state: supervision.state,
     restarts: supervision.restarts,
     failure: supervision.failure,
+    retryAt: supervision.retryAt,
     role: view?.role ?? null,
     ns: view?.ns ?? null,
     status: view?.status ?? null,
@@ -76,7 +79,25 @@ function actorReport(
   };
 }
 
-export type NodeStatus = { readonly actors: readonly ActorReport[]; readonly workers: readonly WorkerReport[] };
+export type NodeStatus = {
+  readonly actors: readonly ActorReport[];
+  readonly workers: readonly WorkerReport[];
+  /**
+   * False while the supervisor has given up on the proxy, the timer or one of this node's
+   * replicas (past its restart limit, until its restart after the cool-down): the node is
+   * up but not whole, and `problems` says what is missing.
+   */
+  readonly serving: boolean;
+  /** One line per failed actor, e.g. `timer failed: <reason>; restarts after the cool-down`. */
+  readonly problems: readonly string[];
+};
+
+/** What a failed actor means for the node, in one line. */
+function failureProblem(actor: ActorReport, nowMs: number): string {
+  const what = actor.actor === proxyId ? 'proxy' : actor.actor === timerId ? 'timer' : `replica ${actor.actor}`;
+  const when = actor.retryAt === null ? '' : ` (in ${Math.max(0, Math.ceil((actor.retryAt - nowMs) / 1000))} s)`;
+  return `${what} failed: ${actor.failure ?? 'no reason recorded'}; restarts after the cool-down${when}`;
+}
 
 /** A node's view of its cluster, and the two operations that change it. */
 export type ClusterApi = {
@@ -130,6 +151,7 @@ export class HaretNode {
 
   /** Called by `startNode` once the links listen and the admin API (if any) has its address. */
   attachCluster(links: ClusterLinks, cluster: Cluster): void {
+    if (this.#links !== null) throw new Error('the cluster is attached twice');
     this.#links = links;
     this.#cluster = cluster;
   }
@@ -140,10 +162,10 @@ export class HaretNode {
    * the proxy starts with what it was told (updateInit).
    */
   async startClusterNamespace(namespace: ClusterNamespace, start: ReplicaStart): Promise<void> {
-    const resolved = resolveNamespace({ name: namespace.name, replicas: namespace.placement.length, ...(this.options.cluster?.namespaceConfig === undefined ? {} : { config: this.options.cluster.namespaceConfig }) });
-    const replicas = namespace.placement.map((_, index) => replicaId(namespace.name, index));
+    const resolved = resolveNamespace({ name: namespace.name, replicas: namespace.nodes.length, ...(this.options.cluster?.namespaceConfig === undefined ? {} : { config: this.options.cluster.namespaceConfig }) });
+    const replicas = namespace.nodes.map((_, index) => replicaId(namespace.name, index));
     const self = this.options.name;
-    for (const [index, node] of namespace.placement.entries()) {
+    for (const [index, node] of namespace.nodes.entries()) {
       if (node !== self) continue;
       const init: ReplicaInit = {
         ns: namespace.name,
@@ -176,6 +198,7 @@ export class HaretNode {
 
   /** Called by `startNode` once the admin API listens. */
   attachAdmin(admin: AdminServer): void {
+    if (this.#admin !== null) throw new Error('the admin API is attached twice');
     this.#admin = admin;
   }
 
@@ -201,7 +224,7 @@ export class HaretNode {
     return client;
   }
 
-  /** Every actor with its supervision state and protocol position. */
+  /** Every actor with its supervision state and protocol position, and whether the node serves. */
   async status(): Promise<NodeStatus> {
     const workers = await this.#system.status();
     const actors: ActorReport[] = [];
@@ -218,8 +241,10 @@ export class HaretNode {
     }
     // The main thread's own actors (the API endpoint, the TCP server, the cluster): not
     // supervised (they live and die with the process), reported with their counters.
-    for (const [id, status] of live) actors.push(actorReport(id, 'host', { state: 'running', restarts: 0, failure: null }, status));
-    return { actors, workers };
+    for (const [id, status] of live) actors.push(actorReport(id, 'host', { state: 'running', restarts: 0, failure: null, retryAt: null }, status));
+    const now = Date.now();
+    const problems = actors.filter((actor) => actor.state === 'failed').map((actor) => failureProblem(actor, now));
+    return { actors, workers, serving: problems.length === 0, problems };
   }
 
   /**
@@ -233,7 +258,7 @@ export class HaretNode {
     if (placed !== undefined) {
       let view: number | null = null;
       for (const actor of actors) if (actor.ns === namespace && actor.status === 'normal' && actor.view !== null) view = Math.max(view ?? 0, actor.view);
-      return view === null ? null : primaryOf(view, { replicaCount: placed.placement.length });
+      return view === null ? null : primaryOf(view, { replicaCount: placed.nodes.length });
     }
     let best: ActorReport | null = null;
     for (const actor of actors) {
@@ -254,7 +279,7 @@ export class HaretNode {
     terminate: (actor: string): Promise<void> => this.#system.terminate(this.#workerOf(actor)),
     /** Makes the worker fail from inside an actor's handler: throw, process.exit, or out of memory. */
     inject: (actor: string, fault: InjectedFault): Promise<void> => this.#system.injectFault(this.#workerOf(actor), fault),
-    /** Makes an actor on the main thread (the proxy with proxyPlacement host) throw inside its next handler call. */
+    /** Makes an actor on the main thread (the proxy with proxyThread host) throw inside its next handler call. */
     crashHostActor: (actor: string): void => this.#system.crashHostActor(actor),
     /** Delivers an arbitrary message to an actor as if a peer sent it (bad-input drills). */
     sendRaw: (to: string, msg: unknown, from = 'host/api'): void => this.#system.send({ from, to, msg }),
@@ -281,35 +306,6 @@ export class HaretNode {
     return this.#stopping;
   }
 
-  /** Called by the system's event hook. */
-  onSystemEvent(event: SystemEvent): void {
-    const proxyThread = this.#system.threadOf(proxyId);
-    switch (event.type) {
-      case 'worker_exited':
-        if (!event.exit.requested && event.worker === proxyThread) this.#endpoint.proxyDown();
-        return;
-      case 'worker_restarted':
-        if (event.worker === proxyThread) this.#endpoint.proxyUp();
-        return;
-      case 'worker_failed':
-        if (event.worker === proxyThread) this.#endpoint.proxyFailed();
-        return;
-      case 'host_actor_crashed':
-        if (event.actor === proxyId) this.#endpoint.proxyDown();
-        return;
-      case 'host_actor_restarted':
-        if (event.actor === proxyId) this.#endpoint.proxyUp();
-        return;
-      case 'host_actor_failed':
-        if (event.actor === proxyId) this.#endpoint.proxyFailed();
-        return;
-      default: {
-        const never: never = event;
-        void never;
-      }
-    }
-  }
-
   #workerOf(actor: string): string {
     const worker = this.#system.threadOf(actor);
     if (worker === undefined || worker === 'host') throw new RangeError(`no worker hosts ${actor}`);
@@ -321,37 +317,62 @@ export class HaretNode {
   }
 }
 
-/** Starts a node; resolves once every actor is running. Options are validated first (RangeError). */
-export async function startNode(options: NodeOptions = {}): Promise<HaretNode> {
-  const resolved = resolveOptions(options);
-  const endpoint = new Endpoint(endpointId, proxyId, resolved.callDeadlineMs, resolved.callsInFlightMax);
-  let node: HaretNode | null = null;
-  const layout = buildLayout(resolved);
-  // The TCP client API's actor: replicas route answers to it like to any client's sender.
-  let clientApi: ClientApiServer | null = null;
-  const hostActors: HostActorSpec[] = [{ id: endpointId, factory: endpoint.factory, init: null }];
-  if (resolved.clientApi !== undefined) {
-    hostActors.push({
-      id: netId,
-      factory: () => ({
-        receive: (batch) => {
-          for (const envelope of batch) clientApi?.onAnswer(envelope.from, envelope.msg as ClientAnswer);
-        },
-        status: () => ({ role: 'client_api', ...clientApi?.counters }),
-      }),
-      init: null,
-    });
+/**
+ * The objects on the main thread that its actors hand envelopes to but that can only be made
+ * once the actor system runs (they send through it): the TCP client API server and the
+ * cluster. Each actor gets a sink reading its slot; `startNode` binds the slot once the
+ * object exists (src/node/slot.ts).
+ */
+type LateObjects = { readonly clientApi: Slot<ClientApiServer>; readonly cluster: Slot<Cluster> };
+
+/** `host/net`'s view of the TCP server. Only the server sends as `host/net`, so no answer can come before it exists. */
+function clientApiSink(slot: Slot<ClientApiServer>): ClientApiSink {
+  return {
+    onAnswer: (from, answer) => slot.current?.onAnswer(from, answer),
+    counters: () => slot.current?.counters ?? {},
+  };
+}
+
+/**
+ * `host/cluster`'s view of the cluster. Its messages come from other nodes through the
+ * cluster's own links, so none can come before it exists; a status asked for meanwhile (the
+ * admin API listens first) says only the role.
+ */
+function clusterSink(slot: Slot<Cluster>): ClusterSink {
+  return {
+    receive: (batch) => slot.current?.receive(batch),
+    actorStatus: () => slot.current?.actorStatus() ?? { role: 'cluster' },
+  };
+}
+
+/** Awaits one start-up step; if it fails, stops what the earlier steps started and rethrows. */
+async function orCleanUp<T>(step: () => Promise<T>, cleanUp: () => Promise<void>): Promise<T> {
+  try {
+    return await step();
+  } catch (error) {
+    await cleanUp();
+    throw error;
   }
-  let cluster: Cluster | null = null;
-  if (resolved.cluster !== undefined) hostActors.push({
-      id: clusterActorId,
-      // The cluster is made once the links listen; nothing can reach this actor before that.
-      factory: () => ({ receive: (batch) => (cluster as Cluster | null)?.receive(batch), status: () => (cluster as Cluster | null)?.actorStatus() ?? { role: 'cluster' } }),
-      init: null,
-    });
+}
+
+/** The cluster record in the data directory, or null; refuses another node's. */
+function ownRecord(resolved: ResolvedOptions): ClusterRecord | null {
   const record = resolved.dataDir === undefined ? null : loadRecord(resolved.dataDir);
   if (record !== null && record.self !== resolved.name) throw new RangeError(`${resolved.dataDir} holds the record of node ${record.self}, not ${resolved.name}`);
-  const system = await ActorSystem.start({
+  return record;
+}
+
+/**
+ * Step 1: every actor. The workers (replicas, proxy, timer) and the main thread's actors: the
+ * API endpoint, and the relays to the TCP server and the cluster when the node has them. The
+ * timer starts paused; the endpoint follows the proxy's supervision events from here on.
+ */
+function startActors(resolved: ResolvedOptions, layout: Layout, endpoint: Endpoint, late: LateObjects): Promise<ActorSystem> {
+  const hostActors: HostActorSpec[] = [{ id: endpointId, factory: endpoint.factory, init: null }];
+  // Replicas route answers to the TCP server's actor like to any client's sender.
+  if (resolved.clientApi !== undefined) hostActors.push({ id: netId, factory: clientApiActor(clientApiSink(late.clientApi)), init: null });
+  if (resolved.cluster !== undefined) hostActors.push({ id: clusterActorId, factory: clusterRelayActor(clusterSink(late.cluster)), init: null });
+  return ActorSystem.start({
     workers: layout.workers,
     resolveRemote: remoteThreadOf,
     hostActors,
@@ -361,40 +382,61 @@ export async function startNode(options: NodeOptions = {}): Promise<HaretNode> {
     supervisor: resolved.supervisor,
     controlTimeoutMs: resolved.controlTimeoutMs,
     restartInit,
-    onEvent: (event) => node?.onSystemEvent(event),
+    onEvent: (event) => endpoint.onSystemEvent(event),
   });
-  if (resolved.clientApi !== undefined) {
-    try {
-      clientApi = await ClientApiServer.start(
-        {
-          nodeName: resolved.name,
-          namespaces: resolved.namespaces.map((ns) => ({ name: ns.name, replicas: Array.from({ length: ns.config.replicaCount }, (_, i) => replicaId(ns.name, i)), limits: ns.config.treeLimits })),
-          // Frames fit a request of any namespace this node may serve, cluster ones included.
-          frameBytesMax: frameBytesFor(servedTreeLimits(resolved)),
-          // A node that restores cluster namespaces welcomes clients once it serves them.
-          ready: record === null,
-          send: (to, request) => system.send({ from: netId, to, msg: request }),
-          ...(resolved.cluster === undefined ? {} : { locate: (replica: string) => (cluster as Cluster | null)?.locate(replica) ?? { reachable: true, clientAddress: null } }),
-        },
-        resolved.clientApi,
-      );
-    } catch (error) {
-      await system.stop();
-      throw error;
-    }
-  }
-  node = new HaretNode(resolved, system, endpoint, clientApi, layout);
-  const started = node;
-  try {
-    if (resolved.adminApi !== undefined) node.attachAdmin(await AdminServer.start(node, resolved.adminApi));
-    if (resolved.cluster !== undefined) {
-      const links = await ClusterLinks.start(
-        { nodeName: resolved.name, ...(resolved.cluster.host === undefined ? {} : { host: resolved.cluster.host }), ...(resolved.cluster.port === undefined ? {} : { port: resolved.cluster.port }) },
-        { onEnvelopes: (from, batch) => cluster?.onLinkEnvelopes(from, batch) },
-      );
-      const clientAddress = node.clientApiAddress;
-      const adminAddress = node.adminApiAddress;
-      cluster = new Cluster(
+}
+
+/** Step 2: the TCP client API, listening; it holds hellos until `ready()` when a record is being restored. */
+async function startClientApi(
+  resolved: ResolvedOptions,
+  listen: NonNullable<ResolvedOptions['clientApi']>,
+  system: ActorSystem,
+  record: ClusterRecord | null,
+  late: LateObjects,
+): Promise<ClientApiServer> {
+  const server = await ClientApiServer.start(
+    {
+      nodeName: resolved.name,
+      namespaces: resolved.namespaces.map((ns) => ({ name: ns.name, replicas: Array.from({ length: ns.config.replicaCount }, (_, i) => replicaId(ns.name, i)), limits: ns.config.treeLimits })),
+      // Frames fit a request of any namespace this node may serve, cluster ones included.
+      frameBytesMax: frameBytesFor(servedTreeLimits(resolved)),
+      // A node that restores cluster namespaces welcomes clients once it serves them.
+      ready: record === null,
+      send: (to, request) => system.send({ from: netId, to, msg: request }),
+      // Clients may call while the links start: until the cluster exists, every replica the
+      // node serves is its own.
+      ...(resolved.cluster === undefined ? {} : { locate: (replica: string) => late.cluster.current?.locate(replica) ?? { reachable: true, clientAddress: null } }),
+    },
+    listen,
+  );
+  late.clientApi.bind(server);
+  return server;
+}
+
+/**
+ * Step 3: the cluster links and membership, made once the node's client and admin addresses
+ * are known (its member record carries them); a restored record starts this node's replicas
+ * recovering.
+ */
+async function startCluster(
+  resolved: ResolvedOptions,
+  options: NonNullable<ResolvedOptions['cluster']>,
+  node: HaretNode,
+  system: ActorSystem,
+  record: ClusterRecord | null,
+  late: LateObjects,
+): Promise<Cluster> {
+  const links = await ClusterLinks.start(
+    { nodeName: resolved.name, ...(options.host === undefined ? {} : { host: options.host }), ...(options.port === undefined ? {} : { port: options.port }) },
+    // A link delivers only after its handshake, a later event-loop turn than the one in which
+    // the links listen and the cluster is bound below: nothing is dropped here in practice.
+    { onEnvelopes: (from, batch) => late.cluster.current?.onLinkEnvelopes(from, batch) },
+  );
+  const clientAddress = node.clientApiAddress;
+  const adminAddress = node.adminApiAddress;
+  const cluster = await orCleanUp(
+    async () =>
+      new Cluster(
         {
           name: resolved.name,
           clusterAddress: formatAddress(links.address()),
@@ -406,33 +448,53 @@ export async function startNode(options: NodeOptions = {}): Promise<HaretNode> {
         {
           receive: (batch) => system.receiveRemote(batch),
           send: (envelope) => system.send(envelope),
-          isLocal: (actor) => { const thread = system.threadOf(actor); return thread !== undefined && !thread.startsWith('node:'); },
+          isLocal: (actor) => {
+            const thread = system.threadOf(actor);
+            return thread !== undefined && !thread.startsWith('node:');
+          },
           addRemoteRoutes: (entries) => system.addRemoteRoutes(entries),
           setLink: (thread, sink) => system.setLink(thread, sink),
           hasLocalNamespace: (name) => resolved.namespaces.some((ns) => ns.name === name),
-          startNamespace: (namespace, start) => started.startClusterNamespace(namespace, start),
+          startNamespace: (namespace, start) => node.startClusterNamespace(namespace, start),
         },
         resolved.dataDir ?? null,
         system.logger,
-      );
-      node.attachCluster(links, cluster);
-      if (record !== null) await cluster.restore(record);
-    }
-  } catch (error) {
-    await node.stop();
-    throw error;
-  }
+      ),
+    () => links.close(),
+  );
+  late.cluster.bind(cluster);
+  // From here the node closes the links when it stops.
+  node.attachCluster(links, cluster);
+  if (record !== null) await cluster.restore(record);
+  return cluster;
+}
+
+/** Starts a node; resolves once every actor is running. Options are validated first (RangeError). */
+export async function startNode(options: NodeOptions = {}): Promise<HaretNode> {
+  const resolved = resolveOptions(options);
+  const record = ownRecord(resolved);
+  const layout = buildLayout(resolved);
+  const endpoint = new Endpoint(endpointId, proxyId, layout.proxyWorker, resolved.callDeadlineMs, resolved.callsInFlightMax);
+  const late: LateObjects = { clientApi: new Slot('the TCP client API server'), cluster: new Slot('the cluster') };
+  const system = await startActors(resolved, layout, endpoint, late);
+  const listen = resolved.clientApi;
+  const clientApi = listen === undefined ? null : await orCleanUp(() => startClientApi(resolved, listen, system, record, late), () => system.stop());
+  const node = new HaretNode(resolved, system, endpoint, clientApi, layout);
+  const clusterOptions = resolved.cluster;
+  const cluster = await orCleanUp(async () => {
+    if (resolved.adminApi !== undefined) node.attachAdmin(await AdminServer.start(node, resolved.adminApi));
+    return clusterOptions === undefined ? null : startCluster(resolved, clusterOptions, node, system, record, late);
+  }, () => node.stop());
   // Every actor exists now: time may start (see TimerInit.paused).
-  system.send({ from: endpointId, to: timerId, msg: { type: 'resume' }, control: true });
+  const resume: TimerResume = { type: 'resume' };
+  system.send({ from: endpointId, to: timerId, msg: resume, control: true });
   // Clients held since their hello are welcomed now, with every namespace the node serves.
   clientApi?.ready();
-  for (const address of resolved.cluster?.join ?? []) {
-    try {
-      await (cluster as Cluster | null)?.join(address);
-    } catch (error) {
-      await node.stop();
-      throw error;
-    }
+  if (cluster !== null) {
+    const joins = clusterOptions?.join ?? [];
+    await orCleanUp(async () => {
+      for (const address of joins) await cluster.join(address);
+    }, () => node.stop());
   }
   return node;
 }

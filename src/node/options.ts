@@ -18,26 +18,28 @@ export type NamespaceOptions = {
 };
 
 /**
- * Where actors run. `actor_per_worker` (the default): every replica, the proxy and the timer in
- * a worker of its own. `shared`: replica i of every namespace shares worker i, so a node with
- * many namespaces needs only 2f+1 replica workers; actor code is the same either way.
+ * How replicas are spread over worker threads. `actor_per_worker` (the default): every
+ * replica, the proxy and the timer in a worker of its own. `shared`: replica i of every
+ * namespace shares worker i, so a node with many namespaces needs only 2f+1 replica workers;
+ * actor code is the same either way.
  */
-export type Placement = 'actor_per_worker' | 'shared';
+export type WorkerLayout = 'actor_per_worker' | 'shared';
 
 /**
- * Where the client proxy runs: in a worker of its own (the default, DESIGN.md), or on the main
- * thread beside the API, which saves two thread hops per request (each ~35 µs on the 2-core
- * development VM) at the cost of running session logic on the embedding application's thread.
+ * Which thread runs the client proxy: a worker of its own (the default, DESIGN.md), or the
+ * main thread beside the API, which saves two thread hops per request (each ~35 µs on the
+ * 2-core development VM) at the cost of running session logic on the embedding application's
+ * thread.
  */
-export type ProxyPlacement = 'worker' | 'host';
+export type ProxyThread = 'worker' | 'host';
 
 export type NodeOptions = {
   /** Namespaces to serve; a string is a 3-replica namespace of that name. Default: `default`. */
   readonly namespaces?: readonly (string | NamespaceOptions)[];
   /** Milliseconds per protocol tick. Default 10. */
   readonly tickMs?: number;
-  readonly placement?: Placement;
-  readonly proxyPlacement?: ProxyPlacement;
+  readonly workerLayout?: WorkerLayout;
+  readonly proxyThread?: ProxyThread;
   /** How envelopes cross between threads. Default `clone` (measured faster; see bench). */
   readonly codec?: CodecName;
   /** pino level; default from HARET_LOG_LEVEL, else `warn`. */
@@ -103,8 +105,8 @@ export type ResolvedNamespace = { readonly name: string; readonly config: Replic
 export type ResolvedOptions = {
   readonly namespaces: readonly ResolvedNamespace[];
   readonly tickMs: number;
-  readonly placement: Placement;
-  readonly proxyPlacement: ProxyPlacement;
+  readonly workerLayout: WorkerLayout;
+  readonly proxyThread: ProxyThread;
   readonly codec: CodecName;
   readonly logLevel: LogLevel | undefined;
   readonly supervisor: SupervisorOptions;
@@ -137,14 +139,22 @@ const namespaceName = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
  */
 export const nodeProtocolDefaults: Partial<ReplicaConfig> = { checkpointIntervalOps: 16, logRetainOps: 256 };
 
+/** Options renamed so that each name means one thing (issue 11): old name, new name. */
+const renamedOptions: readonly (readonly [string, keyof NodeOptions])[] = [
+  ['placement', 'workerLayout'],
+  ['proxyPlacement', 'proxyThread'],
+];
+
 /** Validates and fills defaults; throws a RangeError naming the first bad option. */
 export function resolveOptions(options: NodeOptions = {}): ResolvedOptions {
   const tickMs = options.tickMs ?? 10;
   if (!Number.isFinite(tickMs) || tickMs < 1 || tickMs > 10_000) throw new RangeError('tickMs must be between 1 and 10000');
-  const placement = options.placement ?? 'actor_per_worker';
-  if (placement !== 'actor_per_worker' && placement !== 'shared') throw new RangeError('placement must be actor_per_worker or shared');
-  const proxyPlacement = options.proxyPlacement ?? 'worker';
-  if (proxyPlacement !== 'worker' && proxyPlacement !== 'host') throw new RangeError('proxyPlacement must be worker or host');
+  // A JavaScript caller still using an old name would otherwise silently get the default.
+  for (const [old, renamed] of renamedOptions) if (Object.hasOwn(options, old)) throw new RangeError(`option ${old} is now called ${renamed}`);
+  const workerLayout = options.workerLayout ?? 'actor_per_worker';
+  if (workerLayout !== 'actor_per_worker' && workerLayout !== 'shared') throw new RangeError('workerLayout must be actor_per_worker or shared');
+  const proxyThread = options.proxyThread ?? 'worker';
+  if (proxyThread !== 'worker' && proxyThread !== 'host') throw new RangeError('proxyThread must be worker or host');
   const codec = options.codec ?? 'clone';
   if (codec !== 'clone' && codec !== 'msgpack') throw new RangeError('codec must be clone or msgpack');
   if (options.logLevel !== undefined && !isLogLevel(options.logLevel)) throw new RangeError(`logLevel ${String(options.logLevel)} is not a pino level`);
@@ -182,8 +192,8 @@ export function resolveOptions(options: NodeOptions = {}): ResolvedOptions {
   return {
     namespaces,
     tickMs,
-    placement,
-    proxyPlacement,
+    workerLayout,
+    proxyThread,
     codec,
     logLevel: options.logLevel,
     supervisor,

@@ -37,7 +37,7 @@ function fixture() {
     setLink: (thread, sink) => void sinks.set(thread, sink),
     hasLocalNamespace: () => false,
     startNamespace: async (namespace) => {
-      namespace.placement.forEach((node, index) => {
+      namespace.nodes.forEach((node, index) => {
         if (node === 'a') local.add(`${namespace.name}/r${index}`);
       });
     },
@@ -73,7 +73,7 @@ describe('cluster routing rules', () => {
     await new Promise((resolve) => setImmediate(resolve));
     expect(cluster.status().members.map((m) => m.name).sort()).to.deep.equal(['a', 'b', 'c']);
     const created = await cluster.createNamespace('ns', 3, ['a', 'b', 'c']);
-    expect(created.placement).to.deep.equal(['a', 'b', 'c']);
+    expect(created.nodes).to.deep.equal(['a', 'b', 'c']);
     expect(routes.get('ns/r1')).to.equal(nodeThread('b'));
     expect(routes.get('ns/r2')).to.equal(nodeThread('c'));
     expect(routes.has('ns/r0')).to.equal(false);

@@ -1,5 +1,5 @@
 /**
- * Which actors a node runs and on which threads. Actor ids: `<ns>/r<i>` for replicas,
+ * A node's layout: which actors it runs and on which threads. Actor ids: `<ns>/r<i>` for replicas,
  * `proxy`, `timer`, and `host/api` for the embedding API's endpoint on the main thread.
  */
 
@@ -49,7 +49,17 @@ export function restartInit(spec: ActorSpec): unknown {
 /** Room in the proxy's mailbox beyond the calls in flight: replicas' answers (one per busy session) and ticks. */
 export const proxyMailboxMargin = 100_000;
 
-export type Layout = { readonly workers: WorkerSpec[]; readonly hostActors: ActorSpec[]; readonly timerInit: TimerInit; readonly proxyInit: ProxyInit };
+/** The name of the proxy's worker, when it runs in one (`proxyThread: 'worker'`). */
+export const proxyWorker = 'proxy';
+
+export type Layout = {
+  readonly workers: WorkerSpec[];
+  readonly hostActors: ActorSpec[];
+  readonly timerInit: TimerInit;
+  readonly proxyInit: ProxyInit;
+  /** The proxy's worker, or null when the proxy runs on the main thread (`proxyThread: 'host'`). */
+  readonly proxyWorker: string | null;
+};
 
 export function buildLayout(options: ResolvedOptions): Layout {
   const replicaSpecs: { index: number; spec: ActorSpec }[] = [];
@@ -77,7 +87,7 @@ export function buildLayout(options: ResolvedOptions): Layout {
   const timerInit: TimerInit = { tickMs: options.tickMs, subscribers, paused: true };
   const limits = options.replicaResourceLimits === undefined ? {} : { resourceLimits: options.replicaResourceLimits };
   const workers: WorkerSpec[] = [];
-  if (options.placement === 'actor_per_worker') {
+  if (options.workerLayout === 'actor_per_worker') {
     for (const { spec } of replicaSpecs) workers.push({ name: spec.id.replace('/', '.'), actors: [spec], ...limits });
   } else {
     const byIndex = new Map<number, ActorSpec[]>();
@@ -88,10 +98,10 @@ export function buildLayout(options: ResolvedOptions): Layout {
   // answers and ticks: the endpoint caps calls (callsInFlightMax), so this mailbox never drops one.
   const proxy: ActorSpec = { id: proxyId, module: actorModule('client_proxy'), init: proxyInit, mailboxCapacity: options.callsInFlightMax + proxyMailboxMargin };
   const hostActors: ActorSpec[] = [];
-  if (options.proxyPlacement === 'host') hostActors.push(proxy);
-  else workers.push({ name: 'proxy', actors: [proxy] });
+  if (options.proxyThread === 'host') hostActors.push(proxy);
+  else workers.push({ name: proxyWorker, actors: [proxy] });
   workers.push({ name: 'timer', actors: [{ id: timerId, module: actorModule('timer'), init: timerInit }] });
-  return { workers, hostActors, timerInit, proxyInit };
+  return { workers, hostActors, timerInit, proxyInit, proxyWorker: options.proxyThread === 'host' ? null : proxyWorker };
 }
 
 /** The worker of one replica of a namespace created while the node runs (one worker each). */
