@@ -79,7 +79,7 @@ describe('runtime: the embedded client path keeps its promises', function () {
   });
 
   it('a proxy the supervisor gave up on: every call settles `unavailable` at once, not executed', async () => {
-    const node = await startNode({ logLevel: 'silent', supervisor: { maxRestarts: 0, windowMs: 60_000, backoffMinMs: 20, backoffMaxMs: 100 } });
+    const node = await startNode({ logLevel: 'silent', supervisor: { maxRestarts: 0, windowMs: 60_000, backoffMinMs: 20, backoffMaxMs: 100, failedCoolDownMs: 3_600_000 } });
     try {
       const db = node.client();
       await db.create('/gone', 'blob');

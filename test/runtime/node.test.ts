@@ -102,8 +102,8 @@ describe('node: embedding API on worker threads', function () {
     }
   });
 
-  it('shared placement: replica i of every namespace in worker i, same actors', async () => {
-    const node = await startNode({ logLevel: 'silent', namespaces: ['alpha', 'beta'], placement: 'shared' });
+  it('shared worker layout: replica i of every namespace in worker i, same actors', async () => {
+    const node = await startNode({ logLevel: 'silent', namespaces: ['alpha', 'beta'], workerLayout: 'shared' });
     try {
       const { workers } = await node.status();
       expect(workers.map((w) => w.name)).to.have.members(['replicas.0', 'replicas.1', 'replicas.2', 'proxy', 'timer']);
@@ -170,7 +170,7 @@ describe('node: embedding API on worker threads', function () {
   });
 
   it('with the proxy on the main thread: serves, and a proxy crash fails in-flight calls as proxy_restarted, then it is re-created', async () => {
-    const node = await startNode({ logLevel: 'silent', proxyPlacement: 'host', supervisor: { maxRestarts: 3, windowMs: 60_000, backoffMinMs: 5, backoffMaxMs: 20 } });
+    const node = await startNode({ logLevel: 'silent', proxyThread: 'host', supervisor: { maxRestarts: 3, windowMs: 60_000, backoffMinMs: 5, backoffMaxMs: 20 } });
     try {
       const { workers, actors } = await node.status();
       expect(workers.map((w) => w.name)).to.not.include('proxy');
