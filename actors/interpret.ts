@@ -1,9 +1,11 @@
 /**
  * The shared effect interpreter: executes a replica's effects strictly in the order `step`
  * returned them (DESIGN.md "Replica actor"). What each kind of effect does is supplied by the
- * actor, so the simulator-free runtime and any other host use the same ordering rules.
+ * host (the replica glue in ./replica.ts, run by the actor runtime and by the simulator), so
+ * both execute effects under the same ordering rules.
  */
 
+import { assertNever } from '../src/base/assert.ts';
 import type { ReplicaEffect, PersistRecord, TraceEvent } from '../src/vr/io.ts';
 import type { ClientAnswer, PeerMessage } from '../src/vr/messages.ts';
 
@@ -29,10 +31,8 @@ export function interpretEffects(effects: readonly ReplicaEffect[], sinks: Effec
       case 'trace':
         sinks.trace(effect.trace);
         break;
-      default: {
-        const never: never = effect;
-        throw new Error(`unknown replica effect ${JSON.stringify(never)}`);
-      }
+      default:
+        assertNever(effect, 'replica effect');
     }
   }
 }

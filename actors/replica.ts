@@ -4,20 +4,25 @@
  * anything that arrives: the core validates every message and traces what it drops. A throw
  * from the core is an assertion (our bug): it crashes the worker, and the supervisor restarts
  * this replica in recovering status with a fresh nonce (VRR §4.3).
+ *
+ * The work is done by `createReplica`, the glue between envelopes and the core, written against
+ * `ReplicaPorts` rather than the runtime: `createActor` gives it the actor context, and the
+ * simulator (test/sim/cluster.ts) gives it its seeded network, storage and clock, so the seeds
+ * exercise the same glue the product runs.
  */
 
 import type { Actor, ActorContext } from '../runtime/actor.ts';
 import type { ActorId, Envelope } from '../runtime/envelope.ts';
 import { isPrimary } from '../src/vr/context.ts';
 import { validateReplicaConfig, type ReplicaConfig } from '../src/vr/config.ts';
-import type { ReplicaInput, StartMode } from '../src/vr/io.ts';
+import type { PersistRecord, ReplicaInput, StartMode, StepResult, StoredState, TraceEvent } from '../src/vr/io.ts';
 import type { ClientAnswer, ReplicaMessage } from '../src/vr/messages.ts';
 import { initialReplicaState, type ReplicaState } from '../src/vr/state.ts';
 import { stepAll } from '../src/vr/step.ts';
-import { checkpointTerms } from '../src/vr/checkpoint.ts';
+import { checkpointTerms, type CheckpointTerms } from '../src/vr/checkpoint.ts';
 import type { CheckpointImage } from '../src/vr/messages.ts';
 import type { Machine } from '../src/vr/state_machine.ts';
-import { interpretEffects } from './interpret.ts';
+import { interpretEffects, type EffectSinks } from './interpret.ts';
 import { isTick } from './messages.ts';
 
 export type ReplicaInit = {
@@ -62,29 +67,96 @@ const checkpointEncodeIntervalMs = 1000;
 
 const checkpointTask = new URL(`./checkpoint_task${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url).href;
 
-export function createActor(context: ActorContext, init: unknown): Actor {
-  const spec = init as ReplicaInit;
-  const problem = validateReplicaConfig(spec.config);
-  if (problem !== null) throw new RangeError(`replica ${context.self}: ${problem}`);
-  if (spec.config.durable) throw new RangeError(`replica ${context.self}: durable storage is not available in this runtime yet`);
+/**
+ * What the replica's glue needs from whatever hosts it. The actor runtime supplies it from its
+ * ActorContext (`createActor` below); the simulator (test/sim/cluster.ts) from its seeded
+ * network, its simulated storage and its own clock, so the code that turns envelopes into
+ * inputs and effects into envelopes is the same in production and under the simulator's seeds
+ * (TigerBeetle's replica is built the same way over a message bus and storage).
+ */
+export type ReplicaPorts = {
+  /** Queues an envelope for another actor (ActorContext.send). */
+  send(to: ActorId, msg: unknown): void;
+  /** Durable mode: write `record`; once stored, the host calls `input([{ type: 'persisted', generation, op }])`. */
+  persist(record: PersistRecord, generation: number, op: number): void;
+  /** A trace effect of the core. */
+  trace(trace: TraceEvent): void;
+  /**
+   * Packs checkpoint terms into an image off the replica's thread (the runtime's piscina pool)
+   * and later calls exactly one of the callbacks, never before this call returns.
+   */
+  encodeCheckpoint(terms: CheckpointTerms, done: (image: CheckpointImage) => void, failed: (error: unknown) => void): void;
+  /** Milliseconds since any fixed origin: only the rate limit of checkpoint encoding reads it. */
+  nowMs(): number;
+};
+
+/** Steps the core; `stepAll` unless a test substitutes its own (a mutant, or a wrapper that checks every transition). */
+export type ReplicaStep = (state: ReplicaState, inputs: readonly ReplicaInput[]) => StepResult<ReplicaState>;
+
+export type ReplicaGlueOptions = {
+  /** Durable mode: what the replica reloads before recovering (a restart in `recovering` mode). */
+  readonly stored?: StoredState;
+  readonly step?: ReplicaStep;
+};
+
+export type ReplicaInspectView = {
+  readonly ns: string;
+  readonly index: number;
+  readonly status: ReplicaState['status'];
+  readonly view: number;
+  readonly op: number;
+  readonly commit: number;
+  readonly globalMinAccept: number;
+  readonly logStart: number;
+  readonly logEntries: number;
+  readonly clients: number;
+  readonly checkpointOp: number;
+  readonly checkpointImageBytes: number;
+  readonly pending: number;
+  readonly inProgress: number;
+  readonly routes: number;
+};
+
+/** One replica's glue: its state, the envelopes it takes, the inputs its host hands it. */
+export type ReplicaGlue = {
+  /** The replica's current state. */
+  readonly state: ReplicaState;
+  /** A batch of envelopes from the mailbox, oldest first (one transition for the batch). */
+  receive(batch: readonly Envelope[]): void;
+  /** Inputs from the host itself (`persisted`), as one transition. */
+  input(inputs: readonly ReplicaInput[]): void;
+  status(): ReplicaStatusView;
+  inspect(): ReplicaInspectView;
+};
+
+/**
+ * The replica's glue, shared by the actor and the simulator: starts the replica (the `start`
+ * input runs before this returns), turns envelopes into core inputs (ticks collapsed, reply
+ * routes remembered), runs one `stepAll` per batch and executes the effects in order through
+ * `ports` (actors/interpret.ts), and keeps checkpoint images encoding in the background.
+ * A throw from the core propagates: it is our bug (the actor's worker crashes, the simulator
+ * reports a violation); the state stays as it was before the throwing step.
+ */
+export function createReplica(ports: ReplicaPorts, spec: ReplicaInit, options: ReplicaGlueOptions = {}): ReplicaGlue {
+  const step: ReplicaStep = options.step ?? stepAll;
   let state = initialReplicaState(spec.config, spec.index, spec.seed);
   /** clientId -> the proxy that sent its latest request, so the reply goes back there. */
   const routes = new Map<string, ActorId>();
   let dropped = 0;
 
-  const sinks = {
+  const sinks: EffectSinks = {
     send(to: number, message: ReplicaMessage): void {
       const peer = spec.replicas[to];
-      if (peer !== undefined) context.send(peer, message);
+      if (peer !== undefined) ports.send(peer, message);
     },
     reply(clientId: string, message: ClientAnswer): void {
-      context.send(routes.get(clientId) ?? spec.defaultProxy, message);
+      ports.send(routes.get(clientId) ?? spec.defaultProxy, message);
     },
-    persist(): void {
-      throw new Error('persist effect without durable storage');
+    persist(record: PersistRecord, generation: number, op: number): void {
+      ports.persist(record, generation, op);
     },
-    trace(trace: { event: string; detail?: unknown }): void {
-      if (context.log.isLevelEnabled('debug')) context.log.debug({ ...trace.detail as object }, trace.event);
+    trace(trace: TraceEvent): void {
+      ports.trace(trace);
     },
   };
 
@@ -97,7 +169,7 @@ export function createActor(context: ActorContext, init: unknown): Actor {
 
   const run = (inputs: readonly ReplicaInput[]): void => {
     if (inputs.length === 0) return;
-    const result = stepAll(state, inputs);
+    const result = step(state, inputs);
     state = result.state;
     interpretEffects(result.effects, sinks);
     encodeCheckpointInBackground();
@@ -106,30 +178,33 @@ export function createActor(context: ActorContext, init: unknown): Actor {
   function encodeCheckpointInBackground(): void {
     const checkpoint = state.checkpoint;
     if (encoding || checkpoint.image !== null || checkpoint.machine === encodedFor || checkpoint.machine.appliedOp === 0) return;
-    const now = performance.now();
+    const now = ports.nowMs();
     if (now - lastEncodeMs < checkpointEncodeIntervalMs) return;
     encoding = true;
     lastEncodeMs = now;
     encodedFor = checkpoint.machine;
-    const terms = checkpointTerms(checkpoint.machine);
-    context.offload.run<CheckpointImage>(checkpointTask, 'packCheckpointTerms', terms).then(
+    ports.encodeCheckpoint(
+      checkpointTerms(checkpoint.machine),
       (image) => {
         encoding = false;
         imagesEncoded += 1;
         run([{ type: 'checkpoint_encoded', image }]);
       },
-      (error: unknown) => {
+      (error) => {
         encoding = false;
         imagesFailed += 1;
-        context.log.warn({ error: String(error) }, 'checkpoint_offload_failed');
+        ports.trace({ event: 'checkpoint_offload_failed', detail: { error: String(error) } });
       },
     );
   }
 
-  run([{ type: 'start', mode: spec.mode, nonce: spec.nonce }]);
+  run([options.stored === undefined ? { type: 'start', mode: spec.mode, nonce: spec.nonce } : { type: 'start', mode: spec.mode, nonce: spec.nonce, stored: options.stored }]);
 
   return {
-    receive(batch: readonly Envelope[]) {
+    get state() {
+      return state;
+    },
+    receive(batch) {
       const inputs: ReplicaInput[] = [];
       let ticked = false;
       for (const envelope of batch) {
@@ -152,6 +227,9 @@ export function createActor(context: ActorContext, init: unknown): Actor {
       }
       run(inputs);
     },
+    input(inputs) {
+      run(inputs);
+    },
     status: (): ReplicaStatusView => ({
       role: isPrimary(state) ? 'primary' : 'backup',
       ns: spec.ns,
@@ -167,7 +245,7 @@ export function createActor(context: ActorContext, init: unknown): Actor {
       imagesEncoded,
       imagesFailed,
     }),
-    inspect: () => ({
+    inspect: (): ReplicaInspectView => ({
       ns: spec.ns,
       index: spec.index,
       status: state.status,
@@ -183,8 +261,37 @@ export function createActor(context: ActorContext, init: unknown): Actor {
       pending: state.primary.pending.size,
       inProgress: state.primary.inProgress.size,
       routes: routes.size,
-      heapUsedBytes: process.memoryUsage().heapUsed,
     }),
+  };
+}
+
+/** The replica actor: the glue over the runtime's context (mailbox batches, envelopes, piscina, pino). */
+export function createActor(context: ActorContext, init: unknown): Actor {
+  const spec = init as ReplicaInit;
+  const problem = validateReplicaConfig(spec.config);
+  if (problem !== null) throw new RangeError(`replica ${context.self}: ${problem}`);
+  if (spec.config.durable) throw new RangeError(`replica ${context.self}: durable storage is not available in this runtime yet`);
+  const glue = createReplica(
+    {
+      send: (to, msg) => context.send(to, msg),
+      persist(): void {
+        throw new Error('persist effect without durable storage');
+      },
+      trace(trace): void {
+        if (trace.event === 'checkpoint_offload_failed') context.log.warn({ ...trace.detail }, trace.event);
+        else if (context.log.isLevelEnabled('debug')) context.log.debug({ ...trace.detail }, trace.event);
+      },
+      encodeCheckpoint(terms, done, failed): void {
+        context.offload.run<CheckpointImage>(checkpointTask, 'packCheckpointTerms', terms).then(done, failed);
+      },
+      nowMs: () => performance.now(),
+    },
+    spec,
+  );
+  return {
+    receive: (batch) => glue.receive(batch),
+    status: () => glue.status(),
+    inspect: () => ({ ...glue.inspect(), heapUsedBytes: process.memoryUsage().heapUsed }),
   };
 }
 

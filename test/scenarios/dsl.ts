@@ -20,7 +20,7 @@
  */
 
 import { expect } from 'chai';
-import type { CallResult } from '../../src/client/io.ts';
+import type { CallOutcome } from '../../src/client/io.ts';
 import type { ClientConfig } from '../../src/client/config.ts';
 import type { NodeType } from '../../src/tree/node_type.ts';
 import type { OpOutcome, TreeOp } from '../../src/tree/ops.ts';
@@ -41,7 +41,7 @@ export type ScenarioOptions = {
   readonly seed: number;
   /** Replicas (2f+1); default 3. */
   readonly replicas?: number;
-  /** Client sessions `c0`..; default 3. */
+  /** Client processes `c0`.. (each a session host with one session, client id `c0.1` ...); default 3. */
   readonly clients?: number;
   /** Protocol configuration on top of the simulator's defaults (simReplicaConfig). */
   readonly config?: Partial<ReplicaConfig>;
@@ -61,7 +61,7 @@ export type Sent = { readonly tick: number; readonly from: NodeId; readonly to: 
 export type Received = { readonly tick: number; readonly replica: number; readonly message: ReplicaMessage };
 
 export type CallOptions = {
-  /** The client session to use; default the next idle one (round robin). */
+  /** The client process to use; default the next idle one (round robin). */
   readonly client?: string;
 };
 
@@ -93,7 +93,7 @@ export class Call {
   }
 
   /** Null while in flight. */
-  get result(): CallResult | null {
+  get result(): CallOutcome | null {
     return this.record.result;
   }
 
@@ -112,11 +112,11 @@ export class Call {
   }
 
   /** Awaits the call and asserts it completed `done`; returns the done result. */
-  done(maxTicks = 2000): Extract<CallResult, { type: 'done' }> {
+  done(maxTicks = 2000): Extract<CallOutcome, { type: 'done' }> {
     this.await(maxTicks);
     const result = this.record.result;
     expect(result?.type, `${this.describe()} returned ${canonical(result)}`).to.equal('done');
-    return result as Extract<CallResult, { type: 'done' }>;
+    return result as Extract<CallOutcome, { type: 'done' }>;
   }
 
   /** Awaits the call, asserts it is done, and returns the operation's outcome. */
@@ -218,7 +218,7 @@ export class Scenario {
 
   // ---- calls -------------------------------------------------------------------------------
 
-  /** Starts a call on a client session (the next idle one unless `client` is given). */
+  /** Starts a call on a client process (the next idle one unless `client` is given). */
   call(op: TreeOp, options: CallOptions = {}): Call {
     const clientId = options.client ?? this.#pickClient();
     return new Call(this, this.cluster.call(clientId, op));
@@ -246,7 +246,7 @@ export class Scenario {
     return this.call({ type: 'stat', path }, options);
   }
 
-  /** Registers every client session (each one's first call registers it), one by one. */
+  /** Registers every client process's session (each one's first call registers it), one by one. */
   registerClients(): this {
     for (const clientId of this.cluster.clientIds) this.call({ type: 'stat', path: '/session' }, { client: clientId }).await();
     return this;
@@ -395,7 +395,8 @@ export class Scenario {
       return (
         typeof sent.from === 'number' &&
         (filter.from === undefined || sent.from === filter.from) &&
-        (filter.client === undefined || sent.to === filter.client) &&
+        // A client process (`c0`, where replies are routed) or one of its sessions (`c0.1`, the client id they name).
+        (filter.client === undefined || sent.to === filter.client || message.clientId === filter.client) &&
         (filter.requestNum === undefined || message.requestNum === filter.requestNum) &&
         sent.tick >= (filter.since ?? 0)
       );

@@ -65,7 +65,7 @@ describe('scenario: duplicate and stale client requests', () => {
     for (const reply of duplicates) expect(deepEqual(reply, original), 'identical to the first reply').to.equal(true);
     const staleBody = { type: 'stale_request', lastRequestNum: push.requestNum };
     expect(t.answersSent({ from: 0, client: 'c0', requestNum: create.requestNum, since: injectedAt }).map((sent) => sent.message), 'the stale request is answered stale_request')
-      .to.deep.equal([{ type: 'reply', epoch: 0, view: 0, op: 0, clientId: 'c0', requestNum: create.requestNum, body: staleBody }]);
+      .to.deep.equal([{ type: 'reply', epoch: 0, view: 0, op: 0, clientId: create.clientId, requestNum: create.requestNum, body: staleBody }]);
     expect(t.replica(0).op, 'nothing new was logged').to.equal(op);
     t.converge();
     for (const replica of [0, 1, 2]) {
@@ -85,7 +85,7 @@ describe('scenario: duplicate and stale client requests', () => {
     expect(again?.body, 'the same reply body from the new primary').to.deep.equal(original?.body);
     expect(again?.op, 'naming the entry that executed it').to.equal(original?.op);
     expect(t.answersSent({ from: 1, client: 'c0', requestNum: create.requestNum, since: afterViewChange }).map((sent) => sent.message))
-      .to.deep.equal([{ type: 'reply', epoch: 0, view: 1, op: 0, clientId: 'c0', requestNum: create.requestNum, body: staleBody }]);
+      .to.deep.equal([{ type: 'reply', epoch: 0, view: 1, op: 0, clientId: create.clientId, requestNum: create.requestNum, body: staleBody }]);
     expect(t.queue(1, '/q')).to.deep.equal([bytes('x')]);
 
     // The session goes on normally.

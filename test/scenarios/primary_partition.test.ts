@@ -34,7 +34,8 @@ describe('scenario: a partition isolates the primary', () => {
     const doomedOp = t.replica(0).op;
     const doomedRequest = t.sent.find((sent) => sent.tick >= cutAt && sent.from === 'c2' && sent.message.type === 'request')?.message as Request;
     expect(doomedRequest.op).to.deep.equal({ type: 'tree', op: doomed.op });
-    expect(t.entry(0, doomedOp)?.requests.map((request) => request.clientId)).to.deep.equal(['c2']);
+    // c2 is a client process; its one session has client id c2.1.
+    expect(t.entry(0, doomedOp)?.requests.map((request) => request.clientId)).to.deep.equal(['c2.1']);
 
     t.runUntil('the majority forms view 1 with r1 as primary', () => t.primary() === 1, 500);
     const after = t.write('/k0', 'after', { client: 'c0' }).done();
@@ -59,7 +60,7 @@ describe('scenario: a partition isolates the primary', () => {
     const r0 = t.replica(0);
     for (let op = committedAtCut + 1; op <= r0.op; op++) expect(t.entry(0, op)?.view, `r0 op ${op}`).to.be.at.least(1);
     const holdsDoomed = (op: number): boolean =>
-      t.entry(0, op)?.requests.some((request) => request.clientId === 'c2' && request.requestNum === doomedRequest.requestNum) ?? false;
+      t.entry(0, op)?.requests.some((request) => request.clientId === 'c2.1' && request.requestNum === doomedRequest.requestNum) ?? false;
     expect(Array.from({ length: r0.op }, (_, i) => i + 1).filter(holdsDoomed), 'c2\'s doomed request is in no log entry').to.deep.equal([]);
     // r0 never answered c2's doomed request with a reply (done), at any time.
     expect(t.answersSent({ from: 0, client: 'c2', requestNum: doomedRequest.requestNum }).filter((sent) => sent.message.type === 'reply')).to.deep.equal([]);

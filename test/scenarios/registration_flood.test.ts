@@ -6,8 +6,9 @@
  * on the primary and every backup alike; every registration is answered, evicted sessions are
  * answered session_expired, and the group stays in its view.
  *
- * Method: three replicas driven through the pure core (`stepAll`) in rounds: each round every
- * replica receives what was sent to it in the previous round, in one step, and one tick. The
+ * Method: three replicas, each the replica actor's glue over the pure core (actors/replica.ts),
+ * driven in rounds: each round every replica receives what was sent to it in the previous
+ * round and a tick, in one batch (one step). The
  * simulator's checkers (../sim/checkers.ts) run after every step, so replicas that applied the
  * same prefix must hold the same client table, LRU order included. clientTableMax is 2,000 and
  * 6,000 sessions register, in arrival order opposite to their ids' order (so "ties by client
@@ -16,68 +17,99 @@
  */
 
 import { expect } from 'chai';
+import { createReplica, type ReplicaGlue } from '../../actors/replica.ts';
+import type { Envelope } from '../../runtime/envelope.ts';
 import { makeReplicaConfig, type ReplicaConfig } from '../../src/vr/config.ts';
-import type { ReplicaEffect, ReplicaInput } from '../../src/vr/io.ts';
-import type { ClientAnswer, PeerMessage, Request } from '../../src/vr/messages.ts';
-import { initialReplicaState, type ReplicaState } from '../../src/vr/state.ts';
+import type { ClientAnswer, Request } from '../../src/vr/messages.ts';
+import type { ReplicaState } from '../../src/vr/state.ts';
 import { stepAll } from '../../src/vr/step.ts';
 import { Checkers, machineDifference } from '../sim/checkers.ts';
 
-/** Three replicas and the messages between them, delivered round by round. */
+/** Where the flood's requests come from, and so where the replicas route their answers. */
+const flood = 'flood';
+
+/**
+ * Three replicas (the replica actor's glue, actors/replica.ts, as the product runs it) and the
+ * envelopes between them, delivered round by round.
+ */
 class Rounds {
   readonly config: ReplicaConfig;
-  readonly states: ReplicaState[];
   readonly checkers: Checkers;
-  /** Per replica, the inputs for its next step. */
-  #inbox: ReplicaInput[][];
+  readonly #replicas: ReplicaGlue[] = [];
+  readonly #ids: readonly string[];
+  /** Per replica, the envelopes for its next step. */
+  #inbox: Envelope[][];
   readonly answers: { readonly from: number; readonly clientId: string; readonly message: ClientAnswer }[] = [];
   readonly traces: string[] = [];
   round = 0;
 
   constructor(config: ReplicaConfig) {
     this.config = config;
-    this.states = Array.from({ length: config.replicaCount }, (_, i) => initialReplicaState(config, i, 500 + i));
     this.checkers = new Checkers(config.replicaCount);
-    this.#inbox = this.states.map(() => [{ type: 'start', mode: 'fresh', nonce: 0 }]);
+    this.#ids = Array.from({ length: config.replicaCount }, (_, i) => `r${i}`);
+    this.#inbox = this.#ids.map(() => []);
+    for (let i = 0; i < config.replicaCount; i++) {
+      const ports = {
+        send: (to: string, msg: unknown): void => this.#send(i, to, msg),
+        persist(): void {
+          throw new Error('persist effect in a diskless group');
+        },
+        trace: (trace: { readonly event: string }): void => {
+          this.traces.push(trace.event);
+        },
+        // Checkpoint images are encoded by the core on demand here; the background encoder never runs.
+        encodeCheckpoint(): void {},
+        nowMs: (): number => 0,
+      };
+      const spec = { ns: 'flood', index: i, config, replicas: this.#ids, defaultProxy: flood, mode: 'fresh' as const, nonce: 0, seed: 500 + i };
+      // The simulator's checkers run after every step, before its effects leave.
+      const step = (before: ReplicaState, inputs: Parameters<typeof stepAll>[1]): ReturnType<typeof stepAll> => {
+        const result = stepAll(before, inputs);
+        this.checkers.afterStep({ replica: i, tick: this.round, before, after: result.state, inputs, effects: result.effects });
+        return result;
+      };
+      this.#replicas.push(createReplica(ports, spec, { step }));
+    }
+  }
+
+  get states(): ReplicaState[] {
+    return this.#replicas.map((replica) => replica.state);
   }
 
   /** Client requests, to be received by `replica` in the next round. */
   request(replica: number, requests: readonly Request[]): void {
-    for (const message of requests) this.#inbox[replica]?.push({ type: 'receive', message });
+    for (const msg of requests) this.#inbox[replica]?.push({ from: flood, to: this.#ids[replica] as string, msg });
   }
 
-  /** One round: every replica takes its inbox and a tick in one step. */
+  /** One round: every replica takes its inbox and a tick in one batch (one step). */
   step(): void {
     this.round += 1;
     const inboxes = this.#inbox;
-    this.#inbox = this.states.map(() => []);
-    for (let i = 0; i < this.states.length; i++) {
-      const inputs: ReplicaInput[] = [...(inboxes[i] ?? []), { type: 'tick' }];
-      const before = this.states[i] as ReplicaState;
-      const { state, effects } = stepAll(before, inputs);
-      this.states[i] = state;
-      this.checkers.afterStep({ replica: i, tick: this.round, before, after: state, inputs, effects });
-      this.#route(i, effects);
-    }
+    this.#inbox = this.#ids.map(() => []);
+    this.#replicas.forEach((replica, i) => replica.receive([...(inboxes[i] ?? []), { from: 'timer', to: this.#ids[i] as string, msg: { type: 'tick' } }]));
   }
 
   /** Rounds until nothing is in flight and every replica has applied the primary's commit. */
   settle(maxRounds: number): void {
     for (let n = 0; n < maxRounds; n++) {
       this.step();
-      const commit = (this.states[0] as ReplicaState).commit;
+      const states = this.states;
+      const commit = (states[0] as ReplicaState).commit;
       const quiet = this.#inbox.every((inbox) => inbox.length === 0);
-      if (quiet && this.states.every((s) => s.commit === commit && s.op === commit)) return;
+      if (quiet && states.every((s) => s.commit === commit && s.op === commit)) return;
     }
     throw new Error(`not settled within ${maxRounds} rounds: ${this.states.map((s) => `${s.status}@${s.view} op${s.op} c${s.commit}`).join(' | ')}`);
   }
 
-  #route(from: number, effects: readonly ReplicaEffect[]): void {
-    for (const effect of effects) {
-      if (effect.type === 'send') this.#inbox[effect.to]?.push({ type: 'receive', message: effect.message as PeerMessage });
-      else if (effect.type === 'reply') this.answers.push({ from, clientId: effect.clientId, message: effect.message });
-      else if (effect.type === 'trace') this.traces.push(effect.trace.event);
+  #send(from: number, to: string, msg: unknown): void {
+    if (to === flood) {
+      const message = msg as ClientAnswer;
+      this.answers.push({ from, clientId: message.clientId, message });
+      return;
     }
+    const index = this.#ids.indexOf(to);
+    if (index < 0) throw new Error(`replica ${from} sent to unknown actor ${to}`);
+    this.#inbox[index]?.push({ from: this.#ids[from] as string, to, msg });
   }
 }
 

@@ -1,15 +1,26 @@
 /**
- * A deterministic, single-threaded simulated cluster: n replicas running the pure core
- * (src/vr/step.ts), k client sessions (src/client/session.ts), one seeded network, one seed.
+ * A deterministic, single-threaded simulated cluster: n replicas, k client processes, one
+ * seeded network, one seed. It runs the product's code, not a stand-in for it:
+ *
+ * - each replica is the replica actor's glue (`createReplica`, actors/replica.ts) over the pure
+ *   core, with the simulator as its ports: sends go onto the seeded network, persist effects
+ *   into a per-replica SimStore (after a drawn write latency), checkpoint images are packed by
+ *   the same task the runtime's piscina pool runs (actors/checkpoint_task.ts) a few ticks later,
+ *   and the clock that rate-limits encoding counts ticks;
+ * - each client process (`c0`, `c1`, ...) is a session host (`hostStepAll`, src/client/host.ts,
+ *   the pool the proxy actor and the client library run) serving one namespace with client
+ *   ids `c0.1`, `c0.2`, ...; replies find their way back by the route the replica remembered
+ *   from the request's envelope, as in the product.
  *
  * Time advances in ticks. In each tick:
- *   1. the network hands over the messages due; all those due for one replica are given to it
- *      in ONE `stepAll` call (so the primary batches them into one log entry); a replica that
- *      is stopped or recovering gets them one `step` at a time instead, so the checkers can
- *      tell exactly what it sent while it had no state;
- *   2. answers due for clients are fed to their sessions, in order;
- *   3. every running replica and every client gets `{type: 'tick'}`;
- *   4. the workload generator may start a call on each idle client.
+ *   1. finished writes and checkpoint encodings are handed to their replicas;
+ *   2. the network hands over the messages due; all those due for one replica are given to it
+ *      as ONE batch of envelopes (one `stepAll`, so the primary batches them into one log
+ *      entry); a replica that is stopped or recovering gets them one at a time instead, so the
+ *      checkers can tell exactly what it sent while it had no state;
+ *   3. answers due for a client process are fed to its host as one batch;
+ *   4. every running replica and every client process gets a tick;
+ *   5. the workload generator may start a call on each client process with a free session.
  * After every replica step the checkers (./checkers.ts) run; a step that throws is recorded as
  * a violation, never allowed to crash the simulator.
  *
@@ -18,16 +29,21 @@
  * orders a return before any later call exactly as the simulation ran them.
  */
 
-import type { CallResult } from '../../src/client/io.ts';
+import { assertNever } from '../../src/base/assert.ts';
+import type { CallOutcome } from '../../src/client/io.ts';
 import { defaultClientConfig, type ClientConfig } from '../../src/client/config.ts';
-import { clientStep, initialClientState, isIdle, type ClientState } from '../../src/client/session.ts';
+import { hostStats, hostServes, hostStepAll, initialHostState, type HostEffect, type HostInput, type HostState } from '../../src/client/host.ts';
 import type { OpOutcome, OpResult, SimpleOp, TreeOp } from '../../src/tree/ops.ts';
 import type { NodeType } from '../../src/tree/node_type.ts';
 import { makeReplicaConfig, primaryOf, type ReplicaConfig } from '../../src/vr/config.ts';
-import type { ReplicaEffect, ReplicaInput, StepResult } from '../../src/vr/io.ts';
-import type { ClientAnswer, PeerMessageType, ReplicaMessage } from '../../src/vr/messages.ts';
+import type { CheckpointTerms } from '../../src/vr/checkpoint.ts';
+import type { ReplicaInput, StartMode, StepResult, StoredState, TraceEvent } from '../../src/vr/io.ts';
+import type { CheckpointImage, ClientAnswer, PeerMessageType, ReplicaMessage } from '../../src/vr/messages.ts';
 import { initialReplicaState, type ReplicaState } from '../../src/vr/state.ts';
 import { stepAll } from '../../src/vr/step.ts';
+import { packCheckpointTerms } from '../../actors/checkpoint_task.ts';
+import { createReplica, type ReplicaGlue, type ReplicaStep } from '../../actors/replica.ts';
+import type { ActorId, Envelope } from '../../runtime/envelope.ts';
 import { SimStore } from './storage.ts';
 import type { PersistRecord } from '../../src/vr/io.ts';
 import { Checkers, type Violation } from './checkers.ts';
@@ -48,7 +64,7 @@ export type SimMessage = ReplicaMessage | ClientAnswer;
 // ---- workload ------------------------------------------------------------------------------
 
 export type WorkloadOptions = {
-  /** Per tick, the probability that an idle client starts a call. */
+  /** Per tick, the probability that a client process with a free session starts a call. */
   readonly opProbability: number;
   /** Top-level components `/k0` .. `/k{n-1}`. */
   readonly components: number;
@@ -176,24 +192,53 @@ export type CallRecord = {
   readonly callTick: number;
   /** Event sequence number of the call (strictly increasing over calls and returns). */
   readonly callSeq: number;
-  result: CallResult | null;
+  result: CallOutcome | null;
   returnTick: number | null;
   returnSeq: number | null;
 };
 
-/** The history for the linearizability checker: done calls with their outcome; timeouts and unanswered calls pending; the rest dropped. */
+/**
+ * The history for the linearizability checker: done calls with their outcome; calls that may or
+ * may not have run (no answer, a timeout, stale_request, and any answer saying `executed` true
+ * or 'maybe') pending; calls certainly not executed dropped.
+ */
 export function checkerHistory(records: readonly CallRecord[]): Operation<TreeOp, OpOutcome>[] {
   const history: Operation<TreeOp, OpOutcome>[] = [];
+  const pending = (record: CallRecord): void => {
+    // May or may not have taken effect. A pending read changes nothing: dropping it is exact.
+    if (!isReadOnly(record.op)) history.push({ clientId: record.clientId, input: record.op, call: record.callSeq, ret: Infinity, output: PENDING });
+  };
   for (const record of records) {
     const result = record.result;
-    if (result === null || result.type === 'timeout' || result.type === 'stale_request') {
-      // May or may not have taken effect. A pending read changes nothing: dropping it is exact.
-      if (isReadOnly(record.op)) continue;
-      history.push({ clientId: record.clientId, input: record.op, call: record.callSeq, ret: Infinity, output: PENDING });
-    } else if (result.type === 'done') {
-      history.push({ clientId: record.clientId, input: record.op, call: record.callSeq, ret: record.returnSeq as number, output: result.outcome });
+    if (result === null) {
+      pending(record);
+      continue;
     }
-    // rejected, session_expired, overloaded: certainly not executed.
+    switch (result.type) {
+      case 'done':
+        history.push({ clientId: record.clientId, input: record.op, call: record.callSeq, ret: record.returnSeq as number, output: result.outcome });
+        break;
+      case 'timeout':
+      case 'stale_request':
+        pending(record);
+        break;
+      case 'session_expired':
+        // 'maybe': an earlier attempt was sent and may have run before the session was evicted.
+        if (result.executed === 'maybe') pending(record);
+        break;
+      case 'refused':
+        // Executed (true) with an answer we never saw is as good as pending: its outcome is unknown.
+        if (result.executed !== false) pending(record);
+        break;
+      case 'rejected':
+      case 'overloaded':
+      case 'unknown_namespace':
+      case 'invalid_call':
+        // Certainly not executed.
+        break;
+      default:
+        assertNever(result, 'call outcome');
+    }
   }
   return history;
 }
@@ -268,10 +313,21 @@ export function unreadable(value: unknown, maxDepth = 12, path = 'message', dept
 
 type PendingWrite = { readonly due: number; readonly record: PersistRecord; readonly generation: number; readonly op: number };
 
+/** A checkpoint image being packed "off the replica's thread": it comes back at `due`. */
+type PendingEncode = {
+  readonly due: number;
+  readonly terms: CheckpointTerms;
+  readonly done: (image: CheckpointImage) => void;
+  readonly failed: (error: unknown) => void;
+};
+
 export type ClusterOptions = {
   readonly seed: number;
   readonly replicaCount?: number;
+  /** Client processes `c0`.. (each a session host). */
   readonly clientCount?: number;
+  /** Sessions each client process may open (its host's sessionsMax): calls it runs at once. Default 1. */
+  readonly sessionsPerClient?: number;
   readonly replicaConfig?: Partial<ReplicaConfig>;
   readonly clientConfig?: Partial<ClientConfig>;
   readonly faults?: NetworkFaults;
@@ -283,12 +339,6 @@ export type ClusterOptions = {
   readonly traceCapacity?: number;
   /** Also keep replica `drop_*` traces (noisy). */
   readonly traceDrops?: boolean;
-  /**
-   * Work around a client-session bug: when a session emits an unreadable request (a revoked
-   * immer draft), send the request from its state instead of reporting a violation. Off by
-   * default; for exercising the replicas while the client is being fixed.
-   */
-  readonly repairClientRequests?: boolean;
   /** Steps replicas with this instead of the real `stepAll` (mutation tests). */
   readonly stepFunction?: StepFunction;
   /**
@@ -318,11 +368,32 @@ export type MessageFilter = {
   readonly types?: readonly (PeerMessageType | 'request' | ClientAnswer['type'])[];
 };
 
+/** The namespace every client process serves (the simulated group is one namespace). */
+export const simNamespace = 'sim';
+
+/**
+ * Where a replica sends a reply for a client whose request it never received (e.g. a new
+ * primary executing the old primary's requests): the glue's default proxy. In the product that
+ * is the replica's own node's proxy, which drops an answer for a session it does not host; the
+ * simulated clients are all remote, so such replies are counted and dropped, and the client's
+ * retry fetches the answer from the client table.
+ */
+const unroutedProxy: ActorId = 'proxy';
+
+/** Milliseconds per tick on the clock the glue reads (the node's default tickMs). */
+const simTickMs = 10;
+
+/** A step the step wrapper already reported as a violation; unwinds the glue without crashing the simulator. */
+class ReportedStepFailure extends Error {
+  override readonly name = 'ReportedStepFailure';
+}
+
 export class Cluster {
   readonly seed: number;
   readonly replicaCount: number;
   readonly config: ReplicaConfig;
   readonly clientConfig: ClientConfig;
+  readonly sessionsPerClient: number;
   readonly clientIds: readonly string[];
   readonly network: Network<SimMessage>;
   readonly checkers: Checkers;
@@ -334,8 +405,10 @@ export class Cluster {
   replicaSteps = 0;
   /** Messages delivered to a crashed replica, hence lost. */
   droppedAtDownReplica = 0;
-  /** Unreadable client requests replaced (with `repairClientRequests`). */
-  clientRequestsRepaired = 0;
+  /** Replies a replica sent to its default proxy (no route to the client: see `unroutedProxy`). */
+  unroutedReplies = 0;
+  /** Checkpoint images packed and handed back to replicas. */
+  imagesEncoded = 0;
   /** When false, the workload generator starts no calls. */
   workloadEnabled: boolean;
   readonly workload: WorkloadGenerator | null;
@@ -343,17 +416,27 @@ export class Cluster {
   readonly stores: readonly SimStore[];
   /** Per replica: writes issued but not finished (lost if it crashes). */
   readonly #writes: PendingWrite[][];
+  /** Per replica: checkpoint images being packed (lost if it crashes). */
+  readonly #encodes: PendingEncode[][];
 
   readonly #prng: Prng;
   readonly #workloadPrng: Prng;
-  readonly #replicas: ReplicaState[];
+  /** Per replica: its glue while it runs; null while it is down. */
+  readonly #glues: (ReplicaGlue | null)[] = [];
+  /** Per replica: the state shown while it is down (a fresh one, as a restart begins with), and its seed. */
+  readonly #downStates: ReplicaState[] = [];
+  readonly #downSeeds: number[] = [];
+  /** States handed in by `replaceReplicaState`, used by the replica's next step. */
+  readonly #overrides = new Map<number, ReplicaState>();
   readonly #down: boolean[];
-  readonly #clients = new Map<string, ClientState>();
+  /** Actor ids of the replicas, by index, and the network node of every actor id. */
+  readonly #replicaIds: readonly ActorId[];
+  readonly #nodes = new Map<ActorId, NodeId>();
+  readonly #hosts = new Map<string, HostState>();
   readonly #calls = new Map<number, CallRecord>();
   readonly #trace: TraceRing;
   readonly #replicaTrace: TraceRing;
   readonly #traceDrops: boolean;
-  readonly #repairClientRequests: boolean;
   readonly #step: StepFunction;
   #nextCallId = 1;
   #seq = 0;
@@ -367,7 +450,9 @@ export class Cluster {
     this.config = makeReplicaConfig({ ...simReplicaConfig, ...options.replicaConfig, replicaCount: this.replicaCount, durable: options.durable ?? false });
     this.stores = Array.from({ length: this.replicaCount }, () => new SimStore());
     this.#writes = Array.from({ length: this.replicaCount }, () => []);
+    this.#encodes = Array.from({ length: this.replicaCount }, () => []);
     this.clientConfig = { ...defaultClientConfig, retryTicks: 10, retryTicksMax: 60, giveUpTicks: 600, queueMax: 8, ...options.clientConfig, replicaCount: this.replicaCount };
+    this.sessionsPerClient = options.sessionsPerClient ?? 1;
     this.network = new Network<SimMessage>(networkPrng, options.faults ?? reliableNetwork);
     this.checkers = new Checkers(this.replicaCount);
     this.stopOnViolation = options.stopOnViolation ?? true;
@@ -375,57 +460,72 @@ export class Cluster {
     this.#trace = new TraceRing(options.traceCapacity ?? 400, counter);
     this.#replicaTrace = new TraceRing(options.traceCapacity ?? 400, counter);
     this.#traceDrops = options.traceDrops ?? false;
-    this.#repairClientRequests = options.repairClientRequests ?? false;
     this.#step = options.stepFunction ?? ((_index, state, inputs) => stepAll(state, inputs));
     const workload = options.workload === undefined ? defaultWorkload : options.workload;
     this.workload = workload === null ? null : new WorkloadGenerator(this.#workloadPrng.fork(), workload);
     this.workloadEnabled = this.workload !== null;
 
-    this.#replicas = [];
+    this.#replicaIds = Array.from({ length: this.replicaCount }, (_, i) => `r${i}`);
+    this.#replicaIds.forEach((id, i) => this.#nodes.set(id, i));
     this.#down = [];
     for (let i = 0; i < this.replicaCount; i++) {
-      this.#replicas.push(initialReplicaState(this.config, i, this.#prng.next()));
+      const seed = this.#prng.next();
+      this.#downSeeds.push(seed);
+      this.#downStates.push(initialReplicaState(this.config, i, seed));
+      this.#glues.push(null);
       this.#down.push(false);
     }
+    const { replicaCount: _replicaCount, ...sessionConfig } = this.clientConfig;
+    const hostConfig = { client: sessionConfig, sessionsMax: this.sessionsPerClient, waitingMax: this.clientConfig.queueMax };
     const clientIds: string[] = [];
     for (let c = 0; c < (options.clientCount ?? 3); c++) {
       const id = `c${c}`;
       clientIds.push(id);
-      this.#clients.set(id, initialClientState(id, this.clientConfig, this.#prng.next()));
+      this.#nodes.set(id, id);
+      const added = hostStepAll(initialHostState(hostConfig), [{ type: 'add_namespace', ns: simNamespace, replicaCount: this.replicaCount, clientIdPrefix: id, seed: this.#prng.next() }]).state;
+      if (!hostServes(added, simNamespace)) throw new RangeError(`client ${id} cannot serve a group of ${this.replicaCount} replicas`);
+      this.#hosts.set(id, added);
     }
     this.clientIds = clientIds;
-    for (let i = 0; i < this.replicaCount; i++) this.#stepReplica(i, [{ type: 'start', mode: 'fresh', nonce: 0 }]);
+    for (let i = 0; i < this.replicaCount; i++) this.#startReplica(i, 'fresh', 0, this.#downSeeds[i] as number, undefined);
   }
 
   // ---- accessors -----------------------------------------------------------------------------
 
   replica(index: number): ReplicaState {
-    const state = this.#replicas[index];
-    if (state === undefined) throw new RangeError(`no replica ${index}`);
-    return state;
+    if (!Number.isInteger(index) || index < 0 || index >= this.replicaCount) throw new RangeError(`no replica ${index}`);
+    return this.#overrides.get(index) ?? this.#glues[index]?.state ?? (this.#downStates[index] as ReplicaState);
   }
 
   get replicas(): readonly ReplicaState[] {
-    return this.#replicas;
+    return Array.from({ length: this.replicaCount }, (_, i) => this.replica(i));
   }
 
   /**
    * Test hook: replaces a replica's state as if it had stepped there (the checkers do not see
-   * this), e.g. to hand a replica a corrupted state and watch the simulator report it.
+   * this), e.g. to hand a replica a corrupted state and watch the simulator report it. The
+   * replica's next step starts from it.
    */
   replaceReplicaState(index: number, state: ReplicaState): void {
     this.replica(index);
-    this.#replicas[index] = state;
+    this.#overrides.set(index, state);
   }
 
   isDown(index: number): boolean {
     return this.#down[index] === true;
   }
 
-  client(clientId: string): ClientState {
-    const state = this.#clients.get(clientId);
+  /** The session host of client process `clientId`. */
+  client(clientId: string): HostState {
+    const state = this.#hosts.get(clientId);
     if (state === undefined) throw new RangeError(`no client ${clientId}`);
     return state;
+  }
+
+  /** Whether client process `clientId` would hand a new call to a session at once (none waits). */
+  clientHasRoom(clientId: string): boolean {
+    const stats = hostStats(this.client(clientId));
+    return stats.waiting === 0 && stats.busy < this.sessionsPerClient;
   }
 
   get violations(): readonly Violation[] {
@@ -439,7 +539,7 @@ export class Cluster {
   /** The highest view any running replica is in. */
   highestView(): number {
     let view = 0;
-    this.#replicas.forEach((state, i) => {
+    this.replicas.forEach((state, i) => {
       if (!this.#down[i] && state.status !== 'stopped' && state.status !== 'recovering') view = Math.max(view, state.view);
     });
     return view;
@@ -449,15 +549,16 @@ export class Cluster {
   primaryIndex(): number | null {
     const view = this.highestView();
     const index = primaryOf(view, this.config);
-    const state = this.#replicas[index];
-    if (state === undefined || this.#down[index] || state.status !== 'normal' || state.view !== view) return null;
+    if (index >= this.replicaCount) return null;
+    const state = this.replica(index);
+    if (this.#down[index] || state.status !== 'normal' || state.view !== view) return null;
     return index;
   }
 
   /** Replicas that count as failed for the f bound: crashed, or restarted and still recovering. */
   failedCount(): number {
     let failed = 0;
-    this.#replicas.forEach((state, i) => {
+    this.replicas.forEach((state, i) => {
       if (this.#down[i] || state.status === 'stopped' || state.status === 'recovering') failed += 1;
     });
     return failed;
@@ -503,36 +604,45 @@ export class Cluster {
     this.now += 1;
     const now = this.now;
     this.#completeWrites(now);
+    this.#completeEncodes(now);
     this.network.expireClogs(now);
     const due = this.network.deliverDue(now);
-    const toReplicas = new Map<number, ReplicaInput[]>();
-    const toClients: { clientId: string; message: ClientAnswer }[] = [];
+    const toReplicas = new Map<number, Envelope[]>();
+    const toClients = new Map<string, HostInput[]>();
     for (const envelope of due) {
       if (typeof envelope.to === 'number') {
         if (this.#down[envelope.to]) {
           this.droppedAtDownReplica += 1;
           continue;
         }
-        let inputs = toReplicas.get(envelope.to);
+        let batch = toReplicas.get(envelope.to);
+        if (batch === undefined) {
+          batch = [];
+          toReplicas.set(envelope.to, batch);
+        }
+        batch.push({ from: this.#actorId(envelope.from), to: this.#replicaIds[envelope.to] as ActorId, msg: envelope.message });
+      } else {
+        let inputs = toClients.get(envelope.to);
         if (inputs === undefined) {
           inputs = [];
-          toReplicas.set(envelope.to, inputs);
+          toClients.set(envelope.to, inputs);
         }
-        inputs.push({ type: 'receive', message: envelope.message as ReplicaMessage });
-      } else {
-        toClients.push({ clientId: envelope.to, message: envelope.message as ClientAnswer });
+        inputs.push({ type: 'receive', message: envelope.message as ClientAnswer });
       }
     }
     for (let i = 0; i < this.replicaCount; i++) {
-      const inputs = toReplicas.get(i);
-      if (inputs !== undefined && !this.#down[i]) this.#stepReplica(i, inputs);
+      const batch = toReplicas.get(i);
+      if (batch !== undefined) this.#deliver(i, batch);
     }
-    for (const { clientId, message } of toClients) this.#stepClient(clientId, { type: 'receive', message });
-    for (let i = 0; i < this.replicaCount; i++) if (!this.#down[i]) this.#stepReplica(i, [{ type: 'tick' }]);
-    for (const clientId of this.clientIds) this.#stepClient(clientId, { type: 'tick' });
+    for (const clientId of this.clientIds) {
+      const inputs = toClients.get(clientId);
+      if (inputs !== undefined) this.#stepClient(clientId, inputs);
+    }
+    for (let i = 0; i < this.replicaCount; i++) this.#deliver(i, [{ from: 'timer', to: this.#replicaIds[i] as ActorId, msg: { type: 'tick' } }]);
+    for (const clientId of this.clientIds) this.#stepClient(clientId, [{ type: 'tick' }]);
     if (this.workloadEnabled && this.workload !== null) {
       for (const clientId of this.clientIds) {
-        if (isIdle(this.client(clientId)) && this.#workloadPrng.chance(this.workload.options.opProbability)) {
+        if (this.clientHasRoom(clientId) && this.#workloadPrng.chance(this.workload.options.opProbability)) {
           this.call(clientId, this.workload.next(), 'workload');
         }
       }
@@ -541,18 +651,19 @@ export class Cluster {
 
   // ---- calls ---------------------------------------------------------------------------------
 
-  /** Starts a call on a client session; the handle's `result` is set when it completes. */
+  /** Starts a call on a client process; the handle's `result` is set when it completes. */
   call(clientId: string, op: TreeOp, source: CallSource = 'test'): CallRecord {
+    this.client(clientId);
     const callId = this.#nextCallId++;
     const record: CallRecord = { clientId, callId, op, source, callTick: this.now, callSeq: ++this.#seq, result: null, returnTick: null, returnSeq: null };
     this.history.push(record);
     this.#calls.set(callId, record);
-    this.#stepClient(clientId, { type: 'call', callId, op });
+    this.#stepClient(clientId, [{ type: 'call', callId, ns: simNamespace, op }]);
     return record;
   }
 
   /** Runs until the call completes (or `maxTicks` pass); returns its result or null. */
-  await(handle: CallRecord, maxTicks = 2000): CallResult | null {
+  await(handle: CallRecord, maxTicks = 2000): CallOutcome | null {
     this.runUntil(() => handle.result !== null, maxTicks);
     return handle.result;
   }
@@ -567,22 +678,27 @@ export class Cluster {
   /** The replica loses all volatile state and receives nothing until restarted. */
   crash(index: number): void {
     this.replica(index);
-    // Writes not finished are lost with the process; finished ones stay in the store.
+    // Writes and encodings not finished are lost with the process; finished writes stay in the store.
     this.#writes[index] = [];
-    this.#replicas[index] = initialReplicaState(this.config, index, this.#prng.next());
+    this.#encodes[index] = [];
+    const seed = this.#prng.next();
+    this.#downSeeds[index] = seed;
+    this.#downStates[index] = initialReplicaState(this.config, index, seed);
+    this.#glues[index] = null;
+    this.#overrides.delete(index);
     this.#down[index] = true;
     this.checkers.onCrash(index);
     this.note('crash', { replica: index });
   }
 
-  /** Restarts a crashed replica in recovery (VRR §4.3) with a fresh nonce. */
+  /** Restarts a crashed replica in recovery (VRR §4.3) with a fresh nonce, as the supervisor does. */
   restart(index: number): void {
     if (!this.#down[index]) throw new Error(`replica ${index} is not down`);
     this.#down[index] = false;
     const nonce = 1 + this.#prng.int(2 ** 31 - 1);
     this.note('restart', { replica: index, nonce });
     const stored = this.config.durable ? (this.stores[index] as SimStore).stored() : undefined;
-    this.#stepReplica(index, [stored === undefined ? { type: 'start', mode: 'recovering', nonce } : { type: 'start', mode: 'recovering', nonce, stored }]);
+    this.#startReplica(index, 'recovering', nonce, this.#downSeeds[index] as number, stored);
   }
 
   #allNodes(): NodeId[] {
@@ -633,63 +749,119 @@ export class Cluster {
     this.network.removeFilter(id);
   }
 
-  // ---- stepping ------------------------------------------------------------------------------
+  // ---- replicas: the actor's glue over simulated ports ------------------------------------------
 
-  #stepReplica(index: number, inputs: readonly ReplicaInput[]): void {
+  #actorId(node: NodeId): ActorId {
+    return typeof node === 'number' ? (this.#replicaIds[node] as ActorId) : node;
+  }
+
+  /** Creates replica `index`'s glue, which starts it at once (the `start` input is its first step). */
+  #startReplica(index: number, mode: StartMode, nonce: number, seed: number, stored: StoredState | undefined): void {
     if (this.halted) return;
-    const before = this.#replicas[index] as ReplicaState;
-    if (inputs.length > 1 && (before.status === 'recovering' || before.status === 'stopped')) {
-      for (const input of inputs) this.#stepReplica(index, [input]);
-      return;
-    }
-    let state: ReplicaState;
-    let effects: readonly ReplicaEffect[];
+    const spec = { ns: simNamespace, index, config: this.config, replicas: this.#replicaIds, defaultProxy: unroutedProxy, mode, nonce, seed };
+    const ports = {
+      send: (to: ActorId, msg: unknown): void => this.#replicaSend(index, to, msg),
+      persist: (record: PersistRecord, generation: number, op: number): void => {
+        // A write takes a tick or three (like an fsync); writes of one replica finish in order.
+        const queue = this.#writes[index] as PendingWrite[];
+        const due = Math.max(queue.at(-1)?.due ?? 0, this.now + 1 + this.#prng.int(3));
+        queue.push({ due, record, generation, op });
+      },
+      trace: (trace: TraceEvent): void => {
+        if (this.#traceDrops || !trace.event.startsWith('drop_')) {
+          const line = { tick: this.now, who: `r${index}`, event: trace.event };
+          this.#replicaTrace.push(trace.detail === undefined ? line : { ...line, detail: trace.detail });
+        }
+      },
+      encodeCheckpoint: (terms: CheckpointTerms, done: (image: CheckpointImage) => void, failed: (error: unknown) => void): void => {
+        // Packed a tick or three later, like a task on the offload pool.
+        (this.#encodes[index] as PendingEncode[]).push({ due: this.now + 1 + this.#prng.int(3), terms, done, failed });
+      },
+      nowMs: (): number => this.now * simTickMs,
+    };
     try {
-      ({ state, effects } = this.#step(index, before, inputs));
+      this.#glues[index] = createReplica(ports, spec, { ...(stored === undefined ? {} : { stored }), step: this.#checkedStep(index) });
     } catch (error) {
-      const violation = this.checkers.onException(index, this.now, error, inputs);
-      this.note('violation', { kind: violation.kind });
+      // The start step failed (reported by the step wrapper): the replica stays as it was shown.
+      this.#glueFailed(index, error);
+    }
+  }
+
+  /**
+   * The step the glue runs: the core (or the test's substitute), from the state a test may
+   * have handed in, checked after every transition before its effects run. A throw is recorded
+   * as a violation and unwinds the glue, leaving the replica's state as it was.
+   */
+  #checkedStep(index: number): ReplicaStep {
+    return (state: ReplicaState, inputs: readonly ReplicaInput[]): StepResult<ReplicaState> => {
+      const before = this.#overrides.get(index) ?? state;
+      let result: StepResult<ReplicaState>;
+      try {
+        result = this.#step(index, before, inputs);
+      } catch (error) {
+        const violation = this.checkers.onException(index, this.now, error, inputs);
+        this.note('violation', { kind: violation.kind });
+        throw new ReportedStepFailure(violation.message);
+      }
+      this.#overrides.delete(index);
+      this.replicaSteps += 1;
+      const after = result.state;
+      if (after.status !== before.status || after.view !== before.view) {
+        this.#trace.push({ tick: this.now, who: `r${index}`, event: 'status', detail: { from: `${before.status}@${before.view}`, to: `${after.status}@${after.view}`, op: after.op, commit: after.commit } });
+      }
+      const found = this.checkers.afterStep({ replica: index, tick: this.now, before, after, inputs, effects: result.effects });
+      for (const violation of found) this.note('violation', { kind: violation.kind, replica: violation.replica ?? null });
+      return result;
+    };
+  }
+
+  #glueFailed(index: number, error: unknown): void {
+    if (error instanceof ReportedStepFailure) return;
+    // Not the core: the glue itself threw, which would crash the product's worker.
+    const what = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+    this.checkers.report({ kind: 'exception', replica: index, tick: this.now, message: `replica ${index}'s glue threw ${what}` });
+  }
+
+  /** Runs `action` on replica `index`'s glue, unless the run halted or the replica is down. */
+  #drive(index: number, action: (glue: ReplicaGlue) => void): void {
+    if (this.halted || this.#down[index]) return;
+    const glue = this.#glues[index];
+    if (glue === null || glue === undefined) return;
+    try {
+      action(glue);
+    } catch (error) {
+      this.#glueFailed(index, error);
+    }
+  }
+
+  /** Envelopes for replica `index`: one batch, or one at a time while it has no state to speak from. */
+  #deliver(index: number, batch: readonly Envelope[]): void {
+    if (batch.length > 1) {
+      const status = this.replica(index).status;
+      if (status === 'recovering' || status === 'stopped') {
+        for (const envelope of batch) this.#drive(index, (glue) => glue.receive([envelope]));
+        return;
+      }
+    }
+    this.#drive(index, (glue) => glue.receive(batch));
+  }
+
+  /** What replica `index`'s glue sends: onto the network, unless unreadable or unroutable. */
+  #replicaSend(index: number, to: ActorId, msg: unknown): void {
+    // Three levels reach what a step could read out of its draft (log entries live in
+    // Immutable.js structures, plain); deeper walks of every entry cost too much.
+    const problem = unreadable(msg, 3);
+    if (problem !== null) {
+      this.checkers.report({ kind: 'unreadable_message', replica: index, tick: this.now, message: `replica ${index} sent an unreadable message to ${to} (${problem})` });
       return;
     }
-    this.replicaSteps += 1;
-    this.#replicas[index] = state;
-    if (state.status !== before.status || state.view !== before.view) {
-      this.#trace.push({ tick: this.now, who: `r${index}`, event: 'status', detail: { from: `${before.status}@${before.view}`, to: `${state.status}@${state.view}`, op: state.op, commit: state.commit } });
+    const node = this.#nodes.get(to);
+    if (node === undefined) {
+      this.unroutedReplies += 1;
+      this.#replicaTrace.push({ tick: this.now, who: `r${index}`, event: 'reply_unrouted', detail: { to, type: (msg as { type?: unknown }).type === undefined ? null : String((msg as { type?: unknown }).type) } });
+      return;
     }
-    const found = this.checkers.afterStep({ replica: index, tick: this.now, before, after: state, inputs, effects });
-    for (const violation of found) this.note('violation', { kind: violation.kind, replica: violation.replica ?? null });
-    for (const effect of effects) {
-      if (effect.type === 'send' || effect.type === 'reply') {
-        // Three levels reach what a step could read out of its draft (log entries live in
-        // Immutable.js structures, plain); deeper walks of every entry cost too much.
-        const problem = unreadable(effect.message, 3);
-        if (problem !== null) {
-          this.checkers.report({ kind: 'unreadable_message', replica: index, tick: this.now, message: `replica ${index} sent an unreadable ${effect.type} effect (${problem})` });
-          continue;
-        }
-      }
-      switch (effect.type) {
-        case 'persist': {
-          // A write takes a tick or three (like an fsync); writes of one replica finish in order.
-          const queue = this.#writes[index] as PendingWrite[];
-          const due = Math.max(queue.at(-1)?.due ?? 0, this.now + 1 + this.#prng.int(3));
-          queue.push({ due, record: effect.record, generation: effect.generation, op: effect.op });
-          break;
-        }
-        case 'send':
-          this.network.send(index, effect.to, effect.message, this.now);
-          break;
-        case 'reply':
-          this.network.send(index, effect.clientId, effect.message, this.now);
-          break;
-        case 'trace':
-          if (this.#traceDrops || !effect.trace.event.startsWith('drop_')) {
-            const line = { tick: this.now, who: `r${index}`, event: effect.trace.event };
-            this.#replicaTrace.push(effect.trace.detail === undefined ? line : { ...line, detail: effect.trace.detail });
-          }
-          break;
-      }
-    }
+    this.network.send(index, node, msg as SimMessage, this.now);
   }
 
   /** Finished writes reach the store, and their replica hears `persisted` for each. */
@@ -707,55 +879,74 @@ export class Cluster {
         }
         done.push({ type: 'persisted', generation: write.generation, op: write.op });
       }
-      if (done.length > 0 && !this.#down[index]) this.#stepReplica(index, done);
+      if (done.length > 0) this.#drive(index, (glue) => glue.input(done));
     }
   }
 
-  #stepClient(clientId: string, input: Parameters<typeof clientStep>[1]): void {
-    const before = this.client(clientId);
-    let result: ReturnType<typeof clientStep>;
-    try {
-      result = clientStep(before, input);
-    } catch (error) {
-      const what = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-      this.checkers.report({ kind: 'exception', tick: this.now, message: `client ${clientId} threw ${what} on ${canonical(input)}` });
-      return;
-    }
-    this.#clients.set(clientId, result.state);
-    for (const effect of result.effects) {
-      switch (effect.type) {
-        case 'send': {
-          let request = effect.request;
-          const problem = unreadable(request);
-          if (problem !== null) {
-            const repaired = result.state.outstanding?.request;
-            if (this.#repairClientRequests && repaired !== undefined && unreadable(repaired) === null) {
-              this.clientRequestsRepaired += 1;
-              request = repaired;
-            } else {
-              this.checkers.report({ kind: 'unreadable_message', tick: this.now, message: `client ${clientId} sent an unreadable request to replica ${effect.to} (${problem}) on input ${canonical(input)}` });
-              break;
-            }
-          }
-          this.network.send(clientId, effect.to, request, this.now);
-          break;
+  /** Checkpoint images due are packed (by the offload pool's own task) and handed back. */
+  #completeEncodes(now: number): void {
+    for (let index = 0; index < this.replicaCount; index++) {
+      const queue = this.#encodes[index] as PendingEncode[];
+      while (queue.length > 0 && (queue[0] as PendingEncode).due <= now) {
+        const task = queue.shift() as PendingEncode;
+        let image: CheckpointImage;
+        try {
+          image = packCheckpointTerms(task.terms);
+        } catch (error) {
+          this.#drive(index, () => task.failed(error));
+          continue;
         }
-        case 'result':
-          this.#complete(clientId, effect.callId, effect.result);
-          break;
-        case 'trace':
-          if (this.#traceDrops || !effect.event.includes('stale')) {
-            const line = { tick: this.now, who: clientId, event: effect.event };
-            this.#replicaTrace.push(effect.detail === undefined ? line : { ...line, detail: effect.detail });
-          }
-          break;
+        this.imagesEncoded += 1;
+        this.#drive(index, () => task.done(image));
       }
     }
   }
 
-  #complete(clientId: string, callId: number, result: CallResult): void {
+  // ---- clients: session hosts ------------------------------------------------------------------
+
+  /** One step of client process `clientId`'s session host with `inputs`, its effects carried out. */
+  #stepClient(clientId: string, inputs: readonly HostInput[]): void {
+    const before = this.client(clientId);
+    let result: ReturnType<typeof hostStepAll>;
+    try {
+      result = hostStepAll(before, inputs);
+    } catch (error) {
+      const what = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+      this.checkers.report({ kind: 'exception', tick: this.now, message: `client ${clientId} threw ${what} on ${canonical(inputs)}` });
+      return;
+    }
+    this.#hosts.set(clientId, result.state);
+    for (const effect of result.effects) this.#clientEffect(clientId, inputs, effect);
+  }
+
+  #clientEffect(clientId: string, inputs: readonly HostInput[], effect: HostEffect): void {
+    switch (effect.type) {
+      case 'send': {
+        const problem = unreadable(effect.request);
+        if (problem !== null) {
+          this.checkers.report({ kind: 'unreadable_message', tick: this.now, message: `client ${clientId} sent an unreadable request to replica ${effect.replica} (${problem}) on inputs ${canonical(inputs)}` });
+          return;
+        }
+        this.network.send(clientId, effect.replica, effect.request, this.now);
+        return;
+      }
+      case 'result':
+        this.#complete(clientId, effect.callId, effect.result);
+        return;
+      case 'trace':
+        if (this.#traceDrops || !effect.event.includes('stale')) {
+          const line = { tick: this.now, who: clientId, event: effect.event };
+          this.#replicaTrace.push(effect.detail === undefined ? line : { ...line, detail: effect.detail });
+        }
+        return;
+      default:
+        assertNever(effect, 'host effect');
+    }
+  }
+
+  #complete(clientId: string, callId: number, result: CallOutcome): void {
     const record = this.#calls.get(callId);
-    if (record === undefined || record.result !== null) {
+    if (record === undefined || record.result !== null || record.clientId !== clientId) {
       this.checkers.report({ kind: 'exception', tick: this.now, message: `client ${clientId} returned a result for unknown or finished call ${callId}` });
       return;
     }

@@ -1,3 +1,4 @@
+import { assertNever } from '../../src/base/assert.ts';
 import { expect } from 'chai';
 import fc from 'fast-check';
 
@@ -38,6 +39,8 @@ const applyRegister: Apply<number, RegisterInput, RegisterOutput> = (state, inpu
       return { state: input.value, output: 'ok' };
     case 'cas':
       return state === input.from ? { state: input.to, output: true } : { state, output: false };
+    default:
+      return assertNever(input, 'register input');
   }
 };
 
@@ -74,6 +77,8 @@ const applyKv: Apply<KvState, KvInput, KvOutput> = (state, input) => {
       for (const [key, value] of input.entries) next.set(key, value);
       return { state: next, output: 'ok' };
     }
+    default:
+      return assertNever(input, 'kv input');
   }
 };
 

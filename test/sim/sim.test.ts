@@ -496,6 +496,27 @@ describe('sim: tree model', () => {
   });
 });
 
+describe('sim: indefinite answers', () => {
+  const put = (value: number): TreeOp => ({ type: 'blob_put', path: '/k0', value: new Uint8Array([value]) });
+
+  it('keeps a write whose answer says it may have run as pending, and drops one that certainly did not run', () => {
+    const base = { callTick: 0, callSeq: 1, returnTick: 1, returnSeq: 2, source: 'test' as const, clientId: 'c0' };
+    const records: CallRecord[] = [
+      { ...base, callId: 1, op: put(1), result: { type: 'session_expired', executed: 'maybe' } },
+      { ...base, callId: 2, op: put(2), result: { type: 'session_expired', executed: false } },
+      { ...base, callId: 3, op: put(3), result: { type: 'refused', reason: 'frame_too_large', message: 'too large', executed: true } },
+      { ...base, callId: 4, op: put(4), result: { type: 'refused', reason: 'invalid_request', message: 'bad', executed: false } },
+      { ...base, callId: 5, op: put(5), result: { type: 'stale_request', lastRequestNum: 3 } },
+      { ...base, callId: 6, op: put(6), result: { type: 'overloaded' } },
+    ];
+    expect(checkerHistory(records).map((one) => [one.input, one.output === PENDING ? 'pending' : 'done'])).to.deep.equal([
+      [put(1), 'pending'],
+      [put(3), 'pending'],
+      [put(5), 'pending'],
+    ]);
+  });
+});
+
 // ---- the cluster -----------------------------------------------------------------------------
 
 describe('sim: cluster', () => {
@@ -521,6 +542,32 @@ describe('sim: cluster', () => {
     cluster.runUntil(() => calls.every((call) => call.result !== null), 200);
     expect(cluster.replica(0).op).to.equal(op + 1);
     expect(calls.map((call) => call.result?.type === 'done' && call.result.op)).to.deep.equal([op + 1, op + 1, op + 1]);
+  });
+
+  it('runs client processes as session hosts: one process runs calls on several sessions at once', () => {
+    const cluster = new Cluster({ seed: 19, clientCount: 1, sessionsPerClient: 2, workload: null });
+    const first = cluster.call('c0', { type: 'create', path: '/k0', nodeType: 'blob' });
+    const second = cluster.call('c0', { type: 'create', path: '/k1', nodeType: 'blob' });
+    expect(cluster.clientHasRoom('c0'), 'both sessions busy').to.equal(false);
+    const third = cluster.call('c0', { type: 'stat', path: '/k0' });
+    cluster.runUntil(() => [first, second, third].every((call) => call.result !== null), 500);
+    expect([first, second, third].map((call) => call.result?.type)).to.deep.equal(['done', 'done', 'done']);
+    const pool = cluster.client('c0').namespaces.get('sim')?.pool;
+    expect(pool?.sessions.map((session) => session.clientId).toArray()).to.deep.equal(['c0.1', 'c0.2']);
+    // The third call waited for a session, then ran on one of the two.
+    expect(cluster.replica(0).machine.clients.size).to.equal(2);
+    expect(cluster.violations).to.deep.equal([]);
+  });
+
+  it('runs the replica actor glue: checkpoint images packed by the offload task come back to the replicas', () => {
+    const cluster = new Cluster({ seed: 20, replicaConfig: { checkpointIntervalOps: 8 } });
+    const imaged = cluster.runUntil((c) => c.replicas.some((state) => state.checkpoint.image !== null), 1500);
+    expect(imaged, 'a replica holds the image of its current checkpoint').to.equal(true);
+    expect(cluster.imagesEncoded).to.be.greaterThan(0);
+    const state = cluster.replicas.find((one) => one.checkpoint.image !== null) as ReplicaState;
+    expect(state.checkpoint.image?.op).to.equal(state.checkpoint.machine.appliedOp);
+    cluster.runTicks(300);
+    expect(cluster.violations).to.deep.equal([]);
   });
 
   it('is deterministic: the same seed gives the same run', () => {

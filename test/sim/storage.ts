@@ -5,6 +5,7 @@
  * entries it covers, truncate_after discards a suffix, entries append contiguously.
  */
 
+import { assertNever } from '../../src/base/assert.ts';
 import type { PersistRecord, StoredState } from '../../src/vr/io.ts';
 import type { LogEntry } from '../../src/vr/messages.ts';
 import type { Machine } from '../../src/vr/state_machine.ts';
@@ -29,6 +30,8 @@ export class SimStore {
       case 'entries':
         for (const entry of record.entries) this.#append(entry);
         return;
+      default:
+        assertNever(record, 'persist record');
     }
   }
 

@@ -1,16 +1,16 @@
 /**
  * VOPR: the Viewstamped Operation Replicator (after TigerBeetle's), a seeded simulation runner.
  *
- *   npm run vopr -- --seeds N [--from S] [--seed S] [--replicas 3|5] [--durable|--diskless] [--verbose] [--repair-client]
- *
- * (--repair-client: see ClusterOptions.repairClientRequests; a stopgap, off by default.)
+ *   npm run vopr -- --seeds N [--from S] [--seed S] [--replicas 1|3|5] [--durable|--diskless] [--verbose]
  *
  * Per seed, everything derives from the seed (no clock, no Math.random), so one seed replays
  * a run exactly:
  *   - swarm testing: the seed draws which faults exist and how strong they are (message loss
  *     0–30%, duplication 0–10%, delay spread and distribution, partitions, clogged links,
- *     crashes with restarts), and protocol/client limits (checkpoint interval, pipeline
- *     depth, batch size, log suffix cap, give-up time); some seeds have none of a fault;
+ *     crashes with restarts), the group's size (1, 3 or 5 replicas, unless --replicas fixes
+ *     it), how many client processes and sessions per process, and protocol/client limits
+ *     (checkpoint interval, pipeline depth, batch size, log suffix cap, give-up time); some
+ *     seeds have none of a fault;
  *   - SAFETY phase: faults and a random workload for `safetyTicks`; never more than f replicas
  *     failed at once (crashed, or restarted and still recovering: VRR's failure model);
  *     every replica step is checked by ./checkers.ts;
@@ -35,7 +35,8 @@ import { Prng } from './prng.ts';
 import { makeTreeModel } from './tree_model.ts';
 
 export type VoprOptions = {
-  readonly replicaCount?: 3 | 5;
+  /** Fixes the group's size; default: drawn per seed from 1, 3, 5. */
+  readonly replicaCount?: 1 | 3 | 5;
   /** Overrides the drawn length of the safety phase. */
   readonly safetyTicks?: number;
   /** Bound on the liveness phase (default 3000). */
@@ -48,8 +49,6 @@ export type VoprOptions = {
   readonly traceDrops?: boolean;
   /** Force durable replicas on or off (default: drawn per seed, 30% durable). */
   readonly durable?: boolean;
-  /** See ClusterOptions.repairClientRequests (off by default). */
-  readonly repairClientRequests?: boolean;
   /** Debugging: called after every tick of both phases with the cluster. */
   readonly inspect?: (cluster: Cluster) => void;
   /** Steps replicas with this instead of the real core (mutation tests, ./mutants.ts). */
@@ -60,6 +59,8 @@ export type VoprOptions = {
 export type SeedParams = {
   readonly replicaCount: number;
   readonly clientCount: number;
+  /** Sessions each client process may open (its session host's sessionsMax). */
+  readonly sessionsPerClient: number;
   readonly safetyTicks: number;
   readonly faults: NetworkFaults;
   /** Per tick, when no partition is active: probability that one starts. */
@@ -108,16 +109,18 @@ export const defaultLivenessTicks = 3000;
 export const livenessGraceTicks = 600;
 
 function replayCommand(seed: number, options: VoprOptions): string {
-  const replicas = options.replicaCount !== undefined && options.replicaCount !== 3 ? ` --replicas ${options.replicaCount}` : '';
-  const repair = options.repairClientRequests === true ? ' --repair-client' : '';
+  // A drawn replica count is drawn again from the seed: only a fixed one is part of the command.
+  const replicas = options.replicaCount === undefined ? '' : ` --replicas ${options.replicaCount}`;
   const durable = options.durable === undefined ? '' : options.durable ? ' --durable' : ' --diskless';
-  return `npm run vopr -- --seed ${seed}${replicas}${repair}${durable}`;
+  return `npm run vopr -- --seed ${seed}${replicas}${durable}`;
 }
+
+/** Calls in flight at most, over all client processes of a seed (clients x sessions). */
+const callsInFlightMax = 6;
 
 /** Swarm testing: which faults a seed has, and how strong. */
 export function drawParams(prng: Prng, options: VoprOptions): SeedParams {
   const uniform = (lo: number, hi: number): number => lo + (hi - lo) * prng.float();
-  const replicaCount = options.replicaCount ?? 3;
   const delayMaxTicks = prng.pick([1, 2, 5, 10, 20]);
   const faults: NetworkFaults = {
     lossProbability: prng.chance(0.6) ? uniform(0, 0.3) : 0,
@@ -130,9 +133,9 @@ export function drawParams(prng: Prng, options: VoprOptions): SeedParams {
   };
   const viewChangeTimeoutTicks = prng.pick([20, 30, 60]);
   const safetyTicks = prng.range(2000, 3000);
-  return {
-    replicaCount,
-    clientCount: prng.range(2, 6),
+  const clientCount = prng.range(2, 6);
+  const partial = {
+    clientCount,
     safetyTicks: options.safetyTicks ?? safetyTicks,
     faults,
     partitionProbability: prng.chance(0.5) ? uniform(0.002, 0.02) : 0,
@@ -165,9 +168,16 @@ export function drawParams(prng: Prng, options: VoprOptions): SeedParams {
       valueBytesMax: prng.pick([1, 3]),
       valueAlphabet: prng.pick([2, 4]),
     },
-    // Drawn last, so adding it left every earlier draw (and so every older seed) as it was.
-    durable: options.durable ?? prng.chance(0.3),
   };
+  // Drawn last (adding them left every earlier draw as it was), and drawn even when an option
+  // fixes them, so fixing one leaves the seed's other draws as they are.
+  const durable = prng.chance(0.3);
+  const replicaCount = prng.pick([1, 3, 5] as const);
+  // Several sessions per client process exercise the pool (its waiting queue, shared primary
+  // tracking), but calls in flight stay at most `callsInFlightMax` over all clients: each one a
+  // pending write may leave in the history multiplies the linearizability search.
+  const sessionsPerClient = Math.max(1, Math.min(prng.pick([1, 2, 3]), Math.floor(callsInFlightMax / clientCount)));
+  return { ...partial, durable: options.durable ?? durable, replicaCount: options.replicaCount ?? replicaCount, sessionsPerClient };
 }
 
 /** Crashes, restarts, partitions and clogs during the safety phase, drawn from the seed. */
@@ -245,7 +255,7 @@ class FaultScheduler {
       for (const node of [...replicas, ...cluster.clientIds]) (prng.chance(0.5) ? a : b).push(node);
       if (a.length === 0 || b.length === 0) return;
       cluster.partition(a, b);
-    } else {
+    } else if (replicas.length > 1) {
       // One or two one-way links between replicas.
       const links = 1 + prng.int(2);
       for (let i = 0; i < links; i++) {
@@ -285,13 +295,13 @@ export function runSeed(seed: number, options: VoprOptions = {}): SeedReport {
     seed: master.next(),
     replicaCount: params.replicaCount,
     clientCount: params.clientCount,
+    sessionsPerClient: params.sessionsPerClient,
     replicaConfig: params.replicaConfig,
     clientConfig: params.clientConfig,
     faults: params.faults,
     workload: params.workload,
     durable: params.durable,
     traceDrops: options.traceDrops ?? false,
-    repairClientRequests: options.repairClientRequests ?? false,
     traceCapacity: Math.max(400, options.traceLines ?? 30),
     ...(options.stepFunction === undefined ? {} : { stepFunction: options.stepFunction }),
   });
@@ -398,6 +408,7 @@ export function formatFailure(report: SeedReport): string {
   const where = violation.replica === undefined ? '' : ` (replica ${violation.replica})`;
   return [
     `seed ${report.seed}: VIOLATION ${violation.kind} at tick ${violation.tick}${where}`,
+    `  ${report.params.replicaCount} replica(s)${report.params.durable ? ', durable' : ''}, ${report.params.clientCount} client(s) x ${report.params.sessionsPerClient} session(s)`,
     `  ${violation.message}`,
     `  last ${report.traceTail.length} trace lines:`,
     ...report.traceTail.map((line) => `    ${line}`),
@@ -411,7 +422,7 @@ function formatParams(params: SeedParams): string {
   return (
     `loss ${pct(f.lossProbability)} dup ${pct(f.duplicateProbability)} delay 1..${f.delayMaxTicks} ${f.delayDistribution} ` +
     `partition ${pct(params.partitionProbability)}/tick crash ${pct(params.crashProbability)}/tick clog ${pct(params.clogProbability)}/tick ` +
-    `clients ${params.clientCount} ops ${pct(params.workload.opProbability)}/tick ckpt ${params.replicaConfig.checkpointIntervalOps} ` +
+    `replicas ${params.replicaCount} clients ${params.clientCount}x${params.sessionsPerClient} ops ${pct(params.workload.opProbability)}/tick ckpt ${params.replicaConfig.checkpointIntervalOps} ` +
     `pipeline ${params.replicaConfig.pipelineMax} batch ${params.replicaConfig.batchMax} suffix ${params.replicaConfig.logSuffixMax} ` +
     `${params.durable ? 'durable ' : ''}` +
     `giveUp ${params.clientConfig.giveUpTicks}`
@@ -434,9 +445,8 @@ function parseArgs(argv: readonly string[]): CliArgs {
   let count = 100;
   let from = 1;
   let single: number | null = null;
-  let replicaCount: 3 | 5 = 3;
+  let replicaCount: 1 | 3 | 5 | undefined;
   let verbose = false;
-  let repairClientRequests = false;
   let durable: boolean | undefined;
   const integer = (flag: string, value: string | undefined): number => {
     const n = Number(value);
@@ -457,7 +467,7 @@ function parseArgs(argv: readonly string[]): CliArgs {
         break;
       case '--replicas': {
         const n = integer(arg, argv[++i]);
-        if (n !== 3 && n !== 5) throw new Error('--replicas must be 3 or 5');
+        if (n !== 1 && n !== 3 && n !== 5) throw new Error('--replicas must be 1, 3 or 5');
         replicaCount = n;
         break;
       }
@@ -470,15 +480,12 @@ function parseArgs(argv: readonly string[]): CliArgs {
       case '--verbose':
         verbose = true;
         break;
-      case '--repair-client':
-        repairClientRequests = true;
-        break;
       default:
-        throw new Error(`unknown argument ${String(arg)} (usage: npm run vopr -- --seeds N [--from S] [--seed S] [--replicas 3|5] [--durable|--diskless] [--verbose] [--repair-client])`);
+        throw new Error(`unknown argument ${String(arg)} (usage: npm run vopr -- --seeds N [--from S] [--seed S] [--replicas 1|3|5] [--durable|--diskless] [--verbose])`);
     }
   }
   const seeds = single !== null ? [single] : Array.from({ length: Math.max(0, count) }, (_, i) => from + i);
-  return { seeds, options: { replicaCount, repairClientRequests, ...(durable === undefined ? {} : { durable }) }, verbose: verbose || single !== null };
+  return { seeds, options: { ...(replicaCount === undefined ? {} : { replicaCount }), ...(durable === undefined ? {} : { durable }) }, verbose: verbose || single !== null };
 }
 
 function main(argv: readonly string[]): number {
