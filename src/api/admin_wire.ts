@@ -16,6 +16,20 @@ import { assertNever } from '../base/assert.ts';
 import { FieldReader, isCounter, isPlainObject, msgpackWords, own, type Fields } from '../base/fields.ts';
 import { encodeFrame } from './frame.ts';
 
+/** One actor as the `status` answer reports it (the embedding API's ActorReport fits). */
+export type AdminActorReport = {
+  readonly actor: string;
+  readonly worker: string;
+  readonly state: string;
+  readonly restarts: number;
+  readonly failure: string | null;
+  readonly role: string | null;
+  readonly status: string | null;
+  readonly view: number | null;
+  readonly op: number | null;
+  readonly commit: number | null;
+};
+
 export type AdminRequest =
   | { readonly type: 'status'; readonly id: number }
   | { readonly type: 'namespaces'; readonly id: number }

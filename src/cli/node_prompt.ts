@@ -5,6 +5,7 @@
 
 import type { ProxyOutcome } from '../../actors/messages.ts';
 import type { CallResult } from '../client/io.ts';
+import type { AdminActorReport } from '../api/admin_wire.ts';
 import type { HaretNode } from '../node/index.ts';
 
 /** The proxy's own refusals as the prompt's `rejected` results. */
@@ -20,17 +21,7 @@ export function asCallResult(outcome: ProxyOutcome): CallResult {
 }
 
 /** What a status line shows of an actor (the embedding API's report and the admin API's both fit). */
-export type ActorLine = {
-  readonly actor: string;
-  readonly state: string;
-  readonly restarts: number;
-  readonly failure: string | null;
-  readonly role: string | null;
-  readonly status: string | null;
-  readonly view: number | null;
-  readonly op: number | null;
-  readonly commit: number | null;
-};
+export type ActorLine = Omit<AdminActorReport, 'worker'>;
 
 /** One actor as one aligned line: name, supervision state, role, protocol position, restarts. */
 export function formatActorLine(actor: ActorLine): string {

@@ -11,25 +11,11 @@
  */
 
 import { createServer, type Server, type Socket } from 'node:net';
-import { adminErrorAnswer, adminFrameBytesMax, decodeAdminRequest, encodeAdminMessage, type AdminAnswer, type AdminRequest } from '../api/admin_wire.ts';
+import { adminErrorAnswer, adminFrameBytesMax, decodeAdminRequest, encodeAdminMessage, type AdminActorReport, type AdminAnswer, type AdminRequest } from '../api/admin_wire.ts';
 import { assertNever } from '../base/assert.ts';
 import { FramedSocket } from './framed_socket.ts';
 
 export type AdminApiOptions = { readonly host?: string; readonly port?: number; readonly connectionsMax?: number; readonly idleTimeoutMs?: number };
-
-/** One actor as `status` reports it. */
-export type AdminActorReport = {
-  readonly actor: string;
-  readonly worker: string;
-  readonly state: string;
-  readonly restarts: number;
-  readonly failure: string | null;
-  readonly role: string | null;
-  readonly status: string | null;
-  readonly view: number | null;
-  readonly op: number | null;
-  readonly commit: number | null;
-};
 
 /** One worker thread as `metrics` reports it. */
 export type AdminWorkerReport = {
