@@ -52,3 +52,11 @@ export function validateTreeLimits(limits: TreeLimits): string | null {
   if (limits.componentBytesMax > limits.pathBytesMax) return 'limits.componentBytesMax must not exceed limits.pathBytesMax';
   return null;
 }
+
+/**
+ * The largest view, op, commit, epoch or request number accepted from outside (a peer, a
+ * client, a file). Far beyond any real history (2^48 ops is 9 years at a million ops per
+ * second), far inside 2^53, so no arithmetic on an accepted number can lose precision and a
+ * forged huge number is malformed input, never a state (issue 12).
+ */
+export const protocolNumberMax = 2 ** 48;
