@@ -3,12 +3,18 @@
  * client protocol's framing (4-byte big-endian length + msgpack), a separate port, and a small
  * request set for operators. Every request carries an `id` that its answer repeats. Pure.
  *
+ *   hello {token?}     the first request on a connection (answered `ok {value: nil}`)
  *   status, namespaces, config, metrics, cluster_status     {type, id}
  *   primary {ns}   replica {actor}   cluster_join {address}
  *   namespace_create {ns, replicas? (default 3), nodes? (default: the members)}
  *
  * Answers: `ok {id, value}` or `error {id, code, message}`; `id` is nil when the request's id
  * could not be read (or for a connection-level refusal).
+ *
+ * Authentication (issue 12): a node with an admin token answers nothing before a `hello`
+ * carrying it; a missing or wrong token, or any other request first, is answered
+ * `error {code: 'unauthenticated'}` and the connection is closed. A node without a token
+ * accepts a hello with or without one.
  */
 
 import { Packr } from 'msgpackr';
@@ -31,6 +37,7 @@ export type AdminActorReport = {
 };
 
 export type AdminRequest =
+  | { readonly type: 'hello'; readonly id: number; readonly token?: string }
   | { readonly type: 'status'; readonly id: number }
   | { readonly type: 'namespaces'; readonly id: number }
   | { readonly type: 'primary'; readonly id: number; readonly ns: string }
@@ -41,7 +48,7 @@ export type AdminRequest =
   | { readonly type: 'cluster_status'; readonly id: number }
   | { readonly type: 'namespace_create'; readonly id: number; readonly ns: string; readonly replicas: number; readonly nodes: readonly string[] };
 
-export const adminErrorCodes = ['malformed', 'not_available', 'unknown_namespace', 'namespace_exists', 'unknown_node', 'timeout', 'failed'] as const;
+export const adminErrorCodes = ['malformed', 'not_available', 'unknown_namespace', 'namespace_exists', 'unknown_node', 'timeout', 'failed', 'unauthenticated'] as const;
 export type AdminErrorCode = (typeof adminErrorCodes)[number];
 
 export type AdminAnswer =
@@ -73,6 +80,8 @@ const actorCharsMax = 256;
 const addressCharsMax = 1024;
 const replicasMax = 255;
 const messageCharsMax = 64 * 1024;
+/** An admin token, as the client port's (src/api/wire.ts `tokenLengthMax`). */
+export const adminTokenLengthMax = 1024;
 
 const packr = new Packr({ useRecords: false, moreTypes: false });
 
@@ -83,7 +92,7 @@ const reader = new FieldReader((message) => {
   throw new Malformed(message);
 }, msgpackWords);
 
-const requestTypes = ['status', 'namespaces', 'primary', 'replica', 'config', 'metrics', 'cluster_join', 'cluster_status', 'namespace_create'] as const;
+const requestTypes = ['hello', 'status', 'namespaces', 'primary', 'replica', 'config', 'metrics', 'cluster_join', 'cluster_status', 'namespace_create'] as const;
 
 /** Untrusted bytes to a request, or a typed error answer; never throws. */
 export function decodeAdminRequest(payload: Uint8Array): AdminRequest | AdminAnswer {
@@ -108,6 +117,11 @@ export function decodeAdminRequest(payload: Uint8Array): AdminRequest | AdminAns
 function readRequest(fields: Fields, id: number): AdminRequest {
   const type = reader.oneOf(fields, 'type', '', requestTypes);
   switch (type) {
+    case 'hello': {
+      const token = reader.optional(fields, 'token');
+      if (token === undefined || token === null) return { type, id };
+      return { type, id, token: reader.stringValue(token, 'token', 1, adminTokenLengthMax) };
+    }
     case 'status':
     case 'namespaces':
     case 'config':

@@ -6,11 +6,18 @@
  * batch is packed once, with its record definitions, straight into the payload: no second
  * encoding of the envelopes inside an outer message. A frame is a map with a string tag `t`:
  *
- *   hello   {t, version, node, info}   dialler -> acceptor, first frame on a connection
- *   welcome {t, version, node, info}   acceptor -> dialler, the answer to hello
- *   batch   {t, b: Envelope[]}         dialler -> acceptor, after welcome
- *   ping    {t}                        dialler -> acceptor, when nothing else was sent
- *   error   {t, code, message}         either way, just before the sender closes
+ *   hello     {t, version, node, incarnation, info, nonce?}   dialler -> acceptor, first frame
+ *   challenge {t, nonce}                    acceptor -> dialler (secret mode), the answer to hello
+ *   proof     {t, mac}                      dialler -> acceptor (secret mode), the answer to challenge
+ *   welcome   {t, version, node, info, mac?} acceptor -> dialler, once the dialler is authenticated
+ *   batch     {t, b: Envelope[]}            dialler -> acceptor, after welcome
+ *   ping      {t}                           dialler -> acceptor, when nothing else was sent
+ *   error     {t, code, message}            either way, just before the sender closes
+ *
+ * The handshake and what each security mode proves is described in src/net/cluster_link.ts;
+ * this file only says what the frames hold. `nonce` is 32 random bytes, `mac` an HMAC-SHA256
+ * (32 bytes) over a transcript built by `helloTranscript` / `welcomeTranscript` below, so
+ * both sides build the same bytes from the same fields.
  *
  * Decoding never throws: bytes from the network either become a frame or a reason. Every
  * number and string is bounded before it is kept, and a relayed envelope is rebuilt from its
@@ -20,8 +27,13 @@
 import { Packr } from 'msgpackr';
 import { assertNever } from '../base/assert.ts';
 import { FieldReader, isPlainObject, msgpackWords, own, type Fields } from '../base/fields.ts';
+import { protocolNumberMax } from '../base/limits.ts';
 
-export const clusterProtocolVersion = 1;
+/** 2: the authenticated handshake of issue 12 (incarnation, challenge, proof, mac). */
+export const clusterProtocolVersion = 2;
+/** Bytes of a handshake nonce and of an HMAC-SHA256. */
+export const nonceBytes = 32;
+export const macBytes = 32;
 
 /** Node names: what `node::actor` ids and file names can carry. */
 const nodeNamePattern = /^[A-Za-z0-9._-]{1,64}$/;
@@ -48,14 +60,22 @@ export type Info = Readonly<Record<string, string>>;
  */
 export type RelayedEnvelope = { readonly from: string; readonly to: string; readonly msg: unknown };
 
-export type ClusterErrorCode = 'malformed' | 'unsupported_version' | 'frame_too_large' | 'handshake_timeout' | 'overloaded';
+/**
+ * `unauthenticated`: the peer did not prove who it is (no or a wrong proof, a certificate that
+ * does not name it). Once it did: `same_name` when the hello names the receiving node itself
+ * (the dialler dialled itself, or two nodes share a name: it stops dialling that address),
+ * `refused` when a newer incarnation of the node it names is connected now.
+ */
+export type ClusterErrorCode = 'malformed' | 'unsupported_version' | 'frame_too_large' | 'handshake_timeout' | 'overloaded' | 'unauthenticated' | 'same_name' | 'refused';
 
-export type HelloFrame = { readonly t: 'hello'; readonly version: number; readonly node: string; readonly info: Info };
-export type WelcomeFrame = { readonly t: 'welcome'; readonly version: number; readonly node: string; readonly info: Info };
+export type HelloFrame = { readonly t: 'hello'; readonly version: number; readonly node: string; readonly incarnation: number; readonly info: Info; readonly nonce?: Uint8Array };
+export type ChallengeFrame = { readonly t: 'challenge'; readonly nonce: Uint8Array };
+export type ProofFrame = { readonly t: 'proof'; readonly mac: Uint8Array };
+export type WelcomeFrame = { readonly t: 'welcome'; readonly version: number; readonly node: string; readonly info: Info; readonly mac?: Uint8Array };
 export type BatchFrame = { readonly t: 'batch'; readonly b: readonly RelayedEnvelope[] };
 export type PingFrame = { readonly t: 'ping' };
 export type ErrorFrame = { readonly t: 'error'; readonly code: string; readonly message: string };
-export type ClusterFrame = HelloFrame | WelcomeFrame | BatchFrame | PingFrame | ErrorFrame;
+export type ClusterFrame = HelloFrame | ChallengeFrame | ProofFrame | WelcomeFrame | BatchFrame | PingFrame | ErrorFrame;
 
 export type Decoded =
   /** `malformed`: items of a batch that were not envelopes and were left out. */
@@ -127,23 +147,31 @@ export function decodeClusterFrame(payload: Uint8Array): Decoded {
   }
 }
 
-const frameTypes = ['hello', 'welcome', 'batch', 'ping', 'error'] as const;
+const frameTypes = ['hello', 'challenge', 'proof', 'welcome', 'batch', 'ping', 'error'] as const;
 
 function readFrame(value: unknown): Decoded {
   const fields = reader.record(fieldsOf(value), 'a frame');
   const t = reader.oneOf(fields, 't', '', frameTypes);
   switch (t) {
-    case 'hello':
-    case 'welcome': {
-      const version = own(fields, 'version');
-      if (version !== clusterProtocolVersion) {
-        const shown = typeof version === 'number' ? String(version) : typeof version;
-        throw new Rejected('unsupported_version', `protocol version ${shown}, this node speaks ${clusterProtocolVersion}`);
-      }
-      const node = reader.string(fields, 'node', '', 1, nodeNameCharsMax);
-      if (!isNodeName(node)) return reader.fail('node must be a name of 1-64 letters, digits, ".", "_" or "-"');
-      return { ok: true, frame: { t, version: clusterProtocolVersion, node, info: readInfo(reader.required(fields, 'info', ''), 'info') }, malformed: 0 };
+    case 'hello': {
+      readVersion(fields);
+      const node = readNodeName(fields);
+      const incarnation = reader.integer(fields, 'incarnation', '', 0, protocolNumberMax);
+      const info = readInfo(reader.required(fields, 'info', ''), 'info');
+      const nonce = reader.optional(fields, 'nonce');
+      return { ok: true, frame: { t, version: clusterProtocolVersion, node, incarnation, info, ...(nonce === undefined ? {} : { nonce: exactBytes(nonce, 'nonce', nonceBytes) }) }, malformed: 0 };
     }
+    case 'welcome': {
+      readVersion(fields);
+      const node = readNodeName(fields);
+      const info = readInfo(reader.required(fields, 'info', ''), 'info');
+      const mac = reader.optional(fields, 'mac');
+      return { ok: true, frame: { t, version: clusterProtocolVersion, node, info, ...(mac === undefined ? {} : { mac: exactBytes(mac, 'mac', macBytes) }) }, malformed: 0 };
+    }
+    case 'challenge':
+      return { ok: true, frame: { t, nonce: exactBytes(reader.required(fields, 'nonce', ''), 'nonce', nonceBytes) }, malformed: 0 };
+    case 'proof':
+      return { ok: true, frame: { t, mac: exactBytes(reader.required(fields, 'mac', ''), 'mac', macBytes) }, malformed: 0 };
     case 'batch': {
       const items = reader.array(fields, 'b', '', batchEnvelopesMax);
       // One bad item does not spoil the batch: the protocols above retry whatever is lost.
@@ -165,6 +193,53 @@ function readFrame(value: unknown): Decoded {
     default:
       return assertNever(t, 'cluster frame type');
   }
+}
+
+function readVersion(fields: Fields): void {
+  const version = own(fields, 'version');
+  if (version !== clusterProtocolVersion) {
+    const shown = typeof version === 'number' ? String(version) : typeof version;
+    throw new Rejected('unsupported_version', `protocol version ${shown}, this node speaks ${clusterProtocolVersion}`);
+  }
+}
+
+function readNodeName(fields: Fields): string {
+  const node = reader.string(fields, 'node', '', 1, nodeNameCharsMax);
+  if (!isNodeName(node)) return reader.fail('node must be a name of 1-64 letters, digits, ".", "_" or "-"');
+  return node;
+}
+
+/** Bytes of exactly `length`, as a plain Uint8Array of their own. */
+function exactBytes(value: unknown, label: string, length: number): Uint8Array {
+  const bytes = reader.bytesValue(value, label, length);
+  if (bytes.byteLength !== length) return reader.fail(`${label} must be ${length} bytes`);
+  return Uint8Array.from(bytes);
+}
+
+const textEncoder = new TextEncoder();
+
+/**
+ * What the dialler's proof MACs (secret mode): a label, its own name and incarnation, then the
+ * dialler's and the acceptor's nonces. Names hold no newline (isNodeName), nonces have a fixed
+ * length, so the fields cannot be shifted into one another. The label differs from the
+ * welcome's, so a MAC computed as one role is never accepted as the other.
+ */
+export function helloTranscript(dialler: string, incarnation: number, diallerNonce: Uint8Array, acceptorNonce: Uint8Array): Uint8Array {
+  return transcript(`haret-cluster-v${clusterProtocolVersion} hello\n${dialler}\n${incarnation}\n`, diallerNonce, acceptorNonce);
+}
+
+/** What the acceptor's welcome MACs (secret mode): a label, both names, both nonces; binds the acceptor's name. */
+export function welcomeTranscript(dialler: string, acceptor: string, diallerNonce: Uint8Array, acceptorNonce: Uint8Array): Uint8Array {
+  return transcript(`haret-cluster-v${clusterProtocolVersion} welcome\n${dialler}\n${acceptor}\n`, diallerNonce, acceptorNonce);
+}
+
+function transcript(head: string, first: Uint8Array, second: Uint8Array): Uint8Array {
+  const text = textEncoder.encode(head);
+  const out = new Uint8Array(text.byteLength + first.byteLength + second.byteLength);
+  out.set(text, 0);
+  out.set(first, text.byteLength);
+  out.set(second, text.byteLength + first.byteLength);
+  return out;
 }
 
 /** At most 16 entries, keys and values strings of at most 1,024 characters; a fresh object. */

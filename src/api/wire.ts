@@ -20,7 +20,7 @@ import { Packr } from 'msgpackr';
 import { assertNever } from '../base/assert.ts';
 import { FieldReader, at, isCounter, isPlainObject, msgpackWords, own, type Fields } from '../base/fields.ts';
 import { describeTreeError, type LimitName, type TreeError } from '../tree/errors.ts';
-import { defaultTreeLimits, validateTreeLimits, type TreeLimits } from '../base/limits.ts';
+import { defaultTreeLimits, protocolNumberMax, validateTreeLimits, type TreeLimits } from '../base/limits.ts';
 import { isNodeType, nodeTypes, type NodeType } from '../tree/node_type.ts';
 import type { Bytes, ListEntry, OpFailure, OpOutcome, OpResult } from '../tree/ops.ts';
 import { validateOp } from '../tree/validate.ts';
@@ -75,10 +75,12 @@ export function frameBytesFor(trees: readonly TreeLimits[]): number {
 export const defaultWireLimits: WireLimits = { frameBytesMax: frameBytesFor([defaultTreeLimits]), inFlightMax: 1024 };
 
 /**
- * Frames before `hello` is accepted: a hello is a few hundred bytes at most, so a peer that has
- * not said hello cannot make the node hold more than this per connection.
+ * Frames before `hello` is accepted: the largest hello (a 256-character client name and a
+ * 1024-character token, 3 UTF-8 bytes a character at worst, and the field names) is under
+ * 4 KiB, so a peer that has not said hello cannot make the node hold more than this per
+ * connection.
  */
-export const helloFrameBytesMax = 1024;
+export const helloFrameBytesMax = 4096;
 
 /** Checks limits once, at configuration time; `trees` are the namespaces' tree limits. Returns a reason or null. */
 export function validateWireLimits(limits: WireLimits, trees: readonly TreeLimits[] = []): string | null {
@@ -102,6 +104,8 @@ export function validateWireLimits(limits: WireLimits, trees: readonly TreeLimit
 export const clientIdLengthMax = 256;
 /** Names of a client (hello) or a node (welcome): a label for logs, at most 256 characters. */
 export const nameLengthMax = 256;
+/** An auth token in `hello`: 1 to 1024 characters (docs/protocol.md section "Authentication"). */
+export const tokenLengthMax = 1024;
 /** A node address in a redirect (`host:port`). */
 export const addressLengthMax = 1024;
 /** Namespace names, as the node's options require. */
@@ -111,8 +115,11 @@ export function isNamespaceName(value: unknown): value is string {
   return typeof value === 'string' && namespaceNamePattern.test(value);
 }
 
-/** Opens a connection; the first message a client sends. */
-export type HelloMessage = { readonly type: 'hello'; readonly version: ProtocolVersion; readonly client?: string };
+/**
+ * Opens a connection; the first message a client sends. `token`: the node's auth token, when
+ * the node is configured with one (a missing or wrong token is answered `unauthenticated`).
+ */
+export type HelloMessage = { readonly type: 'hello'; readonly version: ProtocolVersion; readonly client?: string; readonly token?: string };
 export type ListNamespacesMessage = { readonly type: 'list_namespaces'; readonly id: number };
 /**
  * A VR request (src/vr/messages.ts `Request`) addressed to a namespace. The client owns the
@@ -175,6 +182,7 @@ export const errorCodes = [
   'shutting_down',
   'timeout',
   'internal',
+  'unauthenticated',
 ] as const;
 export type WireErrorCode = (typeof errorCodes)[number];
 
@@ -355,7 +363,7 @@ function peekId(value: unknown): number | null {
   try {
     if (!isPlainObject(value)) return null;
     const id = own(value, 'id');
-    return isCounter(id) ? id + 0 : null;
+    return isCounter(id) && id <= protocolNumberMax ? id + 0 : null;
   } catch {
     return null;
   }
@@ -390,8 +398,16 @@ function malformed(message: string): never {
  */
 const read = new FieldReader(malformed, msgpackWords);
 
+/**
+ * A protocol number from outside (ids, request numbers): a non-negative integer of at most
+ * `protocolNumberMax` (src/base/limits.ts), so no huge number can reach a replica's state.
+ */
+function protocolNumber(fields: Fields, key: string, label: string): number {
+  return read.integer(fields, key, label, 0, protocolNumberMax);
+}
+
 function id(fields: Fields): number {
-  return read.counter(fields, 'id', '');
+  return protocolNumber(fields, 'id', '');
 }
 
 function namespaceName(fields: Fields, key: string, label: string): string {
@@ -478,8 +494,13 @@ function readClientMessage(value: unknown, namespaces: NamespaceLookup): ClientM
     case 'hello': {
       const v = version(fields);
       const client = optional(fields, 'client');
-      if (client === undefined) return { type, version: v };
-      return { type, version: v, client: read.stringValue(client, 'client', 0, nameLengthMax) };
+      const token = optional(fields, 'token');
+      return {
+        type,
+        version: v,
+        ...(client === undefined ? {} : { client: read.stringValue(client, 'client', 0, nameLengthMax) }),
+        ...(token === undefined ? {} : { token: read.stringValue(token, 'token', 1, tokenLengthMax) }),
+      };
     }
     case 'list_namespaces':
     case 'ping':
@@ -499,7 +520,7 @@ function readRequest(fields: Fields, namespaces: NamespaceLookup): RequestMessag
   const replica = read.counter(fields, 'replica', '');
   if (replica >= shape.replicas) malformed(`replica ${replica} is not an index of namespace ${ns}'s ${shape.replicas} replicas`);
   const clientId = read.string(fields, 'clientId', '', 1, clientIdLengthMax);
-  const requestNum = read.counter(fields, 'requestNum', '');
+  const requestNum = protocolNumber(fields, 'requestNum', '');
   const op = read.record(read.required(fields, 'op', ''), 'op');
   const opType = read.oneOf(op, 'type', 'op', ['register', 'tree'] as const);
   switch (opType) {
@@ -556,7 +577,7 @@ function readNodeMessage(value: unknown): NodeMessage {
       const errorId = optional(fields, 'id');
       return {
         type,
-        id: errorId === undefined ? null : read.counterValue(errorId, 'id'),
+        id: errorId === undefined ? null : read.integerValue(errorId, 'id', 0, protocolNumberMax),
         code: read.oneOf(fields, 'code', '', errorCodes),
         message: read.string(fields, 'message', ''),
       };

@@ -21,7 +21,7 @@ import { startNode } from '../node/index.ts';
 import { parseCommand, helpText } from './commands.ts';
 import { formatError, formatResult } from './format.ts';
 import { asCallResult, formatActorLine, type ActorLine } from './node_prompt.ts';
-import { ConfigError, resolveStartConfig } from './node_config.ts';
+import { ConfigError, readPemFile, readTokenFile, resolveStartConfig } from './node_config.ts';
 import { runRepl } from './repl.ts';
 
 /** package.json: two levels up from the sources (src/cli), three from the compiled output (dist/src/cli). */
@@ -42,13 +42,26 @@ usage:
               [--admin-address HOST:PORT] [--cluster-address HOST:PORT]
               [--data-dir DIR] [--join HOST:PORT]... [--no-local-namespace]
               [--namespace NS] [--replicas N] [--log-level LEVEL]
-  haret cli ADDRESS [--namespace NS] [-e COMMAND]
-  haret admin ADMIN_ADDRESS [-e COMMAND]   status | namespaces | primary NS | replica ACTOR
+              [--tls-cert FILE --tls-key FILE [--tls-ca FILE]] [--cluster-secret-file FILE]
+              [--auth-token-file FILE] [--admin-token-file FILE]
+  haret cli ADDRESS [--namespace NS] [--token-file FILE] [--tls-ca FILE] [-e COMMAND]
+  haret admin ADMIN_ADDRESS [--token-file FILE] [--tls-ca FILE] [-e COMMAND]
+                                           status | namespaces | primary NS | replica ACTOR
                                            | config | metrics | cluster join ADDR
                                            | cluster status | namespace create NS | help
   haret --version | --help`;
 
 class UsageError extends Error {}
+
+/** What `haret cli` and `haret admin` present to a node: a token, and the CA its TLS certificate is signed by. */
+const credentialFlags = { 'token-file': { type: 'string' }, 'tls-ca': { type: 'string' } } as const;
+
+function credentialsOf(values: { readonly 'token-file'?: string | undefined; readonly 'tls-ca'?: string | undefined }): { token?: string; tls?: { ca: string } } {
+  return {
+    ...(values['token-file'] === undefined ? {} : { token: readTokenFile(values['token-file'], '--token-file') }),
+    ...(values['tls-ca'] === undefined ? {} : { tls: { ca: readPemFile(values['tls-ca'], '--tls-ca') } }),
+  };
+}
 
 async function start(args: readonly string[]): Promise<number> {
   const { values } = parseArgs({
@@ -65,6 +78,12 @@ async function start(args: readonly string[]): Promise<number> {
       namespace: { type: 'string' },
       replicas: { type: 'string' },
       'log-level': { type: 'string' },
+      'tls-cert': { type: 'string' },
+      'tls-key': { type: 'string' },
+      'tls-ca': { type: 'string' },
+      'cluster-secret-file': { type: 'string' },
+      'auth-token-file': { type: 'string' },
+      'admin-token-file': { type: 'string' },
     },
     strict: true,
   });
@@ -80,6 +99,12 @@ async function start(args: readonly string[]): Promise<number> {
     namespace: values.namespace,
     replicas: values.replicas,
     logLevel: values['log-level'],
+    tlsCert: values['tls-cert'],
+    tlsKey: values['tls-key'],
+    tlsCa: values['tls-ca'],
+    clusterSecretFile: values['cluster-secret-file'],
+    authTokenFile: values['auth-token-file'],
+    adminTokenFile: values['admin-token-file'],
   });
   const node = await startNode(options);
   const address = node.clientApiAddress;
@@ -100,13 +125,13 @@ async function start(args: readonly string[]): Promise<number> {
 async function cli(args: readonly string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: [...args],
-    options: { namespace: { type: 'string', short: 'n', default: 'default' }, e: { type: 'string', short: 'e' } },
+    options: { namespace: { type: 'string', short: 'n', default: 'default' }, e: { type: 'string', short: 'e' }, ...credentialFlags },
     allowPositionals: true,
     strict: true,
   });
   const [address] = positionals;
   if (address === undefined || positionals.length > 1) throw new UsageError('haret cli takes one ADDRESS (host:port)');
-  const remote = await connect([address]);
+  const remote = await connect([address], credentialsOf(values));
   try {
     const client = remote.client(values.namespace);
     if (values.e !== undefined) {
@@ -200,10 +225,10 @@ function formatAdminAnswer(query: AdminQuery, answer: AdminAnswer): string {
 }
 
 async function admin(args: readonly string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args: [...args], options: { e: { type: 'string', short: 'e' } }, allowPositionals: true, strict: true });
+  const { values, positionals } = parseArgs({ args: [...args], options: { e: { type: 'string', short: 'e' }, ...credentialFlags }, allowPositionals: true, strict: true });
   const [address] = positionals;
   if (address === undefined || positionals.length > 1) throw new UsageError('haret admin takes one ADMIN_ADDRESS (host:port)');
-  const client = await AdminClient.open(address);
+  const client = await AdminClient.open(address, credentialsOf(values));
   const run = async (line: string, out: NodeJS.WritableStream): Promise<number | 'quit'> => {
     const parsed = parseAdminCommand(line);
     if (parsed === null) return 0;

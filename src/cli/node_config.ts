@@ -11,6 +11,12 @@
  * data_dir = "/var/lib/haret/node-a"   # optional (needs cluster_address): the cluster record
  * join = ["127.0.0.1:7890"]            # optional: cluster addresses to join at start
  * log_level = "info"
+ * tls_cert = "/etc/haret/node-a.crt"   # optional, with tls_key: TLS on the client and admin ports
+ * tls_key = "/etc/haret/node-a.key"
+ * tls_ca = "/etc/haret/ca.crt"         # with cluster_address: mutual TLS between members
+ * cluster_secret_file = "/etc/haret/cluster.secret"   # or a shared secret (>= 32 bytes)
+ * auth_token_file = "/etc/haret/client.token"         # optional: clients send it in hello
+ * admin_token_file = "/etc/haret/admin.token"         # optional: the admin API needs it
  * [[namespaces]]
  * name = "default"
  * replicas = 3
@@ -36,13 +42,69 @@ export type StartFlags = {
   readonly join?: readonly string[] | undefined;
   /** No namespace of the node's own (a cluster member that only hosts cluster namespaces). */
   readonly noLocalNamespace?: boolean | undefined;
+  /** PEM files: certificate and key for TLS on every port; the CA for the members' mutual TLS. */
+  readonly tlsCert?: string | undefined;
+  readonly tlsKey?: string | undefined;
+  readonly tlsCa?: string | undefined;
+  /** A file of at least 32 bytes every member holds (cluster links without certificates). */
+  readonly clusterSecretFile?: string | undefined;
+  /** Files whose first line is the token clients (admin clients) must present. */
+  readonly authTokenFile?: string | undefined;
+  readonly adminTokenFile?: string | undefined;
 };
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
 }
 
-const knownKeys = new Set(['name', 'client_address', 'log_level', 'namespaces', 'cluster_address', 'admin_address', 'data_dir', 'join']);
+const knownKeys = new Set([
+  'name',
+  'client_address',
+  'log_level',
+  'namespaces',
+  'cluster_address',
+  'admin_address',
+  'data_dir',
+  'join',
+  'tls_cert',
+  'tls_key',
+  'tls_ca',
+  'cluster_secret_file',
+  'auth_token_file',
+  'admin_token_file',
+]);
+
+/** A token file's first line, without surrounding whitespace; 1..1024 characters. */
+export const tokenCharsMax = 1024;
+
+/** A secret, certificate, key or token file is small: anything larger is the wrong file. */
+const credentialFileBytesMax = 1024 * 1024;
+
+function readCredential(path: unknown, key: string): Buffer {
+  if (typeof path !== 'string' || path.length === 0) throw new ConfigError(`${key} must be a file path`);
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(path);
+  } catch (error) {
+    throw new ConfigError(`cannot read ${key} ${path}: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  if (bytes.byteLength > credentialFileBytesMax) throw new ConfigError(`${key} ${path} is larger than ${credentialFileBytesMax} bytes`);
+  return bytes;
+}
+
+/** The token on a token file's first line (what `haret cli/admin --token-file` read too). */
+export function readTokenFile(path: unknown, key: string): string {
+  const token = (readCredential(path, key).toString('utf8').split(/\r?\n/)[0] ?? '').trim();
+  if (token.length === 0 || token.length > tokenCharsMax) throw new ConfigError(`${key}: the first line must hold a token of 1..${tokenCharsMax} characters`);
+  return token;
+}
+
+/** A PEM file (certificate, key or CA) as text. */
+export function readPemFile(path: unknown, key: string): string {
+  const text = readCredential(path, key).toString('utf8');
+  if (!text.includes('-----BEGIN ')) throw new ConfigError(`${key} ${String(path)} is not a PEM file`);
+  return text;
+}
 
 /** "host:port" to listen on; the host defaults to 127.0.0.1 when only ":port" or "port" is given. */
 function parseListenAddress(value: string): { host: string; port: number } {
@@ -109,13 +171,58 @@ export function resolveStartConfig(flags: StartFlags): NodeOptions & { clientApi
   if (join !== undefined && clusterAddress === undefined) throw new ConfigError('join needs cluster_address');
   if (namespaces.length === 0 && clusterAddress === undefined) throw new ConfigError('a node without cluster_address needs a namespace of its own');
   for (const address of (join ?? []) as string[]) parseListenAddress(address);
+  const security = resolveSecurity(flags, pick, clusterAddress !== undefined);
   return {
     name,
     namespaces,
-    ...(clusterAddress === undefined ? {} : { cluster: { ...parseListenAddress(clusterAddress), ...(join === undefined ? {} : { join: join as string[] }) } }),
+    ...(clusterAddress === undefined ? {} : { cluster: { ...parseListenAddress(clusterAddress), ...(join === undefined ? {} : { join: join as string[] }), ...security.cluster } }),
     ...(dataDir === undefined ? {} : { dataDir }),
-    clientApi: parseListenAddress(address),
-    ...(admin === undefined ? {} : { adminApi: parseListenAddress(admin) }),
+    clientApi: { ...parseListenAddress(address), ...security.tls, ...(security.authToken === undefined ? {} : { authToken: security.authToken }) },
+    ...(admin === undefined ? {} : { adminApi: { ...parseListenAddress(admin), ...security.tls, ...(security.adminToken === undefined ? {} : { authToken: security.adminToken }) } }),
     ...(logLevel === undefined ? {} : { logLevel }),
+  };
+}
+
+type Security = {
+  /** TLS for the client and admin ports (no client certificates there). */
+  readonly tls: { readonly tls?: { readonly cert: string; readonly key: string } };
+  readonly cluster: { readonly tls?: { readonly cert: string; readonly key: string; readonly ca: string }; readonly secret?: Uint8Array };
+  readonly authToken: string | undefined;
+  readonly adminToken: string | undefined;
+};
+
+/**
+ * The credential files (docs/security.md): a certificate and key serve TLS on the client and
+ * admin ports; with a CA and cluster links they are the members' mutual TLS; a cluster secret
+ * file is the other way to authenticate members. Read here, so a bad file is a ConfigError
+ * naming it before anything listens.
+ */
+function resolveSecurity(flags: StartFlags, pick: (key: string, flag: string | undefined) => unknown, clustered: boolean): Security {
+  const certPath = pick('tls_cert', flags.tlsCert);
+  const keyPath = pick('tls_key', flags.tlsKey);
+  const caPath = pick('tls_ca', flags.tlsCa);
+  const secretPath = pick('cluster_secret_file', flags.clusterSecretFile);
+  if ((certPath === undefined) !== (keyPath === undefined)) throw new ConfigError('tls_cert and tls_key go together');
+  const pem = certPath === undefined ? undefined : { cert: readPemFile(certPath, 'tls_cert'), key: readPemFile(keyPath, 'tls_key') };
+  const ca = caPath === undefined ? undefined : readPemFile(caPath, 'tls_ca');
+  if (ca !== undefined && pem === undefined) throw new ConfigError('tls_ca needs tls_cert and tls_key');
+  let cluster: Security['cluster'] = {};
+  if (clustered && pem !== undefined) {
+    if (ca === undefined) throw new ConfigError('TLS between members is mutual: with cluster_address, tls_cert needs tls_ca');
+    if (secretPath !== undefined) throw new ConfigError('cluster links use tls_ca or cluster_secret_file, not both');
+    cluster = { tls: { ...pem, ca } };
+  } else if (secretPath !== undefined) {
+    if (!clustered) throw new ConfigError('cluster_secret_file needs cluster_address');
+    const secret = readCredential(secretPath, 'cluster_secret_file');
+    if (secret.byteLength < 32) throw new ConfigError('cluster_secret_file must hold at least 32 bytes (openssl rand -out FILE 32)');
+    cluster = { secret: Uint8Array.from(secret) };
+  }
+  const authPath = pick('auth_token_file', flags.authTokenFile);
+  const adminPath = pick('admin_token_file', flags.adminTokenFile);
+  return {
+    tls: pem === undefined ? {} : { tls: pem },
+    cluster,
+    authToken: authPath === undefined ? undefined : readTokenFile(authPath, 'auth_token_file'),
+    adminToken: adminPath === undefined ? undefined : readTokenFile(adminPath, 'admin_token_file'),
   };
 }

@@ -26,7 +26,9 @@ export type ServiceErrorCode =
   /** Nothing to talk to: no node could be reached, or the client proxy failed for good. Not executed. */
   | 'unavailable'
   /** The answer to a read over the network did not fit in a frame (it ran; narrow the read). */
-  | 'frame_too_large';
+  | 'frame_too_large'
+  /** The node refused the auth token (missing or wrong): not executed; retrying with the same token cannot help. */
+  | 'unauthenticated';
 
 export type HaretErrorCode = TreeError['code'] | ServiceErrorCode;
 

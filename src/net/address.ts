@@ -19,3 +19,15 @@ export function parseAddress(value: string, listening = false): HostPort {
 export function formatAddress(address: HostPort): string {
   return address.host.includes(':') ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`;
 }
+
+/**
+ * True for a host only this machine can reach: `localhost`, 127.0.0.0/8, `::1` (and its
+ * IPv4-mapped form). A wildcard (`0.0.0.0`, `::`) or any other address is reachable from
+ * outside, so a listener there needs TLS, a token or a secret (docs/security.md).
+ */
+export function isLoopbackHost(host: string): boolean {
+  const bare = host.replace(/^\[|\]$/g, '').toLowerCase();
+  if (bare === 'localhost' || bare === '::1' || bare === '0:0:0:0:0:0:0:1') return true;
+  const v4 = bare.startsWith('::ffff:') ? bare.slice('::ffff:'.length) : bare;
+  return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(v4);
+}

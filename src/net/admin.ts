@@ -8,14 +8,60 @@
  *
  * The server knows the node only as an `AdminBackend`: what it asks of it, typed by shape, so
  * src/net imports nothing of src/node (HaretNode satisfies it as it is).
+ *
+ * Security (issue 12). The admin port can create namespaces, make the node dial any address
+ * and read the node's whole configuration, so:
+ * - with `authToken`, nothing is answered before a `hello` carrying it (compared in constant
+ *   time, as the client port's): a missing or wrong token, or any other request first, gets
+ *   `error {code: unauthenticated}` and a close; optional TLS (`tls`);
+ * - no connection can hold a slot for long: the first request (the hello) must come within
+ *   `helloTimeoutMs`, and a connection idle for `idleTimeoutMs` (seconds, not minutes) with
+ *   nothing pending is closed;
+ * - one address holds at most `connectionsPerAddressMax` connections, so one misbehaving (or
+ *   hostile) peer cannot take all `connectionsMax` and lock the operator out.
  */
 
-import { createServer, type Server, type Socket } from 'node:net';
-import { adminErrorAnswer, adminFrameBytesMax, decodeAdminRequest, encodeAdminMessage, type AdminActorReport, type AdminAnswer, type AdminRequest } from '../api/admin_wire.ts';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { Server, Socket } from 'node:net';
+import { adminErrorAnswer, adminFrameBytesMax, adminTokenLengthMax, decodeAdminRequest, encodeAdminMessage, type AdminActorReport, type AdminAnswer, type AdminRequest } from '../api/admin_wire.ts';
 import { assertNever } from '../base/assert.ts';
 import { FramedSocket } from './framed_socket.ts';
+import { createServer, type TlsServerOptions } from './tls.ts';
 
-export type AdminApiOptions = { readonly host?: string; readonly port?: number; readonly connectionsMax?: number; readonly idleTimeoutMs?: number };
+export type AdminApiOptions = {
+  /** Default 127.0.0.1. */
+  readonly host?: string;
+  /** Default 0: an ephemeral port (see `address`). */
+  readonly port?: number;
+  /** Connections served at once; one more is answered `failed` and closed. Default 64. */
+  readonly connectionsMax?: number;
+  /** Connections served at once from one remote address. Default 8. */
+  readonly connectionsPerAddressMax?: number;
+  /** The first request (the hello) must arrive within this long, TLS handshake included. Default 5 s. */
+  readonly helloTimeoutMs?: number;
+  /** A connection without traffic for this long, with no request pending, is closed. Default 30 s. */
+  readonly idleTimeoutMs?: number;
+  /** Serve TLS with this certificate. Absent: plaintext. */
+  readonly tls?: TlsServerOptions;
+  /** Every connection must open with `hello {token}` carrying this (1..1024 characters). Absent: no token is asked for. */
+  readonly authToken?: string;
+};
+
+const defaults = { connectionsMax: 64, connectionsPerAddressMax: 8, helloTimeoutMs: 5_000, idleTimeoutMs: 30_000 } as const;
+
+/** One served connection. */
+type AdminConnection = {
+  readonly framed: FramedSocket;
+  readonly address: string;
+  /** A valid first request (with a token configured: a hello with the token) arrived. */
+  authenticated: boolean;
+  /** A hello was received (a second one is refused). */
+  greeted: boolean;
+  /** Requests being answered: an idle connection with some pending is not closed. */
+  pending: number;
+  /** Holds a slot (served, and not yet being closed). */
+  holdsSlot: boolean;
+};
 
 /** One worker thread as `metrics` reports it. */
 export type AdminWorkerReport = {
@@ -58,22 +104,42 @@ const closeGraceMs = 1_000;
 export class AdminServer {
   readonly #server: Server;
   readonly #node: AdminBackend;
-  readonly #options: AdminApiOptions;
+  readonly #options: Required<Pick<AdminApiOptions, 'connectionsMax' | 'connectionsPerAddressMax' | 'helloTimeoutMs' | 'idleTimeoutMs'>>;
+  /** SHA-256 of the admin token, or null when none is configured. */
+  readonly #tokenDigest: Buffer | null;
   /** Every connection, served or refused, until it closes. */
   readonly #connections = new Set<FramedSocket>();
+  /** Served connections by remote address. */
+  readonly #perAddress = new Map<string, number>();
   #served = 0;
+  readonly counters = { served: 0, refused: 0, refusedPerAddress: 0, unauthenticated: 0, helloTimeouts: 0, idleClosed: 0 };
 
   private constructor(node: AdminBackend, server: Server, options: AdminApiOptions) {
     this.#node = node;
     this.#server = server;
-    this.#options = options;
+    this.#options = {
+      connectionsMax: positive(options.connectionsMax, defaults.connectionsMax, 'connectionsMax'),
+      connectionsPerAddressMax: positive(options.connectionsPerAddressMax, defaults.connectionsPerAddressMax, 'connectionsPerAddressMax'),
+      helloTimeoutMs: positive(options.helloTimeoutMs, defaults.helloTimeoutMs, 'helloTimeoutMs'),
+      idleTimeoutMs: positive(options.idleTimeoutMs, defaults.idleTimeoutMs, 'idleTimeoutMs'),
+    };
+    const token = options.authToken;
+    if (token !== undefined && (typeof token !== 'string' || token.length < 1 || token.length > adminTokenLengthMax)) throw new RangeError(`admin authToken must be 1..${adminTokenLengthMax} characters`);
+    this.#tokenDigest = token === undefined ? null : digest(token);
   }
 
   static start(node: AdminBackend, options: AdminApiOptions = {}): Promise<AdminServer> {
     return new Promise((resolve, reject) => {
       let accept: (socket: Socket) => void = (socket) => socket.destroy();
-      const server = createServer((socket) => accept(socket));
-      const admin = new AdminServer(node, server, options);
+      let admin: AdminServer;
+      let server: Server;
+      try {
+        server = createServer({ ...(options.tls === undefined ? {} : { tls: options.tls }), handshakeTimeoutMs: options.helloTimeoutMs ?? defaults.helloTimeoutMs }, (socket) => accept(socket));
+        admin = new AdminServer(node, server, options);
+      } catch (error) {
+        reject(error);
+        return;
+      }
       accept = (socket) => admin.#accept(socket);
       server.once('error', reject);
       server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => {
@@ -95,40 +161,110 @@ export class AdminServer {
   }
 
   #accept(socket: Socket): void {
-    const refused = this.#served >= (this.#options.connectionsMax ?? 64);
+    const address = socket.remoteAddress ?? 'unknown';
+    const fromAddress = this.#perAddress.get(address) ?? 0;
+    const refusal = this.#served >= this.#options.connectionsMax ? 'too many admin connections' : fromAddress >= this.#options.connectionsPerAddressMax ? `too many admin connections from ${address}` : null;
+    const { helloTimeoutMs, idleTimeoutMs } = this.#options;
+    // Assigned before any handler can run: they all wait for socket events.
+    let connection: AdminConnection;
     const framed: FramedSocket = new FramedSocket(
       socket,
-      { frameBytesMax: adminFrameBytesMax, idleTimeoutMs: this.#options.idleTimeoutMs ?? 300_000, writeBufferBytesMax },
+      { frameBytesMax: adminFrameBytesMax, helloTimeoutMs, idleTimeoutMs, writeBufferBytesMax },
       {
-        onFrame: (payload) => this.#onRequest(framed, payload),
-        onFrameError: (_code, message) => framed.lastWords(encodeAdminMessage({ type: 'error', id: null, code: 'malformed', message }), closeGraceMs),
+        onFrame: (payload) => this.#onRequest(connection, payload),
+        onFrameError: (_code, message) => this.#lastWords(connection, encodeAdminMessage({ type: 'error', id: null, code: 'malformed', message })),
+        onHelloTimeout: () => {
+          this.counters.helloTimeouts += 1;
+          const code = this.#tokenDigest === null ? 'timeout' : 'unauthenticated';
+          this.#lastWords(connection, encodeAdminMessage({ type: 'error', id: null, code, message: `no hello within ${helloTimeoutMs} ms` }));
+        },
+        onIdle: () => {
+          // A long cluster operation keeps its connection: only a connection with nothing to wait for is idle.
+          if (connection.pending > 0) return;
+          this.counters.idleClosed += 1;
+          framed.destroy('idle', `idle for ${idleTimeoutMs} ms`);
+        },
         onClose: () => {
           this.#connections.delete(framed);
-          if (!refused) this.#served -= 1;
+          this.#release(connection);
         },
       },
     );
+    connection = { framed, address, authenticated: this.#tokenDigest === null, greeted: false, pending: 0, holdsSlot: refusal === null };
     this.#connections.add(framed);
-    if (refused) {
-      framed.lastWords(encodeAdminMessage({ type: 'error', id: null, code: 'failed', message: 'too many admin connections' }), closeGraceMs);
+    if (refusal !== null) {
+      this.counters.refused += 1;
+      if (this.#served < this.#options.connectionsMax) this.counters.refusedPerAddress += 1;
+      framed.lastWords(encodeAdminMessage({ type: 'error', id: null, code: 'failed', message: refusal }), closeGraceMs);
       return;
     }
+    this.counters.served += 1;
     this.#served += 1;
+    this.#perAddress.set(address, fromAddress + 1);
   }
 
-  #onRequest(framed: FramedSocket, payload: Uint8Array): void {
+  /**
+   * Closes after a last frame. The slot is freed now, not when the peer has closed too (up to
+   * closeGraceMs later): a refused connection must not keep the operator out meanwhile.
+   */
+  #lastWords(connection: AdminConnection, frame: Uint8Array): void {
+    this.#release(connection);
+    connection.framed.lastWords(frame, closeGraceMs);
+  }
+
+  /** Frees the connection's slot, once. */
+  #release(connection: AdminConnection): void {
+    if (!connection.holdsSlot) return;
+    connection.holdsSlot = false;
+    this.#served -= 1;
+    const left = (this.#perAddress.get(connection.address) ?? 1) - 1;
+    if (left > 0) this.#perAddress.set(connection.address, left);
+    else this.#perAddress.delete(connection.address);
+  }
+
+  #onRequest(connection: AdminConnection, payload: Uint8Array): void {
+    const framed = connection.framed;
     const request = decodeAdminRequest(payload);
+    if (!connection.authenticated) {
+      // With a token configured, the one thing answered before it is a hello that carries it.
+      const valid = request.type === 'hello' && sameDigest(this.#tokenDigest as Buffer, request.token);
+      if (!valid) {
+        this.counters.unauthenticated += 1;
+        const id = request.id;
+        const message = request.type === 'hello' ? (request.token === undefined ? 'this node requires an admin token in hello' : 'the admin token is not accepted') : 'this node requires hello with its admin token first';
+        this.#lastWords(connection, encodeAdminMessage({ type: 'error', id, code: 'unauthenticated', message }));
+        return;
+      }
+      connection.authenticated = true;
+    }
+    framed.helloDone();
     if (request.type === 'ok' || request.type === 'error') {
       framed.write(encodeAdminMessage(request));
       return;
     }
-    void this.#answer(request).then((answer) => framed.write(encodeAdminMessage(answer)));
+    if (request.type === 'hello') {
+      if (connection.greeted) {
+        framed.write(encodeAdminMessage({ type: 'error', id: request.id, code: 'malformed', message: 'hello was already sent' }));
+        return;
+      }
+      connection.greeted = true;
+      framed.write(encodeAdminMessage({ type: 'ok', id: request.id, value: null }));
+      return;
+    }
+    connection.pending += 1;
+    void this.#answer(request).then((answer) => {
+      connection.pending -= 1;
+      framed.write(encodeAdminMessage(answer));
+    });
   }
 
   async #answer(request: AdminRequest): Promise<AdminAnswer> {
     const node = this.#node;
     try {
       switch (request.type) {
+        case 'hello':
+          // Answered by #onRequest before it gets here.
+          return { type: 'ok', id: request.id, value: null };
         case 'status':
           return { type: 'ok', id: request.id, value: (await node.status()).actors.map((a) => ({ actor: a.actor, worker: a.worker, state: a.state, restarts: a.restarts, failure: a.failure, role: a.role, status: a.status, view: a.view, op: a.op, commit: a.commit })) };
         case 'namespaces':
@@ -160,4 +296,19 @@ export class AdminServer {
       return adminErrorAnswer(request.id, error);
     }
   }
+}
+
+function digest(token: string): Buffer {
+  return createHash('sha256').update(token, 'utf8').digest();
+}
+
+/** `presented` is the token of `expected`'s digest; constant time (both digests are 32 bytes). */
+function sameDigest(expected: Buffer, presented: string | undefined): boolean {
+  return timingSafeEqual(expected, digest(presented ?? '')) && presented !== undefined;
+}
+
+function positive(value: number | undefined, fallback: number, name: string): number {
+  const v = value ?? fallback;
+  if (!Number.isSafeInteger(v) || v < 1) throw new RangeError(`admin API option ${name} must be a positive integer`);
+  return v;
 }

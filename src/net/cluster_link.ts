@@ -7,8 +7,40 @@
  * Direction: a node sends only on connections it dialled and receives envelopes only on
  * connections it accepted, so a pair of nodes holds two one-way connections and never has to
  * choose between two simultaneous ones. The dialler sends hello, the acceptor answers welcome
- * and from then on only reads; the dialler only writes batches and pings, and reads (to
- * validate and discard) whatever comes back, e.g. an error frame before a close.
+ * once the dialler is authenticated and from then on only reads; the dialler only writes
+ * batches and pings, and reads (to validate and discard) whatever comes back, e.g. an error
+ * frame before a close.
+ *
+ * Who may speak (issue 12). Whoever reaches the cluster port could otherwise claim any node
+ * name and speak for its replicas. So a peer proves its name before any envelope is accepted,
+ * by one of three modes (`ClusterSecurity`), the same on every member:
+ * - 'tls': mutual TLS. Both sides present a certificate signed by the cluster's CA (nothing
+ *   else is trusted: not the system store). The name in a hello must be the dialler's
+ *   certificate CN or a DNS subjectAltName, and the name in the welcome the acceptor's: a
+ *   certificate for n2 cannot claim n1. The chain is checked by TLS, the name binding here
+ *   (the dialler dials an address and learns the name from the welcome, so node's hostname
+ *   check is replaced by this one). TLS also protects every frame after the handshake.
+ * - 'secret': a shared secret of at least 32 bytes and a challenge-response that binds both
+ *   names; the secret never crosses the wire.
+ *     dialler  -> hello     {node D, incarnation, info, nonce Nd}        (32 random bytes)
+ *     acceptor -> challenge {nonce Na}                                    (no name, no info)
+ *     dialler  -> proof     {mac HMAC(secret, "hello" | D | incarnation | Nd | Na)}
+ *     acceptor -> welcome   {node A, info, mac HMAC(secret, "welcome" | D | A | Nd | Na)}
+ *   The acceptor tells nothing (not even its name, nor whether D is its own name) before a
+ *   valid proof; fresh nonces on both sides make every MAC single-use; the two labels keep a
+ *   MAC made in one role from passing in the other; MACs are compared with timingSafeEqual.
+ *   What it does not give: secrecy or integrity of the frames after the handshake. An
+ *   attacker on the path between two members can read and inject (use 'tls' there), and one
+ *   a member dials could relay that handshake to another member; members dial only addresses
+ *   an operator or another member gave them.
+ * - 'none': no authentication, and therefore the links listen on a loopback address only
+ *   (`start` throws a RangeError otherwise): everything that can reach the port is trusted.
+ * In every mode a hello naming the receiving node itself is refused, and so is a hello for a
+ * node connected now under a newer incarnation (an old process of a restarted node must not
+ * displace the new one); a refusal comes only after the peer authenticated, so an
+ * unauthenticated caller learns nothing, and cannot close a member's connection by naming it.
+ * The acceptor hands envelopes up with the authenticated name; the cluster (src/node/cluster.ts)
+ * then accepts only those sent as actors of that node.
  *
  * Delivery is best effort, like the MessagePorts between workers: the protocols above retry.
  * Envelopes sent to one node within one event-loop turn leave as one frame at setImmediate.
@@ -23,10 +55,13 @@
  *
  * Counters: framesIn/framesOut count batch frames only (not handshakes, pings or errors), so
  * envelopes/frames is the batching ratio. rejectedConnections counts inbound connections
- * closed before their handshake completed; malformed counts bad frames and non-envelope items.
+ * closed before their handshake completed; malformed counts bad frames and non-envelope items;
+ * unauthenticated counts handshakes (either direction) whose peer did not prove its name.
  */
 
-import { createServer, type Server, type Socket } from 'node:net';
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { connect as tcpConnect, createServer as createTcpServer, type Server, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import {
   batchEnvelopesMax,
   checkInfo,
@@ -35,24 +70,48 @@ import {
   encodeClusterFrame,
   errorMessageCharsMax,
   handshakeBytesMax,
+  helloTranscript,
   isNodeName,
   isRelayable,
+  nonceBytes,
+  welcomeTranscript,
   type ClusterErrorCode,
   type ClusterFrame,
+  type HelloFrame,
   type Info,
   type RelayedEnvelope,
   type WelcomeFrame,
 } from '../api/cluster_wire.ts';
 import { encodeFrame, frameHeaderBytes, frameLengthLimit } from '../api/frame.ts';
 import { assertNever } from '../base/assert.ts';
-import { parseAddress } from './address.ts';
+import { protocolNumberMax } from '../base/limits.ts';
+import { isLoopbackHost, parseAddress } from './address.ts';
 import { FramedSocket } from './framed_socket.ts';
+import { createServer as createListener, peerCertificateNames } from './tls.ts';
 
 /** What the link carries; the runtime's Envelope has this shape. */
 type Envelope = RelayedEnvelope;
 
+/** How members prove who they are (see the header); the same on every member of a cluster. */
+export type ClusterSecurity =
+  /** Mutual TLS: PEM strings; the peer's name is its certificate's CN or a DNS subjectAltName. */
+  | { readonly mode: 'tls'; readonly cert: string; readonly key: string; readonly ca: string }
+  /** A shared secret of at least 32 bytes: challenge-response with HMAC-SHA256. */
+  | { readonly mode: 'secret'; readonly secret: Uint8Array }
+  /** Nothing: the links bind loopback only (RangeError at start otherwise). */
+  | { readonly mode: 'none' };
+
+/** Bytes a cluster secret needs at least (256 bits, the HMAC's own strength). */
+export const clusterSecretBytesMin = 32;
+
 export type ClusterLinkOptions = {
   readonly nodeName: string;
+  readonly security: ClusterSecurity;
+  /**
+   * This process's incarnation of the node (bumped at every start, see ClusterMember), sent in
+   * the hello: an acceptor refuses a hello older than the one connected now. Default 0.
+   */
+  readonly incarnation?: number;
   readonly host?: string;
   readonly port?: number;
   readonly info?: Readonly<Record<string, string>>;
@@ -93,11 +152,14 @@ export type ClusterLinkStats = {
   readonly envelopesOut: number;
   readonly malformed: number;
   readonly rejectedConnections: number;
+  readonly unauthenticated: number;
   readonly dropped: number;
 };
 
 type Settings = {
   readonly nodeName: string;
+  readonly security: ClusterSecurity;
+  readonly incarnation: number;
   readonly host: string;
   readonly port: number;
   readonly info: Info;
@@ -152,20 +214,28 @@ type Outbound = {
   wrote: boolean;
   backoffMs: number;
   waiter: Waiter | null;
+  /** Secret mode: this connection's nonce, sent in the hello; then the acceptor's, from its challenge. */
+  nonce: Uint8Array | null;
+  acceptorNonce: Uint8Array | null;
+  /** TLS mode: the names the acceptor's verified certificate carries, once connected. */
+  certificateNames: readonly string[] | null;
 };
 
 type Inbound = {
   readonly socket: FramedSocket;
-  /** From the hello; null until then. */
+  /** The socket under the frames (a TLSSocket in 'tls' mode): its certificate names the peer. */
+  readonly raw: Socket;
+  /** The authenticated name; null until the handshake completed. */
   node: string | null;
+  incarnation: number;
+  /** Secret mode, between hello and proof: what the hello claimed, and our challenge's nonce. */
+  claimed: { readonly hello: HelloFrame; readonly diallerNonce: Uint8Array; readonly nonce: Uint8Array } | null;
 };
 
 export class ClusterLinks {
   readonly #settings: Settings;
   readonly #handlers: ClusterLinkHandlers;
   readonly #server: Server;
-  readonly #hello: Uint8Array;
-  readonly #welcome: Uint8Array;
   readonly #ping: Uint8Array;
   /** Outbound links by normalized address. */
   readonly #links = new Map<string, Outbound>();
@@ -176,26 +246,53 @@ export class ClusterLinks {
   readonly #inboundByNode = new Map<string, Inbound>();
   /** Refused sockets, closing after their error frame; tracked so close() leaves none. */
   readonly #refused = new Set<FramedSocket>();
+  /** TLS mode: every accepted TCP socket, handshaking or not, so close() can end them all. */
+  readonly #tlsSockets = new Set<Socket>();
   #flush: NodeJS.Immediate | null = null;
   #closed: Promise<void> | null = null;
-  readonly #stats = { framesIn: 0, framesOut: 0, envelopesIn: 0, envelopesOut: 0, malformed: 0, rejectedConnections: 0, dropped: 0 };
+  readonly #stats = { framesIn: 0, framesOut: 0, envelopesIn: 0, envelopesOut: 0, malformed: 0, rejectedConnections: 0, unauthenticated: 0, dropped: 0 };
 
   private constructor(settings: Settings, handlers: ClusterLinkHandlers, server: Server) {
     this.#settings = settings;
     this.#handlers = handlers;
     this.#server = server;
-    const own = { version: clusterProtocolVersion, node: settings.nodeName, info: settings.info };
-    this.#hello = encodeFrame(encodeClusterFrame({ t: 'hello', ...own }));
-    this.#welcome = encodeFrame(encodeClusterFrame({ t: 'welcome', ...own }));
     this.#ping = encodeFrame(encodeClusterFrame({ t: 'ping' }));
   }
 
-  /** Listens; rejects with a RangeError on bad options or with the listen error. */
+  /**
+   * Listens; rejects with a RangeError on bad options (among them: mode 'none' on an address
+   * that is not loopback) or with the listen error.
+   */
   static async start(options: ClusterLinkOptions, handlers: ClusterLinkHandlers): Promise<ClusterLinks> {
     const settings = resolveSettings(options);
-    const server = createServer();
-    const links = new ClusterLinks(settings, handlers, server);
-    server.on('connection', (socket: Socket) => links.#accept(socket));
+    const security = settings.security;
+    let links: ClusterLinks | null = null;
+    const accept = (socket: Socket): void => {
+      if (links !== null) links.#accept(socket);
+    };
+    const server =
+      security.mode === 'tls'
+        ? createListener({ tls: { cert: security.cert, key: security.key, ca: security.ca }, handshakeTimeoutMs: settings.handshakeTimeoutMs }, accept, () => {
+            // A failed TLS handshake (no certificate, another CA, a timeout): never reached #accept.
+            if (links === null) return;
+            links.#stats.rejectedConnections += 1;
+            links.#stats.unauthenticated += 1;
+          })
+        : createTcpServer(accept);
+    links = new ClusterLinks(settings, handlers, server);
+    if (security.mode === 'tls') {
+      const tracked = links.#tlsSockets;
+      // Handshakes count against connectionsMax too; past it node drops the TCP connection at once.
+      server.maxConnections = settings.connectionsMax;
+      server.on('drop', () => {
+        if (links !== null) links.#stats.rejectedConnections += 1;
+      });
+      server.on('connection', (socket: Socket) => {
+        tracked.add(socket);
+        socket.once('close', () => tracked.delete(socket));
+      });
+    }
+    const listening = links;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(settings.port, settings.host, () => {
@@ -205,7 +302,7 @@ export class ClusterLinks {
     });
     // Accept errors (e.g. out of file descriptors) must not crash the node; the peer redials.
     server.on('error', () => undefined);
-    return links;
+    return listening;
   }
 
   address(): { readonly host: string; readonly port: number } {
@@ -233,7 +330,7 @@ export class ClusterLinks {
     const key = addressKey(host, port);
     let link = this.#links.get(key);
     if (link === undefined) {
-      link = { address: key, host, port, node: null, info: {}, state: 'down', socket: null, timer: null, heartbeat: null, wrote: false, backoffMs: this.#settings.reconnectMinMs, waiter: null };
+      link = { address: key, host, port, node: null, info: {}, state: 'down', socket: null, timer: null, heartbeat: null, wrote: false, backoffMs: this.#settings.reconnectMinMs, waiter: null, nonce: null, acceptorNonce: null, certificateNames: null };
       this.#links.set(key, link);
       this.#connect(link);
     }
@@ -320,6 +417,8 @@ export class ClusterLinks {
     for (const connection of this.#inbound) sockets.push(connection.socket);
     const closed = sockets.map((socket) => socket.closed);
     for (const socket of sockets) socket.destroy('local', 'cluster links are closed');
+    // TLS handshakes still in progress hold the server open until they end.
+    for (const socket of this.#tlsSockets) socket.destroy();
     const serverClosed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
     await Promise.all([serverClosed, ...closed]);
   }
@@ -330,13 +429,50 @@ export class ClusterLinks {
     link.timer = null;
     if (this.#closed !== null) return;
     link.state = 'connecting';
-    const socket: FramedSocket = FramedSocket.dial(
-      link.host,
-      link.port,
-      // The acceptor sends only welcome or error: nothing larger is ever needed.
+    const security = this.#settings.security;
+    link.nonce = security.mode === 'secret' ? Uint8Array.from(randomBytes(nonceBytes)) : null;
+    link.acceptorNonce = null;
+    link.certificateNames = null;
+    const hello = encodeFrame(
+      encodeClusterFrame({
+        t: 'hello',
+        version: clusterProtocolVersion,
+        node: this.#settings.nodeName,
+        incarnation: this.#settings.incarnation,
+        info: this.#settings.info,
+        ...(link.nonce === null ? {} : { nonce: link.nonce }),
+      }),
+    );
+    const raw: Socket =
+      security.mode === 'tls'
+        ? tlsConnect({
+            host: link.host,
+            port: link.port,
+            cert: security.cert,
+            key: security.key,
+            ca: security.ca,
+            rejectUnauthorized: true,
+            minVersion: 'TLSv1.2',
+            // The chain is verified against the cluster CA; the name is bound to the welcome in
+            // #onWelcome (we dial an address and learn the name from the answer).
+            checkServerIdentity: () => undefined,
+          })
+        : tcpConnect({ host: link.host, port: link.port });
+    const socket: FramedSocket = new FramedSocket(
+      raw,
+      // The acceptor sends only challenge, welcome or error: nothing larger is ever needed.
       { frameBytesMax: Math.min(handshakeBytesMax, this.#settings.frameBytesMax), helloTimeoutMs: this.#settings.handshakeTimeoutMs },
       {
-        onConnect: () => socket.write(this.#hello),
+        onConnect: () => {
+          if (security.mode === 'tls') {
+            link.certificateNames = peerCertificateNames(raw);
+            if (link.certificateNames === null) {
+              socket.destroy('local', 'the acceptor presented no verified certificate');
+              return;
+            }
+          }
+          socket.write(hello);
+        },
         onFrame: (payload) => this.#onOutboundFrame(link, socket, payload),
         onFrameError: (_code, message) => {
           this.#stats.malformed += 1;
@@ -358,9 +494,22 @@ export class ClusterLinks {
       return;
     }
     const frame = decoded.frame;
+    if (frame.t === 'error' && frame.code === 'same_name') {
+      // We dialled ourselves (or a node of our name): no redial would ever succeed.
+      this.#dropLink(link, `${link.address} is this node (${this.#settings.nodeName})`);
+      return;
+    }
     if (frame.t === 'error') {
       // The acceptor refused us and closes; we redial after the backoff.
+      this.#settle(link, new Error(`${link.address} refused the handshake: ${frame.code}: ${frame.message}`));
       socket.destroy('local', `refused: ${frame.code}`);
+      return;
+    }
+    const security = this.#settings.security;
+    if (frame.t === 'challenge' && security.mode === 'secret' && link.state === 'connecting' && link.acceptorNonce === null && link.nonce !== null) {
+      link.acceptorNonce = frame.nonce;
+      const mac = hmac(security.secret, helloTranscript(this.#settings.nodeName, this.#settings.incarnation, link.nonce, frame.nonce));
+      socket.write(encodeFrame(encodeClusterFrame({ t: 'proof', mac })));
       return;
     }
     if (frame.t !== 'welcome' || link.state === 'up') {
@@ -369,8 +518,34 @@ export class ClusterLinks {
       socket.destroy('local', `unexpected ${frame.t}`);
       return;
     }
+    const problem = this.#checkWelcome(link, frame);
+    if (problem !== null) {
+      this.#stats.unauthenticated += 1;
+      this.#settle(link, new Error(`${link.address} failed authentication: ${problem}`));
+      socket.destroy('local', problem);
+      return;
+    }
     socket.helloDone();
     this.#onWelcome(link, frame);
+  }
+
+  /** Null when the welcome proves the acceptor's name (the mode's way), else why not. */
+  #checkWelcome(link: Outbound, frame: WelcomeFrame): string | null {
+    const security = this.#settings.security;
+    switch (security.mode) {
+      case 'none':
+        return null;
+      case 'tls':
+        return link.certificateNames?.includes(frame.node) === true ? null : `its certificate does not name ${frame.node}`;
+      case 'secret': {
+        if (link.nonce === null || link.acceptorNonce === null) return 'a welcome before the challenge';
+        if (frame.mac === undefined) return 'a welcome without a mac';
+        const expected = hmac(security.secret, welcomeTranscript(this.#settings.nodeName, frame.node, link.nonce, link.acceptorNonce));
+        return macsEqual(expected, frame.mac) ? null : 'a welcome whose mac does not prove the cluster secret';
+      }
+      default:
+        return assertNever(security, 'cluster security mode');
+    }
   }
 
   #onWelcome(link: Outbound, frame: WelcomeFrame): void {
@@ -557,7 +732,7 @@ export class ClusterLinks {
         },
       },
     );
-    connection = { socket, node: null };
+    connection = { socket, raw, node: null, incarnation: 0, claimed: null };
     this.#inbound.add(connection);
   }
 
@@ -570,23 +745,7 @@ export class ClusterLinks {
     const frame: ClusterFrame = decoded.frame;
     const from = connection.node;
     if (from === null) {
-      if (frame.t !== 'hello') {
-        this.#reject(connection, 'malformed', 'the first frame must be hello');
-        return;
-      }
-      // A dialler sends nothing more before our welcome: bytes already behind its hello break the protocol.
-      if (connection.socket.hasMoreInput) {
-        this.#reject(connection, 'malformed', 'frames before welcome');
-        return;
-      }
-      connection.socket.helloDone();
-      connection.node = frame.node;
-      // A node dials us once: a second connection means the first is dead to it.
-      const previous = this.#inboundByNode.get(frame.node);
-      if (previous !== undefined) previous.socket.destroy('local', `${frame.node} dialled again`);
-      this.#inboundByNode.set(frame.node, connection);
-      connection.socket.setFrameBytesMax(this.#settings.frameBytesMax);
-      connection.socket.write(this.#welcome);
+      this.#onHandshakeFrame(connection, frame);
       return;
     }
     switch (frame.t) {
@@ -602,12 +761,101 @@ export class ClusterLinks {
         connection.socket.destroy('local', `the peer closes: ${frame.code}`);
         return;
       case 'hello':
+      case 'challenge':
+      case 'proof':
       case 'welcome':
         this.#reject(connection, 'malformed', `unexpected ${frame.t}`);
         return;
       default:
         assertNever(frame, 'cluster frame');
     }
+  }
+
+  /** Before the dialler is authenticated: hello, then (secret mode) proof; nothing else. */
+  #onHandshakeFrame(connection: Inbound, frame: ClusterFrame): void {
+    // A dialler sends nothing more before our answer: bytes already behind its frame break the protocol.
+    if (connection.socket.hasMoreInput) {
+      this.#reject(connection, 'malformed', 'frames before the handshake completed');
+      return;
+    }
+    const security = this.#settings.security;
+    const claimed = connection.claimed;
+    if (claimed === null) {
+      if (frame.t !== 'hello') {
+        this.#reject(connection, 'malformed', 'the first frame must be hello');
+        return;
+      }
+      switch (security.mode) {
+        case 'none':
+          this.#admit(connection, frame, null);
+          return;
+        case 'tls': {
+          const names = peerCertificateNames(connection.raw);
+          if (names === null || !names.includes(frame.node)) {
+            this.#unauthenticated(connection, `the certificate does not name ${frame.node}`);
+            return;
+          }
+          this.#admit(connection, frame, null);
+          return;
+        }
+        case 'secret': {
+          if (frame.nonce === undefined) {
+            this.#unauthenticated(connection, 'a hello without a nonce');
+            return;
+          }
+          // Nothing about this node leaves before a valid proof: only a nonce of our own.
+          const nonce = Uint8Array.from(randomBytes(nonceBytes));
+          connection.claimed = { hello: frame, diallerNonce: frame.nonce, nonce };
+          connection.socket.write(encodeFrame(encodeClusterFrame({ t: 'challenge', nonce })));
+          return;
+        }
+        default:
+          assertNever(security, 'cluster security mode');
+      }
+    }
+    if (frame.t !== 'proof' || security.mode !== 'secret') {
+      this.#reject(connection, 'malformed', 'after the challenge only a proof');
+      return;
+    }
+    const { hello, diallerNonce, nonce } = claimed;
+    const expected = hmac(security.secret, helloTranscript(hello.node, hello.incarnation, diallerNonce, nonce));
+    if (!macsEqual(expected, frame.mac)) {
+      this.#unauthenticated(connection, 'the proof does not prove the cluster secret');
+      return;
+    }
+    connection.claimed = null;
+    this.#admit(connection, hello, hmac(security.secret, welcomeTranscript(hello.node, this.#settings.nodeName, diallerNonce, nonce)));
+  }
+
+  /**
+   * The dialler proved the name in `hello` (or, in mode 'none', nothing is proved): refuses our
+   * own name and an older incarnation than the one connected now, else welcomes.
+   */
+  #admit(connection: Inbound, hello: HelloFrame, mac: Uint8Array | null): void {
+    if (hello.node === this.#settings.nodeName) {
+      this.#reject(connection, 'same_name', 'the hello names this node');
+      return;
+    }
+    const previous = this.#inboundByNode.get(hello.node);
+    if (previous !== undefined && previous.socket.isOpen && previous.incarnation > hello.incarnation) {
+      this.#reject(connection, 'refused', `incarnation ${previous.incarnation} of ${hello.node} is connected`);
+      return;
+    }
+    connection.socket.helloDone();
+    connection.node = hello.node;
+    connection.incarnation = hello.incarnation;
+    // A node dials us once: a second connection means the first is dead to it.
+    if (previous !== undefined) previous.socket.destroy('local', `${hello.node} dialled again`);
+    this.#inboundByNode.set(hello.node, connection);
+    connection.socket.setFrameBytesMax(this.#settings.frameBytesMax);
+    connection.socket.write(
+      encodeFrame(encodeClusterFrame({ t: 'welcome', version: clusterProtocolVersion, node: this.#settings.nodeName, info: this.#settings.info, ...(mac === null ? {} : { mac }) })),
+    );
+  }
+
+  #unauthenticated(connection: Inbound, message: string): void {
+    this.#stats.unauthenticated += 1;
+    this.#reject(connection, 'unauthenticated', message);
   }
 
   /** A fault on an inbound connection: counted, answered with an error frame, closed. */
@@ -621,6 +869,15 @@ export class ClusterLinks {
   #refuse(socket: FramedSocket, code: ClusterErrorCode, message: string): void {
     socket.lastWords(encodeFrame(encodeClusterFrame({ t: 'error', code, message: message.slice(0, errorMessageCharsMax) })), closeGraceMs, message);
   }
+}
+
+function hmac(secret: Uint8Array, transcript: Uint8Array): Uint8Array {
+  return Uint8Array.from(createHmac('sha256', secret).update(transcript).digest());
+}
+
+/** Constant time for equal lengths (the length of a MAC is public). */
+function macsEqual(expected: Uint8Array, received: Uint8Array): boolean {
+  return expected.byteLength === received.byteLength && timingSafeEqual(expected, received);
 }
 
 function report(node: string | null, address: string, state: PeerReport['state'], outbox: Outbox | undefined, socketBytes: number, info: Info): PeerReport {
@@ -641,9 +898,12 @@ function resolveSettings(options: ClusterLinkOptions): Settings {
   const problem = checkInfo(info);
   if (problem !== null) throw new RangeError(problem);
   const reconnectMinMs = integer('reconnectMinMs', options.reconnectMinMs, 50, 1, delayMsMax);
+  const host = options.host ?? '127.0.0.1';
   return {
     nodeName: options.nodeName,
-    host: options.host ?? '127.0.0.1',
+    security: resolveSecurity(options.security, host),
+    incarnation: integer('incarnation', options.incarnation, 0, 0, protocolNumberMax),
+    host,
     port: integer('port', options.port, 0, 0, 65_535),
     info: { ...info },
     frameBytesMax: integer('frameBytesMax', options.frameBytesMax, 256 * 1024 * 1024, 1, frameLengthLimit),
@@ -655,6 +915,29 @@ function resolveSettings(options: ClusterLinkOptions): Settings {
     reconnectMaxMs: integer('reconnectMaxMs', options.reconnectMaxMs, Math.max(1000, reconnectMinMs), reconnectMinMs, delayMsMax),
     connectionsMax: integer('connectionsMax', options.connectionsMax, 256, 1, 1_000_000),
   };
+}
+
+function resolveSecurity(security: ClusterSecurity | undefined, host: string): ClusterSecurity {
+  // Checked at run time too: JavaScript callers and configuration files reach here.
+  if (security === undefined) throw new RangeError('security is required: { mode: "tls" | "secret" | "none" }');
+  switch (security.mode) {
+    case 'none':
+      if (!isLoopbackHost(host)) {
+        throw new RangeError(`the cluster links would listen on ${host} with no authentication: give cluster.tls (--tls-cert/--tls-key/--tls-ca) or cluster.secret (--cluster-secret-file), or listen on a loopback address`);
+      }
+      return { mode: 'none' };
+    case 'secret':
+      if (!(security.secret instanceof Uint8Array) || security.secret.byteLength < clusterSecretBytesMin) throw new RangeError(`the cluster secret must hold at least ${clusterSecretBytesMin} bytes`);
+      // A copy: the caller's buffer may change later.
+      return { mode: 'secret', secret: Uint8Array.from(security.secret) };
+    case 'tls':
+      for (const key of ['cert', 'key', 'ca'] as const) {
+        if (typeof security[key] !== 'string' || security[key].length === 0) throw new RangeError(`cluster tls.${key} must be a PEM string`);
+      }
+      return { mode: 'tls', cert: security.cert, key: security.key, ca: security.ca };
+    default:
+      return assertNever(security, 'cluster security mode');
+  }
 }
 
 function integer(name: string, value: number | undefined, fallback: number, min: number, max: number): number {

@@ -11,7 +11,12 @@
  * `result` settles a caller. A retry re-sends the same request number, so after a reconnect, or
  * through another node, a write still runs once (the replicas' client table answers it).
  *
- * Imports: node:crypto, the socket helper (./framed_socket.ts, node:net) and the pure core
+ * Security (issue 12): `token` is sent in `hello`; a node that refuses it answers
+ * `unauthenticated`, and the connection gives up at once (a retry with the same token cannot
+ * succeed): `connect` rejects, and later calls reject, with HaretError `unauthenticated`.
+ * `tls` dials TLS and verifies the node's certificate against the given CA.
+ *
+ * Imports: node:crypto, the socket helper (./framed_socket.ts, ./tls.ts, node:net, node:tls) and the pure core
  * (src/client, src/api, src/tree, src/base); no logger, no runtime, no node internals.
  */
 
@@ -26,8 +31,13 @@ import { sessionPrefix, sessionPrefixRandomBytes } from '../client/session_prefi
 import type { TreeOp } from '../tree/ops.ts';
 import { parseAddress, type HostPort } from './address.ts';
 import { FramedSocket } from './framed_socket.ts';
+import { describeSocketError, type TlsClientOptions } from './tls.ts';
 
 export type ConnectOptions = {
+  /** The node's auth token (`--auth-token-file` on the node), sent in hello. */
+  readonly token?: string;
+  /** Dial TLS, trusting the node's certificate only if `tls.ca` signed it. Absent: plaintext. */
+  readonly tls?: TlsClientOptions;
   /** Session behaviour in client ticks of `tickMs`; defaults as a node's own proxy. */
   readonly client?: Partial<Omit<ClientConfig, 'replicaCount'>>;
   /** Milliseconds per client tick. Default 50. */
@@ -74,6 +84,8 @@ export class RemoteConnection {
   #closed = false;
   #ticker: NodeJS.Timeout | null = null;
   #lastRedirectMs = Number.NEGATIVE_INFINITY;
+  /** Set when a node refused our token after we were connected: every call fails with it. */
+  #refusal: HaretError | null = null;
   /** The names of the namespaces the node serves, from its welcome (and `refreshNamespaces`). */
   namespaces: readonly string[] = [];
   /** The node's name, from its welcome. */
@@ -145,6 +157,7 @@ export class RemoteConnection {
   }
 
   #call(ns: string, op: TreeOp): Promise<CallOutcome> {
+    if (this.#refusal !== null) return Promise.reject(new HaretError('unauthenticated', this.#refusal.message, false));
     if (this.#closed) return Promise.reject(new HaretError('stopped', 'the connection is closed', false));
     const callId = this.#nextCallId;
     this.#nextCallId += 1;
@@ -296,18 +309,37 @@ export class RemoteConnection {
     this.#socket?.destroy('local', `redirected to ${address}`);
   }
 
-  /** Tries again after `delayMs`, doubling up to 2 s, until connected or closed. */
+  /**
+   * Tries again after `delayMs`, doubling up to 2 s, until connected or closed; a refused token
+   * ends the connection (retrying with the same token cannot succeed).
+   */
   #reconnect(delayMs: number): void {
     if (this.#closed) return;
     setTimeout(() => {
       if (this.#closed || this.#socket !== null) return;
-      this.#connectAny().catch(() => this.#reconnect(Math.min(delayMs * 2, 2_000)));
+      this.#connectAny().catch((error: unknown) => {
+        if (error instanceof HaretError && error.code === 'unauthenticated') this.#refused(error);
+        else this.#reconnect(Math.min(delayMs * 2, 2_000));
+      });
     }, delayMs).unref();
   }
 
-  /** Tries each address in turn until one welcomes us; rejects `unavailable` when none does. */
+  /** The nodes refused our token: stop, and fail every waiting call (it may have run before the refusal). */
+  #refused(error: HaretError): void {
+    this.#refusal = error;
+    const waiting = [...this.#callers.values()];
+    this.#callers.clear();
+    for (const caller of waiting) caller.reject(new HaretError('unauthenticated', `${error.message}; the call may or may not have executed before`, 'maybe'));
+    void this.close();
+  }
+
+  /**
+   * Tries each address in turn until one welcomes us; rejects `unauthenticated` when none did
+   * and at least one refused our token, `unavailable` otherwise.
+   */
   async #connectAny(): Promise<void> {
     const failures: string[] = [];
+    let unauthenticated = false;
     for (let attempt = 0; attempt < this.#addresses.length; attempt += 1) {
       const address = this.#addresses[this.#next % this.#addresses.length] as HostPort;
       this.#next += 1;
@@ -315,9 +347,11 @@ export class RemoteConnection {
         await this.#connectTo(address);
         return;
       } catch (error) {
+        if (error instanceof HaretError && error.code === 'unauthenticated') unauthenticated = true;
         failures.push(`${address.host}:${address.port}: ${error instanceof Error ? error.message : String(error)}`);
       }
     }
+    if (unauthenticated) throw new HaretError('unauthenticated', `the node refused our auth token (${failures.join('; ')})`, false);
     throw new HaretError('unavailable', `no node welcomed us (${failures.join('; ')})`, false);
   }
 
@@ -331,18 +365,20 @@ export class RemoteConnection {
       const timeoutMs = this.#options.connectTimeoutMs ?? 5_000;
       let welcomed = false;
       let settled = false;
-      const fail = (reason: string): void => {
+      const fail = (reason: string, error: Error = new Error(reason)): void => {
         if (settled) return;
         settled = true;
         framed.destroy('local', reason);
-        reject(new Error(reason));
+        reject(error);
       };
+      const tls = this.#options.tls;
+      const token = this.#options.token;
       const framed: FramedSocket = FramedSocket.dial(
         address.host,
         address.port,
         { frameBytesMax: this.#options.frameBytesMax ?? defaultWireLimits.frameBytesMax, helloTimeoutMs: timeoutMs },
         {
-          onConnect: () => framed.write(encodeClientFrame({ type: 'hello', version: protocolVersion, client: 'haret-js' })),
+          onConnect: () => framed.write(encodeClientFrame({ type: 'hello', version: protocolVersion, client: 'haret-js', ...(token === undefined ? {} : { token }) })),
           onHelloTimeout: () => fail(`no welcome within ${timeoutMs} ms`),
           onFrameError: (_code, message) => {
             // After the welcome the stream is no longer aligned on frames: reconnect.
@@ -361,12 +397,13 @@ export class RemoteConnection {
               this.#welcomed(framed, address, message);
               resolve();
             } else if (message.type === 'error' && message.id === null) {
-              fail(`${message.code}: ${message.message}`);
+              const reason = `${message.code}: ${message.message}`;
+              fail(reason, message.code === 'unauthenticated' ? new HaretError('unauthenticated', reason, false) : new Error(reason));
             }
           },
           onClose: (reason) => {
             if (!welcomed) {
-              fail(reason.cause === 'socket_error' ? reason.message : 'closed before the welcome');
+              fail(reason.cause === 'socket_error' ? describeSocketError(reason.error, reason.message, tls !== undefined) : 'closed before the welcome');
               return;
             }
             if (this.#socket === framed) this.#socket = null;
@@ -375,6 +412,7 @@ export class RemoteConnection {
             this.#reconnect(100);
           },
         },
+        tls,
       );
     });
   }

@@ -20,8 +20,10 @@
  * are backed up (both ends would then wait for each other).
  */
 
-import { connect as tcpConnect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
 import { FrameDecoder, frameHeaderBytes, type FrameErrorCode } from '../api/frame.ts';
+import { dial, type TlsClientOptions } from './tls.ts';
 
 export type CloseCause =
   /** The peer closed (or the connection ended without another cause). */
@@ -60,7 +62,7 @@ export type FramedSocketHandlers = {
   onFrame(payload: Uint8Array): void;
   /** A bad prefix: nothing more will be delivered. Default: destroy with cause `frame_error`. */
   onFrameError?(code: FrameErrorCode, message: string): void;
-  /** A dialled socket connected. */
+  /** A dialled socket connected (for TLS: the handshake is done and the server's certificate verified). */
   onConnect?(): void;
   /** Default: destroy with cause `hello_timeout`. */
   onHelloTimeout?(): void;
@@ -104,7 +106,8 @@ export class FramedSocket {
     this.lastFrameMs = performance.now();
     this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));
     socket.setNoDelay(true);
-    if (handlers.onConnect !== undefined) socket.once('connect', () => handlers.onConnect?.());
+    // Over TLS "connected" means the handshake verified the peer; what is written before is queued by node.
+    if (handlers.onConnect !== undefined) socket.once(socket instanceof TLSSocket ? 'secureConnect' : 'connect', () => handlers.onConnect?.());
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     socket.on('drain', () => this.#onDrain());
     socket.on('error', (error) => this.#destroy({ cause: 'socket_error', message: error.message, error }));
@@ -124,9 +127,12 @@ export class FramedSocket {
     }
   }
 
-  /** Dials host:port; `onConnect` runs once connected. */
-  static dial(host: string, port: number, options: FramedSocketOptions, handlers: FramedSocketHandlers): FramedSocket {
-    return new FramedSocket(tcpConnect({ host, port }), options, handlers);
+  /**
+   * Dials host:port, over TLS when `tls` is given (src/net/tls.ts); `onConnect` runs once
+   * connected. A certificate that does not verify closes with cause `socket_error`.
+   */
+  static dial(host: string, port: number, options: FramedSocketOptions, handlers: FramedSocketHandlers, tls?: TlsClientOptions): FramedSocket {
+    return new FramedSocket(dial(host, port, tls), options, handlers);
   }
 
   /** Limit for the frames that follow (one already announced keeps its limit). */

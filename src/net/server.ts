@@ -14,9 +14,16 @@
  * per connection, requests in flight per node, one request per session per connection,
  * connections, idle time, and bytes waiting to be written (past the soft bound the connection
  * is not read; past the hard bound it is closed). Nothing a client sends can crash the node.
+ *
+ * Security (issue 12): optional TLS (`tls`), and an optional auth token (`authToken`) that
+ * `hello` must carry: compared in constant time (SHA-256 of both, then timingSafeEqual, so
+ * neither the content nor the length leaks through timing); a missing or wrong token is
+ * answered `error {id: nil, code: unauthenticated}` and the connection is closed. Nothing but
+ * `hello` is accepted before it, so nothing is served to a client without the token.
  */
 
-import { createServer, type Server, type Socket } from 'node:net';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { Server, Socket } from 'node:net';
 import {
   decodeClientMessage,
   defaultWireLimits,
@@ -29,10 +36,12 @@ import {
   type NodeMessage,
   type RequestMessage,
   type WireErrorCode,
+  tokenLengthMax,
 } from '../api/wire.ts';
 import type { TreeLimits } from '../base/limits.ts';
 import type { ClientAnswer, Request } from '../vr/messages.ts';
 import { FramedSocket } from './framed_socket.ts';
+import { createServer, type TlsServerOptions } from './tls.ts';
 
 export type ClientApiOptions = {
   /** Default 127.0.0.1. */
@@ -56,6 +65,10 @@ export type ClientApiOptions = {
    * they drain; past four times this it closes the connection. Default 16 MiB.
    */
   readonly writeBufferBytesMax?: number;
+  /** Serve TLS with this certificate (the handshake must finish within `helloTimeoutMs`). Absent: plaintext. */
+  readonly tls?: TlsServerOptions;
+  /** Every hello must carry this token (1..1024 characters). Absent: no token is asked for. */
+  readonly authToken?: string;
 };
 
 export type ClientApiNamespace = {
@@ -123,7 +136,9 @@ const closeGraceMs = 1_000;
 export class ClientApiServer {
   readonly #deps: ClientApiDeps;
   readonly #server: Server;
-  readonly #options: Required<Omit<ClientApiOptions, 'host' | 'port'>>;
+  readonly #options: Required<Omit<ClientApiOptions, 'host' | 'port' | 'tls' | 'authToken'>>;
+  /** SHA-256 of the auth token, or null when none is configured. */
+  readonly #tokenDigest: Buffer | null;
   readonly #frameBytesMax: number;
   readonly #connections = new Set<Connection>();
   /** Refused connections, closing after their last words: destroyed on close() at the latest. */
@@ -154,6 +169,8 @@ export class ClientApiServer {
     closedSlowReaders: 0,
     helloTimeouts: 0,
     idleClosed: 0,
+    unauthenticated: 0,
+    tlsErrors: 0,
   };
 
   private constructor(deps: ClientApiDeps, server: Server, options: ClientApiOptions) {
@@ -168,6 +185,7 @@ export class ClientApiServer {
       requestTimeoutMs: positive(options.requestTimeoutMs, defaults.requestTimeoutMs, 'requestTimeoutMs'),
       writeBufferBytesMax: positive(options.writeBufferBytesMax, defaults.writeBufferBytesMax, 'writeBufferBytesMax'),
     };
+    this.#tokenDigest = options.authToken === undefined ? null : digest(checkToken(options.authToken));
     this.#frameBytesMax = deps.frameBytesMax ?? frameBytesFor(deps.namespaces.map((ns) => ns.limits));
     if (!Number.isSafeInteger(this.#frameBytesMax) || this.#frameBytesMax < helloFrameBytesMax) throw new RangeError(`frameBytesMax must be at least ${helloFrameBytesMax}`);
     this.#ready = deps.ready ?? true;
@@ -179,19 +197,24 @@ export class ClientApiServer {
   static start(deps: ClientApiDeps, options: ClientApiOptions = {}): Promise<ClientApiServer> {
     return new Promise((resolve, reject) => {
       let accept: (socket: Socket) => void = (socket) => socket.destroy();
-      const server = createServer((socket) => accept(socket));
-      let api: ClientApiServer;
+      let api: ClientApiServer | null = null;
       try {
+        // A TLS handshake is part of saying hello: it gets the same deadline.
+        const server = createServer({ ...(options.tls === undefined ? {} : { tls: options.tls }), handshakeTimeoutMs: options.helloTimeoutMs ?? defaults.helloTimeoutMs }, (socket) => accept(socket), () => {
+          if (api !== null) api.counters.tlsErrors += 1;
+        });
         api = new ClientApiServer(deps, server, options);
       } catch (error) {
         reject(error);
         return;
       }
-      accept = (socket) => api.#accept(socket);
-      server.once('error', (error) => {
-        clearInterval(api.#sweep);
+      const started = api;
+      accept = (socket) => started.#accept(socket);
+      started.#server.once('error', (error) => {
+        clearInterval(started.#sweep);
         reject(error);
       });
+      const server = started.#server;
       server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => {
         server.removeAllListeners('error');
         server.on('error', () => undefined);
@@ -344,6 +367,10 @@ export class ClientApiServer {
       // The first message decides whether the connection is spoken to at all.
       if (!decoded.ok) return this.#fail(connection, decoded.error.code, decoded.error.message);
       if (decoded.message.type !== 'hello') return this.#fail(connection, 'malformed', 'the first message must be hello');
+      if (this.#tokenDigest !== null && !sameDigest(this.#tokenDigest, decoded.message.token)) {
+        this.counters.unauthenticated += 1;
+        return this.#fail(connection, 'unauthenticated', decoded.message.token === undefined ? 'this node requires an auth token in hello' : 'the auth token is not accepted');
+      }
       connection.framed.helloDone();
       connection.framed.setFrameBytesMax(this.#frameBytesMax);
       if (!this.#ready) {
@@ -490,6 +517,24 @@ export class ClientApiServer {
     if (outcome === 'paused') this.counters.pausedReads += 1;
     else if (outcome === 'overflow') this.counters.closedSlowReaders += 1;
   }
+}
+
+/** A configured token: a token longer than hello may carry could never be presented. */
+function checkToken(token: string): string {
+  if (typeof token !== 'string' || token.length < 1 || token.length > tokenLengthMax) throw new RangeError(`authToken must be 1..${tokenLengthMax} characters`);
+  return token;
+}
+
+function digest(token: string): Buffer {
+  return createHash('sha256').update(token, 'utf8').digest();
+}
+
+/**
+ * Whether `presented` is the token whose digest is `expected`, in time that does not depend on
+ * where they differ (both digests are 32 bytes, so not on the lengths either).
+ */
+function sameDigest(expected: Buffer, presented: string | undefined): boolean {
+  return timingSafeEqual(expected, digest(presented ?? '')) && presented !== undefined;
 }
 
 function positive(value: number | undefined, fallback: number, name: string): number {

@@ -19,13 +19,23 @@
  * learns of a namespace otherwise (a state, or its own record after a restart) starts its
  * replicas recovering (VRR §4.3): it cannot know that it never held them, and a replica that
  * forgot what it acknowledged must not vote as if it had not.
+ *
+ * Trust (issue 12). The links authenticate every peer's name (src/net/cluster_link.ts), and
+ * `onLinkEnvelopes` accepts only envelopes sent as that node's actors. Cluster messages are
+ * taken only from another node's cluster actor (`b::host/cluster`), and a join only for the
+ * sender itself. What a message carries is bounded: at most membersMax members and
+ * clusterNamespacesMax namespaces in a state, at most replicaCountMax replicas a namespace,
+ * and at most localReplicasMax replicas of cluster namespaces on one node: the creator refuses
+ * a namespace that would place more on any member, and a node refuses (traced, counted) a
+ * namespace from a peer that would place more on itself. Without that cap a member could
+ * make another start 64 x 9 replica workers (~34 MiB each, ~19 GiB).
  */
 
 import type { ActorId, Envelope } from '../../runtime/envelope.ts';
 import type { Logger } from '../../runtime/logger.ts';
 import { ClusterError } from '../api/admin_wire.ts';
 import type { ClusterLinks } from '../net/cluster_link.ts';
-import { clusterNamespacesMax, isNodeName, membersMax, parseMember, parseNamespace, replicaCountMax, saveRecord, type ClusterMember, type ClusterNamespace, type ClusterRecord } from './cluster_store.ts';
+import { clusterNamespacesMax, isNodeName, localReplicasMax, membersMax, parseMember, parseNamespace, replicaCountMax, saveRecord, type ClusterMember, type ClusterNamespace, type ClusterRecord } from './cluster_store.ts';
 import { replicaId } from './layout.ts';
 
 export const clusterActorId = 'host/cluster';
@@ -85,7 +95,7 @@ export class Cluster {
   /** Replica ids of every cluster namespace: the ids that are the same on every node. */
   readonly #global = new Set<ActorId>();
   readonly #memberWaiters = new Map<string, (() => void)[]>();
-  readonly counters = { envelopesIn: 0, envelopesOut: 0, refusedIn: 0, messages: 0, badMessages: 0 };
+  readonly counters = { envelopesIn: 0, envelopesOut: 0, refusedIn: 0, messages: 0, badMessages: 0, refusedNamespaces: 0 };
 
   constructor(self: ClusterMember, links: ClusterLinks, hooks: ClusterNodeHooks, dataDir: string | null, log: Logger) {
     this.self = self;
@@ -166,6 +176,12 @@ export class Cluster {
     const offset = nodes === undefined || nodes.length === 0 ? this.#namespaces.size % candidates.length : 0;
     const placed = Array.from({ length: replicas }, (_, i) => candidates[(offset + i) % candidates.length] as string);
     const namespace: ClusterNamespace = { name, nodes: placed };
+    // Every member applies the cap to itself (#addNamespace): the creator checks all of them, so none refuses.
+    for (const node of new Set(placed)) {
+      if (this.#replicasOn(node) + countOf(placed, node) > localReplicasMax) {
+        throw new ClusterError('invalid', `${node} would host more than ${localReplicasMax} replicas of cluster namespaces`);
+      }
+    }
     await this.#addNamespace(namespace, 'fresh');
     this.#persist();
     for (const member of this.#members.keys()) if (member !== this.self.name) this.#sendTo(member, { type: 'namespace_created', namespace });
@@ -237,10 +253,25 @@ export class Cluster {
     return true;
   }
 
+  /** Replicas of the known cluster namespaces placed on `node`. */
+  #replicasOn(node: string): number {
+    let count = 0;
+    for (const namespace of this.#namespaces.values()) count += countOf(namespace.nodes, node);
+    return count;
+  }
+
   async #addNamespace(namespace: ClusterNamespace, start: ReplicaStart): Promise<boolean> {
     if (this.#namespaces.has(namespace.name)) return false;
     if (this.#namespaces.size >= clusterNamespacesMax) {
       this.counters.badMessages += 1;
+      this.counters.refusedNamespaces += 1;
+      this.#log.warn({ namespace: namespace.name, namespacesMax: clusterNamespacesMax }, 'cluster_namespace_refused');
+      return false;
+    }
+    const local = countOf(namespace.nodes, this.self.name);
+    if (local > 0 && this.#replicasOn(this.self.name) + local > localReplicasMax) {
+      this.counters.refusedNamespaces += 1;
+      this.#log.warn({ namespace: namespace.name, replicas: local, localReplicasMax }, 'cluster_namespace_refused');
       return false;
     }
     if (this.#hooks.hasLocalNamespace(namespace.name)) {
@@ -263,8 +294,11 @@ export class Cluster {
     const at = envelope.from.indexOf(separator);
     const sender = at > 0 ? envelope.from.slice(0, at) : null;
     const message = envelope.msg as Partial<ClusterMessage> | null;
-    if (sender === null || !isNodeName(sender) || typeof message !== 'object' || message === null) {
+    // Only another node's cluster actor speaks for its node (its proxy or a replica does not),
+    // and never as this node: the link already proved `sender` (onLinkEnvelopes).
+    if (sender === null || !isNodeName(sender) || sender === this.self.name || envelope.from !== `${sender}${separator}${clusterActorId}` || typeof message !== 'object' || message === null) {
       this.counters.badMessages += 1;
+      this.#log.warn({ from: envelope.from.slice(0, 200) }, 'cluster_message_refused');
       return;
     }
     this.counters.messages += 1;
@@ -303,7 +337,8 @@ export class Cluster {
   }
 
   async #merge(members: unknown, namespaces: unknown): Promise<void> {
-    if (!Array.isArray(members) || !Array.isArray(namespaces)) {
+    // A state holds at most what a cluster may hold: no walk over a peer's million-entry array.
+    if (!Array.isArray(members) || !Array.isArray(namespaces) || members.length > membersMax || namespaces.length > clusterNamespacesMax) {
       this.counters.badMessages += 1;
       return;
     }
@@ -336,4 +371,10 @@ export class Cluster {
     if (this.#dataDir === null) return;
     saveRecord(this.#dataDir, { version: 1, self: this.self.name, members: [...this.#members.values()], namespaces: this.namespaces });
   }
+}
+
+function countOf(nodes: readonly string[], node: string): number {
+  let count = 0;
+  for (const each of nodes) if (each === node) count += 1;
+  return count;
 }

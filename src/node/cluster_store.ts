@@ -48,6 +48,13 @@ export const membersMax = 64;
 export const clusterNamespacesMax = 64;
 /** Replicas a namespace may have: an odd number from 1 to 9 (2f+1). */
 export const replicaCountMax = 9;
+/**
+ * Replicas of cluster namespaces one node hosts at most (each is a worker of ~34 MiB: ~2 GiB
+ * at the cap). 64 namespaces of 3 replicas spread over 3 or more members stay under it; a
+ * peer's namespace past it is refused (src/node/cluster.ts), so no member, forged or buggy,
+ * can make a node start the 64 x 9 workers the other caps alone would allow.
+ */
+export const localReplicasMax = 64;
 
 const namePattern = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 const nameLengthMax = 64;

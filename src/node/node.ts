@@ -7,6 +7,7 @@
 import { ActorSystem, type HostActorSpec, type WorkerReport } from '../../runtime/system.ts';
 import type { ActorStatus } from '../../runtime/actor.ts';
 import type { InjectedFault } from '../../runtime/protocol.ts';
+import type { Logger } from '../../runtime/logger.ts';
 import { clientApiActor, type ClientApiSink } from '../../actors/client_api.ts';
 import { clusterRelayActor, type ClusterSink } from '../../actors/cluster_relay.ts';
 import type { ProxyAddNamespace, TimerSubscribe } from '../../actors/messages.ts';
@@ -22,7 +23,7 @@ import { ClientApiServer } from '../net/server.ts';
 import { ClusterLinks } from '../net/cluster_link.ts';
 import { formatAddress } from '../net/address.ts';
 import { Endpoint } from './endpoint.ts';
-import { resolveNamespace, resolveOptions, servedTreeLimits, type NodeOptions, type ResolvedNamespace, type ResolvedOptions } from './options.ts';
+import { resolveNamespace, resolveOptions, servedTreeLimits, unprotectedPorts, type NodeOptions, type ResolvedNamespace, type ResolvedOptions } from './options.ts';
 import { buildLayout, clusterReplicaWorker, endpointId, netId, proxyId, replicaId, restartInit, timerId, type Layout } from './layout.ts';
 import { Cluster, clusterActorId, remoteThreadOf, type ClusterStatus, type ReplicaStart } from './cluster.ts';
 import { loadRecord, type ClusterNamespace, type ClusterRecord } from './cluster_store.ts';
@@ -346,6 +347,13 @@ function clusterSink(slot: Slot<Cluster>): ClusterSink {
 }
 
 /** Awaits one start-up step; if it fails, stops what the earlier steps started and rethrows. */
+/** Said once at start, at warn level, for each port `unprotectedPorts` names (docs/security.md). */
+function warnUnprotectedPorts(resolved: ResolvedOptions, logger: Logger): void {
+  for (const { port, host } of unprotectedPorts(resolved)) {
+    logger.warn({ port, host }, `the ${port} port listens on ${host}, reachable from other machines, with neither TLS nor a token: anyone who reaches it is served (docs/security.md)`);
+  }
+}
+
 async function orCleanUp<T>(step: () => Promise<T>, cleanUp: () => Promise<void>): Promise<T> {
   try {
     return await step();
@@ -426,8 +434,10 @@ async function startCluster(
   record: ClusterRecord | null,
   late: LateObjects,
 ): Promise<Cluster> {
+  // A restart is a newer incarnation: members replace the link of the one before (cluster_link.ts).
+  const incarnation = (record?.members.find((member) => member.name === resolved.name)?.incarnation ?? 0) + 1;
   const links = await ClusterLinks.start(
-    { nodeName: resolved.name, ...(options.host === undefined ? {} : { host: options.host }), ...(options.port === undefined ? {} : { port: options.port }) },
+    { nodeName: resolved.name, security: resolved.clusterSecurity, incarnation, ...(options.host === undefined ? {} : { host: options.host }), ...(options.port === undefined ? {} : { port: options.port }) },
     // A link delivers only after its handshake, a later event-loop turn than the one in which
     // the links listen and the cluster is bound below: nothing is dropped here in practice.
     { onEnvelopes: (from, batch) => late.cluster.current?.onLinkEnvelopes(from, batch) },
@@ -442,7 +452,7 @@ async function startCluster(
           clusterAddress: formatAddress(links.address()),
           clientAddress: clientAddress === null ? null : formatAddress(clientAddress),
           adminAddress: adminAddress === null ? null : formatAddress(adminAddress),
-          incarnation: (record?.members.find((member) => member.name === resolved.name)?.incarnation ?? 0) + 1,
+          incarnation,
         },
         links,
         {
@@ -477,6 +487,7 @@ export async function startNode(options: NodeOptions = {}): Promise<HaretNode> {
   const endpoint = new Endpoint(endpointId, proxyId, layout.proxyWorker, resolved.callDeadlineMs, resolved.callsInFlightMax);
   const late: LateObjects = { clientApi: new Slot('the TCP client API server'), cluster: new Slot('the cluster') };
   const system = await startActors(resolved, layout, endpoint, late);
+  warnUnprotectedPorts(resolved, system.logger);
   const listen = resolved.clientApi;
   const clientApi = listen === undefined ? null : await orCleanUp(() => startClientApi(resolved, listen, system, record, late), () => system.stop());
   const node = new HaretNode(resolved, system, endpoint, clientApi, layout);

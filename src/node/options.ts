@@ -3,6 +3,8 @@
  */
 
 import { serviceClientConfig, validateClientConfig, type ClientConfig } from '../client/config.ts';
+import { isLoopbackHost } from '../net/address.ts';
+import { clusterSecretBytesMin, type ClusterSecurity } from '../net/cluster_link.ts';
 import type { TreeLimits } from '../base/limits.ts';
 import { defaultReplicaConfig, validateReplicaConfig, type ReplicaConfig } from '../vr/config.ts';
 import type { CodecName } from '../../runtime/codec.ts';
@@ -98,7 +100,36 @@ export type ClusterOptions = {
   readonly join?: readonly string[];
   /** Protocol limits and timeouts of the namespaces created on this node. */
   readonly namespaceConfig?: Partial<Omit<ReplicaConfig, 'replicaCount'>>;
+  /**
+   * Mutual TLS between members (PEM strings): every member's certificate is signed by `ca`
+   * and names the member (CN or DNS subjectAltName), which binds a link to a node name.
+   */
+  readonly tls?: { readonly cert: string; readonly key: string; readonly ca: string };
+  /**
+   * A secret every member holds (at least 32 bytes; a string counts its UTF-8 bytes): links
+   * authenticate by challenge-response over it, and it never crosses the wire. Without `tls`
+   * or `secret` the cluster port binds loopback only (docs/security.md).
+   */
+  readonly secret?: string | Uint8Array;
 };
+
+/** The cluster's authentication mode from its options; RangeError for a bad combination. */
+export function clusterSecurityOf(cluster: ClusterOptions): ClusterSecurity {
+  const { tls, secret } = cluster;
+  if (tls !== undefined && secret !== undefined) throw new RangeError('cluster: give tls or secret, not both');
+  if (tls !== undefined) {
+    for (const key of ['cert', 'key', 'ca'] as const) {
+      if (typeof tls[key] !== 'string' || tls[key].length === 0) throw new RangeError(`cluster.tls.${key} must be a PEM string`);
+    }
+    return { mode: 'tls', cert: tls.cert, key: tls.key, ca: tls.ca };
+  }
+  if (secret !== undefined) {
+    const bytes = typeof secret === 'string' ? new TextEncoder().encode(secret) : secret;
+    if (!(bytes instanceof Uint8Array) || bytes.byteLength < clusterSecretBytesMin) throw new RangeError(`cluster.secret must hold at least ${clusterSecretBytesMin} bytes`);
+    return { mode: 'secret', secret: Uint8Array.from(bytes) };
+  }
+  return { mode: 'none' };
+}
 
 export type ResolvedNamespace = { readonly name: string; readonly config: ReplicaConfig };
 
@@ -123,6 +154,8 @@ export type ResolvedOptions = {
   readonly adminApi: import('../net/admin.ts').AdminApiOptions | undefined;
   readonly name: string;
   readonly cluster: ClusterOptions | undefined;
+  /** How the cluster links authenticate members (`none` when there are no links). */
+  readonly clusterSecurity: ClusterSecurity;
   readonly dataDir: string | undefined;
   /** Host-side backstop for a call: the client's give-up time plus a margin. */
   readonly callDeadlineMs: number;
@@ -209,6 +242,7 @@ export function resolveOptions(options: NodeOptions = {}): ResolvedOptions {
     adminApi: options.adminApi,
     name,
     cluster: options.cluster,
+    clusterSecurity: options.cluster === undefined ? { mode: 'none' } : clusterSecurityOf(options.cluster),
     dataDir: options.dataDir,
     callDeadlineMs: client.giveUpTicks * clientTickEvery * tickMs * 2 + 5_000,
   };
@@ -232,4 +266,24 @@ export function servedTreeLimits(options: ResolvedOptions): TreeLimits[] {
   const cluster = options.cluster?.namespaceConfig;
   if (options.cluster !== undefined) limits.push(resolveNamespace({ name: 'cluster', ...(cluster === undefined ? {} : { config: cluster }) }).config.treeLimits);
   return limits;
+}
+
+/**
+ * The client and admin ports reachable from other machines with neither TLS nor a token: they
+ * serve anyone who finds them. The cluster port is not listed: without TLS or a secret it
+ * refuses to bind beyond loopback (src/net/cluster_link.ts).
+ */
+export function unprotectedPorts(resolved: Pick<ResolvedOptions, 'clientApi' | 'adminApi'>): { readonly port: 'client' | 'admin'; readonly host: string }[] {
+  const ports = [
+    { port: 'client' as const, listen: resolved.clientApi },
+    { port: 'admin' as const, listen: resolved.adminApi },
+  ];
+  const open: { port: 'client' | 'admin'; host: string }[] = [];
+  for (const { port, listen } of ports) {
+    if (listen === undefined) continue;
+    const host = listen.host ?? '127.0.0.1';
+    if (isLoopbackHost(host) || listen.tls !== undefined || listen.authToken !== undefined) continue;
+    open.push({ port, host });
+  }
+  return open;
 }

@@ -16,6 +16,8 @@ const packr = new Packr({ useRecords: false });
 describe('net: admin requests', () => {
   it('decodes every request kind', () => {
     expect(decodeAdminRequest(packr.pack({ type: 'status', id: 1 }))).to.deep.equal({ type: 'status', id: 1 });
+    expect(decodeAdminRequest(packr.pack({ type: 'hello', id: 0 }))).to.deep.equal({ type: 'hello', id: 0 });
+    expect(decodeAdminRequest(packr.pack({ type: 'hello', id: 0, token: 't'.repeat(1024) }))).to.deep.equal({ type: 'hello', id: 0, token: 't'.repeat(1024) });
     expect(decodeAdminRequest(packr.pack({ type: 'primary', id: 2, ns: 'a', extra: true }))).to.deep.equal({ type: 'primary', id: 2, ns: 'a' });
     expect(decodeAdminRequest(packr.pack({ type: 'replica', id: 3, actor: 'a/r0' }))).to.deep.equal({ type: 'replica', id: 3, actor: 'a/r0' });
     expect(decodeAdminRequest(packr.pack({ type: 'cluster_join', id: 4, address: '127.0.0.1:7000' }))).to.deep.equal({ type: 'cluster_join', id: 4, address: '127.0.0.1:7000' });
@@ -44,11 +46,13 @@ describe('net: admin requests', () => {
     expect(decodeAdminRequest(packr.pack({ type: 'namespace_create', id: 6, ns: 'x', nodes: Array.from({ length: 65 }, (_, i) => `n${i}`) }))).to.include({ type: 'error', code: 'malformed', id: 6 });
     expect(decodeAdminRequest(packr.pack({ type: 'namespace_create', id: 7, ns: 'x', nodes: [tooLong(64)] }))).to.include({ type: 'error', code: 'malformed', id: 7 });
     expect(decodeAdminRequest(packr.pack({ type: 'status', id: 2 ** 53 }))).to.include({ type: 'error', code: 'malformed', id: null });
+    for (const token of ['', tooLong(1024), 7, ['t']]) expect(decodeAdminRequest(packr.pack({ type: 'hello', id: 8, token }))).to.include({ type: 'error', code: 'malformed', id: 8 });
   });
 
   it('reads answers strictly: a known code, an id or nil, a bounded message; anything else is not an answer', () => {
     expect(decodeAdminAnswer(packr.pack({ type: 'ok', id: 1, value: { a: 1 } }))).to.deep.equal({ type: 'ok', id: 1, value: { a: 1 } });
     expect(decodeAdminAnswer(packr.pack({ type: 'error', id: null, code: 'failed', message: 'no' }))).to.deep.equal({ type: 'error', id: null, code: 'failed', message: 'no' });
+    expect(decodeAdminAnswer(packr.pack({ type: 'error', id: null, code: 'unauthenticated', message: 'no' }))).to.deep.equal({ type: 'error', id: null, code: 'unauthenticated', message: 'no' });
     expect(decodeAdminAnswer(packr.pack({ type: 'error', id: 2, code: 'bogus', message: 'no' }))).to.equal(null);
     expect(decodeAdminAnswer(packr.pack({ type: 'ok', id: -1, value: 1 }))).to.equal(null);
     expect(decodeAdminAnswer(packr.pack({ type: 'error', id: 3, code: 'failed', message: 'x'.repeat(64 * 1024 + 1) }))).to.equal(null);
@@ -72,7 +76,7 @@ describe('net: the admin client', () => {
     const { files, packages } = runtimeImports(join(repoRoot, 'src/net/admin_client.ts'));
     const loaded = [...files].map((file) => relative(repoRoot, file)).sort();
     expect(loaded.filter((file) => file.startsWith('src/node/') || file.startsWith('runtime/') || file.startsWith('actors/'))).to.deep.equal([]);
-    expect(loaded.filter((file) => file.startsWith('src/net/'))).to.deep.equal(['src/net/address.ts', 'src/net/admin_client.ts', 'src/net/framed_socket.ts']);
+    expect(loaded.filter((file) => file.startsWith('src/net/'))).to.deep.equal(['src/net/address.ts', 'src/net/admin_client.ts', 'src/net/framed_socket.ts', 'src/net/tls.ts']);
     for (const forbidden of ['pino', 'piscina', 'comlink', 'node:worker_threads']) expect(packages.has(forbidden), forbidden).to.equal(false);
   });
 });

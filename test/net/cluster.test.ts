@@ -2,11 +2,17 @@
  * Nodes joined by cluster links in one process (each node with its own workers): join,
  * namespaces created across them and served from every node (embedded client and the TCP
  * client library), typed errors for bad admin input, and a cluster port that shrugs off
- * garbage while the namespace keeps serving.
+ * garbage while the namespace keeps serving. With a cluster secret (issue 12): a caller
+ * without it gets no join or namespace_created in whatever name it claims, and a member that
+ * proved its name still speaks only as its own cluster actor.
  */
 
 import { expect } from 'chai';
-import { connect as tcpConnect, createServer } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { connect as tcpConnect, createServer, type Socket } from 'node:net';
+import { encodeClusterFrame, decodeClusterFrame, type ClusterFrame } from '../../src/api/cluster_wire.ts';
+import { encodeFrame, FrameDecoder } from '../../src/api/frame.ts';
+import { ClusterLinks } from '../../src/net/cluster_link.ts';
 import type { WelcomeMessage } from '../../src/api/wire.ts';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -202,6 +208,112 @@ describe('cluster: nodes joined by cluster links', function () {
     }
   });
 });
+
+describe('cluster: a cluster secret keeps membership to the members (issue 12)', function () {
+  this.timeout(120_000);
+  const secret = Uint8Array.from(randomBytes(32));
+  const nodes: HaretNode[] = [];
+  let dir = '';
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'haret-cluster-secret-'));
+    for (const name of ['a', 'b']) {
+      nodes.push(await startNode({ name, namespaces: [], cluster: { port: 0, secret }, dataDir: join(dir, name), logLevel: 'silent' }));
+    }
+  });
+
+  after(async () => {
+    await Promise.all(nodes.map((node) => node.stop()));
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const cluster = (i: number) => {
+    const api = (nodes[i] as HaretNode).cluster;
+    if (api === null) throw new Error('no cluster API');
+    return api;
+  };
+  const frame = (value: ClusterFrame): Uint8Array => encodeFrame(encodeClusterFrame(value));
+  const join_ = (name: string) => ({ type: 'join', member: { name, clusterAddress: '127.0.0.1:9', clientAddress: null, adminAddress: null, incarnation: 99 } });
+  const forgedCreate = { type: 'namespace_created', namespace: { name: 'forged', nodes: ['a', 'a', 'a'] } };
+
+  it('members holding the secret join', async () => {
+    expect(await cluster(1).join(cluster(0).address)).to.deep.equal({ node: 'a' });
+    await eventually('two members, links up', () => [0, 1].every((i) => cluster(i).status().members.length === 2 && cluster(i).status().members.every((m) => m.link !== 'down')), 20_000);
+  });
+
+  it('a caller without the secret gets no join or namespace_created in, whichever name its hello claims', async () => {
+    const port = Number(cluster(0).address.split(':')[1]);
+    for (const name of ['a', 'b', 'mallory']) {
+      const batch = frame({ t: 'batch', b: [{ from: `${name}::host/cluster`, to: 'a::host/cluster', msg: join_(name) }, { from: `${name}::host/cluster`, to: 'a::host/cluster', msg: forgedCreate }] });
+      // The handshake of a node without a secret, then the forged messages.
+      const plainHello = frame({ t: 'hello', version: 2, node: name, incarnation: 99, info: {} });
+      // The secret handshake with a guessed proof, then the forged messages.
+      const secretHello = frame({ t: 'hello', version: 2, node: name, incarnation: 99, info: {}, nonce: Uint8Array.from(randomBytes(32)) });
+      const proof = frame({ t: 'proof', mac: Uint8Array.from(randomBytes(32)) });
+      for (const steps of [[plainHello, batch], [secretHello, proof, batch]]) {
+        const answers = await converse(port, steps);
+        expect(answers.map((a) => a.t), name).to.not.include('welcome');
+        expect(answers.at(-1), name).to.include({ t: 'error' });
+      }
+    }
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(cluster(0).status().members.map((m) => m.name).sort()).to.deep.equal(['a', 'b']);
+    expect(cluster(0).status().namespaces).to.deep.equal([]);
+    expect(loadRecord(join(dir, 'a'))?.members.map((m) => m.name).sort()).to.deep.equal(['a', 'b']);
+    expect(loadRecord(join(dir, 'a'))?.namespaces).to.deep.equal([]);
+    expect((nodes[0] as HaretNode).namespaces).to.deep.equal([]);
+  });
+
+  it("a member that proved its name speaks only as its own actors, and cluster messages only as its cluster actor", async () => {
+    const before = { ...cluster(0).status().counters };
+    const evil = await ClusterLinks.start({ nodeName: 'evil', security: { mode: 'secret', secret } }, { onEnvelopes: () => undefined });
+    try {
+      expect(await evil.dial(cluster(0).address)).to.equal('a');
+      // As b's cluster actor (b is connected, evil is not b), and as evil's proxy rather than its cluster actor.
+      evil.send('a', { from: 'b::host/cluster', to: 'a::host/cluster', msg: forgedCreate });
+      evil.send('a', { from: 'evil::proxy', to: 'a::host/cluster', msg: join_('evil') });
+      evil.send('a', { from: 'evil::proxy', to: 'a::host/cluster', msg: forgedCreate });
+      await eventually('the refusals counted', () => {
+        const counters = cluster(0).status().counters;
+        return (counters['refusedIn'] ?? 0) >= (before['refusedIn'] ?? 0) + 1 && (counters['badMessages'] ?? 0) >= (before['badMessages'] ?? 0) + 2;
+      }, 10_000);
+      expect(cluster(0).status().members.map((m) => m.name).sort()).to.deep.equal(['a', 'b']);
+      expect(cluster(0).status().namespaces).to.deep.equal([]);
+    } finally {
+      await evil.close();
+    }
+  });
+});
+
+/** Writes each frame after the node answered the previous one (or closed); returns the node's frames once it closed. */
+async function converse(port: number, steps: readonly Uint8Array[]): Promise<ClusterFrame[]> {
+  const socket: Socket = tcpConnect(port, '127.0.0.1');
+  const decoder = new FrameDecoder({ frameBytesMax: 1 << 20 });
+  const frames: ClusterFrame[] = [];
+  let closed = false;
+  socket.on('data', (chunk: Buffer) => {
+    for (const event of decoder.push(chunk)) {
+      if (event.type !== 'frame') continue;
+      const decoded = decodeClusterFrame(event.payload);
+      if (decoded.ok) frames.push(decoded.frame);
+    }
+  });
+  socket.on('error', () => undefined);
+  socket.on('close', () => (closed = true));
+  await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+  try {
+    for (const step of steps) {
+      if (closed) break;
+      const seen = frames.length;
+      socket.write(step);
+      await eventually('an answer or a close', () => closed || frames.length > seen || step === steps.at(-1), 5_000, 5);
+    }
+    await eventually('the close', () => closed, 5_000, 5);
+    return frames;
+  } finally {
+    socket.destroy();
+  }
+}
 
 /** A port nothing listens on right now. */
 function freePort(): Promise<number> {

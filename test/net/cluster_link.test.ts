@@ -2,17 +2,25 @@
  * The cluster link over real sockets on 127.0.0.1 ephemeral ports: envelope batches between
  * two and three nodes in order and one frame per turn, redial across a peer restart with the
  * queued envelopes delivered, bounded outboxes, and an inbound port that survives hostile
- * bytes while well-behaved peers keep getting through.
+ * bytes while well-behaved peers keep getting through. Then who may speak (issue 12): in
+ * 'secret' and 'tls' modes a forged hello (the receiver's own name, a connected member's
+ * name, an unknown name) is refused before any envelope, a certificate for one name cannot
+ * claim another, a certificate of another CA is refused, the acceptor tells an
+ * unauthenticated caller nothing (not its name), an older incarnation cannot displace a newer
+ * one, and mode 'none' refuses to listen beyond loopback.
  */
 
 import { expect } from 'chai';
 import { Packr } from 'msgpackr';
+import { createHmac, randomBytes } from 'node:crypto';
 import { connect as tcpConnect, createServer, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { makeCodec } from '../../runtime/codec.ts';
 import type { Envelope } from '../../runtime/envelope.ts';
 import { FrameDecoder } from '../../src/api/frame.ts';
 import { ClusterLinks, type ClusterLinkOptions } from '../../src/net/cluster_link.ts';
-import { decodeClusterFrame, type ClusterFrame } from '../../src/api/cluster_wire.ts';
+import { decodeClusterFrame, helloTranscript, welcomeTranscript, type ClusterFrame } from '../../src/api/cluster_wire.ts';
+import { makeTestCa, type Pem, type TestCa } from './certs.ts';
 import { makePrng, nextFloat } from '../../src/base/prng.ts';
 
 type Received = { readonly from: string; readonly batch: readonly Envelope[] };
@@ -36,7 +44,7 @@ async function start(nodeName: string, options: Partial<ClusterLinkOptions> = {}
   const ups: string[] = [];
   const downs: string[] = [];
   const links = await ClusterLinks.start(
-    { nodeName, ...options },
+    { nodeName, security: { mode: 'none' }, ...options },
     {
       onEnvelopes: (from, batch) => received.push({ from, batch }),
       onPeerUp: (node) => ups.push(node),
@@ -88,8 +96,8 @@ function packed(value: unknown): Uint8Array {
   return frame(codec.encode(value as readonly Envelope[]).data as Uint8Array);
 }
 
-function hello(node: string, version: unknown = 1, info: unknown = {}): Uint8Array {
-  return packed({ t: 'hello', version, node, info });
+function hello(node: string, version: unknown = 2, info: unknown = {}, incarnation = 0): Uint8Array {
+  return packed({ t: 'hello', version, node, incarnation, info });
 }
 
 function concat(...parts: readonly Uint8Array[]): Uint8Array {
@@ -102,14 +110,19 @@ function concat(...parts: readonly Uint8Array[]): Uint8Array {
   return out;
 }
 
-/** A raw client of the cluster port: writes what it is told, collects the frames it gets back. */
-function raw(port: number): { readonly socket: Socket; readonly frames: ClusterFrame[]; readonly closed: () => boolean; readonly connected: Promise<void> } {
-  const socket = tcpConnect(port, '127.0.0.1');
+type RawClient = { readonly socket: Socket; readonly frames: ClusterFrame[]; readonly bytes: Buffer[]; readonly closed: () => boolean; readonly connected: Promise<void> };
+
+/** A raw client of the cluster port: writes what it is told, collects the frames (and bytes) it gets back. */
+function raw(port: number, tls?: Pem & { readonly ca: string }): RawClient {
+  const socket: Socket =
+    tls === undefined ? tcpConnect(port, '127.0.0.1') : tlsConnect({ host: '127.0.0.1', port, cert: tls.cert, key: tls.key, ca: tls.ca, checkServerIdentity: () => undefined });
   sockets.push(socket);
   const decoder = new FrameDecoder({ frameBytesMax: 1 << 20 });
   const frames: ClusterFrame[] = [];
+  const bytes: Buffer[] = [];
   let closed = false;
   socket.on('data', (chunk: Buffer) => {
+    bytes.push(chunk);
     for (const event of decoder.push(chunk)) {
       if (event.type !== 'frame') continue;
       const decoded = decodeClusterFrame(event.payload);
@@ -118,8 +131,44 @@ function raw(port: number): { readonly socket: Socket; readonly frames: ClusterF
   });
   socket.on('error', () => undefined);
   socket.on('close', () => (closed = true));
-  const connected = new Promise<void>((resolve) => socket.once('connect', () => resolve()));
-  return { socket, frames, closed: () => closed, connected };
+  const connected = new Promise<void>((resolve) => socket.once(tls === undefined ? 'connect' : 'secureConnect', () => resolve()));
+  return { socket, frames, bytes, closed: () => closed, connected };
+}
+
+function hmac(secret: Uint8Array, transcript: Uint8Array): Uint8Array {
+  return Uint8Array.from(createHmac('sha256', secret).update(transcript).digest());
+}
+
+/** A hello of the secret mode. */
+function secretHello(node: string, nonce: Uint8Array, incarnation = 0): Uint8Array {
+  return packed({ t: 'hello', version: 2, node, incarnation, info: {}, nonce });
+}
+
+/**
+ * Runs the dialler's side of the secret handshake on a raw socket with `secret` (right or
+ * wrong) and returns the client once the node answered the proof (welcome, or error and close).
+ */
+async function secretHandshake(port: number, node: string, secret: Uint8Array, incarnation = 0): Promise<RawClient> {
+  const client = raw(port);
+  await client.connected;
+  const nonce = Uint8Array.from(randomBytes(32));
+  client.socket.write(secretHello(node, nonce, incarnation));
+  await waitFor('a challenge', () => client.frames.length === 1 || client.closed());
+  const challenge = client.frames[0];
+  if (challenge?.t !== 'challenge') return client;
+  client.socket.write(packed({ t: 'proof', mac: hmac(secret, helloTranscript(node, incarnation, nonce, challenge.nonce)) }));
+  await waitFor('an answer to the proof', () => client.frames.length === 2 || client.closed());
+  return client;
+}
+
+async function rejection(promise: Promise<unknown>): Promise<Error> {
+  try {
+    await promise;
+  } catch (error) {
+    if (error instanceof Error) return error;
+    throw error;
+  }
+  throw new Error('expected a rejection');
 }
 
 /** Sends bytes on a fresh connection and waits until the node closes it. */
@@ -402,14 +451,17 @@ describe('cluster link', function () {
       await expectClosedAfter(b.port, packed({ t: 'ping' }), 'a ping before hello');
 
       // Bad hellos: version, name, info.
-      const version = await expectClosedAfter(b.port, hello('v', 2), 'hello version 2');
+      const version = await expectClosedAfter(b.port, hello('v', 3), 'hello version 3');
       expect(version[0]).to.include({ t: 'error', code: 'unsupported_version' });
-      await expectClosedAfter(b.port, hello('v', '1'), 'hello version "1"');
+      await expectClosedAfter(b.port, hello('v', '2'), 'hello version "2"');
+      await expectClosedAfter(b.port, hello('v', 1), 'hello version 1 (before issue 12)');
       for (const name of ['', 'x'.repeat(65), 'has space', 'a::b', 'é']) {
         const answer = await expectClosedAfter(b.port, hello(name), `hello from ${JSON.stringify(name)}`);
         expect(answer[0]).to.include({ t: 'error', code: 'malformed' });
       }
-      await expectClosedAfter(b.port, packed({ t: 'hello', version: 1, node: 7, info: {} }), 'hello with a numeric name');
+      await expectClosedAfter(b.port, packed({ t: 'hello', version: 2, node: 7, incarnation: 0, info: {} }), 'hello with a numeric name');
+      await expectClosedAfter(b.port, packed({ t: 'hello', version: 2, node: 'i', info: {} }), 'hello without an incarnation');
+      await expectClosedAfter(b.port, packed({ t: 'hello', version: 2, node: 'i', incarnation: 2 ** 53, info: {} }), 'hello with a huge incarnation');
       await expectClosedAfter(b.port, hello('i', 1, { k: 5 }), 'hello with a numeric info value');
       await expectClosedAfter(b.port, hello('i', 1, Object.fromEntries(Array.from({ length: 17 }, (_, i) => [`k${i}`, 'v']))), 'hello with 17 info entries');
       await expectClosedAfter(b.port, hello('i', 1, { k: 'v'.repeat(1025) }), 'hello with a long info value');
@@ -435,9 +487,9 @@ describe('cluster link', function () {
       const b = await start('b', { handshakeTimeoutMs: 1000, peerSilenceMs: 400 });
       const client = raw(b.port);
       await client.connected;
-      client.socket.write(hello('rawpeer', 1, { role: 'test' }));
+      client.socket.write(hello('rawpeer', 2, { role: 'test' }));
       await waitFor('welcome', () => client.frames.length === 1);
-      expect(client.frames[0]).to.deep.equal({ t: 'welcome', version: 1, node: 'b', info: {} });
+      expect(client.frames[0]).to.deep.equal({ t: 'welcome', version: 2, node: 'b', info: {} });
       const items = [envelope('rawpeer::x', 'y', 1), 5, null, { from: 1, to: 'y', msg: 1 }, { from: 'x', to: 'y' }, 'env', envelope('rawpeer::x', 'y', 2)];
       client.socket.write(concat(packed({ t: 'ping' }), packed({ t: 'batch', b: items }), packed({ t: 'batch', b: [5] })));
       await waitFor('the valid envelopes', () => b.envelopes('rawpeer').length === 2);
@@ -525,11 +577,264 @@ describe('cluster link', function () {
     });
   });
 
+  describe('who may speak: authenticated handshakes (issue 12)', function () {
+    const secret = Uint8Array.from(randomBytes(32));
+    const otherSecret = Uint8Array.from(randomBytes(32));
+    const secretMode = { mode: 'secret', secret } as const;
+
+    describe("mode 'secret'", function () {
+      it('members holding the secret exchange envelopes both ways, each knowing the other by its proved name', async function () {
+        const a = await start('a', { security: secretMode, incarnation: 3 });
+        const b = await start('b', { security: secretMode });
+        expect(await a.links.dial(b.address)).to.equal('b');
+        expect(await b.links.dial(a.address)).to.equal('a');
+        a.links.send('b', envelope('a::x', 'y', 'to b'));
+        b.links.send('a', envelope('b::y', 'x', 'to a'));
+        await waitFor('both envelopes', () => a.envelopes('b').length === 1 && b.envelopes('a').length === 1);
+        expect(a.links.stats().unauthenticated).to.equal(0);
+        expect(b.links.stats().unauthenticated).to.equal(0);
+      });
+
+      it('before a valid proof the acceptor sends only a nonce: not its name, not whether the hello named it', async function () {
+        const b = await start('secret-node-b', { security: secretMode });
+        for (const claimed of ['secret-node-b', 'mallory']) {
+          const client = raw(b.port);
+          await client.connected;
+          client.socket.write(secretHello(claimed, Uint8Array.from(randomBytes(32))));
+          await waitFor('a challenge', () => client.frames.length === 1);
+          expect(Object.keys(client.frames[0] ?? {}).sort()).to.deep.equal(['nonce', 't']);
+          expect(client.frames[0]?.t).to.equal('challenge');
+          expect(Buffer.concat(client.bytes).includes('secret-node-b')).to.equal(false);
+          // A wrong proof: refused, and still nothing that names the node.
+          client.socket.write(packed({ t: 'proof', mac: new Uint8Array(32).fill(9) }));
+          await waitFor('the close', client.closed);
+          expect(client.frames[1]).to.include({ t: 'error', code: 'unauthenticated' });
+          expect(client.frames.some((f) => f.t === 'welcome')).to.equal(false);
+          expect(Buffer.concat(client.bytes).includes('secret-node-b')).to.equal(false);
+        }
+      });
+
+      it("forged hellos without the secret (the receiver's own name, a connected member's, an unknown one) are refused before any envelope, and the member's link stays up", async function () {
+        const a = await start('a', { security: secretMode });
+        const b = await start('b', { security: secretMode, handshakeTimeoutMs: 500 });
+        await a.links.dial(b.address);
+        a.links.send('b', envelope('a::x', 'y', 'first'));
+        await waitFor('the member envelope', () => b.envelopes('a').length === 1);
+        const forged = envelope('a::host/cluster', 'host/cluster', { type: 'join', member: { name: 'a', clusterAddress: '127.0.0.1:1' } });
+        for (const name of ['b', 'a', 'mallory']) {
+          // With a wrong secret: unauthenticated after the proof.
+          const wrong = await secretHandshake(b.port, name, otherSecret);
+          await waitFor('the close', wrong.closed);
+          expect(wrong.frames.map((f) => f.t), name).to.deep.equal(['challenge', 'error']);
+          expect(wrong.frames[1], name).to.include({ code: 'unauthenticated' });
+          // Without a nonce (the handshake of mode 'none'): unauthenticated at once.
+          const plain = await expectClosedAfter(b.port, hello(name), `a plain hello from ${name}`);
+          expect(plain[0], name).to.include({ t: 'error', code: 'unauthenticated' });
+          // A batch right behind the hello, or in place of the proof: never read as envelopes.
+          await expectClosedAfter(b.port, concat(secretHello(name, Uint8Array.from(randomBytes(32))), packed({ t: 'batch', b: [forged] })), `hello and batch from ${name}`);
+          const eager = raw(b.port);
+          await eager.connected;
+          eager.socket.write(secretHello(name, Uint8Array.from(randomBytes(32))));
+          await waitFor('a challenge', () => eager.frames.length === 1);
+          eager.socket.write(packed({ t: 'batch', b: [forged] }));
+          await waitFor('the close of a batch instead of a proof', eager.closed);
+          // A replayed proof: the acceptor's nonce is new on every connection.
+          const nonce = Uint8Array.from(randomBytes(32));
+          const replay = raw(b.port);
+          await replay.connected;
+          replay.socket.write(secretHello(name, nonce));
+          await waitFor('a challenge', () => replay.frames.length === 1);
+          replay.socket.write(packed({ t: 'proof', mac: hmac(secret, helloTranscript(name, 0, nonce, new Uint8Array(32))) }));
+          await waitFor('the close of a stale proof', replay.closed);
+          expect(replay.frames[1], name).to.include({ t: 'error', code: 'unauthenticated' });
+        }
+        expect(b.envelopes().map((e) => e.msg)).to.deep.equal(['first']);
+        expect(b.links.stats().unauthenticated).to.be.at.least(9);
+        // The member's link was never closed by the forgeries naming it.
+        expect(a.downs).to.deep.equal([]);
+        a.links.send('b', envelope('a::x', 'y', 'second'));
+        await waitFor('the member still through', () => b.envelopes('a').length === 2);
+      });
+
+      it("with the secret: a hello naming the receiver is refused (same_name), and so is an older incarnation of a connected member; a newer one replaces it", async function () {
+        const a = await start('a', { security: secretMode, incarnation: 5 });
+        const b = await start('b', { security: secretMode });
+        await a.links.dial(b.address);
+        const own = await secretHandshake(b.port, 'b', secret);
+        await waitFor('the close', own.closed);
+        expect(own.frames[1]).to.include({ t: 'error', code: 'same_name' });
+        const older = await secretHandshake(b.port, 'a', secret, 4);
+        await waitFor('the close', older.closed);
+        expect(older.frames[1]).to.include({ t: 'error', code: 'refused' });
+        expect(a.downs).to.deep.equal([]);
+        const newer = await secretHandshake(b.port, 'a', secret, 6);
+        expect(newer.frames[1]).to.include({ t: 'welcome', node: 'b' });
+        const welcome = newer.frames[1];
+        expect(welcome?.t === 'welcome' ? welcome.mac : undefined).to.be.instanceOf(Uint8Array);
+        newer.socket.write(packed({ t: 'batch', b: [envelope('a::x', 'y', 'from incarnation 6')] }));
+        await waitFor('the newer incarnation\'s envelope', () => b.envelopes('a').length === 1);
+        await waitFor('the older connection closed', () => a.downs.length === 1);
+      });
+
+      it('a member with another secret is refused both ways, and a fake acceptor cannot forge a welcome', async function () {
+        const b = await start('b', { security: secretMode });
+        const c = await start('c', { security: { mode: 'secret', secret: otherSecret }, reconnectMinMs: 20 });
+        expect((await rejection(c.links.dial(b.address, 2000))).message).to.match(/unauthenticated/);
+        expect((await rejection(b.links.dial(c.address, 2000))).message).to.match(/unauthenticated/);
+        expect(b.links.isUp('c')).to.equal(false);
+        expect(c.links.isUp('b')).to.equal(false);
+        c.links.send('b', envelope('c::x', 'y', 'lost'));
+        await sleep(200);
+        expect(b.envelopes()).to.deep.equal([]);
+
+        // An acceptor that does not hold the secret answers with a welcome it cannot prove.
+        const fake = createServer((socket) => {
+          socket.on('error', () => undefined);
+          const decoder = new FrameDecoder({ frameBytesMax: 1 << 20 });
+          socket.on('data', (chunk: Buffer) => {
+            for (const event of decoder.push(chunk)) {
+              if (event.type !== 'frame') continue;
+              const decoded = decodeClusterFrame(event.payload);
+              if (!decoded.ok) continue;
+              if (decoded.frame.t === 'hello') socket.write(packed({ t: 'challenge', nonce: Uint8Array.from(randomBytes(32)) }));
+              if (decoded.frame.t === 'proof') socket.write(packed({ t: 'welcome', version: 2, node: 'f', info: {}, mac: hmac(otherSecret, welcomeTranscript('a', 'f', new Uint8Array(32), new Uint8Array(32))) }));
+            }
+          });
+        });
+        await new Promise<void>((resolve) => fake.listen(0, '127.0.0.1', resolve));
+        const address = fake.address();
+        if (address === null || typeof address === 'string') throw new Error('no port');
+        try {
+          const a = await start('a', { security: secretMode, reconnectMinMs: 20 });
+          expect((await rejection(a.links.dial(`127.0.0.1:${address.port}`, 2000))).message).to.match(/failed authentication/);
+          expect(a.links.isUp('f')).to.equal(false);
+          expect(a.links.stats().unauthenticated).to.be.at.least(1);
+          await a.links.close();
+        } finally {
+          await new Promise<void>((resolve) => fake.close(() => resolve()));
+        }
+      });
+
+      it('refuses a secret shorter than 32 bytes', async function () {
+        const failure = await rejection(ClusterLinks.start({ nodeName: 'a', security: { mode: 'secret', secret: new Uint8Array(31) } }, { onEnvelopes: () => undefined }));
+        expect(failure).to.be.instanceOf(RangeError);
+      });
+    });
+
+    describe("mode 'tls'", function () {
+      let ca: TestCa;
+      let otherCa: TestCa;
+      const pems = new Map<string, Pem>();
+      const tlsOf = (pem: Pem, authority: TestCa = ca) => ({ mode: 'tls', cert: pem.cert, key: pem.key, ca: authority.cert }) as const;
+
+      before(function () {
+        ca = makeTestCa();
+        otherCa = makeTestCa('another CA');
+        for (const name of ['n1', 'n2', 'n3']) pems.set(name, ca.issue(name));
+        pems.set('foreign-n1', otherCa.issue('n1'));
+      });
+      after(function () {
+        ca.dispose();
+        otherCa.dispose();
+      });
+      const pem = (name: string): Pem => pems.get(name) as Pem;
+
+      it('members with certificates of the cluster CA exchange envelopes both ways', async function () {
+        const n1 = await start('n1', { security: tlsOf(pem('n1')) });
+        const n2 = await start('n2', { security: tlsOf(pem('n2')) });
+        expect(await n1.links.dial(n2.address)).to.equal('n2');
+        expect(await n2.links.dial(n1.address)).to.equal('n1');
+        for (let i = 0; i < 50; i += 1) n1.links.send('n2', envelope('n1::x', 'y', i));
+        n2.links.send('n1', envelope('n2::y', 'x', 'back'));
+        await waitFor('the envelopes', () => n2.envelopes('n1').length === 50 && n1.envelopes('n2').length === 1);
+        expect(n2.envelopes('n1').map((e) => e.msg)).to.deep.equal([...Array(50).keys()]);
+      });
+
+      it("a certificate for n2 cannot claim n1, as dialler or as acceptor", async function () {
+        const n3 = await start('n3', { security: tlsOf(pem('n3')) });
+        const impostor = await start('n1', { security: tlsOf(pem('n2')), reconnectMinMs: 20 });
+        expect((await rejection(impostor.links.dial(n3.address, 2000))).message).to.match(/unauthenticated/);
+        expect(n3.links.stats().unauthenticated).to.be.at.least(1);
+        // n3 dials the impostor: its welcome says n1, its certificate n2.
+        expect((await rejection(n3.links.dial(impostor.address, 2000))).message).to.match(/does not name n1/);
+        expect(n3.links.isUp('n1')).to.equal(false);
+        // A raw TLS client with n2's certificate: hellos naming n1, n3 (the receiver) or a stranger are refused, no envelope taken.
+        for (const name of ['n1', 'n3', 'stranger']) {
+          const client = raw(n3.port, { ...pem('n2'), ca: ca.cert });
+          await client.connected;
+          client.socket.write(hello(name));
+          await waitFor(`the close of a hello from ${name}`, client.closed);
+          expect(client.frames[0], name).to.include({ t: 'error', code: 'unauthenticated' });
+        }
+        expect(n3.envelopes()).to.deep.equal([]);
+      });
+
+      it('a certificate of another CA, no certificate, or plain TCP: refused before any frame', async function () {
+        const n3 = await start('n3', { security: tlsOf(pem('n3')) });
+        const foreign = await start('n1', { security: tlsOf(pem('foreign-n1'), otherCa), reconnectMinMs: 20 });
+        expect(await rejection(foreign.links.dial(n3.address, 2000))).to.be.instanceOf(Error);
+        // The same certificate trusting our CA still presents a foreign chain.
+        const mixed = await start('n1', { security: { mode: 'tls', cert: pem('foreign-n1').cert, key: pem('foreign-n1').key, ca: ca.cert }, reconnectMinMs: 20 });
+        expect(await rejection(mixed.links.dial(n3.address, 2000))).to.be.instanceOf(Error);
+        // n3 dialling a node whose certificate is from another CA.
+        expect(await rejection(n3.links.dial(foreign.address, 2000))).to.be.instanceOf(Error);
+        // A TLS client without a certificate.
+        const anonymous = tlsConnect({ host: '127.0.0.1', port: n3.port, ca: ca.cert, checkServerIdentity: () => undefined });
+        sockets.push(anonymous);
+        anonymous.on('error', () => undefined);
+        await new Promise<void>((resolve) => anonymous.once('close', () => resolve()));
+        // Plain TCP speaking the cluster framing.
+        await expectClosedAfter(n3.port, hello('n1'), 'a plaintext hello on the TLS port');
+        await waitFor('the refusals counted', () => n3.links.stats().rejectedConnections >= 3);
+        expect(n3.envelopes()).to.deep.equal([]);
+        expect(n3.links.isUp('n1')).to.equal(false);
+      });
+
+      it('a node with its own name but another process (same certificate) is refused as same_name and not redialled', async function () {
+        const n2 = await start('n2', { security: tlsOf(pem('n2')) });
+        const twin = await start('n2', { security: tlsOf(pem('n2')), reconnectMinMs: 20 });
+        expect((await rejection(twin.links.dial(n2.address, 2000))).message).to.match(/this node/);
+        expect(twin.links.peers()).to.deep.equal([]);
+      });
+    });
+
+    describe("mode 'none'", function () {
+      it('listens on loopback only: any other address is a RangeError naming the two ways to secure it', async function () {
+        for (const host of ['0.0.0.0', '::', '192.0.2.1']) {
+          const failure = await rejection(ClusterLinks.start({ nodeName: 'a', host, security: { mode: 'none' } }, { onEnvelopes: () => undefined }));
+          expect(failure, host).to.be.instanceOf(RangeError);
+          expect(failure.message).to.match(/tls/).and.match(/secret/);
+        }
+        const loopback = await start('a', { host: '127.0.0.1' });
+        expect(loopback.links.address().host).to.equal('127.0.0.1');
+      });
+
+      it("refuses a hello naming the receiver, and an older incarnation of a connected node; a newer one replaces it", async function () {
+        const b = await start('b');
+        const own = await expectClosedAfter(b.port, hello('b'), 'a hello naming b');
+        expect(own[0]).to.include({ t: 'error', code: 'same_name' });
+        const first = raw(b.port);
+        await first.connected;
+        first.socket.write(hello('dup', 2, {}, 5));
+        await waitFor('welcome', () => first.frames.length === 1);
+        const older = await expectClosedAfter(b.port, hello('dup', 2, {}, 4), 'an older incarnation');
+        expect(older[0]).to.include({ t: 'error', code: 'refused' });
+        expect(first.closed()).to.equal(false);
+        const newer = raw(b.port);
+        await newer.connected;
+        newer.socket.write(hello('dup', 2, {}, 6));
+        await waitFor('the old connection to close', first.closed);
+        newer.socket.write(packed({ t: 'batch', b: [envelope('dup::x', 'y', 'newer')] }));
+        await waitFor('the envelope', () => b.envelopes('dup').length === 1);
+      });
+    });
+  });
+
   it('rejects bad options', async function () {
     const bad: Partial<ClusterLinkOptions>[] = [{ nodeName: '' }, { nodeName: 'a b' }, { nodeName: 'a', port: -1 }, { nodeName: 'a', heartbeatMs: 0 }, { nodeName: 'a', info: { k: 'v'.repeat(1025) } }, { nodeName: 'a', reconnectMinMs: 100, reconnectMaxMs: 50 }];
     for (const options of bad) {
       let failure: unknown = null;
-      await ClusterLinks.start({ nodeName: 'x', ...options }, { onEnvelopes: () => undefined }).then(
+      await ClusterLinks.start({ nodeName: 'x', security: { mode: 'none' }, ...options }, { onEnvelopes: () => undefined }).then(
         (links) => links.close(),
         (error: unknown) => (failure = error),
       );

@@ -9,7 +9,7 @@ import fc from 'fast-check';
 import { Packr } from 'msgpackr';
 import { makeCodec } from '../../runtime/codec.ts';
 import type { Envelope } from '../../runtime/envelope.ts';
-import { actorIdCharsMax, batchEnvelopesMax, checkInfo, decodeClusterFrame, encodeClusterFrame, isRelayable } from '../../src/api/cluster_wire.ts';
+import { actorIdCharsMax, batchEnvelopesMax, checkInfo, decodeClusterFrame, encodeClusterFrame, helloTranscript, isRelayable, welcomeTranscript } from '../../src/api/cluster_wire.ts';
 
 const runtimeCodec = makeCodec('msgpack');
 const plain = new Packr({ useRecords: false });
@@ -21,8 +21,12 @@ function packed(value: unknown): Uint8Array {
 describe('cluster wire codec', () => {
   it('round-trips every frame, and reads what the runtime codec packs', () => {
     const frames = [
-      { t: 'hello', version: 1, node: 'a', info: { clientAddress: '127.0.0.1:1' } },
-      { t: 'welcome', version: 1, node: 'b.2_x-y', info: {} },
+      { t: 'hello', version: 2, node: 'a', incarnation: 3, info: { clientAddress: '127.0.0.1:1' } },
+      { t: 'hello', version: 2, node: 'a', incarnation: 0, info: {}, nonce: new Uint8Array(32).fill(1) },
+      { t: 'challenge', nonce: new Uint8Array(32).fill(2) },
+      { t: 'proof', mac: new Uint8Array(32).fill(3) },
+      { t: 'welcome', version: 2, node: 'b.2_x-y', info: {} },
+      { t: 'welcome', version: 2, node: 'b', info: {}, mac: new Uint8Array(32).fill(4) },
       { t: 'batch', b: [{ from: 'a::proxy', to: 'ns/r0', msg: { type: 'prepare', bytes: new Uint8Array([1, 2]) } }] },
       { t: 'ping' },
       { t: 'error', code: 'overloaded', message: 'too many connections' },
@@ -47,10 +51,11 @@ describe('cluster wire codec', () => {
     expect(batch).to.deep.equal({ ok: true, frame: { t: 'batch', b: [{ from: 'x', to: 'y', msg: null }] }, malformed: 3 });
     const huge = decodeClusterFrame(plain.pack({ t: 'batch', b: new Array<number>(batchEnvelopesMax + 1).fill(0) }));
     expect(huge).to.include({ ok: false, code: 'malformed' });
-    expect(decodeClusterFrame(packed({ t: 'hello', version: 1, node: 'x'.repeat(65), info: {} }))).to.include({ ok: false, code: 'malformed' });
-    expect(decodeClusterFrame(packed({ t: 'hello', version: 2, node: 'a', info: {} }))).to.include({ ok: false, code: 'unsupported_version' });
-    expect(decodeClusterFrame(packed({ t: 'hello', version: 1, node: 'a', info: { ['k'.repeat(1025)]: 'v' } }))).to.include({ ok: false, code: 'malformed' });
-    expect(decodeClusterFrame(packed({ t: 'hello', version: 1, node: 'a' }))).to.include({ ok: false, code: 'malformed' });
+    expect(decodeClusterFrame(packed({ t: 'hello', version: 2, node: 'x'.repeat(65), incarnation: 0, info: {} }))).to.include({ ok: false, code: 'malformed' });
+    expect(decodeClusterFrame(packed({ t: 'hello', version: 1, node: 'a', incarnation: 0, info: {} }))).to.include({ ok: false, code: 'unsupported_version' });
+    expect(decodeClusterFrame(packed({ t: 'hello', version: 3, node: 'a', incarnation: 0, info: {} }))).to.include({ ok: false, code: 'unsupported_version' });
+    expect(decodeClusterFrame(packed({ t: 'hello', version: 2, node: 'a', incarnation: 0, info: { ['k'.repeat(1025)]: 'v' } }))).to.include({ ok: false, code: 'malformed' });
+    expect(decodeClusterFrame(packed({ t: 'hello', version: 2, node: 'a', incarnation: 0 }))).to.include({ ok: false, code: 'malformed' });
     const error = decodeClusterFrame(packed({ t: 'error', code: 'c'.repeat(500), message: 'm'.repeat(5000) }));
     expect(error.ok && error.frame.t === 'error' ? [error.frame.code.length, error.frame.message.length] : null).to.deep.equal([64, 200]);
     expect(checkInfo({ a: 'b' })).to.equal(null);
@@ -61,8 +66,9 @@ describe('cluster wire codec', () => {
   it('a plain msgpack map (another writer) is read as fields, and a "__proto__" key stays a key', () => {
     const map = new Map<unknown, unknown>([
       ['t', 'hello'],
-      ['version', 1],
+      ['version', 2],
       ['node', 'm'],
+      ['incarnation', 0],
       ['info', new Map([['__proto__', 'v']])],
     ]);
     const decoded = decodeClusterFrame(new Packr({ useRecords: true, moreTypes: false }).pack(map));
@@ -71,6 +77,30 @@ describe('cluster wire codec', () => {
       expect(Object.keys(decoded.frame.info)).to.deep.equal(['__proto__']);
       expect(Object.getPrototypeOf(decoded.frame.info)).to.equal(Object.prototype);
     }
+  });
+
+  it('nonces and macs are exactly 32 bytes; the two transcripts differ by role and bind every field', () => {
+    for (const length of [0, 31, 33]) {
+      expect(decodeClusterFrame(packed({ t: 'challenge', nonce: new Uint8Array(length) })), `nonce of ${length}`).to.include({ ok: false, code: 'malformed' });
+      expect(decodeClusterFrame(packed({ t: 'proof', mac: new Uint8Array(length) })), `mac of ${length}`).to.include({ ok: false, code: 'malformed' });
+      expect(decodeClusterFrame(packed({ t: 'hello', version: 2, node: 'a', incarnation: 0, info: {}, nonce: new Uint8Array(length) }))).to.include({ ok: false, code: 'malformed' });
+      expect(decodeClusterFrame(packed({ t: 'welcome', version: 2, node: 'a', info: {}, mac: new Uint8Array(length) }))).to.include({ ok: false, code: 'malformed' });
+    }
+    expect(decodeClusterFrame(packed({ t: 'challenge', nonce: 'x'.repeat(32) }))).to.include({ ok: false, code: 'malformed' });
+    expect(decodeClusterFrame(packed({ t: 'proof' }))).to.include({ ok: false, code: 'malformed' });
+    const one = new Uint8Array(32).fill(1);
+    const two = new Uint8Array(32).fill(2);
+    const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex');
+    const transcripts = [
+      helloTranscript('a', 1, one, two),
+      helloTranscript('a', 2, one, two),
+      helloTranscript('b', 1, one, two),
+      helloTranscript('a', 1, two, one),
+      welcomeTranscript('a', 'b', one, two),
+      welcomeTranscript('b', 'a', one, two),
+      welcomeTranscript('a', 'b', two, one),
+    ].map(hex);
+    expect(new Set(transcripts).size).to.equal(transcripts.length);
   });
 
   it('isRelayable refuses what msgpack would change or what the receiver would drop', () => {

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runChild } from '../runtime/helpers.ts';
+import { makeTestCa } from './certs.ts';
 
 const bin = fileURLToPath(new URL('../../bin/haret.js', import.meta.url));
 
@@ -84,6 +85,78 @@ describe('the haret command', function () {
       expect(notYet.code).to.equal(2);
       expect(notYet.stderr).to.contain('data_dir keeps the cluster record: it needs cluster_address');
     } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('TLS and tokens end to end: haret start with certificate and token files; haret cli and haret admin present the CA and the token; without them, refused', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'haret-secure-'));
+    const ca = makeTestCa();
+    const stranger = makeTestCa('another CA');
+    const write = (name: string, text: string): string => {
+      const path = join(dir, name);
+      writeFileSync(path, text, { mode: 0o600 });
+      return path;
+    };
+    const pem = ca.issue('node-s');
+    const certFile = write('node.crt', pem.cert);
+    const keyFile = write('node.key', pem.key);
+    const caFile = write('ca.crt', ca.cert);
+    const strangerCa = write('stranger.crt', stranger.cert);
+    const token = write('client.token', 'client-token-1\n');
+    const wrongToken = write('wrong.token', 'client-token-2\n');
+    const adminToken = write('admin.token', 'admin-token-1\n');
+    const config = write(
+      'node.toml',
+      `name = "node-s"\nclient_address = "127.0.0.1:0"\nadmin_address = "127.0.0.1:0"\nlog_level = "silent"\ntls_cert = "${certFile}"\ntls_key = "${keyFile}"\nauth_token_file = "${token}"\nadmin_token_file = "${adminToken}"\n[[namespaces]]\nname = "ns1"\nreplicas = 3\n`,
+    );
+    const child = spawn(process.execPath, [bin, 'start', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+    try {
+      let out = '';
+      const line = await new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no start line: ${out}`)), 60_000);
+        child.stdout.on('data', (chunk: Buffer) => {
+          out += chunk.toString();
+          if (out.includes('\n')) {
+            clearTimeout(timer);
+            resolve(out.split('\n')[0] ?? '');
+          }
+        });
+      });
+      const match = /on 127\.0\.0\.1:(\d+), admin on 127\.0\.0\.1:(\d+)$/.exec(line);
+      expect(match, line).to.not.equal(null);
+      const address = `127.0.0.1:${match?.[1]}`;
+      const adminAddress = `127.0.0.1:${match?.[2]}`;
+      const create = await runChild([bin, 'cli', address, '-n', 'ns1', '--tls-ca', caFile, '--token-file', token, '-e', 'create blob /x'], 30_000);
+      expect(create.code, create.stderr).to.equal(0);
+      const get = await runChild([bin, 'cli', address, '-n', 'ns1', '--tls-ca', caFile, '--token-file', token, '-e', 'stat /x'], 30_000);
+      expect(get.code, get.stderr).to.equal(0);
+      const noToken = await runChild([bin, 'cli', address, '-n', 'ns1', '--tls-ca', caFile, '-e', 'stat /x'], 30_000);
+      expect(noToken.code).to.not.equal(0);
+      expect(noToken.stdout + noToken.stderr).to.contain('unauthenticated');
+      const wrong = await runChild([bin, 'cli', address, '-n', 'ns1', '--tls-ca', caFile, '--token-file', wrongToken, '-e', 'stat /x'], 30_000);
+      expect(wrong.code).to.not.equal(0);
+      expect(wrong.stdout + wrong.stderr).to.contain('unauthenticated');
+      const wrongCa = await runChild([bin, 'cli', address, '-n', 'ns1', '--tls-ca', strangerCa, '--token-file', token, '-e', 'stat /x'], 30_000);
+      expect(wrongCa.code).to.not.equal(0);
+      const plaintext = await runChild([bin, 'cli', address, '-n', 'ns1', '--token-file', token, '-e', 'stat /x'], 30_000);
+      expect(plaintext.code).to.not.equal(0);
+      const status = await runChild([bin, 'admin', adminAddress, '--tls-ca', caFile, '--token-file', adminToken, '-e', 'status'], 30_000);
+      expect(status.code, status.stderr).to.equal(0);
+      expect(status.stdout).to.match(/ns1\/r\d\s+running/);
+      const adminNoToken = await runChild([bin, 'admin', adminAddress, '--tls-ca', caFile, '-e', 'namespace create x 3'], 30_000);
+      expect(adminNoToken.code).to.not.equal(0);
+      expect(adminNoToken.stdout + adminNoToken.stderr).to.contain('unauthenticated');
+      const adminClientToken = await runChild([bin, 'admin', adminAddress, '--tls-ca', caFile, '--token-file', token, '-e', 'config'], 30_000);
+      expect(adminClientToken.code).to.not.equal(0);
+      expect(adminClientToken.stdout + adminClientToken.stderr).to.contain('unauthenticated');
+      const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+      child.kill('SIGTERM');
+      expect(await exited).to.equal(0);
+    } finally {
+      child.kill('SIGKILL');
+      ca.dispose();
+      stranger.dispose();
       rmSync(dir, { recursive: true, force: true });
     }
   });

@@ -233,7 +233,7 @@ describe('net: the client protocol\'s promises, through raw frames', function ()
     expect(request.received[0]?.message).to.deep.include({ type: 'error', id: null, code: 'malformed' });
   });
 
-  it('before hello a frame may hold at most 1 KiB: a larger prefix is refused at once, nothing buffered', async () => {
+  it('before hello a frame may hold at most 4 KiB: a larger prefix is refused at once, nothing buffered', async () => {
     const clients = await Promise.all(Array.from({ length: 150 }, () => RawClient.connect(port)));
     const rssBefore = process.memoryUsage().rss;
     for (const client of clients) client.sendRaw(Uint8Array.from([0, 0x40, 0, 0, 1, 2, 3])); // announces 4 MiB

@@ -5,6 +5,7 @@
  */
 
 import { connect as tcpConnect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { FrameDecoder } from '../../src/api/frame.ts';
 import { decodeNodeMessage, encodeClientFrame, type ClientMessage, type NodeMessage, type WelcomeMessage } from '../../src/api/wire.ts';
 
@@ -38,20 +39,26 @@ export class RawClient {
     });
   }
 
-  /** Connects (no hello). */
-  static connect(port: number, host = '127.0.0.1'): Promise<RawClient> {
+  /**
+   * Connects (no hello). `ca`: over TLS, trusting that CA; `localAddress`: the address to
+   * connect from (another loopback address, 127.0.0.2, is another client to the node).
+   */
+  static connect(port: number, host = '127.0.0.1', options: { readonly ca?: string; readonly localAddress?: string } = {}): Promise<RawClient> {
     return new Promise((resolve, reject) => {
-      const socket = tcpConnect(port, host);
+      const tls = options.ca !== undefined;
+      const socket = tls
+        ? tlsConnect({ port, host, ca: options.ca, ...(options.localAddress === undefined ? {} : { localAddress: options.localAddress }) })
+        : tcpConnect({ port, host, ...(options.localAddress === undefined ? {} : { localAddress: options.localAddress }) });
       socket.setNoDelay(true);
-      socket.once('connect', () => resolve(new RawClient(socket)));
+      socket.once(tls ? 'secureConnect' : 'connect', () => resolve(new RawClient(socket)));
       socket.once('error', reject);
     });
   }
 
-  /** Connects and says hello; resolves with the welcome. */
-  static async open(port: number): Promise<{ client: RawClient; welcome: WelcomeMessage }> {
+  /** Connects and says hello (with `token`, if given); resolves with the welcome. */
+  static async open(port: number, token?: string): Promise<{ client: RawClient; welcome: WelcomeMessage }> {
     const client = await RawClient.connect(port);
-    client.send({ type: 'hello', version: 1, client: 'raw-test' });
+    client.send({ type: 'hello', version: 1, client: 'raw-test', ...(token === undefined ? {} : { token }) });
     const welcome = await client.next((m) => m.type === 'welcome', 10_000);
     return { client, welcome: welcome.message as WelcomeMessage };
   }

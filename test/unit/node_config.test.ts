@@ -54,4 +54,54 @@ describe('haret start configuration', () => {
     expect(refusal({ clusterAddress: 'nowhere:port' })).to.contain('not host:port');
     expect(refusal({ config: file('badjoin.toml', 'cluster_address = ":1"\njoin = "127.0.0.1:2"\n') })).to.contain('join must be a list');
   });
+
+  describe('credentials (docs/security.md)', () => {
+    const pem = (what: string): string => `-----BEGIN ${what}-----\nAAAA\n-----END ${what}-----\n`;
+    const refusal = (flags: Parameters<typeof resolveStartConfig>[0]): string => {
+      try {
+        resolveStartConfig(flags);
+      } catch (error) {
+        expect(error).to.be.instanceOf(ConfigError);
+        return (error as Error).message;
+      }
+      throw new Error('expected a ConfigError');
+    };
+
+    it('a certificate and key serve TLS on the client and admin ports; with a CA and cluster links they are the members\' mutual TLS', () => {
+      const tlsCert = file('n.crt', pem('CERTIFICATE'));
+      const tlsKey = file('n.key', pem('PRIVATE KEY'));
+      const tlsCa = file('ca.crt', pem('CERTIFICATE'));
+      const resolved = resolveStartConfig({ tlsCert, tlsKey, tlsCa, adminAddress: ':7101', clusterAddress: ':7201' });
+      expect(resolved.clientApi).to.deep.include({ tls: { cert: pem('CERTIFICATE'), key: pem('PRIVATE KEY') } });
+      expect(resolved.adminApi).to.deep.include({ tls: { cert: pem('CERTIFICATE'), key: pem('PRIVATE KEY') } });
+      expect(resolved.cluster).to.deep.include({ tls: { cert: pem('CERTIFICATE'), key: pem('PRIVATE KEY'), ca: pem('CERTIFICATE') } });
+      // TOML names the same files.
+      const config = file('tls.toml', `tls_cert = "${tlsCert}"\ntls_key = "${tlsKey}"\ntls_ca = "${tlsCa}"\ncluster_address = ":7201"\n`);
+      expect(resolveStartConfig({ config }).cluster).to.deep.include({ tls: { cert: pem('CERTIFICATE'), key: pem('PRIVATE KEY'), ca: pem('CERTIFICATE') } });
+    });
+
+    it('a cluster secret file (>= 32 bytes) and token files (first line, trimmed)', () => {
+      const secret = file('cluster.secret', 'x'.repeat(32));
+      const token = file('client.token', '  s3cret-token \nignored second line\n');
+      const adminToken = file('admin.token', 'admin-token\n');
+      const resolved = resolveStartConfig({ clusterAddress: ':7201', clusterSecretFile: secret, authTokenFile: token, adminAddress: ':7101', adminTokenFile: adminToken });
+      expect(resolved.cluster?.secret).to.deep.equal(new Uint8Array(32).fill(0x78));
+      expect(resolved.clientApi).to.deep.include({ authToken: 's3cret-token' });
+      expect(resolved.adminApi).to.deep.include({ authToken: 'admin-token' });
+    });
+
+    it('refuses credentials that cannot work, naming the file or the rule', () => {
+      const cert = file('c.crt', pem('CERTIFICATE'));
+      const key = file('c.key', pem('PRIVATE KEY'));
+      expect(refusal({ tlsCert: cert })).to.contain('tls_cert and tls_key go together');
+      expect(refusal({ tlsCert: cert, tlsKey: key, clusterAddress: ':7201' })).to.contain('needs tls_ca');
+      expect(refusal({ tlsCert: file('plain.txt', 'not a certificate'), tlsKey: key })).to.contain('is not a PEM file');
+      expect(refusal({ tlsCert: join(dir, 'missing.crt'), tlsKey: key })).to.contain('cannot read tls_cert');
+      expect(refusal({ clusterAddress: ':7201', clusterSecretFile: file('short.secret', 'too short') })).to.contain('at least 32 bytes');
+      expect(refusal({ clusterSecretFile: file('lonely.secret', 'y'.repeat(32)) })).to.contain('needs cluster_address');
+      expect(refusal({ authTokenFile: file('empty.token', '\n') })).to.contain('auth_token_file');
+      expect(refusal({ authTokenFile: file('long.token', 'z'.repeat(1025)) })).to.contain('1..1024 characters');
+      expect(refusal({ tlsCert: cert, tlsKey: key, tlsCa: cert, clusterAddress: ':7201', clusterSecretFile: file('both.secret', 'w'.repeat(32)) })).to.contain('not both');
+    });
+  });
 });

@@ -36,7 +36,7 @@ import {
   type WireError,
 } from '../../src/api/wire.ts';
 import { describeTreeError, type TreeError } from '../../src/tree/errors.ts';
-import { defaultTreeLimits } from '../../src/base/limits.ts';
+import { defaultTreeLimits, protocolNumberMax } from '../../src/base/limits.ts';
 import { nodeTypes, type NodeType } from '../../src/tree/node_type.ts';
 import type { Guard, ListEntry, OpFailure, OpOutcome, OpResult, SetOperand, SimpleOp, TreeOp } from '../../src/tree/ops.ts';
 import type { ClientAnswer, ReplyBody, RequestOp } from '../../src/vr/messages.ts';
@@ -62,7 +62,9 @@ const nodeTypeArb = fc.constantFrom<NodeType>(...nodeTypes);
 const textArb = fc.string({ maxLength: 40, unit: 'grapheme' });
 const nsArb = fc.stringMatching(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/);
 const clientIdArb = fc.oneof(fc.string({ minLength: 1, maxLength: 256 }), fc.uuid());
-const idArb = counterArb;
+/** Ids and request numbers are protocol numbers: at most protocolNumberMax (2^48). */
+const protocolNumberArb = fc.oneof(fc.nat({ max: 300 }), fc.integer({ min: 0, max: protocolNumberMax }), fc.constant(protocolNumberMax));
+const idArb = protocolNumberArb;
 
 const setOperandArb: fc.Arbitrary<SetOperand> = fc.oneof(
   fc.record({ type: fc.constant('path' as const), path: pathArb }),
@@ -123,7 +125,7 @@ const requestArb = fc.oneof(
     ns: nsArb,
     replica: fc.nat({ max: 2 }),
     clientId: clientIdArb,
-    requestNum: fc.oneof(fc.integer({ min: 1, max: 1000 }), fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER })),
+    requestNum: fc.oneof(fc.integer({ min: 1, max: 1000 }), fc.integer({ min: 1, max: protocolNumberMax })),
     op: treeOpArb.map((op): RequestOp => ({ type: 'tree', op })),
   }),
 );
@@ -131,6 +133,7 @@ const requestArb = fc.oneof(
 const clientMessageArb: fc.Arbitrary<ClientMessage> = fc.oneof(
   fc.constant<ClientMessage>({ type: 'hello', version: 1 }),
   fc.record({ type: fc.constant('hello' as const), version: fc.constant(1 as const), client: fc.string({ maxLength: 256 }) }),
+  fc.record({ type: fc.constant('hello' as const), version: fc.constant(1 as const), client: fc.string({ maxLength: 256 }), token: fc.string({ minLength: 1, maxLength: 1024 }) }),
   fc.record({ type: fc.constantFrom('list_namespaces' as const, 'ping' as const), id: idArb }),
   requestArb,
 );
@@ -592,6 +595,7 @@ describe('wire codec: hostile input gets typed errors, never a throw', () => {
         const key = keys[pick % keys.length] as string;
         // Values the field legitimately takes are not "wrong".
         if (key === 'client' && typeof bad === 'string') return;
+        if (key === 'token' && typeof bad === 'string' && bad !== '') return;
         if (key === 'clientId' && bad === 'not a name!') return;
         if ((key === 'node' || key === 'address') && bad === 'not a name!') return;
         if (key === 'message' && typeof bad === 'string') return;
@@ -652,14 +656,29 @@ describe('wire codec: hostile input gets typed errors, never a throw', () => {
     const base = { type: 'request', id: 11, ns: 'default', replica: 0, clientId: 'c1', requestNum: 1, op: { type: 'tree', op: { type: 'stat', path: '/' } } };
     const decodeRequest = (fields: Record<string, unknown>): DecodeResult<ClientMessage> => decodeClientMessage(pack({ ...base, ...fields }), namespaces);
 
-    it('ids, request numbers: non-negative integers below 2^53', () => {
+    it('ids, request numbers: non-negative integers of at most protocolNumberMax (2^48)', () => {
       expect(okMessage(decodeRequest({}))).to.deep.include({ id: 11 });
-      for (const id of [-1, 0.5, 2 ** 53, 2n ** 64n - 1n, '11', null]) {
+      expect(okMessage(decodeRequest({ id: protocolNumberMax, requestNum: protocolNumberMax }))).to.deep.include({ id: protocolNumberMax, requestNum: protocolNumberMax });
+      for (const id of [-1, 0.5, protocolNumberMax + 1, 2 ** 53 - 1, 2 ** 53, 2n ** 64n - 1n, '11', null]) {
         expect(refused(decodeRequest({ id }))).to.include({ id: null, code: 'malformed' });
       }
-      for (const requestNum of [-1, 1.5, 2 ** 53, '1', null]) {
+      for (const requestNum of [-1, 1.5, protocolNumberMax + 1, 2 ** 53 - 1, 2 ** 53, '1', null]) {
         expect(refused(decodeRequest({ requestNum }))).to.include({ id: 11, code: 'malformed' });
       }
+      for (const message of [{ type: 'ping', id: protocolNumberMax + 1 }, { type: 'list_namespaces', id: 2 ** 53 - 1 }]) {
+        expect(refused(decodeClientMessage(pack(message), namespaces))).to.include({ id: null, code: 'malformed' });
+      }
+    });
+
+    it('hello may carry a token of 1 to 1024 characters', () => {
+      expect(okMessage(decodeClientMessage(pack({ type: 'hello', version: 1, token: 't'.repeat(1024) }), namespaces))).to.deep.equal({ type: 'hello', version: 1, token: 't'.repeat(1024) });
+      expect(okMessage(decodeClientMessage(pack({ type: 'hello', version: 1, token: null }), namespaces))).to.deep.equal({ type: 'hello', version: 1 });
+      for (const token of ['', 't'.repeat(1025), 5, Uint8Array.from([1]), ['t']]) {
+        expect(refused(decodeClientMessage(pack({ type: 'hello', version: 1, token }), namespaces))).to.include({ id: null, code: 'malformed' });
+      }
+      // The largest hello fits the frame limit before hello.
+      const largest = encodeClientFrame({ type: 'hello', version: 1, client: '日'.repeat(256), token: '日'.repeat(1024) });
+      expect(largest.byteLength - frameHeaderBytes).to.be.at.most(helloFrameBytesMax);
     });
 
     it('register uses request number 0, and tree ops never do', () => {
