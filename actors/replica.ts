@@ -19,6 +19,7 @@ import type { PersistRecord, ReplicaInput, StartMode, StepResult, StoredState, T
 import type { ClientAnswer, ReplicaMessage } from '../src/vr/messages.ts';
 import { initialReplicaState, type ReplicaState } from '../src/vr/state.ts';
 import { stepAll } from '../src/vr/step.ts';
+import { validateMessage } from '../src/vr/validate.ts';
 import { checkpointTerms, type CheckpointTerms } from '../src/vr/checkpoint.ts';
 import type { CheckpointImage } from '../src/vr/messages.ts';
 import type { Machine } from '../src/vr/state_machine.ts';
@@ -221,7 +222,9 @@ export function createReplica(ports: ReplicaPorts, spec: ReplicaInit, options: R
           continue;
         }
         const message = msg as ReplicaMessage;
-        if (message.type === 'request' && typeof message.clientId === 'string') remember(routes, message.clientId, envelope.from);
+        // Only a well-formed request names a route: a malformed one carrying a real session's
+        // client id must not send that session's replies elsewhere (the core drops it anyway).
+        if (message.type === 'request' && validateMessage(message, spec.config, spec.index) === null) remember(routes, message.clientId, envelope.from);
         // The core validates shape, epoch and sender, and traces what it drops.
         inputs.push({ type: 'receive', message });
       }

@@ -8,6 +8,7 @@
 
 import CRC32 from 'crc-32';
 import { Packr } from 'msgpackr';
+import { protocolNumberMax } from '../base/limits.ts';
 import { decodeSnapshot, packSnapshot, snapshotTerms, type SnapshotTerms } from '../tree/snapshot.ts';
 import { clientTableFromOrdered, type ClientRecord } from './client_table.ts';
 import type { CheckpointImage } from './messages.ts';
@@ -62,6 +63,10 @@ export function decodeCheckpoint(image: CheckpointImage): CheckpointDecodeResult
   if (!Array.isArray(decoded) || decoded.length !== 3) return { ok: false, reason: 'checkpoint malformed' };
   const [appliedOp, treeBytes, clients] = decoded as [unknown, unknown, unknown];
   if (appliedOp !== image.op) return { ok: false, reason: 'checkpoint op does not match its image' };
+  // An image read back from disk has not passed the gate: its op is bounded here too.
+  if (typeof appliedOp !== 'number' || !Number.isSafeInteger(appliedOp) || appliedOp < 0 || appliedOp > protocolNumberMax) {
+    return { ok: false, reason: 'checkpoint op is not a protocol number (0..2^48)' };
+  }
   if (!(treeBytes instanceof Uint8Array) || !Array.isArray(clients)) return { ok: false, reason: 'checkpoint malformed' };
   const tree = decodeSnapshot(treeBytes);
   if (!tree.ok) return { ok: false, reason: tree.reason };
@@ -86,6 +91,8 @@ function clientRecordProblem(value: unknown, appliedOp: number): string | null {
   for (const name of ['requestNum', 'replyOp', 'lastActiveOp']) {
     const field = record[name];
     if (typeof field !== 'number' || !Number.isSafeInteger(field) || field < 0) return `${name} must be a non-negative integer`;
+    // README rule 17: a request number the gate would refuse is not a state either.
+    if (field > protocolNumberMax) return `${name} is beyond the protocol maximum 2^48`;
   }
   if ((record['replyOp'] as number) > (record['lastActiveOp'] as number)) return 'replyOp beyond lastActiveOp';
   if ((record['lastActiveOp'] as number) > appliedOp) return 'lastActiveOp beyond the checkpoint op';

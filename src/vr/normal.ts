@@ -3,6 +3,7 @@
  * prepare_ok, commit, heartbeats and prepare re-sends.
  */
 
+import { protocolNumberMax } from '../base/limits.ts';
 import { isWriteOp } from '../tree/ops.ts';
 import { validateOp } from '../tree/validate.ts';
 import { commitUpTo } from './commit.ts';
@@ -31,6 +32,13 @@ export function onRequest(ctx: Ctx, request: Request): void {
   }
   const accepted = admit(ctx, request);
   if (accepted === null) return;
+  if (s.op >= protocolNumberMax) {
+    // README rule 17: no op beyond protocolNumberMax, so nothing more can be logged (only a
+    // peer's forged log could bring us here). `busy` is the typed "nothing ran" answer.
+    trace(ctx, 'op_numbers_exhausted', { op: s.op });
+    answer(ctx, request.clientId, { type: 'busy', ...base, retryAfterTicks: s.config.commitIntervalTicks });
+    return;
+  }
   if (s.primary.pending.size >= s.config.pendingMax) {
     answer(ctx, request.clientId, { type: 'busy', ...base, retryAfterTicks: s.config.commitIntervalTicks });
     return;
@@ -108,7 +116,8 @@ function admit(ctx: Ctx, request: Request): Request | null {
  */
 export function preparePending(ctx: Ctx): void {
   const s = ctx.s;
-  while (s.primary.pending.size > 0 && s.op - s.commit < s.config.pipelineMax) {
+  // Never an op beyond protocolNumberMax (README rule 17): what is pending stays pending.
+  while (s.primary.pending.size > 0 && s.op - s.commit < s.config.pipelineMax && s.op < protocolNumberMax) {
     const requests: Request[] = [];
     let bytes = 0;
     for (const request of s.primary.pending) {

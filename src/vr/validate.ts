@@ -4,15 +4,21 @@
  * allowed to reach a handler where it could trip an assertion. Returns a reason, or null.
  *
  * Fields are read through the shared reader kit (src/base/fields.ts): records are plain
- * objects, fields are own properties, counters are non-negative safe integers and snapshots
- * are brand-checked byte strings. A failed check throws a `Refusal` up to `validateMessage`,
- * which returns its reason, so each check reads as a straight line instead of a chain of
- * `?? null` results.
+ * objects, fields are own properties, snapshots are brand-checked byte strings, and every
+ * protocol number (view, op, commit, epoch, lastNormalView, globalMinAccept, logStart, a
+ * checkpoint's op, nonce, committed, request number) is a non-negative integer no larger than
+ * `protocolNumberMax` (2^48, src/base/limits.ts; README rule 17). A number beyond it is
+ * malformed input, never a state: a forged start_view_change at view 2^53-1 used to be
+ * accepted, and the next view change could not move forward (2^53 + 1 === 2^53), so the
+ * survivors failed an invariant and lost the group (issue 12).
+ *
+ * A failed check throws a `Refusal` up to `validateMessage`, which returns its reason, so each
+ * check reads as a straight line instead of a chain of `?? null` results.
  */
 
 import { FieldReader, at, objectWords, own, type Fields } from '../base/fields.ts';
 import { assertNever } from '../base/assert.ts';
-import type { TreeLimits } from '../base/limits.ts';
+import { protocolNumberMax, type TreeLimits } from '../base/limits.ts';
 import { validateOp } from '../tree/validate.ts';
 import { primaryOf, type ReplicaConfig } from './config.ts';
 import type { PeerMessageType } from './messages.ts';
@@ -148,11 +154,22 @@ function checkPeer(m: Fields, type: PeerMessageType, replica: number, config: Re
   }
 }
 
-/** Reads the named counters in order (the first bad one is refused), each exactly once. */
+/** Reads the named protocol numbers in order (the first bad one is refused), each exactly once. */
 function counters<const K extends string>(m: Fields, label: string, names: readonly K[]): Record<K, number> {
   const values = {} as Record<K, number>;
-  for (const name of names) values[name] = read.counter(m, name, label);
+  for (const name of names) values[name] = protocolNumber(m, name, label);
   return values;
+}
+
+/**
+ * A protocol number: a non-negative safe integer (the reader's own check, so a string or
+ * 2^53 is named as such) and at most `protocolNumberMax`, so that no arithmetic a handler does
+ * on it (view + 1, logStart + i + 1) can reach the edge of exact doubles.
+ */
+function protocolNumber(fields: Fields, key: string, label: string): number {
+  const value = read.counter(fields, key, label);
+  if (value > protocolNumberMax) refuse(`${at(label, key)} ${value} is beyond the protocol maximum 2^48`);
+  return value;
 }
 
 function fromPrimaryOfView(type: PeerMessageType, view: number, replica: number, config: ReplicaConfig): void {
@@ -165,7 +182,7 @@ function fromPrimaryOfView(type: PeerMessageType, view: number, replica: number,
  */
 function checkRequest(m: Fields): Fields {
   read.string(m, 'clientId', 'request', 1, clientIdMax);
-  const requestNum = read.counter(m, 'requestNum', 'request');
+  const requestNum = protocolNumber(m, 'requestNum', 'request');
   const op = read.recordField(m, 'op', 'request');
   const opType = own(op, 'type');
   if (opType === 'register') {
@@ -190,7 +207,7 @@ function checkLogEntry(value: unknown, op: number, view: number, limits: TreeLim
   const entry = read.record(value, 'log entry');
   const entryOp = own(entry, 'op');
   if (entryOp !== op) refuse(`log entry op ${String(entryOp).slice(0, 40)} where ${op} was expected`);
-  const entryView = read.counter(entry, 'view', 'log entry');
+  const entryView = protocolNumber(entry, 'view', 'log entry');
   if (entryView > view) refuse('log entry view is beyond its message view');
   const requests = read.array(entry, 'requests', 'log entry');
   if (requests.length === 0) refuse('log entry has no requests');
@@ -205,7 +222,7 @@ function checkLogEntry(value: unknown, op: number, view: number, limits: TreeLim
  * `fields` is the message, or the state of a recovery_response; `op` and `commit` were read.
  */
 function checkSuffix(fields: Fields, label: string, view: number, op: number, commit: number, limits: TreeLimits): void {
-  const logStart = read.counter(fields, 'logStart', label);
+  const logStart = protocolNumber(fields, 'logStart', label);
   const entries = read.array(fields, 'entries', label);
   for (let i = 0; i < entries.length; i++) checkLogEntry(entries[i], logStart + i + 1, view, limits);
   const checkpointOp = readCheckpoint(read.required(fields, 'checkpoint', label), at(label, 'checkpoint'));
@@ -218,7 +235,7 @@ function checkSuffix(fields: Fields, label: string, view: number, op: number, co
 function readCheckpoint(value: unknown, label: string): number | null {
   if (value === null) return null;
   const image = read.record(value, label);
-  const op = read.counter(image, 'op', label);
+  const op = protocolNumber(image, 'op', label);
   read.bytes(image, 'snapshot', label);
   return op;
 }

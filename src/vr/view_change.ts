@@ -9,6 +9,7 @@
 
 import { List, Map as ImmutableMap } from 'immutable';
 import { assert } from '../base/assert.ts';
+import { protocolNumberMax } from '../base/limits.ts';
 import { commitUpTo } from './commit.ts';
 import { faultsTolerated, primaryOf, quorumSize } from './config.ts';
 import { ackableOp, broadcast, isPrimary, send, trace, type Ctx } from './context.ts';
@@ -235,6 +236,14 @@ export function onViewTimerTick(ctx: Ctx): void {
   const s = ctx.s;
   s.timers.idleTicks += 1;
   if (s.timers.idleTicks >= s.timers.timeoutTicks) {
+    if (s.view >= protocolNumberMax) {
+      // README rule 17: no view beyond protocolNumberMax. Only a peer could have brought us
+      // here (2^48 view changes take longer than any deployment lives), and it must not make
+      // the next view change trip an assertion: trace, wait a timeout, and stay in this view.
+      trace(ctx, 'view_numbers_exhausted', { view: s.view });
+      resetViewChangeTimer(ctx);
+      return;
+    }
     startViewChange(ctx, s.view + 1);
     return;
   }

@@ -31,6 +31,7 @@ import { stepAll } from '../../src/vr/step.ts';
 import { entryAt } from '../../src/vr/log.ts';
 import type { LogEntry, PeerMessage, PeerMessageType, ReplicaMessage } from '../../src/vr/messages.ts';
 import type { ReplicaState } from '../../src/vr/state.ts';
+import type { ForgeryKind } from '../sim/byzantine.ts';
 import { machineDifference, type Violation } from '../sim/checkers.ts';
 import { checkerHistory, Cluster, type CallRecord, type MessageFilter, type SimMessage, type StepFunction, type WorkloadOptions } from '../sim/cluster.ts';
 import { checkHistory } from '../sim/linearizability.ts';
@@ -280,6 +281,15 @@ export class Scenario {
   /** Puts a message on the network as if `from` had sent it now (it arrives next tick or later). */
   inject(from: NodeId, to: NodeId, message: SimMessage): void {
     this.cluster.network.send(from, to, message, this.now);
+  }
+
+  /**
+   * Puts a forged message on the network from the simulator's forger node (../sim/byzantine.ts).
+   * `malformed` (the default) means the gate must drop it: a step given it that does not trace
+   * `drop_malformed` is a `forged_accepted` violation.
+   */
+  forge(to: number, message: Record<string, unknown>, kind: ForgeryKind = 'huge_view', malformed = true): void {
+    this.cluster.injectForged(to, message, malformed, kind);
   }
 
   // ---- faults ------------------------------------------------------------------------------

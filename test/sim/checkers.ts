@@ -49,7 +49,9 @@ export type ViolationKind =
   | 'unreadable_message'
   | 'linearizability'
   | 'liveness'
-  | 'persist';
+  | 'persist'
+  /** A forged, malformed message (./byzantine.ts) got past the gate without `drop_malformed`. */
+  | 'forged_accepted';
 
 export type Violation = {
   readonly kind: ViolationKind;

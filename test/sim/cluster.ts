@@ -22,7 +22,9 @@
  *   4. every running replica and every client process gets a tick;
  *   5. the workload generator may start a call on each client process with a free session.
  * After every replica step the checkers (./checkers.ts) run; a step that throws is recorded as
- * a violation, never allowed to crash the simulator.
+ * a violation, never allowed to crash the simulator. Forged messages (./byzantine.ts) enter the
+ * network from the node `forgerNode` through `injectForged`; a step given a malformed one that
+ * does not drop it as malformed is a `forged_accepted` violation.
  *
  * Every call is recorded (client, op, call tick, return tick, result) for the linearizability
  * check. Besides ticks, calls and returns get a strictly increasing event sequence number: it
@@ -46,6 +48,7 @@ import { createReplica, type ReplicaGlue, type ReplicaStep } from '../../actors/
 import type { ActorId, Envelope } from '../../runtime/envelope.ts';
 import { SimStore } from './storage.ts';
 import type { PersistRecord } from '../../src/vr/io.ts';
+import type { ForgeryKind } from './byzantine.ts';
 import { Checkers, type Violation } from './checkers.ts';
 import { PENDING, type Operation } from './linearizability.ts';
 import { Network, reliableNetwork, type NetworkFaults, type NodeId } from './network.ts';
@@ -380,6 +383,13 @@ export const simNamespace = 'sim';
  */
 const unroutedProxy: ActorId = 'proxy';
 
+/**
+ * The network node forged messages come from (./byzantine.ts): not a replica, not a client
+ * process. The simulator knows the true sender; a replica sees only the message (and the
+ * glue the envelope's `from`, which is this node's id).
+ */
+export const forgerNode = 'forger';
+
 /** Milliseconds per tick on the clock the glue reads (the node's default tickMs). */
 const simTickMs = 10;
 
@@ -409,6 +419,10 @@ export class Cluster {
   unroutedReplies = 0;
   /** Checkpoint images packed and handed back to replicas. */
   imagesEncoded = 0;
+  /** Forged messages put on the wire (./byzantine.ts), by kind. */
+  readonly forged: Record<ForgeryKind, number> = { huge_view: 0, huge_number: 0, forged_sender: 0, future_op: 0 };
+  /** Malformed forged messages that reached a replica's step, and the gate dropped. */
+  forgedDelivered = 0;
   /** When false, the workload generator starts no calls. */
   workloadEnabled: boolean;
   readonly workload: WorkloadGenerator | null;
@@ -438,6 +452,8 @@ export class Cluster {
   readonly #replicaTrace: TraceRing;
   readonly #traceDrops: boolean;
   readonly #step: StepFunction;
+  /** Forged messages the gate must drop (the very objects put on the wire). */
+  readonly #forgedMalformed = new WeakSet<object>();
   #nextCallId = 1;
   #seq = 0;
 
@@ -749,6 +765,39 @@ export class Cluster {
     this.network.removeFilter(id);
   }
 
+  /**
+   * Puts a forged message on the wire from `forgerNode` to replica `to` (./byzantine.ts). A
+   * `malformed` one must be dropped by the gate: a step given it that does not trace
+   * `drop_malformed` for it is a `forged_accepted` violation.
+   */
+  injectForged(to: number, message: Record<string, unknown>, malformed: boolean, kind: ForgeryKind): void {
+    this.replica(to);
+    if (malformed) this.#forgedMalformed.add(message);
+    this.forged[kind] += 1;
+    this.note('forged', { to, kind, type: String(message['type']) });
+    this.network.send(forgerNode, to, message as SimMessage, this.now);
+  }
+
+  /** Forged malformed messages among `inputs`, and whether the step's effects dropped as many as malformed. */
+  #checkForged(index: number, inputs: readonly ReplicaInput[], effects: StepResult<ReplicaState>['effects']): void {
+    let forged = 0;
+    for (const input of inputs) {
+      if (input.type === 'receive' && typeof input.message === 'object' && input.message !== null && this.#forgedMalformed.has(input.message)) forged += 1;
+    }
+    if (forged === 0) return;
+    this.forgedDelivered += forged;
+    let dropped = 0;
+    for (const effect of effects) if (effect.type === 'trace' && effect.trace.event === 'drop_malformed') dropped += 1;
+    if (dropped < forged) {
+      this.checkers.report({
+        kind: 'forged_accepted',
+        replica: index,
+        tick: this.now,
+        message: `replica ${index} was given ${forged} forged malformed message(s) but dropped ${dropped} as malformed: ${canonical(inputs)}`,
+      });
+    }
+  }
+
   // ---- replicas: the actor's glue over simulated ports ------------------------------------------
 
   #actorId(node: NodeId): ActorId {
@@ -809,6 +858,7 @@ export class Cluster {
       if (after.status !== before.status || after.view !== before.view) {
         this.#trace.push({ tick: this.now, who: `r${index}`, event: 'status', detail: { from: `${before.status}@${before.view}`, to: `${after.status}@${after.view}`, op: after.op, commit: after.commit } });
       }
+      this.#checkForged(index, inputs, result.effects);
       const found = this.checkers.afterStep({ replica: index, tick: this.now, before, after, inputs, effects: result.effects });
       for (const violation of found) this.note('violation', { kind: violation.kind, replica: violation.replica ?? null });
       return result;

@@ -1,7 +1,7 @@
 /**
  * VOPR: the Viewstamped Operation Replicator (after TigerBeetle's), a seeded simulation runner.
  *
- *   npm run vopr -- --seeds N [--from S] [--seed S] [--replicas 1|3|5] [--durable|--diskless] [--verbose]
+ *   npm run vopr -- --seeds N [--from S] [--seed S] [--replicas 1|3|5] [--durable|--diskless] [--byzantine|--no-byzantine] [--verbose]
  *
  * Per seed, everything derives from the seed (no clock, no Math.random), so one seed replays
  * a run exactly:
@@ -11,6 +11,10 @@
  *     it), how many client processes and sessions per process, and protocol/client limits
  *     (checkpoint interval, pipeline depth, batch size, log suffix cap, give-up time); some
  *     seeds have none of a fault;
+ *   - a Byzantine-shaped injector (./byzantine.ts; about half the seeds, `--byzantine` or
+ *     `--no-byzantine` fixes it): forged messages on the wire during the safety phase (huge
+ *     views, numbers beyond protocolNumberMax, impossible senders, a prepare far ahead), which
+ *     the gate must drop; a forged malformed message that is not dropped is a violation;
  *   - SAFETY phase: faults and a random workload for `safetyTicks`; never more than f replicas
  *     failed at once (crashed, or restarted and still recovering: VRR's failure model);
  *     every replica step is checked by ./checkers.ts;
@@ -27,6 +31,7 @@
 import { pathToFileURL } from 'node:url';
 import type { ClientConfig } from '../../src/client/config.ts';
 import { faultsTolerated, type ReplicaConfig } from '../../src/vr/config.ts';
+import { ByzantineInjector, type ForgeryKind } from './byzantine.ts';
 import type { Violation } from './checkers.ts';
 import { checkerHistory, Cluster, type CallRecord, type StepFunction, type WorkloadOptions } from './cluster.ts';
 import { checkHistory } from './linearizability.ts';
@@ -53,6 +58,8 @@ export type VoprOptions = {
   readonly inspect?: (cluster: Cluster) => void;
   /** Steps replicas with this instead of the real core (mutation tests, ./mutants.ts). */
   readonly stepFunction?: StepFunction;
+  /** Force the forged-message injector on or off (default: drawn per seed, on for about half). */
+  readonly byzantine?: boolean;
 };
 
 /** Everything a seed draws. */
@@ -79,6 +86,8 @@ export type SeedParams = {
   readonly workload: WorkloadOptions;
   /** Replicas persist their log and checkpoints; a restarted one reloads them first. */
   readonly durable: boolean;
+  /** Per safety tick: probability that a forged message is put on the wire (0: none). */
+  readonly byzantineProbability: number;
 };
 
 export type SeedReport = {
@@ -101,6 +110,9 @@ export type SeedReport = {
   /** Why linearizability is unknown, when it is. */
   readonly warning: string | null;
   readonly network: NetworkStats;
+  /** Forged messages put on the wire, by kind, and malformed ones that reached a replica (all dropped, or a violation). */
+  readonly forged: Readonly<Record<ForgeryKind, number>>;
+  readonly forgedDelivered: number;
   readonly traceTail: readonly string[];
   readonly replay: string;
 };
@@ -112,7 +124,8 @@ function replayCommand(seed: number, options: VoprOptions): string {
   // A drawn replica count is drawn again from the seed: only a fixed one is part of the command.
   const replicas = options.replicaCount === undefined ? '' : ` --replicas ${options.replicaCount}`;
   const durable = options.durable === undefined ? '' : options.durable ? ' --durable' : ' --diskless';
-  return `npm run vopr -- --seed ${seed}${replicas}${durable}`;
+  const byzantine = options.byzantine === undefined ? '' : options.byzantine ? ' --byzantine' : ' --no-byzantine';
+  return `npm run vopr -- --seed ${seed}${replicas}${durable}${byzantine}`;
 }
 
 /** Calls in flight at most, over all client processes of a seed (clients x sessions). */
@@ -177,7 +190,12 @@ export function drawParams(prng: Prng, options: VoprOptions): SeedParams {
   // tracking), but calls in flight stay at most `callsInFlightMax` over all clients: each one a
   // pending write may leave in the history multiplies the linearizability search.
   const sessionsPerClient = Math.max(1, Math.min(prng.pick([1, 2, 3]), Math.floor(callsInFlightMax / clientCount)));
-  return { ...partial, durable: options.durable ?? durable, replicaCount: options.replicaCount ?? replicaCount, sessionsPerClient };
+  // Drawn after everything else (earlier draws stay as they were); forcing it on keeps the
+  // drawn rate, or takes one when the seed drew none.
+  const byzantineOn = prng.chance(0.5);
+  const byzantineRate = uniform(0.005, 0.05);
+  const byzantineProbability = (options.byzantine ?? byzantineOn) ? byzantineRate : 0;
+  return { ...partial, durable: options.durable ?? durable, replicaCount: options.replicaCount ?? replicaCount, sessionsPerClient, byzantineProbability };
 }
 
 /** Crashes, restarts, partitions and clogs during the safety phase, drawn from the seed. */
@@ -306,12 +324,15 @@ export function runSeed(seed: number, options: VoprOptions = {}): SeedReport {
     ...(options.stepFunction === undefined ? {} : { stepFunction: options.stepFunction }),
   });
   const scheduler = new FaultScheduler(faultPrng, params, cluster);
+  // Its own stream, forked after every other: a seed without forgeries runs as before.
+  const injector = new ByzantineInjector(master.fork(), cluster, params.byzantineProbability);
   let viewChanges = 0;
   const countViews = (): number => cluster.replicas.reduce((max, state) => Math.max(max, state.view), 0);
 
   // ---- safety phase ----
   for (let t = 0; t < params.safetyTicks && !cluster.halted; t++) {
     scheduler.beforeTick();
+    injector.beforeTick();
     cluster.tick();
     options.inspect?.(cluster);
   }
@@ -396,6 +417,8 @@ export function runSeed(seed: number, options: VoprOptions = {}): SeedReport {
     linearizability,
     warning,
     network: { ...cluster.network.stats },
+    forged: { ...cluster.forged },
+    forgedDelivered: cluster.forgedDelivered,
     traceTail: violation === null ? [] : cluster.traceTail(options.traceLines ?? 30),
     replay: replayCommand(seed, options),
   };
@@ -425,6 +448,7 @@ function formatParams(params: SeedParams): string {
     `replicas ${params.replicaCount} clients ${params.clientCount}x${params.sessionsPerClient} ops ${pct(params.workload.opProbability)}/tick ckpt ${params.replicaConfig.checkpointIntervalOps} ` +
     `pipeline ${params.replicaConfig.pipelineMax} batch ${params.replicaConfig.batchMax} suffix ${params.replicaConfig.logSuffixMax} ` +
     `${params.durable ? 'durable ' : ''}` +
+    `${params.byzantineProbability > 0 ? `forged ${pct(params.byzantineProbability)}/tick ` : ''}` +
     `giveUp ${params.clientConfig.giveUpTicks}`
   );
 }
@@ -433,7 +457,7 @@ export function formatSummary(report: SeedReport): string {
   return (
     `seed ${report.seed}: ${report.ok ? 'ok' : 'VIOLATION'} ${report.elapsedMs.toFixed(0)}ms ticks ${report.ticks} ` +
     `calls ${report.calls} done ${report.done} pending ${report.pending} committed ${report.maxCommitted} views ${report.viewChanges} ` +
-    `crashes ${report.crashes} partitions ${report.partitions} lin ${report.linearizability}`
+    `crashes ${report.crashes} partitions ${report.partitions} forged ${Object.values(report.forged).reduce((a, b) => a + b, 0)} (dropped ${report.forgedDelivered}) lin ${report.linearizability}`
   );
 }
 
@@ -448,6 +472,7 @@ function parseArgs(argv: readonly string[]): CliArgs {
   let replicaCount: 1 | 3 | 5 | undefined;
   let verbose = false;
   let durable: boolean | undefined;
+  let byzantine: boolean | undefined;
   const integer = (flag: string, value: string | undefined): number => {
     const n = Number(value);
     if (value === undefined || !Number.isSafeInteger(n)) throw new Error(`${flag} needs an integer, got ${String(value)}`);
@@ -477,15 +502,21 @@ function parseArgs(argv: readonly string[]): CliArgs {
       case '--diskless':
         durable = false;
         break;
+      case '--byzantine':
+        byzantine = true;
+        break;
+      case '--no-byzantine':
+        byzantine = false;
+        break;
       case '--verbose':
         verbose = true;
         break;
       default:
-        throw new Error(`unknown argument ${String(arg)} (usage: npm run vopr -- --seeds N [--from S] [--seed S] [--replicas 1|3|5] [--durable|--diskless] [--verbose])`);
+        throw new Error(`unknown argument ${String(arg)} (usage: npm run vopr -- --seeds N [--from S] [--seed S] [--replicas 1|3|5] [--durable|--diskless] [--byzantine|--no-byzantine] [--verbose])`);
     }
   }
   const seeds = single !== null ? [single] : Array.from({ length: Math.max(0, count) }, (_, i) => from + i);
-  return { seeds, options: { ...(replicaCount === undefined ? {} : { replicaCount }), ...(durable === undefined ? {} : { durable }) }, verbose: verbose || single !== null };
+  return { seeds, options: { ...(replicaCount === undefined ? {} : { replicaCount }), ...(durable === undefined ? {} : { durable }), ...(byzantine === undefined ? {} : { byzantine }) }, verbose: verbose || single !== null };
 }
 
 function main(argv: readonly string[]): number {

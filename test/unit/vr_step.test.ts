@@ -11,7 +11,8 @@ import type { TreeOp } from '../../src/tree/ops.ts';
 import { encodeCheckpoint } from '../../src/vr/checkpoint.ts';
 import { makeReplicaConfig, type ReplicaConfig } from '../../src/vr/config.ts';
 import type { ReplicaEffect, ReplicaInput } from '../../src/vr/io.ts';
-import { entryAt } from '../../src/vr/log.ts';
+import { emptyLog, entryAt } from '../../src/vr/log.ts';
+import { protocolNumberMax } from '../../src/base/limits.ts';
 import type {
   ClientAnswer,
   Commit,
@@ -26,7 +27,7 @@ import type {
   StartView,
 } from '../../src/vr/messages.ts';
 import { initialReplicaState, type ReplicaState } from '../../src/vr/state.ts';
-import type { Machine } from '../../src/vr/state_machine.ts';
+import { Machine } from '../../src/vr/state_machine.ts';
 import { step, stepAll } from '../../src/vr/step.ts';
 import { lookupTyped } from '../../src/tree/lookup.ts';
 import { encodeSnapshot, treesEqual } from '../../src/tree/snapshot.ts';
@@ -1613,5 +1614,86 @@ describe('vr step: a checkpoint beyond our commit replaces our uncommitted entri
     expect(result.state.log.entries.first()).to.equal(fresh4);
     expect(result.state.machine.clients.has('old2')).to.equal(false);
     expect(result.state.machine.clients.has('c')).to.equal(true);
+  });
+});
+
+// ---- protocol numbers ------------------------------------------------------------------------
+
+describe('vr step: protocol numbers are bounded (README rule 17; issue 12)', () => {
+  const svc = (view: number, replica: number): ReplicaMessage => ({ type: 'start_view_change', epoch: 0, view, replica });
+
+  /** Crashes the primary of view 0 (replica 0, cut off) and lets the survivors change view. */
+  function crashPrimaryAndChangeView(group: Group): void {
+    group.cut.add(0);
+    group.drop((envelope) => envelope.to === 0 || envelope.from === 0);
+    for (let round = 0; round < 400 && !(group.s(1).status === 'normal' && group.s(1).view >= 1); round++) {
+      group.tick(1);
+      group.tick(2);
+      group.deliverAll();
+    }
+  }
+
+  for (const view of [2 ** 53 - 1, protocolNumberMax + 1]) {
+    it(`a forged start_view_change at view ${view} is dropped; the next primary crash elects a new primary normally`, () => {
+      const group = new Group(config3);
+      group.commitAtPrimary(register('a'));
+      for (const target of [1, 2]) {
+        const before = group.s(target);
+        const forged = step(before, receive(svc(view, target === 1 ? 2 : 1)));
+        expect(forged.state, `replica ${target}`).to.equal(before);
+        expect(traceEvents(forged.effects)).to.deep.equal(['drop_malformed']);
+      }
+      // Before the gate bounded views, the survivors died here on 'view change must move forward'.
+      expect(() => crashPrimaryAndChangeView(group)).to.not.throw();
+      expect(group.s(1)).to.include({ status: 'normal', view: 1, lastNormalView: 1, commit: 1 });
+      expect(group.s(2)).to.include({ status: 'normal', view: 1 });
+      const effects = group.request(1, register('b'));
+      expect(sends(effects, 'prepare')).to.have.length(2);
+      group.deliverAll();
+      expect(group.s(1).commit).to.equal(2);
+    });
+  }
+
+  it('a group driven to view protocolNumberMax (a validly shaped forged message) stays there when its primary crashes: traced, never an assertion', () => {
+    const group = new Group(config3);
+    group.commitAtPrimary(register('a'));
+    // At the bound the message is well formed, so the gate lets it through (only authenticating
+    // the cluster link keeps it out); the group moves to that view. primaryOf(2^48) is replica 1.
+    group.input(2, receive(svc(protocolNumberMax, 0)));
+    group.deliverAll();
+    expect(group.s(1)).to.include({ status: 'normal', view: protocolNumberMax, commit: 1 });
+    const traces: string[] = [];
+    expect(() => {
+      group.cut.add(1);
+      group.drop((envelope) => envelope.to === 1 || envelope.from === 1);
+      for (let round = 0; round < 300; round++) {
+        for (const i of [0, 2]) traces.push(...traceEvents(group.tick(i)));
+        group.deliverAll();
+      }
+    }).to.not.throw();
+    expect(traces).to.include('view_numbers_exhausted');
+    expect(traces).to.not.include('view_change_started');
+    for (const i of [0, 2]) expect(group.s(i).view, `replica ${i}`).to.equal(protocolNumberMax);
+    expect(group.s(0).commit, 'the old primary keeps what it committed').to.equal(1);
+  });
+
+  it('a primary at op protocolNumberMax logs nothing more: a new request is answered busy, traced', () => {
+    const primary = fresh(config3, 0);
+    const machine = new Machine(primary.machine.tree, primary.machine.clients, protocolNumberMax);
+    const atBound: ReplicaState = {
+      ...primary,
+      op: protocolNumberMax,
+      commit: protocolNumberMax,
+      log: emptyLog(protocolNumberMax),
+      machine,
+      checkpoint: { machine, image: null },
+      primary: { ...primary.primary, acks: [protocolNumberMax, 0, 0] },
+    };
+    const result = step(atBound, receive(register('late')));
+    expect(result.state.op).to.equal(protocolNumberMax);
+    expect(traceEvents(result.effects)).to.include('op_numbers_exhausted');
+    expect(sends(result.effects, 'prepare')).to.deep.equal([]);
+    expect(answers(result.effects).map((a) => a.message.type)).to.deep.equal(['busy']);
+    expect(result.state.primary.pending.size).to.equal(0);
   });
 });

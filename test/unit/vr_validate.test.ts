@@ -6,7 +6,10 @@
 
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { makeReplicaConfig } from '../../src/vr/config.ts';
+import { protocolNumberMax } from '../../src/base/limits.ts';
+import { checkpointTerms, decodeCheckpoint, encodeCheckpoint, packCheckpoint } from '../../src/vr/checkpoint.ts';
+import { makeReplicaConfig, primaryOf } from '../../src/vr/config.ts';
+import { initialReplicaState } from '../../src/vr/state.ts';
 import type {
   CheckpointImage,
   Commit,
@@ -404,6 +407,109 @@ describe('validateMessage (src/vr/validate.ts)', () => {
         }),
         { numRuns: 2000 },
       );
+    });
+  });
+
+  describe('protocol numbers are bounded (protocolNumberMax = 2^48; README rule 17, issue 12)', () => {
+    // Each case builds a message, consistent in every other respect, whose one named field holds
+    // `v`; `field` is how the refusal names it. The sender of a view-bound message is the
+    // primary of that view, so the validating replica is chosen as one that is not the sender.
+    const body = (): Request => create('c1', 1);
+    const emptySuffix = (v: number) => ({ op: v, commit: 0, logStart: v, entries: [], checkpoint: null });
+    const cases: [string, (v: number) => Record<string, unknown>, RegExp][] = [
+      ['prepare.view', (v) => ({ ...prepare(), view: v, replica: primaryOf(v, config) }), /^prepare\.view /],
+      ['prepare.op (and its entry)', (v) => ({ ...prepare(), op: v, entry: entry(v, 3, [body()]) }), /^prepare\.op /],
+      ['prepare.globalMinAccept', (v) => ({ ...prepare(), globalMinAccept: v }), /^prepare\.globalMinAccept /],
+      ['prepare.epoch', (v) => ({ ...prepare(), epoch: v }), /^prepare\.epoch /],
+      ['log entry view', (v) => ({ ...prepare(), view: v, replica: primaryOf(v, config), entry: entry(4, v, [body()]) }), /view /],
+      ['log entry request number', (v) => ({ ...prepare(), entry: entry(4, 3, [create('c1', v)]) }), /^request\.requestNum /],
+      ['prepare_ok.view', (v) => ({ ...prepareOk(), view: v }), /^prepare_ok\.view /],
+      ['prepare_ok.op', (v) => ({ ...prepareOk(), op: v }), /^prepare_ok\.op /],
+      ['commit.view', (v) => ({ ...commit(), view: v, replica: primaryOf(v, config) }), /^commit\.view /],
+      ['commit.commit', (v) => ({ ...commit(), commit: v }), /^commit\.commit /],
+      ['commit.globalMinAccept', (v) => ({ ...commit(), globalMinAccept: v }), /^commit\.globalMinAccept /],
+      ['start_view_change.view', (v) => ({ ...startViewChange(), view: v }), /^start_view_change\.view /],
+      ['start_view_change.epoch', (v) => ({ ...startViewChange(), epoch: v }), /^start_view_change\.epoch /],
+      ['do_view_change.view', (v) => ({ ...doViewChange(), view: v }), /^do_view_change\.view /],
+      ['do_view_change.lastNormalView', (v) => ({ ...doViewChange(), view: v, lastNormalView: v }), /^do_view_change\.(view|lastNormalView) /],
+      ['do_view_change.op and logStart', (v) => ({ ...doViewChange(), ...emptySuffix(v) }), /^do_view_change\.op /],
+      ['do_view_change.commit', (v) => ({ ...doViewChange(), ...emptySuffix(protocolNumberMax), commit: v }), /^do_view_change\.commit /],
+      ['do_view_change.logStart', (v) => ({ ...doViewChange(), op: protocolNumberMax, commit: 0, logStart: v, entries: [] }), /^do_view_change\.logStart /],
+      ['start_view.view', (v) => ({ ...startView(), view: v, replica: primaryOf(v, config) }), /^start_view\.view /],
+      ['start_view.op and logStart', (v) => ({ ...startView(), ...emptySuffix(v) }), /^start_view\.op /],
+      ['start_view.commit', (v) => ({ ...startView(), ...emptySuffix(protocolNumberMax), commit: v }), /^start_view\.commit /],
+      ['start_view.checkpoint.op', (v) => ({ ...startView(), op: protocolNumberMax, commit: 0, logStart: protocolNumberMax, entries: [], checkpoint: imageAt(v) }), /^start_view\.checkpoint\.op /],
+      ['recovery.nonce', (v) => ({ ...recovery(), nonce: v }), /^recovery\.nonce /],
+      ['recovery.committed', (v) => ({ ...recovery(), committed: v }), /^recovery\.committed /],
+      ['recovery.epoch', (v) => ({ ...recovery(), epoch: v }), /^recovery\.epoch /],
+      ['recovery_response.view', (v) => ({ ...recoveryResponseEmpty(), view: v }), /^recovery_response\.view /],
+      ['recovery_response.nonce', (v) => ({ ...recoveryResponseEmpty(), nonce: v }), /^recovery_response\.nonce /],
+      [
+        'recovery_response.state op and logStart',
+        (v) => ({ ...recoveryResponseFull(), state: emptySuffix(v) }),
+        /^recovery_response\.state\.op /,
+      ],
+      [
+        'recovery_response.state.commit',
+        (v) => ({ ...recoveryResponseFull(), state: { ...emptySuffix(protocolNumberMax), commit: v } }),
+        /^recovery_response\.state\.commit /,
+      ],
+      [
+        'recovery_response.state.logStart',
+        (v) => ({ ...recoveryResponseFull(), state: { op: protocolNumberMax, commit: 0, logStart: v, entries: [], checkpoint: null } }),
+        /^recovery_response\.state\.logStart /,
+      ],
+      [
+        'recovery_response.state.checkpoint.op',
+        (v) => ({ ...recoveryResponseFull(), state: { op: protocolNumberMax, commit: 0, logStart: protocolNumberMax, entries: [], checkpoint: imageAt(v) } }),
+        /^recovery_response\.state\.checkpoint\.op /,
+      ],
+      ['get_state.view', (v) => ({ ...getState(), view: v }), /^get_state\.view /],
+      ['get_state.op', (v) => ({ ...getState(), op: v }), /^get_state\.op /],
+      ['new_state.view', (v) => ({ ...newState(), view: v }), /^new_state\.view /],
+      ['new_state.op and logStart', (v) => ({ ...newState(), ...emptySuffix(v) }), /^new_state\.op /],
+      ['new_state.commit', (v) => ({ ...newState(), ...emptySuffix(protocolNumberMax), commit: v }), /^new_state\.commit /],
+      ['new_state.logStart', (v) => ({ ...newState(), op: protocolNumberMax, commit: 0, logStart: v, entries: [] }), /^new_state\.logStart /],
+      [
+        'new_state.checkpoint.op',
+        (v) => ({ ...newState(), op: protocolNumberMax, commit: 0, logStart: protocolNumberMax, entries: [], checkpoint: imageAt(v) }),
+        /^new_state\.checkpoint\.op /,
+      ],
+      ['request.requestNum', (v) => create('c1', v), /^request\.requestNum /],
+    ];
+    /** A replica that is not the message's sender validates it. */
+    const validateAsOther = (message: Record<string, unknown>): string | null => {
+      const sender = message['replica'];
+      return validateMessage(message, config, sender === 1 ? 2 : 1);
+    };
+
+    it('protocolNumberMax is 2^48, far inside 2^53', () => {
+      expect(protocolNumberMax).to.equal(2 ** 48);
+      expect(Number.isSafeInteger(protocolNumberMax * 16 + 1)).to.equal(true);
+    });
+
+    for (const [name, make, field] of cases) {
+      it(`${name}: accepted at protocolNumberMax, refused at protocolNumberMax + 1 and 2^53 - 1`, () => {
+        expect(validateAsOther(make(protocolNumberMax)), 'at the bound').to.equal(null);
+        for (const value of [protocolNumberMax + 1, 2 ** 53 - 1]) {
+          const reason = validateAsOther(make(value));
+          expect(reason, `${value}`).to.be.a('string');
+          expect(reason).to.match(/beyond the protocol maximum 2\^48/);
+          expect(reason).to.match(field);
+        }
+      });
+    }
+
+    it('checkpoint images: a client record\'s request number beyond the bound is refused by decodeCheckpoint', () => {
+      const machine = initialReplicaState(config, 0, 1).machine;
+      expect(decodeCheckpoint(encodeCheckpoint(machine)).ok).to.equal(true);
+      const tree = checkpointTerms(machine).tree;
+      for (const [requestNum, accepted] of [[protocolNumberMax, true], [protocolNumberMax + 1, false], [2 ** 53 - 1, false]] as const) {
+        const image = packCheckpoint({ appliedOp: 0, tree, clients: [['c1', { requestNum, reply: null, replyOp: 0, lastActiveOp: 0 }]] });
+        const decoded = decodeCheckpoint(image);
+        expect(decoded.ok, `requestNum ${requestNum}`).to.equal(accepted);
+        if (!decoded.ok) expect(decoded.reason).to.match(/requestNum is beyond the protocol maximum/);
+      }
     });
   });
 });
