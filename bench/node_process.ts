@@ -1,13 +1,18 @@
 /**
  * A haret node as its own process (`bin/haret.js start`), for the network benchmark and the
  * multi-process tests: started with the given flags plus ephemeral client and admin ports,
- * known by the addresses its start line prints.
+ * known by the addresses its start line prints. TLS and tokens are flags like any other
+ * (`tlsFlags` writes a node's PEM files and returns the `--tls-*` flags); the admin helpers
+ * take the matching client options.
  */
 
 import { spawn, type ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { AdminAnswer } from '../src/api/admin_wire.ts';
 import { AdminClient, type AdminQuery } from '../src/net/admin_client.ts';
+import type { TlsClientOptions } from '../src/net/tls.ts';
 
 export const haretBin = fileURLToPath(new URL('../bin/haret.js', import.meta.url));
 
@@ -59,9 +64,25 @@ export async function startNodeProcess(name: string, flags: readonly string[], s
   return { name, child, client: match[2] as string, admin: match[3] as string, cluster: match[4] ?? null, exited };
 }
 
+/** How an admin connection reaches a node started with TLS or an admin token (nothing: plain TCP, no token). */
+export type AdminAccess = { readonly token?: string; readonly tls?: TlsClientOptions };
+
+/**
+ * Writes a node's certificate, key and the CA (PEM) into `dir` (private to this user: the key
+ * is a secret even in a benchmark) and returns the flags that make `haret start` use them:
+ * mutual TLS on the cluster links, TLS on the client and admin ports.
+ */
+export function tlsFlags(dir: string, name: string, pem: { readonly cert: string; readonly key: string; readonly ca: string }): string[] {
+  const files = { cert: join(dir, `${name}.crt`), key: join(dir, `${name}.key`), ca: join(dir, 'ca.crt') };
+  writeFileSync(files.cert, pem.cert, { mode: 0o600 });
+  writeFileSync(files.key, pem.key, { mode: 0o600 });
+  writeFileSync(files.ca, pem.ca, { mode: 0o600 });
+  return ['--tls-cert', files.cert, '--tls-key', files.key, '--tls-ca', files.ca];
+}
+
 /** One admin request on a connection of its own. */
-export async function adminRequest(address: string, query: AdminQuery): Promise<AdminAnswer> {
-  const client = await AdminClient.open(address);
+export async function adminRequest(address: string, query: AdminQuery, access: AdminAccess = {}): Promise<AdminAnswer> {
+  const client = await AdminClient.open(address, access);
   try {
     return await client.request(query);
   } finally {
@@ -70,8 +91,8 @@ export async function adminRequest(address: string, query: AdminQuery): Promise<
 }
 
 /** One admin request whose answer must be `ok`: its value, or an Error with the node's message. */
-export async function adminValue(address: string, query: AdminQuery): Promise<unknown> {
-  const answer = await adminRequest(address, query);
+export async function adminValue(address: string, query: AdminQuery, access: AdminAccess = {}): Promise<unknown> {
+  const answer = await adminRequest(address, query, access);
   if (answer.type !== 'ok') throw new Error(`${query.type}: ${answer.message}`);
   return answer.value;
 }

@@ -207,10 +207,11 @@ function resolveSecurity(flags: StartFlags, pick: (key: string, flag: string | u
   const ca = caPath === undefined ? undefined : readPemFile(caPath, 'tls_ca');
   if (ca !== undefined && pem === undefined) throw new ConfigError('tls_ca needs tls_cert and tls_key');
   let cluster: Security['cluster'] = {};
-  if (clustered && pem !== undefined) {
-    if (ca === undefined) throw new ConfigError('TLS between members is mutual: with cluster_address, tls_cert needs tls_ca');
+  if (clustered && pem !== undefined && ca !== undefined) {
     if (secretPath !== undefined) throw new ConfigError('cluster links use tls_ca or cluster_secret_file, not both');
     cluster = { tls: { ...pem, ca } };
+  } else if (clustered && pem !== undefined && secretPath === undefined) {
+    throw new ConfigError('with cluster_address, tls_cert needs tls_ca (mutual TLS between members) or cluster_secret_file');
   } else if (secretPath !== undefined) {
     if (!clustered) throw new ConfigError('cluster_secret_file needs cluster_address');
     const secret = readCredential(secretPath, 'cluster_secret_file');

@@ -277,7 +277,7 @@ export class AdminServer {
         case 'replica':
           return { type: 'ok', id: request.id, value: await node.inspect(request.actor) };
         case 'config':
-          return { type: 'ok', id: request.id, value: JSON.parse(JSON.stringify(node.options)) as unknown };
+          return { type: 'ok', id: request.id, value: JSON.parse(JSON.stringify(node.options, redactCredentials)) as unknown };
         case 'metrics':
           return { type: 'ok', id: request.id, value: (await node.status()).workers.map((w) => ({ worker: w.name, state: w.state, restarts: w.restarts, heapUsedBytes: w.detail?.heapUsedBytes ?? null, router: w.detail?.router ?? null, loop: w.detail?.loop ?? null, mailboxes: w.detail?.actors.map((a) => ({ actor: a.id, ...a.mailbox, processed: a.processed })) ?? [] })) };
         case 'cluster_join':
@@ -311,4 +311,15 @@ function positive(value: number | undefined, fallback: number, name: string): nu
   const v = value ?? fallback;
   if (!Number.isSafeInteger(v) || v < 1) throw new RangeError(`admin API option ${name} must be a positive integer`);
   return v;
+}
+
+/**
+ * Option fields that hold credentials (a TLS private key, a client or admin token, the cluster
+ * secret), wherever they sit in the options: `config` shows that they are set, never what they
+ * are, so an admin-token holder cannot lift a member's identity from it (docs/security.md).
+ */
+const credentialKeys: ReadonlySet<string> = new Set(['key', 'secret', 'authToken', 'token']);
+
+function redactCredentials(key: string, value: unknown): unknown {
+  return credentialKeys.has(key) && value !== undefined && value !== null ? '[redacted]' : value;
 }

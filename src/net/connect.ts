@@ -403,7 +403,7 @@ export class RemoteConnection {
           },
           onClose: (reason) => {
             if (!welcomed) {
-              fail(reason.cause === 'socket_error' ? describeSocketError(reason.error, reason.message, tls !== undefined) : 'closed before the welcome');
+              fail(reason.cause === 'socket_error' ? describeSocketError(reason.error, reason.message, tls !== undefined) : tls === undefined ? 'closed before the welcome (if the node serves TLS, give its CA: tls.ca, --tls-ca)' : 'closed before the welcome');
               return;
             }
             if (this.#socket === framed) this.#socket = null;

@@ -141,9 +141,15 @@ describe('the haret command', function () {
       expect(wrongCa.code).to.not.equal(0);
       const plaintext = await runChild([bin, 'cli', address, '-n', 'ns1', '--token-file', token, '-e', 'stat /x'], 30_000);
       expect(plaintext.code).to.not.equal(0);
+      expect(plaintext.stdout + plaintext.stderr).to.contain('--tls-ca');
       const status = await runChild([bin, 'admin', adminAddress, '--tls-ca', caFile, '--token-file', adminToken, '-e', 'status'], 30_000);
       expect(status.code, status.stderr).to.equal(0);
       expect(status.stdout).to.match(/ns1\/r\d\s+running/);
+      // The configuration says the credentials are set, never what they are.
+      const config = await runChild([bin, 'admin', adminAddress, '--tls-ca', caFile, '--token-file', adminToken, '-e', 'config'], 30_000);
+      expect(config.code, config.stderr).to.equal(0);
+      expect(config.stdout).to.contain('[redacted]').and.contain('BEGIN CERTIFICATE');
+      for (const secret of ['PRIVATE KEY', 'client-token-1', 'admin-token-1']) expect(config.stdout).to.not.contain(secret);
       const adminNoToken = await runChild([bin, 'admin', adminAddress, '--tls-ca', caFile, '-e', 'namespace create x 3'], 30_000);
       expect(adminNoToken.code).to.not.equal(0);
       expect(adminNoToken.stdout + adminNoToken.stderr).to.contain('unauthenticated');

@@ -1,10 +1,13 @@
 /**
  * Smoke test of the tree benchmark: tiny trees and short runs, checking that every row is
  * there and well formed. Behaviour only: no assertion depends on how fast anything runs.
+ * And the net benchmark's TLS cost table, from rows given here (the suite itself starts node
+ * processes for minutes: `npm run bench -- net --quick` runs it).
  */
 
 import { expect } from 'chai';
 import { runTreeBench, scalingGoal, splitmix32, treeBenchOps, type TreeBenchResult } from '../../bench/tree.bench.ts';
+import { tlsCosts, type NetRow } from '../../bench/net.bench.ts';
 
 describe('bench: tree suite', function () {
   let result: TreeBenchResult;
@@ -73,5 +76,40 @@ describe('bench: tree suite', function () {
     expect(draw(42)).to.deep.equal(draw(42));
     expect(draw(42)).to.not.deep.equal(draw(43));
     for (const value of draw(7)) expect(value).to.be.within(0, 1 - Number.EPSILON);
+  });
+});
+
+describe('bench: net suite, the cost of TLS', function () {
+  const row = (topology: NetRow['topology'], transport: NetRow['transport'], workload: NetRow['workload'], callers: number, opsPerSecond: number, p50Us: number): NetRow => ({
+    topology,
+    transport,
+    name: `${topology} ${transport} ${workload} ${callers}`,
+    workload,
+    callers,
+    opsPerSecond,
+    p50Us,
+    p99Us: p50Us * 3,
+    errors: 0,
+  });
+
+  it('pairs each TLS put row with the plaintext put row of the same topology and callers', () => {
+    const rows = [
+      row('one node', 'plain', 'put', 1, 2000, 400),
+      row('one node', 'plain', 'mix', 1, 3000, 300),
+      row('one node', 'plain', 'put', 1024, 20000, 40000),
+      row('three nodes', 'plain', 'put', 1, 800, 1000),
+      row('one node', 'tls', 'put', 1, 1600, 500),
+      row('one node', 'tls', 'put', 1024, 15000, 60000),
+      row('three nodes', 'tls', 'put', 1, 400, 2000),
+      // No plaintext row for it: no ratio rather than a wrong one.
+      row('three nodes', 'tls', 'put', 1024, 9000, 90000),
+    ];
+    const costs = tlsCosts(rows);
+    expect(costs.map((c) => `${c.topology} ${c.callers}`)).to.deep.equal(['one node 1', 'one node 1024', 'three nodes 1']);
+    expect(costs[0]).to.deep.include({ plainOpsPerSecond: 2000, tlsOpsPerSecond: 1600, plainP50Us: 400, tlsP50Us: 500 });
+    expect(costs[0]?.opsRatio).to.be.closeTo(0.8, 1e-12);
+    expect(costs[0]?.p50Ratio).to.be.closeTo(1.25, 1e-12);
+    expect(costs[1]?.opsRatio).to.be.closeTo(0.75, 1e-12);
+    expect(costs[2]?.p50Ratio).to.be.closeTo(2, 1e-12);
   });
 });

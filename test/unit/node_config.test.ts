@@ -80,6 +80,13 @@ describe('haret start configuration', () => {
       expect(resolveStartConfig({ config }).cluster).to.deep.include({ tls: { cert: pem('CERTIFICATE'), key: pem('PRIVATE KEY'), ca: pem('CERTIFICATE') } });
     });
 
+    it('a member with a cluster secret may still serve TLS on its client and admin ports', () => {
+      const resolved = resolveStartConfig({ tlsCert: file('s.crt', pem('CERTIFICATE')), tlsKey: file('s.key', pem('PRIVATE KEY')), clusterAddress: ':7201', clusterSecretFile: file('s.secret', 'q'.repeat(32)) });
+      expect(resolved.clientApi).to.deep.include({ tls: { cert: pem('CERTIFICATE'), key: pem('PRIVATE KEY') } });
+      expect(resolved.cluster?.secret).to.deep.equal(new Uint8Array(32).fill(0x71));
+      expect(resolved.cluster).to.not.have.property('tls');
+    });
+
     it('a cluster secret file (>= 32 bytes) and token files (first line, trimmed)', () => {
       const secret = file('cluster.secret', 'x'.repeat(32));
       const token = file('client.token', '  s3cret-token \nignored second line\n');
@@ -94,7 +101,7 @@ describe('haret start configuration', () => {
       const cert = file('c.crt', pem('CERTIFICATE'));
       const key = file('c.key', pem('PRIVATE KEY'));
       expect(refusal({ tlsCert: cert })).to.contain('tls_cert and tls_key go together');
-      expect(refusal({ tlsCert: cert, tlsKey: key, clusterAddress: ':7201' })).to.contain('needs tls_ca');
+      expect(refusal({ tlsCert: cert, tlsKey: key, clusterAddress: ':7201' })).to.contain('needs tls_ca (mutual TLS between members) or cluster_secret_file');
       expect(refusal({ tlsCert: file('plain.txt', 'not a certificate'), tlsKey: key })).to.contain('is not a PEM file');
       expect(refusal({ tlsCert: join(dir, 'missing.crt'), tlsKey: key })).to.contain('cannot read tls_cert');
       expect(refusal({ clusterAddress: ':7201', clusterSecretFile: file('short.secret', 'too short') })).to.contain('at least 32 bytes');
