@@ -21,7 +21,7 @@
  *   hostile) peer cannot take all `connectionsMax` and lock the operator out.
  */
 
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { AuthToken } from './auth_token.ts';
 import type { Server, Socket } from 'node:net';
 import { adminErrorAnswer, adminFrameBytesMax, adminTokenLengthMax, decodeAdminRequest, encodeAdminMessage, type AdminActorReport, type AdminAnswer, type AdminRequest } from '../api/admin_wire.ts';
 import { assertNever } from '../base/assert.ts';
@@ -106,7 +106,7 @@ export class AdminServer {
   readonly #node: AdminBackend;
   readonly #options: Required<Pick<AdminApiOptions, 'connectionsMax' | 'connectionsPerAddressMax' | 'helloTimeoutMs' | 'idleTimeoutMs'>>;
   /** SHA-256 of the admin token, or null when none is configured. */
-  readonly #tokenDigest: Buffer | null;
+  readonly #token: AuthToken | null;
   /** Every connection, served or refused, until it closes. */
   readonly #connections = new Set<FramedSocket>();
   /** Served connections by remote address. */
@@ -123,9 +123,7 @@ export class AdminServer {
       helloTimeoutMs: positive(options.helloTimeoutMs, defaults.helloTimeoutMs, 'helloTimeoutMs'),
       idleTimeoutMs: positive(options.idleTimeoutMs, defaults.idleTimeoutMs, 'idleTimeoutMs'),
     };
-    const token = options.authToken;
-    if (token !== undefined && (typeof token !== 'string' || token.length < 1 || token.length > adminTokenLengthMax)) throw new RangeError(`admin authToken must be 1..${adminTokenLengthMax} characters`);
-    this.#tokenDigest = token === undefined ? null : digest(token);
+    this.#token = options.authToken === undefined ? null : new AuthToken(options.authToken, adminTokenLengthMax, 'admin authToken');
   }
 
   static start(node: AdminBackend, options: AdminApiOptions = {}): Promise<AdminServer> {
@@ -175,7 +173,7 @@ export class AdminServer {
         onFrameError: (_code, message) => this.#lastWords(connection, encodeAdminMessage({ type: 'error', id: null, code: 'malformed', message })),
         onHelloTimeout: () => {
           this.counters.helloTimeouts += 1;
-          const code = this.#tokenDigest === null ? 'timeout' : 'unauthenticated';
+          const code = this.#token === null ? 'timeout' : 'unauthenticated';
           this.#lastWords(connection, encodeAdminMessage({ type: 'error', id: null, code, message: `no hello within ${helloTimeoutMs} ms` }));
         },
         onIdle: () => {
@@ -190,7 +188,7 @@ export class AdminServer {
         },
       },
     );
-    connection = { framed, address, authenticated: this.#tokenDigest === null, greeted: false, pending: 0, holdsSlot: refusal === null };
+    connection = { framed, address, authenticated: this.#token === null, greeted: false, pending: 0, holdsSlot: refusal === null };
     this.#connections.add(framed);
     if (refusal !== null) {
       this.counters.refused += 1;
@@ -227,7 +225,7 @@ export class AdminServer {
     const request = decodeAdminRequest(payload);
     if (!connection.authenticated) {
       // With a token configured, the one thing answered before it is a hello that carries it.
-      const valid = request.type === 'hello' && sameDigest(this.#tokenDigest as Buffer, request.token);
+      const valid = request.type === 'hello' && this.#token?.accepts(request.token) === true;
       if (!valid) {
         this.counters.unauthenticated += 1;
         const id = request.id;
@@ -296,15 +294,6 @@ export class AdminServer {
       return adminErrorAnswer(request.id, error);
     }
   }
-}
-
-function digest(token: string): Buffer {
-  return createHash('sha256').update(token, 'utf8').digest();
-}
-
-/** `presented` is the token of `expected`'s digest; constant time (both digests are 32 bytes). */
-function sameDigest(expected: Buffer, presented: string | undefined): boolean {
-  return timingSafeEqual(expected, digest(presented ?? '')) && presented !== undefined;
 }
 
 function positive(value: number | undefined, fallback: number, name: string): number {

@@ -22,7 +22,7 @@
  * `hello` is accepted before it, so nothing is served to a client without the token.
  */
 
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { AuthToken } from './auth_token.ts';
 import type { Server, Socket } from 'node:net';
 import {
   decodeClientMessage,
@@ -138,7 +138,7 @@ export class ClientApiServer {
   readonly #server: Server;
   readonly #options: Required<Omit<ClientApiOptions, 'host' | 'port' | 'tls' | 'authToken'>>;
   /** SHA-256 of the auth token, or null when none is configured. */
-  readonly #tokenDigest: Buffer | null;
+  readonly #token: AuthToken | null;
   readonly #frameBytesMax: number;
   readonly #connections = new Set<Connection>();
   /** Refused connections, closing after their last words: destroyed on close() at the latest. */
@@ -185,7 +185,7 @@ export class ClientApiServer {
       requestTimeoutMs: positive(options.requestTimeoutMs, defaults.requestTimeoutMs, 'requestTimeoutMs'),
       writeBufferBytesMax: positive(options.writeBufferBytesMax, defaults.writeBufferBytesMax, 'writeBufferBytesMax'),
     };
-    this.#tokenDigest = options.authToken === undefined ? null : digest(checkToken(options.authToken));
+    this.#token = options.authToken === undefined ? null : new AuthToken(options.authToken, tokenLengthMax, 'authToken');
     this.#frameBytesMax = deps.frameBytesMax ?? frameBytesFor(deps.namespaces.map((ns) => ns.limits));
     if (!Number.isSafeInteger(this.#frameBytesMax) || this.#frameBytesMax < helloFrameBytesMax) throw new RangeError(`frameBytesMax must be at least ${helloFrameBytesMax}`);
     this.#ready = deps.ready ?? true;
@@ -367,7 +367,7 @@ export class ClientApiServer {
       // The first message decides whether the connection is spoken to at all.
       if (!decoded.ok) return this.#fail(connection, decoded.error.code, decoded.error.message);
       if (decoded.message.type !== 'hello') return this.#fail(connection, 'malformed', 'the first message must be hello');
-      if (this.#tokenDigest !== null && !sameDigest(this.#tokenDigest, decoded.message.token)) {
+      if (this.#token !== null && !this.#token.accepts(decoded.message.token)) {
         this.counters.unauthenticated += 1;
         return this.#fail(connection, 'unauthenticated', decoded.message.token === undefined ? 'this node requires an auth token in hello' : 'the auth token is not accepted');
       }
@@ -517,24 +517,6 @@ export class ClientApiServer {
     if (outcome === 'paused') this.counters.pausedReads += 1;
     else if (outcome === 'overflow') this.counters.closedSlowReaders += 1;
   }
-}
-
-/** A configured token: a token longer than hello may carry could never be presented. */
-function checkToken(token: string): string {
-  if (typeof token !== 'string' || token.length < 1 || token.length > tokenLengthMax) throw new RangeError(`authToken must be 1..${tokenLengthMax} characters`);
-  return token;
-}
-
-function digest(token: string): Buffer {
-  return createHash('sha256').update(token, 'utf8').digest();
-}
-
-/**
- * Whether `presented` is the token whose digest is `expected`, in time that does not depend on
- * where they differ (both digests are 32 bytes, so not on the lengths either).
- */
-function sameDigest(expected: Buffer, presented: string | undefined): boolean {
-  return timingSafeEqual(expected, digest(presented ?? '')) && presented !== undefined;
 }
 
 function positive(value: number | undefined, fallback: number, name: string): number {
