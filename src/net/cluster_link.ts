@@ -123,6 +123,12 @@ export type ClusterLinkOptions = {
   readonly reconnectMinMs?: number;
   readonly reconnectMaxMs?: number;
   readonly connectionsMax?: number;
+  /**
+   * Connections from one remote address still in their handshake (not yet authenticated):
+   * one more is refused `overloaded`, so strangers on one address cannot take every slot of
+   * `connectionsMax` from the members. Default 16.
+   */
+  readonly handshakesPerAddressMax?: number;
 };
 
 export type ClusterLinkHandlers = {
@@ -171,6 +177,7 @@ type Settings = {
   readonly reconnectMinMs: number;
   readonly reconnectMaxMs: number;
   readonly connectionsMax: number;
+  readonly handshakesPerAddressMax: number;
 };
 
 /** Outboxes for node names never seen on a link: `send` takes names from callers, so they are capped too. */
@@ -710,11 +717,12 @@ export class ClusterLinks {
   #accept(raw: Socket): void {
     // Until the hello is accepted a peer is a stranger: small frames only.
     const strangerFrameBytesMax = Math.min(handshakeBytesMax, this.#settings.frameBytesMax);
-    if (this.#closed !== null || this.#inbound.size >= this.#settings.connectionsMax) {
+    const full = this.#closed !== null || this.#inbound.size >= this.#settings.connectionsMax;
+    if (full || this.#handshakesFrom(raw.remoteAddress) >= this.#settings.handshakesPerAddressMax) {
       this.#stats.rejectedConnections += 1;
       const refused: FramedSocket = new FramedSocket(raw, { frameBytesMax: strangerFrameBytesMax }, { onFrame: () => undefined, onClose: () => this.#refused.delete(refused) });
       this.#refused.add(refused);
-      this.#refuse(refused, 'overloaded', 'too many connections');
+      this.#refuse(refused, 'overloaded', full ? 'too many connections' : 'too many handshakes from this address');
       return;
     }
     // Assigned before any handler can run: they all wait for socket events.
@@ -734,6 +742,13 @@ export class ClusterLinks {
     );
     connection = { socket, raw, node: null, incarnation: 0, claimed: null };
     this.#inbound.add(connection);
+  }
+
+  /** Inbound connections from `address` not yet authenticated (a scan: at most connectionsMax, at accept only). */
+  #handshakesFrom(address: string | undefined): number {
+    let count = 0;
+    for (const connection of this.#inbound) if (connection.node === null && connection.raw.remoteAddress === address) count += 1;
+    return count;
   }
 
   #onInboundFrame(connection: Inbound, payload: Uint8Array): void {
@@ -914,6 +929,7 @@ function resolveSettings(options: ClusterLinkOptions): Settings {
     reconnectMinMs,
     reconnectMaxMs: integer('reconnectMaxMs', options.reconnectMaxMs, Math.max(1000, reconnectMinMs), reconnectMinMs, delayMsMax),
     connectionsMax: integer('connectionsMax', options.connectionsMax, 256, 1, 1_000_000),
+    handshakesPerAddressMax: integer('handshakesPerAddressMax', options.handshakesPerAddressMax, 16, 1, 1_000_000),
   };
 }
 

@@ -550,6 +550,23 @@ describe('cluster link', function () {
       await waitFor('the good envelope', () => b.envelopes('a').length === 1);
     });
 
+    it('handshakes from one address beyond handshakesPerAddressMax are refused; an authenticated connection no longer counts', async function () {
+      const b = await start('b', { handshakesPerAddressMax: 3, handshakeTimeoutMs: 2000 });
+      const strangers = [raw(b.port), raw(b.port), raw(b.port)];
+      await Promise.all(strangers.map((client) => client.connected));
+      await sleep(50);
+      const refused = await expectClosedAfter(b.port, new Uint8Array(0), 'a fourth handshake from the same address', 1000);
+      expect(refused[0]).to.include({ t: 'error', code: 'overloaded', message: 'too many handshakes from this address' });
+      // One stranger finishes its handshake (mode none): a member now, it frees a handshake slot.
+      strangers[0]?.socket.write(hello('m1'));
+      await waitFor('the welcome', () => strangers[0]?.frames.length === 1);
+      const next = raw(b.port);
+      await next.connected;
+      next.socket.write(hello('m2'));
+      await waitFor('the welcome of a handshake that fits again', () => next.frames.length === 1);
+      expect(next.frames[0]).to.include({ t: 'welcome' });
+    });
+
     it('the dialler ignores junk from a fake acceptor and keeps redialling', async function () {
       let accepted = 0;
       const fake = createServer((socket) => {
