@@ -132,7 +132,14 @@ export class AdminServer {
       let admin: AdminServer;
       let server: Server;
       try {
-        server = createServer({ ...(options.tls === undefined ? {} : { tls: options.tls }), handshakeTimeoutMs: options.helloTimeoutMs ?? defaults.helloTimeoutMs }, (socket) => accept(socket));
+        server = createServer(
+          {
+            ...(options.tls === undefined ? {} : { tls: options.tls }),
+            handshakeTimeoutMs: options.helloTimeoutMs ?? defaults.helloTimeoutMs,
+            socketsMax: (options.connectionsMax ?? defaults.connectionsMax) + refusalSocketsMax,
+          },
+          (socket) => accept(socket),
+        );
         admin = new AdminServer(node, server, options);
       } catch (error) {
         reject(error);
@@ -295,6 +302,9 @@ export class AdminServer {
     }
   }
 }
+
+/** TLS port: sockets beyond connectionsMax kept long enough to hear the typed refusal; past them, dropped. */
+const refusalSocketsMax = 64;
 
 function positive(value: number | undefined, fallback: number, name: string): number {
   const v = value ?? fallback;

@@ -200,9 +200,17 @@ export class ClientApiServer {
       let api: ClientApiServer | null = null;
       try {
         // A TLS handshake is part of saying hello: it gets the same deadline.
-        const server = createServer({ ...(options.tls === undefined ? {} : { tls: options.tls }), handshakeTimeoutMs: options.helloTimeoutMs ?? defaults.helloTimeoutMs }, (socket) => accept(socket), () => {
-          if (api !== null) api.counters.tlsErrors += 1;
-        });
+        const server = createServer(
+          {
+            ...(options.tls === undefined ? {} : { tls: options.tls }),
+            handshakeTimeoutMs: options.helloTimeoutMs ?? defaults.helloTimeoutMs,
+            socketsMax: (options.connectionsMax ?? defaults.connectionsMax) + refusalSocketsMax,
+          },
+          (socket) => accept(socket),
+          () => {
+            if (api !== null) api.counters.tlsErrors += 1;
+          },
+        );
         api = new ClientApiServer(deps, server, options);
       } catch (error) {
         reject(error);
@@ -518,6 +526,9 @@ export class ClientApiServer {
     else if (outcome === 'overflow') this.counters.closedSlowReaders += 1;
   }
 }
+
+/** TLS ports: sockets beyond connectionsMax kept long enough to hear the typed `overloaded`; past them, dropped. */
+const refusalSocketsMax = 64;
 
 function positive(value: number | undefined, fallback: number, name: string): number {
   const v = value ?? fallback;

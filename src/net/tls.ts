@@ -28,6 +28,12 @@ export type ListenOptions = {
   readonly tls?: TlsServerOptions;
   /** TLS only: a handshake not done within this long is dropped (node's default is 2 minutes). */
   readonly handshakeTimeoutMs?: number;
+  /**
+   * TLS only: TCP connections at most, handshaking ones included (their sockets exist before
+   * the caller hears of them, so its own connection limit cannot count them); one more is
+   * dropped at once. Callers pass their limit plus room for the typed refusals they send.
+   */
+  readonly socketsMax?: number;
 };
 
 /**
@@ -48,6 +54,7 @@ export function createServer(options: ListenOptions, onConnection: (socket: Sock
     },
     onConnection,
   );
+  if (options.socketsMax !== undefined) server.maxConnections = options.socketsMax;
   // Without a listener a failed handshake is only logged by node; either way the socket is destroyed.
   server.on('tlsClientError', (error, socket) => onTlsError?.(error, socket));
   return server;

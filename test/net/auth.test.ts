@@ -273,6 +273,39 @@ class RawAdmin {
   }
 }
 
+describe('net: a TLS port bounds its sockets, handshaking ones included', function () {
+  this.timeout(60_000);
+
+  it('connections that never finish the TLS handshake cannot pile up past connectionsMax plus the refusal room; a client gets in once they go', async () => {
+    const ca = makeTestCa();
+    // connectionsMax 2: at most 2 + 64 sockets; the handshake deadline (10 s) is far away.
+    const node = await startNode({ logLevel: 'silent', clientApi: { port: 0, tls: ca.issue('n1'), connectionsMax: 2, helloTimeoutMs: 10_000 } });
+    const stalled: Socket[] = [];
+    try {
+      const port = node.clientApiAddress?.port ?? 0;
+      const closed: boolean[] = [];
+      for (let i = 0; i < 90; i++) {
+        const socket = tcpConnect(port, '127.0.0.1');
+        const index = closed.push(false) - 1;
+        socket.on('error', () => undefined);
+        socket.on('close', () => (closed[index] = true));
+        stalled.push(socket);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      // Dropped at once, long before the 10 s handshake deadline: 90 - 66 of them.
+      expect(closed.filter(Boolean).length).to.be.at.least(24);
+      for (const socket of stalled) socket.destroy();
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const remote = await within(10_000, connect([`127.0.0.1:${port}`], { tls: { ca: ca.cert } }), 'connect');
+      await remote.close();
+    } finally {
+      for (const socket of stalled) socket.destroy();
+      await node.stop();
+      ca.dispose();
+    }
+  });
+});
+
 describe('net: the admin port with a token', function () {
   this.timeout(60_000);
   let admin: AdminServer;
