@@ -114,6 +114,8 @@ async function start(args: readonly string[]): Promise<number> {
     `haret: node ${options.name ?? 'haret'} serving ${node.namespaces.join(', ') || 'no namespace yet'} on ${address?.host}:${address?.port}` +
       `${admin === null ? '' : `, admin on ${admin.host}:${admin.port}`}${cluster === null ? '' : `, cluster on ${cluster.address}`}\n`,
   );
+  // Replicas are diskless at run time (issue 13): say so where an operator looks first.
+  process.stderr.write('haret: replicas keep their data in memory only: a namespace survives while a majority of its replicas runs; stopping every replica loses it\n');
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);

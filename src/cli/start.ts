@@ -45,7 +45,7 @@ export async function main(argv: readonly string[]): Promise<void> {
     try {
       const client = remote.client(values.namespace);
       const terminal = process.stdin.isTTY === true;
-      const banner = `haret: namespace ${values.namespace} on ${replicas} replicas, client API on ${address.host}:${address.port}, ready in ${Math.round(performance.now() - started)} ms. Type help; Ctrl-D stops.`;
+      const banner = `haret: namespace ${values.namespace} on ${replicas} replicas, client API on ${address.host}:${address.port}, ready in ${Math.round(performance.now() - started)} ms. In memory only: what you write is gone when this process stops. Type help; Ctrl-D stops.`;
       if (terminal) process.stdout.write(`${banner}\n`);
       else process.stderr.write(`${banner}\n`);
       await runRepl({

@@ -23,5 +23,6 @@ describe('npm start', function () {
     expect(out).to.contain('(does_not_exist)');
     expect(out).to.match(/error: .*frobnicate/);
     expect(result.stderr).to.match(/namespace default on 3 replicas, client API on 127.0.0.1:\d+, ready/);
+    expect(result.stderr).to.contain('In memory only: what you write is gone when this process stops.');
   });
 });
