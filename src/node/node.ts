@@ -85,11 +85,15 @@ export type NodeStatus = {
   readonly workers: readonly WorkerReport[];
   /**
    * False while the supervisor has given up on the proxy, the timer or one of this node's
-   * replicas (past its restart limit, until its restart after the cool-down): the node is
-   * up but not whole, and `problems` says what is missing.
+   * replicas (past its restart limit, until its restart after the cool-down), or while a
+   * namespace of this node has more than f replicas recovering: the node is up but not whole,
+   * and `problems` says what is missing.
    */
   readonly serving: boolean;
-  /** One line per failed actor, e.g. `timer failed: <reason>; restarts after the cool-down`. */
+  /**
+   * One line per failed actor (e.g. `timer failed: <reason>; restarts after the cool-down`) and
+   * per namespace whose replicas cannot recover (more than f of them recovering).
+   */
   readonly problems: readonly string[];
 };
 
@@ -98,6 +102,19 @@ function failureProblem(actor: ActorReport, nowMs: number): string {
   const what = actor.actor === proxyId ? 'proxy' : actor.actor === timerId ? 'timer' : `replica ${actor.actor}`;
   const when = actor.retryAt === null ? '' : ` (in ${Math.max(0, Math.ceil((actor.retryAt - nowMs) / 1000))} s)`;
   return `${what} failed: ${actor.failure ?? 'no reason recorded'}; restarts after the cool-down${when}`;
+}
+
+/**
+ * A namespace of this node with more than f of its replicas recovering: VRR recovery (§4.3)
+ * needs f+1 replicas in normal status to answer, so none of them can finish, and replicas are
+ * diskless (issue 13): the namespace will not serve again by itself. A view change in progress
+ * is not this (its replicas take part); only `recovering` counts.
+ */
+function stuckNamespaceProblem(ns: string, replicaCount: number, actors: readonly ActorReport[]): string | null {
+  const f = Math.floor((replicaCount - 1) / 2);
+  const recovering = actors.filter((actor) => actor.ns === ns && actor.status === 'recovering').length;
+  if (recovering <= f) return null;
+  return `namespace ${ns}: ${recovering} of ${replicaCount} replicas are recovering, more than f = ${f}; recovery needs ${f + 1} replicas in normal status, so it cannot finish (replicas keep their data in memory only)`;
 }
 
 /** A node's view of its cluster, and the two operations that change it. */
@@ -245,6 +262,10 @@ export class HaretNode {
     for (const [id, status] of live) actors.push(actorReport(id, 'host', { state: 'running', restarts: 0, failure: null, retryAt: null }, status));
     const now = Date.now();
     const problems = actors.filter((actor) => actor.state === 'failed').map((actor) => failureProblem(actor, now));
+    for (const ns of this.options.namespaces) {
+      const stuck = stuckNamespaceProblem(ns.name, ns.config.replicaCount, actors);
+      if (stuck !== null) problems.push(stuck);
+    }
     return { actors, workers, serving: problems.length === 0, problems };
   }
 

@@ -102,6 +102,23 @@ describe('node: embedding API on worker threads', function () {
     }
   });
 
+  it('two of three replicas killed at once: the node says the namespace cannot recover (serving false, the problem named), not a healthy-looking status', async () => {
+    const node = await startNode({ logLevel: 'silent' });
+    try {
+      const client = node.client();
+      await client.create('/kept', 'blob');
+      expect((await node.status()).serving).to.equal(true);
+      await Promise.all([node.faults.terminate(node.replicaId('default', 1)), node.faults.terminate(node.replicaId('default', 2))]);
+      const problem = await eventually('the stuck namespace in status', async () => {
+        const status = await node.status();
+        return status.serving ? null : (status.problems.find((line) => line.startsWith('namespace default:')) ?? null);
+      });
+      expect(problem).to.contain('2 of 3 replicas are recovering, more than f = 1');
+    } finally {
+      await node.stop();
+    }
+  });
+
   it('shared worker layout: replica i of every namespace in worker i, same actors', async () => {
     const node = await startNode({ logLevel: 'silent', namespaces: ['alpha', 'beta'], workerLayout: 'shared' });
     try {
