@@ -47,7 +47,7 @@ export type WorkingState = {
   /** Replaced, never mutated. */
   stateTransfer: { readonly target: number; readonly ticks: number } | null;
   /** A copy of the state's, written in place. */
-  durable: { op: number; generation: number };
+  durable: { op: number; generation: number; view: number; lastNormalView: number; promiseStored: boolean };
 };
 
 /** Compile-time check that the working view covers the state it drafts (fails to compile if not). */
@@ -78,7 +78,7 @@ export function beginStep(state: ReplicaState): WorkingState {
     viewChange: state.viewChange,
     recovery: state.recovery,
     stateTransfer: state.stateTransfer,
-    durable: { op: durable.op, generation: durable.generation },
+    durable: { op: durable.op, generation: durable.generation, view: durable.view, lastNormalView: durable.lastNormalView, promiseStored: durable.promiseStored },
   };
 }
 
@@ -110,7 +110,11 @@ export function endStep(draft: WorkingState, base: ReplicaState, s: WorkingState
   if (s.viewChange !== base.viewChange) draft.viewChange = s.viewChange;
   if (s.recovery !== base.recovery) draft.recovery = s.recovery;
   if (s.stateTransfer !== base.stateTransfer) draft.stateTransfer = s.stateTransfer;
-  if (s.durable.op !== base.durable.op || s.durable.generation !== base.durable.generation) draft.durable = s.durable;
+  const d = s.durable;
+  const bd = base.durable;
+  if (d.op !== bd.op || d.generation !== bd.generation || d.view !== bd.view || d.lastNormalView !== bd.lastNormalView || d.promiseStored !== bd.promiseStored) {
+    draft.durable = d;
+  }
 }
 
 function sameNumbers(a: readonly number[], b: readonly number[]): boolean {
@@ -127,13 +131,38 @@ export type Ctx = {
 };
 
 export function send(ctx: Ctx, to: number, message: PeerMessage): void {
+  if (heldForPromise(ctx, message)) return;
   ctx.out.push({ type: 'send', to, message });
 }
 
 export function broadcast(ctx: Ctx, message: PeerMessage): void {
+  if (heldForPromise(ctx, message)) return;
   for (let to = 0; to < ctx.s.config.replicaCount; to++) {
     if (to !== ctx.s.index) ctx.out.push({ type: 'send', to, message });
   }
+}
+
+/**
+ * Whether this replica's current promise (view, lastNormalView) is stored (README rule 18);
+ * always in diskless mode.
+ */
+export function promiseHeld(s: { readonly config: ReplicaConfig; readonly view: number; readonly lastNormalView: number; readonly durable: { readonly view: number; readonly lastNormalView: number; readonly promiseStored: boolean } }): boolean {
+  if (!s.config.durable) return true;
+  return s.durable.promiseStored && s.durable.view === s.view && s.durable.lastNormalView === s.lastNormalView;
+}
+
+/**
+ * README rule 18: every message but `recovery` and `get_state` states or relies on this
+ * replica's view and lastNormalView (a vote, an acknowledgement, a primary's log, prepares and
+ * commits of its view, its view in a recovery_response, a log it serves). Until that promise is
+ * stored the message is not sent (traced); once stored, `onPromiseStored` (normal.ts) re-sends
+ * what the protocol does not repeat on its own timers. Dropping rather than queueing keeps the
+ * core pure and the state small: every such message is repeated by a timer or by its requester.
+ */
+function heldForPromise(ctx: Ctx, message: PeerMessage): boolean {
+  if (message.type === 'recovery' || message.type === 'get_state' || promiseHeld(ctx.s)) return false;
+  trace(ctx, 'held_until_promise_stored', { type: message.type, view: ctx.s.view, lastNormalView: ctx.s.lastNormalView });
+  return true;
 }
 
 export function answer(ctx: Ctx, clientId: string, message: ClientAnswer): void {
@@ -157,6 +186,8 @@ export function isNormalPrimary(s: WorkingState | ReplicaState): boolean {
  * The highest op this replica may acknowledge: every entry it holds when diskless; in durable
  * mode only those the shell reported stored.
  */
-export function ackableOp(s: { readonly config: ReplicaConfig; readonly op: number; readonly durable: { readonly op: number } }): number {
-  return s.config.durable ? Math.min(s.op, s.durable.op) : s.op;
+export function ackableOp(s: Parameters<typeof promiseHeld>[0] & { readonly op: number; readonly durable: { readonly op: number } }): number {
+  if (!s.config.durable) return s.op;
+  // README rule 18: nothing counts until the replica's promise (its view's log label) is stored.
+  return promiseHeld(s) ? Math.min(s.op, s.durable.op) : 0;
 }

@@ -8,7 +8,12 @@
 import type { CheckpointImage, ClientAnswer, LogEntry, PeerMessage, ReplicaMessage } from './messages.ts';
 import type { Machine } from './state_machine.ts';
 
-export type StartMode = 'fresh' | 'recovering';
+/**
+ * `fresh`: a brand-new replica. `restart`: durable, storage intact (`stored` with its promise):
+ * resume per README rule 18 without the recovery protocol. `recovering`: VRR §4.3 (diskless, or
+ * storage missing or damaged).
+ */
+export type StartMode = 'fresh' | 'restart' | 'recovering';
 
 /** What a durable replica reloads from its own storage before recovering the rest. */
 export type StoredState = {
@@ -16,6 +21,12 @@ export type StoredState = {
   readonly checkpoint: Machine | null;
   /** Log entries written after the checkpoint, in op order. */
   readonly entries: readonly LogEntry[];
+  /**
+   * README rule 18: the latest promise stored (absent: none, as with missing storage). Whether
+   * the replica was primary or changing views is derived: primary of `view`, or
+   * lastNormalView < view.
+   */
+  readonly promise?: { readonly view: number; readonly lastNormalView: number };
 };
 
 /**
@@ -29,12 +40,18 @@ export type PersistRecord =
   /** Append entries (contiguous, after what is stored). */
   | { readonly kind: 'entries'; readonly entries: readonly LogEntry[] }
   /** A new checkpoint; stored entries up to its op may be dropped. */
-  | { readonly kind: 'checkpoint'; readonly machine: Machine };
+  | { readonly kind: 'checkpoint'; readonly machine: Machine }
+  /**
+   * README rule 18: the replica's promise (superblock, fsynced). Its `persisted` answer is what
+   * lets messages depending on it leave; always the last record of its step.
+   */
+  | { readonly kind: 'promise'; readonly view: number; readonly lastNormalView: number };
 
 export type ReplicaInput =
   /**
-   * Begin: `fresh` joins view 0 with an empty log; `recovering` runs VRR §4.3 with `nonce`,
-   * first reloading `stored` when the replica is durable.
+   * Begin: `fresh` joins view 0 with an empty log; `restart` reloads `stored` and resumes per
+   * README rule 18 (falls back to recovery when `stored` has no promise); `recovering` runs VRR
+   * §4.3 with `nonce`, first reloading `stored` when the replica is durable.
    */
   | { readonly type: 'start'; readonly mode: StartMode; readonly nonce: number; readonly stored?: StoredState }
   /**

@@ -13,7 +13,7 @@ import { append, entryAt } from './log.ts';
 import type { Commit, LogEntry, Prepare, PrepareOk, Request } from './messages.ts';
 import { requestBytes } from './request_size.ts';
 import { requestState } from './state_transfer.ts';
-import { catchUpToView, isCatchingUp } from './view_change.ts';
+import { catchUpToView, isCatchingUp, onPromiseStored } from './view_change.ts';
 
 // ---- at the primary ------------------------------------------------------------------------
 
@@ -304,6 +304,14 @@ export function onPersisted(ctx: Ctx, generation: number, op: number): void {
   const s = ctx.s;
   if (!s.config.durable || generation !== s.durable.generation) {
     trace(ctx, 'drop_persisted_stale', { generation, own: s.durable.generation });
+    return;
+  }
+  const promiseNowStored = !s.durable.promiseStored;
+  if (promiseNowStored) {
+    // README rule 18: the answer of the current generation proves the latest promise stored.
+    s.durable.promiseStored = true;
+    if (op > s.durable.op) s.durable.op = Math.min(op, s.op);
+    onPromiseStored(ctx);
     return;
   }
   if (op <= s.durable.op) return;

@@ -14,7 +14,9 @@ import type { Recovery, RecoveryResponse } from './messages.ts';
 import { sendPrepareOk } from './normal.ts';
 import { append, emptyLog, lastOp } from './log.ts';
 import { installSuffix, suffixFrom } from './suffix.ts';
-import { enterNormal, isCatchingUp } from './view_change.ts';
+import { enterNormal, isCatchingUp, startViewChange } from './view_change.ts';
+import { resetViewChangeTimer } from './timeout.ts';
+import { protocolNumberMax } from '../base/limits.ts';
 
 export function onStart(ctx: Ctx, input: Extract<ReplicaInput, { type: 'start' }>): void {
   const s = ctx.s;
@@ -27,10 +29,50 @@ export function onStart(ctx: Ctx, input: Extract<ReplicaInput, { type: 'start' }
     enterNormal(ctx);
     return;
   }
+  const promise = input.stored?.promise;
+  if (input.mode === 'restart' && input.stored !== undefined && promise !== undefined && s.config.durable) {
+    reload(ctx, input.stored);
+    resume(ctx, promise);
+    return;
+  }
+  if (input.mode === 'restart') trace(ctx, 'restart_without_promise_recovers');
   s.status = 'recovering';
   s.recovery = { nonce: input.nonce, responses: new Array(s.config.replicaCount).fill(null) };
   if (input.stored !== undefined) reload(ctx, input.stored);
   broadcastRecovery(ctx);
+}
+
+/**
+ * README rule 18: storage intact. The stored promise is the replica's own again (already
+ * stored, so nothing waits for it). A backup in normal status of view v resumes as one, its
+ * commit at its checkpoint (the primary's next prepare or commit gives the rest back). A
+ * primary, or a replica changing views (or catching up with one: lastNormalView < view), lost
+ * its commit and pipeline with its memory: it starts a view change at view + 1, which is
+ * stored before its start_view_change leaves.
+ */
+function resume(ctx: Ctx, promise: NonNullable<StoredState['promise']>): void {
+  const s = ctx.s;
+  s.view = promise.view;
+  s.lastNormalView = promise.lastNormalView;
+  s.durable.view = promise.view;
+  s.durable.lastNormalView = promise.lastNormalView;
+  s.durable.promiseStored = true;
+  const backup = promise.lastNormalView === promise.view && primaryOf(promise.view, s.config) !== s.index;
+  trace(ctx, 'restarted', { view: promise.view, lastNormalView: promise.lastNormalView, backup });
+  if (backup) {
+    enterNormal(ctx);
+    // The primary learns at once what we hold (every stored entry is ours to acknowledge).
+    sendPrepareOk(ctx);
+    return;
+  }
+  if (promise.view >= protocolNumberMax) {
+    // README rule 17: no view beyond the bound; wait in this view (its timer starts the next try).
+    s.status = 'view_change';
+    resetViewChangeTimer(ctx);
+    trace(ctx, 'view_numbers_exhausted', { view: s.view });
+    return;
+  }
+  startViewChange(ctx, promise.view + 1);
 }
 
 /**

@@ -46,7 +46,22 @@ export type ReplicaState = {
    * Durable mode: entries up to `op` are stored. `generation` counts suffix replacements, so a
    * `persisted` answer about a replaced suffix is recognised and ignored.
    */
-  readonly durable: { readonly op: number; readonly generation: number };
+  readonly durable: Durable;
+};
+
+/**
+ * Durable mode (README rule 18 for the promise). `view` and `lastNormalView` are the latest
+ * promise written (a `promise` persist record; -1 before the first), `promiseStored` whether
+ * the shell has reported it stored. Each promise record bumps `generation`, so a `persisted`
+ * answer of the current generation proves it stored (records are stored in order, and the
+ * step's other records carry the generation before).
+ */
+export type Durable = {
+  readonly op: number;
+  readonly generation: number;
+  readonly view: number;
+  readonly lastNormalView: number;
+  readonly promiseStored: boolean;
 };
 
 export type Timers = {
@@ -112,6 +127,6 @@ export function initialReplicaState(config: ReplicaConfig, index: number, seed: 
     viewChange: { startViewChangeFrom: [], sentDoViewChange: false, doViewChanges: none },
     recovery: { nonce: 0, responses: none },
     stateTransfer: null,
-    durable: { op: 0, generation: 0 },
+    durable: { op: 0, generation: 0, view: -1, lastNormalView: -1, promiseStored: false },
   };
 }

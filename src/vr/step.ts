@@ -10,6 +10,7 @@
 import { produce } from 'immer';
 import { assertNever } from '../base/assert.ts';
 import { beginStep, endStep, isNormalPrimary, isPrimary, trace, type Ctx, type WorkingState } from './context.ts';
+import { notePromise } from './persist.ts';
 import type { ReplicaEffect, ReplicaInput, StepResult } from './io.ts';
 import { assertInvariants } from './invariants.ts';
 import type { ReplicaMessage } from './messages.ts';
@@ -34,6 +35,7 @@ export function stepAll(state: ReplicaState, inputs: readonly ReplicaInput[]): S
     const ctx: Ctx = { s: beginStep(state), out, logChange };
     for (const input of inputs) dispatch(ctx, input);
     if (isNormalPrimary(ctx.s)) preparePending(ctx);
+    notePromise(ctx);
     endStep(draft as unknown as WorkingState, state, ctx.s);
   });
   assertInvariants(next);

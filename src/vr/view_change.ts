@@ -8,14 +8,14 @@
  */
 
 import { List, Map as ImmutableMap } from 'immutable';
-import { assert } from '../base/assert.ts';
+import { assert, assertNever } from '../base/assert.ts';
 import { protocolNumberMax } from '../base/limits.ts';
 import { commitUpTo } from './commit.ts';
 import { faultsTolerated, primaryOf, quorumSize } from './config.ts';
-import { ackableOp, broadcast, isPrimary, send, trace, type Ctx } from './context.ts';
+import { ackableOp, broadcast, isPrimary, promiseHeld, send, trace, type Ctx } from './context.ts';
 import { entryAt } from './log.ts';
 import type { DoViewChange, StartView, StartViewChange } from './messages.ts';
-import { sendPrepareOk } from './normal.ts';
+import { advanceCommit, sendPrepareOk } from './normal.ts';
 import { requestState } from './state_transfer.ts';
 import { installSuffix, suffixFrom } from './suffix.ts';
 import { resetViewChangeTimer } from './timeout.ts';
@@ -25,8 +25,9 @@ import { resetViewChangeTimer } from './timeout.ts';
  * prefix of it taken from a replica that holds it), so lastNormalView may be set to the view.
  */
 export function enterNormal(ctx: Ctx): void {
-  joinView(ctx);
+  // First: a durable primary's own count (joinView) depends on the promise it now makes.
   ctx.s.lastNormalView = ctx.s.view;
+  joinView(ctx);
 }
 
 /** Normal status in the current view, lastNormalView untouched; fresh view bookkeeping. */
@@ -72,6 +73,8 @@ export function startViewChange(ctx: Ctx, view: number): void {
   s.timers.heartbeatTicks = 0;
   trace(ctx, 'view_change_started', { view });
   broadcastStartViewChange(ctx);
+  // f = 0 (one replica, restarted as primary: README rule 18): no vote to wait for.
+  maybeSendDoViewChange(ctx);
 }
 
 function broadcastStartViewChange(ctx: Ctx): void {
@@ -178,6 +181,12 @@ function maybeStartView(ctx: Ctx): void {
   assert(commit <= s.op, `view ${s.view}: commit ${commit} beyond the chosen log's op ${s.op}`);
   enterNormal(ctx);
   trace(ctx, 'view_started', { view: s.view, op: s.op, commit });
+  broadcastStartView(ctx, commit);
+  commitUpTo(ctx, commit);
+}
+
+function broadcastStartView(ctx: Ctx, commit: number): void {
+  const s = ctx.s;
   const startView: StartView = {
     type: 'start_view',
     epoch: s.epoch,
@@ -188,7 +197,38 @@ function maybeStartView(ctx: Ctx): void {
     ...suffixFrom(ctx, s.globalMinAccept, Number.MAX_SAFE_INTEGER),
   };
   broadcast(ctx, startView);
-  commitUpTo(ctx, commit);
+}
+
+/**
+ * README rule 18: the replica's promise is stored; send what was held for it and is not
+ * repeated by a timer: our vote (start_view_change, do_view_change), a new primary's start_view
+ * (and its own count towards commits), a backup's prepare_ok. Prepares, commits and answers to
+ * get_state or recovery come again on their own (re-send, heartbeat, the requester's retry).
+ */
+export function onPromiseStored(ctx: Ctx): void {
+  const s = ctx.s;
+  if (!promiseHeld(s)) return;
+  switch (s.status) {
+    case 'view_change':
+      broadcastStartViewChange(ctx);
+      if (s.viewChange.sentDoViewChange && primaryOf(s.view, s.config) !== s.index) send(ctx, primaryOf(s.view, s.config), doViewChangeMessage(ctx));
+      return;
+    case 'normal':
+      if (isCatchingUp(s)) return;
+      if (isPrimary(s)) {
+        s.primary.acks[s.index] = ackableOp(s);
+        broadcastStartView(ctx, s.commit);
+        advanceCommit(ctx);
+      } else {
+        sendPrepareOk(ctx);
+      }
+      return;
+    case 'stopped':
+    case 'recovering':
+      return;
+    default:
+      assertNever(s.status, 'status');
+  }
 }
 
 /** VRR §4.2 step 5: take the new primary's log and enter normal status in its view. */

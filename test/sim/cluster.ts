@@ -39,7 +39,7 @@ import type { OpOutcome, OpResult, SimpleOp, TreeOp } from '../../src/tree/ops.t
 import type { NodeType } from '../../src/tree/node_type.ts';
 import { makeReplicaConfig, primaryOf, type ReplicaConfig } from '../../src/vr/config.ts';
 import type { CheckpointTerms } from '../../src/vr/checkpoint.ts';
-import type { ReplicaInput, StartMode, StepResult, StoredState, TraceEvent } from '../../src/vr/io.ts';
+import type { ReplicaEffect, ReplicaInput, StartMode, StepResult, StoredState, TraceEvent } from '../../src/vr/io.ts';
 import type { CheckpointImage, ClientAnswer, PeerMessageType, ReplicaMessage } from '../../src/vr/messages.ts';
 import { initialReplicaState, type ReplicaState } from '../../src/vr/state.ts';
 import { stepAll } from '../../src/vr/step.ts';
@@ -707,14 +707,19 @@ export class Cluster {
     this.note('crash', { replica: index });
   }
 
-  /** Restarts a crashed replica in recovery (VRR §4.3) with a fresh nonce, as the supervisor does. */
+  /**
+   * Restarts a crashed replica with a fresh nonce, as the supervisor does: in recovery (VRR
+   * §4.3) when diskless or when its store holds no promise; a durable replica whose store holds
+   * its promise resumes from it (README rule 18, `restart`).
+   */
   restart(index: number): void {
     if (!this.#down[index]) throw new Error(`replica ${index} is not down`);
     this.#down[index] = false;
     const nonce = 1 + this.#prng.int(2 ** 31 - 1);
-    this.note('restart', { replica: index, nonce });
     const stored = this.config.durable ? (this.stores[index] as SimStore).stored() : undefined;
-    this.#startReplica(index, 'recovering', nonce, this.#downSeeds[index] as number, stored);
+    const mode: StartMode = stored?.promise === undefined ? 'recovering' : 'restart';
+    this.note('restart', { replica: index, nonce, mode });
+    this.#startReplica(index, mode, nonce, this.#downSeeds[index] as number, stored);
   }
 
   #allNodes(): NodeId[] {
@@ -859,10 +864,46 @@ export class Cluster {
         this.#trace.push({ tick: this.now, who: `r${index}`, event: 'status', detail: { from: `${before.status}@${before.view}`, to: `${after.status}@${after.view}`, op: after.op, commit: after.commit } });
       }
       this.#checkForged(index, inputs, result.effects);
+      this.#checkPromises(index, result.effects);
       const found = this.checkers.afterStep({ replica: index, tick: this.now, before, after, inputs, effects: result.effects });
       for (const violation of found) this.note('violation', { kind: violation.kind, replica: violation.replica ?? null });
       return result;
     };
+  }
+
+  /**
+   * README rule 18: a durable replica sends a message that depends on its view or
+   * lastNormalView only once its store holds a promise covering it (writes finish ticks later,
+   * so what this step persists does not count).
+   */
+  #checkPromises(index: number, effects: readonly ReplicaEffect[]): void {
+    if (!this.config.durable) return;
+    const promise = (this.stores[index] as SimStore).promise;
+    for (const effect of effects) {
+      if (effect.type !== 'send') continue;
+      const message = effect.message;
+      let uncovered = false;
+      switch (message.type) {
+        case 'start_view_change':
+          uncovered = promise === null || promise.view < message.view;
+          break;
+        case 'do_view_change':
+          uncovered = promise === null || promise.view < message.view || promise.lastNormalView < message.lastNormalView;
+          break;
+        case 'prepare_ok':
+        case 'start_view':
+        case 'prepare':
+        case 'commit':
+          uncovered = promise === null || promise.view < message.view || promise.lastNormalView < message.view;
+          break;
+        default:
+          break;
+      }
+      if (uncovered) {
+        const stored = promise === null ? 'none' : `(${promise.view}, ${promise.lastNormalView})`;
+        this.checkers.report({ kind: 'persist', replica: index, tick: this.now, message: `replica ${index} sent ${message.type} for view ${'view' in message ? message.view : '?'} with stored promise ${stored}` });
+      }
+    }
   }
 
   #glueFailed(index: number, error: unknown): void {

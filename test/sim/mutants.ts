@@ -11,6 +11,7 @@
  */
 
 import { primaryOf } from '../../src/vr/config.ts';
+import { promiseHeld } from '../../src/vr/context.ts';
 import type { ReplicaEffect, ReplicaInput } from '../../src/vr/io.ts';
 import { entryAt } from '../../src/vr/log.ts';
 import type { DoViewChange, PeerMessage, Prepare, PrepareOk } from '../../src/vr/messages.ts';
@@ -258,6 +259,10 @@ export const gapAck: Mutant = {
     const result = stepAll(state, inputs);
     const after = result.state;
     if (after.status !== 'normal' || state.status !== 'normal' || primaryOf(after.view, after.config) === after.index || after.view !== state.view) return result;
+    // Only this bug: a durable replica still holds its messages until its promise is stored
+    // (README rule 18) and a replica catching up with a view acknowledges nothing, or the
+    // promise checker (cluster.ts) would catch the mutant first.
+    if (!promiseHeld(after) || after.lastNormalView !== after.view) return result;
     // Still lacking the prepared op after the whole step: it arrived with a gap.
     const acks = receivedPrepares(inputs)
       .filter((prepare) => prepare.view === after.view && prepare.op > after.op)

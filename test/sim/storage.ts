@@ -13,6 +13,7 @@ import type { Machine } from '../../src/vr/state_machine.ts';
 export class SimStore {
   #checkpoint: Machine | null = null;
   #entries: LogEntry[] = [];
+  #promise: { view: number; lastNormalView: number } | null = null;
   /** Contract breaches (a gap or overlap in appended entries): a bug in the core's persist effects. */
   readonly anomalies: string[] = [];
   writes = 0;
@@ -30,6 +31,14 @@ export class SimStore {
       case 'entries':
         for (const entry of record.entries) this.#append(entry);
         return;
+      case 'promise':
+        // README rule 18: the superblock; its view never moves backwards. (lastNormalView is
+        // not checked here: the view-change checkers judge it, and a mutant test expects them to.)
+        if (this.#promise !== null && record.view < this.#promise.view) {
+          this.anomalies.push(`promise (${record.view}, ${record.lastNormalView}) after (${this.#promise.view}, ${this.#promise.lastNormalView})`);
+        }
+        this.#promise = { view: record.view, lastNormalView: record.lastNormalView };
+        return;
       default:
         assertNever(record, 'persist record');
     }
@@ -46,7 +55,12 @@ export class SimStore {
     this.#entries.push(entry);
   }
 
+  /** The stored promise (README rule 18), or null before the first. */
+  get promise(): { readonly view: number; readonly lastNormalView: number } | null {
+    return this.#promise;
+  }
+
   stored(): StoredState {
-    return { checkpoint: this.#checkpoint, entries: [...this.#entries] };
+    return { checkpoint: this.#checkpoint, entries: [...this.#entries], ...(this.#promise === null ? {} : { promise: { ...this.#promise } }) };
   }
 }

@@ -88,6 +88,11 @@ export type SeedParams = {
   readonly durable: boolean;
   /** Per safety tick: probability that a forged message is put on the wire (0: none). */
   readonly byzantineProbability: number;
+  /**
+   * Durable seeds only (README rule 18): the safety tick at which every replica crashes at once
+   * (a power cut); each restarts after its own drawn delay, so in any order. Null: none.
+   */
+  readonly groupCrashTick: number | null;
 };
 
 export type SeedReport = {
@@ -195,7 +200,13 @@ export function drawParams(prng: Prng, options: VoprOptions): SeedParams {
   const byzantineOn = prng.chance(0.5);
   const byzantineRate = uniform(0.005, 0.05);
   const byzantineProbability = (options.byzantine ?? byzantineOn) ? byzantineRate : 0;
-  return { ...partial, durable: options.durable ?? durable, replicaCount: options.replicaCount ?? replicaCount, sessionsPerClient, byzantineProbability };
+  // Drawn after everything else, and drawn even for diskless seeds (their draws stay as they were).
+  const groupCrashOn = prng.chance(0.6);
+  const groupCrashAt = prng.float();
+  const isDurable = options.durable ?? durable;
+  const safety = partial.safetyTicks;
+  const groupCrashTick = isDurable && groupCrashOn && safety > 400 ? 100 + Math.floor(groupCrashAt * (safety - 400)) : null;
+  return { ...partial, durable: isDurable, replicaCount: options.replicaCount ?? replicaCount, sessionsPerClient, byzantineProbability, groupCrashTick };
 }
 
 /** Crashes, restarts, partitions and clogs during the safety phase, drawn from the seed. */
@@ -231,6 +242,7 @@ class FaultScheduler {
       this.#healAt = null;
       cluster.heal();
     }
+    if (params.groupCrashTick !== null && now === params.groupCrashTick) this.#crashGroup();
     if (prng.chance(params.crashProbability) && cluster.failedCount() + 1 <= faultsTolerated(cluster.config)) {
       const target = this.#target((i) => !cluster.isDown(i));
       if (target !== null) {
@@ -245,6 +257,24 @@ class FaultScheduler {
       const from = prng.pick(nodes);
       const to = prng.pick(nodes.filter((node) => node !== from));
       cluster.clog(from, to, prng.range(1, params.clogTicksMax));
+    }
+  }
+
+  /**
+   * README rule 18: every replica crashes at once (durable seeds only); each restarts after its
+   * own delay (so in any order) with its storage intact, and the group must come back without
+   * the recovery protocol (nobody could answer it).
+   */
+  #crashGroup(): void {
+    const cluster = this.#cluster;
+    const now = cluster.now;
+    cluster.note('group_crash');
+    for (let replica = 0; replica < cluster.replicaCount; replica++) {
+      if (!cluster.isDown(replica)) {
+        cluster.crash(replica);
+        this.crashes += 1;
+      }
+      this.#restartAt.set(replica, now + this.#prng.range(1, Math.max(2, this.#params.downTicksMax)));
     }
   }
 
@@ -447,7 +477,7 @@ function formatParams(params: SeedParams): string {
     `partition ${pct(params.partitionProbability)}/tick crash ${pct(params.crashProbability)}/tick clog ${pct(params.clogProbability)}/tick ` +
     `replicas ${params.replicaCount} clients ${params.clientCount}x${params.sessionsPerClient} ops ${pct(params.workload.opProbability)}/tick ckpt ${params.replicaConfig.checkpointIntervalOps} ` +
     `pipeline ${params.replicaConfig.pipelineMax} batch ${params.replicaConfig.batchMax} suffix ${params.replicaConfig.logSuffixMax} ` +
-    `${params.durable ? 'durable ' : ''}` +
+    `${params.durable ? 'durable ' : ''}${params.groupCrashTick === null ? '' : `group-crash@${params.groupCrashTick} `}` +
     `${params.byzantineProbability > 0 ? `forged ${pct(params.byzantineProbability)}/tick ` : ''}` +
     `giveUp ${params.clientConfig.giveUpTicks}`
   );

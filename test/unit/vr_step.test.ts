@@ -175,8 +175,14 @@ function entry(op: number, view: number, requests: readonly Request[]): LogEntry
 }
 
 /** A replica started fresh, alone. */
+/**
+ * A started replica. Durable: a brand-new replica's first promise (view 0) is reported stored,
+ * as its shell does when it creates the namespace (README rule 18).
+ */
 function fresh(config: ReplicaConfig, index: number, seed = 7): ReplicaState {
-  return step(initialReplicaState(config, index, seed), startFresh).state;
+  const started = step(initialReplicaState(config, index, seed), startFresh).state;
+  if (!config.durable) return started;
+  return step(started, { type: 'persisted', generation: started.durable.generation, op: started.op }).state;
 }
 
 /** Feeds inputs one step at a time; returns the final state and every effect. */
@@ -1526,7 +1532,7 @@ describe('vr step: durable mode (PROTOCOL.md "Durability")', () => {
     expect(kinds).to.deep.equal(['persist:entries']);
     const persist = result.effects.find((e) => e.type === 'persist');
     if (persist?.type !== 'persist') throw new Error('no persist effect');
-    expect(persist).to.include({ generation: 0, op: 1 });
+    expect(persist).to.include({ generation: 1, op: 1 }); // generation 1: the fresh replica's promise
     const stored = step(result.state, { type: 'persisted', generation: persist.generation, op: persist.op });
     expect(sends(stored.effects, 'prepare_ok').map((x) => x.message.op)).to.deep.equal([1]);
   });
@@ -1537,11 +1543,12 @@ describe('vr step: durable mode (PROTOCOL.md "Durability")', () => {
     // view 1 replaces op 2 before the write of op 2 is reported: the generation moves on
     const startView: StartView = { type: 'start_view', epoch: 0, view: 1, replica: 1, op: 2, commit: 1, logStart: 1, entries: [entry(2, 1, [register('z')])], checkpoint: null };
     const replaced = step(backup, receive(startView));
-    expect(replaced.state.durable.generation).to.equal(1);
-    const stale = step(replaced.state, { type: 'persisted', generation: 0, op: 2 });
+    // fresh promise 1, the replaced suffix 2, the new view's promise 3 (README rule 18)
+    expect(replaced.state.durable.generation).to.equal(3);
+    const stale = step(replaced.state, { type: 'persisted', generation: 1, op: 2 });
     expect(traceEvents(stale.effects)).to.include('drop_persisted_stale');
     expect(sends(stale.effects, 'prepare_ok')).to.deep.equal([]);
-    const current = step(replaced.state, { type: 'persisted', generation: 1, op: 2 });
+    const current = step(replaced.state, { type: 'persisted', generation: 3, op: 2 });
     expect(sends(current.effects, 'prepare_ok').map((x) => x.message.op)).to.deep.equal([2]);
   });
 
@@ -1574,12 +1581,14 @@ describe('vr step: durable mode (PROTOCOL.md "Durability")', () => {
     const startView: StartView = { type: 'start_view', epoch: 0, view: 1, replica: 1, op: 3, commit: 2, logStart: 1, entries: [e[1] as LogEntry, replacement], checkpoint: null };
     const result = step(backup, receive(startView));
     const records = result.effects.flatMap((x) => (x.type === 'persist' ? [x.record] : []));
-    expect(records.map((r) => r.kind)).to.deep.equal(['checkpoint', 'truncate_after', 'entries']);
+    expect(records.map((r) => r.kind)).to.deep.equal(['checkpoint', 'truncate_after', 'entries', 'promise']);
     expect(records[1]).to.deep.equal({ kind: 'truncate_after', op: 2 });
     expect(records[2]).to.deep.equal({ kind: 'entries', entries: [replacement] });
-    const firstSend = result.effects.findIndex((x) => x.type === 'send');
-    const lastPersist = result.effects.map((x) => x.type).lastIndexOf('persist');
-    expect(lastPersist).to.be.below(firstSend);
+    expect(records[3]).to.deep.equal({ kind: 'promise', view: 1, lastNormalView: 1 });
+    // README rule 18: the prepare_ok for view 1 waits for the promise to be stored
+    expect(result.effects.some((x) => x.type === 'send')).to.equal(false);
+    const stored = step(result.state, { type: 'persisted', generation: result.state.durable.generation, op: result.state.op });
+    expect(sends(stored.effects, 'prepare_ok').map((x) => x.message)).to.deep.equal([{ type: 'prepare_ok', epoch: 0, view: 1, replica: 2, op: 3 }]);
   });
 
   it('a restarted durable replica reloads its checkpoint and entries, then asks only for what follows its checkpoint', () => {
