@@ -46,7 +46,7 @@ import { stepAll } from '../../src/vr/step.ts';
 import { packCheckpointTerms } from '../../actors/checkpoint_task.ts';
 import { createReplica, type ReplicaGlue, type ReplicaStep } from '../../actors/replica.ts';
 import type { ActorId, Envelope } from '../../runtime/envelope.ts';
-import { SimStore } from './storage.ts';
+import { SimStore, type StorageDamageKind } from './storage.ts';
 import type { PersistRecord } from '../../src/vr/io.ts';
 import type { ForgeryKind } from './byzantine.ts';
 import { Checkers, type Violation } from './checkers.ts';
@@ -705,6 +705,16 @@ export class Cluster {
     this.#down[index] = true;
     this.checkers.onCrash(index);
     this.note('crash', { replica: index });
+  }
+
+  /**
+   * Issue 13: damages a crashed replica's storage (./storage.ts `damage`); its restart then
+   * finds no promise and recovers with the trusted prefix only.
+   */
+  damageStore(index: number, kind: StorageDamageKind, at: number): void {
+    if (!this.#down[index]) throw new Error(`replica ${index} is not down`);
+    (this.stores[index] as SimStore).damage(kind, at);
+    this.note('storage_damage', { replica: index, kind });
   }
 
   /**

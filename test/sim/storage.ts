@@ -10,6 +10,8 @@ import type { PersistRecord, StoredState } from '../../src/vr/io.ts';
 import type { LogEntry } from '../../src/vr/messages.ts';
 import type { Machine } from '../../src/vr/state_machine.ts';
 
+export type StorageDamageKind = 'missing' | 'corrupt';
+
 export class SimStore {
   #checkpoint: Machine | null = null;
   #entries: LogEntry[] = [];
@@ -59,6 +61,33 @@ export class SimStore {
   get promise(): { readonly view: number; readonly lastNormalView: number } | null {
     return this.#promise;
   }
+
+  /**
+   * Issue 13: storage damaged at a crash, as the shell finds it on restart. 'missing': the files
+   * are gone, nothing is trusted. 'corrupt': a record in the middle fails its checksum, so only
+   * the checkpoint and the entries before it are trusted (`at` in [0, 1) picks the record). In
+   * both the promise is not trusted (README rule 18), so the restart takes the 'recovering' mode
+   * with the trusted prefix only. Lost unsynced and torn last writes need nothing here: writes
+   * not yet finished never reached this store (Cluster.crash drops them).
+   */
+  damage(kind: StorageDamageKind, at: number): void {
+    this.damaged += 1;
+    this.#promise = null;
+    switch (kind) {
+      case 'missing':
+        this.#checkpoint = null;
+        this.#entries = [];
+        return;
+      case 'corrupt':
+        this.#entries = this.#entries.slice(0, Math.floor(Math.min(Math.max(at, 0), 0.999_999) * this.#entries.length));
+        return;
+      default:
+        assertNever(kind, 'storage damage');
+    }
+  }
+
+  /** How many times this store was damaged. */
+  damaged = 0;
 
   stored(): StoredState {
     return { checkpoint: this.#checkpoint, entries: [...this.#entries], ...(this.#promise === null ? {} : { promise: { ...this.#promise } }) };

@@ -15,6 +15,11 @@
  *     `--no-byzantine` fixes it): forged messages on the wire during the safety phase (huge
  *     views, numbers beyond protocolNumberMax, impossible senders, a prepare far ahead), which
  *     the gate must drop; a forged malformed message that is not dropped is a violation;
+ *   - durable seeds: a crash of every replica at once (a power cut), restarts in any order;
+ *     unfinished writes are lost at every crash (lost unsynced and torn last writes), and about
+ *     half the group-crash seeds damage the storage of at most f replicas (a missing file or a
+ *     corrupted record: ./storage.ts `damage`), which then recover with their trusted prefix;
+ *     more than f damaged is checked separately (./storage_faults.test.ts: it stops safely);
  *   - SAFETY phase: faults and a random workload for `safetyTicks`; never more than f replicas
  *     failed at once (crashed, or restarted and still recovering: VRR's failure model);
  *     every replica step is checked by ./checkers.ts;
@@ -37,6 +42,7 @@ import { checkerHistory, Cluster, type CallRecord, type StepFunction, type Workl
 import { checkHistory } from './linearizability.ts';
 import type { NetworkFaults, NetworkStats, NodeId } from './network.ts';
 import { Prng } from './prng.ts';
+import type { StorageDamageKind } from './storage.ts';
 import { makeTreeModel } from './tree_model.ts';
 
 export type VoprOptions = {
@@ -93,6 +99,11 @@ export type SeedParams = {
    * (a power cut); each restarts after its own drawn delay, so in any order. Null: none.
    */
   readonly groupCrashTick: number | null;
+  /**
+   * Issue 13: storage damaged at the group crash (at most f replicas, so the group must come
+   * back): a missing file or a corrupted record (`at`: where). Empty without a group crash.
+   */
+  readonly storageDamage: readonly { readonly replica: number; readonly kind: StorageDamageKind; readonly at: number }[];
 };
 
 export type SeedReport = {
@@ -206,7 +217,21 @@ export function drawParams(prng: Prng, options: VoprOptions): SeedParams {
   const isDurable = options.durable ?? durable;
   const safety = partial.safetyTicks;
   const groupCrashTick = isDurable && groupCrashOn && safety > 400 ? 100 + Math.floor(groupCrashAt * (safety - 400)) : null;
-  return { ...partial, durable: isDurable, replicaCount: options.replicaCount ?? replicaCount, sessionsPerClient, byzantineProbability, groupCrashTick };
+  // Drawn last (earlier draws stay as they were), and drawn whatever the seed: how many
+  // replicas (at most f) find their storage damaged after the group crash, which, and how.
+  const finalReplicas = options.replicaCount ?? replicaCount;
+  const damageOn = prng.chance(0.5);
+  const damageCount = 1 + prng.int(2);
+  const damageDraws = Array.from({ length: 2 }, () => ({ replica: prng.int(5), kind: prng.chance(0.5) ? ('missing' as const) : ('corrupt' as const), at: prng.float() }));
+  const f = Math.floor((finalReplicas - 1) / 2);
+  const storageDamage: { replica: number; kind: StorageDamageKind; at: number }[] = [];
+  if (groupCrashTick !== null && damageOn) {
+    for (const draw of damageDraws.slice(0, Math.min(damageCount, f))) {
+      const replica = draw.replica % finalReplicas;
+      if (!storageDamage.some((d) => d.replica === replica)) storageDamage.push({ ...draw, replica });
+    }
+  }
+  return { ...partial, durable: isDurable, replicaCount: finalReplicas, sessionsPerClient, byzantineProbability, groupCrashTick, storageDamage };
 }
 
 /** Crashes, restarts, partitions and clogs during the safety phase, drawn from the seed. */
@@ -276,6 +301,9 @@ class FaultScheduler {
       }
       this.#restartAt.set(replica, now + this.#prng.range(1, Math.max(2, this.#params.downTicksMax)));
     }
+    // Issue 13: at most f stores come back damaged (drawn with the seed's params, so the
+    // scheduler's own draws stay as they were).
+    for (const damage of this.#params.storageDamage) cluster.damageStore(damage.replica, damage.kind, damage.at);
   }
 
   /** The primary (with the seed's bias) or a random replica satisfying `eligible`. */
@@ -478,6 +506,7 @@ function formatParams(params: SeedParams): string {
     `replicas ${params.replicaCount} clients ${params.clientCount}x${params.sessionsPerClient} ops ${pct(params.workload.opProbability)}/tick ckpt ${params.replicaConfig.checkpointIntervalOps} ` +
     `pipeline ${params.replicaConfig.pipelineMax} batch ${params.replicaConfig.batchMax} suffix ${params.replicaConfig.logSuffixMax} ` +
     `${params.durable ? 'durable ' : ''}${params.groupCrashTick === null ? '' : `group-crash@${params.groupCrashTick} `}` +
+    `${params.storageDamage.map((d) => `damage r${d.replica}:${d.kind} `).join('')}` +
     `${params.byzantineProbability > 0 ? `forged ${pct(params.byzantineProbability)}/tick ` : ''}` +
     `giveUp ${params.clientConfig.giveUpTicks}`
   );
@@ -559,11 +588,13 @@ function main(argv: readonly string[]): number {
   }
   let violations = 0;
   let unknown = 0;
+  let damagedSeeds = 0;
   let totalMs = 0;
   let slowest = { seed: 0, ms: 0 };
   for (const seed of args.seeds) {
     const report = runSeed(seed, args.options);
     totalMs += report.elapsedMs;
+    if (report.params.storageDamage.length > 0) damagedSeeds += 1;
     if (report.elapsedMs > slowest.ms) slowest = { seed, ms: report.elapsedMs };
     if (args.verbose) {
       console.log(formatSummary(report));
@@ -582,7 +613,8 @@ function main(argv: readonly string[]): number {
   if (n > 0) {
     console.log(
       `time: ${(totalMs / 1000).toFixed(1)}s, ${(totalMs / n).toFixed(0)}ms per seed, slowest seed ${slowest.seed} ${slowest.ms.toFixed(0)}ms` +
-        (unknown > 0 ? `; ${unknown} seed(s) with linearizability unknown` : ''),
+        (unknown > 0 ? `; ${unknown} seed(s) with linearizability unknown` : '') +
+        (damagedSeeds > 0 ? `; ${damagedSeeds} seed(s) with damaged storage` : ''),
     );
   }
   console.log(`vopr: ${n} seeds, ${violations} violations`);
