@@ -31,7 +31,7 @@
 import CRC32C from 'crc-32/crc32c.js';
 import { join } from 'node:path';
 import { assert, assertNever } from '../../src/base/assert.ts';
-import { toStorageError, type FileSystem, type StorageFileHandle } from './fs.ts';
+import { toStorageError, writeFileAtomically, type FileSystem, type StorageFileHandle } from './fs.ts';
 
 export const CHECKPOINT_MAGIC = 'HARETCK1';
 export const CHECKPOINT_FORMAT = 1;
@@ -80,29 +80,7 @@ export async function writeCheckpoint(
   const bytes = encodeCheckpointFile(op, payload);
   const tmp = join(dir, `checkpoint-${op}.tmp`);
   const path = join(dir, checkpointFileName(op));
-  let handle: StorageFileHandle;
-  try {
-    handle = await fs.open(tmp, 'w');
-  } catch (error) {
-    throw toStorageError(error, tmp, 'creating');
-  }
-  try {
-    await handle.write(bytes, 0);
-    await handle.datasync();
-  } catch (error) {
-    await handle.close().catch(() => undefined);
-    // Best effort: a leftover .tmp is harmless (the next read deletes it), so a failing unlink
-    // must not hide the original error.
-    await fs.unlink(tmp).catch(() => undefined);
-    throw toStorageError(error, tmp, 'writing');
-  }
-  try {
-    await handle.close();
-    await fs.rename(tmp, path);
-    await fs.fsyncDir(dir);
-  } catch (error) {
-    throw toStorageError(error, path, 'installing');
-  }
+  await writeFileAtomically(fs, dir, tmp, path, bytes);
   // The new checkpoint is durable under its final name: only now may older ones go.
   const deleted: string[] = [];
   let names: string[];

@@ -77,6 +77,48 @@ export function toStorageError(error: unknown, path: string, doing: string): Sto
   return new StorageError(code, `${doing} ${path}: ${detail}`, path);
 }
 
+/**
+ * Installs `bytes` as `path` so that a crash leaves the old file or the new one, never a mix:
+ * written to `tmp` in `dir`, fdatasynced, renamed over `path`, the directory fsynced. On a
+ * failure before the rename the temporary file is removed (best effort: a leftover is
+ * harmless to every reader, so a failing unlink must not hide the original error), and the
+ * error is a StorageError naming the file it was about.
+ */
+export async function writeFileAtomically(fs: FileSystem, dir: string, tmp: string, path: string, bytes: Uint8Array): Promise<void> {
+  let handle: StorageFileHandle;
+  try {
+    handle = await fs.open(tmp, 'w');
+  } catch (error) {
+    throw toStorageError(error, tmp, 'creating');
+  }
+  try {
+    await handle.write(bytes, 0);
+    await handle.datasync();
+  } catch (error) {
+    await handle.close().catch(() => undefined);
+    await fs.unlink(tmp).catch(() => undefined);
+    throw toStorageError(error, tmp, 'writing');
+  }
+  try {
+    await handle.close();
+    await fs.rename(tmp, path);
+    await fs.fsyncDir(dir);
+  } catch (error) {
+    throw toStorageError(error, path, 'installing');
+  }
+}
+
+/** Cuts the file at `path` to `size` bytes and makes the cut durable. */
+export async function truncateDurably(fs: FileSystem, path: string, size: number): Promise<void> {
+  const handle = await fs.open(path, 'r+');
+  try {
+    await handle.truncate(size);
+    await handle.datasync();
+  } finally {
+    await handle.close();
+  }
+}
+
 /** Production implementation on node:fs/promises. */
 export const nodeFileSystem: FileSystem = {
   async open(path, flags) {

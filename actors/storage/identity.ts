@@ -23,7 +23,7 @@
 import CRC32C from 'crc-32/crc32c.js';
 import { dirname, join } from 'node:path';
 import { assert, assertNever } from '../../src/base/assert.ts';
-import { toStorageError, type FileSystem, type StorageFileHandle } from './fs.ts';
+import { toStorageError, writeFileAtomically, type FileSystem, type StorageFileHandle } from './fs.ts';
 
 export const IDENTITY_FILE = 'identity.json';
 export const IDENTITY_FORMAT = 1;
@@ -194,27 +194,7 @@ function compare(path: string, found: DirectoryIdentity, expected: DirectoryIden
 }
 
 async function createIdentity(fs: FileSystem, dir: string, path: string, tmp: string, identity: DirectoryIdentity): Promise<void> {
-  const bytes = new TextEncoder().encode(encodeIdentity(identity));
-  let handle: StorageFileHandle;
-  try {
-    handle = await fs.open(tmp, 'w');
-  } catch (error) {
-    throw toStorageError(error, tmp, 'creating');
-  }
-  try {
-    await handle.write(bytes, 0);
-    await handle.datasync();
-  } catch (error) {
-    await handle.close().catch(() => undefined);
-    throw toStorageError(error, tmp, 'writing');
-  }
-  try {
-    await handle.close();
-    await fs.rename(tmp, path);
-    await fs.fsyncDir(dir);
-  } catch (error) {
-    throw toStorageError(error, path, 'installing');
-  }
+  await writeFileAtomically(fs, dir, tmp, path, new TextEncoder().encode(encodeIdentity(identity)));
 }
 
 async function readBounded(fs: FileSystem, path: string): Promise<{ readonly kind: 'text'; readonly text: string } | { readonly kind: 'too_large' }> {

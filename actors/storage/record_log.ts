@@ -15,7 +15,7 @@
  */
 import { dirname, join } from 'node:path';
 import { assert } from '../../src/base/assert.ts';
-import { type FileSystem, type StorageFileHandle, StorageError, nodeFileSystem, toStorageError } from './fs.ts';
+import { type FileSystem, type StorageFileHandle, StorageError, nodeFileSystem, toStorageError, truncateDurably, writeFileAtomically } from './fs.ts';
 import {
   RECORD_HEADER_BYTES,
   decodeIntent,
@@ -327,16 +327,7 @@ export class RecordLog {
       assert(first === undefined || seq + 1 >= first.firstSeq, `truncateAfter(${seq}) below the first kept record ${first?.firstSeq}`);
       try {
         await this.closeHandle();
-        const tmp = join(this.dir, INTENT_TMP_NAME);
-        const h = await this.fs.open(tmp, 'w');
-        try {
-          await h.write(encodeIntent(seq), 0);
-          await h.datasync();
-        } finally {
-          await h.close();
-        }
-        await this.fs.rename(tmp, join(this.dir, INTENT_NAME));
-        await this.fs.fsyncDir(this.dir);
+        await writeFileAtomically(this.fs, this.dir, join(this.dir, INTENT_TMP_NAME), join(this.dir, INTENT_NAME), encodeIntent(seq));
         await applyTruncation(this.fs, this.dir, seq, this.recordBytesMax);
         await this.fs.unlink(join(this.dir, INTENT_NAME));
         await this.fs.fsyncDir(this.dir);
@@ -415,13 +406,7 @@ async function applyTruncation(fs: FileSystem, dir: string, seq: number, recordB
     pos = r.end;
   }
   if (pos >= bytes.length) return;
-  const h = await fs.open(path, 'r+');
-  try {
-    await h.truncate(pos);
-    await h.datasync();
-  } finally {
-    await h.close();
-  }
+  await truncateDurably(fs, path, pos);
 }
 
 async function scan(fs: FileSystem, dir: string, segmentBytesMax: number, recordBytesMax: number): Promise<OpenResult> {
@@ -456,13 +441,7 @@ async function scan(fs: FileSystem, dir: string, segmentBytesMax: number, record
       // record follows it anywhere; otherwise synced data was lost or altered: damage.
       const torn = isLast && !validRecordFollows(bytes, pos + 1, nextSeq, recordBytesMax);
       if (torn) {
-        const h = await fs.open(path, 'r+');
-        try {
-          await h.truncate(pos);
-          await h.datasync();
-        } finally {
-          await h.close();
-        }
+        await truncateDurably(fs, path, pos);
         state = 'torn_tail';
       } else {
         state = { damaged: { segment: entry.name, offset: pos, reason: r.reason } };
