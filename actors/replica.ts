@@ -25,6 +25,7 @@ import type { CheckpointImage } from '../src/vr/messages.ts';
 import type { Machine } from '../src/vr/state_machine.ts';
 import { interpretEffects, type EffectSinks } from './interpret.ts';
 import { isTick } from './messages.ts';
+import type { StorageCounters } from './storage/replica_store.ts';
 
 export type ReplicaInit = {
   readonly ns: string;
@@ -37,6 +38,13 @@ export type ReplicaInit = {
   readonly mode: StartMode;
   readonly nonce: number;
   readonly seed: number;
+  /**
+   * Durable mode (`config.durable`): the replica's own directory and the node it belongs to
+   * (actors/storage/replica_store.ts). What the directory holds decides how the replica starts:
+   * intact storage resumes (`restart`, README rule 18); empty storage starts `fresh` only when
+   * `mode` says so (a brand-new group), otherwise recovers; damaged storage recovers.
+   */
+  readonly storage?: { readonly dir: string; readonly node: string };
 };
 
 export type ReplicaStatusView = {
@@ -54,6 +62,8 @@ export type ReplicaStatusView = {
   /** Checkpoint images encoded on the offload pool, and attempts that failed. */
   readonly imagesEncoded: number;
   readonly imagesFailed: number;
+  /** Durable mode: the store's counters (fsyncs, entries, ...) and whether its disk works. */
+  readonly storage?: StorageCounters;
 };
 
 /** Reply routes remembered at most (one per client session seen). */
@@ -66,7 +76,7 @@ const routesMax = 200_000;
  */
 const checkpointEncodeIntervalMs = 1000;
 
-const checkpointTask = new URL(`./checkpoint_task${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url).href;
+export const checkpointTask = new URL(`./checkpoint_task${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url).href;
 
 /**
  * What the replica's glue needs from whatever hosts it. The actor runtime supplies it from its
@@ -273,17 +283,15 @@ export function createActor(context: ActorContext, init: unknown): Actor {
   const spec = init as ReplicaInit;
   const problem = validateReplicaConfig(spec.config);
   if (problem !== null) throw new RangeError(`replica ${context.self}: ${problem}`);
-  if (spec.config.durable) throw new RangeError(`replica ${context.self}: durable storage is not available in this runtime yet`);
+  // A durable replica is the same glue over its store: actors/durable_replica.ts (layout picks it).
+  if (spec.config.durable) throw new RangeError(`replica ${context.self}: a durable replica runs actors/durable_replica.ts`);
   const glue = createReplica(
     {
       send: (to, msg) => context.send(to, msg),
       persist(): void {
         throw new Error('persist effect without durable storage');
       },
-      trace(trace): void {
-        if (trace.event === 'checkpoint_offload_failed') context.log.warn({ ...trace.detail }, trace.event);
-        else if (context.log.isLevelEnabled('debug')) context.log.debug({ ...trace.detail }, trace.event);
-      },
+      trace: (trace) => traceTo(context, trace),
       encodeCheckpoint(terms, done, failed): void {
         context.offload.run<CheckpointImage>(checkpointTask, 'packCheckpointTerms', terms).then(done, failed);
       },
@@ -295,7 +303,32 @@ export function createActor(context: ActorContext, init: unknown): Actor {
     receive: (batch) => glue.receive(batch),
     status: () => glue.status(),
     inspect: () => ({ ...glue.inspect(), heapUsedBytes: process.memoryUsage().heapUsed }),
+    query: (request) => answerQuery(context, spec, glue, request),
   };
+}
+
+/** A control-plane question to a replica (Actor.query). */
+export type ReplicaQuery = { readonly type: 'snapshot' };
+
+/** The answer to `snapshot`: the machine at the replica's commit, as a checkpoint image (a backup). */
+export type ReplicaSnapshot = { readonly ns: string; readonly index: number; readonly status: ReplicaState['status']; readonly view: number; readonly image: CheckpointImage };
+
+/**
+ * Answers a control-plane question. `snapshot`: the machine holds exactly the committed ops
+ * (VRR §4.1: a replica applies only what is committed), so its image is a consistent backup;
+ * the tree is walked here and packed on the offload pool.
+ */
+export async function answerQuery(context: ActorContext, spec: Pick<ReplicaInit, 'ns' | 'index'>, glue: ReplicaGlue | null, request: unknown): Promise<ReplicaSnapshot> {
+  if (typeof request !== 'object' || request === null || (request as { type?: unknown }).type !== 'snapshot') throw new RangeError('unknown replica query');
+  if (glue === null) throw new Error(`replica ${spec.ns}/r${spec.index} is down`);
+  const state = glue.state;
+  const image = await context.offload.run<CheckpointImage>(checkpointTask, 'packCheckpointTerms', checkpointTerms(state.machine));
+  return { ns: spec.ns, index: spec.index, status: state.status, view: state.view, image };
+}
+
+export function traceTo(context: ActorContext, trace: TraceEvent): void {
+  if (trace.event === 'checkpoint_offload_failed') context.log.warn({ ...trace.detail }, trace.event);
+  else if (context.log.isLevelEnabled('debug')) context.log.debug({ ...trace.detail }, trace.event);
 }
 
 function remember(routes: Map<string, ActorId>, clientId: string, from: ActorId): void {

@@ -26,6 +26,11 @@ export interface Actor {
   status?(): unknown;
   /** A larger, cloneable view for `inspect()`. */
   inspect?(): unknown;
+  /**
+   * A control-plane question the actor answers (e.g. a replica's checkpoint for a backup);
+   * `request` is plain data from the node, the answer must survive structured clone.
+   */
+  query?(request: unknown): unknown;
   /** Release timers and resources; called on a graceful stop. */
   stop?(): void | Promise<void>;
 }

@@ -148,6 +148,13 @@ export class ActorHost {
     return slot.actor.inspect?.() ?? slot.actor.status?.() ?? null;
   }
 
+  query(id: ActorId, request: unknown): unknown {
+    const slot = this.#slots.get(id);
+    if (slot === undefined) throw new RangeError(`no actor ${id} on ${this.#thread}`);
+    if (slot.actor.query === undefined) throw new RangeError(`actor ${id} answers no queries`);
+    return slot.actor.query(request);
+  }
+
   unknownActorDrops(): number {
     return this.#unknownActor;
   }

@@ -57,6 +57,8 @@ export type WorkerStatus = {
 export type WorkerControl = {
   status(): WorkerStatus;
   inspect(actor: ActorId): unknown;
+  /** The actor's answer to a control-plane question (Actor.query). */
+  query(actor: ActorId, request: unknown): unknown;
   injectFault(fault: InjectedFault): void;
   /** Runs a full garbage collection when the thread has `gc` (node --expose-gc), then reports the heap. */
   collectGarbage(): { readonly heapUsedBytes: number; readonly collected: boolean };

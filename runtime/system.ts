@@ -310,6 +310,16 @@ export class ActorSystem {
     return handle.inspect(actor);
   }
 
+  /** An actor's answer to a control-plane question (Actor.query), wherever it runs. */
+  async query(actor: ActorId, request: unknown): Promise<unknown> {
+    const thread = this.#directory.get(actor);
+    if (thread === undefined) throw new RangeError(`unknown actor ${actor}`);
+    if (thread === hostThread) return this.host.query(actor, request);
+    const handle = this.handle(thread);
+    if (handle === null) throw new Error(`${actor}: worker ${thread} is down`);
+    return handle.query(actor, request);
+  }
+
   /** Full GC in every live worker (when started with --expose-gc); heap bytes per worker after it. */
   async collectGarbage(): Promise<Record<string, number>> {
     const out: Record<string, number> = {};

@@ -90,6 +90,7 @@ const control: WorkerControl = {
     loop: loopTime(),
   }),
   inspect: (actor) => host.inspect(actor),
+  query: (actor, request) => host.query(actor, request),
   injectFault: (fault) => host.injectFault(faultHook(fault)),
   collectGarbage: () => {
     const gc = (globalThis as { gc?: () => void }).gc;

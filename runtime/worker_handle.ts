@@ -123,6 +123,10 @@ export class WorkerHandle {
     return this.#call('inspect', () => this.#control.inspect(actor));
   }
 
+  query(actor: ActorId, request: unknown): Promise<unknown> {
+    return this.#call('query', () => this.#control.query(actor, request));
+  }
+
   collectGarbage(): Promise<{ readonly heapUsedBytes: number; readonly collected: boolean }> {
     return this.#call('collectGarbage', () => this.#control.collectGarbage());
   }

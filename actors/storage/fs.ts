@@ -50,10 +50,11 @@ export interface FileSystem {
 }
 
 /** The error codes storage reports; anything else is 'EUNKNOWN' with the original code in the message. */
-export type StorageErrorCode = 'ENOSPC' | 'EIO' | 'EROFS' | 'EACCES' | 'EPERM' | 'ENOENT' | 'EEXIST' | 'EDQUOT' | 'EBADF' | 'EUNKNOWN';
+/** EFBIG: a file size limit (RLIMIT_FSIZE) was reached, which behaves like a full disk. */
+export type StorageErrorCode = 'ENOSPC' | 'EIO' | 'EROFS' | 'EACCES' | 'EPERM' | 'ENOENT' | 'EEXIST' | 'EDQUOT' | 'EFBIG' | 'EBADF' | 'EUNKNOWN';
 
 const KNOWN_CODES: ReadonlySet<string> = new Set<StorageErrorCode>([
-  'ENOSPC', 'EIO', 'EROFS', 'EACCES', 'EPERM', 'ENOENT', 'EEXIST', 'EDQUOT', 'EBADF',
+  'ENOSPC', 'EIO', 'EROFS', 'EACCES', 'EPERM', 'ENOENT', 'EEXIST', 'EDQUOT', 'EFBIG', 'EBADF',
 ]);
 
 /** A typed failure from the file system: callers switch on `code` (e.g. retry with backoff on ENOSPC). */

@@ -3,7 +3,7 @@
  *
  *   haret start [--config FILE] [--name N] [--client-address HOST:PORT] [--namespace NS]
  *               [--replicas R] [--log-level L] [--admin-address A] [--cluster-address A]
- *               [--data-dir DIR] [--join A]... [--no-local-namespace]
+ *               [--data-dir DIR [--no-durable]] [--join A]... [--no-local-namespace]
  *                                                  a node serving the TCP client API
  *   haret cli ADDRESS [-n NS] [-e COMMAND]         the prompt against a node (or one command)
  *   haret --version | --help
@@ -40,7 +40,7 @@ const usage = `haret ${pkg.version}: a strongly consistent coordination service
 usage:
   haret start [--config FILE] [--name NAME] [--client-address HOST:PORT]
               [--admin-address HOST:PORT] [--cluster-address HOST:PORT]
-              [--data-dir DIR] [--join HOST:PORT]... [--no-local-namespace]
+              [--data-dir DIR [--no-durable]] [--join HOST:PORT]... [--no-local-namespace]
               [--namespace NS] [--replicas N] [--log-level LEVEL]
               [--tls-cert FILE --tls-key FILE [--tls-ca FILE]] [--cluster-secret-file FILE]
               [--auth-token-file FILE] [--admin-token-file FILE]
@@ -73,6 +73,7 @@ async function start(args: readonly string[]): Promise<number> {
       'cluster-address': { type: 'string' },
       'admin-address': { type: 'string' },
       'data-dir': { type: 'string' },
+      'no-durable': { type: 'boolean' },
       join: { type: 'string', multiple: true },
       'no-local-namespace': { type: 'boolean' },
       namespace: { type: 'string' },
@@ -94,6 +95,7 @@ async function start(args: readonly string[]): Promise<number> {
     clusterAddress: values['cluster-address'],
     adminAddress: values['admin-address'],
     dataDir: values['data-dir'],
+    noDurable: values['no-durable'],
     join: values.join,
     noLocalNamespace: values['no-local-namespace'],
     namespace: values.namespace,
@@ -114,8 +116,12 @@ async function start(args: readonly string[]): Promise<number> {
     `haret: node ${options.name ?? 'haret'} serving ${node.namespaces.join(', ') || 'no namespace yet'} on ${address?.host}:${address?.port}` +
       `${admin === null ? '' : `, admin on ${admin.host}:${admin.port}`}${cluster === null ? '' : `, cluster on ${cluster.address}`}\n`,
   );
-  // Replicas are diskless at run time (issue 13): say so where an operator looks first.
-  process.stderr.write('haret: replicas keep their data in memory only: a namespace survives while a majority of its replicas runs; stopping every replica loses it\n');
+  // What survives a crash, said where an operator looks first (README "Durability").
+  if (options.dataDir !== undefined && options.durable !== false) {
+    process.stderr.write(`haret: durable: replicas keep their log and checkpoints in ${options.dataDir}; every acknowledged write survives a crash of every node\n`);
+  } else {
+    process.stderr.write('haret: in memory only (no --data-dir, or --no-durable): a namespace survives while a majority of its replicas runs; stopping every replica loses it\n');
+  }
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);

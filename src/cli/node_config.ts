@@ -39,6 +39,8 @@ export type StartFlags = {
   readonly clusterAddress?: string | undefined;
   readonly adminAddress?: string | undefined;
   readonly dataDir?: string | undefined;
+  /** `--no-durable`: keep replicas in memory even with a data directory. */
+  readonly noDurable?: boolean | undefined;
   readonly join?: readonly string[] | undefined;
   /** No namespace of the node's own (a cluster member that only hosts cluster namespaces). */
   readonly noLocalNamespace?: boolean | undefined;
@@ -65,6 +67,7 @@ const knownKeys = new Set([
   'cluster_address',
   'admin_address',
   'data_dir',
+  'durable',
   'join',
   'tls_cert',
   'tls_key',
@@ -165,7 +168,9 @@ export function resolveStartConfig(flags: StartFlags): NodeOptions & { clientApi
   if (clusterAddress !== undefined && typeof clusterAddress !== 'string') throw new ConfigError('cluster_address must be a "host:port" string');
   const dataDir = pick('data_dir', flags.dataDir);
   if (dataDir !== undefined && (typeof dataDir !== 'string' || dataDir.length === 0)) throw new ConfigError('data_dir must be a path');
-  if (dataDir !== undefined && clusterAddress === undefined) throw new ConfigError('data_dir keeps the cluster record: it needs cluster_address');
+  const durableSetting = flags.noDurable === true ? false : file['durable'];
+  if (durableSetting !== undefined && typeof durableSetting !== 'boolean') throw new ConfigError('durable must be true or false');
+  if (durableSetting === true && dataDir === undefined) throw new ConfigError('durable = true needs data_dir');
   const join = flags.join !== undefined && flags.join.length > 0 ? flags.join : file['join'];
   if (join !== undefined && (!Array.isArray(join) || !join.every((address) => typeof address === 'string'))) throw new ConfigError('join must be a list of "host:port" strings');
   if (join !== undefined && clusterAddress === undefined) throw new ConfigError('join needs cluster_address');
@@ -177,6 +182,7 @@ export function resolveStartConfig(flags: StartFlags): NodeOptions & { clientApi
     namespaces,
     ...(clusterAddress === undefined ? {} : { cluster: { ...parseListenAddress(clusterAddress), ...(join === undefined ? {} : { join: join as string[] }), ...security.cluster } }),
     ...(dataDir === undefined ? {} : { dataDir }),
+    ...(durableSetting === undefined ? {} : { durable: durableSetting }),
     clientApi: { ...parseListenAddress(address), ...security.tls, ...(security.authToken === undefined ? {} : { authToken: security.authToken }) },
     ...(admin === undefined ? {} : { adminApi: { ...parseListenAddress(admin), ...security.tls, ...(security.adminToken === undefined ? {} : { authToken: security.adminToken }) } }),
     ...(logLevel === undefined ? {} : { logLevel }),

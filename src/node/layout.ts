@@ -4,6 +4,7 @@
  */
 
 import { randomInt } from 'node:crypto';
+import { join } from 'node:path';
 import type { ActorSpec } from '../../runtime/actor.ts';
 import type { WorkerSpec } from '../../runtime/system.ts';
 import type { ProxyInit } from '../../actors/client_proxy.ts';
@@ -22,9 +23,25 @@ export function replicaId(ns: string, index: number): string {
 }
 
 /** The module of each actor kind, next to this file in both the sources and the compiled output. */
-export function actorModule(name: 'replica' | 'client_proxy' | 'timer'): string {
+export function actorModule(name: 'replica' | 'durable_replica' | 'client_proxy' | 'timer'): string {
   const extension = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
   return new URL(`../../actors/${name}${extension}`, import.meta.url).href;
+}
+
+/** A durable replica's own directory under the node's data directory (actors/storage/replica_store.ts). */
+export function replicaDir(dataDir: string, ns: string, index: number): string {
+  return join(dataDir, 'replicas', `${ns}.r${index}`);
+}
+
+/** The module a replica runs: the durable actor over its store, or the in-memory one. */
+export function replicaModule(options: ResolvedOptions): string {
+  return options.replicaModule ?? actorModule(options.durable ? 'durable_replica' : 'replica');
+}
+
+/** What a durable replica's init carries about its storage; nothing for an in-memory one. */
+export function replicaStorage(options: ResolvedOptions, ns: string, index: number): Pick<ReplicaInit, 'storage'> {
+  if (!options.durable || options.dataDir === undefined) return {};
+  return { storage: { dir: replicaDir(options.dataDir, ns, index), node: options.name } };
 }
 
 export function isReplicaInit(init: unknown): init is ReplicaInit {
@@ -61,7 +78,12 @@ export type Layout = {
   readonly proxyWorker: string | null;
 };
 
-export function buildLayout(options: ResolvedOptions): Layout {
+/**
+ * `start`: how the node's own namespaces start. `fresh` for a new node; a node restarting on
+ * its data directory says `recovering`, and each durable replica then resumes from its store
+ * when that is intact (actors/durable_replica.ts).
+ */
+export function buildLayout(options: ResolvedOptions, start: 'fresh' | 'recovering' = 'fresh'): Layout {
   const replicaSpecs: { index: number; spec: ActorSpec }[] = [];
   const proxyNamespaces: Record<string, readonly string[]> = {};
   const subscribers: TimerSubscriber[] = [{ id: proxyId, everyTicks: options.clientTickEvery }];
@@ -75,11 +97,12 @@ export function buildLayout(options: ResolvedOptions): Layout {
         config: ns.config,
         replicas,
         defaultProxy: proxyId,
-        mode: 'fresh',
-        nonce: 0,
+        mode: start,
+        nonce: start === 'recovering' ? randomInt(1, 2 ** 31) : 0,
         seed: randomInt(2 ** 31),
+        ...replicaStorage(options, ns.name, index),
       };
-      replicaSpecs.push({ index, spec: { id, module: options.replicaModule ?? actorModule('replica'), init } });
+      replicaSpecs.push({ index, spec: { id, module: replicaModule(options), init } });
       subscribers.push({ id, everyTicks: 1 });
     });
   }
@@ -108,5 +131,5 @@ export function buildLayout(options: ResolvedOptions): Layout {
 export function clusterReplicaWorker(options: ResolvedOptions, init: ReplicaInit): WorkerSpec {
   const id = replicaId(init.ns, init.index);
   const limits = options.replicaResourceLimits === undefined ? {} : { resourceLimits: options.replicaResourceLimits };
-  return { name: id.replace('/', '.'), actors: [{ id, module: options.replicaModule ?? actorModule('replica'), init }], ...limits };
+  return { name: id.replace('/', '.'), actors: [{ id, module: replicaModule(options), init }], ...limits };
 }

@@ -23,8 +23,10 @@ import { ClientApiServer } from '../net/server.ts';
 import { ClusterLinks } from '../net/cluster_link.ts';
 import { formatAddress } from '../net/address.ts';
 import { Endpoint } from './endpoint.ts';
+import { NamespaceHealth } from './health.ts';
 import { resolveNamespace, resolveOptions, servedTreeLimits, unprotectedPorts, type NodeOptions, type ResolvedNamespace, type ResolvedOptions } from './options.ts';
-import { buildLayout, clusterReplicaWorker, endpointId, netId, proxyId, replicaId, restartInit, timerId, type Layout } from './layout.ts';
+import { buildLayout, clusterReplicaWorker, endpointId, netId, proxyId, replicaId, replicaStorage, restartInit, timerId, type Layout } from './layout.ts';
+import { claimNodeDataDir, claimReplicaDirs } from './data_dir.ts';
 import { Cluster, clusterActorId, remoteThreadOf, type ClusterStatus, type ReplicaStart } from './cluster.ts';
 import { loadRecord, type ClusterNamespace, type ClusterRecord } from './cluster_store.ts';
 import { Slot } from './slot.ts';
@@ -105,16 +107,32 @@ function failureProblem(actor: ActorReport, nowMs: number): string {
 }
 
 /**
- * A namespace of this node with more than f of its replicas recovering: VRR recovery (§4.3)
- * needs f+1 replicas in normal status to answer, so none of them can finish, and replicas are
- * diskless (issue 13): the namespace will not serve again by itself. A view change in progress
- * is not this (its replicas take part); only `recovering` counts.
+ * A namespace of this node with more than f of its replicas recovering (or down: a durable
+ * replica whose directory cannot be opened): VRR recovery (§4.3) needs f+1 replicas in normal
+ * status to answer, so none of them can finish and the namespace will not serve again by
+ * itself. Durable replicas with intact storage never recover (README rule 18): only missing or
+ * damaged storage does, so this means more than f replicas lost their data. A view change in
+ * progress is not this (its replicas take part).
  */
-function stuckNamespaceProblem(ns: string, replicaCount: number, actors: readonly ActorReport[]): string | null {
+function stuckNamespaceProblem(ns: string, replicaCount: number, durable: boolean, actors: readonly ActorReport[]): string | null {
   const f = Math.floor((replicaCount - 1) / 2);
-  const recovering = actors.filter((actor) => actor.ns === ns && actor.status === 'recovering').length;
+  const recovering = actors.filter((actor) => actor.ns === ns && (actor.status === 'recovering' || actor.status === 'stopped')).length;
   if (recovering <= f) return null;
-  return `namespace ${ns}: ${recovering} of ${replicaCount} replicas are recovering, more than f = ${f}; recovery needs ${f + 1} replicas in normal status, so it cannot finish (replicas keep their data in memory only)`;
+  const why = durable
+    ? 'more than f replicas lost their storage (missing, damaged, or a disk that cannot be opened): restore from a backup or fix the disks'
+    : 'replicas keep their data in memory only';
+  return `namespace ${ns}: ${recovering} of ${replicaCount} replicas are recovering or down, more than f = ${f}; recovery needs ${f + 1} replicas in normal status, so it cannot finish (${why})`;
+}
+
+/** A durable replica whose disk fails: it acknowledges nothing until the disk works again. */
+function storageProblem(actor: ActorReport): string | null {
+  const detail = actor.detail;
+  if (typeof detail !== 'object' || detail === null) return null;
+  const storage = (detail as { storage?: { state?: unknown } }).storage;
+  const down = (detail as { down?: { reason?: unknown } }).down;
+  if (down !== undefined) return `replica ${actor.actor} is down: ${String(down.reason)}`;
+  if (storage?.state === 'failing') return `replica ${actor.actor}: its disk fails; it acknowledges nothing until the disk works again`;
+  return null;
 }
 
 /** A node's view of its cluster, and the two operations that change it. */
@@ -132,6 +150,8 @@ export class HaretNode {
   readonly options: ResolvedOptions;
   readonly #system: ActorSystem;
   readonly #endpoint: Endpoint;
+  /** Which namespaces cannot serve (src/node/health.ts): their callers get `unavailable` at once. */
+  readonly #health: NamespaceHealth;
   readonly #clients = new Map<string, NamespaceClient>();
   #stopping: Promise<void> | null = null;
 
@@ -152,6 +172,23 @@ export class HaretNode {
     this.#clientApi = clientApi;
     this.#timerInit = layout.timerInit;
     this.#proxyInit = layout.proxyInit;
+    this.#health = new NamespaceHealth(
+      {
+        status: () => this.status(),
+        namespaces: () => [...this.options.namespaces, ...this.#clusterNamespaces.values()].map((ns) => ({ name: ns.name, replicaCount: ns.config.replicaCount, durable: ns.config.durable })),
+      },
+      system.logger,
+      { onChange: (ns, reason) => (reason === null ? undefined : endpoint.namespaceUnavailable(ns, reason)) },
+    );
+    const gate = (ns: string): string | null => this.#health.unavailable(ns);
+    endpoint.setNamespaceGate(gate);
+    clientApi?.setNamespaceGate(gate);
+    this.#health.start();
+  }
+
+  /** The namespace health monitor: which namespaces cannot serve and why, and its counters. */
+  get health(): NamespaceHealth {
+    return this.#health;
   }
 
   /** The cluster API, or null for a node without cluster links. */
@@ -180,7 +217,7 @@ export class HaretNode {
    * the proxy starts with what it was told (updateInit).
    */
   async startClusterNamespace(namespace: ClusterNamespace, start: ReplicaStart): Promise<void> {
-    const resolved = resolveNamespace({ name: namespace.name, replicas: namespace.nodes.length, ...(this.options.cluster?.namespaceConfig === undefined ? {} : { config: this.options.cluster.namespaceConfig }) });
+    const resolved = resolveNamespace({ name: namespace.name, replicas: namespace.nodes.length, ...(this.options.cluster?.namespaceConfig === undefined ? {} : { config: this.options.cluster.namespaceConfig }) }, this.options.durable);
     const replicas = namespace.nodes.map((_, index) => replicaId(namespace.name, index));
     const self = this.options.name;
     for (const [index, node] of namespace.nodes.entries()) {
@@ -194,6 +231,7 @@ export class HaretNode {
         mode: start,
         nonce: start === 'recovering' ? randomInt(1, 2 ** 31) : 0,
         seed: randomInt(2 ** 31),
+        ...replicaStorage(this.options, namespace.name, index),
       };
       await this.#system.addWorker(clusterReplicaWorker(this.options, init));
       const subscribe: TimerSubscribe = { type: 'subscribe', id: replicaId(namespace.name, index), everyTicks: 1 };
@@ -262,8 +300,12 @@ export class HaretNode {
     for (const [id, status] of live) actors.push(actorReport(id, 'host', { state: 'running', restarts: 0, failure: null, retryAt: null }, status));
     const now = Date.now();
     const problems = actors.filter((actor) => actor.state === 'failed').map((actor) => failureProblem(actor, now));
-    for (const ns of this.options.namespaces) {
-      const stuck = stuckNamespaceProblem(ns.name, ns.config.replicaCount, actors);
+    for (const actor of actors) {
+      const storage = storageProblem(actor);
+      if (storage !== null) problems.push(storage);
+    }
+    for (const ns of [...this.options.namespaces, ...this.#clusterNamespaces.values()]) {
+      const stuck = stuckNamespaceProblem(ns.name, ns.config.replicaCount, ns.config.durable, actors);
       if (stuck !== null) problems.push(stuck);
     }
     return { actors, workers, serving: problems.length === 0, problems };
@@ -319,6 +361,7 @@ export class HaretNode {
   /** Stops every worker and closes every port and timer; pending calls reject with `stopped`. */
   stop(): Promise<void> {
     this.#stopping ??= (async () => {
+      this.#health.stop();
       await this.#admin?.close();
       await this.#clientApi?.close();
       await this.#links?.close();
@@ -504,7 +547,10 @@ async function startCluster(
 export async function startNode(options: NodeOptions = {}): Promise<HaretNode> {
   const resolved = resolveOptions(options);
   const record = ownRecord(resolved);
-  const layout = buildLayout(resolved);
+  const restarting = resolved.dataDir === undefined ? false : (await claimNodeDataDir(resolved.dataDir, resolved.name)).existed;
+  await claimReplicaDirs(resolved);
+  // In-memory replicas of a restarted node start a new, empty group: there is nothing to recover.
+  const layout = buildLayout(resolved, restarting && resolved.durable ? 'recovering' : 'fresh');
   const endpoint = new Endpoint(endpointId, proxyId, layout.proxyWorker, resolved.callDeadlineMs, resolved.callsInFlightMax);
   const late: LateObjects = { clientApi: new Slot('the TCP client API server'), cluster: new Slot('the cluster') };
   const system = await startActors(resolved, layout, endpoint, late);

@@ -85,10 +85,18 @@ export type NodeOptions = {
    */
   readonly cluster?: ClusterOptions;
   /**
-   * Where the node keeps its cluster record (members, namespaces), so that after a restart it
-   * rejoins and its replicas recover. Replicas keep their state in memory (VRR §4.3).
+   * Where the node keeps its data: each replica's log, checkpoints and promise (one directory
+   * per replica under `replicas/`), and the cluster record (members, namespaces) when the node
+   * has cluster links. With a data directory replicas are durable unless `durable` is false.
    */
   readonly dataDir?: string;
+  /**
+   * Durable replicas (default: true when `dataDir` is given): nothing acknowledged is lost
+   * even when every node stops at once. False keeps replicas in memory (the data directory then
+   * holds only the cluster record): a replica that restarts recovers from its peers (VRR §4.3),
+   * and more than f replicas lost together lose the namespace.
+   */
+  readonly durable?: boolean;
 };
 
 export type ClusterOptions = {
@@ -157,6 +165,8 @@ export type ResolvedOptions = {
   /** How the cluster links authenticate members (`none` when there are no links). */
   readonly clusterSecurity: ClusterSecurity;
   readonly dataDir: string | undefined;
+  /** Replicas keep their state in `dataDir` (issue 13). */
+  readonly durable: boolean;
   /** Host-side backstop for a call: the client's give-up time plus a margin. */
   readonly callDeadlineMs: number;
 };
@@ -207,8 +217,10 @@ export function resolveOptions(options: NodeOptions = {}): ResolvedOptions {
   const controlTimeoutMs = positive(options.controlTimeoutMs, 2000, 'controlTimeoutMs');
   const list = options.namespaces ?? ['default'];
   if (list.length === 0 && options.cluster === undefined) throw new RangeError('a node needs at least one namespace (or cluster links)');
-  if (options.dataDir !== undefined && options.cluster === undefined) throw new RangeError('dataDir keeps the cluster record: it needs cluster options');
   if (options.dataDir !== undefined && (typeof options.dataDir !== 'string' || options.dataDir.length === 0)) throw new RangeError('dataDir must be a path');
+  if (options.durable !== undefined && typeof options.durable !== 'boolean') throw new RangeError('durable must be a boolean');
+  if (options.durable === true && options.dataDir === undefined) throw new RangeError('durable replicas need a dataDir');
+  const durable = options.dataDir !== undefined && options.durable !== false;
   const name = options.name ?? 'haret';
   if (typeof name !== 'string' || !namespaceName.test(name)) throw new RangeError(`node name ${JSON.stringify(name)} must be 1-64 letters, digits, '_', '.', '-'`);
   const seen = new Set<string>();
@@ -216,9 +228,9 @@ export function resolveOptions(options: NodeOptions = {}): ResolvedOptions {
     const ns: NamespaceOptions = typeof entry === 'string' ? { name: entry } : entry;
     if (seen.has(ns.name)) throw new RangeError(`namespace ${ns.name} is listed twice`);
     seen.add(ns.name);
-    return resolveNamespace(ns);
+    return resolveNamespace(ns, durable);
   });
-  if (options.cluster?.namespaceConfig !== undefined) resolveNamespace({ name: 'check', config: options.cluster.namespaceConfig });
+  if (options.cluster?.namespaceConfig !== undefined) resolveNamespace({ name: 'check', config: options.cluster.namespaceConfig }, durable);
   const client: Omit<ClientConfig, 'replicaCount'> = { ...serviceClientConfig, ...options.client };
   const clientProblem = validateClientConfig({ ...client, replicaCount: 1 });
   if (clientProblem !== null) throw new RangeError(clientProblem);
@@ -244,19 +256,23 @@ export function resolveOptions(options: NodeOptions = {}): ResolvedOptions {
     cluster: options.cluster,
     clusterSecurity: options.cluster === undefined ? { mode: 'none' } : clusterSecurityOf(options.cluster),
     dataDir: options.dataDir,
+    durable,
     callDeadlineMs: client.giveUpTicks * clientTickEvery * tickMs * 2 + 5_000,
   };
 }
 
-/** One namespace's protocol configuration; throws a RangeError naming the problem. */
-export function resolveNamespace(ns: NamespaceOptions): ResolvedNamespace {
+/**
+ * One namespace's protocol configuration; throws a RangeError naming the problem. Durability is
+ * the node's (`durable`), not a namespace's: a namespace config asking for it is refused.
+ */
+export function resolveNamespace(ns: NamespaceOptions, durable: boolean): ResolvedNamespace {
   if (typeof ns.name !== 'string' || !namespaceName.test(ns.name)) {
     throw new RangeError(`namespace name ${JSON.stringify(ns.name)} must be 1-64 letters, digits, '_', '.', '-'`);
   }
-  const config: ReplicaConfig = { ...defaultReplicaConfig, ...nodeProtocolDefaults, ...ns.config, replicaCount: ns.replicas ?? 3 };
+  if (ns.config?.durable !== undefined) throw new RangeError(`namespace ${ns.name}: durability is the node's choice (dataDir, durable), not a namespace option`);
+  const config: ReplicaConfig = { ...defaultReplicaConfig, ...nodeProtocolDefaults, ...ns.config, replicaCount: ns.replicas ?? 3, durable };
   const problem = validateReplicaConfig(config);
   if (problem !== null) throw new RangeError(`namespace ${ns.name}: ${problem}`);
-  if (config.durable) throw new RangeError(`namespace ${ns.name}: durable storage is not available in this runtime yet`);
   return { name: ns.name, config };
 }
 
@@ -264,7 +280,7 @@ export function resolveNamespace(ns: NamespaceOptions): ResolvedNamespace {
 export function servedTreeLimits(options: ResolvedOptions): TreeLimits[] {
   const limits = options.namespaces.map((ns) => ns.config.treeLimits);
   const cluster = options.cluster?.namespaceConfig;
-  if (options.cluster !== undefined) limits.push(resolveNamespace({ name: 'cluster', ...(cluster === undefined ? {} : { config: cluster }) }).config.treeLimits);
+  if (options.cluster !== undefined) limits.push(resolveNamespace({ name: 'cluster', ...(cluster === undefined ? {} : { config: cluster }) }, options.durable).config.treeLimits);
   return limits;
 }
 

@@ -39,8 +39,14 @@ export type PersistRecord =
   | { readonly kind: 'truncate_after'; readonly op: number }
   /** Append entries (contiguous, after what is stored). */
   | { readonly kind: 'entries'; readonly entries: readonly LogEntry[] }
-  /** A new checkpoint; stored entries up to its op may be dropped. */
-  | { readonly kind: 'checkpoint'; readonly machine: Machine }
+  /**
+   * A new checkpoint; stored entries up to its op may be dropped. `image` null: the replica
+   * reached it by applying its own committed entries, which storage already holds in order, so
+   * the shell may store it whenever it likes (e.g. from a later `checkpoint_encoded` image).
+   * `image` set: installed from a peer (state transfer, recovery), so the stored entries up to
+   * its op are not its history: the shell stores this image before any later record.
+   */
+  | { readonly kind: 'checkpoint'; readonly machine: Machine; readonly image: CheckpointImage | null }
   /**
    * README rule 18: the replica's promise (superblock, fsynced). Its `persisted` answer is what
    * lets messages depending on it leave; always the last record of its step.

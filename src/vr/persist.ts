@@ -37,7 +37,7 @@ export function persistEffects(before: ReplicaState, after: ReplicaState, trunca
   if (before.status === 'stopped') return promise;
   const records: PersistRecord[] = [];
   if (after.checkpoint.machine !== before.checkpoint.machine) {
-    records.push({ kind: 'checkpoint', machine: after.checkpoint.machine });
+    records.push({ kind: 'checkpoint', machine: after.checkpoint.machine, image: after.checkpoint.image });
   }
   // A replaced suffix is always recorded, so the new generation always gets an answer.
   if (truncatedAfter !== null) records.push({ kind: 'truncate_after', op: truncatedAfter });

@@ -36,6 +36,20 @@ export function validateMessage(message: unknown, config: ReplicaConfig, self: n
   }
 }
 
+/**
+ * A log entry read back from a replica's own storage (issue 13): files are outside input like
+ * any message, so an entry is checked as a prepare's would be before it can reach the machine.
+ * `op` is the op replay expects; null when the entry is well formed.
+ */
+export function validateStoredEntry(entry: unknown, op: number, limits: TreeLimits): string | null {
+  try {
+    checkLogEntry(entry, op, protocolNumberMax, limits);
+    return null;
+  } catch (thrown: unknown) {
+    return Refusal.reasonOf(thrown) ?? 'stored entry could not be read';
+  }
+}
+
 // ---- unwinding ----------------------------------------------------------------------------
 
 /**

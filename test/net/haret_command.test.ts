@@ -73,7 +73,7 @@ describe('the haret command', function () {
     }
   });
 
-  it('refuses an unknown config key and a data directory without cluster links, with exit code 2', async () => {
+  it('refuses an unknown config key and durable = true without a data directory, with exit code 2', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'haret-config-'));
     try {
       const typo = join(dir, 'typo.toml');
@@ -81,9 +81,11 @@ describe('the haret command', function () {
       const bad = await runChild([bin, 'start', '--config', typo], 30_000);
       expect(bad.code).to.equal(2);
       expect(bad.stderr).to.contain('unknown config key nmae');
-      const notYet = await runChild([bin, 'start', '--data-dir', dir], 30_000);
+      const durable = join(dir, 'durable.toml');
+      writeFileSync(durable, 'durable = true\n');
+      const notYet = await runChild([bin, 'start', '--config', durable], 30_000);
       expect(notYet.code).to.equal(2);
-      expect(notYet.stderr).to.contain('data_dir keeps the cluster record: it needs cluster_address');
+      expect(notYet.stderr).to.contain('durable = true needs data_dir');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

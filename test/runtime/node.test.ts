@@ -113,7 +113,8 @@ describe('node: embedding API on worker threads', function () {
         const status = await node.status();
         return status.serving ? null : (status.problems.find((line) => line.startsWith('namespace default:')) ?? null);
       });
-      expect(problem).to.contain('2 of 3 replicas are recovering, more than f = 1');
+      expect(problem).to.contain('2 of 3 replicas are recovering or down, more than f = 1');
+      expect(problem).to.contain('in memory only');
     } finally {
       await node.stop();
     }

@@ -48,7 +48,8 @@ describe('haret start configuration', () => {
       }
       throw new Error('expected a ConfigError');
     };
-    expect(refusal({ dataDir: '/tmp/x' })).to.contain('data_dir keeps the cluster record');
+    expect(refusal({ config: file('durable.toml', 'durable = true\n') })).to.contain('durable = true needs data_dir');
+    expect(refusal({ config: file('durable_text.toml', 'data_dir = "/tmp/x"\ndurable = "yes"\n') })).to.contain('durable must be true or false');
     expect(refusal({ join: ['127.0.0.1:1'] })).to.contain('join needs cluster_address');
     expect(refusal({ noLocalNamespace: true })).to.contain('needs a namespace of its own');
     expect(refusal({ clusterAddress: 'nowhere:port' })).to.contain('not host:port');

@@ -1,0 +1,592 @@
+/**
+ * One durable replica's storage (issue 13; src/vr/README.md rule 18; PROTOCOL.md "Durability"):
+ * the shell that executes the core's `persist` effects and, at start, reads back what the
+ * replica may trust.
+ *
+ * The replica directory holds (each file's format is in its own module):
+ *   identity.json          whose directory this is (identity.ts): another node's, namespace's or
+ *                          replica's directory, or a newer format, is refused at open
+ *   superblock             the promise (view, lastNormalView), or "none" (superblock.ts)
+ *   checkpoint-<op>.ckpt   the newest checkpoint image (checkpoint_file.ts)
+ *   log-<seq>.seg          the record log (record_log.ts): one record per log entry, and one per
+ *                          truncation, in the order the core emitted them
+ *
+ * What the replica trusts is the checkpoint plus the log replayed on top of it: entries at or
+ * below the checkpoint's op are skipped, each later entry must follow the one before, and a
+ * truncation record cuts the entries above its op. The promise is trusted only when everything
+ * read back is intact; otherwise it is rewritten as "none" before anything else, so a second
+ * crash cannot resume on a log that lost entries this replica acknowledged.
+ *
+ * Writes (group commit): every record queued while a disk operation runs goes into the next
+ * single append (one write, one fdatasync); a promise goes to the superblock after the records
+ * queued before it; an installed checkpoint (from a peer) is written before the records after
+ * it. Only then are the steps answered with `persisted`. A checkpoint the replica reached itself
+ * is written lazily: when the log has grown by `checkpointAfterBytes` since the last one and an
+ * encoded image of a checkpoint the log fully covers is on offer; segments wholly below it go.
+ *
+ * Disk errors never throw at the replica: the operation is retried with backoff (one `fault`
+ * hook per episode, `recovered` when it passes); nothing is answered meanwhile, so nothing is
+ * acknowledged. If the queue outgrows `queueBytesMax` while failing, the store gives up on it
+ * (`lost`): what is on disk is still consistent, and the replica restarts from it.
+ */
+
+import { join } from 'node:path';
+import { Packr } from 'msgpackr';
+import { assert, assertNever } from '../../src/base/assert.ts';
+import type { TreeLimits } from '../../src/base/limits.ts';
+import { decodeCheckpoint } from '../../src/vr/checkpoint.ts';
+import type { PersistRecord, StoredState } from '../../src/vr/io.ts';
+import type { CheckpointImage, LogEntry } from '../../src/vr/messages.ts';
+import type { Machine } from '../../src/vr/state_machine.ts';
+import { validateStoredEntry } from '../../src/vr/validate.ts';
+import { readLatestCheckpoint, writeCheckpoint } from './checkpoint_file.ts';
+import { nodeFileSystem, StorageError, toStorageError, type FileSystem } from './fs.ts';
+import { claimDirectory, type DirectoryIdentity } from './identity.ts';
+import { RecordLog, type LogRecord } from './record_log.ts';
+import { Superblock } from './superblock.ts';
+
+/** A directory this replica must not use (another owner, a newer format): start is refused, naming the file. */
+export class StorageRefusal extends Error {
+  override readonly name = 'StorageRefusal';
+  readonly path: string;
+  constructor(message: string, path: string) {
+    super(message);
+    this.path = path;
+  }
+}
+
+/** What open found: nothing yet, everything intact (the promise too), or damage (a trusted prefix only). */
+export type StoreFound = 'empty' | 'intact' | 'damaged';
+
+export type StorageCounters = {
+  /** fdatasyncs issued (log appends, superblock writes, checkpoint files). */
+  readonly fsyncs: number;
+  readonly records: number;
+  readonly entries: number;
+  readonly bytes: number;
+  readonly checkpoints: number;
+  /** Failed disk operations (each retried). */
+  readonly faults: number;
+  readonly state: 'ok' | 'failing' | 'lost';
+};
+
+export type PersistedAnswer = { readonly type: 'persisted'; readonly generation: number; readonly op: number };
+
+export type ReplicaStoreHooks = {
+  /** Steps whose records are all durable, oldest first. */
+  persisted(answers: readonly PersistedAnswer[]): void;
+  /** A disk operation failed (it is retried); `first` once per episode. */
+  fault(error: StorageError, first: boolean): void;
+  /** The disk works again after a fault. */
+  recovered(): void;
+  /** The queue overflowed while the disk failed: reopen the store and restart the replica from it. */
+  lost(): void;
+};
+
+export type ReplicaStoreOptions = {
+  readonly fs?: FileSystem;
+  readonly limits: TreeLimits;
+  readonly segmentBytesMax?: number;
+  /** Log bytes since the last checkpoint file before a new one is written (default 64 MiB). */
+  readonly checkpointAfterBytes?: number;
+  /** Bytes queued while the disk fails before the store gives up on the queue (default 256 MiB). */
+  readonly queueBytesMax?: number;
+  readonly retryFirstMs?: number;
+  readonly retryMaxMs?: number;
+};
+
+export type StoreOpened = {
+  readonly store: ReplicaStore;
+  readonly found: StoreFound;
+  /** Checkpoint and entries to reload, with the promise only when `found` is intact. */
+  readonly stored: StoredState;
+  /** What was repaired or distrusted, one line each, for the log. */
+  readonly notes: readonly string[];
+};
+
+const packr = new Packr({ useRecords: false, moreTypes: false, bundleStrings: false });
+const ENTRY = 1;
+const TRUNCATE = 2;
+const SUPERBLOCK_VERSION = 1;
+
+function encodeEntry(entry: LogEntry): Uint8Array {
+  return packr.pack([ENTRY, entry.op, entry.view, entry.requests]);
+}
+
+function encodeTruncate(op: number): Uint8Array {
+  return packr.pack([TRUNCATE, op]);
+}
+
+function encodePromise(promise: { readonly view: number; readonly lastNormalView: number } | null): Uint8Array {
+  return packr.pack(promise === null ? [SUPERBLOCK_VERSION, null] : [SUPERBLOCK_VERSION, promise.view, promise.lastNormalView]);
+}
+
+type DecodedPromise = { readonly kind: 'promise'; readonly view: number; readonly lastNormalView: number } | { readonly kind: 'none' } | { readonly kind: 'bad'; readonly reason: string };
+
+function decodePromise(payload: Uint8Array): DecodedPromise {
+  let value: unknown;
+  try {
+    value = packr.unpack(payload);
+  } catch {
+    return { kind: 'bad', reason: 'superblock payload is not msgpack' };
+  }
+  if (!Array.isArray(value) || value[0] !== SUPERBLOCK_VERSION) return { kind: 'bad', reason: 'superblock payload has an unknown layout' };
+  if (value.length === 2 && value[1] === null) return { kind: 'none' };
+  const [, view, lastNormalView] = value as [unknown, unknown, unknown];
+  if (value.length !== 3 || !isProtocolNumber(view) || !isProtocolNumber(lastNormalView) || lastNormalView > view) {
+    return { kind: 'bad', reason: 'superblock promise is malformed' };
+  }
+  return { kind: 'promise', view, lastNormalView };
+}
+
+function isProtocolNumber(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0 && value <= 2 ** 48;
+}
+
+type DecodedRecord =
+  | { readonly kind: 'entry'; readonly entry: LogEntry }
+  | { readonly kind: 'truncate'; readonly op: number }
+  | { readonly kind: 'bad'; readonly reason: string };
+
+function decodeRecord(payload: Uint8Array, expectedOp: number, limits: TreeLimits): DecodedRecord {
+  let value: unknown;
+  try {
+    value = packr.unpack(payload);
+  } catch {
+    return { kind: 'bad', reason: 'record is not msgpack' };
+  }
+  if (!Array.isArray(value)) return { kind: 'bad', reason: 'record is not an array' };
+  if (value[0] === TRUNCATE && value.length === 2 && isProtocolNumber(value[1])) return { kind: 'truncate', op: value[1] };
+  if (value[0] !== ENTRY || value.length !== 4) return { kind: 'bad', reason: 'record of an unknown kind' };
+  const entry = { op: value[1] as unknown, view: value[2] as unknown, requests: value[3] as unknown };
+  // An entry at or below the checkpoint is skipped unread; any other is checked like a prepare's.
+  if (typeof entry.op === 'number' && entry.op < expectedOp) return { kind: 'entry', entry: entry as LogEntry };
+  const problem = validateStoredEntry(entry, expectedOp, limits);
+  return problem === null ? { kind: 'entry', entry: entry as LogEntry } : { kind: 'bad', reason: problem };
+}
+
+/**
+ * The entries replay holds above the checkpoint, with the log sequence of each: where a new
+ * checkpoint lets the log drop its segments.
+ */
+class LiveOps {
+  base: number;
+  readonly entries: LogEntry[] = [];
+  readonly seqs: number[] = [];
+
+  constructor(base: number) {
+    this.base = base;
+  }
+
+  get lastOp(): number {
+    return this.base + this.entries.length;
+  }
+
+  /** False when the entry leaves a gap or overlaps without a truncation (storage is not what was written). */
+  entry(entry: LogEntry, seq: number): boolean {
+    if (entry.op <= this.base) return true;
+    if (entry.op !== this.lastOp + 1) return false;
+    this.entries.push(entry);
+    this.seqs.push(seq);
+    return true;
+  }
+
+  truncate(op: number): void {
+    const keep = Math.max(0, op - this.base);
+    if (keep < this.entries.length) {
+      this.entries.length = keep;
+      this.seqs.length = keep;
+    }
+  }
+
+  /** A checkpoint at `op` is stored: entries up to it are no longer needed. Returns the first sequence still needed, or null (none). */
+  moveBase(op: number): number | null {
+    if (op <= this.base) return this.seqs[0] ?? null;
+    const cut = Math.min(op - this.base, this.entries.length);
+    this.entries.splice(0, cut);
+    this.seqs.splice(0, cut);
+    this.base = op;
+    return this.seqs[0] ?? null;
+  }
+}
+
+type Action =
+  | { readonly t: 'append'; readonly payload: Uint8Array; readonly entry: LogEntry | null; readonly truncate: number | null }
+  | { readonly t: 'install'; readonly image: CheckpointImage }
+  | { readonly t: 'promise'; readonly view: number; readonly lastNormalView: number }
+  | { readonly t: 'answer'; readonly generation: number; readonly op: number };
+
+/** Thrown inside the write loop to abandon it after `lost`. */
+class Abandoned extends Error {}
+
+export class ReplicaStore {
+  readonly dir: string;
+  readonly #fs: FileSystem;
+  readonly #log: RecordLog;
+  readonly #superblock: Superblock;
+  readonly #live: LiveOps;
+  readonly #checkpointAfterBytes: number;
+  readonly #queueBytesMax: number;
+  readonly #retryFirstMs: number;
+  readonly #retryMaxMs: number;
+  #hooks: ReplicaStoreHooks | null = null;
+  #queue: Action[] = [];
+  #queuedBytes = 0;
+  #running: Promise<void> | null = null;
+  #closed = false;
+  #lost = false;
+  #failing = false;
+  #retryTimer: { cancel(): void } | null = null;
+  /** Bytes appended since the newest checkpoint file. */
+  #bytesSinceCheckpoint = 0;
+  #checkpointOp: number;
+  /** An encoded image of a checkpoint the replica reached itself, waiting to be written. */
+  #offered: CheckpointImage | null = null;
+  #fsyncs = 0;
+  #records = 0;
+  #entries = 0;
+  #bytes = 0;
+  #checkpoints = 0;
+  #faults = 0;
+
+  private constructor(dir: string, fs: FileSystem, log: RecordLog, superblock: Superblock, live: LiveOps, options: ReplicaStoreOptions) {
+    this.dir = dir;
+    this.#fs = fs;
+    this.#log = log;
+    this.#superblock = superblock;
+    this.#live = live;
+    this.#checkpointOp = live.base;
+    this.#checkpointAfterBytes = options.checkpointAfterBytes ?? 64 * 1024 * 1024;
+    this.#queueBytesMax = options.queueBytesMax ?? 256 * 1024 * 1024;
+    this.#retryFirstMs = options.retryFirstMs ?? 50;
+    this.#retryMaxMs = options.retryMaxMs ?? 5_000;
+  }
+
+  /**
+   * Claims the directory, reads everything back and repairs what must be repaired before the
+   * replica starts: a torn tail is cut (record_log), damage is cut away after the last trusted
+   * record, and a distrusted promise is overwritten with "none". Throws StorageRefusal for a
+   * directory that is not this replica's, StorageError when the disk fails.
+   */
+  static async open(dir: string, identity: DirectoryIdentity, options: ReplicaStoreOptions): Promise<StoreOpened> {
+    const fs = options.fs ?? nodeFileSystem;
+    const claim = await claimDirectory(fs, dir, identity);
+    if (claim.kind !== 'claimed') throw new StorageRefusal(claim.message, claim.path);
+    const notes: string[] = [];
+    const opened = await Superblock.open(fs, dir);
+    if (opened.kind === 'newer_format') {
+      throw new StorageRefusal(`${opened.path} has on-disk format ${opened.version}, newer than this haret's: upgrade haret to use this directory`, opened.path);
+    }
+    const superblock = opened.superblock;
+    try {
+      let promise: { view: number; lastNormalView: number } | null = null;
+      let trusted = true;
+      let superblockSaysSomething = false;
+      switch (opened.found.kind) {
+        case 'none':
+          break;
+        case 'damaged':
+          trusted = false;
+          superblockSaysSomething = true;
+          notes.push(opened.found.reason);
+          break;
+        case 'valid': {
+          superblockSaysSomething = true;
+          const decoded = decodePromise(opened.found.payload);
+          if (decoded.kind === 'promise') promise = { view: decoded.view, lastNormalView: decoded.lastNormalView };
+          else if (decoded.kind === 'bad') {
+            trusted = false;
+            notes.push(`${opened.found.path}: ${decoded.reason}`);
+          }
+          // 'none': a replica whose storage was found damaged before and has not promised since.
+          else trusted = false;
+          break;
+        }
+        default:
+          assertNever(opened.found, 'superblock read');
+      }
+
+      const checkpointRead = await readLatestCheckpoint(fs, dir);
+      if (checkpointRead.kind === 'newer_format') {
+        throw new StorageRefusal(`${checkpointRead.path} has on-disk format ${checkpointRead.version}, newer than this haret's: upgrade haret to use this directory`, checkpointRead.path);
+      }
+      for (const invalid of checkpointRead.invalid) notes.push(`${invalid.path}: ${invalid.reason} (skipped)`);
+      let checkpoint: Machine | null = null;
+      if (checkpointRead.kind === 'valid') {
+        const decoded = decodeCheckpoint({ op: checkpointRead.op, snapshot: checkpointRead.payload });
+        if (decoded.ok) checkpoint = decoded.machine;
+        else {
+          trusted = false;
+          notes.push(`${checkpointRead.path}: ${decoded.reason}`);
+        }
+      }
+
+      const logOpened = await RecordLog.open(dir, { ...(options.segmentBytesMax === undefined ? {} : { segmentBytesMax: options.segmentBytesMax }) });
+      const live = new LiveOps(checkpoint?.appliedOp ?? 0);
+      let lastGoodSeq = logOpened.log.nextSequence - logOpened.records.length - 1;
+      let damagedAt: string | null = null;
+      if (logOpened.state === 'torn_tail') notes.push(`${dir}: torn last record cut (a write that was never acknowledged)`);
+      else if (typeof logOpened.state === 'object') {
+        const d = logOpened.state.damaged;
+        damagedAt = `${join(dir, d.segment)} at byte ${d.offset}: ${d.reason}`;
+      }
+      for (const record of logOpened.records) {
+        const problem = replayRecord(live, record, options.limits);
+        if (problem !== null) {
+          damagedAt = `${dir} record ${record.seq}: ${problem}`;
+          break;
+        }
+        lastGoodSeq = record.seq;
+      }
+      if (damagedAt !== null) {
+        trusted = false;
+        notes.push(`log damaged: ${damagedAt}; only what precedes it is trusted`);
+        await logOpened.log.truncateAfter(lastGoodSeq);
+      }
+      const anything = superblockSaysSomething || checkpoint !== null || logOpened.records.length > 0 || checkpointRead.invalid.length > 0;
+      let found: StoreFound;
+      if (!anything) found = 'empty';
+      else if (trusted && promise !== null) found = 'intact';
+      else found = 'damaged';
+      if (found === 'damaged') {
+        // README rule 18: a replica whose storage lost something promises nothing until it has
+        // recovered; say so on disk first, so a crash during recovery cannot resume on it.
+        await superblock.write(encodePromise(null));
+        promise = null;
+      }
+      const store = new ReplicaStore(dir, fs, logOpened.log, superblock, live, options);
+      const stored: StoredState = { checkpoint, entries: [...live.entries], ...(found === 'intact' && promise !== null ? { promise } : {}) };
+      return { store, found, stored, notes };
+    } catch (error) {
+      await superblock.close().catch(() => undefined);
+      if (error instanceof StorageRefusal) throw error;
+      throw toStorageError(error, dir, 'opening the replica store in');
+    }
+  }
+
+  /** Receives `persisted`, fault and recovery events; set once, before the first persist. */
+  attach(hooks: ReplicaStoreHooks): void {
+    this.#hooks = hooks;
+  }
+
+  /** One `persist` effect of the core, in effect order; `generation` and `op` are answered once its step is durable. */
+  persist(record: PersistRecord, generation: number, op: number): void {
+    if (this.#closed || this.#lost) return;
+    switch (record.kind) {
+      case 'entries':
+        for (const entry of record.entries) this.#push({ t: 'append', payload: encodeEntry(entry), entry, truncate: null });
+        break;
+      case 'truncate_after':
+        this.#push({ t: 'append', payload: encodeTruncate(record.op), entry: null, truncate: record.op });
+        break;
+      case 'checkpoint':
+        // Reached by applying our own log: the log already holds its history (lazy). From a peer: write it first.
+        if (record.image !== null) this.#push({ t: 'install', image: record.image });
+        break;
+      case 'promise':
+        this.#push({ t: 'promise', view: record.view, lastNormalView: record.lastNormalView });
+        break;
+      default:
+        assertNever(record, 'persist record');
+    }
+    // Several effects of one step carry the same answer; only the last needs it.
+    const last = this.#queue.at(-1);
+    if (last?.t === 'answer' && last.generation === generation && last.op <= op) this.#queue.pop();
+    this.#queue.push({ t: 'answer', generation, op });
+    this.#schedule();
+  }
+
+  /** An encoded image of the replica's current checkpoint: written when the log has grown enough. */
+  offerImage(image: CheckpointImage): void {
+    if (image.op <= this.#checkpointOp) return;
+    this.#offered = image;
+    if (this.#bytesSinceCheckpoint >= this.#checkpointAfterBytes) this.#schedule();
+  }
+
+  counters(): StorageCounters {
+    return {
+      fsyncs: this.#fsyncs,
+      records: this.#records,
+      entries: this.#entries,
+      bytes: this.#bytes,
+      checkpoints: this.#checkpoints,
+      faults: this.#faults,
+      state: this.#lost ? 'lost' : this.#failing ? 'failing' : 'ok',
+    };
+  }
+
+  /** Stops taking records, waits for the write in progress (abandoning retries) and closes the files. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#retryTimer?.cancel();
+    if (this.#running !== null) await this.#running.catch(() => undefined);
+    await this.#log.close().catch(() => undefined);
+    await this.#superblock.close().catch(() => undefined);
+  }
+
+  #push(action: Action): void {
+    this.#queue.push(action);
+    if (action.t === 'append') this.#queuedBytes += action.payload.length;
+    else if (action.t === 'install') this.#queuedBytes += action.image.snapshot.length;
+    if (this.#failing && this.#queuedBytes > this.#queueBytesMax) this.#giveUp();
+  }
+
+  #giveUp(): void {
+    if (this.#lost) return;
+    this.#lost = true;
+    this.#queue = [];
+    this.#queuedBytes = 0;
+    this.#retryTimer?.cancel();
+    this.#hooks?.lost();
+  }
+
+  #schedule(): void {
+    if (this.#running !== null || this.#closed || this.#lost) return;
+    this.#running = this.#run().finally(() => {
+      this.#running = null;
+      if (this.#queue.length > 0 && !this.#closed && !this.#lost) this.#schedule();
+    });
+  }
+
+  async #run(): Promise<void> {
+    try {
+      while (this.#queue.length > 0 || this.#wantsCheckpoint()) {
+        const actions = this.#queue;
+        this.#queue = [];
+        this.#queuedBytes = 0;
+        await this.#execute(actions);
+        if (this.#wantsCheckpoint()) await this.#writeOfferedCheckpoint();
+      }
+    } catch (error) {
+      if (!(error instanceof Abandoned)) throw error;
+    }
+  }
+
+  /** Executes actions in order: appends grouped into one write + fdatasync, the rest one by one; answers once all before them are durable. */
+  async #execute(actions: readonly Action[]): Promise<void> {
+    const answers: PersistedAnswer[] = [];
+    let batch: Extract<Action, { t: 'append' }>[] = [];
+    const appendBatch = async (): Promise<void> => {
+      if (batch.length === 0) return;
+      const records = batch;
+      batch = [];
+      const payloads = records.map((r) => r.payload);
+      const range = await this.#retrying(() => this.#log.append(payloads));
+      this.#fsyncs += 1;
+      records.forEach((r, i) => {
+        const seq = range.firstSeq + i;
+        this.#records += 1;
+        this.#bytes += r.payload.length;
+        this.#bytesSinceCheckpoint += r.payload.length;
+        if (r.entry !== null) {
+          this.#entries += 1;
+          // The core's contract: entries follow the log; a break is our bug.
+          assert(this.#live.entry(r.entry, seq), `persisted entry ${r.entry.op} does not follow ${this.#live.lastOp}`);
+        }
+        if (r.truncate !== null) this.#live.truncate(r.truncate);
+      });
+    };
+    for (const action of actions) {
+      switch (action.t) {
+        case 'append':
+          batch.push(action);
+          break;
+        case 'install':
+          await appendBatch();
+          await this.#writeCheckpointFile(action.image);
+          break;
+        case 'promise': {
+          await appendBatch();
+          const payload = encodePromise({ view: action.view, lastNormalView: action.lastNormalView });
+          await this.#retrying(() => this.#superblock.write(payload));
+          this.#fsyncs += 1;
+          break;
+        }
+        case 'answer':
+          answers.push({ type: 'persisted', generation: action.generation, op: action.op });
+          break;
+        default:
+          assertNever(action, 'store action');
+      }
+    }
+    await appendBatch();
+    if (answers.length > 0 && !this.#closed) this.#hooks?.persisted(answers);
+  }
+
+  #wantsCheckpoint(): boolean {
+    const offered = this.#offered;
+    return offered !== null && !this.#closed && this.#bytesSinceCheckpoint >= this.#checkpointAfterBytes && offered.op > this.#checkpointOp && offered.op <= this.#live.lastOp;
+  }
+
+  async #writeOfferedCheckpoint(): Promise<void> {
+    const image = this.#offered;
+    if (image === null) return;
+    this.#offered = null;
+    await this.#writeCheckpointFile(image);
+  }
+
+  /** Writes a checkpoint file, then drops the log segments it makes unnecessary. */
+  async #writeCheckpointFile(image: CheckpointImage): Promise<void> {
+    await this.#retrying(() => writeCheckpoint(this.#fs, this.dir, image.op, image.snapshot));
+    this.#fsyncs += 1;
+    this.#checkpoints += 1;
+    this.#checkpointOp = image.op;
+    this.#bytesSinceCheckpoint = 0;
+    const needed = this.#live.moveBase(image.op) ?? this.#log.nextSequence;
+    // Losing a drop only costs disk space until the next checkpoint: not worth a retry loop.
+    await this.#log.dropBefore(needed).catch((error: unknown) => this.#hooks?.fault(toStorageError(error, this.dir, 'dropping segments in'), false));
+  }
+
+  /** Runs a disk operation until it succeeds, with backoff; abandons when the store is closed or gave up. */
+  async #retrying<T>(operation: () => Promise<T>): Promise<T> {
+    let delay = this.#retryFirstMs;
+    for (;;) {
+      if (this.#closed || this.#lost) throw new Abandoned();
+      try {
+        const result = await operation();
+        if (this.#failing) {
+          this.#failing = false;
+          this.#hooks?.recovered();
+        }
+        return result;
+      } catch (error) {
+        const e = toStorageError(error, this.dir, 'writing in');
+        this.#faults += 1;
+        const first = !this.#failing;
+        this.#failing = true;
+        this.#hooks?.fault(e, first);
+        if (this.#queuedBytes > this.#queueBytesMax) this.#giveUp();
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, delay);
+          this.#retryTimer = {
+            cancel: () => {
+              clearTimeout(timer);
+              resolve();
+            },
+          };
+        });
+        this.#retryTimer = null;
+        delay = Math.min(delay * 2, this.#retryMaxMs);
+      }
+    }
+  }
+}
+
+/** Replays one log record onto `live`; a reason when storage is not what was written. */
+function replayRecord(live: LiveOps, record: LogRecord, limits: TreeLimits): string | null {
+  const decoded = decodeRecord(record.payload, live.lastOp + 1, limits);
+  switch (decoded.kind) {
+    case 'bad':
+      return decoded.reason;
+    case 'truncate':
+      live.truncate(decoded.op);
+      return null;
+    case 'entry':
+      return live.entry(decoded.entry, record.seq) ? null : `entry ${decoded.entry.op} does not follow ${live.lastOp}`;
+    default:
+      return assertNever(decoded, 'stored record');
+  }
+}
+
+export { StorageError };
