@@ -201,6 +201,46 @@ type FileRead =
   | { readonly kind: 'invalid'; readonly reason: string }
   | { readonly kind: 'newer_format'; readonly version: number };
 
+/**
+ * Checks a header against the file's size (and the op its name says, when it has one); the op
+ * and payload length when they hold. Shared by files read from a replica directory and backups
+ * read whole (`decodeCheckpointFile`).
+ */
+function checkHeader(header: Uint8Array, size: number, expectedOp: number | null, maxBytes: number): Exclude<FileRead, { kind: 'valid' }> | { readonly kind: 'header'; readonly op: number; readonly length: number } {
+  if (size < CHECKPOINT_HEADER_BYTES) return { kind: 'invalid', reason: `file of ${size} bytes is shorter than its header` };
+  for (let i = 0; i < MAGIC_BYTES.length; i++) {
+    if (header[i] !== MAGIC_BYTES[i]) return { kind: 'invalid', reason: 'bad magic' };
+  }
+  const view = new DataView(header.buffer, header.byteOffset, CHECKPOINT_HEADER_BYTES);
+  const version = view.getUint32(8);
+  if (version > CHECKPOINT_FORMAT) return { kind: 'newer_format', version };
+  if (version !== CHECKPOINT_FORMAT) return { kind: 'invalid', reason: `unknown format version ${version}` };
+  const op = view.getBigUint64(12);
+  if (expectedOp !== null && op !== BigInt(expectedOp)) return { kind: 'invalid', reason: `header op ${op} does not match the file name` };
+  if (op > BigInt(Number.MAX_SAFE_INTEGER)) return { kind: 'invalid', reason: `header op ${op} out of range` };
+  const length = view.getBigUint64(20);
+  if (length > BigInt(maxBytes)) return { kind: 'invalid', reason: `payload length ${length} exceeds the ${maxBytes}-byte bound` };
+  if (length !== BigInt(size - CHECKPOINT_HEADER_BYTES)) {
+    return { kind: 'invalid', reason: `payload length ${length} but file holds ${size - CHECKPOINT_HEADER_BYTES} bytes (truncated or extended)` };
+  }
+  return { kind: 'header', op: Number(op), length: Number(length) };
+}
+
+function checksumHolds(header: Uint8Array, payload: Uint8Array): boolean {
+  const stored = new DataView(header.buffer, header.byteOffset, CHECKPOINT_HEADER_BYTES).getUint32(28);
+  return (CRC32C.buf(payload, CRC32C.buf(header.subarray(0, 28))) >>> 0) === stored;
+}
+
+/** A whole checkpoint file held in memory (a backup, issue 13): its op and payload, or why not. */
+export function decodeCheckpointFile(bytes: Uint8Array, maxBytes = CHECKPOINT_MAX_BYTES_DEFAULT): Exclude<FileRead, { kind: 'valid' }> | { readonly kind: 'valid'; readonly op: number; readonly payload: Uint8Array } {
+  const header = bytes.subarray(0, CHECKPOINT_HEADER_BYTES);
+  const checked = checkHeader(header, bytes.length, null, maxBytes);
+  if (checked.kind !== 'header') return checked;
+  const payload = bytes.subarray(CHECKPOINT_HEADER_BYTES);
+  if (!checksumHolds(header, payload)) return { kind: 'invalid', reason: 'checksum mismatch' };
+  return { kind: 'valid', op: checked.op, payload };
+}
+
 /** Reads and validates one checkpoint file; bounds the size before allocating anything. */
 export async function readCheckpointFile(fs: FileSystem, path: string, expectedOp: number, maxBytes: number): Promise<FileRead> {
   let handle: StorageFileHandle;
@@ -213,27 +253,13 @@ export async function readCheckpointFile(fs: FileSystem, path: string, expectedO
   }
   try {
     const size = await handle.size();
-    if (size < CHECKPOINT_HEADER_BYTES) return { kind: 'invalid', reason: `file of ${size} bytes is shorter than its header` };
     const header = new Uint8Array(CHECKPOINT_HEADER_BYTES);
-    if ((await readFully(handle, header, 0)) < CHECKPOINT_HEADER_BYTES) return { kind: 'invalid', reason: 'header truncated' };
-    for (let i = 0; i < MAGIC_BYTES.length; i++) {
-      if (header[i] !== MAGIC_BYTES[i]) return { kind: 'invalid', reason: 'bad magic' };
-    }
-    const view = new DataView(header.buffer);
-    const version = view.getUint32(8);
-    if (version > CHECKPOINT_FORMAT) return { kind: 'newer_format', version };
-    if (version !== CHECKPOINT_FORMAT) return { kind: 'invalid', reason: `unknown format version ${version}` };
-    const op = view.getBigUint64(12);
-    if (op !== BigInt(expectedOp)) return { kind: 'invalid', reason: `header op ${op} does not match the file name` };
-    const length = view.getBigUint64(20);
-    if (length > BigInt(maxBytes)) return { kind: 'invalid', reason: `payload length ${length} exceeds the ${maxBytes}-byte bound` };
-    if (length !== BigInt(size - CHECKPOINT_HEADER_BYTES)) {
-      return { kind: 'invalid', reason: `payload length ${length} but file holds ${size - CHECKPOINT_HEADER_BYTES} bytes (truncated or extended)` };
-    }
-    const payload = new Uint8Array(Number(length));
+    if (size >= CHECKPOINT_HEADER_BYTES && (await readFully(handle, header, 0)) < CHECKPOINT_HEADER_BYTES) return { kind: 'invalid', reason: 'header truncated' };
+    const checked = checkHeader(header, size, expectedOp, maxBytes);
+    if (checked.kind !== 'header') return checked;
+    const payload = new Uint8Array(checked.length);
     if ((await readFully(handle, payload, CHECKPOINT_HEADER_BYTES)) < payload.length) return { kind: 'invalid', reason: 'payload truncated' };
-    const crc = CRC32C.buf(payload, CRC32C.buf(header.subarray(0, 28))) >>> 0;
-    if (crc !== view.getUint32(28)) return { kind: 'invalid', reason: 'checksum mismatch' };
+    if (!checksumHolds(header, payload)) return { kind: 'invalid', reason: 'checksum mismatch' };
     return { kind: 'valid', payload };
   } catch (error) {
     throw toStorageError(error, path, 'reading');

@@ -17,12 +17,14 @@
  * read back is intact; otherwise it is rewritten as "none" before anything else, so a second
  * crash cannot resume on a log that lost entries this replica acknowledged.
  *
- * Writes (group commit): every record queued while a disk operation runs goes into the next
- * single append (one write, one fdatasync); a promise goes to the superblock after the records
- * queued before it; an installed checkpoint (from a peer) is written before the records after
- * it. Only then are the steps answered with `persisted`. A checkpoint the replica reached itself
- * is written lazily: when the log has grown by `checkpointAfterBytes` since the last one and an
- * encoded image of a checkpoint the log fully covers is on offer; segments wholly below it go.
+ * Writes (group commit): every record queued while a disk operation runs, and every record of
+ * one synchronous run of persist calls (one step's effects), goes into the next single append
+ * (one write, one fdatasync); a promise goes to the superblock after the records queued before
+ * it; an installed checkpoint (from a peer) is written before the records after it. Only then
+ * are the steps answered with `persisted`. A checkpoint the replica reached itself is written
+ * lazily: when the log has grown by `checkpointAfterBytes` since the last one and an encoded
+ * image of it is on offer, once its record (so every record before it) is durable; segments
+ * wholly below it go.
  *
  * Disk errors never throw at the replica: the operation is retried with backoff (one `fault`
  * hook per episode, `recovered` when it passes); nothing is answered meanwhile, so nothing is
@@ -117,7 +119,7 @@ function encodeTruncate(op: number): Uint8Array {
   return packr.pack([TRUNCATE, op]);
 }
 
-function encodePromise(promise: { readonly view: number; readonly lastNormalView: number } | null): Uint8Array {
+export function encodePromise(promise: { readonly view: number; readonly lastNormalView: number } | null): Uint8Array {
   return packr.pack(promise === null ? [SUPERBLOCK_VERSION, null] : [SUPERBLOCK_VERSION, promise.view, promise.lastNormalView]);
 }
 
@@ -145,10 +147,17 @@ function isProtocolNumber(value: unknown): value is number {
 
 type DecodedRecord =
   | { readonly kind: 'entry'; readonly entry: LogEntry }
+  | { readonly kind: 'skip' }
   | { readonly kind: 'truncate'; readonly op: number }
   | { readonly kind: 'bad'; readonly reason: string };
 
-function decodeRecord(payload: Uint8Array, expectedOp: number, limits: TreeLimits): DecodedRecord {
+/**
+ * Decodes one record. An entry at or below the checkpoint (`base`) is skipped unread; any other
+ * is checked like a prepare's against its own op: whether that op is the one expected is
+ * LiveOps's judgement (after a checkpoint's segment cut, the log may start with stale entries
+ * that a later truncation record discards).
+ */
+function decodeRecord(payload: Uint8Array, base: number, limits: TreeLimits): DecodedRecord {
   let value: unknown;
   try {
     value = packr.unpack(payload);
@@ -159,40 +168,67 @@ function decodeRecord(payload: Uint8Array, expectedOp: number, limits: TreeLimit
   if (value[0] === TRUNCATE && value.length === 2 && isProtocolNumber(value[1])) return { kind: 'truncate', op: value[1] };
   if (value[0] !== ENTRY || value.length !== 4) return { kind: 'bad', reason: 'record of an unknown kind' };
   const entry = { op: value[1] as unknown, view: value[2] as unknown, requests: value[3] as unknown };
-  // An entry at or below the checkpoint is skipped unread; any other is checked like a prepare's.
-  if (typeof entry.op === 'number' && entry.op < expectedOp) return { kind: 'entry', entry: entry as LogEntry };
-  const problem = validateStoredEntry(entry, expectedOp, limits);
+  if (!isProtocolNumber(entry.op) || entry.op === 0) return { kind: 'bad', reason: 'entry op is not a protocol number' };
+  if (entry.op <= base) return { kind: 'skip' };
+  const problem = validateStoredEntry(entry, entry.op, limits);
   return problem === null ? { kind: 'entry', entry: entry as LogEntry } : { kind: 'bad', reason: problem };
 }
 
 /**
  * The entries replay holds above the checkpoint, with the log sequence of each: where a new
  * checkpoint lets the log drop its segments.
+ *
+ * Segments are dropped whole, so after a checkpoint the log may start, before the first entry
+ * still needed, with entries of a suffix that a later truncation record replaced (ops above the
+ * checkpoint that do not follow it). Replay (`front` true) therefore lets a run of entries
+ * start anywhere above the checkpoint until one starts right after it; such a "floating" run
+ * must be cut by a truncation before the end (`floating()`), or the log lost entries. Once a
+ * run follows the checkpoint, and always for records written by this store, every entry must
+ * follow the one before.
  */
 class LiveOps {
   base: number;
   readonly entries: LogEntry[] = [];
   readonly seqs: number[] = [];
+  #front: boolean;
 
-  constructor(base: number) {
+  constructor(base: number, replaying: boolean) {
     this.base = base;
+    this.#front = replaying;
   }
 
   get lastOp(): number {
-    return this.base + this.entries.length;
+    return this.entries.at(-1)?.op ?? this.base;
+  }
+
+  /** Replay is over: from now on entries must follow the checkpoint and each other. */
+  endReplay(): void {
+    this.#front = false;
+  }
+
+  /** The log sequence of the first entry of a run that does not follow the checkpoint, or null. */
+  floating(): number | null {
+    const first = this.entries[0];
+    return first !== undefined && first.op !== this.base + 1 ? (this.seqs[0] ?? null) : null;
   }
 
   /** False when the entry leaves a gap or overlaps without a truncation (storage is not what was written). */
   entry(entry: LogEntry, seq: number): boolean {
     if (entry.op <= this.base) return true;
-    if (entry.op !== this.lastOp + 1) return false;
+    if (this.entries.length === 0) {
+      if (entry.op === this.base + 1) this.#front = false;
+      else if (!this.#front) return false;
+    } else if (entry.op !== this.lastOp + 1) {
+      return false;
+    }
     this.entries.push(entry);
     this.seqs.push(seq);
     return true;
   }
 
   truncate(op: number): void {
-    const keep = Math.max(0, op - this.base);
+    const first = this.entries[0]?.op ?? this.base + 1;
+    const keep = Math.max(0, op - first + 1);
     if (keep < this.entries.length) {
       this.entries.length = keep;
       this.seqs.length = keep;
@@ -213,6 +249,8 @@ class LiveOps {
 type Action =
   | { readonly t: 'append'; readonly payload: Uint8Array; readonly entry: LogEntry | null; readonly truncate: number | null }
   | { readonly t: 'install'; readonly image: CheckpointImage }
+  /** A checkpoint the replica reached itself: once the records before it are durable, an image of it may be written. */
+  | { readonly t: 'covered'; readonly op: number }
   | { readonly t: 'promise'; readonly view: number; readonly lastNormalView: number }
   | { readonly t: 'answer'; readonly generation: number; readonly op: number };
 
@@ -242,6 +280,13 @@ export class ReplicaStore {
   #checkpointOp: number;
   /** An encoded image of a checkpoint the replica reached itself, waiting to be written. */
   #offered: CheckpointImage | null = null;
+  /**
+   * The newest checkpoint reached by the replica itself whose record, and so every record
+   * before it, is durable: only an image up to it may be written. "The log holds its op" is not
+   * enough: after a view change the log on disk can still hold the replaced entries at that op
+   * while the truncation and the new entries wait in the queue.
+   */
+  #coveredOp: number;
   #fsyncs = 0;
   #records = 0;
   #entries = 0;
@@ -256,6 +301,7 @@ export class ReplicaStore {
     this.#superblock = superblock;
     this.#live = live;
     this.#checkpointOp = live.base;
+    this.#coveredOp = live.base;
     this.#checkpointAfterBytes = options.checkpointAfterBytes ?? 64 * 1024 * 1024;
     this.#queueBytesMax = options.queueBytesMax ?? 256 * 1024 * 1024;
     this.#retryFirstMs = options.retryFirstMs ?? 50;
@@ -310,6 +356,10 @@ export class ReplicaStore {
       if (checkpointRead.kind === 'newer_format') {
         throw new StorageRefusal(`${checkpointRead.path} has on-disk format ${checkpointRead.version}, newer than this haret's: upgrade haret to use this directory`, checkpointRead.path);
       }
+      // Checkpoint files are installed whole (tmp + rename), so an invalid one is damage: the
+      // log segments it replaced may be gone, and an older checkpoint (or none) plus what is
+      // left of the log can read as a clean but shorter history.
+      if (checkpointRead.invalid.length > 0) trusted = false;
       for (const invalid of checkpointRead.invalid) notes.push(`${invalid.path}: ${invalid.reason} (skipped)`);
       let checkpoint: Machine | null = null;
       if (checkpointRead.kind === 'valid') {
@@ -321,8 +371,9 @@ export class ReplicaStore {
         }
       }
 
-      const logOpened = await RecordLog.open(dir, { ...(options.segmentBytesMax === undefined ? {} : { segmentBytesMax: options.segmentBytesMax }) });
-      const live = new LiveOps(checkpoint?.appliedOp ?? 0);
+      // The same file system as everything else: the seam must see the log's I/O too.
+      const logOpened = await RecordLog.open(dir, { fs, ...(options.segmentBytesMax === undefined ? {} : { segmentBytesMax: options.segmentBytesMax }) });
+      const live = new LiveOps(checkpoint?.appliedOp ?? 0, true);
       let lastGoodSeq = logOpened.log.nextSequence - logOpened.records.length - 1;
       let damagedAt: string | null = null;
       if (logOpened.state === 'torn_tail') notes.push(`${dir}: torn last record cut (a write that was never acknowledged)`);
@@ -338,10 +389,17 @@ export class ReplicaStore {
         }
         lastGoodSeq = record.seq;
       }
+      const floating = live.floating();
+      if (floating !== null) {
+        // Entries that do not follow the checkpoint and no truncation discarded: some are lost.
+        damagedAt ??= `${dir} record ${floating}: entry ${live.entries[0]?.op ?? 0} does not follow checkpoint ${live.base}`;
+        lastGoodSeq = Math.min(lastGoodSeq, floating - 1);
+        live.truncate(live.base);
+      }
+      live.endReplay();
       if (damagedAt !== null) {
         trusted = false;
         notes.push(`log damaged: ${damagedAt}; only what precedes it is trusted`);
-        await logOpened.log.truncateAfter(lastGoodSeq);
       }
       const anything = superblockSaysSomething || checkpoint !== null || logOpened.records.length > 0 || checkpointRead.invalid.length > 0;
       let found: StoreFound;
@@ -350,10 +408,12 @@ export class ReplicaStore {
       else found = 'damaged';
       if (found === 'damaged') {
         // README rule 18: a replica whose storage lost something promises nothing until it has
-        // recovered; say so on disk first, so a crash during recovery cannot resume on it.
+        // recovered; say so on disk first, before the damage is cut away, so a crash during the
+        // cut or the recovery cannot resume on a log that lost entries under the old promise.
         await superblock.write(encodePromise(null));
         promise = null;
       }
+      if (damagedAt !== null) await logOpened.log.truncateAfter(lastGoodSeq);
       const store = new ReplicaStore(dir, fs, logOpened.log, superblock, live, options);
       const stored: StoredState = { checkpoint, entries: [...live.entries], ...(found === 'intact' && promise !== null ? { promise } : {}) };
       return { store, found, stored, notes };
@@ -372,6 +432,10 @@ export class ReplicaStore {
   /** One `persist` effect of the core, in effect order; `generation` and `op` are answered once its step is durable. */
   persist(record: PersistRecord, generation: number, op: number): void {
     if (this.#closed || this.#lost) return;
+    // Several effects of one step carry the same answer; only the last needs it (the answer
+    // after this record, in the same batch, is given once this record is durable too).
+    const last = this.#queue.at(-1);
+    if (last?.t === 'answer' && last.generation === generation && last.op <= op) this.#queue.pop();
     switch (record.kind) {
       case 'entries':
         for (const entry of record.entries) this.#push({ t: 'append', payload: encodeEntry(entry), entry, truncate: null });
@@ -380,8 +444,11 @@ export class ReplicaStore {
         this.#push({ t: 'append', payload: encodeTruncate(record.op), entry: null, truncate: record.op });
         break;
       case 'checkpoint':
-        // Reached by applying our own log: the log already holds its history (lazy). From a peer: write it first.
+        // Reached by applying our own log: the log holds its history once the records before
+        // this one are durable, and an offered image may be written from then on (lazy). From a
+        // peer: write it before any later record.
         if (record.image !== null) this.#push({ t: 'install', image: record.image });
+        else this.#push({ t: 'covered', op: record.machine.appliedOp });
         break;
       case 'promise':
         this.#push({ t: 'promise', view: record.view, lastNormalView: record.lastNormalView });
@@ -389,9 +456,6 @@ export class ReplicaStore {
       default:
         assertNever(record, 'persist record');
     }
-    // Several effects of one step carry the same answer; only the last needs it.
-    const last = this.#queue.at(-1);
-    if (last?.t === 'answer' && last.generation === generation && last.op <= op) this.#queue.pop();
     this.#queue.push({ t: 'answer', generation, op });
     this.#schedule();
   }
@@ -443,7 +507,11 @@ export class ReplicaStore {
 
   #schedule(): void {
     if (this.#running !== null || this.#closed || this.#lost) return;
-    this.#running = this.#run().finally(() => {
+    // Start after the current synchronous run of persist calls: a step's effects are issued one
+    // after another and all carry the step's (generation, op), so they must share one batch.
+    // Started at once, the first record would be a batch alone and its answer would report the
+    // step's op durable while the step's entries are still queued (an early prepare_ok).
+    this.#running = Promise.resolve().then(() => this.#run()).finally(() => {
       this.#running = null;
       if (this.#queue.length > 0 && !this.#closed && !this.#lost) this.#schedule();
     });
@@ -503,6 +571,10 @@ export class ReplicaStore {
           this.#fsyncs += 1;
           break;
         }
+        case 'covered':
+          // Read only between batches (#wantsCheckpoint), when every record of this one is durable.
+          this.#coveredOp = Math.max(this.#coveredOp, action.op);
+          break;
         case 'answer':
           answers.push({ type: 'persisted', generation: action.generation, op: action.op });
           break;
@@ -516,7 +588,7 @@ export class ReplicaStore {
 
   #wantsCheckpoint(): boolean {
     const offered = this.#offered;
-    return offered !== null && !this.#closed && this.#bytesSinceCheckpoint >= this.#checkpointAfterBytes && offered.op > this.#checkpointOp && offered.op <= this.#live.lastOp;
+    return offered !== null && !this.#closed && this.#bytesSinceCheckpoint >= this.#checkpointAfterBytes && offered.op > this.#checkpointOp && offered.op <= this.#coveredOp && offered.op <= this.#live.lastOp;
   }
 
   async #writeOfferedCheckpoint(): Promise<void> {
@@ -557,6 +629,8 @@ export class ReplicaStore {
         this.#failing = true;
         this.#hooks?.fault(e, first);
         if (this.#queuedBytes > this.#queueBytesMax) this.#giveUp();
+        // Given up or closed (also while the operation ran): no backoff to sit out first.
+        if (this.#closed || this.#lost) throw new Abandoned();
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, delay);
           this.#retryTimer = {
@@ -575,10 +649,12 @@ export class ReplicaStore {
 
 /** Replays one log record onto `live`; a reason when storage is not what was written. */
 function replayRecord(live: LiveOps, record: LogRecord, limits: TreeLimits): string | null {
-  const decoded = decodeRecord(record.payload, live.lastOp + 1, limits);
+  const decoded = decodeRecord(record.payload, live.base, limits);
   switch (decoded.kind) {
     case 'bad':
       return decoded.reason;
+    case 'skip':
+      return null;
     case 'truncate':
       live.truncate(decoded.op);
       return null;

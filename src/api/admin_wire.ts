@@ -46,7 +46,9 @@ export type AdminRequest =
   | { readonly type: 'metrics'; readonly id: number }
   | { readonly type: 'cluster_join'; readonly id: number; readonly address: string }
   | { readonly type: 'cluster_status'; readonly id: number }
-  | { readonly type: 'namespace_create'; readonly id: number; readonly ns: string; readonly replicas: number; readonly nodes: readonly string[] };
+  | { readonly type: 'namespace_create'; readonly id: number; readonly ns: string; readonly replicas: number; readonly nodes: readonly string[] }
+  /** A backup of a namespace: answered with {ns, op, file} (file: a checksummed checkpoint file, at most adminAnswerBytesMax). */
+  | { readonly type: 'snapshot'; readonly id: number; readonly ns: string };
 
 export const adminErrorCodes = ['malformed', 'not_available', 'unknown_namespace', 'namespace_exists', 'unknown_node', 'timeout', 'failed', 'unauthenticated'] as const;
 export type AdminErrorCode = (typeof adminErrorCodes)[number];
@@ -92,7 +94,7 @@ const reader = new FieldReader((message) => {
   throw new Malformed(message);
 }, msgpackWords);
 
-const requestTypes = ['hello', 'status', 'namespaces', 'primary', 'replica', 'config', 'metrics', 'cluster_join', 'cluster_status', 'namespace_create'] as const;
+const requestTypes = ['hello', 'status', 'namespaces', 'primary', 'replica', 'config', 'metrics', 'cluster_join', 'cluster_status', 'namespace_create', 'snapshot'] as const;
 
 /** Untrusted bytes to a request, or a typed error answer; never throws. */
 export function decodeAdminRequest(payload: Uint8Array): AdminRequest | AdminAnswer {
@@ -129,6 +131,7 @@ function readRequest(fields: Fields, id: number): AdminRequest {
     case 'cluster_status':
       return { type, id };
     case 'primary':
+    case 'snapshot':
       return { type, id, ns: reader.string(fields, 'ns', '', 1, nsCharsMax) };
     case 'replica':
       return { type, id, actor: reader.string(fields, 'actor', '', 1, actorCharsMax) };

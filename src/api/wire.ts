@@ -183,6 +183,8 @@ export const errorCodes = [
   'timeout',
   'internal',
   'unauthenticated',
+  /** The namespace cannot serve (more than f replicas lost or with failing disks): not forwarded. */
+  'unavailable',
 ] as const;
 export type WireErrorCode = (typeof errorCodes)[number];
 

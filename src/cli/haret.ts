@@ -11,7 +11,7 @@
  * Exit codes: 0 success, 1 a failure (a command's error result, a lost node), 2 bad usage.
  */
 
-import { existsSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import type { AdminAnswer } from '../api/admin_wire.ts';
@@ -40,7 +40,8 @@ const usage = `haret ${pkg.version}: a strongly consistent coordination service
 usage:
   haret start [--config FILE] [--name NAME] [--client-address HOST:PORT]
               [--admin-address HOST:PORT] [--cluster-address HOST:PORT]
-              [--data-dir DIR [--no-durable]] [--join HOST:PORT]... [--no-local-namespace]
+              [--data-dir DIR [--no-durable] [--restore NS=FILE]...]
+              [--join HOST:PORT]... [--no-local-namespace]
               [--namespace NS] [--replicas N] [--log-level LEVEL]
               [--tls-cert FILE --tls-key FILE [--tls-ca FILE]] [--cluster-secret-file FILE]
               [--auth-token-file FILE] [--admin-token-file FILE]
@@ -48,7 +49,8 @@ usage:
   haret admin ADMIN_ADDRESS [--token-file FILE] [--tls-ca FILE] [-e COMMAND]
                                            status | namespaces | primary NS | replica ACTOR
                                            | config | metrics | cluster join ADDR
-                                           | cluster status | namespace create NS | help
+                                           | cluster status | namespace create NS
+                                           | snapshot save NS FILE | help
   haret --version | --help`;
 
 class UsageError extends Error {}
@@ -74,6 +76,7 @@ async function start(args: readonly string[]): Promise<number> {
       'admin-address': { type: 'string' },
       'data-dir': { type: 'string' },
       'no-durable': { type: 'boolean' },
+      restore: { type: 'string', multiple: true },
       join: { type: 'string', multiple: true },
       'no-local-namespace': { type: 'boolean' },
       namespace: { type: 'string' },
@@ -96,6 +99,7 @@ async function start(args: readonly string[]): Promise<number> {
     adminAddress: values['admin-address'],
     dataDir: values['data-dir'],
     noDurable: values['no-durable'],
+    restore: values.restore,
     join: values.join,
     noLocalNamespace: values['no-local-namespace'],
     namespace: values.namespace,
@@ -184,10 +188,16 @@ const adminHelp = `admin commands:
   cluster status      members (with their addresses and link state) and namespaces
   namespace create NS [REPLICAS] [NODE,NODE,...]
                       a namespace of REPLICAS (default 3) replicas across the members
-  namespace list      the same as namespaces`;
+  namespace list      the same as namespaces
+  snapshot save NS FILE
+                      a backup of NS (its committed state, checksummed) written to FILE here;
+                      haret start --restore NS=FILE seeds a new namespace from it`;
+
+/** `snapshot save NS FILE`: the query, and where the client writes the answer. */
+type SnapshotSave = { readonly type: 'snapshot'; readonly ns: string; readonly file: string };
 
 /** One admin command line to a query, or a usage error. */
-function parseAdminCommand(line: string): AdminQuery | 'help' | 'quit' | null | string {
+function parseAdminCommand(line: string): AdminQuery | SnapshotSave | 'help' | 'quit' | null | string {
   const words = line.trim().split(/\s+/).filter((word) => word.length > 0);
   const [command, arg, third, fourth] = words;
   switch (command) {
@@ -212,6 +222,9 @@ function parseAdminCommand(line: string): AdminQuery | 'help' | 'quit' | null | 
       if (arg === 'status' && third === undefined) return { type: 'cluster_status' };
       if (arg === 'join' && third !== undefined && fourth === undefined) return { type: 'cluster_join', address: third };
       return 'usage: cluster join ADDR | cluster status';
+    case 'snapshot':
+      if (arg !== 'save' || third === undefined || fourth === undefined || words.length > 4) return 'usage: snapshot save NS FILE';
+      return { type: 'snapshot', ns: third, file: fourth };
     case 'namespace': {
       if (arg === 'list' && third === undefined) return { type: 'namespaces' };
       if (arg !== 'create' || third === undefined || words.length > 5) return 'usage: namespace create NS [REPLICAS] [NODE,NODE,...] | namespace list';
@@ -249,6 +262,7 @@ async function admin(args: readonly string[]): Promise<number> {
       out.write(`error: ${parsed}\n`);
       return 2;
     }
+    if ('file' in parsed) return saveSnapshot(client, parsed, out);
     const answer = await client.request(parsed);
     out.write(`${formatAdminAnswer(parsed, answer)}\n`);
     return answer.type === 'ok' ? 0 : 1;
@@ -269,6 +283,31 @@ async function admin(args: readonly string[]): Promise<number> {
   } finally {
     client.close();
   }
+}
+
+/** Asks for a backup and writes it to the file (temporary file, fsync, rename: never half a backup under its name). */
+async function saveSnapshot(client: AdminClient, command: SnapshotSave, out: NodeJS.WritableStream): Promise<number> {
+  const answer = await client.request({ type: 'snapshot', ns: command.ns });
+  if (answer.type === 'error') {
+    out.write(`${formatAdminAnswer({ type: 'snapshot', ns: command.ns }, answer)}\n`);
+    return 1;
+  }
+  const value = answer.value as { op?: unknown; file?: unknown };
+  if (!(value.file instanceof Uint8Array) || typeof value.op !== 'number') {
+    out.write('error: the node answered something that is not a backup\n');
+    return 1;
+  }
+  const tmp = `${command.file}.tmp-${process.pid}`;
+  writeFileSync(tmp, value.file, { flag: 'w' });
+  const fd = openSync(tmp, 'r+');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, command.file);
+  out.write(`saved ${command.ns} at op ${value.op} to ${command.file} (${value.file.length} bytes)\n`);
+  return 0;
 }
 
 export async function main(argv: readonly string[]): Promise<number> {

@@ -41,6 +41,8 @@ export type StartFlags = {
   readonly dataDir?: string | undefined;
   /** `--no-durable`: keep replicas in memory even with a data directory. */
   readonly noDurable?: boolean | undefined;
+  /** `--restore NS=FILE`: seed the node's namespace NS from a backup. */
+  readonly restore?: readonly string[] | undefined;
   readonly join?: readonly string[] | undefined;
   /** No namespace of the node's own (a cluster member that only hosts cluster namespaces). */
   readonly noLocalNamespace?: boolean | undefined;
@@ -171,6 +173,13 @@ export function resolveStartConfig(flags: StartFlags): NodeOptions & { clientApi
   const durableSetting = flags.noDurable === true ? false : file['durable'];
   if (durableSetting !== undefined && typeof durableSetting !== 'boolean') throw new ConfigError('durable must be true or false');
   if (durableSetting === true && dataDir === undefined) throw new ConfigError('durable = true needs data_dir');
+  const restore: Record<string, string> = {};
+  for (const pair of flags.restore ?? []) {
+    const at = pair.indexOf('=');
+    if (at <= 0 || at === pair.length - 1) throw new ConfigError(`--restore ${pair}: expected NS=FILE`);
+    restore[pair.slice(0, at)] = pair.slice(at + 1);
+  }
+  if (Object.keys(restore).length > 0 && (dataDir === undefined || durableSetting === false)) throw new ConfigError('--restore needs a durable node (data_dir)');
   const join = flags.join !== undefined && flags.join.length > 0 ? flags.join : file['join'];
   if (join !== undefined && (!Array.isArray(join) || !join.every((address) => typeof address === 'string'))) throw new ConfigError('join must be a list of "host:port" strings');
   if (join !== undefined && clusterAddress === undefined) throw new ConfigError('join needs cluster_address');
@@ -183,6 +192,7 @@ export function resolveStartConfig(flags: StartFlags): NodeOptions & { clientApi
     ...(clusterAddress === undefined ? {} : { cluster: { ...parseListenAddress(clusterAddress), ...(join === undefined ? {} : { join: join as string[] }), ...security.cluster } }),
     ...(dataDir === undefined ? {} : { dataDir }),
     ...(durableSetting === undefined ? {} : { durable: durableSetting }),
+    ...(Object.keys(restore).length === 0 ? {} : { restore }),
     clientApi: { ...parseListenAddress(address), ...security.tls, ...(security.authToken === undefined ? {} : { authToken: security.authToken }) },
     ...(admin === undefined ? {} : { adminApi: { ...parseListenAddress(admin), ...security.tls, ...(security.adminToken === undefined ? {} : { authToken: security.adminToken }) } }),
     ...(logLevel === undefined ? {} : { logLevel }),

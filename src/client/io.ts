@@ -23,9 +23,11 @@ export type ClientInput =
 /**
  * Why a node refused a request for good: `invalid_request` (the node found it malformed),
  * `unknown_namespace` (that node does not serve the namespace), `frame_too_large` (it ran,
- * but its answer does not fit in a frame).
+ * but its answer does not fit in a frame), `unavailable` (the namespace cannot serve: more
+ * than f of its replicas lost their data or have failing disks; retrying until it is repaired
+ * only hangs the caller).
  */
-export type RefusalReason = 'invalid_request' | 'unknown_namespace' | 'frame_too_large';
+export type RefusalReason = 'invalid_request' | 'unknown_namespace' | 'frame_too_large' | 'unavailable';
 
 /** The typed result a caller gets: the outcome with where it ran, or a service error. */
 export type CallResult =

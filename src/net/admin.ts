@@ -23,7 +23,7 @@
 
 import { AuthToken } from './auth_token.ts';
 import type { Server, Socket } from 'node:net';
-import { adminErrorAnswer, adminFrameBytesMax, adminTokenLengthMax, decodeAdminRequest, encodeAdminMessage, type AdminActorReport, type AdminAnswer, type AdminRequest } from '../api/admin_wire.ts';
+import { adminAnswerBytesMax, adminErrorAnswer, adminFrameBytesMax, adminTokenLengthMax, decodeAdminRequest, encodeAdminMessage, type AdminActorReport, type AdminAnswer, type AdminRequest } from '../api/admin_wire.ts';
 import { assertNever } from '../base/assert.ts';
 import { FramedSocket } from './framed_socket.ts';
 import { createServer, type TlsServerOptions } from './tls.ts';
@@ -94,6 +94,8 @@ export type AdminBackend = {
   primaryOf(ns: string): Promise<number | null>;
   replicaId(ns: string, index: number): string;
   inspect(actor: string): Promise<unknown>;
+  /** A backup of a namespace (src/node/backup.ts). */
+  snapshot(ns: string): Promise<{ readonly ns: string; readonly op: number; readonly file: Uint8Array }>;
 };
 
 /** Answers an admin client has not read yet: past this it is not read until they drain. */
@@ -281,6 +283,15 @@ export class AdminServer {
         }
         case 'replica':
           return { type: 'ok', id: request.id, value: await node.inspect(request.actor) };
+        case 'snapshot': {
+          if (!node.namespaces.includes(request.ns)) return { type: 'error', id: request.id, code: 'unknown_namespace', message: `no namespace ${request.ns}` };
+          const backup = await node.snapshot(request.ns);
+          // The answer travels in one frame: a larger backup is refused by name, not cut.
+          if (backup.file.length > adminAnswerBytesMax - 4096) {
+            return { type: 'error', id: request.id, code: 'failed', message: `the backup of ${request.ns} is ${backup.file.length} bytes, more than an admin answer carries (${adminAnswerBytesMax})` };
+          }
+          return { type: 'ok', id: request.id, value: backup };
+        }
         case 'config':
           return { type: 'ok', id: request.id, value: JSON.parse(JSON.stringify(node.options, redactCredentials)) as unknown };
         case 'metrics':

@@ -276,7 +276,7 @@ export class RemoteConnection {
     const request = this.#inFlight.get(id);
     this.#inFlight.delete(id);
     if (request === undefined) return;
-    const reason: RefusalReason | null = code === 'malformed' ? 'invalid_request' : code === 'unknown_namespace' || code === 'frame_too_large' ? code : null;
+    const reason: RefusalReason | null = code === 'malformed' ? 'invalid_request' : code === 'unknown_namespace' || code === 'frame_too_large' || code === 'unavailable' ? code : null;
     if (reason === null) return;
     this.#inputs.push({ type: 'refused', clientId: request.clientId, requestNum: request.requestNum, reason, message: text });
     this.#scheduleStep();

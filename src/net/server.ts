@@ -8,7 +8,9 @@
  * keeps no view and no session state; what it adds is the promise of docs/protocol.md section 8:
  * every request it accepts gets exactly one answer with its id, within `requestTimeoutMs`:
  * the replica's answer, or a typed error (`timeout`, `superseded`, `shutting_down`,
- * `frame_too_large`), or `redirect`.
+ * `frame_too_large`), or `redirect`. A request for a namespace the node knows cannot serve
+ * (its health monitor: more than f replicas recovering, down or with a failing disk) is answered
+ * `unavailable` at once and not forwarded.
  *
  * Everything is bounded: frames (small ones until hello), a hello deadline, messages in flight
  * per connection, requests in flight per node, one request per session per connection,
@@ -153,6 +155,8 @@ export class ClientApiServer {
   readonly #sweep: NodeJS.Timeout;
   #ready: boolean;
   #closing: Promise<void> | null = null;
+  /** Why a namespace cannot serve now, or null (the node's health monitor); absent: every namespace may serve. */
+  #namespaceGate: ((ns: string) => string | null) | null = null;
   readonly counters = {
     connections: 0,
     refused: 0,
@@ -164,6 +168,7 @@ export class ClientApiServer {
     timeouts: 0,
     superseded: 0,
     overloaded: 0,
+    unavailable: 0,
     answersTooLarge: 0,
     pausedReads: 0,
     closedSlowReaders: 0,
@@ -252,6 +257,11 @@ export class ClientApiServer {
     if (this.#namespaces.has(namespace.name)) return;
     this.#namespaces.set(namespace.name, { ...namespace, shape: { replicas: namespace.replicas.length, tree: namespace.limits } });
     for (const replica of namespace.replicas) this.#replicaNamespace.set(replica, namespace.name);
+  }
+
+  /** Set once by the node: the health monitor's verdict per namespace (src/node/health.ts). */
+  setNamespaceGate(gate: (ns: string) => string | null): void {
+    this.#namespaceGate = gate;
   }
 
   /** The node can serve now: held hellos are welcomed. */
@@ -419,6 +429,12 @@ export class ClientApiServer {
   #forward(connection: Connection, message: RequestMessage): void {
     const ns = this.#namespaces.get(message.ns) as Served; // the decoder checked it exists
     if (connection.ids.has(message.id)) return this.#error(connection, message.id, 'malformed', `id ${message.id} is already in flight on this connection`);
+    const cannotServe = this.#namespaceGate?.(message.ns) ?? null;
+    if (cannotServe !== null) {
+      // Forwarding would only wait out requestTimeoutMs for a `timeout`: say why, at once.
+      this.counters.unavailable += 1;
+      return this.#error(connection, message.id, 'unavailable', `${cannotServe}; this request was not forwarded`);
+    }
     if (connection.ids.size >= this.#options.inFlightMax) {
       return this.#error(connection, message.id, 'too_many_in_flight', `at most ${this.#options.inFlightMax} messages in flight per connection`);
     }

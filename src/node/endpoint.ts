@@ -10,6 +10,10 @@
  *   is back (~250 ms); calls it had when it died settle `proxy_restarted` (they may have run);
  * - while the supervisor has given up on it (past its restart limit, until the restart after
  *   the cool-down brings it back), every call settles `unavailable` at once, without waiting;
+ * - while the node's health monitor marks the call's namespace unable to serve (src/node/health.ts:
+ *   more than f of its replicas recovering, down or with a failing disk), every call to it settles
+ *   `unavailable` at once with the monitor's reason, not sent; calls already sent to it when it is
+ *   marked settle `unavailable` then too (they may have run);
  * - `stopped` when the node stops;
  * - `timeout` at a backstop deadline (checked by one sweep timer, not a timer per call, so a
  *   million calls in flight cost no timers).
@@ -50,7 +54,9 @@ export class Endpoint {
   #sweep: NodeJS.Timeout | null = null;
   #closed = false;
   #proxyState: ProxyState = 'up';
-  readonly counters = { calls: 0, overloaded: 0, held: 0, proxyRestarted: 0, unavailable: 0, timeouts: 0 };
+  /** Why a namespace cannot serve now (the health monitor), or null; absent: every namespace may serve. */
+  #namespaceGate: ((ns: string) => string | null) | null = null;
+  readonly counters = { calls: 0, overloaded: 0, held: 0, proxyRestarted: 0, unavailable: 0, namespaceUnavailable: 0, timeouts: 0 };
 
   constructor(id: ActorId, proxy: ActorId, proxyWorker: string | null, deadlineMs: number, callsInFlightMax: number) {
     this.id = id;
@@ -79,8 +85,18 @@ export class Endpoint {
     return this.#proxyState;
   }
 
+  /** Set once by the node: the health monitor's verdict per namespace (src/node/health.ts). */
+  setNamespaceGate(gate: (ns: string) => string | null): void {
+    this.#namespaceGate = gate;
+  }
+
   call(ns: string, op: TreeOp): Promise<ProxyOutcome> {
     if (this.#closed || this.#context === null) return Promise.reject(new HaretError('stopped', 'the node is stopped', false));
+    const cannotServe = this.#namespaceGate?.(ns) ?? null;
+    if (cannotServe !== null) {
+      this.counters.namespaceUnavailable += 1;
+      return Promise.reject(new HaretError('unavailable', `${cannotServe}; the call was not sent`, false));
+    }
     if (this.#proxyState === 'failed') return Promise.reject(unavailable());
     if (this.#pending.size >= this.#callsMax) {
       this.counters.overloaded += 1;
@@ -160,6 +176,25 @@ export class Endpoint {
         return;
       default:
         assertNever(event, 'system event');
+    }
+  }
+
+  /**
+   * The health monitor marked `ns` unable to serve: its calls waiting here settle `unavailable`
+   * now instead of at the deadline. A sent one may have run (a quorum may have committed it just
+   * before), and the proxy's session keeps retrying it until its own give-up time, so it may
+   * still run if the namespace comes back by then: `executed` is 'maybe', as for a timeout.
+   */
+  namespaceUnavailable(ns: string, reason: string): void {
+    for (const [callId, call] of this.#pending) {
+      if (call.ns !== ns) continue;
+      this.#pending.delete(callId);
+      this.counters.namespaceUnavailable += 1;
+      call.reject(
+        call.sent
+          ? new HaretError('unavailable', `${reason}; the call may or may not have executed`, 'maybe')
+          : new HaretError('unavailable', `${reason}; the call was not sent`, false),
+      );
     }
   }
 

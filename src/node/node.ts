@@ -27,6 +27,7 @@ import { NamespaceHealth } from './health.ts';
 import { resolveNamespace, resolveOptions, servedTreeLimits, unprotectedPorts, type NodeOptions, type ResolvedNamespace, type ResolvedOptions } from './options.ts';
 import { buildLayout, clusterReplicaWorker, endpointId, netId, proxyId, replicaId, replicaStorage, restartInit, timerId, type Layout } from './layout.ts';
 import { claimNodeDataDir, claimReplicaDirs } from './data_dir.ts';
+import { restoreNamespaces, snapshotNamespace, type Backup } from './backup.ts';
 import { Cluster, clusterActorId, remoteThreadOf, type ClusterStatus, type ReplicaStart } from './cluster.ts';
 import { loadRecord, type ClusterNamespace, type ClusterRecord } from './cluster_store.ts';
 import { Slot } from './slot.ts';
@@ -333,6 +334,17 @@ export class HaretNode {
   }
 
   /** The larger protocol view of one actor (control plane, with a timeout). */
+  /**
+   * A backup of a namespace this node hosts replicas of: the committed state of its most
+   * up-to-date local replica in normal status, as a checksummed checkpoint file (src/node/backup.ts).
+   */
+  snapshot(ns: string): Promise<Backup> {
+    const resolved = this.options.namespaces.find((candidate) => candidate.name === ns) ?? this.#clusterNamespaces.get(ns);
+    if (resolved === undefined) return Promise.reject(new HaretError('unknown_namespace', `no namespace ${ns} on this node`, false));
+    const local = Array.from({ length: resolved.config.replicaCount }, (_, index) => replicaId(ns, index)).filter((actor) => this.#system.threadOf(actor)?.startsWith('node:') === false);
+    return snapshotNamespace(ns, local, (actor, request) => this.#system.query(actor, request));
+  }
+
   inspect(actor: string): Promise<unknown> {
     return this.#system.inspect(actor);
   }
@@ -548,6 +560,7 @@ export async function startNode(options: NodeOptions = {}): Promise<HaretNode> {
   const resolved = resolveOptions(options);
   const record = ownRecord(resolved);
   const restarting = resolved.dataDir === undefined ? false : (await claimNodeDataDir(resolved.dataDir, resolved.name)).existed;
+  await restoreNamespaces(resolved);
   await claimReplicaDirs(resolved);
   // In-memory replicas of a restarted node start a new, empty group: there is nothing to recover.
   const layout = buildLayout(resolved, restarting && resolved.durable ? 'recovering' : 'fresh');

@@ -97,6 +97,12 @@ export type NodeOptions = {
    * and more than f replicas lost together lose the namespace.
    */
   readonly durable?: boolean;
+  /**
+   * Namespace name -> backup file (`haret admin snapshot save`): each of the node's own
+   * namespaces named here starts from the backup instead of an empty tree. Only on a durable
+   * node, and only into replica directories that hold nothing yet.
+   */
+  readonly restore?: Readonly<Record<string, string>>;
 };
 
 export type ClusterOptions = {
@@ -167,6 +173,8 @@ export type ResolvedOptions = {
   readonly dataDir: string | undefined;
   /** Replicas keep their state in `dataDir` (issue 13). */
   readonly durable: boolean;
+  /** Namespace -> backup file to seed it from (issue 13, "Backup"). */
+  readonly restore: Readonly<Record<string, string>>;
   /** Host-side backstop for a call: the client's give-up time plus a margin. */
   readonly callDeadlineMs: number;
 };
@@ -221,6 +229,13 @@ export function resolveOptions(options: NodeOptions = {}): ResolvedOptions {
   if (options.durable !== undefined && typeof options.durable !== 'boolean') throw new RangeError('durable must be a boolean');
   if (options.durable === true && options.dataDir === undefined) throw new RangeError('durable replicas need a dataDir');
   const durable = options.dataDir !== undefined && options.durable !== false;
+  const restore = options.restore ?? {};
+  if (typeof restore !== 'object' || restore === null) throw new RangeError('restore must map namespace names to backup files');
+  for (const [ns, file] of Object.entries(restore)) {
+    if (!durable) throw new RangeError(`restore ${ns}: restoring needs a durable node (dataDir)`);
+    if (!(options.namespaces ?? ['default']).some((entry) => (typeof entry === 'string' ? entry : entry.name) === ns)) throw new RangeError(`restore ${ns}: not one of this node's namespaces`);
+    if (typeof file !== 'string' || file.length === 0) throw new RangeError(`restore ${ns}: the backup must be a file path`);
+  }
   const name = options.name ?? 'haret';
   if (typeof name !== 'string' || !namespaceName.test(name)) throw new RangeError(`node name ${JSON.stringify(name)} must be 1-64 letters, digits, '_', '.', '-'`);
   const seen = new Set<string>();
@@ -257,6 +272,7 @@ export function resolveOptions(options: NodeOptions = {}): ResolvedOptions {
     clusterSecurity: options.cluster === undefined ? { mode: 'none' } : clusterSecurityOf(options.cluster),
     dataDir: options.dataDir,
     durable,
+    restore,
     callDeadlineMs: client.giveUpTicks * clientTickEvery * tickMs * 2 + 5_000,
   };
 }

@@ -210,6 +210,10 @@ function fakeNode(): { backend: AdminBackend; changes: string[] } {
     primaryOf: () => Promise.resolve(0),
     replicaId: (ns, index) => `${ns}/r${index}`,
     inspect: () => Promise.resolve(null),
+    snapshot: (ns) => {
+      changes.push(`snapshot ${ns}`);
+      return Promise.resolve({ ns, op: 0, file: new Uint8Array(0) });
+    },
   };
   return { backend, changes };
 }

@@ -38,6 +38,13 @@ describe('haret start configuration', () => {
     expect(resolved.namespaces).to.deep.equal([]);
   });
 
+  it('data_dir is durable unless durable = false or --no-durable; --restore NS=FILE maps namespaces to backups', () => {
+    expect(resolveStartConfig({ dataDir: '/tmp/x' })).to.not.have.property('durable');
+    expect(resolveStartConfig({ dataDir: '/tmp/x', noDurable: true })).to.include({ durable: false });
+    expect(resolveStartConfig({ config: file('no_durable.toml', 'data_dir = "/tmp/x"\ndurable = false\n') })).to.include({ durable: false });
+    expect(resolveStartConfig({ dataDir: '/tmp/x', restore: ['default=/tmp/b=c'] }).restore).to.deep.equal({ default: '/tmp/b=c' });
+  });
+
   it('refuses what cannot work, naming it', () => {
     const refusal = (flags: Parameters<typeof resolveStartConfig>[0]): string => {
       try {
@@ -50,6 +57,9 @@ describe('haret start configuration', () => {
     };
     expect(refusal({ config: file('durable.toml', 'durable = true\n') })).to.contain('durable = true needs data_dir');
     expect(refusal({ config: file('durable_text.toml', 'data_dir = "/tmp/x"\ndurable = "yes"\n') })).to.contain('durable must be true or false');
+    expect(refusal({ dataDir: '/tmp/x', restore: ['default'] })).to.contain('expected NS=FILE');
+    expect(refusal({ restore: ['default=/tmp/b'] })).to.contain('--restore needs a durable node');
+    expect(refusal({ dataDir: '/tmp/x', noDurable: true, restore: ['default=/tmp/b'] })).to.contain('--restore needs a durable node');
     expect(refusal({ join: ['127.0.0.1:1'] })).to.contain('join needs cluster_address');
     expect(refusal({ noLocalNamespace: true })).to.contain('needs a namespace of its own');
     expect(refusal({ clusterAddress: 'nowhere:port' })).to.contain('not host:port');
