@@ -28,6 +28,7 @@
 import { createHash } from 'node:crypto';
 import { encodeCheckpoint } from '../../src/vr/checkpoint.ts';
 import { primaryOf } from '../../src/vr/config.ts';
+import { promiseHeld } from '../../src/vr/context.ts';
 import type { ReplicaEffect, ReplicaInput } from '../../src/vr/io.ts';
 import { entryAt, lastOp } from '../../src/vr/log.ts';
 import type { LogEntry, ReplyBody } from '../../src/vr/messages.ts';
@@ -219,7 +220,11 @@ export class Checkers {
   // ---- (a) ---------------------------------------------------------------------------------
 
   #checkPrimary({ replica, tick, after }: StepObservation): void {
-    if (!isNormalPrimary(after)) return;
+    // A durable primary is one only once its promise is stored (README rule 18): until then it
+    // sends nothing that depends on it, and a crash makes it a backup of its stored view, which
+    // may be elected primary of the same view again (vopr seed 100232, durable). Diskless:
+    // promiseHeld is always true.
+    if (!isNormalPrimary(after) || !promiseHeld(after)) return;
     const key = `${after.epoch}:${after.view}`;
     const incarnation = this.incarnation(replica);
     const known = this.#primaries.get(key);

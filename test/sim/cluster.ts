@@ -708,13 +708,25 @@ export class Cluster {
   }
 
   /**
+   * Issue 13: whether replica `index` would restart in recovery if it crashed now, i.e. holds
+   * nothing the group can count on until it has recovered: durable, its store holds no promise
+   * (damaged and not yet back in normal status with its promise stored again: a recovering
+   * replica promises nothing, README rule 18); diskless, always. A replica in recovering status
+   * counts too (in durable mode that implies the first). The scheduler keeps at most f of them.
+   */
+  untrusted(index: number): boolean {
+    if (!this.config.durable) return true;
+    return (this.stores[index] as SimStore).promise === null || (!this.#down[index] && this.replica(index).status === 'recovering');
+  }
+
+  /**
    * Issue 13: damages a crashed replica's storage (./storage.ts `damage`); its restart then
    * finds no promise and recovers with the trusted prefix only.
    */
   damageStore(index: number, kind: StorageDamageKind, at: number): void {
     if (!this.#down[index]) throw new Error(`replica ${index} is not down`);
     (this.stores[index] as SimStore).damage(kind, at);
-    this.note('storage_damage', { replica: index, kind });
+    this.note('storage_damage', { replica: index, kind, at: Number(at.toFixed(3)) });
   }
 
   /**

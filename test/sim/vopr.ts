@@ -20,6 +20,13 @@
  *     half the group-crash seeds damage the storage of at most f replicas (a missing file or a
  *     corrupted record: ./storage.ts `damage`), which then recover with their trusted prefix;
  *     more than f damaged is checked separately (./storage_faults.test.ts: it stops safely);
+ *     about half the durable seeds of 3 or 5 replicas also damage the store of a replica that
+ *     crashes on its own (`crashDamageProbability` per single crash, on its own stream: the
+ *     kind and the record are drawn at each crash), so it restarts recovering while the others
+ *     run; never more
+ *     than f replicas hold an untrusted store at once (damaged and not yet back in normal
+ *     status with their promise stored again, `Cluster.untrusted`): a damage that would make
+ *     f + 1, at a single crash or at the group crash, is skipped (traced `storage_damage_skipped`);
  *   - SAFETY phase: faults and a random workload for `safetyTicks`; never more than f replicas
  *     failed at once (crashed, or restarted and still recovering: VRR's failure model);
  *     every replica step is checked by ./checkers.ts;
@@ -104,6 +111,24 @@ export type SeedParams = {
    * back): a missing file or a corrupted record (`at`: where). Empty without a group crash.
    */
   readonly storageDamage: readonly { readonly replica: number; readonly kind: StorageDamageKind; readonly at: number }[];
+  /**
+   * Issue 13, durable seeds only (0 otherwise): the probability that a replica crashing on its
+   * own (not the group crash) finds its store damaged when it restarts ('missing' or 'corrupt'
+   * with a drawn record, drawn at the crash from the seed's damage stream), unless that would
+   * leave more than f replicas untrusted at once.
+   */
+  readonly crashDamageProbability: number;
+};
+
+/** One storage damage the scheduler applied (or skipped to keep at most f replicas untrusted). */
+export type DamageEvent = {
+  readonly tick: number;
+  readonly replica: number;
+  readonly kind: StorageDamageKind;
+  readonly at: number;
+  /** 'single': a replica crashing on its own; 'group': the group crash. */
+  readonly cause: 'single' | 'group';
+  readonly applied: boolean;
 };
 
 export type SeedReport = {
@@ -129,6 +154,8 @@ export type SeedReport = {
   /** Forged messages put on the wire, by kind, and malformed ones that reached a replica (all dropped, or a violation). */
   readonly forged: Readonly<Record<ForgeryKind, number>>;
   readonly forgedDelivered: number;
+  /** Storage damage drawn during the run, in order: applied, or skipped for the f bound. */
+  readonly damage: readonly DamageEvent[];
   readonly traceTail: readonly string[];
   readonly replay: string;
 };
@@ -231,12 +258,20 @@ export function drawParams(prng: Prng, options: VoprOptions): SeedParams {
       if (!storageDamage.some((d) => d.replica === replica)) storageDamage.push({ ...draw, replica });
     }
   }
-  return { ...partial, durable: isDurable, replicaCount: finalReplicas, sessionsPerClient, byzantineProbability, groupCrashTick, storageDamage };
+  // Drawn last (earlier draws stay as they were), and drawn whatever the seed: whether and how
+  // often a replica crashing on its own comes back with damaged storage. Only durable groups
+  // that can lose a replica (f >= 1) have it.
+  const crashDamageOn = prng.chance(0.5);
+  const crashDamageRate = uniform(0.2, 1);
+  const crashDamageProbability = isDurable && crashDamageOn && f >= 1 ? crashDamageRate : 0;
+  return { ...partial, durable: isDurable, replicaCount: finalReplicas, sessionsPerClient, byzantineProbability, groupCrashTick, storageDamage, crashDamageProbability };
 }
 
 /** Crashes, restarts, partitions and clogs during the safety phase, drawn from the seed. */
 class FaultScheduler {
   readonly #prng: Prng;
+  /** Storage damage at single crashes: its own stream, so the fault schedule stays as it was. */
+  readonly #damagePrng: Prng;
   readonly #params: SeedParams;
   readonly #cluster: Cluster;
   /** Crashed replica -> tick of its restart. */
@@ -244,9 +279,11 @@ class FaultScheduler {
   #healAt: number | null = null;
   crashes = 0;
   partitions = 0;
+  readonly damage: DamageEvent[] = [];
 
-  constructor(prng: Prng, params: SeedParams, cluster: Cluster) {
+  constructor(prng: Prng, damagePrng: Prng, params: SeedParams, cluster: Cluster) {
     this.#prng = prng;
+    this.#damagePrng = damagePrng;
     this.#params = params;
     this.#cluster = cluster;
   }
@@ -274,6 +311,7 @@ class FaultScheduler {
         cluster.crash(target);
         this.crashes += 1;
         this.#restartAt.set(target, now + prng.range(1, params.downTicksMax));
+        this.#damageAtCrash(target);
       }
     }
     if (this.#healAt === null && prng.chance(params.partitionProbability)) this.#startPartition();
@@ -302,8 +340,41 @@ class FaultScheduler {
       this.#restartAt.set(replica, now + this.#prng.range(1, Math.max(2, this.#params.downTicksMax)));
     }
     // Issue 13: at most f stores come back damaged (drawn with the seed's params, so the
-    // scheduler's own draws stay as they were).
-    for (const damage of this.#params.storageDamage) cluster.damageStore(damage.replica, damage.kind, damage.at);
+    // scheduler's own draws stay as they were). A store left untrusted by a single crash's
+    // damage still counts: a drawn damage that would make f + 1 untrusted is skipped.
+    for (const damage of this.#params.storageDamage) this.#damage(damage.replica, damage.kind, damage.at, 'group');
+  }
+
+  /**
+   * Issue 13: a replica that crashed on its own (durable seeds) finds its store damaged when it
+   * restarts, with the seed's probability. The three draws are made at every single crash of a
+   * seed that has the fault, in the same order, whatever is then applied. The store is damaged
+   * now: nothing writes it while the replica is down, and a group crash before its restart then
+   * sees it untrusted.
+   */
+  #damageAtCrash(replica: number): void {
+    const probability = this.#params.crashDamageProbability;
+    if (probability <= 0) return;
+    const prng = this.#damagePrng;
+    const hit = prng.chance(probability);
+    const kind: StorageDamageKind = prng.chance(0.5) ? 'missing' : 'corrupt';
+    const at = prng.float();
+    if (hit) this.#damage(replica, kind, at, 'single');
+  }
+
+  /**
+   * Damages a down replica's store unless that would leave more than f replicas untrusted at
+   * once (VRR's failure model: the others must be able to answer its recovery, and after a
+   * group crash at least f + 1 must resume from their promises).
+   */
+  #damage(replica: number, kind: StorageDamageKind, at: number, cause: DamageEvent['cause']): void {
+    const cluster = this.#cluster;
+    let untrusted = 0;
+    for (let i = 0; i < cluster.replicaCount; i++) if (i !== replica && cluster.untrusted(i)) untrusted += 1;
+    const applied = untrusted + 1 <= faultsTolerated(cluster.config);
+    this.damage.push({ tick: cluster.now, replica, kind, at, cause, applied });
+    if (applied) cluster.damageStore(replica, kind, at);
+    else cluster.note('storage_damage_skipped', { replica, kind, cause, untrusted });
   }
 
   /** The primary (with the seed's bias) or a random replica satisfying `eligible`. */
@@ -381,9 +452,11 @@ export function runSeed(seed: number, options: VoprOptions = {}): SeedReport {
     traceCapacity: Math.max(400, options.traceLines ?? 30),
     ...(options.stepFunction === undefined ? {} : { stepFunction: options.stepFunction }),
   });
-  const scheduler = new FaultScheduler(faultPrng, params, cluster);
   // Its own stream, forked after every other: a seed without forgeries runs as before.
   const injector = new ByzantineInjector(master.fork(), cluster, params.byzantineProbability);
+  // Storage damage at single crashes: forked after every other stream, so every other draw of
+  // a seed stays as it was (a seed without the fault runs exactly as before).
+  const scheduler = new FaultScheduler(faultPrng, master.fork(), params, cluster);
   let viewChanges = 0;
   const countViews = (): number => cluster.replicas.reduce((max, state) => Math.max(max, state.view), 0);
 
@@ -477,6 +550,7 @@ export function runSeed(seed: number, options: VoprOptions = {}): SeedReport {
     network: { ...cluster.network.stats },
     forged: { ...cluster.forged },
     forgedDelivered: cluster.forgedDelivered,
+    damage: scheduler.damage,
     traceTail: violation === null ? [] : cluster.traceTail(options.traceLines ?? 30),
     replay: replayCommand(seed, options),
   };
@@ -491,13 +565,22 @@ export function formatFailure(report: SeedReport): string {
     `seed ${report.seed}: VIOLATION ${violation.kind} at tick ${violation.tick}${where}`,
     `  ${report.params.replicaCount} replica(s)${report.params.durable ? ', durable' : ''}, ${report.params.clientCount} client(s) x ${report.params.sessionsPerClient} session(s)`,
     `  ${violation.message}`,
+    `  params: ${formatParams(report.params)}`,
+    ...(report.damage.length === 0 ? [] : [`  storage damage: ${formatDamage(report.damage)}`]),
     `  last ${report.traceTail.length} trace lines:`,
     ...report.traceTail.map((line) => `    ${line}`),
     `  replay: ${report.replay}`,
   ].join('\n');
 }
 
-function formatParams(params: SeedParams): string {
+/** Storage damage of a run, e.g. `r1:corrupt@0.42 single t812, r2:missing group t1500 (skipped)`. */
+export function formatDamage(events: readonly DamageEvent[]): string {
+  return events
+    .map((d) => `r${d.replica}:${d.kind}${d.kind === 'corrupt' ? `@${d.at.toFixed(2)}` : ''} ${d.cause} t${d.tick}${d.applied ? '' : ' (skipped)'}`)
+    .join(', ');
+}
+
+export function formatParams(params: SeedParams): string {
   const f = params.faults;
   const pct = (p: number): string => `${(p * 100).toFixed(1)}%`;
   return (
@@ -507,6 +590,7 @@ function formatParams(params: SeedParams): string {
     `pipeline ${params.replicaConfig.pipelineMax} batch ${params.replicaConfig.batchMax} suffix ${params.replicaConfig.logSuffixMax} ` +
     `${params.durable ? 'durable ' : ''}${params.groupCrashTick === null ? '' : `group-crash@${params.groupCrashTick} `}` +
     `${params.storageDamage.map((d) => `damage r${d.replica}:${d.kind} `).join('')}` +
+    `${params.crashDamageProbability > 0 ? `crash-damage ${pct(params.crashDamageProbability)} ` : ''}` +
     `${params.byzantineProbability > 0 ? `forged ${pct(params.byzantineProbability)}/tick ` : ''}` +
     `giveUp ${params.clientConfig.giveUpTicks}`
   );
@@ -516,7 +600,8 @@ export function formatSummary(report: SeedReport): string {
   return (
     `seed ${report.seed}: ${report.ok ? 'ok' : 'VIOLATION'} ${report.elapsedMs.toFixed(0)}ms ticks ${report.ticks} ` +
     `calls ${report.calls} done ${report.done} pending ${report.pending} committed ${report.maxCommitted} views ${report.viewChanges} ` +
-    `crashes ${report.crashes} partitions ${report.partitions} forged ${Object.values(report.forged).reduce((a, b) => a + b, 0)} (dropped ${report.forgedDelivered}) lin ${report.linearizability}`
+    `crashes ${report.crashes} partitions ${report.partitions} forged ${Object.values(report.forged).reduce((a, b) => a + b, 0)} (dropped ${report.forgedDelivered}) lin ${report.linearizability}` +
+    (report.damage.length === 0 ? '' : ` damage ${formatDamage(report.damage)}`)
   );
 }
 
@@ -589,12 +674,19 @@ function main(argv: readonly string[]): number {
   let violations = 0;
   let unknown = 0;
   let damagedSeeds = 0;
+  let crashDamagedSeeds = 0;
+  let crashDamages = 0;
+  let skippedDamages = 0;
   let totalMs = 0;
   let slowest = { seed: 0, ms: 0 };
   for (const seed of args.seeds) {
     const report = runSeed(seed, args.options);
     totalMs += report.elapsedMs;
-    if (report.params.storageDamage.length > 0) damagedSeeds += 1;
+    if (report.damage.some((d) => d.cause === 'group' && d.applied)) damagedSeeds += 1;
+    const single = report.damage.filter((d) => d.cause === 'single' && d.applied).length;
+    if (single > 0) crashDamagedSeeds += 1;
+    crashDamages += single;
+    skippedDamages += report.damage.filter((d) => !d.applied).length;
     if (report.elapsedMs > slowest.ms) slowest = { seed, ms: report.elapsedMs };
     if (args.verbose) {
       console.log(formatSummary(report));
@@ -614,7 +706,9 @@ function main(argv: readonly string[]): number {
     console.log(
       `time: ${(totalMs / 1000).toFixed(1)}s, ${(totalMs / n).toFixed(0)}ms per seed, slowest seed ${slowest.seed} ${slowest.ms.toFixed(0)}ms` +
         (unknown > 0 ? `; ${unknown} seed(s) with linearizability unknown` : '') +
-        (damagedSeeds > 0 ? `; ${damagedSeeds} seed(s) with damaged storage` : ''),
+        (damagedSeeds > 0 ? `; ${damagedSeeds} seed(s) with damaged storage at the group crash` : '') +
+        (crashDamagedSeeds > 0 ? `; ${crashDamagedSeeds} seed(s) with damaged storage at single crashes (${crashDamages} damages)` : '') +
+        (skippedDamages > 0 ? `; ${skippedDamages} damage(s) skipped to keep at most f replicas untrusted` : ''),
     );
   }
   console.log(`vopr: ${n} seeds, ${violations} violations`);
