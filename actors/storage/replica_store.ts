@@ -328,12 +328,17 @@ export class ReplicaStore {
       let promise: { view: number; lastNormalView: number } | null = null;
       let trusted = true;
       let superblockSaysSomething = false;
+      /** Only one copy was ever written to, and it is unreadable: maybe the very first write, torn. */
+      let onlyFirstWriteBad = false;
+      let superblockNote = -1;
       switch (opened.found.kind) {
         case 'none':
           break;
         case 'damaged':
           trusted = false;
           superblockSaysSomething = true;
+          onlyFirstWriteBad = opened.found.copies.filter((copy) => copy.status !== 'empty').length === 1;
+          superblockNote = notes.length;
           notes.push(opened.found.reason);
           break;
         case 'valid': {
@@ -400,6 +405,14 @@ export class ReplicaStore {
       if (damagedAt !== null) {
         trusted = false;
         notes.push(`log damaged: ${damagedAt}; only what precedes it is trusted`);
+      }
+      // A crash during the first promise's write (nothing follows a promise on disk before it is
+      // durable) leaves one torn copy and nothing else: nothing was ever promised or stored, as
+      // in an empty directory. (Were it a stored first promise damaged later, the replica still
+      // recovers: an empty store starts fresh only on its node's first start.)
+      if (onlyFirstWriteBad && checkpoint === null && checkpointRead.invalid.length === 0 && logOpened.records.length === 0 && damagedAt === null) {
+        superblockSaysSomething = false;
+        notes[superblockNote] = `${opened.found.path}: the first promise was never written whole (a crash during its write): treated as empty`;
       }
       const anything = superblockSaysSomething || checkpoint !== null || logOpened.records.length > 0 || checkpointRead.invalid.length > 0;
       let found: StoreFound;

@@ -63,7 +63,9 @@ export type ReplicaInput =
   /**
    * Durable mode: the shell finished a persist effect, echoing its generation and op. Entries up
    * to `op` may now be acknowledged (the replica's own count at the primary, prepare_ok at a
-   * backup); an answer from an older generation (a suffix since replaced) is ignored.
+   * backup); an answer from an older generation (a suffix since replaced) is ignored. Every
+   * record of one step carries the step's pair, so the shell answers only once the last of them
+   * (and so every record before it) is stored.
    */
   | { readonly type: 'persisted'; readonly generation: number; readonly op: number }
   /**

@@ -900,10 +900,15 @@ export class Cluster {
    */
   #checkPromises(index: number, effects: readonly ReplicaEffect[]): void {
     if (!this.config.durable) return;
-    const promise = (this.stores[index] as SimStore).promise;
+    const store = this.stores[index] as SimStore;
+    const promise = store.promise;
     for (const effect of effects) {
       if (effect.type !== 'send') continue;
       const message = effect.message;
+      // An acknowledgement covers only what is stored (PROTOCOL.md "Durability").
+      if (message.type === 'prepare_ok' && message.op > store.lastOp) {
+        this.checkers.report({ kind: 'persist', replica: index, tick: this.now, message: `replica ${index} acknowledged op ${message.op} with only op ${store.lastOp} stored` });
+      }
       let uncovered = false;
       switch (message.type) {
         case 'start_view_change':
@@ -977,7 +982,12 @@ export class Cluster {
     this.network.send(index, node, msg as SimMessage, this.now);
   }
 
-  /** Finished writes reach the store, and their replica hears `persisted` for each. */
+  /**
+   * Finished writes reach the store, and their replica hears `persisted` once the last write
+   * carrying a step's (generation, op) is done: every record of a step carries the step's pair,
+   * so answering its first record would report the step's entries stored while they are still
+   * being written (the production store answers per batch, after all of them).
+   */
   #completeWrites(now: number): void {
     for (let index = 0; index < this.replicaCount; index++) {
       const queue = this.#writes[index] as PendingWrite[];
@@ -990,6 +1000,8 @@ export class Cluster {
         if (store.anomalies.length > anomalies) {
           this.checkers.report({ kind: 'persist', replica: index, tick: now, message: `replica ${index} persisted out of order: ${store.anomalies.at(-1) ?? ''}` });
         }
+        const next = queue[0];
+        if (next !== undefined && next.generation === write.generation && next.op === write.op) continue;
         done.push({ type: 'persisted', generation: write.generation, op: write.op });
       }
       if (done.length > 0) this.#drive(index, (glue) => glue.input(done));

@@ -57,6 +57,11 @@ export class SimStore {
     this.#entries.push(entry);
   }
 
+  /** The last op the store holds (its last entry, else its checkpoint's op). */
+  get lastOp(): number {
+    return this.#entries.at(-1)?.op ?? this.#checkpoint?.appliedOp ?? 0;
+  }
+
   /** The stored promise (README rule 18), or null before the first. */
   get promise(): { readonly view: number; readonly lastNormalView: number } | null {
     return this.#promise;

@@ -413,8 +413,9 @@ describe('replica store: write order', () => {
     expect(counters.checkpoints).to.be.at.least(20);
     expect(logMax, `log bytes on disk at most ${logMax}`).to.be.lessThan(40_000);
     expect(totalMax, `directory bytes at most ${totalMax}`).to.be.lessThan(64_000);
-    expect((await readdir(dir)).filter((n) => n.startsWith('checkpoint-')).length).to.equal(1);
+    // Once the checkpoint write in progress (if any) is done, one checkpoint file is left.
     await h.store.close();
+    expect((await readdir(dir)).filter((n) => n.startsWith('checkpoint-'))).to.have.length(1);
     const again = await expectReopenEquals(dir, records, options);
     expect(again.opened.stored.checkpoint?.appliedOp).to.be.greaterThan(4_800);
     expect(again.opened.stored.entries.at(-1)?.op).to.equal(5_000);

@@ -14,11 +14,12 @@
 
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fsError, instrumentFileSystem, nodeFileSystem, StorageError, type FsOperation } from '../../actors/storage/fs.ts';
 import { ReplicaStore } from '../../actors/storage/replica_store.ts';
+import { SUPERBLOCK_COPY_BYTES } from '../../actors/storage/superblock.ts';
 import type { PersistRecord } from '../../src/vr/io.ts';
 import type { LogEntry } from '../../src/vr/messages.ts';
 import { emptyMachine, type Machine } from '../../src/vr/state_machine.ts';
@@ -64,6 +65,9 @@ async function open(dir: string, options: Parameters<typeof Harness.open>[1] = {
   openStores.push(harness.store);
   return harness;
 }
+
+/** Quick retries, so fault episodes pass in milliseconds. */
+const fast = { retryFirstMs: 2, retryMaxMs: 10 };
 
 type Fault = Error | { readonly partialBytes: number; readonly error: Error } | undefined;
 
@@ -298,6 +302,51 @@ describe('replica store: crash consistency', () => {
     expect(fullRuns).to.be.greaterThan(3);
   });
 
+  it('a crash tearing the very first promise write: empty (nothing was ever promised); an unreadable only copy with a log after it: damaged', async () => {
+    const dir = freshDir();
+    let crashed = false;
+    const fs = instrumentFileSystem(nodeFileSystem, {
+      before(op) {
+        if (crashed) throw fsError('EIO', 'crashed');
+        if (op.type === 'write' && op.path.endsWith('superblock')) {
+          crashed = true;
+          // Ten bytes: part of the header only (a longer prefix would hold the whole small copy).
+          return { partialBytes: 10, error: fsError('EIO', 'crashed mid-write') };
+        }
+        return undefined;
+      },
+    });
+    const h = await open(dir, { ...fast, fs });
+    h.persist(promise(0, 0));
+    h.persist(append(entries(1, 2, 0)));
+    await waitFor(() => h.hooks.faults.length > 0, 5_000, 'the crash');
+    await h.store.close();
+    expect(h.answered).to.deep.equal([]);
+    const again = await open(dir);
+    expect(again.opened.found).to.equal('empty');
+    expect(again.opened.stored).to.deep.equal({ checkpoint: null, entries: [] });
+    expect(again.opened.notes.join('\n')).to.include('first promise');
+    again.persist(promise(0, 0));
+    again.persist(append(entries(1, 2, 0)));
+    await again.settle();
+    await again.store.close();
+    const third = await open(dir);
+    expect(third.opened.found).to.equal('intact');
+    expect(entryBytes(third.opened.stored.entries)).to.equal(entryBytes(entries(1, 2, 0)));
+
+    // The only copy written, unreadable, with entries stored after it: that promise was durable.
+    const other = freshDir();
+    await tenEntries(other);
+    const path = join(other, 'superblock');
+    const bytes = new Uint8Array(await readFile(path));
+    const slot1 = SUPERBLOCK_COPY_BYTES + 30;
+    bytes[slot1] = (bytes[slot1] ?? 0) ^ 1;
+    await writeFile(path, bytes);
+    const damaged = await open(other);
+    expect(damaged.opened.found).to.equal('damaged');
+    expect(damaged.opened.stored.entries).to.have.length(10);
+  });
+
   it('a crash while opening damaged storage never leaves a cut log under the old promise', async () => {
     const dir = freshDir();
     await tenEntries(dir);
@@ -325,7 +374,6 @@ describe('replica store: crash consistency', () => {
 // ---- disk faults ---------------------------------------------------------------------------
 
 describe('replica store: disk faults', () => {
-  const fast = { retryFirstMs: 2, retryMaxMs: 10 };
 
   it('ENOSPC on log writes (the first torn), then EIO on the log fdatasync: nothing answered meanwhile, one fault per episode, recovered, nothing lost or duplicated', async () => {
     const dir = freshDir();
