@@ -11,6 +11,7 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { defaultOutDir, type Suite } from './report.ts';
+import { durableSuite } from './durable.bench.ts';
 import { netSuite } from './net.bench.ts';
 import { runtimeSuite } from './runtime.bench.ts';
 import { simSuite } from './sim.bench.ts';
@@ -22,6 +23,7 @@ const suites: ReadonlyMap<string, Suite> = new Map<string, Suite>([
   ['sim', simSuite],
   ['runtime', runtimeSuite],
   ['net', netSuite],
+  ['durable', durableSuite],
 ]);
 
 const usage = `usage: npm run bench -- [suite ...] [--quick] [--out DIR]
