@@ -195,7 +195,7 @@ export async function createActor(context: ActorContext, init: unknown): Promise
       if (glue === null) return { ...downView(), down: { since: downSince, reason: downReason } };
       return { ...glue.status(), startedAs, ...(store === null ? {} : { storage: store.counters() }) };
     },
-    inspect: () => ({ ...(glue === null ? downView() : glue.inspect()), heapUsedBytes: process.memoryUsage().heapUsed }),
+    inspect: () => ({ ...(glue === null ? downView() : glue.inspect()), ...(store === null ? {} : { storage: store.counters() }), heapUsedBytes: process.memoryUsage().heapUsed }),
     query: (request) => answerQuery(context, spec, glue, request),
     async stop(): Promise<void> {
       stopped = true;

@@ -4,9 +4,11 @@
  * and 1,024 callers against, all in the same run:
  *
  * - haret durable: `startNode({ namespaces: [{ name: 'bench', replicas: 3 }], dataDir })` on a
- *   fresh temporary directory (fsync on), in-process through `node.client()` and over TCP
- *   through `connect()` to the same node's client API (`clientApi: { port: 0 }`);
- * - haret diskless: the same node without a data dir, both ways, for the durable/diskless ratio
+ *   fresh temporary directory (fsync on), in-process through `node.client()`; and over TCP, a
+ *   `haret start --data-dir` process driven through `connect()` from this one, as etcd's
+ *   members are processes of their own (a node serving TCP in this process would share its
+ *   main thread with the 1,024 callers' client library);
+ * - haret diskless: the same without a data dir, both ways, for the durable/diskless ratio
  *   (goal: at least 0.5);
  * - etcd: a 3-member cluster on 127.0.0.1 (bench/etcd.ts) through the `etcd3` client, when an
  *   `etcd` binary is on the PATH, for the haret/etcd ratio (goal: at least 5x at 1,024 callers).
@@ -15,8 +17,8 @@
  * Every system stays up for the whole run and the measured runs of one caller count rotate
  * through them rep by rep, so drift in the machine's load hits every side of a ratio alike
  * (as the net bench does for TLS). Each row is the median run by throughput. For the durable
- * rows, the replicas' cumulative storage counters (status `storage`: fsyncs, entries, ...) are
- * read before and after each run: fsyncs per second (the three replicas together) and log
+ * rows, the replicas' cumulative storage counters (status `storage`: fsyncs, entries, ...; over
+ * the admin API's `replica` answer for a node process) are read before and after each run: fsyncs per second (the three replicas together) and log
  * entries per fsync (group commit: above 1 means one fsync covered several entries). A status
  * without those counters prints n/a; a durable node that cannot start prints its error.
  */
@@ -27,6 +29,7 @@ import { join } from 'node:path';
 import { connect, type RemoteConnection } from '../src/net/index.ts';
 import { startNode, type ActorReport, type HaretNode, type NamespaceClient } from '../src/node/index.ts';
 import { findEtcd, startEtcdCluster, type EtcdCluster } from './etcd.ts';
+import { adminValue, startNodeProcess, stopNodeProcess, type NodeProcess } from './node_process.ts';
 import { formatInteger, printTable, progress, writeResults, type SuiteContext } from './report.ts';
 import { drive, makeBars, percentile, prepareBlobs, type Bars } from './runtime.bench.ts';
 
@@ -201,15 +204,18 @@ type Target = {
   readonly system: DurableSystem;
   readonly transport: DurableTransport;
   readonly client: NamespaceClient;
-  /** The node whose replicas' storage counters are read (durable rows), or null. */
-  readonly countersOf: HaretNode | null;
+  /** Reads the replicas' storage counters (durable rows), or null. */
+  readonly countersOf: (() => Promise<Map<string, StorageCounters>>) | null;
 };
 
 /** A system that could not start: its rows say why. */
 type Missing = { readonly system: DurableSystem; readonly transports: readonly DurableTransport[]; readonly reason: string };
 
-/** A haret node serving the bench namespace in-process and on a TCP client port, with a connection to that port. */
-type HaretDeployment = { readonly node: HaretNode; readonly remote: RemoteConnection; readonly dataDir: string | null };
+/** A haret node serving the bench namespace in-process. */
+type HaretDeployment = { readonly node: HaretNode; readonly dataDir: string | null };
+
+/** A `haret start` process serving the bench namespace over TCP, with a connection to it. */
+type HaretProcess = { readonly process: NodeProcess; readonly remote: RemoteConnection; readonly dataDir: string | null };
 
 function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
@@ -222,22 +228,13 @@ async function startHaret(durable: boolean): Promise<HaretDeployment> {
     node = await startNode({
       logLevel: 'silent',
       namespaces: [{ name: namespace, replicas: 3 }],
-      clientApi: { port: 0 },
       ...(dataDir === null ? {} : { dataDir }),
     });
-    const address = node.clientApiAddress;
-    if (address === null) throw new Error('the node serves no client API');
-    const remote = await connect([`${address.host}:${address.port}`]);
-    try {
-      const client = node.client(namespace);
-      // A first write proves the namespace serves (a durable start that cannot write fails here, once).
-      await client.create('/probe', 'blob');
-      await prepareBlobs(client, Math.max(...callerCounts));
-    } catch (error) {
-      await remote.close().catch(() => undefined);
-      throw error;
-    }
-    return { node, remote, dataDir };
+    const client = node.client(namespace);
+    // A first write proves the namespace serves (a durable start that cannot write fails here, once).
+    await client.create('/probe', 'blob');
+    await prepareBlobs(client, Math.max(...callerCounts));
+    return { node, dataDir };
   } catch (error) {
     await node?.stop().catch(() => undefined);
     if (dataDir !== null) rmSync(dataDir, { recursive: true, force: true });
@@ -246,9 +243,51 @@ async function startHaret(durable: boolean): Promise<HaretDeployment> {
 }
 
 async function stopHaret(deployment: HaretDeployment): Promise<void> {
-  await deployment.remote.close().catch(() => undefined);
   await deployment.node.stop();
   if (deployment.dataDir !== null) rmSync(deployment.dataDir, { recursive: true, force: true });
+}
+
+async function startHaretProcess(durable: boolean): Promise<HaretProcess> {
+  const dataDir = durable ? mkdtempSync(join(tmpdir(), 'haret-bench-durable-tcp-')) : null;
+  let started: NodeProcess | null = null;
+  try {
+    started = await startNodeProcess(durable ? 'bench-durable' : 'bench-diskless', ['--namespace', namespace, '--replicas', '3', ...(dataDir === null ? [] : ['--data-dir', dataDir])]);
+    const remote = await connect([started.client]);
+    try {
+      const client = remote.client(namespace);
+      await client.create('/probe', 'blob');
+      await prepareBlobs(client, Math.max(...callerCounts));
+    } catch (error) {
+      await remote.close().catch(() => undefined);
+      throw error;
+    }
+    return { process: started, remote, dataDir };
+  } catch (error) {
+    if (started !== null) await stopNodeProcess(started).catch(() => undefined);
+    if (dataDir !== null) rmSync(dataDir, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+async function stopHaretProcess(deployment: HaretProcess): Promise<void> {
+  await deployment.remote.close().catch(() => undefined);
+  await stopNodeProcess(deployment.process);
+  if (deployment.dataDir !== null) rmSync(deployment.dataDir, { recursive: true, force: true });
+}
+
+/** The storage counters of a node process's replicas, through the admin API's `replica` answer. */
+async function processCounters(node: NodeProcess): Promise<Map<string, StorageCounters>> {
+  const out = new Map<string, StorageCounters>();
+  for (let index = 0; index < 3; index += 1) {
+    const actor = `${namespace}/r${index}`;
+    const view = (await adminValue(node.admin, { type: 'replica', actor })) as { storage?: unknown } | null;
+    if (isCounters(view?.storage)) out.set(actor, view.storage);
+  }
+  return out;
+}
+
+function nodeCounters(node: HaretNode): () => Promise<Map<string, StorageCounters>> {
+  return async () => storageByReplica((await node.status()).actors, namespace);
 }
 
 /**
@@ -262,9 +301,9 @@ function etcdTarget(cluster: EtcdCluster): Target {
 
 // ---- measuring ------------------------------------------------------------------------------
 
-async function snapshot(node: HaretNode | null): Promise<{ at: number; counters: Map<string, StorageCounters> } | null> {
-  if (node === null) return null;
-  const counters = storageByReplica((await node.status()).actors, namespace);
+async function snapshot(read: (() => Promise<Map<string, StorageCounters>>) | null): Promise<{ at: number; counters: Map<string, StorageCounters> } | null> {
+  if (read === null) return null;
+  const counters = await read();
   return { at: performance.now(), counters };
 }
 
@@ -376,25 +415,38 @@ export async function durableSuite(context: SuiteContext): Promise<void> {
   const targets: Target[] = [];
   const missing: Missing[] = [];
   const deployments: HaretDeployment[] = [];
+  const processes: HaretProcess[] = [];
   let etcd: EtcdCluster | null = null;
   let etcdNote: string;
   const bars = makeBars();
   let rows: DurableRow[] = [];
   try {
-    progress('starting haret durable and haret diskless');
+    progress('starting haret durable and haret diskless, in this process and as node processes');
     // Side by side: most of a start is worker threads loading their modules.
     const started = await Promise.allSettled([startHaret(true), startHaret(false)]);
+    const startedProcesses = await Promise.allSettled([startHaretProcess(true), startHaretProcess(false)]);
     for (const [i, result] of started.entries()) {
       const durable = i === 0;
       const system: DurableSystem = durable ? 'haret durable' : 'haret diskless';
       if (result.status === 'rejected') {
-        missing.push({ system, transports: ['in-process', 'TCP'], reason: errorText(result.reason) });
+        missing.push({ system, transports: ['in-process'], reason: errorText(result.reason) });
         continue;
       }
       const deployment = result.value;
       deployments.push(deployment);
-      targets.push({ system, transport: 'in-process', client: deployment.node.client(namespace), countersOf: durable ? deployment.node : null });
-      targets.push({ system, transport: 'TCP', client: deployment.remote.client(namespace), countersOf: durable ? deployment.node : null });
+      targets.push({ system, transport: 'in-process', client: deployment.node.client(namespace), countersOf: durable ? nodeCounters(deployment.node) : null });
+    }
+    for (const [i, result] of startedProcesses.entries()) {
+      const durable = i === 0;
+      const system: DurableSystem = durable ? 'haret durable' : 'haret diskless';
+      if (result.status === 'rejected') {
+        missing.push({ system, transports: ['TCP'], reason: errorText(result.reason) });
+        continue;
+      }
+      const deployment = result.value;
+      processes.push(deployment);
+      const node = deployment.process;
+      targets.push({ system, transport: 'TCP', client: deployment.remote.client(namespace), countersOf: durable ? () => processCounters(node) : null });
     }
     const binary = context.quick ? null : findEtcd();
     if (context.quick) {
@@ -415,7 +467,7 @@ export async function durableSuite(context: SuiteContext): Promise<void> {
     rows = await runAll(targets, options, bars);
   } finally {
     bars.stop();
-    const stops: Promise<void>[] = deployments.map((deployment) => stopHaret(deployment));
+    const stops: Promise<void>[] = [...deployments.map((deployment) => stopHaret(deployment)), ...processes.map((deployment) => stopHaretProcess(deployment))];
     if (etcd !== null) stops.push(etcd.stop());
     const stopped = await Promise.allSettled(stops);
     for (const result of stopped) if (result.status === 'rejected') progress(`cleanup failed: ${errorText(result.reason)}`);

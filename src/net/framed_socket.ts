@@ -175,11 +175,31 @@ export class FramedSocket {
     return this.#undelivered > 0 || this.#decoder.bufferedBytes > 0;
   }
 
-  /** Bytes of one or more complete frames (prefixes included). */
+  /**
+   * Bytes of one or more complete frames (prefixes included). Frames written in one turn of the
+   * event loop leave together: the socket is corked at the first and uncorked on the next tick,
+   * so a batch of answers (a replica's replies arrive batched) costs one writev, not a syscall
+   * each (measured: socket writes were a quarter of a node's main thread under 1,024 callers).
+   * Backpressure counts what this turn wrote as unsent until then: a turn writing more than
+   * the soft bound pauses reading until the kernel has taken it.
+   */
   write(frames: Uint8Array): WriteOutcome {
     if (!this.writable) return 'closed';
+    this.#corkForThisTurn();
     this.#socket.write(frames);
     return this.#account();
+  }
+
+  #corked = false;
+
+  #corkForThisTurn(): void {
+    if (this.#corked) return;
+    this.#corked = true;
+    this.#socket.cork();
+    process.nextTick(() => {
+      this.#corked = false;
+      this.#socket.uncork();
+    });
   }
 
   /** One frame around `payload`: prefix and payload in two writes, one syscall, no copy of the payload. */
@@ -187,10 +207,9 @@ export class FramedSocket {
     if (!this.writable) return 'closed';
     const header = new Uint8Array(frameHeaderBytes);
     new DataView(header.buffer).setUint32(0, payload.byteLength);
-    this.#socket.cork();
+    this.#corkForThisTurn();
     this.#socket.write(header);
     this.#socket.write(payload);
-    this.#socket.uncork();
     return this.#account();
   }
 

@@ -152,10 +152,15 @@ describe('net: the framed socket helper', function () {
     const drains: number[] = [];
     const { framed, peer, frames, peerFrames } = await pair({ frameBytesMax: 64, writeBufferBytesMax: 64 * 1024, writeBufferHardBytesMax: 1 << 30 }, { onDrain: () => drains.push(1) });
     peer.pause();
-    // The kernel takes the first megabytes; what it does not take waits in the socket.
-    const chunk = encodeFrame(new Uint8Array(64 * 1024));
+    // The kernel takes the first megabytes; what it does not take waits in the socket. Frames
+    // of one turn leave together at its end (the socket is corked meanwhile, and counted as
+    // unsent): one frame per turn here, each below the soft bound.
+    const chunk = encodeFrame(new Uint8Array(16 * 1024));
     const outcomes: string[] = [];
-    for (let i = 0; i < 1024 && framed.writableLength <= 256 * 1024; i += 1) outcomes.push(framed.write(chunk));
+    for (let i = 0; i < 1024 && framed.writableLength <= 256 * 1024; i += 1) {
+      outcomes.push(framed.write(chunk));
+      await new Promise((resolve) => setImmediate(resolve));
+    }
     expect(outcomes.filter((outcome) => outcome === 'paused')).to.have.length(1);
     expect(outcomes).to.not.include('overflow');
     // Not read while paused: the peer's frame waits.
@@ -179,6 +184,15 @@ describe('net: the framed socket helper', function () {
     expect(outcomes.has('overflow')).to.equal(true);
     await waitFor('the close', () => closes.length === 1);
     expect(closes[0]?.cause).to.equal('write_overflow');
+  });
+
+  it('frames written in one turn leave in one write: the peer receives them in one chunk', async () => {
+    const { framed, peer } = await pair({ frameBytesMax: 64 });
+    const chunks: number[] = [];
+    peer.on('data', (data: Buffer) => chunks.push(data.length));
+    for (let i = 0; i < 50; i += 1) framed.write(encodeFrame(new Uint8Array([i])));
+    await waitFor('the frames', () => chunks.reduce((a, b) => a + b, 0) === 50 * 5);
+    expect(chunks).to.have.length(1);
   });
 
   it('destroy is close-once: one onClose, with the first reason', async () => {
