@@ -8,8 +8,7 @@
  */
 
 import { expect } from 'chai';
-import { mkdir, mkdtemp, readFile, readdir, rm, unlink, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readFile, readdir, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { encodeCheckpointFile } from '../../actors/storage/checkpoint_file.ts';
 import { instrumentFileSystem, nodeFileSystem, type FsOperation } from '../../actors/storage/fs.ts';
@@ -41,31 +40,11 @@ import {
   superblockSays,
   tenEntries,
   truncateAfter,
+  useStores,
   waitFor,
 } from './storage_replica_store_helpers.ts';
 
-let root = '';
-let counter = 0;
-const freshDir = (): string => join(root, `r${counter++}`);
-
-before(async () => {
-  root = await mkdtemp(join(tmpdir(), 'haret-replica-store-'));
-});
-after(async () => {
-  await rm(root, { recursive: true, force: true, maxRetries: 5 });
-});
-
-/** Stores opened by a test, closed after it even when it fails (no open descriptors leak). */
-const openStores: ReplicaStore[] = [];
-afterEach(async () => {
-  for (const store of openStores.splice(0)) await store.close();
-});
-
-async function open(dir: string, options: Parameters<typeof Harness.open>[1] = {}): Promise<Harness> {
-  const harness = await Harness.open(dir, options);
-  openStores.push(harness.store);
-  return harness;
-}
+const { freshDir, open } = useStores('replica-store');
 
 function simOf(records: readonly PersistRecord[]): SimStore {
   const sim = new SimStore();

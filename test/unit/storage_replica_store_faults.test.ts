@@ -14,8 +14,7 @@
 
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fsError, instrumentFileSystem, nodeFileSystem, StorageError, type FsOperation } from '../../actors/storage/fs.ts';
 import { ReplicaStore } from '../../actors/storage/replica_store.ts';
@@ -41,30 +40,11 @@ import {
   sleep,
   tenEntries,
   truncateAfter,
+  useStores,
   waitFor,
 } from './storage_replica_store_helpers.ts';
 
-let root = '';
-let counter = 0;
-const freshDir = (): string => join(root, `f${counter++}`);
-
-before(async () => {
-  root = await mkdtemp(join(tmpdir(), 'haret-replica-store-faults-'));
-});
-after(async () => {
-  await rm(root, { recursive: true, force: true, maxRetries: 5 });
-});
-
-const openStores: ReplicaStore[] = [];
-afterEach(async () => {
-  for (const store of openStores.splice(0)) await store.close();
-});
-
-async function open(dir: string, options: Parameters<typeof Harness.open>[1] = {}): Promise<Harness> {
-  const harness = await Harness.open(dir, options);
-  openStores.push(harness.store);
-  return harness;
-}
+const { freshDir, open } = useStores('replica-store-faults');
 
 /** Quick retries, so fault episodes pass in milliseconds. */
 const fast = { retryFirstMs: 2, retryMaxMs: 10 };

@@ -6,7 +6,8 @@
  */
 
 import { Packr } from 'msgpackr';
-import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { defaultTreeLimits } from '../../src/base/limits.ts';
 import { encodeCheckpoint } from '../../src/vr/checkpoint.ts';
@@ -275,4 +276,32 @@ export async function flipInRecord(dir: string, index: number): Promise<void> {
   const at = offset + RECORD_HEADER_BYTES + 3;
   bytes[at] = (bytes[at] ?? 0) ^ 0x40;
   await writeFile(path, bytes);
+}
+
+/**
+ * A test file's stores: fresh directories under one temporary root (removed after the file),
+ * and `open`, whose stores are closed after each test even when it fails (no descriptor leaks).
+ * Call at the top level of a test file: it registers that file's hooks.
+ */
+export function useStores(prefix: string): { freshDir: () => string; open: (dir: string, options?: Parameters<typeof Harness.open>[1]) => Promise<Harness> } {
+  let root = '';
+  let counter = 0;
+  const openStores: ReplicaStore[] = [];
+  before(async () => {
+    root = await mkdtemp(join(tmpdir(), `haret-${prefix}-`));
+  });
+  after(async () => {
+    await rm(root, { recursive: true, force: true, maxRetries: 5 });
+  });
+  afterEach(async () => {
+    for (const store of openStores.splice(0)) await store.close();
+  });
+  return {
+    freshDir: () => join(root, `s${counter++}`),
+    open: async (dir, options = {}) => {
+      const harness = await Harness.open(dir, options);
+      openStores.push(harness.store);
+      return harness;
+    },
+  };
 }
