@@ -4,8 +4,8 @@
  * request set for operators. Every request carries an `id` that its answer repeats. Pure.
  *
  *   hello {token?}     the first request on a connection (answered `ok {value: nil}`)
- *   status, namespaces, config, metrics, cluster_status     {type, id}
- *   primary {ns}   replica {actor}   cluster_join {address}
+ *   status, health, namespaces, config, metrics, cluster_status     {type, id}
+ *   primary {ns}   replica {actor}   cluster_join {address}   snapshot {ns}
  *   namespace_create {ns, replicas? (default 3), nodes? (default: the members)}
  *
  * Answers: `ok {id, value}` or `error {id, code, message}`; `id` is nil when the request's id
@@ -39,6 +39,8 @@ export type AdminActorReport = {
 export type AdminRequest =
   | { readonly type: 'hello'; readonly id: number; readonly token?: string }
   | { readonly type: 'status'; readonly id: number }
+  /** Whether the node serves: {serving, problems} (NodeStatus), one line per problem. */
+  | { readonly type: 'health'; readonly id: number }
   | { readonly type: 'namespaces'; readonly id: number }
   | { readonly type: 'primary'; readonly id: number; readonly ns: string }
   | { readonly type: 'replica'; readonly id: number; readonly actor: string }
@@ -94,7 +96,7 @@ const reader = new FieldReader((message) => {
   throw new Malformed(message);
 }, msgpackWords);
 
-const requestTypes = ['hello', 'status', 'namespaces', 'primary', 'replica', 'config', 'metrics', 'cluster_join', 'cluster_status', 'namespace_create', 'snapshot'] as const;
+const requestTypes = ['hello', 'status', 'health', 'namespaces', 'primary', 'replica', 'config', 'metrics', 'cluster_join', 'cluster_status', 'namespace_create', 'snapshot'] as const;
 
 /** Untrusted bytes to a request, or a typed error answer; never throws. */
 export function decodeAdminRequest(payload: Uint8Array): AdminRequest | AdminAnswer {
@@ -125,6 +127,7 @@ function readRequest(fields: Fields, id: number): AdminRequest {
       return { type, id, token: reader.stringValue(token, 'token', 1, adminTokenLengthMax) };
     }
     case 'status':
+    case 'health':
     case 'namespaces':
     case 'config':
     case 'metrics':

@@ -47,7 +47,7 @@ usage:
               [--auth-token-file FILE] [--admin-token-file FILE]
   haret cli ADDRESS [--namespace NS] [--token-file FILE] [--tls-ca FILE] [-e COMMAND]
   haret admin ADMIN_ADDRESS [--token-file FILE] [--tls-ca FILE] [-e COMMAND]
-                                           status | namespaces | primary NS | replica ACTOR
+                                           status | health | namespaces | primary NS | replica ACTOR
                                            | config | metrics | cluster join ADDR
                                            | cluster status | namespace create NS
                                            | snapshot save NS FILE | help
@@ -179,6 +179,8 @@ async function cli(args: readonly string[]): Promise<number> {
 
 const adminHelp = `admin commands:
   status              every actor: worker state, restarts, role, status, view, op, commit
+  health              whether the node serves, and one line per problem (a failed actor, a
+                      failing disk, a namespace that cannot recover)
   namespaces          the namespaces this node serves
   primary NS          the replica that is primary of NS
   replica ACTOR       a replica's protocol state (e.g. replica default/r0)
@@ -210,6 +212,7 @@ function parseAdminCommand(line: string): AdminQuery | SnapshotSave | 'help' | '
     case 'exit':
       return 'quit';
     case 'status':
+    case 'health':
     case 'namespaces':
     case 'config':
     case 'metrics':
@@ -239,6 +242,11 @@ function parseAdminCommand(line: string): AdminQuery | SnapshotSave | 'help' | '
 
 function formatAdminAnswer(query: AdminQuery, answer: AdminAnswer): string {
   if (answer.type === 'error') return `error: ${answer.message} (${answer.code})`;
+  if (query.type === 'health' && typeof answer.value === 'object' && answer.value !== null) {
+    const health = answer.value as { serving?: unknown; problems?: unknown };
+    const problems = Array.isArray(health.problems) ? health.problems.map((line) => `  - ${String(line)}`) : [];
+    return [health.serving === true ? 'serving' : 'not serving', ...problems].join('\n');
+  }
   if (query.type === 'status' && Array.isArray(answer.value)) {
     return (answer.value as ActorLine[]).map(formatActorLine).join('\n');
   }

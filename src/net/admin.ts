@@ -90,7 +90,7 @@ export type AdminBackend = {
   readonly options: unknown;
   /** Null for a node without cluster links. */
   readonly cluster: AdminCluster | null;
-  status(): Promise<{ readonly actors: readonly AdminActorReport[]; readonly workers: readonly AdminWorkerReport[] }>;
+  status(): Promise<{ readonly actors: readonly AdminActorReport[]; readonly workers: readonly AdminWorkerReport[]; readonly serving: boolean; readonly problems: readonly string[] }>;
   primaryOf(ns: string): Promise<number | null>;
   replicaId(ns: string, index: number): string;
   inspect(actor: string): Promise<unknown>;
@@ -274,6 +274,10 @@ export class AdminServer {
           return { type: 'ok', id: request.id, value: null };
         case 'status':
           return { type: 'ok', id: request.id, value: (await node.status()).actors.map((a) => ({ actor: a.actor, worker: a.worker, state: a.state, restarts: a.restarts, failure: a.failure, role: a.role, status: a.status, view: a.view, op: a.op, commit: a.commit })) };
+        case 'health': {
+          const status = await node.status();
+          return { type: 'ok', id: request.id, value: { serving: status.serving, problems: status.problems } };
+        }
         case 'namespaces':
           return { type: 'ok', id: request.id, value: node.namespaces };
         case 'primary': {

@@ -29,6 +29,7 @@ import type { RemoteConnection } from '../../src/net/index.ts';
 import {
   Processes,
   Writers,
+  admin,
   adminStatus,
   checkQueues,
   connectWithin,
@@ -74,14 +75,14 @@ type Health = {
   readonly replicas: readonly { readonly actor: string; readonly state: string; readonly restarts: number; readonly status: string | null }[];
   /** Worker restarts, by worker (admin status: by replica actor). */
   readonly restarts: Record<string, number>;
-  /** node.status().serving and problems; null where the admin API does not carry them. */
+  /** node.status().serving and problems (the admin API's `health` answer for a `haret start` node). */
   readonly serving: boolean | null;
   readonly problems: readonly string[] | null;
 };
 
-function healthOfAdmin(lines: readonly StatusLine[], ns: string): Health {
+function healthOfAdmin(lines: readonly StatusLine[], ns: string, health: { serving: boolean; problems: readonly string[] }): Health {
   const replicas = lines.filter((line) => line.actor.startsWith(`${ns}/`));
-  return { replicas, restarts: Object.fromEntries(lines.map((line) => [line.actor, line.restarts])), serving: null, problems: null };
+  return { replicas, restarts: Object.fromEntries(lines.map((line) => [line.actor, line.restarts])), serving: health.serving, problems: health.problems };
 }
 
 function healthOfEmbedded(status: EmbeddedStatus): Health {
@@ -109,7 +110,7 @@ async function diskFull(kind: 'haret' | 'embedded'): Promise<void> {
     if (kind === 'haret') {
       const started = await startHaret(procs, 'full', ['--data-dir', dataDir, '--namespace', ns, '--replicas', '3'], { wrapper: fsizeWrapper(limit) });
       node = started;
-      health = async () => healthOfAdmin(await adminStatus(started.admin), ns);
+      health = async () => healthOfAdmin(await adminStatus(started.admin), ns, (await admin(started.admin, { type: 'health' })) as { serving: boolean; problems: readonly string[] });
     } else {
       const started = await startEmbedded(procs, 'full-embedded', writeEmbeddedScript(dir), dataDir, fsizeWrapper(limit));
       node = started;

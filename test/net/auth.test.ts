@@ -206,7 +206,7 @@ function fakeNode(): { backend: AdminBackend; changes: string[] } {
         return Promise.resolve({ created: name });
       },
     },
-    status: () => Promise.resolve({ actors: [], workers: [] }),
+    status: () => Promise.resolve({ actors: [], workers: [], serving: true, problems: [] }),
     primaryOf: () => Promise.resolve(0),
     replicaId: (ns, index) => `${ns}/r${index}`,
     inspect: () => Promise.resolve(null),

@@ -54,6 +54,9 @@ describe('the haret command', function () {
       const status = await runChild([bin, 'admin', adminAddress, '-e', 'status'], 30_000);
       expect(status.code, status.stderr).to.equal(0);
       expect(status.stdout).to.match(/ns1\/r\d\s+running\s+primary\s+normal view \d+ op \d+ commit \d+/);
+      const health = await runChild([bin, 'admin', adminAddress, '-e', 'health'], 30_000);
+      expect(health.code, health.stderr).to.equal(0);
+      expect(health.stdout.trim()).to.equal('serving');
       const primary = await runChild([bin, 'admin', adminAddress, '-e', 'primary ns1'], 30_000);
       expect(JSON.parse(primary.stdout)).to.have.property('actor').that.matches(/^ns1\/r\d$/);
       const replica = await runChild([bin, 'admin', adminAddress, '-e', 'replica ns1/r1'], 30_000);
