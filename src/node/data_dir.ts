@@ -7,10 +7,10 @@
  * the file instead of crashing a replica worker over and over.
  */
 
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { nodeFileSystem, writeFileAtomically } from '../../actors/storage/fs.ts';
-import { claimDirectory } from '../../actors/storage/identity.ts';
+import { claimDirectory, IDENTITY_FILE } from '../../actors/storage/identity.ts';
 import { recordFileName } from './cluster_store.ts';
 import { replicaDir } from './layout.ts';
 import type { ResolvedOptions } from './options.ts';
@@ -38,6 +38,31 @@ export async function claimNodeDataDir(dataDir: string, node: string): Promise<{
   mkdirSync(dataDir, { recursive: true });
   await writeFileAtomically(nodeFileSystem, dataDir, `${marker}.tmp`, marker, new TextEncoder().encode(`${JSON.stringify({ format: markerFormat, node })}\n`));
   return { existed };
+}
+
+/**
+ * How each of the node's own namespaces starts. A new node (or an in-memory one): fresh. A
+ * durable node restarting: recovering (each replica resumes from intact storage), except a
+ * namespace none of whose replicas ever stored anything: a replica acknowledges nothing before
+ * its first promise is stored (src/vr/README.md rule 18), so no op of it was ever committed,
+ * and it starts fresh rather than wait forever for a recovery no replica can answer (a crash
+ * during the node's first start, or every replica directory deleted).
+ */
+export function startModes(options: ResolvedOptions, restarting: boolean): (ns: string) => 'fresh' | 'recovering' {
+  const dataDir = options.dataDir;
+  if (!restarting || !options.durable || dataDir === undefined) return () => 'fresh';
+  const modes = new Map<string, 'fresh' | 'recovering'>();
+  for (const ns of options.namespaces) {
+    const dirs = Array.from({ length: ns.config.replicaCount }, (_, index) => replicaDir(dataDir, ns.name, index));
+    modes.set(ns.name, dirs.every(neverStored) ? 'fresh' : 'recovering');
+  }
+  return (ns) => modes.get(ns) ?? 'recovering';
+}
+
+/** True when a replica directory holds no byte of storage: no directory, or only its identity and empty files. */
+function neverStored(dir: string): boolean {
+  if (!existsSync(dir)) return true;
+  return readdirSync(dir).every((name) => name === IDENTITY_FILE || name.endsWith('.tmp') || statSync(join(dir, name)).size === 0);
 }
 
 /** Claims every durable replica directory of the node's own namespaces; RangeError naming the file on a refusal. */

@@ -79,16 +79,17 @@ export type Layout = {
 };
 
 /**
- * `start`: how the node's own namespaces start. `fresh` for a new node; a node restarting on
- * its data directory says `recovering`, and each durable replica then resumes from its store
- * when that is intact (actors/durable_replica.ts).
+ * `startOf`: how each of the node's own namespaces starts. `fresh` for a new group; a namespace
+ * that may hold data says `recovering`, and each durable replica then resumes from its store
+ * when that is intact (actors/durable_replica.ts). See src/node/data_dir.ts `startModes`.
  */
-export function buildLayout(options: ResolvedOptions, start: 'fresh' | 'recovering' = 'fresh'): Layout {
+export function buildLayout(options: ResolvedOptions, startOf: (ns: string) => 'fresh' | 'recovering' = () => 'fresh'): Layout {
   const replicaSpecs: { index: number; spec: ActorSpec }[] = [];
   const proxyNamespaces: Record<string, readonly string[]> = {};
   const subscribers: TimerSubscriber[] = [{ id: proxyId, everyTicks: options.clientTickEvery }];
   for (const ns of options.namespaces) {
     const replicas = Array.from({ length: ns.config.replicaCount }, (_, index) => replicaId(ns.name, index));
+    const start = startOf(ns.name);
     proxyNamespaces[ns.name] = replicas;
     replicas.forEach((id, index) => {
       const init: ReplicaInit = {

@@ -26,7 +26,7 @@ import { Endpoint } from './endpoint.ts';
 import { NamespaceHealth } from './health.ts';
 import { resolveNamespace, resolveOptions, servedTreeLimits, unprotectedPorts, type NodeOptions, type ResolvedNamespace, type ResolvedOptions } from './options.ts';
 import { buildLayout, clusterReplicaWorker, endpointId, netId, proxyId, replicaId, replicaStorage, restartInit, timerId, type Layout } from './layout.ts';
-import { claimNodeDataDir, claimReplicaDirs } from './data_dir.ts';
+import { claimNodeDataDir, claimReplicaDirs, startModes } from './data_dir.ts';
 import { restoreNamespaces, snapshotNamespace, type Backup } from './backup.ts';
 import { Cluster, clusterActorId, remoteThreadOf, type ClusterStatus, type ReplicaStart } from './cluster.ts';
 import { loadRecord, type ClusterNamespace, type ClusterRecord } from './cluster_store.ts';
@@ -561,9 +561,10 @@ export async function startNode(options: NodeOptions = {}): Promise<HaretNode> {
   const record = ownRecord(resolved);
   const restarting = resolved.dataDir === undefined ? false : (await claimNodeDataDir(resolved.dataDir, resolved.name)).existed;
   await restoreNamespaces(resolved);
+  // Read before the directories are claimed (a claim writes an identity, nothing else).
+  const startOf = startModes(resolved, restarting);
   await claimReplicaDirs(resolved);
-  // In-memory replicas of a restarted node start a new, empty group: there is nothing to recover.
-  const layout = buildLayout(resolved, restarting && resolved.durable ? 'recovering' : 'fresh');
+  const layout = buildLayout(resolved, startOf);
   const endpoint = new Endpoint(endpointId, proxyId, layout.proxyWorker, resolved.callDeadlineMs, resolved.callsInFlightMax);
   const late: LateObjects = { clientApi: new Slot('the TCP client API server'), cluster: new Slot('the cluster') };
   const system = await startActors(resolved, layout, endpoint, late);
