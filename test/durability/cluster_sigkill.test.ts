@@ -16,25 +16,23 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RemoteConnection } from '../../src/net/index.ts';
 import {
-  Cluster,
-  Processes,
-  Writers,
   admin,
   adminStatus,
   appendGarbage,
   checkQueues,
+  Cluster,
   connectWithin,
-  highestLoggedOp,
   createQueue,
+  highestLoggedOp,
   logLines,
   namespaceClient,
   newestSegment,
   pause,
   queuePath,
-  removeDir,
+  runScenario,
   tearLastRecord,
-  tempDir,
   waitFor,
+  Writers,
 } from './processes.ts';
 
 const ns = 'jobs';
@@ -65,13 +63,10 @@ describe('durability: SIGKILL of a whole three-node cluster', function () {
 });
 
 async function powerCut(damage: Damage): Promise<void> {
-  const started = performance.now();
-  const dir = tempDir('haret-durable-cluster-');
-  const procs = new Processes();
   let remote: RemoteConnection | null = null;
   let writers: Writers | null = null;
   const report: Record<string, unknown> = { damage };
-  try {
+  await runScenario('haret-durable-cluster-', report, async (dir, procs, started) => {
     const cluster = await Cluster.create(procs, dir);
     await cluster.start('n1');
     await Promise.all([cluster.start('n2', [cluster.clusterAddress('n1')]), cluster.start('n3', [cluster.clusterAddress('n1')])]);
@@ -181,15 +176,8 @@ async function powerCut(damage: Damage): Promise<void> {
       const notes = member.proc === null ? [] : logLines(member.proc, 'storage');
       if (notes.length > 0) report[`storageLog.${member.name}`] = notes.map((line) => `${String(line['msg'])}`);
     }
-    report['totalMs'] = Math.round(performance.now() - started);
-    console.log(`      ${JSON.stringify(report)}`);
-  } catch (error) {
-    console.log(`      (failed) ${JSON.stringify(report)}`);
-    throw error;
-  } finally {
+  }, async () => {
     writers?.stop();
     await remote?.close();
-    await procs.killAll();
-    removeDir(dir);
-  }
+  });
 }

@@ -27,27 +27,25 @@ import { chmodSync, chownSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RemoteConnection } from '../../src/net/index.ts';
 import {
-  Processes,
-  Writers,
   admin,
   adminStatus,
   checkQueues,
   connectWithin,
   createQueue,
+  type EmbeddedProc,
+  type EmbeddedStatus,
   logLines,
   namespaceClient,
   pause,
+  type Proc,
   queuePath,
-  removeDir,
+  runScenario,
   startEmbedded,
   startHaret,
-  type EmbeddedProc,
-  type Proc,
-  type EmbeddedStatus,
-  tempDir,
+  type StatusLine,
   waitFor,
   writeEmbeddedScript,
-  type StatusLine,
+  Writers,
 } from './processes.ts';
 
 const writerCount = 8;
@@ -95,14 +93,11 @@ function healthOfEmbedded(status: EmbeddedStatus): Health {
  */
 async function diskFull(kind: 'haret' | 'embedded'): Promise<void> {
   expect(hasCommand('prlimit', ['--version']), 'prlimit (util-linux) is needed to lift the limit of a running process').to.equal(true);
-  const started = performance.now();
-  const dir = tempDir('haret-durable-fsize-');
-  const procs = new Processes();
   let remote: RemoteConnection | null = null;
   let writers: Writers | null = null;
   const limit = 256 * 1024;
   const report: Record<string, unknown> = { kind, limitBytes: limit };
-  try {
+  await runScenario('haret-durable-fsize-', report, async (dir, procs, started) => {
     const dataDir = join(dir, 'data');
     const ns = kind === 'haret' ? 'ns1' : 'default';
     let node: Proc & { readonly client: string };
@@ -183,17 +178,10 @@ async function diskFull(kind: 'haret' | 'embedded'): Promise<void> {
     expect(after.restarts, 'worker restarts').to.deep.equal(restartsBefore);
     if (after.serving !== null) expect(after.serving, (after.problems ?? []).join('; ')).to.equal(true);
     expect(node.done()).to.equal(false);
-    report['totalMs'] = Math.round(performance.now() - started);
-    console.log(`      ${JSON.stringify(report)}`);
-  } catch (error) {
-    console.log(`      (failed) ${JSON.stringify(report)}`);
-    throw error;
-  } finally {
+  }, async () => {
     writers?.stop();
     await remote?.close();
-    await procs.killAll();
-    removeDir(dir);
-  }
+  });
 }
 
 describe('durability: disk faults on a real process', function () {
@@ -208,9 +196,6 @@ describe('durability: disk faults on a real process', function () {
   });
 
   it('read-only replica directory: typed errors or a status problem, no crash loop; permissions restored, the replica recovers and nothing acknowledged is lost', async function () {
-    const started = performance.now();
-    const dir = tempDir('haret-durable-readonly-');
-    const procs = new Processes();
     let remote: RemoteConnection | null = null;
     let writers: Writers | null = null;
     const report: Record<string, unknown> = {};
@@ -220,7 +205,7 @@ describe('durability: disk faults on a real process', function () {
     // Root ignores permissions: run the node as nobody (65534), its temp dir chowned to it.
     const wrapper = asRoot ? ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'] : [];
     report['runAs'] = asRoot ? 'uid 65534 via setpriv' : `uid ${process.getuid?.()}`;
-    try {
+    await runScenario('haret-durable-readonly-', report, async (dir, procs, started) => {
       if (asRoot) expect(hasCommand('setpriv', ['--version']), 'setpriv (util-linux) to run the node unprivileged').to.equal(true);
       const script = writeEmbeddedScript(dir);
       const dataDir = join(dir, 'data');
@@ -313,18 +298,11 @@ describe('durability: disk faults on a real process', function () {
       report['acknowledged'] = writers.total;
       report['found'] = checked.found;
       expect(checked.problems, 'acknowledged pushes lost, doubled or reordered').to.deep.equal([]);
-      report['totalMs'] = Math.round(performance.now() - started);
-      console.log(`      ${JSON.stringify(report)}`);
-    } catch (error) {
-      console.log(`      (failed) ${JSON.stringify(report)}`);
-      throw error;
-    } finally {
+    }, async () => {
       writers?.stop();
       await remote?.close();
-      await procs.killAll();
       if (readOnlyDir !== null) setReadOnly(readOnlyDir, false);
-      removeDir(dir);
-    }
+    });
   });
 });
 

@@ -11,19 +11,17 @@
 import { expect } from 'chai';
 import type { RemoteConnection } from '../../src/net/index.ts';
 import {
-  Processes,
-  Writers,
   checkQueues,
   connectWithin,
   createQueue,
   namespaceClient,
   pause,
   queuePath,
-  removeDir,
+  runScenario,
   startEmbedded,
-  tempDir,
   waitFor,
   writeEmbeddedScript,
+  Writers,
 } from './processes.ts';
 import { join } from 'node:path';
 
@@ -33,13 +31,10 @@ describe('durability: kill -9 of an embedded node under load', function () {
   this.timeout(120_000);
 
   it('restarted on the same data directory, it has every acknowledged write and serves again', async () => {
-    const started = performance.now();
-    const dir = tempDir('haret-durable-embedded-');
-    const procs = new Processes();
     let remote: RemoteConnection | null = null;
     let writers: Writers | null = null;
     const report: Record<string, unknown> = {};
-    try {
+    await runScenario('haret-durable-embedded-', report, async (dir, procs, started) => {
       const script = writeEmbeddedScript(dir);
       const dataDir = join(dir, 'data');
       const first = await startEmbedded(procs, 'embedded', script, dataDir);
@@ -86,16 +81,9 @@ describe('durability: kill -9 of an embedded node under load', function () {
       report['problems'] = status.problems;
       expect(status.replicas.map((r) => r.status)).to.deep.equal(['normal', 'normal', 'normal']);
       expect(status.serving, status.problems.join('; ')).to.equal(true);
-      report['totalMs'] = Math.round(performance.now() - started);
-      console.log(`      ${JSON.stringify(report)}`);
-    } catch (error) {
-      console.log(`      (failed) ${JSON.stringify(report)}`);
-      throw error;
-    } finally {
+    }, async () => {
       writers?.stop();
       await remote?.close();
-      await procs.killAll();
-      removeDir(dir);
-    }
+    });
   });
 });

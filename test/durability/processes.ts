@@ -17,6 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Packr } from 'msgpackr';
+import type { AdminActorReport } from '../../src/api/admin_wire.ts';
 import { AdminClient, type AdminQuery } from '../../src/net/admin_client.ts';
 import { connect, type ConnectOptions, type RemoteConnection } from '../../src/net/index.ts';
 import { HaretError, type NamespaceClient } from '../../src/node/index.ts';
@@ -65,6 +66,35 @@ export async function freePorts(count: number): Promise<number[]> {
     return ports;
   } finally {
     await Promise.all(servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
+  }
+}
+
+/**
+ * One real-process scenario: a temporary directory and a process set for `body` (with the time
+ * it started); its report printed at the end with `totalMs`, or marked failed when the body
+ * throws; and whatever happens, `cleanUp` (the body's writers and connection), then every
+ * process killed and the directory removed.
+ */
+export async function runScenario(
+  prefix: string,
+  report: Record<string, unknown>,
+  body: (dir: string, procs: Processes, started: number) => Promise<void>,
+  cleanUp: () => void | Promise<void>,
+): Promise<void> {
+  const started = performance.now();
+  const dir = tempDir(prefix);
+  const procs = new Processes();
+  try {
+    await body(dir, procs, started);
+    report['totalMs'] = Math.round(performance.now() - started);
+    console.log(`      ${JSON.stringify(report)}`);
+  } catch (error) {
+    console.log(`      (failed) ${JSON.stringify(report)}`);
+    throw error;
+  } finally {
+    await cleanUp();
+    await procs.killAll();
+    removeDir(dir);
   }
 }
 
@@ -169,18 +199,8 @@ export async function admin(address: string, query: AdminQuery): Promise<unknown
   }
 }
 
-export type StatusLine = {
-  readonly actor: string;
-  readonly worker: string;
-  readonly state: string;
-  readonly restarts: number;
-  readonly failure: string | null;
-  readonly role: string | null;
-  readonly status: string | null;
-  readonly view: number | null;
-  readonly op: number | null;
-  readonly commit: number | null;
-};
+/** One actor line of the admin `status` answer. */
+export type StatusLine = AdminActorReport;
 
 export async function adminStatus(address: string): Promise<StatusLine[]> {
   return (await admin(address, { type: 'status' })) as StatusLine[];
