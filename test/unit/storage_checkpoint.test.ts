@@ -7,8 +7,7 @@
 
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { mkdir, mkdtemp, readFile, readdir, rename, rm, truncate, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, readdir, rename, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fsError, instrumentFileSystem, nodeFileSystem } from '../../actors/storage/fs.ts';
 import {
@@ -19,24 +18,12 @@ import {
   writeCheckpoint,
   type CheckpointRead,
 } from '../../actors/storage/checkpoint_file.ts';
+import { useTempDirs } from './temp_dirs.ts';
 
-let root = '';
-let counter = 0;
-async function freshDir(): Promise<string> {
-  const dir = join(root, `d${counter++}`);
-  await mkdir(dir, { recursive: true });
-  return dir;
-}
+const { madeDir: freshDir } = useTempDirs('checkpoint');
 
 const bytes = (text: string): Uint8Array => new TextEncoder().encode(text);
 const text = (read: CheckpointRead): string | undefined => (read.kind === 'valid' ? new TextDecoder().decode(read.payload) : undefined);
-
-before(async () => {
-  root = await mkdtemp(join(tmpdir(), 'haret-checkpoint-'));
-});
-after(async () => {
-  await rm(root, { recursive: true, force: true });
-});
 
 describe('checkpoint files', () => {
   it('round trip; an empty or missing directory has none', async () => {

@@ -1,21 +1,13 @@
 import { strict as assert } from 'node:assert';
 import * as fsp from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { type FsOperation, fsError, instrumentFileSystem, nodeFileSystem, StorageError } from '../../actors/storage/fs.ts';
 import { RECORD_HEADER_BYTES, segmentName } from '../../actors/storage/record_format.ts';
 import { type OpenResult, RecordLog } from '../../actors/storage/record_log.ts';
+import { useTempDirs } from './temp_dirs.ts';
 
-let root = '';
-let counter = 0;
-before(async () => {
-  root = await fsp.mkdtemp(join(tmpdir(), 'haret-record-log-'));
-});
-after(async () => {
-  await fsp.rm(root, { recursive: true, force: true });
-});
-const freshDir = (): string => join(root, `d${counter++}`);
+const { freshDir } = useTempDirs('record-log');
 
 function payloadOf(i: number, size: number): Uint8Array {
   const p = new Uint8Array(size);

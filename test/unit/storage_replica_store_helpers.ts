@@ -6,8 +6,7 @@
  */
 
 import { Packr } from 'msgpackr';
-import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { defaultTreeLimits } from '../../src/base/limits.ts';
 import { encodeCheckpoint } from '../../src/vr/checkpoint.ts';
@@ -15,6 +14,7 @@ import type { PersistRecord, StoredState } from '../../src/vr/io.ts';
 import type { CheckpointImage, LogEntry, Request } from '../../src/vr/messages.ts';
 import { applyEntry, defaultSessionPolicy, emptyMachine, type Machine } from '../../src/vr/state_machine.ts';
 import { SimStore } from '../sim/storage.ts';
+import { useTempDirs } from './temp_dirs.ts';
 import { nodeFileSystem, type FileSystem, type StorageError } from '../../actors/storage/fs.ts';
 import { RECORD_HEADER_BYTES } from '../../actors/storage/record_format.ts';
 import { readSuperblock } from '../../actors/storage/superblock.ts';
@@ -284,20 +284,13 @@ export async function flipInRecord(dir: string, index: number): Promise<void> {
  * Call at the top level of a test file: it registers that file's hooks.
  */
 export function useStores(prefix: string): { freshDir: () => string; open: (dir: string, options?: Parameters<typeof Harness.open>[1]) => Promise<Harness> } {
-  let root = '';
-  let counter = 0;
+  const { freshDir } = useTempDirs(prefix);
   const openStores: ReplicaStore[] = [];
-  before(async () => {
-    root = await mkdtemp(join(tmpdir(), `haret-${prefix}-`));
-  });
-  after(async () => {
-    await rm(root, { recursive: true, force: true, maxRetries: 5 });
-  });
   afterEach(async () => {
     for (const store of openStores.splice(0)) await store.close();
   });
   return {
-    freshDir: () => join(root, `s${counter++}`),
+    freshDir,
     open: async (dir, options = {}) => {
       const harness = await Harness.open(dir, options);
       openStores.push(harness.store);

@@ -8,8 +8,7 @@
 
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { mkdtemp, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fsError, instrumentFileSystem, nodeFileSystem, type FileSystem, type FsHooks } from '../../actors/storage/fs.ts';
 import {
@@ -22,14 +21,9 @@ import {
   type SuperblockRead,
 } from '../../actors/storage/superblock.ts';
 import { IDENTITY_FILE, claimDirectory, encodeIdentity, type DirectoryIdentity } from '../../actors/storage/identity.ts';
+import { useTempDirs } from './temp_dirs.ts';
 
-let root = '';
-let counter = 0;
-async function freshDir(): Promise<string> {
-  const dir = join(root, `d${counter++}`);
-  await mkdir(dir, { recursive: true });
-  return dir;
-}
+const { madeDir: freshDir } = useTempDirs('superblock');
 
 const bytes = (text: string): Uint8Array => new TextEncoder().encode(text);
 
@@ -51,13 +45,6 @@ async function patchFile(path: string, position: number, data: Uint8Array): Prom
   out.set(data, position);
   await writeFile(path, out);
 }
-
-before(async () => {
-  root = await mkdtemp(join(tmpdir(), 'haret-superblock-'));
-});
-after(async () => {
-  await rm(root, { recursive: true, force: true });
-});
 
 describe('superblock: alternating checksummed copies', () => {
   it('a fresh directory has none; writes read back newest first, across reopen', async () => {
