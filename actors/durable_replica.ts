@@ -180,6 +180,9 @@ export async function createActor(context: ActorContext, init: unknown): Promise
     checkpointOp: 0,
     imagesEncoded: 0,
     imagesFailed: 0,
+    watches: 0,
+    watchHistoryOps: 0,
+    watchHistoryBytes: 0,
     ...(store === null ? {} : { storage: store.counters() }),
   });
 

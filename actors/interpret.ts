@@ -6,10 +6,12 @@
  */
 
 import { assertNever } from '../src/base/assert.ts';
-import type { ReplicaEffect, PersistRecord, TraceEvent } from '../src/vr/io.ts';
+import type { AppliedEntry, ReplicaEffect, PersistRecord, TraceEvent } from '../src/vr/io.ts';
 import type { ClientAnswer, PeerMessage } from '../src/vr/messages.ts';
 
 export type EffectSinks = {
+  /** A committed entry was applied (the watch hub's input). */
+  applied(effect: AppliedEntry): void;
   send(to: number, message: PeerMessage): void;
   reply(clientId: string, message: ClientAnswer): void;
   persist(record: PersistRecord, generation: number, op: number): void;
@@ -19,6 +21,9 @@ export type EffectSinks = {
 export function interpretEffects(effects: readonly ReplicaEffect[], sinks: EffectSinks): void {
   for (const effect of effects) {
     switch (effect.type) {
+      case 'applied':
+        sinks.applied(effect);
+        break;
       case 'send':
         sinks.send(effect.to, effect.message);
         break;

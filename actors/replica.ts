@@ -25,6 +25,8 @@ import type { CheckpointImage } from '../src/vr/messages.ts';
 import type { Machine } from '../src/vr/state_machine.ts';
 import { interpretEffects, type EffectSinks } from './interpret.ts';
 import { isTick } from './messages.ts';
+import { defaultWatchHubLimits, WatchHub, type WatchHubLimits } from '../src/watch/hub.ts';
+import { watchRequestTypes } from '../src/watch/messages.ts';
 import type { StorageCounters } from './storage/replica_store.ts';
 
 export type ReplicaInit = {
@@ -45,6 +47,8 @@ export type ReplicaInit = {
    * `mode` says so (a brand-new group), otherwise recovers; damaged storage recovers.
    */
   readonly storage?: { readonly dir: string; readonly node: string };
+  /** Limits of the replica's watch hub (src/watch/hub.ts); absent: the defaults. */
+  readonly watch?: WatchHubLimits;
 };
 
 export type ReplicaStatusView = {
@@ -64,6 +68,10 @@ export type ReplicaStatusView = {
   readonly imagesFailed: number;
   /** Durable mode: the store's counters (fsyncs, entries, ...) and whether its disk works. */
   readonly storage?: StorageCounters;
+  /** Watches this replica serves, and its event history (src/watch/hub.ts). */
+  readonly watches: number;
+  readonly watchHistoryOps: number;
+  readonly watchHistoryBytes: number;
 };
 
 /** Reply routes remembered at most (one per client session seen). */
@@ -154,8 +162,13 @@ export function createReplica(ports: ReplicaPorts, spec: ReplicaInit, options: R
   /** clientId -> the proxy that sent its latest request, so the reply goes back there. */
   const routes = new Map<string, ActorId>();
   let dropped = 0;
+  // Watches (issue 14): fed every applied entry, served up to this replica's commit.
+  const hub = new WatchHub(spec.watch ?? defaultWatchHubLimits, spec.config.treeLimits);
 
   const sinks: EffectSinks = {
+    applied(effect): void {
+      hub.applied(effect.op, effect.before, effect.ops, effect.after);
+    },
     send(to: number, message: ReplicaMessage): void {
       const peer = spec.replicas[to];
       if (peer !== undefined) ports.send(peer, message);
@@ -179,11 +192,15 @@ export function createReplica(ports: ReplicaPorts, spec: ReplicaInit, options: R
   let imagesFailed = 0;
 
   const run = (inputs: readonly ReplicaInput[]): void => {
-    if (inputs.length === 0) return;
-    const result = step(state, inputs);
-    state = result.state;
-    interpretEffects(result.effects, sinks);
-    encodeCheckpointInBackground();
+    if (inputs.length > 0) {
+      const result = step(state, inputs);
+      state = result.state;
+      interpretEffects(result.effects, sinks);
+      encodeCheckpointInBackground();
+    }
+    // After the effects: replies leave before the events of the same entries.
+    hub.committed(state.commit, state.op, state.status === 'normal' || state.status === 'view_change');
+    for (const output of hub.drain()) ports.send(output.to, output.notice);
   };
 
   function encodeCheckpointInBackground(): void {
@@ -209,6 +226,11 @@ export function createReplica(ports: ReplicaPorts, spec: ReplicaInit, options: R
     );
   }
 
+  const watchCounts = (): Pick<ReplicaStatusView, 'watches' | 'watchHistoryOps' | 'watchHistoryBytes'> => {
+    const stats = hub.stats();
+    return { watches: stats.watches, watchHistoryOps: stats.historyOps, watchHistoryBytes: stats.historyBytes };
+  };
+
   run([options.stored === undefined ? { type: 'start', mode: spec.mode, nonce: spec.nonce } : { type: 'start', mode: spec.mode, nonce: spec.nonce, stored: options.stored }]);
 
   return {
@@ -223,12 +245,20 @@ export function createReplica(ports: ReplicaPorts, spec: ReplicaInit, options: R
         if (isTick(msg)) {
           // Ticks that queued up while we were busy collapse into one: time is for timeouts,
           // and a burst of stale ticks would only fire them spuriously.
-          if (!ticked) inputs.push({ type: 'tick' });
+          if (!ticked) {
+            inputs.push({ type: 'tick' });
+            hub.tick();
+          }
           ticked = true;
           continue;
         }
         if (typeof msg !== 'object' || msg === null) {
           dropped += 1;
+          continue;
+        }
+        // Watch requests are the hub's, which validates them; the core never sees them.
+        if (watchRequestTypes.has((msg as { type?: unknown }).type as string)) {
+          hub.receive(envelope.from, msg);
           continue;
         }
         const message = msg as ReplicaMessage;
@@ -257,6 +287,7 @@ export function createReplica(ports: ReplicaPorts, spec: ReplicaInit, options: R
       checkpointOp: state.checkpoint.machine.appliedOp,
       imagesEncoded,
       imagesFailed,
+      ...watchCounts(),
     }),
     inspect: (): ReplicaInspectView => ({
       ns: spec.ns,

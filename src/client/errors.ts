@@ -28,7 +28,32 @@ export type ServiceErrorCode =
   /** The answer to a read over the network did not fit in a frame (it ran; narrow the read). */
   | 'frame_too_large'
   /** The node refused the auth token (missing or wrong): not executed; retrying with the same token cannot help. */
-  | 'unauthenticated';
+  | 'unauthenticated'
+  /**
+   * A watch cannot start or resume from its op: every replica keeps history only after
+   * `details.oldestOp`. Read again (at `details.currentOp` or later) and watch from there.
+   */
+  | 'compacted'
+  /** A watch's `fromOp` is beyond every replica's commit (`details.currentOp`). */
+  | 'future'
+  /**
+   * A watch fell too far behind: the application did not consume its batches fast enough, or
+   * the replica's history moved past what was not yet acknowledged. Watch again from
+   * `details.lastOp` (the op the application received through).
+   */
+  | 'lagging'
+  /** This client already has its maximum number of open watches: not opened. */
+  | 'too_many_watches';
+
+/** What a watch error knows about positions (ops); null where unknown. */
+export type WatchErrorDetails = {
+  /** The retained history starts after this op. */
+  readonly oldestOp: number | null;
+  /** The replica's commit number when it answered. */
+  readonly currentOp: number | null;
+  /** The op the application received through (its last batch), null before the start. */
+  readonly lastOp: number | null;
+};
 
 export type HaretErrorCode = TreeError['code'] | ServiceErrorCode;
 
@@ -40,13 +65,16 @@ export class HaretError extends Error {
   readonly treeError: TreeError | null;
   /** In a multi_cas, the index of the op that failed (absent when a guard failed). */
   readonly at: number | undefined;
+  /** For an error that ended a watch: the ops it concerns. */
+  readonly details: WatchErrorDetails | undefined;
 
-  constructor(code: HaretErrorCode, message: string, executed: boolean | 'maybe', treeError: TreeError | null = null, at?: number) {
+  constructor(code: HaretErrorCode, message: string, executed: boolean | 'maybe', treeError: TreeError | null = null, at?: number, details?: WatchErrorDetails) {
     super(message);
     this.code = code;
     this.executed = executed;
     this.treeError = treeError;
     this.at = at;
+    this.details = details;
   }
 
   static fromTree(error: TreeError, executed: boolean, at?: number): HaretError {

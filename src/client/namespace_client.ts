@@ -10,8 +10,12 @@ import { assertNever } from '../base/assert.ts';
 import type { NodeType } from '../tree/node_type.ts';
 import type { Bytes, Guard, OpResult, SetOperand, SimpleOp, TreeOp } from '../tree/ops.ts';
 import { validateOp } from '../tree/validate.ts';
-import type { TreeLimits } from '../base/limits.ts';
+import { protocolNumberMax, type TreeLimits } from '../base/limits.ts';
+import { checkPath } from '../tree/path.ts';
+import { treeErrors } from '../tree/errors.ts';
 import { HaretError } from './errors.ts';
+import type { WatchSpec } from './watch.ts';
+import type { WatchStream } from './watch_stream.ts';
 
 /** Where a result was decided: the log entry `op` of `view` (in `epoch`) committed it. */
 export type LogPosition = { readonly epoch: number; readonly view: number; readonly op: number };
@@ -28,15 +32,29 @@ const bytes = (value: Value): Bytes => (typeof value === 'string' ? encoder.enco
 /** The path a call takes to the replicas (the embedded endpoint, or a TCP connection). */
 export type CallPath = (ns: string, op: TreeOp) => Promise<CallOutcome>;
 
+/** The path a watch takes (the shell's watch registry); throws a HaretError when it cannot open one. */
+export type WatchPath = (ns: string, spec: WatchSpec) => WatchStream;
+
+export type WatchOptions = {
+  /** Also the subtree under the path (default: the node itself only). */
+  readonly recursive?: boolean;
+  /** Start after this op (a read's `op`, or the last op seen); default: the serving replica's commit. */
+  readonly fromOp?: number;
+  /** Carry the bytes of created and changed blobs (default false: kinds, paths and versions only). */
+  readonly values?: boolean;
+};
+
 export class NamespaceClient {
   readonly namespace: string;
   readonly #call: CallPath;
   readonly #limits: TreeLimits;
+  readonly #watch: WatchPath | undefined;
 
-  constructor(namespace: string, call: CallPath, limits: TreeLimits) {
+  constructor(namespace: string, call: CallPath, limits: TreeLimits, watch?: WatchPath) {
     this.namespace = namespace;
     this.#call = call;
     this.#limits = limits;
+    this.#watch = watch;
   }
 
   /** Runs any operation; resolves with its result, rejects with a HaretError. */
@@ -124,11 +142,36 @@ export class NamespaceClient {
     return this.#expect({ type: 'multi_cas', guards, ops }, 'txn');
   }
 
+  /**
+   * Watches `path` (with `recursive`, its subtree): an async iterable of batches, each the net
+   * change of one committed op, in op order, exactly once, across replica failovers. The first
+   * batch is `start` (the op the watch starts after: `fromOp`, or the serving replica's commit);
+   * `progress` batches say nothing changed through their op. Ends with a HaretError (compacted,
+   * future, lagging, invalid_request, unavailable, stopped) or, after `cancel()` or a `break`,
+   * normally. A malformed path or fromOp throws at once.
+   */
+  watch(path: string, options: WatchOptions = {}): WatchStream {
+    const pathError = checkPath(path, this.#limits);
+    if (pathError !== null) throw HaretError.fromTree(pathError, false);
+    const { recursive = false, values = false, fromOp } = options;
+    if (typeof recursive !== 'boolean') throw invalid('watch option recursive must be a boolean');
+    if (typeof values !== 'boolean') throw invalid('watch option values must be a boolean');
+    if (fromOp !== undefined && (typeof fromOp !== 'number' || !Number.isSafeInteger(fromOp) || fromOp < 0 || fromOp > protocolNumberMax)) {
+      throw invalid(`watch option fromOp must be an integer from 0 to 2^48, got ${String(fromOp)}`);
+    }
+    if (this.#watch === undefined) throw new HaretError('unavailable', 'watches are not available on this client', false);
+    return this.#watch(this.namespace, { path, recursive, fromOp: fromOp ?? null, values });
+  }
+
   async #expect<T extends OpResult['type']>(op: TreeOp, type: T): Promise<ResultOf<T>> {
     const result = await this.execute(op);
     if (result.type !== type) throw new HaretError('internal', `expected a ${type} result for ${op.type}, got ${result.type}`, true);
     return result as ResultOf<T>;
   }
+}
+
+function invalid(reason: string): HaretError {
+  return HaretError.fromTree(treeErrors.invalidRequest(reason), false);
 }
 
 function operand(other: SetOperand | string): SetOperand {

@@ -17,6 +17,12 @@
  * - `stopped` when the node stops;
  * - `timeout` at a backstop deadline (checked by one sweep timer, not a timer per call, so a
  *   million calls in flight cost no timers).
+ *
+ * Watches (issue 14) bypass the proxy: the endpoint's watch registry (src/client/watch_registry.ts,
+ * the same code as a TCP connection's) subscribes at a replica actor directly, as this actor,
+ * and the replica's notices come back here. The registry's machines fail over between the
+ * namespace's replicas on their own (silence, `not_serving`), so a replica's worker restart
+ * or the proxy's needs nothing from this file.
  */
 
 import type { Actor, ActorContext } from '../../runtime/actor.ts';
@@ -26,6 +32,15 @@ import { assertNever } from '../base/assert.ts';
 import type { ProxyCall, ProxyOutcome, ProxyResult } from '../../actors/messages.ts';
 import type { TreeOp } from '../tree/ops.ts';
 import { HaretError } from '../client/errors.ts';
+import { serviceClientTickMs } from '../client/config.ts';
+import { defaultWatchMachineConfig, type WatchSpec } from '../client/watch.ts';
+import { WatchRegistry } from '../client/watch_registry.ts';
+import type { WatchStream } from '../client/watch_stream.ts';
+import { watchNoticeTypes, type WatchNotice, type WatchRequest } from '../watch/messages.ts';
+
+/** Watches open at once through one node's embedding API, and batches buffered per watch. */
+export const embeddedWatchesMax = 16_384;
+export const embeddedWatchBatchesMax = 10_000;
 
 type Pending = {
   readonly ns: string;
@@ -57,6 +72,10 @@ export class Endpoint {
   /** Why a namespace cannot serve now (the health monitor), or null; absent: every namespace may serve. */
   #namespaceGate: ((ns: string) => string | null) | null = null;
   readonly counters = { calls: 0, overloaded: 0, held: 0, proxyRestarted: 0, unavailable: 0, namespaceUnavailable: 0, timeouts: 0 };
+  /** Replica actor id of (namespace, index), or undefined for a namespace the node does not serve. */
+  #replicaOf: (ns: string, index: number) => ActorId | undefined = () => undefined;
+  readonly #watches: WatchRegistry;
+  #watchTicker: NodeJS.Timeout | null = null;
 
   constructor(id: ActorId, proxy: ActorId, proxyWorker: string | null, deadlineMs: number, callsInFlightMax: number) {
     this.id = id;
@@ -64,6 +83,7 @@ export class Endpoint {
     this.#proxyWorker = proxyWorker;
     this.#deadlineMs = deadlineMs;
     this.#callsMax = callsInFlightMax;
+    this.#watches = new WatchRegistry('e', (ns, replica, request) => this.#sendWatch(ns, replica, request), defaultWatchMachineConfig, { watchesMax: embeddedWatchesMax, bufferedBatchesMax: embeddedWatchBatchesMax }, Math.random);
   }
 
   /** The host actor's factory, for ActorSystem's `hostActors`. */
@@ -71,9 +91,12 @@ export class Endpoint {
     this.#context = context;
     return {
       receive: (batch: readonly Envelope[]) => {
-        for (const envelope of batch) this.#onResult(envelope.msg);
+        for (const envelope of batch) {
+          if (isWatchNotice(envelope.msg)) this.#watches.receive(envelope.msg);
+          else this.#onResult(envelope.msg);
+        }
       },
-      status: () => ({ role: 'endpoint', pending: this.#pending.size, proxy: this.#proxyState, ...this.counters }),
+      status: () => ({ role: 'endpoint', pending: this.#pending.size, proxy: this.#proxyState, watches: this.#watches.openCount, ...this.counters }),
     };
   };
 
@@ -83,6 +106,33 @@ export class Endpoint {
 
   get proxyState(): ProxyState {
     return this.#proxyState;
+  }
+
+  /** Set by the node: where a namespace's replica actors are (namespaces may be added while it runs). */
+  setReplicaResolver(resolve: (ns: string, index: number) => ActorId | undefined): void {
+    this.#replicaOf = resolve;
+  }
+
+  /** Watches open through this endpoint. */
+  get watchesOpen(): number {
+    return this.#watches.openCount;
+  }
+
+  /**
+   * Opens a watch on namespace `ns` of `replicaCount` replicas (NamespaceClient.watch). Throws a
+   * HaretError at once when the node is stopped, the namespace cannot serve, or too many
+   * watches are open; otherwise every later problem ends the stream with a typed error.
+   */
+  watch(ns: string, replicaCount: number, spec: WatchSpec): WatchStream {
+    if (this.#closed || this.#context === null) throw new HaretError('stopped', 'the node is stopped', false);
+    const cannotServe = this.#namespaceGate?.(ns) ?? null;
+    if (cannotServe !== null) throw new HaretError('unavailable', `${cannotServe}; the watch was not opened`, false);
+    const stream = this.#watches.open(ns, replicaCount, spec);
+    if (this.#watchTicker === null) {
+      this.#watchTicker = setInterval(() => this.#watches.tick(), serviceClientTickMs);
+      this.#watchTicker.unref();
+    }
+    return stream;
   }
 
   /** Set once by the node: the health monitor's verdict per namespace (src/node/health.ts). */
@@ -212,6 +262,15 @@ export class Endpoint {
     }
     if (this.#sweep !== null) clearInterval(this.#sweep);
     this.#sweep = null;
+    this.#watches.closeAll(new HaretError('stopped', 'the node stopped; the watch ended', false));
+    if (this.#watchTicker !== null) clearInterval(this.#watchTicker);
+    this.#watchTicker = null;
+  }
+
+  #sendWatch(ns: string, replica: number, request: WatchRequest): void {
+    const to = this.#replicaOf(ns, replica);
+    if (to === undefined || this.#context === null || this.#closed) return;
+    this.#context.send(to, request);
   }
 
   #send(callId: number): void {
@@ -249,6 +308,13 @@ export class Endpoint {
     // The sweep alone never keeps the process alive; open ports do while the node runs.
     this.#sweep.unref();
   }
+}
+
+/** A replica's watch notice (the registry checks the rest; a stray id is counted and dropped). */
+function isWatchNotice(msg: unknown): msg is WatchNotice {
+  if (typeof msg !== 'object' || msg === null) return false;
+  const { type, watchId } = msg as { type?: unknown; watchId?: unknown };
+  return typeof type === 'string' && watchNoticeTypes.has(type) && typeof watchId === 'string';
 }
 
 function unavailable(): HaretError {

@@ -101,6 +101,7 @@ export function buildLayout(options: ResolvedOptions, startOf: (ns: string) => '
         mode: start,
         nonce: start === 'recovering' ? randomInt(1, 2 ** 31) : 0,
         seed: randomInt(2 ** 31),
+        watch: options.watch,
         ...replicaStorage(options, ns.name, index),
       };
       replicaSpecs.push({ index, spec: { id, module: replicaModule(options), init } });

@@ -183,6 +183,7 @@ export class HaretNode {
     );
     const gate = (ns: string): string | null => this.#health.unavailable(ns);
     endpoint.setNamespaceGate(gate);
+    endpoint.setReplicaResolver((ns, index) => (this.namespaces.includes(ns) ? replicaId(ns, index) : undefined));
     clientApi?.setNamespaceGate(gate);
     this.#health.start();
   }
@@ -232,6 +233,7 @@ export class HaretNode {
         mode: start,
         nonce: start === 'recovering' ? randomInt(1, 2 ** 31) : 0,
         seed: randomInt(2 ** 31),
+        watch: this.options.watch,
         ...replicaStorage(this.options, namespace.name, index),
       };
       await this.#system.addWorker(clusterReplicaWorker(this.options, init));
@@ -275,7 +277,13 @@ export class HaretNode {
     if (ns === undefined) throw new HaretError('unknown_namespace', `no namespace ${namespace} on this node`, false);
     let client = this.#clients.get(namespace);
     if (client === undefined) {
-      client = new NamespaceClient(namespace, (name, op) => this.#endpoint.call(name, op), ns.config.treeLimits);
+      const replicaCount = ns.config.replicaCount;
+      client = new NamespaceClient(
+        namespace,
+        (name, op) => this.#endpoint.call(name, op),
+        ns.config.treeLimits,
+        (name, spec) => this.#endpoint.watch(name, replicaCount, spec),
+      );
       this.#clients.set(namespace, client);
     }
     return client;

@@ -10,6 +10,7 @@ import { defaultReplicaConfig, validateReplicaConfig, type ReplicaConfig } from 
 import type { CodecName } from '../../runtime/codec.ts';
 import { isLogLevel, type LogLevel } from '../../runtime/logger.ts';
 import { defaultSupervisorOptions, validateSupervisorOptions, type SupervisorOptions } from '../../runtime/supervisor.ts';
+import { defaultWatchHubLimits, validateWatchHubLimits, type WatchHubLimits } from '../watch/hub.ts';
 
 export type NamespaceOptions = {
   readonly name: string;
@@ -103,6 +104,12 @@ export type NodeOptions = {
    * node, and only into replica directories that hold nothing yet.
    */
   readonly restore?: Readonly<Record<string, string>>;
+  /**
+   * Watch limits of every replica of the node (src/watch/hub.ts `WatchHubLimits`: history
+   * retained for resumption, watches served, bytes buffered per watch, value cap, progress and
+   * idle periods in ticks); unset fields keep the defaults.
+   */
+  readonly watch?: Partial<WatchHubLimits>;
 };
 
 export type ClusterOptions = {
@@ -177,6 +184,8 @@ export type ResolvedOptions = {
   readonly restore: Readonly<Record<string, string>>;
   /** Host-side backstop for a call: the client's give-up time plus a margin. */
   readonly callDeadlineMs: number;
+  /** Every replica's watch limits. */
+  readonly watch: WatchHubLimits;
 };
 
 const namespaceName = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
@@ -246,6 +255,9 @@ export function resolveOptions(options: NodeOptions = {}): ResolvedOptions {
     return resolveNamespace(ns, durable);
   });
   if (options.cluster?.namespaceConfig !== undefined) resolveNamespace({ name: 'check', config: options.cluster.namespaceConfig }, durable);
+  const watch: WatchHubLimits = { ...defaultWatchHubLimits, ...options.watch };
+  const watchProblem = validateWatchHubLimits(watch);
+  if (watchProblem !== null) throw new RangeError(`watch: ${watchProblem}`);
   const client: Omit<ClientConfig, 'replicaCount'> = { ...serviceClientConfig, ...options.client };
   const clientProblem = validateClientConfig({ ...client, replicaCount: 1 });
   if (clientProblem !== null) throw new RangeError(clientProblem);
@@ -274,6 +286,7 @@ export function resolveOptions(options: NodeOptions = {}): ResolvedOptions {
     durable,
     restore,
     callDeadlineMs: client.giveUpTicks * clientTickEvery * tickMs * 2 + 5_000,
+    watch,
   };
 }
 

@@ -73,6 +73,29 @@ export function treeChanges(before: Tree, op: TreeOp, after: Tree): readonly Tre
 }
 
 /**
+ * The net changes of a whole log entry: `ops` are its tree ops in the order they were applied,
+ * `before` the tree before the first and `after` the tree after the last. One change per path
+ * whose state differs between the two trees, in the order of first touch (the same rules as a
+ * multi_cas, which is one entry's worth of ops too). Ops that failed or read are walked
+ * harmlessly: their paths hold the same node objects on both sides unless a later op changed
+ * them, in which case that op's walk reports them anyway. A watcher therefore sees the state
+ * at the end of each entry, which is what a read committed in that entry observes
+ * (src/vr/state_machine.ts applies an entry's reads after its writes).
+ */
+export function entryChanges(before: Tree, ops: readonly TreeOp[], after: Tree): readonly TreeChange[] {
+  if (before === after) return [];
+  const diff = new Diff(before.root, after.root);
+  for (const op of ops) {
+    if (op.type === 'multi_cas') {
+      for (const inner of op.ops) diff.visitOp(inner);
+    } else {
+      diff.visitOp(op);
+    }
+  }
+  return diff.changes;
+}
+
+/**
  * Whether a watch on `watchPath` sees `change`: the path itself, or, when recursive, any path
  * below it on a component boundary (`/a` covers `/a/b`, not `/ab`). Paths are canonical.
  */

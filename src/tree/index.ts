@@ -7,4 +7,4 @@ export { checkPath, rootPath, splitPath, joinPath } from './path.ts';
 export { emptyTree, applyOp, nodeCount, type Tree } from './tree.ts';
 export { validateOp, type ValidationResult } from './validate.ts';
 export { encodeSnapshot, decodeSnapshot, treesEqual, type SnapshotDecodeResult } from './snapshot.ts';
-export { treeChanges, changeMatches, type TreeChange, type TreeChangeKind } from './events.ts';
+export { treeChanges, entryChanges, changeMatches, type TreeChange, type TreeChangeKind } from './events.ts';

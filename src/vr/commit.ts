@@ -7,6 +7,7 @@ import { assert } from '../base/assert.ts';
 import { answer, isNormalPrimary, trace, type Ctx } from './context.ts';
 import { dropThrough, entryAt } from './log.ts';
 import type { LogEntry } from './messages.ts';
+import type { TreeOp } from '../tree/ops.ts';
 import { applyEntry, expireAtCheckpoint, type AppliedReply } from './state_machine.ts';
 
 /**
@@ -22,7 +23,10 @@ export function commitUpTo(ctx: Ctx, target: number): void {
     const entry = entryAt(s.log, op);
     assert(entry !== undefined, `committed op ${op} is missing from the log (start ${s.log.start}, op ${s.op})`);
     const replies: AppliedReply[] = [];
-    s.machine = applyEntry(s.machine, entry, s.config, replies);
+    const ops: TreeOp[] = [];
+    const before = s.machine.tree;
+    s.machine = applyEntry(s.machine, entry, s.config, replies, ops);
+    ctx.out.push({ type: 'applied', op, before, after: s.machine.tree, ops });
     s.commit = op;
     if (replying) sendReplies(ctx, entry, replies);
     if (op % s.config.checkpointIntervalOps === 0) takeCheckpoint(ctx);

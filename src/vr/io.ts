@@ -7,6 +7,8 @@
 
 import type { CheckpointImage, ClientAnswer, LogEntry, PeerMessage, ReplicaMessage } from './messages.ts';
 import type { Machine } from './state_machine.ts';
+import type { Tree } from '../tree/lookup.ts';
+import type { TreeOp } from '../tree/ops.ts';
 
 /**
  * `fresh`: a brand-new replica. `restart`: durable, storage intact (`stored` with its promise):
@@ -84,7 +86,17 @@ export type TraceEvent = {
   readonly detail?: Readonly<Record<string, string | number | boolean | null>>;
 };
 
+/**
+ * A committed entry was applied to the machine (VRR §4.1 step 5; every replica, every entry,
+ * in op order): the tree before and after it and the entry's tree ops in the order applied,
+ * from which the shell's watch hub derives the entry's events (src/watch/README.md). Not
+ * emitted for ops a replica skips by installing a checkpoint; the hub tells that gap by the
+ * commit number. The trees are persistent values: carrying them costs two references.
+ */
+export type AppliedEntry = { readonly type: 'applied'; readonly op: number; readonly before: Tree; readonly after: Tree; readonly ops: readonly TreeOp[] };
+
 export type ReplicaEffect =
+  | AppliedEntry
   | { readonly type: 'persist'; readonly record: PersistRecord; readonly generation: number; readonly op: number }
   | { readonly type: 'send'; readonly to: number; readonly message: PeerMessage }
   | { readonly type: 'reply'; readonly clientId: string; readonly message: ClientAnswer }

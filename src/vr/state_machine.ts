@@ -10,6 +10,7 @@ import { isWriteOp } from '../tree/ops.ts';
 import { applyOp, emptyTree, type Tree } from '../tree/tree.ts';
 import { emptyClientTable, type ClientTable, type ClientTableEditor } from './client_table.ts';
 import type { LogEntry, ReplyBody, Request } from './messages.ts';
+import type { TreeOp } from '../tree/ops.ts';
 
 /**
  * A class on purpose: immer does not draft class instances, so a step reads the machine (and
@@ -44,20 +45,42 @@ export function emptyMachine(): Machine {
 }
 
 /**
- * Applies one entry's requests in order. Every request yields one reply in `replies`, in the
- * order of the requests, except a read retried as a write (a client bug), which yields none.
+ * Applies one entry: its registrations and writes in request order, then its reads. Every
+ * request of an entry was in flight at once (a session has one request in progress, and none
+ * of the entry's replies leaves before the entry commits), so any order among them is a valid
+ * linearization; reads last means a read committed at op X observes the tree at the end of
+ * entry X, the state a watch reports for X (src/watch/README.md): read, then watch from X, and
+ * nothing falls between. Every request yields one reply in `replies`, in the order of the
+ * requests, except a read retried as a write (a client bug), which yields none. `treeOps`, when
+ * given, receives the entry's tree ops in the order they were applied (the watch hub diffs
+ * the trees before and after along their paths).
  */
-export function applyEntry(machine: Machine, entry: LogEntry, policy: SessionPolicy, replies: AppliedReply[]): Machine {
+export function applyEntry(machine: Machine, entry: LogEntry, policy: SessionPolicy, replies: AppliedReply[], treeOps?: TreeOp[]): Machine {
   let tree = machine.tree;
+  const requests = entry.requests;
+  // Answers by request position, so the reordering does not show in `replies`.
+  const bodies: (AppliedReply | null)[] = new Array<AppliedReply | null>(requests.length).fill(null);
+  let readsDeferred = false;
+  const apply = (table: ClientTableEditor, index: number): void => {
+    const request = requests[index] as Request;
+    const applied = applyRequest(tree, table, request, entry.op, policy);
+    tree = applied.tree;
+    if (treeOps !== undefined && request.op.type === 'tree') treeOps.push(request.op.op);
+    if (applied.body !== null) bodies[index] = { clientId: request.clientId, requestNum: request.requestNum, op: applied.replyOp, body: applied.body };
+  };
   const clients = machine.clients.edit((table) => {
-    for (const request of entry.requests) {
-      const applied = applyRequest(tree, table, request, entry.op, policy);
-      tree = applied.tree;
-      if (applied.body !== null) {
-        replies.push({ clientId: request.clientId, requestNum: request.requestNum, op: applied.replyOp, body: applied.body });
-      }
+    for (let index = 0; index < requests.length; index++) {
+      const op = (requests[index] as Request).op;
+      if (op.type === 'tree' && !isWriteOp(op.op)) readsDeferred = true;
+      else apply(table, index);
+    }
+    if (!readsDeferred) return;
+    for (let index = 0; index < requests.length; index++) {
+      const op = (requests[index] as Request).op;
+      if (op.type === 'tree' && !isWriteOp(op.op)) apply(table, index);
     }
   });
+  for (const body of bodies) if (body !== null) replies.push(body);
   return new Machine(tree, clients, entry.op);
 }
 

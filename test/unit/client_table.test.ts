@@ -46,13 +46,13 @@ describe('client table: LRU order (src/vr/client_table.ts)', () => {
         [register('bob')], // op 2
         [write('amy', 1)], // op 3: amy moves to the tail
         [register('zed')], // op 4: re-registering activates too
-        [read('mia', 1), write('bob', 1)], // op 5: mia then bob
+        [read('mia', 1), write('bob', 1)], // op 5: bob's write, then mia's read (an entry's reads apply after its writes)
       ],
       policy(100),
     );
-    expect(ids(machine.clients)).to.deep.equal(['amy', 'zed', 'mia', 'bob']);
+    expect(ids(machine.clients)).to.deep.equal(['amy', 'zed', 'bob', 'mia']);
     expect(machine.clients.head).to.equal('amy');
-    expect(machine.clients.tail).to.equal('bob');
+    expect(machine.clients.tail).to.equal('mia');
     expect(machine.clients.get('amy')).to.deep.include({ requestNum: 1, lastActiveOp: 3 });
   });
 
@@ -237,10 +237,25 @@ describe('client table: against an array-based reference model (property)', () =
               const replies: AppliedReply[] = [];
               machine = applyEntry(machine, entry, sessions, replies);
               const answered = [...replies];
-              for (const request of requests) {
+              // The machine applies an entry's registrations and writes first, then its reads
+              // (src/vr/state_machine.ts applyEntry); the model follows the same order, and
+              // replies still come in request order.
+              const isRead = (request: Request): boolean => request.op.type === 'tree' && !isWriteOp(request.op.op);
+              const order = [...requests.keys()].sort((a, b) => Number(isRead(requests[a] as Request)) - Number(isRead(requests[b] as Request)) || a - b);
+              const replyOf = (request: Request): AppliedReply | undefined => {
+                // The model reads the body only of a request it executes, whose reply is the
+                // entry's one tree answer with this key (a key executes at most once).
+                return answered.find((reply) => reply.clientId === request.clientId && reply.requestNum === request.requestNum && reply.body.type === 'tree');
+              };
+              const expectations = new Map<number, ReturnType<ModelTable['apply']>>();
+              for (const index of order) {
+                const request = requests[index] as Request;
+                expectations.set(index, model.apply(request, op, clientTableMax, replyOf(request)?.body));
+              }
+              for (const [index, request] of requests.entries()) {
                 const next = answered[0];
                 const mine = next !== undefined && next.clientId === request.clientId && next.requestNum === request.requestNum ? next : undefined;
-                const expected = model.apply(request, op, clientTableMax, mine?.body);
+                const expected = expectations.get(index) ?? null;
                 // No reply for this one. (A reply with its key may still be next: a later request of
                 // the entry with the same key takes it; a reply to this one would be left over below.)
                 if (expected === null) continue;

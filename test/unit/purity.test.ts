@@ -1,5 +1,5 @@
 /**
- * The pure core (DESIGN.md: src/vr, src/tree, src/client, src/api) must not do I/O, read a
+ * The pure core (DESIGN.md: src/vr, src/tree, src/client, src/api, src/watch) must not do I/O, read a
  * clock, draw randomness or log: that is what lets one seed replay any run exactly.
  * This test scans every core file and fails on a forbidden import or identifier.
  */
@@ -9,7 +9,7 @@ import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
-const coreFolders = ['src/base', 'src/vr', 'src/tree', 'src/client', 'src/api'];
+const coreFolders = ['src/base', 'src/vr', 'src/tree', 'src/client', 'src/api', 'src/watch'];
 
 const forbiddenModules = [/^node:/, /^pino(\/|$)/, /^piscina(\/|$)/, /^comlink(\/|$)/, /^(fs|path|os|worker_threads|child_process|net|http|https|crypto|timers|perf_hooks)$/];
 const forbiddenIdentifiers = ['Date', 'Math.random', 'setTimeout', 'setInterval', 'setImmediate', 'console', 'performance', 'process'];

@@ -1,0 +1,579 @@
+/**
+ * The client's watch machine (src/client/watch.ts), hand-driven: notices and ticks go in,
+ * sends, deliveries and the end come out. Then a property: against a model cluster whose
+ * replicas lag, fall silent, end attempts, replay from before the position, split batches and
+ * leak notices of stale attempts, the deliveries are exactly the model's batches, in order,
+ * once each, without gaps.
+ */
+
+import { expect } from 'chai';
+import fc from 'fast-check';
+import {
+  defaultWatchMachineConfig,
+  initialWatchMachine,
+  watchEnded,
+  watchPosition,
+  watchStep,
+  type WatchBatch,
+  type WatchError,
+  type WatchInput,
+  type WatchMachine,
+  type WatchMachineConfig,
+  type WatchOutput,
+  type WatchSpec,
+} from '../../src/client/watch.ts';
+import { estimateNoticeBytes, type WatchEndReason, type WatchEvent, type WatchNotice, type WatchRequest } from '../../src/watch/messages.ts';
+
+// ---- helpers -------------------------------------------------------------------------------
+
+const prefix = 'c.7';
+const config: WatchMachineConfig = { replicaCount: 3, silenceTicks: 10, retryTicks: 2, giveUpTicks: 100, ackBytes: 1000 };
+const spec: WatchSpec = { path: '/a', recursive: true, fromOp: null, values: false };
+const id = (attempt: number): string => `${prefix}.${attempt}`;
+
+const event = (path: string, version = 1): WatchEvent => ({ kind: 'changed', path, nodeType: 'blob', version });
+const progress = (attempt: number, through: number): WatchNotice => ({ type: 'watch_progress', watchId: id(attempt), through });
+const events = (attempt: number, op: number, list: readonly WatchEvent[], more = false): WatchNotice => ({ type: 'watch_events', watchId: id(attempt), op, events: list, more });
+const ended = (attempt: number, reason: WatchEndReason, oldestOp = 0, currentOp = 0): WatchNotice => ({
+  type: 'watch_ended',
+  watchId: id(attempt),
+  reason,
+  oldestOp,
+  currentOp,
+  message: `ended ${reason}`,
+});
+
+const notice = (n: WatchNotice): WatchInput => ({ type: 'notice', notice: n });
+const tick: WatchInput = { type: 'tick' };
+
+const sends = (outputs: readonly WatchOutput[]): { replica: number; request: WatchRequest }[] =>
+  outputs.flatMap((o) => (o.type === 'send' ? [{ replica: o.replica, request: o.request }] : []));
+const deliveries = (outputs: readonly WatchOutput[]): WatchBatch[] => outputs.flatMap((o) => (o.type === 'deliver' ? [o.batch] : []));
+const ends = (outputs: readonly WatchOutput[]): (WatchError | null)[] => outputs.flatMap((o) => (o.type === 'end' ? [o.error] : []));
+
+/** Feeds inputs, keeps the machine, returns the outputs of each run. */
+class Driver {
+  machine: WatchMachine;
+  constructor(cfg: WatchMachineConfig = config, s: WatchSpec = spec, firstReplica = 0) {
+    this.machine = initialWatchMachine(cfg, s, prefix, firstReplica);
+  }
+  run(...inputs: WatchInput[]): WatchOutput[] {
+    const out: WatchOutput[] = [];
+    for (const input of inputs) {
+      const step = watchStep(this.machine, input);
+      this.machine = step.machine;
+      out.push(...step.outputs);
+    }
+    return out;
+  }
+  ticks(n: number): WatchOutput[] {
+    return this.run(...new Array<WatchInput>(n).fill(tick));
+  }
+  /** Started and serving at replica 0 from `through` (attempt 1). */
+  static serving(through = 10, cfg: WatchMachineConfig = config): Driver {
+    const d = new Driver(cfg);
+    d.run({ type: 'start' }, notice(progress(1, through)));
+    return d;
+  }
+}
+
+const subscribe = (attempt: number, fromOp: number | null, s: WatchSpec = spec): WatchRequest => ({
+  type: 'watch_subscribe',
+  watchId: id(attempt),
+  path: s.path,
+  recursive: s.recursive,
+  fromOp,
+  values: s.values,
+});
+const cancel = (attempt: number): WatchRequest => ({ type: 'watch_cancel', watchId: id(attempt) });
+const ack = (attempt: number, through: number): WatchRequest => ({ type: 'watch_ack', watchId: id(attempt), through });
+
+// ---- hand-driven ---------------------------------------------------------------------------
+
+describe('client watch machine', () => {
+  describe('start and delivery', () => {
+    it('subscribes at the first replica with the spec, once', () => {
+      const d = new Driver(config, { path: '/x', recursive: false, fromOp: 5, values: true }, 2);
+      expect(d.run(notice(progress(1, 5)))).to.deep.equal([], 'a notice before start');
+      expect(d.run({ type: 'start' })).to.deep.equal([{ type: 'send', replica: 2, request: subscribe(1, 5, { path: '/x', recursive: false, fromOp: 5, values: true }) }]);
+      expect(d.run({ type: 'start' })).to.deep.equal([]);
+      expect(watchPosition(d.machine)).to.equal(null);
+    });
+
+    it('the first progress is the start (acknowledged); later progress and events follow in order', () => {
+      const d = new Driver();
+      d.run({ type: 'start' });
+      let out = d.run(notice(progress(1, 10)));
+      expect(deliveries(out)).to.deep.equal([{ kind: 'start', op: 10, events: [] }]);
+      expect(sends(out)).to.deep.equal([{ replica: 0, request: ack(1, 10) }]);
+      out = d.run(notice(events(1, 12, [event('/a/x')])));
+      expect(deliveries(out)).to.deep.equal([{ kind: 'events', op: 12, events: [event('/a/x')] }]);
+      expect(sends(out)).to.deep.equal([], 'small events are acknowledged later');
+      out = d.run(notice(progress(1, 15)));
+      expect(deliveries(out)).to.deep.equal([{ kind: 'progress', op: 15, events: [] }]);
+      expect(sends(out)).to.deep.equal([{ replica: 0, request: ack(1, 15) }]);
+      expect(watchPosition(d.machine)).to.equal(15);
+      // The same position again is a heartbeat: delivered as progress (the watch is alive) and acknowledged.
+      out = d.run(notice(progress(1, 15)));
+      expect(deliveries(out)).to.deep.equal([{ kind: 'progress', op: 15, events: [] }]);
+      expect(sends(out)).to.deep.equal([{ replica: 0, request: ack(1, 15) }]);
+    });
+
+    it('drops events at or below the position, and progress below it (still acknowledged)', () => {
+      const d = Driver.serving(10);
+      d.run(notice(events(1, 11, [event('/a/1')])));
+      expect(d.run(notice(events(1, 11, [event('/a/1')])))).to.deep.equal([]);
+      expect(d.run(notice(events(1, 9, [event('/a/0')])))).to.deep.equal([]);
+      const out = d.run(notice(progress(1, 8)));
+      expect(deliveries(out)).to.deep.equal([]);
+      expect(sends(out)).to.deep.equal([{ replica: 0, request: ack(1, 11) }]);
+      expect(watchPosition(d.machine)).to.equal(11);
+    });
+
+    it('assembles a multi-part batch and delivers it once, whole', () => {
+      const d = Driver.serving(10);
+      expect(deliveries(d.run(notice(events(1, 12, [event('/a/1')], true))))).to.deep.equal([]);
+      expect(deliveries(d.run(notice(events(1, 12, [event('/a/2')], true))))).to.deep.equal([]);
+      // A heartbeat below the pending op is fine (the replica is waiting for room).
+      expect(deliveries(d.run(notice(progress(1, 10))))).to.deep.equal([{ kind: 'progress', op: 10, events: [] }]);
+      const out = d.run(notice(events(1, 12, [event('/a/3')])));
+      expect(deliveries(out)).to.deep.equal([{ kind: 'events', op: 12, events: [event('/a/1'), event('/a/2'), event('/a/3')] }]);
+      expect(watchPosition(d.machine)).to.equal(12);
+    });
+
+    it('a part of another op, or progress past a pending batch, leaves the replica and resumes from the position', () => {
+      for (const breaker of [events(1, 13, [event('/a/9')]), progress(1, 12)]) {
+        const d = Driver.serving(10);
+        d.run(notice(events(1, 12, [event('/a/1')], true)));
+        const out = d.run(notice(breaker));
+        expect(deliveries(out)).to.deep.equal([]);
+        expect(sends(out)).to.deep.equal([{ replica: 0, request: cancel(1) }]);
+        expect(sends(d.ticks(config.retryTicks - 1))).to.deep.equal([]);
+        expect(sends(d.ticks(1))).to.deep.equal([{ replica: 1, request: subscribe(2, 10) }]);
+        // The new attempt's parts start over.
+        d.run(notice(progress(2, 10)), notice(events(2, 12, [event('/a/1')], true)));
+        expect(deliveries(d.run(notice(events(2, 12, [event('/a/2')]))))).to.deep.equal([{ kind: 'events', op: 12, events: [event('/a/1'), event('/a/2')] }]);
+      }
+    });
+
+    it('events before the attempt started (no first progress) break the contract', () => {
+      const d = new Driver();
+      d.run({ type: 'start' });
+      const out = d.run(notice(events(1, 3, [event('/a')])));
+      expect(deliveries(out)).to.deep.equal([]);
+      expect(sends(out)).to.deep.equal([{ replica: 0, request: cancel(1) }]);
+      expect(sends(d.ticks(config.retryTicks))).to.deep.equal([{ replica: 1, request: subscribe(2, null) }]);
+      expect(deliveries(d.run(notice(progress(2, 4))))).to.deep.equal([{ kind: 'start', op: 4, events: [] }]);
+    });
+
+    it('ignores notices of other attempts and of other watches', () => {
+      const d = Driver.serving(10);
+      expect(d.run(notice(events(2, 11, [event('/a')])), notice(progress(0, 20)))).to.deep.equal([]);
+      expect(d.run(notice({ type: 'watch_progress', watchId: 'c.71', through: 30 }))).to.deep.equal([]);
+      expect(d.run(notice({ type: 'watch_progress', watchId: 'c.7.1.1', through: 30 }))).to.deep.equal([]);
+      expect(watchPosition(d.machine)).to.equal(10);
+    });
+  });
+
+  describe('acknowledgements', () => {
+    it('acknowledges after ackBytes received, once per step, counting dropped parts too', () => {
+      const d = Driver.serving(10);
+      const big = [event('/a/' + 'x'.repeat(100)), event('/a/' + 'y'.repeat(100))];
+      const size = estimateNoticeBytes(events(1, 11, big));
+      expect(size).to.be.greaterThan(config.ackBytes / 3);
+      const perAck = Math.ceil(config.ackBytes / size);
+      const acks: WatchRequest[] = [];
+      for (let op = 11; op < 11 + perAck * 2; op++) acks.push(...sends(d.run(notice(events(1, op, big)))).map((s) => s.request));
+      expect(acks).to.deep.equal([ack(1, 10 + perAck), ack(1, 10 + perAck * 2)]);
+      // Duplicates count: the replica counted them against its buffer too.
+      const dupAcks = [];
+      for (let i = 0; i < perAck; i++) dupAcks.push(...sends(d.run(notice(events(1, 11, big)))));
+      expect(dupAcks).to.deep.equal([{ replica: 0, request: ack(1, 10 + perAck * 2) }]);
+    });
+
+    it('acknowledges small, steady events every half silence, so the replica does not take it for idle', () => {
+      const d = Driver.serving(10);
+      const half = config.silenceTicks / 2;
+      const seen: WatchRequest[] = [];
+      for (let i = 0; i < half * 2; i++) {
+        seen.push(...sends(d.run(notice(events(1, 11 + i, [event('/a')])), tick)).map((s) => s.request));
+      }
+      expect(seen).to.deep.equal([ack(1, 10 + half), ack(1, 10 + half * 2)]);
+      // Nothing received, nothing to acknowledge (the replica's progress brings its own ack).
+      expect(sends(d.ticks(half - 1))).to.deep.equal([]);
+    });
+  });
+
+  describe('failover', () => {
+    it('after silenceTicks without a notice: cancels the silent attempt and resumes at the next replica from the position', () => {
+      const d = Driver.serving(10);
+      d.run(notice(events(1, 12, [event('/a')])));
+      // Only the half-silence acknowledgement of the events, no resubscription yet.
+      expect(sends(d.ticks(config.silenceTicks - 1))).to.deep.equal([{ replica: 0, request: ack(1, 12) }]);
+      const out = d.ticks(1);
+      expect(sends(out)).to.deep.equal([
+        { replica: 0, request: cancel(1) },
+        { replica: 1, request: subscribe(2, 12) },
+      ]);
+      // The stale attempt's late notices are ignored; the new one's first progress is not a start.
+      expect(d.run(notice(events(1, 13, [event('/a/late')])))).to.deep.equal([]);
+      expect(deliveries(d.run(notice(progress(2, 12))))).to.deep.equal([{ kind: 'progress', op: 12, events: [] }]);
+      expect(deliveries(d.run(notice(events(2, 12, [event('/a')])), notice(events(2, 13, [event('/a/b')]))))).to.deep.equal([
+        { kind: 'events', op: 13, events: [event('/a/b')] },
+      ]);
+    });
+
+    it('silence before the start resubscribes with the spec fromOp; the first progress ever is the start', () => {
+      const d = new Driver(config, { ...spec, fromOp: 3 });
+      d.run({ type: 'start' });
+      expect(sends(d.ticks(config.silenceTicks))).to.deep.equal([
+        { replica: 0, request: cancel(1) },
+        { replica: 1, request: subscribe(2, 3, { ...spec, fromOp: 3 }) },
+      ]);
+      expect(deliveries(d.run(notice(progress(2, 3))))).to.deep.equal([{ kind: 'start', op: 3, events: [] }]);
+    });
+
+    it('rotates through every replica on repeated silence, and with one replica stays on it', () => {
+      const d = Driver.serving(10);
+      const targets = [];
+      for (let i = 0; i < 4; i++) targets.push(sends(d.ticks(config.silenceTicks)).filter((s) => s.request.type === 'watch_subscribe').map((s) => s.replica));
+      expect(targets).to.deep.equal([[1], [2], [0], [1]]);
+      const one = Driver.serving(10, { ...config, replicaCount: 1 });
+      expect(sends(one.ticks(config.silenceTicks))).to.deep.equal([
+        { replica: 0, request: cancel(1) },
+        { replica: 0, request: subscribe(2, 10) },
+      ]);
+    });
+
+    for (const reason of ['not_serving', 'too_many', 'idle'] as const) {
+      it(`${reason}: retries at the next replica after retryTicks, sending no cancel`, () => {
+        const d = Driver.serving(10);
+        expect(d.run(notice(ended(1, reason)))).to.deep.equal([]);
+        expect(d.ticks(config.retryTicks - 1)).to.deep.equal([]);
+        expect(d.run(notice(progress(1, 11)))).to.deep.equal([], 'the ended attempt is over');
+        expect(sends(d.ticks(1))).to.deep.equal([{ replica: 1, request: subscribe(2, 10) }]);
+        expect(watchEnded(d.machine)).to.equal(false);
+      });
+    }
+
+    it('future with a confirmed position: the replica is behind; retry the next one after retryTicks, never give up on it', () => {
+      const d = Driver.serving(10);
+      for (let attempt = 1; attempt <= 6; attempt++) {
+        expect(d.run(notice(ended(attempt, 'future', 0, 5)))).to.deep.equal([]);
+        expect(sends(d.ticks(config.retryTicks))).to.deep.equal([{ replica: attempt % 3, request: subscribe(attempt + 1, 10) }]);
+      }
+      expect(watchEnded(d.machine)).to.equal(false);
+    });
+  });
+
+  describe('definitive refusals', () => {
+    it('compacted: asks each replica once, then ends with the last one’s numbers', () => {
+      const d = new Driver(config, { ...spec, fromOp: 3 }, 1);
+      d.run({ type: 'start' });
+      let out = d.run(notice(ended(1, 'compacted', 50, 70)));
+      expect(sends(out)).to.deep.equal([{ replica: 2, request: subscribe(2, 3, { ...spec, fromOp: 3 }) }]);
+      out = d.run(notice(ended(2, 'compacted', 40, 60)));
+      expect(sends(out)).to.deep.equal([{ replica: 0, request: subscribe(3, 3, { ...spec, fromOp: 3 }) }]);
+      out = d.run(notice(ended(3, 'compacted', 45, 65)));
+      expect(sends(out)).to.deep.equal([]);
+      const [error] = ends(out);
+      expect(error).to.include({ code: 'compacted', oldestOp: 45, currentOp: 65 });
+      expect(watchEnded(d.machine)).to.equal(true);
+      expect(d.run(tick, notice(progress(3, 3)), { type: 'cancel' })).to.deep.equal([], 'nothing after the end');
+    });
+
+    it('a replica that serves starts a new round; refused replicas are skipped within a round', () => {
+      const d = Driver.serving(10);
+      d.run(notice(ended(1, 'compacted', 20, 30))); // replica 0 refused; attempt 2 at replica 1
+      d.run(notice(ended(2, 'not_serving')));
+      // Replica 2 next (0 refused in this round).
+      expect(sends(d.ticks(config.retryTicks))).to.deep.equal([{ replica: 2, request: subscribe(3, 10) }]);
+      d.run(notice(ended(3, 'not_serving')));
+      // Replica 1 again: it did not refuse, 0 did.
+      expect(sends(d.ticks(config.retryTicks))).to.deep.equal([{ replica: 1, request: subscribe(4, 10) }]);
+      d.run(notice(progress(4, 10))); // serves: new round
+      d.run(notice(ended(4, 'compacted', 20, 30)));
+      const out = d.run(notice(ended(5, 'compacted', 20, 30)));
+      expect(sends(out)).to.deep.equal([{ replica: 0, request: subscribe(6, 10) }], 'replica 0 is asked again in the new round');
+      const [error] = ends(d.run(notice(ended(6, 'compacted', 21, 31))));
+      expect(error).to.include({ code: 'compacted', oldestOp: 21, currentOp: 31 });
+    });
+
+    it('future for a fromOp nobody confirmed: ends future once every replica said so', () => {
+      const d = new Driver(config, { ...spec, fromOp: 100 });
+      d.run({ type: 'start' });
+      d.run(notice(ended(1, 'future', 0, 50)));
+      d.run(notice(ended(2, 'future', 0, 60)));
+      const [error] = ends(d.run(notice(ended(3, 'future', 0, 55))));
+      expect(error).to.include({ code: 'future', currentOp: 55 });
+      expect(error?.message).to.match(/beyond every replica/);
+    });
+
+    it('mixed compacted and future: the most advanced replica’s answer', () => {
+      const d = new Driver(config, { ...spec, fromOp: 100 });
+      d.run({ type: 'start' });
+      d.run(notice(ended(1, 'future', 0, 50)));
+      d.run(notice(ended(2, 'compacted', 150, 300)));
+      const [error] = ends(d.run(notice(ended(3, 'future', 0, 90))));
+      expect(error).to.include({ code: 'compacted', oldestOp: 150, currentOp: 300 });
+    });
+
+    it('lagging and invalid end at once', () => {
+      for (const [reason, code] of [
+        ['lagging', 'lagging'],
+        ['invalid', 'invalid'],
+      ] as const) {
+        const d = Driver.serving(10);
+        const out = d.run(notice(ended(1, reason, 3, 40)));
+        expect(sends(out)).to.deep.equal([]);
+        expect(ends(out)).to.have.length(1);
+        expect(ends(out)[0]).to.include({ code, oldestOp: 3, currentOp: 40 });
+        expect(d.ticks(config.silenceTicks * 3)).to.deep.equal([]);
+      }
+    });
+  });
+
+  describe('giving up and cancelling', () => {
+    it('no replica serving for giveUpTicks: ends unavailable, cancelling the live attempt', () => {
+      const cfg = { ...config, giveUpTicks: 35 };
+      const d = Driver.serving(10, cfg);
+      // Silences rotate replicas (3 resubscriptions in 30 ticks), none serves.
+      const before = d.ticks(34);
+      expect(sends(before).filter((s) => s.request.type === 'watch_subscribe')).to.have.length(3);
+      expect(ends(before)).to.deep.equal([]);
+      const out = d.ticks(1);
+      expect(sends(out)).to.deep.equal([{ replica: 0, request: cancel(4) }]);
+      expect(ends(out)).to.deep.equal([{ code: 'unavailable', message: `no replica served the watch of /a for 35 ticks`, oldestOp: null, currentOp: null }]);
+    });
+
+    it('serving resets the give-up count; so does events', () => {
+      const cfg = { ...config, giveUpTicks: 12 };
+      const d = Driver.serving(10, cfg);
+      for (let i = 0; i < 5; i++) {
+        d.ticks(8);
+        d.run(notice(i % 2 === 0 ? progress(1, 10 + i) : events(1, 10 + i, [event('/a')])));
+      }
+      expect(watchEnded(d.machine)).to.equal(false);
+    });
+
+    it('cancel: cancels the live attempt and ends quietly; while waiting or before start it sends nothing', () => {
+      const live = Driver.serving(10);
+      expect(live.run({ type: 'cancel' })).to.deep.equal([
+        { type: 'send', replica: 0, request: cancel(1) },
+        { type: 'end', error: null },
+      ]);
+      const waiting = Driver.serving(10);
+      waiting.run(notice(ended(1, 'not_serving')));
+      expect(waiting.run({ type: 'cancel' })).to.deep.equal([{ type: 'end', error: null }]);
+      expect(waiting.ticks(config.retryTicks * 2)).to.deep.equal([]);
+      const fresh = new Driver();
+      expect(fresh.run({ type: 'cancel' }, { type: 'start' })).to.deep.equal([{ type: 'end', error: null }]);
+    });
+  });
+
+  describe('state', () => {
+    it('is immutable: stepping never changes the machine given', () => {
+      const d = Driver.serving(10);
+      const before = d.machine;
+      const snapshot = JSON.stringify(before);
+      const a = watchStep(before, notice(events(1, 11, [event('/a')], true)));
+      const b = watchStep(before, notice(events(1, 11, [event('/a')], true)));
+      expect(JSON.stringify(before)).to.equal(snapshot);
+      expect(Object.isFrozen(a.machine)).to.equal(true);
+      expect(JSON.stringify(a)).to.equal(JSON.stringify(b));
+    });
+
+    it('rejects a bad config or first replica', () => {
+      expect(() => initialWatchMachine({ ...config, replicaCount: 0 }, spec, prefix, 0)).to.throw(/replicaCount/);
+      expect(() => initialWatchMachine({ ...config, silenceTicks: 0 }, spec, prefix, 0)).to.throw(/silenceTicks/);
+      expect(() => initialWatchMachine(config, spec, prefix, 3)).to.throw(/first replica/);
+      expect(() => initialWatchMachine({ ...defaultWatchMachineConfig, replicaCount: 5 }, spec, prefix, 4)).not.to.throw();
+    });
+  });
+});
+
+// ---- property: a model cluster -------------------------------------------------------------
+
+/** The committed history every replica agrees on: the watch's batch at each op (or none). */
+type Model = { readonly opsMax: number; readonly batches: ReadonlyMap<number, readonly WatchEvent[]> };
+
+/** One subscription as the model replica serves it. */
+type ServerAttempt = {
+  readonly attempt: number;
+  readonly replica: number;
+  readonly fromOp: number | null;
+  /** The op sent through; null before the first progress. */
+  cursor: number | null;
+  /** Parts of the batch being sent. */
+  parts: WatchNotice[];
+  live: boolean;
+};
+
+type Command =
+  /** The current attempt's replica sends its next notice; `back` > 0 replays from before the position (duplicates). */
+  | { readonly type: 'serve'; readonly back: number; readonly split: number }
+  | { readonly type: 'advance'; readonly replica: number; readonly by: number }
+  | { readonly type: 'ticks'; readonly n: number }
+  | { readonly type: 'end'; readonly reason: 'not_serving' | 'too_many' | 'idle' }
+  /** A late notice of an earlier attempt, with content that must never be delivered. */
+  | { readonly type: 'stale'; readonly op: number };
+
+const commandArb: fc.Arbitrary<Command> = fc.oneof(
+  { weight: 10, arbitrary: fc.record({ type: fc.constant('serve' as const), back: fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 3 })), split: fc.integer({ min: 1, max: 3 }) }) },
+  { weight: 3, arbitrary: fc.record({ type: fc.constant('advance' as const), replica: fc.integer({ min: 0, max: 2 }), by: fc.integer({ min: 1, max: 4 }) }) },
+  { weight: 2, arbitrary: fc.record({ type: fc.constant('ticks' as const), n: fc.integer({ min: 1, max: 25 }) }) },
+  { weight: 1, arbitrary: fc.record({ type: fc.constant('end' as const), reason: fc.constantFrom('not_serving' as const, 'too_many' as const, 'idle' as const) }) },
+  { weight: 1, arbitrary: fc.record({ type: fc.constant('stale' as const), op: fc.integer({ min: 0, max: 40 }) }) },
+);
+
+const modelArb: fc.Arbitrary<Model> = fc
+  .array(fc.option(fc.array(fc.constantFrom('/a', '/a/x', '/a/y/z'), { minLength: 1, maxLength: 5 }), { nil: null }), { minLength: 5, maxLength: 40 })
+  .map((perOp) => {
+    const batches = new Map<number, readonly WatchEvent[]>();
+    perOp.forEach((paths, index) => {
+      const op = index + 1;
+      if (paths !== null) batches.set(op, paths.map((path, i) => event(path, op * 10 + i)));
+    });
+    return { opsMax: perOp.length, batches };
+  });
+
+/** Runs the machine against the model cluster; returns what it delivered and how it ended. */
+function simulate(model: Model, initialCommits: readonly number[], firstReplica: number, fromOp: number | null, commands: readonly Command[]): { batches: WatchBatch[]; error: WatchError | null | undefined; position: number | null } {
+  const cfg: WatchMachineConfig = { replicaCount: 3, silenceTicks: 8, retryTicks: 2, giveUpTicks: 1_000_000, ackBytes: 500 };
+  let machine = initialWatchMachine(cfg, { ...spec, fromOp }, prefix, firstReplica);
+  const commits = [...initialCommits];
+  const attempts: ServerAttempt[] = [];
+  const batches: WatchBatch[] = [];
+  let error: WatchError | null | undefined;
+
+  const step = (input: WatchInput): void => {
+    const result = watchStep(machine, input);
+    machine = result.machine;
+    for (const output of result.outputs) {
+      if (output.type === 'deliver') batches.push(output.batch);
+      else if (output.type === 'end') error = output.error;
+      else if (output.request.type === 'watch_subscribe') {
+        const attempt = Number(output.request.watchId.slice(prefix.length + 1));
+        for (const a of attempts) a.live = false;
+        attempts.push({ attempt, replica: output.replica, fromOp: output.request.fromOp, cursor: null, parts: [], live: true });
+      } else if (output.request.type === 'watch_cancel') {
+        const watchId = output.request.watchId;
+        for (const a of attempts) if (id(a.attempt) === watchId) a.live = false;
+      }
+    }
+  };
+  const current = (): ServerAttempt | undefined => attempts.find((a) => a.live);
+
+  /** The model replica's next notice for attempt `a`, or null when it has nothing to say yet. */
+  const next = (a: ServerAttempt, back: number, split: number): WatchNotice | null => {
+    const commit = commits[a.replica] as number;
+    const queued = a.parts.shift();
+    if (queued !== undefined) return queued;
+    if (a.cursor === null) {
+      const start = a.fromOp ?? commit;
+      if (start > commit) return null; // held until the replica commits fromOp
+      // A replica may replay from before the position it was asked for (never before the spec's).
+      const floor = fromOp ?? 0;
+      a.cursor = a.fromOp === null ? start : Math.max(floor, start - back);
+      return progress(a.attempt, a.cursor);
+    }
+    for (let op = a.cursor + 1; op <= commit; op++) {
+      const batch = model.batches.get(op);
+      if (batch === undefined) continue;
+      a.cursor = op;
+      const size = Math.ceil(batch.length / split);
+      for (let i = 0; i < batch.length; i += size) a.parts.push(events(a.attempt, op, batch.slice(i, i + size), i + size < batch.length));
+      return a.parts.shift() ?? null;
+    }
+    a.cursor = commit;
+    return progress(a.attempt, commit);
+  };
+
+  const run = (command: Command): void => {
+    switch (command.type) {
+      case 'serve': {
+        const a = current();
+        const n = a === undefined ? null : next(a, command.back, command.split);
+        if (n !== null) step(notice(n));
+        break;
+      }
+      case 'advance':
+        commits[command.replica] = Math.min(model.opsMax, (commits[command.replica] as number) + command.by);
+        break;
+      case 'ticks':
+        for (let i = 0; i < command.n; i++) step(tick);
+        break;
+      case 'end': {
+        const a = current();
+        if (a !== undefined) {
+          a.live = false;
+          step(notice(ended(a.attempt, command.reason, 0, commits[a.replica] as number)));
+        }
+        break;
+      }
+      case 'stale': {
+        const old = attempts.filter((a) => !a.live);
+        const a = old[command.op % Math.max(1, old.length)];
+        if (a !== undefined) {
+          step(notice(events(a.attempt, command.op, [event('/a/stale', -1)])));
+          step(notice(progress(a.attempt, command.op + 100)));
+        }
+        break;
+      }
+      default:
+        throw new Error('unknown command');
+    }
+  };
+
+  step({ type: 'start' });
+  for (const command of commands) run(command);
+  // Then the cluster heals: every replica commits everything and the current one serves until done.
+  for (let r = 0; r < commits.length; r++) commits[r] = model.opsMax;
+  for (let i = 0; i < 10_000 && error === undefined && machine.position !== model.opsMax; i++) {
+    if (current() === undefined) step(tick);
+    else run({ type: 'serve', back: 0, split: 1 });
+  }
+  return { batches, error, position: machine.position };
+}
+
+describe('client watch machine: property against a model cluster', () => {
+  it('delivers the model’s batches exactly once, in op order, without gaps, through failovers, replays, splits and stale notices', () => {
+    fc.assert(
+      fc.property(
+        modelArb,
+        fc.array(fc.integer({ min: 0, max: 20 }), { minLength: 3, maxLength: 3 }),
+        fc.integer({ min: 0, max: 2 }),
+        fc.option(fc.integer({ min: 0, max: 25 }), { nil: null }),
+        fc.array(commandArb, { maxLength: 120 }),
+        (model, rawCommits, firstReplica, rawFromOp, commands) => {
+          const commits = rawCommits.map((c) => Math.min(c, model.opsMax));
+          const fromOp = rawFromOp === null ? null : Math.min(rawFromOp, model.opsMax);
+          const { batches, error, position } = simulate(model, commits, firstReplica, fromOp, commands);
+          expect(error, 'the watch never ends on its own here').to.equal(undefined);
+          expect(position, 'the healed cluster brings it to the end').to.equal(model.opsMax);
+          const [start, ...rest] = batches;
+          expect(start?.kind).to.equal('start');
+          if (fromOp !== null) expect(start?.op).to.equal(fromOp);
+          else expect(start?.op).to.be.within(Math.min(...commits), model.opsMax);
+          let previous = start?.op ?? -1;
+          const seen: number[] = [];
+          for (const batch of rest) {
+            expect(batch.kind).not.to.equal('start');
+            if (batch.kind === 'events') {
+              expect(batch.op, 'events ops strictly increase').to.be.greaterThan(previous);
+              expect(batch.events, `events of op ${batch.op}`).to.deep.equal(model.batches.get(batch.op));
+              seen.push(batch.op);
+            } else {
+              expect(batch.op, 'progress never goes back').to.be.at.least(previous);
+              expect(batch.events).to.deep.equal([]);
+            }
+            previous = batch.op;
+          }
+          const expected = [...model.batches.keys()].filter((op) => op > (start?.op ?? 0)).sort((a, b) => a - b);
+          expect(seen, 'every batch after the start, once, no gap').to.deep.equal(expected);
+        },
+      ),
+      { numRuns: 400 },
+    );
+  });
+});
