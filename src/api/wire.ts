@@ -24,7 +24,10 @@ import { defaultTreeLimits, protocolNumberMax, validateTreeLimits, type TreeLimi
 import { isNodeType, nodeTypes, type NodeType } from '../tree/node_type.ts';
 import type { Bytes, ListEntry, OpFailure, OpOutcome, OpResult } from '../tree/ops.ts';
 import { validateOp } from '../tree/validate.ts';
+import { checkPath } from '../tree/path.ts';
+import type { TreeChangeKind } from '../tree/events.ts';
 import type { Busy, ClientAnswer, NotPrimary, Reply, ReplyBody, RequestOp } from '../vr/messages.ts';
+import { watchMessageEventsMax, type WatchEndReason, type WatchEnded, type WatchEvent, type WatchEvents, type WatchProgress } from '../watch/messages.ts';
 import { encodeFrame, frameLengthLimit } from './frame.ts';
 import { invalidText } from './msgpack_text.ts';
 
@@ -138,7 +141,35 @@ export type RequestMessage = {
 };
 export type PingMessage = { readonly type: 'ping'; readonly id: number };
 
-export type ClientMessage = HelloMessage | ListNamespacesMessage | RequestMessage | PingMessage;
+// Watches (docs/protocol.md section "Watches"). No `id`: a watch is named by the client's
+// `watchId`, and what the node sends about it (events, progress, its end) carries that id.
+
+/** A client's watch id: 1..64 printable ASCII characters (no space), unique among its open watches on the connection. */
+export const clientWatchIdCharsMax = 64;
+export const clientWatchIdPattern = /^[\x21-\x7e]{1,64}$/;
+
+export function isClientWatchId(value: unknown): value is string {
+  return typeof value === 'string' && clientWatchIdPattern.test(value);
+}
+
+/** Starts a watch at replica `replica` of `ns`; `fromOp` null: after that replica's commit. */
+export type WatchSubscribeMessage = {
+  readonly type: 'watch_subscribe';
+  readonly ns: string;
+  readonly replica: number;
+  readonly watchId: string;
+  readonly path: string;
+  readonly recursive: boolean;
+  readonly fromOp: number | null;
+  readonly values: boolean;
+};
+/** Everything through `through` was received (flow control and liveness). */
+export type WatchAckMessage = { readonly type: 'watch_ack'; readonly ns: string; readonly replica: number; readonly watchId: string; readonly through: number };
+/** Ends a watch; nothing more is sent for it. */
+export type WatchCancelMessage = { readonly type: 'watch_cancel'; readonly ns: string; readonly replica: number; readonly watchId: string };
+export type ClientWatchMessage = WatchSubscribeMessage | WatchAckMessage | WatchCancelMessage;
+
+export type ClientMessage = HelloMessage | ListNamespacesMessage | RequestMessage | PingMessage | ClientWatchMessage;
 export type ClientMessageType = ClientMessage['type'];
 
 export type WelcomeMessage = {
@@ -192,18 +223,36 @@ export type WireErrorCode = (typeof errorCodes)[number];
 export type WireError = { readonly id: number | null; readonly code: WireErrorCode; readonly message: string };
 export type ErrorMessage = { readonly type: 'error' } & WireError;
 
+/**
+ * What the node sends about a watch: the replica's notices (src/watch/messages.ts), field for
+ * field, with the client's own `watchId`.
+ */
+export type WatchEventsMessage = WatchEvents;
+export type WatchProgressMessage = WatchProgress;
+export type WatchEndedMessage = WatchEnded;
+export type NodeWatchMessage = WatchEventsMessage | WatchProgressMessage | WatchEndedMessage;
+
 export type NodeMessage =
   | WelcomeMessage
   | NamespacesMessage
   | AnswerMessage
   | RedirectMessage
   | PongMessage
-  | ErrorMessage;
+  | ErrorMessage
+  | NodeWatchMessage;
 export type NodeMessageType = NodeMessage['type'];
 
-export type DecodeResult<M> = { readonly ok: true; readonly message: M } | { readonly ok: false; readonly error: WireError };
+/**
+ * A watch message that could not be decoded but whose type and `watchId` could be read: the
+ * node answers a bad `watch_subscribe` with `watch_ended {reason: invalid}` for that id.
+ */
+export type WatchRef = { readonly type: ClientWatchMessage['type']; readonly watchId: string };
 
-export const clientMessageTypes = ['hello', 'list_namespaces', 'request', 'ping'] as const satisfies readonly ClientMessageType[];
+export type DecodeResult<M> =
+  | { readonly ok: true; readonly message: M }
+  | { readonly ok: false; readonly error: WireError; readonly watch?: WatchRef };
+
+export const clientMessageTypes = ['hello', 'list_namespaces', 'request', 'ping', 'watch_subscribe', 'watch_ack', 'watch_cancel'] as const satisfies readonly ClientMessageType[];
 export const nodeMessageTypes = [
   'welcome',
   'namespaces',
@@ -211,7 +260,11 @@ export const nodeMessageTypes = [
   'redirect',
   'pong',
   'error',
+  'watch_events',
+  'watch_progress',
+  'watch_ended',
 ] as const satisfies readonly NodeMessageType[];
+const clientWatchMessageTypes = ['watch_subscribe', 'watch_ack', 'watch_cancel'] as const satisfies readonly ClientWatchMessage['type'][];
 
 // Compile-time completeness: each list names every member of its union (adding a message type
 // without listing it here fails the build instead of making the decoder refuse it).
@@ -314,7 +367,7 @@ function widen(value: unknown): unknown {
  * namespace the node does not serve is `unknown_namespace`.
  */
 export function decodeClientMessage(payload: Uint8Array, namespaces: NamespaceLookup): DecodeResult<ClientMessage> {
-  return decode(payload, (value) => readClientMessage(value, namespaces));
+  return decode(payload, (value) => readClientMessage(value, namespaces), peekWatch);
 }
 
 /** A node's message. Answers are bounded by the frame limit the caller's frame decoder enforces. */
@@ -322,7 +375,7 @@ export function decodeNodeMessage(payload: Uint8Array): DecodeResult<NodeMessage
   return decode(payload, readNodeMessage);
 }
 
-function decode<M>(payload: Uint8Array, read: (value: unknown) => M): DecodeResult<M> {
+function decode<M>(payload: Uint8Array, read: (value: unknown) => M, peek: (value: unknown) => WatchRef | null = () => null): DecodeResult<M> {
   let value: unknown;
   try {
     value = unpack(payload);
@@ -330,17 +383,22 @@ function decode<M>(payload: Uint8Array, read: (value: unknown) => M): DecodeResu
     return { ok: false, error: { id: null, code: 'malformed', message: `payload is not one msgpack value: ${errorText(thrown)}` } };
   }
   const id = peekId(value);
+  const failed = (error: WireError): DecodeResult<M> => {
+    // A watch message's refusal names its watch, when the watch id itself is readable.
+    const watch = error.code === 'malformed' || error.code === 'unknown_namespace' ? peek(value) : null;
+    return watch === null ? { ok: false, error } : { ok: false, error, watch };
+  };
   // msgpack decoders replace (or mangle) invalid UTF-8 instead of refusing it, so `/v/\xff`
   // and `/v/\xfe` would name one node: text is checked against the raw bytes.
   const badText = invalidText(payload);
-  if (badText !== null) return { ok: false, error: { id, code: 'malformed', message: badText } };
+  if (badText !== null) return failed({ id, code: 'malformed', message: badText });
   try {
     return { ok: true, message: read(value) };
   } catch (thrown: unknown) {
     const rejection = Rejection.of(thrown);
-    if (rejection !== undefined) return { ok: false, error: { id, code: rejection.code, message: rejection.message } };
+    if (rejection !== undefined) return failed({ id, code: rejection.code, message: rejection.message });
     // Our bug or an exhausted stack (deep nesting): still an answer, never a crash.
-    return { ok: false, error: { id, code: 'malformed', message: 'message could not be read' } };
+    return failed({ id, code: 'malformed', message: 'message could not be read' });
   }
 }
 
@@ -358,6 +416,19 @@ function unpack(payload: Uint8Array): unknown {
 function errorText(thrown: unknown): string {
   // msgpackr's messages may quote up to 100 characters of data; keep errors short regardless.
   return thrown instanceof Error ? String(thrown.message).slice(0, 120) : 'unreadable';
+}
+
+/** A watch message's type and watch id, if both are valid, so that even a malformed subscribe can be answered. */
+function peekWatch(value: unknown): WatchRef | null {
+  try {
+    if (!isPlainObject(value)) return null;
+    const type = own(value, 'type');
+    const watchId = own(value, 'watchId');
+    if (typeof type !== 'string' || !(clientWatchMessageTypes as readonly string[]).includes(type) || !isClientWatchId(watchId)) return null;
+    return { type: type as WatchRef['type'], watchId };
+  } catch {
+    return null;
+  }
 }
 
 /** The message's id, if it has a valid one, so that even a malformed request's error can name it. */
@@ -509,9 +580,63 @@ function readClientMessage(value: unknown, namespaces: NamespaceLookup): ClientM
       return { type, id: id(fields) };
     case 'request':
       return readRequest(fields, namespaces);
+    case 'watch_subscribe':
+    case 'watch_ack':
+    case 'watch_cancel':
+      return readClientWatch(type, fields, namespaces);
     default:
       return assertNever(type, 'client message type');
   }
+}
+
+/**
+ * A watch message. Its namespace must be served here and its replica index in range; a
+ * subscribe's path is checked against the namespace's own tree limits (a path no op could
+ * name is refused before it costs a replica anything).
+ */
+function readClientWatch(type: ClientWatchMessage['type'], fields: Fields, namespaces: NamespaceLookup): ClientWatchMessage {
+  const watchId = clientWatchId(fields);
+  const ns = namespaceName(fields, 'ns', '');
+  const shape = namespaces(ns);
+  if (shape === undefined) throw new Rejection('unknown_namespace', `no namespace ${ns} on this node`);
+  const replica = read.counter(fields, 'replica', '');
+  if (replica >= shape.replicas) malformed(`replica ${replica} is not an index of namespace ${ns}'s ${shape.replicas} replicas`);
+  switch (type) {
+    case 'watch_subscribe': {
+      const path = read.string(fields, 'path', '');
+      const pathError = checkPath(path, shape.tree);
+      if (pathError !== null) malformed(`path: ${describeTreeError(pathError)}`);
+      const fromOp = optional(fields, 'fromOp');
+      return {
+        type,
+        ns,
+        replica,
+        watchId,
+        path,
+        recursive: optionalFlag(fields, 'recursive'),
+        fromOp: fromOp === undefined ? null : read.integerValue(fromOp, 'fromOp', 0, protocolNumberMax),
+        values: optionalFlag(fields, 'values'),
+      };
+    }
+    case 'watch_ack':
+      return { type, ns, replica, watchId, through: protocolNumber(fields, 'through', '') };
+    case 'watch_cancel':
+      return { type, ns, replica, watchId };
+    default:
+      return assertNever(type, 'watch message type');
+  }
+}
+
+function clientWatchId(fields: Fields): string {
+  const value = read.required(fields, 'watchId', '');
+  if (!isClientWatchId(value)) return malformed(`watchId must be 1..${clientWatchIdCharsMax} printable ASCII characters without spaces`);
+  return value;
+}
+
+/** An optional boolean, false when absent or nil. */
+function optionalFlag(fields: Fields, key: string): boolean {
+  const value = optional(fields, key);
+  return value === undefined ? false : read.booleanValue(value, key);
 }
 
 function readRequest(fields: Fields, namespaces: NamespaceLookup): RequestMessage {
@@ -575,6 +700,25 @@ function readNodeMessage(value: unknown): NodeMessage {
     }
     case 'pong':
       return { type, id: id(fields) };
+    case 'watch_events':
+      return {
+        type,
+        watchId: clientWatchId(fields),
+        op: protocolNumber(fields, 'op', ''),
+        events: read.array(fields, 'events', '', watchMessageEventsMax).map((event, i) => readWatchEvent(event, `events[${i}]`)),
+        more: read.boolean(fields, 'more', ''),
+      };
+    case 'watch_progress':
+      return { type, watchId: clientWatchId(fields), through: protocolNumber(fields, 'through', '') };
+    case 'watch_ended':
+      return {
+        type,
+        watchId: clientWatchId(fields),
+        reason: read.oneOf(fields, 'reason', '', watchEndReasons),
+        oldestOp: protocolNumber(fields, 'oldestOp', ''),
+        currentOp: protocolNumber(fields, 'currentOp', ''),
+        message: read.string(fields, 'message', ''),
+      };
     case 'error': {
       const errorId = optional(fields, 'id');
       return {
@@ -587,6 +731,46 @@ function readNodeMessage(value: unknown): NodeMessage {
     default:
       return assertNever(type, 'node message type');
   }
+}
+
+export const watchEndReasons = ['compacted', 'future', 'lagging', 'idle', 'not_serving', 'too_many', 'invalid'] as const satisfies readonly WatchEndReason[];
+const watchEndReasonsComplete: Missing<WatchEndReason, (typeof watchEndReasons)[number]> = true;
+void watchEndReasonsComplete;
+
+const changeKinds = ['created', 'changed', 'deleted'] as const satisfies readonly TreeChangeKind[];
+const changeKindsComplete: Missing<TreeChangeKind, (typeof changeKinds)[number]> = true;
+void changeKindsComplete;
+
+/**
+ * Paths in events are checked for their form only: the client may not know the namespace's
+ * limits (a node may send events of a namespace this connection was not welcomed with), and
+ * the frame limit bounds their size.
+ */
+const eventPathLimits: TreeLimits = { ...defaultTreeLimits, pathBytesMax: Number.MAX_SAFE_INTEGER, pathDepthMax: Number.MAX_SAFE_INTEGER, componentBytesMax: Number.MAX_SAFE_INTEGER };
+
+/**
+ * One event. A value comes only with a blob that was created or changed: `value` its bytes,
+ * or `valueOmitted: true` (and `value` nil or absent) when they were over the watch's cap.
+ */
+function readWatchEvent(value: unknown, label: string): WatchEvent {
+  const fields = read.record(value, label);
+  const kind = read.oneOf(fields, 'kind', label, changeKinds);
+  const path = read.string(fields, 'path', label);
+  const pathError = checkPath(path, eventPathLimits);
+  if (pathError !== null) malformed(`${at(label, 'path')}: ${describeTreeError(pathError)}`);
+  const nodeType = readNodeType(fields, label);
+  const version = protocolNumber(fields, 'version', label);
+  const bytes = optional(fields, 'value');
+  const omittedField = optional(fields, 'valueOmitted');
+  const omitted = omittedField === undefined ? false : read.booleanValue(omittedField, at(label, 'valueOmitted'));
+  const event: WatchEvent = { kind, path, nodeType, version };
+  if (bytes === undefined && !omitted) return event;
+  if (nodeType !== 'blob' || kind === 'deleted') malformed(`${label}: only a created or changed blob carries a value`);
+  if (omitted) {
+    if (bytes !== undefined) malformed(`${label}: value and valueOmitted together`);
+    return { ...event, value: null, valueOmitted: true };
+  }
+  return { ...event, value: read.bytesValue(bytes, at(label, 'value')) };
 }
 
 /** The replica's answer (src/vr/messages.ts), rebuilt field by field in the order of its type. */

@@ -11,6 +11,14 @@
  * `result` settles a caller. A retry re-sends the same request number, so after a reconnect, or
  * through another node, a write still runs once (the replicas' client table answers it).
  *
+ * Watches (issue 14): each connection has a watch registry (src/client/watch_registry.ts, the
+ * machines the embedding API runs too), ticked with the sessions. `client(ns).watch(...)` opens
+ * one; what its machine sends leaves as `watch_subscribe` / `watch_ack` / `watch_cancel` frames
+ * (dropped while disconnected) and the node's `watch_*` frames are its input. Across a
+ * reconnect, or a replica that stops answering, a machine hears nothing from its subscription
+ * and resubscribes (at the next replica, from the last op it delivered), so the application
+ * sees every change once, in order. `close()` ends every watch with `stopped`.
+ *
  * Security (issue 12): `token` is sent in `hello`; a node that refuses it answers
  * `unauthenticated`, and the connection gives up at once (a retry with the same token cannot
  * succeed): `connect` rejects, and later calls reject, with HaretError `unauthenticated`.
@@ -21,14 +29,19 @@
  */
 
 import { randomBytes, randomInt } from 'node:crypto';
-import { decodeNodeMessage, defaultWireLimits, encodeClientFrame, protocolVersion, type NamespaceInfo, type NodeMessage, type WelcomeMessage } from '../api/wire.ts';
+import { decodeNodeMessage, defaultWireLimits, encodeClientFrame, protocolVersion, type ClientWatchMessage, type NamespaceInfo, type NodeMessage, type WelcomeMessage } from '../api/wire.ts';
 import { serviceClientConfig, serviceClientTickMs, type ClientConfig } from '../client/config.ts';
 import { HaretError } from '../client/errors.ts';
 import { hostStepAll, initialHostState, type HostEffect, type HostInput, type HostState } from '../client/host.ts';
 import type { CallOutcome, RefusalReason } from '../client/io.ts';
 import { NamespaceClient } from '../client/namespace_client.ts';
 import { sessionPrefix, sessionPrefixRandomBytes } from '../client/session_prefix.ts';
+import { defaultWatchMachineConfig, type WatchMachineConfig, type WatchSpec } from '../client/watch.ts';
+import { WatchRegistry } from '../client/watch_registry.ts';
+import type { WatchStream } from '../client/watch_stream.ts';
 import type { TreeOp } from '../tree/ops.ts';
+import { assertNever } from '../base/assert.ts';
+import type { WatchRequest } from '../watch/messages.ts';
 import { parseAddress, type HostPort } from './address.ts';
 import { FramedSocket } from './framed_socket.ts';
 import { describeSocketError, type TlsClientOptions } from './tls.ts';
@@ -50,6 +63,15 @@ export type ConnectOptions = {
   readonly connectTimeoutMs?: number;
   /** The largest frame this client accepts. Default: what the node announces in its welcome, at most 256 MiB. */
   readonly frameBytesMax?: number;
+  /** Watch machines' timing in client ticks, and their ack interval (src/client/watch.ts); defaults as the embedding API's. */
+  readonly watch?: Partial<Omit<WatchMachineConfig, 'replicaCount'>>;
+  /**
+   * Watches open at once on this connection; one more throws `too_many_watches`. Default 1024,
+   * a node's default per connection (past the node's own limit a watch would only be refused).
+   */
+  readonly watchesMax?: number;
+  /** Batches a watch buffers for an application that does not read them; past it the watch ends `lagging`. Default 10,000. */
+  readonly watchBatchesMax?: number;
 };
 
 /** Addresses learned from redirects are kept up to this many (with the ones given). */
@@ -75,6 +97,7 @@ export class RemoteConnection {
   readonly #clients = new Map<string, NamespaceClient>();
   readonly #inFlight = new Map<number, InFlight>();
   readonly #listWaiters = new Map<number, (namespaces: readonly NamespaceInfo[]) => void>();
+  readonly #watches: WatchRegistry;
   #socket: FramedSocket | null = null;
   #current: HostPort | null = null;
   #next = 0;
@@ -102,6 +125,14 @@ export class RemoteConnection {
       sessionsMax: options.sessionsMax ?? 1024,
       waitingMax: options.waitingMax ?? 100_000,
     });
+    this.#watches = new WatchRegistry(
+      'w',
+      (ns, replica, request) => this.#sendWatch(ns, replica, request),
+      { ...defaultWatchMachineConfig, ...options.watch },
+      { watchesMax: options.watchesMax ?? 1024, bufferedBatchesMax: options.watchBatchesMax ?? 10_000 },
+      // Spreads each watch's first replica; not a secret.
+      () => randomInt(2 ** 30) / 2 ** 30,
+    );
   }
 
   static async open(addresses: readonly string[], options: ConnectOptions = {}): Promise<RemoteConnection> {
@@ -139,18 +170,28 @@ export class RemoteConnection {
     if (client === undefined) {
       const info = this.#infos.get(namespace);
       if (info === undefined) throw new HaretError('unknown_namespace', `no namespace ${namespace} on ${this.node}`, false);
-      client = new NamespaceClient(namespace, (ns, op) => this.#call(ns, op), info.limits);
+      client = new NamespaceClient(namespace, (ns, op) => this.#call(ns, op), info.limits, (ns, spec) => this.#watch(ns, spec));
       this.#clients.set(namespace, client);
     }
     return client;
   }
 
-  /** Closes the connection; calls still waiting fail with `stopped` (they may have run). */
+  /** Watches open on this connection. */
+  get watchesOpen(): number {
+    return this.#watches.openCount;
+  }
+
+  /**
+   * Closes the connection; calls still waiting fail with `stopped` (they may have run), and
+   * every watch ends with `stopped` (the node cancels them at their replicas when the
+   * connection closes).
+   */
   async close(): Promise<void> {
     this.#closed = true;
     if (this.#ticker !== null) clearInterval(this.#ticker);
     this.#socket?.destroy('local', 'closed by the client');
     this.#socket = null;
+    this.#watches.closeAll(new HaretError('stopped', 'the connection was closed; the watch ended', false));
     const waiting = [...this.#callers.values()];
     this.#callers.clear();
     for (const caller of waiting) caller.reject(new HaretError('stopped', 'the connection was closed before the call completed; it may or may not have executed', 'maybe'));
@@ -170,6 +211,22 @@ export class RemoteConnection {
   #tick(): void {
     this.#inputs.push({ type: 'tick' });
     this.#step();
+    this.#watches.tick();
+  }
+
+  #watch(ns: string, spec: WatchSpec): WatchStream {
+    if (this.#refusal !== null) throw new HaretError('unauthenticated', this.#refusal.message, false);
+    if (this.#closed) throw new HaretError('stopped', 'the connection is closed', false);
+    const info = this.#infos.get(ns);
+    if (info === undefined) throw new HaretError('unknown_namespace', `no namespace ${ns} on ${this.node}`, false);
+    return this.#watches.open(ns, info.replicas, spec);
+  }
+
+  /** A watch machine's request as a frame on the current socket; without one it is dropped (the machine resubscribes when it hears nothing). */
+  #sendWatch(ns: string, replica: number, request: WatchRequest): void {
+    const socket = this.#socket;
+    if (socket === null || !socket.writable) return;
+    socket.write(encodeClientFrame(watchFrame(ns, replica, request)));
   }
 
   #scheduleStep(): void {
@@ -253,6 +310,11 @@ export class RemoteConnection {
         waiter?.(message.namespaces);
         return;
       }
+      case 'watch_events':
+      case 'watch_progress':
+      case 'watch_ended':
+        this.#watches.receive(message);
+        return;
       case 'welcome':
       case 'pong':
         return;
@@ -425,6 +487,20 @@ export class RemoteConnection {
     this.node = welcome.node;
     this.#inFlight.clear();
     this.#learn(welcome.namespaces);
+  }
+}
+
+/** A watch request as the wire's message: the same fields, plus where it goes. */
+function watchFrame(ns: string, replica: number, request: WatchRequest): ClientWatchMessage {
+  switch (request.type) {
+    case 'watch_subscribe':
+      return { type: request.type, ns, replica, watchId: request.watchId, path: request.path, recursive: request.recursive, fromOp: request.fromOp, values: request.values };
+    case 'watch_ack':
+      return { type: request.type, ns, replica, watchId: request.watchId, through: request.through };
+    case 'watch_cancel':
+      return { type: request.type, ns, replica, watchId: request.watchId };
+    default:
+      return assertNever(request, 'watch request type');
   }
 }
 

@@ -17,6 +17,16 @@
  * connections, idle time, and bytes waiting to be written (past the soft bound the connection
  * is not read; past the hard bound it is closed). Nothing a client sends can crash the node.
  *
+ * Watches (issue 14, docs/protocol.md "Watches"): a relay too. A `watch_subscribe` goes to the
+ * replica it names, as `host/net` like a request, with its watch id made unique across
+ * connections (`<connection number>.<client's watch id>`); the replica's notices come back
+ * through `onWatchNotice`, are routed by that prefix and leave with the client's id. The node
+ * answers its own refusals (`invalid`, `too_many`, `not_serving`) with `watch_ended`, so a
+ * client only ever handles notices. Watches are bounded per connection and per node; a
+ * connection's watches are cancelled at their replicas when it closes, and ended `lagging` when
+ * its unsent output passes `writeBufferBytesMax` (the replicas' own flow control bounds what
+ * each watch sends before an ack; this bounds the sum a slow connection holds here).
+ *
  * Security (issue 12): optional TLS (`tls`), and an optional auth token (`authToken`) that
  * `hello` must carry: compared in constant time (SHA-256 of both, then timingSafeEqual, so
  * neither the content nor the length leaks through timing); a missing or wrong token is
@@ -25,6 +35,7 @@
  */
 
 import { AuthToken } from './auth_token.ts';
+import { assertNever } from '../base/assert.ts';
 import type { Server, Socket } from 'node:net';
 import {
   decodeClientMessage,
@@ -36,12 +47,17 @@ import {
   type NamespaceInfo,
   type NamespaceShape,
   type NodeMessage,
+  type NodeWatchMessage,
   type RequestMessage,
+  type WatchAckMessage,
+  type WatchCancelMessage,
+  type WatchSubscribeMessage,
   type WireErrorCode,
   tokenLengthMax,
 } from '../api/wire.ts';
 import type { TreeLimits } from '../base/limits.ts';
 import type { ClientAnswer, Request } from '../vr/messages.ts';
+import { watchIdCharsMax, watchNoticeTypes, type WatchEndReason, type WatchNotice, type WatchRequest } from '../watch/messages.ts';
 import { FramedSocket } from './framed_socket.ts';
 import { createServer, type TlsServerOptions } from './tls.ts';
 
@@ -71,6 +87,10 @@ export type ClientApiOptions = {
   readonly tls?: TlsServerOptions;
   /** Every hello must carry this token (1..1024 characters). Absent: no token is asked for. */
   readonly authToken?: string;
+  /** Watches open per connection; one more is answered `watch_ended {reason: too_many}`. Default 1024. */
+  readonly watchesPerConnectionMax?: number;
+  /** Watches open across all connections; one more is answered `watch_ended {reason: too_many}`. Default 16,384. */
+  readonly watchesMax?: number;
 };
 
 export type ClientApiNamespace = {
@@ -87,8 +107,11 @@ export type ClientApiDeps = {
   readonly frameBytesMax?: number;
   /** False: hold every hello until `ready()` (a node still restoring its namespaces). Default true. */
   readonly ready?: boolean;
-  /** Sends a VR request to a replica actor; its answer comes back through `onAnswer`. */
-  send(to: string, request: Request): void;
+  /**
+   * Sends a VR request or a watch request to a replica actor; a request's answer comes back
+   * through `onAnswer`, a watch's notices through `onWatchNotice`.
+   */
+  send(to: string, message: Request | WatchRequest): void;
   /**
    * Where a replica is, for namespaces placed across nodes: `reachable` when it runs here or
    * its node's link is up, and the client address of its node when known. Absent: every
@@ -108,8 +131,24 @@ type Waiter = {
   readonly deadline: number;
 };
 
+/** A watch relayed for a connection: where it lives and the id the replica knows it by. */
+type RelayedWatch = {
+  /** The client's watch id. */
+  readonly watchId: string;
+  readonly ns: string;
+  readonly replica: number;
+  /** The replica actor serving it; notices from any other actor are not this watch's. */
+  readonly actor: string;
+  /** `<connection number>.<watchId>`: the id the replica knows. */
+  readonly relayId: string;
+};
+
 type Connection = {
   readonly framed: FramedSocket;
+  /** Unique for the server's life: the prefix of its watches' ids at the replicas. */
+  readonly number: number;
+  /** Its open watches, by the client's watch id. */
+  readonly watches: Map<string, RelayedWatch>;
   phase: Phase;
   /** Requests in flight on this connection, by id. */
   readonly ids: Map<number, Waiter>;
@@ -127,6 +166,8 @@ const defaults = {
   requestsInFlightMax: 32_768,
   requestTimeoutMs: 5_000,
   writeBufferBytesMax: 16 * 1024 * 1024,
+  watchesPerConnectionMax: 1024,
+  watchesMax: 16_384,
 } as const;
 
 /** Deadlines (requests, idle) are checked this often. */
@@ -152,6 +193,9 @@ export class ClientApiServer {
   readonly #waiting = new Map<string, Set<Waiter>>();
   /** Every waiter, oldest first: with one timeout for all, that is deadline order. */
   readonly #byDeadline = new Set<Waiter>();
+  /** Open connections by number: where a watch notice goes. */
+  readonly #byNumber = new Map<number, Connection>();
+  #nextConnectionNumber = 1;
   readonly #sweep: NodeJS.Timeout;
   #ready: boolean;
   #closing: Promise<void> | null = null;
@@ -176,6 +220,20 @@ export class ClientApiServer {
     idleClosed: 0,
     unauthenticated: 0,
     tlsErrors: 0,
+    /** Watches open now, across connections (a gauge). */
+    watchesOpen: 0,
+    watchSubscribes: 0,
+    watchNoticesRelayed: 0,
+    /** Subscribes the node refused itself, by reason. */
+    watchesRefusedInvalid: 0,
+    watchesRefusedTooMany: 0,
+    watchesRefusedNotServing: 0,
+    /** Watches ended `lagging` because their connection's output backed up. */
+    watchesLagging: 0,
+    /** Notices for a watch or connection that is gone (the replica is told to cancel). */
+    strayWatchNotices: 0,
+    /** Acks and cancels for watches the connection does not have (ignored). */
+    strayWatchRequests: 0,
   };
 
   private constructor(deps: ClientApiDeps, server: Server, options: ClientApiOptions) {
@@ -189,6 +247,8 @@ export class ClientApiServer {
       requestsInFlightMax: positive(options.requestsInFlightMax, defaults.requestsInFlightMax, 'requestsInFlightMax'),
       requestTimeoutMs: positive(options.requestTimeoutMs, defaults.requestTimeoutMs, 'requestTimeoutMs'),
       writeBufferBytesMax: positive(options.writeBufferBytesMax, defaults.writeBufferBytesMax, 'writeBufferBytesMax'),
+      watchesPerConnectionMax: positive(options.watchesPerConnectionMax, defaults.watchesPerConnectionMax, 'watchesPerConnectionMax'),
+      watchesMax: positive(options.watchesMax, defaults.watchesMax, 'watchesMax'),
     };
     this.#token = options.authToken === undefined ? null : new AuthToken(options.authToken, tokenLengthMax, 'authToken');
     this.#frameBytesMax = deps.frameBytesMax ?? frameBytesFor(deps.namespaces.map((ns) => ns.limits));
@@ -298,6 +358,30 @@ export class ClientApiServer {
   }
 
   /**
+   * A replica's watch notice (`from`: the replica actor), for the watch whose relay id it
+   * carries. Goes to that connection under the client's id; a notice for a connection or
+   * watch that is gone is dropped and the replica told to cancel (unless it ended the watch).
+   */
+  onWatchNotice(from: string, notice: WatchNotice): void {
+    // From our own replicas, but checked all the same: a stray value must not throw here.
+    if (typeof notice !== 'object' || notice === null || !watchNoticeTypes.has(notice.type) || typeof notice.watchId !== 'string') {
+      this.counters.strayWatchNotices += 1;
+      return;
+    }
+    const dot = notice.watchId.indexOf('.');
+    const connection = dot < 0 ? undefined : this.#byNumber.get(Number(notice.watchId.slice(0, dot)));
+    const watch = connection?.watches.get(notice.watchId.slice(dot + 1));
+    if (connection === undefined || watch === undefined || watch.relayId !== notice.watchId || watch.actor !== from) {
+      this.counters.strayWatchNotices += 1;
+      if (notice.type !== 'watch_ended') this.#deps.send(from, { type: 'watch_cancel', watchId: notice.watchId });
+      return;
+    }
+    if (notice.type === 'watch_ended') this.#forgetWatch(connection, watch);
+    this.counters.watchNoticesRelayed += 1;
+    this.#relay(connection, watch, relayed(notice, watch.watchId));
+  }
+
+  /**
    * Stops listening; every request in flight is answered `shutting_down`, every connection gets
    * `error {id: nil, code: shutting_down}` and is closed.
    */
@@ -368,14 +452,19 @@ export class ClientApiServer {
         onClose: () => this.#drop(connection),
       },
     );
-    connection = { framed, phase: 'hello', ids: new Map(), sessions: new Map() };
+    connection = { framed, number: this.#nextConnectionNumber, watches: new Map(), phase: 'hello', ids: new Map(), sessions: new Map() };
+    this.#nextConnectionNumber += 1;
     this.#connections.add(connection);
+    this.#byNumber.set(connection.number, connection);
   }
 
   #drop(connection: Connection): void {
     this.#connections.delete(connection);
+    this.#byNumber.delete(connection.number);
     // Its requests' answers have nowhere to go: they are forgotten (the client retries).
     for (const waiter of connection.ids.values()) this.#settle(waiter);
+    // Its watches have no one to go to: their replicas free them.
+    for (const watch of [...connection.watches.values()]) this.#cancelWatch(connection, watch);
   }
 
   #onFrame(connection: Connection, payload: Uint8Array): void {
@@ -400,7 +489,11 @@ export class ClientApiServer {
       return;
     }
     if (!decoded.ok) {
-      this.#error(connection, decoded.error.id, decoded.error.code, decoded.error.message);
+      const watch = decoded.watch;
+      if (watch === undefined) return this.#error(connection, decoded.error.id, decoded.error.code, decoded.error.message);
+      // A bad subscribe is answered for its watch id; a bad ack or cancel names no watch it could touch.
+      if (watch.type === 'watch_subscribe') this.#refuseWatch(connection, watch.watchId, 'invalid', decoded.error.message);
+      else this.counters.strayWatchRequests += 1;
       return;
     }
     const message = decoded.message;
@@ -418,6 +511,13 @@ export class ClientApiServer {
       case 'request':
         if (connection.phase === 'held') return this.#error(connection, message.id, 'malformed', 'wait for welcome before sending anything else');
         this.#forward(connection, message);
+        return;
+      case 'watch_subscribe':
+        this.#subscribe(connection, message);
+        return;
+      case 'watch_ack':
+      case 'watch_cancel':
+        this.#watchRequest(connection, message);
         return;
       default: {
         const never: never = message;
@@ -473,6 +573,106 @@ export class ClientApiServer {
     forClient.add(waiter);
     this.#byDeadline.add(waiter);
     this.#deps.send(ns.replicas[message.replica] as string, { type: 'request', clientId: message.clientId, requestNum: message.requestNum, op: message.op });
+  }
+
+  #subscribe(connection: Connection, message: WatchSubscribeMessage): void {
+    const { watchId } = message;
+    if (connection.phase === 'held') return this.#refuseWatch(connection, watchId, 'invalid', 'wait for welcome before sending anything else');
+    const open = connection.watches.get(watchId);
+    if (open !== undefined) {
+      // After its watch_ended nothing more may come for this id: the open watch ends too.
+      this.#cancelWatch(connection, open);
+      return this.#refuseWatch(connection, watchId, 'invalid', `watch ${watchId} is already open on this connection; it is cancelled`);
+    }
+    const ns = this.#namespaces.get(message.ns) as Served; // the decoder checked it exists
+    const actor = ns.replicas[message.replica] as string; // and the replica index
+    const cannotServe = this.#namespaceGate?.(message.ns) ?? null;
+    if (cannotServe !== null) return this.#refuseWatch(connection, watchId, 'not_serving', cannotServe);
+    if (this.#deps.locate !== undefined && !this.#deps.locate(actor).reachable) {
+      return this.#refuseWatch(connection, watchId, 'not_serving', `replica ${message.replica} of ${message.ns} is not reachable from this node`);
+    }
+    if (connection.watches.size >= this.#options.watchesPerConnectionMax) {
+      return this.#refuseWatch(connection, watchId, 'too_many', `at most ${this.#options.watchesPerConnectionMax} watches per connection`);
+    }
+    if (this.counters.watchesOpen >= this.#options.watchesMax) {
+      return this.#refuseWatch(connection, watchId, 'too_many', `the node serves ${this.#options.watchesMax} watches`);
+    }
+    const relayId = `${connection.number}.${watchId}`;
+    // Connection numbers stay far below 2^48 (15 digits): 15 + 1 + 64 characters fit.
+    if (relayId.length > watchIdCharsMax) return this.#refuseWatch(connection, watchId, 'invalid', 'watch id too long');
+    const watch: RelayedWatch = { watchId, ns: message.ns, replica: message.replica, actor, relayId };
+    connection.watches.set(watchId, watch);
+    this.counters.watchesOpen += 1;
+    this.counters.watchSubscribes += 1;
+    this.#deps.send(actor, { type: 'watch_subscribe', watchId: relayId, path: message.path, recursive: message.recursive, fromOp: message.fromOp, values: message.values });
+  }
+
+  /** An ack or cancel, for one of this connection's watches at the replica it lives at; anything else is ignored. */
+  #watchRequest(connection: Connection, message: WatchAckMessage | WatchCancelMessage): void {
+    const watch = connection.watches.get(message.watchId);
+    if (watch === undefined || watch.ns !== message.ns || watch.replica !== message.replica) {
+      this.counters.strayWatchRequests += 1;
+      return;
+    }
+    if (message.type === 'watch_cancel') return this.#cancelWatch(connection, watch);
+    this.#deps.send(watch.actor, { type: 'watch_ack', watchId: watch.relayId, through: message.through });
+  }
+
+  /** The node's own refusal of a subscribe: the watch never reached a replica. */
+  #refuseWatch(connection: Connection, watchId: string, reason: Extract<WatchEndReason, 'invalid' | 'too_many' | 'not_serving'>, text: string): void {
+    if (reason === 'invalid') this.counters.watchesRefusedInvalid += 1;
+    else if (reason === 'too_many') this.counters.watchesRefusedTooMany += 1;
+    else this.counters.watchesRefusedNotServing += 1;
+    this.#write(connection, { type: 'watch_ended', watchId, reason, oldestOp: 0, currentOp: 0, message: text });
+  }
+
+  #forgetWatch(connection: Connection, watch: RelayedWatch): void {
+    if (connection.watches.get(watch.watchId) !== watch) return;
+    connection.watches.delete(watch.watchId);
+    this.counters.watchesOpen -= 1;
+  }
+
+  /** Ends a watch at its replica (which answers nothing) and forgets it. */
+  #cancelWatch(connection: Connection, watch: RelayedWatch): void {
+    this.#forgetWatch(connection, watch);
+    this.#deps.send(watch.actor, { type: 'watch_cancel', watchId: watch.relayId });
+  }
+
+  /**
+   * Writes a watch's notice. One too large for a frame (values bigger than the frame limit)
+   * ends the watch `invalid` instead: it could never be delivered. A connection whose output
+   * backed up past the soft bound has all its watches ended `lagging`, so notices cannot pile
+   * up here for a client that does not read.
+   */
+  #relay(connection: Connection, watch: RelayedWatch, message: NodeWatchMessage): void {
+    const framed = connection.framed;
+    if (!framed.writable) return;
+    const frame = encodeNodeFrame(message);
+    if (frame.byteLength - 4 > this.#frameBytesMax) {
+      this.counters.answersTooLarge += 1;
+      if (message.type !== 'watch_ended') this.#cancelWatch(connection, watch);
+      this.#write(connection, { type: 'watch_ended', watchId: watch.watchId, reason: 'invalid', oldestOp: 0, currentOp: 0, message: `a notice of ${frame.byteLength - 4} bytes exceeds the frame limit of ${this.#frameBytesMax}; watch without values` });
+      return;
+    }
+    const outcome = framed.write(frame);
+    if (outcome === 'paused') this.counters.pausedReads += 1;
+    else if (outcome === 'overflow') this.counters.closedSlowReaders += 1;
+    if (framed.writable && framed.writableLength > this.#options.writeBufferBytesMax) this.#lagOut(connection);
+  }
+
+  #lagOut(connection: Connection): void {
+    for (const watch of [...connection.watches.values()]) {
+      this.#cancelWatch(connection, watch);
+      this.counters.watchesLagging += 1;
+      this.#write(connection, {
+        type: 'watch_ended',
+        watchId: watch.watchId,
+        reason: 'lagging',
+        oldestOp: 0,
+        currentOp: 0,
+        message: `the connection's unsent output passed ${this.#options.writeBufferBytesMax} bytes; resume from the last op received`,
+      });
+    }
   }
 
   /** Forgets a waiter everywhere (it has been, or is being, answered). */
@@ -540,6 +740,20 @@ export class ClientApiServer {
     const outcome = framed.write(frame);
     if (outcome === 'paused') this.counters.pausedReads += 1;
     else if (outcome === 'overflow') this.counters.closedSlowReaders += 1;
+  }
+}
+
+/** A replica's notice under the client's watch id, with the fields of its type and nothing else. */
+function relayed(notice: WatchNotice, watchId: string): NodeWatchMessage {
+  switch (notice.type) {
+    case 'watch_events':
+      return { type: notice.type, watchId, op: notice.op, events: notice.events, more: notice.more };
+    case 'watch_progress':
+      return { type: notice.type, watchId, through: notice.through };
+    case 'watch_ended':
+      return { type: notice.type, watchId, reason: notice.reason, oldestOp: notice.oldestOp, currentOp: notice.currentOp, message: notice.message };
+    default:
+      return assertNever(notice, 'watch notice type');
   }
 }
 

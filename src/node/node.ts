@@ -410,10 +410,11 @@ export class HaretNode {
  */
 type LateObjects = { readonly clientApi: Slot<ClientApiServer>; readonly cluster: Slot<Cluster> };
 
-/** `host/net`'s view of the TCP server. Only the server sends as `host/net`, so no answer can come before it exists. */
+/** `host/net`'s view of the TCP server. Only the server sends as `host/net`, so no answer or watch notice can come before it exists. */
 function clientApiSink(slot: Slot<ClientApiServer>): ClientApiSink {
   return {
     onAnswer: (from, answer) => slot.current?.onAnswer(from, answer),
+    onWatchNotice: (from, notice) => slot.current?.onWatchNotice(from, notice),
     counters: () => slot.current?.counters ?? {},
   };
 }

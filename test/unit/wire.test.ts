@@ -486,8 +486,8 @@ describe('wire codec (src/api/wire.ts): round trips', () => {
   });
 
   it('covers every message type', () => {
-    expect(clientMessageTypes).to.have.members(['hello', 'list_namespaces', 'request', 'ping']);
-    expect(nodeMessageTypes).to.have.members(['welcome', 'namespaces', 'answer', 'redirect', 'pong', 'error']);
+    expect(clientMessageTypes).to.have.members(['hello', 'list_namespaces', 'request', 'ping', 'watch_subscribe', 'watch_ack', 'watch_cancel']);
+    expect(nodeMessageTypes).to.have.members(['welcome', 'namespaces', 'answer', 'redirect', 'pong', 'error', 'watch_events', 'watch_progress', 'watch_ended']);
   });
 
   it('writes integers as msgpack integers, 64-bit beyond 2^32 (never as floats)', () => {
