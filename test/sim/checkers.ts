@@ -52,7 +52,9 @@ export type ViolationKind =
   | 'liveness'
   | 'persist'
   /** A forged, malformed message (./byzantine.ts) got past the gate without `drop_malformed`. */
-  | 'forged_accepted';
+  | 'forged_accepted'
+  /** A watch stream that is not the projection of the committed history (./watchers.ts). */
+  | 'watch';
 
 export type Violation = {
   readonly kind: ViolationKind;

@@ -54,6 +54,7 @@ import { PENDING, type Operation } from './linearizability.ts';
 import { Network, reliableNetwork, type NetworkFaults, type NodeId } from './network.ts';
 import { Prng } from './prng.ts';
 import { canonical, isReadOnly } from './tree_model.ts';
+import { WatchSim, type WatchNoticeMutation, type WatchSimOptions } from './watchers.ts';
 
 /**
  * How the cluster steps replica `index`: the real core (`stepAll`) unless a test substitutes
@@ -345,6 +346,13 @@ export type ClusterOptions = {
   /** Steps replicas with this instead of the real `stepAll` (mutation tests). */
   readonly stepFunction?: StepFunction;
   /**
+   * Watchers (./watchers.ts) beside the clients, and the watch checker; null or absent: none.
+   * Their traffic draws from its own PRNG: a seed's core run is the same with or without them.
+   */
+  readonly watchers?: WatchSimOptions | null;
+  /** Rewrites what the replicas' watch hubs send (mutation tests of the watch checker, ./mutants.ts). */
+  readonly watchNoticeMutation?: WatchNoticeMutation;
+  /**
    * Durable replicas: persist effects go to a per-replica store that survives crashes, and a
    * restarted replica reloads it before recovering the rest (PROTOCOL.md "Durability").
    */
@@ -454,6 +462,8 @@ export class Cluster {
   readonly #step: StepFunction;
   /** Forged messages the gate must drop (the very objects put on the wire). */
   readonly #forgedMalformed = new WeakSet<object>();
+  /** Watchers, their links and the watch checker (./watchers.ts); null without watchers. */
+  readonly watch: WatchSim | null;
   #nextCallId = 1;
   #seq = 0;
 
@@ -503,6 +513,8 @@ export class Cluster {
       this.#hosts.set(id, added);
     }
     this.clientIds = clientIds;
+    this.watch = options.watchers === undefined || options.watchers === null ? null : this.#makeWatchSim(options.watchers, options.watchNoticeMutation ?? null);
+    for (const id of this.watch?.watcherIds ?? []) this.#nodes.set(id, id);
     for (let i = 0; i < this.replicaCount; i++) this.#startReplica(i, 'fresh', 0, this.#downSeeds[i] as number, undefined);
   }
 
@@ -654,8 +666,10 @@ export class Cluster {
       const inputs = toClients.get(clientId);
       if (inputs !== undefined) this.#stepClient(clientId, inputs);
     }
+    this.watch?.deliver(now);
     for (let i = 0; i < this.replicaCount; i++) this.#deliver(i, [{ from: 'timer', to: this.#replicaIds[i] as ActorId, msg: { type: 'tick' } }]);
     for (const clientId of this.clientIds) this.#stepClient(clientId, [{ type: 'tick' }]);
+    if (!this.halted) this.watch?.tick(now);
     if (this.workloadEnabled && this.workload !== null) {
       for (const clientId of this.clientIds) {
         if (this.clientHasRoom(clientId) && this.#workloadPrng.chance(this.workload.options.opProbability)) {
@@ -745,7 +759,7 @@ export class Cluster {
   }
 
   #allNodes(): NodeId[] {
-    return [...Array.from({ length: this.replicaCount }, (_, i) => i), ...this.clientIds];
+    return [...Array.from({ length: this.replicaCount }, (_, i) => i), ...this.clientIds, ...(this.watch?.watcherIds ?? [])];
   }
 
   /** Cuts a replica off from every other node (replicas and clients), both ways. */
@@ -825,6 +839,44 @@ export class Cluster {
     }
   }
 
+  // ---- watchers ----------------------------------------------------------------------------------
+
+  #makeWatchSim(options: WatchSimOptions, mutation: WatchNoticeMutation | null): WatchSim {
+    const cluster = this;
+    return new WatchSim(
+      options,
+      {
+        replicaCount: this.replicaCount,
+        get now() {
+          return cluster.now;
+        },
+        faults: () => this.network.faults,
+        canDeliver: (from, to) => this.network.canDeliver(from, to),
+        report: (message) => {
+          this.checkers.report({ kind: 'watch', tick: this.now, message });
+          this.note('violation', { kind: 'watch' });
+        },
+        deliverToReplica: (index, envelopes) => {
+          if (this.#down[index] || this.halted) return false;
+          const replicaId = this.#replicaIds[index] as ActorId;
+          this.#drive(index, (glue) => glue.receive(envelopes.map((envelope) => ({ from: envelope.from, to: replicaId, msg: envelope.msg }))));
+          return true;
+        },
+      },
+      mutation,
+    );
+  }
+
+  /** Replica `index`'s glue status (watches it serves, its history), or null while it is down. */
+  replicaStatus(index: number): ReturnType<ReplicaGlue['status']> | null {
+    return this.#down[index] ? null : (this.#glues[index]?.status() ?? null);
+  }
+
+  /** Liveness: every watcher runs a watch delivered through `op` or later (true without watchers). */
+  watchersCaughtUp(op: number): boolean {
+    return this.watch === null || this.watch.caughtUp(op);
+  }
+
   // ---- replicas: the actor's glue over simulated ports ------------------------------------------
 
   #actorId(node: NodeId): ActorId {
@@ -834,7 +886,17 @@ export class Cluster {
   /** Creates replica `index`'s glue, which starts it at once (the `start` input is its first step). */
   #startReplica(index: number, mode: StartMode, nonce: number, seed: number, stored: StoredState | undefined): void {
     if (this.halted) return;
-    const spec = { ns: simNamespace, index, config: this.config, replicas: this.#replicaIds, defaultProxy: unroutedProxy, mode, nonce, seed };
+    const spec = {
+      ns: simNamespace,
+      index,
+      config: this.config,
+      replicas: this.#replicaIds,
+      defaultProxy: unroutedProxy,
+      mode,
+      nonce,
+      seed,
+      ...(this.watch === null ? {} : { watch: this.watch.options.hub }),
+    };
     const ports = {
       send: (to: ActorId, msg: unknown): void => this.#replicaSend(index, to, msg),
       persist: (record: PersistRecord, generation: number, op: number): void => {
@@ -881,6 +943,8 @@ export class Cluster {
       }
       this.#overrides.delete(index);
       this.replicaSteps += 1;
+      // The committed history for the watch checker, before the glue runs the effects (and its hub sends).
+      if (this.watch !== null) for (const effect of result.effects) if (effect.type === 'applied') this.watch.applied(effect.op, effect.before, effect.ops, effect.after);
       const after = result.state;
       if (after.status !== before.status || after.view !== before.view) {
         this.#trace.push({ tick: this.now, who: `r${index}`, event: 'status', detail: { from: `${before.status}@${before.view}`, to: `${after.status}@${after.view}`, op: after.op, commit: after.commit } });
@@ -971,6 +1035,10 @@ export class Cluster {
     const problem = unreadable(msg, 3);
     if (problem !== null) {
       this.checkers.report({ kind: 'unreadable_message', replica: index, tick: this.now, message: `replica ${index} sent an unreadable message to ${to} (${problem})` });
+      return;
+    }
+    if (this.watch?.isWatcher(to) === true) {
+      this.watch.sendFromReplica(index, to, msg, this.now);
       return;
     }
     const node = this.#nodes.get(to);

@@ -18,7 +18,10 @@ import type { DoViewChange, PeerMessage, Prepare, PrepareOk } from '../../src/vr
 import type { ReplicaState } from '../../src/vr/state.ts';
 import { applyEntry, type AppliedReply, type Machine } from '../../src/vr/state_machine.ts';
 import { stepAll } from '../../src/vr/step.ts';
+import type { WatchEvents } from '../../src/watch/messages.ts';
 import type { StepFunction } from './cluster.ts';
+import { Prng } from './prng.ts';
+import type { WatchNoticeMutation } from './watchers.ts';
 
 export type Mutant = {
   readonly name: string;
@@ -281,3 +284,115 @@ export const mutants: readonly Mutant[] = [
   recoveringAcks,
   gapAck,
 ];
+
+// ---- watches: deliberately broken hubs -------------------------------------------------------
+
+/**
+ * A broken watch hub (issue 14): rewrites what a replica's hub sends to watchers (the glue's
+ * notices, as they leave the replica), so src/watch/hub.ts stays untouched. The watch checker
+ * (./watchers.ts) must catch it. `make()` returns a fresh rewriter for one run; its randomness
+ * is its own seeded stream.
+ */
+export type WatchMutant = {
+  readonly name: string;
+  readonly description: string;
+  readonly expectedCatch: string;
+  make(): WatchNoticeMutation;
+};
+
+/** Now and then, a watch_events message is not sent (a hub that loses an event). */
+export const watchDropsEvents: WatchMutant = {
+  name: 'a hub that drops an event now and then',
+  description: 'one watch_events message in 8 is never sent; later ones are',
+  expectedCatch: 'watch (reliable: a later batch or progress skips a committed op that changed the path)',
+  make: () => {
+    const prng = new Prng(0x57a7c4);
+    return (_replica, _to, notice) => (notice.type === 'watch_events' && prng.chance(1 / 8) ? [] : [notice]);
+  },
+};
+
+/**
+ * On a resumed subscription (one that opens at a fromOp), the hub also re-sends the last batch
+ * it sent that watcher at or before fromOp, as if its cursor started one batch early. The
+ * client machine drops it (it is at or below its position), so the application never sees
+ * it: only the check of the hub's own stream can tell.
+ */
+export const watchReplaysAfterResume: WatchMutant = {
+  name: 'a hub that re-delivers after resume',
+  description: 'a subscription opening at fromOp first replays the last batch at or before fromOp',
+  expectedCatch: 'watch (ordered, unique: events at or before the position, in the hub\'s stream)',
+  make: () => {
+    /** Per replica and watcher: the events messages sent, by op. */
+    const sent = new Map<string, WatchEvents[]>();
+    const opened = new Set<string>();
+    return (replica, to, notice) => {
+      const key = `${replica}|${to}`;
+      if (notice.type === 'watch_events') {
+        const list = sent.get(key) ?? [];
+        list.push(notice);
+        if (list.length > 64) list.shift();
+        sent.set(key, list);
+        return [notice];
+      }
+      if (notice.type !== 'watch_progress' || opened.has(notice.watchId)) return [notice];
+      opened.add(notice.watchId);
+      // The same watch's earlier attempt (ids `${watcher}.${watch}.${attempt}`).
+      const watch = notice.watchId.slice(0, notice.watchId.lastIndexOf('.') + 1);
+      const earlier = (sent.get(key) ?? []).filter((events) => events.watchId.startsWith(watch) && events.op <= notice.through && !events.more).at(-1);
+      return earlier === undefined ? [notice] : [notice, { ...earlier, watchId: notice.watchId }];
+    };
+  },
+};
+
+/** A batch of several events goes out as two complete batches of the same op (not atomic). */
+export const watchSplitsBatches: WatchMutant = {
+  name: 'a hub that splits a batch',
+  description: 'the events of one op, when several, are sent as two messages each marked complete (more: false)',
+  expectedCatch: 'watch (atomic: a batch that is not the whole entry\'s matching changes)',
+  make: () => (_replica, _to, notice) => {
+    if (notice.type !== 'watch_events' || notice.more || notice.events.length < 2) return [notice];
+    const half = Math.floor(notice.events.length / 2);
+    return [
+      { ...notice, events: notice.events.slice(0, half) },
+      { ...notice, events: notice.events.slice(half) },
+    ];
+  },
+};
+
+/** A blob's value travels with one byte changed (values must equal the blob at the op). */
+export const watchWrongValue: WatchMutant = {
+  name: 'a hub that serves a wrong value',
+  description: 'the first byte of every non-empty blob value in an event is incremented',
+  expectedCatch: 'watch (values: an event whose value is not the blob\'s bytes at the op)',
+  make: () => (_replica, _to, notice) => {
+    if (notice.type !== 'watch_events') return [notice];
+    const events = notice.events.map((event) => {
+      const value = event.value;
+      if (value === undefined || value === null || value.byteLength === 0) return event;
+      const wrong = Uint8Array.from(value);
+      wrong[0] = ((wrong[0] as number) + 1) & 0xff;
+      return { ...event, value: wrong };
+    });
+    return [{ ...notice, events }];
+  },
+};
+
+/** Progress one op ahead of what the hub knows (a bookmark the stream has not earned). */
+export const watchProgressAhead: WatchMutant = {
+  name: 'a hub whose progress runs ahead',
+  description: 'every watch_progress after a subscription\'s first says through + 1',
+  expectedCatch: 'watch (bookmarkable: progress beyond the committed history, or past an op that changed the path)',
+  make: () => {
+    const opened = new Set<string>();
+    return (_replica, _to, notice) => {
+      if (notice.type !== 'watch_progress') return [notice];
+      if (!opened.has(notice.watchId)) {
+        opened.add(notice.watchId);
+        return [notice];
+      }
+      return [{ ...notice, through: notice.through + 1 }];
+    };
+  },
+};
+
+export const watchMutants: readonly WatchMutant[] = [watchDropsEvents, watchReplaysAfterResume, watchSplitsBatches, watchWrongValue, watchProgressAhead];

@@ -1,7 +1,7 @@
 /**
  * VOPR: the Viewstamped Operation Replicator (after TigerBeetle's), a seeded simulation runner.
  *
- *   npm run vopr -- --seeds N [--from S] [--seed S] [--replicas 1|3|5] [--durable|--diskless] [--byzantine|--no-byzantine] [--verbose]
+ *   npm run vopr -- --seeds N [--from S] [--seed S] [--replicas 1|3|5] [--durable|--diskless] [--byzantine|--no-byzantine] [--no-watchers] [--verbose]
  *
  * Per seed, everything derives from the seed (no clock, no Math.random), so one seed replays
  * a run exactly:
@@ -38,6 +38,13 @@
  *   - finally the committed logs are checked once more in full, and the client history must
  *     be linearizable against the real tree (./tree_model.ts). A search that exhausts its
  *     budget is reported as `unknown` (a warning, not a violation).
+ *   - watches (issue 14, ./watchers.ts; on unless `--no-watchers`): 1 to 5 watchers on random
+ *     paths beside the clients, with the seed's hub limits and client timing, through every
+ *     fault above; every notice and every delivered batch is checked against the committed
+ *     history as it arrives (ordered, unique, atomic, reliable, resumable, bookmarkable,
+ *     nothing uncommitted), and in the liveness phase every watcher must catch up with the
+ *     highest commit within the same bound. Watchers draw from their own stream (forked after
+ *     every other), so a seed runs the same core schedule with and without them.
  */
 
 import { pathToFileURL } from 'node:url';
@@ -51,6 +58,7 @@ import type { NetworkFaults, NetworkStats, NodeId } from './network.ts';
 import { Prng } from './prng.ts';
 import type { StorageDamageKind } from './storage.ts';
 import { makeTreeModel } from './tree_model.ts';
+import { addWatchStats, drawWatchSimOptions, formatWatchStats, type WatchNoticeMutation, type WatchStats } from './watchers.ts';
 
 export type VoprOptions = {
   /** Fixes the group's size; default: drawn per seed from 1, 3, 5. */
@@ -73,6 +81,10 @@ export type VoprOptions = {
   readonly stepFunction?: StepFunction;
   /** Force the forged-message injector on or off (default: drawn per seed, on for about half). */
   readonly byzantine?: boolean;
+  /** Watchers and the watch checker (default true; ./watchers.ts). */
+  readonly watchers?: boolean;
+  /** Rewrites what the hubs send (mutation tests of the watch checker, ./mutants.ts). */
+  readonly watchNoticeMutation?: WatchNoticeMutation;
 };
 
 /** Everything a seed draws. */
@@ -158,17 +170,22 @@ export type SeedReport = {
   readonly damage: readonly DamageEvent[];
   readonly traceTail: readonly string[];
   readonly replay: string;
+  /** The watchers' counts (null without watchers). */
+  readonly watch: WatchStats | null;
 };
 
 export const defaultLivenessTicks = 3000;
 export const livenessGraceTicks = 600;
+/** After the probes, watchers must catch up with the highest commit within this many ticks. */
+export const watchLivenessTicks = 1500;
 
 function replayCommand(seed: number, options: VoprOptions): string {
   // A drawn replica count is drawn again from the seed: only a fixed one is part of the command.
   const replicas = options.replicaCount === undefined ? '' : ` --replicas ${options.replicaCount}`;
   const durable = options.durable === undefined ? '' : options.durable ? ' --durable' : ' --diskless';
   const byzantine = options.byzantine === undefined ? '' : options.byzantine ? ' --byzantine' : ' --no-byzantine';
-  return `npm run vopr -- --seed ${seed}${replicas}${durable}${byzantine}`;
+  const watchers = options.watchers === false ? ' --no-watchers' : '';
+  return `npm run vopr -- --seed ${seed}${replicas}${durable}${byzantine}${watchers}`;
 }
 
 /** Calls in flight at most, over all client processes of a seed (clients x sessions). */
@@ -280,12 +297,19 @@ class FaultScheduler {
   crashes = 0;
   partitions = 0;
   readonly damage: DamageEvent[] = [];
+  /** Which side of a random split each watcher is on: its own stream, so the schedule stays as it was. */
+  #watchPrng: Prng | null = null;
 
   constructor(prng: Prng, damagePrng: Prng, params: SeedParams, cluster: Cluster) {
     this.#prng = prng;
     this.#damagePrng = damagePrng;
     this.#params = params;
     this.#cluster = cluster;
+  }
+
+  /** Watchers join random splits, drawn from `prng`. */
+  watchSides(prng: Prng): void {
+    this.#watchPrng = prng;
   }
 
   /** Runs before each safety tick. */
@@ -401,6 +425,8 @@ class FaultScheduler {
       const b: NodeId[] = [];
       for (const node of [...replicas, ...cluster.clientIds]) (prng.chance(0.5) ? a : b).push(node);
       if (a.length === 0 || b.length === 0) return;
+      const sides = this.#watchPrng;
+      if (sides !== null) for (const node of cluster.watch?.watcherIds ?? []) (sides.chance(0.5) ? a : b).push(node);
       cluster.partition(a, b);
     } else if (replicas.length > 1) {
       // One or two one-way links between replicas.
@@ -432,12 +458,21 @@ function describeCall(record: CallRecord): string {
   return `${record.clientId} call ${record.callId} (${record.op.type}, called at tick ${record.callTick})`;
 }
 
+/** The seed's watch stream: the seed moved above 2**32 (the PRNG mixes both halves), which no other stream of a run uses. */
+function watchStream(seed: number): Prng {
+  return new Prng(seed + 2 ** 40);
+}
+
 /** Runs one seed: safety phase, liveness phase, final checks. Never throws on a protocol bug. */
 export function runSeed(seed: number, options: VoprOptions = {}): SeedReport {
   const started = performance.now();
   const master = new Prng(seed);
   const params = drawParams(master.fork(), options);
   const faultPrng = master.fork();
+  // Watchers draw from a stream of their own, not forked from `master`: every other draw of the
+  // seed, and so its core run, is the same with and without them.
+  const watchPrng = watchStream(seed);
+  const watchers = options.watchers === false ? null : drawWatchSimOptions(watchPrng.fork(), params.workload.components);
   const cluster = new Cluster({
     seed: master.next(),
     replicaCount: params.replicaCount,
@@ -451,12 +486,15 @@ export function runSeed(seed: number, options: VoprOptions = {}): SeedReport {
     traceDrops: options.traceDrops ?? false,
     traceCapacity: Math.max(400, options.traceLines ?? 30),
     ...(options.stepFunction === undefined ? {} : { stepFunction: options.stepFunction }),
+    watchers,
+    ...(options.watchNoticeMutation === undefined ? {} : { watchNoticeMutation: options.watchNoticeMutation }),
   });
   // Its own stream, forked after every other: a seed without forgeries runs as before.
   const injector = new ByzantineInjector(master.fork(), cluster, params.byzantineProbability);
   // Storage damage at single crashes: forked after every other stream, so every other draw of
   // a seed stays as it was (a seed without the fault runs exactly as before).
   const scheduler = new FaultScheduler(faultPrng, master.fork(), params, cluster);
+  if (cluster.watch !== null) scheduler.watchSides(watchPrng.fork());
   let viewChanges = 0;
   const countViews = (): number => cluster.replicas.reduce((max, state) => Math.max(max, state.view), 0);
 
@@ -476,6 +514,7 @@ export function runSeed(seed: number, options: VoprOptions = {}): SeedReport {
   if (!cluster.halted) {
     cluster.note('liveness_phase');
     scheduler.stop();
+    cluster.watch?.settle();
     cluster.workloadEnabled = false;
     cluster.network.setFaults({ ...params.faults, lossProbability: 0, duplicateProbability: 0, delayMaxTicks: Math.min(params.faults.delayMaxTicks, 3) });
     const open = cluster.openCalls();
@@ -505,10 +544,20 @@ export function runSeed(seed: number, options: VoprOptions = {}): SeedReport {
         );
       }
     }
+    // Every watcher catches up with the highest commit (progress reaches it), within its own bound.
+    const watch = cluster.watch;
+    if (!cluster.halted && watch !== null) {
+      const target = cluster.checkers.maxCommitted;
+      const caughtUp = cluster.runUntil((c) => c.watchersCaughtUp(target), watchLivenessTicks);
+      if (!cluster.halted && !caughtUp) {
+        livenessViolation(cluster, `watchers not caught up with commit ${target} ${watchLivenessTicks} ticks after the probes (tick ${cluster.now}): ${watch.behind(target).join('; ')}`);
+      }
+    }
   }
 
   // ---- final checks ----
   if (!cluster.halted) cluster.checkers.finalCheck(cluster.replicas, cluster.now);
+  if (!cluster.halted) cluster.watch?.finalCheck();
   let linearizability: SeedReport['linearizability'] = 'skipped';
   let warning: string | null = null;
   if (!cluster.halted) {
@@ -553,6 +602,7 @@ export function runSeed(seed: number, options: VoprOptions = {}): SeedReport {
     damage: scheduler.damage,
     traceTail: violation === null ? [] : cluster.traceTail(options.traceLines ?? 30),
     replay: replayCommand(seed, options),
+    watch: cluster.watch?.stats() ?? null,
   };
 }
 
@@ -566,6 +616,7 @@ export function formatFailure(report: SeedReport): string {
     `  ${report.params.replicaCount} replica(s)${report.params.durable ? ', durable' : ''}, ${report.params.clientCount} client(s) x ${report.params.sessionsPerClient} session(s)`,
     `  ${violation.message}`,
     `  params: ${formatParams(report.params)}`,
+    ...(report.watch === null ? [] : [`  watch: ${formatWatchStats(report.watch)}`]),
     ...(report.damage.length === 0 ? [] : [`  storage damage: ${formatDamage(report.damage)}`]),
     `  last ${report.traceTail.length} trace lines:`,
     ...report.traceTail.map((line) => `    ${line}`),
@@ -601,7 +652,8 @@ export function formatSummary(report: SeedReport): string {
     `seed ${report.seed}: ${report.ok ? 'ok' : 'VIOLATION'} ${report.elapsedMs.toFixed(0)}ms ticks ${report.ticks} ` +
     `calls ${report.calls} done ${report.done} pending ${report.pending} committed ${report.maxCommitted} views ${report.viewChanges} ` +
     `crashes ${report.crashes} partitions ${report.partitions} forged ${Object.values(report.forged).reduce((a, b) => a + b, 0)} (dropped ${report.forgedDelivered}) lin ${report.linearizability}` +
-    (report.damage.length === 0 ? '' : ` damage ${formatDamage(report.damage)}`)
+    (report.damage.length === 0 ? '' : ` damage ${formatDamage(report.damage)}`) +
+    (report.watch === null ? '' : `\n  watch: ${formatWatchStats(report.watch)}`)
   );
 }
 
@@ -617,6 +669,7 @@ function parseArgs(argv: readonly string[]): CliArgs {
   let verbose = false;
   let durable: boolean | undefined;
   let byzantine: boolean | undefined;
+  let watchers: boolean | undefined;
   const integer = (flag: string, value: string | undefined): number => {
     const n = Number(value);
     if (value === undefined || !Number.isSafeInteger(n)) throw new Error(`${flag} needs an integer, got ${String(value)}`);
@@ -652,15 +705,18 @@ function parseArgs(argv: readonly string[]): CliArgs {
       case '--no-byzantine':
         byzantine = false;
         break;
+      case '--no-watchers':
+        watchers = false;
+        break;
       case '--verbose':
         verbose = true;
         break;
       default:
-        throw new Error(`unknown argument ${String(arg)} (usage: npm run vopr -- --seeds N [--from S] [--seed S] [--replicas 1|3|5] [--durable|--diskless] [--byzantine|--no-byzantine] [--verbose])`);
+        throw new Error(`unknown argument ${String(arg)} (usage: npm run vopr -- --seeds N [--from S] [--seed S] [--replicas 1|3|5] [--durable|--diskless] [--byzantine|--no-byzantine] [--no-watchers] [--verbose])`);
     }
   }
   const seeds = single !== null ? [single] : Array.from({ length: Math.max(0, count) }, (_, i) => from + i);
-  return { seeds, options: { ...(replicaCount === undefined ? {} : { replicaCount }), ...(durable === undefined ? {} : { durable }), ...(byzantine === undefined ? {} : { byzantine }) }, verbose: verbose || single !== null };
+  return { seeds, options: { ...(replicaCount === undefined ? {} : { replicaCount }), ...(durable === undefined ? {} : { durable }), ...(byzantine === undefined ? {} : { byzantine }), ...(watchers === undefined ? {} : { watchers }) }, verbose: verbose || single !== null };
 }
 
 function main(argv: readonly string[]): number {
@@ -678,6 +734,7 @@ function main(argv: readonly string[]): number {
   let crashDamages = 0;
   let skippedDamages = 0;
   let totalMs = 0;
+  let watch: WatchStats | null = null;
   let slowest = { seed: 0, ms: 0 };
   for (const seed of args.seeds) {
     const report = runSeed(seed, args.options);
@@ -688,6 +745,7 @@ function main(argv: readonly string[]): number {
     crashDamages += single;
     skippedDamages += report.damage.filter((d) => !d.applied).length;
     if (report.elapsedMs > slowest.ms) slowest = { seed, ms: report.elapsedMs };
+    if (report.watch !== null) watch = watch === null ? report.watch : addWatchStats(watch, report.watch);
     if (args.verbose) {
       console.log(formatSummary(report));
       console.log(`  ${formatParams(report.params)}`);
@@ -711,6 +769,7 @@ function main(argv: readonly string[]): number {
         (skippedDamages > 0 ? `; ${skippedDamages} damage(s) skipped to keep at most f replicas untrusted` : ''),
     );
   }
+  if (watch !== null) console.log(`watch: ${formatWatchStats(watch)}`);
   console.log(`vopr: ${n} seeds, ${violations} violations`);
   return violations > 0 ? 1 : 0;
 }
