@@ -80,11 +80,13 @@ export function treeChanges(before: Tree, op: TreeOp, after: Tree): readonly Tre
  * harmlessly: their paths hold the same node objects on both sides unless a later op changed
  * them, in which case that op's walk reports them anyway. A watcher therefore sees the state
  * at the end of each entry, which is what a read committed in that entry observes
- * (src/vr/state_machine.ts applies an entry's reads after its writes).
+ * (src/vr/state_machine.ts applies an entry's reads after its writes). `afterNodes`, when
+ * given, receives each change's node in `after` (undefined for a deletion), index for index, so
+ * a caller wanting a blob's bytes need not look the path up again.
  */
-export function entryChanges(before: Tree, ops: readonly TreeOp[], after: Tree): readonly TreeChange[] {
+export function entryChanges(before: Tree, ops: readonly TreeOp[], after: Tree, afterNodes?: (TreeNode | undefined)[]): readonly TreeChange[] {
   if (before === after) return [];
-  const diff = new Diff(before.root, after.root);
+  const diff = new Diff(before.root, after.root, afterNodes);
   for (const op of ops) {
     if (op.type === 'multi_cas') {
       for (const inner of op.ops) diff.visitOp(inner);
@@ -112,10 +114,12 @@ class Diff {
   private readonly seen = new Set<string>();
   private readonly beforeRoot: DirectoryNode;
   private readonly afterRoot: DirectoryNode;
+  private readonly afterNodes: (TreeNode | undefined)[] | undefined;
 
-  constructor(beforeRoot: DirectoryNode, afterRoot: DirectoryNode) {
+  constructor(beforeRoot: DirectoryNode, afterRoot: DirectoryNode, afterNodes?: (TreeNode | undefined)[]) {
     this.beforeRoot = beforeRoot;
     this.afterRoot = afterRoot;
+    this.afterNodes = afterNodes;
   }
 
   visitOp(op: SimpleOp): void {
@@ -190,7 +194,9 @@ class Diff {
     if (this.seen.has(path)) return;
     this.seen.add(path);
     const change = changeOf(path, b, a);
-    if (change !== null) this.changes.push(change);
+    if (change === null) return;
+    this.changes.push(change);
+    this.afterNodes?.push(a);
   }
 }
 

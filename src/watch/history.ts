@@ -11,7 +11,8 @@
  */
 
 import { changeMatches, entryChanges, type TreeChange } from '../tree/events.ts';
-import { lookup, type Tree } from '../tree/lookup.ts';
+import type { Tree } from '../tree/lookup.ts';
+import type { TreeNode } from '../tree/node.ts';
 import type { TreeOp } from '../tree/ops.ts';
 import { estimateEventBytes, type WatchEvent } from './messages.ts';
 
@@ -36,18 +37,17 @@ const exactIndexThreshold = 16;
 /** The entry's events, or null when it changed nothing (before === after). */
 export function makeEntry(op: number, before: Tree, ops: readonly TreeOp[], after: Tree, valueBytesMax: number): HistoryEntry | null {
   if (before === after) return null;
-  const changes = entryChanges(before, ops, after);
+  // Each change's node in `after`, from the diff's own walk: no second lookup per blob.
+  const nodes: (TreeNode | undefined)[] = [];
+  const changes = entryChanges(before, ops, after, nodes);
   if (changes.length === 0) return null;
   let valued: WatchEvent[] | null = null;
   for (let i = 0; i < changes.length; i++) {
-    const change = changes[i] as TreeChange;
-    if (change.nodeType !== 'blob' || change.kind === 'deleted') continue;
-    const found = lookup(after, change.path);
-    // The change was derived from `after`, so the blob is there; a miss would be our bug,
-    // and reporting the change without a value is the safe way to survive it.
-    if (!found.ok || found.node.type !== 'blob') continue;
+    const node = nodes[i];
+    if (node === undefined || node.type !== 'blob') continue;
     valued ??= changes.slice();
-    const value = found.node.value;
+    const change = changes[i] as TreeChange;
+    const value = node.value;
     valued[i] = value.byteLength <= valueBytesMax ? { ...change, value } : { ...change, value: null, valueOmitted: true };
   }
   const events = valued ?? changes;
