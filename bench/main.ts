@@ -16,6 +16,7 @@ import { netSuite } from './net.bench.ts';
 import { runtimeSuite } from './runtime.bench.ts';
 import { simSuite } from './sim.bench.ts';
 import { treeSuite } from './tree.bench.ts';
+import { watchSuite } from './watch.bench.ts';
 
 /** The registered suites, in the order `npm run bench` with no suite runs them. */
 const suites: ReadonlyMap<string, Suite> = new Map<string, Suite>([
@@ -24,6 +25,7 @@ const suites: ReadonlyMap<string, Suite> = new Map<string, Suite>([
   ['runtime', runtimeSuite],
   ['net', netSuite],
   ['durable', durableSuite],
+  ['watch', watchSuite],
 ]);
 
 const usage = `usage: npm run bench -- [suite ...] [--quick] [--out DIR]

@@ -34,6 +34,8 @@ export type AdminActorReport = {
   readonly view: number | null;
   readonly op: number | null;
   readonly commit: number | null;
+  /** Replicas: the watches it serves; null for other actors (and from nodes before watches). */
+  readonly watches?: number | null;
 };
 
 export type AdminRequest =

@@ -20,11 +20,25 @@
  */
 
 import { assertNever } from '../base/assert.ts';
+import { protocolNumberMax } from '../base/limits.ts';
 import { isNodeType, type NodeType } from '../tree/node_type.ts';
 import type { Bytes, Guard, MultiCasOp, SetOperand, SimpleOp, TreeOp, TreeOpType } from '../tree/ops.ts';
 
+/** `watch PATH [-r] [--from OP] [--values] [--progress]`: what to watch and how to print it. */
+export type WatchCommand = {
+  readonly path: string;
+  readonly recursive: boolean;
+  /** Start after this op; null: after the serving replica's commit. */
+  readonly fromOp: number | null;
+  /** Ask for blob values with the events. */
+  readonly values: boolean;
+  /** Print progress notices too (normally only the start and the events are printed). */
+  readonly progress: boolean;
+};
+
 export type ParsedLine =
   | { readonly type: 'op'; readonly op: TreeOp }
+  | { readonly type: 'watch'; readonly watch: WatchCommand }
   | { readonly type: 'help'; readonly topic?: string }
   | { readonly type: 'status' }
   | { readonly type: 'quit' }
@@ -289,7 +303,7 @@ function nodeTypeArg(ctx: Ctx, token: Token, pathToken: Token): NodeType {
 
 // ---- commands ------------------------------------------------------------------------------
 
-type Group = 'tree' | 'blob' | 'queue' | 'set' | 'transaction' | 'session';
+type Group = 'tree' | 'blob' | 'queue' | 'set' | 'transaction' | 'watch' | 'session';
 
 type CommandBase = {
   readonly name: string;
@@ -308,7 +322,7 @@ type OpCommand = CommandBase & {
   readonly parse: (ctx: Ctx, args: readonly Token[]) => SimpleOp;
 };
 
-type SpecialCommand = CommandBase & { readonly kind: 'cas' | 'help' | 'status' | 'quit' };
+type SpecialCommand = CommandBase & { readonly kind: 'cas' | 'watch' | 'help' | 'status' | 'quit' };
 
 type Command = OpCommand | SpecialCommand;
 
@@ -342,6 +356,62 @@ function compare(type: 'set_is_subset' | 'set_is_superset'): OpCommand['parse'] 
     const [path, other] = expectArgs(ctx, args, ['PATH', 'OTHER']);
     return { type, path: pathArg(ctx, path), other: setOperandArg(ctx, other) };
   };
+}
+
+const watchUsage = 'watch PATH [-r] [--from OP] [--values] [--progress]';
+
+/**
+ * An op number typed by the user. Digits only (no sign, exponent or hex), and within the
+ * protocol's bound, so what is sent is exactly what was typed and the replicas never see
+ * a number they would call malformed.
+ */
+function opNumber(text: string): number {
+  const fromUsage = (message: string): never => fail(`watch: ${message}; usage: ${watchUsage}`);
+  if (!/^[0-9]+$/.test(text)) return fromUsage(`--from takes an op number (0 or more digits), got ${JSON.stringify(text)}`);
+  const value = Number(text);
+  if (!(value <= protocolNumberMax)) return fromUsage(`--from ${text} is beyond the largest op (${protocolNumberMax})`);
+  return value;
+}
+
+/** Flags may come before or after PATH, like `ls -r`; `--from=OP` is accepted too. */
+function parseWatch(args: readonly Token[]): WatchCommand {
+  const ctx: Ctx = { name: 'watch', usage: watchUsage, takesValue: false };
+  let path: string | null = null;
+  let recursive = false;
+  let fromOp: number | null = null;
+  let values = false;
+  let progress = false;
+  for (let i = 0; i < args.length; i += 1) {
+    const arg = args[i]!;
+    const flag = arg.kind === 'word' && arg.text.startsWith('-') ? arg.text : null;
+    if (flag === null) {
+      if (path !== null) usageError(ctx, 'too many arguments: one PATH (quote a path that has spaces)');
+      path = pathArg(ctx, arg);
+    } else if (flag === '-r' || flag === '-R' || flag === '--recursive') {
+      recursive = true;
+    } else if (flag === '--values') {
+      values = true;
+    } else if (flag === '--progress') {
+      progress = true;
+    } else if (flag === '--from' || flag.startsWith('--from=')) {
+      if (fromOp !== null) usageError(ctx, '--from given twice');
+      let text: string;
+      if (flag === '--from') {
+        const next = args[i + 1];
+        if (next === undefined) return usageError(ctx, '--from needs an op number');
+        if (next.kind === 'set') return usageError(ctx, '--from takes an op number, got a set literal');
+        text = next.text;
+        i += 1;
+      } else {
+        text = flag.slice('--from='.length);
+      }
+      fromOp = opNumber(text);
+    } else {
+      usageError(ctx, `unknown option ${flag}`);
+    }
+  }
+  if (path === null) return usageError(ctx, 'missing PATH');
+  return { path, recursive, fromOp, values, progress };
 }
 
 function op(name: string, usage: string, summary: string, group: Group, parse: OpCommand['parse'], extra: Partial<CommandBase> = {}): OpCommand {
@@ -441,6 +511,25 @@ const commands: readonly Command[] = [
     ],
   },
 
+  {
+    kind: 'watch',
+    name: 'watch',
+    usage: watchUsage,
+    summary: 'print the changes to PATH as they commit, until Ctrl-C',
+    group: 'watch',
+    details: [
+      'One line per changed node: op  kind  path  type  version  [value], where op is the log entry',
+      'that committed the change. A transaction that changes several nodes prints them all at its op.',
+      '-r (--recursive)  PATH and everything below it; without it, PATH itself only.',
+      '--from OP         start after op OP (to resume where an earlier watch stopped, or to see',
+      '                  changes since a read at op OP); default: after the current commit.',
+      '--values          show blob values (too large ones say so); other types: read them.',
+      '--progress        also print the op the watch is complete through while nothing changes.',
+      'Ctrl-C stops the watch and returns to the prompt.',
+      'Example: watch /config -r --values',
+    ],
+  },
+
   { kind: 'help', name: 'help', aliases: ['?'], usage: 'help [COMMAND|values]', summary: 'this list, or the details of one command', group: 'session' },
   { kind: 'status', name: 'status', usage: 'status', summary: 'the status of the node and its namespaces', group: 'session' },
   { kind: 'quit', name: 'quit', aliases: ['exit'], usage: 'quit', summary: 'leave the prompt (also exit, or Ctrl-D)', group: 'session' },
@@ -502,6 +591,9 @@ const synonyms: Readonly<Record<string, string>> = {
   difference: 'diff',
   txn: 'cas',
   transaction: 'cas',
+  subscribe: 'watch',
+  follow: 'watch',
+  tail: 'watch',
   bye: 'quit',
 };
 
@@ -611,6 +703,7 @@ function parseCas(segments: readonly (readonly Token[])[]): MultiCasOp {
         }
       case 'cas':
         return fail(`${where}: transactions do not nest`);
+      case 'watch':
       case 'help':
       case 'status':
       case 'quit':
@@ -659,6 +752,8 @@ function parseLine(line: string): ParsedLine {
       return { type: 'op', op: command.parse(ctxOf(command), args) };
     case 'cas':
       return { type: 'op', op: parseCas([args, ...segments.slice(1)]) };
+    case 'watch':
+      return { type: 'watch', watch: parseWatch(args) };
     case 'help': {
       if (args.length > 1) fail(`help: too many arguments; usage: ${command.usage}`);
       const topic = args[0];
@@ -696,6 +791,7 @@ const groupTitles: Readonly<Record<Group, string>> = {
   queue: 'queues',
   set: 'sets',
   transaction: 'transactions',
+  watch: 'watches',
   session: 'session',
 };
 

@@ -7,10 +7,13 @@
  */
 
 import type { CallResult } from '../client/io.ts';
+import { HaretError } from '../client/errors.ts';
 import { assertNever } from '../base/assert.ts';
 import { describeTreeError } from '../tree/errors.ts';
 import type { NodeType } from '../tree/node_type.ts';
 import type { Bytes, ListEntry, OpFailure, OpOutcome, OpResult } from '../tree/ops.ts';
+import type { WatchEvent } from '../watch/messages.ts';
+import type { WatchCommand } from './commands.ts';
 
 // fatal: invalid UTF-8 is shown as hex rather than with replacement characters that would hide
 // bytes; ignoreBOM: a leading U+FEFF is content, and stripping it would hide a byte too.
@@ -176,5 +179,61 @@ export function formatError(error: unknown): string {
   } catch {
     // JSON.stringify throws on cycles and BigInt; the prompt must still print something.
     return `error: ${Object.prototype.toString.call(error)}`;
+  }
+}
+
+// ---- watches -------------------------------------------------------------------------------
+
+/** The first line of a watch, once the serving replica said where it starts. */
+export function formatWatchStart(watch: WatchCommand, op: number): string {
+  const how = [watch.recursive ? 'recursive' : '', watch.values ? 'with values' : ''].filter((word) => word !== '');
+  return `watching ${watch.path}${how.length === 0 ? '' : ` (${how.join(', ')})`} after op ${op}; Ctrl-C to stop`;
+}
+
+/**
+ * One changed node: `op 123  changed  /a/b  blob  v4  value`. The op leads so that the lines
+ * of one transaction read as one group; the kind is padded so paths line up.
+ */
+export function formatWatchEvent(op: number, event: WatchEvent): string {
+  const line = `op ${op}  ${event.kind.padEnd(7)}  ${event.path}  ${event.nodeType}  v${event.version}`;
+  if (event.value instanceof Uint8Array) return `${line}  ${formatBytes(event.value)}`;
+  if (event.value === null || event.valueOmitted === true) return `${line}  (value too large to send; get it)`;
+  return line;
+}
+
+/** A progress notice (printed with --progress only): nothing changed up to `op`. */
+export function formatWatchProgress(op: number): string {
+  return `op ${op}  (no change through here)`;
+}
+
+/** The watch ended because Ctrl-C stopped it; says how to resume without losing anything. */
+export function formatWatchStopped(lastOp: number | null): string {
+  return lastOp === null ? 'watch stopped' : `watch stopped after op ${lastOp} (watch again with --from ${lastOp} to resume)`;
+}
+
+/**
+ * Why a watch ended: its code and message, and for the codes that concern positions, what to
+ * do next with the ops the error carries (compacted: which `--from` can still be served).
+ */
+export function formatWatchError(error: unknown): string {
+  if (!(error instanceof HaretError)) return formatError(error);
+  const head = `watch ended: ${error.code}: ${error.message === '' ? '(no message)' : error.message}`;
+  const oldest = error.details?.oldestOp ?? null;
+  const current = error.details?.currentOp ?? null;
+  const last = error.details?.lastOp ?? null;
+  switch (error.code) {
+    case 'compacted': {
+      const kept = oldest === null ? 'older ops are no longer kept' : `history is kept only after op ${oldest}`;
+      const now = current === null ? '' : `, the namespace is at op ${current}`;
+      const from = current ?? oldest;
+      const hint = from === null ? 'read again and watch without --from' : `read again and watch with --from ${from}`;
+      return `${head}\n  ${kept}${now}: ${hint}${oldest !== null && oldest !== from ? ` (or --from ${oldest} for what is still kept)` : ''}`;
+    }
+    case 'future':
+      return current === null ? head : `${head}\n  the namespace is at op ${current}: watch with --from ${current} or less, or without --from`;
+    case 'lagging':
+      return last === null ? head : `${head}\n  received through op ${last}: watch again with --from ${last} to resume`;
+    default:
+      return head;
   }
 }

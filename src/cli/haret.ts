@@ -19,10 +19,10 @@ import { AdminClient, type AdminQuery } from '../net/admin_client.ts';
 import { connect } from '../net/index.ts';
 import { startNode } from '../node/index.ts';
 import { parseCommand, helpText } from './commands.ts';
-import { formatError, formatResult } from './format.ts';
+import { formatError, formatResult, formatWatchError } from './format.ts';
 import { asCallResult, formatActorLine, type ActorLine } from './node_prompt.ts';
 import { ConfigError, readPemFile, readTokenFile, resolveStartConfig } from './node_config.ts';
-import { runRepl } from './repl.ts';
+import { printWatch, runRepl, watchWith } from './repl.ts';
 
 /** package.json: two levels up from the sources (src/cli), three from the compiled output (dist/src/cli). */
 function readPackage(): { version: string } {
@@ -154,6 +154,21 @@ async function cli(args: readonly string[]): Promise<number> {
           process.stdout.write(`${formatResult(result)}\n`);
           return result.type === 'done' && result.outcome.type !== 'error' ? 0 : 1;
         }
+        case 'watch': {
+          // One watch, printed until Ctrl-C (exit 0) or until it fails (exit 1).
+          let stop: () => void = () => undefined;
+          const stopped = new Promise<void>((resolve) => (stop = resolve));
+          process.on('SIGINT', stop);
+          try {
+            const stream = watchWith(client)(parsed.watch);
+            return (await printWatch(parsed.watch, stream, (line) => process.stdout.write(`${line}\n`), stopped)) ? 0 : 1;
+          } catch (error) {
+            process.stdout.write(`${formatWatchError(error)}\n`);
+            return 1;
+          } finally {
+            process.off('SIGINT', stop);
+          }
+        }
         case 'help':
           process.stdout.write(`${helpText(parsed.topic)}\n`);
           return 0;
@@ -169,6 +184,7 @@ async function cli(args: readonly string[]): Promise<number> {
       output: process.stdout,
       terminal: process.stdin.isTTY === true,
       execute: async (op) => asCallResult(await client.raw(op)),
+      watch: watchWith(client),
       status: async () => `connected to ${remote.node} at ${address}; namespaces: ${remote.namespaces.join(', ')}`,
     });
     return 0;

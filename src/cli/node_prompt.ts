@@ -29,7 +29,8 @@ export function formatActorLine(actor: ActorLine): string {
   const role = actor.role ?? '-';
   const restarts = actor.restarts > 0 ? ` restarts ${actor.restarts}` : '';
   const failure = actor.failure === null ? '' : ` FAILED: ${actor.failure}`;
-  return `${actor.actor.padEnd(14)} ${actor.state.padEnd(10)} ${role.padEnd(8)}${actor.status === null ? '' : ` ${actor.status}`}${position}${restarts}${failure}`;
+  const watches = actor.watches === undefined || actor.watches === null || actor.watches === 0 ? '' : ` watches ${actor.watches}`;
+  return `${actor.actor.padEnd(14)} ${actor.state.padEnd(10)} ${role.padEnd(8)}${actor.status === null ? '' : ` ${actor.status}`}${position}${watches}${restarts}${failure}`;
 }
 
 export async function describeStatus(node: HaretNode): Promise<string> {

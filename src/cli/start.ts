@@ -14,7 +14,7 @@ import { connect } from '../net/index.ts';
 import { startNode } from '../node/index.ts';
 import { isLogLevel } from '../../runtime/logger.ts';
 import { asCallResult, describeStatus } from './node_prompt.ts';
-import { runRepl } from './repl.ts';
+import { runRepl, watchWith } from './repl.ts';
 
 export async function main(argv: readonly string[]): Promise<void> {
   const { values } = parseArgs({
@@ -53,6 +53,7 @@ export async function main(argv: readonly string[]): Promise<void> {
         output: process.stdout,
         terminal,
         execute: async (op) => asCallResult(await client.raw(op)),
+        watch: watchWith(client),
         status: () => describeStatus(node),
       });
     } finally {

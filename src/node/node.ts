@@ -52,6 +52,8 @@ export type ActorReport = {
   readonly commit: number | null;
   readonly mailboxDepth: number | null;
   readonly mailboxDropped: number | null;
+  /** Replicas: the watches this replica serves (src/watch/hub.ts); null for other actors. */
+  readonly watches: number | null;
   /** The actor's own summary (counters), or null while its worker is down. */
   readonly detail: unknown;
 };
@@ -79,6 +81,7 @@ function actorReport(
     commit: view?.commit ?? null,
     mailboxDepth: live?.mailbox.depth ?? null,
     mailboxDropped: live?.mailbox.dropped ?? null,
+    watches: view?.watches ?? null,
     detail: live?.status ?? null,
   };
 }

@@ -35,6 +35,7 @@ function report(actor: string, ns: string, status: string, detail: Record<string
     commit: 0,
     mailboxDepth: 0,
     mailboxDropped: 0,
+    watches: 0,
     detail: { ns, status, ...detail },
   };
 }
