@@ -128,6 +128,8 @@ export type Ctx = {
   readonly out: ReplicaEffect[];
   /** Durable mode: the lowest op after which this step replaced the log, or null. */
   readonly logChange: { truncatedAfter: number | null };
+  /** The highest commit number this step told the backups (a prepare carries one); see `announceCommit`. */
+  readonly told: { commit: number };
 };
 
 export function send(ctx: Ctx, to: number, message: PeerMessage): void {

@@ -137,8 +137,24 @@ export function preparePending(ctx: Ctx): void {
   }
 }
 
+/**
+ * README rule 20: a primary whose commit number moved in this step and that sent no prepare
+ * carrying it tells the backups at once with a `commit` (VRR §4.1 step 7 sends one only when
+ * idle for a heartbeat). Backups then apply, and serve the watches they hold, one message delay
+ * after the primary, not a heartbeat later; under load a prepare of the same step carries it and
+ * nothing extra is sent.
+ */
+export function announceCommit(ctx: Ctx): void {
+  const s = ctx.s;
+  if (s.commit <= ctx.told.commit) return;
+  broadcast(ctx, { type: 'commit', epoch: s.epoch, view: s.view, replica: s.index, commit: s.commit, globalMinAccept: s.globalMinAccept });
+  ctx.told.commit = s.commit;
+  s.timers.heartbeatTicks = 0;
+}
+
 function prepareFor(ctx: Ctx, entry: LogEntry): Prepare {
   const s = ctx.s;
+  ctx.told.commit = Math.max(ctx.told.commit, s.commit);
   return {
     type: 'prepare',
     epoch: s.epoch,

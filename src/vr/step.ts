@@ -14,7 +14,7 @@ import { notePromise } from './persist.ts';
 import type { ReplicaEffect, ReplicaInput, StepResult } from './io.ts';
 import { assertInvariants } from './invariants.ts';
 import type { ReplicaMessage } from './messages.ts';
-import { onCommit, onPersisted, onPrepare, onPrepareOk, onPrimaryTick, onRequest, preparePending } from './normal.ts';
+import { announceCommit, onCommit, onPersisted, onPrepare, onPrepareOk, onPrimaryTick, onRequest, preparePending } from './normal.ts';
 import { onRecovery, onRecoveryResponse, onRecoveryTick, onStart } from './recovery.ts';
 import { persistEffects } from './persist.ts';
 import { adoptCheckpointImage } from './suffix.ts';
@@ -32,9 +32,12 @@ export function stepAll(state: ReplicaState, inputs: readonly ReplicaInput[]): S
   const logChange = { truncatedAfter: null as number | null };
   const next = produce(state, (draft) => {
     // The handlers work on a plain copy (context.ts explains why); the draft gets what changed.
-    const ctx: Ctx = { s: beginStep(state), out, logChange };
+    const ctx: Ctx = { s: beginStep(state), out, logChange, told: { commit: state.commit } };
     for (const input of inputs) dispatch(ctx, input);
-    if (isNormalPrimary(ctx.s)) preparePending(ctx);
+    if (isNormalPrimary(ctx.s)) {
+      preparePending(ctx);
+      announceCommit(ctx);
+    }
     notePromise(ctx);
     endStep(draft as unknown as WorkingState, state, ctx.s);
   });

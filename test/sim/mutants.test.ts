@@ -102,11 +102,15 @@ describe('mutants: the simulator catches deliberately broken cores', function ()
 
     it('the same seeds with the real hub report nothing', function () {
       this.timeout(120_000);
-      for (let seed = 1; seed <= 2; seed++) {
+      // The random workload changes the tree rarely, so one seed may deliver no batch at all;
+      // the seeds together must (or the checker would be judging empty streams).
+      let batches = 0;
+      for (let seed = 1; seed <= 6; seed++) {
         const report = runSeed(seed);
         expect(report.ok, report.violation?.message).to.equal(true);
-        expect(report.watch?.batches ?? 0, `seed ${seed} delivered no batches to its watchers`).to.be.greaterThan(0);
+        batches += report.watch?.batches ?? 0;
       }
+      expect(batches, 'seeds 1..6 delivered no batches to their watchers').to.be.greaterThan(0);
     });
   });
 

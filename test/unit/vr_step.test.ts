@@ -578,9 +578,19 @@ describe('vr step: normal operation (VRR §4.1)', () => {
     expect(sends(group.tick(0), 'commit')).to.have.length(2);
   });
 
-  it('a backup applies what it holds up to a commit heartbeat', () => {
+  it('a backup learns a new commit number at once (README rule 20), or from the heartbeat when that commit is lost', () => {
     const group = new Group(config3);
-    group.commitAtPrimary(register('a'));
+    group.request(0, register('a'));
+    // prepares out, prepare_oks back: the primary commits, and with no prepare to carry it, announces it
+    group.deliverAll(ofType('prepare'));
+    group.deliverAll(ofType('prepare_ok'));
+    expect(group.s(0).commit).to.equal(1);
+    expect(group.inFlight.filter((envelope) => envelope.message.type === 'commit').map((envelope) => [envelope.to, (envelope.message as { commit: number }).commit])).to.deep.equal([
+      [1, 1],
+      [2, 1],
+    ]);
+    // the announcement lost: the backup still holds op 1 uncommitted until the heartbeat
+    group.drop(ofType('commit'));
     expect(group.s(1).commit).to.equal(0);
     group.tick(0, config3.commitIntervalTicks);
     group.deliverAll();
