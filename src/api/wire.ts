@@ -704,16 +704,18 @@ function readNodeMessage(value: unknown): NodeMessage {
       return {
         type,
         watchId: clientWatchId(fields),
+        seq: noticeSeq(fields),
         op: protocolNumber(fields, 'op', ''),
         events: read.array(fields, 'events', '', watchMessageEventsMax).map((event, i) => readWatchEvent(event, `events[${i}]`)),
         more: read.boolean(fields, 'more', ''),
       };
     case 'watch_progress':
-      return { type, watchId: clientWatchId(fields), through: protocolNumber(fields, 'through', '') };
+      return { type, watchId: clientWatchId(fields), seq: noticeSeq(fields), through: protocolNumber(fields, 'through', '') };
     case 'watch_ended':
       return {
         type,
         watchId: clientWatchId(fields),
+        seq: noticeSeq(fields),
         reason: read.oneOf(fields, 'reason', '', watchEndReasons),
         oldestOp: protocolNumber(fields, 'oldestOp', ''),
         currentOp: protocolNumber(fields, 'currentOp', ''),
@@ -731,6 +733,11 @@ function readNodeMessage(value: unknown): NodeMessage {
     default:
       return assertNever(type, 'node message type');
   }
+}
+
+/** A watch notice's number in its subscription (src/watch/messages.ts): 1 or more, at most `protocolNumberMax`. */
+function noticeSeq(fields: Fields): number {
+  return read.integer(fields, 'seq', '', 1, protocolNumberMax);
 }
 
 export const watchEndReasons = ['compacted', 'future', 'lagging', 'idle', 'not_serving', 'too_many', 'invalid'] as const satisfies readonly WatchEndReason[];

@@ -15,7 +15,14 @@
  * - ends at once on `lagging` and `invalid`, and with `unavailable` when no replica served
  *   (no progress, no events) for `giveUpTicks`;
  * - assembles multi-part batches (`more`), and acknowledges every `ackBytes` received and each
- *   progress (the replica sends only while its unacknowledged bytes are below its buffer).
+ *   progress (the replica sends only while its unacknowledged bytes are below its buffer);
+ * - takes an attempt's notices strictly in sequence (`seq`, src/watch/messages.ts): it expects
+ *   each to be numbered the last one's + 1, drops a repeated or older one unseen, and on a gap
+ *   (a notice lost on the way: a bounded mailbox dropped it) delivers nothing of that notice or
+ *   any later one of the attempt: it cancels the attempt and resumes from its position at the
+ *   next replica after `retryTicks`, as for any replica that breaks the contract (the pause
+ *   lets an overflowing mailbox drain; any replica serves the same stream). `watch_ended` is
+ *   taken whatever its seq.
  *
  * The same machine runs in the embedded endpoint, the TCP client library and the simulator.
  */
@@ -81,6 +88,8 @@ export type WatchMachine = {
   readonly replica: number;
   /** The current attempt's first progress arrived (its events may be trusted from then on). */
   readonly attemptStarted: boolean;
+  /** The seq of the current attempt's last notice taken; 0 before its first. */
+  readonly lastSeq: number;
   /** The op delivered through; null until the first progress (the `start`). */
   readonly position: number | null;
   /** The parts received so far of a batch sent with `more`. */
@@ -111,6 +120,7 @@ export function initialWatchMachine(config: WatchMachineConfig, spec: WatchSpec,
     attempt: 0,
     replica: firstReplica,
     attemptStarted: false,
+    lastSeq: 0,
     position: null,
     partial: null,
     bytesSinceAck: 0,
@@ -165,6 +175,7 @@ function subscribe(w: Working, out: WatchOutput[]): void {
   w.attempt += 1;
   w.phase = 'subscribed';
   w.attemptStarted = false;
+  w.lastSeq = 0;
   w.partial = null;
   w.bytesSinceAck = 0;
   w.ticksSinceAck = 0;
@@ -230,6 +241,15 @@ function maybeAck(w: Working, out: WatchOutput[], force: boolean): void {
 function onNotice(w: Working, notice: WatchNotice, out: WatchOutput[]): void {
   // Only the live attempt speaks; a stale attempt's late notices (or a forged id) are dropped.
   if (w.phase !== 'subscribed' || notice.watchId !== watchAttemptId(w.idPrefix, w.attempt)) return;
+  if (notice.type !== 'watch_ended') {
+    const seq: unknown = notice.seq;
+    if (typeof seq !== 'number' || !Number.isSafeInteger(seq)) return protocolBroken(w, out);
+    // Already taken (a duplicate): drop it unseen, counting nothing.
+    if (seq <= w.lastSeq) return;
+    // A notice was lost: the attempt's stream is no longer complete; nothing of it is delivered from here.
+    if (seq !== w.lastSeq + 1) return protocolBroken(w, out);
+    w.lastSeq = seq;
+  }
   w.silentTicks = 0;
   w.bytesSinceAck += estimateNoticeBytes(notice);
   switch (notice.type) {
@@ -335,7 +355,10 @@ function finalRefusal(w: Working, refusals: readonly Refusal[], last: WatchEnded
   return { code: chosen.reason, message, oldestOp: chosen.oldestOp, currentOp: chosen.currentOp };
 }
 
-/** The replica broke the message contract: leave it (cancelled) and resume elsewhere from the position. */
+/**
+ * The replica broke the message contract, or a notice of the attempt was lost (a seq gap):
+ * leave it (cancelled) and resume at the next replica from the position, after `retryTicks`.
+ */
 function protocolBroken(w: Working, out: WatchOutput[]): void {
   moveOn(w, out, true, w.config.retryTicks);
 }

@@ -141,6 +141,8 @@ type RelayedWatch = {
   readonly actor: string;
   /** `<connection number>.<watchId>`: the id the replica knows. */
   readonly relayId: string;
+  /** The seq of the last notice relayed (0 before the first): the node's own end of the watch takes the next. */
+  lastSeq: number;
 };
 
 type Connection = {
@@ -600,7 +602,7 @@ export class ClientApiServer {
     const relayId = `${connection.number}.${watchId}`;
     // Connection numbers stay far below 2^48 (15 digits): 15 + 1 + 64 characters fit.
     if (relayId.length > watchIdCharsMax) return this.#refuseWatch(connection, watchId, 'invalid', 'watch id too long');
-    const watch: RelayedWatch = { watchId, ns: message.ns, replica: message.replica, actor, relayId };
+    const watch: RelayedWatch = { watchId, ns: message.ns, replica: message.replica, actor, relayId, lastSeq: 0 };
     connection.watches.set(watchId, watch);
     this.counters.watchesOpen += 1;
     this.counters.watchSubscribes += 1;
@@ -623,7 +625,7 @@ export class ClientApiServer {
     if (reason === 'invalid') this.counters.watchesRefusedInvalid += 1;
     else if (reason === 'too_many') this.counters.watchesRefusedTooMany += 1;
     else this.counters.watchesRefusedNotServing += 1;
-    this.#write(connection, { type: 'watch_ended', watchId, reason, oldestOp: 0, currentOp: 0, message: text });
+    this.#write(connection, { type: 'watch_ended', watchId, seq: 1, reason, oldestOp: 0, currentOp: 0, message: text });
   }
 
   #forgetWatch(connection: Connection, watch: RelayedWatch): void {
@@ -651,10 +653,11 @@ export class ClientApiServer {
     if (frame.byteLength - 4 > this.#frameBytesMax) {
       this.counters.answersTooLarge += 1;
       if (message.type !== 'watch_ended') this.#cancelWatch(connection, watch);
-      this.#write(connection, { type: 'watch_ended', watchId: watch.watchId, reason: 'invalid', oldestOp: 0, currentOp: 0, message: `a notice of ${frame.byteLength - 4} bytes exceeds the frame limit of ${this.#frameBytesMax}; watch without values` });
+      this.#write(connection, { type: 'watch_ended', watchId: watch.watchId, seq: message.seq, reason: 'invalid', oldestOp: 0, currentOp: 0, message: `a notice of ${frame.byteLength - 4} bytes exceeds the frame limit of ${this.#frameBytesMax}; watch without values` });
       return;
     }
     const outcome = framed.write(frame);
+    watch.lastSeq = message.seq;
     if (outcome === 'paused') this.counters.pausedReads += 1;
     else if (outcome === 'overflow') this.counters.closedSlowReaders += 1;
     if (framed.writable && framed.writableLength > this.#options.writeBufferBytesMax) this.#lagOut(connection);
@@ -667,6 +670,7 @@ export class ClientApiServer {
       this.#write(connection, {
         type: 'watch_ended',
         watchId: watch.watchId,
+        seq: watch.lastSeq + 1,
         reason: 'lagging',
         oldestOp: 0,
         currentOp: 0,
@@ -747,11 +751,11 @@ export class ClientApiServer {
 function relayed(notice: WatchNotice, watchId: string): NodeWatchMessage {
   switch (notice.type) {
     case 'watch_events':
-      return { type: notice.type, watchId, op: notice.op, events: notice.events, more: notice.more };
+      return { type: notice.type, watchId, seq: notice.seq, op: notice.op, events: notice.events, more: notice.more };
     case 'watch_progress':
-      return { type: notice.type, watchId, through: notice.through };
+      return { type: notice.type, watchId, seq: notice.seq, through: notice.through };
     case 'watch_ended':
-      return { type: notice.type, watchId, reason: notice.reason, oldestOp: notice.oldestOp, currentOp: notice.currentOp, message: notice.message };
+      return { type: notice.type, watchId, seq: notice.seq, reason: notice.reason, oldestOp: notice.oldestOp, currentOp: notice.currentOp, message: notice.message };
     default:
       return assertNever(notice, 'watch notice type');
   }

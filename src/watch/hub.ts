@@ -16,6 +16,9 @@
  * bufferBytesMax; an op, once started, is sent whole, in parts (a batch is atomic: the
  * subscriber holds it whole before delivering it anyway). A watch that cannot start its next
  * op waits at the op boundary; once that op has left the history, it ends `lagging`.
+ *
+ * Every notice of a watch carries the next number of that watch (`seq`, 1 for the opening
+ * progress; src/watch/messages.ts), so the subscriber can tell a notice lost on the way.
  */
 
 import { assert, assertNever } from '../base/assert.ts';
@@ -70,6 +73,8 @@ type Watch = {
   ackedBytes: number;
   /** The highest op a sent notice said the watch is complete through; -1 before the first. */
   sentThrough: number;
+  /** The seq of the last notice sent for this watch (0 before the first). */
+  seq: number;
   /**
    * What an acknowledgement frees: pairs (op, cumulative sentBytes after the last notice of
    * that op), ops ascending. Bounded by merging into the newest pair (see `recordSent`).
@@ -262,6 +267,7 @@ export class WatchHub {
       sentBytes: 0,
       ackedBytes: 0,
       sentThrough: -1,
+      seq: 0,
       ackOps: [],
       ackCum: [],
       ackHead: 0,
@@ -280,8 +286,8 @@ export class WatchHub {
    */
   private refuseSubscribe(from: string, watchId: string, reason: string): void {
     const existing = this.find(from, watchId);
-    if (existing !== undefined) this.remove(existing);
-    this.refuse(from, watchId, 'invalid', reason);
+    if (existing === undefined) return this.refuse(from, watchId, 'invalid', reason);
+    this.end(existing, 'invalid', reason);
   }
 
   private acknowledge(watch: Watch, through: number): void {
@@ -381,19 +387,21 @@ export class WatchHub {
         bytes += eventBytes;
         next++;
       }
-      this.emit(watch, entry.op, { type: 'watch_events', watchId: watch.id, op: entry.op, events, more: next < indices.length });
+      this.emit(watch, entry.op, { type: 'watch_events', watchId: watch.id, seq: watch.seq + 1, op: entry.op, events, more: next < indices.length });
     }
     watch.sentThrough = entry.op;
     return true;
   }
 
   private sendProgress(watch: Watch, through: number): void {
-    this.emit(watch, through, { type: 'watch_progress', watchId: watch.id, through });
+    this.emit(watch, through, { type: 'watch_progress', watchId: watch.id, seq: watch.seq + 1, through });
     watch.sentThrough = Math.max(watch.sentThrough, through);
   }
 
-  /** Queues a notice that completes the watch through `op` (or is a part of op `op`). */
+  /** Queues a notice that completes the watch through `op` (or is a part of op `op`); it carries the watch's next seq. */
   private emit(watch: Watch, op: number, notice: WatchNotice): void {
+    assert(notice.seq === watch.seq + 1, 'a watch notice carries the next seq');
+    watch.seq = notice.seq;
     this.outbox.push({ to: watch.from, notice });
     this.noticesSent++;
     watch.lastSentTick = this.now;
@@ -460,12 +468,14 @@ export class WatchHub {
     return this.bySender.get(from)?.get(watchId);
   }
 
-  private refuse(from: string, watchId: string, reason: WatchEndReason, message: string): void {
+  /** Ends `watchId` for `from`: a subscription refused outright (seq 1), or a watch's last notice (`end`). */
+  private refuse(from: string, watchId: string, reason: WatchEndReason, message: string, seq = 1): void {
     this.endedCounts[reason]++;
     this.noticesSent++;
     const notice: WatchNotice = {
       type: 'watch_ended',
       watchId,
+      seq,
       reason,
       oldestOp: this.history.start,
       currentOp: this.lastApplied,
@@ -476,7 +486,8 @@ export class WatchHub {
 
   private end(watch: Watch, reason: WatchEndReason, message: string): void {
     this.remove(watch);
-    this.refuse(watch.from, watch.id, reason, message);
+    watch.seq += 1;
+    this.refuse(watch.from, watch.id, reason, message, watch.seq);
   }
 
   private add(watch: Watch): void {

@@ -9,6 +9,16 @@
  * watched paths, and nothing in (previous, op) before it). The first message of a subscription
  * is always a `watch_progress` whose `through` is the op the watch starts after: `fromOp` when
  * it was given, else the serving replica's commit number.
+ *
+ * Sequence numbers. Every notice of one subscription carries `seq`: the replica numbers the
+ * notices it sends for a watch id 1, 2, 3, ... (the opening progress is 1; each part of a
+ * multi-part batch has its own; a `watch_ended` takes the next one, or 1 when it refuses a
+ * subscription outright). The links between a replica and a subscriber may lose a notice (an
+ * actor's bounded mailbox drops an envelope when full), so the subscriber checks that each
+ * notice's seq is the last one's + 1: a repeated or older seq is dropped, and a gap means the
+ * stream is no longer complete, so the subscriber abandons that subscription and resumes from
+ * the op it delivered through with a new one. `watch_ended` is taken whatever its seq: after
+ * it nothing more comes for the id either way.
  */
 
 import type { NodeType } from '../tree/node_type.ts';
@@ -64,12 +74,14 @@ export type WatchRequest = WatchSubscribe | WatchAck | WatchCancel;
 export type WatchEvents = {
   readonly type: 'watch_events';
   readonly watchId: string;
+  /** This notice's number in its subscription (1, 2, ...; see the file comment). */
+  readonly seq: number;
   readonly op: number;
   readonly events: readonly WatchEvent[];
   readonly more: boolean;
 };
 
-export type WatchProgress = { readonly type: 'watch_progress'; readonly watchId: string; readonly through: number };
+export type WatchProgress = { readonly type: 'watch_progress'; readonly watchId: string; readonly seq: number; readonly through: number };
 
 /**
  * Why a replica ended a watch (after this message it sends nothing more for `watchId`):
@@ -88,6 +100,8 @@ export type WatchEndReason = 'compacted' | 'future' | 'lagging' | 'idle' | 'not_
 export type WatchEnded = {
   readonly type: 'watch_ended';
   readonly watchId: string;
+  /** The subscription's next number (1 for a refused subscribe); subscribers accept an end whatever it is. */
+  readonly seq: number;
   readonly reason: WatchEndReason;
   /** The retained history starts after this op (events of later ops can be served). */
   readonly oldestOp: number;

@@ -121,6 +121,8 @@ describe('net: watches over TCP', function () {
       // Its ancestor under the watched path changed too; nothing outside it is reported.
       expect(notice.events.map((event) => event.path)).to.have.members(['/raw', '/raw/x']);
     }
+    // Numbered 1, 2, 3, ... in the order sent (nothing was lost between the replica and here).
+    expect(notices.map((notice) => notice.seq)).to.deep.equal(notices.map((_, i) => i + 1));
     // Every message is complete through its position: events strictly after the previous
     // position, progress never before it (a quiet watch hears the same position again).
     let position = -1;
@@ -184,7 +186,8 @@ describe('net: watches over TCP', function () {
     ];
     for (const [watchId, text] of expected) {
       const ended = await nextNotice(client, watchId, 'watch_ended');
-      expect(ended, watchId).to.deep.include({ reason: 'invalid', oldestOp: 0, currentOp: 0 });
+      // The node's own refusal of a subscribe is that subscription's notice 1.
+      expect(ended, watchId).to.deep.include({ reason: 'invalid', oldestOp: 0, currentOp: 0, seq: 1 });
       expect(ended.message, watchId).to.include(text);
     }
     // A watch id that cannot be read names no watch: a connection-level malformed, and the connection goes on.
@@ -210,7 +213,7 @@ describe('net: watches over TCP', function () {
     for (let i = 0; i < watchesPerConnectionMax; i += 1) await nextNotice(client, `t${i}`, 'watch_progress');
     subscribe('over');
     const refused = await nextNotice(client, 'over', 'watch_ended');
-    expect(refused.reason).to.equal('too_many');
+    expect(refused).to.deep.include({ reason: 'too_many', seq: 1 });
     // Another connection has its own allowance.
     const other = await open();
     other.send({ type: 'watch_subscribe', ns: 'default', replica: 2, watchId: 't0', path: '/limit/other', recursive: false, fromOp: null, values: false });
@@ -282,8 +285,16 @@ describe('net: watches over TCP', function () {
       const eventBatches = seen.filter((batch) => batch.kind === 'events');
       expect(seen[0]).to.deep.include({ kind: 'start', op: created.op });
       expect(eventBatches.map((batch) => batch.op)).to.deep.equal(ops);
-      const delivered = seen.map((batch) => batch.op);
-      for (let i = 1; i < delivered.length; i += 1) expect(delivered[i]).to.be.greaterThan(delivered[i - 1] as number);
+      // Events strictly after the previous position; progress never before it (a heartbeat
+      // repeats the position: the last events may arrive before lastPutOp is known, and then a
+      // progress through the same op ends the loop).
+      for (let i = 1; i < seen.length; i += 1) {
+        const batch = seen[i] as (typeof seen)[number];
+        const previous = (seen[i - 1] as (typeof seen)[number]).op;
+        const order = JSON.stringify(seen.map((b) => [b.kind, b.op]));
+        if (batch.kind === 'events') expect(batch.op, order).to.be.greaterThan(previous);
+        else expect(batch.op, order).to.be.at.least(previous);
+      }
       for (const [i, batch] of eventBatches.entries()) {
         const path = i % 5 === 4 ? '/lib/deeper/b' : '/lib/a';
         const event = batch.events.find((candidate) => candidate.path === path);
@@ -331,6 +342,10 @@ describe('net: watches over TCP', function () {
       client.resume();
       const ended = await nextNotice(client, 'slow', 'watch_ended', () => true, 30_000);
       expect(ended.reason).to.equal('lagging');
+      // Everything relayed arrived, numbered 1, 2, 3, ...; the node's own end takes the next number.
+      const notices = noticesOf(client, 'slow');
+      expect(notices.at(-1)).to.equal(ended);
+      expect(notices.map((notice) => notice.seq)).to.deep.equal(notices.map((_, i) => i + 1));
       const { actors } = await slow.status();
       const net = actors.find((actor) => actor.role === 'client_api')?.detail as Record<string, number>;
       expect(net['watchesLagging']).to.equal(1);

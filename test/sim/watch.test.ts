@@ -105,6 +105,31 @@ describe('sim: watches (the checker\'s pieces)', () => {
     for (let t = 600; t < 700; t++) for (const message of links.deliverDue(t)) de.push(`${message.connection}${String(message.message)}`);
     expect(de).to.deep.equal(['d1']);
   });
+
+  it('links: within a live connection, single messages are lost, repeated (never one sent as unrepeatable) and reordered, as drawn', () => {
+    const faults: NetworkFaults = { ...reliableNetwork, delayMinTicks: 1, delayMaxTicks: 10, delayDistribution: 'uniform', lossProbability: 0.2, duplicateProbability: 0.2 };
+    const links = new WatchLinks(new Prng(9), { faults: () => faults, canDeliver: () => true }, { breakScale: 0, lossScale: 1, duplicateScale: 1, reorderProbability: 0.2 });
+    for (let i = 0; i < 500; i++) links.send(0, 'w0', 'a', i, i);
+    for (let i = 0; i < 100; i++) links.send('w0', 0, 'b', i, i, false);
+    const a: number[] = [];
+    const b: number[] = [];
+    for (let t = 0; t < 700; t++) for (const message of links.deliverDue(t)) (message.connection === 'a' ? a : b).push(message.message as number);
+    expect(links.stats.broken, 'no break: the connection lives on').to.equal(0);
+    const distinct = new Set(a);
+    expect(distinct.size, 'some lost').to.be.within(300, 499);
+    expect(a.length - distinct.size, 'some repeated').to.be.greaterThan(30);
+    expect(a.some((x, i) => i > 0 && x < (a[i - 1] as number)), 'some out of order').to.equal(true);
+    expect(new Set(b).size, 'never repeated when asked').to.equal(b.length);
+    expect(links.stats.lost + distinct.size + new Set(b).size).to.equal(600);
+    expect(links.stats.duplicated).to.equal(a.length - distinct.size);
+    expect(links.stats.reordered).to.be.greaterThan(50);
+    // Healed (no loss, no duplication) and without reordering, a connection is FIFO and exactly once again.
+    const healed = new WatchLinks(new Prng(9), { faults: () => ({ ...faults, lossProbability: 0, duplicateProbability: 0 }), canDeliver: () => true }, { breakScale: 1, lossScale: 1, duplicateScale: 1, reorderProbability: 0 });
+    for (let i = 0; i < 100; i++) healed.send(0, 'w0', 'c', i, i);
+    const c: number[] = [];
+    for (let t = 0; t < 200; t++) for (const message of healed.deliverDue(t)) c.push(message.message as number);
+    expect(c).to.deep.equal(Array.from({ length: 100 }, (_, i) => i));
+  });
 });
 
 describe('sim: watches across crashes of the serving replicas', () => {
@@ -207,6 +232,10 @@ describe('sim: VOPR seeds with watchers', function () {
     expect(stats.batches).to.be.greaterThan(100);
     expect(stats.attempts).to.be.greaterThan(stats.watches);
     expect(stats.links.broken).to.be.greaterThan(0);
+    // Inside live connections too: notices lost, repeated and reordered (the client machine's seq checks).
+    expect(stats.links.lost).to.be.greaterThan(0);
+    expect(stats.links.duplicated).to.be.greaterThan(0);
+    expect(stats.links.reordered).to.be.greaterThan(0);
     expect(stats.ended.cancelled).to.be.greaterThan(0);
     expect(stats.refusals['compacted'] ?? 0).to.be.greaterThan(0);
     expect(stats.diffChecks).to.be.greaterThan(0);

@@ -12,21 +12,24 @@
  * its watch it watches again too. The replicas' hubs (src/watch/hub.ts, run by the glue in
  * actors/replica.ts) serve them.
  *
- * Links. A watch's messages travel the way the product's transports carry them: FIFO and
- * exactly once while a connection lives (the actor runtime's mailboxes, a TCP connection),
- * lost from some point on when it breaks. So each (replica, watcher, attempt) is a connection
- * whose messages get the seed's delays (drawn per message with the network's current delay
- * distribution, but never overtaking an earlier message of the same connection), and which
- * breaks, for good, when a message of it is lost (the seed's loss rate, scaled), crosses a
- * partitioned link (the core network's cuts: partitions and isolations apply to watchers too),
- * or reaches a crashed replica. Attempts are separate connections, so messages of different
- * attempts interleave freely, and late notices of an abandoned attempt arrive during the next.
- * Within a connection there is no duplication and no reordering: a product transport has
- * neither, and a stream of "complete through op N" messages could not be checked otherwise.
- * What the watch protocol must survive instead, every seed has: silences, breaks, replicas
- * crashing and restarting with empty hubs, replicas behind or installing checkpoints, views
- * changing, resubscriptions replaying from the position at another replica. The links draw
- * from their own PRNG, so a seed's core run is the same with and without watchers.
+ * Links. Each (replica, watcher, attempt) is a connection whose messages get the seed's delays
+ * (drawn per message with the network's current delay distribution) and which breaks, for
+ * good, when a message of it draws a break (the seed's loss rate, scaled by `breakScale`),
+ * crosses a partitioned link (the core network's cuts: partitions and isolations apply to
+ * watchers too), or reaches a crashed replica: a TCP connection or a replica that is gone.
+ * Within a live connection the links also do what the product's inner paths may do (an actor's
+ * bounded mailbox drops an envelope when full): lose single messages (the loss rate, scaled by
+ * `lossScale`), deliver a message twice (the duplication rate, scaled by `duplicateScale`;
+ * never a subscribe, which a replica rightly refuses as a duplicate id), and let a message out
+ * of FIFO order (`reorderProbability`: its delay is drawn without waiting for the connection's
+ * earlier messages, so it may overtake them or be overtaken). Notices are numbered per
+ * subscription (`seq`), so the client machine drops repeats and resubscribes over a gap.
+ * Attempts are separate connections, so messages of different attempts interleave freely, and
+ * late notices of an abandoned attempt arrive during the next. What the watch protocol must
+ * survive besides, every seed has: silences, breaks, replicas crashing and restarting with empty
+ * hubs, replicas behind or installing checkpoints, views changing, resubscriptions replaying
+ * from the position at another replica. The links draw from their own PRNG, so a seed's core
+ * run is the same with and without watchers.
  *
  * The checker. The committed history is recorded from the core's `applied` effects (the first
  * replica to apply an op; the agreement checkers (b) and (f) in ./checkers.ts prove every
@@ -35,10 +38,13 @@
  * the blob's bytes after the op as the value (null and `valueOmitted` above the hub's cap);
  * they are cross-checked once per (op, path) against an independent diff of the two trees
  * along the watched path. Two streams are checked, each as it happens:
- * - the hub's, per attempt, as the watcher receives it (the contract of src/watch/messages.ts):
- *   it opens with `watch_progress {through: fromOp}` (or a committed op), then events and
- *   progress each complete through a later op, nothing after `watch_ended`, every notice from
- *   the replica subscribed to, for a watch id of this watcher;
+ * - the hub's, per attempt, as the replica sends it, before the links (the contract of
+ *   src/watch/messages.ts): numbered 1, 2, 3, ... in the order sent, it opens with
+ *   `watch_progress {through: fromOp}` (or a committed op), then events and progress each
+ *   complete through a later op, nothing after `watch_ended`, every notice from the replica
+ *   subscribed to, for a watch id of this watcher. Checked in seq order where it is whole, so
+ *   the links' losses, repeats and reordering neither hide a hub's fault nor fake one (each
+ *   notice received is also checked to be one the replica sent under that number);
  * - the application's, per watch (the client machine's `deliver` outputs, across all of its
  *   attempts and replicas).
  * Both must be the projection of the committed history on the watched path, which etcd's
@@ -95,7 +101,16 @@ export type WatchSimOptions = {
   readonly rewatchTicksMax: number;
   /** A watch message breaks its connection with probability network loss x breakScale. */
   readonly breakScale: number;
+  /** A watch message is lost alone (its connection lives on) with probability network loss x lossScale. */
+  readonly lossScale: number;
+  /** A watch message other than a subscribe arrives twice with probability network duplication x duplicateScale. */
+  readonly duplicateScale: number;
+  /** A watch message is not held behind its connection's earlier ones with this probability. */
+  readonly reorderProbability: number;
 };
+
+/** What the links do to watch traffic (see the file comment). */
+export type WatchLinkFaults = Pick<WatchSimOptions, 'breakScale' | 'lossScale' | 'duplicateScale' | 'reorderProbability'>;
 
 /** Simulator-sized hub limits and client timing (a replica tick and a client tick are one simulator tick). */
 export const simWatchHubLimits: WatchHubLimits = {
@@ -125,6 +140,9 @@ export function watchSimOptions(overrides: Partial<WatchSimOptions> & { readonly
     cancelProbability: 0.002,
     rewatchTicksMax: 50,
     breakScale: 0.1,
+    lossScale: 0.5,
+    duplicateScale: 1,
+    reorderProbability: 0.02,
     ...overrides,
   };
 }
@@ -159,6 +177,11 @@ export function drawWatchSimOptions(prng: Prng, components: number): WatchSimOpt
     cancelProbability: prng.pick([0, 0.002, 0.01]),
     rewatchTicksMax: prng.pick([5, 100]),
     breakScale: prng.pick([0, 0.05, 0.3]),
+    // Loss, repeats and reordering inside a connection (healed with the network's loss and
+    // duplication in the liveness phase; reordering stays, rare enough for streams to go on).
+    lossScale: prng.pick([0, 0.05, 0.2, 1]),
+    duplicateScale: prng.pick([0, 0.5, 1]),
+    reorderProbability: prng.pick([0, 0.01, 0.05]),
   };
 }
 
@@ -278,24 +301,25 @@ export type LinkHost = {
   canDeliver(from: NodeId, to: NodeId): boolean;
 };
 
-export type LinkStats = { sent: number; delivered: number; broken: number; droppedBroken: number };
+export type LinkStats = { sent: number; delivered: number; broken: number; droppedBroken: number; lost: number; duplicated: number; reordered: number };
 
-/** FIFO-per-connection links for watch traffic (see the file comment). */
+/** Per-connection links for watch traffic: FIFO but for the faults drawn (see the file comment). */
 export class WatchLinks {
   readonly #prng: Prng;
   readonly #host: LinkHost;
-  readonly #breakScale: number;
+  readonly #faults: WatchLinkFaults;
   #queue: LinkMessage[] = [];
   #nextId = 1;
   /** Connection -> the delivery tick of its last message in flight (FIFO). */
   readonly #last = new Map<string, number>();
   readonly #broken = new Set<string>();
-  readonly stats: LinkStats = { sent: 0, delivered: 0, broken: 0, droppedBroken: 0 };
+  readonly stats: LinkStats = { sent: 0, delivered: 0, broken: 0, droppedBroken: 0, lost: 0, duplicated: 0, reordered: 0 };
 
-  constructor(prng: Prng, host: LinkHost, breakScale: number) {
+  /** `faults`: a break scale alone keeps every live connection FIFO and exactly once. */
+  constructor(prng: Prng, host: LinkHost, faults: number | WatchLinkFaults) {
     this.#prng = prng;
     this.#host = host;
-    this.#breakScale = breakScale;
+    this.#faults = typeof faults === 'number' ? { breakScale: faults, lossScale: 0, duplicateScale: 0, reorderProbability: 0 } : { ...faults };
   }
 
   /** A connection: one attempt between one replica and one watcher, both directions. */
@@ -303,21 +327,39 @@ export class WatchLinks {
     return `${replica}|${watcher}|${watchId}`;
   }
 
-  send(from: NodeId, to: NodeId, connection: string, message: unknown, now: number): void {
+  /** `mayRepeat` false: never duplicated (a subscribe). */
+  send(from: NodeId, to: NodeId, connection: string, message: unknown, now: number, mayRepeat = true): void {
     this.stats.sent += 1;
     if (this.#broken.has(connection)) {
       this.stats.droppedBroken += 1;
       return;
     }
     const faults = this.#host.faults();
-    if (!this.#host.canDeliver(from, to) || this.#prng.chance(faults.lossProbability * this.#breakScale)) {
+    const mine = this.#faults;
+    if (!this.#host.canDeliver(from, to) || this.#prng.chance(faults.lossProbability * mine.breakScale)) {
       this.breakConnection(connection);
       return;
     }
+    if (this.#prng.chance(faults.lossProbability * mine.lossScale)) {
+      this.stats.lost += 1;
+      return;
+    }
+    const copies = mayRepeat && this.#prng.chance(faults.duplicateProbability * mine.duplicateScale) ? 2 : 1;
     const channel = `${connection}>${typeof to === 'number' ? 'r' : 'w'}`;
-    const deliverAt = Math.max(now + drawDelay(this.#prng, faults), this.#last.get(channel) ?? 0);
-    this.#last.set(channel, deliverAt);
-    this.#queue.push({ id: this.#nextId++, from, to, connection, message, deliverAt });
+    for (let copy = 0; copy < copies; copy++) {
+      const delay = now + drawDelay(this.#prng, faults);
+      let deliverAt: number;
+      if (this.#prng.chance(mine.reorderProbability)) {
+        // Out of order: neither waits for the earlier messages nor holds back the later ones.
+        deliverAt = delay;
+        this.stats.reordered += 1;
+      } else {
+        deliverAt = Math.max(delay, this.#last.get(channel) ?? 0);
+        this.#last.set(channel, deliverAt);
+      }
+      if (copy > 0) this.stats.duplicated += 1;
+      this.#queue.push({ id: this.#nextId++, from, to, connection, message, deliverAt });
+    }
   }
 
   breakConnection(connection: string): void {
@@ -362,12 +404,14 @@ function drawDelay(prng: Prng, faults: NetworkFaults): number {
 
 // ---- the checks --------------------------------------------------------------------------------
 
-/** One attempt (one subscription at one replica), as the hub's stream reaches the watcher. */
+/** One attempt (one subscription at one replica), as its replica's hub sends it. */
 type AttemptCheck = {
   readonly watchId: string;
   readonly replica: number;
   readonly spec: WatchSpec;
   readonly fromOp: number | null;
+  /** The notices the replica sent, by seq (what the links may deliver). */
+  readonly sent: Map<number, WatchNotice>;
   /** Complete through (null before the opening progress). */
   position: number | null;
   partial: { op: number; events: WatchEvent[] } | null;
@@ -401,7 +445,7 @@ export type WatchStats = {
   progress: number;
   notices: number;
   ended: Record<WatchError['code'] | 'cancelled', number>;
-  /** watch_ended reasons the hubs sent, as received. */
+  /** watch_ended reasons the hubs sent. */
   refusals: Record<string, number>;
   links: LinkStats;
   /** (op, path) pairs whose entryChanges were cross-checked against the tree diff. */
@@ -417,7 +461,12 @@ export type WatchHost = LinkHost & {
   deliverToReplica(index: number, envelopes: readonly { readonly from: string; readonly msg: unknown }[]): boolean;
 };
 
-/** A notice-rewriting hook (./mutants.ts): what replica `replica` really sends instead of `notice`. */
+/**
+ * A notice-rewriting hook (./mutants.ts): what replica `replica` really sends instead of
+ * `notice`. What it returns is numbered afresh per watch id (`seq` 1, 2, ... in the order
+ * returned), as a hub with that bug would number what it sends: the bug is in what the stream
+ * says, not a gap in its numbering, which the links make too and the client machine handles.
+ */
 export type WatchNoticeMutation = (replica: number, to: string, notice: WatchNotice) => readonly WatchNotice[];
 
 class Watcher {
@@ -449,6 +498,8 @@ export class WatchSim {
   /** `${op}|${path}|${recursive}` already cross-checked against the tree diff. */
   readonly #diffed = new Set<string>();
   readonly #mutation: WatchNoticeMutation | null;
+  /** With a mutation: per `${replica}|${watcher}|${watchId}`, the last seq given to what it returned. */
+  readonly #mutatedSeqs = new Map<string, number>();
   /** Liveness phase: no cancels, re-watches from the commit. */
   #settling = false;
   #notices = 0;
@@ -458,7 +509,7 @@ export class WatchSim {
     this.options = options;
     this.#host = host;
     this.#prng = new Prng(options.seed);
-    this.links = new WatchLinks(this.#prng.fork(), host, options.breakScale);
+    this.links = new WatchLinks(this.#prng.fork(), host, options);
     this.#mutation = mutation;
     for (let i = 0; i < options.count; i++) {
       const watcher = new Watcher(`w${i}`, this.#prng.int(options.startTicksMax + 1));
@@ -487,8 +538,22 @@ export class WatchSim {
       this.#report(`replica ${replica} sent watcher ${to} something that is not a watch notice: ${short(canonical(message))}`);
       return;
     }
-    const notices = this.#mutation === null ? [message as WatchNotice] : this.#mutation(replica, to, message as WatchNotice);
-    for (const notice of notices) this.links.send(replica, to, WatchLinks.connection(replica, to, notice.watchId), notice, now);
+    const notices = this.#mutation === null ? [message as WatchNotice] : this.#renumber(replica, to, this.#mutation(replica, to, message as WatchNotice));
+    const watcher = this.#byId.get(to);
+    for (const notice of notices) {
+      if (watcher !== undefined) this.#sent(watcher, replica, notice);
+      this.links.send(replica, to, WatchLinks.connection(replica, to, notice.watchId), notice, now);
+    }
+  }
+
+  /** A mutated hub's notices, numbered in the order it sends them (see WatchNoticeMutation). */
+  #renumber(replica: number, to: string, notices: readonly WatchNotice[]): WatchNotice[] {
+    return notices.map((notice) => {
+      const key = `${replica}|${to}|${notice.watchId}`;
+      const seq = (this.#mutatedSeqs.get(key) ?? 0) + 1;
+      this.#mutatedSeqs.set(key, seq);
+      return { ...notice, seq };
+    });
   }
 
   /** Delivers what is due: requests to the replicas, notices to the watchers. */
@@ -655,9 +720,11 @@ export class WatchSim {
         const request = output.request;
         if (request.type === 'watch_subscribe') {
           record.attempts += 1;
-          watcher.attempts.set(request.watchId, { watchId: request.watchId, replica: output.replica, spec: record.spec, fromOp: request.fromOp, position: null, partial: null, ended: false });
+          watcher.attempts.set(request.watchId, { watchId: request.watchId, replica: output.replica, spec: record.spec, fromOp: request.fromOp, sent: new Map(), position: null, partial: null, ended: false });
         }
-        this.links.send(watcher.id, output.replica, WatchLinks.connection(output.replica, watcher.id, request.watchId), request satisfies WatchRequest, this.#host.now);
+        // A subscribe is never repeated by the links: a replica refuses an id it serves (invalid).
+        const connection = WatchLinks.connection(output.replica, watcher.id, request.watchId);
+        this.links.send(watcher.id, output.replica, connection, request satisfies WatchRequest, this.#host.now, request.type !== 'watch_subscribe');
         return;
       }
       case 'deliver':
@@ -675,24 +742,40 @@ export class WatchSim {
     }
   }
 
+  /**
+   * A notice as the links deliver it (possibly again, or out of order): it must be one its
+   * replica sent under that number; the client machine takes it or not.
+   */
   #receive(watcher: Watcher, replica: number, notice: WatchNotice): void {
     this.#notices += 1;
     const attempt = watcher.attempts.get(notice.watchId);
-    if (attempt === undefined) {
-      this.#report(`watcher ${watcher.id} got a ${notice.type} from replica ${replica} for watch id ${notice.watchId}, which it never subscribed (isolation between subscribers)`);
+    if (attempt === undefined || attempt.replica !== replica || attempt.sent.get(notice.seq) !== notice) {
+      this.#report(`watcher ${watcher.id} got ${short(canonical(notice))} from replica ${replica}, which that replica never sent it under seq ${notice.seq}`);
       return;
     }
-    this.#checkNotice(attempt, replica, notice);
     const machine = watcher.machine;
     if (machine !== null && notice.watchId.startsWith(`${machine.idPrefix}.`)) this.#step(watcher, { type: 'notice', notice });
   }
 
   // ---- the hub's stream, per attempt -----------------------------------------------------------
 
-  #checkNotice(attempt: AttemptCheck, replica: number, notice: WatchNotice): void {
+  /** A notice as replica `replica` sends it to `watcher`, in the order sent: the hub's stream, before any link fault. */
+  #sent(watcher: Watcher, replica: number, notice: WatchNotice): void {
+    const attempt = watcher.attempts.get(notice.watchId);
+    if (attempt === undefined) {
+      this.#report(`replica ${replica} sent watcher ${watcher.id} a ${notice.type} for watch id ${notice.watchId}, which it never subscribed (isolation between subscribers)`);
+      return;
+    }
     const where = `${attempt.watchId} (${describeSpec(attempt.spec)}, fromOp ${attempt.fromOp ?? 'null'}) at replica ${attempt.replica}`;
-    if (replica !== attempt.replica) return this.#report(`${where}: got a ${notice.type} from replica ${replica}, which was never asked`);
-    if (attempt.ended) return this.#report(`${where}: got ${short(canonical(notice))} after watch_ended`);
+    if (replica !== attempt.replica) return this.#report(`${where}: replica ${replica}, which was never asked, sent a ${notice.type}`);
+    const expectedSeq = attempt.sent.size + 1;
+    if (notice.seq !== expectedSeq) return this.#report(`${where}: sent ${short(canonical(notice))} numbered ${notice.seq}, not ${expectedSeq} (its notices are numbered 1, 2, 3, ... in the order sent)`);
+    attempt.sent.set(notice.seq, notice);
+    this.#checkNotice(attempt, where, notice);
+  }
+
+  #checkNotice(attempt: AttemptCheck, where: string, notice: WatchNotice): void {
+    if (attempt.ended) return this.#report(`${where}: sent ${short(canonical(notice))} after watch_ended`);
     const known = this.history.known;
     switch (notice.type) {
       case 'watch_progress': {
@@ -907,7 +990,7 @@ export function formatWatchStats(stats: WatchStats): string {
     .join(', ');
   return (
     `watchers ${stats.watchers} watches ${stats.watches} attempts ${stats.attempts} batches ${stats.batches} events ${stats.events} progress ${stats.progress} ` +
-    `notices ${stats.notices} links broken ${stats.links.broken}` +
+    `notices ${stats.notices} links broken ${stats.links.broken} lost ${stats.links.lost} repeated ${stats.links.duplicated} reordered ${stats.links.reordered}` +
     (ended === '' ? '' : ` ended: ${ended}`) +
     (refusals === '' ? '' : ` hub ended: ${refusals}`)
   );

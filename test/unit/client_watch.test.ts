@@ -32,16 +32,24 @@ const spec: WatchSpec = { path: '/a', recursive: true, fromOp: null, values: fal
 const id = (attempt: number): string => `${prefix}.${attempt}`;
 
 const event = (path: string, version = 1): WatchEvent => ({ kind: 'changed', path, nodeType: 'blob', version });
-const progress = (attempt: number, through: number): WatchNotice => ({ type: 'watch_progress', watchId: id(attempt), through });
-const events = (attempt: number, op: number, list: readonly WatchEvent[], more = false): WatchNotice => ({ type: 'watch_events', watchId: id(attempt), op, events: list, more });
-const ended = (attempt: number, reason: WatchEndReason, oldestOp = 0, currentOp = 0): WatchNotice => ({
+/**
+ * Notices as the tests write them: `seq` 0 (`next`) means "the replica's next number for this
+ * watch id", stamped by the Driver as it feeds them; a test that plays with numbering gives one.
+ */
+const next = 0;
+const progress = (attempt: number, through: number, seq = next): WatchNotice => ({ type: 'watch_progress', watchId: id(attempt), seq, through });
+const events = (attempt: number, op: number, list: readonly WatchEvent[], more = false, seq = next): WatchNotice => ({ type: 'watch_events', watchId: id(attempt), seq, op, events: list, more });
+const ended = (attempt: number, reason: WatchEndReason, oldestOp = 0, currentOp = 0, seq = next): WatchNotice => ({
   type: 'watch_ended',
   watchId: id(attempt),
+  seq,
   reason,
   oldestOp,
   currentOp,
   message: `ended ${reason}`,
 });
+/** The same notice under another number (a duplicate, or one whose predecessor was lost). */
+const numbered = (n: WatchNotice, seq: number): WatchNotice => ({ ...n, seq });
 
 const notice = (n: WatchNotice): WatchInput => ({ type: 'notice', notice: n });
 const tick: WatchInput = { type: 'tick' };
@@ -54,12 +62,26 @@ const ends = (outputs: readonly WatchOutput[]): (WatchError | null)[] => outputs
 /** Feeds inputs, keeps the machine, returns the outputs of each run. */
 class Driver {
   machine: WatchMachine;
+  /** Per watch id, the highest seq fed so far (what a replica numbered its notices up to). */
+  readonly seqs = new Map<string, number>();
   constructor(cfg: WatchMachineConfig = config, s: WatchSpec = spec, firstReplica = 0) {
     this.machine = initialWatchMachine(cfg, s, prefix, firstReplica);
   }
+  /** A notice with `seq` 0 gets its watch id's next number; one with a number moves the count up to it. */
+  stamp(input: WatchInput): WatchInput {
+    if (input.type !== 'notice') return input;
+    const last = this.seqs.get(input.notice.watchId) ?? 0;
+    if (input.notice.seq !== next) {
+      this.seqs.set(input.notice.watchId, Math.max(last, input.notice.seq));
+      return input;
+    }
+    this.seqs.set(input.notice.watchId, last + 1);
+    return { type: 'notice', notice: numbered(input.notice, last + 1) };
+  }
   run(...inputs: WatchInput[]): WatchOutput[] {
     const out: WatchOutput[] = [];
-    for (const input of inputs) {
+    for (const raw of inputs) {
+      const input = this.stamp(raw);
       const step = watchStep(this.machine, input);
       this.machine = step.machine;
       out.push(...step.outputs);
@@ -169,9 +191,129 @@ describe('client watch machine', () => {
     it('ignores notices of other attempts and of other watches', () => {
       const d = Driver.serving(10);
       expect(d.run(notice(events(2, 11, [event('/a')])), notice(progress(0, 20)))).to.deep.equal([]);
-      expect(d.run(notice({ type: 'watch_progress', watchId: 'c.71', through: 30 }))).to.deep.equal([]);
-      expect(d.run(notice({ type: 'watch_progress', watchId: 'c.7.1.1', through: 30 }))).to.deep.equal([]);
+      expect(d.run(notice({ type: 'watch_progress', watchId: 'c.71', seq: 2, through: 30 }))).to.deep.equal([]);
+      expect(d.run(notice({ type: 'watch_progress', watchId: 'c.7.1.1', seq: 2, through: 30 }))).to.deep.equal([]);
       expect(watchPosition(d.machine)).to.equal(10);
+    });
+  });
+
+  describe('sequence numbers', () => {
+    it('drops a duplicate or older notice unseen: no delivery, no ack, no resubscription, and the stream goes on', () => {
+      const d = Driver.serving(10); // progress seq 1
+      expect(deliveries(d.run(notice(events(1, 11, [event('/a/1')]))))).to.have.length(1); // seq 2
+      const before = d.machine;
+      // The same seq again, even with other content; and an older one.
+      expect(d.run(notice(numbered(events(1, 12, [event('/a/dup')]), 2)))).to.deep.equal([]);
+      expect(d.run(notice(numbered(progress(1, 40), 1)))).to.deep.equal([]);
+      expect(d.machine.bytesSinceAck, 'a duplicate counts no bytes').to.equal(before.bytesSinceAck);
+      expect(d.machine.lastSeq).to.equal(2);
+      expect(watchPosition(d.machine)).to.equal(11);
+      // The next number is taken as usual.
+      const out = d.run(notice(numbered(events(1, 12, [event('/a/2')]), 3)), notice(numbered(progress(1, 14), 4)));
+      expect(deliveries(out)).to.deep.equal([
+        { kind: 'events', op: 12, events: [event('/a/2')] },
+        { kind: 'progress', op: 14, events: [] },
+      ]);
+      expect(sends(out)).to.deep.equal([{ replica: 0, request: ack(1, 14) }]);
+    });
+
+    it('a part of a multi-part batch repeated is not assembled twice', () => {
+      const d = Driver.serving(10);
+      const first = events(1, 12, [event('/a/1')], true, 2);
+      d.run(notice(first), notice(first));
+      const out = d.run(notice(events(1, 12, [event('/a/2')], false, 3)));
+      expect(deliveries(out)).to.deep.equal([{ kind: 'events', op: 12, events: [event('/a/1'), event('/a/2')] }]);
+    });
+
+    it('an events gap: delivers nothing of the later notice, cancels the attempt and resumes from the position at the next replica', () => {
+      const d = Driver.serving(10);
+      d.run(notice(events(1, 12, [event('/a/12')], false, 2)));
+      // Seq 3 (op 13) was lost; seq 4 (op 15) arrives.
+      const out = d.run(notice(events(1, 15, [event('/a/15')], false, 4)));
+      expect(deliveries(out)).to.deep.equal([]);
+      expect(sends(out)).to.deep.equal([{ replica: 0, request: cancel(1) }]);
+      expect(watchPosition(d.machine)).to.equal(12);
+      // The attempt is over: its later notices, the lost one included, deliver nothing.
+      expect(d.run(notice(events(1, 13, [event('/a/13')], false, 3)), notice(progress(1, 20, 5)))).to.deep.equal([]);
+      expect(sends(d.ticks(config.retryTicks - 1))).to.deep.equal([]);
+      expect(sends(d.ticks(1))).to.deep.equal([{ replica: 1, request: subscribe(2, 12) }]);
+      const resumed = d.run(notice(progress(2, 12)), notice(events(2, 13, [event('/a/13')])), notice(events(2, 15, [event('/a/15')])));
+      expect(deliveries(resumed)).to.deep.equal([
+        { kind: 'progress', op: 12, events: [] },
+        { kind: 'events', op: 13, events: [event('/a/13')] },
+        { kind: 'events', op: 15, events: [event('/a/15')] },
+      ]);
+    });
+
+    it('an events-then-progress gap: the progress that would skip the lost op is not delivered; the watch resumes before it', () => {
+      const d = Driver.serving(10);
+      // Seq 2 (events of op 12) was lost; seq 3 says complete through 15.
+      const out = d.run(notice(progress(1, 15, 3)));
+      expect(deliveries(out)).to.deep.equal([]);
+      expect(sends(out)).to.deep.equal([{ replica: 0, request: cancel(1) }]);
+      expect(watchPosition(d.machine)).to.equal(10);
+      expect(sends(d.ticks(config.retryTicks))).to.deep.equal([{ replica: 1, request: subscribe(2, 10) }]);
+      expect(deliveries(d.run(notice(progress(2, 10)), notice(events(2, 12, [event('/a/12')])), notice(progress(2, 15))))).to.deep.equal([
+        { kind: 'progress', op: 10, events: [] },
+        { kind: 'events', op: 12, events: [event('/a/12')] },
+        { kind: 'progress', op: 15, events: [] },
+      ]);
+    });
+
+    it('a gap inside a multi-part batch, or before the first progress, delivers nothing of the attempt', () => {
+      const d = Driver.serving(10);
+      d.run(notice(events(1, 12, [event('/a/1')], true, 2)));
+      // Seq 3 (the middle part) was lost: the last part must not complete the batch.
+      const out = d.run(notice(events(1, 12, [event('/a/3')], false, 4)));
+      expect(deliveries(out)).to.deep.equal([]);
+      expect(sends(out)).to.deep.equal([{ replica: 0, request: cancel(1) }]);
+      expect(d.machine.partial).to.equal(null);
+
+      const fresh = new Driver();
+      fresh.run({ type: 'start' });
+      // The opening progress (seq 1) was lost.
+      const first = fresh.run(notice(events(1, 3, [event('/a')], false, 2)), notice(progress(1, 4, 3)));
+      expect(deliveries(first)).to.deep.equal([]);
+      expect(sends(first)).to.deep.equal([{ replica: 0, request: cancel(1) }]);
+      expect(watchPosition(fresh.machine)).to.equal(null);
+    });
+
+    it('reordered notices: the later one first is a gap; the earlier one after it is of a left attempt', () => {
+      const d = Driver.serving(10);
+      const out = d.run(notice(events(1, 13, [event('/a/13')], false, 3)), notice(events(1, 12, [event('/a/12')], false, 2)));
+      expect(deliveries(out)).to.deep.equal([]);
+      expect(sends(out)).to.deep.equal([{ replica: 0, request: cancel(1) }]);
+    });
+
+    it('watch_ended is taken whatever its seq', () => {
+      for (const seq of [1, 2, 3, 9]) {
+        const d = Driver.serving(10);
+        d.run(notice(events(1, 11, [event('/a')]))); // seq 2
+        expect(d.run(notice(ended(1, 'not_serving', 0, 0, seq)))).to.deep.equal([]);
+        expect(d.machine.phase, `seq ${seq}`).to.equal('waiting');
+        expect(sends(d.ticks(config.retryTicks)), `seq ${seq}`).to.deep.equal([{ replica: 1, request: subscribe(2, 11) }]);
+        const lagging = Driver.serving(10);
+        expect(ends(lagging.run(notice(ended(1, 'lagging', 3, 40, seq))))).to.have.length(1);
+      }
+    });
+
+    it('a notice without a usable seq breaks the contract', () => {
+      for (const seq of [Number.NaN, 2.5, undefined]) {
+        const d = Driver.serving(10);
+        const out = d.run(notice({ ...progress(1, 12, 2), seq } as unknown as WatchNotice));
+        expect(deliveries(out), String(seq)).to.deep.equal([]);
+        expect(sends(out), String(seq)).to.deep.equal([{ replica: 0, request: cancel(1) }]);
+      }
+    });
+
+    it('each attempt is numbered afresh from 1', () => {
+      const d = Driver.serving(10);
+      d.run(notice(events(1, 11, [event('/a')])), notice(events(1, 12, [event('/a')]))); // seqs 2, 3
+      d.ticks(config.silenceTicks); // resubscribes: attempt 2
+      expect(deliveries(d.run(notice(progress(2, 12, 1)), notice(events(2, 13, [event('/a')], false, 2))))).to.deep.equal([
+        { kind: 'progress', op: 12, events: [] },
+        { kind: 'events', op: 13, events: [event('/a')] },
+      ]);
     });
   });
 
@@ -376,8 +518,9 @@ describe('client watch machine', () => {
       const d = Driver.serving(10);
       const before = d.machine;
       const snapshot = JSON.stringify(before);
-      const a = watchStep(before, notice(events(1, 11, [event('/a')], true)));
-      const b = watchStep(before, notice(events(1, 11, [event('/a')], true)));
+      const a = watchStep(before, notice(events(1, 11, [event('/a')], true, 2)));
+      const b = watchStep(before, notice(events(1, 11, [event('/a')], true, 2)));
+      expect(a.machine.partial, 'the part was taken').to.not.equal(null);
       expect(JSON.stringify(before)).to.equal(snapshot);
       expect(Object.isFrozen(a.machine)).to.equal(true);
       expect(JSON.stringify(a)).to.equal(JSON.stringify(b));
@@ -407,22 +550,40 @@ type ServerAttempt = {
   /** Parts of the batch being sent. */
   parts: WatchNotice[];
   live: boolean;
+  /** The seq of the last notice this attempt's replica sent. */
+  seq: number;
 };
 
+/** What the link between the replica and the machine does to one notice. */
+type Fault = 'none' | 'lose' | 'duplicate' | 'delay';
+
 type Command =
-  /** The current attempt's replica sends its next notice; `back` > 0 replays from before the position (duplicates). */
-  | { readonly type: 'serve'; readonly back: number; readonly split: number }
+  /**
+   * The current attempt's replica sends its next notice; `back` > 0 replays from before the
+   * position (duplicates). The link may lose it, deliver it twice, or hold it back until the
+   * next one arrives (reordering).
+   */
+  | { readonly type: 'serve'; readonly back: number; readonly split: number; readonly fault: Fault }
   | { readonly type: 'advance'; readonly replica: number; readonly by: number }
   | { readonly type: 'ticks'; readonly n: number }
-  | { readonly type: 'end'; readonly reason: 'not_serving' | 'too_many' | 'idle' }
+  /** The replica ends the attempt; `skew` shifts the end's seq (an end is taken whatever its number). */
+  | { readonly type: 'end'; readonly reason: 'not_serving' | 'too_many' | 'idle'; readonly skew: number }
   /** A late notice of an earlier attempt, with content that must never be delivered. */
   | { readonly type: 'stale'; readonly op: number };
 
 const commandArb: fc.Arbitrary<Command> = fc.oneof(
-  { weight: 10, arbitrary: fc.record({ type: fc.constant('serve' as const), back: fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 3 })), split: fc.integer({ min: 1, max: 3 }) }) },
+  {
+    weight: 10,
+    arbitrary: fc.record({
+      type: fc.constant('serve' as const),
+      back: fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 3 })),
+      split: fc.integer({ min: 1, max: 3 }),
+      fault: fc.oneof({ weight: 6, arbitrary: fc.constant('none' as const) }, { weight: 1, arbitrary: fc.constantFrom('lose' as const, 'duplicate' as const, 'delay' as const) }),
+    }),
+  },
   { weight: 3, arbitrary: fc.record({ type: fc.constant('advance' as const), replica: fc.integer({ min: 0, max: 2 }), by: fc.integer({ min: 1, max: 4 }) }) },
   { weight: 2, arbitrary: fc.record({ type: fc.constant('ticks' as const), n: fc.integer({ min: 1, max: 25 }) }) },
-  { weight: 1, arbitrary: fc.record({ type: fc.constant('end' as const), reason: fc.constantFrom('not_serving' as const, 'too_many' as const, 'idle' as const) }) },
+  { weight: 1, arbitrary: fc.record({ type: fc.constant('end' as const), reason: fc.constantFrom('not_serving' as const, 'too_many' as const, 'idle' as const), skew: fc.integer({ min: -3, max: 3 }) }) },
   { weight: 1, arbitrary: fc.record({ type: fc.constant('stale' as const), op: fc.integer({ min: 0, max: 40 }) }) },
 );
 
@@ -437,6 +598,9 @@ const modelArb: fc.Arbitrary<Model> = fc
     return { opsMax: perOp.length, batches };
   });
 
+/** What the links did over all runs of the property (so the test knows it exercised them). */
+const linkFaults = { lost: 0, duplicated: 0, reordered: 0, gapsResubscribed: 0 };
+
 /** Runs the machine against the model cluster; returns what it delivered and how it ended. */
 function simulate(model: Model, initialCommits: readonly number[], firstReplica: number, fromOp: number | null, commands: readonly Command[]): { batches: WatchBatch[]; error: WatchError | null | undefined; position: number | null } {
   const cfg: WatchMachineConfig = { replicaCount: 3, silenceTicks: 8, retryTicks: 2, giveUpTicks: 1_000_000, ackBytes: 500 };
@@ -445,9 +609,17 @@ function simulate(model: Model, initialCommits: readonly number[], firstReplica:
   const attempts: ServerAttempt[] = [];
   const batches: WatchBatch[] = [];
   let error: WatchError | null | undefined;
+  /** A notice the link holds back, delivered after the next one. */
+  let held: WatchNotice | null = null;
 
   const step = (input: WatchInput): void => {
+    const attemptBefore = machine.attempt;
+    const lastSeqBefore = machine.lastSeq;
     const result = watchStep(machine, input);
+    // A gap: the live attempt's notice numbered beyond the next, answered by leaving the attempt.
+    if (input.type === 'notice' && input.notice.type !== 'watch_ended' && input.notice.watchId === id(attemptBefore) && input.notice.seq > lastSeqBefore + 1 && machine.phase === 'waiting') {
+      linkFaults.gapsResubscribed += 1;
+    }
     machine = result.machine;
     for (const output of result.outputs) {
       if (output.type === 'deliver') batches.push(output.batch);
@@ -455,7 +627,7 @@ function simulate(model: Model, initialCommits: readonly number[], firstReplica:
       else if (output.request.type === 'watch_subscribe') {
         const attempt = Number(output.request.watchId.slice(prefix.length + 1));
         for (const a of attempts) a.live = false;
-        attempts.push({ attempt, replica: output.replica, fromOp: output.request.fromOp, cursor: null, parts: [], live: true });
+        attempts.push({ attempt, replica: output.replica, fromOp: output.request.fromOp, cursor: null, parts: [], live: true, seq: 0 });
       } else if (output.request.type === 'watch_cancel') {
         const watchId = output.request.watchId;
         for (const a of attempts) if (id(a.attempt) === watchId) a.live = false;
@@ -489,12 +661,47 @@ function simulate(model: Model, initialCommits: readonly number[], firstReplica:
     return progress(a.attempt, commit);
   };
 
+  /** The replica numbers what it sends; the link then does `fault` to it. */
+  const transmit = (a: ServerAttempt, n: WatchNotice, fault: Fault): void => {
+    a.seq += 1;
+    const sent = numbered(n, a.seq);
+    switch (fault) {
+      case 'lose':
+        linkFaults.lost += 1;
+        return;
+      case 'delay':
+        if (held === null) {
+          held = sent;
+          return;
+        }
+        step(notice(sent));
+        break;
+      case 'duplicate':
+        linkFaults.duplicated += 1;
+        step(notice(sent));
+        step(notice(sent));
+        break;
+      case 'none':
+        step(notice(sent));
+        break;
+      default:
+        throw new Error('unknown fault');
+    }
+    if (held !== null) {
+      // Overtaken by a later notice.
+      linkFaults.reordered += 1;
+      const late: WatchNotice = held;
+      held = null;
+      step(notice(late));
+    }
+  };
+
   const run = (command: Command): void => {
     switch (command.type) {
       case 'serve': {
         const a = current();
         const n = a === undefined ? null : next(a, command.back, command.split);
-        if (n !== null) step(notice(n));
+        if (a !== undefined && n !== null) transmit(a, n, command.fault);
         break;
       }
       case 'advance':
@@ -507,7 +714,8 @@ function simulate(model: Model, initialCommits: readonly number[], firstReplica:
         const a = current();
         if (a !== undefined) {
           a.live = false;
-          step(notice(ended(a.attempt, command.reason, 0, commits[a.replica] as number)));
+          a.seq += 1;
+          step(notice(ended(a.attempt, command.reason, 0, commits[a.replica] as number, Math.max(1, a.seq + command.skew))));
         }
         break;
       }
@@ -515,8 +723,9 @@ function simulate(model: Model, initialCommits: readonly number[], firstReplica:
         const old = attempts.filter((a) => !a.live);
         const a = old[command.op % Math.max(1, old.length)];
         if (a !== undefined) {
-          step(notice(events(a.attempt, command.op, [event('/a/stale', -1)])));
-          step(notice(progress(a.attempt, command.op + 100)));
+          // Numbered as if they continued that attempt's stream, so only the watch id tells them apart.
+          step(notice(events(a.attempt, command.op, [event('/a/stale', -1)], false, a.seq + 1)));
+          step(notice(progress(a.attempt, command.op + 100, a.seq + 2)));
         }
         break;
       }
@@ -531,20 +740,20 @@ function simulate(model: Model, initialCommits: readonly number[], firstReplica:
   for (let r = 0; r < commits.length; r++) commits[r] = model.opsMax;
   for (let i = 0; i < 10_000 && error === undefined && machine.position !== model.opsMax; i++) {
     if (current() === undefined) step(tick);
-    else run({ type: 'serve', back: 0, split: 1 });
+    else run({ type: 'serve', back: 0, split: 1, fault: 'none' });
   }
   return { batches, error, position: machine.position };
 }
 
 describe('client watch machine: property against a model cluster', () => {
-  it('delivers the model’s batches exactly once, in op order, without gaps, through failovers, replays, splits and stale notices', () => {
+  it('delivers the model’s batches exactly once, in op order, without gaps, through failovers, replays, splits, stale notices and notices lost, duplicated and reordered', () => {
     fc.assert(
       fc.property(
         modelArb,
         fc.array(fc.integer({ min: 0, max: 20 }), { minLength: 3, maxLength: 3 }),
         fc.integer({ min: 0, max: 2 }),
         fc.option(fc.integer({ min: 0, max: 25 }), { nil: null }),
-        fc.array(commandArb, { maxLength: 120 }),
+        fc.array(commandArb, { maxLength: 120, size: 'medium' }),
         (model, rawCommits, firstReplica, rawFromOp, commands) => {
           const commits = rawCommits.map((c) => Math.min(c, model.opsMax));
           const fromOp = rawFromOp === null ? null : Math.min(rawFromOp, model.opsMax);
@@ -575,5 +784,11 @@ describe('client watch machine: property against a model cluster', () => {
       ),
       { numRuns: 400 },
     );
+    // The links did lose, duplicate and reorder, and the machine left attempts over the gaps.
+    console.log(`      links: ${JSON.stringify(linkFaults)}`);
+    expect(linkFaults.lost).to.be.greaterThan(50);
+    expect(linkFaults.duplicated).to.be.greaterThan(50);
+    expect(linkFaults.reordered).to.be.greaterThan(50);
+    expect(linkFaults.gapsResubscribed).to.be.greaterThan(50);
   });
 });

@@ -141,9 +141,16 @@ function makeRegistry(limits = { watchesMax: 4, bufferedBatchesMax: 100 }, rando
   return { registry, sent };
 }
 
-const progress = (watchId: string, through: number): WatchNotice => ({ type: 'watch_progress', watchId, through });
-const events = (watchId: string, op: number, list: readonly WatchEvent[]): WatchNotice => ({ type: 'watch_events', watchId, op, events: list, more: false });
-const ended = (watchId: string, reason: WatchEndReason, oldestOp = 0, currentOp = 0): WatchNotice => ({ type: 'watch_ended', watchId, reason, oldestOp, currentOp, message: reason });
+/** Per watch id, the last seq a replica gave (notices are numbered 1, 2, ... per subscription); reset for each test. */
+const seqs = new Map<string, number>();
+const nextSeq = (watchId: string): number => {
+  const seq = (seqs.get(watchId) ?? 0) + 1;
+  seqs.set(watchId, seq);
+  return seq;
+};
+const progress = (watchId: string, through: number): WatchNotice => ({ type: 'watch_progress', watchId, seq: nextSeq(watchId), through });
+const events = (watchId: string, op: number, list: readonly WatchEvent[]): WatchNotice => ({ type: 'watch_events', watchId, seq: nextSeq(watchId), op, events: list, more: false });
+const ended = (watchId: string, reason: WatchEndReason, oldestOp = 0, currentOp = 0): WatchNotice => ({ type: 'watch_ended', watchId, seq: nextSeq(watchId), reason, oldestOp, currentOp, message: reason });
 
 async function take(stream: WatchStream, n: number): Promise<WatchBatch[]> {
   const it = stream[Symbol.asyncIterator]();
@@ -157,6 +164,8 @@ async function take(stream: WatchStream, n: number): Promise<WatchBatch[]> {
 }
 
 describe('client watch registry', () => {
+  beforeEach(() => seqs.clear());
+
   it('opens watches with ids prefix.n.attempt at the replica drawn, and routes notices to each', async () => {
     const { registry, sent } = makeRegistry();
     const one = registry.open('ns1', 3, spec);

@@ -115,12 +115,22 @@ function plain(events: readonly WatchEvent[]): { kind: string; path: string; nod
 
 type Batch = { op: number; events: WatchEvent[] };
 
+/** The seqs of one subscription's notices are 1, 2, 3, ... in the order sent. */
+function expectSeqs(notices: readonly WatchNotice[], label = ''): void {
+  expect(
+    notices.map((notice) => notice.seq),
+    `${label} seqs`,
+  ).to.deep.equal(notices.map((_, i) => i + 1));
+}
+
 /**
- * Assembles a stream the way a subscriber does, checking the contract on the way: the first
- * notice is progress {through: start}, every later notice completes the watch through a
- * position at least as high (events strictly higher), parts of one op are contiguous.
+ * Assembles a stream the way a subscriber does, checking the contract on the way: the notices
+ * are numbered 1, 2, 3, ..., the first is progress {through: start}, every later notice
+ * completes the watch through a position at least as high (events strictly higher), parts of
+ * one op are contiguous.
  */
 function assemble(notices: readonly WatchNotice[], start: number): { batches: Batch[]; position: number; ended: WatchEnded | null } {
+  expectSeqs(notices);
   const first = asProgress(notices[0]);
   expect(first.through, 'first notice is progress through the start').to.equal(start);
   let position = start;
@@ -200,7 +210,7 @@ describe('watch hub: matching and events', () => {
     f.subscribe('c1', 'sibling', '/ab', { recursive: true });
     f.subscribe('c1', 'deep', '/a/b');
     const start = f.hub.drain();
-    for (const id of ['exact', 'rec', 'sibling', 'deep']) expect(noticesOf(start, 'c1', id)).to.deep.equal([{ type: 'watch_progress', watchId: id, through: 1 }]);
+    for (const id of ['exact', 'rec', 'sibling', 'deep']) expect(noticesOf(start, 'c1', id)).to.deep.equal([{ type: 'watch_progress', watchId: id, seq: 1, through: 1 }]);
 
     const op2 = f.put('/a/b', 'x');
     f.create('/ab/c');
@@ -260,7 +270,7 @@ describe('watch hub: matching and events', () => {
     expect(after.lastOp).to.equal(5);
     expect(f.hub.drain()).to.deep.equal([]);
     f.ticks(5);
-    expect(noticesOf(f.hub.drain(), 'c', 'w')).to.deep.equal([{ type: 'watch_progress', watchId: 'w', through: 5 }]);
+    expect(noticesOf(f.hub.drain(), 'c', 'w')).to.deep.equal([{ type: 'watch_progress', watchId: 'w', seq: 2, through: 5 }]);
   });
 
   it('carries blob values only when asked, by reference, and omits values over the cap', () => {
@@ -325,6 +335,70 @@ describe('watch hub: matching and events', () => {
   });
 });
 
+describe('watch hub: sequence numbers', () => {
+  it('numbers each watch\'s notices 1, 2, 3, ...: per watch, every part of a batch its own, the end the next; a new subscription starts at 1', () => {
+    const f = new Feeder({ progressTicks: 2, idleTicks: 1_000 });
+    const children: TreeOp[] = [];
+    for (let i = 0; i < 1_500; i++) children.push({ type: 'create', path: `/big/n${i}`, nodeType: 'blob' });
+    for (let i = 0; i < children.length; i += 100) f.entry(...children.slice(i, i + 100));
+    const streams = new Map<string, WatchNotice[]>();
+    const collect = (): void => {
+      for (const { to, notice } of f.hub.drain()) {
+        const key = `${to}/${notice.watchId}`;
+        streams.set(key, [...(streams.get(key) ?? []), notice]);
+      }
+    };
+    f.subscribe('c', 'w', '/big', { recursive: true });
+    f.subscribe('c', 'all', '/', { recursive: true });
+    f.subscribe('d', 'w', '/big/n7'); // the same id from another sender: numbered on its own
+    f.subscribe('c', 'quiet', '/nobody');
+    collect();
+    f.put('/big/n7', 'a');
+    f.entry({ type: 'delete', path: '/big' }); // over watchMessageEventsMax events: parts
+    f.put('/other', 'b');
+    f.ticks(3); // progress for every watch
+    for (const id of ['w', 'all', 'quiet']) f.ack('c', id, f.op);
+    f.put('/big', 'c');
+    f.ticks(2);
+    collect();
+    const w = streams.get('c/w') ?? [];
+    const parts = w.filter((n) => n.type === 'watch_events' && n.more);
+    expect(parts.length, 'a multi-part batch was sent').to.be.at.least(1);
+    expect(w.some((n) => n.type === 'watch_progress' && n.seq > 1), 'progress after events').to.equal(true);
+    for (const [key, notices] of streams) expectSeqs(notices, key);
+    expect((streams.get('c/quiet') ?? []).length, 'a quiet watch hears progress').to.be.at.least(2);
+    expect(streams.get('d/w')?.map((n) => n.type)).to.include('watch_events');
+
+    // Its end takes the next number: a duplicate subscribe ends the open watch invalid.
+    const before = w.length;
+    f.subscribe('c', 'w', '/big');
+    collect();
+    const ended = asEnded(streams.get('c/w')?.[before]);
+    expect(ended).to.include({ reason: 'invalid', seq: before + 1 });
+    // A new subscription under the same id (the old one ended) starts again at 1.
+    f.subscribe('c', 'w', '/big');
+    const again = noticesOf(f.hub.drain(), 'c', 'w');
+    expect(again).to.deep.equal([{ type: 'watch_progress', watchId: 'w', seq: 1, through: f.op }]);
+    // A subscription refused outright: its end is notice 1.
+    f.subscribe('c', 'bad', 'relative');
+    f.subscribe('c', 'old', '/big', { fromOp: f.op + 100 });
+    const refused = f.hub.drain().map((output) => asEnded(output.notice));
+    expect(refused.map((n) => [n.watchId, n.reason, n.seq])).to.deep.equal([
+      ['bad', 'invalid', 1],
+      ['old', 'future', 1],
+    ]);
+  });
+
+  it('an ended watch (idle) gets its end as the next number after its last notice', () => {
+    const f = new Feeder({ progressTicks: 2, idleTicks: 7 });
+    f.subscribe('c', 'w', '/a');
+    f.ticks(7);
+    const notices = noticesOf(f.hub.drain(), 'c', 'w');
+    expect(notices.map((n) => n.type)).to.deep.equal(['watch_progress', 'watch_progress', 'watch_progress', 'watch_progress', 'watch_ended']);
+    expectSeqs(notices);
+  });
+});
+
 // ---- positions -----------------------------------------------------------------------------
 
 describe('watch hub: positions', () => {
@@ -341,7 +415,7 @@ describe('watch hub: positions', () => {
     const notices = noticesOf(first, 'c', 'w');
     expect(asProgress(notices[0]).through).to.equal(2);
     expect(notices.slice(1).map((n) => asEvents(n).op)).to.deep.equal([3, 5]);
-    expect(noticesOf(first, 'c', 'now')).to.deep.equal([{ type: 'watch_progress', watchId: 'now', through: 5 }]);
+    expect(noticesOf(first, 'c', 'now')).to.deep.equal([{ type: 'watch_progress', watchId: 'now', seq: 1, through: 5 }]);
     f.put('/x', 'd'); // 6, live
     const live = f.hub.drain();
     expect(noticesOf(live, 'c', 'w').map((n) => asEvents(n).op)).to.deep.equal([6]);
@@ -379,7 +453,7 @@ describe('watch hub: positions', () => {
     f.put('/k', 'b'); // 2
     expect(noticesOf(f.hub.drain(), 'c', 'held')).to.deep.equal([]);
     f.put('/k', 'c'); // 3: the watch starts after it
-    expect(noticesOf(f.hub.drain(), 'c', 'held')).to.deep.equal([{ type: 'watch_progress', watchId: 'held', through: 3 }]);
+    expect(noticesOf(f.hub.drain(), 'c', 'held')).to.deep.equal([{ type: 'watch_progress', watchId: 'held', seq: 1, through: 3 }]);
     f.put('/k', 'd'); // 4
     expect(noticesOf(f.hub.drain(), 'c', 'held').map((n) => asEvents(n).op)).to.deep.equal([4]);
   });
@@ -410,7 +484,7 @@ describe('watch hub: positions', () => {
     // A commit beyond the applied ops (state transfer) does the same, and releases a watch held for it.
     f.hub.committed(9, 12, true);
     out = f.hub.drain();
-    expect(noticesOf(out, 'c', 'held9')).to.deep.equal([{ type: 'watch_progress', watchId: 'held9', through: 9 }]);
+    expect(noticesOf(out, 'c', 'held9')).to.deep.equal([{ type: 'watch_progress', watchId: 'held9', seq: 1, through: 9 }]);
     expect(f.hub.stats()).to.include({ oldestOp: 9, lastOp: 9, watches: 1 });
     f.subscribe('c', 'old', '/k', { fromOp: 8 });
     expect(asEnded(noticesOf(f.hub.drain(), 'c', 'old')[0])).to.include({ reason: 'compacted', oldestOp: 9 });
@@ -425,8 +499,8 @@ describe('watch hub: positions', () => {
     hub.receive('c', { type: 'watch_subscribe', watchId: 'n', path: '/', recursive: true, fromOp: null, values: false });
     const out = hub.drain();
     expect(asEnded(noticesOf(out, 'c', 'a')[0]).reason).to.equal('compacted');
-    expect(noticesOf(out, 'c', 'b')).to.deep.equal([{ type: 'watch_progress', watchId: 'b', through: 40 }]);
-    expect(noticesOf(out, 'c', 'n')).to.deep.equal([{ type: 'watch_progress', watchId: 'n', through: 40 }]);
+    expect(noticesOf(out, 'c', 'b')).to.deep.equal([{ type: 'watch_progress', watchId: 'b', seq: 1, through: 40 }]);
+    expect(noticesOf(out, 'c', 'n')).to.deep.equal([{ type: 'watch_progress', watchId: 'n', seq: 1, through: 40 }]);
   });
 });
 
@@ -499,7 +573,7 @@ describe('watch hub: flow control and limits', () => {
       }
       seen.push(...noticesOf(out, 'c', 'gone'));
       if (t === 9) expect(seen).to.deep.equal([]);
-      if (t === 10) expect(seen).to.deep.equal([{ type: 'watch_progress', watchId: 'gone', through: 1 }]);
+      if (t === 10) expect(seen).to.deep.equal([{ type: 'watch_progress', watchId: 'gone', seq: 2, through: 1 }]);
     }
     expect(seen.filter((n) => n.type === 'watch_progress')).to.have.length(3);
     expect(asEnded(seen[seen.length - 1])).to.include({ reason: 'idle' });
@@ -515,7 +589,7 @@ describe('watch hub: flow control and limits', () => {
     expect(f.hub.stats().watches).to.equal(3);
     f.hub.receive('c', { type: 'watch_cancel', watchId: 'w0' });
     f.subscribe('c', 'w4', '/k');
-    expect(noticesOf(f.hub.drain(), 'c', 'w4')).to.deep.equal([{ type: 'watch_progress', watchId: 'w4', through: 0 }]);
+    expect(noticesOf(f.hub.drain(), 'c', 'w4')).to.deep.equal([{ type: 'watch_progress', watchId: 'w4', seq: 1, through: 0 }]);
   });
 
   it('serves nothing while not serving, and ends every watch not_serving when the replica goes recovering', () => {
@@ -812,6 +886,7 @@ describe('watch hub: streams equal the projection of the committed history (seed
         const first = sub.notices[0] as WatchNotice;
         if (first.type === 'watch_ended') {
           expect(['compacted', 'not_serving']).to.include(first.reason);
+          expect(first.seq, 'a refused subscription\'s end is its notice 1').to.equal(1);
           continue;
         }
         const { batches, position } = assemble(sub.notices, sub.start);

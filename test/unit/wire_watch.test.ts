@@ -67,6 +67,7 @@ const componentArb = fc.string({ minLength: 1, maxLength: 6, unit: fc.constantFr
 const pathArb = fc.array(componentArb, { maxLength: 4 }).map((parts) => `/${parts.join('/')}`);
 const opArb = fc.oneof(fc.nat({ max: 1000 }), fc.integer({ min: 0, max: protocolNumberMax }));
 const replicaArb = fc.nat({ max: 2 });
+const seqArb = fc.oneof(fc.integer({ min: 1, max: 1000 }), fc.integer({ min: 1, max: protocolNumberMax }));
 
 const subscribeArb: fc.Arbitrary<ClientWatchMessage> = fc.record({
   type: fc.constant('watch_subscribe' as const),
@@ -94,11 +95,12 @@ const blobValueEventArb: fc.Arbitrary<WatchEvent> = fc.oneof(
 );
 const eventArb = fc.oneof(plainEventArb, blobValueEventArb);
 const nodeWatchArb: fc.Arbitrary<NodeWatchMessage> = fc.oneof(
-  fc.record({ type: fc.constant('watch_events' as const), watchId: watchIdArb, op: opArb, events: fc.array(eventArb, { maxLength: 5 }), more: fc.boolean() }),
-  fc.record({ type: fc.constant('watch_progress' as const), watchId: watchIdArb, through: opArb }),
+  fc.record({ type: fc.constant('watch_events' as const), watchId: watchIdArb, seq: seqArb, op: opArb, events: fc.array(eventArb, { maxLength: 5 }), more: fc.boolean() }),
+  fc.record({ type: fc.constant('watch_progress' as const), watchId: watchIdArb, seq: seqArb, through: opArb }),
   fc.record({
     type: fc.constant('watch_ended' as const),
     watchId: watchIdArb,
+    seq: seqArb,
     reason: fc.constantFrom(...watchEndReasons),
     oldestOp: opArb,
     currentOp: opArb,
@@ -158,8 +160,8 @@ describe('wire: watch messages', () => {
     const decoded = okMessage(decodeClientMessage(pack({ type: 'watch_ack', ns: 'default', replica: -0, watchId: 'w', through: 7.0, extra: 'x' }), namespaces));
     expect(decoded).to.deep.equal({ type: 'watch_ack', ns: 'default', replica: 0, watchId: 'w', through: 7 });
     expect(Object.is((decoded as { replica: number }).replica, 0)).to.equal(true);
-    const events = okMessage(decodeNodeMessage(pack({ type: 'watch_events', watchId: 'w', op: 3, more: false, events: [{ kind: 'changed', path: '/', nodeType: 'directory', version: 2, valueOmitted: false, junk: 1 }] })));
-    expect(events).to.deep.equal({ type: 'watch_events', watchId: 'w', op: 3, more: false, events: [{ kind: 'changed', path: '/', nodeType: 'directory', version: 2 }] });
+    const events = okMessage(decodeNodeMessage(pack({ type: 'watch_events', watchId: 'w', seq: 4.0, op: 3, more: false, events: [{ kind: 'changed', path: '/', nodeType: 'directory', version: 2, valueOmitted: false, junk: 1 }] })));
+    expect(events).to.deep.equal({ type: 'watch_events', watchId: 'w', seq: 4, op: 3, more: false, events: [{ kind: 'changed', path: '/', nodeType: 'directory', version: 2 }] });
   });
 
   // ---- refusals ---------------------------------------------------------------------------
@@ -205,9 +207,9 @@ describe('wire: watch messages', () => {
       [{ type: 'watch_subscribe', ns: 'default', replica: 0, watchId: 'w', path: '/a', recursive: true, fromOp: 3, values: false }, 'client', ['ns', 'replica', 'watchId', 'path']],
       [{ type: 'watch_ack', ns: 'default', replica: 0, watchId: 'w', through: 3 }, 'client', ['ns', 'replica', 'watchId', 'through']],
       [{ type: 'watch_cancel', ns: 'default', replica: 0, watchId: 'w' }, 'client', ['ns', 'replica', 'watchId']],
-      [{ type: 'watch_events', watchId: 'w', op: 3, events: [], more: false }, 'node', ['watchId', 'op', 'events', 'more']],
-      [{ type: 'watch_progress', watchId: 'w', through: 3 }, 'node', ['watchId', 'through']],
-      [{ type: 'watch_ended', watchId: 'w', reason: 'idle', oldestOp: 1, currentOp: 2, message: '' }, 'node', ['watchId', 'reason', 'oldestOp', 'currentOp', 'message']],
+      [{ type: 'watch_events', watchId: 'w', seq: 2, op: 3, events: [], more: false }, 'node', ['watchId', 'seq', 'op', 'events', 'more']],
+      [{ type: 'watch_progress', watchId: 'w', seq: 1, through: 3 }, 'node', ['watchId', 'seq', 'through']],
+      [{ type: 'watch_ended', watchId: 'w', seq: 5, reason: 'idle', oldestOp: 1, currentOp: 2, message: '' }, 'node', ['watchId', 'seq', 'reason', 'oldestOp', 'currentOp', 'message']],
     ];
     for (const [message, from, required] of messages) {
       for (const key of required) {
@@ -228,7 +230,7 @@ describe('wire: watch messages', () => {
       expect(result.error.code).to.equal('malformed');
       expect(result.watch).to.equal(undefined);
     }
-    const notice = (watchId: unknown): DecodeResult<NodeMessage> => decodeNodeMessage(pack({ type: 'watch_progress', watchId, through: 1 }));
+    const notice = (watchId: unknown): DecodeResult<NodeMessage> => decodeNodeMessage(pack({ type: 'watch_progress', watchId, seq: 1, through: 1 }));
     expect(okMessage(notice('x'.repeat(64)))).to.include({ watchId: 'x'.repeat(64) });
     refusal(notice('x'.repeat(65)));
     refusal(notice(''));
@@ -280,14 +282,14 @@ describe('wire: watch messages', () => {
 
   it('events: at most watchMessageEventsMax per message, numbers bounded, paths well formed', () => {
     const event = { kind: 'changed', path: '/a', nodeType: 'blob', version: 1 };
-    const events = (list: unknown[], change: Record<string, unknown> = {}): DecodeResult<NodeMessage> => decodeNodeMessage(pack({ type: 'watch_events', watchId: 'w', op: 9, events: list, more: false, ...change }));
+    const events = (list: unknown[], change: Record<string, unknown> = {}): DecodeResult<NodeMessage> => decodeNodeMessage(pack({ type: 'watch_events', watchId: 'w', seq: 1, op: 9, events: list, more: false, ...change }));
     expect(okMessage(events(Array.from({ length: watchMessageEventsMax }, () => event)))).to.have.property('events').with.length(watchMessageEventsMax);
     expect(refusal(events(Array.from({ length: watchMessageEventsMax + 1 }, () => event))).error.message).to.include(`at most ${watchMessageEventsMax}`);
     expect(okMessage(events([event], { op: protocolNumberMax }))).to.include({ op: protocolNumberMax });
     refusal(events([event], { op: protocolNumberMax + 1 }));
-    refusal(decodeNodeMessage(pack({ type: 'watch_progress', watchId: 'w', through: protocolNumberMax + 1 })));
-    refusal(decodeNodeMessage(pack({ type: 'watch_ended', watchId: 'w', reason: 'idle', oldestOp: protocolNumberMax + 1, currentOp: 0, message: '' })));
-    refusal(decodeNodeMessage(pack({ type: 'watch_ended', watchId: 'w', reason: 'idle', oldestOp: 0, currentOp: protocolNumberMax + 1, message: '' })));
+    refusal(decodeNodeMessage(pack({ type: 'watch_progress', watchId: 'w', seq: 1, through: protocolNumberMax + 1 })));
+    refusal(decodeNodeMessage(pack({ type: 'watch_ended', watchId: 'w', seq: 1, reason: 'idle', oldestOp: protocolNumberMax + 1, currentOp: 0, message: '' })));
+    refusal(decodeNodeMessage(pack({ type: 'watch_ended', watchId: 'w', seq: 1, reason: 'idle', oldestOp: 0, currentOp: protocolNumberMax + 1, message: '' })));
     const bad: readonly Record<string, unknown>[] = [
       { kind: 'renamed' },
       { nodeType: 'file' },
@@ -311,12 +313,27 @@ describe('wire: watch messages', () => {
     for (const item of [null, 1, 'event', [], [event]]) refusal(events([item]));
   });
 
+  it('seq: a positive integer of at most protocolNumberMax in every notice', () => {
+    const notices: readonly Record<string, unknown>[] = [
+      { type: 'watch_events', watchId: 'w', op: 9, events: [], more: false },
+      { type: 'watch_progress', watchId: 'w', through: 9 },
+      { type: 'watch_ended', watchId: 'w', reason: 'idle', oldestOp: 0, currentOp: 9, message: '' },
+    ];
+    for (const notice of notices) {
+      for (const seq of [1, 2, protocolNumberMax]) expect(okMessage(decodeNodeMessage(pack({ ...notice, seq }))), `${String(notice['type'])} ${seq}`).to.include({ seq });
+      for (const seq of [0, -0, -1, 1.5, protocolNumberMax + 1, 2 ** 53, Number.NaN, '1', null, true]) {
+        const result = refusal(decodeNodeMessage(pack({ ...notice, seq })));
+        expect(result.error.message, `${String(notice['type'])} ${String(seq)}`).to.include('seq');
+      }
+    }
+  });
+
   it('garbage never throws: random maps of watch types decode or refuse', () => {
     const anyValue = fc.oneof(fc.constant(null), fc.boolean(), fc.integer(), fc.double(), fc.string({ maxLength: 10 }), fc.uint8Array({ maxLength: 4 }), fc.array(fc.nat(), { maxLength: 3 }));
     fc.assert(
       fc.property(
         fc.constantFrom('watch_subscribe', 'watch_ack', 'watch_cancel', 'watch_events', 'watch_progress', 'watch_ended'),
-        fc.dictionary(fc.constantFrom('ns', 'replica', 'watchId', 'path', 'recursive', 'fromOp', 'values', 'through', 'op', 'events', 'more', 'reason', 'oldestOp', 'currentOp', 'message'), anyValue),
+        fc.dictionary(fc.constantFrom('ns', 'replica', 'watchId', 'path', 'recursive', 'fromOp', 'values', 'through', 'op', 'events', 'more', 'reason', 'oldestOp', 'currentOp', 'message', 'seq'), anyValue),
         (type, fields) => {
           const payload = pack({ ...fields, type });
           for (const result of [decodeClientMessage(payload, namespaces), decodeNodeMessage(payload)] as DecodeResult<unknown>[]) {
@@ -340,13 +357,14 @@ describe('docs/protocol.md watch example', () => {
   const on = new TextEncoder().encode('on');
   const expected: readonly [string, 'client' | 'node', ClientMessage | NodeMessage][] = [
     ['subscribe', 'client', { type: 'watch_subscribe', ns: 'default', replica: 1, watchId: 'w1', path: '/config', recursive: true, fromOp: null, values: true }],
-    ['start', 'node', { type: 'watch_progress', watchId: 'w1', through: 7 }],
+    ['start', 'node', { type: 'watch_progress', watchId: 'w1', seq: 1, through: 7 }],
     [
       'events',
       'node',
       {
         type: 'watch_events',
         watchId: 'w1',
+        seq: 2,
         op: 9,
         events: [
           { kind: 'changed', path: '/config', nodeType: 'directory', version: 4 },
@@ -356,10 +374,10 @@ describe('docs/protocol.md watch example', () => {
       },
     ],
     ['ack', 'client', { type: 'watch_ack', ns: 'default', replica: 1, watchId: 'w1', through: 9 }],
-    ['progress', 'node', { type: 'watch_progress', watchId: 'w1', through: 12 }],
+    ['progress', 'node', { type: 'watch_progress', watchId: 'w1', seq: 3, through: 12 }],
     ['cancel', 'client', { type: 'watch_cancel', ns: 'default', replica: 1, watchId: 'w1' }],
     ['resume', 'client', { type: 'watch_subscribe', ns: 'default', replica: 2, watchId: 'w2', path: '/config', recursive: true, fromOp: 12, values: true }],
-    ['compacted', 'node', { type: 'watch_ended', watchId: 'w2', reason: 'compacted', oldestOp: 40, currentOp: 95, message: 'op 12 is compacted' }],
+    ['compacted', 'node', { type: 'watch_ended', watchId: 'w2', seq: 1, reason: 'compacted', oldestOp: 40, currentOp: 95, message: 'op 12 is compacted' }],
   ];
 
   it('has every frame of the exchange, in order', () => {
