@@ -64,6 +64,13 @@ export type WatchInput =
   /** Any notice whose watchId starts with this machine's id prefix. */
   | { readonly type: 'notice'; readonly notice: WatchNotice }
   | { readonly type: 'tick' }
+  /**
+   * The shell lost the path to replica `replica` (its worker died), or to every replica
+   * (`replica` null: the connection to the node dropped and came back): notices of the current
+   * attempt may be gone, so a subscribed attempt there resubscribes at once from the position,
+   * at the next replica, instead of waiting out `silenceTicks`.
+   */
+  | { readonly type: 'lost'; readonly replica: number | null }
   /** Sends watch_cancel for the current attempt; the machine ends quietly. */
   | { readonly type: 'cancel' };
 
@@ -158,6 +165,9 @@ export function watchStep(machine: WatchMachine, input: WatchInput): { readonly 
       break;
     case 'tick':
       onTick(w, out);
+      break;
+    case 'lost':
+      if (w.phase === 'subscribed' && (input.replica === null || input.replica === w.replica)) moveOn(w, out, true, 0);
       break;
     case 'cancel':
       cancelAttempt(w, out);
@@ -341,12 +351,13 @@ function refused(w: Working, notice: WatchEnded, reason: Refusal['reason'], out:
   end(w, out, finalRefusal(w, refusals as readonly Refusal[], notice));
 }
 
-/** Every replica refused: all alike, the last one's answer; mixed, the most advanced replica's. */
+/**
+ * Every replica refused: the most advanced replica's answer (the highest commit; a backup learns
+ * commits after the primary, so the last answer may name an older one than the caller knows).
+ */
 function finalRefusal(w: Working, refusals: readonly Refusal[], last: WatchEnded): WatchError {
   let chosen: Refusal = { reason: last.reason === 'future' ? 'future' : 'compacted', oldestOp: last.oldestOp, currentOp: last.currentOp };
-  if (refusals.some((refusal) => refusal.reason !== chosen.reason)) {
-    for (const refusal of refusals) if (refusal.currentOp > chosen.currentOp) chosen = refusal;
-  }
+  for (const refusal of refusals) if (refusal.currentOp > chosen.currentOp) chosen = refusal;
   const from = w.position ?? w.spec.fromOp;
   const message =
     chosen.reason === 'compacted'

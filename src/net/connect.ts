@@ -487,6 +487,9 @@ export class RemoteConnection {
     this.node = welcome.node;
     this.#inFlight.clear();
     this.#learn(welcome.namespaces);
+    // A reconnect: notices sent meanwhile are lost and the node may have cancelled the
+    // watches with the old connection; resubscribe now rather than after the silence timeout.
+    this.#watches.lost(null, null);
   }
 }
 

@@ -74,16 +74,18 @@ export class Endpoint {
   readonly counters = { calls: 0, overloaded: 0, held: 0, proxyRestarted: 0, unavailable: 0, namespaceUnavailable: 0, timeouts: 0 };
   /** Replica actor id of (namespace, index), or undefined for a namespace the node does not serve. */
   #replicaOf: (ns: string, index: number) => ActorId | undefined = () => undefined;
+  /** The replicas (namespace, index) a worker hosts, for watches to leave a worker that died. */
+  #replicasIn: (worker: string) => readonly { readonly ns: string; readonly index: number }[] = () => [];
   readonly #watches: WatchRegistry;
   #watchTicker: NodeJS.Timeout | null = null;
 
-  constructor(id: ActorId, proxy: ActorId, proxyWorker: string | null, deadlineMs: number, callsInFlightMax: number) {
+  constructor(id: ActorId, proxy: ActorId, proxyWorker: string | null, deadlineMs: number, callsInFlightMax: number, watchBatchesMax = embeddedWatchBatchesMax) {
     this.id = id;
     this.#proxy = proxy;
     this.#proxyWorker = proxyWorker;
     this.#deadlineMs = deadlineMs;
     this.#callsMax = callsInFlightMax;
-    this.#watches = new WatchRegistry('e', (ns, replica, request) => this.#sendWatch(ns, replica, request), defaultWatchMachineConfig, { watchesMax: embeddedWatchesMax, bufferedBatchesMax: embeddedWatchBatchesMax }, Math.random);
+    this.#watches = new WatchRegistry('e', (ns, replica, request) => this.#sendWatch(ns, replica, request), defaultWatchMachineConfig, { watchesMax: embeddedWatchesMax, bufferedBatchesMax: watchBatchesMax }, Math.random);
   }
 
   /** The host actor's factory, for ActorSystem's `hostActors`. */
@@ -111,6 +113,11 @@ export class Endpoint {
   /** Set by the node: where a namespace's replica actors are (namespaces may be added while it runs). */
   setReplicaResolver(resolve: (ns: string, index: number) => ActorId | undefined): void {
     this.#replicaOf = resolve;
+  }
+
+  /** Set by the node: which replicas a worker hosts. */
+  setWorkerReplicas(replicasIn: (worker: string) => readonly { readonly ns: string; readonly index: number }[]): void {
+    this.#replicasIn = replicasIn;
   }
 
   /** Watches open through this endpoint. */
@@ -208,6 +215,8 @@ export class Endpoint {
     switch (event.type) {
       case 'worker_exited':
         if (!event.exit.requested && event.worker === this.#proxyWorker) this.proxyDown();
+        // A replica's worker died: its watches resubscribe elsewhere now, not after their silence timeout.
+        if (!event.exit.requested) for (const { ns, index } of this.#replicasIn(event.worker)) this.#watches.lost(ns, index);
         return;
       case 'worker_restarted':
         if (event.worker === this.#proxyWorker) this.proxyUp();

@@ -187,6 +187,7 @@ export class HaretNode {
     const gate = (ns: string): string | null => this.#health.unavailable(ns);
     endpoint.setNamespaceGate(gate);
     endpoint.setReplicaResolver((ns, index) => (this.namespaces.includes(ns) ? replicaId(ns, index) : undefined));
+    endpoint.setWorkerReplicas((worker) => this.#replicasOfWorker(worker));
     clientApi?.setNamespaceGate(gate);
     this.#health.start();
   }
@@ -400,6 +401,16 @@ export class HaretNode {
     return worker;
   }
 
+  /** The replicas a worker hosts, as (namespace, index), from their actor ids (`ns/r<i>`). */
+  #replicasOfWorker(worker: string): { ns: string; index: number }[] {
+    const replicas: { ns: string; index: number }[] = [];
+    for (const actor of this.#system.actorsOf(worker)) {
+      const match = /^(.+)\/r(\d+)$/.exec(actor);
+      if (match !== null && this.namespaces.includes(match[1] as string)) replicas.push({ ns: match[1] as string, index: Number(match[2]) });
+    }
+    return replicas;
+  }
+
   #workerActors(worker: string): string[] {
     return this.#system.actorsOf(worker);
   }
@@ -577,7 +588,7 @@ export async function startNode(options: NodeOptions = {}): Promise<HaretNode> {
   const startOf = startModes(resolved, restarting);
   await claimReplicaDirs(resolved);
   const layout = buildLayout(resolved, startOf);
-  const endpoint = new Endpoint(endpointId, proxyId, layout.proxyWorker, resolved.callDeadlineMs, resolved.callsInFlightMax);
+  const endpoint = new Endpoint(endpointId, proxyId, layout.proxyWorker, resolved.callDeadlineMs, resolved.callsInFlightMax, resolved.watchBatchesMax);
   const late: LateObjects = { clientApi: new Slot('the TCP client API server'), cluster: new Slot('the cluster') };
   const system = await startActors(resolved, layout, endpoint, late);
   warnUnprotectedPorts(resolved, system.logger);

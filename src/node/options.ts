@@ -110,6 +110,11 @@ export type NodeOptions = {
    * idle periods in ticks); unset fields keep the defaults.
    */
   readonly watch?: Partial<WatchHubLimits>;
+  /**
+   * Batches one embedded watch stream holds for an application that does not consume them;
+   * past it the stream ends `lagging` (default 10,000).
+   */
+  readonly watchBatchesMax?: number;
 };
 
 export type ClusterOptions = {
@@ -186,6 +191,7 @@ export type ResolvedOptions = {
   readonly callDeadlineMs: number;
   /** Every replica's watch limits. */
   readonly watch: WatchHubLimits;
+  readonly watchBatchesMax: number;
 };
 
 const namespaceName = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
@@ -229,6 +235,7 @@ export function resolveOptions(options: NodeOptions = {}): ResolvedOptions {
   const sessionsMax = positive(options.sessionsMax, 4096, 'sessionsMax');
   const waitingMax = positive(options.waitingMax, 100_000, 'waitingMax');
   const callsInFlightMax = positive(options.callsInFlightMax, 100_000, 'callsInFlightMax');
+  const watchBatchesMax = positive(options.watchBatchesMax, 10_000, 'watchBatchesMax');
   if (callsInFlightMax > 1_000_000) throw new RangeError('callsInFlightMax must be at most 1000000');
   const clientTickEvery = positive(options.clientTickEvery, 5, 'clientTickEvery');
   const controlTimeoutMs = positive(options.controlTimeoutMs, 2000, 'controlTimeoutMs');
@@ -287,6 +294,7 @@ export function resolveOptions(options: NodeOptions = {}): ResolvedOptions {
     restore,
     callDeadlineMs: client.giveUpTicks * clientTickEvery * tickMs * 2 + 5_000,
     watch,
+    watchBatchesMax,
   };
 }
 

@@ -84,6 +84,11 @@ type Watch = {
   ackHead: number;
   lastSentTick: number;
   lastAckTick: number;
+  /**
+   * A progress went out when the watch's buffer filled, asking the subscriber to acknowledge
+   * (it acknowledges every progress); cleared by the next ack, so one per stall.
+   */
+  ackAsked: boolean;
 };
 
 /**
@@ -273,6 +278,7 @@ export class WatchHub {
       ackHead: 0,
       lastSentTick: this.now,
       lastAckTick: this.now,
+      ackAsked: false,
     };
     this.add(watch);
     if (watch.state === 'held') return;
@@ -292,6 +298,7 @@ export class WatchHub {
 
   private acknowledge(watch: Watch, through: number): void {
     watch.lastAckTick = this.now;
+    watch.ackAsked = false;
     const { ackOps, ackCum } = watch;
     while (watch.ackHead < ackOps.length && (ackOps[watch.ackHead] as number) <= through) {
       watch.ackedBytes = ackCum[watch.ackHead] as number;
@@ -341,6 +348,7 @@ export class WatchHub {
         // Its buffer is full: it was complete through the previous op and reads on from the history.
         watch.state = 'behind';
         watch.position = entry.op - 1;
+        this.askForAck(watch);
       }
     }
   }
@@ -361,6 +369,7 @@ export class WatchHub {
       if (indices.length > 0 && !this.sendOp(watch, entry, indices)) {
         // Nothing matched between the position and this entry.
         watch.position = entry.op - 1;
+        this.askForAck(watch);
         return;
       }
       watch.position = entry.op;
@@ -391,6 +400,18 @@ export class WatchHub {
     }
     watch.sentThrough = entry.op;
     return true;
+  }
+
+  /**
+   * A stalled watch asks for an acknowledgement with a progress at once, instead of waiting up
+   * to `progressTicks` for the periodic one: a subscriber acknowledges by bytes received
+   * (its ackBytes) and on every progress, so a buffer smaller than its ack interval would
+   * otherwise crawl, one op per progress period.
+   */
+  private askForAck(watch: Watch): void {
+    if (watch.ackAsked) return;
+    watch.ackAsked = true;
+    this.sendProgress(watch, watch.position);
   }
 
   private sendProgress(watch: Watch, through: number): void {

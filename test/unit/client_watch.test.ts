@@ -365,6 +365,26 @@ describe('client watch machine', () => {
       ]);
     });
 
+    it('lost: the shell says the path to the replica of the attempt (or to all) is gone: resubscribe at once, no silence wait', () => {
+      const d = Driver.serving(10);
+      d.run(notice(events(1, 12, [event('/a')])));
+      // Another replica lost: nothing to do.
+      expect(sends(d.run({ type: 'lost', replica: 2 }))).to.deep.equal([]);
+      expect(sends(d.run({ type: 'lost', replica: 0 }))).to.deep.equal([
+        { replica: 0, request: cancel(1) },
+        { replica: 1, request: subscribe(2, 12) },
+      ]);
+      // Every path lost (a reconnect): the current attempt moves on too.
+      expect(sends(d.run({ type: 'lost', replica: null }))).to.deep.equal([
+        { replica: 1, request: cancel(2) },
+        { replica: 2, request: subscribe(3, 12) },
+      ]);
+      expect(deliveries(d.run(notice(progress(3, 12)), notice(events(3, 14, [event('/a/c')]))))).to.deep.equal([
+        { kind: 'progress', op: 12, events: [] },
+        { kind: 'events', op: 14, events: [event('/a/c')] },
+      ]);
+    });
+
     it('silence before the start resubscribes with the spec fromOp; the first progress ever is the start', () => {
       const d = new Driver(config, { ...spec, fromOp: 3 });
       d.run({ type: 'start' });
@@ -409,7 +429,7 @@ describe('client watch machine', () => {
   });
 
   describe('definitive refusals', () => {
-    it('compacted: asks each replica once, then ends with the last one’s numbers', () => {
+    it('compacted: asks each replica once, then ends with the most advanced one’s numbers', () => {
       const d = new Driver(config, { ...spec, fromOp: 3 }, 1);
       d.run({ type: 'start' });
       let out = d.run(notice(ended(1, 'compacted', 50, 70)));
@@ -419,7 +439,7 @@ describe('client watch machine', () => {
       out = d.run(notice(ended(3, 'compacted', 45, 65)));
       expect(sends(out)).to.deep.equal([]);
       const [error] = ends(out);
-      expect(error).to.include({ code: 'compacted', oldestOp: 45, currentOp: 65 });
+      expect(error).to.include({ code: 'compacted', oldestOp: 50, currentOp: 70 });
       expect(watchEnded(d.machine)).to.equal(true);
       expect(d.run(tick, notice(progress(3, 3)), { type: 'cancel' })).to.deep.equal([], 'nothing after the end');
     });
@@ -447,7 +467,8 @@ describe('client watch machine', () => {
       d.run(notice(ended(1, 'future', 0, 50)));
       d.run(notice(ended(2, 'future', 0, 60)));
       const [error] = ends(d.run(notice(ended(3, 'future', 0, 55))));
-      expect(error).to.include({ code: 'future', currentOp: 55 });
+      // The highest commit any replica named: a backup's lags the primary's.
+      expect(error).to.include({ code: 'future', currentOp: 60 });
       expect(error?.message).to.match(/beyond every replica/);
     });
 

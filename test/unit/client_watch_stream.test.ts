@@ -195,6 +195,82 @@ describe('client watch registry', () => {
     expect(registry.stats()).to.include({ open: 2, opened: 2, notices: 4, unknownNotices: 0, delivered: 4 });
   });
 
+  it('identical watches share one subscription once it started: the joiner starts at its position and gets every later batch', async () => {
+    const { registry, sent } = makeRegistry({ watchesMax: 8, bufferedBatchesMax: 100 });
+    const first = registry.open('ns', 3, spec);
+    // Not started yet: an identical watch asking the same start (none) joins; one asking another fromOp does not.
+    const early = registry.open('ns', 3, spec);
+    const other = registry.open('ns', 3, { ...spec, fromOp: 3 });
+    expect(sent.filter((s) => s.request.type === 'watch_subscribe').map((s) => s.request.watchId)).to.deep.equal(['e.1.1', 'e.2.1']);
+    other.cancel();
+    registry.receive(progress('e.1.1', 10));
+    registry.receive(events('e.1.1', 11, [event('/a')]));
+    sent.length = 0;
+    const joiner = registry.open('ns', 3, spec);
+    const atPosition = registry.open('ns', 3, { ...spec, fromOp: 11 });
+    const elsewhere = registry.open('ns', 3, { ...spec, fromOp: 5 });
+    const valued = registry.open('ns', 3, { ...spec, values: true });
+    expect(sent.map((s) => [s.request.type, s.request.watchId])).to.deep.equal([
+      ['watch_subscribe', 'e.3.1'],
+      ['watch_subscribe', 'e.4.1'],
+    ]);
+    expect(registry.openCount).to.equal(6);
+    expect(registry.subscriptionCount).to.equal(3);
+    expect(registry.stats()).to.include({ joined: 3, open: 6, subscriptions: 3 });
+    registry.receive(events('e.1.1', 13, [event('/a')]));
+    for (const stream of [first, early]) {
+      expect(await take(stream, 3)).to.deep.equal([
+        { kind: 'start', op: 10, events: [] },
+        { kind: 'events', op: 11, events: [event('/a')] },
+        { kind: 'events', op: 13, events: [event('/a')] },
+      ]);
+    }
+    for (const stream of [joiner, atPosition]) {
+      expect(await take(stream, 2)).to.deep.equal([
+        { kind: 'start', op: 11, events: [] },
+        { kind: 'events', op: 13, events: [event('/a')] },
+      ]);
+    }
+    // Leaving keeps the subscription while a watch remains; the last one cancels it at its replica.
+    sent.length = 0;
+    first.cancel();
+    joiner.cancel();
+    early.cancel();
+    expect(sent).to.deep.equal([]);
+    atPosition.cancel();
+    expect(sent.map((s) => [s.request.type, s.request.watchId])).to.deep.equal([['watch_cancel', 'e.1.1']]);
+    for (const stream of [elsewhere, valued]) stream.cancel();
+    expect(registry.openCount).to.equal(0);
+    expect(registry.subscriptionCount).to.equal(0);
+  });
+
+  it('a shared subscription: one watch overflowing ends only it (lagging); an error ends every watch of it', async () => {
+    const { registry } = makeRegistry({ watchesMax: 8, bufferedBatchesMax: 2 });
+    const slow = registry.open('ns', 3, spec);
+    registry.receive(progress('e.1.1', 10));
+    const fast = registry.open('ns', 3, spec);
+    const fastIt = fast[Symbol.asyncIterator]();
+    expect((await fastIt.next()).value).to.deep.equal({ kind: 'start', op: 10, events: [] });
+    // slow holds its start and never reads: the second batch overflows it (2 buffered).
+    registry.receive(events('e.1.1', 11, [event('/a')]));
+    expect((await fastIt.next()).value).to.deep.equal({ kind: 'events', op: 11, events: [event('/a')] });
+    registry.receive(events('e.1.1', 12, [event('/a')]));
+    expect((await fastIt.next()).value).to.deep.equal({ kind: 'events', op: 12, events: [event('/a')] });
+    const slowIt = slow[Symbol.asyncIterator]();
+    await slowIt.next();
+    await slowIt.next();
+    expect((await rejection(slowIt.next())).code).to.equal('lagging');
+    expect(registry.openCount).to.equal(1);
+    expect(registry.subscriptionCount).to.equal(1);
+    const another = registry.open('ns', 3, spec);
+    registry.receive(ended('e.1.1', 'invalid'));
+    expect((await rejection(fastIt.next())).code).to.equal('invalid_request');
+    const anotherIt = another[Symbol.asyncIterator]();
+    expect((await anotherIt.next()).value).to.deep.equal({ kind: 'start', op: 12, events: [] });
+    expect((await rejection(anotherIt.next())).code).to.equal('invalid_request');
+    expect(registry.openCount).to.equal(0);
+  });
+
   it('counts and drops notices of no open watch', () => {
     const { registry } = makeRegistry();
     registry.open('ns', 3, spec);
@@ -282,6 +358,8 @@ describe('client watch registry', () => {
     const error = await rejection(one[Symbol.asyncIterator]().next());
     expect(error).to.include({ code: 'stopped', message: 'the node stopped' });
     expect(error.details?.lastOp).to.equal(5);
+    // two joined one's subscription before it started, so it started with it.
+    expect(await take(two, 1)).to.deep.equal([{ kind: 'start', op: 5, events: [] }]);
     expect((await rejection(two[Symbol.asyncIterator]().next())).code).to.equal('stopped');
     expect(() => registry.open('ns', 3, spec)).to.throw(HaretError, 'the node stopped');
     registry.tick();

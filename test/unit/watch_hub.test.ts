@@ -513,10 +513,15 @@ describe('watch hub: flow control and limits', () => {
     f.hub.drain();
     for (let i = 0; i < 40; i++) f.put('/k', `v${i}`); // ~115 estimated bytes per op
     let notices = noticesOf(f.hub.drain(), 'c', 'w');
-    const sent = notices.map((n) => asEvents(n).op);
+    const eventsOf = (list: readonly WatchNotice[]): WatchNotice[] => list.filter((n) => n.type === 'watch_events');
+    const sent = eventsOf(notices).map((n) => asEvents(n).op);
     expect(sent.length).to.be.within(5, 12);
     expect(sent).to.deep.equal(sent.map((_, i) => i + 1));
     const last = sent[sent.length - 1] as number;
+    // At the stall, one progress asks for an acknowledgement at once (not a progress period later).
+    const asks = notices.filter((n) => n.type === 'watch_progress');
+    expect(asks.map((n) => asProgress(n).through)).to.deep.equal([last]);
+    expect(notices[notices.length - 1]).to.equal(asks[0]);
     // An ack beyond what was sent is ignored (counted), and releases nothing.
     f.ack('c', 'w', last + 1);
     expect(f.hub.stats().malformed).to.equal(1);
@@ -525,7 +530,7 @@ describe('watch hub: flow control and limits', () => {
     const received: number[] = [...sent];
     for (let round = 0; round < 20 && received.length < 40; round++) {
       f.ack('c', 'w', received[received.length - 1] as number);
-      notices = noticesOf(f.hub.drain(), 'c', 'w');
+      notices = eventsOf(noticesOf(f.hub.drain(), 'c', 'w'));
       expect(notices.length).to.be.greaterThan(0);
       received.push(...notices.map((n) => asEvents(n).op));
     }
