@@ -1,9 +1,13 @@
 /**
  * `npm run bench -- watch`: what watches (issue 14) deliver and what they cost, on one node
- * with a 3-replica namespace, in two setups: in-process (the embedding API, `startNode`) and
- * over TCP (the node's client API on 127.0.0.1 and `connect` in this process: writers on one
- * connection, watchers spread over a few others; the client library, the node's TCP server
- * and the watchers' loops then share the main thread, whose busy share the tables show).
+ * with a 3-replica namespace, in two setups: in-process (the embedding API, `startNode`: the
+ * node, the writers and the watchers' loops share this process's main thread, whose busy share
+ * the tables show) and over TCP (the node as its own process, `haret start` in memory, its
+ * client API on 127.0.0.1, and `connect` in this process: writers on one connection, watchers
+ * spread over a few others). A node in the bench process would put its TCP server and relays
+ * on the clients' main thread and charge the watchers' cost over TCP twice; in its own process
+ * the TCP rows show this (client) main thread's busy share, the node's main thread's CPU share
+ * (from /proc, where there is one) and its workers' busy shares (admin `metrics`).
  *
  * - delivery: events received per second, in total, by 1, 100 and 1,000 watchers of one hot
  *   path (4 writers put it) and of distinct paths (each watcher its own blob, 64 writers put
@@ -23,9 +27,12 @@
  * in total; commit-to-event p50 < 1 ms in-process; watchers cost writers < 20% of puts/s.
  */
 
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { connect, type RemoteConnection } from '../src/net/index.ts';
 import { startNode, type HaretNode, type NamespaceClient } from '../src/node/index.ts';
+import { adminValue, startNodeProcess, stopNodeProcess, type NodeProcess } from './node_process.ts';
 import { formatInteger, printTable, progress, writeResults, type SuiteContext } from './report.ts';
 import { percentile } from './runtime.bench.ts';
 
@@ -130,22 +137,48 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
 /** Clients of one node: the writers' client, and the client watcher `i` uses. */
 type Target = {
   readonly setup: Setup;
-  readonly node: HaretNode;
   readonly writer: NamespaceClient;
   watcher(i: number): NamespaceClient;
+  /** Every thread's time so far (event-loop active/idle, or CPU/the rest), by label. */
+  loopTimes(): Promise<LoopTimes>;
 };
 
 async function withTarget<T>(setup: Setup, fn: (target: Target) => Promise<T>): Promise<T> {
-  const node: HaretNode = await startNode({ logLevel: 'silent', ...(setup === 'tcp' ? { clientApi: { host: '127.0.0.1', port: 0 } } : {}) });
-  const connections: RemoteConnection[] = [];
-  try {
-    if (setup === 'in-process') {
+  if (setup === 'in-process') {
+    const node: HaretNode = await startNode({ logLevel: 'silent' });
+    try {
       const client = node.client();
-      return await fn({ setup, node, writer: client, watcher: () => client });
+      return await fn({ setup, writer: client, watcher: () => client, loopTimes: () => nodeLoopTimes(node) });
+    } finally {
+      await node.stop();
     }
-    const address = node.clientApiAddress;
-    if (address === null) throw new Error('the client API did not start');
-    const endpoint = `${address.host}:${address.port}`;
+  }
+  const connections: RemoteConnection[] = [];
+  let nodeProcess: NodeProcess | null = null;
+  // Should this process end without reaching the finally below (process.exit elsewhere, or
+  // SIGINT/SIGTERM sent to it alone), the node must not outlive it. 'exit' handlers run
+  // synchronously, so a kill is all there is; a signal is raised again once the node is
+  // killed and this handler gone, so the process still ends as the signal means.
+  const killOnExit = (): void => {
+    nodeProcess?.child.kill('SIGKILL');
+  };
+  const killOnSignal = (signal: NodeJS.Signals): void => {
+    killOnExit();
+    removeHandlers();
+    process.kill(process.pid, signal);
+  };
+  const removeHandlers = (): void => {
+    process.off('exit', killOnExit);
+    process.off('SIGINT', killOnSignal);
+    process.off('SIGTERM', killOnSignal);
+  };
+  process.on('exit', killOnExit);
+  process.once('SIGINT', killOnSignal);
+  process.once('SIGTERM', killOnSignal);
+  try {
+    nodeProcess = await startNodeProcess('bench-watch', ['--namespace', 'default', '--replicas', '3']);
+    const node = nodeProcess;
+    const endpoint = node.client;
     const writerConnection = await connect([endpoint]);
     connections.push(writerConnection);
     const watcherConnections: RemoteConnection[] = [];
@@ -156,13 +189,17 @@ async function withTarget<T>(setup: Setup, fn: (target: Target) => Promise<T>): 
     }
     return await fn({
       setup,
-      node,
       writer: writerConnection.client(),
       watcher: (i) => (watcherConnections[Math.floor(i / watchersPerConnection) % watcherConnections.length] as RemoteConnection).client(),
+      loopTimes: () => processLoopTimes(node),
     });
   } finally {
     await Promise.all(connections.map((connection) => connection.close().catch(() => undefined)));
-    await node.stop();
+    if (nodeProcess !== null) {
+      // SIGTERM, SIGKILL after a grace; should even that throw, kill it outright.
+      await stopNodeProcess(nodeProcess, 5000).catch(() => nodeProcess?.child.kill('SIGKILL'));
+    }
+    removeHandlers();
   }
 }
 
@@ -268,13 +305,58 @@ function share(paths: readonly string[], writers: number): (c: number) => readon
 
 type LoopTimes = Record<string, { activeMs: number; idleMs: number }>;
 
+/** Labels of main threads in the busy records; every other label is one of the node's workers. */
+const mainLabels = { inProcess: 'main', client: 'client main', nodeCpu: 'node main cpu' } as const;
+
 /** Every thread's event-loop time so far: the node's workers, and this (main) thread. */
-async function loopTimes(node: HaretNode): Promise<LoopTimes> {
+async function nodeLoopTimes(node: HaretNode): Promise<LoopTimes> {
   const out: LoopTimes = {};
   for (const worker of (await node.status()).workers) if (worker.detail !== null) out[worker.name] = { ...worker.detail.loop };
   const main = performance.eventLoopUtilization();
-  out['main'] = { activeMs: main.active, idleMs: main.idle };
+  out[mainLabels.inProcess] = { activeMs: main.active, idleMs: main.idle };
   return out;
+}
+
+/**
+ * The same for a node process: its workers' event loops (admin `metrics`), its main thread's
+ * CPU time as "active" and the rest of the wall time as "idle" (its event loop is not in the
+ * admin answers; /proc has its CPU time, on Linux), and this process's main thread.
+ */
+async function processLoopTimes(node: NodeProcess): Promise<LoopTimes> {
+  const out: LoopTimes = {};
+  const workers = (await adminValue(node.admin, { type: 'metrics' })) as readonly { worker: string; loop: { activeMs: number; idleMs: number } | null }[];
+  for (const worker of workers) if (worker.loop !== null) out[worker.worker] = { activeMs: worker.loop.activeMs, idleMs: worker.loop.idleMs };
+  const cpuMs = mainThreadCpuMs(node.child.pid);
+  const wallMs = performance.now();
+  if (cpuMs !== null) out[mainLabels.nodeCpu] = { activeMs: cpuMs, idleMs: wallMs - cpuMs };
+  const main = performance.eventLoopUtilization();
+  out[mainLabels.client] = { activeMs: main.active, idleMs: main.idle };
+  return out;
+}
+
+let clockTicksPerSecond: number | null = null;
+
+/** CPU time (user + system) of a process's main thread, in ms, from /proc; null where unreadable. */
+function mainThreadCpuMs(pid: number | undefined): number | null {
+  if (pid === undefined) return null;
+  try {
+    const stat = readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces, in parentheses): state is the
+    // first; utime and stime, fields 14 and 15 of stat, the 12th and 13th.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(fields[11]) + Number(fields[12]);
+    if (!Number.isFinite(ticks)) return null;
+    if (clockTicksPerSecond === null) {
+      try {
+        clockTicksPerSecond = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+      } catch {
+        clockTicksPerSecond = 100; // Linux's USER_HZ
+      }
+    }
+    return (ticks * 1000) / clockTicksPerSecond;
+  } catch {
+    return null;
+  }
 }
 
 function busyShare(before: LoopTimes, after: LoopTimes): Record<string, number> {
@@ -291,18 +373,18 @@ function busyShare(before: LoopTimes, after: LoopTimes): Record<string, number> 
 
 /** Counts over the measured window, after `warmMs` of load, and how busy each thread was. */
 async function measure(
-  node: HaretNode,
+  target: Target,
   options: Options,
   read: () => { puts: number; events: number; batches: number },
 ): Promise<{ seconds: number; puts: number; events: number; batches: number; busy: Record<string, number> }> {
   await sleep(options.warmMs);
-  const loopsBefore = await loopTimes(node);
+  const loopsBefore = await target.loopTimes();
   const before = read();
   const started = performance.now();
   await sleep(options.msPerRun);
   const after = read();
   const seconds = (performance.now() - started) / 1000;
-  const busy = busyShare(loopsBefore, await loopTimes(node));
+  const busy = busyShare(loopsBefore, await target.loopTimes());
   return { seconds, puts: after.puts - before.puts, events: after.events - before.events, batches: after.batches - before.batches, busy };
 }
 
@@ -315,7 +397,7 @@ async function delivery(target: Target, pattern: Pattern, watchers: number, opti
   const writerCount = pattern === 'hot path' ? hotWriters : distinctWriters;
   const writers = startWriters(target.writer, writerCount, pattern === 'hot path' ? () => paths : share(paths, writerCount));
   try {
-    const run = await measure(target.node, options, () => ({ puts: writers.puts(), events: group.counts.events, batches: group.counts.batches }));
+    const run = await measure(target, options, () => ({ puts: writers.puts(), events: group.counts.events, batches: group.counts.batches }));
     return {
       setup: target.setup,
       pattern,
@@ -402,7 +484,7 @@ async function writerCost(target: Target, c: WriterCase, options: Options): Prom
   await group?.started;
   const writers = startWriters(target.writer, costWriters, pathsOf);
   try {
-    const run = await measure(target.node, options, () => ({ puts: writers.puts(), events: group?.counts.events ?? 0, batches: group?.counts.batches ?? 0 }));
+    const run = await measure(target, options, () => ({ puts: writers.puts(), events: group?.counts.events ?? 0, batches: group?.counts.batches ?? 0 }));
     return { setup: target.setup, case: c, writers: costWriters, putsPerSecond: run.puts / run.seconds, eventsPerSecond: run.events / run.seconds, watchErrors: group?.counts.errors ?? 0, busy: run.busy };
   } finally {
     await writers.stop();
@@ -446,11 +528,17 @@ export async function runWatchBench(options: Options, setups: readonly Setup[] =
 const us = (value: number): string => (Number.isNaN(value) ? '-' : formatInteger(value));
 const pct = (share: number | undefined): string => (share === undefined ? '-' : `${Math.round(share * 100)}%`);
 
-/** The main thread's busy share and the busiest worker's, e.g. `main 95%, r0 60%`. */
+/**
+ * The main threads' busy shares and the busiest worker's: `main 95%, r0 60%` in-process,
+ * `client main 40%, node main cpu 70%, r1 50%` over TCP.
+ */
 function busiest(busy: Record<string, number>): string {
+  const mains: readonly string[] = Object.values(mainLabels);
   let worker: [string, number] | null = null;
-  for (const [thread, share] of Object.entries(busy)) if (thread !== 'main' && (worker === null || share > worker[1])) worker = [thread, share];
-  return `main ${pct(busy['main'])}${worker === null ? '' : `, ${worker[0]} ${pct(worker[1])}`}`;
+  for (const [thread, share] of Object.entries(busy)) if (!mains.includes(thread) && (worker === null || share > worker[1])) worker = [thread, share];
+  const parts = mains.filter((label) => busy[label] !== undefined).map((label) => `${label} ${pct(busy[label])}`);
+  if (worker !== null) parts.push(`${worker[0]} ${pct(worker[1])}`);
+  return parts.join(', ');
 }
 
 export async function watchSuite(context: SuiteContext): Promise<void> {
@@ -466,7 +554,7 @@ export async function watchSuite(context: SuiteContext): Promise<void> {
 
   printTable(
     'events delivered per second, in total, to W watchers (closed-loop writers of 100-byte blobs)',
-    [{ header: 'setup' }, { header: 'paths' }, { header: 'W', align: 'right' }, { header: 'events/s', align: 'right' }, { header: 'per watcher', align: 'right' }, { header: 'writers', align: 'right' }, { header: 'puts/s', align: 'right' }, { header: 'watch errors', align: 'right' }, { header: 'busy: main, busiest worker' }],
+    [{ header: 'setup' }, { header: 'paths' }, { header: 'W', align: 'right' }, { header: 'events/s', align: 'right' }, { header: 'per watcher', align: 'right' }, { header: 'writers', align: 'right' }, { header: 'puts/s', align: 'right' }, { header: 'watch errors', align: 'right' }, { header: 'busy: main thread(s), busiest worker' }],
     result.delivery.map((r) => [r.setup, r.pattern, formatInteger(r.watchers), formatInteger(r.eventsPerSecond), formatInteger(r.eventsPerSecond / r.watchers), String(r.writers), formatInteger(r.putsPerSecond), String(r.watchErrors), busiest(r.busy)]),
   );
   printTable(
@@ -476,7 +564,7 @@ export async function watchSuite(context: SuiteContext): Promise<void> {
   );
   printTable(
     `writers' puts/s (${costWriters} closed-loop writers over ${formatInteger(costBlobs)} blobs) without and with watchers`,
-    [{ header: 'setup' }, { header: 'case' }, { header: 'puts/s', align: 'right' }, { header: 'of no watchers', align: 'right' }, { header: 'events/s', align: 'right' }, { header: 'watch errors', align: 'right' }, { header: 'busy: main, busiest worker' }],
+    [{ header: 'setup' }, { header: 'case' }, { header: 'puts/s', align: 'right' }, { header: 'of no watchers', align: 'right' }, { header: 'events/s', align: 'right' }, { header: 'watch errors', align: 'right' }, { header: 'busy: main thread(s), busiest worker' }],
     result.writers.map((r) => [r.setup, r.case, formatInteger(r.putsPerSecond), `${(r.ratio * 100).toFixed(0)}%`, formatInteger(r.eventsPerSecond), String(r.watchErrors), busiest(r.busy)]),
   );
 
