@@ -31,7 +31,7 @@ export type WatchHubLimits = {
 
 export const defaultWatchHubLimits: WatchHubLimits = {
   historyOpsMax: 100_000,
-  historyBytesMax: 64 * 1024 * 1024,
+  historyBytesMax: 16 * 1024 * 1024,
   watchesMax: 10_000,
   bufferBytesMax: 1024 * 1024,
   valueBytesMax: 64 * 1024,
