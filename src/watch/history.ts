@@ -60,7 +60,7 @@ export function makeEntry(op: number, before: Tree, ops: readonly TreeOp[], afte
     const value = node.value;
     valued[i] = value.byteLength <= valueBytesMax ? { ...change, value } : { ...change, value: null, valueOmitted: true };
   }
-  const events = valued ?? changes;
+  const events: readonly WatchEvent[] = valued ?? changes;
   let bytes = entryOverheadBytes;
   for (const event of events) bytes += estimateEventBytes(event) + retainedEventBytes + (event.value !== undefined && event.value !== null ? retainedValueBytes : 0);
   return { op, changes, valued: events, bytes, exact: null };
