@@ -21,14 +21,11 @@ import { FrameDecoder } from '../../src/api/frame.ts';
 import { decodeClientMessage } from '../../src/api/wire.ts';
 import { defaultTreeLimits } from '../../src/base/limits.ts';
 import type { RemoteConnection } from '../../src/net/index.ts';
-import { HaretError, type NamespaceClient } from '../../src/node/index.ts';
-import type { WatchBatch } from '../../src/client/watch.ts';
-import type { WatchStream } from '../../src/client/watch_stream.ts';
-import type { WatchEvent } from '../../src/watch/messages.ts';
+import { HaretError } from '../../src/node/index.ts';
 import { admin, adminStatus, Cluster, connectWithin, namespaceClient, runScenario, waitFor, type Member } from '../durability/processes.ts';
+import { PathWriter, pathProblems, Recorder, streamProblems } from '../node/watch_check.ts';
 
 const ns = 'w';
-const decoder = new TextDecoder();
 
 /**
  * A TCP forwarder on 127.0.0.1 in front of one node's client port. It decodes what the client
@@ -109,152 +106,6 @@ class Tap {
     this.cut();
     await new Promise<void>((resolve) => this.#server.close(() => resolve()));
   }
-}
-
-/** A watch read to its end by a loop of its own: every batch, when it arrived, and how it ended. */
-class Recorder {
-  readonly name: string;
-  readonly stream: WatchStream;
-  readonly batches: WatchBatch[] = [];
-  readonly arrivedMs: number[] = [];
-  error: unknown = null;
-  ended = false;
-  readonly done: Promise<void>;
-
-  constructor(name: string, stream: WatchStream) {
-    this.name = name;
-    this.stream = stream;
-    this.done = (async () => {
-      try {
-        for await (const batch of stream) {
-          this.batches.push(batch);
-          this.arrivedMs.push(performance.now());
-        }
-      } catch (error) {
-        this.error = error;
-      } finally {
-        this.ended = true;
-      }
-    })();
-  }
-
-  get position(): number | null {
-    return this.batches.at(-1)?.op ?? null;
-  }
-
-  /** The longest wait between two batches (ms). */
-  get longestGapMs(): number {
-    let gap = 0;
-    for (let i = 1; i < this.arrivedMs.length; i++) gap = Math.max(gap, (this.arrivedMs[i] as number) - (this.arrivedMs[i - 1] as number));
-    return Math.round(gap);
-  }
-
-  eventsOf(path: string): { readonly op: number; readonly event: WatchEvent }[] {
-    const out: { op: number; event: WatchEvent }[] = [];
-    for (const batch of this.batches) for (const event of batch.events) if (event.path === path) out.push({ op: batch.op, event });
-    return out;
-  }
-
-  async stop(): Promise<void> {
-    this.stream.cancel();
-    await this.done;
-  }
-}
-
-function streamProblems(recorder: Recorder): string[] {
-  const problems: string[] = [];
-  const [first, ...rest] = recorder.batches;
-  if (first === undefined) return [`${recorder.name}: no batch at all`];
-  if (first.kind !== 'start') problems.push(`${recorder.name}: first batch is ${first.kind}`);
-  let position = first.op;
-  for (const batch of rest) {
-    if (batch.kind === 'start') problems.push(`${recorder.name}: a second start at ${batch.op}`);
-    if (batch.kind === 'events' && (batch.op <= position || batch.events.length === 0)) problems.push(`${recorder.name}: events batch at ${batch.op} after position ${position}`);
-    if (batch.kind === 'progress' && batch.op < position) problems.push(`${recorder.name}: progress ${batch.op} after position ${position}`);
-    position = Math.max(position, batch.op);
-  }
-  return problems;
-}
-
-type Put = { readonly op: number; readonly version: number; readonly value: string };
-
-/** A closed-loop writer of one path (see test/node/watch_faults.test.ts): acknowledged results kept, unanswered calls counted. */
-class PathWriter {
-  readonly path: string;
-  readonly acked: Put[] = [];
-  ambiguous = 0;
-  notExecuted = 0;
-  readonly unexpected: string[] = [];
-  #stop = false;
-  #loop: Promise<void> | null = null;
-
-  constructor(path: string) {
-    this.path = path;
-  }
-
-  start(client: NamespaceClient): void {
-    this.#loop = (async () => {
-      try {
-        const created = await client.create(this.path, 'blob');
-        this.acked.push({ op: created.op, version: created.version, value: '' });
-      } catch (error) {
-        this.unexpected.push(`create: ${String(error)}`);
-        return;
-      }
-      for (let n = 1; !this.#stop; n++) {
-        const value = `${this.path}#${n}`;
-        try {
-          const result = await client.blobPut(this.path, value);
-          this.acked.push({ op: result.op, version: result.version, value });
-        } catch (error) {
-          if (!(error instanceof HaretError)) {
-            this.unexpected.push(String(error));
-            return;
-          }
-          if (error.executed === false) this.notExecuted += 1;
-          else if (error.executed === 'maybe') this.ambiguous += 1;
-          else this.unexpected.push(`${error.code}: ${error.message}`);
-        }
-      }
-    })();
-  }
-
-  stop(): Promise<void> {
-    this.#stop = true;
-    return this.#loop ?? Promise.resolve();
-  }
-}
-
-function pathProblems(recorder: Recorder, writer: PathWriter, finalVersion: number, values: boolean): string[] {
-  const problems: string[] = [];
-  const seen = recorder.eventsOf(writer.path);
-  const where = `${recorder.name} ${writer.path}`;
-  const versions = seen.map(({ event }) => event.version);
-  const expected = Array.from({ length: finalVersion + 1 }, (_, v) => v);
-  if (versions.join(',') !== expected.join(',')) {
-    const missing = expected.filter((v) => !versions.includes(v));
-    const doubled = versions.filter((v, i) => versions.indexOf(v) !== i);
-    problems.push(`${where}: ${versions.length} events for versions 0..${finalVersion}; missing [${missing.slice(0, 10).join(',')}] doubled [${doubled.slice(0, 10).join(',')}]`);
-  }
-  for (let i = 1; i < seen.length; i++) if ((seen[i] as { op: number }).op <= (seen[i - 1] as { op: number }).op) problems.push(`${where}: op ${(seen[i] as { op: number }).op} after ${(seen[i - 1] as { op: number }).op}`);
-  const byVersion = new Map(seen.map((entry) => [entry.event.version, entry]));
-  for (const put of writer.acked) {
-    const entry = byVersion.get(put.version);
-    if (entry === undefined) {
-      problems.push(`${where}: acknowledged version ${put.version} (op ${put.op}) never seen`);
-      continue;
-    }
-    if (entry.op !== put.op) problems.push(`${where}: version ${put.version} seen at op ${entry.op}, committed at op ${put.op}`);
-    if (values) {
-      const value = entry.event.value;
-      if (!(value instanceof Uint8Array) || decoder.decode(value) !== put.value) problems.push(`${where}: version ${put.version} carries another value than ${JSON.stringify(put.value)}`);
-    } else if (entry.event.value !== undefined) {
-      problems.push(`${where}: a value on a watch without values`);
-    }
-  }
-  const unacknowledged = seen.length - writer.acked.filter((put) => byVersion.has(put.version)).length;
-  if (unacknowledged > writer.ambiguous) problems.push(`${where}: ${unacknowledged} versions no put acknowledged, only ${writer.ambiguous} puts unanswered`);
-  return problems;
 }
 
 describe('net: watches on a three-process cluster', function () {
