@@ -23,7 +23,7 @@ import { defaultTreeLimits } from '../../src/base/limits.ts';
 import type { RemoteConnection } from '../../src/net/index.ts';
 import { HaretError } from '../../src/node/index.ts';
 import { admin, adminStatus, Cluster, connectWithin, namespaceClient, runScenario, waitFor, type Member } from '../durability/processes.ts';
-import { PathWriter, pathProblems, Recorder, streamProblems } from '../node/watch_check.ts';
+import { PathWriter, Recorder, runProblems } from '../node/watch_check.ts';
 
 const ns = 'w';
 
@@ -253,18 +253,7 @@ describe('net: watches on a three-process cluster', function () {
       for (const recorder of recorders) expect(recorder.error, `${recorder.name} ended with an error`).to.equal(null);
       expect(recorders.every((recorder) => !recorder.ended)).to.equal(true);
 
-      const problems: string[] = [];
-      for (const writer of writers) problems.push(...writer.unexpected.map((line) => `${writer.path} writer: ${line}`));
-      for (const [i, spec] of specs.entries()) {
-        const recorder = recorders[i] as Recorder;
-        problems.push(...streamProblems(recorder));
-        for (const writer of writers) {
-          const watched = spec.recursive ? writer.path.startsWith(spec.path === '/' ? '/' : `${spec.path}/`) : writer.path === spec.path;
-          const final = finals.get(writer.path) as { version: number };
-          if (watched) problems.push(...pathProblems(recorder, writer, final.version, spec.values));
-          else if (recorder.eventsOf(writer.path).length > 0) problems.push(`${recorder.name}: events of ${writer.path}, which it does not watch`);
-        }
-      }
+      const problems = runProblems(specs, recorders, writers, finals);
       report['puts'] = ackedTotal();
       report['ambiguous'] = writers.map((writer) => writer.ambiguous);
       report['notExecuted'] = writers.map((writer) => writer.notExecuted);

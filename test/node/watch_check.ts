@@ -174,3 +174,27 @@ export function pathProblems(recorder: Recorder, writer: PathWriter, finalVersio
   if (unacknowledged > writer.ambiguous) problems.push(`${where}: ${unacknowledged} versions seen that no put acknowledged, but only ${writer.ambiguous} puts may have run unanswered`);
   return problems;
 }
+
+/** A watch a test opened: its name, path and options, in the order of the recorders. */
+export type WatchedSpec = { readonly name: string; readonly path: string; readonly recursive: boolean; readonly values: boolean };
+
+/**
+ * Every problem of a run: the writers' unexpected errors; each recorder's stream shape; for each
+ * written path a recorder watches, `pathProblems` against its final version; and events of a
+ * path a recorder does not watch. `recorders[i]` records `specs[i]`.
+ */
+export function runProblems(specs: readonly WatchedSpec[], recorders: readonly Recorder[], writers: readonly PathWriter[], finals: ReadonlyMap<string, { readonly version: number }>): string[] {
+  const problems: string[] = [];
+  for (const writer of writers) problems.push(...writer.unexpected.map((line) => `${writer.path} writer: ${line}`));
+  for (const [i, spec] of specs.entries()) {
+    const recorder = recorders[i] as Recorder;
+    problems.push(...streamProblems(recorder));
+    for (const writer of writers) {
+      const watched = spec.recursive ? writer.path.startsWith(spec.path === '/' ? '/' : `${spec.path}/`) : writer.path === spec.path;
+      const final = finals.get(writer.path) as { version: number };
+      if (watched) problems.push(...pathProblems(recorder, writer, final.version, spec.values));
+      else if (recorder.eventsOf(writer.path).length > 0) problems.push(`${recorder.name}: events of ${writer.path}, which it does not watch`);
+    }
+  }
+  return problems;
+}

@@ -16,7 +16,7 @@ import { expect } from 'chai';
 import { startNode, type HaretNode } from '../../src/node/index.ts';
 import { eventually } from '../runtime/helpers.ts';
 import { removeDir, tempDir } from '../durability/processes.ts';
-import { PathWriter, pathProblems, Recorder, streamProblems, type Put } from './watch_check.ts';
+import { PathWriter, Recorder, runProblems, streamProblems, type Put } from './watch_check.ts';
 
 const decoder = new TextDecoder();
 
@@ -121,18 +121,7 @@ describe('node: watches under faults', function () {
       for (const recorder of recorders) expect(recorder.error, `${recorder.name} ended with an error`).to.equal(null);
       expect(recorders.every((recorder) => !recorder.ended)).to.equal(true);
 
-      const problems: string[] = [];
-      for (const writer of writers) problems.push(...writer.unexpected.map((line) => `${writer.path} writer: ${line}`));
-      for (const [i, spec] of specs.entries()) {
-        const recorder = recorders[i] as Recorder;
-        problems.push(...streamProblems(recorder, null));
-        for (const writer of writers) {
-          const watched = spec.recursive ? writer.path.startsWith(spec.path === '/' ? '/' : `${spec.path}/`) : writer.path === spec.path;
-          const final = finals.get(writer.path) as { version: number };
-          if (watched) problems.push(...pathProblems(recorder, writer, final.version, spec.values));
-          else if (recorder.eventsOf(writer.path).length > 0) problems.push(`${recorder.name}: events of ${writer.path}, which it does not watch`);
-        }
-      }
+      const problems = runProblems(specs, recorders, writers, finals);
       console.log(
         `      [watch faults, ${durable ? 'durable' : 'in-memory'}] ${ackedTotal()} puts acknowledged (${writers.map((w) => w.ambiguous).join('/')} ambiguous, ${writers.map((w) => w.notExecuted).join('/')} not executed), final versions ${[...finals.values()].map((f) => f.version).join('/')}, final op ${finalOp}; ` +
           `killed ${victim} serving ${servedByVictim} watches after ${ackedBeforeKill} puts (normal again in ${firstRecoveryMs} ms, every watcher past it in ${firstResumeMs} ms), ` +
