@@ -20,6 +20,7 @@ import type { CodecName } from '../runtime/codec.ts';
 import type { ProxyThread } from '../src/node/options.ts';
 import { formatBytes, formatInteger, printTable, progress, writeResults, type SuiteContext } from './report.ts';
 import { runSimBench } from './sim.bench.ts';
+import { busyShare, nodeLoopTimes } from './loop_times.ts';
 
 export type Workload = 'put' | 'mix';
 
@@ -110,28 +111,6 @@ async function withNode<T>(options: { ceiling: boolean; codec: CodecName; proxy:
   }
 }
 
-type LoopTimes = Record<string, { activeMs: number; idleMs: number }>;
-
-async function loopTimes(node: HaretNode): Promise<LoopTimes> {
-  const out: LoopTimes = {};
-  for (const worker of (await node.status()).workers) if (worker.detail !== null) out[worker.name] = { ...worker.detail.loop };
-  const host = performance.eventLoopUtilization();
-  out['main'] = { activeMs: host.active, idleMs: host.idle };
-  return out;
-}
-
-function busyShare(before: LoopTimes, after: LoopTimes): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const [thread, end] of Object.entries(after)) {
-    const start = before[thread];
-    if (start === undefined) continue;
-    const active = end.activeMs - start.activeMs;
-    const total = active + (end.idleMs - start.idleMs);
-    out[thread] = total > 0 ? active / total : 0;
-  }
-  return out;
-}
-
 export async function prepareBlobs(client: NamespaceClient, count: number): Promise<void> {
   const batch = 256;
   for (let start = 0; start < count; start += batch) {
@@ -195,9 +174,9 @@ async function runCase(c: Case, options: Options, bars: Bars): Promise<RuntimeRo
     const reps: RuntimeRow[] = [];
     for (let rep = 0; rep < options.reps; rep += 1) {
       const bar = bars.create(options.msPerRun, 0, `${c.name} (${rep + 1}/${options.reps})`);
-      const before = await loopTimes(node);
+      const before = await nodeLoopTimes(node);
       const run = await drive(client, c.workload, c.callers, options.msPerRun, bar);
-      const busy = busyShare(before, await loopTimes(node));
+      const busy = busyShare(before, await nodeLoopTimes(node));
       bar.done();
       reps.push({
         ...c,

@@ -35,6 +35,7 @@ import { startNode, type HaretNode, type NamespaceClient } from '../src/node/ind
 import { adminValue, startNodeProcess, stopNodeProcess, type NodeProcess } from './node_process.ts';
 import { formatInteger, printTable, progress, writeResults, type SuiteContext } from './report.ts';
 import { percentile } from './runtime.bench.ts';
+import { busyShare, nodeLoopTimes, type LoopTimes } from './loop_times.ts';
 
 export type Setup = 'in-process' | 'tcp';
 export type Pattern = 'hot path' | 'distinct paths';
@@ -148,7 +149,7 @@ async function withTarget<T>(setup: Setup, fn: (target: Target) => Promise<T>): 
     const node: HaretNode = await startNode({ logLevel: 'silent' });
     try {
       const client = node.client();
-      return await fn({ setup, writer: client, watcher: () => client, loopTimes: () => nodeLoopTimes(node) });
+      return await fn({ setup, writer: client, watcher: () => client, loopTimes: () => nodeLoopTimes(node, mainLabels.inProcess) });
     } finally {
       await node.stop();
     }
@@ -303,22 +304,11 @@ function share(paths: readonly string[], writers: number): (c: number) => readon
   return (c) => paths.filter((_, k) => k % writers === c);
 }
 
-type LoopTimes = Record<string, { activeMs: number; idleMs: number }>;
-
 /** Labels of main threads in the busy records; every other label is one of the node's workers. */
 const mainLabels = { inProcess: 'main', client: 'client main', nodeCpu: 'node main cpu' } as const;
 
-/** Every thread's event-loop time so far: the node's workers, and this (main) thread. */
-async function nodeLoopTimes(node: HaretNode): Promise<LoopTimes> {
-  const out: LoopTimes = {};
-  for (const worker of (await node.status()).workers) if (worker.detail !== null) out[worker.name] = { ...worker.detail.loop };
-  const main = performance.eventLoopUtilization();
-  out[mainLabels.inProcess] = { activeMs: main.active, idleMs: main.idle };
-  return out;
-}
-
 /**
- * The same for a node process: its workers' event loops (admin `metrics`), its main thread's
+ * What `nodeLoopTimes` (bench/loop_times.ts) reads of an in-process node, for a node process: its workers' event loops (admin `metrics`), its main thread's
  * CPU time as "active" and the rest of the wall time as "idle" (its event loop is not in the
  * admin answers; /proc has its CPU time, on Linux), and this process's main thread.
  */
@@ -359,17 +349,6 @@ function mainThreadCpuMs(pid: number | undefined): number | null {
   }
 }
 
-function busyShare(before: LoopTimes, after: LoopTimes): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const [thread, end] of Object.entries(after)) {
-    const start = before[thread];
-    if (start === undefined) continue;
-    const active = end.activeMs - start.activeMs;
-    const total = active + (end.idleMs - start.idleMs);
-    out[thread] = total > 0 ? active / total : 0;
-  }
-  return out;
-}
 
 /** Counts over the measured window, after `warmMs` of load, and how busy each thread was. */
 async function measure(
