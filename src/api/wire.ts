@@ -527,6 +527,13 @@ const treeLimitNames = [
   'unionOperandsMax',
   'requestBytesMax',
   'listEntriesMax',
+  'leaseTtlMinMs',
+  'leaseTtlMaxMs',
+  'leasesMax',
+  'leasesPerClientMax',
+  'leaseNodesMax',
+  'keepAliveIdsMax',
+  'sequenceMax',
 ] as const satisfies readonly (keyof TreeLimits)[];
 const treeLimitNamesComplete: Missing<keyof TreeLimits, (typeof treeLimitNames)[number]> = true;
 void treeLimitNamesComplete;
@@ -846,7 +853,7 @@ function readReplyBody(value: unknown, label: string): ReplyBody {
   }
 }
 
-const opResultTypes = ['ok', 'blob', 'element', 'count', 'bool', 'answer', 'set', 'list', 'stat', 'txn'] as const satisfies readonly OpResult['type'][];
+const opResultTypes = ['ok', 'blob', 'element', 'count', 'bool', 'answer', 'set', 'list', 'stat', 'txn', 'lease', 'lease_kept'] as const satisfies readonly OpResult['type'][];
 const resultTypesComplete: Missing<OpResult['type'], (typeof opResultTypes)[number]> = true;
 void resultTypesComplete;
 
@@ -867,8 +874,19 @@ function readFailure(fields: Fields, label: string): OpFailure {
 function readResult(fields: Fields, label: string, allowTxn: boolean): OpResult {
   const type = read.oneOf(fields, 'type', label, opResultTypes);
   switch (type) {
-    case 'ok':
-      return { type, version: read.counter(fields, 'version', label) };
+    case 'ok': {
+      // `path` only for a sequential create: the name it made.
+      const path = optional(fields, 'path');
+      const version = read.counter(fields, 'version', label);
+      return path === undefined ? { type, version } : { type, version, path: read.stringValue(path, at(label, 'path')) };
+    }
+    case 'lease':
+      return { type, id: read.counter(fields, 'id', label), ttlMs: read.counter(fields, 'ttlMs', label), nodes: read.counter(fields, 'nodes', label) };
+    case 'lease_kept': {
+      const alive = read.array(fields, 'alive', label);
+      const aliveLabel = at(label, 'alive');
+      return { type, alive: alive.map((flag, i) => read.booleanValue(flag, `${aliveLabel}[${i}]`)) };
+    }
     case 'blob':
       return { type, value: read.bytes(fields, 'value', label), version: read.counter(fields, 'version', label) };
     case 'element': {
@@ -944,6 +962,8 @@ const treeErrorCodes = [
   'cas_failed',
   'too_large',
   'invalid_request',
+  'no_such_lease',
+  'lease_not_owned',
 ] as const satisfies readonly TreeError['code'][];
 const treeErrorCodesComplete: Missing<TreeError['code'], (typeof treeErrorCodes)[number]> = true;
 void treeErrorCodesComplete;
@@ -960,6 +980,10 @@ export const limitNames = [
   'request_bytes',
   'list_entries',
   'directory_children',
+  'leases',
+  'leases_per_client',
+  'lease_nodes',
+  'sequence',
 ] as const satisfies readonly LimitName[];
 const limitNamesComplete: Missing<LimitName, (typeof limitNames)[number]> = true;
 void limitNamesComplete;
@@ -979,6 +1003,9 @@ function readTreeError(value: unknown, label: string): TreeError {
       return { code, reason: read.string(fields, 'reason', label) };
     case 'cannot_delete_root':
       return { code };
+    case 'no_such_lease':
+    case 'lease_not_owned':
+      return { code, id: read.counter(fields, 'id', label) };
     case 'cas_failed': {
       // Required, but nil is a value here: the node did not exist.
       const actual = read.required(fields, 'actual', label);

@@ -26,6 +26,18 @@ export type TreeLimits = {
   readonly requestBytesMax: number;
   /** Entries in one list result. */
   readonly listEntriesMax: number;
+  /** Shortest and longest lease TTL a client may ask for, in milliseconds. */
+  readonly leaseTtlMinMs: number;
+  readonly leaseTtlMaxMs: number;
+  /** Live leases in the namespace, and per client (a client id's host prefix). */
+  readonly leasesMax: number;
+  readonly leasesPerClientMax: number;
+  /** Ephemeral nodes attached to one lease. */
+  readonly leaseNodesMax: number;
+  /** Lease ids in one keep-alive. */
+  readonly keepAliveIdsMax: number;
+  /** The largest sequential-create counter (10 digits are printed, so at most 9,999,999,999). */
+  readonly sequenceMax: number;
 };
 
 export const defaultTreeLimits: TreeLimits = {
@@ -40,6 +52,13 @@ export const defaultTreeLimits: TreeLimits = {
   unionOperandsMax: 64,
   requestBytesMax: 4 * 1024 * 1024,
   listEntriesMax: 100_000,
+  leaseTtlMinMs: 200,
+  leaseTtlMaxMs: 24 * 60 * 60 * 1000,
+  leasesMax: 100_000,
+  leasesPerClientMax: 10_000,
+  leaseNodesMax: 1_000,
+  keepAliveIdsMax: 1_000,
+  sequenceMax: 9_999_999_999,
 };
 
 /**
@@ -50,6 +69,9 @@ export function validateTreeLimits(limits: TreeLimits): string | null {
     if (!Number.isSafeInteger(value) || value < 1) return `limits.${name} must be a positive integer`;
   }
   if (limits.componentBytesMax > limits.pathBytesMax) return 'limits.componentBytesMax must not exceed limits.pathBytesMax';
+  if (limits.leaseTtlMinMs > limits.leaseTtlMaxMs) return 'limits.leaseTtlMinMs must not exceed limits.leaseTtlMaxMs';
+  if (limits.leasesPerClientMax > limits.leasesMax) return 'limits.leasesPerClientMax must not exceed limits.leasesMax';
+  if (limits.sequenceMax > 9_999_999_999) return 'limits.sequenceMax must be at most 9999999999 (ten digits)';
   return null;
 }
 

@@ -567,6 +567,9 @@ export const commandForOp: Readonly<Record<TreeOpType, string>> = {
   set_insert: 'sadd',
   set_remove: 'srem',
   multi_cas: 'cas',
+  lease_grant: 'lease',
+  lease_keepalive: 'lease',
+  lease_revoke: 'lease',
 };
 
 /** Words people reach for that are not commands here. */

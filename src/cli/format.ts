@@ -91,7 +91,11 @@ function formatEntries(entries: readonly ListEntry[]): string[] {
 export function formatOpResult(result: OpResult): string {
   switch (result.type) {
     case 'ok':
-      return `ok · version ${result.version}`;
+      return result.path === undefined ? `ok · version ${result.version}` : `created ${result.path} · version ${result.version}`;
+    case 'lease':
+      return `lease ${result.id} · ttl ${result.ttlMs} ms${result.nodes > 0 ? ` · ${plural(result.nodes, 'node', 'nodes')} deleted` : ''}`;
+    case 'lease_kept':
+      return result.alive.map((alive) => (alive ? 'alive' : 'gone')).join(' ');
     case 'blob':
       return `${formatBytes(result.value)} · version ${result.version}`;
     case 'element':

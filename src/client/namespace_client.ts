@@ -44,6 +44,12 @@ export type WatchOptions = {
   readonly values?: boolean;
 };
 
+export type CreateOptions = {
+  /** A lease id, or anything with one (a kept-alive lease). */
+  readonly lease?: number | { readonly id: number };
+  readonly sequential?: boolean;
+};
+
 export class NamespaceClient {
   readonly namespace: string;
   readonly #call: CallPath;
@@ -72,8 +78,34 @@ export class NamespaceClient {
     return this.#call(this.namespace, checked.op);
   }
 
-  create(path: string, nodeType: NodeType): Promise<ResultOf<'ok'>> {
-    return this.#expect({ type: 'create', path, nodeType }, 'ok');
+  /**
+   * Creates a node (and any missing parent directories). `lease`: an ephemeral node, deleted
+   * when that lease ends (not a directory). `sequential`: the name made is `path` followed by a
+   * zero-padded 10-digit counter unique and increasing within the parent; the result's `path`.
+   */
+  create(path: string, nodeType: NodeType, options: CreateOptions = {}): Promise<ResultOf<'ok'>> {
+    const { lease, sequential } = options;
+    const leaseId = typeof lease === 'object' && lease !== null ? lease.id : lease;
+    const op: TreeOp = {
+      type: 'create',
+      path,
+      nodeType,
+      ...(leaseId === undefined ? {} : { lease: leaseId }),
+      ...(sequential === undefined ? {} : { sequential }),
+    };
+    return this.#expect(op, 'ok');
+  }
+  /** A lease of `ttlMs` (bare: nothing keeps it alive; see the coordination layer's `grantLease`). */
+  leaseGrant(ttlMs: number): Promise<ResultOf<'lease'>> {
+    return this.#expect({ type: 'lease_grant', ttlMs }, 'lease');
+  }
+  /** Restarts the TTL of each lease named; `alive[i]` false: lease `ids[i]` is gone (or not this client's). */
+  leaseKeepAlive(ids: readonly number[]): Promise<ResultOf<'lease_kept'>> {
+    return this.#expect({ type: 'lease_keepalive', ids }, 'lease_kept');
+  }
+  /** Ends a lease now; its ephemeral nodes are deleted in the same op (`nodes`: how many). */
+  leaseRevoke(id: number): Promise<ResultOf<'lease'>> {
+    return this.#expect({ type: 'lease_revoke', id }, 'lease');
   }
   delete(path: string): Promise<ResultOf<'ok'>> {
     return this.#expect({ type: 'delete', path }, 'ok');

@@ -223,7 +223,7 @@ export class HaretNode {
    * the proxy starts with what it was told (updateInit).
    */
   async startClusterNamespace(namespace: ClusterNamespace, start: ReplicaStart): Promise<void> {
-    const resolved = resolveNamespace({ name: namespace.name, replicas: namespace.nodes.length, ...(this.options.cluster?.namespaceConfig === undefined ? {} : { config: this.options.cluster.namespaceConfig }) }, this.options.durable);
+    const resolved = resolveNamespace({ name: namespace.name, replicas: namespace.nodes.length, ...(this.options.cluster?.namespaceConfig === undefined ? {} : { config: this.options.cluster.namespaceConfig }) }, this.options.durable, this.options.tickMs);
     const replicas = namespace.nodes.map((_, index) => replicaId(namespace.name, index));
     const self = this.options.name;
     for (const [index, node] of namespace.nodes.entries()) {

@@ -259,9 +259,9 @@ export function resolveOptions(options: NodeOptions = {}): ResolvedOptions {
     const ns: NamespaceOptions = typeof entry === 'string' ? { name: entry } : entry;
     if (seen.has(ns.name)) throw new RangeError(`namespace ${ns.name} is listed twice`);
     seen.add(ns.name);
-    return resolveNamespace(ns, durable);
+    return resolveNamespace(ns, durable, tickMs);
   });
-  if (options.cluster?.namespaceConfig !== undefined) resolveNamespace({ name: 'check', config: options.cluster.namespaceConfig }, durable);
+  if (options.cluster?.namespaceConfig !== undefined) resolveNamespace({ name: 'check', config: options.cluster.namespaceConfig }, durable, tickMs);
   const watch: WatchHubLimits = { ...defaultWatchHubLimits, ...options.watch };
   const watchProblem = validateWatchHubLimits(watch);
   if (watchProblem !== null) throw new RangeError(`watch: ${watchProblem}`);
@@ -302,12 +302,14 @@ export function resolveOptions(options: NodeOptions = {}): ResolvedOptions {
  * One namespace's protocol configuration; throws a RangeError naming the problem. Durability is
  * the node's (`durable`), not a namespace's: a namespace config asking for it is refused.
  */
-export function resolveNamespace(ns: NamespaceOptions, durable: boolean): ResolvedNamespace {
+export function resolveNamespace(ns: NamespaceOptions, durable: boolean, tickMs: number): ResolvedNamespace {
   if (typeof ns.name !== 'string' || !namespaceName.test(ns.name)) {
     throw new RangeError(`namespace name ${JSON.stringify(ns.name)} must be 1-64 letters, digits, '_', '.', '-'`);
   }
   if (ns.config?.durable !== undefined) throw new RangeError(`namespace ${ns.name}: durability is the node's choice (dataDir, durable), not a namespace option`);
-  const config: ReplicaConfig = { ...defaultReplicaConfig, ...nodeProtocolDefaults, ...ns.config, replicaCount: ns.replicas ?? 3, durable };
+  // Lease TTLs are converted with the timer's real period, so it is the node's, never a namespace's.
+  if (ns.config?.tickMs !== undefined) throw new RangeError(`namespace ${ns.name}: tickMs is the node's option, not a namespace option`);
+  const config: ReplicaConfig = { ...defaultReplicaConfig, ...nodeProtocolDefaults, ...ns.config, replicaCount: ns.replicas ?? 3, durable, tickMs };
   const problem = validateReplicaConfig(config);
   if (problem !== null) throw new RangeError(`namespace ${ns.name}: ${problem}`);
   return { name: ns.name, config };
@@ -317,7 +319,7 @@ export function resolveNamespace(ns: NamespaceOptions, durable: boolean): Resolv
 export function servedTreeLimits(options: ResolvedOptions): TreeLimits[] {
   const limits = options.namespaces.map((ns) => ns.config.treeLimits);
   const cluster = options.cluster?.namespaceConfig;
-  if (options.cluster !== undefined) limits.push(resolveNamespace({ name: 'cluster', ...(cluster === undefined ? {} : { config: cluster }) }, options.durable).config.treeLimits);
+  if (options.cluster !== undefined) limits.push(resolveNamespace({ name: 'cluster', ...(cluster === undefined ? {} : { config: cluster }) }, options.durable, options.tickMs).config.treeLimits);
   return limits;
 }
 

@@ -21,7 +21,11 @@ export type LimitName =
   | 'union_operands'
   | 'request_bytes'
   | 'list_entries'
-  | 'directory_children';
+  | 'directory_children'
+  | 'leases'
+  | 'leases_per_client'
+  | 'lease_nodes'
+  | 'sequence';
 
 export type TreeError =
   | { readonly code: 'already_exists'; readonly path: string }
@@ -32,7 +36,11 @@ export type TreeError =
   | { readonly code: 'cannot_delete_root' }
   | { readonly code: 'cas_failed'; readonly path: string; readonly expected: number; readonly actual: number | null }
   | { readonly code: 'too_large'; readonly what: LimitName; readonly limit: number }
-  | { readonly code: 'invalid_request'; readonly reason: string };
+  | { readonly code: 'invalid_request'; readonly reason: string }
+  /** The lease does not exist (never granted, expired or revoked). */
+  | { readonly code: 'no_such_lease'; readonly id: number }
+  /** The lease exists but another client owns it. */
+  | { readonly code: 'lease_not_owned'; readonly id: number };
 
 export type TreeErrorCode = TreeError['code'];
 
@@ -52,6 +60,8 @@ export const treeErrors = {
   }),
   tooLarge: (what: LimitName, limit: number): TreeError => ({ code: 'too_large', what, limit }),
   invalidRequest: (reason: string): TreeError => ({ code: 'invalid_request', reason }),
+  noSuchLease: (id: number): TreeError => ({ code: 'no_such_lease', id }),
+  leaseNotOwned: (id: number): TreeError => ({ code: 'lease_not_owned', id }),
 } as const;
 
 /** A one-line human rendering, for CLIs and logs. */
@@ -75,6 +85,10 @@ export function describeTreeError(error: TreeError): string {
       return `too large: ${error.what} exceeds ${error.limit}`;
     case 'invalid_request':
       return `invalid request: ${error.reason}`;
+    case 'no_such_lease':
+      return `no such lease: ${error.id} (never granted, expired or revoked)`;
+    case 'lease_not_owned':
+      return `lease ${error.id} belongs to another client`;
     default:
       return assertNever(error, 'tree error');
   }

@@ -44,7 +44,7 @@
 import { assertNever } from '../base/assert.ts';
 import { bytesEqual, childOf, hasMember, type DirectoryNode, type TreeNode } from './node.ts';
 import type { NodeType } from './node_type.ts';
-import { isReadOp, type SimpleOp, type TreeOp } from './ops.ts';
+import { isLeaseOp, isReadOp, type SimpleOp, type TreeOp } from './ops.ts';
 import { joinPath, rootPath, splitPath } from './path.ts';
 import type { Tree } from './lookup.ts';
 import { queueToArray } from './queue.ts';
@@ -66,7 +66,8 @@ export function treeChanges(before: Tree, op: TreeOp, after: Tree): readonly Tre
   const diff = new Diff(before.root, after.root);
   if (op.type === 'multi_cas') {
     for (const inner of op.ops) diff.visitOp(inner);
-  } else {
+  } else if (!isLeaseOp(op)) {
+    // A lease op's tree changes reach here as the deletes it made (src/tree/store.ts).
     diff.visitOp(op);
   }
   return diff.changes;
@@ -90,7 +91,7 @@ export function entryChanges(before: Tree, ops: readonly TreeOp[], after: Tree, 
   for (const op of ops) {
     if (op.type === 'multi_cas') {
       for (const inner of op.ops) diff.visitOp(inner);
-    } else {
+    } else if (!isLeaseOp(op)) {
       diff.visitOp(op);
     }
   }

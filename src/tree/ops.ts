@@ -59,7 +59,19 @@ export type ReadOp =
 
 // ---- writes ----------------------------------------------------------------------------
 
-export type CreateOp = { readonly type: 'create'; readonly path: string; readonly nodeType: NodeType };
+/**
+ * `lease`: an ephemeral node, deleted with its lease (src/tree/leases.ts); never a directory,
+ * so it never has children (ZooKeeper's rule). `sequential`: the name made is `path` followed
+ * by a zero-padded 10-digit counter, unique and increasing within the parent, returned as the
+ * result's `path`. Both are absent (never false or null) in the canonical op when not used.
+ */
+export type CreateOp = {
+  readonly type: 'create';
+  readonly path: string;
+  readonly nodeType: NodeType;
+  readonly lease?: number;
+  readonly sequential?: boolean;
+};
 export type DeleteOp = { readonly type: 'delete'; readonly path: string };
 export type BlobPutOp = { readonly type: 'blob_put'; readonly path: string; readonly value: Bytes };
 export type QueuePushOp = { readonly type: 'queue_push'; readonly path: string; readonly value: Bytes };
@@ -71,6 +83,23 @@ export type WriteOp = CreateOp | DeleteOp | BlobPutOp | QueuePushOp | QueuePopOp
 
 /** Any single operation; these may appear inside a transaction. */
 export type SimpleOp = ReadOp | WriteOp;
+
+// ---- leases (src/tree/leases.ts): never inside a transaction --------------------------------
+
+/** A lease of `ttlMs`, owned by the requesting client (the client id's host prefix). */
+export type LeaseGrantOp = { readonly type: 'lease_grant'; readonly ttlMs: number };
+/** Restarts the TTL of each of `ids` that is alive and the requester's. */
+export type LeaseKeepAliveOp = { readonly type: 'lease_keepalive'; readonly ids: readonly number[] };
+/** Ends the lease now: its ephemeral nodes are deleted in this op. */
+export type LeaseRevokeOp = { readonly type: 'lease_revoke'; readonly id: number };
+
+export type LeaseOp = LeaseGrantOp | LeaseKeepAliveOp | LeaseRevokeOp;
+
+export const leaseOpTypes = ['lease_grant', 'lease_keepalive', 'lease_revoke'] as const satisfies readonly LeaseOp['type'][];
+
+export function isLeaseOp(op: TreeOp): op is LeaseOp {
+  return op.type === 'lease_grant' || op.type === 'lease_keepalive' || op.type === 'lease_revoke';
+}
 
 export type Guard = { readonly path: string; readonly version: number };
 
@@ -85,7 +114,7 @@ export type MultiCasOp = {
   readonly ops: readonly SimpleOp[];
 };
 
-export type TreeOp = SimpleOp | MultiCasOp;
+export type TreeOp = SimpleOp | MultiCasOp | LeaseOp;
 export type TreeOpType = TreeOp['type'];
 
 export const readOpTypes = [
@@ -119,7 +148,7 @@ export function isReadOp(op: TreeOp): op is ReadOp {
   return (readOpTypes as readonly string[]).includes(op.type);
 }
 
-/** True when the op can change the tree (a transaction counts if any of its ops can). */
+/** True when the op can change the state (a transaction counts if any of its ops can; every lease op does). */
 export function isWriteOp(op: TreeOp): boolean {
   if (op.type === 'multi_cas') return op.ops.some((inner) => !isReadOp(inner));
   return !isReadOp(op);
@@ -136,8 +165,15 @@ export type ListEntry = {
 };
 
 export type OpResult =
-  /** create (the new node's version), delete (the deleted node's last version), blob_put, queue_push. */
-  | { readonly type: 'ok'; readonly version: number }
+  /**
+   * create (the new node's version; `path`, the name made, only for a sequential create),
+   * delete (the deleted node's last version), blob_put, queue_push.
+   */
+  | { readonly type: 'ok'; readonly version: number; readonly path?: string }
+  /** lease_grant (the new lease), lease_revoke (the lease ended; `nodes`: ephemeral nodes deleted, 0 for a grant). */
+  | { readonly type: 'lease'; readonly id: number; readonly ttlMs: number; readonly nodes: number }
+  /** lease_keepalive: per id asked, in order, true when it was alive and is renewed. */
+  | { readonly type: 'lease_kept'; readonly alive: readonly boolean[] }
   /** blob_get. */
   | { readonly type: 'blob'; readonly value: Bytes; readonly version: number }
   /** queue_pop, queue_front, queue_back: null when the queue is empty. */

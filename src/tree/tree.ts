@@ -37,7 +37,7 @@ import type {
   TreeOp,
   WriteOp,
 } from './ops.ts';
-import { joinPath, prefixPath, rootPath, splitPath } from './path.ts';
+import { joinPath, prefixPath, rootPath, splitPath, utf8Length } from './path.ts';
 import { fail, lookup, lookupTyped, treeFromRoot, type Tree } from './lookup.ts';
 import { queueFirst, queueLast, queuePush, queueShift } from './queue.ts';
 import { applySetAlgebra } from './set_algebra.ts';
@@ -64,6 +64,10 @@ export function nodeCount(tree: Tree): number {
  */
 export function applyOp(tree: Tree, op: TreeOp, limits: TreeLimits = defaultTreeLimits): Applied {
   if (op.type === 'multi_cas') return multiCas(tree, op, limits, applySimpleOp);
+  // Lease ops and ephemeral creates need the lease table: src/tree/store.ts applies them.
+  if (op.type === 'lease_grant' || op.type === 'lease_keepalive' || op.type === 'lease_revoke') {
+    return failure(tree, treeErrors.invalidRequest('lease operations apply to the store, not the bare tree'));
+  }
   return applySimpleOp(tree, op, limits);
 }
 
@@ -142,6 +146,7 @@ function failure(tree: Tree, error: TreeError): Applied {
 }
 
 function create(tree: Tree, op: CreateOp, limits: TreeLimits): Applied {
+  if (op.sequential === true) return createSequential(tree, op, limits);
   if (op.path === rootPath) return failure(tree, treeErrors.alreadyExists(rootPath));
   const components = splitPath(op.path);
   // Walk down the existing part of the path.
@@ -169,6 +174,38 @@ function create(tree: Tree, op: CreateOp, limits: TreeLimits): Applied {
   const attached = newDirectory(attachTo.version + 1, children, attachTo.descendants + added);
   const tail = rebuild(dirs.slice(0, depth), components, attached, added);
   return { tree: tail, outcome: { type: 'ok', version: 0 } };
+}
+
+/**
+ * A sequential create (src/tree/README.md): the name is the last component of `op.path`
+ * followed by the parent directory's version, zero-padded to 10 digits. Each create bumps the
+ * parent's version, so the counter is unique and increasing while the parent exists. A missing
+ * parent is made first (its own create bumps it to version 1 under the new child, so the next
+ * sequential create there gets 1, not 0 again).
+ */
+function createSequential(tree: Tree, op: CreateOp, limits: TreeLimits): Applied {
+  const components = splitPath(op.path);
+  const prefix = components[components.length - 1] as string;
+  const parentPath = prefixPath(components, components.length - 1);
+  let current = tree;
+  let parent = lookup(current, parentPath);
+  if (!parent.ok && parent.error.code === 'does_not_exist') {
+    const made = create(current, { type: 'create', path: parentPath, nodeType: 'directory' }, limits);
+    if (made.outcome.type === 'error') return { tree, outcome: made.outcome };
+    current = made.tree;
+    parent = lookup(current, parentPath);
+  }
+  if (!parent.ok) return failure(tree, parent.error);
+  if (parent.node.type !== 'directory') return failure(tree, treeErrors.notADirectory(parentPath));
+  const counter = parent.node.version;
+  if (counter > limits.sequenceMax) return failure(tree, treeErrors.tooLarge('sequence', limits.sequenceMax));
+  const name = `${prefix}${String(counter).padStart(10, '0')}`;
+  if (utf8Length(name) > limits.componentBytesMax) return failure(tree, treeErrors.tooLarge('component_bytes', limits.componentBytesMax));
+  const path = joinPath(parentPath, name);
+  if (utf8Length(path) > limits.pathBytesMax) return failure(tree, treeErrors.tooLarge('path_bytes', limits.pathBytesMax));
+  const made = create(current, { type: 'create', path, nodeType: op.nodeType }, limits);
+  if (made.outcome.type === 'error') return { tree, outcome: made.outcome };
+  return { tree: made.tree, outcome: { type: 'ok', version: 0, path } };
 }
 
 function emptyNode(type: NodeType): TreeNode {

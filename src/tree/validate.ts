@@ -18,11 +18,14 @@
 import { assertNever } from '../base/assert.ts';
 import { FieldReader, at, byteLengthOf, isCounter, isPlainObject, objectWords, type Fields } from '../base/fields.ts';
 import { treeErrors, type TreeError } from './errors.ts';
-import { defaultTreeLimits, type TreeLimits } from '../base/limits.ts';
+import { defaultTreeLimits, protocolNumberMax, type TreeLimits } from '../base/limits.ts';
 import { isNodeType, nodeTypes, type NodeType } from './node_type.ts';
 import {
+  leaseOpTypes,
   readOpTypes,
   writeOpTypes,
+  type CreateOp,
+  type LeaseOp,
   type Bytes,
   type Guard,
   type MultiCasOp,
@@ -168,7 +171,7 @@ function readMembers(value: unknown, label: string, budget: Budget): Bytes[] {
 
 // ---- operations ---------------------------------------------------------------------------
 
-const treeOpTypes: ReadonlySet<string> = new Set<string>([...readOpTypes, ...writeOpTypes, 'multi_cas']);
+const treeOpTypes: ReadonlySet<string> = new Set<string>([...readOpTypes, ...writeOpTypes, ...leaseOpTypes, 'multi_cas']);
 
 function isTreeOpType(value: string): value is TreeOpType {
   return treeOpTypes.has(value);
@@ -188,7 +191,56 @@ function readOp(input: unknown, budget: Budget): TreeOp {
   const fields = readObject(input, 'operation');
   const type = readType(fields, '');
   charge(budget, itemOverheadBytes);
-  return type === 'multi_cas' ? readMultiCas(fields, budget) : readSimpleOp(fields, type, '', budget);
+  if (type === 'multi_cas') return readMultiCas(fields, budget);
+  if (type === 'lease_grant' || type === 'lease_keepalive' || type === 'lease_revoke') return readLeaseOp(fields, type, budget);
+  return readSimpleOp(fields, type, '', budget);
+}
+
+/** Lease ops (top level only). TTL bounds are the namespace's limits; ids are lease numbers. */
+function readLeaseOp(fields: Fields, type: LeaseOp['type'], budget: Budget): LeaseOp {
+  const { limits } = budget;
+  switch (type) {
+    case 'lease_grant': {
+      const ttlMs = read.required(fields, 'ttlMs', '');
+      if (typeof ttlMs !== 'number' || !Number.isSafeInteger(ttlMs) || ttlMs < limits.leaseTtlMinMs || ttlMs > limits.leaseTtlMaxMs) {
+        return invalid(`ttlMs must be an integer from ${limits.leaseTtlMinMs} to ${limits.leaseTtlMaxMs}`);
+      }
+      return { type, ttlMs };
+    }
+    case 'lease_keepalive': {
+      const ids = read.array(fields, 'ids', '');
+      if (ids.length === 0) return invalid('ids must name at least one lease');
+      if (ids.length > limits.keepAliveIdsMax) reject(treeErrors.tooLarge('lease_nodes', limits.keepAliveIdsMax));
+      const valid: number[] = [];
+      for (let i = 0; i < ids.length; i++) valid.push(readLeaseIdValue(ids[i], `ids[${i}]`));
+      charge(budget, 8 * valid.length);
+      return { type, ids: valid };
+    }
+    case 'lease_revoke':
+      return { type, id: readLeaseIdValue(read.required(fields, 'id', ''), 'id') };
+    default:
+      return assertNever(type, 'lease op type');
+  }
+}
+
+/** Lease ids are positive protocol-sized integers (the namespace numbers them from 1). */
+function readLeaseIdValue(value: unknown, label: string): number {
+  if (!isCounter(value) || value < 1 || value > protocolNumberMax) return invalid(`${label} must be a lease id (an integer from 1 to 2^48)`);
+  return value;
+}
+
+/** create's options: both absent from the canonical op unless used. */
+function readCreate(fields: Fields, prefix: string, budget: Budget): CreateOp {
+  const path = readPath(fields, 'path', prefix, budget);
+  const nodeType = readNodeType(fields, prefix);
+  const leaseValue = read.optional(fields, 'lease');
+  const sequentialValue = read.optional(fields, 'sequential');
+  const sequential = sequentialValue === undefined || sequentialValue === null ? false : read.booleanValue(sequentialValue, at(prefix, 'sequential'));
+  if (sequential && path === '/') return invalid(`${at(prefix, 'path')}: a sequential create needs a name prefix below the root`);
+  if (leaseValue === undefined || leaseValue === null) return sequential ? { type: 'create', path, nodeType, sequential } : { type: 'create', path, nodeType };
+  const lease = readLeaseIdValue(leaseValue, at(prefix, 'lease'));
+  if (nodeType === 'directory') return invalid(`${at(prefix, 'nodeType')}: an ephemeral node cannot be a directory (it could never have children)`);
+  return sequential ? { type: 'create', path, nodeType, lease, sequential } : { type: 'create', path, nodeType, lease };
 }
 
 /**
@@ -215,7 +267,7 @@ function readSimpleOp(fields: Fields, type: SimpleOp['type'], prefix: string, bu
     case 'set_remove':
       return { type, path: readPath(fields, 'path', prefix, budget), value: readBytes(fields, 'value', prefix, budget) };
     case 'create':
-      return { type, path: readPath(fields, 'path', prefix, budget), nodeType: readNodeType(fields, prefix) };
+      return readCreate(fields, prefix, budget);
     case 'set_union':
       return readSetUnion(fields, prefix, budget);
     case 'set_intersection':
@@ -317,6 +369,7 @@ function readInnerOp(value: unknown, label: string, budget: Budget): SimpleOp {
   const fields = readObject(value, label);
   const type = readType(fields, label);
   if (type === 'multi_cas') return invalid(`${label}: transactions do not nest`);
+  if (type === 'lease_grant' || type === 'lease_keepalive' || type === 'lease_revoke') return invalid(`${label}: lease operations cannot be part of a transaction`);
   charge(budget, itemOverheadBytes);
   return readSimpleOp(fields, type, label, budget);
 }

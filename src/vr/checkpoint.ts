@@ -13,6 +13,7 @@ import { decodeSnapshot, packSnapshot, snapshotTerms, type SnapshotTerms } from 
 import { clientTableFromOrdered, type ClientRecord } from './client_table.ts';
 import type { CheckpointImage } from './messages.ts';
 import { Machine } from './state_machine.ts';
+import { leaseTableFromTerms, leaseTerms, type LeaseTerms } from '../tree/leases.ts';
 
 const packr = new Packr({ useRecords: false, moreTypes: false, bundleStrings: false });
 
@@ -30,15 +31,17 @@ export type CheckpointTerms = {
   readonly tree: SnapshotTerms;
   /** Least recently active first (the table's order). */
   readonly clients: readonly (readonly [string, ClientRecord])[];
+  /** The lease table (src/tree/leases.ts), in id order. */
+  readonly leases: LeaseTerms;
 };
 
 export function checkpointTerms(machine: Machine): CheckpointTerms {
   const clients = Array.from(machine.clients.entries());
-  return { appliedOp: machine.appliedOp, tree: snapshotTerms(machine.tree), clients };
+  return { appliedOp: machine.appliedOp, tree: snapshotTerms(machine.tree), clients, leases: leaseTerms(machine.leases) };
 }
 
 export function packCheckpoint(terms: CheckpointTerms): CheckpointImage {
-  const body = packr.pack([terms.appliedOp, packSnapshot(terms.tree), terms.clients]);
+  const body = packr.pack([terms.appliedOp, packSnapshot(terms.tree), terms.clients, terms.leases]);
   const snapshot = new Uint8Array(4 + body.length);
   new DataView(snapshot.buffer).setUint32(0, CRC32.buf(body) >>> 0);
   snapshot.set(body, 4);
@@ -60,8 +63,9 @@ export function decodeCheckpoint(image: CheckpointImage): CheckpointDecodeResult
   } catch (error) {
     return { ok: false, reason: `checkpoint is not msgpack: ${String(error)}` };
   }
-  if (!Array.isArray(decoded) || decoded.length !== 3) return { ok: false, reason: 'checkpoint malformed' };
-  const [appliedOp, treeBytes, clients] = decoded as [unknown, unknown, unknown];
+  // Three parts: an image written before leases existed (no lease table); four: with one.
+  if (!Array.isArray(decoded) || (decoded.length !== 3 && decoded.length !== 4)) return { ok: false, reason: 'checkpoint malformed' };
+  const [appliedOp, treeBytes, clients, leaseValue] = decoded as [unknown, unknown, unknown, unknown];
   if (appliedOp !== image.op) return { ok: false, reason: 'checkpoint op does not match its image' };
   // An image read back from disk has not passed the gate: its op is bounded here too.
   if (typeof appliedOp !== 'number' || !Number.isSafeInteger(appliedOp) || appliedOp < 0 || appliedOp > protocolNumberMax) {
@@ -81,7 +85,10 @@ export function decodeCheckpoint(image: CheckpointImage): CheckpointDecodeResult
   // O(n): rebuilds the links, refusing a duplicate id or an order that is not by last activity.
   const table = clientTableFromOrdered(ordered);
   if (!table.ok) return { ok: false, reason: `checkpoint ${table.reason}` };
-  return { ok: true, machine: new Machine(tree.tree, table.table, image.op) };
+  if (leaseValue === undefined) return { ok: true, machine: new Machine(tree.tree, table.table, image.op) };
+  const leases = leaseTableFromTerms(leaseValue, image.op);
+  if (!leases.ok) return { ok: false, reason: `checkpoint ${leases.reason}` };
+  return { ok: true, machine: new Machine(tree.tree, table.table, image.op, leases.table) };
 }
 
 /** Null when `value` is a record the state machine could have written by `appliedOp`, else why not. */

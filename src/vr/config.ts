@@ -46,6 +46,14 @@ export type ReplicaConfig = {
   readonly durable: boolean;
   /** Limits of the tree, enforced before a request reaches the log. */
   readonly treeLimits: TreeLimits;
+  /** Milliseconds per tick (the timer service's period): converts lease TTLs to ticks. */
+  readonly tickMs: number;
+  /**
+   * README rule 21: while leases exist, the primary logs the ticks it measured at least this
+   * often (and sooner when a lease is due), so a primary's death loses at most this much of
+   * every lease's count.
+   */
+  readonly leaseClockTicks: number;
 };
 
 export const defaultReplicaConfig: ReplicaConfig = {
@@ -67,7 +75,12 @@ export const defaultReplicaConfig: ReplicaConfig = {
   sessionIdleOps: 10_000_000,
   durable: false,
   treeLimits: defaultTreeLimits,
+  tickMs: 10,
+  leaseClockTicks: 20,
 };
+
+/** Ticks in one lease_clock entry at most (README rule 21; validateMessage refuses more from a peer). */
+export const leaseClockTicksMax = 1_000_000_000;
 
 export function makeReplicaConfig(overrides: Partial<ReplicaConfig> = {}): ReplicaConfig {
   const config = { ...defaultReplicaConfig, ...overrides };
@@ -95,6 +108,8 @@ export function validateReplicaConfig(config: ReplicaConfig): string | null {
     'logSuffixMax',
     'clientTableMax',
     'sessionIdleOps',
+    'tickMs',
+    'leaseClockTicks',
   ];
   for (const key of positive) {
     const value = config[key];

@@ -8,8 +8,16 @@ import type { OpOutcome, TreeOp } from '../tree/ops.ts';
 
 // ---- client requests and the log ----------------------------------------------------------
 
-/** What a client asks for: open (or continue) a session, or run one tree operation. */
-export type RequestOp = { readonly type: 'register' } | { readonly type: 'tree'; readonly op: TreeOp };
+/**
+ * What a client asks for: open (or continue) a session, or run one tree operation. And one the
+ * primary makes itself, never a client (README rule 21): `lease_clock`, `elapsedTicks` measured
+ * since its previous one, when its commit number was `through`; such a request has client id
+ * '' and request number 0 and gets no reply.
+ */
+export type RequestOp =
+  | { readonly type: 'register' }
+  | { readonly type: 'tree'; readonly op: TreeOp }
+  | { readonly type: 'lease_clock'; readonly elapsedTicks: number; readonly through: number };
 
 /** VRR §4.1 `request`: a client's op with its client id and request number. */
 export type Request = {

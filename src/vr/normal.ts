@@ -7,7 +7,7 @@ import { protocolNumberMax } from '../base/limits.ts';
 import { isWriteOp } from '../tree/ops.ts';
 import { validateOp } from '../tree/validate.ts';
 import { commitUpTo } from './commit.ts';
-import { faultsTolerated, primaryOf } from './config.ts';
+import { faultsTolerated, leaseClockTicksMax, primaryOf } from './config.ts';
 import { ackableOp, answer, broadcast, isPrimary, send, trace, type Ctx } from './context.ts';
 import { append, entryAt } from './log.ts';
 import type { Commit, LogEntry, Prepare, PrepareOk, Request } from './messages.ts';
@@ -65,6 +65,11 @@ function admit(ctx: Ctx, request: Request): Request | null {
       return null;
     }
     return request;
+  }
+  if (request.op.type === 'lease_clock') {
+    // Only a primary makes these (README rule 21); validateMessage refuses them from clients.
+    trace(ctx, 'drop_client_lease_clock', { clientId: request.clientId });
+    return null;
   }
   const validated = validateOp(request.op.op, s.config.treeLimits);
   if (!validated.ok) {
@@ -128,6 +133,9 @@ export function preparePending(ctx: Ctx): void {
     }
     s.primary.pending = s.primary.pending.skip(requests.length).toList();
     const entry: LogEntry = { op: s.op + 1, view: s.view, requests };
+    const clock = s.primary.leaseClock;
+    // The lease_clock request is proposed at the front of pending, so it leads its entry.
+    if (clock.waiting && clock.entryOp === 0 && requests[0]?.op.type === 'lease_clock') s.primary.leaseClock = { ...clock, entryOp: entry.op };
     s.log = append(s.log, entry);
     s.op = entry.op;
     s.primary.acks[s.index] = ackableOp(s);
@@ -209,8 +217,36 @@ function nthHighest(values: readonly number[], n: number): number {
   return best;
 }
 
+/**
+ * README rule 21: while leases exist the primary counts its ticks and logs them in a
+ * lease_clock entry every `leaseClockTicks`, or as soon as a counting lease is due, one entry
+ * in flight at a time. An entry covers the ticks since the previous one was proposed, and names
+ * the commit number of that moment (`through`): the renewals committed by then. With no lease
+ * and none in flight the interval simply restarts at every tick.
+ */
+function onLeaseClockTick(ctx: Ctx): void {
+  const s = ctx.s;
+  const clock = s.primary.leaseClock;
+  const inFlight = clock.waiting && (clock.entryOp === 0 || s.commit < clock.entryOp);
+  const leases = s.machine.leases;
+  if (leases.size === 0 && !inFlight) {
+    if (clock.ticks !== 0 || clock.through !== s.commit || clock.waiting) s.primary.leaseClock = { ticks: 0, through: s.commit, waiting: false, entryOp: 0 };
+    return;
+  }
+  const ticks = Math.min(clock.ticks + 1, leaseClockTicksMax);
+  const due = ticks >= s.config.leaseClockTicks || leases.clock + ticks >= leases.nextDeadline;
+  if (inFlight || !due || s.op >= protocolNumberMax) {
+    s.primary.leaseClock = { ...clock, ticks };
+    return;
+  }
+  const request: Request = { type: 'request', clientId: '', requestNum: 0, op: { type: 'lease_clock', elapsedTicks: ticks, through: clock.through } };
+  s.primary.pending = s.primary.pending.unshift(request);
+  s.primary.leaseClock = { ticks: 0, through: s.commit, waiting: true, entryOp: 0 };
+}
+
 export function onPrimaryTick(ctx: Ctx): void {
   const s = ctx.s;
+  onLeaseClockTick(ctx);
   const timers = s.timers;
   timers.heartbeatTicks += 1;
   if (s.op > s.commit) {

@@ -19,6 +19,8 @@ function opBytes(op: TreeOp): number {
     for (const inner of op.ops) total += simpleOpBytes(inner);
     return total;
   }
+  if (op.type === 'lease_keepalive') return overhead + 8 * op.ids.length;
+  if (op.type === 'lease_grant' || op.type === 'lease_revoke') return overhead;
   return simpleOpBytes(op);
 }
 

@@ -84,7 +84,20 @@ export type PrimaryState = {
   readonly pending: List<Request>;
   /** Client id to the request number that is pending or prepared but not yet committed. */
   readonly inProgress: ImmutableMap<string, number>;
+  /** README rule 21: the ticks this primary measured for the lease clock. */
+  readonly leaseClock: LeaseClock;
 };
+
+/**
+ * The current interval of the lease clock at the primary: `ticks` counted since it began, when
+ * the commit number was `through`. `entryOp` is the op of the lease_clock entry in flight (0:
+ * none, or proposed but not yet cut into an entry while `waiting`).
+ */
+export type LeaseClock = { readonly ticks: number; readonly through: number; readonly waiting: boolean; readonly entryOp: number };
+
+export function freshLeaseClock(commit: number): LeaseClock {
+  return { ticks: 0, through: commit, waiting: false, entryOp: 0 };
+}
 
 export type ViewChangeState = {
   /** Replicas (others) whose start_view_change for `view` arrived. */
@@ -123,7 +136,7 @@ export function initialReplicaState(config: ReplicaConfig, index: number, seed: 
     globalMinAccept: 0,
     prng: makePrng(seed ^ Math.imul(index + 1, 0x9e3779b1)),
     timers: { idleTicks: 0, timeoutTicks: config.viewChangeTimeoutTicks, heartbeatTicks: 0, stallTicks: 0, recoveryTicks: 0 },
-    primary: { acks: new Array<number>(config.replicaCount).fill(0), pending: List(), inProgress: ImmutableMap() },
+    primary: { acks: new Array<number>(config.replicaCount).fill(0), pending: List(), inProgress: ImmutableMap(), leaseClock: freshLeaseClock(0) },
     viewChange: { startViewChangeFrom: [], sentDoViewChange: false, doViewChanges: none },
     recovery: { nonce: 0, responses: none },
     stateTransfer: null,

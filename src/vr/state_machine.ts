@@ -7,10 +7,12 @@
 import { assertNever } from '../base/assert.ts';
 import { defaultTreeLimits, type TreeLimits } from '../base/limits.ts';
 import { isWriteOp } from '../tree/ops.ts';
-import { applyOp, emptyTree, type Tree } from '../tree/tree.ts';
+import { emptyTree, type Tree } from '../tree/tree.ts';
+import { emptyLeaseTable, ownerOf, type LeaseTable } from '../tree/leases.ts';
+import { applyLeaseClock, applyStoreOp } from '../tree/store.ts';
 import { emptyClientTable, type ClientTable, type ClientTableEditor } from './client_table.ts';
 import type { LogEntry, ReplyBody, Request } from './messages.ts';
-import type { TreeOp } from '../tree/ops.ts';
+import type { OpOutcome, TreeOp } from '../tree/ops.ts';
 
 /**
  * A class on purpose: immer does not draft class instances, so a step reads the machine (and
@@ -21,11 +23,14 @@ export class Machine {
   readonly clients: ClientTable;
   /** The op of the last entry applied. */
   readonly appliedOp: number;
+  /** Leases and ephemeral nodes (src/tree/leases.ts). */
+  readonly leases: LeaseTable;
 
-  constructor(tree: Tree, clients: ClientTable, appliedOp: number) {
+  constructor(tree: Tree, clients: ClientTable, appliedOp: number, leases: LeaseTable = emptyLeaseTable()) {
     this.tree = tree;
     this.clients = clients;
     this.appliedOp = appliedOp;
+    this.leases = leases;
     Object.freeze(this);
   }
 }
@@ -38,7 +43,13 @@ export type AppliedReply = {
   readonly body: ReplyBody;
 };
 
-export type SessionPolicy = { readonly clientTableMax: number; readonly sessionIdleOps: number; readonly treeLimits: TreeLimits };
+export type SessionPolicy = {
+  readonly clientTableMax: number;
+  readonly sessionIdleOps: number;
+  readonly treeLimits: TreeLimits;
+  /** Milliseconds per tick: a lease's TTL in ticks is its ttlMs over this, rounded up. */
+  readonly tickMs: number;
+};
 
 export function emptyMachine(): Machine {
   return new Machine(emptyTree(), emptyClientTable(), 0);
@@ -56,17 +67,15 @@ export function emptyMachine(): Machine {
  * the trees before and after along their paths).
  */
 export function applyEntry(machine: Machine, entry: LogEntry, policy: SessionPolicy, replies: AppliedReply[], treeOps?: TreeOp[]): Machine {
-  let tree = machine.tree;
+  const store: StoreState = { tree: machine.tree, leases: machine.leases };
   const requests = entry.requests;
   // Answers by request position, so the reordering does not show in `replies`.
   const bodies: (AppliedReply | null)[] = new Array<AppliedReply | null>(requests.length).fill(null);
   let readsDeferred = false;
   const apply = (table: ClientTableEditor, index: number): void => {
     const request = requests[index] as Request;
-    const applied = applyRequest(tree, table, request, entry.op, policy);
-    tree = applied.tree;
-    if (treeOps !== undefined && request.op.type === 'tree') treeOps.push(request.op.op);
-    if (applied.body !== null) bodies[index] = { clientId: request.clientId, requestNum: request.requestNum, op: applied.replyOp, body: applied.body };
+    const applied = applyRequest(store, table, request, entry.op, policy, treeOps);
+    if (applied !== null) bodies[index] = { clientId: request.clientId, requestNum: request.requestNum, op: applied.replyOp, body: applied.body };
   };
   const clients = machine.clients.edit((table) => {
     for (let index = 0; index < requests.length; index++) {
@@ -81,8 +90,11 @@ export function applyEntry(machine: Machine, entry: LogEntry, policy: SessionPol
     }
   });
   for (const body of bodies) if (body !== null) replies.push(body);
-  return new Machine(tree, clients, entry.op);
+  return new Machine(store.tree, clients, entry.op, store.leases);
 }
+
+/** The tree and lease table as an entry's requests change them, one after another. */
+type StoreState = { tree: Tree; leases: LeaseTable };
 
 /**
  * Sessions are expired at checkpoint ops only, so every replica expires the same ones: those
@@ -94,12 +106,13 @@ export function expireAtCheckpoint(machine: Machine, policy: SessionPolicy): Mac
     table.expireIdle(machine.appliedOp, policy.sessionIdleOps);
     table.evictBeyond(policy.clientTableMax);
   });
-  return clients === machine.clients ? machine : new Machine(machine.tree, clients, machine.appliedOp);
+  return clients === machine.clients ? machine : new Machine(machine.tree, clients, machine.appliedOp, machine.leases);
 }
 
-type RequestApplied = { readonly tree: Tree; readonly body: ReplyBody | null; readonly replyOp: number };
+type RequestApplied = { readonly body: ReplyBody; readonly replyOp: number } | null;
 
-function applyRequest(tree: Tree, table: ClientTableEditor, request: Request, op: number, policy: SessionPolicy): RequestApplied {
+/** Applies one request to `store` (in place) and the client table; null: no reply. */
+function applyRequest(store: StoreState, table: ClientTableEditor, request: Request, op: number, policy: SessionPolicy, treeOps: TreeOp[] | undefined): RequestApplied {
   const record = table.get(request.clientId);
   switch (request.op.type) {
     case 'register': {
@@ -108,39 +121,53 @@ function applyRequest(tree: Tree, table: ClientTableEditor, request: Request, op
       table.activate(request.clientId, record === undefined ? { requestNum: 0, reply: null, replyOp: op, lastActiveOp: op } : { ...record, lastActiveOp: op });
       // Capacity: the least recently active sessions go (never this one: it is the newest).
       table.evictBeyond(policy.clientTableMax);
-      return { tree, body: { type: 'registered', isNew: record === undefined, lastRequestNum }, replyOp: op };
+      return { body: { type: 'registered', isNew: record === undefined, lastRequestNum }, replyOp: op };
+    }
+    case 'lease_clock': {
+      // The primary's own entry (README rule 21): no session, no reply.
+      const advanced = applyLeaseClock(store.tree, store.leases, request.op.elapsedTicks, request.op.through, treeOps);
+      store.tree = advanced.tree;
+      store.leases = advanced.leases;
+      return null;
     }
     case 'tree': {
-      if (record === undefined) return { tree, body: { type: 'session_expired' }, replyOp: 0 };
+      if (record === undefined) return { body: { type: 'session_expired' }, replyOp: 0 };
       const readOnly = !isWriteOp(request.op.op);
       // At most once: an old request number is never executed again, and says so (README
       // deviation 16: VRR §4.1 drops it silently).
-      if (request.requestNum < record.requestNum) return { tree, body: { type: 'stale_request', lastRequestNum: record.requestNum }, replyOp: 0 };
+      if (request.requestNum < record.requestNum) return { body: { type: 'stale_request', lastRequestNum: record.requestNum }, replyOp: 0 };
       if (request.requestNum === record.requestNum) {
         // A write's retry gets its cached reply.
-        if (record.reply !== null) return { tree, body: record.reply, replyOp: record.replyOp };
+        if (record.reply !== null) return { body: record.reply, replyOp: record.replyOp };
         // A read's reply was not kept (README deviation 8): its retry runs again, here, which is
         // linearizable (the client saw no answer yet, and this op is within its call). The
         // record keeps its requestNum and replyOp; only the session's activity moves.
-        if (!readOnly) return { tree, body: null, replyOp: 0 };
-        const applied = applyOp(tree, request.op.op, policy.treeLimits);
+        if (!readOnly) return null;
+        const outcome = runOp(store, { ...request, op: request.op }, op, policy, treeOps);
         table.activate(request.clientId, { ...record, lastActiveOp: op });
-        return { tree: applied.tree, body: { type: 'tree', outcome: applied.outcome }, replyOp: op };
+        return { body: { type: 'tree', outcome }, replyOp: op };
       }
-      const applied = applyOp(tree, request.op.op, policy.treeLimits);
-      const body: ReplyBody = { type: 'tree', outcome: applied.outcome };
+      const body: ReplyBody = { type: 'tree', outcome: runOp(store, { ...request, op: request.op }, op, policy, treeOps) };
       // Only what a retry needs: a write's reply (a retry must not run it twice); of a read,
       // nothing but its number (a retry runs it again).
       table.activate(request.clientId, { requestNum: request.requestNum, reply: readOnly ? null : body, replyOp: op, lastActiveOp: op });
-      return { tree: applied.tree, body, replyOp: op };
+      return { body, replyOp: op };
     }
     default:
       return assertNever(request.op, 'request op');
   }
 }
 
+function runOp(store: StoreState, request: Request & { readonly op: { readonly type: 'tree'; readonly op: TreeOp } }, op: number, policy: SessionPolicy, treeOps: TreeOp[] | undefined): OpOutcome {
+  const applied = applyStoreOp(store.tree, store.leases, request.op.op, { owner: ownerOf(request.clientId), op, limits: policy.treeLimits, tickMs: policy.tickMs }, treeOps);
+  store.tree = applied.tree;
+  store.leases = applied.leases;
+  return applied.outcome;
+}
+
 export const defaultSessionPolicy: SessionPolicy = {
   clientTableMax: 100_000,
   sessionIdleOps: 10_000_000,
   treeLimits: defaultTreeLimits,
+  tickMs: 10,
 };

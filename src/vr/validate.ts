@@ -20,7 +20,7 @@ import { FieldReader, at, objectWords, own, type Fields } from '../base/fields.t
 import { assertNever } from '../base/assert.ts';
 import { protocolNumberMax, type TreeLimits } from '../base/limits.ts';
 import { validateOp } from '../tree/validate.ts';
-import { primaryOf, type ReplicaConfig } from './config.ts';
+import { leaseClockTicksMax, primaryOf, type ReplicaConfig } from './config.ts';
 import type { PeerMessageType } from './messages.ts';
 
 const clientIdMax = 256;
@@ -194,17 +194,26 @@ function fromPrimaryOfView(type: PeerMessageType, view: number, replica: number,
  * A client request, alone or inside a log entry; returns its op record. Its tree op is not
  * checked here: the primary validates it and answers a typed rejection.
  */
-function checkRequest(m: Fields): Fields {
-  read.string(m, 'clientId', 'request', 1, clientIdMax);
-  const requestNum = protocolNumber(m, 'requestNum', 'request');
+function checkRequest(m: Fields, inLog = false): Fields {
   const op = read.recordField(m, 'op', 'request');
   const opType = own(op, 'type');
+  if (opType === 'lease_clock') {
+    // README rule 21: only a primary makes these, so only a log entry may hold one.
+    if (!inLog) refuse('request.op.type lease_clock is made by a primary, never sent');
+    if (own(m, 'clientId') !== '' || own(m, 'requestNum') !== 0) refuse('a lease_clock request has client id "" and request number 0');
+    const elapsed = own(op, 'elapsedTicks');
+    if (typeof elapsed !== 'number' || !Number.isSafeInteger(elapsed) || elapsed < 1 || elapsed > leaseClockTicksMax) refuse('lease_clock elapsedTicks out of range');
+    protocolNumber(op, 'through', 'lease_clock');
+    return op;
+  }
+  read.string(m, 'clientId', 'request', 1, clientIdMax);
+  const requestNum = protocolNumber(m, 'requestNum', 'request');
   if (opType === 'register') {
     if (requestNum !== 0) refuse('register must use request number 0');
   } else if (opType === 'tree') {
     if (requestNum === 0) refuse('request number 0 is reserved for register');
   } else {
-    refuse('request.op.type must be register or tree');
+    refuse('request.op.type must be register, tree or (in a log entry) lease_clock');
   }
   return op;
 }
@@ -226,7 +235,8 @@ function checkLogEntry(value: unknown, op: number, view: number, limits: TreeLim
   const requests = read.array(entry, 'requests', 'log entry');
   if (requests.length === 0) refuse('log entry has no requests');
   for (const request of requests) {
-    const requestOp = checkRequest(read.record(request, 'log entry request'));
+    const requestOp = checkRequest(read.record(request, 'log entry request'), true);
+    if (own(requestOp, 'type') === 'lease_clock' && (own(requestOp, 'through') as number) >= op) refuse('lease_clock through must be before its own entry');
     if (own(requestOp, 'type') === 'tree' && !validateOp(own(requestOp, 'op'), limits).ok) refuse('log entry holds a malformed tree op');
   }
 }

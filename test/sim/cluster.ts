@@ -169,6 +169,7 @@ export class WorkloadGenerator {
       });
       return;
     }
+    if (op.type === 'lease_grant' || op.type === 'lease_keepalive' || op.type === 'lease_revoke') return;
     if (outcome.type !== 'error') this.#learn(op, outcome);
   }
 

@@ -13,7 +13,7 @@ import type { ReplicaEffect } from '../../src/vr/io.ts';
 import { append, emptyLog, type Log } from '../../src/vr/log.ts';
 import type { LogEntry, PeerMessage, ReplyBody, Request } from '../../src/vr/messages.ts';
 import { initialReplicaState, type ReplicaState } from '../../src/vr/state.ts';
-import type { Machine } from '../../src/vr/state_machine.ts';
+import { Machine } from '../../src/vr/state_machine.ts';
 import { Checkers, machineDifference, type ViolationKind } from './checkers.ts';
 import { checkerHistory, Cluster, unreadable, type CallRecord } from './cluster.ts';
 import { checkHistory, PENDING, type Operation } from './linearizability.ts';
@@ -226,7 +226,7 @@ function peer(to: number, message: PeerMessage): ReplicaEffect {
 function machineAfter(ops: readonly TreeOp[], appliedOp: number): Machine {
   let tree = emptyTree();
   for (const op of ops) tree = applyOp(tree, op).tree;
-  return { tree, clients: emptyClientTable(), appliedOp };
+  return new Machine(tree, emptyClientTable(), appliedOp);
 }
 
 describe('sim: checkers', () => {

@@ -47,6 +47,8 @@ function simplePaths(op: SimpleOp): string[] {
 /** Every path an op names (guards included). */
 export function opPaths(op: TreeOp): string[] {
   if (op.type === 'multi_cas') return [...op.guards.map((guard) => guard.path), ...op.ops.flatMap(simplePaths)];
+  // A lease op names no path; its ephemeral nodes are wherever their creates put them.
+  if (op.type === 'lease_grant' || op.type === 'lease_keepalive' || op.type === 'lease_revoke') return [];
   return simplePaths(op);
 }
 

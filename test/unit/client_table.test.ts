@@ -157,6 +157,7 @@ class ModelTable {
     }
     if (record === undefined) return { type: 'session_expired' };
     if (request.requestNum < record.requestNum) return { type: 'stale_request', lastRequestNum: record.requestNum };
+    if (request.op.type !== 'tree') return null;
     const readOnly = !isWriteOp(request.op.op);
     if (request.requestNum === record.requestNum) {
       if (record.reply !== null) return record.reply;

@@ -193,6 +193,9 @@ export class ReferenceTree {
     }
     // A single op either fully succeeds or throws before changing anything, but clone anyway
     // so that the model stays obviously all-or-nothing.
+    if (op.type === 'lease_grant' || op.type === 'lease_keepalive' || op.type === 'lease_revoke') {
+      return { type: 'error', error: treeErrors.invalidRequest('lease operations apply to the store, not the bare tree') };
+    }
     const saved = this.root;
     this.root = cloneNode(saved);
     try {

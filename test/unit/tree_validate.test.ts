@@ -12,13 +12,13 @@ import { Buffer } from 'node:buffer';
 import type { TreeError } from '../../src/tree/errors.ts';
 import { defaultTreeLimits, type TreeLimits } from '../../src/base/limits.ts';
 import { nodeTypes } from '../../src/tree/node_type.ts';
-import { readOpTypes, writeOpTypes, type TreeOp, type TreeOpType } from '../../src/tree/ops.ts';
+import { leaseOpTypes, readOpTypes, writeOpTypes, type TreeOp, type TreeOpType } from '../../src/tree/ops.ts';
 import { checkPath } from '../../src/tree/path.ts';
 import { validateOp, type ValidationResult } from '../../src/tree/validate.ts';
 
 // ---- helpers ------------------------------------------------------------------------------
 
-const allOpTypes: readonly TreeOpType[] = [...readOpTypes, ...writeOpTypes, 'multi_cas'];
+const allOpTypes: readonly TreeOpType[] = [...readOpTypes, ...writeOpTypes, ...leaseOpTypes, 'multi_cas'];
 
 function bytes(...values: number[]): Uint8Array {
   return Uint8Array.from(values);
@@ -98,6 +98,9 @@ function canonicalExamples(): Record<TreeOpType, TreeOp> {
         { type: 'set_union', paths: ['/s'], sets: [[bytes(1)]] },
       ],
     },
+    lease_grant: { type: 'lease_grant', ttlMs: 5000 },
+    lease_keepalive: { type: 'lease_keepalive', ids: [1, 2, 3] },
+    lease_revoke: { type: 'lease_revoke', id: 7 },
   };
 }
 

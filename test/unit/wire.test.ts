@@ -208,6 +208,13 @@ const treeLimitsArb = fc
     unionOperandsMax: positiveArb,
     requestBytesMax: positiveArb,
     listEntriesMax: positiveArb,
+    leaseTtlMinMs: fc.integer({ min: 1, max: 1000 }),
+    leaseTtlMaxMs: fc.integer({ min: 1000, max: 1 << 30 }),
+    leasesMax: fc.integer({ min: 1000, max: 1 << 30 }),
+    leasesPerClientMax: fc.integer({ min: 1, max: 1000 }),
+    leaseNodesMax: positiveArb,
+    keepAliveIdsMax: positiveArb,
+    sequenceMax: fc.integer({ min: 1, max: 9_999_999_999 }),
   });
 const namespaceInfosArb: fc.Arbitrary<NamespaceInfo[]> = fc.uniqueArray(
   fc.record({ name: nsArb, replicas: fc.constantFrom(1, 3, 5, 31), limits: treeLimitsArb }),
