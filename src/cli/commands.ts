@@ -22,7 +22,7 @@
 import { assertNever } from '../base/assert.ts';
 import { protocolNumberMax } from '../base/limits.ts';
 import { isNodeType, type NodeType } from '../tree/node_type.ts';
-import type { Bytes, Guard, MultiCasOp, SetOperand, SimpleOp, TreeOp, TreeOpType } from '../tree/ops.ts';
+import type { Bytes, Guard, LeaseOp, MultiCasOp, SetOperand, SimpleOp, TreeOp, TreeOpType } from '../tree/ops.ts';
 
 /** `watch PATH [-r] [--from OP] [--values] [--progress]`: what to watch and how to print it. */
 export type WatchCommand = {
@@ -36,9 +36,32 @@ export type WatchCommand = {
   readonly progress: boolean;
 };
 
+/**
+ * `lease grant TTL_MS | revoke ID | keepalive ID... | list`. Only `grant` and `list` need the
+ * prompt's own state (the leases it keeps alive); `revoke` and `keepalive` are one op each.
+ */
+export type LeaseCommand =
+  | { readonly action: 'grant'; readonly ttlMs: number }
+  | { readonly action: 'revoke'; readonly id: number }
+  | { readonly action: 'keepalive'; readonly ids: readonly number[] }
+  | { readonly action: 'list' };
+
+/** `lock PATH [--ttl MS] [--timeout MS]`: null where the client library's default applies. */
+export type LockCommand = { readonly path: string; readonly ttlMs: number | null; readonly timeoutMs: number | null };
+
+/** `elect PATH VALUE [--ttl MS]`. */
+export type ElectCommand = { readonly path: string; readonly value: Bytes; readonly ttlMs: number | null };
+
+/** `leader PATH [--watch]`. */
+export type LeaderCommand = { readonly path: string; readonly watch: boolean };
+
 export type ParsedLine =
   | { readonly type: 'op'; readonly op: TreeOp }
   | { readonly type: 'watch'; readonly watch: WatchCommand }
+  | { readonly type: 'lease'; readonly lease: LeaseCommand }
+  | { readonly type: 'lock'; readonly lock: LockCommand }
+  | { readonly type: 'elect'; readonly elect: ElectCommand }
+  | { readonly type: 'leader'; readonly leader: LeaderCommand }
   | { readonly type: 'help'; readonly topic?: string }
   | { readonly type: 'status' }
   | { readonly type: 'quit' }
@@ -303,7 +326,7 @@ function nodeTypeArg(ctx: Ctx, token: Token, pathToken: Token): NodeType {
 
 // ---- commands ------------------------------------------------------------------------------
 
-type Group = 'tree' | 'blob' | 'queue' | 'set' | 'transaction' | 'watch' | 'session';
+type Group = 'tree' | 'blob' | 'queue' | 'set' | 'transaction' | 'watch' | 'coordination' | 'session';
 
 type CommandBase = {
   readonly name: string;
@@ -311,6 +334,8 @@ type CommandBase = {
   readonly usage: string;
   readonly summary: string;
   readonly group: Group;
+  /** A command with sub-commands lists each as its own line of the help: [usage, summary]. */
+  readonly forms?: readonly (readonly [string, string])[];
   /** Extra lines for `help <command>`. */
   readonly details?: readonly string[];
 };
@@ -322,7 +347,7 @@ type OpCommand = CommandBase & {
   readonly parse: (ctx: Ctx, args: readonly Token[]) => SimpleOp;
 };
 
-type SpecialCommand = CommandBase & { readonly kind: 'cas' | 'watch' | 'help' | 'status' | 'quit' };
+type SpecialCommand = CommandBase & { readonly kind: 'cas' | 'watch' | 'lease' | 'lock' | 'elect' | 'leader' | 'help' | 'status' | 'quit' };
 
 type Command = OpCommand | SpecialCommand;
 
@@ -425,15 +450,33 @@ const commands: readonly Command[] = [
   }),
   op(
     'create',
-    'create TYPE PATH',
+    createUsage,
     'create a node of TYPE: blob, queue, set or directory (dir); makes missing parents',
     'tree',
     (ctx, args) => {
-      const [type, path] = expectArgs(ctx, args, ['TYPE', 'PATH']);
+      const { positionals, numbers, switches } = parseFlags(ctx, args, { lease: 'ID' }, ['seq']);
+      const [type, path] = expectArgs(ctx, positionals, ['TYPE', 'PATH']);
       const nodeType = nodeTypeArg(ctx, type, path);
-      return { type: 'create', path: pathArg(ctx, path), nodeType };
+      const lease = numbers.get('lease');
+      // The canonical op has no lease/sequential field at all when they are not used.
+      return {
+        type: 'create',
+        path: pathArg(ctx, path),
+        nodeType,
+        ...(lease === undefined ? {} : { lease }),
+        ...(switches.has('seq') ? { sequential: true } : {}),
+      };
     },
-    { details: ['A new node starts at version 0; existing ancestors get their versions bumped.'] },
+    {
+      details: [
+        'A new node starts at version 0; existing ancestors get their versions bumped.',
+        '--lease ID  an ephemeral node: deleted when lease ID ends (revoked, or expired because',
+        '            nobody kept it alive); never a directory. See lease grant.',
+        '--seq       a sequential name: PATH followed by the parent directory\'s version,',
+        '            zero-padded to 10 digits; the name made is printed (created /q/job-0000000004).',
+        'Example: create blob /workers/w- --lease 1 --seq',
+      ],
+    },
   ),
   op('rm', 'rm PATH', 'delete a node and its whole subtree (never /)', 'tree', pathOnly('delete')),
   op(
