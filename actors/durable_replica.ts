@@ -183,6 +183,9 @@ export async function createActor(context: ActorContext, init: unknown): Promise
     watches: 0,
     watchHistoryOps: 0,
     watchHistoryBytes: 0,
+    leases: 0,
+    ephemeralNodes: 0,
+    leaseClock: 0,
     ...(store === null ? {} : { storage: store.counters() }),
   });
 

@@ -72,6 +72,10 @@ export type ReplicaStatusView = {
   readonly watches: number;
   readonly watchHistoryOps: number;
   readonly watchHistoryBytes: number;
+  /** Live leases, their ephemeral nodes, and the lease clock (ticks committed) in this replica's machine. */
+  readonly leases: number;
+  readonly ephemeralNodes: number;
+  readonly leaseClock: number;
 };
 
 /** Reply routes remembered at most (one per client session seen). */
@@ -288,6 +292,9 @@ export function createReplica(ports: ReplicaPorts, spec: ReplicaInit, options: R
       imagesEncoded,
       imagesFailed,
       ...watchCounts(),
+      leases: state.machine.leases.size,
+      ephemeralNodes: state.machine.leases.ephemeral.size,
+      leaseClock: state.machine.leases.clock,
     }),
     inspect: (): ReplicaInspectView => ({
       ns: spec.ns,

@@ -36,6 +36,8 @@ export type AdminActorReport = {
   readonly commit: number | null;
   /** Replicas: the watches it serves; null for other actors (and from nodes before watches). */
   readonly watches?: number | null;
+  /** Replicas: live leases in the namespace at this replica; null for other actors (absent from nodes before leases). */
+  readonly leases?: number | null;
 };
 
 export type AdminRequest =

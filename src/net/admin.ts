@@ -273,7 +273,7 @@ export class AdminServer {
           // Answered by #onRequest before it gets here.
           return { type: 'ok', id: request.id, value: null };
         case 'status':
-          return { type: 'ok', id: request.id, value: (await node.status()).actors.map((a) => ({ actor: a.actor, worker: a.worker, state: a.state, restarts: a.restarts, failure: a.failure, role: a.role, status: a.status, view: a.view, op: a.op, commit: a.commit, watches: a.watches })) };
+          return { type: 'ok', id: request.id, value: (await node.status()).actors.map((a) => ({ actor: a.actor, worker: a.worker, state: a.state, restarts: a.restarts, failure: a.failure, role: a.role, status: a.status, view: a.view, op: a.op, commit: a.commit, watches: a.watches, leases: a.leases })) };
         case 'health': {
           const status = await node.status();
           return { type: 'ok', id: request.id, value: { serving: status.serving, problems: status.problems } };

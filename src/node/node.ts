@@ -54,6 +54,8 @@ export type ActorReport = {
   readonly mailboxDropped: number | null;
   /** Replicas: the watches this replica serves (src/watch/hub.ts); null for other actors. */
   readonly watches: number | null;
+  /** Replicas: live leases in the namespace as this replica has applied it; null for other actors. */
+  readonly leases: number | null;
   /** The actor's own summary (counters), or null while its worker is down. */
   readonly detail: unknown;
 };
@@ -82,6 +84,7 @@ function actorReport(
     mailboxDepth: live?.mailbox.depth ?? null,
     mailboxDropped: live?.mailbox.dropped ?? null,
     watches: view?.watches ?? null,
+    leases: view?.leases ?? null,
     detail: live?.status ?? null,
   };
 }

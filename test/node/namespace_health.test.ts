@@ -36,6 +36,7 @@ function report(actor: string, ns: string, status: string, detail: Record<string
     mailboxDepth: 0,
     mailboxDropped: 0,
     watches: 0,
+    leases: 0,
     detail: { ns, status, ...detail },
   };
 }
