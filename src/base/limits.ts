@@ -55,7 +55,7 @@ export const defaultTreeLimits: TreeLimits = {
   leaseTtlMinMs: 200,
   leaseTtlMaxMs: 24 * 60 * 60 * 1000,
   leasesMax: 100_000,
-  leasesPerClientMax: 10_000,
+  leasesPerClientMax: 20_000,
   leaseNodesMax: 1_000,
   keepAliveIdsMax: 1_000,
   sequenceMax: 9_999_999_999,
