@@ -2,8 +2,10 @@
  * The dependency rule of haret, checked over the real import graph by dependency-cruiser
  * (test/unit/dependency_rule.test.ts runs it; `npx depcruise src actors runtime bin` prints it).
  *
- *   shell (src/node, src/net, src/cli, src/index.ts) -> actors -> runtime
+ *   shell (src/node, src/net, src/cli, src/coord, src/index.ts) -> actors -> runtime
  *   shell and actors -> core (src/base, src/vr, src/tree, src/client, src/api, src/watch)
+ *   src/coord (the coordination recipes) is part of the client library: below src/node and
+ *   src/cli like src/net; the core reaches it only through the factory the shell injects.
  *   runtime imports nothing of ours outside runtime/; the core imports only the core,
  *   and src/base (the shared vocabulary) only itself.
  *
@@ -56,16 +58,17 @@ module.exports = {
     },
     {
       name: 'shell-imports-the-product-only',
-      comment: 'The shell (src/node, src/net, src/cli, src/index.ts) imports the product (src, actors, runtime), never tests, benchmarks or bin/.',
+      comment: 'The shell (src/node, src/net, src/cli, src/coord, src/index.ts) imports the product (src, actors, runtime), never tests, benchmarks or bin/.',
       severity: 'error',
-      from: { path: ['^src/(node|net|cli)/', '^src/index\\.ts$'] },
+      from: { path: ['^src/(node|net|cli|coord)/', '^src/index\\.ts$'] },
       to: { pathNot: ['^src/', '^actors/', '^runtime/', NPM], dependencyTypesNot: NOT_OURS },
     },
     {
       name: 'net-not-node-or-cli',
-      comment: 'src/net (servers, connect(), cluster links) sits below src/node and src/cli: it imports neither (nor the public entry, which re-exports them).',
+      comment:
+        'src/net (servers, connect(), cluster links) and src/coord (the coordination recipes both use) sit below src/node and src/cli: they import neither (nor the public entry, which re-exports them).',
       severity: 'error',
-      from: { path: '^src/net/' },
+      from: { path: '^src/(net|coord)/' },
       to: { path: ['^src/(node|cli)/', '^src/index\\.ts$'] },
     },
     {
@@ -85,9 +88,9 @@ module.exports = {
     {
       name: 'client-library-loads-no-node',
       comment:
-        'The client library (connect(), the admin client) runs in any process: it must not load, even transitively, startNode, the actors or the worker runtime.',
+        'The client library (connect(), the admin client, the coordination recipes) runs in any process: it must not load, even transitively, startNode, the actors or the worker runtime.',
       severity: 'error',
-      from: { path: '^src/net/(admin_client|connect)\\.ts$' },
+      from: { path: ['^src/net/(admin_client|connect)\\.ts$', '^src/coord/'] },
       to: { path: ['^src/node/', '^actors/', '^runtime/'], reachable: true },
     },
     {

@@ -110,7 +110,7 @@ export async function createActor(context: ActorContext, init: unknown): Promise
       {
         send: (to, msg) => context.send(to, msg),
         persist: (record, generation, op) => current.persist(record, generation, op),
-        trace: (trace) => traceTo(context, trace),
+        trace: (trace, view) => traceTo(context, trace, spec, view),
         encodeCheckpoint(terms, done, failed): void {
           context.offload.run<CheckpointImage>(checkpointTask, 'packCheckpointTerms', terms).then((image) => {
             done(image);

@@ -76,7 +76,36 @@ export type ReplicaStatusView = {
   readonly leases: number;
   readonly ephemeralNodes: number;
   readonly leaseClock: number;
+  /** Client sessions in this replica's client table. Absent while a durable replica is down. */
+  readonly clients?: number;
+  /** Bytes of the checkpoint image this replica holds (0 before one is encoded). */
+  readonly checkpointImageBytes?: number;
+  /** Protocol events since this actor started (the node's metrics, src/node/metrics.ts). */
+  readonly events?: ReplicaEvents;
 };
+
+/**
+ * Counts of the protocol's lifecycle events as this replica saw them, from its traces, and the
+ * durations of its latest view changes. Counts start at zero when the actor starts: the node
+ * turns them into counters that survive a worker restart.
+ */
+export type ReplicaEvents = {
+  /** View changes this replica started or joined (`view_change_started`, VRR §4.2). */
+  readonly viewChanges: number;
+  /** Views this replica started as the new primary (`view_started`): leader changes. */
+  readonly viewsStarted: number;
+  /** Recoveries completed (`recovered`, VRR §4.3). */
+  readonly recoveries: number;
+  /** State transfers asked for (`get_state_sent`, VRR §5.2). */
+  readonly stateTransfers: number;
+  /** View changes that ended with this replica in normal status again. */
+  readonly viewChangesDone: number;
+  /** Milliseconds each of the latest `viewChangeDurationsKept` of them took, oldest first. */
+  readonly viewChangeMs: readonly number[];
+};
+
+/** View change durations kept for the node to read: more than a scrape interval ever sees. */
+export const viewChangeDurationsKept = 32;
 
 /** Reply routes remembered at most (one per client session seen). */
 const routesMax = 200_000;
@@ -102,8 +131,8 @@ export type ReplicaPorts = {
   send(to: ActorId, msg: unknown): void;
   /** Durable mode: write `record`; once stored, the host calls `input([{ type: 'persisted', generation, op }])`. */
   persist(record: PersistRecord, generation: number, op: number): void;
-  /** A trace effect of the core. */
-  trace(trace: TraceEvent): void;
+  /** A trace effect of the core, with the view the replica is in once the step is done. */
+  trace(trace: TraceEvent, view: number): void;
   /**
    * Packs checkpoint terms into an image off the replica's thread (the runtime's piscina pool)
    * and later calls exactly one of the callbacks, never before this call returns.
@@ -166,6 +195,10 @@ export function createReplica(ports: ReplicaPorts, spec: ReplicaInit, options: R
   /** clientId -> the proxy that sent its latest request, so the reply goes back there. */
   const routes = new Map<string, ActorId>();
   let dropped = 0;
+  const events = { viewChanges: 0, viewsStarted: 0, recoveries: 0, stateTransfers: 0, viewChangesDone: 0 };
+  const viewChangeMs: number[] = [];
+  /** When (nowMs) the view change in progress began: normal status left for view_change. */
+  let viewChangeSince: number | null = null;
   // Watches (issue 14): fed every applied entry, served up to this replica's commit.
   const hub = new WatchHub(spec.watch ?? defaultWatchHubLimits, spec.config.treeLimits);
 
@@ -184,9 +217,28 @@ export function createReplica(ports: ReplicaPorts, spec: ReplicaInit, options: R
       ports.persist(record, generation, op);
     },
     trace(trace: TraceEvent): void {
-      ports.trace(trace);
+      countEvent(trace.event);
+      ports.trace(trace, state.view);
     },
   };
+
+  function countEvent(event: string): void {
+    if (event === 'view_change_started') events.viewChanges += 1;
+    else if (event === 'view_started') events.viewsStarted += 1;
+    else if (event === 'recovered') events.recoveries += 1;
+    else if (event === 'get_state_sent') events.stateTransfers += 1;
+  }
+
+  /** Times a view change from the step that leaves normal status to the one that returns to it. */
+  function timeViewChange(before: ReplicaState['status']): void {
+    if (before === 'normal' && state.status === 'view_change') viewChangeSince = ports.nowMs();
+    else if (state.status === 'normal' && viewChangeSince !== null) {
+      viewChangeMs.push(ports.nowMs() - viewChangeSince);
+      if (viewChangeMs.length > viewChangeDurationsKept) viewChangeMs.shift();
+      events.viewChangesDone += 1;
+      viewChangeSince = null;
+    }
+  }
 
   // Checkpoint images encoded off this thread (VRR §5.1 state transfer and recovery ship them).
   let encoding = false;
@@ -197,8 +249,10 @@ export function createReplica(ports: ReplicaPorts, spec: ReplicaInit, options: R
 
   const run = (inputs: readonly ReplicaInput[]): void => {
     if (inputs.length > 0) {
+      const before = state.status;
       const result = step(state, inputs);
       state = result.state;
+      if (state.status !== before) timeViewChange(before);
       interpretEffects(result.effects, sinks);
       encodeCheckpointInBackground();
     }
@@ -225,7 +279,7 @@ export function createReplica(ports: ReplicaPorts, spec: ReplicaInit, options: R
       (error) => {
         encoding = false;
         imagesFailed += 1;
-        ports.trace({ event: 'checkpoint_offload_failed', detail: { error: String(error) } });
+        ports.trace({ event: 'checkpoint_offload_failed', detail: { error: String(error) } }, state.view);
       },
     );
   }
@@ -295,6 +349,9 @@ export function createReplica(ports: ReplicaPorts, spec: ReplicaInit, options: R
       leases: state.machine.leases.size,
       ephemeralNodes: state.machine.leases.ephemeral.size,
       leaseClock: state.machine.leases.clock,
+      clients: state.machine.clients.size,
+      checkpointImageBytes: state.checkpoint.image?.snapshot.byteLength ?? 0,
+      events: { ...events, viewChangeMs: [...viewChangeMs] },
     }),
     inspect: (): ReplicaInspectView => ({
       ns: spec.ns,
@@ -329,7 +386,7 @@ export function createActor(context: ActorContext, init: unknown): Actor {
       persist(): void {
         throw new Error('persist effect without durable storage');
       },
-      trace: (trace) => traceTo(context, trace),
+      trace: (trace, view) => traceTo(context, trace, spec, view),
       encodeCheckpoint(terms, done, failed): void {
         context.offload.run<CheckpointImage>(checkpointTask, 'packCheckpointTerms', terms).then(done, failed);
       },
@@ -364,8 +421,17 @@ export async function answerQuery(context: ActorContext, spec: Pick<ReplicaInit,
   return { ns: spec.ns, index: spec.index, status: state.status, view: state.view, image };
 }
 
-export function traceTo(context: ActorContext, trace: TraceEvent): void {
-  if (trace.event === 'checkpoint_offload_failed') context.log.warn({ ...trace.detail }, trace.event);
+/**
+ * The lifecycle events an operator looks for (issue 17): a view change starting, a new primary
+ * (leader change), a state transfer, a recovery, a restart from storage. Each is one info line
+ * naming the namespace, the replica and its view; they are rare (not per message), so info
+ * costs nothing on the hot path. Every other trace stays at debug.
+ */
+const lifecycleEvents: ReadonlySet<string> = new Set(['view_change_started', 'view_started', 'catch_up_to_view', 'get_state_sent', 'recovered', 'restarted', 'reloaded', 'restart_without_promise_recovers']);
+
+export function traceTo(context: ActorContext, trace: TraceEvent, replica: Pick<ReplicaInit, 'ns' | 'index'>, view: number): void {
+  if (trace.event === 'checkpoint_offload_failed') context.log.warn({ namespace: replica.ns, replica: replica.index, view, ...trace.detail }, trace.event);
+  else if (lifecycleEvents.has(trace.event)) context.log.info({ namespace: replica.ns, replica: replica.index, view, ...trace.detail }, trace.event);
   else if (context.log.isLevelEnabled('debug')) context.log.debug({ ...trace.detail }, trace.event);
 }
 

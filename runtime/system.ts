@@ -57,6 +57,12 @@ export type SystemOptions = {
   /** Notified of worker deaths, restarts and failures (logging, tests). */
   readonly onEvent?: (event: SystemEvent) => void;
   /**
+   * Fields the owner adds to the supervision log lines about these actors (a worker's, or one
+   * host actor): e.g. a replica's namespace, index and view, which the runtime cannot know.
+   * Called only when such a line is written; it must not throw.
+   */
+  readonly describeActors?: (actors: readonly ActorId[]) => Readonly<Record<string, unknown>>;
+  /**
    * Names the link for actors outside this node (e.g. `node:b` for `b::proxy`); the host
    * thread then relays envelopes between its workers and those links (see `setLink`).
    */
@@ -118,9 +124,10 @@ export class ActorSystem {
   readonly #managed = new Map<string, Managed>();
   readonly #hostManaged = new Map<ActorId, HostManaged>();
   readonly #directory: Map<ActorId, string>;
-  readonly #options: Required<Omit<SystemOptions, 'hostActors' | 'hostActorSpecs' | 'restartInit' | 'onEvent' | 'resolveRemote'>> & {
+  readonly #options: Required<Omit<SystemOptions, 'hostActors' | 'hostActorSpecs' | 'restartInit' | 'onEvent' | 'resolveRemote' | 'describeActors'>> & {
     readonly restartInit: SystemOptions['restartInit'] | undefined;
     readonly onEvent: SystemOptions['onEvent'] | undefined;
+    readonly describeActors: SystemOptions['describeActors'] | undefined;
   };
   readonly #log: Logger;
   readonly #offload: Offload;
@@ -141,6 +148,7 @@ export class ActorSystem {
       offload: options.offload ?? defaultOffloadOptions,
       restartInit: options.restartInit,
       onEvent: options.onEvent,
+      describeActors: options.describeActors,
     };
     this.#directory = buildDirectory(options.workers, [...(options.hostActors ?? []).map((a) => a.id), ...(options.hostActorSpecs ?? []).map((a) => a.id)]);
     this.#log = makeLogger(this.#options.logLevel, { thread: hostThread });
@@ -373,11 +381,11 @@ export class ActorSystem {
       supervised: new Supervised(this.#options.supervisor, {
         start: (restarts) => this.#restartWorker(managed, restarts),
         restarted: (restarts) => {
-          this.#log.info({ worker: managed.spec.name, restarts }, 'worker_restarted');
+          this.#log.info({ worker: managed.spec.name, restarts, ...this.#describeWorker(managed) }, 'worker_restarted');
           this.#options.onEvent?.({ type: 'worker_restarted', worker: managed.spec.name, restarts });
         },
         failed: (reason, coolDownMs, retryAt) => {
-          this.#log.error({ worker: managed.spec.name, reason, coolDownMs, retryAt: new Date(retryAt).toISOString() }, 'worker_failed');
+          this.#log.error({ worker: managed.spec.name, reason, coolDownMs, retryAt: new Date(retryAt).toISOString(), ...this.#describeWorker(managed) }, 'worker_failed');
           this.#options.onEvent?.({ type: 'worker_failed', worker: managed.spec.name, reason });
         },
       }),
@@ -392,9 +400,12 @@ export class ActorSystem {
       lastError: null,
       supervised: new Supervised(this.#options.supervisor, {
         start: (restarts) => this.#restartHostActor(managed, restarts),
-        restarted: (restarts) => this.#options.onEvent?.({ type: 'host_actor_restarted', actor: managed.spec.id, restarts }),
+        restarted: (restarts) => {
+          this.#log.info({ actor: managed.spec.id, restarts, ...this.#describe([managed.spec.id]) }, 'host_actor_restarted');
+          this.#options.onEvent?.({ type: 'host_actor_restarted', actor: managed.spec.id, restarts });
+        },
         failed: (reason, coolDownMs, retryAt) => {
-          this.#log.error({ actor: managed.spec.id, reason, coolDownMs, retryAt: new Date(retryAt).toISOString() }, 'host_actor_failed');
+          this.#log.error({ actor: managed.spec.id, reason, coolDownMs, retryAt: new Date(retryAt).toISOString(), ...this.#describe([managed.spec.id]) }, 'host_actor_failed');
           this.#options.onEvent?.({ type: 'host_actor_failed', actor: managed.spec.id, reason });
         },
       }),
@@ -437,7 +448,7 @@ export class ActorSystem {
     } catch (error) {
       // It died while starting (its exit reaches the supervisor first), or the start merely
       // hangs, which is a failure too: the supervisor counts it once either way.
-      this.#log.error({ worker: managed.spec.name, error: String(error) }, 'worker_restart_failed');
+      this.#log.error({ worker: managed.spec.name, error: String(error), ...this.#describeWorker(managed) }, 'worker_restart_failed');
       if (handle.alive) void handle.terminate();
       throw error;
     }
@@ -461,10 +472,23 @@ export class ActorSystem {
 
   #reportHostCrash(actor: ActorId, error: unknown): void {
     const text = error instanceof Error ? (error.stack ?? error.message) : String(error);
-    this.#log.error({ actor, error: text }, 'host_actor_crashed');
+    this.#log.error({ actor, error: text, ...this.#describe([actor]) }, 'host_actor_crashed');
     this.#options.onEvent?.({ type: 'host_actor_crashed', actor, error: text });
     const managed = this.#hostManaged.get(actor);
     if (managed !== undefined && !this.#stopping) managed.lastError = text;
+  }
+
+  /** The owner's fields for a log line about these actors (describeActors); none if it has none or fails. */
+  #describe(actors: readonly ActorId[]): Readonly<Record<string, unknown>> {
+    try {
+      return this.#options.describeActors?.(actors) ?? {};
+    } catch {
+      return {};
+    }
+  }
+
+  #describeWorker(managed: Managed): Readonly<Record<string, unknown>> {
+    return this.#describe(managed.spec.actors.map((actor) => actor.id));
   }
 
   #connectHost(handle: WorkerHandle): void {
@@ -479,7 +503,7 @@ export class ActorSystem {
     managed.lastExit = exit;
     this.#options.onEvent?.({ type: 'worker_exited', worker: managed.spec.name, exit });
     if (this.#stopping || exit.requested) return;
-    this.#log.warn({ worker: managed.spec.name, code: exit.code, error: exit.error }, 'worker_exited');
+    this.#log.warn({ worker: managed.spec.name, code: exit.code, error: exit.error, ...this.#describeWorker(managed) }, 'worker_exited');
     // Peers drop what they would send it until the replacement is wired (like a lost link).
     this.#transport.dropPeer(managed.spec.name);
     for (const other of this.#managed.values()) other.handle?.post({ kind: 'drop_peer', name: managed.spec.name });

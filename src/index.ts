@@ -9,10 +9,36 @@
  *
  * - `connect(addresses)`: the same typed client over TCP to a node serving the client API
  *   (`startNode({ clientApi: { port } })`, docs/protocol.md).
+ * - Coordination (src/coord/README.md), on every client: `grantLease` (kept-alive leases),
+ *   `lock` / `withLock`, `election`, `barrier`, `semaphore`; `Coordinator` for their counters.
  */
 export { startNode, HaretNode, NamespaceClient, HaretError } from './node/index.ts';
 export type { ActorReport, NodeStatus, Committed, LogPosition, Value, HaretErrorCode, ServiceErrorCode, NodeOptions, NamespaceOptions, WorkerLayout, ProxyThread } from './node/index.ts';
 export { connect, RemoteConnection, type ConnectOptions, type ClientApiOptions } from './net/index.ts';
+export { Coordinator, coordinationFor } from './coord/index.ts';
+export type {
+  Barrier,
+  BarrierOptions,
+  Coordination,
+  CoordinationFactory,
+  CoordClient,
+  CoordStats,
+  Election,
+  ElectionOptions,
+  HeldLock,
+  HeldNode,
+  KeptLease,
+  Leader,
+  Leadership,
+  LeaseOptions,
+  LockOptions,
+  OpenWatch,
+  Permit,
+  QueueOptions,
+  Semaphore,
+  SemaphoreOptions,
+  WatchPurpose,
+} from './coord/index.ts';
 export * as tree from './tree/index.ts';
 export * as vr from './vr/index.ts';
 export * as client from './client/index.ts';

@@ -983,6 +983,7 @@ export const limitNames = [
   'leases',
   'leases_per_client',
   'lease_nodes',
+  'keepalive_ids',
   'sequence',
 ] as const satisfies readonly LimitName[];
 const limitNamesComplete: Missing<LimitName, (typeof limitNames)[number]> = true;

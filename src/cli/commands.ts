@@ -439,6 +439,143 @@ function parseWatch(args: readonly Token[]): WatchCommand {
   return { path, recursive, fromOp, values, progress };
 }
 
+// ---- flags and numbers of the coordination commands ------------------------------------------
+
+const createUsage = 'create TYPE PATH [--lease ID] [--seq]';
+const leaseUsage = 'lease grant TTL_MS | lease revoke ID | lease keepalive ID... | lease list';
+const lockUsage = 'lock PATH [--ttl MS] [--timeout MS]';
+const electUsage = 'elect PATH VALUE [--ttl MS]';
+const leaderUsage = 'leader PATH [--watch]';
+
+/** What a number's placeholder in a usage means, for the messages. */
+const numberMeaning: Readonly<Record<string, string>> = {
+  MS: 'a whole number of milliseconds',
+  TTL_MS: 'a whole number of milliseconds',
+  ID: 'a lease id (a whole number)',
+};
+
+/**
+ * A number typed by the user: digits only (no sign, fraction, exponent or hex) and within the
+ * protocol's bound, so what is sent is what was typed. Ranges (a TTL's minimum, say) are the
+ * service's to judge: it answers with a typed error that names the bound.
+ */
+function wholeNumber(ctx: Ctx, what: string, placeholder: string, token: Token): number {
+  const meaning = numberMeaning[placeholder] ?? 'a whole number';
+  if (token.kind === 'set') return usageError(ctx, `${what} takes ${meaning}, got a set literal`);
+  if (!/^[0-9]+$/.test(token.text)) return usageError(ctx, `${what} takes ${meaning}, got ${JSON.stringify(token.text)}`);
+  const value = Number(token.text);
+  if (!(value <= protocolNumberMax)) return usageError(ctx, `${what} ${token.text} is beyond the largest number the protocol carries (${protocolNumberMax})`);
+  return value;
+}
+
+type Flags = { readonly positionals: Token[]; readonly numbers: Map<string, number>; readonly switches: Set<string> };
+
+/**
+ * Splits arguments into positionals and `--name NUMBER` / `--name=NUMBER` / `--switch` flags,
+ * anywhere on the line. A bare word starting with '-' is a flag (an unknown one is refused);
+ * quote a value that starts with '-'.
+ */
+function parseFlags(ctx: Ctx, args: readonly Token[], numberFlags: Readonly<Record<string, string>>, switchFlags: readonly string[]): Flags {
+  const flags: Flags = { positionals: [], numbers: new Map(), switches: new Set() };
+  for (let i = 0; i < args.length; i += 1) {
+    const arg = args[i]!;
+    if (arg.kind !== 'word' || !arg.text.startsWith('-') || arg.text === '-') {
+      flags.positionals.push(arg);
+      continue;
+    }
+    const equals = arg.text.indexOf('=');
+    const name = (equals < 0 ? arg.text : arg.text.slice(0, equals)).replace(/^--?/, '');
+    const placeholder = Object.hasOwn(numberFlags, name) ? numberFlags[name] : undefined;
+    if (placeholder !== undefined && arg.text.startsWith('--')) {
+      if (flags.numbers.has(name)) usageError(ctx, `--${name} given twice`);
+      let value: Token;
+      if (equals >= 0) {
+        value = { kind: 'word', text: arg.text.slice(equals + 1) };
+      } else {
+        const next = args[i + 1];
+        if (next === undefined) return usageError(ctx, `--${name} needs ${placeholder}`);
+        value = next;
+        i += 1;
+      }
+      flags.numbers.set(name, wholeNumber(ctx, `--${name}`, placeholder, value));
+    } else if (switchFlags.includes(name) && equals < 0 && arg.text.startsWith('--')) {
+      flags.switches.add(name);
+    } else {
+      usageError(ctx, `unknown option ${arg.text}`);
+    }
+  }
+  return flags;
+}
+
+function parseLease(args: readonly Token[]): LeaseCommand {
+  const ctx: Ctx = { name: 'lease', usage: leaseUsage, takesValue: false };
+  const [action, ...rest] = args;
+  if (action === undefined) return usageError(ctx, 'missing grant, revoke, keepalive or list');
+  const word = action.kind === 'set' ? '' : action.text.toLowerCase();
+  switch (word) {
+    case 'grant': {
+      const sub: Ctx = { ...ctx, name: 'lease grant', usage: 'lease grant TTL_MS' };
+      const [ttl] = expectArgs(sub, rest, ['TTL_MS']);
+      return { action: 'grant', ttlMs: wholeNumber(sub, 'TTL_MS', 'TTL_MS', ttl) };
+    }
+    case 'revoke': {
+      const sub: Ctx = { ...ctx, name: 'lease revoke', usage: 'lease revoke ID' };
+      const [id] = expectArgs(sub, rest, ['ID']);
+      return { action: 'revoke', id: wholeNumber(sub, 'ID', 'ID', id) };
+    }
+    case 'keepalive': {
+      const sub: Ctx = { ...ctx, name: 'lease keepalive', usage: 'lease keepalive ID...' };
+      if (rest.length === 0) return usageError(sub, 'missing ID');
+      return { action: 'keepalive', ids: rest.map((id) => wholeNumber(sub, 'ID', 'ID', id)) };
+    }
+    case 'list':
+      if (rest.length > 0) usageError({ ...ctx, name: 'lease list', usage: 'lease list' }, 'takes no arguments');
+      return { action: 'list' };
+    default:
+      return usageError(ctx, `unknown sub-command ${describeToken(action)}: expected grant, revoke, keepalive or list`);
+  }
+}
+
+function parseLock(args: readonly Token[]): LockCommand {
+  const ctx: Ctx = { name: 'lock', usage: lockUsage, takesValue: false };
+  const { positionals, numbers } = parseFlags(ctx, args, { ttl: 'MS', timeout: 'MS' }, []);
+  const [path] = expectArgs(ctx, positionals, ['PATH']);
+  return { path: pathArg(ctx, path), ttlMs: numbers.get('ttl') ?? null, timeoutMs: numbers.get('timeout') ?? null };
+}
+
+function parseElect(args: readonly Token[]): ElectCommand {
+  const ctx: Ctx = { name: 'elect', usage: electUsage, takesValue: true };
+  const { positionals, numbers } = parseFlags(ctx, args, { ttl: 'MS' }, []);
+  const [path, value] = expectArgs(ctx, positionals, ['PATH', 'VALUE']);
+  return { path: pathArg(ctx, path), value: valueArg(ctx, value), ttlMs: numbers.get('ttl') ?? null };
+}
+
+function parseLeader(args: readonly Token[]): LeaderCommand {
+  const ctx: Ctx = { name: 'leader', usage: leaderUsage, takesValue: false };
+  const { positionals, switches } = parseFlags(ctx, args, {}, ['watch']);
+  const [path] = expectArgs(ctx, positionals, ['PATH']);
+  return { path: pathArg(ctx, path), watch: switches.has('watch') };
+}
+
+/**
+ * The one op a lease command is, when it is one: `grant` here is the bare op (the prompt
+ * itself keeps its leases alive instead), `list` is the prompt's own state only.
+ */
+export function leaseOp(command: LeaseCommand): LeaseOp | null {
+  switch (command.action) {
+    case 'grant':
+      return { type: 'lease_grant', ttlMs: command.ttlMs };
+    case 'revoke':
+      return { type: 'lease_revoke', id: command.id };
+    case 'keepalive':
+      return { type: 'lease_keepalive', ids: command.ids };
+    case 'list':
+      return null;
+    default:
+      return assertNever(command, 'lease command');
+  }
+}
+
 function op(name: string, usage: string, summary: string, group: Group, parse: OpCommand['parse'], extra: Partial<CommandBase> = {}): OpCommand {
   return { kind: 'op', name, usage, summary, group, parse, takesValue: usage.includes('VALUE'), ...extra };
 }
@@ -454,7 +591,7 @@ const commands: readonly Command[] = [
     'create a node of TYPE: blob, queue, set or directory (dir); makes missing parents',
     'tree',
     (ctx, args) => {
-      const { positionals, numbers, switches } = parseFlags(ctx, args, { lease: 'ID' }, ['seq']);
+      const { positionals, numbers, switches } = parseFlags(ctx, args, { lease: 'ID' }, ['seq', 'sequential']);
       const [type, path] = expectArgs(ctx, positionals, ['TYPE', 'PATH']);
       const nodeType = nodeTypeArg(ctx, type, path);
       const lease = numbers.get('lease');
@@ -464,7 +601,7 @@ const commands: readonly Command[] = [
         path: pathArg(ctx, path),
         nodeType,
         ...(lease === undefined ? {} : { lease }),
-        ...(switches.has('seq') ? { sequential: true } : {}),
+        ...(switches.has('seq') || switches.has('sequential') ? { sequential: true } : {}),
       };
     },
     {
@@ -472,7 +609,7 @@ const commands: readonly Command[] = [
         'A new node starts at version 0; existing ancestors get their versions bumped.',
         '--lease ID  an ephemeral node: deleted when lease ID ends (revoked, or expired because',
         '            nobody kept it alive); never a directory. See lease grant.',
-        '--seq       a sequential name: PATH followed by the parent directory\'s version,',
+        '--seq       (or --sequential) a sequential name: PATH followed by the parent\'s version,',
         '            zero-padded to 10 digits; the name made is printed (created /q/job-0000000004).',
         'Example: create blob /workers/w- --lease 1 --seq',
       ],
@@ -573,6 +710,66 @@ const commands: readonly Command[] = [
     ],
   },
 
+  {
+    kind: 'lease',
+    name: 'lease',
+    usage: leaseUsage,
+    summary: 'grant, revoke, keep alive or list leases',
+    group: 'coordination',
+    forms: [
+      ['lease grant TTL_MS', 'a lease this prompt keeps alive until lease revoke or quit'],
+      ['lease revoke ID', 'end a lease now; its ephemeral nodes are deleted'],
+      ['lease keepalive ID...', 'one keep-alive: alive or gone, per lease'],
+      ['lease list', 'the leases this prompt keeps alive, and their state'],
+    ],
+    details: [
+      'A lease ends when nobody keeps it alive for TTL_MS (from its last keep-alive), or when',
+      'revoked; every node created with --lease ID is deleted with it, all in one op.',
+      'grant      prints the id and TTL; the prompt sends keep-alives in the background and',
+      '           prints a line if the lease is lost anyway. Leaving the prompt revokes it.',
+      'revoke     works for any lease of this connection (not another client\'s).',
+      'keepalive  sends one keep-alive for each id (the prompt\'s own leases need none).',
+      'Example: lease grant 5000, then create blob /workers/w1 --lease ID',
+    ],
+  },
+  {
+    kind: 'lock',
+    name: 'lock',
+    usage: lockUsage,
+    summary: 'wait for the lock at PATH and hold it until Ctrl-C',
+    group: 'coordination',
+    details: [
+      'Waits its turn (first come, first served), then prints holding PATH token N. The token',
+      'grows with every holder: a fencing token for whatever the lock protects.',
+      '--ttl MS      the TTL of the lease behind the lock (default 10000, the client library\'s).',
+      '--timeout MS  give up waiting after MS milliseconds.',
+      'Ctrl-C releases the lock (or stops waiting) and returns to the prompt. If the lease is',
+      'lost (the node is unreachable for longer than the TTL), lost is printed.',
+      'Example: lock /locks/report --ttl 2000',
+    ],
+  },
+  {
+    kind: 'elect',
+    name: 'elect',
+    usage: electUsage,
+    summary: 'campaign to lead PATH with VALUE; lead until Ctrl-C',
+    group: 'coordination',
+    details: [
+      'Waits until elected, then prints leader of PATH token N; Ctrl-C resigns (or withdraws',
+      'while waiting) and returns to the prompt. Others see VALUE with leader PATH.',
+      '--ttl MS  the TTL of the lease behind the candidacy (default 10000, the client library\'s).',
+      'Example: elect /election/scheduler host-a:7000',
+    ],
+  },
+  {
+    kind: 'leader',
+    name: 'leader',
+    usage: leaderUsage,
+    summary: 'the current leader of PATH (value and token)',
+    group: 'coordination',
+    details: ['Prints the leader\'s value and token, or no leader.', '--watch  print every change of leader until Ctrl-C.', 'Example: leader /election/scheduler --watch'],
+  },
+
   { kind: 'help', name: 'help', aliases: ['?'], usage: 'help [COMMAND|values]', summary: 'this list, or the details of one command', group: 'session' },
   { kind: 'status', name: 'status', usage: 'status', summary: 'the status of the node and its namespaces', group: 'session' },
   { kind: 'quit', name: 'quit', aliases: ['exit'], usage: 'quit', summary: 'leave the prompt (also exit, or Ctrl-D)', group: 'session' },
@@ -641,6 +838,15 @@ const synonyms: Readonly<Record<string, string>> = {
   follow: 'watch',
   tail: 'watch',
   bye: 'quit',
+  mutex: 'lock',
+  acquire: 'lock',
+  election: 'elect',
+  campaign: 'elect',
+  leases: 'lease',
+  keepalive: 'lease',
+  grant: 'lease',
+  revoke: 'lease',
+  ephemeral: 'create',
 };
 
 function editDistance(a: string, b: string): number {
@@ -749,7 +955,13 @@ function parseCas(segments: readonly (readonly Token[])[]): MultiCasOp {
         }
       case 'cas':
         return fail(`${where}: transactions do not nest`);
+      case 'lease':
+        // The service refuses lease ops inside multi_cas; saying so here is clearer.
+        return fail(`${where}: lease commands cannot run inside cas (ephemeral and sequential creates can)`);
       case 'watch':
+      case 'lock':
+      case 'elect':
+      case 'leader':
       case 'help':
       case 'status':
       case 'quit':
@@ -800,6 +1012,14 @@ function parseLine(line: string): ParsedLine {
       return { type: 'op', op: parseCas([args, ...segments.slice(1)]) };
     case 'watch':
       return { type: 'watch', watch: parseWatch(args) };
+    case 'lease':
+      return { type: 'lease', lease: parseLease(args) };
+    case 'lock':
+      return { type: 'lock', lock: parseLock(args) };
+    case 'elect':
+      return { type: 'elect', elect: parseElect(args) };
+    case 'leader':
+      return { type: 'leader', leader: parseLeader(args) };
     case 'help': {
       if (args.length > 1) fail(`help: too many arguments; usage: ${command.usage}`);
       const topic = args[0];
@@ -838,6 +1058,7 @@ const groupTitles: Readonly<Record<Group, string>> = {
   set: 'sets',
   transaction: 'transactions',
   watch: 'watches',
+  coordination: 'coordination (leases, locks, elections)',
   session: 'session',
 };
 
@@ -854,12 +1075,13 @@ const valuesHelp = [
 /** The help text for the whole language, or for one topic (a command or "values"). */
 export function helpText(topic?: string): string {
   if (topic === undefined) {
-    const width = Math.max(...commands.map((command) => command.usage.length));
+    const formsOf = (command: Command): readonly (readonly [string, string])[] => command.forms ?? [[command.usage, command.summary]];
+    const width = Math.max(...commands.flatMap(formsOf).map(([usage]) => usage.length));
     const lines: string[] = [];
     for (const group of Object.keys(groupTitles) as Group[]) {
       lines.push(`${groupTitles[group]}:`);
       for (const command of commands.filter((c) => c.group === group)) {
-        lines.push(`  ${command.usage.padEnd(width)}  ${command.summary}`);
+        for (const [usage, summary] of formsOf(command)) lines.push(`  ${usage.padEnd(width)}  ${summary}`);
       }
     }
     lines.push('', ...valuesHelp, '', 'help COMMAND shows details, e.g. help cas.');
@@ -870,9 +1092,11 @@ export function helpText(topic?: string): string {
   const command = byName.get(word);
   if (command === undefined) return unknown('topic', topic);
   const aliases = command.aliases?.filter((alias) => alias !== '?') ?? [];
+  const formWidth = Math.max(0, ...(command.forms ?? []).map(([usage]) => usage.length));
   return [
     `${command.usage}`,
     `  ${command.summary}`,
+    ...(command.forms ?? []).map(([usage, summary]) => `  ${usage.padEnd(formWidth)}  ${summary}`),
     ...(command.details ?? []).map((line) => `  ${line}`),
     ...(aliases.length > 0 ? [`  also: ${aliases.join(', ')}`] : []),
   ].join('\n');

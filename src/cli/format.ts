@@ -172,17 +172,23 @@ export function formatResult(result: CallResult): string {
   }
 }
 
-/** Anything thrown or rejected (a transport failure, a bug), as one line. */
+/** Anything thrown or rejected (a transport failure, a typed error, a bug), as one line. */
 export function formatError(error: unknown): string {
+  return `error: ${describeError(error)}`;
+}
+
+/** An error without the `error: ` prefix: a HaretError's message and stable code, else what is known. */
+function describeError(error: unknown): string {
+  if (error instanceof HaretError) return `${error.message === '' ? '(no message)' : error.message} (${error.code})`;
   if (error instanceof Error) {
     const name = error.name !== '' && error.name !== 'Error' ? `${error.name}: ` : '';
-    return `error: ${name}${error.message === '' ? '(no message)' : error.message}`;
+    return `${name}${error.message === '' ? '(no message)' : error.message}`;
   }
   try {
-    return `error: ${typeof error === 'string' ? error : JSON.stringify(error) ?? String(error)}`;
+    return typeof error === 'string' ? error : JSON.stringify(error) ?? String(error);
   } catch {
     // JSON.stringify throws on cycles and BigInt; the prompt must still print something.
-    return `error: ${Object.prototype.toString.call(error)}`;
+    return Object.prototype.toString.call(error);
   }
 }
 
@@ -240,4 +246,65 @@ export function formatWatchError(error: unknown): string {
     default:
       return head;
   }
+}
+
+// ---- coordination: leases, locks, elections --------------------------------------------------
+
+/** A lease the prompt keeps alive, as `lease list` shows it. */
+export type KeptLeaseLine = { readonly id: number; readonly ttlMs: number; readonly lost: unknown | null };
+
+export function formatLeaseGranted(id: number, ttlMs: number): string {
+  return `lease ${id} granted · ttl ${ttlMs} ms · kept alive by this prompt until lease revoke ${id} or quit`;
+}
+
+/** Printed when a lease the prompt kept alive ended anyway (expired while unreachable, revoked elsewhere). */
+export function formatLeaseLost(id: number, why: unknown): string {
+  return `lease ${id} lost: ${describeError(why)}; its ephemeral nodes are gone or about to go`;
+}
+
+export function formatLeaseRevoked(id: number): string {
+  return `lease ${id} revoked; its ephemeral nodes are deleted`;
+}
+
+export function formatLeaseList(leases: readonly KeptLeaseLine[]): string {
+  if (leases.length === 0) return 'no leases kept alive by this prompt (lease grant TTL_MS makes one)';
+  return leases.map((lease) => `  lease ${lease.id}  ttl ${lease.ttlMs} ms  ${lease.lost === null ? 'alive' : `lost: ${describeError(lease.lost)}`}`).join('\n');
+}
+
+/** A keep-alive's result, one line per id asked (the bare op result lists alive/gone without ids). */
+export function formatKeepAlive(ids: readonly number[], result: CallResult): string {
+  if (result.type !== 'done' || result.outcome.type !== 'lease_kept') return formatResult(result);
+  const { alive } = result.outcome;
+  const lines = ids.map((id, index) => `lease ${id}  ${alive[index] === true ? 'alive' : 'gone (expired, revoked, or not this client\'s)'}`);
+  const [, position] = formatResult(result).split('\n');
+  return [...lines, ...(position === undefined ? [] : [position])].join('\n');
+}
+
+export function formatLockWaiting(path: string): string {
+  return `waiting for the lock ${path}; Ctrl-C to give up`;
+}
+
+export function formatLockHeld(path: string, token: number): string {
+  return `holding ${path} token ${token}; Ctrl-C to release`;
+}
+
+export function formatLockLost(path: string, why: unknown): string {
+  return `lost the lock ${path}: ${describeError(why)}`;
+}
+
+export function formatCampaigning(path: string, value: Bytes): string {
+  return `campaigning for ${path} as ${formatBytes(value)}; Ctrl-C to withdraw`;
+}
+
+export function formatElected(path: string, token: number): string {
+  return `leader of ${path} token ${token}; Ctrl-C to resign`;
+}
+
+export function formatLeadershipLost(path: string, why: unknown): string {
+  return `lost the leadership of ${path}: ${describeError(why)}`;
+}
+
+/** The current leader as `leader PATH` prints it; its value in the prompt's input syntax. */
+export function formatLeader(leader: { readonly value: Bytes; readonly token: number } | null): string {
+  return leader === null ? 'no leader' : `leader ${formatBytes(leader.value)} · token ${leader.token}`;
 }

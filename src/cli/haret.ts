@@ -3,6 +3,7 @@
  *
  *   haret start [--config FILE] [--name N] [--client-address HOST:PORT] [--namespace NS]
  *               [--replicas R] [--log-level L] [--admin-address A] [--cluster-address A]
+ *               [--http-address A]
  *               [--data-dir DIR [--no-durable]] [--join A]... [--no-local-namespace]
  *                                                  a node serving the TCP client API
  *   haret cli ADDRESS [-n NS] [-e COMMAND]         the prompt against a node (or one command)
@@ -15,14 +16,15 @@ import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, w
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import type { AdminAnswer } from '../api/admin_wire.ts';
+import { assertNever } from '../base/assert.ts';
 import { AdminClient, type AdminQuery } from '../net/admin_client.ts';
 import { connect } from '../net/index.ts';
 import { startNode } from '../node/index.ts';
-import { parseCommand, helpText } from './commands.ts';
-import { formatError, formatResult, formatWatchError } from './format.ts';
+import { leaseOp, parseCommand, helpText } from './commands.ts';
+import { formatError, formatKeepAlive, formatResult, formatWatchError } from './format.ts';
 import { asCallResult, formatActorLine, type ActorLine } from './node_prompt.ts';
 import { ConfigError, readPemFile, readTokenFile, resolveStartConfig } from './node_config.ts';
-import { printWatch, runRepl, watchWith } from './repl.ts';
+import { holdElection, holdLock, oneShotLeaseRefusal, printWatch, runRepl, showLeader, watchWith } from './repl.ts';
 
 /** package.json: two levels up from the sources (src/cli), three from the compiled output (dist/src/cli). */
 function readPackage(): { version: string } {
@@ -40,6 +42,7 @@ const usage = `haret ${pkg.version}: a strongly consistent coordination service
 usage:
   haret start [--config FILE] [--name NAME] [--client-address HOST:PORT]
               [--admin-address HOST:PORT] [--cluster-address HOST:PORT]
+              [--http-address HOST:PORT]   (/metrics /healthz /readyz /status.json)
               [--data-dir DIR [--no-durable] [--restore NS=FILE]...]
               [--join HOST:PORT]... [--no-local-namespace]
               [--namespace NS] [--replicas N] [--log-level LEVEL]
@@ -74,6 +77,7 @@ async function start(args: readonly string[]): Promise<number> {
       'client-address': { type: 'string' },
       'cluster-address': { type: 'string' },
       'admin-address': { type: 'string' },
+      'http-address': { type: 'string' },
       'data-dir': { type: 'string' },
       'no-durable': { type: 'boolean' },
       restore: { type: 'string', multiple: true },
@@ -97,6 +101,7 @@ async function start(args: readonly string[]): Promise<number> {
     clientAddress: values['client-address'],
     clusterAddress: values['cluster-address'],
     adminAddress: values['admin-address'],
+    httpAddress: values['http-address'],
     dataDir: values['data-dir'],
     noDurable: values['no-durable'],
     restore: values.restore,
@@ -120,6 +125,9 @@ async function start(args: readonly string[]): Promise<number> {
     `haret: node ${options.name ?? 'haret'} serving ${node.namespaces.join(', ') || 'no namespace yet'} on ${address?.host}:${address?.port}` +
       `${admin === null ? '' : `, admin on ${admin.host}:${admin.port}`}${cluster === null ? '' : `, cluster on ${cluster.address}`}\n`,
   );
+  const http = node.httpAddress;
+  // A line of its own, so that scripts reading the line above keep working.
+  if (http !== null) process.stdout.write(`haret: http on ${http.host}:${http.port} (/metrics /healthz /readyz /status.json)\n`);
   // What survives a crash, said where an operator looks first (README "Durability").
   if (options.dataDir !== undefined && options.durable !== false) {
     process.stderr.write(`haret: durable: replicas keep their log and checkpoints in ${options.dataDir}; every acknowledged write survives a crash of every node\n`);
@@ -148,35 +156,65 @@ async function cli(args: readonly string[]): Promise<number> {
     const client = remote.client(values.namespace);
     if (values.e !== undefined) {
       const parsed = parseCommand(values.e);
+      const print = (line: string): void => {
+        process.stdout.write(`${line}\n`);
+      };
+      /** A command that runs until Ctrl-C (exit 0) or until it fails (exit 1). */
+      const untilSigint = async (task: (stopped: Promise<void>) => Promise<boolean>): Promise<number> => {
+        let stop: () => void = () => undefined;
+        const stopped = new Promise<void>((resolve) => (stop = resolve));
+        process.on('SIGINT', stop);
+        try {
+          return (await task(stopped)) ? 0 : 1;
+        } finally {
+          process.off('SIGINT', stop);
+        }
+      };
       switch (parsed.type) {
         case 'op': {
           const result = asCallResult(await client.raw(parsed.op));
-          process.stdout.write(`${formatResult(result)}\n`);
+          print(formatResult(result));
           return result.type === 'done' && result.outcome.type !== 'error' ? 0 : 1;
         }
-        case 'watch': {
-          // One watch, printed until Ctrl-C (exit 0) or until it fails (exit 1).
-          let stop: () => void = () => undefined;
-          const stopped = new Promise<void>((resolve) => (stop = resolve));
-          process.on('SIGINT', stop);
-          try {
-            const stream = watchWith(client)(parsed.watch);
-            return (await printWatch(parsed.watch, stream, (line) => process.stdout.write(`${line}\n`), stopped)) ? 0 : 1;
-          } catch (error) {
-            process.stdout.write(`${formatWatchError(error)}\n`);
-            return 1;
-          } finally {
-            process.off('SIGINT', stop);
+        case 'watch':
+          return await untilSigint(async (stopped) => {
+            try {
+              return await printWatch(parsed.watch, watchWith(client)(parsed.watch), print, stopped);
+            } catch (error) {
+              print(formatWatchError(error));
+              return false;
+            }
+          });
+        case 'lease': {
+          // A lease outlives no process: grant and list make sense only in the prompt.
+          const refusal = oneShotLeaseRefusal(parsed.lease);
+          const op = leaseOp(parsed.lease);
+          if (refusal !== null || op === null) {
+            process.stderr.write(`error: ${refusal ?? 'not a one-shot command'}\n`);
+            return 2;
           }
+          const result = asCallResult(await client.raw(op));
+          print(parsed.lease.action === 'keepalive' ? formatKeepAlive(parsed.lease.ids, result) : formatResult(result));
+          return result.type === 'done' && result.outcome.type !== 'error' ? 0 : 1;
         }
+        case 'lock':
+          return await untilSigint((stopped) => holdLock(client, parsed.lock, print, stopped));
+        case 'elect':
+          return await untilSigint((stopped) => holdElection(client, parsed.elect, print, stopped));
+        case 'leader':
+          return await untilSigint((stopped) => showLeader(client, parsed.leader, print, stopped));
         case 'help':
-          process.stdout.write(`${helpText(parsed.topic)}\n`);
+          print(helpText(parsed.topic));
           return 0;
         case 'error':
           process.stderr.write(`error: ${parsed.message}\n`);
           return 2;
-        default:
+        case 'status':
+        case 'quit':
+        case 'empty':
           return 0;
+        default:
+          return assertNever(parsed, 'parsed line');
       }
     }
     await runRepl({
@@ -185,6 +223,7 @@ async function cli(args: readonly string[]): Promise<number> {
       terminal: process.stdin.isTTY === true,
       execute: async (op) => asCallResult(await client.raw(op)),
       watch: watchWith(client),
+      coord: client,
       status: async () => `connected to ${remote.node} at ${address}; namespaces: ${remote.namespaces.join(', ')}`,
     });
     return 0;

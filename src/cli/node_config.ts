@@ -7,6 +7,7 @@
  * name = "node-a"
  * client_address = "127.0.0.1:7878"
  * admin_address = "127.0.0.1:7879"     # optional
+ * http_address = "127.0.0.1:7881"      # optional: /metrics, /healthz, /readyz, /status.json
  * cluster_address = "127.0.0.1:7880"   # optional: links to other nodes
  * data_dir = "/var/lib/haret/node-a"   # optional (needs cluster_address): the cluster record
  * join = ["127.0.0.1:7890"]            # optional: cluster addresses to join at start
@@ -27,7 +28,7 @@ import { readFileSync } from 'node:fs';
 import { parse as parseToml } from 'smol-toml';
 import type { NodeOptions } from '../node/index.ts';
 import { isLogLevel } from '../../runtime/logger.ts';
-import { parseAddress } from '../net/address.ts';
+import { formatAddress, parseAddress } from '../net/address.ts';
 
 export type StartFlags = {
   readonly config?: string | undefined;
@@ -38,6 +39,8 @@ export type StartFlags = {
   readonly replicas?: string | undefined;
   readonly clusterAddress?: string | undefined;
   readonly adminAddress?: string | undefined;
+  /** `--http-address`: serve /metrics, /healthz, /readyz and /status.json here. */
+  readonly httpAddress?: string | undefined;
   readonly dataDir?: string | undefined;
   /** `--no-durable`: keep replicas in memory even with a data directory. */
   readonly noDurable?: boolean | undefined;
@@ -68,6 +71,7 @@ const knownKeys = new Set([
   'namespaces',
   'cluster_address',
   'admin_address',
+  'http_address',
   'data_dir',
   'durable',
   'join',
@@ -166,6 +170,8 @@ export function resolveStartConfig(flags: StartFlags): NodeOptions & { clientApi
   }
   const admin = pick('admin_address', flags.adminAddress);
   if (admin !== undefined && typeof admin !== 'string') throw new ConfigError('admin_address must be a "host:port" string');
+  const httpAddress = pick('http_address', flags.httpAddress);
+  if (httpAddress !== undefined && typeof httpAddress !== 'string') throw new ConfigError('http_address must be a "host:port" string');
   const clusterAddress = pick('cluster_address', flags.clusterAddress);
   if (clusterAddress !== undefined && typeof clusterAddress !== 'string') throw new ConfigError('cluster_address must be a "host:port" string');
   const dataDir = pick('data_dir', flags.dataDir);
@@ -195,6 +201,8 @@ export function resolveStartConfig(flags: StartFlags): NodeOptions & { clientApi
     ...(Object.keys(restore).length === 0 ? {} : { restore }),
     clientApi: { ...parseListenAddress(address), ...security.tls, ...(security.authToken === undefined ? {} : { authToken: security.authToken }) },
     ...(admin === undefined ? {} : { adminApi: { ...parseListenAddress(admin), ...security.tls, ...(security.adminToken === undefined ? {} : { authToken: security.adminToken }) } }),
+    // The HTTP side shows what the admin port shows: the same TLS and the admin token (as a Bearer token).
+    ...(httpAddress === undefined ? {} : { http: { address: formatAddress(parseListenAddress(httpAddress)), ...security.tls, ...(security.adminToken === undefined ? {} : { authToken: security.adminToken }) } }),
     ...(logLevel === undefined ? {} : { logLevel }),
   };
 }

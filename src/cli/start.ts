@@ -6,7 +6,8 @@
  * input) or `quit` stops every worker cleanly and the process exits by itself.
  *
  * Flags: --namespace NAME (default `default`), --replicas N (default 3), --port P (default 0:
- * any free port), --log-level LEVEL.
+ * any free port), --log-level LEVEL, --http-address HOST:PORT (serve /metrics, /healthz,
+ * /readyz and /status.json; ":PORT" means 127.0.0.1).
  */
 
 import { parseArgs } from 'node:util';
@@ -24,6 +25,7 @@ export async function main(argv: readonly string[]): Promise<void> {
       replicas: { type: 'string', default: '3' },
       port: { type: 'string', default: '0' },
       'log-level': { type: 'string' },
+      'http-address': { type: 'string' },
     },
     strict: true,
   });
@@ -37,6 +39,7 @@ export async function main(argv: readonly string[]): Promise<void> {
     namespaces: [{ name: values.namespace, replicas }],
     clientApi: { port },
     ...(logLevel === undefined ? {} : { logLevel }),
+    ...(values['http-address'] === undefined ? {} : { http: { address: values['http-address'] } }),
   });
   try {
     const address = node.clientApiAddress;
@@ -45,7 +48,8 @@ export async function main(argv: readonly string[]): Promise<void> {
     try {
       const client = remote.client(values.namespace);
       const terminal = process.stdin.isTTY === true;
-      const banner = `haret: namespace ${values.namespace} on ${replicas} replicas, client API on ${address.host}:${address.port}, ready in ${Math.round(performance.now() - started)} ms. In memory only: what you write is gone when this process stops. Type help; Ctrl-D stops.`;
+      const http = node.httpAddress;
+      const banner = `haret: namespace ${values.namespace} on ${replicas} replicas, client API on ${address.host}:${address.port}${http === null ? '' : `, http on ${http.host}:${http.port}`}, ready in ${Math.round(performance.now() - started)} ms. In memory only: what you write is gone when this process stops. Type help; Ctrl-D stops.`;
       if (terminal) process.stdout.write(`${banner}\n`);
       else process.stderr.write(`${banner}\n`);
       await runRepl({
@@ -54,6 +58,7 @@ export async function main(argv: readonly string[]): Promise<void> {
         terminal,
         execute: async (op) => asCallResult(await client.raw(op)),
         watch: watchWith(client),
+        coord: client,
         status: () => describeStatus(node),
       });
     } finally {

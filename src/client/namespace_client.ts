@@ -50,17 +50,140 @@ export type CreateOptions = {
   readonly sequential?: boolean;
 };
 
+// ---- coordination (src/coord implements it; the core only declares its shape) ---------------
+
+/**
+ * `grantLease` options. `keepAliveMs` (default ttlMs / 3) is the keep-alive period; `marginMs`
+ * (default max(ttlMs / 10, 50)) is how long before the service could first expire the lease the
+ * client gives it up: `lost` fires at (send time of the last successful keep-alive) + ttlMs - marginMs.
+ */
+export type LeaseOptions = { readonly ttlMs: number; readonly keepAliveMs?: number; readonly marginMs?: number };
+
+/**
+ * A lease kept alive by the client. `lost` resolves (never rejects) exactly once, before the
+ * service could have expired the lease: code `timeout` (no keep-alive succeeded in time),
+ * `no_such_lease` / `lease_not_owned` (the service says it is gone), `stopped` (revoked by
+ * `revoke()`, or the client was closed), or the error that made keeping it alive impossible.
+ */
+export interface KeptLease {
+  readonly id: number;
+  readonly ttlMs: number;
+  readonly lost: Promise<HaretError>;
+  /** True until `lost` fires. */
+  readonly alive: boolean;
+  /** Ends the lease now (its ephemeral nodes go in the same op); idempotent. */
+  revoke(): Promise<void>;
+}
+
+/** What the lock, election and semaphore share: whose lease holds the node, and how long to wait. */
+export type QueueOptions = {
+  /** The lease that holds our node (not revoked on release); default: a new one of `ttlMs`, revoked on release. */
+  readonly lease?: KeptLease;
+  /** TTL of the lease made when none is given (default 10 000 ms). */
+  readonly ttlMs?: number;
+  /** Give up (HaretError `timeout`, executed false, nothing left behind) after this long; default: wait while the lease lives. */
+  readonly timeoutMs?: number;
+};
+
+export type LockOptions = QueueOptions & {
+  /** Stored in our lock node (then its version is 1, and `guard()` says so). */
+  readonly value?: Value;
+};
+
+/**
+ * A held node of a lock, leadership or permit. `token` is the op of the read that first showed
+ * it holding: for a lock or a leadership it strictly increases from one holder to the next.
+ * `lost` resolves (never rejects) exactly once: the lease's loss, the node deleted by someone
+ * else (`does_not_exist`), or `stopped` after release.
+ */
+export interface HeldNode {
+  readonly token: number;
+  /** Our node. */
+  readonly path: string;
+  readonly lost: Promise<HaretError>;
+  /**
+   * A multi_cas guard that holds only while our node exists unchanged:
+   * `db.multiCas([held.guard()], ops)` applies `ops` only while we still hold (fencing).
+   */
+  guard(): Guard;
+}
+
+export interface HeldLock extends HeldNode {
+  /** Deletes our node (and revokes the lease made for it); idempotent. */
+  release(): Promise<void>;
+}
+
+export type Leader = { readonly value: Uint8Array; readonly token: number; readonly path: string };
+
+/** Our leadership; `guard()` expects version 1 (the announcement written into our candidate node). */
+export interface Leadership extends HeldNode {
+  /** The value we campaigned with. */
+  readonly value: Uint8Array;
+  /** Steps down: our candidate node is deleted and the next candidate leads; idempotent. */
+  resign(): Promise<void>;
+}
+
+export type ElectionOptions = QueueOptions;
+
+export interface Election {
+  /** Resolves once we lead (one campaign at a time per Election). */
+  campaign(value: Value): Promise<Leadership>;
+  /** Resigns the leadership, or withdraws a campaign still waiting (it rejects with `stopped`). */
+  resign(): Promise<void>;
+  /** The lowest candidate once it announced itself (wrote its token and value), or null. */
+  leader(): Promise<Leader | null>;
+  /** The current leader (or null) at once, then every change; `break` ends it. */
+  observe(): AsyncIterable<Leader | null>;
+}
+
+export type BarrierOptions = QueueOptions;
+
+export interface Barrier {
+  /** Joins; resolves once at least `count` parties have joined. Once per Barrier. */
+  enter(): Promise<void>;
+  /** Removes our member node (and revokes the lease made for it); idempotent. */
+  leave(): Promise<void>;
+}
+
+export type SemaphoreOptions = QueueOptions;
+
+export interface Permit extends HeldNode {
+  release(): Promise<void>;
+}
+
+export interface Semaphore {
+  /** Resolves once our node is among the first `permits` (fair: in the order of arrival). */
+  acquire(): Promise<Permit>;
+}
+
+/** The coordination recipes over one NamespaceClient (src/coord's `coordinationFor` makes them). */
+export interface Coordination {
+  grantLease(options: LeaseOptions): Promise<KeptLease>;
+  lock(path: string, options?: LockOptions): Promise<HeldLock>;
+  withLock<T>(path: string, fn: (held: HeldLock) => Promise<T> | T, options?: LockOptions): Promise<T>;
+  election(path: string, options?: ElectionOptions): Election;
+  barrier(path: string, count: number, options?: BarrierOptions): Barrier;
+  semaphore(path: string, permits: number, options?: SemaphoreOptions): Semaphore;
+}
+
+/** Makes the coordination layer of a client (injected by the shell: the core does not know src/coord). */
+export type CoordinationFactory = (db: NamespaceClient) => Coordination;
+
 export class NamespaceClient {
   readonly namespace: string;
   readonly #call: CallPath;
   readonly #limits: TreeLimits;
   readonly #watch: WatchPath | undefined;
+  readonly #coordinationFactory: CoordinationFactory | undefined;
+  /** Made on first use, then kept: every lease of this client shares its keep-alive batches. */
+  #coordination: Coordination | undefined;
 
-  constructor(namespace: string, call: CallPath, limits: TreeLimits, watch?: WatchPath) {
+  constructor(namespace: string, call: CallPath, limits: TreeLimits, watch?: WatchPath, coordination?: CoordinationFactory) {
     this.namespace = namespace;
     this.#call = call;
     this.#limits = limits;
     this.#watch = watch;
+    this.#coordinationFactory = coordination;
   }
 
   /** Runs any operation; resolves with its result, rejects with a HaretError. */
@@ -193,6 +316,41 @@ export class NamespaceClient {
     }
     if (this.#watch === undefined) throw new HaretError('unavailable', 'watches are not available on this client', false);
     return this.#watch(this.namespace, { path, recursive, fromOp: fromOp ?? null, values });
+  }
+
+  // ---- coordination recipes (src/coord/README.md) ----------------------------------------
+
+  /** A lease kept alive by this client until `revoke()` or loss (see KeptLease). */
+  async grantLease(options: LeaseOptions): Promise<KeptLease> {
+    return this.#coordinate().grantLease(options);
+  }
+  /** A fair lock: resolves once held (see HeldLock, and `guard()` for fenced writes). */
+  async lock(path: string, options: LockOptions = {}): Promise<HeldLock> {
+    return this.#coordinate().lock(path, options);
+  }
+  /** Runs `fn` while holding the lock at `path`; always releases. */
+  async withLock<T>(path: string, fn: (held: HeldLock) => Promise<T> | T, options: LockOptions = {}): Promise<T> {
+    return this.#coordinate().withLock(path, fn, options);
+  }
+  /** A leader election among the candidates under `path`. */
+  election(path: string, options: ElectionOptions = {}): Election {
+    return this.#coordinate().election(path, options);
+  }
+  /** A barrier at `path` that opens once `count` parties entered. */
+  barrier(path: string, count: number, options: BarrierOptions = {}): Barrier {
+    return this.#coordinate().barrier(path, count, options);
+  }
+  /** A fair counting semaphore of `permits` at `path`. */
+  semaphore(path: string, permits: number, options: SemaphoreOptions = {}): Semaphore {
+    return this.#coordinate().semaphore(path, permits, options);
+  }
+
+  #coordinate(): Coordination {
+    if (this.#coordination === undefined) {
+      if (this.#coordinationFactory === undefined) throw new HaretError('unavailable', 'coordination recipes are not available on this client', false);
+      this.#coordination = this.#coordinationFactory(this);
+    }
+    return this.#coordination;
   }
 
   async #expect<T extends OpResult['type']>(op: TreeOp, type: T): Promise<ResultOf<T>> {

@@ -35,6 +35,7 @@ import { HaretError } from '../client/errors.ts';
 import { hostStepAll, initialHostState, type HostEffect, type HostInput, type HostState } from '../client/host.ts';
 import type { CallOutcome, RefusalReason } from '../client/io.ts';
 import { NamespaceClient } from '../client/namespace_client.ts';
+import { coordinationFor } from '../coord/index.ts';
 import { sessionPrefix, sessionPrefixRandomBytes } from '../client/session_prefix.ts';
 import { defaultWatchMachineConfig, type WatchMachineConfig, type WatchSpec } from '../client/watch.ts';
 import { WatchRegistry } from '../client/watch_registry.ts';
@@ -170,7 +171,7 @@ export class RemoteConnection {
     if (client === undefined) {
       const info = this.#infos.get(namespace);
       if (info === undefined) throw new HaretError('unknown_namespace', `no namespace ${namespace} on ${this.node}`, false);
-      client = new NamespaceClient(namespace, (ns, op) => this.#call(ns, op), info.limits, (ns, spec) => this.#watch(ns, spec));
+      client = new NamespaceClient(namespace, (ns, op) => this.#call(ns, op), info.limits, (ns, spec) => this.#watch(ns, spec), coordinationFor);
       this.#clients.set(namespace, client);
     }
     return client;

@@ -18,11 +18,21 @@ import { frameBytesFor } from '../api/wire.ts';
 import { primaryOf } from '../vr/config.ts';
 import { NamespaceClient } from '../client/namespace_client.ts';
 import { HaretError } from '../client/errors.ts';
+import { coordinationFor } from '../coord/index.ts';
 import { AdminServer } from '../net/admin.ts';
 import { ClientApiServer } from '../net/server.ts';
 import { ClusterLinks } from '../net/cluster_link.ts';
 import { formatAddress } from '../net/address.ts';
+import { HttpServer } from '../net/http.ts';
+import { Registry } from 'prom-client';
 import { Endpoint } from './endpoint.ts';
+import { MeasuredEndpoint } from './measured_endpoint.ts';
+import { RequestMetrics } from './request_metrics.ts';
+import { TcpRequests } from './tcp_requests.ts';
+import { NodeMetrics, type MetricsCluster } from './metrics.ts';
+import { StatusSnapshots } from './status_snapshot.ts';
+import { httpBackend } from './http_backend.ts';
+import { parseReplicaId, replicaNamespace } from './replica_ids.ts';
 import { NamespaceHealth } from './health.ts';
 import { resolveNamespace, resolveOptions, servedTreeLimits, unprotectedPorts, type NodeOptions, type ResolvedNamespace, type ResolvedOptions } from './options.ts';
 import { buildLayout, clusterReplicaWorker, endpointId, netId, proxyId, replicaId, replicaStorage, restartInit, timerId, type Layout } from './layout.ts';
@@ -164,6 +174,10 @@ export class HaretNode {
 
   readonly #clientApi: ClientApiServer | null;
   #admin: AdminServer | null = null;
+  #http: HttpServer | null = null;
+  #metrics: NodeMetrics | null = null;
+  /** The last view each replica reported (status), for the supervisor's log lines about its worker. */
+  readonly #lastViews = new Map<string, number>();
   #links: ClusterLinks | null = null;
   #cluster: Cluster | null = null;
   /** Namespaces placed across the cluster that this node serves (has replicas of or not). */
@@ -268,6 +282,61 @@ export class HaretNode {
     this.#admin = admin;
   }
 
+  /** Where the HTTP listener (/metrics, /healthz, /readyz, /status.json) listens, or null when the node has none. */
+  get httpAddress(): { readonly host: string; readonly port: number } | null {
+    return this.#http?.address() ?? null;
+  }
+
+  /** The node's Prometheus metrics (what GET /metrics serves), or null when the node serves no HTTP. */
+  get metrics(): NodeMetrics | null {
+    return this.#metrics;
+  }
+
+  /**
+   * Called by `startNode`: serves HTTP (src/net/http.ts) with the node's metrics, readiness and
+   * status, from its status bounded by `statusTimeoutMs`.
+   */
+  async serveHttp(options: NonNullable<ResolvedOptions['http']>, registry: Registry, tcp: TcpRequests | null): Promise<void> {
+    if (this.#http !== null) throw new Error('the HTTP listener is started twice');
+    const snapshots = new StatusSnapshots(() => this.status(), options.statusTimeoutMs);
+    const shapes = (): { name: string; replicaCount: number }[] => [...this.options.namespaces, ...this.#clusterNamespaces.values()].map((ns) => ({ name: ns.name, replicaCount: ns.config.replicaCount }));
+    const metrics = new NodeMetrics(
+      registry,
+      snapshots,
+      {
+        namespaces: shapes,
+        unavailable: () => this.#health.marked,
+        cluster: () => this.#metricsCluster(),
+      },
+      tcp,
+    );
+    this.#http = await HttpServer.start(httpBackend({ name: this.options.name, namespaces: shapes }, snapshots, metrics), options);
+    this.#metrics = metrics;
+  }
+
+  #metricsCluster(): MetricsCluster | null {
+    const cluster = this.#cluster;
+    const links = this.#links;
+    if (cluster === null || links === null) return null;
+    return { members: cluster.status().members, linkStats: links.stats(), peers: links.peers() };
+  }
+
+  /**
+   * What the supervisor's log lines about these actors add (runtime `describeActors`): for a
+   * replica, its namespace, index and the last view it reported; for several (a shared worker),
+   * one entry each.
+   */
+  logFieldsOf(actors: readonly string[]): Readonly<Record<string, unknown>> {
+    const names = new Set(this.namespaces);
+    const replicas = actors.flatMap((actor) => {
+      const replica = parseReplicaId(actor, names);
+      return replica === null ? [] : [{ namespace: replica.ns, replica: replica.index, view: this.#lastViews.get(actor) ?? null }];
+    });
+    if (replicas.length === 0) return {};
+    if (replicas.length === 1) return replicas[0] as Record<string, unknown>;
+    return { replicas };
+  }
+
   /** Where the TCP client API listens, or null when the node has none. */
   get clientApiAddress(): { readonly host: string; readonly port: number } | null {
     return this.#clientApi?.address() ?? null;
@@ -290,6 +359,7 @@ export class HaretNode {
         (name, op) => this.#endpoint.call(name, op),
         ns.config.treeLimits,
         (name, spec) => this.#endpoint.watch(name, replicaCount, spec),
+        coordinationFor,
       );
       this.#clients.set(namespace, client);
     }
@@ -314,6 +384,7 @@ export class HaretNode {
     // The main thread's own actors (the API endpoint, the TCP server, the cluster): not
     // supervised (they live and die with the process), reported with their counters.
     for (const [id, status] of live) actors.push(actorReport(id, 'host', { state: 'running', restarts: 0, failure: null, retryAt: null }, status));
+    for (const actor of actors) if (actor.view !== null) this.#lastViews.set(actor.actor, actor.view);
     const now = Date.now();
     const problems = actors.filter((actor) => actor.state === 'failed').map((actor) => failureProblem(actor, now));
     for (const actor of actors) {
@@ -389,6 +460,7 @@ export class HaretNode {
   stop(): Promise<void> {
     this.#stopping ??= (async () => {
       this.#health.stop();
+      await this.#http?.close();
       await this.#admin?.close();
       await this.#clientApi?.close();
       await this.#links?.close();
@@ -425,12 +497,15 @@ export class HaretNode {
  * cluster. Each actor gets a sink reading its slot; `startNode` binds the slot once the
  * object exists (src/node/slot.ts).
  */
-type LateObjects = { readonly clientApi: Slot<ClientApiServer>; readonly cluster: Slot<Cluster> };
+type LateObjects = { readonly clientApi: Slot<ClientApiServer>; readonly cluster: Slot<Cluster>; readonly node: Slot<HaretNode> };
 
 /** `host/net`'s view of the TCP server. Only the server sends as `host/net`, so no answer or watch notice can come before it exists. */
-function clientApiSink(slot: Slot<ClientApiServer>): ClientApiSink {
+function clientApiSink(slot: Slot<ClientApiServer>, tcp: TcpRequests | null): ClientApiSink {
   return {
-    onAnswer: (from, answer) => slot.current?.onAnswer(from, answer),
+    onAnswer: (from, answer) => {
+      tcp?.answered(answer);
+      slot.current?.onAnswer(from, answer);
+    },
     onWatchNotice: (from, notice) => slot.current?.onWatchNotice(from, notice),
     counters: () => slot.current?.counters ?? {},
   };
@@ -477,10 +552,10 @@ function ownRecord(resolved: ResolvedOptions): ClusterRecord | null {
  * API endpoint, and the relays to the TCP server and the cluster when the node has them. The
  * timer starts paused; the endpoint follows the proxy's supervision events from here on.
  */
-function startActors(resolved: ResolvedOptions, layout: Layout, endpoint: Endpoint, late: LateObjects): Promise<ActorSystem> {
+function startActors(resolved: ResolvedOptions, layout: Layout, endpoint: Endpoint, late: LateObjects, tcp: TcpRequests | null): Promise<ActorSystem> {
   const hostActors: HostActorSpec[] = [{ id: endpointId, factory: endpoint.factory, init: null }];
   // Replicas route answers to the TCP server's actor like to any client's sender.
-  if (resolved.clientApi !== undefined) hostActors.push({ id: netId, factory: clientApiActor(clientApiSink(late.clientApi)), init: null });
+  if (resolved.clientApi !== undefined) hostActors.push({ id: netId, factory: clientApiActor(clientApiSink(late.clientApi, tcp)), init: null });
   if (resolved.cluster !== undefined) hostActors.push({ id: clusterActorId, factory: clusterRelayActor(clusterSink(late.cluster)), init: null });
   return ActorSystem.start({
     workers: layout.workers,
@@ -493,6 +568,7 @@ function startActors(resolved: ResolvedOptions, layout: Layout, endpoint: Endpoi
     controlTimeoutMs: resolved.controlTimeoutMs,
     restartInit,
     onEvent: (event) => endpoint.onSystemEvent(event),
+    describeActors: (actors) => late.node.current?.logFieldsOf(actors) ?? {},
   });
 }
 
@@ -503,6 +579,7 @@ async function startClientApi(
   system: ActorSystem,
   record: ClusterRecord | null,
   late: LateObjects,
+  tcp: TcpRequests | null,
 ): Promise<ClientApiServer> {
   const server = await ClientApiServer.start(
     {
@@ -512,7 +589,10 @@ async function startClientApi(
       frameBytesMax: frameBytesFor(servedTreeLimits(resolved)),
       // A node that restores cluster namespaces welcomes clients once it serves them.
       ready: record === null,
-      send: (to, request) => system.send({ from: netId, to, msg: request }),
+      send: (to, request) => {
+        tcp?.sent(to, request);
+        system.send({ from: netId, to, msg: request });
+      },
       // Clients may call while the links start: until the cluster exists, every replica the
       // node serves is its own.
       ...(resolved.cluster === undefined ? {} : { locate: (replica: string) => late.cluster.current?.locate(replica) ?? { reachable: true, clientAddress: null } }),
@@ -591,16 +671,25 @@ export async function startNode(options: NodeOptions = {}): Promise<HaretNode> {
   const startOf = startModes(resolved, restarting);
   await claimReplicaDirs(resolved);
   const layout = buildLayout(resolved, startOf);
-  const endpoint = new Endpoint(endpointId, proxyId, layout.proxyWorker, resolved.callDeadlineMs, resolved.callsInFlightMax, resolved.watchBatchesMax);
-  const late: LateObjects = { clientApi: new Slot('the TCP client API server'), cluster: new Slot('the cluster') };
-  const system = await startActors(resolved, layout, endpoint, late);
+  // Requests are measured only for a node that serves its metrics (HTTP): otherwise nothing is added to the call path.
+  const registry = resolved.http === undefined ? null : new Registry();
+  const requests = registry === null ? null : new RequestMetrics(registry);
+  const endpointArgs = [endpointId, proxyId, layout.proxyWorker, resolved.callDeadlineMs, resolved.callsInFlightMax, resolved.watchBatchesMax] as const;
+  const endpoint = requests === null ? new Endpoint(...endpointArgs) : new MeasuredEndpoint(requests, ...endpointArgs);
+  const late: LateObjects = { clientApi: new Slot('the TCP client API server'), cluster: new Slot('the cluster'), node: new Slot('the node') };
+  // The server forwards requests only to replica ids of the namespaces it serves, cluster ones included.
+  const tcp = requests === null || resolved.clientApi === undefined ? null : new TcpRequests(requests, replicaNamespace);
+  const system = await startActors(resolved, layout, endpoint, late, tcp);
   warnUnprotectedPorts(resolved, system.logger);
   const listen = resolved.clientApi;
-  const clientApi = listen === undefined ? null : await orCleanUp(() => startClientApi(resolved, listen, system, record, late), () => system.stop());
+  const clientApi = listen === undefined ? null : await orCleanUp(() => startClientApi(resolved, listen, system, record, late, tcp), () => system.stop());
   const node = new HaretNode(resolved, system, endpoint, clientApi, layout);
+  late.node.bind(node);
   const clusterOptions = resolved.cluster;
+  const http = resolved.http;
   const cluster = await orCleanUp(async () => {
     if (resolved.adminApi !== undefined) node.attachAdmin(await AdminServer.start(node, resolved.adminApi));
+    if (http !== undefined && registry !== null) await node.serveHttp(http, registry, tcp);
     return clusterOptions === undefined ? null : startCluster(resolved, clusterOptions, node, system, record, late);
   }, () => node.stop());
   // Every actor exists now: time may start (see TimerInit.paused).

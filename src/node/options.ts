@@ -3,7 +3,7 @@
  */
 
 import { serviceClientConfig, validateClientConfig, type ClientConfig } from '../client/config.ts';
-import { isLoopbackHost } from '../net/address.ts';
+import { isLoopbackHost, parseAddress } from '../net/address.ts';
 import { clusterSecretBytesMin, type ClusterSecurity } from '../net/cluster_link.ts';
 import type { TreeLimits } from '../base/limits.ts';
 import { defaultReplicaConfig, validateReplicaConfig, type ReplicaConfig } from '../vr/config.ts';
@@ -80,6 +80,11 @@ export type NodeOptions = {
   /** Serve the admin API (src/net/admin.ts) on this address; absent: no listener. */
   readonly adminApi?: import('../net/admin.ts').AdminApiOptions;
   /**
+   * Serve HTTP on the admin side (src/net/http.ts): /metrics, /healthz, /readyz, /status.json.
+   * Absent: no listener, and no request is measured.
+   */
+  readonly http?: HttpOptions;
+  /**
    * Cluster links: listen for other nodes here (src/net/cluster_link.ts), so that namespaces
    * can be placed across nodes (`join`, then `createNamespace` through the admin API). Absent:
    * a node on its own. With it, `namespaces` may be empty.
@@ -116,6 +121,25 @@ export type NodeOptions = {
    */
   readonly watchBatchesMax?: number;
 };
+
+/**
+ * The HTTP listener. Without `tls` or `authToken` of its own it takes the admin port's (else
+ * the client port's TLS), so that a node whose admin side is protected never serves its status
+ * in the clear or to anyone (docs/security.md).
+ */
+export type HttpOptions = Omit<import('../net/http.ts').HttpApiOptions, 'host' | 'port'> & {
+  /** "host:port" to listen on; ":port" or "port" mean 127.0.0.1; port 0 picks a free one. Default 127.0.0.1:0. */
+  readonly address?: string;
+  /**
+   * How long a scrape, /readyz or /status.json waits for the replicas' status (the control
+   * plane); a replica that has not answered by then is reported absent. Default: the control
+   * timeout plus one second.
+   */
+  readonly statusTimeoutMs?: number;
+};
+
+/** The HTTP listener's options with the address parsed and the port's security inherited. */
+export type ResolvedHttp = import('../net/http.ts').HttpApiOptions & { readonly host: string; readonly port: number; readonly statusTimeoutMs: number };
 
 export type ClusterOptions = {
   /** Default 127.0.0.1. */
@@ -178,6 +202,7 @@ export type ResolvedOptions = {
   readonly replicaModule: string | undefined;
   readonly clientApi: import('../net/server.ts').ClientApiOptions | undefined;
   readonly adminApi: import('../net/admin.ts').AdminApiOptions | undefined;
+  readonly http: ResolvedHttp | undefined;
   readonly name: string;
   readonly cluster: ClusterOptions | undefined;
   /** How the cluster links authenticate members (`none` when there are no links). */
@@ -265,6 +290,7 @@ export function resolveOptions(options: NodeOptions = {}): ResolvedOptions {
   const watch: WatchHubLimits = { ...defaultWatchHubLimits, ...options.watch };
   const watchProblem = validateWatchHubLimits(watch);
   if (watchProblem !== null) throw new RangeError(`watch: ${watchProblem}`);
+  const http = options.http === undefined ? undefined : resolveHttp(options.http, options, controlTimeoutMs);
   const client: Omit<ClientConfig, 'replicaCount'> = { ...serviceClientConfig, ...options.client };
   const clientProblem = validateClientConfig({ ...client, replicaCount: 1 });
   if (clientProblem !== null) throw new RangeError(clientProblem);
@@ -286,6 +312,7 @@ export function resolveOptions(options: NodeOptions = {}): ResolvedOptions {
     replicaModule: options.replicaModule,
     clientApi: options.clientApi,
     adminApi: options.adminApi,
+    http,
     name,
     cluster: options.cluster,
     clusterSecurity: options.cluster === undefined ? { mode: 'none' } : clusterSecurityOf(options.cluster),
@@ -296,6 +323,23 @@ export function resolveOptions(options: NodeOptions = {}): ResolvedOptions {
     watch,
     watchBatchesMax,
   };
+}
+
+/** The HTTP listener's address and limits; its TLS and token are its own, else the admin port's (TLS: else the client port's). */
+function resolveHttp(http: HttpOptions, options: NodeOptions, controlTimeoutMs: number): ResolvedHttp {
+  if (typeof http !== 'object' || http === null) throw new RangeError('http must be an object ({ address })');
+  let listen: { host: string; port: number };
+  try {
+    listen = parseAddress(http.address ?? '127.0.0.1:0', true);
+  } catch (error) {
+    throw new RangeError(`http.address: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  const statusTimeoutMs = http.statusTimeoutMs ?? controlTimeoutMs + 1_000;
+  if (!Number.isSafeInteger(statusTimeoutMs) || statusTimeoutMs < 1) throw new RangeError('http.statusTimeoutMs must be a positive integer');
+  const { address: _address, statusTimeoutMs: _timeout, ...limits } = http;
+  const tls = http.tls ?? options.adminApi?.tls ?? options.clientApi?.tls;
+  const authToken = http.authToken ?? options.adminApi?.authToken;
+  return { ...limits, ...listen, statusTimeoutMs, ...(tls === undefined ? {} : { tls }), ...(authToken === undefined ? {} : { authToken }) };
 }
 
 /**
@@ -324,16 +368,17 @@ export function servedTreeLimits(options: ResolvedOptions): TreeLimits[] {
 }
 
 /**
- * The client and admin ports reachable from other machines with neither TLS nor a token: they
+ * The client, admin and HTTP ports reachable from other machines with neither TLS nor a token: they
  * serve anyone who finds them. The cluster port is not listed: without TLS or a secret it
  * refuses to bind beyond loopback (src/net/cluster_link.ts).
  */
-export function unprotectedPorts(resolved: Pick<ResolvedOptions, 'clientApi' | 'adminApi'>): { readonly port: 'client' | 'admin'; readonly host: string }[] {
+export function unprotectedPorts(resolved: Pick<ResolvedOptions, 'clientApi' | 'adminApi'> & Partial<Pick<ResolvedOptions, 'http'>>): { readonly port: 'client' | 'admin' | 'http'; readonly host: string }[] {
   const ports = [
     { port: 'client' as const, listen: resolved.clientApi },
     { port: 'admin' as const, listen: resolved.adminApi },
+    { port: 'http' as const, listen: resolved.http },
   ];
-  const open: { port: 'client' | 'admin'; host: string }[] = [];
+  const open: { port: 'client' | 'admin' | 'http'; host: string }[] = [];
   for (const { port, listen } of ports) {
     if (listen === undefined) continue;
     const host = listen.host ?? '127.0.0.1';

@@ -25,6 +25,7 @@ export type LimitName =
   | 'leases'
   | 'leases_per_client'
   | 'lease_nodes'
+  | 'keepalive_ids'
   | 'sequence';
 
 export type TreeError =

@@ -210,7 +210,7 @@ function readLeaseOp(fields: Fields, type: LeaseOp['type'], budget: Budget): Lea
     case 'lease_keepalive': {
       const ids = read.array(fields, 'ids', '');
       if (ids.length === 0) return invalid('ids must name at least one lease');
-      if (ids.length > limits.keepAliveIdsMax) reject(treeErrors.tooLarge('lease_nodes', limits.keepAliveIdsMax));
+      if (ids.length > limits.keepAliveIdsMax) reject(treeErrors.tooLarge('keepalive_ids', limits.keepAliveIdsMax));
       const valid: number[] = [];
       for (let i = 0; i < ids.length; i++) valid.push(readLeaseIdValue(ids[i], `ids[${i}]`));
       charge(budget, 8 * valid.length);

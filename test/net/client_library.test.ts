@@ -119,10 +119,10 @@ describe('net: the client library', function () {
     });
   });
 
-  it('loads only the pure core: src/client, src/api, src/tree, src/base, src/watch (nothing of src/vr at run time); no logger, no runtime, no node internals', () => {
+  it('loads only the pure core and the coordination recipes: src/client, src/api, src/tree, src/base, src/watch, src/coord (nothing of src/vr at run time); no logger, no runtime, no node internals', () => {
     const { files, packages } = runtimeImports(join(root, 'src/net/connect.ts'));
     const folders = new Set([...files].map((file) => dirname(relative(root, file))));
-    expect([...folders].sort()).to.deep.equal(['src/api', 'src/base', 'src/client', 'src/net', 'src/tree', 'src/watch']);
+    expect([...folders].sort()).to.deep.equal(['src/api', 'src/base', 'src/client', 'src/coord', 'src/net', 'src/tree', 'src/watch']);
     expect([...files].filter((file) => relative(root, file).startsWith('src/net/')).map((file) => relative(root, file)).sort()).to.deep.equal(['src/net/address.ts', 'src/net/connect.ts', 'src/net/framed_socket.ts', 'src/net/tls.ts']);
     for (const forbidden of ['pino', 'piscina', 'comlink', 'node:worker_threads']) expect(packages.has(forbidden), forbidden).to.equal(false);
   });

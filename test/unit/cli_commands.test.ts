@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import { PassThrough, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import type { CallResult } from '../../src/client/io.ts';
-import { commandForOp, commandNames, helpText, parseCommand, type ParsedLine } from '../../src/cli/commands.ts';
+import { commandForOp, commandNames, helpText, leaseOp, parseCommand, type ParsedLine } from '../../src/cli/commands.ts';
 import { formatBytes, formatError, formatResult } from '../../src/cli/format.ts';
 import { runRepl } from '../../src/cli/repl.ts';
 import { describeTreeError, treeErrors, type TreeError } from '../../src/tree/errors.ts';
@@ -103,9 +103,22 @@ describe('cli commands: every operation', () => {
     });
   }
 
+  /** Lease commands are the prompt's own (it keeps its leases alive), but each stands for one op. */
+  const leaseCases: readonly (readonly [string, TreeOp])[] = [
+    ['lease grant 5000', { type: 'lease_grant', ttlMs: 5000 }],
+    ['lease keepalive 3 4', { type: 'lease_keepalive', ids: [3, 4] }],
+    ['lease revoke 3', { type: 'lease_revoke', id: 3 }],
+  ];
+  for (const [line, expected] of leaseCases) {
+    it(`${line} stands for ${expected.type}`, () => {
+      const parsed = parseCommand(line);
+      expect(parsed.type === 'lease' ? leaseOp(parsed.lease) : parsed).to.deep.equal(expected);
+    });
+  }
+
   it('covers every TreeOp type, each through the command commandForOp names', () => {
     for (const type of Object.keys(commandForOp) as TreeOpType[]) {
-      const covered = opCases.some(([line, op]) => op.type === type && line.split(' ')[0] === commandForOp[type]);
+      const covered = [...opCases, ...leaseCases].some(([line, op]) => op.type === type && line.split(' ')[0] === commandForOp[type]);
       expect(covered, `no parse case for ${type} through ${commandForOp[type]}`).to.equal(true);
     }
   });

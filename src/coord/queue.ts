@@ -1,0 +1,64 @@
+/**
+ * The life of a queueing recipe's ticket, shared by lock, election and semaphore: take the
+ * caller's lease or make one, create the ticket, wait (the recipe's way) under a Bound, and
+ * hand back a HeldTicket whose token is the op of the read that first showed it holding. On
+ * any failure (timeout, lease lost, a lasting error) delete the ticket and revoke the lease
+ * made for it before rejecting, so nothing is left behind.
+ */
+
+import type { KeptLease } from '../client/namespace_client.ts';
+import type { Bytes } from '../tree/ops.ts';
+import { Bound } from './bound.ts';
+import type { CoordContext } from './context.ts';
+import { abandonTicket, HeldTicket } from './held.ts';
+import type { LeaseKeeper } from './lease.ts';
+import type { CheckedQueueOptions } from './options.ts';
+import { createTicket, type OwnTicket, type TicketKind } from './ticket.ts';
+
+export type Enqueue = {
+  readonly context: CoordContext;
+  readonly leases: LeaseKeeper;
+  readonly dir: string;
+  readonly kind: TicketKind;
+  readonly options: CheckedQueueOptions;
+  /** Names the wait in errors ("lock /x"). */
+  readonly what: string;
+  /** Names what the held ticket is ("lock", "leadership", "permit"). */
+  readonly noun: string;
+  /** Written into the ticket when it is created. */
+  readonly value?: Bytes;
+  /** Waits until the ticket holds; resolves with the op it was seen holding at (the holder's token). */
+  readonly wait: (ticket: OwnTicket, bound: Bound) => Promise<number>;
+  /** Runs once the ticket holds, before it is handed out (an election announces its leader); resolves with the ticket as written. */
+  readonly onHeld?: (ticket: OwnTicket, token: number, bound: Bound) => Promise<OwnTicket>;
+  /** Set by the caller to cancel the wait from outside (a withdrawn campaign). */
+  readonly onBound?: (bound: Bound) => void;
+};
+
+export async function enqueueAndWait(request: Enqueue): Promise<HeldTicket> {
+  const { context, leases, options } = request;
+  const bound = new Bound(request.what, options.timeoutMs);
+  request.onBound?.(bound);
+  let lease: KeptLease | null = options.lease ?? null;
+  const ownLease = lease === null;
+  let ticket: OwnTicket | null = null;
+  try {
+    if (lease === null) lease = await leases.grant({ ttlMs: options.ttlMs });
+    bound.follow(lease);
+    bound.check();
+    ticket = await createTicket(context, request.dir, request.kind, lease, request.value);
+    bound.check();
+    const heldAt = await request.wait(ticket, bound);
+    bound.check();
+    if (request.onHeld !== undefined) {
+      ticket = await request.onHeld(ticket, heldAt, bound);
+      bound.check();
+    }
+    return new HeldTicket(context, ticket, lease, ownLease, heldAt, request.noun);
+  } catch (error) {
+    await abandonTicket(context, ticket, lease, ownLease);
+    throw bound.reason ?? error;
+  } finally {
+    bound.dispose();
+  }
+}

@@ -1,0 +1,113 @@
+/**
+ * Tickets: the sequential ephemeral blobs every recipe queues with. A ticket's name is
+ * `${kind}-${tag}-${sequence}`: `sequence` is the 10-digit counter the service appends (the
+ * parent's version: unique and increasing within the directory), so tickets sort by it, in
+ * the order they were created. `tag` is random per ticket, so that after a create whose fate
+ * is unknown (a timeout) the client can find the node it may have made and delete it: without
+ * it such an orphan would sit in the queue until its lease ends, and if that lease is the
+ * caller's, kept alive, it would block every later ticket.
+ */
+
+import { randomBytes } from 'node:crypto';
+import { HaretError } from '../client/errors.ts';
+import type { KeptLease } from '../client/namespace_client.ts';
+import { treeErrors } from '../tree/errors.ts';
+import type { Bytes, ListEntry } from '../tree/ops.ts';
+import { asHaretError } from './bound.ts';
+import type { CoordContext } from './context.ts';
+
+export type TicketKind = 'lock' | 'cand' | 'member' | 'permit';
+
+export type Ticket = { readonly name: string; readonly path: string; readonly sequence: number };
+
+/** A ticket we made; `version`: the node's version after our writes (what a fencing guard expects). */
+export type OwnTicket = Ticket & { readonly version: number };
+
+const ticketName = /^([a-z]+)-([0-9a-f]+)-(\d{10})$/;
+
+/** The sequence of a ticket name of `kind`, or null for any other name. */
+export function sequenceOf(name: string, kind: TicketKind): number | null {
+  const match = ticketName.exec(name);
+  if (match === null || match[1] !== kind) return null;
+  return Number(match[3]);
+}
+
+/** The blobs among `entries` that are tickets of `kind`, in queue order. */
+export function ticketsIn(entries: readonly ListEntry[], kind: TicketKind): Ticket[] {
+  const tickets: Ticket[] = [];
+  for (const entry of entries) {
+    if (entry.nodeType !== 'blob') continue;
+    const sequence = sequenceOf(entry.name, kind);
+    if (sequence !== null) tickets.push({ name: entry.name, path: entry.path, sequence });
+  }
+  return tickets.sort(byQueueOrder);
+}
+
+export function byQueueOrder(a: Ticket, b: Ticket): number {
+  return a.sequence - b.sequence || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+}
+
+/** `dir/name`, also for the root. */
+export function childPath(dir: string, name: string): string {
+  return dir === '/' ? `/${name}` : `${dir}/${name}`;
+}
+
+/**
+ * Creates our ticket under `dir`, held by `lease`; `value` (optional) is then written into it. A failure leaves nothing behind that we can find: an ambiguous create is looked up
+ * by its tag and deleted, and a ticket whose value could not be written is deleted.
+ */
+export async function createTicket(
+  context: CoordContext,
+  dir: string,
+  kind: TicketKind,
+  lease: KeptLease,
+  value?: Bytes,
+): Promise<OwnTicket> {
+  const prefix = `${kind}-${randomBytes(6).toString('hex')}-`;
+  let created;
+  try {
+    created = await context.db.create(childPath(dir, prefix), 'blob', { lease: lease.id, sequential: true });
+  } catch (error) {
+    if (asHaretError(error).executed !== false) await deleteOrphans(context, dir, prefix);
+    throw error;
+  }
+  const path = created.path ?? '';
+  const name = path.slice(path.lastIndexOf('/') + 1);
+  const sequence = sequenceOf(name, kind);
+  if (sequence === null) throw new Error(`a sequential create answered path ${path}, not a ${kind} ticket`);
+  let version = created.version;
+  if (value !== undefined) {
+    try {
+      version = (await context.db.blobPut(path, value)).version;
+    } catch (error) {
+      await deleteQuietly(context, path);
+      throw error;
+    }
+  }
+  return { name, path, sequence, version };
+}
+
+/** Deletes the ticket; true when it is gone (deleted now or before), false when the delete failed. */
+export async function deleteQuietly(context: CoordContext, path: string): Promise<boolean> {
+  try {
+    await context.db.delete(path);
+    return true;
+  } catch (error) {
+    return asHaretError(error).code === 'does_not_exist';
+  }
+}
+
+/** Best effort: the nodes under `dir` whose name starts with our tag's prefix (at most one). */
+async function deleteOrphans(context: CoordContext, dir: string, prefix: string): Promise<void> {
+  try {
+    const listing = await context.list(dir);
+    for (const entry of listing.entries) if (entry.name.startsWith(prefix)) await deleteQuietly(context, entry.path);
+  } catch {
+    // The directory is unreachable too: the orphan ends with its lease.
+  }
+}
+
+/** Not found in its queue: gone (deleted by someone, or with its lease). */
+export function ticketGone(ticket: Ticket, doing: string): HaretError {
+  return new HaretError('does_not_exist', `${ticket.path} was deleted ${doing}`, true, treeErrors.doesNotExist(ticket.path));
+}
