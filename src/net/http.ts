@@ -1,17 +1,22 @@
 /**
  * The HTTP listener of the admin side (issue 17): `GET /metrics` (Prometheus text format),
  * `/healthz` (the process is up), `/readyz` (the node serves: 200, or 503 naming what is
- * missing) and `/status.json` (what `haret admin status` shows). Anything else is 404; any
- * method but GET and HEAD is 405.
+ * missing), `/status.json` (what `haret admin status` shows), and the status page: `/` (a
+ * self-contained HTML page) and `/history.json` (the rolling history of commits it charts).
+ * Anything else is 404; any method but GET and HEAD is 405.
  *
  * The server knows the node only as an `HttpBackend` (typed by shape), so src/net imports
  * nothing of src/node; what each answer holds is the backend's business.
  *
  * Security follows the admin port (src/net/admin.ts, docs/security.md): it binds 127.0.0.1
  * unless told otherwise; with `tls` it serves HTTPS with the same certificate; with
- * `authToken` every path but /healthz needs `Authorization: Bearer <token>` (compared in
+ * `authToken` every path but /healthz and / needs `Authorization: Bearer <token>` (compared in
  * constant time: src/net/auth_token.ts), else 401. /healthz stays open so that a process
- * manager or a load balancer can probe liveness without the credential.
+ * manager or a load balancer can probe liveness without the credential. / stays open because
+ * it is the same static document for everyone (no figure of the node in it) and a browser
+ * cannot put a header on a page it navigates to: the page asks its user for the token and
+ * sends it as the Bearer header of its own requests for the JSON, which need it. A token in
+ * the address (`?token=`) would end up in history, logs and Referer headers, so there is none.
  *
  * Bounded: a request's headers within `headersTimeoutMs` and at most `headerBytesMax` bytes; no
  * request body (a GET that carries one is refused with 413 and the connection closed); an
@@ -47,8 +52,8 @@ export type HttpApiOptions = {
   readonly headerBytesMax?: number;
 };
 
-/** The body of one answer and its content type. */
-export type HttpBody = { readonly contentType: string; readonly body: string };
+/** The body of one answer, its content type, and any headers of its own (e.g. a Content-Security-Policy). */
+export type HttpBody = { readonly contentType: string; readonly body: string; readonly headers?: Readonly<Record<string, string>> };
 
 /** What the listener asks of its node. */
 export type HttpBackend = {
@@ -58,14 +63,23 @@ export type HttpBackend = {
   readiness(): Promise<{ readonly ready: boolean; readonly missing: readonly string[] }>;
   /** What `haret admin status` shows, as a JSON-able value. */
   status(): Promise<unknown>;
+  /** The status page (GET /): one self-contained document, the same for every request. */
+  page(): HttpBody;
+  /** The rolling history of commits and commit latency the page charts, as a JSON-able value. */
+  history(): Promise<unknown>;
+  /** Stops what the backend runs for the listener (its sampling): called when the listener closes or fails to start; may come twice. */
+  close(): void;
 };
 
 export const httpDefaults = { connectionsMax: 64, requestTimeoutMs: 10_000, headersTimeoutMs: 5_000, keepAliveTimeoutMs: 5_000, headerBytesMax: 8 * 1024 } as const;
 
-const paths = ['/metrics', '/healthz', '/readyz', '/status.json'] as const;
+const paths = ['/', '/metrics', '/healthz', '/readyz', '/status.json', '/history.json'] as const;
 type HttpPath = (typeof paths)[number];
+/** Served without the token: liveness, and the page (static; its data needs the token). */
+const openPaths: ReadonlySet<HttpPath> = new Set<HttpPath>(['/healthz', '/']);
 
 const textPlain = 'text/plain; charset=utf-8';
+const jsonType = 'application/json; charset=utf-8';
 
 export class HttpServer {
   readonly #server: Server;
@@ -105,12 +119,19 @@ export class HttpServer {
         server.maxConnections = positive(options.connectionsMax, httpDefaults.connectionsMax, 'connectionsMax');
         api = new HttpServer(backend, server, options);
       } catch (error) {
+        // Not started: nothing will close the backend but this.
+        backend.close();
         reject(error);
         return;
       }
-      server.once('error', reject);
+      // Not listening: nothing will close the backend but this.
+      const failed = (error: Error): void => {
+        backend.close();
+        reject(error);
+      };
+      server.once('error', failed);
       server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => {
-        server.off('error', reject);
+        server.off('error', failed);
         resolve(api);
       });
     });
@@ -124,6 +145,7 @@ export class HttpServer {
 
   /** Stops listening and closes every connection, idle or not. */
   close(): Promise<void> {
+    this.#backend.close();
     return new Promise((resolve) => {
       this.#server.close(() => resolve());
       this.#server.closeAllConnections();
@@ -153,7 +175,7 @@ export class HttpServer {
       send(response, 404, textPlain, `not found; the paths are ${paths.join(', ')}\n`);
       return;
     }
-    if (path !== '/healthz' && this.#token !== null && !this.#token.accepts(bearerToken(request))) {
+    if (!openPaths.has(path) && this.#token !== null && !this.#token.accepts(bearerToken(request))) {
       this.counters.unauthorized += 1;
       response.setHeader('WWW-Authenticate', 'Bearer realm="haret"');
       send(response, 401, textPlain, 'this node requires its admin token: Authorization: Bearer <token>\n');
@@ -175,7 +197,7 @@ export class HttpServer {
         send(response, 503, textPlain, `no answer within ${this.#requestTimeoutMs} ms\n`);
         return;
       }
-      send(response, answer.status, answer.contentType, answer.body);
+      send(response, answer.status, answer.contentType, answer.body, answer.headers);
     } catch (error) {
       this.counters.failures += 1;
       send(response, 500, textPlain, `${error instanceof Error ? error.message : String(error)}\n`);
@@ -197,7 +219,11 @@ export class HttpServer {
           : { status: 503, contentType: textPlain, body: `not ready:\n${missing.map((line) => `- ${line}\n`).join('')}` };
       }
       case '/status.json':
-        return { status: 200, contentType: 'application/json; charset=utf-8', body: `${JSON.stringify(await this.#backend.status())}\n` };
+        return { status: 200, contentType: jsonType, body: `${JSON.stringify(await this.#backend.status())}\n` };
+      case '/':
+        return { status: 200, ...this.#backend.page() };
+      case '/history.json':
+        return { status: 200, contentType: jsonType, body: `${JSON.stringify(await this.#backend.history())}\n` };
       default: {
         const never: never = path;
         throw new Error(`unknown path ${String(never)}`);
@@ -228,9 +254,9 @@ function hasBody(request: IncomingMessage): boolean {
   return (length !== undefined && length !== '0') || request.headers['transfer-encoding'] !== undefined;
 }
 
-function send(response: ServerResponse, status: number, contentType: string, body: string): void {
+function send(response: ServerResponse, status: number, contentType: string, body: string, headers: Readonly<Record<string, string>> = {}): void {
   if (response.headersSent || response.destroyed) return;
-  response.writeHead(status, { 'Content-Type': contentType, 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-store' });
+  response.writeHead(status, { ...headers, 'Content-Type': contentType, 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff' });
   // For HEAD node sends the headers only.
   response.end(body);
 }

@@ -310,7 +310,7 @@ export class HaretNode {
       },
       tcp,
     );
-    this.#http = await HttpServer.start(httpBackend({ name: this.options.name, namespaces: shapes }, snapshots, metrics), options);
+    this.#http = await HttpServer.start(httpBackend({ name: this.options.name, namespaces: shapes, cluster: () => this.#cluster?.status() ?? null }, snapshots, metrics), options);
     this.#metrics = metrics;
   }
 

@@ -134,7 +134,7 @@ describe('HTTP metrics and health: an embedded node', function () {
       expect(replicas.every((actor) => actor.status === 'normal')).to.equal(true);
       expect(replicas.filter((actor) => actor.role === 'primary')).to.have.length(1);
 
-      expect((await httpGet(address, '/')).status).to.equal(404);
+      expect((await httpGet(address, '/nothing-here')).status).to.equal(404);
       expect((await httpGet(address, '/metrics/extra')).status).to.equal(404);
       expect((await httpGet(address, '/healthz?verbose=1')).status).to.equal(200);
       const post = await httpGet(address, '/metrics', { method: 'POST' });
