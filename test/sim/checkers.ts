@@ -16,9 +16,9 @@
  *     reply never names an op beyond the sender's commit; answers that report nothing ran now
  *     (session_expired, stale_request) are not replies to compare, but stale_request must name
  *     a later request number;
- * (f) replicas that applied the same prefix hold the same tree and client table, the table's
- *     LRU order included (compared structurally against the first machine seen at that op;
- *     the report names both checkpoint digests);
+ * (f) replicas that applied the same prefix hold the same tree, client table (the table's
+ *     LRU order included) and lease table (compared structurally against the first machine
+ *     seen at that op; the report names both checkpoint digests);
  * (g) a replica without state (stopped or recovering) sends no prepare_ok and casts no
  *     view-change vote (a prepare_ok for the state it just recovered into is allowed);
  * plus: a step that throws is a violation (`exception`). Linearizability (h) is checked at the
@@ -34,6 +34,7 @@ import { entryAt, lastOp } from '../../src/vr/log.ts';
 import type { LogEntry, ReplyBody } from '../../src/vr/messages.ts';
 import type { ReplicaState } from '../../src/vr/state.ts';
 import type { Machine } from '../../src/vr/state_machine.ts';
+import { leaseTerms, type LeaseTable } from '../../src/tree/leases.ts';
 import { isWriteOp } from '../../src/tree/ops.ts';
 import { treesEqual } from '../../src/tree/snapshot.ts';
 import { canonical, deepEqual } from './tree_model.ts';
@@ -54,7 +55,9 @@ export type ViolationKind =
   /** A forged, malformed message (./byzantine.ts) got past the gate without `drop_malformed`. */
   | 'forged_accepted'
   /** A watch stream that is not the projection of the committed history (./watchers.ts). */
-  | 'watch';
+  | 'watch'
+  /** Leases, locks, elections against the committed log (./leases.ts). */
+  | 'lease';
 
 export type Violation = {
   readonly kind: ViolationKind;
@@ -468,8 +471,8 @@ export class Checkers {
 }
 
 /**
- * Null when the two machines hold the same tree and client table, else what differs. Cheap:
- * structural comparison that stops at shared subtrees, instead of encoding both.
+ * Null when the two machines hold the same tree, client table and lease table, else what
+ * differs. Cheap: structural comparison that stops at shared subtrees, instead of encoding both.
  */
 export function machineDifference(a: Machine, b: Machine): string | null {
   if (a === b) return null;
@@ -489,5 +492,29 @@ export function machineDifference(a: Machine, b: Machine): string | null {
       position += 1;
     }
   }
+  return a.leases === b.leases ? null : leaseTableDifference(a.leases, b.leases);
+}
+
+/**
+ * Null when two lease tables hold the same replicated fields (those of their checkpoint terms:
+ * clock, next id, each lease's owner, TTL, renewal op, count start and nodes), else what differs.
+ */
+export function leaseTableDifference(a: LeaseTable, b: LeaseTable): string | null {
+  if (a.clock !== b.clock || a.nextId !== b.nextId) return `lease tables (clock ${a.clock} vs ${b.clock}, next id ${a.nextId} vs ${b.nextId})`;
+  if (a.leases.size !== b.leases.size) return `lease tables (${a.leases.size} vs ${b.leases.size} leases)`;
+  for (const [id, left] of a.leases) {
+    const right = b.leases.get(id);
+    const same =
+      right !== undefined &&
+      (left === right ||
+        (left.owner === right.owner && left.ttlMs === right.ttlMs && left.ttlTicks === right.ttlTicks && left.renewedOp === right.renewedOp && left.countFrom === right.countFrom && left.nodes.equals(right.nodes)));
+    if (!same) return `lease tables (lease ${id}: ${leaseTerm(a, id)} vs ${leaseTerm(b, id)})`;
+  }
   return null;
+}
+
+/** One lease of a table as its checkpoint term (for reports). */
+function leaseTerm(table: LeaseTable, id: number): string {
+  const [, , leases] = leaseTerms(table);
+  return short(canonical(leases.find((term) => term[0] === id) ?? null));
 }

@@ -55,6 +55,7 @@ import { Network, reliableNetwork, type NetworkFaults, type NodeId } from './net
 import { Prng } from './prng.ts';
 import { canonical, isReadOnly } from './tree_model.ts';
 import { WatchSim, type WatchNoticeMutation, type WatchSimOptions } from './watchers.ts';
+import { LeaseSim, type LeaseSimOptions } from './leases.ts';
 
 /**
  * How the cluster steps replica `index`: the real core (`stepAll`) unless a test substitutes
@@ -186,7 +187,7 @@ export class WorkloadGenerator {
 
 // ---- history -------------------------------------------------------------------------------
 
-export type CallSource = 'workload' | 'test' | 'probe';
+export type CallSource = 'workload' | 'test' | 'probe' | 'lease';
 
 /** One call: a handle for tests, and a history record. */
 export type CallRecord = {
@@ -354,6 +355,11 @@ export type ClusterOptions = {
   /** Rewrites what the replicas' watch hubs send (mutation tests of the watch checker, ./mutants.ts). */
   readonly watchNoticeMutation?: WatchNoticeMutation;
   /**
+   * Lease, lock and election clients (./leases.ts) beside the others, and the lease checkers;
+   * null or absent: none. They and their session hosts draw from their own PRNG stream.
+   */
+  readonly leases?: LeaseSimOptions | null;
+  /**
    * Durable replicas: persist effects go to a per-replica store that survives crashes, and a
    * restarted replica reloads it before recovering the rest (PROTOCOL.md "Durability").
    */
@@ -465,6 +471,10 @@ export class Cluster {
   readonly #forgedMalformed = new WeakSet<object>();
   /** Watchers, their links and the watch checker (./watchers.ts); null without watchers. */
   readonly watch: WatchSim | null;
+  /** Lease clients and the lease checkers (./leases.ts); null without them. */
+  readonly leases: LeaseSim | null;
+  /** Every client process: the workload's (`clientIds`), then the lease clients. */
+  readonly #allClientIds: readonly string[];
   #nextCallId = 1;
   #seq = 0;
 
@@ -516,6 +526,8 @@ export class Cluster {
     this.clientIds = clientIds;
     this.watch = options.watchers === undefined || options.watchers === null ? null : this.#makeWatchSim(options.watchers, options.watchNoticeMutation ?? null);
     for (const id of this.watch?.watcherIds ?? []) this.#nodes.set(id, id);
+    this.leases = options.leases === undefined || options.leases === null ? null : this.#makeLeaseSim(options.leases, hostConfig);
+    this.#allClientIds = [...clientIds, ...(this.leases?.clientIds ?? [])];
     for (let i = 0; i < this.replicaCount; i++) this.#startReplica(i, 'fresh', 0, this.#downSeeds[i] as number, undefined);
   }
 
@@ -663,14 +675,15 @@ export class Cluster {
       const batch = toReplicas.get(i);
       if (batch !== undefined) this.#deliver(i, batch);
     }
-    for (const clientId of this.clientIds) {
+    for (const clientId of this.#allClientIds) {
       const inputs = toClients.get(clientId);
       if (inputs !== undefined) this.#stepClient(clientId, inputs);
     }
     this.watch?.deliver(now);
     for (let i = 0; i < this.replicaCount; i++) this.#deliver(i, [{ from: 'timer', to: this.#replicaIds[i] as ActorId, msg: { type: 'tick' } }]);
-    for (const clientId of this.clientIds) this.#stepClient(clientId, [{ type: 'tick' }]);
+    for (const clientId of this.#allClientIds) this.#stepClient(clientId, [{ type: 'tick' }]);
     if (!this.halted) this.watch?.tick(now);
+    if (!this.halted) this.leases?.tick(now);
     if (this.workloadEnabled && this.workload !== null) {
       for (const clientId of this.clientIds) {
         if (this.clientHasRoom(clientId) && this.#workloadPrng.chance(this.workload.options.opProbability)) {
@@ -760,7 +773,7 @@ export class Cluster {
   }
 
   #allNodes(): NodeId[] {
-    return [...Array.from({ length: this.replicaCount }, (_, i) => i), ...this.clientIds, ...(this.watch?.watcherIds ?? [])];
+    return [...Array.from({ length: this.replicaCount }, (_, i) => i), ...this.#allClientIds, ...(this.watch?.watcherIds ?? [])];
   }
 
   /** Cuts a replica off from every other node (replicas and clients), both ways. */
@@ -878,6 +891,30 @@ export class Cluster {
     return this.watch === null || this.watch.caughtUp(op);
   }
 
+  // ---- lease clients -----------------------------------------------------------------------------
+
+  /** The lease clients: session hosts of their own (two sessions each: a main flow and keep-alives), seeded from the lease stream. */
+  #makeLeaseSim(options: LeaseSimOptions, hostConfig: { readonly client: Omit<ClientConfig, 'replicaCount'>; readonly waitingMax: number }): LeaseSim {
+    const cluster = this;
+    const sim = new LeaseSim(options, {
+      get now() {
+        return cluster.now;
+      },
+      config: this.config,
+      call: (clientId, op) => this.call(clientId, op, 'lease'),
+      report: (message) => {
+        this.checkers.report({ kind: 'lease', tick: this.now, message });
+        this.note('violation', { kind: 'lease' });
+      },
+    });
+    for (const id of sim.clientIds) {
+      this.#nodes.set(id, id);
+      const config = { client: hostConfig.client, sessionsMax: 2, waitingMax: hostConfig.waitingMax };
+      this.#hosts.set(id, hostStepAll(initialHostState(config), [{ type: 'add_namespace', ns: simNamespace, replicaCount: this.replicaCount, clientIdPrefix: id, seed: sim.hostSeed() }]).state);
+    }
+    return sim;
+  }
+
   // ---- replicas: the actor's glue over simulated ports ------------------------------------------
 
   #actorId(node: NodeId): ActorId {
@@ -946,6 +983,8 @@ export class Cluster {
       this.replicaSteps += 1;
       // The committed history for the watch checker, before the glue runs the effects (and its hub sends).
       if (this.watch !== null) for (const effect of result.effects) if (effect.type === 'applied') this.watch.applied(effect.op, effect.before, effect.ops, effect.after);
+      // Commit numbers, committed entries and machines for the lease checkers.
+      this.leases?.afterStep(index, before, result.state, this.now);
       const after = result.state;
       if (after.status !== before.status || after.view !== before.view) {
         this.#trace.push({ tick: this.now, who: `r${index}`, event: 'status', detail: { from: `${before.status}@${before.view}`, to: `${after.status}@${after.view}`, op: after.op, commit: after.commit } });
@@ -1148,7 +1187,7 @@ export class Cluster {
     record.returnTick = this.now;
     record.returnSeq = ++this.#seq;
     this.#calls.delete(callId);
-    if (result.type === 'done') this.workload?.observe(record.op, result.outcome);
+    if (result.type === 'done' && record.source !== 'lease') this.workload?.observe(record.op, result.outcome);
     if (result.type !== 'done') this.note(`call_${result.type}`, { client: clientId, call: callId, op: record.op.type });
   }
 }

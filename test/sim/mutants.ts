@@ -274,6 +274,56 @@ export const gapAck: Mutant = {
   },
 };
 
+// ---- 6. leases (README rule 21) -------------------------------------------------------------
+
+function isTick(inputs: readonly ReplicaInput[]): boolean {
+  return inputs.some((input) => input.type === 'tick');
+}
+
+/** The primary's lease clock state with `change` applied, for one step. */
+function withLeaseClock(state: ReplicaState, change: Partial<ReplicaState['primary']['leaseClock']>): ReplicaState {
+  return { ...state, primary: { ...state.primary, leaseClock: { ...state.primary.leaseClock, ...change } } };
+}
+
+/**
+ * The primary names, as a lease_clock entry's `through`, its commit number when it proposes
+ * the entry instead of the one at the start of the interval the entry measured: renewals that
+ * committed during the interval count ticks measured before they committed. (Done by setting
+ * the interval's `through` to the commit number before every tick of a normal primary.)
+ */
+export const leaseThroughAtProposal: Mutant = {
+  name: 'lease clock: through = commit at proposal',
+  description: "a lease_clock entry covers renewals committed up to its proposal, counting for them ticks measured before they committed",
+  expectedCatch: 'lease (never early: an expiry before ttlTicks passed since the renewal was first committed)',
+  make: () => (_index, state, inputs) => {
+    if (!isNormalPrimary(state) || !isTick(inputs) || state.primary.leaseClock.through === state.commit) return stepAll(state, inputs);
+    return stepAll(withLeaseClock(state, { through: state.commit }), inputs);
+  },
+};
+
+/**
+ * A lease expires once ttlTicks − 1 ticks are counted, one tick early. Done at the primary,
+ * whose entries every replica applies: when the tick about to be counted would bring the
+ * nearest deadline within one tick, the primary counts one tick more, so the lease_clock entry
+ * it proposes at once (the deadline reached) ends that lease with ttlTicks − 1 ticks counted.
+ */
+export const leaseExpiresOneTickEarly: Mutant = {
+  name: 'lease expires one tick early',
+  description: 'a lease expires at countedTicks >= ttlTicks − 1 (the primary adds one tick to the entry that would bring a lease to ttlTicks − 1)',
+  expectedCatch: 'lease (never early), in groups that judge an expiry to the tick (one replica, leaseClockTicks 2)',
+  make: () => (_index, state, inputs) => {
+    if (!isNormalPrimary(state) || !isTick(inputs)) return stepAll(state, inputs);
+    const clock = state.primary.leaseClock;
+    const leases = state.machine.leases;
+    const inFlight = clock.waiting && (clock.entryOp === 0 || state.commit < clock.entryOp);
+    // This tick brings the count to clock + ticks + 1; one more reaches the nearest deadline.
+    if (inFlight || leases.clock + clock.ticks + 2 !== leases.nextDeadline) return stepAll(state, inputs);
+    return stepAll(withLeaseClock(state, { ticks: clock.ticks + 1 }), inputs);
+  },
+};
+
+export const leaseMutants: readonly Mutant[] = [leaseThroughAtProposal, leaseExpiresOneTickEarly];
+
 export const mutants: readonly Mutant[] = [
   commitOnFewerAcks,
   replyBeforeCommitMutant,

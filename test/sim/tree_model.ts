@@ -111,10 +111,18 @@ export type TreeModelOptions = {
   readonly limits?: TreeLimits;
   /** The inputs of the history to check: components touched together are merged. */
   readonly history?: readonly TreeOp[];
+  /**
+   * Top-level components left out of the check: ops there are dropped (their partition list is
+   * empty). For state that changes with no client op, e.g. ephemeral nodes deleted by a lease's
+   * expiry (./leases.ts). An op touching both such a component and another is a mistake of the
+   * caller: it throws. (So would be one reading the root, which sees them: the VOPR's workload
+   * never reads it.)
+   */
+  readonly excludedComponents?: readonly string[];
 };
 
 /** Union-find over component names. */
-function mergedComponents(history: readonly TreeOp[]): (component: string) => string {
+function mergedComponents(history: readonly TreeOp[], included: (component: string) => boolean): (component: string) => string {
   const parent = new Map<string, string>();
   const find = (x: string): string => {
     let root = x;
@@ -143,7 +151,7 @@ function mergedComponents(history: readonly TreeOp[]): (component: string) => st
   const all = new Set<string>();
   let touchesRoot = false;
   for (const op of history) {
-    const components = opComponents(op);
+    const components = opComponents(op).filter(included);
     for (const component of components) {
       all.add(component);
       if (!parent.has(component)) parent.set(component, component);
@@ -158,7 +166,9 @@ function mergedComponents(history: readonly TreeOp[]): (component: string) => st
 export function makeTreeModel(options: TreeModelOptions = {}): Model<Tree, TreeOp, OpOutcome> {
   const limits = options.limits ?? defaultTreeLimits;
   const keys = new WeakMap<Tree, string>();
-  const representative = options.history === undefined ? null : mergedComponents(options.history);
+  const excluded = new Set(options.excludedComponents ?? []);
+  const included = (component: string): boolean => !excluded.has(component);
+  const representative = options.history === undefined ? null : mergedComponents(options.history, included);
   return {
     init: () => emptyTree(),
     step(state, input, output) {
@@ -177,7 +187,9 @@ export function makeTreeModel(options: TreeModelOptions = {}): Model<Tree, TreeO
       return key;
     },
     partition(input) {
-      const components = opComponents(input);
+      const all = opComponents(input);
+      const components = all.filter(included);
+      if (components.length < all.length && components.length > 0) throw new RangeError(`op touches excluded and checked components: ${canonical(input)}`);
       if (representative === null) return components;
       return Array.from(new Set(components.map(representative))).sort();
     },

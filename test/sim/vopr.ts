@@ -1,7 +1,7 @@
 /**
  * VOPR: the Viewstamped Operation Replicator (after TigerBeetle's), a seeded simulation runner.
  *
- *   npm run vopr -- --seeds N [--from S] [--seed S] [--replicas 1|3|5] [--durable|--diskless] [--byzantine|--no-byzantine] [--no-watchers] [--verbose]
+ *   npm run vopr -- --seeds N [--from S] [--seed S] [--replicas 1|3|5] [--durable|--diskless] [--byzantine|--no-byzantine] [--no-watchers] [--no-leases] [--verbose]
  *
  * Per seed, everything derives from the seed (no clock, no Math.random), so one seed replays
  * a run exactly:
@@ -45,6 +45,21 @@
  *     nothing uncommitted), and in the liveness phase every watcher must catch up with the
  *     highest commit within the same bound. Watchers draw from their own stream (forked after
  *     every other), so a seed runs the same core schedule with and without them.
+ *   - leases (README rule 21, ./leases.ts; on unless `--no-leases`): lease holders, lock
+ *     contenders and election candidates beside the clients, on session hosts of their own,
+ *     through every fault above (partitions split them too); their TTLs and the group's
+ *     leaseClockTicks are drawn per seed. Checked from the committed log as it commits: no
+ *     lease expires before its TTL has passed since its last renewal was first committed, no
+ *     lease_clock entry counts more ticks than passed or covers a renewal committed after its
+ *     interval began, a lease's nodes go with it, fenced writes only by the lowest node's
+ *     holder with strictly increasing tokens, keep-alive answers true to the log, lease tables
+ *     equal across replicas.
+ *     In the liveness phase the clients stop; every lease must expire within ttl +
+ *     leaseClockTicks + 3 x (viewChangeTimeoutTicks + viewChangeJitterTicks) of its last
+ *     renewal or of healing, whichever is later: the run goes on until none is left. They
+ *     draw from a stream of their own (like the watchers), so without them (`--no-leases`) a
+ *     seed runs exactly as before they existed. Their top-level components are left out of the
+ *     linearizability check (expiry deletes nodes with no client op).
  */
 
 import { pathToFileURL } from 'node:url';
@@ -59,6 +74,7 @@ import { Prng } from './prng.ts';
 import type { StorageDamageKind } from './storage.ts';
 import { makeTreeModel } from './tree_model.ts';
 import { addWatchStats, drawWatchSimOptions, formatWatchStats, type WatchNoticeMutation, type WatchStats } from './watchers.ts';
+import { addLeaseStats, drawLeaseSimOptions, formatLeaseOptions, formatLeaseStats, leaseComponents, type LeaseSimOptions, type LeaseStats } from './leases.ts';
 
 export type VoprOptions = {
   /** Fixes the group's size; default: drawn per seed from 1, 3, 5. */
@@ -85,6 +101,8 @@ export type VoprOptions = {
   readonly watchers?: boolean;
   /** Rewrites what the hubs send (mutation tests of the watch checker, ./mutants.ts). */
   readonly watchNoticeMutation?: WatchNoticeMutation;
+  /** Lease, lock and election clients and the lease checkers (default true; ./leases.ts). */
+  readonly leases?: boolean;
 };
 
 /** Everything a seed draws. */
@@ -172,6 +190,9 @@ export type SeedReport = {
   readonly replay: string;
   /** The watchers' counts (null without watchers). */
   readonly watch: WatchStats | null;
+  /** The lease clients' and checkers' counts, and what the seed drew for them (null without them). */
+  readonly leases: LeaseStats | null;
+  readonly leaseOptions: LeaseSimOptions | null;
 };
 
 export const defaultLivenessTicks = 3000;
@@ -185,7 +206,8 @@ function replayCommand(seed: number, options: VoprOptions): string {
   const durable = options.durable === undefined ? '' : options.durable ? ' --durable' : ' --diskless';
   const byzantine = options.byzantine === undefined ? '' : options.byzantine ? ' --byzantine' : ' --no-byzantine';
   const watchers = options.watchers === false ? ' --no-watchers' : '';
-  return `npm run vopr -- --seed ${seed}${replicas}${durable}${byzantine}${watchers}`;
+  const leases = options.leases === false ? ' --no-leases' : '';
+  return `npm run vopr -- --seed ${seed}${replicas}${durable}${byzantine}${watchers}${leases}`;
 }
 
 /** Calls in flight at most, over all client processes of a seed (clients x sessions). */
@@ -299,6 +321,8 @@ class FaultScheduler {
   readonly damage: DamageEvent[] = [];
   /** Which side of a random split each watcher is on: its own stream, so the schedule stays as it was. */
   #watchPrng: Prng | null = null;
+  /** The same for the lease clients. */
+  #leasePrng: Prng | null = null;
 
   constructor(prng: Prng, damagePrng: Prng, params: SeedParams, cluster: Cluster) {
     this.#prng = prng;
@@ -310,6 +334,11 @@ class FaultScheduler {
   /** Watchers join random splits, drawn from `prng`. */
   watchSides(prng: Prng): void {
     this.#watchPrng = prng;
+  }
+
+  /** Lease clients join random splits, drawn from `prng` (the lease stream). */
+  leaseSides(prng: Prng): void {
+    this.#leasePrng = prng;
   }
 
   /** Runs before each safety tick. */
@@ -427,6 +456,8 @@ class FaultScheduler {
       if (a.length === 0 || b.length === 0) return;
       const sides = this.#watchPrng;
       if (sides !== null) for (const node of cluster.watch?.watcherIds ?? []) (sides.chance(0.5) ? a : b).push(node);
+      const leaseSides = this.#leasePrng;
+      if (leaseSides !== null) for (const node of cluster.leases?.clientIds ?? []) (leaseSides.chance(0.5) ? a : b).push(node);
       cluster.partition(a, b);
     } else if (replicas.length > 1) {
       // One or two one-way links between replicas.
@@ -463,6 +494,11 @@ function watchStream(seed: number): Prng {
   return new Prng(seed + 2 ** 40);
 }
 
+/** The seed's lease stream: moved further up, clear of the watch stream's. */
+function leaseStream(seed: number): Prng {
+  return new Prng(seed + 2 ** 41);
+}
+
 /** Runs one seed: safety phase, liveness phase, final checks. Never throws on a protocol bug. */
 export function runSeed(seed: number, options: VoprOptions = {}): SeedReport {
   const started = performance.now();
@@ -473,12 +509,15 @@ export function runSeed(seed: number, options: VoprOptions = {}): SeedReport {
   // seed, and so its core run, is the same with and without them.
   const watchPrng = watchStream(seed);
   const watchers = options.watchers === false ? null : drawWatchSimOptions(watchPrng.fork(), params.workload.components);
+  // Lease clients: a stream of their own too, so without them a seed runs exactly as before.
+  const leasePrng = leaseStream(seed);
+  const leases = options.leases === false ? null : drawLeaseSimOptions(leasePrng.fork(), params.replicaCount);
   const cluster = new Cluster({
     seed: master.next(),
     replicaCount: params.replicaCount,
     clientCount: params.clientCount,
     sessionsPerClient: params.sessionsPerClient,
-    replicaConfig: params.replicaConfig,
+    replicaConfig: leases === null ? params.replicaConfig : { ...params.replicaConfig, leaseClockTicks: leases.leaseClockTicks },
     clientConfig: params.clientConfig,
     faults: params.faults,
     workload: params.workload,
@@ -488,6 +527,7 @@ export function runSeed(seed: number, options: VoprOptions = {}): SeedReport {
     ...(options.stepFunction === undefined ? {} : { stepFunction: options.stepFunction }),
     watchers,
     ...(options.watchNoticeMutation === undefined ? {} : { watchNoticeMutation: options.watchNoticeMutation }),
+    leases,
   });
   // Its own stream, forked after every other: a seed without forgeries runs as before.
   const injector = new ByzantineInjector(master.fork(), cluster, params.byzantineProbability);
@@ -495,6 +535,7 @@ export function runSeed(seed: number, options: VoprOptions = {}): SeedReport {
   // a seed stays as it was (a seed without the fault runs exactly as before).
   const scheduler = new FaultScheduler(faultPrng, master.fork(), params, cluster);
   if (cluster.watch !== null) scheduler.watchSides(watchPrng.fork());
+  if (cluster.leases !== null) scheduler.leaseSides(leasePrng.fork());
   let viewChanges = 0;
   const countViews = (): number => cluster.replicas.reduce((max, state) => Math.max(max, state.view), 0);
 
@@ -515,6 +556,7 @@ export function runSeed(seed: number, options: VoprOptions = {}): SeedReport {
     cluster.note('liveness_phase');
     scheduler.stop();
     cluster.watch?.settle();
+    cluster.leases?.settle(cluster.now);
     cluster.workloadEnabled = false;
     cluster.network.setFaults({ ...params.faults, lossProbability: 0, duplicateProbability: 0, delayMaxTicks: Math.min(params.faults.delayMaxTicks, 3) });
     const open = cluster.openCalls();
@@ -553,16 +595,20 @@ export function runSeed(seed: number, options: VoprOptions = {}): SeedReport {
         livenessViolation(cluster, `watchers not caught up with commit ${target} ${watchLivenessTicks} ticks after the probes (tick ${cluster.now}): ${watch.behind(target).join('; ')}`);
       }
     }
+    // Every lease expires by its deadline (the lease sim checks each tick): run until none is left.
+    const leaseSim = cluster.leases;
+    if (!cluster.halted && leaseSim !== null) cluster.runUntil(() => leaseSim.allExpired(), leaseSim.ticksToLastDeadline(cluster.now));
   }
 
   // ---- final checks ----
   if (!cluster.halted) cluster.checkers.finalCheck(cluster.replicas, cluster.now);
   if (!cluster.halted) cluster.watch?.finalCheck();
+  if (!cluster.halted) cluster.leases?.finalCheck();
   let linearizability: SeedReport['linearizability'] = 'skipped';
   let warning: string | null = null;
   if (!cluster.halted) {
     const history = checkerHistory(cluster.history);
-    const model = makeTreeModel({ history: history.map((op) => op.input), limits: cluster.config.treeLimits });
+    const model = makeTreeModel({ history: history.map((op) => op.input), limits: cluster.config.treeLimits, excludedComponents: leaseComponents });
     const result = checkHistory(model, history, options.maxExplored === undefined ? {} : { maxExplored: options.maxExplored });
     if (result.linearizable === true) {
       linearizability = 'ok';
@@ -603,6 +649,8 @@ export function runSeed(seed: number, options: VoprOptions = {}): SeedReport {
     traceTail: violation === null ? [] : cluster.traceTail(options.traceLines ?? 30),
     replay: replayCommand(seed, options),
     watch: cluster.watch?.stats() ?? null,
+    leases: cluster.leases?.stats() ?? null,
+    leaseOptions: leases,
   };
 }
 
@@ -617,6 +665,8 @@ export function formatFailure(report: SeedReport): string {
     `  ${violation.message}`,
     `  params: ${formatParams(report.params)}`,
     ...(report.watch === null ? [] : [`  watch: ${formatWatchStats(report.watch)}`]),
+    ...(report.leases === null ? [] : [`  leases: ${formatLeaseStats(report.leases)}`]),
+    ...(report.leaseOptions === null ? [] : [`  lease options: ${formatLeaseOptions(report.leaseOptions)}`]),
     ...(report.damage.length === 0 ? [] : [`  storage damage: ${formatDamage(report.damage)}`]),
     `  last ${report.traceTail.length} trace lines:`,
     ...report.traceTail.map((line) => `    ${line}`),
@@ -653,7 +703,8 @@ export function formatSummary(report: SeedReport): string {
     `calls ${report.calls} done ${report.done} pending ${report.pending} committed ${report.maxCommitted} views ${report.viewChanges} ` +
     `crashes ${report.crashes} partitions ${report.partitions} forged ${Object.values(report.forged).reduce((a, b) => a + b, 0)} (dropped ${report.forgedDelivered}) lin ${report.linearizability}` +
     (report.damage.length === 0 ? '' : ` damage ${formatDamage(report.damage)}`) +
-    (report.watch === null ? '' : `\n  watch: ${formatWatchStats(report.watch)}`)
+    (report.watch === null ? '' : `\n  watch: ${formatWatchStats(report.watch)}`) +
+    (report.leases === null ? '' : `\n  leases: ${formatLeaseStats(report.leases)}`)
   );
 }
 
@@ -670,6 +721,7 @@ function parseArgs(argv: readonly string[]): CliArgs {
   let durable: boolean | undefined;
   let byzantine: boolean | undefined;
   let watchers: boolean | undefined;
+  let leases: boolean | undefined;
   const integer = (flag: string, value: string | undefined): number => {
     const n = Number(value);
     if (value === undefined || !Number.isSafeInteger(n)) throw new Error(`${flag} needs an integer, got ${String(value)}`);
@@ -708,15 +760,18 @@ function parseArgs(argv: readonly string[]): CliArgs {
       case '--no-watchers':
         watchers = false;
         break;
+      case '--no-leases':
+        leases = false;
+        break;
       case '--verbose':
         verbose = true;
         break;
       default:
-        throw new Error(`unknown argument ${String(arg)} (usage: npm run vopr -- --seeds N [--from S] [--seed S] [--replicas 1|3|5] [--durable|--diskless] [--byzantine|--no-byzantine] [--no-watchers] [--verbose])`);
+        throw new Error(`unknown argument ${String(arg)} (usage: npm run vopr -- --seeds N [--from S] [--seed S] [--replicas 1|3|5] [--durable|--diskless] [--byzantine|--no-byzantine] [--no-watchers] [--no-leases] [--verbose])`);
     }
   }
   const seeds = single !== null ? [single] : Array.from({ length: Math.max(0, count) }, (_, i) => from + i);
-  return { seeds, options: { ...(replicaCount === undefined ? {} : { replicaCount }), ...(durable === undefined ? {} : { durable }), ...(byzantine === undefined ? {} : { byzantine }), ...(watchers === undefined ? {} : { watchers }) }, verbose: verbose || single !== null };
+  return { seeds, options: { ...(replicaCount === undefined ? {} : { replicaCount }), ...(durable === undefined ? {} : { durable }), ...(byzantine === undefined ? {} : { byzantine }), ...(watchers === undefined ? {} : { watchers }), ...(leases === undefined ? {} : { leases }) }, verbose: verbose || single !== null };
 }
 
 function main(argv: readonly string[]): number {
@@ -735,6 +790,7 @@ function main(argv: readonly string[]): number {
   let skippedDamages = 0;
   let totalMs = 0;
   let watch: WatchStats | null = null;
+  let leaseStats: LeaseStats | null = null;
   let slowest = { seed: 0, ms: 0 };
   for (const seed of args.seeds) {
     const report = runSeed(seed, args.options);
@@ -746,6 +802,7 @@ function main(argv: readonly string[]): number {
     skippedDamages += report.damage.filter((d) => !d.applied).length;
     if (report.elapsedMs > slowest.ms) slowest = { seed, ms: report.elapsedMs };
     if (report.watch !== null) watch = watch === null ? report.watch : addWatchStats(watch, report.watch);
+    if (report.leases !== null) leaseStats = leaseStats === null ? report.leases : addLeaseStats(leaseStats, report.leases);
     if (args.verbose) {
       console.log(formatSummary(report));
       console.log(`  ${formatParams(report.params)}`);
@@ -770,6 +827,7 @@ function main(argv: readonly string[]): number {
     );
   }
   if (watch !== null) console.log(`watch: ${formatWatchStats(watch)}`);
+  if (leaseStats !== null) console.log(`leases: ${formatLeaseStats(leaseStats)}`);
   console.log(`vopr: ${n} seeds, ${violations} violations`);
   return violations > 0 ? 1 : 0;
 }
