@@ -13,6 +13,7 @@ import { parseArgs } from 'node:util';
 import { defaultOutDir, type Suite } from './report.ts';
 import { durableSuite } from './durable.bench.ts';
 import { netSuite } from './net.bench.ts';
+import { recipesSuite } from './recipes.bench.ts';
 import { runtimeSuite } from './runtime.bench.ts';
 import { simSuite } from './sim.bench.ts';
 import { treeSuite } from './tree.bench.ts';
@@ -26,6 +27,7 @@ const suites: ReadonlyMap<string, Suite> = new Map<string, Suite>([
   ['net', netSuite],
   ['durable', durableSuite],
   ['watch', watchSuite],
+  ['recipes', recipesSuite],
 ]);
 
 const usage = `usage: npm run bench -- [suite ...] [--quick] [--out DIR]

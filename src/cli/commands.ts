@@ -23,6 +23,7 @@ import { assertNever } from '../base/assert.ts';
 import { protocolNumberMax } from '../base/limits.ts';
 import { isNodeType, type NodeType } from '../tree/node_type.ts';
 import type { Bytes, Guard, LeaseOp, MultiCasOp, SetOperand, SimpleOp, TreeOp, TreeOpType } from '../tree/ops.ts';
+import { nearest } from './suggest.ts';
 
 /** `watch PATH [-r] [--from OP] [--values] [--progress]`: what to watch and how to print it. */
 export type WatchCommand = {
@@ -849,35 +850,12 @@ const synonyms: Readonly<Record<string, string>> = {
   ephemeral: 'create',
 };
 
-function editDistance(a: string, b: string): number {
-  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i += 1) {
-    const current = [i];
-    for (let j = 1; j <= b.length; j += 1) {
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      current.push(Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + cost));
-    }
-    previous = current;
-  }
-  return previous[b.length]!;
-}
-
 /** The closest command name, if one is close enough to be a plausible typo. */
 function suggest(word: string): string | null {
   // Own keys only: a word like "constructor" must not find Object.prototype's members.
   if (Object.hasOwn(commandForOp, word)) return (commandForOp as Readonly<Record<string, string>>)[word] ?? null;
   if (Object.hasOwn(synonyms, word)) return synonyms[word] ?? null;
-  const threshold = word.length <= 3 ? 1 : 2;
-  let best: string | null = null;
-  let bestDistance = threshold + 1;
-  for (const name of commandNames) {
-    const distance = editDistance(word, name);
-    if (distance < bestDistance) {
-      best = name;
-      bestDistance = distance;
-    }
-  }
-  return best;
+  return nearest(word, commandNames);
 }
 
 function unknown(what: string, word: string): string {

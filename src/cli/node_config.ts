@@ -190,12 +190,13 @@ export function resolveStartConfig(flags: StartFlags): NodeOptions & { clientApi
   if (join !== undefined && (!Array.isArray(join) || !join.every((address) => typeof address === 'string'))) throw new ConfigError('join must be a list of "host:port" strings');
   if (join !== undefined && clusterAddress === undefined) throw new ConfigError('join needs cluster_address');
   if (namespaces.length === 0 && clusterAddress === undefined) throw new ConfigError('a node without cluster_address needs a namespace of its own');
-  for (const address of (join ?? []) as string[]) parseListenAddress(address);
+  // Written as a listening address may be (`:7201` is 127.0.0.1:7201), passed on as host:port to dial.
+  const joinAddresses = join === undefined ? undefined : (join as string[]).map((address) => formatAddress(parseListenAddress(address)));
   const security = resolveSecurity(flags, pick, clusterAddress !== undefined);
   return {
     name,
     namespaces,
-    ...(clusterAddress === undefined ? {} : { cluster: { ...parseListenAddress(clusterAddress), ...(join === undefined ? {} : { join: join as string[] }), ...security.cluster } }),
+    ...(clusterAddress === undefined ? {} : { cluster: { ...parseListenAddress(clusterAddress), ...(joinAddresses === undefined ? {} : { join: joinAddresses }), ...security.cluster } }),
     ...(dataDir === undefined ? {} : { dataDir }),
     ...(durableSetting === undefined ? {} : { durable: durableSetting }),
     ...(Object.keys(restore).length === 0 ? {} : { restore }),

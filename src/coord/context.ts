@@ -9,7 +9,7 @@ import type { WatchStream } from '../client/watch_stream.ts';
 /** The NamespaceClient methods the recipes use. */
 export type CoordClient = Pick<
   NamespaceClient,
-  'leaseGrant' | 'leaseKeepAlive' | 'leaseRevoke' | 'create' | 'delete' | 'list' | 'stat' | 'blobGet' | 'blobPut' | 'watch'
+  'leaseGrant' | 'leaseKeepAlive' | 'leaseRevoke' | 'create' | 'delete' | 'list' | 'stat' | 'blobGet' | 'blobPut' | 'watch' | 'multiCas'
 >;
 
 /** Why a recipe watches a path: its predecessor (lock, election), its own held node, or a whole directory (barrier, semaphore, observe). */
@@ -18,8 +18,10 @@ export type WatchPurpose = 'predecessor' | 'held' | 'directory';
 export type OpenWatch = { readonly path: string; readonly recursive: boolean; readonly purpose: WatchPurpose };
 
 export type CoordStats = {
-  /** Leases kept alive now. */
+  /** Leases kept alive now for callers and their tickets. */
   readonly leases: number;
+  /** Leases granted ahead of time for the next lock's ticket (src/coord/spare_leases.ts). */
+  readonly spareLeases: number;
   /** lease_keepalive ops sent, and the lease ids they carried (batching: ids / ops). */
   readonly keepAliveOps: number;
   readonly keepAliveIds: number;

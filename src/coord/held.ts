@@ -45,7 +45,9 @@ export class HeldTicket implements HeldNode {
       this.#resolveLost = resolve;
     });
     this.#unfollow = onLoss(lease, (error) => this.#end(error));
-    if (!this.#ended) void this.#watchOwnNode(heldAt);
+    // From the op before: the read that showed it holding may have been part-way through its
+    // entry (ticket.ts Listing), and a deletion later in that entry must not be missed.
+    if (!this.#ended) void this.#watchOwnNode(heldAt - 1);
   }
 
   guard(): Guard {

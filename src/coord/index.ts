@@ -26,6 +26,7 @@ import { election } from './election.ts';
 import { LeaseKeeper } from './lease.ts';
 import { acquireLock, withLock } from './lock.ts';
 import { semaphore } from './semaphore.ts';
+import { SpareLeases } from './spare_leases.ts';
 
 export type { CoordClient, CoordStats, OpenWatch, WatchPurpose } from './context.ts';
 export { KeptLeaseHandle } from './lease.ts';
@@ -53,20 +54,22 @@ export type {
 export class Coordinator implements Coordination {
   readonly #context: CoordContext;
   readonly #leases: LeaseKeeper;
+  readonly #spares: SpareLeases;
 
   constructor(db: CoordClient) {
     this.#context = new CoordContext(db);
     this.#leases = new LeaseKeeper(this.#context);
+    this.#spares = new SpareLeases(this.#leases);
   }
 
   grantLease(options: LeaseOptions): Promise<KeptLease> {
     return this.#leases.grant(options);
   }
   lock(path: string, options?: LockOptions): Promise<HeldLock> {
-    return acquireLock(this.#context, this.#leases, path, options);
+    return acquireLock(this.#context, this.#leases, this.#spares, path, options);
   }
   withLock<T>(path: string, fn: (held: HeldLock) => Promise<T> | T, options?: LockOptions): Promise<T> {
-    return withLock(this.#context, this.#leases, path, fn, options);
+    return withLock(this.#context, this.#leases, this.#spares, path, fn, options);
   }
   election(path: string, options?: ElectionOptions): Election {
     return election(this.#context, this.#leases, path, options);
@@ -78,10 +81,11 @@ export class Coordinator implements Coordination {
     return semaphore(this.#context, this.#leases, path, permits, options);
   }
 
-  /** Counters for tests, benchmarks and operators. */
+  /** Counters for tests, benchmarks and operators; `leases` leaves out the spares (spare_leases.ts), counted apart. */
   stats(): CoordStats {
     const { keepAliveOps, keepAliveIds, lists, watchesOpened } = this.#context.counters;
-    return { leases: this.#leases.size, keepAliveOps, keepAliveIds, lists, watchesOpen: this.#context.openWatches.length, watchesOpened };
+    const spareLeases = this.#spares.ready;
+    return { leases: this.#leases.size - spareLeases, spareLeases, keepAliveOps, keepAliveIds, lists, watchesOpen: this.#context.openWatches.length, watchesOpened };
   }
 
   /** The watches the recipes hold open now (what and why). */

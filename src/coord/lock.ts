@@ -9,16 +9,18 @@
 import type { HeldLock, LockOptions } from '../client/namespace_client.ts';
 import type { CoordContext } from './context.ts';
 import type { LeaseKeeper } from './lease.ts';
+import type { SpareLeases } from './spare_leases.ts';
 import { checkQueueOptions, checkValue, invalid } from './options.ts';
 import { enqueueAndWait } from './queue.ts';
 import { waitForTurn } from './turn.ts';
 
-export async function acquireLock(context: CoordContext, leases: LeaseKeeper, path: string, options: LockOptions | undefined): Promise<HeldLock> {
+export async function acquireLock(context: CoordContext, leases: LeaseKeeper, spares: SpareLeases, path: string, options: LockOptions | undefined): Promise<HeldLock> {
   const checked = checkQueueOptions(options, 'lock');
   const bytes = options?.value === undefined ? undefined : checkValue(options.value, 'lock option value');
   return enqueueAndWait({
     context,
     leases,
+    spares,
     dir: path,
     kind: 'lock',
     options: checked,
@@ -33,12 +35,13 @@ export async function acquireLock(context: CoordContext, leases: LeaseKeeper, pa
 export async function withLock<T>(
   context: CoordContext,
   leases: LeaseKeeper,
+  spares: SpareLeases,
   path: string,
   fn: (held: HeldLock) => Promise<T> | T,
   options: LockOptions | undefined,
 ): Promise<T> {
   if (typeof fn !== 'function') throw invalid('withLock needs a function');
-  const held = await acquireLock(context, leases, path, options);
+  const held = await acquireLock(context, leases, spares, path, options);
   let result: T;
   try {
     result = await fn(held);

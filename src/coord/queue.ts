@@ -12,12 +12,15 @@ import { Bound } from './bound.ts';
 import type { CoordContext } from './context.ts';
 import { abandonTicket, HeldTicket } from './held.ts';
 import type { LeaseKeeper } from './lease.ts';
+import type { SpareLeases } from './spare_leases.ts';
 import type { CheckedQueueOptions } from './options.ts';
 import { createTicket, type OwnTicket, type TicketKind } from './ticket.ts';
 
 export type Enqueue = {
   readonly context: CoordContext;
   readonly leases: LeaseKeeper;
+  /** Where a ticket without the caller's lease gets its own, granted ahead of time (lock); absent: granted now. */
+  readonly spares?: SpareLeases;
   readonly dir: string;
   readonly kind: TicketKind;
   readonly options: CheckedQueueOptions;
@@ -43,7 +46,7 @@ export async function enqueueAndWait(request: Enqueue): Promise<HeldTicket> {
   const ownLease = lease === null;
   let ticket: OwnTicket | null = null;
   try {
-    if (lease === null) lease = await leases.grant({ ttlMs: options.ttlMs });
+    if (lease === null) lease = request.spares === undefined ? await leases.grant({ ttlMs: options.ttlMs }) : await request.spares.take(options.ttlMs);
     bound.follow(lease);
     bound.check();
     ticket = await createTicket(context, request.dir, request.kind, lease, request.value);

@@ -20,8 +20,21 @@ export type TicketKind = 'lock' | 'cand' | 'member' | 'permit';
 
 export type Ticket = { readonly name: string; readonly path: string; readonly sequence: number };
 
-/** A ticket we made; `version`: the node's version after our writes (what a fencing guard expects). */
-export type OwnTicket = Ticket & { readonly version: number };
+/**
+ * The directory's children as one committed read saw them, and that read's op. `watchFrom`:
+ * the op a watch must start after to miss no later change. A plain `list` sees its entry's
+ * end state (reads apply after an entry's writes), so that is its own op; a list inside the
+ * ticket's transaction sees the tree part-way through its entry (requests after it in the same
+ * entry may still delete a predecessor), so a watch must start one op earlier.
+ */
+export type Listing = { readonly entries: readonly ListEntry[]; readonly op: number; readonly watchFrom: number };
+
+/**
+ * A ticket we made; `version`: the node's version after our writes (what a fencing guard
+ * expects); `listing`: the directory as the create itself saw it (the same committed op), so
+ * the first look at the queue costs no round trip of its own.
+ */
+export type OwnTicket = Ticket & { readonly version: number; readonly listing: Listing };
 
 const ticketName = /^([a-z]+)-([0-9a-f]+)-(\d{10})$/;
 
@@ -64,9 +77,20 @@ export async function createTicket(
   value?: Bytes,
 ): Promise<OwnTicket> {
   const prefix = `${kind}-${randomBytes(6).toString('hex')}-`;
+  // One transaction creates the ticket and lists the queue after it: an uncontended holder
+  // learns it is first in the same commit that made its ticket.
   let created;
+  let listing: Listing;
   try {
-    created = await context.db.create(childPath(dir, prefix), 'blob', { lease: lease.id, sequential: true });
+    context.counters.lists += 1;
+    const txn = await context.db.multiCas([], [
+      { type: 'create', path: childPath(dir, prefix), nodeType: 'blob', lease: lease.id, sequential: true },
+      { type: 'list', path: dir, recursive: false },
+    ]);
+    const [made, listed] = txn.results;
+    if (made?.type !== 'ok' || listed?.type !== 'list') throw new Error(`a ticket transaction answered ${made?.type ?? 'nothing'} and ${listed?.type ?? 'nothing'}`);
+    created = made;
+    listing = { entries: listed.entries, op: txn.op, watchFrom: txn.op - 1 };
   } catch (error) {
     if (asHaretError(error).executed !== false) await deleteOrphans(context, dir, prefix);
     throw error;
@@ -84,7 +108,7 @@ export async function createTicket(
       throw error;
     }
   }
-  return { name, path, sequence, version };
+  return { name, path, sequence, version, listing };
 }
 
 /** Deletes the ticket; true when it is gone (deleted now or before), false when the delete failed. */

@@ -9,21 +9,24 @@
 import { HaretError } from '../client/errors.ts';
 import { backoffMs, retriesMax, transient, type Bound } from './bound.ts';
 import type { CoordContext } from './context.ts';
-import { ticketGone, ticketsIn, type Ticket, type TicketKind } from './ticket.ts';
+import { ticketGone, ticketsIn, type Listing, type Ticket, type TicketKind } from './ticket.ts';
 
 /** Resolves with the op of the listing that showed our ticket first; rejects with the bound's reason or a lasting error. */
-export async function waitForTurn(context: CoordContext, dir: string, kind: TicketKind, ours: Ticket, bound: Bound): Promise<number> {
+export async function waitForTurn(context: CoordContext, dir: string, kind: TicketKind, ours: Ticket & { readonly listing?: Listing }, bound: Bound): Promise<number> {
   let failures = 0;
   const retry = async (error: unknown): Promise<void> => {
     failures += 1;
     if (!transient(error) || failures > retriesMax) throw error;
     await bound.sleep(backoffMs(failures));
   };
+  // The create's own listing is the first look (ticket.ts); later looks list again.
+  let known: Listing | undefined = ours.listing;
   for (;;) {
     bound.check();
-    let listing;
+    let listing: Listing;
     try {
-      listing = await bound.race(context.list(dir));
+      listing = known ?? (await bound.race(context.list(dir)).then((listed) => ({ entries: listed.entries, op: listed.op, watchFrom: listed.op })));
+      known = undefined;
     } catch (error) {
       if (bound.reason !== null) throw bound.reason;
       await retry(error);
@@ -37,7 +40,7 @@ export async function waitForTurn(context: CoordContext, dir: string, kind: Tick
     }
     const predecessor = queue[index - 1];
     if (predecessor === undefined) return listing.op;
-    const outcome = await waitForDeletion(context, predecessor.path, listing.op, bound);
+    const outcome = await waitForDeletion(context, predecessor.path, listing.watchFrom, bound);
     if (outcome === 'deleted') failures = 0;
     else await retry(outcome);
   }

@@ -40,7 +40,7 @@ describe('backups: snapshot save and restore', function () {
       expect(saved.stdout).to.match(/^saved default at op \d+ to .* \(\d+ bytes\)/);
       const missing = await runChild([bin, 'admin', `${admin.host}:${admin.port}`, '-e', `snapshot save nowhere ${file}.x`], 60_000);
       expect(missing.code).to.equal(1);
-      expect(missing.stdout).to.contain('unknown_namespace');
+      expect(missing.stderr).to.contain('unknown_namespace');
     } finally {
       await source.stop();
     }

@@ -47,7 +47,9 @@ describe('the haret command', function () {
       expect(get.stdout).to.match(/view \d+ · op \d+/);
       const missing = await runChild([bin, 'cli', address, '-n', 'ns1', '-e', 'get /missing'], 30_000);
       expect(missing.code).to.equal(1);
-      expect(missing.stdout).to.contain('does_not_exist');
+      // An error result goes to standard error, not among the results.
+      expect(missing.stderr).to.contain('does_not_exist');
+      expect(missing.stdout).to.equal('');
       const session = await runChild([bin, 'cli', address, '-n', 'ns1'], 30_000, 'get /x\nstatus\n');
       expect(session.code).to.equal(0);
       expect(session.stdout).to.contain('connected to node-a');
@@ -63,10 +65,12 @@ describe('the haret command', function () {
       expect(JSON.parse(replica.stdout)).to.include({ ns: 'ns1', index: 1, status: 'normal' });
       const join = await runChild([bin, 'admin', adminAddress, '-e', 'cluster join 127.0.0.1:1'], 30_000);
       expect(join.code).to.equal(1);
-      expect(join.stdout).to.contain('not_available');
-      const piped = await runChild([bin, 'admin', adminAddress], 30_000, 'namespaces\nmetrics\nconfig\nbogus\n');
-      expect(piped.code).to.equal(0);
-      expect(piped.stdout).to.contain('"ns1"').and.contain('"router"').and.contain('"tickMs"').and.contain('unknown admin command bogus');
+      expect(join.stderr).to.contain('not_available');
+      // From a pipe every line runs; one that failed makes the exit status 1.
+      const piped = await runChild([bin, 'admin', adminAddress], 30_000, 'namespaces\nmetrics\nbogus\nconfig\n');
+      expect(piped.code).to.equal(1);
+      expect(piped.stdout).to.contain('"ns1"').and.contain('"router"').and.contain('"tickMs"');
+      expect(piped.stderr).to.contain('unknown admin command bogus');
       const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
       child.kill('SIGTERM');
       expect(await exited).to.equal(0);

@@ -2,12 +2,15 @@
  * Smoke test of the tree benchmark: tiny trees and short runs, checking that every row is
  * there and well formed. Behaviour only: no assertion depends on how fast anything runs.
  * And the net benchmark's TLS cost table, from rows given here (the suite itself starts node
- * processes for minutes: `npm run bench -- net --quick` runs it).
+ * processes for minutes: `npm run bench -- net --quick` runs it). And the recipes benchmark in
+ * a tiny configuration (a node process, a node here, one failover, a few leases; no etcd), and
+ * its haret/etcd ratio from rows given here.
  */
 
 import { expect } from 'chai';
 import { runTreeBench, scalingGoal, splitmix32, treeBenchOps, type TreeBenchResult } from '../../bench/tree.bench.ts';
 import { tlsCosts, type NetRow } from '../../bench/net.bench.ts';
+import { etcdRatios, runRecipesBench, type LockRow, type RecipesOptions, type RecipesResult } from '../../bench/recipes.bench.ts';
 
 describe('bench: tree suite', function () {
   let result: TreeBenchResult;
@@ -111,5 +114,102 @@ describe('bench: net suite, the cost of TLS', function () {
     expect(costs[0]?.p50Ratio).to.be.closeTo(1.25, 1e-12);
     expect(costs[1]?.opsRatio).to.be.closeTo(0.75, 1e-12);
     expect(costs[2]?.p50Ratio).to.be.closeTo(2, 1e-12);
+  });
+});
+
+describe('bench: recipes suite', function () {
+  // Starts a node process, a node in this process, a leader process and a second node: a few seconds.
+  this.timeout(60_000);
+
+  const options: RecipesOptions = {
+    lockMs: 100,
+    lockWarmMs: 30,
+    lockFirstWarmMs: 0,
+    // Every contender finishes a cycle however slow the machine: the rows are never empty.
+    lockMinCycles: 1,
+    contenders: [1, 4],
+    etcd: false,
+    failoverRounds: 1,
+    failoverTtlMs: 600,
+    failoverBudgetMs: 20_000,
+    // A keep-alive is due 400 ms after each grant: within the window.
+    keepAlive: { clients: 2, leasesPerClient: 20, ttlMs: 1200, windowMs: 500, settleMs: 100 },
+  };
+  let result: RecipesResult;
+
+  before(async function () {
+    result = await runRecipesBench(options, () => undefined);
+  });
+
+  it('measures every lock row in both setups, and says why etcd did not run', () => {
+    const expected = ['TCP', 'in-process'].flatMap((setup) => [`${setup} 1 per lock`, `${setup} 4 per lock`, `${setup} 1 held`]);
+    expect(result.locks.map((r) => `${r.setup} ${r.contenders} ${r.leaseMode}`)).to.have.members(expected);
+    expect(result.locks).to.have.length(expected.length);
+    for (const row of result.locks) {
+      const name = `${row.setup} ${row.contenders} ${row.leaseMode}`;
+      expect(row.errors, `${name}: ${row.firstError ?? ''}`).to.equal(0);
+      expect(row.stuck, name).to.equal(0);
+      expect(row.cycles, name).to.be.at.least(row.contenders);
+      expect(row.holds, name).to.be.at.most(row.cycles);
+      expect(row.holdsPerSecond, name).to.be.closeTo(row.holds / row.seconds, 1e-9);
+      expect(row.p50Us, name).to.be.greaterThan(0);
+      expect(row.p99Us, name).to.be.at.least(row.p50Us);
+    }
+    expect(result.etcdNote).to.match(/skipped/);
+    expect(etcdRatios(result.locks)).to.deep.equal({ tcp: null, inProcess: null });
+  });
+
+  it('measures one failover, from the kill to the new leader, and its bound', () => {
+    const f = result.failover;
+    expect(f.failures).to.deep.equal([]);
+    expect(f.rounds).to.equal(1);
+    expect(f.boundMs).to.equal(options.failoverTtlMs + 2 * f.viewChangeTimeoutMs);
+    expect(f.observedP50Ms).to.be.greaterThan(0);
+    expect(f.standbyP50Ms).to.be.greaterThan(0);
+    expect(f.observedMaxMs).to.equal(f.observedP50Ms);
+    expect(f.observedMinMs).to.equal(f.observedP50Ms);
+  });
+
+  it('counts keep-alives only while leases live', () => {
+    const { idle, loaded, grantErrors, leasesLost } = result.keepAlive;
+    expect(grantErrors).to.equal(0);
+    expect(leasesLost).to.equal(0);
+    expect(idle.leases).to.equal(0);
+    expect(idle.leasesReported).to.equal(0);
+    expect(idle.keepAliveOpsPerSecond).to.equal(0);
+    expect(loaded.leases).to.equal(40);
+    expect(loaded.leasesReported).to.equal(40);
+    expect(loaded.keepAliveOpsPerSecond).to.be.greaterThan(0);
+    expect(loaded.idsRenewedPerSecond).to.be.at.least(loaded.keepAliveOpsPerSecond);
+    expect(loaded.idsLost).to.equal(0);
+    for (const w of [idle, loaded]) {
+      expect(w.cpuShare).to.be.greaterThan(0);
+      expect(w.busy).to.have.property('main');
+    }
+  });
+});
+
+describe('bench: recipes suite, the etcd ratio', () => {
+  const row = (setup: LockRow['setup'], contenders: number, leaseMode: LockRow['leaseMode'], holdsPerSecond: number): LockRow => ({
+    setup,
+    leaseMode,
+    contenders,
+    holdsPerSecond,
+    holds: holdsPerSecond,
+    cycles: holdsPerSecond,
+    errors: 0,
+    firstError: null,
+    seconds: 1,
+    p50Us: 100,
+    p99Us: 200,
+    stuck: 0,
+  });
+
+  it('divides the uncontended per-lock rows only', () => {
+    const rows = [row('TCP', 1, 'per lock', 2000), row('TCP', 1, 'held', 5000), row('TCP', 16, 'per lock', 9000), row('in-process', 1, 'per lock', 3000), row('etcd', 1, 'per lock', 200)];
+    const ratios = etcdRatios(rows);
+    expect(ratios.tcp).to.be.closeTo(10, 1e-12);
+    expect(ratios.inProcess).to.be.closeTo(15, 1e-12);
+    expect(etcdRatios(rows.filter((r) => r.setup !== 'etcd'))).to.deep.equal({ tcp: null, inProcess: null });
   });
 });

@@ -62,6 +62,7 @@ class KeepAliveTap {
       blobGet: (path) => db.blobGet(path),
       blobPut: (path, value) => db.blobPut(path, value),
       watch: (path, options) => db.watch(path, options),
+      multiCas: (guards, ops) => db.multiCas(guards, ops),
     };
   }
 
