@@ -14,6 +14,7 @@
 import type { Actor, ActorContext } from '../runtime/actor.ts';
 import type { ActorId, Envelope } from '../runtime/envelope.ts';
 import { isPrimary } from '../src/vr/context.ts';
+import { entryAt } from '../src/vr/log.ts';
 import { validateReplicaConfig, type ReplicaConfig } from '../src/vr/config.ts';
 import type { PersistRecord, ReplicaInput, StartMode, StepResult, StoredState, TraceEvent } from '../src/vr/io.ts';
 import type { ClientAnswer, ReplicaMessage } from '../src/vr/messages.ts';
@@ -102,6 +103,13 @@ export type ReplicaEvents = {
   readonly viewChangesDone: number;
   /** Milliseconds each of the latest `viewChangeDurationsKept` of them took, oldest first. */
   readonly viewChangeMs: readonly number[];
+  /** Log entries applied, and the requests they held (their ratio: the batch size, entries per prepare). */
+  readonly entriesApplied?: number;
+  readonly requestsApplied?: number;
+  /** Leases that expired in entries this replica applied (src/tree/leases.ts expiredTotal). */
+  readonly leaseExpiries?: number;
+  /** Watches this replica ended because their watcher lagged behind the history (src/watch/hub.ts). */
+  readonly watchesLagging?: number;
 };
 
 /** View change durations kept for the node to read: more than a scrape interval ever sees. */
@@ -195,7 +203,7 @@ export function createReplica(ports: ReplicaPorts, spec: ReplicaInit, options: R
   /** clientId -> the proxy that sent its latest request, so the reply goes back there. */
   const routes = new Map<string, ActorId>();
   let dropped = 0;
-  const events = { viewChanges: 0, viewsStarted: 0, recoveries: 0, stateTransfers: 0, viewChangesDone: 0 };
+  const events = { viewChanges: 0, viewsStarted: 0, recoveries: 0, stateTransfers: 0, viewChangesDone: 0, entriesApplied: 0, requestsApplied: 0 };
   const viewChangeMs: number[] = [];
   /** When (nowMs) the view change in progress began: normal status left for view_change. */
   let viewChangeSince: number | null = null;
@@ -205,6 +213,8 @@ export function createReplica(ports: ReplicaPorts, spec: ReplicaInit, options: R
   const sinks: EffectSinks = {
     applied(effect): void {
       hub.applied(effect.op, effect.before, effect.ops, effect.after);
+      events.entriesApplied += 1;
+      events.requestsApplied += entryAt(state.log, effect.op)?.requests.length ?? effect.ops.length;
     },
     send(to: number, message: ReplicaMessage): void {
       const peer = spec.replicas[to];
@@ -351,7 +361,7 @@ export function createReplica(ports: ReplicaPorts, spec: ReplicaInit, options: R
       leaseClock: state.machine.leases.clock,
       clients: state.machine.clients.size,
       checkpointImageBytes: state.checkpoint.image?.snapshot.byteLength ?? 0,
-      events: { ...events, viewChangeMs: [...viewChangeMs] },
+      events: { ...events, viewChangeMs: [...viewChangeMs], leaseExpiries: state.machine.leases.expiredTotal, watchesLagging: hub.stats().ended['lagging'] ?? 0 },
     }),
     inspect: (): ReplicaInspectView => ({
       ns: spec.ns,

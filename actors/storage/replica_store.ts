@@ -63,6 +63,9 @@ export type StoreFound = 'empty' | 'intact' | 'damaged';
 export type StorageCounters = {
   /** fdatasyncs issued (log appends, superblock writes, checkpoint files). */
   readonly fsyncs: number;
+  /** Log appends (one write and one fdatasync each) and the milliseconds they took in all: their mean latency. */
+  readonly appends: number;
+  readonly appendMs: number;
   readonly records: number;
   readonly entries: number;
   readonly bytes: number;
@@ -288,6 +291,8 @@ export class ReplicaStore {
    */
   #coveredOp: number;
   #fsyncs = 0;
+  #appends = 0;
+  #appendMs = 0;
   #records = 0;
   #entries = 0;
   #bytes = 0;
@@ -483,6 +488,8 @@ export class ReplicaStore {
   counters(): StorageCounters {
     return {
       fsyncs: this.#fsyncs,
+      appends: this.#appends,
+      appendMs: this.#appendMs,
       records: this.#records,
       entries: this.#entries,
       bytes: this.#bytes,
@@ -553,7 +560,10 @@ export class ReplicaStore {
       const records = batch;
       batch = [];
       const payloads = records.map((r) => r.payload);
+      const startedMs = performance.now();
       const range = await this.#retrying(() => this.#log.append(payloads));
+      this.#appendMs += performance.now() - startedMs;
+      this.#appends += 1;
       this.#fsyncs += 1;
       records.forEach((r, i) => {
         const seq = range.firstSeq + i;

@@ -83,7 +83,19 @@ export async function main(argv: readonly string[]): Promise<void> {
         await remote.close();
       }
     } finally {
-      await node.stop();
+      // One Ctrl-C can arrive twice: from the terminal to the whole process group, and
+      // forwarded by npm (`npm start` execs us). A repeat within a moment is that same Ctrl-C
+      // and must not cut the stop short; a later one (an impatient user) ends the process now.
+      const stoppingSince = performance.now();
+      const sigintWhileStopping = (): void => {
+        if (performance.now() - stoppingSince > sigintRepeatMs) process.exit(130);
+      };
+      process.on('SIGINT', sigintWhileStopping);
+      try {
+        await node.stop();
+      } finally {
+        process.off('SIGINT', sigintWhileStopping);
+      }
     }
     // Said last, so that whoever stopped us (a test, an operator reading a log) knows every worker has.
     process.stderr.write('haret: stopped\n');
@@ -92,6 +104,9 @@ export async function main(argv: readonly string[]): Promise<void> {
     stop.dispose();
   }
 }
+
+/** A second SIGINT within this long of the stop is the first one delivered twice. */
+const sigintRepeatMs = 2_000;
 
 main(process.argv.slice(2)).catch((error: unknown) => {
   process.stderr.write(`haret: ${error instanceof Error ? error.message : String(error)}\n`);

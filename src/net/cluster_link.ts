@@ -156,6 +156,9 @@ export type ClusterLinkStats = {
   readonly framesOut: number;
   readonly envelopesIn: number;
   readonly envelopesOut: number;
+  /** Payload bytes of the batch frames counted above. */
+  readonly bytesIn: number;
+  readonly bytesOut: number;
   readonly malformed: number;
   readonly rejectedConnections: number;
   readonly unauthenticated: number;
@@ -257,7 +260,7 @@ export class ClusterLinks {
   readonly #tlsSockets = new Set<Socket>();
   #flush: NodeJS.Immediate | null = null;
   #closed: Promise<void> | null = null;
-  readonly #stats = { framesIn: 0, framesOut: 0, envelopesIn: 0, envelopesOut: 0, malformed: 0, rejectedConnections: 0, unauthenticated: 0, dropped: 0 };
+  readonly #stats = { framesIn: 0, framesOut: 0, envelopesIn: 0, envelopesOut: 0, bytesIn: 0, bytesOut: 0, malformed: 0, rejectedConnections: 0, unauthenticated: 0, dropped: 0 };
 
   private constructor(settings: Settings, handlers: ClusterLinkHandlers, server: Server) {
     this.#settings = settings;
@@ -705,6 +708,7 @@ export class ClusterLinks {
     outbox.sent += frame.envelopes;
     this.#stats.framesOut += 1;
     this.#stats.envelopesOut += frame.envelopes;
+    this.#stats.bytesOut += frame.payload.length;
   }
 
   #drop(outbox: Outbox | undefined, envelopes: number): void {
@@ -766,6 +770,7 @@ export class ClusterLinks {
     switch (frame.t) {
       case 'batch':
         this.#stats.framesIn += 1;
+        this.#stats.bytesIn += payload.length;
         this.#stats.malformed += decoded.malformed;
         this.#stats.envelopesIn += frame.b.length;
         if (frame.b.length > 0) this.#handlers.onEnvelopes(from, frame.b);

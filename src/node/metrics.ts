@@ -152,6 +152,7 @@ export class NodeMetrics {
   readonly #memberLink: Gauge<'member'>;
   readonly #linkQueued: Gauge<'peer'>;
   readonly #linkFrames: CumulativeCounter<'direction'>;
+  readonly #linkBytes: CumulativeCounter<'direction'>;
   readonly #linkEnvelopes: CumulativeCounter<'direction'>;
   readonly #linkDropped: CumulativeCounter<never>;
 
@@ -199,6 +200,12 @@ export class NodeMetrics {
       counted('haret_views_started_total', 'Views the replica started as the new primary (leader changes)', (d) => d.events?.viewsStarted),
       counted('haret_recoveries_total', 'Recoveries the replica completed (VRR 4.3)', (d) => d.events?.recoveries),
       counted('haret_state_transfers_total', 'State transfers the replica asked for (get_state, VRR 5.2)', (d) => d.events?.stateTransfers),
+      counted('haret_entries_applied_total', 'Log entries the replica applied (each a batch prepared together)', (d) => d.events?.entriesApplied),
+      counted('haret_requests_applied_total', 'Requests in the log entries the replica applied (divided by entries: the batch size)', (d) => d.events?.requestsApplied),
+      counted('haret_lease_expiries_total', 'Leases that expired in entries the replica applied', (d) => d.events?.leaseExpiries),
+      counted('haret_watches_lagging_total', 'Watches the replica ended because the watcher fell behind its history', (d) => d.events?.watchesLagging),
+      counted('haret_storage_appends_total', 'Log appends (a write and an fdatasync each) of the durable replica', (d) => d.storage?.appends),
+      counted('haret_storage_append_seconds_total', 'Seconds the durable replica spent in log appends, fdatasync included (divided by appends: the mean latency)', (d) => (d.storage?.appendMs === undefined ? undefined : d.storage.appendMs / 1000)),
       counted('haret_replica_messages_dropped_total', 'Envelopes the replica dropped as malformed', (d) => d.dropped),
       counted('haret_storage_fsyncs_total', 'fdatasyncs the durable replica issued', (d) => d.storage?.fsyncs),
       counted('haret_storage_bytes_written_total', 'Bytes the durable replica wrote to its log', (d) => d.storage?.bytes),
@@ -235,6 +242,7 @@ export class NodeMetrics {
     this.#memberLink = gauge('haret_cluster_member_link_up', '1 when the link to the cluster member is up (the node itself: 1)', ['member']);
     this.#linkQueued = gauge('haret_cluster_link_queued_bytes', 'Bytes waiting to be sent on the link to a peer', ['peer']);
     this.#linkFrames = cumulative('haret_cluster_link_frames_total', 'Frames over the cluster links, by direction (in, out)', ['direction']);
+    this.#linkBytes = cumulative('haret_cluster_link_bytes_total', 'Payload bytes of the frames over the cluster links, by direction (in, out)', ['direction']);
     this.#linkEnvelopes = cumulative('haret_cluster_link_envelopes_total', 'Envelopes over the cluster links, by direction (in, out)', ['direction']);
     this.#linkDropped = cumulative('haret_cluster_link_dropped_total', 'Envelopes the cluster links dropped (outbox full)', []);
   }
@@ -355,6 +363,8 @@ export class NodeMetrics {
     const stats = cluster.linkStats;
     this.#linkFrames.update({ direction: 'in' }, stats.framesIn, 0);
     this.#linkFrames.update({ direction: 'out' }, stats.framesOut, 0);
+    this.#linkBytes.update({ direction: 'in' }, stats.bytesIn, 0);
+    this.#linkBytes.update({ direction: 'out' }, stats.bytesOut, 0);
     this.#linkEnvelopes.update({ direction: 'in' }, stats.envelopesIn, 0);
     this.#linkEnvelopes.update({ direction: 'out' }, stats.envelopesOut, 0);
     this.#linkDropped.update({}, stats.dropped, 0);

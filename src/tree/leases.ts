@@ -45,6 +45,11 @@ export class LeaseTable {
   readonly pending: ImmutableSet<number>;
   /** The smallest clock value at which a counting lease expires (Infinity: none); a hint for the primary. */
   readonly nextDeadline: number;
+  /**
+   * Leases this table has seen expire, for metrics. Not part of a checkpoint (it starts at 0
+   * in a table rebuilt from one), so it counts what this replica applied, like any counter.
+   */
+  readonly expiredTotal: number;
 
   constructor(
     clock: number,
@@ -54,6 +59,7 @@ export class LeaseTable {
     owners: ImmutableMap<string, number>,
     pending: ImmutableSet<number>,
     nextDeadline: number,
+    expiredTotal = 0,
   ) {
     this.clock = clock;
     this.nextId = nextId;
@@ -62,6 +68,7 @@ export class LeaseTable {
     this.owners = owners;
     this.pending = pending;
     this.nextDeadline = nextDeadline;
+    this.expiredTotal = expiredTotal;
     Object.freeze(this);
   }
 
@@ -69,7 +76,7 @@ export class LeaseTable {
     return this.leases.size;
   }
 
-  with(changes: Partial<Pick<LeaseTable, 'clock' | 'nextId' | 'leases' | 'ephemeral' | 'owners' | 'pending' | 'nextDeadline'>>): LeaseTable {
+  with(changes: Partial<Pick<LeaseTable, 'clock' | 'nextId' | 'leases' | 'ephemeral' | 'owners' | 'pending' | 'nextDeadline' | 'expiredTotal'>>): LeaseTable {
     return new LeaseTable(
       changes.clock ?? this.clock,
       changes.nextId ?? this.nextId,
@@ -78,6 +85,7 @@ export class LeaseTable {
       changes.owners ?? this.owners,
       changes.pending ?? this.pending,
       changes.nextDeadline ?? this.nextDeadline,
+      changes.expiredTotal ?? this.expiredTotal,
     );
   }
 }
@@ -185,7 +193,7 @@ export function advanceClock(table: LeaseTable, elapsedTicks: number, through: n
     else if (deadline < nextDeadline) nextDeadline = deadline;
   }
   expired.sort((a, b) => a - b);
-  return { table: table.with({ clock, leases, pending, nextDeadline }), expired };
+  return { table: table.with({ clock, leases, pending, nextDeadline, expiredTotal: table.expiredTotal + expired.length }), expired };
 }
 
 /** Ticks a lease has counted (0 while a renewal waits for its first clock entry). */

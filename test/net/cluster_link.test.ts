@@ -217,6 +217,10 @@ describe('cluster link', function () {
     expect(a.envelopes().map((e) => e.msg)).to.deep.equal([...Array(10).keys()]);
     expect(a.links.stats()).to.include({ framesOut: 1, envelopesOut: 100, framesIn: 1, envelopesIn: 10, dropped: 0, malformed: 0 });
     expect(b.links.stats()).to.include({ framesOut: 1, envelopesOut: 10, framesIn: 1, envelopesIn: 100 });
+    // Bytes: what one side sent is what the other received.
+    expect(a.links.stats().bytesOut).to.be.greaterThan(0);
+    expect(b.links.stats().bytesIn).to.equal(a.links.stats().bytesOut);
+    expect(a.links.stats().bytesIn).to.equal(b.links.stats().bytesOut);
     expect(a.links.peers().find((p) => p.node === 'b')?.sentEnvelopes).to.equal(100);
 
     // Sends in separate turns leave as separate frames.

@@ -49,6 +49,10 @@ describe('HTTP metrics and health: a haret start process', function () {
         expect(valueOf(samples, 'haret_replica_up', { namespace: 'default', replica })).to.equal(1);
         // Durable: every acknowledged write was synced, so each replica's store counted fsyncs and bytes.
         expect(valueOf(samples, 'haret_storage_fsyncs_total', { namespace: 'default', replica })).to.be.at.least(1);
+        // fdatasync latency: appends counted with the time they took.
+        const appends = valueOf(samples, 'haret_storage_appends_total', { namespace: 'default', replica }) ?? 0;
+        expect(appends).to.be.at.least(1);
+        expect(valueOf(samples, 'haret_storage_append_seconds_total', { namespace: 'default', replica })).to.be.greaterThan(0);
         expect(valueOf(samples, 'haret_storage_bytes_written_total', { namespace: 'default', replica })).to.be.greaterThan(0);
         expect(valueOf(samples, 'haret_storage_state', { namespace: 'default', replica, state: 'ok' })).to.equal(1);
       }

@@ -47,6 +47,13 @@ describe('HTTP metrics and health: an embedded node', function () {
       expect(missing).to.be.instanceOf(HaretError);
       expect((missing as HaretError).code).to.equal('does_not_exist');
       await db.leaseGrant(60_000);
+      // A lease left to expire (its TTL counted by the primary's lease clock) deletes its node.
+      const brief = await db.leaseGrant(200);
+      await db.create('/brief', 'blob', { lease: brief.id });
+      for (let waited = 0; waited < 5_000; waited += 50) {
+        if ((await db.list('/')).entries.every((entry) => entry.name !== 'brief')) break;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
 
       const api = node.clientApiAddress;
       if (api === null) throw new Error('no client API');
@@ -63,15 +70,17 @@ describe('HTTP metrics and health: an embedded node', function () {
       expect(answer.headers['content-type']).to.equal(new Registry().contentType);
       const samples = parseExposition(answer.body);
       const embedded = { path: 'embedded', namespace: 'default' };
-      expect(valueOf(samples, 'haret_requests_total', { ...embedded, type: 'create', code: 'ok' })).to.equal(1);
+      expect(valueOf(samples, 'haret_requests_total', { ...embedded, type: 'create', code: 'ok' })).to.equal(2);
       expect(valueOf(samples, 'haret_requests_total', { ...embedded, type: 'blob_put', code: 'ok' })).to.equal(100);
       expect(valueOf(samples, 'haret_requests_total', { ...embedded, type: 'blob_get', code: 'ok' })).to.equal(10);
       expect(valueOf(samples, 'haret_requests_total', { ...embedded, type: 'blob_get', code: 'does_not_exist' })).to.equal(1);
-      expect(valueOf(samples, 'haret_requests_total', { ...embedded, type: 'lease_grant', code: 'ok' })).to.equal(1);
-      expect(sumOf(samples, 'haret_requests_total', embedded)).to.equal(113);
-      expect(valueOf(samples, 'haret_commits_total', embedded)).to.equal(113);
-      expect(valueOf(samples, 'haret_commit_latency_seconds_count', embedded)).to.equal(113);
-      expect(valueOf(samples, 'haret_commit_latency_seconds_bucket', { ...embedded, le: '+Inf' })).to.equal(113);
+      expect(valueOf(samples, 'haret_requests_total', { ...embedded, type: 'lease_grant', code: 'ok' })).to.equal(2);
+      const lists = valueOf(samples, 'haret_requests_total', { ...embedded, type: 'list', code: 'ok' }) ?? 0;
+      const total = 115 + lists;
+      expect(sumOf(samples, 'haret_requests_total', embedded)).to.equal(total);
+      expect(valueOf(samples, 'haret_commits_total', embedded)).to.equal(total);
+      expect(valueOf(samples, 'haret_commit_latency_seconds_count', embedded)).to.equal(total);
+      expect(valueOf(samples, 'haret_commit_latency_seconds_bucket', { ...embedded, le: '+Inf' })).to.equal(total);
       expect(valueOf(samples, 'haret_commit_latency_seconds_sum', embedded)).to.be.greaterThan(0);
       const buckets = samplesOf(samples, 'haret_commit_latency_seconds_bucket', embedded).map((sample) => sample.value);
       expect(buckets).to.deep.equal([...buckets].sort((a, b) => a - b));
@@ -95,11 +104,17 @@ describe('HTTP metrics and health: an embedded node', function () {
         const op = valueOf(samples, 'haret_replica_op', labels) ?? NaN;
         expect(valueOf(samples, 'haret_replica_log_length', labels)).to.equal(op - (valueOf(samples, 'haret_replica_checkpoint_op', labels) ?? NaN));
         expect(valueOf(samples, 'haret_view_changes_total', labels)).to.equal(0);
+        // Batches: every applied entry holds at least one request.
+        const entries = valueOf(samples, 'haret_entries_applied_total', labels) ?? 0;
+        expect(entries).to.be.at.least(1);
+        expect(valueOf(samples, 'haret_requests_applied_total', labels)).to.be.at.least(entries);
+        expect(valueOf(samples, 'haret_watches_lagging_total', labels)).to.equal(0);
       }
       expect(sumOf(samples, 'haret_replica_primary', { namespace: 'default' })).to.equal(1);
       // The primary has applied the lease it granted (a backup applies it with the next commit it hears of).
       const primary = samplesOf(samples, 'haret_replica_primary', { namespace: 'default' }).find((sample) => sample.value === 1)?.labels['replica'];
       expect(valueOf(samples, 'haret_replica_leases', { namespace: 'default', replica: primary ?? '?' })).to.equal(1);
+      expect(valueOf(samples, 'haret_lease_expiries_total', { namespace: 'default', replica: primary ?? '?' })).to.equal(1);
       expect(valueOf(samples, 'haret_namespace_has_primary', { namespace: 'default' })).to.equal(1);
       expect(valueOf(samples, 'haret_node_ready')).to.equal(1);
       expect(valueOf(samples, 'haret_status_stale')).to.equal(0);

@@ -13,9 +13,9 @@ import { randomInt } from 'node:crypto';
 import { expect } from 'chai';
 import { formatFailure, runSeed, type SeedReport } from './vopr.ts';
 
-/** Regression seeds 1..200, in batches of 20. */
+/** Regression seeds 1..120, in batches of 20 (more run with `npm run vopr`: see the closing notes). */
 const firstSeed = 1;
-const seedCount = 200;
+const seedCount = 120;
 const batchSize = 20;
 
 /** Fresh seeds per run, in batches of `batchSize`. */
