@@ -230,7 +230,14 @@ function onLeaseClockTick(ctx: Ctx): void {
   const inFlight = clock.waiting && (clock.entryOp === 0 || s.commit < clock.entryOp);
   const leases = s.machine.leases;
   if (leases.size === 0 && !inFlight) {
-    if (clock.ticks !== 0 || clock.through !== s.commit || clock.waiting) s.primary.leaseClock = { ticks: 0, through: s.commit, waiting: false, entryOp: 0 };
+    // Restarted at this tick: the next tick is a whole one.
+    if (clock.ticks !== 0 || clock.through !== s.commit || clock.waiting || clock.partial) s.primary.leaseClock = { ticks: 0, through: s.commit, waiting: false, entryOp: 0, partial: false };
+    return;
+  }
+  if (clock.partial) {
+    // The interval began after the previous tick: this one covers less than a tick of it
+    // (seed 3000097: a takeover and a tick in one step counted a tick from before the takeover).
+    s.primary.leaseClock = { ...clock, partial: false };
     return;
   }
   const ticks = Math.min(clock.ticks + 1, leaseClockTicksMax);
@@ -241,7 +248,8 @@ function onLeaseClockTick(ctx: Ctx): void {
   }
   const request: Request = { type: 'request', clientId: '', requestNum: 0, op: { type: 'lease_clock', elapsedTicks: ticks, through: clock.through } };
   s.primary.pending = s.primary.pending.unshift(request);
-  s.primary.leaseClock = { ticks: 0, through: s.commit, waiting: true, entryOp: 0 };
+  // Proposed at this tick: the next interval begins on a tick boundary.
+  s.primary.leaseClock = { ticks: 0, through: s.commit, waiting: true, entryOp: 0, partial: false };
 }
 
 export function onPrimaryTick(ctx: Ctx): void {

@@ -91,12 +91,15 @@ export type PrimaryState = {
 /**
  * The current interval of the lease clock at the primary: `ticks` counted since it began, when
  * the commit number was `through`. `entryOp` is the op of the lease_clock entry in flight (0:
- * none, or proposed but not yet cut into an entry while `waiting`).
+ * none, or proposed but not yet cut into an entry while `waiting`). `partial`: the interval
+ * began between two ticks (at a takeover, while handling a message), so the first tick after it
+ * stands for less than a tick of time and is not counted.
  */
-export type LeaseClock = { readonly ticks: number; readonly through: number; readonly waiting: boolean; readonly entryOp: number };
+export type LeaseClock = { readonly ticks: number; readonly through: number; readonly waiting: boolean; readonly entryOp: number; readonly partial: boolean };
 
+/** An interval beginning now, between two ticks (a new primary's). */
 export function freshLeaseClock(commit: number): LeaseClock {
-  return { ticks: 0, through: commit, waiting: false, entryOp: 0 };
+  return { ticks: 0, through: commit, waiting: false, entryOp: 0, partial: true };
 }
 
 export type ViewChangeState = {
