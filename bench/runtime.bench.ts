@@ -12,6 +12,10 @@
  * - the codec: structured clone vs msgpack between workers, puts at 256 callers;
  * - the simulator baseline: the pure core in one thread, no workers (the `sim` suite's widest case);
  * - memory: heap of every thread after a full GC, after 100,000 puts and after 1,000,000.
+ *
+ * and, for the 1- and 1,024-caller put rows and the 1,024-caller mix, where the time goes per
+ * committed op (bench/time_breakdown.ts): CPU and GC per thread, posts, envelopes and bytes,
+ * requests per log entry at the primary.
  */
 
 import cliProgress from 'cli-progress';
@@ -20,7 +24,11 @@ import type { CodecName } from '../runtime/codec.ts';
 import type { ProxyThread } from '../src/node/options.ts';
 import { formatBytes, formatInteger, printTable, progress, writeResults, type SuiteContext } from './report.ts';
 import { runSimBench } from './sim.bench.ts';
-import { busyShare, nodeLoopTimes } from './loop_times.ts';
+import { busyShare } from './loop_times.ts';
+import { breakdown, breakdownColumns, breakdownRows, breakdownTitle, GcClock, loopTimesOf, takeSnapshot, type TimeBreakdown } from './time_breakdown.ts';
+
+// Bytes per post with the clone codec are sampled only when asked for (runtime/router.ts).
+process.env['HARET_MEASURE_POST_BYTES'] = '1';
 
 export type Workload = 'put' | 'mix';
 
@@ -42,6 +50,8 @@ export type RuntimeRow = Case & {
   readonly errors: number;
   /** Share of the run each thread's event loop was busy (0-1): where the time went. */
   readonly busy: Record<string, number>;
+  /** Per committed op, over the same window: CPU, GC, posts, envelopes, bytes (bench/time_breakdown.ts). */
+  readonly breakdown: TimeBreakdown;
 };
 
 type Options = { readonly msPerRun: number; readonly warmMs: number; readonly warmOps: number; readonly reps: number; readonly memoryPuts: readonly [number, number] };
@@ -61,9 +71,12 @@ function cases(): Case[] {
 }
 
 /** Closed-loop callers for `ms`; returns ops/s and latency percentiles (µs). */
-export async function drive(client: NamespaceClient, workload: Workload, callers: number, ms: number, bar: Bar | null): Promise<{ ops: number; errors: number; seconds: number; latenciesUs: Float64Array }> {
+export async function drive(client: NamespaceClient, workload: Workload, callers: number, ms: number, bar: Bar | null): Promise<{ ops: number; completed: number; errors: number; seconds: number; latenciesUs: Float64Array }> {
   let running = true;
   let ops = 0;
+  // Every op that succeeded, the ones that ended after the window included: what the threads
+  // worked on between a snapshot taken before `drive` and one taken after it returns.
+  let completed = 0;
   let errors = 0;
   const latencies: number[] = [];
   const started = performance.now();
@@ -80,6 +93,7 @@ export async function drive(client: NamespaceClient, workload: Workload, callers
           if (workload === 'mix' && i % 10 !== 0) await client.blobGet(path);
           else await client.blobPut(path, value);
           const t1 = performance.now();
+          completed += 1;
           if (t1 <= stopAt) {
             ops += 1;
             latencies.push((t1 - t0) * 1000);
@@ -94,7 +108,7 @@ export async function drive(client: NamespaceClient, workload: Workload, callers
   clearTimeout(timer);
   if (ticker !== null) clearInterval(ticker);
   const seconds = (Math.min(performance.now(), stopAt) - started) / 1000;
-  return { ops, errors, seconds, latenciesUs: Float64Array.from(latencies).sort() };
+  return { ops, completed, errors, seconds, latenciesUs: Float64Array.from(latencies).sort() };
 }
 
 export function percentile(sorted: Float64Array, p: number): number {
@@ -159,7 +173,7 @@ export function makeBars(): Bars {
   };
 }
 
-async function runCase(c: Case, options: Options, bars: Bars): Promise<RuntimeRow> {
+async function runCase(c: Case, options: Options, bars: Bars, mainGc: GcClock): Promise<RuntimeRow> {
   return withNode({ ceiling: c.ceiling, codec: c.codec, proxy: c.proxy }, async (node) => {
     const client = node.client();
     if (!c.ceiling) await prepareBlobs(client, c.callers);
@@ -174,9 +188,10 @@ async function runCase(c: Case, options: Options, bars: Bars): Promise<RuntimeRo
     const reps: RuntimeRow[] = [];
     for (let rep = 0; rep < options.reps; rep += 1) {
       const bar = bars.create(options.msPerRun, 0, `${c.name} (${rep + 1}/${options.reps})`);
-      const before = await nodeLoopTimes(node);
+      const before = await takeSnapshot(node, mainGc);
       const run = await drive(client, c.workload, c.callers, options.msPerRun, bar);
-      const busy = busyShare(before, await nodeLoopTimes(node));
+      const after = await takeSnapshot(node, mainGc);
+      const busy = busyShare(loopTimesOf(before), loopTimesOf(after));
       bar.done();
       reps.push({
         ...c,
@@ -186,6 +201,7 @@ async function runCase(c: Case, options: Options, bars: Bars): Promise<RuntimeRo
         ops: run.ops,
         errors: run.errors,
         busy,
+        breakdown: breakdown(before, after, run.completed),
       });
     }
     // The median run by throughput, with its own latencies.
@@ -231,10 +247,12 @@ export async function runtimeSuite(context: SuiteContext): Promise<void> {
     : { msPerRun: 3000, warmMs: 1500, warmOps: 20_000, reps: 3, memoryPuts: [100_000, 1_000_000] };
   const bars = makeBars();
   const rows: RuntimeRow[] = [];
+  const mainGc = new GcClock().start();
   try {
-    for (const c of cases()) rows.push(await runCase(c, options, bars));
+    for (const c of cases()) rows.push(await runCase(c, options, bars, mainGc));
   } finally {
     bars.stop();
+    mainGc.stop();
   }
   progress('simulator baseline (one thread, no workers)');
   const sim = runSimBench({ cases: [{ name: 'batch 100, 1000 clients', batchMax: 100, clients: 1000 }], msPerRun: options.msPerRun, reps: options.reps, write: false });
@@ -265,6 +283,7 @@ export async function runtimeSuite(context: SuiteContext): Promise<void> {
     [{ header: 'case' }, ...threads.map((t) => ({ header: t, align: 'right' as const }))],
     rows.filter((r) => r.callers === 1 || r.callers === 1024).map((r) => [r.name, ...threads.map((t) => (r.busy[t] === undefined ? '' : `${Math.round((r.busy[t] ?? 0) * 100)}%`))]),
   );
+  printTable(breakdownTitle, breakdownColumns, breakdownCases(rows).flatMap((r) => breakdownRows(r.name, r.breakdown)));
   const simRow = sim[0];
   printTable(
     'simulator baseline (pure core, one thread)',
@@ -294,7 +313,7 @@ export async function runtimeSuite(context: SuiteContext): Promise<void> {
     'runtime',
     {
       options: { msPerRun: options.msPerRun, warmMs: options.warmMs, warmOps: options.warmOps, reps: options.reps, memoryPuts: [...options.memoryPuts] },
-      rows: rows.map((r) => ({ ...r })),
+      rows: rows.map((r) => ({ ...r, breakdown: { ...r.breakdown, threads: r.breakdown.threads.map((t) => ({ ...t })) } })),
       simBaseline: simRow === undefined ? null : { name: simRow.name, opsPerSecond: simRow.opsPerSecond },
       memory: memory.map((m) => ({ puts: m.puts, heapBytes: m.heapBytes, perThread: m.perThread })),
       targets: targets.map(([target, measured, met]) => ({ target, measured, met })),
@@ -302,4 +321,9 @@ export async function runtimeSuite(context: SuiteContext): Promise<void> {
     startedAt,
   );
   progress(`results: ${files.path}`);
+}
+
+/** The rows the "where the time goes" table shows: puts at 1 and 1,024 callers and the 1,024-caller mix, default options. */
+export function breakdownCases(rows: readonly RuntimeRow[]): RuntimeRow[] {
+  return rows.filter((r) => !r.ceiling && r.codec === 'clone' && r.proxy === 'worker' && (r.callers === 1 || r.callers === 1024) && (r.workload === 'put' || r.callers === 1024));
 }

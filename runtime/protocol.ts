@@ -51,6 +51,8 @@ export type WorkerStatus = {
   readonly heapUsedBytes: number;
   /** Cumulative event-loop time of the thread (ms): busy (`active`) and waiting (`idle`). */
   readonly loop: { readonly activeMs: number; readonly idleMs: number };
+  /** Cumulative time (ms) this thread spent in garbage collection (perf_hooks 'gc' entries). */
+  readonly gcMs?: number;
 };
 
 /** The control API a worker exposes over comlink. Never on the data path. */

@@ -9,6 +9,7 @@
  * actor system see the interface only, so a SharedArrayBuffer ring transport can replace it.
  */
 
+import { serialize } from 'node:v8';
 import { MessageChannel, MessagePort, type TransferListItem } from 'node:worker_threads';
 import type { Codec } from './codec.ts';
 import { isEnvelope, type ActorId, type Envelope } from './envelope.ts';
@@ -17,6 +18,37 @@ import type { Deliver, LinkSink, PeerLink, Transport, TransportKind, TransportOp
 export type { LinkSink } from './transport.ts';
 export type RouterStats = TransportStats;
 export type RouterOptions = TransportOptions;
+
+/**
+ * With the clone codec the bytes a post copies are not observable; a post is measured with
+ * this probability by serializing its batch again with v8.serialize (V8's ValueSerializer, the
+ * format structured clone writes): about 1% extra serialization. Drawn at random, not every
+ * n-th post, so the sample cannot fall in step with a thread's pattern of destinations (a
+ * large prepare to each backup, then a small batch of replies). Bytes from the msgpack codec
+ * are counted on every post.
+ */
+const cloneSizeSampleRate = 1 / 128;
+
+/**
+ * Clone sizes are sampled only when asked for: the runtime benchmark sets
+ * HARET_MEASURE_POST_BYTES=1 before it starts a node (read when a router is made; workers
+ * inherit the environment), so a production node pays nothing for them.
+ */
+function cloneBytesWanted(): boolean {
+  return process.env['HARET_MEASURE_POST_BYTES'] === '1';
+}
+
+/**
+ * What every router of this thread has posted so far (a thread has one router per node): how
+ * the runtime benchmark reads the main thread's figures, whose router no status report carries.
+ */
+export type ThreadPostTotals = { readonly posts: number; readonly envelopesOut: number; readonly bytesMeasured: number; readonly postsMeasured: number };
+
+const threadTotals = { posts: 0, envelopesOut: 0, bytesMeasured: 0, postsMeasured: 0 };
+
+export function threadPostTotals(): ThreadPostTotals {
+  return { ...threadTotals };
+}
 
 /** This implementation's end of a link: one port of a MessageChannel. */
 type PortLink = PeerLink & { readonly via: 'port'; readonly port: MessagePort };
@@ -53,6 +85,9 @@ export class Router implements Transport {
   #malformed = 0;
   #unencodable = 0;
   #forwarded = 0;
+  #bytesMeasured = 0;
+  #postsMeasured = 0;
+  readonly #measureCloneBytes = cloneBytesWanted();
 
   /**
    * @param self this thread's name in the directory
@@ -156,8 +191,7 @@ export class Router implements Transport {
     try {
       const { data, transfer } = this.#codec.encode(batch);
       port.postMessage(data, transfer);
-      this.#posts += 1;
-      this.#out += batch.length;
+      this.#counted(data, batch);
       return;
     } catch {
       // Fall through to one post per envelope.
@@ -166,12 +200,34 @@ export class Router implements Transport {
       try {
         const { data, transfer } = this.#codec.encode([envelope]);
         port.postMessage(data, transfer);
-        this.#posts += 1;
-        this.#out += 1;
+        this.#counted(data, [envelope]);
       } catch {
         this.#unencodable += 1;
       }
     }
+  }
+
+  /** Counts a post that left, and measures its size when it is cheap or its turn to be sampled. */
+  #counted(data: unknown, batch: readonly Envelope[]): void {
+    let bytes: number | null = null;
+    if (data instanceof Uint8Array) bytes = data.byteLength;
+    // The first post too: every thread that posted has some figure to scale.
+    else if (this.#measureCloneBytes && (this.#postsMeasured === 0 || Math.random() < cloneSizeSampleRate)) {
+      try {
+        bytes = serialize(data).byteLength;
+      } catch {
+        // Something structured clone carries and v8.serialize does not: left unmeasured.
+      }
+    }
+    this.#posts += 1;
+    this.#out += batch.length;
+    threadTotals.posts += 1;
+    threadTotals.envelopesOut += batch.length;
+    if (bytes === null) return;
+    this.#bytesMeasured += bytes;
+    this.#postsMeasured += 1;
+    threadTotals.bytesMeasured += bytes;
+    threadTotals.postsMeasured += 1;
   }
 
   close(): void {
@@ -184,7 +240,7 @@ export class Router implements Transport {
   }
 
   stats(): RouterStats {
-    return { posts: this.#posts, envelopesOut: this.#out, envelopesIn: this.#in, unroutable: this.#unroutable, malformed: this.#malformed, unencodable: this.#unencodable, forwarded: this.#forwarded };
+    return { posts: this.#posts, envelopesOut: this.#out, envelopesIn: this.#in, unroutable: this.#unroutable, malformed: this.#malformed, unencodable: this.#unencodable, forwarded: this.#forwarded, bytesMeasured: this.#bytesMeasured, postsMeasured: this.#postsMeasured };
   }
 
   #scheduleFlush(): void {

@@ -24,6 +24,13 @@ export type TransportStats = {
   readonly unencodable: number;
   /** Envelopes received here for another thread and passed on (the host relays). */
   readonly forwarded: number;
+  /**
+   * Bytes of the posts whose size was measured, and how many posts those were: their ratio
+   * estimates the bytes per post (the runtime benchmark's "where the time goes" table).
+   * Optional: a transport that cannot tell leaves them out.
+   */
+  readonly bytesMeasured?: number;
+  readonly postsMeasured?: number;
 };
 
 /**

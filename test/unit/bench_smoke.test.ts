@@ -4,13 +4,18 @@
  * And the net benchmark's TLS cost table, from rows given here (the suite itself starts node
  * processes for minutes: `npm run bench -- net --quick` runs it). And the recipes benchmark in
  * a tiny configuration (a node process, a node here, one failover, a few leases; no etcd), and
- * its haret/etcd ratio from rows given here.
+ * its haret/etcd ratio from rows given here. And the runtime benchmark's "where the time goes"
+ * table: its arithmetic from snapshots given here, and its figures from a short run of a node.
  */
 
 import { expect } from 'chai';
 import { runTreeBench, scalingGoal, splitmix32, treeBenchOps, type TreeBenchResult } from '../../bench/tree.bench.ts';
 import { tlsCosts, type NetRow } from '../../bench/net.bench.ts';
 import { etcdRatios, runRecipesBench, type LockRow, type RecipesOptions, type RecipesResult } from '../../bench/recipes.bench.ts';
+import { drive, prepareBlobs } from '../../bench/runtime.bench.ts';
+import { formatTable } from '../../bench/report.ts';
+import { breakdown, breakdownColumns, breakdownRows, GcClock, takeSnapshot, type BreakdownSnapshot, type ThreadCounters } from '../../bench/time_breakdown.ts';
+import { startNode } from '../../src/node/index.ts';
 
 describe('bench: tree suite', function () {
   let result: TreeBenchResult;
@@ -211,5 +216,81 @@ describe('bench: recipes suite, the etcd ratio', () => {
     expect(ratios.tcp).to.be.closeTo(10, 1e-12);
     expect(ratios.inProcess).to.be.closeTo(15, 1e-12);
     expect(etcdRatios(rows.filter((r) => r.setup !== 'etcd'))).to.deep.equal({ tcp: null, inProcess: null });
+  });
+});
+
+describe('bench: runtime suite, where the time goes', function () {
+  this.timeout(60_000);
+
+  // Before the window every clock is at 0; after it, 1,000 ms have passed on each thread.
+  const thread = (activeMs: number, gcMs: number | null, posts: number, envelopesOut: number, bytesMeasured: number, postsMeasured: number): ThreadCounters => ({ activeMs, idleMs: activeMs === 0 ? 0 : 1000 - activeMs, gcMs, posts, envelopesOut, bytesMeasured, postsMeasured });
+  const snapshot = (threads: Record<string, ThreadCounters>, processCpuUs: number, atMs: number, entries: number, requests: number): BreakdownSnapshot => ({ threads, processCpuUs, atMs, primary: { actor: 'default/r0', entries, requests } });
+
+  it('divides each thread\'s window by the ops, and sums the threads', () => {
+    const before = snapshot({ a: thread(0, 0, 0, 0, 0, 0), b: thread(0, null, 0, 0, 0, 0) }, 0, 0, 10, 10);
+    const after = snapshot({ a: thread(400, 40, 100, 1000, 5000, 10), b: thread(100, null, 0, 0, 0, 0), late: thread(50, 1, 1, 1, 1, 1) }, 800_000, 1000, 30, 1010);
+    const b = breakdown(before, after, 1000);
+    // A thread absent from the first snapshot is left out.
+    expect(b.threads.map((t) => t.thread)).to.deep.equal(['a', 'b']);
+    const [a, bt] = b.threads;
+    expect(a).to.deep.include({ busyUsPerOp: 400, gcUsPerOp: 40, postsPerOp: 0.1, envelopesPerOp: 1, envelopesPerPost: 10 });
+    expect(a?.busyShare).to.be.closeTo(0.4, 1e-12);
+    expect(a?.gcShareOfBusy).to.be.closeTo(0.1, 1e-12);
+    // 500 bytes per measured post, 100 posts, 1000 ops.
+    expect(a?.bytesPerOp).to.be.closeTo(50, 1e-9);
+    expect(bt).to.deep.include({ gcUsPerOp: null, gcShareOfBusy: null, postsPerOp: 0, envelopesPerPost: 0, bytesPerOp: 0 });
+    expect(b.processCpuUsPerOp).to.equal(800);
+    expect(b.processCores).to.be.closeTo(0.8, 1e-12);
+    expect(b.totalBusyUsPerOp).to.equal(500);
+    expect(b.requestsPerEntry).to.equal(50);
+    const rows = breakdownRows('case', b);
+    expect(rows).to.have.length(3);
+    expect(rows[2]?.[10]).to.equal('50.0');
+  });
+
+  it('gives no requests per entry when the primary changed in the window', () => {
+    const t = { a: thread(0, 0, 0, 0, 0, 0) };
+    const before = snapshot(t, 0, 0, 10, 10);
+    const after: BreakdownSnapshot = { ...snapshot(t, 0, 1000, 30, 50), primary: { actor: 'default/r1', entries: 30, requests: 50 } };
+    expect(breakdown(before, after, 10).requestsPerEntry).to.equal(null);
+  });
+
+  it('measures every thread of a running node', async () => {
+    const node = await startNode({ logLevel: 'silent' });
+    const gc = new GcClock().start();
+    try {
+      const client = node.client();
+      await prepareBlobs(client, 16);
+      await drive(client, 'put', 16, 200, null);
+      const before = await takeSnapshot(node, gc);
+      const run = await drive(client, 'put', 16, 300, null);
+      const after = await takeSnapshot(node, gc);
+      expect(run.completed).to.be.at.least(run.ops);
+      expect(run.ops).to.be.greaterThan(0);
+      const b = breakdown(before, after, run.completed);
+      const names = b.threads.map((t) => t.thread);
+      expect(names).to.include.members(['proxy', 'timer', 'main']);
+      expect(names.filter((n) => /r[0-2]$/.test(n))).to.have.length(3);
+      for (const t of b.threads) {
+        expect(t.gcUsPerOp, t.thread).to.be.a('number');
+        expect(t.busyUsPerOp, t.thread).to.be.greaterThan(0);
+        if (t.postsPerOp > 0) expect(t.envelopesPerPost, t.thread).to.be.at.least(1);
+      }
+      // Every op is one request from this thread to the proxy and one from the proxy to the primary.
+      const main = b.threads.find((t) => t.thread === 'main');
+      expect(main?.envelopesPerOp).to.be.at.least(1);
+      expect(b.threads.find((t) => t.thread === 'proxy')?.envelopesPerOp).to.be.at.least(2);
+      // Bytes are sampled; every thread that posted has had at least its first post measured.
+      expect(b.totalBytesPerOp).to.be.greaterThan(0);
+      expect(main?.bytesPerOp).to.be.greaterThan(0);
+      expect(b.requestsPerEntry).to.be.at.least(1);
+      expect(b.processCpuUsPerOp).to.be.greaterThan(0);
+      const table = formatTable(breakdownColumns, breakdownRows('put, 16 callers', b));
+      expect(table.split('\n')).to.have.length(2 + b.threads.length + 1);
+      expect(table).to.match(/process \(threads' busy/);
+    } finally {
+      gc.stop();
+      await node.stop();
+    }
   });
 });
