@@ -14,7 +14,6 @@
 import type { Actor, ActorContext } from '../runtime/actor.ts';
 import type { ActorId, Envelope } from '../runtime/envelope.ts';
 import { isPrimary } from '../src/vr/context.ts';
-import { entryAt } from '../src/vr/log.ts';
 import { validateReplicaConfig, type ReplicaConfig } from '../src/vr/config.ts';
 import type { PersistRecord, ReplicaInput, StartMode, StepResult, StoredState, TraceEvent } from '../src/vr/io.ts';
 import type { ClientAnswer, ReplicaMessage } from '../src/vr/messages.ts';
@@ -214,7 +213,7 @@ export function createReplica(ports: ReplicaPorts, spec: ReplicaInit, options: R
     applied(effect): void {
       hub.applied(effect.op, effect.before, effect.ops, effect.after);
       events.entriesApplied += 1;
-      events.requestsApplied += entryAt(state.log, effect.op)?.requests.length ?? effect.ops.length;
+      events.requestsApplied += effect.requests;
     },
     send(to: number, message: ReplicaMessage): void {
       const peer = spec.replicas[to];

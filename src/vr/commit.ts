@@ -26,7 +26,7 @@ export function commitUpTo(ctx: Ctx, target: number): void {
     const ops: TreeOp[] = [];
     const before = s.machine.tree;
     s.machine = applyEntry(s.machine, entry, s.config, replies, ops);
-    ctx.out.push({ type: 'applied', op, before, after: s.machine.tree, ops });
+    ctx.out.push({ type: 'applied', op, before, after: s.machine.tree, ops, requests: entry.requests.length });
     s.commit = op;
     if (replying) sendReplies(ctx, entry, replies);
     if (op % s.config.checkpointIntervalOps === 0) takeCheckpoint(ctx);

@@ -93,7 +93,15 @@ export type TraceEvent = {
  * emitted for ops a replica skips by installing a checkpoint; the hub tells that gap by the
  * commit number. The trees are persistent values: carrying them costs two references.
  */
-export type AppliedEntry = { readonly type: 'applied'; readonly op: number; readonly before: Tree; readonly after: Tree; readonly ops: readonly TreeOp[] };
+export type AppliedEntry = {
+  readonly type: 'applied';
+  readonly op: number;
+  readonly before: Tree;
+  readonly after: Tree;
+  readonly ops: readonly TreeOp[];
+  /** Requests in the entry (registrations, reads and the primary's own included): the batch size, for metrics. */
+  readonly requests: number;
+};
 
 export type ReplicaEffect =
   | AppliedEntry
