@@ -124,11 +124,30 @@ export function grantLease(table: LeaseTable, owner: string, ttlMs: number, ttlT
   };
 }
 
-/** Restarts the count of `id` (the caller checked it is alive and the requester's). */
-export function renewLease(table: LeaseTable, id: number, op: number): LeaseTable {
-  const lease = table.leases.get(id);
-  if (lease === undefined) return table;
-  return table.with({ leases: table.leases.set(id, { ...lease, renewedOp: op, countFrom: null }), pending: table.pending.add(id) });
+/**
+ * Restarts the count of every lease of `ids` that is alive and `owner`'s, in one pass (a
+ * keep-alive carries up to 1,000 ids); `alive[i]` says whether `ids[i]` was.
+ */
+export function renewLeases(table: LeaseTable, ids: readonly number[], owner: string, op: number): { table: LeaseTable; alive: boolean[] } {
+  const alive: boolean[] = [];
+  let any = false;
+  const leases = table.leases.withMutations((mutable) => {
+    for (const id of ids) {
+      const lease = mutable.get(id);
+      const mine = lease !== undefined && lease.owner === owner;
+      alive.push(mine);
+      if (!mine) continue;
+      any = true;
+      if (lease.renewedOp !== op || lease.countFrom !== null) mutable.set(id, { ...lease, renewedOp: op, countFrom: null });
+    }
+  });
+  if (!any) return { table, alive };
+  const pending = table.pending.withMutations((mutable) => {
+    ids.forEach((id, index) => {
+      if (alive[index] === true) mutable.add(id);
+    });
+  });
+  return { table: table.with({ leases, pending }), alive };
 }
 
 /** Forgets the lease (its nodes are the caller's to delete first). */

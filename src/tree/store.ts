@@ -11,7 +11,7 @@
 
 import { defaultTreeLimits, type TreeLimits } from '../base/limits.ts';
 import { treeErrors, type TreeError } from './errors.ts';
-import { advanceClock, attachNode, detachNode, dropLease, grantLease, renewLease, ttlTicksOf, type LeaseTable } from './leases.ts';
+import { advanceClock, attachNode, detachNode, dropLease, grantLease, renewLeases, ttlTicksOf, type LeaseTable } from './leases.ts';
 import { lookup, type Tree } from './lookup.ts';
 import { subtreeSize, type TreeNode } from './node.ts';
 import type { CreateOp, MultiCasOp, OpOutcome, OpResult, SimpleOp, TreeOp } from './ops.ts';
@@ -36,14 +36,8 @@ export function applyStoreOp(tree: Tree, leases: LeaseTable, op: TreeOp, request
       return { tree, leases: granted.table, outcome: { type: 'lease', id: granted.id, ttlMs: op.ttlMs, nodes: 0 } };
     }
     case 'lease_keepalive': {
-      let table = leases;
-      const alive = op.ids.map((id) => {
-        const lease = table.leases.get(id);
-        if (lease === undefined || lease.owner !== request.owner) return false;
-        table = renewLease(table, id, request.op);
-        return true;
-      });
-      return { tree, leases: table, outcome: { type: 'lease_kept', alive } };
+      const renewed = renewLeases(leases, op.ids, request.owner, request.op);
+      return { tree, leases: renewed.table, outcome: { type: 'lease_kept', alive: renewed.alive } };
     }
     case 'lease_revoke': {
       const lease = leases.leases.get(op.id);
