@@ -11,7 +11,7 @@
 
 import { defaultTreeLimits, type TreeLimits } from '../base/limits.ts';
 import { treeErrors, type TreeError } from './errors.ts';
-import { advanceClock, attachNode, detachNode, dropLease, grantLease, renewLeases, ttlTicksOf, type LeaseTable } from './leases.ts';
+import { advanceClock, attachNode, detachNode, dropLease, grantLease, ownerOf, renewLeases, ttlTicksOf, type LeaseTable } from './leases.ts';
 import { lookup, type Tree } from './lookup.ts';
 import { subtreeSize, type TreeNode } from './node.ts';
 import type { CreateOp, MultiCasOp, OpOutcome, OpResult, SimpleOp, TreeOp } from './ops.ts';
@@ -21,28 +21,32 @@ import { applyOp, applySimpleOp } from './tree.ts';
 
 export type StoreApplied = { readonly tree: Tree; readonly leases: LeaseTable; readonly outcome: OpOutcome };
 
-/** Who asks and when: the requester's owner (`ownerOf` its client id) and the entry's op. */
-export type StoreRequest = { readonly owner: string; readonly op: number; readonly limits: TreeLimits; readonly tickMs: number };
+/**
+ * Who asks and when: the requester's client id (its owner, `ownerOf`, is worked out only by
+ * the lease paths, not for every op) and the entry's op.
+ */
+export type StoreRequest = { readonly clientId: string; readonly op: number; readonly limits: TreeLimits; readonly tickMs: number };
 
 export function applyStoreOp(tree: Tree, leases: LeaseTable, op: TreeOp, request: StoreRequest, changed?: TreeOp[]): StoreApplied {
   switch (op.type) {
     case 'lease_grant': {
       const { limits } = request;
       if (leases.size >= limits.leasesMax) return refused(tree, leases, treeErrors.tooLarge('leases', limits.leasesMax));
-      if ((leases.owners.get(request.owner) ?? 0) >= limits.leasesPerClientMax) {
+      const owner = ownerOf(request.clientId);
+      if ((leases.owners.get(owner) ?? 0) >= limits.leasesPerClientMax) {
         return refused(tree, leases, treeErrors.tooLarge('leases_per_client', limits.leasesPerClientMax));
       }
-      const granted = grantLease(leases, request.owner, op.ttlMs, ttlTicksOf(op.ttlMs, request.tickMs), request.op);
+      const granted = grantLease(leases, owner, op.ttlMs, ttlTicksOf(op.ttlMs, request.tickMs), request.op);
       return { tree, leases: granted.table, outcome: { type: 'lease', id: granted.id, ttlMs: op.ttlMs, nodes: 0 } };
     }
     case 'lease_keepalive': {
-      const renewed = renewLeases(leases, op.ids, request.owner, request.op);
+      const renewed = renewLeases(leases, op.ids, ownerOf(request.clientId), request.op);
       return { tree, leases: renewed.table, outcome: { type: 'lease_kept', alive: renewed.alive } };
     }
     case 'lease_revoke': {
       const lease = leases.leases.get(op.id);
       if (lease === undefined) return refused(tree, leases, treeErrors.noSuchLease(op.id));
-      if (lease.owner !== request.owner) return refused(tree, leases, treeErrors.leaseNotOwned(op.id));
+      if (lease.owner !== ownerOf(request.clientId)) return refused(tree, leases, treeErrors.leaseNotOwned(op.id));
       const ended = endLease(tree, leases, op.id, changed);
       return { tree: ended.tree, leases: ended.leases, outcome: { type: 'lease', id: op.id, ttlMs: lease.ttlMs, nodes: ended.nodes } };
     }
@@ -115,7 +119,7 @@ function applyTracked(tree: Tree, leases: LeaseTable, op: SimpleOp, request: Sto
   if (op.type === 'create' && op.lease !== undefined) {
     const lease = leases.leases.get(op.lease);
     if (lease === undefined) return { tree, outcome: { type: 'error', error: treeErrors.noSuchLease(op.lease) } };
-    if (lease.owner !== request.owner) return { tree, outcome: { type: 'error', error: treeErrors.leaseNotOwned(op.lease) } };
+    if (lease.owner !== ownerOf(request.clientId)) return { tree, outcome: { type: 'error', error: treeErrors.leaseNotOwned(op.lease) } };
     const count = lease.nodes.size + (added.get(op.lease) ?? 0);
     if (count >= request.limits.leaseNodesMax) return { tree, outcome: { type: 'error', error: treeErrors.tooLarge('lease_nodes', request.limits.leaseNodesMax) } };
   }

@@ -8,7 +8,7 @@ import { assertNever } from '../base/assert.ts';
 import { defaultTreeLimits, type TreeLimits } from '../base/limits.ts';
 import { isWriteOp } from '../tree/ops.ts';
 import { emptyTree, type Tree } from '../tree/tree.ts';
-import { emptyLeaseTable, ownerOf, type LeaseTable } from '../tree/leases.ts';
+import { emptyLeaseTable, type LeaseTable } from '../tree/leases.ts';
 import { applyLeaseClock, applyStoreOp } from '../tree/store.ts';
 import { emptyClientTable, type ClientTable, type ClientTableEditor } from './client_table.ts';
 import type { LogEntry, ReplyBody, Request } from './messages.ts';
@@ -143,11 +143,11 @@ function applyRequest(store: StoreState, table: ClientTableEditor, request: Requ
         // linearizable (the client saw no answer yet, and this op is within its call). The
         // record keeps its requestNum and replyOp; only the session's activity moves.
         if (!readOnly) return null;
-        const outcome = runOp(store, { ...request, op: request.op }, op, policy, treeOps);
+        const outcome = runOp(store, request.clientId, request.op.op, op, policy, treeOps);
         table.activate(request.clientId, { ...record, lastActiveOp: op });
         return { body: { type: 'tree', outcome }, replyOp: op };
       }
-      const body: ReplyBody = { type: 'tree', outcome: runOp(store, { ...request, op: request.op }, op, policy, treeOps) };
+      const body: ReplyBody = { type: 'tree', outcome: runOp(store, request.clientId, request.op.op, op, policy, treeOps) };
       // Only what a retry needs: a write's reply (a retry must not run it twice); of a read,
       // nothing but its number (a retry runs it again).
       table.activate(request.clientId, { requestNum: request.requestNum, reply: readOnly ? null : body, replyOp: op, lastActiveOp: op });
@@ -158,8 +158,8 @@ function applyRequest(store: StoreState, table: ClientTableEditor, request: Requ
   }
 }
 
-function runOp(store: StoreState, request: Request & { readonly op: { readonly type: 'tree'; readonly op: TreeOp } }, op: number, policy: SessionPolicy, treeOps: TreeOp[] | undefined): OpOutcome {
-  const applied = applyStoreOp(store.tree, store.leases, request.op.op, { owner: ownerOf(request.clientId), op, limits: policy.treeLimits, tickMs: policy.tickMs }, treeOps);
+function runOp(store: StoreState, clientId: string, treeOp: TreeOp, op: number, policy: SessionPolicy, treeOps: TreeOp[] | undefined): OpOutcome {
+  const applied = applyStoreOp(store.tree, store.leases, treeOp, { clientId, op, limits: policy.treeLimits, tickMs: policy.tickMs }, treeOps);
   store.tree = applied.tree;
   store.leases = applied.leases;
   return applied.outcome;

@@ -28,7 +28,7 @@ function run(store: Store, op: TreeOp, owner = 'alice'): { outcome: OpOutcome; c
   if (!checked.ok) return { outcome: { type: 'error', error: checked.error }, changed: [] };
   store.op += 1;
   const changed: TreeOp[] = [];
-  const applied = applyStoreOp(store.tree, store.leases, checked.op, { owner, op: store.op, limits, tickMs: 10 }, changed);
+  const applied = applyStoreOp(store.tree, store.leases, checked.op, { clientId: owner, op: store.op, limits, tickMs: 10 }, changed);
   store.tree = applied.tree;
   store.leases = applied.leases;
   return { outcome: applied.outcome, changed };
@@ -249,7 +249,7 @@ describe('leases in the store', () => {
               op += 1;
               if (step.kind === 'keep') {
                 if (!table.leases.has(id)) continue;
-                const kept = applyStoreOp(emptyTree(), table, { type: 'lease_keepalive', ids: [id] }, { owner: 'alice', op, limits, tickMs: 10 });
+                const kept = applyStoreOp(emptyTree(), table, { type: 'lease_keepalive', ids: [id] }, { clientId: 'alice', op, limits, tickMs: 10 });
                 table = kept.leases;
                 renewedOp = op;
                 counted = null;
