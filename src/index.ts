@@ -16,29 +16,8 @@ export { startNode, HaretNode, NamespaceClient, HaretError } from './node/index.
 export type { ActorReport, NodeStatus, Committed, LogPosition, Value, HaretErrorCode, ServiceErrorCode, NodeOptions, NamespaceOptions, WorkerLayout, ProxyThread } from './node/index.ts';
 export { connect, RemoteConnection, type ConnectOptions, type ClientApiOptions } from './net/index.ts';
 export { Coordinator, coordinationFor } from './coord/index.ts';
-export type {
-  Barrier,
-  BarrierOptions,
-  Coordination,
-  CoordinationFactory,
-  CoordClient,
-  CoordStats,
-  Election,
-  ElectionOptions,
-  HeldLock,
-  HeldNode,
-  KeptLease,
-  Leader,
-  Leadership,
-  LeaseOptions,
-  LockOptions,
-  OpenWatch,
-  Permit,
-  QueueOptions,
-  Semaphore,
-  SemaphoreOptions,
-  WatchPurpose,
-} from './coord/index.ts';
+// The coordination layer's types (Coordination, KeptLease, HeldLock, Election, ...), as src/coord exports them.
+export type * from './coord/index.ts';
 export * as tree from './tree/index.ts';
 export * as vr from './vr/index.ts';
 export * as client from './client/index.ts';

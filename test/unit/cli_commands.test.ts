@@ -6,7 +6,6 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
 import { spawn } from 'node:child_process';
-import { PassThrough, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import type { CallResult } from '../../src/client/io.ts';
 import { commandForOp, commandNames, helpText, leaseOp, parseCommand, type ParsedLine } from '../../src/cli/commands.ts';
@@ -14,10 +13,10 @@ import { formatBytes, formatError, formatResult } from '../../src/cli/format.ts'
 import { runRepl } from '../../src/cli/repl.ts';
 import { describeTreeError, treeErrors, type TreeError } from '../../src/tree/errors.ts';
 import type { OpOutcome, OpResult, TreeOp, TreeOpType } from '../../src/tree/ops.ts';
+import { promptStreams, sleep, utf8 } from './cli_test_io.ts';
 
 // ---- helpers -------------------------------------------------------------------------------
 
-const utf8 = (text: string): Uint8Array => new TextEncoder().encode(text);
 const b = (...bytes: number[]): Uint8Array => Uint8Array.from(bytes);
 
 function show(value: unknown): string {
@@ -571,14 +570,8 @@ describe('cli format: errors and service results', () => {
 
 /** A REPL over in-memory streams, with a fake `execute` that records calls. */
 function harness(options: { execute?: (op: TreeOp, index: number) => Promise<CallResult>; status?: () => Promise<string>; terminal?: boolean; prompt?: string } = {}) {
-  const input = new PassThrough();
-  let text = '';
-  const output = new Writable({
-    write(chunk: Buffer | string, _encoding, callback) {
-      text += chunk.toString();
-      callback();
-    },
-  });
+  const io = promptStreams();
+  const { input, output } = io;
   const ops: TreeOp[] = [];
   let running = 0;
   let maxRunning = 0;
@@ -605,12 +598,10 @@ function harness(options: { execute?: (op: TreeOp, index: number) => Promise<Cal
     input,
     ops,
     finished: done$,
-    output: () => text,
+    output: () => io.text(),
     maxRunning: () => maxRunning,
   };
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('cli repl', () => {
   it('runs piped lines in order, one at a time, and resolves at end of input', async () => {

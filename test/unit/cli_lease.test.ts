@@ -7,7 +7,6 @@
 
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
-import { PassThrough, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { HaretError } from '../../src/client/errors.ts';
 import { defaultTtlMs } from '../../src/coord/options.ts';
@@ -17,20 +16,12 @@ import { asCallResult } from '../../src/cli/node_prompt.ts';
 import { oneShotLeaseRefusal, runRepl, watchWith } from '../../src/cli/repl.ts';
 import { startNode, type HaretNode, type NamespaceClient } from '../../src/node/index.ts';
 import type { TreeOp } from '../../src/tree/ops.ts';
-
-const utf8 = (text: string): Uint8Array => new TextEncoder().encode(text);
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+import { errorOf, promptStreams, sleep, utf8 } from './cli_test_io.ts';
 
 function parsedOp(line: string): TreeOp {
   const parsed = parseCommand(line);
   if (parsed.type !== 'op') throw new Error(`expected an op from ${JSON.stringify(line)}, got ${JSON.stringify(parsed)}`);
   return parsed.op;
-}
-
-function errorOf(line: string): string {
-  const parsed = parseCommand(line);
-  if (parsed.type !== 'error') throw new Error(`expected an error from ${JSON.stringify(line)}, got ${JSON.stringify(parsed)}`);
-  return parsed.message;
 }
 
 // ---- parsing -------------------------------------------------------------------------------
@@ -181,20 +172,14 @@ describe('cli lease: lines', () => {
 
 /** A prompt on `client` over in-memory streams, as `npm start` and `haret cli` run it. */
 function openPrompt(client: NamespaceClient, terminal = true) {
-  const input = new PassThrough();
-  let text = '';
-  const output = new Writable({
-    write(chunk: Buffer | string, _encoding, callback) {
-      text += chunk.toString();
-      callback();
-    },
-  });
+  const io = promptStreams();
+  const { input, output } = io;
   const finished = runRepl({ input, output, terminal, prompt: 'p> ', execute: async (op) => asCallResult(await client.raw(op)), watch: watchWith(client), coord: client });
   /** Where the next `expectLine` starts looking, so each wait is for something new. */
   let cursor = 0;
   return {
     finished,
-    output: (): string => text,
+    output: (): string => io.text(),
     type(line: string): void {
       input.write(`${line}${terminal ? '\r' : '\n'}`);
     },
@@ -206,13 +191,13 @@ function openPrompt(client: NamespaceClient, terminal = true) {
       const regex = typeof pattern === 'string' ? new RegExp(pattern.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')) : pattern;
       const deadline = Date.now() + ms;
       for (;;) {
-        const rest = text.slice(cursor);
+        const rest = io.text().slice(cursor);
         const match = regex.exec(rest);
         if (match !== null) {
           cursor += match.index + match[0].length;
           return match;
         }
-        if (Date.now() > deadline) throw new Error(`timed out waiting for ${String(pattern)}; output:\n${text}`);
+        if (Date.now() > deadline) throw new Error(`timed out waiting for ${String(pattern)}; output:\n${io.text()}`);
         await sleep(5);
       }
     },

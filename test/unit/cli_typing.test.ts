@@ -9,7 +9,7 @@ import { expect } from 'chai';
 import fc from 'fast-check';
 import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { PassThrough, Writable } from 'node:stream';
+import { PassThrough } from 'node:stream';
 import { parseAdminCommand } from '../../src/cli/admin_lines.ts';
 import { commandNames, parseCommand } from '../../src/cli/commands.ts';
 import { completeLine, completionHitsMax } from '../../src/cli/completion.ts';
@@ -21,8 +21,7 @@ import type { CallResult } from '../../src/client/io.ts';
 import { startNode, type HaretNode } from '../../src/node/index.ts';
 import type { TreeOp } from '../../src/tree/ops.ts';
 import { useTempDirs } from './temp_dirs.ts';
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+import { promptStreams, sleep } from './cli_test_io.ts';
 
 function errorOf(line: string): string {
   const parsed = parseCommand(line);
@@ -84,14 +83,8 @@ describe('cli typing: did you mean (Damerau-Levenshtein)', () => {
 
 /** A terminal prompt over in-memory streams with a history file. */
 function terminalPrompt(historyFile: string, historySize?: number) {
-  const input = new PassThrough();
-  let text = '';
-  const output = new Writable({
-    write(chunk: Buffer | string, _encoding, callback) {
-      text += chunk.toString();
-      callback();
-    },
-  });
+  const io = promptStreams();
+  const { input, output } = io;
   const ops: TreeOp[] = [];
   const finished = runRepl({
     input,
@@ -108,7 +101,7 @@ function terminalPrompt(historyFile: string, historySize?: number) {
     input,
     ops,
     finished,
-    output: () => text,
+    output: () => io.text(),
     async type(keys: string): Promise<void> {
       input.write(keys);
       await sleep(20);
@@ -236,14 +229,8 @@ describe('cli typing: TAB completes commands and paths', function () {
   });
 
   it('through the prompt: TAB finishes a path, and the completed line runs', async () => {
-    const input = new PassThrough();
-    let text = '';
-    const output = new Writable({
-      write(chunk: Buffer | string, _encoding, callback) {
-        text += chunk.toString();
-        callback();
-      },
-    });
+    const io = promptStreams();
+    const { input, output } = io;
     const client = node.client();
     await client.blobPut('/app/config', 'v=1');
     const finished = runRepl({ input, output, terminal: true, execute });
@@ -253,6 +240,6 @@ describe('cli typing: TAB completes commands and paths', function () {
     await sleep(200);
     input.end();
     await finished;
-    expect(text).to.contain('v=1 · version 1');
+    expect(io.text()).to.contain('v=1 · version 1');
   });
 });

@@ -6,7 +6,6 @@
 
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
-import { PassThrough, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { HaretError } from '../../src/client/errors.ts';
 import type { WatchBatch } from '../../src/client/watch.ts';
@@ -19,20 +18,12 @@ import { startNode, type HaretNode, type NamespaceClient } from '../../src/node/
 import { protocolNumberMax } from '../../src/base/limits.ts';
 import type { TreeOp } from '../../src/tree/ops.ts';
 import type { WatchEvent } from '../../src/watch/messages.ts';
-
-const utf8 = (text: string): Uint8Array => new TextEncoder().encode(text);
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+import { errorOf, promptStreams, sleep, utf8 } from './cli_test_io.ts';
 
 function watchOf(line: string): WatchCommand {
   const parsed = parseCommand(line);
   if (parsed.type !== 'watch') throw new Error(`expected a watch from ${JSON.stringify(line)}, got ${JSON.stringify(parsed)}`);
   return parsed.watch;
-}
-
-function errorOf(line: string): string {
-  const parsed = parseCommand(line);
-  if (parsed.type !== 'error') throw new Error(`expected an error from ${JSON.stringify(line)}, got ${JSON.stringify(parsed)}`);
-  return parsed.message;
 }
 
 const plain: WatchCommand = { path: '/a', recursive: false, fromOp: null, values: false, progress: false };
@@ -198,14 +189,8 @@ class ScriptedWatch implements ReplWatch {
 }
 
 function harness(options: { terminal?: boolean; open?: (command: WatchCommand) => ReplWatch; noWatch?: boolean } = {}) {
-  const input = new PassThrough();
-  let text = '';
-  const output = new Writable({
-    write(chunk: Buffer | string, _encoding, callback) {
-      text += chunk.toString();
-      callback();
-    },
-  });
+  const io = promptStreams();
+  const { input, output } = io;
   const ops: TreeOp[] = [];
   const opened: WatchCommand[] = [];
   const streams: ScriptedWatch[] = [];
@@ -234,7 +219,7 @@ function harness(options: { terminal?: boolean; open?: (command: WatchCommand) =
           },
         }),
   });
-  return { input, ops, opened, streams, finished, output: () => text };
+  return { input, ops, opened, streams, finished, output: () => io.text() };
 }
 
 /** Waits until `check` holds (polling), or fails with what was printed. */
@@ -365,37 +350,31 @@ describe('cli watch: the loop', () => {
 /** Runs the prompt on `client` (as `npm start` and `haret cli` do) and watches /w while `writer` puts. */
 async function watchThroughPrompt(client: NamespaceClient, writer: NamespaceClient, terminal: boolean): Promise<string> {
   await writer.create('/w/a', 'blob');
-  const input = new PassThrough();
-  let text = '';
-  const output = new Writable({
-    write(chunk: Buffer | string, _encoding, callback) {
-      text += chunk.toString();
-      callback();
-    },
-  });
+  const io = promptStreams();
+  const { input, output } = io;
   const finished = runRepl({ input, output, terminal, execute: async (op) => asCallResult(await client.raw(op)), watch: watchWith(client) });
-  const out = (): string => text;
+  const out = (): string => io.text();
   const enter = terminal ? '\r' : '\n';
   try {
     input.write(`watch /w -r --values${enter}`);
-    await until(() => /watching \/w \(recursive, with values\) after op \d+/.test(text), 'the watch to start', out);
+    await until(() => /watching \/w \(recursive, with values\) after op \d+/.test(io.text()), 'the watch to start', out);
     const puts = [await writer.blobPut('/w/a', 'one'), await writer.blobPut('/w/a', 'two words'), await writer.create('/w/b', 'queue')];
     await writer.create('/elsewhere', 'blob').catch(() => undefined);
     await writer.blobPut('/elsewhere', 'x'); // not watched: must not print
     const ops = puts.map((put) => put.op);
-    await until(() => text.includes(`op ${ops[2]}  created  /w/b  queue  v0`), 'the events', out);
+    await until(() => io.text().includes(`op ${ops[2]}  created  /w/b  queue  v0`), 'the events', out);
     if (terminal) input.write('\x03');
     else process.emit('SIGINT');
-    await until(() => text.includes('watch stopped'), 'the stop', out);
+    await until(() => io.text().includes('watch stopped'), 'the stop', out);
     input.write(`get /w/a${enter}`);
-    await until(() => text.includes('"two words" · version'), 'the get after the watch', out);
+    await until(() => io.text().includes('"two words" · version'), 'the get after the watch', out);
     input.end();
     await finished;
-    expect(text).to.include(`op ${ops[0]}  changed  /w/a  blob  v1  one`);
-    expect(text).to.include(`op ${ops[1]}  changed  /w/a  blob  v2  "two words"`);
-    expect(text).to.include(`watch stopped after op ${ops[2]}`);
-    expect(text).not.to.include('/elsewhere');
-    return text;
+    expect(io.text()).to.include(`op ${ops[0]}  changed  /w/a  blob  v1  one`);
+    expect(io.text()).to.include(`op ${ops[1]}  changed  /w/a  blob  v2  "two words"`);
+    expect(io.text()).to.include(`watch stopped after op ${ops[2]}`);
+    expect(io.text()).not.to.include('/elsewhere');
+    return io.text();
   } finally {
     input.end();
     await finished.catch(() => undefined);

@@ -13,6 +13,7 @@ import { defaultTreeLimits } from '../../src/base/limits.ts';
 import { NamespaceClient } from '../../src/client/namespace_client.ts';
 import { Coordinator, KeptLeaseHandle, type CoordClient } from '../../src/coord/index.ts';
 import { HaretError, startNode, type HaretNode } from '../../src/index.ts';
+import { coordClientOver } from './coord_test_client.ts';
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -51,19 +52,7 @@ class KeepAliveTap {
       if (this.mode === 'fail') return Promise.reject(new HaretError('unavailable', 'the test cut the keep-alives', false));
       return db.leaseKeepAlive(ids);
     };
-    this.client = {
-      leaseGrant: (ttlMs) => db.leaseGrant(ttlMs),
-      leaseKeepAlive,
-      leaseRevoke: (id) => db.leaseRevoke(id),
-      create: (path, nodeType, options) => db.create(path, nodeType, options),
-      delete: (path) => db.delete(path),
-      list: (path, recursive) => db.list(path, recursive),
-      stat: (path) => db.stat(path),
-      blobGet: (path) => db.blobGet(path),
-      blobPut: (path, value) => db.blobPut(path, value),
-      watch: (path, options) => db.watch(path, options),
-      multiCas: (guards, ops) => db.multiCas(guards, ops),
-    };
+    this.client = coordClientOver(db, { leaseKeepAlive });
   }
 
   /** Fails every keep-alive still hanging (so nothing waits past the test). */

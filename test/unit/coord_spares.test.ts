@@ -5,30 +5,9 @@
  */
 import { expect } from 'chai';
 import type { NamespaceClient } from '../../src/client/namespace_client.ts';
-import { Coordinator, type CoordClient } from '../../src/coord/index.ts';
+import { Coordinator } from '../../src/coord/index.ts';
 import { startNode, type HaretNode } from '../../src/index.ts';
-
-/** The node's client with every call counted by method name. */
-function counted(db: NamespaceClient, calls: string[]): CoordClient {
-  const tap = <K extends keyof CoordClient>(name: K): CoordClient[K] =>
-    ((...args: unknown[]) => {
-      calls.push(name);
-      return (db[name] as (...a: unknown[]) => unknown).apply(db, args);
-    }) as CoordClient[K];
-  return {
-    leaseGrant: tap('leaseGrant'),
-    leaseKeepAlive: tap('leaseKeepAlive'),
-    leaseRevoke: tap('leaseRevoke'),
-    create: tap('create'),
-    delete: tap('delete'),
-    list: tap('list'),
-    stat: tap('stat'),
-    blobGet: tap('blobGet'),
-    blobPut: tap('blobPut'),
-    watch: tap('watch'),
-    multiCas: tap('multiCas'),
-  };
-}
+import { coordClientOver } from './coord_test_client.ts';
 
 describe('coordination: spare leases for locks', function () {
   this.timeout(30_000);
@@ -45,7 +24,7 @@ describe('coordination: spare leases for locks', function () {
 
   it('an uncontended lock after the first needs only its ticket transaction before it holds; release is one revoke', async () => {
     const calls: string[] = [];
-    const coordinator = new Coordinator(counted(db, calls));
+    const coordinator = new Coordinator(coordClientOver(db, {}, calls));
     const first = await coordinator.lock('/spare/a', { ttlMs: 2_000 });
     await first.release();
     // Let the background grant of the next spare land.
@@ -64,7 +43,7 @@ describe('coordination: spare leases for locks', function () {
   });
 
   it('16 contenders looping on one lock all get through: a predecessor deleted later in the entry of a ticket\'s transaction is not missed', async () => {
-    const coordinator = new Coordinator(counted(db, []));
+    const coordinator = new Coordinator(coordClientOver(db));
     const rounds = 6;
     let holding = 0;
     let holds = 0;
@@ -83,7 +62,7 @@ describe('coordination: spare leases for locks', function () {
   });
 
   it('a spare left unused is revoked after its idle time, at the service too', async () => {
-    const coordinator = new Coordinator(counted(db, []));
+    const coordinator = new Coordinator(coordClientOver(db));
     const before = (await node.status()).actors.find((actor) => actor.actor === 'default/r0')?.leases ?? 0;
     const held = await coordinator.lock('/spare/b', { ttlMs: 500 });
     await held.release();

@@ -43,7 +43,10 @@ describe('no skipped tests', () => {
   });
 
   it('the scan itself catches each form', () => {
-    for (const sample of ['it.skip("x", () => {})', 'describe.only("x", () => {})', 'xit("x")', 'this.skip();', "it('pending')"]) {
+    // Assembled at run time, so this file's own text holds none of the forms it checks for.
+    const dot = '.';
+    const samples = [`it${dot}skip("x", () => {})`, `describe${dot}only("x", () => {})`, `x${'it'}("x")`, `this${dot}skip();`, `it${'('}'pending')`];
+    for (const sample of samples) {
       expect(sample.match(forbidden), sample).to.not.equal(null);
       forbidden.lastIndex = 0;
     }
