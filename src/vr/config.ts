@@ -54,6 +54,12 @@ export type ReplicaConfig = {
    * every lease's count.
    */
   readonly leaseClockTicks: number;
+  /**
+   * README rule 22: the primary answers read-only requests from its committed state after a
+   * confirmation round, without logging them. Off: every read is logged, as in VRR §4.1 (for
+   * comparison, and for tests of the logged read).
+   */
+  readonly readsSkipLog: boolean;
 };
 
 export const defaultReplicaConfig: ReplicaConfig = {
@@ -77,6 +83,7 @@ export const defaultReplicaConfig: ReplicaConfig = {
   treeLimits: defaultTreeLimits,
   tickMs: 10,
   leaseClockTicks: 20,
+  readsSkipLog: true,
 };
 
 /** Ticks in one lease_clock entry at most (README rule 21; validateMessage refuses more from a peer). */
@@ -116,6 +123,7 @@ export function validateReplicaConfig(config: ReplicaConfig): string | null {
     if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) return `config.${key} must be a positive integer`;
   }
   if (typeof config.durable !== 'boolean') return 'config.durable must be a boolean';
+  if (typeof config.readsSkipLog !== 'boolean') return 'config.readsSkipLog must be a boolean';
   if (config.replicaCount % 2 !== 1) return 'config.replicaCount must be odd (2f+1)';
   if (config.replicaCount > 31) return 'config.replicaCount must be at most 31';
   if (config.viewChangeTimeoutTicks <= config.commitIntervalTicks * 2) {

@@ -16,7 +16,7 @@ import type { Log } from './log.ts';
 import type { ReplicaEffect, TraceEvent } from './io.ts';
 import type { CheckpointImage, ClientAnswer, DoViewChange, PeerMessage, Request, RecoveryResponse } from './messages.ts';
 import type { Prng } from '../base/prng.ts';
-import type { LeaseClock, ReplicaState, ReplicaStatus } from './state.ts';
+import type { LeaseClock, ReadPath, ReplicaState, ReplicaStatus } from './state.ts';
 import type { ReplicaConfig } from './config.ts';
 import type { Machine } from './state_machine.ts';
 import { primaryOf } from './config.ts';
@@ -39,7 +39,7 @@ export type WorkingState = {
   /** A copy of the state's, written in place. */
   timers: { idleTicks: number; timeoutTicks: number; heartbeatTicks: number; stallTicks: number; recoveryTicks: number };
   /** A copy of the state's (acks too), written in place. */
-  primary: { acks: number[]; pending: List<Request>; inProgress: ImmutableMap<string, number>; leaseClock: LeaseClock };
+  primary: { acks: number[]; pending: List<Request>; inProgress: ImmutableMap<string, number>; leaseClock: LeaseClock; reads: ReadPath };
   /** Replaced, never mutated. */
   viewChange: { readonly startViewChangeFrom: readonly number[]; readonly sentDoViewChange: boolean; readonly doViewChanges: readonly (DoViewChange | null)[] };
   /** Replaced, never mutated. */
@@ -74,7 +74,7 @@ export function beginStep(state: ReplicaState): WorkingState {
     globalMinAccept: state.globalMinAccept,
     prng: state.prng,
     timers: { idleTicks: timers.idleTicks, timeoutTicks: timers.timeoutTicks, heartbeatTicks: timers.heartbeatTicks, stallTicks: timers.stallTicks, recoveryTicks: timers.recoveryTicks },
-    primary: { acks: primary.acks.slice(), pending: primary.pending, inProgress: primary.inProgress, leaseClock: primary.leaseClock },
+    primary: { acks: primary.acks.slice(), pending: primary.pending, inProgress: primary.inProgress, leaseClock: primary.leaseClock, reads: primary.reads },
     viewChange: state.viewChange,
     recovery: state.recovery,
     stateTransfer: state.stateTransfer,
@@ -106,7 +106,7 @@ export function endStep(draft: WorkingState, base: ReplicaState, s: WorkingState
   }
   const p = s.primary;
   const bp = base.primary;
-  if (p.pending !== bp.pending || p.inProgress !== bp.inProgress || p.leaseClock !== bp.leaseClock || !sameNumbers(p.acks, bp.acks)) draft.primary = p;
+  if (p.pending !== bp.pending || p.inProgress !== bp.inProgress || p.leaseClock !== bp.leaseClock || p.reads !== bp.reads || !sameNumbers(p.acks, bp.acks)) draft.primary = p;
   if (s.viewChange !== base.viewChange) draft.viewChange = s.viewChange;
   if (s.recovery !== base.recovery) draft.recovery = s.recovery;
   if (s.stateTransfer !== base.stateTransfer) draft.stateTransfer = s.stateTransfer;

@@ -120,6 +120,27 @@ export type Commit = {
   readonly globalMinAccept: number;
 };
 
+/**
+ * README rule 22: the primary asks its backups whether `view` is still theirs; a read that
+ * arrived before the round may be answered once f backups confirm it.
+ */
+export type ReadRound = {
+  readonly type: 'read_round';
+  readonly epoch: number;
+  readonly view: number;
+  readonly replica: number;
+  readonly round: number;
+};
+
+/** A backup in normal status in `view` confirms the primary's round. */
+export type ReadRoundOk = {
+  readonly type: 'read_round_ok';
+  readonly epoch: number;
+  readonly view: number;
+  readonly replica: number;
+  readonly round: number;
+};
+
 export type StartViewChange = {
   readonly type: 'start_view_change';
   readonly epoch: number;
@@ -215,6 +236,8 @@ export type PeerMessage =
   | Prepare
   | PrepareOk
   | Commit
+  | ReadRound
+  | ReadRoundOk
   | StartViewChange
   | DoViewChange
   | StartView

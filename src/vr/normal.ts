@@ -11,6 +11,7 @@ import { faultsTolerated, leaseClockTicksMax, primaryOf } from './config.ts';
 import { ackableOp, answer, broadcast, isPrimary, send, trace, type Ctx } from './context.ts';
 import { append, entryAt } from './log.ts';
 import type { Commit, LogEntry, Prepare, PrepareOk, Request } from './messages.ts';
+import { holdRead, onReadTick, readMaySkipLog } from './read_path.ts';
 import { requestBytes } from './request_size.ts';
 import { requestState } from './state_transfer.ts';
 import { catchUpToView, isCatchingUp, onPromiseStored } from './view_change.ts';
@@ -39,7 +40,12 @@ export function onRequest(ctx: Ctx, request: Request): void {
     answer(ctx, request.clientId, { type: 'busy', ...base, retryAfterTicks: s.config.commitIntervalTicks });
     return;
   }
-  if (s.primary.pending.size >= s.config.pendingMax) {
+  if (accepted.op.type === 'tree' && !isWriteOp(accepted.op.op) && readMaySkipLog(ctx, s.machine.clients.get(request.clientId))) {
+    // README rule 22: answered from the committed state once this primary's view is confirmed.
+    if (!holdRead(ctx, accepted)) answer(ctx, request.clientId, { type: 'busy', ...base, retryAfterTicks: s.config.commitIntervalTicks });
+    return;
+  }
+  if (s.primary.pending.size + s.primary.reads.waiting.size >= s.config.pendingMax) {
     answer(ctx, request.clientId, { type: 'busy', ...base, retryAfterTicks: s.config.commitIntervalTicks });
     return;
   }
@@ -255,6 +261,7 @@ function onLeaseClockTick(ctx: Ctx): void {
 export function onPrimaryTick(ctx: Ctx): void {
   const s = ctx.s;
   onLeaseClockTick(ctx);
+  onReadTick(ctx);
   const timers = s.timers;
   timers.heartbeatTicks += 1;
   if (s.op > s.commit) {

@@ -86,7 +86,36 @@ export type PrimaryState = {
   readonly inProgress: ImmutableMap<string, number>;
   /** README rule 21: the ticks this primary measured for the lease clock. */
   readonly leaseClock: LeaseClock;
+  /** README rule 22: reads answered without the log. Replaced, never mutated. */
+  readonly reads: ReadPath;
 };
+
+/** A read-only request waiting at the primary for its commit and its confirmation round. */
+export type WaitingRead = {
+  readonly request: Request;
+  /** The primary's op number when the read arrived: answered once the commit reaches it. */
+  readonly readIndex: number;
+  /** The first confirmation round started after it arrived. */
+  readonly round: number;
+};
+
+/**
+ * README rule 22. `round`: the latest confirmation round started in this view (0: none yet);
+ * `confirmed`: per replica, the highest round it confirmed (own entry unused); `wanted`: a read
+ * arrived since `round` started, so the step ends by starting the next; `roundTicks`: ticks
+ * since `round` started, to start another when its answers were lost.
+ */
+export type ReadPath = {
+  readonly round: number;
+  readonly confirmed: readonly number[];
+  readonly wanted: boolean;
+  readonly roundTicks: number;
+  readonly waiting: List<WaitingRead>;
+};
+
+export function freshReadPath(replicaCount: number): ReadPath {
+  return { round: 0, confirmed: new Array<number>(replicaCount).fill(0), wanted: false, roundTicks: 0, waiting: List() };
+}
 
 /**
  * The current interval of the lease clock at the primary: `ticks` counted since it began, when
@@ -139,7 +168,7 @@ export function initialReplicaState(config: ReplicaConfig, index: number, seed: 
     globalMinAccept: 0,
     prng: makePrng(seed ^ Math.imul(index + 1, 0x9e3779b1)),
     timers: { idleTicks: 0, timeoutTicks: config.viewChangeTimeoutTicks, heartbeatTicks: 0, stallTicks: 0, recoveryTicks: 0 },
-    primary: { acks: new Array<number>(config.replicaCount).fill(0), pending: List(), inProgress: ImmutableMap(), leaseClock: freshLeaseClock(0) },
+    primary: { acks: new Array<number>(config.replicaCount).fill(0), pending: List(), inProgress: ImmutableMap(), leaseClock: freshLeaseClock(0), reads: freshReadPath(config.replicaCount) },
     viewChange: { startViewChangeFrom: [], sentDoViewChange: false, doViewChanges: none },
     recovery: { nonce: 0, responses: none },
     stateTransfer: null,

@@ -17,6 +17,7 @@ import type { ReplicaMessage } from './messages.ts';
 import { announceCommit, onCommit, onPersisted, onPrepare, onPrepareOk, onPrimaryTick, onRequest, preparePending } from './normal.ts';
 import { onRecovery, onRecoveryResponse, onRecoveryTick, onStart } from './recovery.ts';
 import { persistEffects } from './persist.ts';
+import { advanceReads, onReadRound, onReadRoundOk } from './read_path.ts';
 import { adoptCheckpointImage } from './suffix.ts';
 import type { ReplicaState } from './state.ts';
 import { onGetState, onNewState, onStateTransferTick } from './state_transfer.ts';
@@ -37,6 +38,7 @@ export function stepAll(state: ReplicaState, inputs: readonly ReplicaInput[]): S
     if (isNormalPrimary(ctx.s)) {
       preparePending(ctx);
       announceCommit(ctx);
+      advanceReads(ctx);
     }
     notePromise(ctx);
     endStep(draft as unknown as WorkingState, state, ctx.s);
@@ -122,6 +124,12 @@ function onReceive(ctx: Ctx, message: ReplicaMessage): void {
       return;
     case 'commit':
       onCommit(ctx, message);
+      return;
+    case 'read_round':
+      onReadRound(ctx, message);
+      return;
+    case 'read_round_ok':
+      onReadRoundOk(ctx, message);
       return;
     case 'start_view_change':
       onStartViewChange(ctx, message);

@@ -80,6 +80,8 @@ const peerMessageTypes = [
   'prepare',
   'prepare_ok',
   'commit',
+  'read_round',
+  'read_round_ok',
   'start_view_change',
   'do_view_change',
   'start_view',
@@ -128,6 +130,12 @@ function checkPeer(m: Fields, type: PeerMessageType, replica: number, config: Re
       return;
     case 'commit':
       fromPrimaryOfView(type, counters(m, type, ['view', 'commit', 'globalMinAccept']).view, replica, config);
+      return;
+    case 'read_round':
+      fromPrimaryOfView(type, counters(m, type, ['view', 'round']).view, replica, config);
+      return;
+    case 'read_round_ok':
+      counters(m, type, ['view', 'round']);
       return;
     case 'start_view_change':
       counters(m, type, ['view']);

@@ -17,7 +17,7 @@ import { entryAt } from './log.ts';
 import type { DoViewChange, StartView, StartViewChange } from './messages.ts';
 import { advanceCommit, sendPrepareOk } from './normal.ts';
 import { requestState } from './state_transfer.ts';
-import { freshLeaseClock } from './state.ts';
+import { freshLeaseClock, freshReadPath } from './state.ts';
 import { installSuffix, suffixFrom } from './suffix.ts';
 import { resetViewChangeTimer } from './timeout.ts';
 
@@ -59,7 +59,7 @@ function resetPrimaryState(ctx: Ctx): void {
     }
   }
   // README rule 21: a new primary counts lease time only from now, covering what it knows committed.
-  s.primary = { acks, pending: List(), inProgress, leaseClock: freshLeaseClock(s.commit) };
+  s.primary = { acks, pending: List(), inProgress, leaseClock: freshLeaseClock(s.commit), reads: freshReadPath(s.config.replicaCount) };
 }
 
 /** VRR §4.2 step 1: move to `view`, status view_change, and tell everyone. */
@@ -70,7 +70,7 @@ export function startViewChange(ctx: Ctx, view: number): void {
   s.status = 'view_change';
   s.stateTransfer = null;
   s.viewChange = { startViewChangeFrom: [], sentDoViewChange: false, doViewChanges: new Array(s.config.replicaCount).fill(null) };
-  s.primary = { acks: new Array<number>(s.config.replicaCount).fill(0), pending: List(), inProgress: ImmutableMap(), leaseClock: freshLeaseClock(s.commit) };
+  s.primary = { acks: new Array<number>(s.config.replicaCount).fill(0), pending: List(), inProgress: ImmutableMap(), leaseClock: freshLeaseClock(s.commit), reads: freshReadPath(s.config.replicaCount) };
   resetViewChangeTimer(ctx);
   s.timers.heartbeatTicks = 0;
   trace(ctx, 'view_change_started', { view });

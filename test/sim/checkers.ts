@@ -134,6 +134,8 @@ export class Checkers {
   readonly #replies = new Map<string, { readonly body: ReplyBody; readonly op: number; readonly replica: number; readonly tick: number }>();
   /** `${clientId}#${requestNum}@${op}` of every read-only request in a committed entry. */
   readonly #readsAt = new Set<string>();
+  /** `${clientId}#${requestNum}` of every read-only request a replica received (rule 22's answers are in no entry). */
+  readonly #readRequests = new Set<string>();
   /** `${clientId}#${requestNum}@${op}` -> the first reply to that read executed at op. */
   readonly #readReplies = new Map<string, { readonly body: ReplyBody; readonly replica: number; readonly tick: number }>();
   /** appliedOp -> the first machine seen at that op, and whose it was. */
@@ -378,7 +380,14 @@ export class Checkers {
 
   // ---- (e) ---------------------------------------------------------------------------------
 
-  #checkReplies({ replica, tick, before, after, effects }: StepObservation): void {
+  #checkReplies({ replica, tick, before, after, inputs, effects }: StepObservation): void {
+    // README rule 22: a read a primary answers without logging it is in no entry; it is known
+    // as a read by the request that arrived.
+    for (const input of inputs) {
+      if (input.type === 'receive' && input.message.type === 'request' && input.message.op.type === 'tree' && !isWriteOp(input.message.op.op)) {
+        this.#readRequests.add(`${input.message.clientId}#${input.message.requestNum}`);
+      }
+    }
     for (const effect of effects) {
       if (effect.type !== 'reply') continue;
       const message = effect.message;
@@ -440,6 +449,7 @@ export class Checkers {
   /** Whether the committed entry at `op` holds `clientId`'s request `requestNum` as a read-only tree op. */
   #isReadAt(clientId: string, requestNum: number, op: number, before: ReplicaState, after: ReplicaState): boolean {
     if (this.#readsAt.has(`${clientId}#${requestNum}@${op}`)) return true;
+    if (this.#readRequests.has(`${clientId}#${requestNum}`)) return true;
     // Not recorded: the entry may have been committed and truncated within this very step.
     const entry = entryAt(after.log, op) ?? entryAt(before.log, op);
     if (entry === undefined || entry.op !== op) return false;

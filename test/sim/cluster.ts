@@ -1016,6 +1016,8 @@ export class Cluster {
       let uncovered = false;
       switch (message.type) {
         case 'start_view_change':
+        // README rule 22: a confirmation claims the view only (a backup catching up confirms it too).
+        case 'read_round_ok':
           uncovered = promise === null || promise.view < message.view;
           break;
         case 'do_view_change':
@@ -1025,6 +1027,7 @@ export class Cluster {
         case 'start_view':
         case 'prepare':
         case 'commit':
+        case 'read_round':
           uncovered = promise === null || promise.view < message.view || promise.lastNormalView < message.view;
           break;
         default:

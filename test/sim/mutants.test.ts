@@ -13,7 +13,10 @@
 
 import { expect } from 'chai';
 import type { ViolationKind } from './checkers.ts';
-import { Cluster, type StepFunction } from './cluster.ts';
+import type { CallOutcome } from '../../src/client/io.ts';
+import { checkerHistory, Cluster, type StepFunction } from './cluster.ts';
+import { checkHistory } from './linearizability.ts';
+import { makeTreeModel } from './tree_model.ts';
 import { leaseSimOptions } from './leases.ts';
 import {
   claimLastNormalViewWhenCatchingUp,
@@ -22,6 +25,7 @@ import {
   gapAck,
   leaseExpiresOneTickEarly,
   leaseThroughAtProposal,
+  readsWithoutConfirmation,
   recoveringAcks,
   replyBeforeCommitDisguised,
   replyBeforeCommitMutant,
@@ -273,6 +277,41 @@ describe('mutants: the simulator catches deliberately broken cores', function ()
       cluster.runUntil((c) => c.replica(0).view >= 3 && c.replica(0).status === 'normal', 2000);
       return cluster;
     }
+
+    /**
+     * README rule 22. 3 replicas; r0 leads view 0 and c1 has read from it. r0 is cut off from
+     * r1 and r2 (clients still reach everyone, but c0's requests never reach r0), so r1 and r2
+     * form view 1 without it, and c0's put of [2] to /x completes there. Then c1, which still
+     * takes r0 for the primary, reads /x. The real r0 waits for a confirmation its backups
+     * never send; c1 gives up on it and reads [2] at r1. A primary that answers without the
+     * round returns the old value after the put completed: not linearizable.
+     */
+    function staleReadSchedule(stepFunction?: StepFunction): { cluster: Cluster; read: CallOutcome | null; linearizable: boolean | 'unknown' } {
+      const cluster = new Cluster({ seed: 5, workload: null, clientCount: 2, ...(stepFunction === undefined ? {} : { stepFunction }) });
+      cluster.await(cluster.call('c0', { type: 'create', path: '/x', nodeType: 'blob' }));
+      cluster.await(cluster.call('c1', { type: 'blob_get', path: '/x' }));
+      cluster.partition([0], [1, 2]);
+      cluster.dropMessages({ from: 'c0', to: 0 });
+      cluster.runUntil((c) => c.primaryIndex() === 1, 2000);
+      const put = cluster.await(cluster.call('c0', { type: 'blob_put', path: '/x', value: new Uint8Array([2]) }), 3000);
+      expect(put?.type, 'the put completes in view 1').to.equal('done');
+      const read = cluster.await(cluster.call('c1', { type: 'blob_get', path: '/x' }), 3000);
+      const history = checkerHistory(cluster.history);
+      const verdict = checkHistory(makeTreeModel({ history: history.map((op) => op.input) }), history);
+      return { cluster, read, linearizable: verdict.linearizable };
+    }
+
+    it('answering reads without a confirmation round: caught by the deposed-primary schedule, which the real core passes', function () {
+      const real = staleReadSchedule();
+      expect(real.cluster.violations).to.deep.equal([]);
+      expect(real.read?.type).to.equal('done');
+      expect(real.read?.type === 'done' ? real.read.outcome : null).to.deep.include({ type: 'blob', value: new Uint8Array([2]) });
+      expect(real.linearizable).to.equal(true);
+
+      const mutated = staleReadSchedule(readsWithoutConfirmation.make());
+      expect(mutated.read?.type === 'done' ? mutated.read.outcome : null, 'the mutant answers the old value').to.deep.include({ type: 'blob', value: new Uint8Array(0) });
+      expect(mutated.linearizable).to.equal(false);
+    });
 
     it('claiming lastNormalView when catching up (the bb043f0 regression): caught by the lastNormalView schedule', function () {
       // Seed-based it needed many seeds (first caught at seed 144; with the lease clients' traffic,

@@ -10,11 +10,11 @@
  * for one cluster run: `make()` returns a fresh step function for each run.
  */
 
-import { primaryOf } from '../../src/vr/config.ts';
+import { faultsTolerated, primaryOf } from '../../src/vr/config.ts';
 import { promiseHeld } from '../../src/vr/context.ts';
 import type { ReplicaEffect, ReplicaInput } from '../../src/vr/io.ts';
 import { entryAt } from '../../src/vr/log.ts';
-import type { DoViewChange, PeerMessage, Prepare, PrepareOk } from '../../src/vr/messages.ts';
+import type { DoViewChange, PeerMessage, Prepare, PrepareOk, ReadRoundOk } from '../../src/vr/messages.ts';
 import type { ReplicaState } from '../../src/vr/state.ts';
 import { applyEntry, type AppliedReply, type Machine } from '../../src/vr/state_machine.ts';
 import { stepAll } from '../../src/vr/step.ts';
@@ -324,6 +324,34 @@ export const leaseExpiresOneTickEarly: Mutant = {
 
 export const leaseMutants: readonly Mutant[] = [leaseThroughAtProposal, leaseExpiresOneTickEarly];
 
+// ---- 7. reads without the log (README rule 22) ------------------------------------------------
+
+/**
+ * Whenever the primary starts a confirmation round with reads waiting, it is fed (within the
+ * same step) forged read_round_ok messages from f backups for that round. It then answers reads
+ * as soon as its commit covers them, without knowing it is still the primary: a primary cut off
+ * from its backups keeps answering reads from a state a newer view has moved past.
+ */
+export const readsWithoutConfirmation: Mutant = {
+  name: 'reads without confirmation',
+  description: 'the primary counts forged read_round_ok messages from f backups for every round it starts',
+  expectedCatch: 'linearizability (a deposed primary answers a read a completed write should have changed)',
+  make: () => (index, state, inputs) => {
+    let result = stepAll(state, inputs);
+    const s = result.state;
+    const reads = s.primary.reads;
+    if (!isNormalPrimary(s) || reads.waiting.size === 0 || reads.round === 0) return result;
+    const effects: ReplicaEffect[] = [...result.effects];
+    for (let k = 1; k <= faultsTolerated(s.config); k++) {
+      const backup = (index + k) % s.config.replicaCount;
+      const forged: ReadRoundOk = { type: 'read_round_ok', epoch: s.epoch, view: s.view, replica: backup, round: reads.round };
+      result = stepAll(result.state, [{ type: 'receive', message: forged }]);
+      effects.push(...result.effects);
+    }
+    return { state: result.state, effects };
+  },
+};
+
 export const mutants: readonly Mutant[] = [
   commitOnFewerAcks,
   replyBeforeCommitMutant,
@@ -333,6 +361,7 @@ export const mutants: readonly Mutant[] = [
   claimLastNormalViewWhenCatchingUp,
   recoveringAcks,
   gapAck,
+  readsWithoutConfirmation,
 ];
 
 // ---- watches: deliberately broken hubs -------------------------------------------------------

@@ -198,6 +198,8 @@ function feed(state: ReplicaState, inputs: readonly ReplicaInput[]): { state: Re
 }
 
 const config3 = makeReplicaConfig({ replicaCount: 3 });
+/** Every read logged, as in VRR §4.1 (README rule 22 off): the tests of the logged read. */
+const loggedReads = makeReplicaConfig({ replicaCount: 3, readsSkipLog: false });
 
 // ---- start ---------------------------------------------------------------------------------
 
@@ -744,7 +746,7 @@ describe('vr step: the client table at the primary (VRR §4.1; README deviations
   });
 
   it('a read\'s reply is not kept: its record holds the request number, replyOp and lastActiveOp only', () => {
-    const group = new Group(config3);
+    const group = new Group(loggedReads);
     group.commitAtPrimary(register('alice'));
     group.commitAtPrimary(create('alice', 1, '/b'));
     group.commitAtPrimary(blobPut('alice', 2, '/b', utf8('v1')));
@@ -766,7 +768,7 @@ describe('vr step: the client table at the primary (VRR §4.1; README deviations
   });
 
   it('a retried read runs again at a later op and sees the current tree; a retried write gets its cached reply', () => {
-    const group = new Group(config3);
+    const group = new Group(loggedReads);
     group.commitAtPrimary(register('alice'));
     group.commitAtPrimary(register('bob'));
     group.commitAtPrimary(create('bob', 1, '/b'));
@@ -801,7 +803,7 @@ describe('vr step: the client table at the primary (VRR §4.1; README deviations
   });
 
   it('a read retried as a write (a client bug) is dropped with a trace, at admission and when found in the log', () => {
-    const group = new Group(config3);
+    const group = new Group(loggedReads);
     group.commitAtPrimary(register('alice'));
     group.commitAtPrimary(blobGet('alice', 1, '/nothing'));
     const op = group.s(0).op;
@@ -842,6 +844,138 @@ describe('vr step: the client table at the primary (VRR §4.1; README deviations
       [1, 0, { type: 'stale_request', lastRequestNum: 2 }],
     ]);
     expect(lookupTyped(result.state.machine.tree, '/a', 'blob').ok).to.equal(false);
+  });
+});
+
+describe('vr step: reads without the log (README rule 22)', () => {
+  /** alice registered, /b holds "v1"; everything delivered. */
+  function withValue(config: ReplicaConfig = config3): Group {
+    const group = new Group(config);
+    group.commitAtPrimary(register('alice'));
+    group.commitAtPrimary(create('alice', 1, '/b'));
+    group.commitAtPrimary(blobPut('alice', 2, '/b', utf8('v1')));
+    return group;
+  }
+
+  const blobValue = (reply: Reply): string => {
+    const body = reply.body;
+    if (body.type !== 'tree' || body.outcome.type !== 'blob') throw new Error(`unexpected ${JSON.stringify(body)}`);
+    return new TextDecoder().decode(body.outcome.value);
+  };
+
+  it('a read is answered after f backups confirm a round started after it, at the commit number, with no log entry and no change to the client table', () => {
+    const group = withValue();
+    const op = group.s(0).op;
+    const clients = group.s(0).machine.clients;
+    const effects = group.request(0, blobGet('alice', 3, '/b'));
+    expect(replies(effects), 'not before the confirmation').to.deep.equal([]);
+    expect(sends(effects, 'prepare'), 'nothing logged').to.deep.equal([]);
+    const rounds = sends(effects, 'read_round');
+    expect(rounds.map((r) => r.to).sort()).to.deep.equal([1, 2]);
+    expect(rounds[0]?.message).to.deep.include({ view: 0, round: 1 });
+    expect(group.s(0).primary.inProgress.get('alice'), 'the session\'s one request in progress').to.equal(3);
+    // one backup's confirmation is f = 1
+    group.deliver(both(to(1), ofType('read_round')));
+    const answered = group.deliver(both(to(0), ofType('read_round_ok')));
+    const [reply] = replies(answered);
+    expect(reply).to.deep.include({ clientId: 'alice', requestNum: 3, op, view: 0 });
+    expect(blobValue(reply as Reply)).to.equal('v1');
+    expect(group.s(0).op).to.equal(op);
+    expect(group.s(0).machine.clients).to.equal(clients);
+    expect(group.s(0).primary.inProgress.has('alice')).to.equal(false);
+    expect(group.s(0).primary.reads.waiting.size).to.equal(0);
+  });
+
+  it('a read waits for the commit of what the primary had logged when it arrived (its readIndex)', () => {
+    const group = withValue();
+    group.commitAtPrimary(register('bob'));
+    // bob's put is prepared, not committed, when alice's read arrives
+    group.request(0, blobPut('bob', 1, '/b', utf8('v2')));
+    const readIndex = group.s(0).op;
+    group.request(0, blobGet('alice', 3, '/b'));
+    group.deliverAll(ofType('read_round'));
+    const confirmed = group.deliverAll(ofType('read_round_ok'));
+    expect(confirmed).to.equal(2);
+    expect(group.answers.filter((a) => a.clientId === 'alice' && a.message.requestNum === 3), 'the put is not committed yet').to.deep.equal([]);
+    group.deliverAll();
+    const reply = lastReply(group, 'alice', 3);
+    expect(reply.op).to.equal(readIndex);
+    expect(blobValue(reply), 'the read sees the write that was logged before it').to.equal('v2');
+  });
+
+  it('every read of one step shares one round; a read arriving after a round started waits for the next', () => {
+    const group = withValue();
+    group.commitAtPrimary(register('bob'), register('carol'));
+    const first = group.request(0, blobGet('alice', 3, '/b'), blobGet('bob', 1, '/b'));
+    expect(sends(first, 'read_round')).to.have.length(2);
+    const later = group.request(0, blobGet('carol', 1, '/b'));
+    expect(sends(later, 'read_round').map((r) => r.message.round)).to.deep.equal([2, 2]);
+    // round 1 confirmed: alice and bob are answered, carol waits for round 2
+    const confirmed = group.deliver(both(to(1), ofType('read_round')));
+    expect(sends(confirmed, 'read_round_ok')[0]?.message.round).to.equal(1);
+    const answered = group.deliver(both(to(0), ofType('read_round_ok')));
+    expect(replies(answered).map((r) => r.clientId)).to.deep.equal(['alice', 'bob']);
+    group.deliverAll();
+    expect(lastReply(group, 'carol', 1).body.type).to.equal('tree');
+  });
+
+  it('lost rounds are started again after commitIntervalTicks; a forged confirmation of a round never started is dropped', () => {
+    const group = withValue();
+    group.request(0, blobGet('alice', 3, '/b'));
+    group.drop(ofType('read_round'));
+    const forged = group.input(0, receive({ type: 'read_round_ok', epoch: 0, view: 0, replica: 1, round: 9 }));
+    expect(traceEvents(forged)).to.include('drop_read_round_ok');
+    expect(replies(forged)).to.deep.equal([]);
+    const ticks = group.tick(0, config3.commitIntervalTicks);
+    expect(sends(ticks, 'read_round').map((r) => r.message.round)).to.deep.equal([2, 2]);
+    group.deliverAll();
+    expect(blobValue(lastReply(group, 'alice', 3))).to.equal('v1');
+  });
+
+  it('a backup confirms only a round of its own view\'s primary in normal status; a deposed primary drops its waiting reads', () => {
+    const group = withValue();
+    const stale = group.input(1, receive({ type: 'read_round', epoch: 0, view: 0, replica: 0, round: 1 }));
+    expect(sends(stale, 'read_round_ok')).to.have.length(1);
+    // backup 1 moves on to view 1 (a view change it started): it no longer confirms view 0
+    group.tick(1, config3.viewChangeTimeoutTicks + config3.viewChangeJitterTicks);
+    expect(group.s(1).view).to.equal(1);
+    const refused = group.input(1, receive({ type: 'read_round', epoch: 0, view: 0, replica: 0, round: 2 }));
+    expect(sends(refused, 'read_round_ok')).to.deep.equal([]);
+    expect(traceEvents(refused)).to.include('drop_read_round');
+    // the old primary holds a read, then learns of view 1: the read is dropped, never answered
+    group.request(0, blobGet('alice', 3, '/b'));
+    group.drop(() => true);
+    group.input(0, receive({ type: 'start_view_change', epoch: 0, view: 1, replica: 2 }));
+    expect(group.s(0).primary.reads.waiting.size).to.equal(0);
+    expect(group.answers.filter((a) => a.message.requestNum === 3)).to.deep.equal([]);
+  });
+
+  it('one replica (f = 0) answers at once; with readsSkipLog off, or a session idle for half of sessionIdleOps, the read is logged', () => {
+    const solo = withValue(makeReplicaConfig({ replicaCount: 1 }));
+    const effects = solo.request(0, blobGet('alice', 3, '/b'));
+    expect(blobValue(replies(effects)[0] as Reply)).to.equal('v1');
+    expect(allSends(effects)).to.deep.equal([]);
+
+    const logged = withValue(loggedReads);
+    const op = logged.s(0).op;
+    expect(sends(logged.request(0, blobGet('alice', 3, '/b')), 'prepare')).to.have.length(2);
+    expect(logged.s(0).op).to.equal(op + 1);
+
+    const idle = withValue(makeReplicaConfig({ replicaCount: 3, sessionIdleOps: 4 }));
+    idle.commitAtPrimary(register('bob'));
+    idle.commitAtPrimary(create('bob', 1, '/c'));
+    idle.commitAtPrimary(create('bob', 2, '/d'));
+    // alice last acted at op 3; the commit is 6: more than 4 / 2 ops ago
+    const refresh = idle.request(0, blobGet('alice', 3, '/b'));
+    expect(sends(refresh, 'prepare'), 'logged, so the session stays alive').to.have.length(2);
+  });
+
+  it('beyond pendingMax waiting reads and requests, a read is answered busy', () => {
+    const group = withValue(makeReplicaConfig({ replicaCount: 3, pendingMax: 1 }));
+    group.commitAtPrimary(register('bob'));
+    group.request(0, blobGet('alice', 3, '/b'));
+    const refused = group.request(0, blobGet('bob', 1, '/b'));
+    expect(answers(refused).map((a) => a.message.type)).to.deep.equal(['busy']);
   });
 });
 
