@@ -7,5 +7,7 @@ export type { InjectedFault, WorkerStatus } from './protocol.ts';
 export { ControlError } from './control.ts';
 export { defaultSupervisorOptions, type SupervisorOptions } from './supervisor.ts';
 export type { LinkSink, PeerLink, Transport, TransportKind, TransportStats } from './transport.ts';
+export { transportKind, type TransportName } from './mesh.ts';
+export { makeRingTransportKind, ringTransport, type RingTransportConfig, type RingTransportStats } from './ring_transport.ts';
 export { ActorSystem, hostThread, type SystemEvent, type SystemOptions, type WorkerReport, type WorkerSpec, type WorkerState, type HostActorSpec, type HostActorReport } from './system.ts';
 export { every, type Interval } from './clock.ts';

@@ -8,6 +8,7 @@ import type { ActorSpec, ActorStatus } from './actor.ts';
 import type { CodecName } from './codec.ts';
 import type { ActorId } from './envelope.ts';
 import type { LogLevel } from './logger.ts';
+import type { TransportName } from './mesh.ts';
 import type { OffloadOptions } from './offload.ts';
 import type { PeerLink, TransportStats } from './transport.ts';
 
@@ -18,6 +19,8 @@ export type WorkerBoot = {
   readonly actors: readonly ActorSpec[];
   readonly directory: readonly (readonly [ActorId, string])[];
   readonly codec: CodecName;
+  /** The node's transport: the worker must build the same kind as the host that links it. */
+  readonly transport: TransportName;
   readonly logLevel: LogLevel;
   readonly offload: OffloadOptions;
   readonly controlPort: MessagePort;

@@ -15,10 +15,10 @@ import type { ActorId, Envelope } from './envelope.ts';
 import { makeLogger, resolveLogLevel, type LogLevel, type Logger } from './logger.ts';
 import { defaultOffloadOptions, makeOffload, type Offload, type OffloadOptions } from './offload.ts';
 import type { InjectedFault, WorkerStatus } from './protocol.ts';
-import { meshTransport } from './mesh.ts';
+import { defaultTransportName, transportKind, type TransportName } from './mesh.ts';
 import { Supervised, type SupervisedState } from './supervised.ts';
 import { defaultSupervisorOptions, validateSupervisorOptions, type SupervisorOptions } from './supervisor.ts';
-import type { LinkSink, Transport } from './transport.ts';
+import type { LinkSink, Transport, TransportKind } from './transport.ts';
 import { WorkerHandle, type WorkerExit } from './worker_handle.ts';
 
 /** The host thread's name in the directory. */
@@ -45,6 +45,8 @@ export type SystemOptions = {
    */
   readonly hostActorSpecs?: readonly ActorSpec[];
   readonly codec?: CodecName;
+  /** How envelopes cross between the node's threads (mesh.ts): MessagePorts or shared-memory rings. Default `port`. */
+  readonly transport?: TransportName;
   readonly logLevel?: LogLevel;
   readonly supervisor?: SupervisorOptions;
   /** Deadline of every control call (status, inspect, stop, fault injection). */
@@ -121,6 +123,8 @@ type Managed = {
 export class ActorSystem {
   readonly host: ActorHost;
   readonly #transport: Transport;
+  /** Makes every link of this node: both ends of a link must come from one implementation. */
+  readonly #kind: TransportKind;
   readonly #managed = new Map<string, Managed>();
   readonly #hostManaged = new Map<ActorId, HostManaged>();
   readonly #directory: Map<ActorId, string>;
@@ -141,6 +145,7 @@ export class ActorSystem {
     this.#options = {
       workers: options.workers,
       codec: options.codec ?? 'clone',
+      transport: options.transport ?? defaultTransportName,
       logLevel: resolveLogLevel(options.logLevel),
       supervisor,
       controlTimeoutMs: options.controlTimeoutMs ?? 2_000,
@@ -155,7 +160,8 @@ export class ActorSystem {
     this.#offload = makeOffload(this.#options.offload);
     this.host = new ActorHost(hostThread, this.#log, this.#offload, (actor, error) => this.#onHostCrash(actor, error));
     for (const spec of options.hostActorSpecs ?? []) this.#hostManaged.set(spec.id, this.#superviseHostActor(spec));
-    this.#transport = meshTransport.create(hostThread, this.#directory, makeCodec(this.#options.codec), (batch) => this.host.deliver(batch), {
+    this.#kind = transportKind(this.#options.transport);
+    this.#transport = this.#kind.create(hostThread, this.#directory, makeCodec(this.#options.codec), (batch) => this.host.deliver(batch), {
       forward: true,
       ...(options.resolveRemote === undefined ? {} : { resolve: options.resolveRemote }),
     });
@@ -171,7 +177,7 @@ export class ActorSystem {
       for (const spec of options.hostActorSpecs ?? []) await system.host.spawn(spec);
       const handles = [...system.#managed.values()].map((managed) => system.#spawn(managed, managed.spec.actors));
       for (let i = 0; i < handles.length; i += 1) {
-        for (let j = i + 1; j < handles.length; j += 1) link(handles[i] as WorkerHandle, handles[j] as WorkerHandle);
+        for (let j = i + 1; j < handles.length; j += 1) link(system.#kind, handles[i] as WorkerHandle, handles[j] as WorkerHandle);
         system.#connectHost(handles[i] as WorkerHandle);
       }
       await Promise.all(handles.map((handle) => handle.started(system.#options.startTimeoutMs)));
@@ -419,6 +425,7 @@ export class ActorSystem {
       actors,
       directory: this.#directory,
       codec: this.#options.codec,
+      transport: this.#options.transport,
       logLevel: this.#options.logLevel,
       offload: this.#options.offload,
       controlTimeoutMs: this.#options.controlTimeoutMs,
@@ -433,7 +440,7 @@ export class ActorSystem {
   #spawnLinked(managed: Managed, actors: readonly ActorSpec[]): WorkerHandle {
     const handle = this.#spawn(managed, actors);
     for (const other of this.#managed.values()) {
-      if (other !== managed && other.handle !== null && other.handle.alive) link(handle, other.handle);
+      if (other !== managed && other.handle !== null && other.handle.alive) link(this.#kind, handle, other.handle);
     }
     this.#connectHost(handle);
     return handle;
@@ -492,9 +499,9 @@ export class ActorSystem {
   }
 
   #connectHost(handle: WorkerHandle): void {
-    const [here, there] = meshTransport.pair();
+    const [here, there] = this.#kind.pair();
     this.#transport.setPeer(handle.name, here);
-    handle.post({ kind: 'peer', name: hostThread, link: there }, meshTransport.transferList(there));
+    handle.post({ kind: 'peer', name: hostThread, link: there }, this.#kind.transferList(there));
   }
 
   #onExit(managed: Managed, handle: WorkerHandle, exit: WorkerExit): void {
@@ -512,10 +519,10 @@ export class ActorSystem {
 }
 
 /** Links two workers directly (no hop through the host). */
-function link(a: WorkerHandle, b: WorkerHandle): void {
-  const [toB, toA] = meshTransport.pair();
-  a.post({ kind: 'peer', name: b.name, link: toB }, meshTransport.transferList(toB));
-  b.post({ kind: 'peer', name: a.name, link: toA }, meshTransport.transferList(toA));
+function link(kind: TransportKind, a: WorkerHandle, b: WorkerHandle): void {
+  const [toB, toA] = kind.pair();
+  a.post({ kind: 'peer', name: b.name, link: toB }, kind.transferList(toB));
+  b.post({ kind: 'peer', name: a.name, link: toA }, kind.transferList(toA));
 }
 
 function buildDirectory(workers: readonly WorkerSpec[], hostActors: readonly ActorId[]): Map<ActorId, string> {

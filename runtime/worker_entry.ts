@@ -13,7 +13,7 @@ import { makeCodec } from './codec.ts';
 import { makeLogger } from './logger.ts';
 import { makeOffload } from './offload.ts';
 import type { HostToWorker, InjectedFault, WorkerBoot, WorkerControl, WorkerToHost } from './protocol.ts';
-import { meshTransport } from './mesh.ts';
+import { transportKind } from './mesh.ts';
 
 const boot = workerData as WorkerBoot;
 const port = parentPort;
@@ -24,7 +24,7 @@ const offload = makeOffload(boot.offload);
 const host = new ActorHost(boot.name, log, offload);
 // Actors this worker does not know (another node's, or on a worker added after this one
 // booted) are reached through the host thread, which relays.
-const router = meshTransport.create(boot.name, new Map(boot.directory), makeCodec(boot.codec), (batch) => host.deliver(batch), { defaultThread: 'host' });
+const router = transportKind(boot.transport).create(boot.name, new Map(boot.directory), makeCodec(boot.codec), (batch) => host.deliver(batch), { defaultThread: 'host' });
 host.attach(router);
 
 function post(message: WorkerToHost): void {

@@ -13,6 +13,7 @@ import type { CodecName } from './codec.ts';
 import { ControlError, withDeadline } from './control.ts';
 import type { ActorId } from './envelope.ts';
 import type { LogLevel } from './logger.ts';
+import type { TransportName } from './mesh.ts';
 import type { OffloadOptions } from './offload.ts';
 import type { HostToWorker, InjectedFault, WorkerBoot, WorkerControl, WorkerStatus, WorkerToHost } from './protocol.ts';
 
@@ -29,6 +30,7 @@ export type SpawnOptions = {
   readonly actors: readonly ActorSpec[];
   readonly directory: ReadonlyMap<ActorId, string>;
   readonly codec: CodecName;
+  readonly transport: TransportName;
   readonly logLevel: LogLevel;
   readonly offload: OffloadOptions;
   readonly resourceLimits?: ResourceLimits;
@@ -58,6 +60,7 @@ export class WorkerHandle {
       actors: options.actors,
       directory: [...options.directory],
       codec: options.codec,
+      transport: options.transport,
       logLevel: options.logLevel,
       offload: options.offload,
       controlPort: channel.port2,

@@ -563,6 +563,7 @@ function startActors(resolved: ResolvedOptions, layout: Layout, endpoint: Endpoi
     hostActors,
     hostActorSpecs: layout.hostActors,
     codec: resolved.codec,
+    transport: resolved.transport,
     ...(resolved.logLevel === undefined ? {} : { logLevel: resolved.logLevel }),
     supervisor: resolved.supervisor,
     controlTimeoutMs: resolved.controlTimeoutMs,

@@ -8,6 +8,7 @@ import { clusterSecretBytesMin, type ClusterSecurity } from '../net/cluster_link
 import type { TreeLimits } from '../base/limits.ts';
 import { defaultReplicaConfig, validateReplicaConfig, type ReplicaConfig } from '../vr/config.ts';
 import type { CodecName } from '../../runtime/codec.ts';
+import type { TransportName } from '../../runtime/mesh.ts';
 import { isLogLevel, type LogLevel } from '../../runtime/logger.ts';
 import { defaultSupervisorOptions, validateSupervisorOptions, type SupervisorOptions } from '../../runtime/supervisor.ts';
 import { defaultWatchHubLimits, validateWatchHubLimits, type WatchHubLimits } from '../watch/hub.ts';
@@ -45,6 +46,11 @@ export type NodeOptions = {
   readonly proxyThread?: ProxyThread;
   /** How envelopes cross between threads. Default `clone` (measured faster; see bench). */
   readonly codec?: CodecName;
+  /**
+   * How envelopes cross between the node's threads: `port` (a MessagePort per link, the
+   * default) or `ring` (SharedArrayBuffer rings; always msgpackr, so `codec` does not apply).
+   */
+  readonly transport?: TransportName;
   /** pino level; default from HARET_LOG_LEVEL, else `warn`. */
   readonly logLevel?: LogLevel;
   readonly supervisor?: SupervisorOptions;
@@ -189,6 +195,7 @@ export type ResolvedOptions = {
   readonly workerLayout: WorkerLayout;
   readonly proxyThread: ProxyThread;
   readonly codec: CodecName;
+  readonly transport: TransportName;
   readonly logLevel: LogLevel | undefined;
   readonly supervisor: SupervisorOptions;
   readonly controlTimeoutMs: number;
@@ -248,6 +255,8 @@ export function resolveOptions(options: NodeOptions = {}): ResolvedOptions {
   if (proxyThread !== 'worker' && proxyThread !== 'host') throw new RangeError('proxyThread must be worker or host');
   const codec = options.codec ?? 'clone';
   if (codec !== 'clone' && codec !== 'msgpack') throw new RangeError('codec must be clone or msgpack');
+  const transport = options.transport ?? 'port';
+  if (transport !== 'port' && transport !== 'ring') throw new RangeError('transport must be port or ring');
   if (options.logLevel !== undefined && !isLogLevel(options.logLevel)) throw new RangeError(`logLevel ${String(options.logLevel)} is not a pino level`);
   const supervisor = options.supervisor ?? defaultSupervisorOptions;
   const supervisorProblem = validateSupervisorOptions(supervisor);
@@ -300,6 +309,7 @@ export function resolveOptions(options: NodeOptions = {}): ResolvedOptions {
     workerLayout,
     proxyThread,
     codec,
+    transport,
     logLevel: options.logLevel,
     supervisor,
     controlTimeoutMs,
