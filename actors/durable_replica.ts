@@ -17,6 +17,7 @@
  */
 
 import { randomInt } from 'node:crypto';
+import { setAutoFreeze } from 'immer';
 import type { Actor, ActorContext } from '../runtime/actor.ts';
 import type { Envelope } from '../runtime/envelope.ts';
 import type { CheckpointImage } from '../src/vr/messages.ts';
@@ -45,6 +46,9 @@ export function startModeFor(found: StoreOpened['found'], asked: StartMode): Sta
 }
 
 export async function createActor(context: ActorContext, init: unknown): Promise<Actor> {
+  // As in actors/replica.ts: no deep freeze of the core's states in production (the tests and
+  // the simulator keep it, where an accidental mutation is looked for).
+  setAutoFreeze(false);
   const spec = init as ReplicaInit;
   const storage = spec.storage;
   if (!spec.config.durable || storage === undefined) throw new RangeError(`replica ${context.self}: the durable actor needs config.durable and a storage directory`);

@@ -11,6 +11,7 @@
  * exercise the same glue the product runs.
  */
 
+import { setAutoFreeze } from 'immer';
 import type { Actor, ActorContext } from '../runtime/actor.ts';
 import type { ActorId, Envelope } from '../runtime/envelope.ts';
 import { isPrimary } from '../src/vr/context.ts';
@@ -331,7 +332,11 @@ export function createReplica(ports: ReplicaPorts, spec: ReplicaInit, options: R
         const message = msg as ReplicaMessage;
         // Only a well-formed request names a route: a malformed one carrying a real session's
         // client id must not send that session's replies elsewhere (the core drops it anyway).
-        if (message.type === 'request' && validateMessage(message, spec.config, spec.index) === null) remember(routes, message.clientId, envelope.from);
+        // A request from the proxy its session already routes to changes nothing, so it is not
+        // validated here a second time (the core's gate validates every message).
+        if (message.type === 'request' && routes.get(message.clientId) !== envelope.from && validateMessage(message, spec.config, spec.index) === null) {
+          remember(routes, message.clientId, envelope.from);
+        }
         // The core validates shape, epoch and sender, and traces what it drops.
         inputs.push({ type: 'receive', message });
       }
@@ -384,6 +389,13 @@ export function createReplica(ports: ReplicaPorts, spec: ReplicaInit, options: R
 
 /** The replica actor: the glue over the runtime's context (mailbox batches, envelopes, piscina, pino). */
 export function createActor(context: ActorContext, init: unknown): Actor {
+  // In production immer does not freeze the core's states: the freeze walks every new value a
+  // step stores, on every step, and no code relies on a state being frozen. It is a guard
+  // against our own mutations, and it stays where those are looked for: the unit tests and the
+  // simulator drive the same core (and this glue, `createReplica`) without this actor, with
+  // autoFreeze on, so an accidental mutation still throws there. The setting is global to
+  // immer in this worker, which hosts replicas only (src/node/layout.ts).
+  setAutoFreeze(false);
   const spec = init as ReplicaInit;
   const problem = validateReplicaConfig(spec.config);
   if (problem !== null) throw new RangeError(`replica ${context.self}: ${problem}`);

@@ -45,7 +45,7 @@ import { assertNever } from '../base/assert.ts';
 import { bytesEqual, childOf, hasMember, type DirectoryNode, type TreeNode } from './node.ts';
 import type { NodeType } from './node_type.ts';
 import { isLeaseOp, isReadOp, type SimpleOp, type TreeOp } from './ops.ts';
-import { joinPath, rootPath, splitPath } from './path.ts';
+import { joinPath, rootPath } from './path.ts';
 import type { Tree } from './lookup.ts';
 import { queueToArray } from './queue.ts';
 
@@ -146,25 +146,29 @@ class Diff {
   /**
    * Walks from the root down to `path` in both trees, recording each prefix that differs;
    * with `subtree`, also every node below `path` in the tree before (what a delete removed).
+   * The path is canonical, so it is walked in place, without an array of its components.
    */
   private visitPath(path: string, subtree: boolean): void {
-    const components = splitPath(path);
     let b: TreeNode | undefined = this.beforeRoot;
     let a: TreeNode | undefined = this.afterRoot;
     let at = rootPath;
-    for (let depth = 0; ; depth++) {
+    // Where the next component of `path` starts; -1 once `at` is the path itself.
+    let next = path === rootPath ? -1 : 1;
+    for (;;) {
       // The same node object on both sides: nothing in its subtree differs either.
       if (b === a) return;
-      if (depth === components.length) {
+      if (next < 0) {
         if (subtree) this.visitSubtree(at, b, a);
         else this.record(at, b, a);
         return;
       }
       this.record(at, b, a);
-      const name = components[depth] as string;
+      const slash = path.indexOf('/', next);
+      const name = slash < 0 ? path.slice(next) : path.slice(next, slash);
       b = b !== undefined && b.type === 'directory' ? childOf(b, name) : undefined;
       a = a !== undefined && a.type === 'directory' ? childOf(a, name) : undefined;
-      at = joinPath(at, name);
+      at = slash < 0 ? path : path.slice(0, slash);
+      next = slash < 0 ? -1 : slash + 1;
     }
   }
 

@@ -7,7 +7,7 @@ import { treeErrors, type TreeError } from './errors.ts';
 import { childOf, type DirectoryNode, type TreeNode } from './node.ts';
 import type { NodeType } from './node_type.ts';
 import type { OpFailure } from './ops.ts';
-import { prefixPath, splitPath } from './path.ts';
+import { rootPath } from './path.ts';
 
 /** An immutable tree value. Keeping a reference is a snapshot. */
 export type Tree = { readonly root: DirectoryNode };
@@ -19,17 +19,23 @@ export function treeFromRoot(root: DirectoryNode): Tree {
 
 export type Lookup = { readonly ok: true; readonly node: TreeNode } | { readonly ok: false; readonly error: TreeError };
 
-/** Finds the node at a canonical path. */
+/**
+ * Finds the node at a canonical path, walking it in place one component at a time (no array of
+ * components: this runs for every read, guard and delete). A missing node or ancestor is
+ * `does_not_exist(path)`; an ancestor that is not a directory is `not_a_directory(ancestor)`.
+ */
 export function lookup(tree: Tree, path: string): Lookup {
-  const components = splitPath(path);
-  let node: TreeNode = tree.root;
-  for (let depth = 0; depth < components.length; depth++) {
-    if (node.type !== 'directory') return { ok: false, error: treeErrors.notADirectory(prefixPath(components, depth)) };
-    const child: TreeNode | undefined = childOf(node, components[depth] as string);
+  let dir: DirectoryNode = tree.root;
+  if (path === rootPath) return { ok: true, node: dir };
+  for (let start = 1; ; ) {
+    const slash = path.indexOf('/', start);
+    const child = childOf(dir, slash < 0 ? path.slice(start) : path.slice(start, slash));
     if (child === undefined) return { ok: false, error: treeErrors.doesNotExist(path) };
-    node = child;
+    if (slash < 0) return { ok: true, node: child };
+    if (child.type !== 'directory') return { ok: false, error: treeErrors.notADirectory(path.slice(0, slash)) };
+    dir = child;
+    start = slash + 1;
   }
-  return { ok: true, node };
 }
 
 /** Finds a node that must be of one type; `wrong_type` otherwise. */

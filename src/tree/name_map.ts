@@ -120,13 +120,28 @@ export class NameMap<V> implements TrieRoot {
 
   /** The map with `name` bound to `value` (this map itself when it already was). */
   set(name: string, value: V): NameMap<V> {
-    return this.insert(name, hashName(name), 0, value);
+    return NameMap.setIn<V>(this, name, value);
   }
 
   /** The map without `name` (this map itself when it had no such key). */
   delete(name: string): NameMap<V> {
-    const next = this.remove(name, hashName(name), 0);
-    return next.size === 0 ? NameMap.empty<V>() : next;
+    return NameMap.deleteIn<V>(this, name);
+  }
+
+  /**
+   * `set` on the trie whose root fields `root` holds (a directory or set node), without first
+   * making a NameMap view of it: a write calls this once per directory on its path.
+   */
+  static setIn<V>(root: TrieRoot, name: string, value: V): NameMap<V> {
+    const next = NameMap.insert<V>(root, name, hashName(name), 0, value);
+    return next === root ? NameMap.from<V>(root) : (next as NameMap<V>);
+  }
+
+  /** `delete` on the trie whose root fields `root` holds, without a view (see `setIn`). */
+  static deleteIn<V>(root: TrieRoot, name: string): NameMap<V> {
+    const next = NameMap.remove<V>(root, name, hashName(name), 0);
+    if (next === root) return NameMap.from<V>(root);
+    return next.size === 0 ? NameMap.empty<V>() : (next as NameMap<V>);
   }
 
   *keys(): IterableIterator<string> {
@@ -152,40 +167,42 @@ export class NameMap<V> implements TrieRoot {
     return this.dataMap === 0 && this.nodeMap === 0 && this.slots.length > 0;
   }
 
-  private insert(name: string, hash: number, shift: number, value: V): NameMap<V> {
+  /** `node` with `name` bound to `value`: a new trie node, or `node` itself when nothing changed. */
+  private static insert<V>(node: TrieRoot, name: string, hash: number, shift: number, value: V): TrieRoot {
+    const { dataMap, nodeMap, slots, size } = node;
     if (shift >= collisionShift) {
-      const at = collisionIndex(this.slots, name);
+      const at = collisionIndex(slots, name);
       if (at >= 0) {
-        if (this.slots[at + 1] === value) return this;
-        return new NameMap(0, 0, replaceAt(this.slots, at + 1, value), this.size);
+        if (slots[at + 1] === value) return node;
+        return new NameMap<V>(0, 0, replaceAt(slots, at + 1, value), size);
       }
       // Kept in key order, so the list too depends only on the contents.
       let to = 0;
-      while (to < this.slots.length && (this.slots[to] as string) < name) to += 2;
-      return new NameMap(0, 0, insertPair(this.slots, to, name, value), this.size + 1);
+      while (to < slots.length && (slots[to] as string) < name) to += 2;
+      return new NameMap<V>(0, 0, insertPair(slots, to, name, value), size + 1);
     }
     const bit = fragmentBit(hash, shift);
-    if ((this.dataMap & bit) !== 0) {
-      const at = 2 * popcount(this.dataMap & (bit - 1));
-      const key = this.slots[at] as string;
+    if ((dataMap & bit) !== 0) {
+      const at = 2 * popcount(dataMap & (bit - 1));
+      const key = slots[at] as string;
       if (key === name) {
-        if (this.slots[at + 1] === value) return this;
-        return new NameMap(this.dataMap, this.nodeMap, replaceAt(this.slots, at + 1, value), this.size);
+        if (slots[at + 1] === value) return node;
+        return new NameMap<V>(dataMap, nodeMap, replaceAt(slots, at + 1, value), size);
       }
       // Two keys share this fragment: push both one level down.
-      const sub = NameMap.pair(key, hashName(key), this.slots[at + 1] as V, name, hash, value, shift + bitsPerLevel);
-      const nodeAt = this.slots.length - 2 - popcount(this.nodeMap & (bit - 1));
-      return new NameMap(this.dataMap ^ bit, this.nodeMap | bit, pairToNode(this.slots, at, nodeAt, sub), this.size + 1);
+      const sub = NameMap.pair(key, hashName(key), slots[at + 1] as V, name, hash, value, shift + bitsPerLevel);
+      const nodeAt = slots.length - 2 - popcount(nodeMap & (bit - 1));
+      return new NameMap<V>(dataMap ^ bit, nodeMap | bit, pairToNode(slots, at, nodeAt, sub), size + 1);
     }
-    if ((this.nodeMap & bit) !== 0) {
-      const nodeAt = this.slots.length - 1 - popcount(this.nodeMap & (bit - 1));
-      const sub = this.slots[nodeAt] as NameMap<V>;
-      const next = sub.insert(name, hash, shift + bitsPerLevel, value);
-      if (next === sub) return this;
-      return new NameMap(this.dataMap, this.nodeMap, replaceAt(this.slots, nodeAt, next), this.size + next.size - sub.size);
+    if ((nodeMap & bit) !== 0) {
+      const nodeAt = slots.length - 1 - popcount(nodeMap & (bit - 1));
+      const sub = slots[nodeAt] as NameMap<V>;
+      const next = NameMap.insert<V>(sub, name, hash, shift + bitsPerLevel, value);
+      if (next === sub) return node;
+      return new NameMap<V>(dataMap, nodeMap, replaceAt(slots, nodeAt, next), size + next.size - sub.size);
     }
-    const at = 2 * popcount(this.dataMap & (bit - 1));
-    return new NameMap(this.dataMap | bit, this.nodeMap, insertPair(this.slots, at, name, value), this.size + 1);
+    const at = 2 * popcount(dataMap & (bit - 1));
+    return new NameMap<V>(dataMap | bit, nodeMap, insertPair(slots, at, name, value), size + 1);
   }
 
   /** A trie of two entries whose hashes agree below `shift`. */
@@ -203,30 +220,32 @@ export class NameMap<V> implements TrieRoot {
     return new NameMap<V>(bit1 | bit2, 0, first ? [key1, value1, key2, value2] : [key2, value2, key1, value1], 2);
   }
 
-  private remove(name: string, hash: number, shift: number): NameMap<V> {
+  /** `node` without `name`: a new trie node, or `node` itself when it had no such key. */
+  private static remove<V>(node: TrieRoot, name: string, hash: number, shift: number): TrieRoot {
+    const { dataMap, nodeMap, slots, size } = node;
     if (shift >= collisionShift) {
-      const at = collisionIndex(this.slots, name);
-      if (at < 0) return this;
-      return new NameMap(0, 0, removePair(this.slots, at), this.size - 1);
+      const at = collisionIndex(slots, name);
+      if (at < 0) return node;
+      return new NameMap<V>(0, 0, removePair(slots, at), size - 1);
     }
     const bit = fragmentBit(hash, shift);
-    if ((this.dataMap & bit) !== 0) {
-      const at = 2 * popcount(this.dataMap & (bit - 1));
-      if (this.slots[at] !== name) return this;
-      return new NameMap(this.dataMap ^ bit, this.nodeMap, removePair(this.slots, at), this.size - 1);
+    if ((dataMap & bit) !== 0) {
+      const at = 2 * popcount(dataMap & (bit - 1));
+      if (slots[at] !== name) return node;
+      return new NameMap<V>(dataMap ^ bit, nodeMap, removePair(slots, at), size - 1);
     }
-    if ((this.nodeMap & bit) === 0) return this;
-    const nodeAt = this.slots.length - 1 - popcount(this.nodeMap & (bit - 1));
-    const sub = this.slots[nodeAt] as NameMap<V>;
-    const next = sub.remove(name, hash, shift + bitsPerLevel);
-    if (next === sub) return this;
+    if ((nodeMap & bit) === 0) return node;
+    const nodeAt = slots.length - 1 - popcount(nodeMap & (bit - 1));
+    const sub = slots[nodeAt] as NameMap<V>;
+    const next = NameMap.remove<V>(sub, name, hash, shift + bitsPerLevel);
+    if (next === sub) return node;
     if (next.size === 1) {
       // Canonical form: a sub-trie left with one entry is inlined as an entry here.
-      const [key, value] = next.entries().next().value as [string, V];
-      const at = 2 * popcount(this.dataMap & (bit - 1));
-      return new NameMap(this.dataMap | bit, this.nodeMap ^ bit, nodeToPair(this.slots, at, nodeAt, key, value), this.size - 1);
+      const [key, value] = (next as NameMap<V>).entries().next().value as [string, V];
+      const at = 2 * popcount(dataMap & (bit - 1));
+      return new NameMap<V>(dataMap | bit, nodeMap ^ bit, nodeToPair(slots, at, nodeAt, key, value), size - 1);
     }
-    return new NameMap(this.dataMap, this.nodeMap, replaceAt(this.slots, nodeAt, next), this.size - 1);
+    return new NameMap<V>(dataMap, nodeMap, replaceAt(slots, nodeAt, next), size - 1);
   }
 }
 

@@ -144,14 +144,18 @@ export const writeOpTypes = [
   'set_remove',
 ] as const satisfies readonly WriteOp['type'][];
 
+/** A set, not the list: every request applied asks (`isWriteOp`), and a list is searched in order. */
+const readOpTypeSet: ReadonlySet<string> = new Set<string>(readOpTypes);
+
 export function isReadOp(op: TreeOp): op is ReadOp {
-  return (readOpTypes as readonly string[]).includes(op.type);
+  return readOpTypeSet.has(op.type);
 }
 
 /** True when the op can change the state (a transaction counts if any of its ops can; every lease op does). */
 export function isWriteOp(op: TreeOp): boolean {
-  if (op.type === 'multi_cas') return op.ops.some((inner) => !isReadOp(inner));
-  return !isReadOp(op);
+  if (op.type !== 'multi_cas') return !readOpTypeSet.has(op.type);
+  for (const inner of op.ops) if (!readOpTypeSet.has(inner.type)) return true;
+  return false;
 }
 
 // ---- results -----------------------------------------------------------------------------

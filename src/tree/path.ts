@@ -38,28 +38,43 @@ export function utf8Length(text: string): number {
   return ascii ? text.length : encoder.encode(text).length;
 }
 
-/** Returns a typed error for a path that is malformed or over a limit, else null. */
+/**
+ * Returns a typed error for a path that is malformed or over a limit, else null. It runs for
+ * every op a replica validates (the primary at admission, each backup for every prepared
+ * entry), so it walks the components in place rather than splitting the path into an array.
+ */
 export function checkPath(path: unknown, limits: TreeLimits): TreeError | null {
   if (typeof path !== 'string') return treeErrors.badPath('a path must be a string');
   if (!path.startsWith('/')) return treeErrors.badPath(`path must be absolute: ${JSON.stringify(path.slice(0, 64))}`);
-  if (utf8Length(path) > limits.pathBytesMax) return treeErrors.tooLarge('path_bytes', limits.pathBytesMax);
+  const bytes = utf8Length(path);
+  if (bytes > limits.pathBytesMax) return treeErrors.tooLarge('path_bytes', limits.pathBytesMax);
   if (path === rootPath) return null;
   if (path.endsWith('/')) return treeErrors.badPath(`path must not end with '/': ${JSON.stringify(path)}`);
   if (path.includes('\u0000')) return treeErrors.badPath('path must not contain NUL');
   if (!isWellFormedUtf16(path)) return treeErrors.badPath('path must be valid Unicode');
-  const components = splitPath(path);
-  if (components.length > limits.pathDepthMax) return treeErrors.tooLarge('path_depth', limits.pathDepthMax);
-  for (const component of components) {
-    if (component === '') return treeErrors.badPath(`path has an empty component: ${JSON.stringify(path)}`);
-    if (component === '.' || component === '..') {
+  // One component per '/', the leading one included.
+  let depth = 0;
+  for (let slash = 0; slash >= 0; slash = path.indexOf('/', slash + 1)) depth++;
+  if (depth > limits.pathDepthMax) return treeErrors.tooLarge('path_depth', limits.pathDepthMax);
+  // UTF-8 takes at least one byte per UTF-16 unit, and exactly one only for ASCII.
+  const ascii = bytes === path.length;
+  for (let start = 1; start <= path.length; ) {
+    const slash = path.indexOf('/', start);
+    const end = slash < 0 ? path.length : slash;
+    const length = end - start;
+    if (length === 0) return treeErrors.badPath(`path has an empty component: ${JSON.stringify(path)}`);
+    if (path.charCodeAt(start) === dot && (length === 1 || (length === 2 && path.charCodeAt(start + 1) === dot))) {
       return treeErrors.badPath(`path components '.' and '..' are not allowed: ${JSON.stringify(path)}`);
     }
-    if (utf8Length(component) > limits.componentBytesMax) {
+    if ((ascii ? length : utf8Length(path.slice(start, end))) > limits.componentBytesMax) {
       return treeErrors.tooLarge('component_bytes', limits.componentBytesMax);
     }
+    start = end + 1;
   }
   return null;
 }
+
+const dot = 0x2e;
 
 /** Lone surrogates cannot be encoded as UTF-8, so they would not survive the wire. */
 function isWellFormedUtf16(text: string): boolean {

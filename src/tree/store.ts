@@ -14,10 +14,10 @@ import { treeErrors, type TreeError } from './errors.ts';
 import { advanceClock, attachNode, detachNode, dropLease, grantLease, ownerOf, renewLeases, ttlTicksOf, type LeaseTable } from './leases.ts';
 import { lookup, type Tree } from './lookup.ts';
 import { subtreeSize, type TreeNode } from './node.ts';
-import type { CreateOp, MultiCasOp, OpOutcome, OpResult, SimpleOp, TreeOp } from './ops.ts';
+import type { CreateOp, DeleteOp, MultiCasOp, OpOutcome, OpResult, SimpleOp, TreeOp } from './ops.ts';
 import { joinPath } from './path.ts';
 import { multiCas } from './cas.ts';
-import { applyOp, applySimpleOp } from './tree.ts';
+import { applyOp, applySimpleOp, type Applied } from './tree.ts';
 
 export type StoreApplied = { readonly tree: Tree; readonly leases: LeaseTable; readonly outcome: OpOutcome };
 
@@ -62,11 +62,46 @@ export function applyStoreOp(tree: Tree, leases: LeaseTable, op: TreeOp, request
       return { tree: applied.tree, leases: table, outcome: applied.outcome };
     }
     default: {
-      const applied = applyOp(tree, op, request.limits);
-      if (changed !== undefined && applied.tree !== tree) changed.push(op);
+      const applied = applyPlain(tree, op, request.limits, changed);
       return { tree: applied.tree, leases, outcome: applied.outcome };
     }
   }
+}
+
+/** The tree and the lease table as `applyStoreOpTo` changes them, in place. */
+export type StoreState = { tree: Tree; leases: LeaseTable };
+
+/**
+ * `applyStoreOp` on `store`, in place; returns the outcome. The form the apply path uses (one
+ * state for a whole log entry): an op that leaves the lease table alone makes no record beyond
+ * its own result.
+ */
+export function applyStoreOpTo(store: StoreState, op: TreeOp, request: StoreRequest, changed?: TreeOp[]): OpOutcome {
+  switch (op.type) {
+    case 'lease_grant':
+    case 'lease_keepalive':
+    case 'lease_revoke':
+    case 'multi_cas':
+    case 'create':
+    case 'delete': {
+      const applied = applyStoreOp(store.tree, store.leases, op, request, changed);
+      store.tree = applied.tree;
+      store.leases = applied.leases;
+      return applied.outcome;
+    }
+    default: {
+      const applied = applyPlain(store.tree, op, request.limits, changed);
+      store.tree = applied.tree;
+      return applied.outcome;
+    }
+  }
+}
+
+/** An op that neither reads nor changes the lease table: the bare tree's. */
+function applyPlain(tree: Tree, op: Exclude<SimpleOp, CreateOp | DeleteOp>, limits: TreeLimits, changed: TreeOp[] | undefined): Applied {
+  const applied = applyOp(tree, op, limits);
+  if (changed !== undefined && applied.tree !== tree) changed.push(op);
+  return applied;
 }
 
 /**

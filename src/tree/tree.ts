@@ -25,10 +25,12 @@ import {
   type LeafNode,
   type TreeNode,
 } from './node.ts';
+import { NameMap } from './name_map.ts';
 import type { NodeType } from './node_type.ts';
 import type {
   Bytes,
   CreateOp,
+  DeleteOp,
   ListEntry,
   OpOutcome,
   OpResult,
@@ -91,7 +93,7 @@ export function applySimpleOp(tree: Tree, op: SimpleOp, limits: TreeLimits): App
     case 'create':
       return create(tree, op, limits);
     case 'delete':
-      return remove(tree, op.path);
+      return remove(tree, op);
     case 'blob_put':
     case 'queue_push':
     case 'queue_pop':
@@ -103,41 +105,30 @@ export function applySimpleOp(tree: Tree, op: SimpleOp, limits: TreeLimits): App
   }
 }
 
-/** The directories from the root down to the parent of `components`' last element. */
-type Chain = { readonly ok: true; readonly dirs: readonly DirectoryNode[] } | { readonly ok: false; readonly error: TreeError };
-
-function parentChain(tree: Tree, path: string, components: readonly string[]): Chain {
-  const dirs: DirectoryNode[] = [tree.root];
-  for (let depth = 0; depth < components.length - 1; depth++) {
-    const dir = dirs[depth] as DirectoryNode;
-    const child = childOf(dir, components[depth] as string);
-    if (child === undefined) return { ok: false, error: treeErrors.doesNotExist(path) };
-    if (child.type !== 'directory') return { ok: false, error: treeErrors.notADirectory(prefixPath(components, depth + 1)) };
-    dirs.push(child);
-  }
-  return { ok: true, dirs };
-}
-
 /**
- * Rebuilds the path from the changed node up to the root: each directory on the chain gets
- * the new child (or loses it when `replacement` is null), version + 1, and its descendant
- * count adjusted by `sizeDelta`.
+ * Rebuilds the path from the changed node up to the root (used by `create`, which has the
+ * chain of directories in hand): each directory on the chain gets the new child, version + 1,
+ * and its descendant count adjusted by `sizeDelta`.
  */
-function rebuild(
-  dirs: readonly DirectoryNode[],
-  components: readonly string[],
-  replacement: TreeNode | null,
-  sizeDelta: number,
-): Tree {
-  let child: TreeNode | null = replacement;
+function rebuild(dirs: readonly DirectoryNode[], components: readonly string[], replacement: TreeNode, sizeDelta: number): Tree {
+  let child: TreeNode = replacement;
   for (let depth = dirs.length - 1; depth >= 0; depth--) {
     const dir = dirs[depth] as DirectoryNode;
-    const name = components[depth] as string;
-    const children = child === null ? dir.children.delete(name) : dir.children.set(name, child);
-    child = newDirectory(dir.version + 1, children, dir.descendants + sizeDelta);
+    child = newDirectory(dir.version + 1, NameMap.setIn(dir, components[depth] as string, child), dir.descendants + sizeDelta);
   }
   return treeFromRoot(child as DirectoryNode);
 }
+
+/** `dir` with its child `name` replaced by `next` (which replaced `child`): version + 1, descendants adjusted. */
+function withChild(dir: DirectoryNode, name: string, child: TreeNode, next: TreeNode): DirectoryNode {
+  return newDirectory(dir.version + 1, NameMap.setIn(dir, name, next), dir.descendants + subtreeSize(next) - subtreeSize(child));
+}
+
+/** The op's result while it is worked out; returned as the `Applied` itself, so a write allocates no other record. */
+type Working = { tree: Tree; outcome: OpOutcome };
+
+/** A placeholder outcome, always overwritten before a `Working` is returned. */
+const unset: OpOutcome = Object.freeze({ type: 'answer', value: false });
 
 // ---- writes --------------------------------------------------------------------------------
 
@@ -161,7 +152,7 @@ function create(tree: Tree, op: CreateOp, limits: TreeLimits): Applied {
     dirs.push(child);
   }
   const attachTo = dirs[depth] as DirectoryNode;
-  if (attachTo.children.size >= limits.directoryChildrenMax) {
+  if (attachTo.size >= limits.directoryChildrenMax) {
     return failure(tree, treeErrors.tooLarge('directory_children', limits.directoryChildrenMax));
   }
   // Build the missing part bottom-up: the new node and any missing parents, all at version 0.
@@ -170,7 +161,7 @@ function create(tree: Tree, op: CreateOp, limits: TreeLimits): Applied {
     built = newDirectory(0, newDirectory().children.set(components[missing] as string, built), subtreeSize(built));
   }
   const added = components.length - depth;
-  const children = attachTo.children.set(components[depth] as string, built);
+  const children = NameMap.setIn(attachTo, components[depth] as string, built);
   const attached = newDirectory(attachTo.version + 1, children, attachTo.descendants + added);
   const tail = rebuild(dirs.slice(0, depth), components, attached, added);
   return { tree: tail, outcome: { type: 'ok', version: 0 } };
@@ -223,16 +214,9 @@ function emptyNode(type: NodeType): TreeNode {
   }
 }
 
-function remove(tree: Tree, path: string): Applied {
-  if (path === rootPath) return failure(tree, treeErrors.cannotDeleteRoot());
-  const components = splitPath(path);
-  const chain = parentChain(tree, path, components);
-  if (!chain.ok) return failure(tree, chain.error);
-  const parent = chain.dirs[chain.dirs.length - 1] as DirectoryNode;
-  const target = childOf(parent, components[components.length - 1] as string);
-  if (target === undefined) return failure(tree, treeErrors.doesNotExist(path));
-  const next = rebuild(chain.dirs, components, null, -subtreeSize(target));
-  return { tree: next, outcome: { type: 'ok', version: target.version } };
+function remove(tree: Tree, op: DeleteOp): Applied {
+  if (op.path === rootPath) return failure(tree, treeErrors.cannotDeleteRoot());
+  return changeAt(tree, op, defaultTreeLimits /* a delete reads no limit */);
 }
 
 type LeafWrite = Exclude<WriteOp, { type: 'create' } | { type: 'delete' }>;
@@ -261,17 +245,60 @@ function resultOf(change: Exclude<LeafChange, TreeError>, version: number): OpRe
 }
 
 function writeLeaf(tree: Tree, op: LeafWrite, limits: TreeLimits): Applied {
-  const components = splitPath(op.path);
-  if (components.length === 0) return failure(tree, treeErrors.wrongType(rootPath, 'directory'));
-  const chain = parentChain(tree, op.path, components);
-  if (!chain.ok) return failure(tree, chain.error);
-  const parent = chain.dirs[chain.dirs.length - 1] as DirectoryNode;
-  const target = childOf(parent, components[components.length - 1] as string);
-  if (target === undefined) return failure(tree, treeErrors.doesNotExist(op.path));
-  const change = changeLeaf(target, op, limits);
-  if ('code' in change) return failure(tree, change);
-  if (change.node === null) return { tree, outcome: resultOf(change, target.version) };
-  return { tree: rebuild(chain.dirs, components, change.node, 0), outcome: resultOf(change, change.node.version) };
+  if (op.path === rootPath) return failure(tree, treeErrors.wrongType(rootPath, 'directory'));
+  return changeAt(tree, op, limits);
+}
+
+/**
+ * A delete or leaf write of a path below the root. The path was validated (canonical), so it is
+ * walked in place, one component at a time, without splitting it into an array; the copied
+ * directories are made on the way back up (`changeBelow`).
+ */
+function changeAt(tree: Tree, op: LeafWrite | DeleteOp, limits: TreeLimits): Applied {
+  const working: Working = { tree, outcome: unset };
+  const root = changeBelow(tree.root, 1, op, limits, working);
+  if (root !== null) working.tree = treeFromRoot(root);
+  return working;
+}
+
+/**
+ * `dir` rebuilt around the change the op makes to the node at its path, whose components from
+ * offset `start` lie below `dir`; null when nothing changes (a failure, or a no-op write). The
+ * outcome goes to `working`. Errors as the data model says: a missing node or ancestor is
+ * `does_not_exist(path)`, an ancestor that is not a directory `not_a_directory(that ancestor)`.
+ */
+function changeBelow(dir: DirectoryNode, start: number, op: LeafWrite | DeleteOp, limits: TreeLimits, working: Working): DirectoryNode | null {
+  const path = op.path;
+  const slash = path.indexOf('/', start);
+  const name = slash < 0 ? path.slice(start) : path.slice(start, slash);
+  const child = childOf(dir, name);
+  if (child === undefined) {
+    working.outcome = fail(treeErrors.doesNotExist(path));
+    return null;
+  }
+  if (slash >= 0) {
+    if (child.type !== 'directory') {
+      working.outcome = fail(treeErrors.notADirectory(path.slice(0, slash)));
+      return null;
+    }
+    const next = changeBelow(child, slash + 1, op, limits, working);
+    return next === null ? null : withChild(dir, name, child, next);
+  }
+  if (op.type === 'delete') {
+    working.outcome = { type: 'ok', version: child.version };
+    return newDirectory(dir.version + 1, NameMap.deleteIn(dir, name), dir.descendants - subtreeSize(child));
+  }
+  const change = changeLeaf(child, op, limits);
+  if ('code' in change) {
+    working.outcome = fail(change);
+    return null;
+  }
+  if (change.node === null) {
+    working.outcome = resultOf(change, child.version);
+    return null;
+  }
+  working.outcome = resultOf(change, change.node.version);
+  return withChild(dir, name, child, change.node);
 }
 
 function changeLeaf(target: TreeNode, op: LeafWrite, limits: TreeLimits): LeafChange {

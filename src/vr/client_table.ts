@@ -135,6 +135,14 @@ export class ClientTableEditor {
   #head: string | null;
   #tail: string | null;
   #changed = false;
+  /**
+   * What the last `get` found, until the next change: applying a request reads its session,
+   * then activates that same session, which need not be looked up again.
+   */
+  #gotId: string | null = null;
+  #got: Session | undefined = undefined;
+  /** The tail's session as `activate` last wrote it (null: look it up), so the next activation need not. */
+  #tailSession: Session | null = null;
 
   constructor(sessions: Sessions, head: string | null, tail: string | null) {
     this.#base = sessions;
@@ -148,7 +156,10 @@ export class ClientTableEditor {
   }
 
   get(clientId: string): ClientRecord | undefined {
-    return this.#read().get(clientId);
+    const session = this.#read().get(clientId);
+    this.#gotId = clientId;
+    this.#got = session;
+    return session;
   }
 
   /** The least recently active session's id and record, or null. */
@@ -160,30 +171,50 @@ export class ClientTableEditor {
   }
 
   /**
-   * Stores `record` for `clientId` (new or known) as the most recently active session.
-   * Callers activate at the op being applied, so lastActiveOp stays non-decreasing along the list.
+   * Stores the record `{requestNum, reply, replyOp, lastActiveOp}` for `clientId` (new or known)
+   * as the most recently active session. Its fields come one by one, so the session is the only
+   * record made. Callers activate at the op being applied, so lastActiveOp stays non-decreasing
+   * along the list. A known session moved to the tail costs: its own write, one write to each
+   * neighbour and one to the old tail (the neighbour that is the old tail written once).
    */
-  activate(clientId: string, record: ClientRecord): void {
+  activate(clientId: string, requestNum: number, reply: ReplyBody | null, replyOp: number, lastActiveOp: number): void {
     const map = this.#write();
     const tail = this.#tail;
-    assert(tail === null || (map.get(tail)?.lastActiveOp ?? 0) <= record.lastActiveOp, `client ${clientId} activated at op ${record.lastActiveOp}, before the tail`);
-    const known = map.get(clientId);
+    const known = clientId === this.#gotId ? this.#got : map.get(clientId);
+    this.#gotId = null;
     if (known !== undefined && known.newer === null) {
       // Already the tail: only its record changes.
-      map.set(clientId, linked(record, known.older, null));
+      assert(known.lastActiveOp <= lastActiveOp, `client ${clientId} activated at op ${lastActiveOp}, before the tail`);
+      const session: Session = { requestNum, reply, replyOp, lastActiveOp, older: known.older, newer: null };
+      map.set(clientId, session);
+      this.#tailSession = session;
       return;
     }
-    if (known !== undefined) this.#unlink(map, clientId, known);
-    const last = this.#tail;
-    if (last === null) {
+    if (tail === null) {
       this.#head = clientId;
     } else {
-      const previous = map.get(last);
-      assert(previous !== undefined, `client table tail ${last} is missing`);
-      map.set(last, linked(previous, previous.older, clientId));
+      const previous = this.#tailSession ?? map.get(tail);
+      assert(previous !== undefined, `client table tail ${tail} is missing`);
+      assert(previous.lastActiveOp <= lastActiveOp, `client ${clientId} activated at op ${lastActiveOp}, before the tail`);
+      if (known === undefined) {
+        map.set(tail, linked(previous, previous.older, clientId));
+      } else if (known.newer === tail) {
+        // The old tail is its newer neighbour: joined to the older one and to this session in one write.
+        this.#bypass(map, known.older, tail);
+        map.set(tail, linked(previous, known.older, clientId));
+      } else {
+        this.#bypass(map, known.older, known.newer);
+        const after = map.get(known.newer as string);
+        assert(after !== undefined, `client table names missing session ${String(known.newer)}`);
+        map.set(known.newer as string, linked(after, known.older, after.newer));
+        map.set(tail, linked(previous, previous.older, clientId));
+      }
     }
-    map.set(clientId, linked(record, last, null));
+    // Written over in place when known: its old links are gone from both neighbours.
+    const session: Session = { requestNum, reply, replyOp, lastActiveOp, older: tail, newer: null };
+    map.set(clientId, session);
     this.#tail = clientId;
+    this.#tailSession = session;
   }
 
   /** Removes the least recently active session; returns its id (null when empty). */
@@ -191,6 +222,8 @@ export class ClientTableEditor {
     const head = this.#head;
     if (head === null) return null;
     const map = this.#write();
+    this.#gotId = null;
+    this.#tailSession = null;
     const session = map.get(head);
     assert(session !== undefined, `client table head ${head} is missing`);
     this.#unlink(map, head, session);
@@ -225,13 +258,7 @@ export class ClientTableEditor {
   /** Takes `clientId` out of the list and the map, joining its neighbours. */
   #unlink(map: Sessions, clientId: string, session: Session): void {
     const { older, newer } = session;
-    if (older === null) {
-      this.#head = newer;
-    } else {
-      const before = map.get(older);
-      assert(before !== undefined, `client table names missing session ${older}`);
-      map.set(older, linked(before, before.older, newer));
-    }
+    this.#bypass(map, older, newer);
     if (newer === null) {
       this.#tail = older;
     } else {
@@ -240,6 +267,17 @@ export class ClientTableEditor {
       map.set(newer, linked(after, older, after.newer));
     }
     map.delete(clientId);
+  }
+
+  /** Points the older neighbour of a session leaving its place (the head, when none) at `newer`. */
+  #bypass(map: Sessions, older: string | null, newer: string | null): void {
+    if (older === null) {
+      this.#head = newer;
+      return;
+    }
+    const before = map.get(older);
+    assert(before !== undefined, `client table names missing session ${older}`);
+    map.set(older, linked(before, before.older, newer));
   }
 }
 

@@ -9,7 +9,7 @@ import { defaultTreeLimits, type TreeLimits } from '../base/limits.ts';
 import { isWriteOp } from '../tree/ops.ts';
 import { emptyTree, type Tree } from '../tree/tree.ts';
 import { emptyLeaseTable, type LeaseTable } from '../tree/leases.ts';
-import { applyLeaseClock, applyStoreOp } from '../tree/store.ts';
+import { applyLeaseClock, applyStoreOpTo, type StoreRequest, type StoreState } from '../tree/store.ts';
 import { emptyClientTable, type ClientTable, type ClientTableEditor } from './client_table.ts';
 import type { LogEntry, ReplyBody, Request } from './messages.ts';
 import type { OpOutcome, TreeOp } from '../tree/ops.ts';
@@ -68,33 +68,65 @@ export function emptyMachine(): Machine {
  */
 export function applyEntry(machine: Machine, entry: LogEntry, policy: SessionPolicy, replies: AppliedReply[], treeOps?: TreeOp[]): Machine {
   const store: StoreState = { tree: machine.tree, leases: machine.leases };
-  const requests = entry.requests;
-  // Answers by request position, so the reordering does not show in `replies`.
-  const bodies: (AppliedReply | null)[] = new Array<AppliedReply | null>(requests.length).fill(null);
-  let readsDeferred = false;
-  const apply = (table: ClientTableEditor, index: number): void => {
-    const request = requests[index] as Request;
-    const applied = applyRequest(store, table, request, entry.op, policy, treeOps);
-    if (applied !== null) bodies[index] = { clientId: request.clientId, requestNum: request.requestNum, op: applied.replyOp, body: applied.body };
-  };
   const clients = machine.clients.edit((table) => {
-    for (let index = 0; index < requests.length; index++) {
-      const op = (requests[index] as Request).op;
-      if (op.type === 'tree' && !isWriteOp(op.op)) readsDeferred = true;
-      else apply(table, index);
-    }
-    if (!readsDeferred) return;
-    for (let index = 0; index < requests.length; index++) {
-      const op = (requests[index] as Request).op;
-      if (op.type === 'tree' && !isWriteOp(op.op)) apply(table, index);
-    }
+    const applying: Applying = { store, table, op: entry.op, policy, treeOps, asker: { clientId: '', op: entry.op, limits: policy.treeLimits, tickMs: policy.tickMs } };
+    applyRequests(applying, entry.requests, replies);
   });
-  for (const body of bodies) if (body !== null) replies.push(body);
   return new Machine(store.tree, clients, entry.op, store.leases);
 }
 
-/** The tree and lease table as an entry's requests change them, one after another. */
-type StoreState = { tree: Tree; leases: LeaseTable };
+/** One entry being applied: what its requests share, made once per entry. */
+type Applying = {
+  /** The tree and lease table, changed in place by each request in turn. */
+  readonly store: StoreState;
+  readonly table: ClientTableEditor;
+  readonly op: number;
+  readonly policy: SessionPolicy;
+  readonly treeOps: TreeOp[] | undefined;
+  /**
+   * Who asks, as the store wants it: one record for the entry, its client id set before each
+   * request runs (the store reads it during the call and keeps no reference to it).
+   */
+  readonly asker: { clientId: string } & Omit<StoreRequest, 'clientId'>;
+};
+
+/** Marks a request of `later` (below) that was applied and answered nothing. */
+const noReply = 'no reply';
+
+/**
+ * The body of `applyEntry`, one pass when the entry holds no read. Replies before the entry's
+ * first read go straight to `replies`; from that read on, each request's answer waits in
+ * `later` (by position, filled by the write pass, then the read pass) so the reordering does
+ * not show in `replies`.
+ */
+function applyRequests(applying: Applying, requests: readonly Request[], replies: AppliedReply[]): void {
+  let firstRead = -1;
+  let later: (AppliedReply | typeof noReply | undefined)[] | null = null;
+  for (let index = 0; index < requests.length; index++) {
+    const request = requests[index] as Request;
+    const requestOp = request.op;
+    if (requestOp.type === 'tree' && !isWriteOp(requestOp.op)) {
+      if (firstRead < 0) {
+        firstRead = index;
+        later = new Array<AppliedReply | typeof noReply | undefined>(requests.length - index);
+      }
+      continue;
+    }
+    const reply = applyRequest(applying, request, false);
+    if (later === null) {
+      if (reply !== null) replies.push(reply);
+    } else {
+      later[index - firstRead] = reply ?? noReply;
+    }
+  }
+  if (later === null) return;
+  // The reads: every slot the write pass left empty.
+  for (let index = firstRead; index < requests.length; index++) {
+    if (later[index - firstRead] !== undefined) continue;
+    later[index - firstRead] = applyRequest(applying, requests[index] as Request, true) ?? noReply;
+  }
+  for (const reply of later) if (reply !== noReply && reply !== undefined) replies.push(reply);
+}
 
 /**
  * Sessions are expired at checkpoint ops only, so every replica expires the same ones: those
@@ -109,60 +141,62 @@ export function expireAtCheckpoint(machine: Machine, policy: SessionPolicy): Mac
   return clients === machine.clients ? machine : new Machine(machine.tree, clients, machine.appliedOp, machine.leases);
 }
 
-type RequestApplied = { readonly body: ReplyBody; readonly replyOp: number } | null;
-
-/** Applies one request to `store` (in place) and the client table; null: no reply. */
-function applyRequest(store: StoreState, table: ClientTableEditor, request: Request, op: number, policy: SessionPolicy, treeOps: TreeOp[] | undefined): RequestApplied {
-  const record = table.get(request.clientId);
+/**
+ * Applies one request to the store (in place) and the client table; its answer, or null (no
+ * reply). `readOnly`: a tree request whose op cannot change the state (`!isWriteOp`, worked out
+ * once by the caller).
+ */
+function applyRequest(applying: Applying, request: Request, readOnly: boolean): AppliedReply | null {
+  const { table, op } = applying;
+  const { clientId, requestNum } = request;
+  const record = table.get(clientId);
   switch (request.op.type) {
     case 'register': {
       // Registering is idempotent: a known session is continued, never reset.
-      const lastRequestNum = record?.requestNum ?? 0;
-      table.activate(request.clientId, record === undefined ? { requestNum: 0, reply: null, replyOp: op, lastActiveOp: op } : { ...record, lastActiveOp: op });
+      if (record === undefined) table.activate(clientId, 0, null, op, op);
+      else table.activate(clientId, record.requestNum, record.reply, record.replyOp, op);
       // Capacity: the least recently active sessions go (never this one: it is the newest).
-      table.evictBeyond(policy.clientTableMax);
-      return { body: { type: 'registered', isNew: record === undefined, lastRequestNum }, replyOp: op };
+      table.evictBeyond(applying.policy.clientTableMax);
+      return { clientId, requestNum, op, body: { type: 'registered', isNew: record === undefined, lastRequestNum: record?.requestNum ?? 0 } };
     }
     case 'lease_clock': {
       // The primary's own entry (README rule 21): no session, no reply.
-      const advanced = applyLeaseClock(store.tree, store.leases, request.op.elapsedTicks, request.op.through, treeOps);
+      const { store } = applying;
+      const advanced = applyLeaseClock(store.tree, store.leases, request.op.elapsedTicks, request.op.through, applying.treeOps);
       store.tree = advanced.tree;
       store.leases = advanced.leases;
       return null;
     }
     case 'tree': {
-      if (record === undefined) return { body: { type: 'session_expired' }, replyOp: 0 };
-      const readOnly = !isWriteOp(request.op.op);
+      if (record === undefined) return { clientId, requestNum, op: 0, body: { type: 'session_expired' } };
       // At most once: an old request number is never executed again, and says so (README
       // deviation 16: VRR §4.1 drops it silently).
-      if (request.requestNum < record.requestNum) return { body: { type: 'stale_request', lastRequestNum: record.requestNum }, replyOp: 0 };
-      if (request.requestNum === record.requestNum) {
+      if (requestNum < record.requestNum) return { clientId, requestNum, op: 0, body: { type: 'stale_request', lastRequestNum: record.requestNum } };
+      if (requestNum === record.requestNum) {
         // A write's retry gets its cached reply.
-        if (record.reply !== null) return { body: record.reply, replyOp: record.replyOp };
+        if (record.reply !== null) return { clientId, requestNum, op: record.replyOp, body: record.reply };
         // A read's reply was not kept (README deviation 8): its retry runs again, here, which is
         // linearizable (the client saw no answer yet, and this op is within its call). The
         // record keeps its requestNum and replyOp; only the session's activity moves.
         if (!readOnly) return null;
-        const outcome = runOp(store, request.clientId, request.op.op, op, policy, treeOps);
-        table.activate(request.clientId, { ...record, lastActiveOp: op });
-        return { body: { type: 'tree', outcome }, replyOp: op };
+        const outcome = runOp(applying, clientId, request.op.op);
+        table.activate(clientId, record.requestNum, record.reply, record.replyOp, op);
+        return { clientId, requestNum, op, body: { type: 'tree', outcome } };
       }
-      const body: ReplyBody = { type: 'tree', outcome: runOp(store, request.clientId, request.op.op, op, policy, treeOps) };
+      const body: ReplyBody = { type: 'tree', outcome: runOp(applying, clientId, request.op.op) };
       // Only what a retry needs: a write's reply (a retry must not run it twice); of a read,
       // nothing but its number (a retry runs it again).
-      table.activate(request.clientId, { requestNum: request.requestNum, reply: readOnly ? null : body, replyOp: op, lastActiveOp: op });
-      return { body, replyOp: op };
+      table.activate(clientId, requestNum, readOnly ? null : body, op, op);
+      return { clientId, requestNum, op, body };
     }
     default:
       return assertNever(request.op, 'request op');
   }
 }
 
-function runOp(store: StoreState, clientId: string, treeOp: TreeOp, op: number, policy: SessionPolicy, treeOps: TreeOp[] | undefined): OpOutcome {
-  const applied = applyStoreOp(store.tree, store.leases, treeOp, { clientId, op, limits: policy.treeLimits, tickMs: policy.tickMs }, treeOps);
-  store.tree = applied.tree;
-  store.leases = applied.leases;
-  return applied.outcome;
+function runOp(applying: Applying, clientId: string, treeOp: TreeOp): OpOutcome {
+  applying.asker.clientId = clientId;
+  return applyStoreOpTo(applying.store, treeOp, applying.asker, applying.treeOps);
 }
 
 export const defaultSessionPolicy: SessionPolicy = {
