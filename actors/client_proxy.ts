@@ -4,6 +4,12 @@
  * connections) and steps it ONCE per drained batch (DESIGN.md convention 5). This actor only
  * carries the host's effects: a `send` becomes an envelope to the replica actor, a `result`
  * goes back to the caller that asked. The replicas' client table makes a retried write run once.
+ *
+ * Calls arrive one per envelope (`ProxyCall`) or many per envelope (`ProxyCalls`, what the
+ * endpoint sends: the calls of one event-loop turn); the results of one step go back to each
+ * caller in one envelope (`ProxyResults`). Measured here, cloning a call or a result (post and
+ * receive) costs ~1.8 µs in an envelope of its own and ~0.9 µs as an entry of a batch, besides
+ * the router's and the mailbox's work per envelope.
  */
 
 import { randomBytes, randomInt } from 'node:crypto';
@@ -13,7 +19,8 @@ import type { ClientConfig } from '../src/client/config.ts';
 import { hostStats, hostStepAll, initialHostState, type HostEffect, type HostInput, type HostState } from '../src/client/host.ts';
 import { sessionPrefix, sessionPrefixRandomBytes } from '../src/client/session_prefix.ts';
 import type { ClientAnswer } from '../src/vr/messages.ts';
-import { isTick, type ProxyAddNamespace, type ProxyCall, type ProxyOutcome, type ProxyResult } from './messages.ts';
+import type { TreeOp } from '../src/tree/ops.ts';
+import { isTick, type ProxyAddNamespace, type ProxyCall, type ProxyOutcome } from './messages.ts';
 
 export type ProxyInit = {
   /** Actor ids of each namespace's replicas, by index. */
@@ -26,7 +33,19 @@ export type ProxyInit = {
   readonly waitingMax: number;
 };
 
+/**
+ * The calls of one namespace that a caller made in one turn, in call order: `ops[i]` is call
+ * `callIds[i]`. Each is answered as a `ProxyCall` with that id would be.
+ */
+export type ProxyCalls = { readonly type: 'calls'; readonly ns: string; readonly callIds: readonly number[]; readonly ops: readonly TreeOp[] };
+
+/** The results one step of the proxy has for one caller: `results[i]` ends call `callIds[i]`. */
+export type ProxyResults = { readonly type: 'results'; readonly callIds: readonly number[]; readonly results: readonly ProxyOutcome[] };
+
 type Caller = { readonly from: ActorId; readonly callId: number };
+
+/** Results of this step for one caller, gathered for one envelope. */
+type Outgoing = { callIds: number[]; results: ProxyOutcome[] };
 
 export function createActor(context: ActorContext, init: unknown): Actor {
   const spec = init as ProxyInit;
@@ -46,10 +65,26 @@ export function createActor(context: ActorContext, init: unknown): Actor {
   };
   for (const [name, actors] of Object.entries(spec.namespaces)) addNamespace(name, actors);
 
+  /** Results of the current step by caller; sent as one `ProxyResults` each at its end. */
+  const outgoing = new Map<ActorId, Outgoing>();
+
   const answer = (caller: Caller, result: ProxyOutcome): void => {
     counters.results += 1;
-    const message: ProxyResult = { type: 'result', callId: caller.callId, result };
-    context.send(caller.from, message);
+    let batch = outgoing.get(caller.from);
+    if (batch === undefined) {
+      batch = { callIds: [], results: [] };
+      outgoing.set(caller.from, batch);
+    }
+    batch.callIds.push(caller.callId);
+    batch.results.push(result);
+  };
+
+  const sendResults = (): void => {
+    for (const [to, batch] of outgoing) {
+      const message: ProxyResults = { type: 'results', callIds: batch.callIds, results: batch.results };
+      context.send(to, message);
+    }
+    outgoing.clear();
   };
 
   const apply = (effects: readonly HostEffect[]): void => {
@@ -79,13 +114,24 @@ export function createActor(context: ActorContext, init: unknown): Actor {
     }
   };
 
-  const onCall = (from: ActorId, call: ProxyCall): void => {
+  const onCall = (from: ActorId, callerId: number, ns: string, op: TreeOp): void => {
     counters.calls += 1;
     const callId = nextCallId;
     nextCallId += 1;
-    callers.set(callId, { from, callId: call.callId });
+    callers.set(callId, { from, callId: callerId });
     // The host answers an unknown namespace or a malformed op itself.
-    inputs.push({ type: 'call', callId, ns: String(call.ns), op: call.op });
+    inputs.push({ type: 'call', callId, ns, op });
+  };
+
+  /** A turn's calls from one caller; a batch that is not one (a bug on the host thread) is counted and dropped. */
+  const onCalls = (from: ActorId, calls: ProxyCalls): void => {
+    const { callIds, ops } = calls;
+    if (!Array.isArray(callIds) || !Array.isArray(ops) || callIds.length !== ops.length) {
+      counters.malformed += 1;
+      return;
+    }
+    const ns = String(calls.ns);
+    for (let i = 0; i < callIds.length; i++) onCall(from, callIds[i] as number, ns, ops[i] as TreeOp);
   };
 
   /** A namespace created on the running node (only the node's own host thread sends these). */
@@ -108,9 +154,14 @@ export function createActor(context: ActorContext, init: unknown): Actor {
           continue;
         }
         switch (typeof msg === 'object' && msg !== null ? msg.type : undefined) {
-          case 'call':
-            onCall(envelope.from, msg as ProxyCall);
+          case 'calls':
+            onCalls(envelope.from, msg as ProxyCalls);
             break;
+          case 'call': {
+            const call = msg as ProxyCall;
+            onCall(envelope.from, call.callId, String(call.ns), call.op);
+            break;
+          }
           case 'reply':
           case 'not_primary':
           case 'busy':
@@ -130,6 +181,7 @@ export function createActor(context: ActorContext, init: unknown): Actor {
       inputs = [];
       host = stepped.state;
       apply(stepped.effects);
+      sendResults();
     },
     status: () => ({ role: 'proxy', ...hostStats(host), inFlight: callers.size, ...counters }),
   };

@@ -113,23 +113,10 @@ export function hostStepAll(state: HostState, inputs: readonly HostInput[]): Hos
   let namespaces: Map<string, HostNamespace> | null = null;
   let byPrefix: Map<string, string> | null = null;
   const batches = new Map<string, PoolInput[]>();
-  const batchOf = (ns: string): PoolInput[] => {
-    let batch = batches.get(ns);
-    if (batch === undefined) {
-      batch = [];
-      batches.set(ns, batch);
-    }
-    return batch;
-  };
-  const served = (): ReadonlyMap<string, HostNamespace> => namespaces ?? state.namespaces;
-  const prefixOf = (clientId: unknown): string | undefined => {
-    if (typeof clientId !== 'string') return undefined;
-    return (byPrefix ?? state.byPrefix).get(clientId.slice(0, clientId.lastIndexOf('.')));
-  };
   for (const input of inputs) {
     switch (input.type) {
       case 'add_namespace': {
-        const problem = addProblem(state.config, served(), byPrefix ?? state.byPrefix, input);
+        const problem = addProblem(state.config, namespaces ?? state.namespaces, byPrefix ?? state.byPrefix, input);
         if (problem !== null) {
           effects.push({ type: 'trace', event: 'host_add_namespace_refused', detail: { ns: String(input.ns).slice(0, 64), problem } });
           break;
@@ -143,35 +130,37 @@ export function hostStepAll(state: HostState, inputs: readonly HostInput[]): Hos
         break;
       }
       case 'call':
-        if (!served().has(input.ns)) {
+        if (!(namespaces ?? state.namespaces).has(input.ns)) {
           effects.push({ type: 'result', callId: input.callId, result: { type: 'unknown_namespace', ns: input.ns } });
         } else if (typeof input.op !== 'object' || input.op === null) {
           effects.push({ type: 'result', callId: input.callId, result: { type: 'invalid_call', reason: 'op must be an object' } });
         } else {
-          batchOf(input.ns).push({ type: 'call', callId: input.callId, op: input.op });
+          // The host's inputs are the pool's as they are (a call's `ns` is one field more), so
+          // they are handed on rather than copied: a copy per input per step is only garbage.
+          batchOf(batches, input.ns).push(input);
         }
         break;
       case 'receive': {
-        const ns = prefixOf(input.message.clientId);
+        const ns = namespaceOf(byPrefix ?? state.byPrefix, input.message.clientId);
         if (ns === undefined) effects.push({ type: 'trace', event: 'host_stray_answer' });
-        else batchOf(ns).push({ type: 'receive', message: input.message });
+        else batchOf(batches, ns).push(input);
         break;
       }
       case 'refused': {
-        const ns = prefixOf(input.clientId);
+        const ns = namespaceOf(byPrefix ?? state.byPrefix, input.clientId);
         if (ns === undefined) effects.push({ type: 'trace', event: 'host_stray_refusal' });
-        else batchOf(ns).push({ type: 'refused', clientId: input.clientId, requestNum: input.requestNum, reason: input.reason, message: input.message });
+        else batchOf(batches, ns).push(input);
         break;
       }
       case 'tick':
-        for (const ns of served().keys()) batchOf(ns).push({ type: 'tick' });
+        for (const ns of (namespaces ?? state.namespaces).keys()) batchOf(batches, ns).push(input);
         break;
       default:
         assertNever(input, 'host input');
     }
   }
   for (const [ns, batch] of batches) {
-    const current = served().get(ns) as HostNamespace;
+    const current = (namespaces ?? state.namespaces).get(ns) as HostNamespace;
     const stepped = poolStepAll(current.pool, batch);
     for (const effect of stepped.effects) {
       if (effect.type === 'send') effects.push({ type: 'send', ns, replica: effect.to, request: effect.request });
@@ -179,11 +168,31 @@ export function hostStepAll(state: HostState, inputs: readonly HostInput[]): Hos
     }
     if (stepped.state !== current.pool) {
       namespaces ??= new Map(state.namespaces);
-      namespaces.set(ns, Object.freeze({ ...current, pool: stepped.state }));
+      // Spelled out, not spread: on Node 20 adding a field to a spread-built object costs ~1 µs.
+      namespaces.set(ns, Object.freeze({ ns: current.ns, replicaCount: current.replicaCount, prefix: current.prefix, pool: stepped.state }));
     }
   }
   if (namespaces === null && byPrefix === null) return { state, effects };
   return { state: Object.freeze({ config: state.config, namespaces: namespaces ?? state.namespaces, byPrefix: byPrefix ?? state.byPrefix }), effects };
+}
+
+/** The namespace of a session's client id (`${prefix}.${n}`), or undefined. */
+function namespaceOf(byPrefix: ReadonlyMap<string, string>, clientId: unknown): string | undefined {
+  if (typeof clientId !== 'string') return undefined;
+  return byPrefix.get(clientId.slice(0, clientId.lastIndexOf('.')));
+}
+
+/**
+ * The batch of inputs for namespace `ns`, made on its first input. Module functions rather than
+ * closures made per step: under tsx every named closure costs a `__name` call when it is made.
+ */
+function batchOf(batches: Map<string, PoolInput[]>, ns: string): PoolInput[] {
+  let batch = batches.get(ns);
+  if (batch === undefined) {
+    batch = [];
+    batches.set(ns, batch);
+  }
+  return batch;
 }
 
 function addProblem(

@@ -211,13 +211,15 @@ export function poolStepAll(state: PoolState, inputs: readonly PoolInput[]): Poo
   for (const input of inputs) {
     switch (input.type) {
       case 'call':
-        onCall(w, input.callId, input.op, effects);
+        onCall(w, input, effects);
         break;
+      // A pool's receive and refused inputs are a session's as they are (refused names the
+      // client id as well): handed on, not copied.
       case 'receive':
-        onReceive(w, input.message.clientId, { type: 'receive', message: input.message }, effects);
+        onReceive(w, input.message.clientId, input, effects);
         break;
       case 'refused':
-        onReceive(w, input.clientId, { type: 'refused', requestNum: input.requestNum, reason: input.reason, message: input.message }, effects);
+        onReceive(w, input.clientId, input, effects);
         break;
       case 'tick':
         onTick(w, effects);
@@ -247,19 +249,22 @@ function clientIdOf(config: PoolConfig, index: number): string {
   return `${config.clientIdPrefix}.${index + 1}`;
 }
 
+/** A call's input, which is the session's input too (handed on, not copied). */
+type CallInput = Extract<ClientInput, { type: 'call' }>;
+
 /** A call: an idle session, else a new one while under sessionsMax, else the waiting queue, else `overloaded`. */
-function onCall(w: PoolWorking, callId: number, op: TreeOp, effects: PoolEffect[]): void {
+function onCall(w: PoolWorking, call: CallInput, effects: PoolEffect[]): void {
   const freed = w.freed.pop();
   if (freed !== undefined) {
     // Still in the busy set (see `freed`).
-    run(w, freed, callId, op, effects);
+    run(w, freed, call, effects);
     return;
   }
   const idle = w.idle.last();
   if (idle !== undefined) {
     w.idle = w.idle.pop();
     w.idleWritten = true;
-    start(w, idle, callId, op, effects);
+    start(w, idle, call, effects);
     return;
   }
   if (w.sessions.size < w.config.sessionsMax) {
@@ -268,27 +273,27 @@ function onCall(w: PoolWorking, callId: number, op: TreeOp, effects: PoolEffect[
     w.prng = seed.prng;
     w.sessions = w.sessions.push(initialClientState(clientIdOf(w.config, index), w.config.client, seed.value));
     w.sessionsWritten = true;
-    start(w, index, callId, op, effects);
+    start(w, index, call, effects);
     return;
   }
   if (w.waiting.size >= w.config.waitingMax) {
-    effects.push({ type: 'result', callId, result: { type: 'overloaded' } });
+    effects.push({ type: 'result', callId: call.callId, result: { type: 'overloaded' } });
     return;
   }
-  w.waiting = w.waiting.push(Object.freeze({ callId, op }));
+  w.waiting = w.waiting.push(Object.freeze({ callId: call.callId, op: call.op }));
   w.waitingWritten = true;
 }
 
 /** Gives a call to an idle session (index) outside the busy set. */
-function start(w: PoolWorking, index: number, callId: number, op: TreeOp, effects: PoolEffect[]): void {
+function start(w: PoolWorking, index: number, call: CallInput, effects: PoolEffect[]): void {
   w.busy = w.busy.add(index);
   w.busyWritten = true;
-  run(w, index, callId, op, effects);
+  run(w, index, call, effects);
 }
 
 /** Gives a call to an idle session (index) in the busy set; it sends at once (its register or the request). */
-function run(w: PoolWorking, index: number, callId: number, op: TreeOp, effects: PoolEffect[]): void {
-  const session = stepSession(w, index, { type: 'call', callId, op }, effects);
+function run(w: PoolWorking, index: number, call: CallInput, effects: PoolEffect[]): void {
+  const session = stepSession(w, index, call, effects);
   // An idle session's queue is empty and queueMax >= 1, so the call is taken and sent.
   assert(!isIdle(session), `pool: session ${index} stayed idle after a call`);
 }
@@ -299,7 +304,7 @@ function release(w: PoolWorking, index: number, effects: PoolEffect[]): void {
   if (next !== undefined) {
     w.waiting = w.waiting.shift();
     w.waitingWritten = true;
-    run(w, index, next.callId, next.op, effects);
+    run(w, index, { type: 'call', callId: next.callId, op: next.op }, effects);
     return;
   }
   w.freed.push(index);

@@ -157,6 +157,13 @@ function onCall(w: SessionWorking, callId: number, op: TreeOp, effects: ClientEf
     effects.push({ type: 'result', callId, result: { type: 'overloaded' } });
     return;
   }
+  if (w.outstanding === null && w.queue.length === 0 && w.registered) {
+    // What `startNext` would do with this call at once; sent without the queue it would pass
+    // through (a new array and record per call, garbage straight away).
+    w.lastRequestNum += 1;
+    send(w, callId, w.lastRequestNum, { type: 'tree', op }, effects);
+    return;
+  }
   w.queue = w.queue.length === 0 ? [{ callId, op }] : [...w.queue, { callId, op }];
 }
 

@@ -29,7 +29,8 @@ import type { Actor, ActorContext } from '../../runtime/actor.ts';
 import type { ActorId, Envelope } from '../../runtime/envelope.ts';
 import type { SystemEvent } from '../../runtime/system.ts';
 import { assertNever } from '../base/assert.ts';
-import type { ProxyCall, ProxyOutcome, ProxyResult } from '../../actors/messages.ts';
+import type { ProxyOutcome, ProxyResult } from '../../actors/messages.ts';
+import type { ProxyCalls, ProxyResults } from '../../actors/client_proxy.ts';
 import type { TreeOp } from '../tree/ops.ts';
 import { HaretError } from '../client/errors.ts';
 import { serviceClientTickMs } from '../client/config.ts';
@@ -52,6 +53,27 @@ type Pending = {
   sent: boolean;
 };
 
+/**
+ * Calls per `ProxyCalls` envelope at most; a turn with more sends several. When an application
+ * fires tens of thousands of calls in one turn, this bounds one message (a structured clone, or
+ * a ring record) and the calls one drain pass of the proxy takes (`drainMax` envelopes).
+ */
+export const callsPerEnvelopeMax = 128;
+
+/** The calls of one namespace made in this turn and not yet handed to the router, in call order. */
+type Outgoing = { callIds: number[]; ops: TreeOp[] };
+
+/**
+ * The resolving functions of the promise made last. One executor for every call: `new Promise`
+ * runs it synchronously, and the call takes the functions at once (no closure per call).
+ */
+const noop = (): void => undefined;
+const captured: { resolve: (outcome: ProxyOutcome) => void; reject: (error: HaretError) => void } = { resolve: noop, reject: noop };
+function capture(resolve: (outcome: ProxyOutcome) => void, reject: (error: HaretError) => void): void {
+  captured.resolve = resolve;
+  captured.reject = reject;
+}
+
 /** Where the proxy is: running, restarting after a crash, or given up on by the supervisor. */
 export type ProxyState = 'up' | 'down' | 'failed';
 
@@ -66,6 +88,15 @@ export class Endpoint {
   readonly #pending = new Map<number, Pending>();
   #context: ActorContext | null = null;
   #nextCallId = 1;
+  /**
+   * Calls sent in this turn, by namespace: they leave together in one envelope per namespace
+   * (at most `callsPerEnvelopeMax` calls each) when the turn's microtasks run out, rather
+   * than one envelope per call (see actors/client_proxy.ts for what that saves).
+   */
+  readonly #outgoing = new Map<string, Outgoing>();
+  #outgoingScheduled = false;
+  /** A call in `#outgoing` settled before it left (the proxy died, the node stopped, ...): leave it out. */
+  #outgoingStale = false;
   #sweep: NodeJS.Timeout | null = null;
   #closed = false;
   #proxyState: ProxyState = 'up';
@@ -162,10 +193,13 @@ export class Endpoint {
     this.counters.calls += 1;
     const callId = this.#nextCallId;
     this.#nextCallId += 1;
-    const promise = new Promise<ProxyOutcome>((resolve, reject) => {
-      this.#pending.set(callId, { ns, op, resolve, reject, deadline: performance.now() + this.#deadlineMs, sent: false });
-    });
-    if (this.#proxyState === 'up') this.#send(callId);
+    const promise = new Promise<ProxyOutcome>(capture);
+    const pending: Pending = { ns, op, resolve: captured.resolve, reject: captured.reject, deadline: performance.now() + this.#deadlineMs, sent: false };
+    // Not kept here: they would hold this call's promise, and so its result, after it settles.
+    captured.resolve = noop;
+    captured.reject = noop;
+    this.#pending.set(callId, pending);
+    if (this.#proxyState === 'up') this.#send(callId, pending);
     else this.counters.held += 1;
     this.#armSweep();
     return promise;
@@ -178,6 +212,7 @@ export class Endpoint {
   proxyDown(): void {
     if (this.#proxyState === 'failed') return;
     this.#proxyState = 'down';
+    this.#settledUnsent();
     for (const [callId, call] of this.#pending) {
       if (!call.sent) continue;
       this.#pending.delete(callId);
@@ -193,13 +228,14 @@ export class Endpoint {
   proxyUp(): void {
     if (this.#proxyState === 'up') return;
     this.#proxyState = 'up';
-    for (const [callId, call] of this.#pending) if (!call.sent) this.#send(callId);
+    for (const [callId, call] of this.#pending) if (!call.sent) this.#send(callId, call);
   }
 
   /** The supervisor gave up on the proxy: every call settles `unavailable`, and so will later ones until it is back. */
   proxyFailed(): void {
     this.proxyDown();
     this.#proxyState = 'failed';
+    this.#settledUnsent();
     for (const call of this.#pending.values()) {
       this.counters.unavailable += 1;
       call.reject(unavailable());
@@ -245,6 +281,7 @@ export class Endpoint {
    * still run if the namespace comes back by then: `executed` is 'maybe', as for a timeout.
    */
   namespaceUnavailable(ns: string, reason: string): void {
+    this.#settledUnsent();
     for (const [callId, call] of this.#pending) {
       if (call.ns !== ns) continue;
       this.#pending.delete(callId);
@@ -282,27 +319,97 @@ export class Endpoint {
     this.#context.send(to, request);
   }
 
-  #send(callId: number): void {
-    const call = this.#pending.get(callId);
-    if (call === undefined || this.#context === null) return;
+  /**
+   * Hands a call to the proxy: queued for this turn's envelope of its namespace. `sent` from
+   * here on, as when each call went to the router at once: the router too posted only at the
+   * end of the turn.
+   */
+  #send(callId: number, call: Pending): void {
+    if (this.#context === null) return;
     call.sent = true;
-    const message: ProxyCall = { type: 'call', callId, ns: call.ns, op: call.op };
-    this.#context.send(this.#proxy, message);
+    let batch = this.#outgoing.get(call.ns);
+    if (batch === undefined) {
+      batch = { callIds: [], ops: [] };
+      this.#outgoing.set(call.ns, batch);
+    }
+    batch.callIds.push(callId);
+    batch.ops.push(call.op);
+    if (this.#outgoingScheduled) return;
+    this.#outgoingScheduled = true;
+    // After every call the code running now makes (a drained batch of results wakes many
+    // callers, each making its next call in a microtask of the same turn), before the
+    // router's flush at the end of the turn.
+    queueMicrotask(this.#flushCalls);
   }
 
+  /** Calls may settle otherwise than by their result now: the next flush leaves out the ones that did. */
+  #settledUnsent(): void {
+    if (this.#outgoing.size > 0) this.#outgoingStale = true;
+  }
+
+  /** Sends this turn's calls: one envelope per namespace and `callsPerEnvelopeMax` calls. */
+  readonly #flushCalls = (): void => {
+    this.#outgoingScheduled = false;
+    const stale = this.#outgoingStale;
+    this.#outgoingStale = false;
+    const context = this.#context;
+    if (context === null || this.#closed) {
+      this.#outgoing.clear();
+      return;
+    }
+    for (const [ns, batch] of this.#outgoing) {
+      let { callIds, ops } = batch;
+      if (stale) {
+        // Only the calls still waiting for their result (rare: a call settled in the same turn).
+        const kept: Outgoing = { callIds: [], ops: [] };
+        for (let i = 0; i < callIds.length; i++) {
+          if (!this.#pending.has(callIds[i] as number)) continue;
+          kept.callIds.push(callIds[i] as number);
+          kept.ops.push(ops[i] as TreeOp);
+        }
+        ({ callIds, ops } = kept);
+      }
+      for (let start = 0; start < callIds.length; start += callsPerEnvelopeMax) {
+        const whole = start === 0 && callIds.length <= callsPerEnvelopeMax;
+        const message: ProxyCalls = {
+          type: 'calls',
+          ns,
+          callIds: whole ? callIds : callIds.slice(start, start + callsPerEnvelopeMax),
+          ops: whole ? ops : ops.slice(start, start + callsPerEnvelopeMax),
+        };
+        context.send(this.#proxy, message);
+      }
+    }
+    this.#outgoing.clear();
+  };
+
+  /** The proxy's results: one per envelope (`ProxyResult`), or a step's for us in one (`ProxyResults`). */
   #onResult(msg: unknown): void {
-    const result = msg as ProxyResult;
-    if (typeof result !== 'object' || result === null || result.type !== 'result') return;
-    const call = this.#pending.get(result.callId);
+    if (typeof msg !== 'object' || msg === null) return;
+    const type = (msg as { type?: unknown }).type;
+    if (type === 'results') {
+      const { callIds, results } = msg as ProxyResults;
+      if (!Array.isArray(callIds) || !Array.isArray(results)) return;
+      const count = Math.min(callIds.length, results.length);
+      for (let i = 0; i < count; i++) this.#settleCall(callIds[i] as number, results[i] as ProxyOutcome);
+    } else if (type === 'result') {
+      const result = msg as ProxyResult;
+      this.#settleCall(result.callId, result.result);
+    }
+  }
+
+  #settleCall(callId: number, outcome: ProxyOutcome): void {
+    const call = this.#pending.get(callId);
     if (call === undefined || !call.sent) return;
-    this.#pending.delete(result.callId);
-    call.resolve(result.result);
+    this.#pending.delete(callId);
+    call.resolve(outcome);
   }
 
   #armSweep(): void {
     if (this.#sweep !== null) return;
     this.#sweep = setInterval(() => {
       const now = performance.now();
+      this.#settledUnsent();
       for (const [callId, call] of this.#pending) {
         if (call.deadline > now) continue;
         this.#pending.delete(callId);

@@ -276,10 +276,11 @@ describe('bench: runtime suite, where the time goes', function () {
         expect(t.busyUsPerOp, t.thread).to.be.greaterThan(0);
         if (t.postsPerOp > 0) expect(t.envelopesPerPost, t.thread).to.be.at.least(1);
       }
-      // Every op is one request from this thread to the proxy and one from the proxy to the primary.
+      // Every op crosses from this thread to the proxy (one turn's calls share an envelope) and
+      // from the proxy to the primary (an envelope per request) and back to this thread.
       const main = b.threads.find((t) => t.thread === 'main');
-      expect(main?.envelopesPerOp).to.be.at.least(1);
-      expect(b.threads.find((t) => t.thread === 'proxy')?.envelopesPerOp).to.be.at.least(2);
+      expect(main?.envelopesPerOp).to.be.greaterThan(0);
+      expect(b.threads.find((t) => t.thread === 'proxy')?.envelopesPerOp).to.be.at.least(1);
       // Bytes are sampled; every thread that posted has had at least its first post measured.
       expect(b.totalBytesPerOp).to.be.greaterThan(0);
       expect(main?.bytesPerOp).to.be.greaterThan(0);
