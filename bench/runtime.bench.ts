@@ -12,6 +12,8 @@
  *   echo (bench/ceiling_replica.ts), at the same caller counts for puts;
  * - the codec: structured clone vs msgpack between workers, puts at 256 callers;
  * - the transport: the SharedArrayBuffer ring transport, puts at 1 and 1,024 callers;
+ * - the placement (issue 16): `workerLayout: 'shared'` (three replica workers shared by every
+ *   namespace), alone and with the proxy on the main thread, puts at 1 and 1,024 callers;
  * - the simulator baseline: the pure core in one thread, no workers (the `sim` suite's widest case);
  * - memory: heap of every thread after a full GC, after 100,000 puts and after 1,000,000.
  *
@@ -45,6 +47,8 @@ export type Case = {
   readonly readsLogged?: true;
   /** The SharedArrayBuffer ring transport (runtime/ring_transport.ts) instead of MessagePorts. */
   readonly ring?: true;
+  /** `workerLayout: 'shared'`: replica i of every namespace in worker i (fewer threads; issue 16 asks for it measured). */
+  readonly shared?: true;
 };
 
 /** A case and what its median run measured. */
@@ -74,6 +78,8 @@ function cases(): Case[] {
   for (const callers of [1, 1024]) out.push({ ...base, name: `put, ${callers} callers, proxy on main thread`, workload: 'put', callers, proxy: 'host' });
   for (const callers of [256, 1024]) out.push({ ...base, name: `put, ${callers} callers, msgpack codec`, workload: 'put', callers, codec: 'msgpack' });
   for (const callers of [1, 1024]) out.push({ ...base, name: `put, ${callers} callers, ring transport`, workload: 'put', callers, ring: true });
+  for (const callers of [1, 1024]) out.push({ ...base, name: `put, ${callers} callers, shared workers`, workload: 'put', callers, shared: true });
+  for (const callers of [1, 1024]) out.push({ ...base, name: `put, ${callers} callers, shared workers, proxy on main thread`, workload: 'put', callers, shared: true, proxy: 'host' });
   for (const callers of [1, 16, 256, 1024]) out.push({ ...base, name: `ceiling: echo, ${callers} callers`, workload: 'put', callers, ceiling: true });
   return out;
 }
@@ -124,7 +130,7 @@ export function percentile(sorted: Float64Array, p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] as number;
 }
 
-async function withNode<T>(options: { ceiling: boolean; codec: CodecName; proxy: ProxyThread; readsLogged?: true; ring?: true }, fn: (node: HaretNode) => Promise<T>): Promise<T> {
+async function withNode<T>(options: { ceiling: boolean; codec: CodecName; proxy: ProxyThread; readsLogged?: true; ring?: true; shared?: true }, fn: (node: HaretNode) => Promise<T>): Promise<T> {
   const node = await startNode({
     logLevel: 'silent',
     codec: options.codec,
@@ -132,6 +138,7 @@ async function withNode<T>(options: { ceiling: boolean; codec: CodecName; proxy:
     ...(options.ceiling ? { replicaModule: ceilingModule } : {}),
     ...(options.readsLogged === true ? { namespaces: [{ name: 'default', config: { readsSkipLog: false } }] } : {}),
     ...(options.ring === true ? { transport: 'ring' as const } : {}),
+    ...(options.shared === true ? { workerLayout: 'shared' as const } : {}),
   });
   try {
     return await fn(node);
@@ -189,7 +196,7 @@ export function makeBars(): Bars {
 }
 
 async function runCase(c: Case, options: Options, bars: Bars, mainGc: GcClock): Promise<RuntimeRow> {
-  return withNode({ ceiling: c.ceiling, codec: c.codec, proxy: c.proxy, ...(c.readsLogged === true ? { readsLogged: true } : {}), ...(c.ring === true ? { ring: true } : {}) }, async (node) => {
+  return withNode({ ceiling: c.ceiling, codec: c.codec, proxy: c.proxy, ...(c.readsLogged === true ? { readsLogged: true } : {}), ...(c.ring === true ? { ring: true } : {}), ...(c.shared === true ? { shared: true } : {}) }, async (node) => {
     const client = node.client();
     if (!c.ceiling) await prepareBlobs(client, c.callers);
     // Warm-up: JIT in every (fresh) thread, sessions registered, pools filled. At least
@@ -288,7 +295,7 @@ export async function runtimeSuite(context: SuiteContext): Promise<void> {
       formatInteger(r.opsPerSecond),
       formatInteger(r.p50Us),
       formatInteger(r.p99Us),
-      r.ceiling || r.workload !== 'put' || r.proxy !== 'worker' || r.codec !== 'clone' || r.ring === true ? '' : `${((r.opsPerSecond / ceilingAt(r.callers)) * 100).toFixed(0)}%`,
+      r.ceiling || r.workload !== 'put' || r.proxy !== 'worker' || r.codec !== 'clone' || r.ring === true || r.shared === true ? '' : `${((r.opsPerSecond / ceilingAt(r.callers)) * 100).toFixed(0)}%`,
       String(r.errors),
     ]),
   );
@@ -312,9 +319,9 @@ export async function runtimeSuite(context: SuiteContext): Promise<void> {
     memory.map((m) => [formatInteger(m.puts), formatBytes(m.heapBytes)]),
   );
   const ratio = small !== undefined && large !== undefined ? large.heapBytes / small.heapBytes : Number.NaN;
-  const put1024 = rows.find((r) => !r.ceiling && r.workload === 'put' && r.callers === 1024 && r.codec === 'clone' && r.proxy === 'worker' && r.ring !== true);
-  const put1 = rows.find((r) => !r.ceiling && r.workload === 'put' && r.callers === 1 && r.proxy === 'worker' && r.ring !== true);
-  const put1Host = rows.find((r) => !r.ceiling && r.workload === 'put' && r.callers === 1 && r.proxy === 'host');
+  const put1024 = rows.find((r) => !r.ceiling && r.workload === 'put' && r.callers === 1024 && r.codec === 'clone' && r.proxy === 'worker' && r.ring !== true && r.shared !== true);
+  const put1 = rows.find((r) => !r.ceiling && r.workload === 'put' && r.callers === 1 && r.proxy === 'worker' && r.ring !== true && r.shared !== true);
+  const put1Host = rows.find((r) => !r.ceiling && r.workload === 'put' && r.callers === 1 && r.proxy === 'host' && r.shared !== true);
   const mix1024 = rows.find((r) => !r.ceiling && r.workload === 'mix' && r.callers === 1024 && r.readsLogged !== true);
   const targets = [
     ['puts/s at 1,024 callers >= 100,000', formatInteger(put1024?.opsPerSecond ?? 0), (put1024?.opsPerSecond ?? 0) >= 100_000],
@@ -342,5 +349,5 @@ export async function runtimeSuite(context: SuiteContext): Promise<void> {
 
 /** The rows the "where the time goes" table shows: puts at 1 and 1,024 callers and the 1,024-caller mix, default options. */
 export function breakdownCases(rows: readonly RuntimeRow[]): RuntimeRow[] {
-  return rows.filter((r) => !r.ceiling && r.codec === 'clone' && r.proxy === 'worker' && r.readsLogged !== true && r.ring !== true && (r.callers === 1 || r.callers === 1024) && (r.workload === 'put' || r.callers === 1024));
+  return rows.filter((r) => !r.ceiling && r.codec === 'clone' && r.proxy === 'worker' && r.readsLogged !== true && r.ring !== true && r.shared !== true && (r.callers === 1 || r.callers === 1024) && (r.workload === 'put' || r.callers === 1024));
 }

@@ -9,15 +9,18 @@
  * path each took. A marker that cannot be written (ring full) holds the batch back with the
  * rest of the queue: nothing is posted ahead of it.
  *
- * Encoding: msgpackr records (like codec.ts's msgpack codec), packed straight into the ring's
- * free space when it is contiguous and large enough; otherwise packed into private memory and
- * copied in. Records are copied out before unpacking (research/limits.md §2: unpack on a
- * shared view is much slower).
+ * Encoding, by the transport's `layout`: `binary` records (ring_codec.ts: a fixed layout for the
+ * hot messages, actor ids interned per link direction), or one msgpackr batch per record (like
+ * codec.ts's msgpack codec). Either is encoded straight into the ring's free space when it is
+ * contiguous and large enough; otherwise into private memory and copied in. The reader takes
+ * both, whatever its own layout: the record's tag says which. Records are copied out before
+ * decoding (research/limits.md §2: unpack on a shared view is much slower).
  */
 
 import { MessageChannel, MessagePort } from 'node:worker_threads';
 import { Packr, Unpackr } from 'msgpackr';
 import type { Envelope } from './envelope.ts';
+import { RecordDecoder, RecordEncoder } from './ring_codec.ts';
 import { createRing, RingReader, RingWriter, type RingConfig, type WriteOutcome } from './ring.ts';
 import type { PeerLink } from './transport.ts';
 
@@ -25,6 +28,13 @@ import type { PeerLink } from './transport.ts';
 export const tagBatch = 1;
 /** A record saying: the next batch of this link is the next message on its port. */
 export const tagOnPort = 2;
+/** A record holding one batch in the binary layout (ring_codec.ts). */
+export const tagRecord = 3;
+/** Like `tagOnPort`, for a batch in the binary layout. */
+export const tagRecordOnPort = 4;
+
+/** How a link's writer encodes its batches: `binary` (ring_codec.ts) or `msgpack` (one msgpackr batch). */
+export type RecordLayout = 'binary' | 'msgpack';
 
 /**
  * Port messages that arrived ahead of their marker, at most: a peer that posts more is broken,
@@ -90,7 +100,16 @@ export type BatchOutcome = {
   readonly bytes: number;
 };
 
-export type LinkStats = { readonly full: number; readonly portPosts: number; readonly sleeps: number; readonly wakeups: number; readonly notifies: number };
+export type LinkStats = {
+  readonly full: number;
+  readonly portPosts: number;
+  readonly sleeps: number;
+  readonly wakeups: number;
+  readonly notifies: number;
+  /** Envelopes written in a hot binary layout, and as generic ones (ring_codec.ts); 0 in the msgpack layout. */
+  readonly hotEnvelopes: number;
+  readonly genericEnvelopes: number;
+};
 
 /**
  * The packer a thread's links share: one per thread is enough, as links are written one at a
@@ -120,11 +139,14 @@ export class RingLink {
   readonly #reader: RingReader;
   readonly #port: MessagePort;
   readonly #packer: BatchPacker;
+  /** The binary layout's writer, with this direction's interned ids; null when writing msgpack. */
+  readonly #encoder: RecordEncoder | null;
+  readonly #decoder = new RecordDecoder();
   readonly #unpackr = new Unpackr({ useRecords: true, moreTypes: false, copyBuffers: true });
   readonly #events: LinkEvents;
   readonly #portInbox: unknown[] = [];
-  /** A marker was read and its port message has not been taken yet. */
-  #awaitingPort = false;
+  /** A marker was read and its port message has not been taken yet: the marker's tag, else 0. */
+  #awaitingPort = 0;
   #sleeping = false;
   #waitingForSpace = false;
   #closed = false;
@@ -132,11 +154,12 @@ export class RingLink {
   #portPosts = 0;
   #sleeps = 0;
 
-  constructor(end: RingLinkEnd, packer: BatchPacker, events: LinkEvents) {
+  constructor(end: RingLinkEnd, packer: BatchPacker, events: LinkEvents, layout: RecordLayout = 'binary') {
     this.#writer = new RingWriter(end.tx);
     this.#reader = new RingReader(end.rx);
     this.#port = end.port;
     this.#packer = packer;
+    this.#encoder = encoderFor(layout);
     this.#events = events;
     this.#port.on('message', (data: unknown) => {
       if (this.#portInbox.length >= portInboxMax) {
@@ -163,7 +186,8 @@ export class RingLink {
   }
 
   stats(): LinkStats {
-    return { full: this.#full, portPosts: this.#portPosts, sleeps: this.#sleeps, wakeups: this.#reader.wakeups, notifies: this.#writer.notifies };
+    const counts = this.#encoder?.counts ?? { hot: 0, generic: 0 };
+    return { full: this.#full, portPosts: this.#portPosts, sleeps: this.#sleeps, wakeups: this.#reader.wakeups, notifies: this.#writer.notifies, hotEnvelopes: counts.hot, genericEnvelopes: counts.generic };
   }
 
   /**
@@ -185,12 +209,15 @@ export class RingLink {
       if (packed === null) return { outcome: 'written', batch: [], unencodable: unencodable + batch.length, bytes: 0 };
     }
     const bytes = packed.byteLength;
+    const tag = this.#encoder === null ? tagBatch : tagRecord;
     let outcome: WriteOutcome;
-    if (room !== null && packed.buffer === room.buffer && packed.byteOffset === room.byteOffset) outcome = this.#writer.publish(bytes, tagBatch);
-    else outcome = this.#writer.tryWrite(packed, tagBatch);
-    if (outcome === 'too_large') outcome = this.#postOnPort(packed);
+    if (room !== null && packed.buffer === room.buffer && packed.byteOffset === room.byteOffset) outcome = this.#writer.publish(bytes, tag);
+    else outcome = this.#writer.tryWrite(packed, tag);
+    if (outcome === 'too_large') outcome = this.#postOnPort(packed, this.#encoder === null ? tagOnPort : tagRecordOnPort);
     switch (outcome) {
       case 'written':
+        // The reader will decode this record, in order: the ids it defines are now shared.
+        this.#encoder?.published();
         return { outcome, batch, unencodable, bytes };
       case 'full':
         this.#full += 1;
@@ -214,18 +241,19 @@ export class RingLink {
   pump(recordsMax: number): number {
     let taken = 0;
     while (taken < recordsMax && !this.#closed) {
-      if (this.#awaitingPort) {
+      if (this.#awaitingPort !== 0) {
         if (this.#portInbox.length === 0) break;
-        this.#awaitingPort = false;
-        this.#decode(this.#portInbox.shift());
+        const marker = this.#awaitingPort;
+        this.#awaitingPort = 0;
+        this.#decode(this.#portInbox.shift(), marker === tagOnPort ? tagBatch : tagRecord);
         taken += 1;
         continue;
       }
       const record = this.#reader.next();
       if (record === null) break;
       taken += 1;
-      if (record.tag === tagBatch) this.#decode(record.payload);
-      else if (record.tag === tagOnPort) this.#awaitingPort = true;
+      if (record.tag === tagBatch || record.tag === tagRecord) this.#decode(record.payload, record.tag);
+      else if (record.tag === tagOnPort || record.tag === tagRecordOnPort) this.#awaitingPort = record.tag;
       else this.#events.malformed();
     }
     return taken;
@@ -257,20 +285,20 @@ export class RingLink {
     this.#portInbox.length = 0;
   }
 
-  /** The batch packed (see BatchPacker.pack), or null when msgpackr cannot encode it. */
+  /** The batch packed (see BatchPacker.pack, RecordEncoder.pack), or null when msgpackr cannot encode it. */
   #tryPack(batch: readonly Envelope[], room: Uint8Array | null): Uint8Array | null {
     try {
-      return this.#packer.pack(batch, room);
+      return this.#encoder === null ? this.#packer.pack(batch, room) : this.#encoder.pack(batch, room);
     } catch {
       return null;
     }
   }
 
   /** The marker first (it holds the batch's place in the ring), then the bytes on the port. */
-  #postOnPort(packed: Uint8Array): WriteOutcome {
-    const marker = this.#writer.tryWrite(new Uint8Array(0), tagOnPort);
+  #postOnPort(packed: Uint8Array, markerTag: number): WriteOutcome {
+    const marker = this.#writer.tryWrite(new Uint8Array(0), markerTag);
     if (marker !== 'written') return marker;
-    // Copy out of msgpackr's buffer into one we own, so it can be transferred.
+    // Copy out of the encoder's buffer (msgpackr's, or the binary encoder's scratch) into one we own, so it can be transferred.
     const owned = new Uint8Array(packed.byteLength);
     owned.set(packed);
     this.#port.postMessage(owned, [owned.buffer]);
@@ -293,7 +321,15 @@ export class RingLink {
     });
   }
 
-  #decode(data: unknown): void {
+  /** A record's (or port message's) batch to the transport, by the tag that says how it is encoded. */
+  #decode(data: unknown, tag: number): void {
+    if (tag === tagRecord) {
+      // All or nothing: a malformed binary record delivers no envelope of it (ring_codec.ts).
+      const envelopes = data instanceof Uint8Array ? this.#decoder.decode(data) : null;
+      if (envelopes === null) this.#events.malformed();
+      else this.#events.batch(envelopes);
+      return;
+    }
     let decoded: unknown;
     try {
       if (!(data instanceof Uint8Array)) throw new TypeError('a batch is bytes');
@@ -304,5 +340,18 @@ export class RingLink {
     }
     if (Array.isArray(decoded)) this.#events.batch(decoded as unknown[]);
     else this.#events.malformed();
+  }
+}
+
+function encoderFor(layout: RecordLayout): RecordEncoder | null {
+  switch (layout) {
+    case 'binary':
+      return new RecordEncoder();
+    case 'msgpack':
+      return null;
+    default: {
+      const never: never = layout;
+      throw new RangeError(`unknown record layout ${String(never)}`);
+    }
   }
 }

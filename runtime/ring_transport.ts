@@ -27,8 +27,20 @@
  * - A peer that dies: the system calls `dropPeer`, which abandons the link (both rings marked
  *   closed, the port closed); a record is visible only once its writer published it, so
  *   nothing half-written of a dead writer is ever read. The replacement gets new rings.
- * - The `codec` a node is started with does not apply here: the ring always carries msgpackr
- *   records, on both of its paths.
+ * - The `codec` a node is started with does not apply here. The ring carries records in the
+ *   `layout` of its config: `binary` (the default; ring_codec.ts: fixed layouts for request,
+ *   prepare, prepare_ok, commit, reply and the other hot messages, msgpack only for ops, reply
+ *   bodies and everything else) or `msgpack` (one msgpackr batch per record). A reader takes
+ *   either (the record's tag says which), on both of the link's paths.
+ *   Why binary by default: encode + decode per envelope, measured with
+ *   .prof/ring_codec_bench.mts (a record encoded into a shared room, copied out, decoded;
+ *   medians of 5 interleaved rounds, load average 7-9 from other jobs, so only the ratios
+ *   mean much): 128 puts-shaped requests 3.95 -> 2.29 µs (1.7x), 128 prepare_ok 1.25 -> 0.26
+ *   µs (4.8x), 128 replies 1.93 -> 1.53 µs (1.3x), one prepare of 128 requests 368 -> 289 µs
+ *   (1.3x); records are 4-49% smaller. The knob stays so that the runtime benchmark can put
+ *   the two side by side in one run (HARET_RING_LAYOUT=msgpack): what the layout is worth end
+ *   to end, against the wake-ups, has not been measured yet (the figures below predate it:
+ *   msgpack records).
  *
  * Measured (.prof/ring_bench.mts, puts through a default node, medians of 5 interleaved runs on
  * the 2-core VM while other jobs kept its load average at 8-20, so only the ratios mean much):
@@ -49,7 +61,7 @@ import type { TransferListItem } from 'node:worker_threads';
 import type { Codec } from './codec.ts';
 import { isEnvelope, type ActorId, type Envelope } from './envelope.ts';
 import { ringConfig, validateRingConfig, type RingConfig } from './ring.ts';
-import { BatchPacker, RingLink, ringEndOf, ringLinkPair, type LinkStats } from './ring_link.ts';
+import { BatchPacker, RingLink, ringEndOf, ringLinkPair, type LinkStats, type RecordLayout } from './ring_link.ts';
 import type { Deliver, LinkSink, PeerLink, Transport, TransportKind, TransportOptions, TransportStats } from './transport.ts';
 
 export type RingTransportConfig = RingConfig & {
@@ -59,9 +71,12 @@ export type RingTransportConfig = RingConfig & {
   readonly pumpRecordsMax: number;
   /** Envelopes held for one thread while its ring is full. */
   readonly queuedEnvelopesMax: number;
+  /** How this thread's writers encode batches (readers take both). Default `binary`. */
+  readonly layout: RecordLayout;
 };
 
 export const defaultSpinPolls = 200;
+export const defaultRecordLayout: RecordLayout = 'binary';
 
 export type RingTransportStats = TransportStats & {
   /** Writes that found a ring full (the batch waited for space). */
@@ -75,6 +90,9 @@ export type RingTransportStats = TransportStats & {
   /** Spins before sleeping, and those that caught a record. */
   readonly spins: number;
   readonly spinHits: number;
+  /** Envelopes written in a hot binary layout, and as generic ones (ring_codec.ts). */
+  readonly hotEnvelopes: number;
+  readonly genericEnvelopes: number;
 };
 
 export function validateRingTransportConfig(config: RingTransportConfig): string | null {
@@ -83,16 +101,25 @@ export function validateRingTransportConfig(config: RingTransportConfig): string
   if (!Number.isSafeInteger(config.spinPolls) || config.spinPolls < 0 || config.spinPolls > 1_000_000) return 'spinPolls must be an integer between 0 and 1000000';
   if (!Number.isSafeInteger(config.pumpRecordsMax) || config.pumpRecordsMax < 1) return 'pumpRecordsMax must be a positive integer';
   if (!Number.isSafeInteger(config.queuedEnvelopesMax) || config.queuedEnvelopesMax < 1) return 'queuedEnvelopesMax must be a positive integer';
+  if (config.layout !== 'binary' && config.layout !== 'msgpack') return "layout must be 'binary' or 'msgpack'";
   return null;
 }
 
 /**
- * Defaults, with the spin overridable by HARET_RING_SPIN_POLLS (read once per thread; workers
- * inherit the environment): a measuring knob for the benchmark, like HARET_MEASURE_POST_BYTES.
+ * Defaults, with the spin overridable by HARET_RING_SPIN_POLLS and the layout by
+ * HARET_RING_LAYOUT (read once per thread; workers inherit the environment): measuring knobs
+ * for the benchmark, like HARET_MEASURE_POST_BYTES.
  */
 export function defaultRingTransportConfig(env: NodeJS.ProcessEnv = process.env): RingTransportConfig {
   const spin = env['HARET_RING_SPIN_POLLS'];
-  return { ...ringConfig(), spinPolls: spin === undefined ? defaultSpinPolls : Number(spin), pumpRecordsMax: 64, queuedEnvelopesMax: 1 << 20 };
+  const layout = env['HARET_RING_LAYOUT'];
+  return {
+    ...ringConfig(),
+    spinPolls: spin === undefined ? defaultSpinPolls : Number(spin),
+    pumpRecordsMax: 64,
+    queuedEnvelopesMax: 1 << 20,
+    layout: layout === undefined ? defaultRecordLayout : (layout as RecordLayout),
+  };
 }
 
 export class RingTransport implements Transport {
@@ -104,7 +131,7 @@ export class RingTransport implements Transport {
   readonly #packer = new BatchPacker();
   readonly #links = new Map<string, RingLink>();
   /** Counters of links already dropped, so stats survive a peer's restart. */
-  #closedLinkStats: LinkStats = { full: 0, portPosts: 0, sleeps: 0, wakeups: 0, notifies: 0 };
+  #closedLinkStats: LinkStats = { full: 0, portPosts: 0, sleeps: 0, wakeups: 0, notifies: 0, hotEnvelopes: 0, genericEnvelopes: 0 };
   readonly #sinks = new Map<string, LinkSink>();
   readonly #outbox = new Map<string, Envelope[]>();
   #local: Envelope[] = [];
@@ -139,12 +166,17 @@ export class RingTransport implements Transport {
   setPeer(thread: string, link: PeerLink): void {
     const end = ringEndOf(link);
     this.#dropLink(thread);
-    const ring = new RingLink(end, this.#packer, {
-      batch: (items) => this.#accept(items),
-      malformed: () => (this.#malformed += 1),
-      readable: () => this.#wake(),
-      writable: () => this.#scheduleFlush(),
-    });
+    const ring = new RingLink(
+      end,
+      this.#packer,
+      {
+        batch: (items) => this.#accept(items),
+        malformed: () => (this.#malformed += 1),
+        readable: () => this.#wake(),
+        writable: () => this.#scheduleFlush(),
+      },
+      this.#config.layout,
+    );
     this.#links.set(thread, ring);
     this.#wake();
   }
@@ -252,6 +284,8 @@ export class RingTransport implements Transport {
       notifies: sum('notifies'),
       spins: this.#spins,
       spinHits: this.#spinHits,
+      hotEnvelopes: sum('hotEnvelopes'),
+      genericEnvelopes: sum('genericEnvelopes'),
     };
   }
 
@@ -292,7 +326,15 @@ export class RingTransport implements Transport {
     if (link === undefined) return;
     const s = link.stats();
     const c = this.#closedLinkStats;
-    this.#closedLinkStats = { full: c.full + s.full, portPosts: c.portPosts + s.portPosts, sleeps: c.sleeps + s.sleeps, wakeups: c.wakeups + s.wakeups, notifies: c.notifies + s.notifies };
+    this.#closedLinkStats = {
+      full: c.full + s.full,
+      portPosts: c.portPosts + s.portPosts,
+      sleeps: c.sleeps + s.sleeps,
+      wakeups: c.wakeups + s.wakeups,
+      notifies: c.notifies + s.notifies,
+      hotEnvelopes: c.hotEnvelopes + s.hotEnvelopes,
+      genericEnvelopes: c.genericEnvelopes + s.genericEnvelopes,
+    };
     link.close();
     this.#links.delete(thread);
   }
