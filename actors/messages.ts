@@ -7,8 +7,21 @@
 import type { CallOutcome } from '../src/client/io.ts';
 import type { TreeOp } from '../src/tree/ops.ts';
 
-/** One unit of protocol time (DESIGN.md "Timer service"). */
-export type Tick = { readonly type: 'tick' };
+/**
+ * Protocol time (DESIGN.md "Timer service"): `ticks` units of it passed (1 when absent). The
+ * timer wakes its subscribers every `ticksPerWakeup` ticks and hands them that many at once
+ * (actors/timer.ts), so an idle node wakes its threads a fraction as often.
+ */
+export type Tick = { readonly type: 'tick'; readonly ticks?: number };
+
+/** The most ticks one tick message may stand for; a count outside 1..this is taken as 1. */
+export const ticksPerMessageMax = 100;
+
+/** How many ticks a tick message stands for: a bad count (a bug, or a forged message) counts once. */
+export function tickCount(tick: Tick): number {
+  const ticks = tick.ticks;
+  return ticks !== undefined && Number.isSafeInteger(ticks) && ticks >= 1 && ticks <= ticksPerMessageMax ? ticks : 1;
+}
 
 /** A caller asks the proxy to run `op` on namespace `ns`; `callId` is the caller's handle. */
 export type ProxyCall = { readonly type: 'call'; readonly callId: number; readonly ns: string; readonly op: TreeOp };

@@ -25,7 +25,7 @@ import { checkpointTerms, type CheckpointTerms } from '../src/vr/checkpoint.ts';
 import type { CheckpointImage } from '../src/vr/messages.ts';
 import type { Machine } from '../src/vr/state_machine.ts';
 import { interpretEffects, type EffectSinks } from './interpret.ts';
-import { isTick } from './messages.ts';
+import { isTick, tickCount } from './messages.ts';
 import { defaultWatchHubLimits, WatchHub, type WatchHubLimits } from '../src/watch/hub.ts';
 import { watchRequestTypes } from '../src/watch/messages.ts';
 import type { StorageCounters } from './storage/replica_store.ts';
@@ -311,11 +311,16 @@ export function createReplica(ports: ReplicaPorts, spec: ReplicaInit, options: R
       for (const envelope of batch) {
         const msg = envelope.msg;
         if (isTick(msg)) {
-          // Ticks that queued up while we were busy collapse into one: time is for timeouts,
-          // and a burst of stale ticks would only fire them spuriously.
+          // Ticks that queued up while we were busy collapse into one message: time is for
+          // timeouts, and a burst of stale ticks would only fire them spuriously. One message
+          // may stand for several ticks (the timer's `ticksPerWakeup`): each is its own input,
+          // all in this one transition.
           if (!ticked) {
-            inputs.push({ type: 'tick' });
-            hub.tick();
+            const count = tickCount(msg);
+            for (let i = 0; i < count; i++) {
+              inputs.push({ type: 'tick' });
+              hub.tick();
+            }
           }
           ticked = true;
           continue;

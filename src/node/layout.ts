@@ -109,7 +109,7 @@ export function buildLayout(options: ResolvedOptions, startOf: (ns: string) => '
     });
   }
   const proxyInit: ProxyInit = { namespaces: proxyNamespaces, client: options.client, sessionsMax: options.sessionsMax, waitingMax: options.waitingMax };
-  const timerInit: TimerInit = { tickMs: options.tickMs, subscribers, paused: true };
+  const timerInit: TimerInit = { tickMs: options.tickMs, ticksPerWakeup: options.ticksPerWakeup, subscribers, paused: true };
   const limits = options.replicaResourceLimits === undefined ? {} : { resourceLimits: options.replicaResourceLimits };
   const workers: WorkerSpec[] = [];
   if (options.workerLayout === 'actor_per_worker') {
