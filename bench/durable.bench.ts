@@ -14,9 +14,13 @@
  *   `etcd` binary is on the PATH, for the haret/etcd ratio (goal: at least 5x at 1,024 callers).
  *   Not in `--quick`.
  *
- * Every system stays up for the whole run and the measured runs of one caller count rotate
- * through them rep by rep, so drift in the machine's load hits every side of a ratio alike
- * (as the net bench does for TLS). Each row is the median run by throughput. For the durable
+ * The run has two halves: the in-process systems beside etcd, then the node processes beside
+ * etcd (the in-process nodes stopped first: they live in this process, whose main thread also
+ * runs the TCP rows' client library, and idle beside it they halved the TCP rows). etcd is up
+ * throughout and measured in both halves; each haret row is compared with the etcd of its own
+ * half. Within a half every system stays up and the measured runs of one caller count rotate
+ * through them rep by rep, so drift in the machine's load hits every side of a ratio alike (as
+ * the net bench does for TLS). Each row is the median run by throughput. For the durable
  * rows, the replicas' cumulative storage counters (status `storage`: fsyncs, entries, ...; over
  * the admin API's `replica` answer for a node process) are read before and after each run: fsyncs per second (the three replicas together) and log
  * entries per fsync (group commit: above 1 means one fsync covered several entries). A status
@@ -67,9 +71,17 @@ export type StorageWindow = {
   readonly state: string;
 };
 
+/**
+ * Which half of the run measured a row: the in-process systems and etcd, then the node
+ * processes and etcd again. etcd is measured in both halves, each haret row is compared with the
+ * etcd of its own half.
+ */
+export type DurablePhase = 'in-process' | 'TCP';
+
 export type DurableRow = {
   readonly system: DurableSystem;
   readonly transport: DurableTransport;
+  readonly phase: DurablePhase;
   readonly name: string;
   readonly callers: number;
   /** Why the row has no numbers (the system could not start), or null. */
@@ -184,15 +196,19 @@ export function durableRatios(rows: readonly DurableRow[]): DurableRatio[] {
     return row === undefined || row.unavailable !== null || !(row.opsPerSecond > 0) ? null : row.opsPerSecond;
   };
   const ratio = (a: number | null, b: number | null): number | null => (a === null || b === null ? null : a / b);
+  // etcd as measured beside each half's haret rows (rows of a run without phases count for both).
+  const etcdOps = (phase: DurablePhase, callers: number): number | null => {
+    const row = rows.find((r) => r.system === 'etcd' && r.phase === phase && r.callers === callers) ?? rows.find((r) => r.system === 'etcd' && r.callers === callers);
+    return row === undefined || row.unavailable !== null || !(row.opsPerSecond > 0) ? null : row.opsPerSecond;
+  };
   const counts = [...new Set(rows.map((r) => r.callers))].sort((a, b) => a - b);
   return counts.map((callers) => {
-    const etcd = ops('etcd', 'gRPC', callers);
     return {
       callers,
       durableOverDisklessInProcess: ratio(ops('haret durable', 'in-process', callers), ops('haret diskless', 'in-process', callers)),
       durableOverDisklessTcp: ratio(ops('haret durable', 'TCP', callers), ops('haret diskless', 'TCP', callers)),
-      durableInProcessOverEtcd: ratio(ops('haret durable', 'in-process', callers), etcd),
-      durableTcpOverEtcd: ratio(ops('haret durable', 'TCP', callers), etcd),
+      durableInProcessOverEtcd: ratio(ops('haret durable', 'in-process', callers), etcdOps('in-process', callers)),
+      durableTcpOverEtcd: ratio(ops('haret durable', 'TCP', callers), etcdOps('TCP', callers)),
     };
   });
 }
@@ -203,13 +219,14 @@ export function durableRatios(rows: readonly DurableRow[]): DurableRatio[] {
 type Target = {
   readonly system: DurableSystem;
   readonly transport: DurableTransport;
+  readonly phase: DurablePhase;
   readonly client: NamespaceClient;
   /** Reads the replicas' storage counters (durable rows), or null. */
   readonly countersOf: (() => Promise<Map<string, StorageCounters>>) | null;
 };
 
 /** A system that could not start: its rows say why. */
-type Missing = { readonly system: DurableSystem; readonly transports: readonly DurableTransport[]; readonly reason: string };
+type Missing = { readonly system: DurableSystem; readonly transport: DurableTransport; readonly phase: DurablePhase; readonly reason: string };
 
 /** A haret node serving the bench namespace in-process. */
 type HaretDeployment = { readonly node: HaretNode; readonly dataDir: string | null };
@@ -295,8 +312,8 @@ function nodeCounters(node: HaretNode): () => Promise<Map<string, StorageCounter
  * calls only `blobPut(path, value)` (for the 90/10 mix, `blobGet(path)`): the cluster's
  * key-value adapter has exactly those two, with the same arguments, on etcd keys.
  */
-function etcdTarget(cluster: EtcdCluster): Target {
-  return { system: 'etcd', transport: 'gRPC', client: cluster.kv as unknown as NamespaceClient, countersOf: null };
+function etcdTarget(cluster: EtcdCluster, phase: DurablePhase): Target {
+  return { system: 'etcd', transport: 'gRPC', phase, client: cluster.kv as unknown as NamespaceClient, countersOf: null };
 }
 
 // ---- measuring ------------------------------------------------------------------------------
@@ -307,12 +324,13 @@ async function snapshot(read: (() => Promise<Map<string, StorageCounters>>) | nu
   return { at: performance.now(), counters };
 }
 
-function rowName(system: DurableSystem, transport: DurableTransport, callers: number): string {
-  return `${system}, ${transport}: put, ${formatInteger(callers)} caller${callers === 1 ? '' : 's'}`;
+function rowName(system: DurableSystem, transport: DurableTransport, phase: DurablePhase, callers: number): string {
+  const beside = system === 'etcd' ? ` (beside ${phase})` : '';
+  return `${system}, ${transport}${beside}: put, ${formatInteger(callers)} caller${callers === 1 ? '' : 's'}`;
 }
 
 async function measure(target: Target, callers: number, options: Options, bars: Bars, label: string): Promise<DurableRow> {
-  const name = rowName(target.system, target.transport, callers);
+  const name = rowName(target.system, target.transport, target.phase, callers);
   const bar = bars.create(options.msPerRun, 0, `${name} ${label}`);
   const before = await snapshot(target.countersOf);
   const run = await drive(target.client, 'put', callers, options.msPerRun, bar);
@@ -322,6 +340,7 @@ async function measure(target: Target, callers: number, options: Options, bars: 
   return {
     system: target.system,
     transport: target.transport,
+    phase: target.phase,
     name,
     callers,
     unavailable: null,
@@ -334,8 +353,8 @@ async function measure(target: Target, callers: number, options: Options, bars: 
   };
 }
 
-function unavailableRow(system: DurableSystem, transport: DurableTransport, callers: number, reason: string): DurableRow {
-  return { system, transport, name: rowName(system, transport, callers), callers, unavailable: reason, opsPerSecond: Number.NaN, p50Us: Number.NaN, p99Us: Number.NaN, ops: 0, errors: 0, storage: null };
+function unavailableRow(system: DurableSystem, transport: DurableTransport, phase: DurablePhase, callers: number, reason: string): DurableRow {
+  return { system, transport, phase, name: rowName(system, transport, phase, callers), callers, unavailable: reason, opsPerSecond: Number.NaN, p50Us: Number.NaN, p99Us: Number.NaN, ops: 0, errors: 0, storage: null };
 }
 
 /** The run with the median ops/s. */
@@ -371,17 +390,18 @@ async function runAll(targets: readonly Target[], options: Options, bars: Bars):
 
 // ---- the suite ------------------------------------------------------------------------------
 
-const order: readonly (readonly [DurableSystem, DurableTransport])[] = [
-  ['haret durable', 'in-process'],
-  ['haret diskless', 'in-process'],
-  ['haret durable', 'TCP'],
-  ['haret diskless', 'TCP'],
-  ['etcd', 'gRPC'],
+const order: readonly (readonly [DurableSystem, DurableTransport, DurablePhase])[] = [
+  ['haret durable', 'in-process', 'in-process'],
+  ['haret diskless', 'in-process', 'in-process'],
+  ['etcd', 'gRPC', 'in-process'],
+  ['haret durable', 'TCP', 'TCP'],
+  ['haret diskless', 'TCP', 'TCP'],
+  ['etcd', 'gRPC', 'TCP'],
 ];
 
-/** Rows in table order: by system and transport, then by callers. */
+/** Rows in table order: by half, system and transport, then by callers. */
 function ordered(rows: readonly DurableRow[]): DurableRow[] {
-  const rank = (row: DurableRow): number => order.findIndex(([system, transport]) => system === row.system && transport === row.transport);
+  const rank = (row: DurableRow): number => order.findIndex(([system, transport, phase]) => system === row.system && transport === row.transport && phase === row.phase);
   return [...rows].sort((a, b) => rank(a) - rank(b) || a.callers - b.callers);
 }
 
@@ -407,47 +427,69 @@ function storageCells(row: DurableRow): [string, string, string, string] {
   return [formatInteger(s.fsyncsPerSecond), Number.isNaN(s.entriesPerFsync) ? 'n/a' : s.entriesPerFsync.toFixed(2), Number.isNaN(perFsync) ? 'n/a' : perFsync.toFixed(1), health];
 }
 
+/** The first half: haret durable and diskless in this process, beside etcd. */
+async function inProcessHalf(etcd: EtcdCluster | null, missing: Missing[], options: Options, bars: Bars): Promise<DurableRow[]> {
+  progress('starting haret durable and haret diskless in this process');
+  const targets: Target[] = [];
+  const deployments: HaretDeployment[] = [];
+  try {
+    // Side by side: most of a start is worker threads loading their modules.
+    const started = await Promise.allSettled([startHaret(true), startHaret(false)]);
+    for (const [i, result] of started.entries()) {
+      const durable = i === 0;
+      const system: DurableSystem = durable ? 'haret durable' : 'haret diskless';
+      if (result.status === 'rejected') {
+        missing.push({ system, transport: 'in-process', phase: 'in-process', reason: errorText(result.reason) });
+        continue;
+      }
+      deployments.push(result.value);
+      targets.push({ system, transport: 'in-process', phase: 'in-process', client: result.value.node.client(namespace), countersOf: durable ? nodeCounters(result.value.node) : null });
+    }
+    if (etcd !== null) targets.push(etcdTarget(etcd, 'in-process'));
+    return await runAll(targets, options, bars);
+  } finally {
+    const stopped = await Promise.allSettled(deployments.map((deployment) => stopHaret(deployment)));
+    for (const result of stopped) if (result.status === 'rejected') progress(`cleanup failed: ${errorText(result.reason)}`);
+  }
+}
+
+/** The second half: haret durable and diskless `haret start` processes over TCP, beside etcd. */
+async function tcpHalf(etcd: EtcdCluster | null, missing: Missing[], options: Options, bars: Bars): Promise<DurableRow[]> {
+  progress('starting haret durable and haret diskless as node processes');
+  const targets: Target[] = [];
+  const processes: HaretProcess[] = [];
+  try {
+    const started = await Promise.allSettled([startHaretProcess(true), startHaretProcess(false)]);
+    for (const [i, result] of started.entries()) {
+      const durable = i === 0;
+      const system: DurableSystem = durable ? 'haret durable' : 'haret diskless';
+      if (result.status === 'rejected') {
+        missing.push({ system, transport: 'TCP', phase: 'TCP', reason: errorText(result.reason) });
+        continue;
+      }
+      processes.push(result.value);
+      const node = result.value.process;
+      targets.push({ system, transport: 'TCP', phase: 'TCP', client: result.value.remote.client(namespace), countersOf: durable ? () => processCounters(node) : null });
+    }
+    if (etcd !== null) targets.push(etcdTarget(etcd, 'TCP'));
+    return await runAll(targets, options, bars);
+  } finally {
+    const stopped = await Promise.allSettled(processes.map((deployment) => stopHaretProcess(deployment)));
+    for (const result of stopped) if (result.status === 'rejected') progress(`cleanup failed: ${errorText(result.reason)}`);
+  }
+}
+
 export async function durableSuite(context: SuiteContext): Promise<void> {
   const startedAt = new Date();
   // Other work on the machine skews every row; the ratios less, as the systems take turns.
   const loadAtStart = loadavg()[0] ?? Number.NaN;
   const options: Options = context.quick ? { msPerRun: 100, reps: 1, warmMs: 40, firstWarmMs: 100 } : { msPerRun: 3000, reps: 3, warmMs: 1000, firstWarmMs: 3000 };
-  const targets: Target[] = [];
   const missing: Missing[] = [];
-  const deployments: HaretDeployment[] = [];
-  const processes: HaretProcess[] = [];
   let etcd: EtcdCluster | null = null;
   let etcdNote: string;
   const bars = makeBars();
   let rows: DurableRow[] = [];
   try {
-    progress('starting haret durable and haret diskless, in this process and as node processes');
-    // Side by side: most of a start is worker threads loading their modules.
-    const started = await Promise.allSettled([startHaret(true), startHaret(false)]);
-    const startedProcesses = await Promise.allSettled([startHaretProcess(true), startHaretProcess(false)]);
-    for (const [i, result] of started.entries()) {
-      const durable = i === 0;
-      const system: DurableSystem = durable ? 'haret durable' : 'haret diskless';
-      if (result.status === 'rejected') {
-        missing.push({ system, transports: ['in-process'], reason: errorText(result.reason) });
-        continue;
-      }
-      const deployment = result.value;
-      deployments.push(deployment);
-      targets.push({ system, transport: 'in-process', client: deployment.node.client(namespace), countersOf: durable ? nodeCounters(deployment.node) : null });
-    }
-    for (const [i, result] of startedProcesses.entries()) {
-      const durable = i === 0;
-      const system: DurableSystem = durable ? 'haret durable' : 'haret diskless';
-      if (result.status === 'rejected') {
-        missing.push({ system, transports: ['TCP'], reason: errorText(result.reason) });
-        continue;
-      }
-      const deployment = result.value;
-      processes.push(deployment);
-      const node = deployment.process;
-      targets.push({ system, transport: 'TCP', client: deployment.remote.client(namespace), countersOf: durable ? () => processCounters(node) : null });
-    }
     const binary = context.quick ? null : findEtcd();
     if (context.quick) {
       etcdNote = 'etcd: not run in --quick';
@@ -457,22 +499,23 @@ export async function durableSuite(context: SuiteContext): Promise<void> {
       progress(`starting a 3-member etcd cluster (${binary})`);
       try {
         etcd = await startEtcdCluster({ binary });
-        targets.push(etcdTarget(etcd));
         etcdNote = `etcd: ${etcd.version} (${binary}), 3 members on ${etcd.endpoints.join(', ')}, defaults (WAL fsync on)`;
       } catch (error: unknown) {
         etcdNote = `etcd: could not start a cluster: ${errorText(error)}`;
-        missing.push({ system: 'etcd', transports: ['gRPC'], reason: errorText(error) });
+        for (const phase of ['in-process', 'TCP'] as const) missing.push({ system: 'etcd', transport: 'gRPC', phase, reason: errorText(error) });
       }
     }
-    rows = await runAll(targets, options, bars);
+    // Two halves, etcd up throughout and measured in both: the in-process nodes live in this
+    // process, whose main thread also runs the TCP rows' client library, so they are stopped
+    // before the node processes are measured (measured: the two idle in-process nodes took
+    // ~10% of a core and the TCP rows fell by about half beside them).
+    rows.push(...(await inProcessHalf(etcd, missing, options, bars)));
+    rows.push(...(await tcpHalf(etcd, missing, options, bars)));
   } finally {
     bars.stop();
-    const stops: Promise<void>[] = [...deployments.map((deployment) => stopHaret(deployment)), ...processes.map((deployment) => stopHaretProcess(deployment))];
-    if (etcd !== null) stops.push(etcd.stop());
-    const stopped = await Promise.allSettled(stops);
-    for (const result of stopped) if (result.status === 'rejected') progress(`cleanup failed: ${errorText(result.reason)}`);
+    if (etcd !== null) await etcd.stop().catch((error: unknown) => progress(`cleanup failed: ${errorText(error)}`));
   }
-  for (const gone of missing) for (const transport of gone.transports) for (const callers of callerCounts) rows.push(unavailableRow(gone.system, transport, callers, gone.reason));
+  for (const gone of missing) for (const callers of callerCounts) rows.push(unavailableRow(gone.system, gone.transport, gone.phase, callers, gone.reason));
   rows = ordered(rows);
 
   const loadAtEnd = loadavg()[0] ?? Number.NaN;
