@@ -67,6 +67,11 @@ export async function main(argv: readonly string[]): Promise<void> {
         else process.stderr.write(`${banner}\n`);
         // Synchronously before the prompt installs its own SIGINT handling.
         process.off('SIGINT', sigintWhileStarting);
+        // Keeps SIGINT's default action (death, with no clean stop) away from the moment the
+        // prompt ends until the stop's own handler is in place below: one Ctrl-C reaches us
+        // twice (the terminal's, and npm's forward), and the second one used to land in that
+        // gap and kill the process mid-stop. While the prompt runs, its handler acts.
+        process.on('SIGINT', ignoreSigint);
         await runRepl({
           input: process.stdin,
           output: process.stdout,
@@ -91,6 +96,7 @@ export async function main(argv: readonly string[]): Promise<void> {
         if (performance.now() - stoppingSince > sigintRepeatMs) process.exit(130);
       };
       process.on('SIGINT', sigintWhileStopping);
+      process.off('SIGINT', ignoreSigint);
       try {
         await node.stop();
       } finally {
@@ -104,6 +110,9 @@ export async function main(argv: readonly string[]): Promise<void> {
     stop.dispose();
   }
 }
+
+/** A SIGINT listener that does nothing: while it is registered, SIGINT does not kill the process. */
+function ignoreSigint(): void {}
 
 /** A second SIGINT within this long of the stop is the first one delivered twice. */
 const sigintRepeatMs = 2_000;
