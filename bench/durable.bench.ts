@@ -427,56 +427,59 @@ function storageCells(row: DurableRow): [string, string, string, string] {
   return [formatInteger(s.fsyncsPerSecond), Number.isNaN(s.entriesPerFsync) ? 'n/a' : s.entriesPerFsync.toFixed(2), Number.isNaN(perFsync) ? 'n/a' : perFsync.toFixed(1), health];
 }
 
-/** The first half: haret durable and diskless in this process, beside etcd. */
-async function inProcessHalf(etcd: EtcdCluster | null, missing: Missing[], options: Options, bars: Bars): Promise<DurableRow[]> {
-  progress('starting haret durable and haret diskless in this process');
+/**
+ * One half of the run: the durable and the diskless haret of one transport (`start(true)`,
+ * `start(false)`, side by side: most of a start is worker threads loading their modules),
+ * measured beside etcd, then stopped.
+ */
+async function runHalf<D>(
+  phase: DurablePhase,
+  halves: {
+    readonly start: (durable: boolean) => Promise<D>;
+    readonly target: (deployment: D, durable: boolean) => Pick<Target, 'client' | 'countersOf'>;
+    readonly stop: (deployment: D) => Promise<void>;
+  },
+  etcd: EtcdCluster | null,
+  missing: Missing[],
+  options: Options,
+  bars: Bars,
+): Promise<DurableRow[]> {
+  progress(phase === 'in-process' ? 'starting haret durable and haret diskless in this process' : 'starting haret durable and haret diskless as node processes');
   const targets: Target[] = [];
-  const deployments: HaretDeployment[] = [];
+  const deployments: D[] = [];
   try {
-    // Side by side: most of a start is worker threads loading their modules.
-    const started = await Promise.allSettled([startHaret(true), startHaret(false)]);
+    const started = await Promise.allSettled([halves.start(true), halves.start(false)]);
     for (const [i, result] of started.entries()) {
       const durable = i === 0;
       const system: DurableSystem = durable ? 'haret durable' : 'haret diskless';
       if (result.status === 'rejected') {
-        missing.push({ system, transport: 'in-process', phase: 'in-process', reason: errorText(result.reason) });
+        missing.push({ system, transport: phase, phase, reason: errorText(result.reason) });
         continue;
       }
       deployments.push(result.value);
-      targets.push({ system, transport: 'in-process', phase: 'in-process', client: result.value.node.client(namespace), countersOf: durable ? nodeCounters(result.value.node) : null });
+      targets.push({ system, transport: phase, phase, ...halves.target(result.value, durable) });
     }
-    if (etcd !== null) targets.push(etcdTarget(etcd, 'in-process'));
+    if (etcd !== null) targets.push(etcdTarget(etcd, phase));
     return await runAll(targets, options, bars);
   } finally {
-    const stopped = await Promise.allSettled(deployments.map((deployment) => stopHaret(deployment)));
+    const stopped = await Promise.allSettled(deployments.map((deployment) => halves.stop(deployment)));
     for (const result of stopped) if (result.status === 'rejected') progress(`cleanup failed: ${errorText(result.reason)}`);
   }
 }
 
-/** The second half: haret durable and diskless `haret start` processes over TCP, beside etcd. */
-async function tcpHalf(etcd: EtcdCluster | null, missing: Missing[], options: Options, bars: Bars): Promise<DurableRow[]> {
-  progress('starting haret durable and haret diskless as node processes');
-  const targets: Target[] = [];
-  const processes: HaretProcess[] = [];
-  try {
-    const started = await Promise.allSettled([startHaretProcess(true), startHaretProcess(false)]);
-    for (const [i, result] of started.entries()) {
-      const durable = i === 0;
-      const system: DurableSystem = durable ? 'haret durable' : 'haret diskless';
-      if (result.status === 'rejected') {
-        missing.push({ system, transport: 'TCP', phase: 'TCP', reason: errorText(result.reason) });
-        continue;
-      }
-      processes.push(result.value);
-      const node = result.value.process;
-      targets.push({ system, transport: 'TCP', phase: 'TCP', client: result.value.remote.client(namespace), countersOf: durable ? () => processCounters(node) : null });
-    }
-    if (etcd !== null) targets.push(etcdTarget(etcd, 'TCP'));
-    return await runAll(targets, options, bars);
-  } finally {
-    const stopped = await Promise.allSettled(processes.map((deployment) => stopHaretProcess(deployment)));
-    for (const result of stopped) if (result.status === 'rejected') progress(`cleanup failed: ${errorText(result.reason)}`);
-  }
+/** The first half: haret in this process. */
+function inProcessHalf(etcd: EtcdCluster | null, missing: Missing[], options: Options, bars: Bars): Promise<DurableRow[]> {
+  const target = (deployment: HaretDeployment, durable: boolean): Pick<Target, 'client' | 'countersOf'> => ({ client: deployment.node.client(namespace), countersOf: durable ? nodeCounters(deployment.node) : null });
+  return runHalf('in-process', { start: startHaret, target, stop: stopHaret }, etcd, missing, options, bars);
+}
+
+/** The second half: `haret start` processes over TCP. */
+function tcpHalf(etcd: EtcdCluster | null, missing: Missing[], options: Options, bars: Bars): Promise<DurableRow[]> {
+  const target = (deployment: HaretProcess, durable: boolean): Pick<Target, 'client' | 'countersOf'> => ({
+    client: deployment.remote.client(namespace),
+    countersOf: durable ? () => processCounters(deployment.process) : null,
+  });
+  return runHalf('TCP', { start: startHaretProcess, target, stop: stopHaretProcess }, etcd, missing, options, bars);
 }
 
 export async function durableSuite(context: SuiteContext): Promise<void> {
