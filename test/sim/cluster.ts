@@ -364,6 +364,12 @@ export type ClusterOptions = {
    * restarted replica reloads it before recovering the rest (PROTOCOL.md "Durability").
    */
   readonly durable?: boolean;
+  /**
+   * Ticks a replica gets per timer message, as a node's `ticksPerWakeup` hands them
+   * (actors/timer.ts): every that many steps one `{ type: 'tick', ticks }`. Default 1 (a tick
+   * per step, seeds exactly as before); at most the config's `commitIntervalTicks`, as on a node.
+   */
+  readonly ticksPerWakeup?: number;
 };
 
 /** Simulator-friendly protocol timing: short timeouts, small checkpoints. */
@@ -426,6 +432,7 @@ export class Cluster {
   readonly stopOnViolation: boolean;
   /** Current tick. */
   now = 0;
+  readonly #ticksPerWakeup: number;
   /** Replica steps run (for reports). */
   replicaSteps = 0;
   /** Messages delivered to a crashed replica, hence lost. */
@@ -490,6 +497,7 @@ export class Cluster {
     this.#encodes = Array.from({ length: this.replicaCount }, () => []);
     this.clientConfig = { ...defaultClientConfig, retryTicks: 10, retryTicksMax: 60, giveUpTicks: 600, queueMax: 8, ...options.clientConfig, replicaCount: this.replicaCount };
     this.sessionsPerClient = options.sessionsPerClient ?? 1;
+    this.#ticksPerWakeup = Math.max(1, Math.min(options.ticksPerWakeup ?? 1, this.config.commitIntervalTicks));
     this.network = new Network<SimMessage>(networkPrng, options.faults ?? reliableNetwork);
     this.checkers = new Checkers(this.replicaCount);
     this.stopOnViolation = options.stopOnViolation ?? true;
@@ -680,7 +688,11 @@ export class Cluster {
       if (inputs !== undefined) this.#stepClient(clientId, inputs);
     }
     this.watch?.deliver(now);
-    for (let i = 0; i < this.replicaCount; i++) this.#deliver(i, [{ from: 'timer', to: this.#replicaIds[i] as ActorId, msg: { type: 'tick' } }]);
+    const perWakeup = this.#ticksPerWakeup;
+    if ((now + 1) % perWakeup === 0) {
+      const tick = perWakeup === 1 ? { type: 'tick' } : { type: 'tick', ticks: perWakeup };
+      for (let i = 0; i < this.replicaCount; i++) this.#deliver(i, [{ from: 'timer', to: this.#replicaIds[i] as ActorId, msg: tick }]);
+    }
     for (const clientId of this.#allClientIds) this.#stepClient(clientId, [{ type: 'tick' }]);
     if (!this.halted) this.watch?.tick(now);
     if (!this.halted) this.leases?.tick(now);

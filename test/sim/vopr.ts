@@ -1,7 +1,7 @@
 /**
  * VOPR: the Viewstamped Operation Replicator (after TigerBeetle's), a seeded simulation runner.
  *
- *   npm run vopr -- --seeds N [--from S] [--seed S] [--replicas 1|3|5] [--durable|--diskless] [--byzantine|--no-byzantine] [--no-watchers] [--no-leases] [--verbose]
+ *   npm run vopr -- --seeds N [--from S] [--seed S] [--replicas 1|3|5] [--durable|--diskless] [--byzantine|--no-byzantine] [--no-watchers] [--no-leases] [--ticks-per-wakeup K] [--verbose]
  *
  * Per seed, everything derives from the seed (no clock, no Math.random), so one seed replays
  * a run exactly:
@@ -103,6 +103,8 @@ export type VoprOptions = {
   readonly watchNoticeMutation?: WatchNoticeMutation;
   /** Lease, lock and election clients and the lease checkers (default true; ./leases.ts). */
   readonly leases?: boolean;
+  /** Ticks per timer message to the replicas, as a node's `ticksPerWakeup` (default 1). */
+  readonly ticksPerWakeup?: number;
 };
 
 /** Everything a seed draws. */
@@ -207,7 +209,8 @@ function replayCommand(seed: number, options: VoprOptions): string {
   const byzantine = options.byzantine === undefined ? '' : options.byzantine ? ' --byzantine' : ' --no-byzantine';
   const watchers = options.watchers === false ? ' --no-watchers' : '';
   const leases = options.leases === false ? ' --no-leases' : '';
-  return `npm run vopr -- --seed ${seed}${replicas}${durable}${byzantine}${watchers}${leases}`;
+  const ticks = options.ticksPerWakeup === undefined ? '' : ` --ticks-per-wakeup ${options.ticksPerWakeup}`;
+  return `npm run vopr -- --seed ${seed}${replicas}${durable}${byzantine}${watchers}${leases}${ticks}`;
 }
 
 /** Calls in flight at most, over all client processes of a seed (clients x sessions). */
@@ -528,6 +531,7 @@ export function runSeed(seed: number, options: VoprOptions = {}): SeedReport {
     watchers,
     ...(options.watchNoticeMutation === undefined ? {} : { watchNoticeMutation: options.watchNoticeMutation }),
     leases,
+    ...(options.ticksPerWakeup === undefined ? {} : { ticksPerWakeup: options.ticksPerWakeup }),
   });
   // Its own stream, forked after every other: a seed without forgeries runs as before.
   const injector = new ByzantineInjector(master.fork(), cluster, params.byzantineProbability);
@@ -722,6 +726,7 @@ function parseArgs(argv: readonly string[]): CliArgs {
   let byzantine: boolean | undefined;
   let watchers: boolean | undefined;
   let leases: boolean | undefined;
+  let ticksPerWakeup: number | undefined;
   const integer = (flag: string, value: string | undefined): number => {
     const n = Number(value);
     if (value === undefined || !Number.isSafeInteger(n)) throw new Error(`${flag} needs an integer, got ${String(value)}`);
@@ -763,15 +768,21 @@ function parseArgs(argv: readonly string[]): CliArgs {
       case '--no-leases':
         leases = false;
         break;
+      case '--ticks-per-wakeup': {
+        const n = integer(arg, argv[++i]);
+        if (n < 1 || n > 100) throw new Error('--ticks-per-wakeup must be 1..100');
+        ticksPerWakeup = n;
+        break;
+      }
       case '--verbose':
         verbose = true;
         break;
       default:
-        throw new Error(`unknown argument ${String(arg)} (usage: npm run vopr -- --seeds N [--from S] [--seed S] [--replicas 1|3|5] [--durable|--diskless] [--byzantine|--no-byzantine] [--no-watchers] [--no-leases] [--verbose])`);
+        throw new Error(`unknown argument ${String(arg)} (usage: npm run vopr -- --seeds N [--from S] [--seed S] [--replicas 1|3|5] [--durable|--diskless] [--byzantine|--no-byzantine] [--no-watchers] [--no-leases] [--ticks-per-wakeup K] [--verbose])`);
     }
   }
   const seeds = single !== null ? [single] : Array.from({ length: Math.max(0, count) }, (_, i) => from + i);
-  return { seeds, options: { ...(replicaCount === undefined ? {} : { replicaCount }), ...(durable === undefined ? {} : { durable }), ...(byzantine === undefined ? {} : { byzantine }), ...(watchers === undefined ? {} : { watchers }), ...(leases === undefined ? {} : { leases }) }, verbose: verbose || single !== null };
+  return { seeds, options: { ...(replicaCount === undefined ? {} : { replicaCount }), ...(durable === undefined ? {} : { durable }), ...(byzantine === undefined ? {} : { byzantine }), ...(watchers === undefined ? {} : { watchers }), ...(leases === undefined ? {} : { leases }), ...(ticksPerWakeup === undefined ? {} : { ticksPerWakeup }) }, verbose: verbose || single !== null };
 }
 
 function main(argv: readonly string[]): number {

@@ -114,10 +114,11 @@ describe('timer wake-ups: several ticks per message (ticksPerWakeup)', () => {
     expect(replica.state.status).to.equal('view_change');
   });
 
-  it('node options: 5 by default, lowered to the smallest commitIntervalTicks served; a larger explicit count or a bad one is a RangeError', () => {
-    expect(resolveOptions({}).ticksPerWakeup).to.equal(5);
-    expect(resolveOptions({ ticksPerWakeup: 1 }).ticksPerWakeup).to.equal(1);
-    expect(resolveOptions({ namespaces: ['a', { name: 'b', config: { commitIntervalTicks: 2, viewChangeTimeoutTicks: 30 } }] }).ticksPerWakeup).to.equal(2);
+  it('node options: 1 by default; up to the smallest commitIntervalTicks served; a larger explicit count or a bad one is a RangeError', () => {
+    expect(resolveOptions({}).ticksPerWakeup).to.equal(1);
+    expect(resolveOptions({ ticksPerWakeup: 5 }).ticksPerWakeup).to.equal(5);
+    expect(resolveOptions({ namespaces: ['a', { name: 'b', config: { commitIntervalTicks: 2, viewChangeTimeoutTicks: 30 } }], ticksPerWakeup: 2 }).ticksPerWakeup).to.equal(2);
+    expect(() => resolveOptions({ namespaces: ['a', { name: 'b', config: { commitIntervalTicks: 2, viewChangeTimeoutTicks: 30 } }], ticksPerWakeup: 3 })).to.throw(RangeError, /commitIntervalTicks \(2\)/);
     expect(() => resolveOptions({ ticksPerWakeup: 6 })).to.throw(RangeError, /commitIntervalTicks \(5\)/);
     for (const bad of [0, -3, 2.5, 101]) expect(() => resolveOptions({ ticksPerWakeup: bad }), String(bad)).to.throw(RangeError, /ticksPerWakeup/);
   });
