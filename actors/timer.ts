@@ -45,7 +45,15 @@ export function createActor(context: ActorContext, init: unknown): Actor {
   const perWakeup = (init as TimerInit).ticksPerWakeup ?? 1;
   if (!Number.isSafeInteger(perWakeup) || perWakeup < 1 || perWakeup > ticksPerMessageMax) throw new RangeError(`timer ticksPerWakeup must be an integer in 1..${ticksPerMessageMax}`);
   /** Tick messages by count, made once: a wake-up sends the same few messages every time. */
-  const tickOf = (count: number): Tick => (count === 1 ? oneTick : { type: 'tick', ticks: count });
+  const ticksByCount = new Map<number, Tick>([[1, oneTick]]);
+  const tickOf = (count: number): Tick => {
+    let message = ticksByCount.get(count);
+    if (message === undefined) {
+      message = { type: 'tick', ticks: count };
+      ticksByCount.set(count, message);
+    }
+    return message;
+  };
   const subscribers = [...(init as TimerInit).subscribers];
   if (!Number.isFinite(tickMs) || tickMs < 1) throw new RangeError('timer tickMs must be at least 1');
   for (const subscriber of subscribers) {

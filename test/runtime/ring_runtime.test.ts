@@ -8,12 +8,12 @@
 
 import { expect } from 'chai';
 import { fileURLToPath } from 'node:url';
-import { ActorSystem, type SystemEvent } from '../../runtime/index.ts';
+import type { SystemEvent } from '../../runtime/index.ts';
 import type { RingTransportStats } from '../../runtime/ring_transport.ts';
 import { HaretError, startNode, type HaretNode } from '../../src/node/index.ts';
 import { eventually, Probe, runChild } from './helpers.ts';
+import { startRingEcho } from './ring_echo.ts';
 
-const echo = new URL('./fixtures/echo_actor.ts', import.meta.url).href;
 const decoder = new TextDecoder();
 
 type Pong = { type: 'pong'; n: number; by: string };
@@ -33,14 +33,7 @@ describe('runtime on the ring transport', function () {
   it('restarts a worker that throws, exits or is terminated; the new one is linked by fresh rings to the host and its peer', async () => {
     const probe = new Probe();
     const events: SystemEvent[] = [];
-    const system = await ActorSystem.start({
-      transport: 'ring',
-      workers: [
-        { name: 'w1', actors: [{ id: 'a', module: echo, init: { label: 'A' } }] },
-        { name: 'w2', actors: [{ id: 'b', module: echo, init: { label: 'B' } }] },
-      ],
-      hostActors: [{ id: 'host/probe', factory: () => ({ receive: (batch) => batch.forEach((e) => probe.push(e.msg)) }), init: null }],
-      logLevel: 'silent',
+    const system = await startRingEcho(probe, {
       restartInit: (spec, restart) => ({ label: `${spec.id}-restart-${restart}` }),
       supervisor: { maxRestarts: 10, windowMs: 60_000, backoffMinMs: 5, backoffMaxMs: 50 },
       onEvent: (event) => events.push(event),

@@ -9,7 +9,6 @@ import { expect } from 'chai';
 import { Packr } from 'msgpackr';
 import { makeCodec } from '../../runtime/codec.ts';
 import type { ActorId, Envelope } from '../../runtime/envelope.ts';
-import { ActorSystem, type SystemOptions } from '../../runtime/index.ts';
 import { transportKind } from '../../runtime/mesh.ts';
 import { RingWriter } from '../../runtime/ring.ts';
 import { tagBatch, tagOnPort, type RingLinkEnd } from '../../runtime/ring_link.ts';
@@ -17,8 +16,8 @@ import { defaultRingTransportConfig, makeRingTransportKind, ringTransport, type 
 import { portTransport } from '../../runtime/router.ts';
 import type { PeerLink, Transport, TransportKind } from '../../runtime/transport.ts';
 import { eventually, Probe } from './helpers.ts';
+import { startRingEcho } from './ring_echo.ts';
 
-const echo = new URL('./fixtures/echo_actor.ts', import.meta.url).href;
 const codec = makeCodec('msgpack');
 
 type Pair = { readonly a: Transport; readonly b: Transport; readonly atB: Envelope[][]; readonly close: () => void };
@@ -272,25 +271,13 @@ describe('runtime: ring transport on one thread', function () {
 type Pong = { type: 'pong'; n: number; by: string };
 const pongs = (messages: readonly unknown[]): Pong[] => messages.filter((m): m is Pong => (m as Pong).type === 'pong');
 
-async function startEcho(probe: Probe, extra: Partial<SystemOptions> = {}): Promise<ActorSystem> {
-  return ActorSystem.start({
-    transport: 'ring',
-    workers: [
-      { name: 'w1', actors: [{ id: 'a', module: echo, init: { label: 'A' } }] },
-      { name: 'w2', actors: [{ id: 'b', module: echo, init: { label: 'B' } }] },
-    ],
-    hostActors: [{ id: 'host/probe', factory: () => ({ receive: (batch) => batch.forEach((e) => probe.push(e.msg)) }), init: null }],
-    logLevel: 'silent',
-    ...extra,
-  });
-}
 
 describe('runtime: ring transport between threads', function () {
   this.timeout(30_000);
 
   it('main <-> worker and worker <-> worker: delivers, batches a burst into few records', async () => {
     const probe = new Probe();
-    const system = await startEcho(probe);
+    const system = await startRingEcho(probe);
     try {
       system.send({ from: 'host/probe', to: 'a', msg: { type: 'ping', n: 1 } });
       system.send({ from: 'host/probe', to: 'a', msg: { type: 'forward', to: 'b', n: 2 } });
@@ -313,7 +300,7 @@ describe('runtime: ring transport between threads', function () {
   it('a worker sends batches above the record limit on the port and small ones in the ring: the host gets them all, in order', async () => {
     // A plain list, not a Probe: a probe re-checks its predicate over every message on each push.
     const received: Pong[] = [];
-    const system = await startEcho(new Probe(), {
+    const system = await startRingEcho(new Probe(), {
       hostActors: [{ id: 'host/probe', factory: () => ({ receive: (batch) => batch.forEach((e) => received.push(e.msg as Pong)) }), init: null }],
     });
     try {
