@@ -116,6 +116,9 @@ export type ReplicaEvents = {
 export const viewChangeDurationsKept = 32;
 
 /** Reply routes remembered at most (one per client session seen). */
+/** The last (or only) tick of a timer message, as a core input. */
+const tickInput: ReplicaInput = { type: 'tick' };
+
 const routesMax = 200_000;
 
 /**
@@ -314,11 +317,13 @@ export function createReplica(ports: ReplicaPorts, spec: ReplicaInit, options: R
           // Ticks that queued up while we were busy collapse into one message: time is for
           // timeouts, and a burst of stale ticks would only fire them spuriously. One message
           // may stand for several ticks (the timer's `ticksPerWakeup`): each is its own input,
-          // all in this one transition.
+          // all in this one transition, each saying how many of the message follow it (the
+          // lease clock begins intervals only at a message's last tick, src/vr/README.md rule 21).
           if (!ticked) {
             const count = tickCount(msg);
             for (let i = 0; i < count; i++) {
-              inputs.push({ type: 'tick' });
+              const following = count - 1 - i;
+              inputs.push(following === 0 ? tickInput : { type: 'tick', following });
               hub.tick();
             }
           }

@@ -66,14 +66,14 @@ export type NodeOptions = {
   readonly clientTickEvery?: number;
   /**
    * Protocol ticks the timer counts per wake-up and hands to every replica in one message
-   * (actors/timer.ts). Default 1. At 5 an idle node wakes its threads every 50 ms instead of
-   * every 10 ms (idle CPU 12-19% of a core -> ~7%), and every timeout still counts the same
-   * ticks, firing at most `ticksPerWakeup - 1` ticks later. But the lease clock (src/vr/README.md
-   * rule 21) is not yet batch-aware: ticks of one message that passed before a lease_clock
-   * interval began are counted in it, so a lease can expire up to `ticksPerWakeup - 1` ticks
-   * early (the simulator's lease checker finds it: `npm run vopr -- --ticks-per-wakeup 5`). Use
-   * values above 1 only on nodes whose namespaces hold no leases. 1..100, and at most every
-   * namespace's `commitIntervalTicks`, so a primary's heartbeat still leaves on time.
+   * (actors/timer.ts). Default 5 (lowered to the smallest `commitIntervalTicks` served): an idle
+   * node wakes its threads every 50 ms instead of every 10 ms (idle CPU 12-19% of a core ->
+   * ~7%), and every timeout still counts the same ticks, firing at most `ticksPerWakeup - 1`
+   * ticks later. The lease clock begins its intervals only at a message's last tick, so none of
+   * a message's ticks counts in an interval begun while it was handled (src/vr/README.md rule
+   * 21): a lease ends up to `ticksPerWakeup - 1` ticks later, never earlier. 1 wakes every tick.
+   * 1..100, and at most every namespace's `commitIntervalTicks`, so a primary's heartbeat still
+   * leaves on time.
    */
   readonly ticksPerWakeup?: number;
   /** Sessions per namespace in the proxy: the most requests in flight per namespace. Default 4096. */
@@ -373,10 +373,10 @@ function resolveHttp(http: HttpOptions, options: NodeOptions, controlTimeoutMs: 
  * the node's (`durable`), not a namespace's: a namespace config asking for it is refused.
  */
 /**
- * Ticks per timer wake-up when the options do not say (actors/timer.ts): 1 until the lease
- * clock counts a batch of ticks safely (see `NodeOptions.ticksPerWakeup`).
+ * Ticks per timer wake-up when the options do not say (actors/timer.ts): an idle node wakes its
+ * threads every 50 ms instead of every 10 ms (see `NodeOptions.ticksPerWakeup`).
  */
-export const defaultTicksPerWakeup = 1;
+export const defaultTicksPerWakeup = 5;
 
 /**
  * The timer's ticks per wake-up: as asked, or the default lowered to the smallest

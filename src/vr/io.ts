@@ -78,8 +78,12 @@ export type ReplicaInput =
   | { readonly type: 'checkpoint_encoded'; readonly image: CheckpointImage }
   /** A message from a peer (validated again here) or a client request. */
   | { readonly type: 'receive'; readonly message: ReplicaMessage }
-  /** One unit of time from the timer service; the only clock the protocol knows. */
-  | { readonly type: 'tick' };
+  /**
+   * One unit of time from the timer service; the only clock the protocol knows. `following`:
+   * how many ticks of the same timer message come right after this one in this transition (a
+   * message may carry several, README rule 21); absent or 0 at a message's last tick.
+   */
+  | { readonly type: 'tick'; readonly following?: number };
 
 export type TraceEvent = {
   readonly event: string;

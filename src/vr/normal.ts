@@ -228,39 +228,45 @@ function nthHighest(values: readonly number[], n: number): number {
  * lease_clock entry every `leaseClockTicks`, or as soon as a counting lease is due, one entry
  * in flight at a time. An entry covers the ticks since the previous one was proposed, and names
  * the commit number of that moment (`through`): the renewals committed by then. With no lease
- * and none in flight the interval simply restarts at every tick.
+ * and none in flight the interval simply restarts. A timer message may carry several ticks, all
+ * of which passed before it was handled: an interval begins (a proposal, a restart) only at a
+ * message's last tick (`lastOfMessage`), so none of its ticks is counted in an interval that
+ * began while it was handled.
  */
-function onLeaseClockTick(ctx: Ctx): void {
+function onLeaseClockTick(ctx: Ctx, lastOfMessage: boolean): void {
   const s = ctx.s;
   const clock = s.primary.leaseClock;
   const inFlight = clock.waiting && (clock.entryOp === 0 || s.commit < clock.entryOp);
   const leases = s.machine.leases;
   if (leases.size === 0 && !inFlight) {
-    // Restarted at this tick: the next tick is a whole one.
-    if (clock.ticks !== 0 || clock.through !== s.commit || clock.waiting || clock.partial) s.primary.leaseClock = { ticks: 0, through: s.commit, waiting: false, entryOp: 0, partial: false };
+    // Restarted at the end of this message (a partial interval included): the next message's
+    // ticks are whole ones.
+    if (lastOfMessage && (clock.ticks !== 0 || clock.through !== s.commit || clock.waiting || clock.partial)) s.primary.leaseClock = { ticks: 0, through: s.commit, waiting: false, entryOp: 0, partial: false };
     return;
   }
   if (clock.partial) {
-    // The interval began after the previous tick: this one covers less than a tick of it
-    // (seed 3000097: a takeover and a tick in one step counted a tick from before the takeover).
-    s.primary.leaseClock = { ...clock, partial: false };
+    // The interval began after the previous timer message (a takeover while handling some
+    // message): every tick of this one may have passed before it (seed 3000097: a takeover and
+    // a tick in one step counted a tick from before the takeover's commit number was known).
+    if (lastOfMessage) s.primary.leaseClock = { ...clock, partial: false };
     return;
   }
   const ticks = Math.min(clock.ticks + 1, leaseClockTicksMax);
   const due = ticks >= s.config.leaseClockTicks || leases.clock + ticks >= leases.nextDeadline;
-  if (inFlight || !due || s.op >= protocolNumberMax) {
+  if (inFlight || !due || !lastOfMessage || s.op >= protocolNumberMax) {
     s.primary.leaseClock = { ...clock, ticks };
     return;
   }
   const request: Request = { type: 'request', clientId: '', requestNum: 0, op: { type: 'lease_clock', elapsedTicks: ticks, through: clock.through } };
   s.primary.pending = s.primary.pending.unshift(request);
-  // Proposed at this tick: the next interval begins on a tick boundary.
+  // Proposed at the end of this message: the next interval begins on a message boundary.
   s.primary.leaseClock = { ticks: 0, through: s.commit, waiting: true, entryOp: 0, partial: false };
 }
 
-export function onPrimaryTick(ctx: Ctx): void {
+/** `lastOfMessage`: no tick of the same timer message follows this one (README rule 21). */
+export function onPrimaryTick(ctx: Ctx, lastOfMessage: boolean): void {
   const s = ctx.s;
-  onLeaseClockTick(ctx);
+  onLeaseClockTick(ctx, lastOfMessage);
   onReadTick(ctx);
   const timers = s.timers;
   timers.heartbeatTicks += 1;

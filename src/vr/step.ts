@@ -55,7 +55,7 @@ function dispatch(ctx: Ctx, input: ReplicaInput): void {
       onStart(ctx, input);
       return;
     case 'tick':
-      onTick(ctx);
+      onTick(ctx, input.following === undefined || input.following <= 0);
       return;
     case 'receive':
       onReceive(ctx, input.message);
@@ -71,7 +71,8 @@ function dispatch(ctx: Ctx, input: ReplicaInput): void {
   }
 }
 
-function onTick(ctx: Ctx): void {
+/** `lastOfMessage`: no tick of the same timer message follows this one (README rule 21). */
+function onTick(ctx: Ctx, lastOfMessage: boolean): void {
   const s = ctx.s;
   switch (s.status) {
     case 'stopped':
@@ -84,7 +85,7 @@ function onTick(ctx: Ctx): void {
       return;
     case 'normal':
       if (isPrimary(s)) {
-        onPrimaryTick(ctx);
+        onPrimaryTick(ctx, lastOfMessage);
       } else {
         onStateTransferTick(ctx);
         onViewTimerTick(ctx);

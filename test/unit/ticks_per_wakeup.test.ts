@@ -114,8 +114,10 @@ describe('timer wake-ups: several ticks per message (ticksPerWakeup)', () => {
     expect(replica.state.status).to.equal('view_change');
   });
 
-  it('node options: 1 by default; up to the smallest commitIntervalTicks served; a larger explicit count or a bad one is a RangeError', () => {
-    expect(resolveOptions({}).ticksPerWakeup).to.equal(1);
+  it('node options: 5 by default (lowered to the smallest commitIntervalTicks served); an explicit count up to it; a larger one or a bad one is a RangeError', () => {
+    expect(resolveOptions({}).ticksPerWakeup).to.equal(5);
+    expect(resolveOptions({ ticksPerWakeup: 1 }).ticksPerWakeup).to.equal(1);
+    expect(resolveOptions({ namespaces: ['a', { name: 'b', config: { commitIntervalTicks: 2, viewChangeTimeoutTicks: 30 } }] }).ticksPerWakeup).to.equal(2);
     expect(resolveOptions({ ticksPerWakeup: 5 }).ticksPerWakeup).to.equal(5);
     expect(resolveOptions({ namespaces: ['a', { name: 'b', config: { commitIntervalTicks: 2, viewChangeTimeoutTicks: 30 } }], ticksPerWakeup: 2 }).ticksPerWakeup).to.equal(2);
     expect(() => resolveOptions({ namespaces: ['a', { name: 'b', config: { commitIntervalTicks: 2, viewChangeTimeoutTicks: 30 } }], ticksPerWakeup: 3 })).to.throw(RangeError, /commitIntervalTicks \(2\)/);

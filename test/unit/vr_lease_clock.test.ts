@@ -180,6 +180,74 @@ describe('vr: the lease clock (README rule 21)', () => {
     expect(trio.clockEntries(1).length).to.equal(before + 1);
   });
 
+  it('a timer message of several ticks: the interval begins only at its last tick, so none of its ticks counts in an interval begun while it was handled', () => {
+    const trio = new Trio(config);
+    trio.send(0, 'c.1', 'register');
+    trio.send(0, 'c.1', { type: 'lease_grant', ttlMs: 10_000 });
+    /** One timer message of `count` ticks to every replica, as the glue hands it (actors/replica.ts). */
+    const message = (count: number): void => {
+      for (let i = 0; i < 3; i++) {
+        const ticks: ReplicaInput[] = [];
+        for (let k = 0; k < count; k++) ticks.push(count - 1 - k === 0 ? { type: 'tick' } : { type: 'tick', following: count - 1 - k });
+        trio.input(i, ...ticks);
+      }
+      trio.deliverAll();
+    };
+    // The first message after the start is skipped whole (partial), so is its every tick.
+    message(3);
+    expect(trio.s(0).primary.leaseClock.ticks).to.equal(0);
+    // Due at the 5th counted tick, mid-message: proposed only at the message's end, with all of
+    // its ticks (an entry may cover up to ticksPerWakeup - 1 ticks more than leaseClockTicks).
+    message(3);
+    message(3);
+    const entries = trio.clockEntries(0);
+    expect(entries.length).to.equal(1);
+    expect(clockOf(entries[0] as LogEntry).elapsedTicks).to.equal(6);
+    // The next interval begins at that message boundary: the next message counts whole.
+    message(4);
+    expect(trio.s(0).primary.leaseClock.ticks).to.equal(4);
+    message(4);
+    expect(trio.clockEntries(0).map((entry) => clockOf(entry).elapsedTicks)).to.deep.equal([6, 8]);
+    // The lease clock counted exactly the ticks of the messages after the first.
+    expect(trio.s(1).machine.leases.clock).to.equal(14);
+  });
+
+  it('a takeover mid-message: the rest of that message is not counted, the next message is', () => {
+    const trio = new Trio(config);
+    trio.send(0, 'c.1', 'register');
+    trio.send(0, 'c.1', { type: 'lease_grant', ttlMs: 10_000 });
+    trio.round(12);
+    trio.cut.add(0);
+    // Backups tick one at a time until replica 1 has taken over (it happens inside a tick input
+    // or while handling a message: both leave the clock partial).
+    let rounds = 0;
+    while (!(trio.s(1).status === 'normal' && trio.s(1).view === 1)) {
+      trio.round();
+      if (++rounds > 200) throw new Error('no view change');
+    }
+    expect(trio.s(1).primary.leaseClock.partial).to.equal(true);
+    // Mid-message ticks of a partial interval are skipped, and it stays partial to the last one.
+    trio.input(1, { type: 'tick', following: 2 }, { type: 'tick', following: 1 });
+    expect(trio.s(1).primary.leaseClock).to.include({ ticks: 0, partial: true });
+    trio.input(1, { type: 'tick' });
+    expect(trio.s(1).primary.leaseClock).to.include({ ticks: 0, partial: false });
+    trio.input(1, { type: 'tick', following: 1 }, { type: 'tick' });
+    expect(trio.s(1).primary.leaseClock.ticks).to.equal(2);
+  });
+
+  it('with no lease the interval restarts only at a message\'s last tick', () => {
+    const trio = new Trio(config);
+    trio.send(0, 'c.1', 'register');
+    trio.round(2);
+    const commit = trio.s(0).commit;
+    trio.send(0, 'c.1', { type: 'create', path: '/x', nodeType: 'blob' });
+    expect(trio.s(0).commit).to.be.above(commit);
+    trio.input(0, { type: 'tick', following: 1 });
+    expect(trio.s(0).primary.leaseClock.through, 'not restarted mid-message').to.equal(commit);
+    trio.input(0, { type: 'tick' });
+    expect(trio.s(0).primary.leaseClock).to.include({ through: trio.s(0).commit, ticks: 0, partial: false });
+  });
+
   it('the gate: a client may not send a lease_clock; a peer\'s forged one is dropped', () => {
     const trio = new Trio(config);
     trio.input(0, { type: 'receive', message: { type: 'request', clientId: '', requestNum: 0, op: { type: 'lease_clock', elapsedTicks: 1_000, through: 0 } } });
