@@ -8,7 +8,7 @@ import { MessageChannel, Worker, type MessagePort, type ResourceLimits, type Tra
 import * as Comlink from 'comlink';
 import { nodeEndpoint } from './comlink_node.ts';
 import type { ActorSpec } from './actor.ts';
-import { bootstrapScript, tsxRegisterUrl, workerEntryUrl } from './bootstrap.ts';
+import { bootstrapScript, workerModules } from './bootstrap.ts';
 import type { CodecName } from './codec.ts';
 import { ControlError, withDeadline } from './control.ts';
 import type { ActorId } from './envelope.ts';
@@ -52,12 +52,12 @@ export class WorkerHandle {
     this.name = options.name;
     this.#timeoutMs = options.controlTimeoutMs;
     const channel = new MessageChannel();
-    const entry = workerEntryUrl();
+    const modules = workerModules(options.actors);
     const boot: WorkerBoot = {
-      haretEntry: entry,
-      haretTsx: tsxRegisterUrl(entry),
+      haretEntry: modules.entry,
+      haretTsx: modules.tsx,
       name: options.name,
-      actors: options.actors,
+      actors: modules.actors,
       directory: [...options.directory],
       codec: options.codec,
       transport: options.transport,

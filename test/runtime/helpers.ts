@@ -51,10 +51,10 @@ export class Probe {
 export type ChildResult = { readonly code: number | null; readonly stdout: string; readonly stderr: string; readonly ms: number };
 
 /** Runs a node script in a child process; kills it (and fails the caller) after `timeoutMs`. */
-export function runChild(args: readonly string[], timeoutMs: number, input?: string): Promise<ChildResult> {
+export function runChild(args: readonly string[], timeoutMs: number, input?: string, env?: NodeJS.ProcessEnv): Promise<ChildResult> {
   return new Promise((resolve, reject) => {
     const started = performance.now();
-    const child = spawn(process.execPath, [...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...args], { stdio: ['pipe', 'pipe', 'pipe'], ...(env === undefined ? {} : { env: { ...process.env, ...env } }) });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
