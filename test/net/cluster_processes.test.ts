@@ -114,7 +114,9 @@ async function failover(mode: Mode): Promise<void> {
   const nodes = new Map<string, NodeProcess>();
   let remote: RemoteConnection | null = null;
   try {
-    for (const name of ['n1', 'n2', 'n3']) nodes.set(name, await startMember(name, join(dir, name), '127.0.0.1:0', security.flags(name)));
+    // Started side by side: each is on its own until it joins.
+    const started = await Promise.all(['n1', 'n2', 'n3'].map(async (name) => [name, await startMember(name, join(dir, name), '127.0.0.1:0', security.flags(name))] as const));
+    for (const [name, node] of started) nodes.set(name, node);
     const n1 = nodes.get('n1') as NodeProcess;
     // n2 joins through the admin API, n3 through `haret admin -e` as an operator would.
     expect(await adminOk((nodes.get('n2') as NodeProcess).admin, { type: 'cluster_join', address: n1.cluster as string })).to.deep.equal({ node: 'n1' });

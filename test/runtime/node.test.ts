@@ -8,11 +8,13 @@
 import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { HaretError, startNode, type HaretNode } from '../../src/node/index.ts';
 import { eventually, runChild } from './helpers.ts';
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
+const { useCompiled } = createRequire(import.meta.url)('../../bin/compiled_fresh.cjs') as { readonly useCompiled: () => boolean };
 const decoder = new TextDecoder();
 
 /** Every replica of `ns` in normal status in one view, with none restarting. */
@@ -286,16 +288,21 @@ describe('node: embedding API on worker threads', function () {
     expect(fromSources.stdout).to.equal('hello v1 actors=6\n');
     expect(fromSources.code).to.equal(0);
 
-    const outDir = `${repoRoot}.test-dist`;
-    rmSync(outDir, { recursive: true, force: true });
-    execFileSync(process.execPath, [`${repoRoot}node_modules/typescript/bin/tsc`, '-p', `${repoRoot}tsconfig.build.json`, '--outDir', outDir], { stdio: 'pipe' });
+    // The checkout's own build when it is of these sources (`npm test` builds first), else a
+    // build made here.
+    const built = useCompiled();
+    const outDir = built ? `${repoRoot}dist` : `${repoRoot}.test-dist`;
+    if (!built) {
+      rmSync(outDir, { recursive: true, force: true });
+      execFileSync(process.execPath, [`${repoRoot}node_modules/typescript/bin/tsc`, '-p', `${repoRoot}tsconfig.build.json`, '--outDir', outDir], { stdio: 'pipe' });
+    }
     try {
       const compiled = await runChild([script, pathToFileURL(`${outDir}/src/node/index.js`).href], 60_000);
       expect(compiled.stderr).to.equal('');
       expect(compiled.stdout).to.equal('hello v1 actors=6\n');
       expect(compiled.code).to.equal(0);
     } finally {
-      rmSync(outDir, { recursive: true, force: true });
+      if (!built) rmSync(outDir, { recursive: true, force: true });
     }
   });
 });
