@@ -11,7 +11,8 @@
 
 import { randomInt } from 'node:crypto';
 import { expect } from 'chai';
-import { formatFailure, runSeed, type SeedReport, type VoprOptions } from './vopr.ts';
+import { runSeed, type SeedReport, type VoprOptions } from './vopr.ts';
+import { SeedThreads } from './seed_threads.ts';
 
 /** Regression seeds 1..80, in batches of 20 (more run with `npm run vopr`: see the closing notes). */
 const firstSeed = 1;
@@ -36,14 +37,13 @@ function drawFreshStart(): number {
 
 console.log(`vopr fresh seeds ${freshFrom}..${freshFrom + freshCount - 1} (replay: npm run vopr -- --from ${freshFrom} --seeds ${freshCount}, or HARET_VOPR_FROM=${freshFrom} for this test)`);
 
-function runBatch(from: number, to: number, options: VoprOptions = {}): void {
-  const failures: SeedReport[] = [];
-  for (let seed = from; seed <= to; seed++) {
-    const report = runSeed(seed, options);
-    if (!report.ok) failures.push(report);
-  }
-  const detail = failures.slice(0, 3).map(formatFailure);
-  const rest = failures.slice(3).map((report) => `seed ${report.seed}: ${report.violation?.kind ?? '?'} (${report.replay})`);
+/** Batches run on this thread and one worker (seed_threads.ts). */
+const threads = new SeedThreads();
+
+async function runBatch(from: number, to: number, options: VoprOptions = {}): Promise<void> {
+  const failures = await threads.run(from, to, options);
+  const detail = failures.slice(0, 3).map((failure) => failure.formatted);
+  const rest = failures.slice(3).map((failure) => `seed ${failure.seed}: ${failure.kind} (${failure.replay})`);
   expect(failures.length, `${failures.length} seed(s) failed:\n${[...detail, ...rest].join('\n')}`).to.equal(0);
 }
 
@@ -54,17 +54,19 @@ function batches(first: number, count: number): [number, number][] {
 }
 
 describe('vopr: seeded simulation (safety, liveness, linearizability)', function () {
+  after(() => threads.close());
+
   for (const [from, to] of batches(firstSeed, seedCount)) {
-    it(`seeds ${from}..${to} run without a violation`, function () {
+    it(`seeds ${from}..${to} run without a violation`, async function () {
       this.timeout(240_000);
-      runBatch(from, to);
+      await runBatch(from, to);
     });
   }
 
   for (const [from, to] of batches(freshFrom, freshCount)) {
-    it(`fresh seeds ${from}..${to} run without a violation`, function () {
+    it(`fresh seeds ${from}..${to} run without a violation`, async function () {
       this.timeout(240_000);
-      runBatch(from, to);
+      await runBatch(from, to);
     });
   }
 
@@ -72,9 +74,9 @@ describe('vopr: seeded simulation (safety, liveness, linearizability)', function
   // ticks per message to the replicas, under every fault, lease clients included (before the
   // lease clock began intervals only at a message's last tick, 59 of 100 seeds counted ticks
   // from before an interval: README rule 21).
-  it('seeds 1..20 with 5 ticks per timer message run without a violation', function () {
+  it('seeds 1..20 with 5 ticks per timer message run without a violation', async function () {
     this.timeout(240_000);
-    runBatch(1, 20, { ticksPerWakeup: 5 });
+    await runBatch(1, 20, { ticksPerWakeup: 5 });
   });
 
   it('replays a seed exactly', function () {
