@@ -2,8 +2,9 @@
  * Runs a batch of simulator seeds on two threads: this one and one worker (seed_worker.ts),
  * each taking the next seed from a shared counter until none is left (seeds differ in length
  * up to 20x). The simulator is single-threaded and deterministic, so a seed's result does not
- * depend on the thread; in CI the second core is otherwise idle while the simulator runs, and
- * a batch takes about half the time.
+ * depend on the thread; when the second core is otherwise idle while the simulator runs, a
+ * batch takes about half the time. In `npm test`'s pure shard (test/shards.mjs) the other
+ * shard has that core, so there every seed runs on this thread.
  */
 import { Worker } from 'node:worker_threads';
 import { bootstrapScript, tsxRegisterUrl } from '../../runtime/bootstrap.ts';
@@ -51,6 +52,7 @@ export class SeedThreads {
 
   /** Every seed in from..to; the failures, in seed order. */
   async run(from: number, to: number, options: VoprOptions = {}): Promise<SeedFailure[]> {
+    if (process.env['HARET_TEST_SHARD'] === 'pure') return runSeeds({ id: 0, from, to, next: new SharedArrayBuffer(4), options });
     const worker = this.#start();
     const id = this.#nextId++;
     const answer = new Promise<SeedFailure[]>((resolve, reject) => this.#waiting.set(id, { resolve, reject }));

@@ -1,7 +1,7 @@
 /**
  * No test is skipped, pending or exclusive, except one: the status page's browser tests skip,
  * saying why, on a machine without Chromium (issue 17 allows exactly that; CI installs
- * Chromium, so there they run). `.mocharc.json` no longer forbids pending tests for that one
+ * Chromium, so there they run). `.mocharc.cjs` no longer forbids pending tests for that one
  * case, so this scan is what keeps every other test from being skipped.
  */
 
