@@ -121,8 +121,9 @@ export function freshReadPath(replicaCount: number): ReadPath {
  * The current interval of the lease clock at the primary: `ticks` counted since it began, when
  * the commit number was `through`. `entryOp` is the op of the lease_clock entry in flight (0:
  * none, or proposed but not yet cut into an entry while `waiting`). `partial`: the interval
- * began between two ticks (at a takeover, while handling a message), so the first tick after it
- * stands for less than a tick of time and is not counted.
+ * began between two ticks (at a takeover, while handling a message), so the ticks up to the
+ * last one of the next timer message may have passed before it and are not counted (README
+ * rule 21: a message may carry several ticks).
  */
 export type LeaseClock = { readonly ticks: number; readonly through: number; readonly waiting: boolean; readonly entryOp: number; readonly partial: boolean };
 
