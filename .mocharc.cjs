@@ -3,10 +3,17 @@
 // HARET_TEST_SHARD=pure takes the simulator and the unit tests (deterministic, one core),
 // HARET_TEST_SHARD=rest everything else; without it, every test file, as before.
 const shard = process.env.HARET_TEST_SHARD;
+// Nodes the tests start, in this process or as `haret` processes, run their workers (and the
+// command) from a fresh dist/ (`npm test` builds it first): half the CPU to start a node. A
+// stale build falls back to the sources (bin/compiled_fresh.cjs).
+process.env.HARET_COMPILED ??= '1';
 const pure = ['test/sim/**/*.test.ts', 'test/unit/**/*.test.ts'];
+// Mocha adds the files named on its command line to `spec`: with some named
+// (`npx mocha test/unit/tree_ops.test.ts`), only those run.
+const named = process.argv.slice(2).some((arg) => !arg.startsWith('-') && /\.test\.ts$/.test(arg));
 
 module.exports = {
-  spec: shard === 'pure' ? pure : ['test/**/*.test.ts'],
+  spec: named ? [] : shard === 'pure' ? pure : ['test/**/*.test.ts'],
   ...(shard === 'rest' ? { ignore: pure } : {}),
   extension: ['ts'],
   'node-option': ['import=tsx'],

@@ -22,13 +22,12 @@ export function workerEntryUrl(): string {
 export type WorkerModules = { readonly entry: string; readonly tsx: string | null; readonly actors: readonly ActorSpec[] };
 
 /**
- * A worker's modules. From compiled output, as given. From TypeScript sources (tests, `npm
- * start`, benchmarks), the worker runs the compiled twins in dist/ instead when the build is of
- * these very sources (bin/compiled_fresh.cjs) and every actor of the worker is one of the
- * package's own modules: under tsx a worker costs about twice the CPU to start (measured:
- * `startNode` from sources 3.5 CPU-s and 1.8 s, with compiled workers 1.6 CPU-s and 0.8 s), and
- * idles with tsx's loader thread beside it. A stale or missing build, a test's own actor
- * module, or HARET_FROM_SOURCES=1 keeps the sources.
+ * A worker's modules. From compiled output, as given. From TypeScript sources with
+ * HARET_COMPILED=1 (the test suite), the worker runs the compiled twins in dist/ instead when
+ * the build is of these very sources (bin/compiled_fresh.cjs) and every actor of the worker is
+ * one of the package's own modules: under tsx a worker costs about twice the CPU to start
+ * (measured: `startNode` from sources 3.5 CPU-s and 1.8 s, with compiled workers 1.6 CPU-s and
+ * 0.8 s). Without it, a stale or missing build, or a test's own actor module: the sources.
  */
 export function workerModules(actors: readonly ActorSpec[]): WorkerModules {
   const entry = workerEntryUrl();

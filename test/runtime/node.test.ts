@@ -282,8 +282,8 @@ describe('node: embedding API on worker threads', function () {
 
   it('stops with no handle left open, from the sources and from the compiled output', async () => {
     const script = fileURLToPath(new URL('./fixtures/node_start_stop.mjs', import.meta.url));
-    // Workers from the sources too (a fresh dist/ would otherwise run theirs: runtime/bootstrap.ts).
-    const fromSources = await runChild(['--import', 'tsx', script, pathToFileURL(`${repoRoot}src/node/index.ts`).href], 60_000, undefined, { HARET_FROM_SOURCES: '1' });
+    // Workers from the sources too (the suite's HARET_COMPILED=1 would run dist/'s: runtime/bootstrap.ts).
+    const fromSources = await runChild(['--import', 'tsx', script, pathToFileURL(`${repoRoot}src/node/index.ts`).href], 60_000, undefined, { HARET_COMPILED: '0' });
     expect(fromSources.stderr).to.equal('');
     expect(fromSources.stdout).to.equal('hello v1 actors=6\n');
     expect(fromSources.code).to.equal(0);

@@ -1,7 +1,8 @@
 /**
- * A development checkout runs its worker threads (runtime/bootstrap.ts) and its CLI
- * (bin/haret.js) from dist/ when dist/ is a build of these very sources (bin/compiled_fresh.cjs),
- * and from the sources otherwise: never a stale build, never a test's own actor compiled away.
+ * A development checkout asked to (HARET_COMPILED=1, as the suite does) runs its worker threads
+ * (runtime/bootstrap.ts) and its CLI (bin/haret.js) from dist/ when dist/ is a build of these
+ * very sources (bin/compiled_fresh.cjs), and from the sources otherwise: never a stale build,
+ * never a test's own actor compiled away.
  */
 
 import { expect } from 'chai';
@@ -44,8 +45,8 @@ describe('compiled twins for a development checkout', () => {
 
   it('a worker of package actors runs the compiled twins exactly when the build is fresh; one with a test actor runs the sources', () => {
     const fresh = useCompiled();
-    // `npm test` builds before it runs mocha, so there the twins must be fresh and used.
-    if (process.env['npm_lifecycle_event'] === 'test') expect(fresh, 'npm test runs `npm run build` first').to.equal(true);
+    // `npm test` builds before it runs mocha, whose config asks for the twins: there they must be used.
+    if (process.env['npm_lifecycle_event'] === 'test') expect(fresh, 'npm test runs `npm run build` first, and .mocharc.cjs sets HARET_COMPILED=1').to.equal(true);
     const replica = { id: 'ns/r0', module: actorModule('replica'), init: null };
     const compiled = workerModules([replica]);
     if (fresh) {
@@ -56,6 +57,16 @@ describe('compiled twins for a development checkout', () => {
       expect(compiled.entry).to.match(/\/runtime\/worker_entry\.ts$/);
       expect(compiled.tsx).to.not.equal(null);
       expect(compiled.actors[0]?.module).to.equal(replica.module);
+    }
+    // Not asked for (benchmarks, npm start, a checkout's `haret`): the sources, fresh build or not.
+    const asked = process.env['HARET_COMPILED'];
+    process.env['HARET_COMPILED'] = '0';
+    try {
+      expect(useCompiled()).to.equal(false);
+      expect(workerModules([replica]).entry).to.match(/\/runtime\/worker_entry\.ts$/);
+    } finally {
+      if (asked === undefined) delete process.env['HARET_COMPILED'];
+      else process.env['HARET_COMPILED'] = asked;
     }
     const testActor = { id: 'echo', module: new URL('../runtime/fixtures/echo_actor.ts', import.meta.url).href, init: null };
     const mixed = workerModules([replica, testActor]);
