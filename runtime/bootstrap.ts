@@ -46,9 +46,12 @@ const packageRoot = new URL('../', import.meta.url);
 
 type CompiledFresh = { readonly useCompiled: () => boolean; readonly compiledDirs: readonly string[] };
 
+let compiledFreshModule: CompiledFresh | null = null;
+
 /** Loaded only from the sources: bin/ sits beside runtime/ there, not beside dist/runtime/. */
 function compiledFresh(): CompiledFresh {
-  return createRequire(import.meta.url)('../bin/compiled_fresh.cjs') as CompiledFresh;
+  compiledFreshModule ??= createRequire(import.meta.url)('../bin/compiled_fresh.cjs') as CompiledFresh;
+  return compiledFreshModule;
 }
 
 function compiledIsFresh(): boolean {

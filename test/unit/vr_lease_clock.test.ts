@@ -82,6 +82,21 @@ function clockOf(entry: LogEntry): { elapsedTicks: number; through: number } {
   return { elapsedTicks: op.elapsedTicks, through: op.through };
 }
 
+/** A lease granted and counted for 12 ticks, then replica 0 cut off until replica 1 is primary of view 1 (one tick per round). */
+function trioAfterTakeover(): Trio {
+  const trio = new Trio(config);
+  trio.send(0, 'c.1', 'register');
+  trio.send(0, 'c.1', { type: 'lease_grant', ttlMs: 10_000 });
+  trio.round(12);
+  trio.cut.add(0);
+  let rounds = 0;
+  while (!(trio.s(1).status === 'normal' && trio.s(1).view === 1)) {
+    trio.round();
+    if (++rounds > 200) throw new Error('no view change');
+  }
+  return trio;
+}
+
 describe('vr: the lease clock (README rule 21)', () => {
   it('no lease, no lease_clock entry; with one, an entry every leaseClockTicks, each covering the commit of its interval\'s start', () => {
     const trio = new Trio(config);
@@ -161,16 +176,7 @@ describe('vr: the lease clock (README rule 21)', () => {
   });
 
   it('a new primary does not count the tick that arrives in the step of its takeover (seed 3000097)', () => {
-    const trio = new Trio(config);
-    trio.send(0, 'c.1', 'register');
-    trio.send(0, 'c.1', { type: 'lease_grant', ttlMs: 10_000 });
-    trio.round(12);
-    trio.cut.add(0);
-    let rounds = 0;
-    while (!(trio.s(1).status === 'normal' && trio.s(1).view === 1)) {
-      trio.round();
-      if (++rounds > 200) throw new Error('no view change');
-    }
+    const trio = trioAfterTakeover();
     const takeover = trio.s(1).primary.leaseClock;
     // Ticks counted after the takeover (with leases present) stay one behind the ticks seen.
     const before = trio.clockEntries(1).length;
@@ -213,18 +219,8 @@ describe('vr: the lease clock (README rule 21)', () => {
   });
 
   it('a takeover mid-message: the rest of that message is not counted, the next message is', () => {
-    const trio = new Trio(config);
-    trio.send(0, 'c.1', 'register');
-    trio.send(0, 'c.1', { type: 'lease_grant', ttlMs: 10_000 });
-    trio.round(12);
-    trio.cut.add(0);
-    // Backups tick one at a time until replica 1 has taken over (it happens inside a tick input
-    // or while handling a message: both leave the clock partial).
-    let rounds = 0;
-    while (!(trio.s(1).status === 'normal' && trio.s(1).view === 1)) {
-      trio.round();
-      if (++rounds > 200) throw new Error('no view change');
-    }
+    // Replica 1 took over inside a tick input or while handling a message: both leave the clock partial.
+    const trio = trioAfterTakeover();
     expect(trio.s(1).primary.leaseClock.partial).to.equal(true);
     // Mid-message ticks of a partial interval are skipped, and it stays partial to the last one.
     trio.input(1, { type: 'tick', following: 2 }, { type: 'tick', following: 1 });
