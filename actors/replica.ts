@@ -115,10 +115,10 @@ export type ReplicaEvents = {
 /** View change durations kept for the node to read: more than a scrape interval ever sees. */
 export const viewChangeDurationsKept = 32;
 
-/** Reply routes remembered at most (one per client session seen). */
 /** The last (or only) tick of a timer message, as a core input. */
 const tickInput: ReplicaInput = { type: 'tick' };
 
+/** Reply routes remembered at most (one per client session seen). */
 const routesMax = 200_000;
 
 /**
