@@ -369,10 +369,6 @@ function resolveHttp(http: HttpOptions, options: NodeOptions, controlTimeoutMs: 
 }
 
 /**
- * One namespace's protocol configuration; throws a RangeError naming the problem. Durability is
- * the node's (`durable`), not a namespace's: a namespace config asking for it is refused.
- */
-/**
  * Ticks per timer wake-up when the options do not say (actors/timer.ts): an idle node wakes its
  * threads every 50 ms instead of every 10 ms (see `NodeOptions.ticksPerWakeup`).
  */
@@ -391,6 +387,10 @@ function resolveTicksPerWakeup(asked: number | undefined, namespaces: readonly R
   return asked;
 }
 
+/**
+ * One namespace's protocol configuration; throws a RangeError naming the problem. Durability is
+ * the node's (`durable`), not a namespace's: a namespace config asking for it is refused.
+ */
 export function resolveNamespace(ns: NamespaceOptions, durable: boolean, tickMs: number): ResolvedNamespace {
   if (typeof ns.name !== 'string' || !namespaceName.test(ns.name)) {
     throw new RangeError(`namespace name ${JSON.stringify(ns.name)} must be 1-64 letters, digits, '_', '.', '-'`);
