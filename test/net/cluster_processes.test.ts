@@ -139,7 +139,7 @@ async function failover(mode: Mode): Promise<void> {
     const created = JSON.parse(create.stdout) as { name: string; nodes: string[] };
     expect(created.name).to.equal('jobs');
     const clusterStatus = await runChild([bin, 'admin', n1.admin, ...security.adminFlags, '-e', 'cluster status'], 30_000);
-    expect(clusterStatus.code).to.equal(0);
+    expect(clusterStatus.code, clusterStatus.stderr).to.equal(0);
     expect(clusterStatus.stdout).to.contain('"n2"').and.contain('"n3"').and.contain('"jobs"');
     expect([...created.nodes].sort()).to.deep.equal(['n1', 'n2', 'n3']);
     await eventually('every node to serve jobs', async () => {
