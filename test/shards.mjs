@@ -1,13 +1,15 @@
 // `npm test`'s runner: the suite in two mocha processes side by side, then one closing line
 // "N passed, N failed" for both (CI reads it).
-// - `pure`: the simulator and the unit tests. Deterministic and single-threaded (the vopr test
-//   keeps to one thread here), they use one core and nothing they assert depends on time.
-// - `rest`: the runtime, node, network and durability tests, worker threads and processes,
-//   which mostly wait on timeouts, restarts and disks.
+// - `pure`: the simulator and the unit tests of pure code (listed in .mocharc.cjs).
+//   Deterministic and single-threaded (the vopr test keeps to one thread here), they use one
+//   core and nothing they assert depends on time.
+// - `rest`: the runtime, node, network and durability tests and the unit tests that wait on
+//   timers, processes or threads, which mostly wait on timeouts, restarts and disks.
 // On 2 cores the suite takes the longer of the two instead of their sum. The pure shard runs at
 // the lowest CPU priority (nice 19, inherited by its threads): it takes only the CPU the rest
 // leaves idle, so the timing-sensitive tests run as if alone (a run with both at equal priority
-// failed once in three: a `haret admin` command past its deadline). Each shard's report is
+// failed once in three: a `haret admin` command past its deadline; and a test that waits on
+// real time starves there, so none is in the pure shard). Each shard's report is
 // printed whole when it ends, the pure one first.
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
