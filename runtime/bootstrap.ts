@@ -44,12 +44,13 @@ export function workerModules(actors: readonly ActorSpec[]): WorkerModules {
 /** The package root (this file is runtime/bootstrap.ts in the sources). */
 const packageRoot = new URL('../', import.meta.url);
 
-type CompiledFresh = { readonly useCompiled: () => boolean; readonly compiledDirs: readonly string[] };
+/** bin/compiled_fresh.cjs, typed. */
+export type CompiledFresh = { readonly useCompiled: () => boolean; readonly isBuildOf: (root: string) => boolean; readonly compiledDirs: readonly string[] };
 
 let compiledFreshModule: CompiledFresh | null = null;
 
 /** Loaded only from the sources: bin/ sits beside runtime/ there, not beside dist/runtime/. */
-function compiledFresh(): CompiledFresh {
+export function compiledFresh(): CompiledFresh {
   compiledFreshModule ??= createRequire(import.meta.url)('../bin/compiled_fresh.cjs') as CompiledFresh;
   return compiledFreshModule;
 }

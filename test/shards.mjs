@@ -15,7 +15,7 @@ import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 
 const mocha = createRequire(import.meta.url).resolve('mocha/bin/mocha.js');
-const summary = /^(\d+) passed, (\d+) failed(?:, (\d+) skipped)?$/m;
+const summary = /^(\d+) passed, (\d+) failed(?:, (\d+) skipped)?$/gm;
 
 function run(shard) {
   return new Promise((resolve) => {
@@ -36,7 +36,7 @@ let failed = 0;
 let skipped = 0;
 for (const result of results) {
   process.stdout.write(`\n===== shard ${result.shard} (${result.seconds.toFixed(0)} s) =====\n${result.out}`);
-  const counts = [...result.out.matchAll(new RegExp(summary.source, 'gm'))].at(-1);
+  const counts = [...result.out.matchAll(summary)].at(-1);
   if (counts === undefined) {
     // A shard that died before its reporter's line counts as one failure, never as a pass.
     failed += 1;

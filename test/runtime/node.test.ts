@@ -8,13 +8,13 @@
 import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { HaretError, startNode, type HaretNode } from '../../src/node/index.ts';
+import { compiledFresh } from '../../runtime/bootstrap.ts';
 import { eventually, runChild } from './helpers.ts';
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
-const { useCompiled } = createRequire(import.meta.url)('../../bin/compiled_fresh.cjs') as { readonly useCompiled: () => boolean };
+const { useCompiled } = compiledFresh();
 const decoder = new TextDecoder();
 
 /** Every replica of `ns` in normal status in one view, with none restarting. */

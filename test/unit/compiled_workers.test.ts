@@ -6,15 +6,13 @@
  */
 
 import { expect } from 'chai';
-import { createRequire } from 'node:module';
 import { mkdir, utimes, writeFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { workerModules } from '../../runtime/bootstrap.ts';
+import { compiledFresh, workerModules } from '../../runtime/bootstrap.ts';
 import { actorModule } from '../../src/node/layout.ts';
 import { useTempDirs } from './temp_dirs.ts';
 
-type CompiledFresh = { readonly useCompiled: () => boolean; readonly isBuildOf: (root: string) => boolean };
-const { useCompiled, isBuildOf } = createRequire(import.meta.url)('../../bin/compiled_fresh.cjs') as CompiledFresh;
+const { useCompiled, isBuildOf } = compiledFresh();
 
 const dirs = useTempDirs('compiled');
 
