@@ -12,6 +12,7 @@
  * data_dir = "/var/lib/haret/node-a"   # optional (needs cluster_address): the cluster record
  * join = ["127.0.0.1:7890"]            # optional: cluster addresses to join at start
  * log_level = "info"
+ * worker_layout = "single"             # optional: actor_per_worker (default), shared or single
  * tls_cert = "/etc/haret/node-a.crt"   # optional, with tls_key: TLS on the client and admin ports
  * tls_key = "/etc/haret/node-a.key"
  * tls_ca = "/etc/haret/ca.crt"         # with cluster_address: mutual TLS between members
@@ -26,7 +27,7 @@
 
 import { readFileSync } from 'node:fs';
 import { parse as parseToml } from 'smol-toml';
-import type { NodeOptions } from '../node/index.ts';
+import type { NodeOptions, WorkerLayout } from '../node/index.ts';
 import { isLogLevel } from '../../runtime/logger.ts';
 import { formatAddress, parseAddress } from '../net/address.ts';
 
@@ -44,6 +45,8 @@ export type StartFlags = {
   readonly dataDir?: string | undefined;
   /** `--no-durable`: keep replicas in memory even with a data directory. */
   readonly noDurable?: boolean | undefined;
+  /** `--worker-layout`: how the node's replicas are spread over worker threads (NodeOptions.workerLayout). */
+  readonly workerLayout?: string | undefined;
   /** `--restore NS=FILE`: seed the node's namespace NS from a backup. */
   readonly restore?: readonly string[] | undefined;
   readonly join?: readonly string[] | undefined;
@@ -60,6 +63,12 @@ export type StartFlags = {
   readonly adminTokenFile?: string | undefined;
 };
 
+const workerLayouts: readonly WorkerLayout[] = ['actor_per_worker', 'shared', 'single'];
+
+function isWorkerLayout(value: unknown): value is WorkerLayout {
+  return typeof value === 'string' && (workerLayouts as readonly string[]).includes(value);
+}
+
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
 }
@@ -74,6 +83,7 @@ const knownKeys = new Set([
   'http_address',
   'data_dir',
   'durable',
+  'worker_layout',
   'join',
   'tls_cert',
   'tls_key',
@@ -179,6 +189,8 @@ export function resolveStartConfig(flags: StartFlags): NodeOptions & { clientApi
   const durableSetting = flags.noDurable === true ? false : file['durable'];
   if (durableSetting !== undefined && typeof durableSetting !== 'boolean') throw new ConfigError('durable must be true or false');
   if (durableSetting === true && dataDir === undefined) throw new ConfigError('durable = true needs data_dir');
+  const workerLayout = pick('worker_layout', flags.workerLayout);
+  if (workerLayout !== undefined && !isWorkerLayout(workerLayout)) throw new ConfigError(`worker_layout must be one of ${workerLayouts.join(', ')}, got ${String(workerLayout)}`);
   const restore: Record<string, string> = {};
   for (const pair of flags.restore ?? []) {
     const at = pair.indexOf('=');
@@ -199,6 +211,7 @@ export function resolveStartConfig(flags: StartFlags): NodeOptions & { clientApi
     ...(clusterAddress === undefined ? {} : { cluster: { ...parseListenAddress(clusterAddress), ...(joinAddresses === undefined ? {} : { join: joinAddresses }), ...security.cluster } }),
     ...(dataDir === undefined ? {} : { dataDir }),
     ...(durableSetting === undefined ? {} : { durable: durableSetting }),
+    ...(workerLayout === undefined ? {} : { workerLayout }),
     ...(Object.keys(restore).length === 0 ? {} : { restore }),
     clientApi: { ...parseListenAddress(address), ...security.tls, ...(security.authToken === undefined ? {} : { authToken: security.authToken }) },
     ...(admin === undefined ? {} : { adminApi: { ...parseListenAddress(admin), ...security.tls, ...(security.adminToken === undefined ? {} : { authToken: security.adminToken }) } }),

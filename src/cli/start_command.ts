@@ -23,6 +23,9 @@ options:
   --http-address ADDR        /metrics /healthz /readyz /status.json and the status page
   --data-dir DIR             durable replicas and the cluster record in DIR
   --no-durable               replicas in memory even with --data-dir
+  --worker-layout LAYOUT     actor_per_worker (default: a worker per replica), shared, or
+                             single (every replica in one worker: faster on few cores; a
+                             failure of that worker restarts all of them, see README)
   --restore NS=FILE          seed namespace NS from a backup (repeatable; needs --data-dir)
   --join ADDR                join the cluster of the node at cluster address ADDR (repeatable)
   --no-local-namespace       no namespace of the node's own (a member hosting cluster namespaces)
@@ -48,6 +51,7 @@ const spec = {
   'http-address': { type: 'string' },
   'data-dir': { type: 'string' },
   'no-durable': { type: 'boolean' },
+  'worker-layout': { type: 'string' },
   restore: { type: 'string', multiple: true },
   join: { type: 'string', multiple: true },
   'no-local-namespace': { type: 'boolean' },
@@ -78,6 +82,7 @@ export async function start(args: readonly string[]): Promise<number> {
     httpAddress: values['http-address'],
     dataDir: values['data-dir'],
     noDurable: values['no-durable'],
+    workerLayout: values['worker-layout'],
     restore: values.restore,
     join: values.join,
     noLocalNamespace: values['no-local-namespace'],

@@ -114,6 +114,8 @@ export function buildLayout(options: ResolvedOptions, startOf: (ns: string) => '
   const workers: WorkerSpec[] = [];
   if (options.workerLayout === 'actor_per_worker') {
     for (const { spec } of replicaSpecs) workers.push({ name: spec.id.replace('/', '.'), actors: [spec], ...limits });
+  } else if (options.workerLayout === 'single') {
+    workers.push({ name: 'replicas', actors: replicaSpecs.map(({ spec }) => spec), ...limits });
   } else {
     const byIndex = new Map<number, ActorSpec[]>();
     for (const { index, spec } of replicaSpecs) byIndex.set(index, [...(byIndex.get(index) ?? []), spec]);

@@ -25,10 +25,17 @@ export type NamespaceOptions = {
 /**
  * How replicas are spread over worker threads. `actor_per_worker` (the default): every
  * replica, the proxy and the timer in a worker of its own. `shared`: replica i of every
- * namespace shares worker i, so a node with many namespaces needs only 2f+1 replica workers;
- * actor code is the same either way.
+ * namespace shares worker i, so a node with many namespaces needs only 2f+1 replica workers.
+ * `single`: every replica of the node in one worker. A commit then crosses no thread between
+ * the primary and its backups (prepare and prepare_ok are handed over inside the thread), which
+ * on a machine with few cores is much faster (README "Performance": at one caller a put's p50
+ * fell from ~260 to ~100 µs here). The price: a failure of that worker (an assertion in any
+ * replica, an out-of-memory) takes every replica of the node down at once. A durable node comes
+ * back from its disk (a whole-group restart, PROTOCOL.md "Durability"); an in-memory namespace
+ * whose replicas all live in this node cannot, and says so (status, an error log line, typed
+ * `unavailable`). Actor code is the same in every layout.
  */
-export type WorkerLayout = 'actor_per_worker' | 'shared';
+export type WorkerLayout = 'actor_per_worker' | 'shared' | 'single';
 
 /**
  * Which thread runs the client proxy: a worker of its own (the default, DESIGN.md), or the
@@ -264,7 +271,7 @@ export function resolveOptions(options: NodeOptions = {}): ResolvedOptions {
   // A JavaScript caller still using an old name would otherwise silently get the default.
   for (const [old, renamed] of renamedOptions) if (Object.hasOwn(options, old)) throw new RangeError(`option ${old} is now called ${renamed}`);
   const workerLayout = options.workerLayout ?? 'actor_per_worker';
-  if (workerLayout !== 'actor_per_worker' && workerLayout !== 'shared') throw new RangeError('workerLayout must be actor_per_worker or shared');
+  if (workerLayout !== 'actor_per_worker' && workerLayout !== 'shared' && workerLayout !== 'single') throw new RangeError('workerLayout must be actor_per_worker, shared or single');
   const proxyThread = options.proxyThread ?? 'worker';
   if (proxyThread !== 'worker' && proxyThread !== 'host') throw new RangeError('proxyThread must be worker or host');
   const codec = options.codec ?? 'clone';

@@ -45,6 +45,14 @@ describe('haret start configuration', () => {
     expect(resolveStartConfig({ dataDir: '/tmp/x', restore: ['default=/tmp/b=c'] }).restore).to.deep.equal({ default: '/tmp/b=c' });
   });
 
+  it('worker_layout (or --worker-layout, which wins) picks how replicas share worker threads; absent, the default applies', () => {
+    expect(resolveStartConfig({})).to.not.have.property('workerLayout');
+    expect(resolveStartConfig({ config: file('single.toml', 'worker_layout = "single"\n') })).to.include({ workerLayout: 'single' });
+    expect(resolveStartConfig({ config: file('shared.toml', 'worker_layout = "shared"\n'), workerLayout: 'actor_per_worker' })).to.include({ workerLayout: 'actor_per_worker' });
+    expect(() => resolveStartConfig({ workerLayout: 'one' })).to.throw(ConfigError, 'worker_layout must be one of actor_per_worker, shared, single, got one');
+    expect(() => resolveStartConfig({ config: file('layout_number.toml', 'worker_layout = 1\n') })).to.throw(ConfigError, 'worker_layout must be one of');
+  });
+
   it('refuses what cannot work, naming it', () => {
     const refusal = (flags: Parameters<typeof resolveStartConfig>[0]): string => {
       try {
