@@ -31,7 +31,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type RemoteConnection } from '../src/net/index.ts';
-import { startNode, type ActorReport, type HaretNode, type NamespaceClient } from '../src/node/index.ts';
+import { startNode, type ActorReport, type HaretNode, type NamespaceClient, type WorkerLayout } from '../src/node/index.ts';
 import { findEtcd, startEtcdCluster, type EtcdCluster } from './etcd.ts';
 import { adminValue, startNodeProcess, stopNodeProcess, type NodeProcess } from './node_process.ts';
 import { formatInteger, printTable, progress, writeResults, type SuiteContext } from './report.ts';
@@ -238,7 +238,7 @@ function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-async function startHaret(durable: boolean): Promise<HaretDeployment> {
+async function startHaret(durable: boolean, layout: WorkerLayout | undefined): Promise<HaretDeployment> {
   const dataDir = durable ? mkdtempSync(join(tmpdir(), 'haret-bench-durable-')) : null;
   let node: HaretNode | null = null;
   try {
@@ -246,6 +246,7 @@ async function startHaret(durable: boolean): Promise<HaretDeployment> {
       logLevel: 'silent',
       namespaces: [{ name: namespace, replicas: 3 }],
       ...(dataDir === null ? {} : { dataDir }),
+      ...(layout === undefined ? {} : { workerLayout: layout }),
     });
     const client = node.client(namespace);
     // A first write proves the namespace serves (a durable start that cannot write fails here, once).
@@ -264,11 +265,11 @@ async function stopHaret(deployment: HaretDeployment): Promise<void> {
   if (deployment.dataDir !== null) rmSync(deployment.dataDir, { recursive: true, force: true });
 }
 
-async function startHaretProcess(durable: boolean): Promise<HaretProcess> {
+async function startHaretProcess(durable: boolean, layout: WorkerLayout | undefined): Promise<HaretProcess> {
   const dataDir = durable ? mkdtempSync(join(tmpdir(), 'haret-bench-durable-tcp-')) : null;
   let started: NodeProcess | null = null;
   try {
-    started = await startNodeProcess(durable ? 'bench-durable' : 'bench-diskless', ['--namespace', namespace, '--replicas', '3', ...(dataDir === null ? [] : ['--data-dir', dataDir])]);
+    started = await startNodeProcess(durable ? 'bench-durable' : 'bench-diskless', ['--namespace', namespace, '--replicas', '3', ...(dataDir === null ? [] : ['--data-dir', dataDir]), ...(layout === undefined ? [] : ['--worker-layout', layout])]);
     const remote = await connect([started.client]);
     try {
       const client = remote.client(namespace);
@@ -468,18 +469,18 @@ async function runHalf<D>(
 }
 
 /** The first half: haret in this process. */
-function inProcessHalf(etcd: EtcdCluster | null, missing: Missing[], options: Options, bars: Bars): Promise<DurableRow[]> {
+function inProcessHalf(etcd: EtcdCluster | null, missing: Missing[], options: Options, bars: Bars, layout: WorkerLayout | undefined): Promise<DurableRow[]> {
   const target = (deployment: HaretDeployment, durable: boolean): Pick<Target, 'client' | 'countersOf'> => ({ client: deployment.node.client(namespace), countersOf: durable ? nodeCounters(deployment.node) : null });
-  return runHalf('in-process', { start: startHaret, target, stop: stopHaret }, etcd, missing, options, bars);
+  return runHalf('in-process', { start: (durable) => startHaret(durable, layout), target, stop: stopHaret }, etcd, missing, options, bars);
 }
 
 /** The second half: `haret start` processes over TCP. */
-function tcpHalf(etcd: EtcdCluster | null, missing: Missing[], options: Options, bars: Bars): Promise<DurableRow[]> {
+function tcpHalf(etcd: EtcdCluster | null, missing: Missing[], options: Options, bars: Bars, layout: WorkerLayout | undefined): Promise<DurableRow[]> {
   const target = (deployment: HaretProcess, durable: boolean): Pick<Target, 'client' | 'countersOf'> => ({
     client: deployment.remote.client(namespace),
     countersOf: durable ? () => processCounters(deployment.process) : null,
   });
-  return runHalf('TCP', { start: startHaretProcess, target, stop: stopHaretProcess }, etcd, missing, options, bars);
+  return runHalf('TCP', { start: (durable) => startHaretProcess(durable, layout), target, stop: stopHaretProcess }, etcd, missing, options, bars);
 }
 
 export async function durableSuite(context: SuiteContext): Promise<void> {
@@ -512,8 +513,8 @@ export async function durableSuite(context: SuiteContext): Promise<void> {
     // process, whose main thread also runs the TCP rows' client library, so they are stopped
     // before the node processes are measured (measured: the two idle in-process nodes took
     // ~10% of a core and the TCP rows fell by about half beside them).
-    rows.push(...(await inProcessHalf(etcd, missing, options, bars)));
-    rows.push(...(await tcpHalf(etcd, missing, options, bars)));
+    rows.push(...(await inProcessHalf(etcd, missing, options, bars, context.workerLayout)));
+    rows.push(...(await tcpHalf(etcd, missing, options, bars, context.workerLayout)));
   } finally {
     bars.stop();
     if (etcd !== null) await etcd.stop().catch((error: unknown) => progress(`cleanup failed: ${errorText(error)}`));
@@ -522,7 +523,7 @@ export async function durableSuite(context: SuiteContext): Promise<void> {
   rows = ordered(rows);
 
   const loadAtEnd = loadavg()[0] ?? Number.NaN;
-  process.stdout.write(`${etcdNote}\nmachine load (1-minute average): ${loadAtStart.toFixed(2)} at start, ${loadAtEnd.toFixed(2)} at end\n\n`);
+  process.stdout.write(`${etcdNote}\nharet worker layout: ${context.workerLayout ?? 'actor_per_worker (the default)'}\nmachine load (1-minute average): ${loadAtStart.toFixed(2)} at start, ${loadAtEnd.toFixed(2)} at end\n\n`);
   printTable(
     'durable puts: 100-byte blob puts, closed loop, 3 replicas (median run); fsyncs/s of the 3 replicas together, puts/fsync per replica',
     [
@@ -582,7 +583,7 @@ export async function durableSuite(context: SuiteContext): Promise<void> {
     context.outDir,
     'durable',
     {
-      options: { ...options, callers: [...callerCounts] },
+      options: { ...options, callers: [...callerCounts], workerLayout: context.workerLayout ?? null },
       etcd: etcdNote,
       loadAverage: { start: loadAtStart, end: loadAtEnd },
       rows: rows.map((r) => ({ ...r, storage: r.storage === null ? null : { ...r.storage }, putsPerReplicaFsync: putsPerReplicaFsync(r) })),

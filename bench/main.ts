@@ -8,6 +8,7 @@
  * Exit codes: 0 success, 1 a suite threw, 2 bad command line.
  */
 
+import type { WorkerLayout } from '../src/node/options.ts';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { defaultOutDir, type Suite } from './report.ts';
@@ -30,12 +31,16 @@ const suites: ReadonlyMap<string, Suite> = new Map<string, Suite>([
   ['recipes', recipesSuite],
 ]);
 
-const usage = `usage: npm run bench -- [suite ...] [--quick] [--out DIR]
+const workerLayouts: readonly WorkerLayout[] = ['actor_per_worker', 'shared', 'single'];
 
-  suite        one of: ${[...suites.keys()].join(', ')} (default: all)
-  --quick      smaller sizes and shorter runs, for a smoke run
-  --out DIR    where the JSON result files go (default: bench/results)
-  -h, --help   this text`;
+const usage = `usage: npm run bench -- [suite ...] [--quick] [--out DIR] [--worker-layout LAYOUT]
+
+  suite                   one of: ${[...suites.keys()].join(', ')} (default: all)
+  --quick                 smaller sizes and shorter runs, for a smoke run
+  --out DIR               where the JSON result files go (default: bench/results)
+  --worker-layout LAYOUT  the durable and recipes suites' haret nodes run with this
+                          workerLayout (${workerLayouts.join(', ')}; default: the node's default)
+  -h, --help              this text`;
 
 /** A command-line mistake: reported with the usage text, exit code 2. */
 class UsageError extends Error {
@@ -47,6 +52,7 @@ type Command = {
   readonly quick: boolean;
   readonly outDir: string;
   readonly suites: readonly string[];
+  readonly workerLayout: WorkerLayout | undefined;
 };
 
 /** Flags and positionals; a UsageError for an unknown or malformed flag. */
@@ -57,6 +63,7 @@ function parseFlags(args: readonly string[]) {
       options: {
         quick: { type: 'boolean', default: false },
         out: { type: 'string' },
+        'worker-layout': { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
       allowPositionals: true,
@@ -77,7 +84,10 @@ function parseCommand(args: readonly string[]): Command {
     const plural = unknown.length === 1 ? 'suite' : 'suites';
     throw new UsageError(`unknown ${plural}: ${unknown.join(', ')} (known suites: ${known})`);
   }
+  const layout = parsed.values['worker-layout'];
+  if (layout !== undefined && !(workerLayouts as readonly string[]).includes(layout)) throw new UsageError(`--worker-layout must be one of ${workerLayouts.join(', ')}, got ${layout}`);
   return {
+    workerLayout: layout as WorkerLayout | undefined,
     help: parsed.values.help,
     quick: parsed.values.quick,
     outDir: parsed.values.out === undefined ? defaultOutDir : path.resolve(parsed.values.out),
@@ -103,7 +113,7 @@ async function main(): Promise<number> {
     const suite = suites.get(name);
     if (suite === undefined) throw new Error(`suite ${name} vanished from the registry`);
     process.stdout.write(`== ${name}${command.quick ? ' (quick)' : ''} ==\n\n`);
-    await suite({ quick: command.quick, outDir: command.outDir });
+    await suite({ quick: command.quick, outDir: command.outDir, ...(command.workerLayout === undefined ? {} : { workerLayout: command.workerLayout }) });
   }
   return 0;
 }

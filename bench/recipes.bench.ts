@@ -27,7 +27,7 @@ import os from 'node:os';
 import { Etcd3 } from 'etcd3';
 import type { NamespaceClient } from '../src/client/namespace_client.ts';
 import { connect, type RemoteConnection } from '../src/net/index.ts';
-import { startNode, type HaretNode } from '../src/node/index.ts';
+import { startNode, type HaretNode, type WorkerLayout } from '../src/node/index.ts';
 import { defaultReplicaConfig } from '../src/vr/config.ts';
 import { findEtcd, startEtcdCluster, type EtcdCluster } from './etcd.ts';
 import { startNodeProcess, stopNodeProcess, type NodeProcess } from './node_process.ts';
@@ -145,14 +145,17 @@ type Systems = {
   readonly targets: readonly LockTarget[];
 };
 
-async function startSystems(): Promise<Systems> {
+async function startSystems(layout: WorkerLayout | undefined): Promise<Systems> {
   installExitHook();
   const connections: RemoteConnection[] = [];
   let node: HaretNode | null = null;
   let started: NodeProcess | null = null;
   try {
     // Side by side (most of a start is loading modules); whichever started is stopped should the other fail.
-    const [processStart, nodeStart] = await Promise.allSettled([startNodeProcess('bench-recipes', ['--namespace', namespace, '--replicas', '3']), startNode({ logLevel: 'silent' })]);
+    const [processStart, nodeStart] = await Promise.allSettled([
+      startNodeProcess('bench-recipes', ['--namespace', namespace, '--replicas', '3', ...(layout === undefined ? [] : ['--worker-layout', layout])]),
+      startNode({ logLevel: 'silent', ...(layout === undefined ? {} : { workerLayout: layout }) }),
+    ]);
     if (processStart.status === 'fulfilled') started = liveProcess = processStart.value;
     if (nodeStart.status === 'fulfilled') node = nodeStart.value;
     if (processStart.status === 'rejected') throw processStart.reason;
@@ -261,9 +264,9 @@ function summarizeFailover(result: FailoverResult, options: RecipesOptions): Fai
 // ---- the run ----------------------------------------------------------------------------------
 
 /** Runs every measure; `log` takes the progress lines (stderr by default). */
-export async function runRecipesBench(options: RecipesOptions, log: Log = progress): Promise<RecipesResult> {
+export async function runRecipesBench(options: RecipesOptions, log: Log = progress, layout?: WorkerLayout): Promise<RecipesResult> {
   log('starting a haret node process (TCP) and a node in this process');
-  const systems = await startSystems();
+  const systems = await startSystems(layout);
   let locks: LockRow[];
   let etcdNote: string;
   let failover: FailoverResult;
@@ -368,17 +371,17 @@ export async function recipesSuite(context: SuiteContext): Promise<void> {
   const startedAt = new Date();
   const loadAtStart = os.loadavg()[0] ?? Number.NaN;
   const options = context.quick ? quickOptions : fullOptions;
-  const result = await runRecipesBench(options);
+  const result = await runRecipesBench(options, progress, context.workerLayout);
   const loadAtEnd = os.loadavg()[0] ?? Number.NaN;
   const seconds = (Date.now() - startedAt.getTime()) / 1000;
-  process.stdout.write(`1-minute load average ${loadAtStart.toFixed(1)} at the start, ${loadAtEnd.toFixed(1)} at the end, on ${os.cpus().length} CPUs; ran ${seconds.toFixed(0)} s\n\n`);
+  process.stdout.write(`1-minute load average ${loadAtStart.toFixed(1)} at the start, ${loadAtEnd.toFixed(1)} at the end, on ${os.cpus().length} CPUs; ran ${seconds.toFixed(0)} s; haret worker layout: ${context.workerLayout ?? 'actor_per_worker (the default)'}\n\n`);
   printRecipes(result, options);
   const ratios = etcdRatios(result.locks);
   const files = writeResults(
     context.outDir,
     'recipes',
     {
-      options: { ...options, contenders: [...options.contenders], keepAlive: { ...options.keepAlive } },
+      options: { ...options, contenders: [...options.contenders], keepAlive: { ...options.keepAlive }, workerLayout: context.workerLayout ?? null },
       etcdNote: result.etcdNote,
       locks: result.locks.map((r) => ({ ...r })),
       etcdRatios: { ...ratios },

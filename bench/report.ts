@@ -6,6 +6,7 @@
  * `<suite>-latest.json`, so a later run can be compared against the previous one.
  */
 
+import type { WorkerLayout } from '../src/node/options.ts';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -19,6 +20,8 @@ export type SuiteContext = {
   readonly quick: boolean;
   /** Directory the JSON result files go to. */
   readonly outDir: string;
+  /** `--worker-layout`: the layout of the haret nodes of the durable and recipes suites (absent: the node's default). */
+  readonly workerLayout?: WorkerLayout;
 };
 
 /** A benchmark suite: measures, prints its tables and writes its result file. */

@@ -13,7 +13,9 @@
  * - the codec: structured clone vs msgpack between workers, puts at 256 callers;
  * - the transport: the SharedArrayBuffer ring transport, puts at 1 and 1,024 callers;
  * - the placement (issue 16): `workerLayout: 'shared'` (three replica workers shared by every
- *   namespace), alone and with the proxy on the main thread, puts at 1 and 1,024 callers;
+ *   namespace), alone and with the proxy on the main thread, puts at 1 and 1,024 callers; and
+ *   `workerLayout: 'single'` (every replica in one worker) with the proxy on the main thread,
+ *   puts at 1 and 1,024 callers and the 90/10 mix at 1,024;
  * - the simulator baseline: the pure core in one thread, no workers (the `sim` suite's widest case);
  * - memory: heap of every thread after a full GC, after 100,000 puts and after 1,000,000.
  *
@@ -25,7 +27,7 @@
 import cliProgress from 'cli-progress';
 import { startNode, type HaretNode, type NamespaceClient } from '../src/node/index.ts';
 import type { CodecName } from '../runtime/codec.ts';
-import type { ProxyThread } from '../src/node/options.ts';
+import type { ProxyThread, WorkerLayout } from '../src/node/options.ts';
 import { formatBytes, formatInteger, printTable, progress, writeResults, type SuiteContext } from './report.ts';
 import { runSimBench } from './sim.bench.ts';
 import { busyShare } from './loop_times.ts';
@@ -47,8 +49,8 @@ export type Case = {
   readonly readsLogged?: true;
   /** The SharedArrayBuffer ring transport (runtime/ring_transport.ts) instead of MessagePorts. */
   readonly ring?: true;
-  /** `workerLayout: 'shared'`: replica i of every namespace in worker i (fewer threads; issue 16 asks for it measured). */
-  readonly shared?: true;
+  /** A worker layout other than the default (fewer threads; issue 16 asks for it measured): `shared` or `single`. */
+  readonly layout?: Exclude<WorkerLayout, 'actor_per_worker'>;
 };
 
 /** A case and what its median run measured. */
@@ -78,8 +80,10 @@ function cases(): Case[] {
   for (const callers of [1, 1024]) out.push({ ...base, name: `put, ${callers} callers, proxy on main thread`, workload: 'put', callers, proxy: 'host' });
   for (const callers of [256, 1024]) out.push({ ...base, name: `put, ${callers} callers, msgpack codec`, workload: 'put', callers, codec: 'msgpack' });
   for (const callers of [1, 1024]) out.push({ ...base, name: `put, ${callers} callers, ring transport`, workload: 'put', callers, ring: true });
-  for (const callers of [1, 1024]) out.push({ ...base, name: `put, ${callers} callers, shared workers`, workload: 'put', callers, shared: true });
-  for (const callers of [1, 1024]) out.push({ ...base, name: `put, ${callers} callers, shared workers, proxy on main thread`, workload: 'put', callers, shared: true, proxy: 'host' });
+  for (const callers of [1, 1024]) out.push({ ...base, name: `put, ${callers} callers, shared workers`, workload: 'put', callers, layout: 'shared' });
+  for (const callers of [1, 1024]) out.push({ ...base, name: `put, ${callers} callers, shared workers, proxy on main thread`, workload: 'put', callers, layout: 'shared', proxy: 'host' });
+  for (const callers of [1, 1024]) out.push({ ...base, name: `put, ${callers} callers, single replica worker, proxy on main thread`, workload: 'put', callers, layout: 'single', proxy: 'host' });
+  out.push({ ...base, name: '90/10 get/put, 1024 callers, single replica worker, proxy on main thread', workload: 'mix', callers: 1024, layout: 'single', proxy: 'host' });
   for (const callers of [1, 16, 256, 1024]) out.push({ ...base, name: `ceiling: echo, ${callers} callers`, workload: 'put', callers, ceiling: true });
   return out;
 }
@@ -130,7 +134,7 @@ export function percentile(sorted: Float64Array, p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] as number;
 }
 
-async function withNode<T>(options: { ceiling: boolean; codec: CodecName; proxy: ProxyThread; readsLogged?: true; ring?: true; shared?: true }, fn: (node: HaretNode) => Promise<T>): Promise<T> {
+async function withNode<T>(options: { ceiling: boolean; codec: CodecName; proxy: ProxyThread; readsLogged?: true; ring?: true; layout?: WorkerLayout }, fn: (node: HaretNode) => Promise<T>): Promise<T> {
   const node = await startNode({
     logLevel: 'silent',
     codec: options.codec,
@@ -138,7 +142,7 @@ async function withNode<T>(options: { ceiling: boolean; codec: CodecName; proxy:
     ...(options.ceiling ? { replicaModule: ceilingModule } : {}),
     ...(options.readsLogged === true ? { namespaces: [{ name: 'default', config: { readsSkipLog: false } }] } : {}),
     ...(options.ring === true ? { transport: 'ring' as const } : {}),
-    ...(options.shared === true ? { workerLayout: 'shared' as const } : {}),
+    ...(options.layout === undefined ? {} : { workerLayout: options.layout }),
   });
   try {
     return await fn(node);
@@ -196,7 +200,7 @@ export function makeBars(): Bars {
 }
 
 async function runCase(c: Case, options: Options, bars: Bars, mainGc: GcClock): Promise<RuntimeRow> {
-  return withNode({ ceiling: c.ceiling, codec: c.codec, proxy: c.proxy, ...(c.readsLogged === true ? { readsLogged: true } : {}), ...(c.ring === true ? { ring: true } : {}), ...(c.shared === true ? { shared: true } : {}) }, async (node) => {
+  return withNode({ ceiling: c.ceiling, codec: c.codec, proxy: c.proxy, ...(c.readsLogged === true ? { readsLogged: true } : {}), ...(c.ring === true ? { ring: true } : {}), ...(c.layout === undefined ? {} : { layout: c.layout }) }, async (node) => {
     const client = node.client();
     if (!c.ceiling) await prepareBlobs(client, c.callers);
     // Warm-up: JIT in every (fresh) thread, sessions registered, pools filled. At least
@@ -295,7 +299,7 @@ export async function runtimeSuite(context: SuiteContext): Promise<void> {
       formatInteger(r.opsPerSecond),
       formatInteger(r.p50Us),
       formatInteger(r.p99Us),
-      r.ceiling || r.workload !== 'put' || r.proxy !== 'worker' || r.codec !== 'clone' || r.ring === true || r.shared === true ? '' : `${((r.opsPerSecond / ceilingAt(r.callers)) * 100).toFixed(0)}%`,
+      r.ceiling || r.workload !== 'put' || r.proxy !== 'worker' || r.codec !== 'clone' || r.ring === true || r.layout !== undefined ? '' : `${((r.opsPerSecond / ceilingAt(r.callers)) * 100).toFixed(0)}%`,
       String(r.errors),
     ]),
   );
@@ -319,15 +323,22 @@ export async function runtimeSuite(context: SuiteContext): Promise<void> {
     memory.map((m) => [formatInteger(m.puts), formatBytes(m.heapBytes)]),
   );
   const ratio = small !== undefined && large !== undefined ? large.heapBytes / small.heapBytes : Number.NaN;
-  const put1024 = rows.find((r) => !r.ceiling && r.workload === 'put' && r.callers === 1024 && r.codec === 'clone' && r.proxy === 'worker' && r.ring !== true && r.shared !== true);
-  const put1 = rows.find((r) => !r.ceiling && r.workload === 'put' && r.callers === 1 && r.proxy === 'worker' && r.ring !== true && r.shared !== true);
-  const put1Host = rows.find((r) => !r.ceiling && r.workload === 'put' && r.callers === 1 && r.proxy === 'host' && r.shared !== true);
-  const mix1024 = rows.find((r) => !r.ceiling && r.workload === 'mix' && r.callers === 1024 && r.readsLogged !== true);
+  const put1024 = rows.find((r) => !r.ceiling && r.workload === 'put' && r.callers === 1024 && r.codec === 'clone' && r.proxy === 'worker' && r.ring !== true && r.layout === undefined);
+  const put1 = rows.find((r) => !r.ceiling && r.workload === 'put' && r.callers === 1 && r.proxy === 'worker' && r.ring !== true && r.layout === undefined);
+  const put1Host = rows.find((r) => !r.ceiling && r.workload === 'put' && r.callers === 1 && r.proxy === 'host' && r.layout === undefined);
+  const mix1024 = rows.find((r) => !r.ceiling && r.workload === 'mix' && r.callers === 1024 && r.readsLogged !== true && r.layout === undefined);
+  const single = (workload: Workload, callers: number): RuntimeRow | undefined => rows.find((r) => !r.ceiling && r.workload === workload && r.callers === callers && r.layout === 'single');
+  const put1024Single = single('put', 1024);
+  const put1Single = single('put', 1);
+  const mix1024Single = single('mix', 1024);
   const targets = [
     ['puts/s at 1,024 callers >= 100,000', formatInteger(put1024?.opsPerSecond ?? 0), (put1024?.opsPerSecond ?? 0) >= 100_000],
     ['90/10 get/put ops/s at 1,024 callers >= 200,000', formatInteger(mix1024?.opsPerSecond ?? 0), (mix1024?.opsPerSecond ?? 0) >= 200_000],
     ['p50 at 1 caller < 150 µs (proxy in a worker)', `${formatInteger(put1?.p50Us ?? 0)} µs`, (put1?.p50Us ?? Infinity) < 150],
     ['p50 at 1 caller < 150 µs (proxy on the main thread)', `${formatInteger(put1Host?.p50Us ?? 0)} µs`, (put1Host?.p50Us ?? Infinity) < 150],
+    ['puts/s at 1,024 callers >= 100,000 (single replica worker, proxy on the main thread)', formatInteger(put1024Single?.opsPerSecond ?? 0), (put1024Single?.opsPerSecond ?? 0) >= 100_000],
+    ['90/10 get/put ops/s at 1,024 callers >= 200,000 (single replica worker, proxy on the main thread)', formatInteger(mix1024Single?.opsPerSecond ?? 0), (mix1024Single?.opsPerSecond ?? 0) >= 200_000],
+    ['p50 at 1 caller < 150 µs (single replica worker, proxy on the main thread)', `${formatInteger(put1Single?.p50Us ?? 0)} µs`, (put1Single?.p50Us ?? Infinity) < 150],
     ['>= 40% of the transport ceiling (1,024 callers)', `${(((put1024?.opsPerSecond ?? 0) / ceilingAt(1024)) * 100).toFixed(0)}%`, (put1024?.opsPerSecond ?? 0) >= 0.4 * ceilingAt(1024)],
     [`heap after ${formatInteger(memory[1]?.puts ?? 0)} puts within 1.5x of ${formatInteger(memory[0]?.puts ?? 0)}`, `${ratio.toFixed(2)}x`, ratio <= 1.5],
   ] as const;
@@ -347,7 +358,11 @@ export async function runtimeSuite(context: SuiteContext): Promise<void> {
   progress(`results: ${files.path}`);
 }
 
-/** The rows the "where the time goes" table shows: puts at 1 and 1,024 callers and the 1,024-caller mix, default options. */
+/**
+ * The rows the "where the time goes" table shows: puts at 1 and 1,024 callers and the 1,024-caller
+ * mix, with default options and with the single replica worker (proxy on the main thread).
+ */
 export function breakdownCases(rows: readonly RuntimeRow[]): RuntimeRow[] {
-  return rows.filter((r) => !r.ceiling && r.codec === 'clone' && r.proxy === 'worker' && r.readsLogged !== true && r.ring !== true && r.shared !== true && (r.callers === 1 || r.callers === 1024) && (r.workload === 'put' || r.callers === 1024));
+  const shown = (r: RuntimeRow): boolean => (r.proxy === 'worker' && r.layout === undefined) || r.layout === 'single';
+  return rows.filter((r) => !r.ceiling && r.codec === 'clone' && r.readsLogged !== true && r.ring !== true && shown(r) && (r.callers === 1 || r.callers === 1024) && (r.workload === 'put' || r.callers === 1024));
 }
