@@ -15,7 +15,11 @@
  *     again at a later op, and each op where the read ran gets at most one distinct body; a
  *     reply never names an op beyond the sender's commit; answers that report nothing ran now
  *     (session_expired, stale_request) are not replies to compare, but stale_request must name
- *     a later request number;
+ *     a later request number; a read's reply names an op at or after every write any replica
+ *     had acknowledged when that read arrived at the replica answering it (src/vr/README.md
+ *     rule 22: a read answered without logging reads at or after its readIndex, so it never
+ *     misses an acknowledged write, e.g. one a deposed primary committed whose commit its
+ *     successor has not learned yet);
  * (f) replicas that applied the same prefix hold the same tree, client table (the table's
  *     LRU order included) and lease table (compared structurally against the first machine
  *     seen at that op; the report names both checkpoint digests);
@@ -136,6 +140,13 @@ export class Checkers {
   readonly #readsAt = new Set<string>();
   /** `${clientId}#${requestNum}` of every read-only request a replica received (rule 22's answers are in no entry). */
   readonly #readRequests = new Set<string>();
+  /** The highest op of a reply to a write any replica sent so far: the newest acknowledged write. */
+  #maxAcknowledgedWrite = 0;
+  /**
+   * `${replica}:${clientId}#${requestNum}` -> the newest acknowledged write when that read last
+   * arrived at that replica: the least op its answer from there may name.
+   */
+  readonly #readFloors = new Map<string, { readonly op: number; readonly tick: number }>();
   /** `${clientId}#${requestNum}@${op}` -> the first reply to that read executed at op. */
   readonly #readReplies = new Map<string, { readonly body: ReplyBody; readonly replica: number; readonly tick: number }>();
   /** appliedOp -> the first machine seen at that op, and whose it was. */
@@ -386,6 +397,7 @@ export class Checkers {
     for (const input of inputs) {
       if (input.type === 'receive' && input.message.type === 'request' && input.message.op.type === 'tree' && !isWriteOp(input.message.op.op)) {
         this.#readRequests.add(`${input.message.clientId}#${input.message.requestNum}`);
+        this.#readFloors.set(`${replica}:${input.message.clientId}#${input.message.requestNum}`, { op: this.#maxAcknowledgedWrite, tick });
       }
     }
     for (const effect of effects) {
@@ -415,6 +427,15 @@ export class Checkers {
         });
       }
       if (body.type === 'tree' && this.#isReadAt(message.clientId, message.requestNum, message.op, before, after)) {
+        const floor = this.#readFloors.get(`${replica}:${key}`);
+        if (floor !== undefined && message.op < floor.op) {
+          this.report({
+            kind: 'reply',
+            replica,
+            tick,
+            message: `replica ${replica} answered the read ${key} at op ${message.op}, before op ${floor.op}: a write acknowledged before that read reached it (at tick ${floor.tick}) is missing from the answer`,
+          });
+        }
         // A read ran at this op (again, if it was retried): one body per execution.
         const at = `${key}@${message.op}`;
         const first = this.#readReplies.get(at);
@@ -430,6 +451,8 @@ export class Checkers {
         }
         continue;
       }
+      // A write's reply: acknowledged from now on (reads that arrive later must see it).
+      if (message.op > this.#maxAcknowledgedWrite) this.#maxAcknowledgedWrite = message.op;
       const known = this.#replies.get(key);
       if (known === undefined) {
         this.#replies.set(key, { body, op: message.op, replica, tick });

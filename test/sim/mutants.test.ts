@@ -25,6 +25,7 @@ import {
   gapAck,
   leaseExpiresOneTickEarly,
   leaseThroughAtProposal,
+  readsBeforeReadIndex,
   readsWithoutConfirmation,
   recoveringAcks,
   replyBeforeCommitDisguised,
@@ -57,6 +58,8 @@ type Expectation = {
 //   ... reported in do_view_change          seed 3   exception (core invariant) [seed 12]
 //   a recovering replica that acks prepares seed 3   recovering_vote
 //   a backup accepting a prepare with a gap seed 3   committed_lost [seed 5, persist]
+//   reads before their readIndex            seed 12  reply (a fast read missing an acknowledged
+//                                                    write; linearizability alone missed it in 60 seeds)
 const expectations: readonly Expectation[] = [
   { mutant: commitOnFewerAcks, bound: 10, kinds: ['committed_lost', 'committed_prefix', 'exception', 'linearizability'] },
   { mutant: replyBeforeCommitMutant, bound: 5, kinds: ['reply'] },
@@ -66,6 +69,7 @@ const expectations: readonly Expectation[] = [
   { mutant: recoveringAcks, bound: 10, kinds: ['recovering_vote'] },
   // In a durable seed it acknowledges an op its store does not hold: the persist checker.
   { mutant: gapAck, bound: 60, kinds: ['committed_lost', 'committed_prefix', 'exception', 'linearizability', 'persist'] },
+  { mutant: readsBeforeReadIndex, bound: 40, kinds: ['reply', 'linearizability'] },
 ];
 
 function firstCatch(mutant: Mutant, bound: number): SeedReport | null {
@@ -287,7 +291,8 @@ describe('mutants: the simulator catches deliberately broken cores', function ()
      * round returns the old value after the put completed: not linearizable.
      */
     function staleReadSchedule(stepFunction?: StepFunction): { cluster: Cluster; read: CallOutcome | null; linearizable: boolean | 'unknown' } {
-      const cluster = new Cluster({ seed: 5, workload: null, clientCount: 2, ...(stepFunction === undefined ? {} : { stepFunction }) });
+      // Run on past a violation: the per-step check and the history's verdict are both asserted.
+      const cluster = new Cluster({ seed: 5, workload: null, clientCount: 2, stopOnViolation: false, ...(stepFunction === undefined ? {} : { stepFunction }) });
       cluster.await(cluster.call('c0', { type: 'create', path: '/x', nodeType: 'blob' }));
       cluster.await(cluster.call('c1', { type: 'blob_get', path: '/x' }));
       cluster.partition([0], [1, 2]);
@@ -311,6 +316,10 @@ describe('mutants: the simulator catches deliberately broken cores', function ()
       const mutated = staleReadSchedule(readsWithoutConfirmation.make());
       expect(mutated.read?.type === 'done' ? mutated.read.outcome : null, 'the mutant answers the old value').to.deep.include({ type: 'blob', value: new Uint8Array(0) });
       expect(mutated.linearizable).to.equal(false);
+      // The per-step reply check sees it at the step, before any history is judged: the read
+      // reached r0 after the put was acknowledged in view 1, and r0 answered at an older op.
+      const missed = mutated.cluster.violations.filter((violation) => violation.kind === 'reply');
+      expect(missed.map((violation) => violation.message).join('\n')).to.contain('a write acknowledged before that read reached it');
     });
 
     it('claiming lastNormalView when catching up (the bb043f0 regression): caught by the lastNormalView schedule', function () {

@@ -352,6 +352,25 @@ export const readsWithoutConfirmation: Mutant = {
   },
 };
 
+/**
+ * README rule 22's other condition dropped: before each step the primary's waiting reads have
+ * their readIndex lowered to its commit, so a read is answered as soon as its round is
+ * confirmed, at whatever the commit is. A new primary whose commit lags behind an op the
+ * deposed primary committed and acknowledged then answers without that write.
+ */
+export const readsBeforeReadIndex: Mutant = {
+  name: 'reads before their readIndex',
+  description: 'a waiting read is answered once its round is confirmed, at the commit the primary has, not after the commit reaches the op it had when the read arrived',
+  expectedCatch: "reply (a read's answer misses a write acknowledged before the read arrived), and linearizability",
+  make: () => (_index, state, inputs) => {
+    const reads = state.primary.reads;
+    if (!isNormalPrimary(state) || reads.waiting.size === 0) return stepAll(state, inputs);
+    const commit = state.commit;
+    const waiting = reads.waiting.map((read) => (read.readIndex > commit ? { ...read, readIndex: commit } : read));
+    return stepAll({ ...state, primary: { ...state.primary, reads: { ...reads, waiting } } }, inputs);
+  },
+};
+
 export const mutants: readonly Mutant[] = [
   commitOnFewerAcks,
   replyBeforeCommitMutant,
@@ -362,6 +381,7 @@ export const mutants: readonly Mutant[] = [
   recoveringAcks,
   gapAck,
   readsWithoutConfirmation,
+  readsBeforeReadIndex,
 ];
 
 // ---- watches: deliberately broken hubs -------------------------------------------------------
