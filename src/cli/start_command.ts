@@ -116,6 +116,9 @@ export async function start(args: readonly string[]): Promise<number> {
         process.stderr.write(`haret: durable: replicas keep their log and checkpoints in ${options.dataDir}; every acknowledged write survives a crash of every node\n`);
       } else {
         process.stderr.write('haret: in memory only (no --data-dir, or --no-durable): a namespace survives while a majority of its replicas runs; stopping every replica loses it\n');
+        if (options.workerLayout === 'single') {
+          process.stderr.write('haret: --worker-layout single in memory: every replica of this node runs in one worker, so a failure of that worker loses its namespaces (durable nodes come back from disk)\n');
+        }
       }
       const reason = await stop.reason;
       process.stderr.write(`haret: stopping (${reason})\n`);

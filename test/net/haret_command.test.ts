@@ -80,6 +80,41 @@ describe('the haret command', function () {
     }
   });
 
+  it('haret start --worker-layout single: every replica in one worker, a warning when in memory; it serves; a bad layout is refused with exit code 2', async () => {
+    const child = spawn(process.execPath, [bin, 'start', '--client-address', '127.0.0.1:0', '--worker-layout', 'single', '--log-level', 'silent'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    try {
+      let out = '';
+      let err = '';
+      child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
+      const line = await new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no start line: ${out}`)), 60_000);
+        child.stdout.on('data', (chunk: Buffer) => {
+          out += chunk.toString();
+          if (out.includes('\n')) {
+            clearTimeout(timer);
+            resolve(out.split('\n')[0] ?? '');
+          }
+        });
+      });
+      const match = /serving default on 127\.0\.0\.1:(\d+)/.exec(line);
+      expect(match, line).to.not.equal(null);
+      const address = `127.0.0.1:${match?.[1]}`;
+      const create = await runChild([bin, 'cli', address, '-e', 'create blob /x'], 30_000);
+      expect(create.code, create.stderr).to.equal(0);
+      const put = await runChild([bin, 'cli', address, '-e', 'put /x one-worker'], 30_000);
+      expect(put.stdout).to.contain('ok · version 1');
+      expect(err).to.contain('--worker-layout single in memory: every replica of this node runs in one worker');
+      const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+      child.kill('SIGTERM');
+      expect(await exited).to.equal(0);
+    } finally {
+      child.kill('SIGKILL');
+    }
+    const bad = await runChild([bin, 'start', '--client-address', '127.0.0.1:0', '--worker-layout', 'one'], 30_000);
+    expect(bad.code).to.equal(2);
+    expect(bad.stderr).to.contain('worker_layout must be one of actor_per_worker, shared, single, got one');
+  });
+
   it('refuses an unknown config key and durable = true without a data directory, with exit code 2', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'haret-config-'));
     try {
