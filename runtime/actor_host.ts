@@ -26,11 +26,14 @@ type Slot = { readonly id: ActorId; readonly actor: Actor; readonly mailbox: Mai
 export type FaultHook = () => void;
 
 /**
- * On a worker an actor's throw is left uncaught: it kills the worker and the supervisor
- * restarts it. On the host thread the process must survive, so a crash handler is given: the
- * throwing actor is removed (its mailbox with it) and the handler decides what comes next.
+ * On a worker of one actor, the actor's throw is left uncaught: it kills the worker and the
+ * supervisor restarts it. On the host thread the process must survive, and on a worker of
+ * several actors the others should (containCrashes), so a crash handler is given: the throwing
+ * actor is removed (its mailbox with it; envelopes for it wait, bounded, for its successor),
+ * its `stop()` is started, and the handler decides what comes next; `stopped` settles when
+ * that stop has finished (a successor must not start before, e.g. over the same files).
  */
-export type CrashHandler = (actor: ActorId, error: unknown) => void;
+export type CrashHandler = (actor: ActorId, error: unknown, stopped: Promise<void>) => void;
 
 export class ActorHost {
   readonly #thread: string;
@@ -180,7 +183,9 @@ export class ActorHost {
     const fault = this.#fault;
     if (fault !== null) {
       this.#fault = null;
-      if (this.#onCrash === null) fault();
+      // Outside every actor's handler: it takes the thread down even where actors' throws are
+      // contained (only workers inject faults; see WorkerControl.injectFault).
+      fault();
     }
     let more = false;
     for (const slot of this.#slots.values()) {
@@ -194,8 +199,13 @@ export class ActorHost {
           slot.actor.receive(batch);
         } catch (error) {
           this.#slots.delete(slot.id);
-          void Promise.resolve(slot.actor.stop?.()).catch(() => undefined);
-          this.#onCrash(slot.id, error);
+          let stopped: Promise<void>;
+          try {
+            stopped = Promise.resolve(slot.actor.stop?.()).catch(() => undefined);
+          } catch {
+            stopped = Promise.resolve();
+          }
+          this.#onCrash(slot.id, error, stopped);
           continue;
         }
       }

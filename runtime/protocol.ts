@@ -24,6 +24,12 @@ export type WorkerBoot = {
   readonly logLevel: LogLevel;
   readonly offload: OffloadOptions;
   readonly controlPort: MessagePort;
+  /**
+   * A worker hosting several actors contains an actor's throw: that actor alone is dropped and
+   * reported (`actor_crashed`), and the host supervises its re-creation (`respawn`). A worker
+   * of one actor lets the throw end the thread, and the worker is restarted.
+   */
+  readonly containCrashes: boolean;
 };
 
 export type HostToWorker =
@@ -32,9 +38,17 @@ export type HostToWorker =
   | { readonly kind: 'drop_peer'; readonly name: string }
   /** Actors placed after this worker booted (a worker added at run time). */
   | { readonly kind: 'routes'; readonly entries: readonly (readonly [ActorId, string])[] }
-  | { readonly kind: 'start' };
+  | { readonly kind: 'start' }
+  /** Re-creates one actor that crashed (containCrashes), with its restart init. */
+  | { readonly kind: 'respawn'; readonly spec: ActorSpec };
 
-export type WorkerToHost = { readonly kind: 'started' } | { readonly kind: 'start_failed'; readonly error: string };
+export type WorkerToHost =
+  | { readonly kind: 'started' }
+  | { readonly kind: 'start_failed'; readonly error: string }
+  /** An actor threw (containCrashes): it is gone, its stop() has finished; the others run on. */
+  | { readonly kind: 'actor_crashed'; readonly actor: ActorId; readonly error: string }
+  | { readonly kind: 'respawned'; readonly actor: ActorId }
+  | { readonly kind: 'respawn_failed'; readonly actor: ActorId; readonly error: string };
 
 /** Faults a test can inject into a worker, each as if it happened inside an actor's handler. */
 export type InjectedFault =
@@ -65,6 +79,8 @@ export type WorkerControl = {
   /** The actor's answer to a control-plane question (Actor.query). */
   query(actor: ActorId, request: unknown): unknown;
   injectFault(fault: InjectedFault): void;
+  /** Test hook: the actor's next batch throws inside its handler (contained or not, as the worker does). */
+  crashActor(actor: ActorId): void;
   /** Runs a full garbage collection when the thread has `gc` (node --expose-gc), then reports the heap. */
   collectGarbage(): { readonly heapUsedBytes: number; readonly collected: boolean };
   /** Stops actors and closes ports; the host terminates the thread afterwards. */

@@ -77,7 +77,11 @@ export type SystemEvent =
   | { readonly type: 'worker_failed'; readonly worker: string; readonly reason: string }
   | { readonly type: 'host_actor_crashed'; readonly actor: ActorId; readonly error: string }
   | { readonly type: 'host_actor_restarted'; readonly actor: ActorId; readonly restarts: number }
-  | { readonly type: 'host_actor_failed'; readonly actor: ActorId; readonly reason: string };
+  | { readonly type: 'host_actor_failed'; readonly actor: ActorId; readonly reason: string }
+  /** An actor of a worker of several actors threw; the worker and its other actors run on (WorkerBoot.containCrashes). */
+  | { readonly type: 'actor_crashed'; readonly worker: string; readonly actor: ActorId; readonly error: string }
+  | { readonly type: 'actor_restarted'; readonly worker: string; readonly actor: ActorId; readonly restarts: number }
+  | { readonly type: 'actor_failed'; readonly worker: string; readonly actor: ActorId; readonly reason: string };
 
 export type WorkerState = SupervisedState;
 
@@ -118,6 +122,24 @@ type Managed = {
   readonly supervised: Supervised;
   handle: WorkerHandle | null;
   lastExit: WorkerExit | null;
+  /**
+   * A worker of several actors: each actor's own supervision, for a throw the worker contained
+   * (the worker's restart re-creates them all and starts these afresh). Empty for one actor.
+   */
+  actors: Map<ActorId, ActorManaged>;
+};
+
+type ActorManaged = { readonly supervised: Supervised; lastError: string | null };
+
+/** Supervision of one actor inside a worker of several (see Managed.actors). */
+export type WorkerActorReport = {
+  readonly actor: ActorId;
+  readonly worker: string;
+  readonly state: WorkerState;
+  readonly restarts: number;
+  readonly failure: string | null;
+  readonly lastError: string | null;
+  readonly retryAt: number | null;
 };
 
 export class ActorSystem {
@@ -287,6 +309,30 @@ export class ActorSystem {
     this.host.crashNext(actor);
   }
 
+  /**
+   * Test and chaos hook: an actor throws inside its next handler call, wherever it runs. In a
+   * worker of several actors the worker contains it; a worker of one actor ends.
+   */
+  async crashActor(actor: ActorId): Promise<void> {
+    const thread = this.#directory.get(actor);
+    if (thread === undefined) throw new RangeError(`unknown actor ${actor}`);
+    if (thread === hostThread) return this.host.crashNext(actor);
+    const handle = this.handle(thread);
+    if (handle === null) throw new Error(`${actor}: worker ${thread} is down`);
+    await handle.crashActor(actor);
+  }
+
+  /** Supervision of the actors of workers of several actors (their own crashes and restarts). */
+  workerActorReports(): WorkerActorReport[] {
+    const out: WorkerActorReport[] = [];
+    for (const managed of this.#managed.values()) {
+      for (const [actor, { supervised, lastError }] of managed.actors) {
+        out.push({ actor, worker: managed.spec.name, state: supervised.state, restarts: supervised.restarts, failure: supervised.failure, lastError, retryAt: supervised.retryAt });
+      }
+    }
+    return out;
+  }
+
   async status(): Promise<WorkerReport[]> {
     return Promise.all(
       [...this.#managed.values()].map(async (managed): Promise<WorkerReport> => {
@@ -370,6 +416,7 @@ export class ActorSystem {
     const stops: Promise<unknown>[] = [];
     for (const managed of this.#managed.values()) {
       managed.supervised.stop();
+      for (const actor of managed.actors.values()) actor.supervised.stop();
       if (managed.handle !== null) stops.push(managed.handle.stop());
     }
     await Promise.all(stops);
@@ -384,6 +431,7 @@ export class ActorSystem {
       spec,
       handle: null,
       lastExit: null,
+      actors: new Map(),
       supervised: new Supervised(this.#options.supervisor, {
         start: (restarts) => this.#restartWorker(managed, restarts),
         restarted: (restarts) => {
@@ -420,7 +468,16 @@ export class ActorSystem {
   }
 
   #spawn(managed: Managed, actors: readonly ActorSpec[]): WorkerHandle {
+    // Every spawn starts the actors' own supervision afresh: a new worker runs them all.
+    for (const old of managed.actors.values()) old.supervised.stop();
+    const contained = actors.length > 1;
+    managed.actors = new Map(contained ? actors.map((actor) => [actor.id, this.#superviseWorkerActor(managed, actor.id)] as const) : []);
+    let spawned: WorkerHandle | null = null;
+    const onActorCrashed = (actor: ActorId, error: string): void => {
+      if (spawned !== null) this.#onWorkerActorCrash(managed, spawned, actor, error);
+    };
     const handle = new WorkerHandle({
+      ...(contained ? { onActorCrashed } : {}),
       name: managed.spec.name,
       actors,
       directory: this.#directory,
@@ -431,9 +488,48 @@ export class ActorSystem {
       controlTimeoutMs: this.#options.controlTimeoutMs,
       ...(managed.spec.resourceLimits === undefined ? {} : { resourceLimits: managed.spec.resourceLimits }),
     });
+    spawned = handle;
     managed.handle = handle;
     void handle.exited.then((exit) => this.#onExit(managed, handle, exit));
     return handle;
+  }
+
+  /** One actor of a worker of several, under its own supervision; its start is a respawn in that worker. */
+  #superviseWorkerActor(managed: Managed, actor: ActorId): ActorManaged {
+    const worker = managed.spec.name;
+    return {
+      lastError: null,
+      supervised: new Supervised(this.#options.supervisor, {
+        start: (restarts) => this.#respawnActor(managed, actor, restarts),
+        restarted: (restarts) => {
+          this.#log.info({ worker, actor, restarts, ...this.#describe([actor]) }, 'actor_restarted');
+          this.#options.onEvent?.({ type: 'actor_restarted', worker, actor, restarts });
+        },
+        failed: (reason, coolDownMs, retryAt) => {
+          this.#log.error({ worker, actor, reason, coolDownMs, retryAt: new Date(retryAt).toISOString(), ...this.#describe([actor]) }, 'actor_failed');
+          this.#options.onEvent?.({ type: 'actor_failed', worker, actor, reason });
+        },
+      }),
+    };
+  }
+
+  #onWorkerActorCrash(managed: Managed, handle: WorkerHandle, actor: ActorId, error: string): void {
+    if (this.#stopping || managed.handle !== handle) return;
+    const actorManaged = managed.actors.get(actor);
+    if (actorManaged === undefined) return;
+    actorManaged.lastError = error;
+    this.#log.error({ worker: managed.spec.name, actor, error, ...this.#describe([actor]) }, 'actor_crashed');
+    this.#options.onEvent?.({ type: 'actor_crashed', worker: managed.spec.name, actor, error });
+    actorManaged.supervised.crashed();
+  }
+
+  /** The supervisor's re-creation of one crashed actor in its (living) worker, with its restart init. */
+  async #respawnActor(managed: Managed, actor: ActorId, restarts: number): Promise<void> {
+    const handle = managed.handle;
+    if (handle === null || !handle.alive) throw new Error(`worker ${managed.spec.name} is down`);
+    const spec = managed.spec.actors.find((candidate) => candidate.id === actor);
+    if (spec === undefined) throw new Error(`actor ${actor} is not placed on ${managed.spec.name}`);
+    await handle.respawn({ ...spec, init: this.#options.restartInit?.(spec, restarts) ?? spec.init }, this.#options.startTimeoutMs);
   }
 
   /** Spawns a worker and links it to every live thread (a late worker, or a restart). */

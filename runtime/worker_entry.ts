@@ -21,7 +21,32 @@ if (port === null) throw new Error('worker_entry must run in a worker thread');
 
 const log = makeLogger(boot.logLevel, { thread: boot.name });
 const offload = makeOffload(boot.offload);
-const host = new ActorHost(boot.name, log, offload);
+/** How long a crashed actor's stop() may take before the crash is escalated to the whole worker. */
+const crashedStopMs = 5_000;
+
+/**
+ * boot.containCrashes (a worker of several actors): an actor's throw ends that actor only. Its
+ * stop() must finish before the host may re-create it (a durable replica's successor opens the
+ * same files); one that does not finish in time takes the worker down, and the worker's
+ * supervisor restarts every actor of it, as a throw always did before.
+ */
+function onActorCrash(actor: string, error: unknown, stopped: Promise<void>): void {
+  const text = error instanceof Error ? (error.stack ?? error.message) : String(error);
+  let timer: NodeJS.Timeout | null = null;
+  const late = new Promise<'late'>((resolve) => {
+    timer = setTimeout(() => resolve('late'), crashedStopMs);
+  });
+  void Promise.race([stopped.then(() => 'stopped' as const), late]).then((outcome) => {
+    if (timer !== null) clearTimeout(timer);
+    if (outcome === 'late') {
+      log.error({ actor, error: text }, 'crashed_actor_stop_timeout');
+      process.exit(4);
+    }
+    post({ kind: 'actor_crashed', actor, error: text });
+  });
+}
+
+const host = new ActorHost(boot.name, log, offload, boot.containCrashes ? onActorCrash : null);
 // Actors this worker does not know (another node's, or on a worker added after this one
 // booted) are reached through the host thread, which relays.
 const router = transportKind(boot.transport).create(boot.name, new Map(boot.directory), makeCodec(boot.codec), (batch) => host.deliver(batch), { defaultThread: 'host' });
@@ -48,6 +73,16 @@ port.on('message', (message: HostToWorker) => {
         (error: unknown) => post({ kind: 'start_failed', error: error instanceof Error ? (error.stack ?? error.message) : String(error) }),
       );
       return;
+    case 'respawn': {
+      const actor = message.spec.id;
+      // One that runs already (a late duplicate request) is not made twice.
+      const made = host.has(actor) ? Promise.resolve() : host.spawn(message.spec);
+      void made.then(
+        () => post({ kind: 'respawned', actor }),
+        (error: unknown) => post({ kind: 'respawn_failed', actor, error: error instanceof Error ? (error.stack ?? error.message) : String(error) }),
+      );
+      return;
+    }
     default: {
       const never: never = message;
       log.warn({ message: never }, 'unknown_host_message');
@@ -102,6 +137,7 @@ const control: WorkerControl = {
   inspect: (actor) => host.inspect(actor),
   query: (actor, request) => host.query(actor, request),
   injectFault: (fault) => host.injectFault(faultHook(fault)),
+  crashActor: (actor) => host.crashNext(actor),
   collectGarbage: () => {
     const gc = (globalThis as { gc?: () => void }).gc;
     gc?.();

@@ -35,6 +35,8 @@ export type SpawnOptions = {
   readonly offload: OffloadOptions;
   readonly resourceLimits?: ResourceLimits;
   readonly controlTimeoutMs: number;
+  /** A worker of several actors contains an actor's throw and reports it here (see WorkerBoot.containCrashes). */
+  readonly onActorCrashed?: (actor: ActorId, error: string) => void;
 };
 
 export class WorkerHandle {
@@ -47,6 +49,8 @@ export class WorkerHandle {
   #requested = false;
   #alive = true;
   #lastError: string | null = null;
+  /** Respawns waiting for the worker's answer, by actor. */
+  readonly #respawns = new Map<ActorId, (answer: Extract<WorkerToHost, { kind: 'respawned' | 'respawn_failed' }>) => void>();
 
   constructor(options: SpawnOptions) {
     this.name = options.name;
@@ -64,6 +68,7 @@ export class WorkerHandle {
       logLevel: options.logLevel,
       offload: options.offload,
       controlPort: channel.port2,
+      containCrashes: options.onActorCrashed !== undefined,
     };
     this.#worker = new Worker(bootstrapScript, {
       eval: true,
@@ -75,6 +80,11 @@ export class WorkerHandle {
       stderr: false,
     });
     this.#controlPort = channel.port1;
+    const onActorCrashed = options.onActorCrashed;
+    this.#worker.on('message', (message: WorkerToHost) => {
+      if (message.kind === 'actor_crashed') onActorCrashed?.(message.actor, message.error);
+      else if (message.kind === 'respawned' || message.kind === 'respawn_failed') this.#respawns.get(message.actor)?.(message);
+    });
     this.#control = Comlink.wrap<WorkerControl>(nodeEndpoint(channel.port1));
     this.#worker.on('error', (error: Error) => {
       this.#lastError = error.stack ?? error.message;
@@ -136,6 +146,25 @@ export class WorkerHandle {
 
   injectFault(fault: InjectedFault): Promise<void> {
     return this.#call('injectFault', () => this.#control.injectFault(fault));
+  }
+
+  /** Test hook: the actor's next batch throws inside its handler. */
+  crashActor(actor: ActorId): Promise<void> {
+    return this.#call('crashActor', () => this.#control.crashActor(actor));
+  }
+
+  /** Re-creates one crashed actor in this worker (containCrashes); resolves once it runs. */
+  respawn(spec: ActorSpec, timeoutMs: number): Promise<void> {
+    if (!this.#alive) return Promise.reject(new ControlError('worker_exited', this.name, `respawn of ${spec.id} on ${this.name}: the worker has exited`));
+    const answered = new Promise<void>((resolve, reject) => {
+      this.#respawns.set(spec.id, (answer) => {
+        this.#respawns.delete(spec.id);
+        if (answer.kind === 'respawned') resolve();
+        else reject(new Error(`${spec.id} could not be re-created on ${this.name}: ${answer.error}`));
+      });
+    });
+    this.post({ kind: 'respawn', spec });
+    return withDeadline(this.name, `respawn ${spec.id}`, answered, timeoutMs, this.exited).finally(() => this.#respawns.delete(spec.id));
   }
 
   /** Kills the thread at once, as a crash would (the supervisor restarts it). */

@@ -38,6 +38,7 @@ import { defaultWatchMachineConfig, type WatchSpec } from '../client/watch.ts';
 import { WatchRegistry } from '../client/watch_registry.ts';
 import type { WatchStream } from '../client/watch_stream.ts';
 import { watchNoticeTypes, type WatchNotice, type WatchRequest } from '../watch/messages.ts';
+import { replicaId } from './layout.ts';
 
 /** Watches open at once through one node's embedding API, and batches buffered per watch. */
 export const embeddedWatchesMax = 16_384;
@@ -268,6 +269,13 @@ export class Endpoint {
         return;
       case 'host_actor_failed':
         if (event.actor === this.#proxy) this.proxyFailed();
+        return;
+      case 'actor_crashed':
+        // One replica of a worker of several crashed (the worker runs on): its watches resubscribe now.
+        for (const { ns, index } of this.#replicasIn(event.worker)) if (replicaId(ns, index) === event.actor) this.#watches.lost(ns, index);
+        return;
+      case 'actor_restarted':
+      case 'actor_failed':
         return;
       default:
         assertNever(event, 'system event');

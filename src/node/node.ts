@@ -370,10 +370,15 @@ export class HaretNode {
   async status(): Promise<NodeStatus> {
     const workers = await this.#system.status();
     const actors: ActorReport[] = [];
+    // An actor of a worker of several has its own supervision too (a crash the worker contained).
+    const own = new Map(this.#system.workerActorReports().map((report) => [report.actor, report]));
     for (const worker of workers) {
       const spec = this.#workerActors(worker.name);
       for (const actor of spec) {
-        actors.push(actorReport(actor, worker.name, worker, worker.detail?.actors.find((candidate) => candidate.id === actor) ?? null));
+        const mine = own.get(actor);
+        // A worker that is down is what the actor is; while it runs, the actor's own state says more.
+        const supervision = mine === undefined || worker.state !== 'running' ? { ...worker, restarts: worker.restarts + (mine?.restarts ?? 0) } : { ...mine, restarts: worker.restarts + mine.restarts };
+        actors.push(actorReport(actor, worker.name, supervision, worker.detail?.actors.find((candidate) => candidate.id === actor) ?? null));
       }
     }
     const live = new Map(this.#system.host.status().map((actor) => [actor.id, actor]));
@@ -443,6 +448,12 @@ export class HaretNode {
     inject: (actor: string, fault: InjectedFault): Promise<void> => this.#system.injectFault(this.#workerOf(actor), fault),
     /** Makes an actor on the main thread (the proxy with proxyThread host) throw inside its next handler call. */
     crashHostActor: (actor: string): void => this.#system.crashHostActor(actor),
+    /**
+     * Makes an actor throw inside its next handler call, wherever it runs: a worker of one actor
+     * ends (and is restarted); in a worker of several (workerLayout shared or single) only that
+     * actor is dropped and re-created, through recovery for a replica.
+     */
+    crashActor: (actor: string): Promise<void> => this.#system.crashActor(actor),
     /** Delivers an arbitrary message to an actor as if a peer sent it (bad-input drills). */
     sendRaw: (to: string, msg: unknown, from = 'host/api'): void => this.#system.send({ from, to, msg }),
   };

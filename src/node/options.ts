@@ -29,11 +29,13 @@ export type NamespaceOptions = {
  * `single`: every replica of the node in one worker. A commit then crosses no thread between
  * the primary and its backups (prepare and prepare_ok are handed over inside the thread), which
  * on a machine with few cores is much faster (README "Performance": at one caller a put's p50
- * fell from ~260 to ~100 µs here). The price: a failure of that worker (an assertion in any
- * replica, an out-of-memory) takes every replica of the node down at once. A durable node comes
- * back from its disk (a whole-group restart, PROTOCOL.md "Durability"); an in-memory namespace
- * whose replicas all live in this node cannot, and says so (status, an error log line, typed
- * `unavailable`). Actor code is the same in every layout.
+ * fell from ~260 to ~100 µs here). A replica's throw (an assertion) stays inside it, as in
+ * `shared`: the worker drops that replica alone and the supervisor re-creates it, and it
+ * recovers from the others. The price: a failure of the worker itself (out of memory, a crash of
+ * the thread) takes every replica of the node down at once. A durable node comes back from its
+ * disk (a whole-group restart, PROTOCOL.md "Durability"); an in-memory namespace whose replicas
+ * all live in this node cannot, and says so (status, an error log line, typed `unavailable`).
+ * Actor code is the same in every layout.
  */
 export type WorkerLayout = 'actor_per_worker' | 'shared' | 'single';
 

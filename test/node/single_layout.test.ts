@@ -1,8 +1,10 @@
 /**
  * `workerLayout: 'single'` (src/node/options.ts): every replica of the node in one worker. It
- * serves like any layout; what it gives up is that one worker's failure takes every replica of
- * the node down at once. A durable node comes back from its disk by itself, nothing acknowledged
- * lost; an in-memory namespace cannot, and says so at once (typed `unavailable`), never a hang.
+ * serves like any layout. An actor's throw stays inside its actor (WorkerBoot.containCrashes):
+ * that replica alone is re-created and recovers, the others serve on. What it gives up is that
+ * a failure of the worker itself takes every replica of the node down at once: a durable node
+ * comes back from its disk by itself, nothing acknowledged lost; an in-memory namespace cannot,
+ * and says so at once (typed `unavailable`), never a hang.
  */
 
 import { expect } from 'chai';
@@ -10,10 +12,41 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HaretError } from '../../src/client/errors.ts';
-import { startNode } from '../../src/node/index.ts';
+import { startNode, type HaretNode } from '../../src/node/index.ts';
 import { eventually } from '../runtime/helpers.ts';
 
 const decoder = new TextDecoder();
+
+/** Closed-loop creates of `/w/v<i>` until stopped: what was acknowledged, and the first errors (a failed call waits 10 ms, so a namespace that refuses at once is not spun on). */
+function writer(node: HaretNode): { readonly acknowledged: string[]; readonly errors: unknown[]; stop(): Promise<void> } {
+  const client = node.client();
+  const acknowledged: string[] = [];
+  const errors: unknown[] = [];
+  let writing = true;
+  const done = (async () => {
+    for (let i = 0; writing; i++) {
+      try {
+        await client.create(`/w/v${i}`, 'blob');
+        acknowledged.push(`v${i}`);
+      } catch (error) {
+        if (errors.length < 100) errors.push(error);
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+    }
+  })();
+  return {
+    acknowledged,
+    errors,
+    stop: async () => {
+      writing = false;
+      await done;
+    },
+  };
+}
+
+async function replicaStates(node: HaretNode): Promise<{ actor: string; state: string; status: string | null; restarts: number; worker: string }[]> {
+  return (await node.status()).actors.filter((a) => a.ns === 'default' || /^default\/r\d$/.test(a.actor)).map((a) => ({ actor: a.actor, state: a.state, status: a.status, restarts: a.restarts, worker: a.worker }));
+}
 
 describe('node: the single worker layout', function () {
   this.timeout(120_000);
@@ -90,6 +123,84 @@ describe('node: the single worker layout', function () {
     } finally {
       await node.stop();
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('an actor\'s throw stays in that replica: in memory, a backup and then the primary crash; the others serve on, each comes back through recovery, the worker never restarts', async () => {
+    const node = await startNode({ logLevel: 'silent', workerLayout: 'single' });
+    try {
+      await node.client().create('/w', 'directory');
+      const load = writer(node);
+      await eventually('writes flowing', () => load.acknowledged.length >= 30 || null, 15_000);
+      await node.faults.crashActor(node.replicaId('default', 1));
+      await eventually('r1 re-created and back to normal', async () => {
+        const r1 = (await replicaStates(node)).find((a) => a.actor === 'default/r1');
+        return r1 !== undefined && r1.restarts >= 1 && r1.state === 'running' && r1.status === 'normal' ? true : null;
+      }, 30_000, 50);
+      const afterBackup = load.acknowledged.length;
+      const primary = (await node.status()).actors.find((a) => a.ns === 'default' && a.role === 'primary')?.actor ?? '';
+      expect(primary).to.match(/^default\/r\d$/);
+      await node.faults.crashActor(primary);
+      await eventually('writes acknowledged after the primary crashed', () => load.acknowledged.length >= afterBackup + 30 || null, 30_000, 50);
+      await eventually('every replica normal again', async () => ((await replicaStates(node)).every((a) => a.status === 'normal' && a.state === 'running') ? true : null), 30_000, 50);
+      await load.stop();
+      expect(node.health.unavailable('default'), 'never unavailable').to.equal(null);
+      const { workers } = await node.status();
+      expect(workers.find((w) => w.name === 'replicas')?.restarts, 'the worker itself never restarted').to.equal(0);
+      const states = await replicaStates(node);
+      expect(states.find((a) => a.actor === 'default/r1')?.restarts).to.be.at.least(1);
+      expect(states.find((a) => a.actor === primary)?.restarts).to.be.at.least(1);
+      const stored = new Set((await node.client().list('/w')).entries.map((entry) => entry.name));
+      expect(load.acknowledged.filter((name) => !stored.has(name)), 'acknowledged but missing').to.deep.equal([]);
+    } finally {
+      await node.stop();
+    }
+  });
+
+  it('durable: a replica\'s throw re-creates it from its store (after its old self stopped); nothing acknowledged is lost', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'haret-single-crash-'));
+    const node = await startNode({ logLevel: 'silent', workerLayout: 'single', dataDir: dir });
+    try {
+      await node.client().create('/w', 'directory');
+      const load = writer(node);
+      await eventually('writes flowing', () => load.acknowledged.length >= 30 || null, 15_000);
+      await node.faults.crashActor(node.replicaId('default', 2));
+      const atCrash = load.acknowledged.length;
+      await eventually('r2 back to normal', async () => {
+        const r2 = (await replicaStates(node)).find((a) => a.actor === 'default/r2');
+        return r2 !== undefined && r2.restarts >= 1 && r2.status === 'normal' ? true : null;
+      }, 30_000, 50);
+      await eventually('writes go on', () => load.acknowledged.length >= atCrash + 30 || null, 30_000, 50);
+      await load.stop();
+      const stored = new Set((await node.client().list('/w')).entries.map((entry) => entry.name));
+      expect(load.acknowledged.filter((name) => !stored.has(name)), 'acknowledged but missing').to.deep.equal([]);
+      expect((await node.status()).workers.find((w) => w.name === 'replicas')?.restarts).to.equal(0);
+    } finally {
+      await node.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a replica that keeps crashing is `failed` past the restart intensity, said in status; the other two serve on', async () => {
+    const node = await startNode({ logLevel: 'silent', workerLayout: 'single', supervisor: { maxRestarts: 1, windowMs: 60_000, backoffMinMs: 5, backoffMaxMs: 20, failedCoolDownMs: 60_000 } });
+    try {
+      const client = node.client();
+      await client.create('/k', 'blob');
+      const r1 = node.replicaId('default', 1);
+      await node.faults.crashActor(r1);
+      await eventually('r1 re-created once', async () => ((await replicaStates(node)).find((a) => a.actor === r1)?.restarts === 1 ? true : null), 30_000, 20);
+      await eventually('r1 running again', async () => ((await replicaStates(node)).find((a) => a.actor === r1)?.state === 'running' ? true : null), 30_000, 20);
+      await node.faults.crashActor(r1);
+      await eventually('r1 failed', async () => ((await replicaStates(node)).find((a) => a.actor === r1)?.state === 'failed' ? true : null), 30_000, 20);
+      const status = await node.status();
+      expect(status.serving).to.equal(false);
+      expect(status.problems.join('\n')).to.contain(r1);
+      // r0 and r2 are a quorum: writes still commit.
+      await client.blobPut('/k', 'still served');
+      expect(decoder.decode((await client.blobGet('/k')).value)).to.equal('still served');
+      expect(status.workers.find((w) => w.name === 'replicas')?.state).to.equal('running');
+    } finally {
+      await node.stop();
     }
   });
 });

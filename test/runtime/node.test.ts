@@ -135,6 +135,28 @@ describe('node: embedding API on worker threads', function () {
     }
   });
 
+  it('shared worker layout: a replica\'s throw is contained; its neighbour of the other namespace in the same worker never stops', async () => {
+    const node = await startNode({ logLevel: 'silent', namespaces: ['alpha', 'beta'], workerLayout: 'shared' });
+    try {
+      await node.client('alpha').create('/a', 'blob');
+      await node.client('beta').create('/b', 'blob');
+      await node.faults.crashActor('alpha/r1');
+      await eventually('alpha/r1 re-created, normal again', async () => {
+        const r1 = (await node.status()).actors.find((a) => a.actor === 'alpha/r1');
+        return r1 !== undefined && r1.restarts >= 1 && r1.state === 'running' && r1.status === 'normal' ? true : null;
+      }, 30_000);
+      const { actors, workers } = await node.status();
+      const neighbour = actors.find((a) => a.actor === 'beta/r1');
+      expect(neighbour?.worker).to.equal(actors.find((a) => a.actor === 'alpha/r1')?.worker);
+      expect([neighbour?.restarts, neighbour?.status]).to.deep.equal([0, 'normal']);
+      expect(workers.find((w) => w.name === 'replicas.1')?.restarts).to.equal(0);
+      await node.client('alpha').blobPut('/a', 'after');
+      await node.client('beta').blobPut('/b', 'after');
+    } finally {
+      await node.stop();
+    }
+  });
+
   it('runs two namespaces independently: data apart, and a primary kill in one leaves the other in view 0', async () => {
     const node = await startNode({ logLevel: 'silent', namespaces: ['alpha', 'beta'] });
     try {
