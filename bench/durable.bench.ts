@@ -523,7 +523,7 @@ export async function durableSuite(context: SuiteContext): Promise<void> {
   rows = ordered(rows);
 
   const loadAtEnd = loadavg()[0] ?? Number.NaN;
-  process.stdout.write(`${etcdNote}\nharet worker layout: ${context.workerLayout ?? 'actor_per_worker (the default)'}\nmachine load (1-minute average): ${loadAtStart.toFixed(2)} at start, ${loadAtEnd.toFixed(2)} at end\n\n`);
+  process.stdout.write(`${etcdNote}\nharet worker layout: ${context.workerLayout ?? "each node's default (single for a durable node, actor_per_worker in memory)"}\nmachine load (1-minute average): ${loadAtStart.toFixed(2)} at start, ${loadAtEnd.toFixed(2)} at end\n\n`);
   printTable(
     'durable puts: 100-byte blob puts, closed loop, 3 replicas (median run); fsyncs/s of the 3 replicas together, puts/fsync per replica',
     [

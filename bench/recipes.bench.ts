@@ -374,7 +374,7 @@ export async function recipesSuite(context: SuiteContext): Promise<void> {
   const result = await runRecipesBench(options, progress, context.workerLayout);
   const loadAtEnd = os.loadavg()[0] ?? Number.NaN;
   const seconds = (Date.now() - startedAt.getTime()) / 1000;
-  process.stdout.write(`1-minute load average ${loadAtStart.toFixed(1)} at the start, ${loadAtEnd.toFixed(1)} at the end, on ${os.cpus().length} CPUs; ran ${seconds.toFixed(0)} s; haret worker layout: ${context.workerLayout ?? 'actor_per_worker (the default)'}\n\n`);
+  process.stdout.write(`1-minute load average ${loadAtStart.toFixed(1)} at the start, ${loadAtEnd.toFixed(1)} at the end, on ${os.cpus().length} CPUs; ran ${seconds.toFixed(0)} s; haret worker layout: ${context.workerLayout ?? "each node's default (single for a durable node, actor_per_worker in memory)"}\n\n`);
   printRecipes(result, options);
   const ratios = etcdRatios(result.locks);
   const files = writeResults(

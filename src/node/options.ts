@@ -23,7 +23,7 @@ export type NamespaceOptions = {
 };
 
 /**
- * How replicas are spread over worker threads. `actor_per_worker` (the default): every
+ * How replicas are spread over worker threads. `actor_per_worker` (the default in memory): every
  * replica, the proxy and the timer in a worker of its own. `shared`: replica i of every
  * namespace shares worker i, so a node with many namespaces needs only 2f+1 replica workers.
  * `single`: every replica of the node in one worker. A commit then crosses no thread between
@@ -35,7 +35,8 @@ export type NamespaceOptions = {
  * the thread) takes every replica of the node down at once. A durable node comes back from its
  * disk (a whole-group restart, PROTOCOL.md "Durability"); an in-memory namespace whose replicas
  * all live in this node cannot, and says so (status, an error log line, typed `unavailable`).
- * Actor code is the same in every layout.
+ * So `single` is the default of a durable node (dataDir), `actor_per_worker` in memory. Actor
+ * code is the same in every layout.
  */
 export type WorkerLayout = 'actor_per_worker' | 'shared' | 'single';
 
@@ -52,6 +53,7 @@ export type NodeOptions = {
   readonly namespaces?: readonly (string | NamespaceOptions)[];
   /** Milliseconds per protocol tick. Default 10. */
   readonly tickMs?: number;
+  /** How replicas share worker threads (WorkerLayout): `single` for a durable node, else `actor_per_worker`. */
   readonly workerLayout?: WorkerLayout;
   readonly proxyThread?: ProxyThread;
   /** How envelopes cross between threads. Default `clone` (measured faster; see bench). */
@@ -272,7 +274,12 @@ export function resolveOptions(options: NodeOptions = {}): ResolvedOptions {
   if (!Number.isFinite(tickMs) || tickMs < 1 || tickMs > 10_000) throw new RangeError('tickMs must be between 1 and 10000');
   // A JavaScript caller still using an old name would otherwise silently get the default.
   for (const [old, renamed] of renamedOptions) if (Object.hasOwn(options, old)) throw new RangeError(`option ${old} is now called ${renamed}`);
-  const workerLayout = options.workerLayout ?? 'actor_per_worker';
+  // A durable node's replicas share one worker unless told otherwise (WorkerLayout, README
+  // "Performance today"): a failure of that worker is a whole-group restart from disk, which
+  // loses nothing acknowledged, and a commit then crosses no thread. In memory the same failure
+  // would lose the namespace, so there each replica keeps a worker of its own.
+  const durableByOptions = options.dataDir !== undefined && options.durable !== false;
+  const workerLayout = options.workerLayout ?? (durableByOptions ? 'single' : 'actor_per_worker');
   if (workerLayout !== 'actor_per_worker' && workerLayout !== 'shared' && workerLayout !== 'single') throw new RangeError('workerLayout must be actor_per_worker, shared or single');
   const proxyThread = options.proxyThread ?? 'worker';
   if (proxyThread !== 'worker' && proxyThread !== 'host') throw new RangeError('proxyThread must be worker or host');

@@ -258,7 +258,9 @@ describe('namespace health: a node', function () {
   for (const durable of [false, true]) {
     it(`a healthy ${durable ? 'durable' : 'in-memory'} node under load, through a primary crash and its recovery, never marks its namespace`, async () => {
       const dir = durable ? tempDir('haret-health-ok-') : null;
-      const node = await startNode({ logLevel: 'silent', supervisor: { maxRestarts: 5, windowMs: 60_000, backoffMinMs: 10, backoffMaxMs: 100 }, ...(dir === null ? {} : { dataDir: dir }) }).catch((error: unknown) => {
+      // A worker per replica (a durable node's default is one worker for all, where this kill
+      // would be a whole-group restart: test/node/single_layout.test.ts).
+      const node = await startNode({ logLevel: 'silent', workerLayout: 'actor_per_worker', supervisor: { maxRestarts: 5, windowMs: 60_000, backoffMinMs: 10, backoffMaxMs: 100 }, ...(dir === null ? {} : { dataDir: dir }) }).catch((error: unknown) => {
         if (dir !== null) removeDir(dir);
         throw error;
       });

@@ -203,4 +203,33 @@ describe('node: the single worker layout', function () {
       await node.stop();
     }
   });
+
+  it('a watch served by a replica whose throw was contained resubscribes and sees every later change once, in order', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'haret-single-watch-'));
+    const node = await startNode({ logLevel: 'silent', dataDir: dir });
+    try {
+      expect(node.options.workerLayout, 'a durable node defaults to one worker for its replicas').to.equal('single');
+      const client = node.client();
+      await client.create('/k', 'blob');
+      const stream = client.watch('/k', { values: true });
+      const seen: string[] = [];
+      const reading = (async () => {
+        for await (const batch of stream) for (const event of batch.events) if (event.value !== undefined && event.value !== null) seen.push(decoder.decode(event.value));
+      })();
+      const serving = await eventually('a replica serves the watch', async () => (await node.status()).actors.find((a) => a.ns === 'default' && (a.watches ?? 0) > 0)?.actor ?? null, 10_000);
+      await client.blobPut('/k', 'before');
+      await eventually('the first change seen', () => (seen.includes('before') ? true : null), 10_000);
+      await node.faults.crashActor(serving);
+      for (let i = 0; i < 20; i++) await client.blobPut('/k', `after-${i}`);
+      await eventually('every later change seen', () => (seen.includes('after-19') ? true : null), 30_000, 20);
+      stream.cancel();
+      await reading;
+      expect(seen).to.deep.equal(['before', ...Array.from({ length: 20 }, (_, i) => `after-${i}`)]);
+      const crashed = (await node.status()).actors.find((a) => a.actor === serving);
+      expect(crashed?.restarts).to.be.at.least(1);
+    } finally {
+      await node.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

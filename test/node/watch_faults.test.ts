@@ -58,7 +58,8 @@ describe('node: watches under faults', function () {
     it(`${durable ? 'durable' : 'in-memory'} replicas: writers and six watchers while the worker of a replica serving watches, then the primary's, is killed: every change exactly once, in order`, async () => {
       const started = performance.now();
       if (durable) dir = tempDir('haret-watch-faults-');
-      node = await startNode({ logLevel: 'silent', ...(dir === null ? {} : { dataDir: dir }) });
+      // A worker per replica, so that one replica's worker can be killed (a durable node's default is one worker for all).
+      node = await startNode({ logLevel: 'silent', workerLayout: 'actor_per_worker', ...(dir === null ? {} : { dataDir: dir }) });
       expect(node.options.durable).to.equal(durable);
       const client = node.client();
       await client.create('/k', 'directory');

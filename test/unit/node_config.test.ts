@@ -131,3 +131,15 @@ describe('haret start configuration', () => {
     });
   });
 });
+
+describe('node options: the worker layout by default', () => {
+  it('a durable node (dataDir) puts its replicas in one worker; in memory (or durable: false) a worker each; an explicit layout wins', async () => {
+    const { resolveOptions } = await import('../../src/node/options.ts');
+    expect(resolveOptions({}).workerLayout).to.equal('actor_per_worker');
+    expect(resolveOptions({ dataDir: '/tmp/x' }).workerLayout).to.equal('single');
+    expect(resolveOptions({ dataDir: '/tmp/x', durable: false }).workerLayout).to.equal('actor_per_worker');
+    expect(resolveOptions({ dataDir: '/tmp/x', workerLayout: 'actor_per_worker' }).workerLayout).to.equal('actor_per_worker');
+    expect(resolveOptions({ workerLayout: 'single' }).workerLayout).to.equal('single');
+    expect(() => resolveOptions({ workerLayout: 'one' as never })).to.throw(RangeError, 'workerLayout must be actor_per_worker, shared or single');
+  });
+});
