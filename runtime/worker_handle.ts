@@ -49,6 +49,8 @@ export class WorkerHandle {
   #requested = false;
   #alive = true;
   #lastError: string | null = null;
+  /** The modules each actor booted from (compiled twins or sources, bootstrap.ts): a respawn loads the same. */
+  readonly #bootModules = new Map<ActorId, string>();
   /** Respawns waiting for the worker's answer, by actor. */
   readonly #respawns = new Map<ActorId, (answer: Extract<WorkerToHost, { kind: 'respawned' | 'respawn_failed' }>) => void>();
 
@@ -57,6 +59,7 @@ export class WorkerHandle {
     this.#timeoutMs = options.controlTimeoutMs;
     const channel = new MessageChannel();
     const modules = workerModules(options.actors);
+    for (const spec of modules.actors) this.#bootModules.set(spec.id, spec.module);
     const boot: WorkerBoot = {
       haretEntry: modules.entry,
       haretTsx: modules.tsx,
@@ -163,7 +166,8 @@ export class WorkerHandle {
         else reject(new Error(`${spec.id} could not be re-created on ${this.name}: ${answer.error}`));
       });
     });
-    this.post({ kind: 'respawn', spec });
+    // The module this worker booted the actor from: a worker running compiled twins has no loader for the sources.
+    this.post({ kind: 'respawn', spec: { ...spec, module: this.#bootModules.get(spec.id) ?? spec.module } });
     return withDeadline(this.name, `respawn ${spec.id}`, answered, timeoutMs, this.exited).finally(() => this.#respawns.delete(spec.id));
   }
 

@@ -92,11 +92,13 @@ describe('node: the single worker layout', function () {
   it('durable: the worker killed under writes comes back from disk by itself; every acknowledged write is there, and it serves again', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'haret-single-layout-'));
     const node = await startNode({ logLevel: 'silent', workerLayout: 'single', dataDir: dir });
+    let stopWriting = (): boolean => false;
     try {
       const client = node.client();
       await client.create('/w', 'directory');
       const acknowledged: string[] = [];
       let writing = true;
+      stopWriting = () => (writing = false);
       const writer = (async () => {
         for (let i = 0; writing; i++) {
           try {
@@ -121,6 +123,7 @@ describe('node: the single worker layout', function () {
       const { actors } = await node.status();
       expect(actors.filter((a) => a.ns === 'default').map((a) => a.status)).to.deep.equal(['normal', 'normal', 'normal']);
     } finally {
+      stopWriting();
       await node.stop();
       rmSync(dir, { recursive: true, force: true });
     }
@@ -128,22 +131,24 @@ describe('node: the single worker layout', function () {
 
   it('an actor\'s throw stays in that replica: in memory, a backup and then the primary crash; the others serve on, each comes back through recovery, the worker never restarts', async () => {
     const node = await startNode({ logLevel: 'silent', workerLayout: 'single' });
+    let load: ReturnType<typeof writer> | null = null;
     try {
       await node.client().create('/w', 'directory');
-      const load = writer(node);
-      await eventually('writes flowing', () => load.acknowledged.length >= 30 || null, 15_000);
+      const running = writer(node);
+      load = running;
+      await eventually('writes flowing', () => running.acknowledged.length >= 30 || null, 15_000);
       await node.faults.crashActor(node.replicaId('default', 1));
       await eventually('r1 re-created and back to normal', async () => {
         const r1 = (await replicaStates(node)).find((a) => a.actor === 'default/r1');
         return r1 !== undefined && r1.restarts >= 1 && r1.state === 'running' && r1.status === 'normal' ? true : null;
       }, 30_000, 50);
-      const afterBackup = load.acknowledged.length;
+      const afterBackup = running.acknowledged.length;
       const primary = (await node.status()).actors.find((a) => a.ns === 'default' && a.role === 'primary')?.actor ?? '';
       expect(primary).to.match(/^default\/r\d$/);
       await node.faults.crashActor(primary);
-      await eventually('writes acknowledged after the primary crashed', () => load.acknowledged.length >= afterBackup + 30 || null, 30_000, 50);
+      await eventually('writes acknowledged after the primary crashed', () => running.acknowledged.length >= afterBackup + 30 || null, 30_000, 50);
       await eventually('every replica normal again', async () => ((await replicaStates(node)).every((a) => a.status === 'normal' && a.state === 'running') ? true : null), 30_000, 50);
-      await load.stop();
+      await running.stop();
       expect(node.health.unavailable('default'), 'never unavailable').to.equal(null);
       const { workers } = await node.status();
       expect(workers.find((w) => w.name === 'replicas')?.restarts, 'the worker itself never restarted').to.equal(0);
@@ -151,8 +156,9 @@ describe('node: the single worker layout', function () {
       expect(states.find((a) => a.actor === 'default/r1')?.restarts).to.be.at.least(1);
       expect(states.find((a) => a.actor === primary)?.restarts).to.be.at.least(1);
       const stored = new Set((await node.client().list('/w')).entries.map((entry) => entry.name));
-      expect(load.acknowledged.filter((name) => !stored.has(name)), 'acknowledged but missing').to.deep.equal([]);
+      expect(running.acknowledged.filter((name) => !stored.has(name)), 'acknowledged but missing').to.deep.equal([]);
     } finally {
+      await load?.stop();
       await node.stop();
     }
   });
@@ -160,22 +166,25 @@ describe('node: the single worker layout', function () {
   it('durable: a replica\'s throw re-creates it from its store (after its old self stopped); nothing acknowledged is lost', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'haret-single-crash-'));
     const node = await startNode({ logLevel: 'silent', workerLayout: 'single', dataDir: dir });
+    let load: ReturnType<typeof writer> | null = null;
     try {
       await node.client().create('/w', 'directory');
-      const load = writer(node);
-      await eventually('writes flowing', () => load.acknowledged.length >= 30 || null, 15_000);
+      const running = writer(node);
+      load = running;
+      await eventually('writes flowing', () => running.acknowledged.length >= 30 || null, 15_000);
       await node.faults.crashActor(node.replicaId('default', 2));
-      const atCrash = load.acknowledged.length;
+      const atCrash = running.acknowledged.length;
       await eventually('r2 back to normal', async () => {
         const r2 = (await replicaStates(node)).find((a) => a.actor === 'default/r2');
         return r2 !== undefined && r2.restarts >= 1 && r2.status === 'normal' ? true : null;
       }, 30_000, 50);
-      await eventually('writes go on', () => load.acknowledged.length >= atCrash + 30 || null, 30_000, 50);
-      await load.stop();
+      await eventually('writes go on', () => running.acknowledged.length >= atCrash + 30 || null, 30_000, 50);
+      await running.stop();
       const stored = new Set((await node.client().list('/w')).entries.map((entry) => entry.name));
-      expect(load.acknowledged.filter((name) => !stored.has(name)), 'acknowledged but missing').to.deep.equal([]);
+      expect(running.acknowledged.filter((name) => !stored.has(name)), 'acknowledged but missing').to.deep.equal([]);
       expect((await node.status()).workers.find((w) => w.name === 'replicas')?.restarts).to.equal(0);
     } finally {
+      await load?.stop();
       await node.stop();
       rmSync(dir, { recursive: true, force: true });
     }
