@@ -314,11 +314,8 @@ export class ActorSystem {
    * worker of several actors the worker contains it; a worker of one actor ends.
    */
   async crashActor(actor: ActorId): Promise<void> {
-    const thread = this.#directory.get(actor);
-    if (thread === undefined) throw new RangeError(`unknown actor ${actor}`);
-    if (thread === hostThread) return this.host.crashNext(actor);
-    const handle = this.handle(thread);
-    if (handle === null) throw new Error(`${actor}: worker ${thread} is down`);
+    const handle = this.#workerHandleOf(actor);
+    if (handle === null) return this.host.crashNext(actor);
     await handle.crashActor(actor);
   }
 
@@ -362,22 +359,24 @@ export class ActorSystem {
   }
 
   async inspect(actor: ActorId): Promise<unknown> {
-    const thread = this.#directory.get(actor);
-    if (thread === undefined) throw new RangeError(`unknown actor ${actor}`);
-    if (thread === hostThread) return this.host.inspect(actor);
-    const handle = this.handle(thread);
-    if (handle === null) throw new Error(`${actor}: worker ${thread} is down`);
-    return handle.inspect(actor);
+    const handle = this.#workerHandleOf(actor);
+    return handle === null ? this.host.inspect(actor) : handle.inspect(actor);
   }
 
   /** An actor's answer to a control-plane question (Actor.query), wherever it runs. */
   async query(actor: ActorId, request: unknown): Promise<unknown> {
+    const handle = this.#workerHandleOf(actor);
+    return handle === null ? this.host.query(actor, request) : handle.query(actor, request);
+  }
+
+  /** The live handle of the worker hosting `actor`, or null when it runs on the host thread; throws when unknown or its worker is down. */
+  #workerHandleOf(actor: ActorId): WorkerHandle | null {
     const thread = this.#directory.get(actor);
     if (thread === undefined) throw new RangeError(`unknown actor ${actor}`);
-    if (thread === hostThread) return this.host.query(actor, request);
+    if (thread === hostThread) return null;
     const handle = this.handle(thread);
     if (handle === null) throw new Error(`${actor}: worker ${thread} is down`);
-    return handle.query(actor, request);
+    return handle;
   }
 
   /** Full GC in every live worker (when started with --expose-gc); heap bytes per worker after it. */

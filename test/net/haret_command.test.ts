@@ -5,6 +5,7 @@
 
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
+import type { Readable } from 'node:stream';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +14,21 @@ import { runChild } from '../runtime/helpers.ts';
 import { makeTestCa } from './certs.ts';
 
 const bin = fileURLToPath(new URL('../../bin/haret.js', import.meta.url));
+
+/** The first line `haret start` prints on standard output (the serving line), within 60 s. */
+function firstLine(child: { readonly stdout: Readable }): Promise<string> {
+  let out = '';
+  return new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no start line: ${out}`)), 60_000);
+    child.stdout.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      if (out.includes('\n')) {
+        clearTimeout(timer);
+        resolve(out.split('\n')[0] ?? '');
+      }
+    });
+  });
+}
 
 describe('the haret command', function () {
   this.timeout(120_000);
@@ -23,17 +39,7 @@ describe('the haret command', function () {
     writeFileSync(config, 'name = "node-a"\nclient_address = "127.0.0.1:0"\nadmin_address = "127.0.0.1:0"\nlog_level = "silent"\n[[namespaces]]\nname = "ns1"\nreplicas = 3\n');
     const child = spawn(process.execPath, [bin, 'start', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
     try {
-      let out = '';
-      const line = await new Promise<string>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no start line: ${out}`)), 60_000);
-        child.stdout.on('data', (chunk: Buffer) => {
-          out += chunk.toString();
-          if (out.includes('\n')) {
-            clearTimeout(timer);
-            resolve(out.split('\n')[0] ?? '');
-          }
-        });
-      });
+      const line = await firstLine(child);
       const match = /^haret: node node-a serving ns1 on 127\.0\.0\.1:(\d+), admin on 127\.0\.0\.1:(\d+)$/.exec(line);
       expect(match, line).to.not.equal(null);
       const address = `127.0.0.1:${match?.[1]}`;
@@ -83,19 +89,9 @@ describe('the haret command', function () {
   it('haret start --worker-layout single: every replica in one worker, a warning when in memory; it serves; a bad layout is refused with exit code 2', async () => {
     const child = spawn(process.execPath, [bin, 'start', '--client-address', '127.0.0.1:0', '--worker-layout', 'single', '--log-level', 'silent'], { stdio: ['ignore', 'pipe', 'pipe'] });
     try {
-      let out = '';
       let err = '';
       child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
-      const line = await new Promise<string>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no start line: ${out}`)), 60_000);
-        child.stdout.on('data', (chunk: Buffer) => {
-          out += chunk.toString();
-          if (out.includes('\n')) {
-            clearTimeout(timer);
-            resolve(out.split('\n')[0] ?? '');
-          }
-        });
-      });
+      const line = await firstLine(child);
       const match = /serving default on 127\.0\.0\.1:(\d+)/.exec(line);
       expect(match, line).to.not.equal(null);
       const address = `127.0.0.1:${match?.[1]}`;
@@ -156,17 +152,7 @@ describe('the haret command', function () {
     );
     const child = spawn(process.execPath, [bin, 'start', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
     try {
-      let out = '';
-      const line = await new Promise<string>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no start line: ${out}`)), 60_000);
-        child.stdout.on('data', (chunk: Buffer) => {
-          out += chunk.toString();
-          if (out.includes('\n')) {
-            clearTimeout(timer);
-            resolve(out.split('\n')[0] ?? '');
-          }
-        });
-      });
+      const line = await firstLine(child);
       const match = /on 127\.0\.0\.1:(\d+), admin on 127\.0\.0\.1:(\d+)$/.exec(line);
       expect(match, line).to.not.equal(null);
       const address = `127.0.0.1:${match?.[1]}`;

@@ -44,6 +44,15 @@ function writer(node: HaretNode): { readonly acknowledged: string[]; readonly er
   };
 }
 
+/** Creates /w and starts a writer (kept in `running` at once, so that a `finally` can stop it), then waits until it writes. */
+async function writing(node: HaretNode, running: ReturnType<typeof writer>[]): Promise<ReturnType<typeof writer>> {
+  await node.client().create('/w', 'directory');
+  const load = writer(node);
+  running.push(load);
+  await eventually('writes flowing', () => load.acknowledged.length >= 30 || null, 15_000);
+  return load;
+}
+
 async function replicaStates(node: HaretNode): Promise<{ actor: string; state: string; status: string | null; restarts: number; worker: string }[]> {
   return (await node.status()).actors.filter((a) => a.ns === 'default' || /^default\/r\d$/.test(a.actor)).map((a) => ({ actor: a.actor, state: a.state, status: a.status, restarts: a.restarts, worker: a.worker }));
 }
@@ -131,12 +140,9 @@ describe('node: the single worker layout', function () {
 
   it('an actor\'s throw stays in that replica: in memory, a backup and then the primary crash; the others serve on, each comes back through recovery, the worker never restarts', async () => {
     const node = await startNode({ logLevel: 'silent', workerLayout: 'single' });
-    let load: ReturnType<typeof writer> | null = null;
+    const writers: ReturnType<typeof writer>[] = [];
     try {
-      await node.client().create('/w', 'directory');
-      const running = writer(node);
-      load = running;
-      await eventually('writes flowing', () => running.acknowledged.length >= 30 || null, 15_000);
+      const running = await writing(node, writers);
       await node.faults.crashActor(node.replicaId('default', 1));
       await eventually('r1 re-created and back to normal', async () => {
         const r1 = (await replicaStates(node)).find((a) => a.actor === 'default/r1');
@@ -158,7 +164,7 @@ describe('node: the single worker layout', function () {
       const stored = new Set((await node.client().list('/w')).entries.map((entry) => entry.name));
       expect(running.acknowledged.filter((name) => !stored.has(name)), 'acknowledged but missing').to.deep.equal([]);
     } finally {
-      await load?.stop();
+      await Promise.all(writers.map((load) => load.stop()));
       await node.stop();
     }
   });
@@ -166,12 +172,9 @@ describe('node: the single worker layout', function () {
   it('durable: a replica\'s throw re-creates it from its store (after its old self stopped); nothing acknowledged is lost', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'haret-single-crash-'));
     const node = await startNode({ logLevel: 'silent', workerLayout: 'single', dataDir: dir });
-    let load: ReturnType<typeof writer> | null = null;
+    const writers: ReturnType<typeof writer>[] = [];
     try {
-      await node.client().create('/w', 'directory');
-      const running = writer(node);
-      load = running;
-      await eventually('writes flowing', () => running.acknowledged.length >= 30 || null, 15_000);
+      const running = await writing(node, writers);
       await node.faults.crashActor(node.replicaId('default', 2));
       const atCrash = running.acknowledged.length;
       await eventually('r2 back to normal', async () => {
@@ -184,7 +187,7 @@ describe('node: the single worker layout', function () {
       expect(running.acknowledged.filter((name) => !stored.has(name)), 'acknowledged but missing').to.deep.equal([]);
       expect((await node.status()).workers.find((w) => w.name === 'replicas')?.restarts).to.equal(0);
     } finally {
-      await load?.stop();
+      await Promise.all(writers.map((load) => load.stop()));
       await node.stop();
       rmSync(dir, { recursive: true, force: true });
     }
