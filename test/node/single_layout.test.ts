@@ -101,38 +101,25 @@ describe('node: the single worker layout', function () {
   it('durable: the worker killed under writes comes back from disk by itself; every acknowledged write is there, and it serves again', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'haret-single-layout-'));
     const node = await startNode({ logLevel: 'silent', workerLayout: 'single', dataDir: dir });
-    let stopWriting = (): boolean => false;
+    const writers: ReturnType<typeof writer>[] = [];
     try {
       const client = node.client();
-      await client.create('/w', 'directory');
-      const acknowledged: string[] = [];
-      let writing = true;
-      stopWriting = () => (writing = false);
-      const writer = (async () => {
-        for (let i = 0; writing; i++) {
-          try {
-            await client.create(`/w/v${i}`, 'blob');
-            acknowledged.push(`v${i}`);
-          } catch (error) {
-            // Not acknowledged (the kill came first): it may or may not be there; the next write
-            // makes a fresh name, so the check below stays exact for the acknowledged ones.
-            expect(error).to.be.instanceOf(HaretError);
-          }
-        }
-      })();
-      await eventually('some writes acknowledged', () => acknowledged.length >= 50 || null, 15_000);
+      const running = await writing(node, writers);
+      await eventually('some writes acknowledged', () => running.acknowledged.length >= 50 || null, 15_000);
       await node.faults.terminate(node.replicaId('default', 0));
-      const countAtKill = acknowledged.length;
+      const countAtKill = running.acknowledged.length;
       // Writes resume once the three replicas have resumed from their stores.
-      await eventually('writes acknowledged again', () => acknowledged.length >= countAtKill + 20 || null, 60_000, 50);
-      writing = false;
-      await writer;
+      await eventually('writes acknowledged again', () => running.acknowledged.length >= countAtKill + 20 || null, 60_000, 50);
+      await running.stop();
+      // A write the kill came first to is not acknowledged, and is refused typed; the next write
+      // makes a fresh name, so the check below stays exact for the acknowledged ones.
+      for (const error of running.errors) expect(error).to.be.instanceOf(HaretError);
       const stored = new Set((await client.list('/w')).entries.map((entry) => entry.name));
-      expect(acknowledged.filter((name) => !stored.has(name)), 'acknowledged but missing').to.deep.equal([]);
+      expect(running.acknowledged.filter((name) => !stored.has(name)), 'acknowledged but missing').to.deep.equal([]);
       const { actors } = await node.status();
       expect(actors.filter((a) => a.ns === 'default').map((a) => a.status)).to.deep.equal(['normal', 'normal', 'normal']);
     } finally {
-      stopWriting();
+      await Promise.all(writers.map((load) => load.stop()));
       await node.stop();
       rmSync(dir, { recursive: true, force: true });
     }
