@@ -77,7 +77,7 @@ export interface KeptLease {
 
 /** What the lock, election and semaphore share: whose lease holds the node, and how long to wait. */
 export type QueueOptions = {
-  /** The lease that holds our node (not revoked on release); default: a new one of `ttlMs`, revoked on release. */
+  /** The lease that holds our node (not revoked on release); default: one of `ttlMs` made for our node (a lock takes it from the client's pool and gives it back at release; the other recipes revoke it). */
   readonly lease?: KeptLease;
   /** TTL of the lease made when none is given (default 10 000 ms). */
   readonly ttlMs?: number;
@@ -109,7 +109,7 @@ export interface HeldNode {
 }
 
 export interface HeldLock extends HeldNode {
-  /** Deletes our node (and revokes the lease made for it); idempotent. */
+  /** Deletes our node; a lease made for it goes back to the client's pool (revoked if the delete fails). Idempotent. */
   release(): Promise<void>;
 }
 

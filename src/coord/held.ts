@@ -9,10 +9,13 @@
 import { HaretError } from '../client/errors.ts';
 import type { HeldNode, KeptLease } from '../client/namespace_client.ts';
 import type { Guard } from '../tree/ops.ts';
-import { asHaretError, backoffMs, retriesMax, transient } from './bound.ts';
+import { asHaretError, backoffMs, quietError, retriesMax, transient } from './bound.ts';
 import type { CoordContext, TrackedWatch } from './context.ts';
 import { onLoss } from './lease.ts';
-import { ticketGone, type OwnTicket } from './ticket.ts';
+import { deleteQuietly, ticketGone, type OwnTicket } from './ticket.ts';
+
+/** How long a held ticket waits before it watches its own node (see the constructor). */
+export const heldWatchDelayMs = 10;
 
 export class HeldTicket implements HeldNode {
   readonly token: number;
@@ -24,30 +27,48 @@ export class HeldTicket implements HeldNode {
   /** The lease was made for this ticket: revoke it on release. */
   readonly #ownLease: boolean;
   readonly #what: string;
+  readonly #giveBack: (() => void) | null;
   #resolveLost: (error: HaretError) => void = () => {};
   #ended = false;
   #watch: TrackedWatch | null = null;
+  /** Until the watch of our node starts. */
+  #watchTimer: NodeJS.Timeout | null = null;
   /** Ends the pause between watch attempts early (on #end). */
   #endPause: (() => void) | null = null;
   #unfollow: () => void = () => {};
   #releasing: Promise<void> | null = null;
 
-  /** `heldAt`: the op of the read that first showed the ticket holding (its token); the node is watched from there. */
-  constructor(context: CoordContext, ticket: OwnTicket, lease: KeptLease, ownLease: boolean, heldAt: number, what: string) {
+  /**
+   * `heldAt`: the op of the read that first showed the ticket holding (its token); the node is
+   * watched from there. `giveBack`: for a lease made for the ticket that came from the pool
+   * (spare_leases.ts), returns it there once a release has deleted the ticket.
+   */
+  constructor(context: CoordContext, ticket: OwnTicket, lease: KeptLease, ownLease: boolean, heldAt: number, what: string, giveBack: (() => void) | null = null) {
     this.#context = context;
     this.#ticket = ticket;
     this.#lease = lease;
     this.#ownLease = ownLease;
     this.#what = what;
+    this.#giveBack = ownLease ? giveBack : null;
     this.token = heldAt;
     this.path = ticket.path;
     this.lost = new Promise<HaretError>((resolve) => {
       this.#resolveLost = resolve;
     });
     this.#unfollow = onLoss(lease, (error) => this.#end(error));
-    // From the op before: the read that showed it holding may have been part-way through its
-    // entry (ticket.ts Listing), and a deletion later in that entry must not be missed.
-    if (!this.#ended) void this.#watchOwnNode(heldAt - 1);
+    // The watch of our own node starts `heldWatchDelayMs` after we hold: a ticket released
+    // sooner (a short critical section) never pays for opening and closing it. Nothing is
+    // missed: it starts from the op before our token (the read that showed it holding may have
+    // been part-way through its entry, ticket.ts Listing, and a deletion later in that entry
+    // counts), so a deletion in the meantime is replayed at once. The lease's loss is followed
+    // from the start (above), without a watch.
+    if (!this.#ended) {
+      this.#watchTimer = setTimeout(() => {
+        this.#watchTimer = null;
+        if (!this.#ended) void this.#watchOwnNode(heldAt - 1);
+      }, heldWatchDelayMs);
+      this.#watchTimer.unref();
+    }
   }
 
   guard(): Guard {
@@ -65,7 +86,14 @@ export class HeldTicket implements HeldNode {
   }
 
   async #release(): Promise<void> {
-    this.#end(new HaretError('stopped', `${this.#what} ${this.path} was released`, false));
+    this.#end(quietError('stopped', `${this.#what} ${this.path} was released`, false));
+    // A pooled lease held only this node: once the node is deleted the lease goes back to the
+    // pool for the next ticket. If the delete fails, removeTicket revokes the lease (the node
+    // goes with it) or, unreachable, stops keeping it alive, so the node still goes in its TTL.
+    if (this.#giveBack !== null && (await deleteQuietly(this.#context, this.path))) {
+      this.#giveBack();
+      return;
+    }
     await removeTicket(this.#context, this.path, this.#lease, this.#ownLease);
   }
 
@@ -73,6 +101,8 @@ export class HeldTicket implements HeldNode {
     if (this.#ended) return;
     this.#ended = true;
     this.#unfollow();
+    if (this.#watchTimer !== null) clearTimeout(this.#watchTimer);
+    this.#watchTimer = null;
     this.#watch?.close();
     this.#watch = null;
     this.#endPause?.();

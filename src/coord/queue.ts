@@ -19,7 +19,7 @@ import { createTicket, type OwnTicket, type TicketKind } from './ticket.ts';
 export type Enqueue = {
   readonly context: CoordContext;
   readonly leases: LeaseKeeper;
-  /** Where a ticket without the caller's lease gets its own, granted ahead of time (lock); absent: granted now. */
+  /** Where a ticket without the caller's lease gets its own from a pool, and gives it back after a release (lock); absent: granted now, revoked at release. */
   readonly spares?: SpareLeases;
   readonly dir: string;
   readonly kind: TicketKind;
@@ -44,9 +44,18 @@ export async function enqueueAndWait(request: Enqueue): Promise<HeldTicket> {
   request.onBound?.(bound);
   let lease: KeptLease | null = options.lease ?? null;
   const ownLease = lease === null;
+  /** Where our own lease goes back once a release has deleted the ticket (a lease from the pool). */
+  let giveBack: (() => void) | null = null;
   let ticket: OwnTicket | null = null;
   try {
-    if (lease === null) lease = request.spares === undefined ? await leases.grant({ ttlMs: options.ttlMs }) : await request.spares.take(options.ttlMs);
+    if (lease === null && request.spares !== undefined) {
+      const { spares } = request;
+      const pooled = await spares.take(options.ttlMs);
+      lease = pooled;
+      giveBack = () => spares.giveBack(pooled);
+    } else if (lease === null) {
+      lease = await leases.grant({ ttlMs: options.ttlMs });
+    }
     bound.follow(lease);
     bound.check();
     ticket = await createTicket(context, request.dir, request.kind, lease, request.value);
@@ -57,7 +66,7 @@ export async function enqueueAndWait(request: Enqueue): Promise<HeldTicket> {
       ticket = await request.onHeld(ticket, heldAt, bound);
       bound.check();
     }
-    return new HeldTicket(context, ticket, lease, ownLease, heldAt, request.noun);
+    return new HeldTicket(context, ticket, lease, ownLease, heldAt, request.noun, giveBack);
   } catch (error) {
     await abandonTicket(context, ticket, lease, ownLease);
     throw bound.reason ?? error;

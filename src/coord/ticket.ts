@@ -2,7 +2,7 @@
  * Tickets: the sequential ephemeral blobs every recipe queues with. A ticket's name is
  * `${kind}-${tag}-${sequence}`: `sequence` is the 10-digit counter the service appends (the
  * parent's version: unique and increasing within the directory), so tickets sort by it, in
- * the order they were created. `tag` is random per ticket, so that after a create whose fate
+ * the order they were created. `tag` is unique per ticket (tagBase + a counter), so that after a create whose fate
  * is unknown (a timeout) the client can find the node it may have made and delete it: without
  * it such an orphan would sit in the queue until its lease ends, and if that lease is the
  * caller's, kept alive, it would block every later ticket.
@@ -60,6 +60,19 @@ export function byQueueOrder(a: Ticket, b: Ticket): number {
   return a.sequence - b.sequence || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
 }
 
+/**
+ * Tags: a random base drawn once per process, then a counter. Unique among the tickets of
+ * every client (48 random bits apart), as the orphan search needs, without drawing random
+ * bytes on every lock (that was 3-6% of a lock cycle's CPU on the caller's thread).
+ */
+const tagBase = randomBytes(6).toString('hex');
+let tagCount = 0;
+
+function nextTag(): string {
+  tagCount += 1;
+  return `${tagBase}${tagCount.toString(16)}`;
+}
+
 /** `dir/name`, also for the root. */
 export function childPath(dir: string, name: string): string {
   return dir === '/' ? `/${name}` : `${dir}/${name}`;
@@ -76,7 +89,7 @@ export async function createTicket(
   lease: KeptLease,
   value?: Bytes,
 ): Promise<OwnTicket> {
-  const prefix = `${kind}-${randomBytes(6).toString('hex')}-`;
+  const prefix = `${kind}-${nextTag()}-`;
   // One transaction creates the ticket and lists the queue after it: an uncontended holder
   // learns it is first in the same commit that made its ticket.
   let created;
