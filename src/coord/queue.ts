@@ -8,7 +8,7 @@
 
 import type { KeptLease } from '../client/namespace_client.ts';
 import type { Bytes } from '../tree/ops.ts';
-import { Bound } from './bound.ts';
+import { asHaretError, Bound } from './bound.ts';
 import type { CoordContext } from './context.ts';
 import { abandonTicket, HeldTicket } from './held.ts';
 import type { LeaseKeeper } from './lease.ts';
@@ -58,7 +58,23 @@ export async function enqueueAndWait(request: Enqueue): Promise<HeldTicket> {
     }
     bound.follow(lease);
     bound.check();
-    ticket = await createTicket(context, request.dir, request.kind, lease, request.value);
+    try {
+      ticket = await createTicket(context, request.dir, request.kind, lease, request.value);
+    } catch (error) {
+      // A pooled lease may have ended at the service behind the client's back (revoked through
+      // the raw API) before a keep-alive could tell: drop it and try once with a fresh grant.
+      const { spares } = request;
+      if (giveBack === null || spares === undefined || asHaretError(error).code !== 'no_such_lease') throw error;
+      const dead = lease;
+      giveBack = null;
+      const fresh = await leases.grant({ ttlMs: options.ttlMs });
+      lease = fresh;
+      giveBack = () => spares.giveBack(fresh);
+      bound.follow(lease);
+      void dead.revoke().catch(() => {});
+      bound.check();
+      ticket = await createTicket(context, request.dir, request.kind, lease, request.value);
+    }
     bound.check();
     const heldAt = await request.wait(ticket, bound);
     bound.check();

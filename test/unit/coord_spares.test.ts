@@ -99,6 +99,31 @@ describe('coordination: the lease pool of locks', function () {
     expect((await db.list('/spare/undeletable')).entries).to.deep.equal([]);
   });
 
+  it('a pooled lease revoked at the service behind the client\'s back is replaced: the next lock still holds', async () => {
+    const granted: number[] = [];
+    const coordinator = new Coordinator(
+      coordClientOver(db, {
+        leaseGrant: async (ttlMs: number) => {
+          const lease = await db.leaseGrant(ttlMs);
+          granted.push(lease.id);
+          return lease;
+        },
+      }),
+    );
+    const first = await coordinator.lock('/spare/revoked', { ttlMs: 3_000 });
+    await first.release();
+    for (let i = 0; i < 100 && coordinator.stats().spareLeases < 2; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(coordinator.stats().spareLeases).to.equal(2);
+    // Both pooled leases end at the service; the client learns it only at its next keep-alive (1 s away).
+    for (const id of granted) await db.leaseRevoke(id);
+    const grantsBefore = granted.length;
+    const second = await coordinator.lock('/spare/revoked', { ttlMs: 3_000 });
+    expect(granted.length).to.equal(grantsBefore + 1);
+    expect((await db.list('/spare/revoked')).entries.map((entry) => entry.path)).to.deep.equal([second.path]);
+    await second.release();
+    expect((await db.list('/spare/revoked')).entries).to.deep.equal([]);
+  });
+
   it('the pool is bounded: 24 locks held at once leave at most 16 idle leases of their TTL, the rest revoked at the service', async () => {
     const coordinator = new Coordinator(coordClientOver(db));
     const before = (await node.status()).actors.find((actor) => actor.actor === 'default/r0')?.leases ?? 0;
