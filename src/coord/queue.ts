@@ -66,7 +66,6 @@ export async function enqueueAndWait(request: Enqueue): Promise<HeldTicket> {
       const { spares } = request;
       if (giveBack === null || spares === undefined || asHaretError(error).code !== 'no_such_lease') throw error;
       const dead = lease;
-      giveBack = null;
       const fresh = await leases.grant({ ttlMs: options.ttlMs });
       lease = fresh;
       giveBack = () => spares.giveBack(fresh);
