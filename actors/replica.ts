@@ -127,6 +127,12 @@ const routesMax = 200_000;
  * the pool), so it is rate-limited rather than run at every checkpoint.
  */
 const checkpointEncodeIntervalMs = 1000;
+/**
+ * And at most this share of the thread's time: the walk and the hand-over to the pool are
+ * synchronous here, and with 100,000 sessions they took 100-700 ms a time (measured), so the
+ * next encode waits `1 / share` times the last one's duration.
+ */
+const checkpointEncodeShare = 0.05;
 
 export const checkpointTask = new URL(`./checkpoint_task${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url).href;
 
@@ -255,7 +261,8 @@ export function createReplica(ports: ReplicaPorts, spec: ReplicaInit, options: R
 
   // Checkpoint images encoded off this thread (VRR §5.1 state transfer and recovery ship them).
   let encoding = false;
-  let lastEncodeMs = Number.NEGATIVE_INFINITY;
+  /** Monotonic ms before which no new image is started (checkpointEncodeIntervalMs, checkpointEncodeShare). */
+  let nextEncodeAtMs = Number.NEGATIVE_INFINITY;
   let encodedFor: Machine | null = null;
   let imagesEncoded = 0;
   let imagesFailed = 0;
@@ -274,16 +281,24 @@ export function createReplica(ports: ReplicaPorts, spec: ReplicaInit, options: R
     for (const output of hub.drain()) ports.send(output.to, output.notice);
   };
 
+  /**
+   * Encodes the current checkpoint's image ahead of need, so that a suffix that must carry it
+   * (a view change, a lagging replica: src/vr/suffix.ts) finds it ready. Not on a primary in
+   * normal status: the walk runs on this thread, and a primary stalled that long misses its
+   * commits to the backups, who then start a view change (a session flood did, at 100,000
+   * sessions). The backups keep images ready; a primary that needs one encodes it then.
+   */
   function encodeCheckpointInBackground(): void {
     const checkpoint = state.checkpoint;
     if (encoding || checkpoint.image !== null || checkpoint.machine === encodedFor || checkpoint.machine.appliedOp === 0) return;
+    if (state.status === 'normal' && isPrimary(state)) return;
     const now = ports.nowMs();
-    if (now - lastEncodeMs < checkpointEncodeIntervalMs) return;
+    if (now < nextEncodeAtMs) return;
     encoding = true;
-    lastEncodeMs = now;
     encodedFor = checkpoint.machine;
+    const terms = checkpointTerms(checkpoint.machine);
     ports.encodeCheckpoint(
-      checkpointTerms(checkpoint.machine),
+      terms,
       (image) => {
         encoding = false;
         imagesEncoded += 1;
@@ -295,6 +310,8 @@ export function createReplica(ports: ReplicaPorts, spec: ReplicaInit, options: R
         ports.trace({ event: 'checkpoint_offload_failed', detail: { error: String(error) } }, state.view);
       },
     );
+    const spentMs = ports.nowMs() - now;
+    nextEncodeAtMs = now + Math.max(checkpointEncodeIntervalMs, spentMs / checkpointEncodeShare);
   }
 
   const watchCounts = (): Pick<ReplicaStatusView, 'watches' | 'watchHistoryOps' | 'watchHistoryBytes'> => {

@@ -43,7 +43,7 @@ describe('net: a session flood past the client table limit', function () {
         const body = bodyOf(answer);
         if (body?.type === 'registered' && body.isNew === true) registered += 1;
         else {
-          const kind = answer?.type === 'error' ? `error ${answer.code}: ${answer.message}` : `${answer?.type} ${JSON.stringify(body)}`;
+          const kind = answer?.type === 'error' ? `error ${answer.code}: ${answer.message}` : `${answer?.type} ${JSON.stringify(answer?.type === 'answer' ? { type: answer.answer.type, body } : body)}`;
           others.set(kind, (others.get(kind) ?? 0) + 1);
         }
       }
