@@ -283,15 +283,18 @@ export function createReplica(ports: ReplicaPorts, spec: ReplicaInit, options: R
 
   /**
    * Encodes the current checkpoint's image ahead of need, so that a suffix that must carry it
-   * (a view change, a lagging replica: src/vr/suffix.ts) finds it ready. Not on a primary in
-   * normal status: the walk runs on this thread, and a primary stalled that long misses its
-   * commits to the backups, who then start a view change (a session flood did, at 100,000
-   * sessions). The backups keep images ready; a primary that needs one encodes it then.
+   * (a view change, a lagging replica: src/vr/suffix.ts) finds it ready, and a durable replica's
+   * store can write it (its log is cut only behind a written checkpoint). Not on an in-memory
+   * primary in normal status: the walk runs on this thread, and a primary stalled that long
+   * misses its commits to the backups, who then start a view change (a session flood did, at
+   * 100,000 sessions). The backups keep images ready; a primary that needs one encodes it then.
+   * A durable primary still encodes (else its disk log would grow while it leads), paced to
+   * `checkpointEncodeShare` of its thread.
    */
   function encodeCheckpointInBackground(): void {
     const checkpoint = state.checkpoint;
     if (encoding || checkpoint.image !== null || checkpoint.machine === encodedFor || checkpoint.machine.appliedOp === 0) return;
-    if (state.status === 'normal' && isPrimary(state)) return;
+    if (!state.config.durable && state.status === 'normal' && isPrimary(state)) return;
     const now = ports.nowMs();
     if (now < nextEncodeAtMs) return;
     encoding = true;

@@ -7,7 +7,9 @@
 
 import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { HaretError, startNode, type HaretNode } from '../../src/node/index.ts';
 import { compiledFresh } from '../../runtime/bootstrap.ts';
@@ -268,6 +270,25 @@ describe('node: embedding API on worker threads', function () {
       expect(decoder.decode(got.value)).to.equal('v29');
     } finally {
       await node.stop();
+    }
+  });
+
+  it('a durable primary still encodes checkpoint images: its store cuts its log only behind a written one', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'haret-primary-images-'));
+    const node = await startNode({ logLevel: 'silent', dataDir, namespaces: [{ name: 'default', config: { checkpointIntervalOps: 8, batchMax: 1 } }] });
+    try {
+      const client = node.client();
+      for (let i = 0; i < 30; i += 1) await client.create(`/n${i}`, 'blob');
+      const encoded = await eventually('an image encoded at the durable primary', async () => {
+        const { actors } = await node.status();
+        const primary = actors.find((a) => a.ns === 'default' && (a.detail as { role: string }).role === 'primary');
+        const images = (primary?.detail as { imagesEncoded: number } | undefined)?.imagesEncoded ?? 0;
+        return images >= 1 ? images : null;
+      });
+      expect(encoded).to.be.at.least(1);
+    } finally {
+      await node.stop();
+      rmSync(dataDir, { recursive: true, force: true });
     }
   });
 
