@@ -299,9 +299,8 @@ export function createReplica(ports: ReplicaPorts, spec: ReplicaInit, options: R
     if (now < nextEncodeAtMs) return;
     encoding = true;
     encodedFor = checkpoint.machine;
-    const terms = checkpointTerms(checkpoint.machine);
     ports.encodeCheckpoint(
-      terms,
+      checkpointTerms(checkpoint.machine),
       (image) => {
         encoding = false;
         imagesEncoded += 1;
