@@ -20,6 +20,15 @@ export const defaultMailboxCapacity = 100_000;
  * measured with 1,024 closed-loop callers, 4,096 -> 128 raised puts/s by about 15%.
  */
 export const drainMax = 128;
+/**
+ * Passes one drain may run back to back while its own flush hands envelopes to actors of this
+ * thread (a primary's prepares to its backups in the `single` layout, their prepare_oks back).
+ * Each further pass would otherwise wait for the next turn of the event loop, which is one more
+ * epoll syscall and one more timers-and-check round per hop. Measured with a lock cycle over
+ * TCP against the `single` layout, paired 1-s windows: 13-17% more cycles per second. Bounded,
+ * so that envelopes from other threads and sockets are read at least every this many passes.
+ */
+export const localPassesMax = 8;
 
 type Slot = { readonly id: ActorId; readonly actor: Actor; readonly mailbox: Mailbox; processed: number };
 
@@ -114,7 +123,10 @@ export class ActorHost {
       }
       early.push(envelope);
     }
-    this.#scheduleDrain();
+    // Delivered by this thread's own flush inside a drain: that drain goes on (or schedules
+    // the next one) itself, so no extra turn of the event loop is queued here.
+    if (this.#inDrain) this.#deliveredLocally = true;
+    else this.#scheduleDrain();
   }
 
   /** Test hook for the host thread: the actor's next batch throws inside its handler. */
@@ -180,6 +192,29 @@ export class ActorHost {
 
   #drain(): void {
     this.#drainScheduled = false;
+    for (let pass = 1; ; pass += 1) {
+      this.#deliveredLocally = false;
+      this.#inDrain = true;
+      let more: boolean;
+      try {
+        more = this.#drainPass();
+      } finally {
+        this.#inDrain = false;
+      }
+      // Go on at once only for work this thread just made for itself (see localPassesMax);
+      // a backlog from elsewhere waits for the next turn, as it always has.
+      if (more && this.#deliveredLocally && pass < localPassesMax) continue;
+      if (more) this.#scheduleDrain();
+      return;
+    }
+  }
+
+  /** True while a pass runs: envelopes delivered then were sent by this thread's own actors. */
+  #inDrain = false;
+  #deliveredLocally = false;
+
+  /** One pass over the mailboxes, then the transport's flush; true when a mailbox still holds envelopes. */
+  #drainPass(): boolean {
     const fault = this.#fault;
     if (fault !== null) {
       this.#fault = null;
@@ -212,6 +247,8 @@ export class ActorHost {
       if (slot.mailbox.depth > 0) more = true;
     }
     this.#transport?.flush();
-    if (more) this.#scheduleDrain();
+    if (!this.#deliveredLocally) return more;
+    for (const slot of this.#slots.values()) if (slot.mailbox.depth > 0) return true;
+    return more;
   }
 }

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { MessagePort } from 'node:worker_threads';
 import { ActorSystem, type SystemEvent, type SystemOptions, type WorkerReport } from '../../runtime/index.ts';
 import type { Actor } from '../../runtime/actor.ts';
-import { ActorHost } from '../../runtime/actor_host.ts';
+import { ActorHost, localPassesMax } from '../../runtime/actor_host.ts';
 import { makeCodec } from '../../runtime/codec.ts';
 import { ControlError } from '../../runtime/control.ts';
 import type { ActorId, Envelope } from '../../runtime/envelope.ts';
@@ -593,6 +593,69 @@ describe('runtime: the transport seam', () => {
       tx.close();
       ty.close();
       await offload.close();
+    }
+  });
+});
+
+describe('runtime: a drain and the work it makes for its own thread', () => {
+  type Hop = { type: 'hop'; left: number };
+  async function relay(hops: number): Promise<{ afterOneTurn: number; seen: () => number; stop: () => Promise<void> }> {
+    const log = makeLogger('silent', { thread: 'test' });
+    const offload = makeOffload();
+    const host = new ActorHost('t', log, offload);
+    const directory = new Map<ActorId, string>([
+      ['a', 't'],
+      ['b', 't'],
+    ]);
+    const transport = portTransport.create('t', directory, makeCodec('clone'), (batch) => host.deliver(batch), {});
+    host.attach(transport);
+    let seen = 0;
+    // Two actors on one thread pass a counter back and forth, like a primary and its backups in
+    // the `single` layout: each hop is an envelope this thread sends to itself.
+    const player = (self: ActorId, other: ActorId): Actor => ({
+      receive: (batch) => {
+        for (const envelope of batch) {
+          const hop = envelope.msg as Hop;
+          seen += 1;
+          if (hop.left > 1) transport.send({ from: self, to: other, msg: { type: 'hop', left: hop.left - 1 } });
+        }
+      },
+    });
+    await host.add('a', () => player('a', 'b'), null);
+    await host.add('b', () => player('b', 'a'), null);
+    // As if from another thread: the drain it schedules runs in the next check phase.
+    host.deliver([{ from: 'x', to: 'a', msg: { type: 'hop', left: hops } }]);
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    const afterOneTurn = seen;
+    return {
+      afterOneTurn,
+      seen: () => seen,
+      stop: async () => {
+        await host.stop();
+        transport.close();
+        await offload.close();
+      },
+    };
+  }
+
+  it('a chain of local hops shorter than the bound completes in one turn of the event loop', async () => {
+    const run = await relay(localPassesMax);
+    try {
+      // Before: one hop per turn (each local delivery scheduled another drain).
+      expect(run.afterOneTurn).to.equal(localPassesMax);
+    } finally {
+      await run.stop();
+    }
+  });
+
+  it('a longer chain yields to the event loop every localPassesMax passes, and still completes', async () => {
+    const hops = localPassesMax * 3 + 2;
+    const run = await relay(hops);
+    try {
+      expect(run.afterOneTurn).to.equal(localPassesMax);
+      await eventually('the whole chain', () => run.seen() === hops);
+    } finally {
+      await run.stop();
     }
   });
 });
