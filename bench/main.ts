@@ -31,7 +31,7 @@ const suites: ReadonlyMap<string, Suite> = new Map<string, Suite>([
   ['recipes', recipesSuite],
 ]);
 
-const workerLayouts: readonly WorkerLayout[] = ['actor_per_worker', 'shared', 'single'];
+const workerLayouts: readonly WorkerLayout[] = ['actor_per_worker', 'shared', 'single', 'main_thread'];
 
 const usage = `usage: npm run bench -- [suite ...] [--quick] [--out DIR] [--worker-layout LAYOUT]
 

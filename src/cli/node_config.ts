@@ -63,7 +63,7 @@ export type StartFlags = {
   readonly adminTokenFile?: string | undefined;
 };
 
-const workerLayouts: readonly WorkerLayout[] = ['actor_per_worker', 'shared', 'single'];
+const workerLayouts: readonly WorkerLayout[] = ['actor_per_worker', 'shared', 'single', 'main_thread'];
 
 function isWorkerLayout(value: unknown): value is WorkerLayout {
   return typeof value === 'string' && (workerLayouts as readonly string[]).includes(value);

@@ -24,8 +24,10 @@ options:
   --data-dir DIR             durable replicas and the cluster record in DIR
   --no-durable               replicas in memory even with --data-dir
   --worker-layout LAYOUT     actor_per_worker (a worker per replica; the default in memory),
-                             shared, or single (every replica in one worker: faster on few
-                             cores; the default with --data-dir; see README)
+                             shared, single (every replica in one worker: faster on few
+                             cores; the default with --data-dir), or main_thread (every
+                             replica beside the sockets, in memory only: the lowest latency,
+                             one core; see README)
   --restore NS=FILE          seed namespace NS from a backup (repeatable; needs --data-dir)
   --join ADDR                join the cluster of the node at cluster address ADDR (repeatable)
   --no-local-namespace       no namespace of the node's own (a member hosting cluster namespaces)

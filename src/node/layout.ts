@@ -112,7 +112,10 @@ export function buildLayout(options: ResolvedOptions, startOf: (ns: string) => '
   const timerInit: TimerInit = { tickMs: options.tickMs, ticksPerWakeup: options.ticksPerWakeup, subscribers, paused: true };
   const limits = options.replicaResourceLimits === undefined ? {} : { resourceLimits: options.replicaResourceLimits };
   const workers: WorkerSpec[] = [];
-  if (options.workerLayout === 'actor_per_worker') {
+  const hostActors: ActorSpec[] = [];
+  if (options.workerLayout === 'main_thread') {
+    hostActors.push(...replicaSpecs.map(({ spec }) => spec));
+  } else if (options.workerLayout === 'actor_per_worker') {
     for (const { spec } of replicaSpecs) workers.push({ name: spec.id.replace('/', '.'), actors: [spec], ...limits });
   } else if (options.workerLayout === 'single') {
     workers.push({ name: 'replicas', actors: replicaSpecs.map(({ spec }) => spec), ...limits });
@@ -124,7 +127,6 @@ export function buildLayout(options: ResolvedOptions, startOf: (ns: string) => '
   // Every embedded call in flight may sit in the proxy's mailbox at once, beside the replicas'
   // answers and ticks: the endpoint caps calls (callsInFlightMax), so this mailbox never drops one.
   const proxy: ActorSpec = { id: proxyId, module: actorModule('client_proxy'), init: proxyInit, mailboxCapacity: options.callsInFlightMax + proxyMailboxMargin };
-  const hostActors: ActorSpec[] = [];
   if (options.proxyThread === 'host') hostActors.push(proxy);
   else workers.push({ name: proxyWorker, actors: [proxy] });
   workers.push({ name: 'timer', actors: [{ id: timerId, module: actorModule('timer'), init: timerInit }] });

@@ -49,7 +49,8 @@ describe('haret start configuration', () => {
     expect(resolveStartConfig({})).to.not.have.property('workerLayout');
     expect(resolveStartConfig({ config: file('single.toml', 'worker_layout = "single"\n') })).to.include({ workerLayout: 'single' });
     expect(resolveStartConfig({ config: file('shared.toml', 'worker_layout = "shared"\n'), workerLayout: 'actor_per_worker' })).to.include({ workerLayout: 'actor_per_worker' });
-    expect(() => resolveStartConfig({ workerLayout: 'one' })).to.throw(ConfigError, 'worker_layout must be one of actor_per_worker, shared, single, got one');
+    expect(resolveStartConfig({ workerLayout: 'main_thread' })).to.include({ workerLayout: 'main_thread' });
+    expect(() => resolveStartConfig({ workerLayout: 'one' })).to.throw(ConfigError, 'worker_layout must be one of actor_per_worker, shared, single, main_thread, got one');
     expect(() => resolveStartConfig({ config: file('layout_number.toml', 'worker_layout = 1\n') })).to.throw(ConfigError, 'worker_layout must be one of');
   });
 
@@ -140,6 +141,9 @@ describe('node options: the worker layout by default', () => {
     expect(resolveOptions({ dataDir: '/tmp/x', durable: false }).workerLayout).to.equal('actor_per_worker');
     expect(resolveOptions({ dataDir: '/tmp/x', workerLayout: 'actor_per_worker' }).workerLayout).to.equal('actor_per_worker');
     expect(resolveOptions({ workerLayout: 'single' }).workerLayout).to.equal('single');
-    expect(() => resolveOptions({ workerLayout: 'one' as never })).to.throw(RangeError, 'workerLayout must be actor_per_worker, shared or single');
+    expect(resolveOptions({ workerLayout: 'main_thread' }).workerLayout).to.equal('main_thread');
+    expect(resolveOptions({ dataDir: '/tmp/x', durable: false, workerLayout: 'main_thread' }).workerLayout).to.equal('main_thread');
+    expect(() => resolveOptions({ dataDir: '/tmp/x', workerLayout: 'main_thread' })).to.throw(RangeError, 'main_thread is for in-memory nodes');
+    expect(() => resolveOptions({ workerLayout: 'one' as never })).to.throw(RangeError, 'workerLayout must be actor_per_worker, shared, single or main_thread');
   });
 });
