@@ -19,6 +19,12 @@ export type ClientApiSink = {
   onAnswer(from: ActorId, answer: ClientAnswer): void;
   /** A replica's notice for a watch the server subscribed as this actor. */
   onWatchNotice(from: ActorId, notice: WatchNotice): void;
+  /**
+   * The end of a batch: what the answers and notices wrote leaves now. On a main_thread node the
+   * replicas drain after this actor in the same turn (a backup applying the commit), and the
+   * answers must not wait for them.
+   */
+  endOfBatch(): void;
   /** The server's counters, reported in the actor's status. */
   counters(): Readonly<Record<string, number>>;
 };
@@ -46,6 +52,7 @@ export function clientApiActor(sink: ClientApiSink): ActorFactory {
           else if (isWatchNotice(envelope.msg)) sink.onWatchNotice(envelope.from, envelope.msg);
           else malformed += 1;
         }
+        sink.endOfBatch();
       },
       status: () => ({ role: 'client_api', ...sink.counters(), malformed }),
     };

@@ -104,7 +104,13 @@ export class ActorHost {
   }
 
   /** Router callback: queue each envelope in its actor's mailbox. */
-  deliver(batch: readonly Envelope[]): void {
+  /**
+   * `local`: sent on this thread and handed over by the transport's own flush. Outside a drain
+   * (the router's flush at the check phase, after a socket's data was forwarded) the drain then
+   * runs as soon as that flush returns, in the same phase: from there a setImmediate would wait
+   * a whole turn of the event loop (one more epoll call per request on a main_thread node).
+   */
+  deliver(batch: readonly Envelope[], local = false): void {
     for (const envelope of batch) {
       const slot = this.#slots.get(envelope.to);
       if (slot !== undefined) {
@@ -126,6 +132,7 @@ export class ActorHost {
     // Delivered by this thread's own flush inside a drain: that drain goes on (or schedules
     // the next one) itself, so no extra turn of the event loop is queued here.
     if (this.#inDrain) this.#deliveredLocally = true;
+    else if (local) this.#scheduleDrainSoon();
     else this.#scheduleDrain();
   }
 
@@ -190,7 +197,15 @@ export class ActorHost {
     setImmediate(() => this.#drain());
   }
 
+  /** A drain right after the current callback (see deliver); at most one is scheduled either way. */
+  #scheduleDrainSoon(): void {
+    if (this.#drainScheduled) return;
+    this.#drainScheduled = true;
+    process.nextTick(() => this.#drain());
+  }
+
   #drain(): void {
+    if (!this.#drainScheduled) return;
     this.#drainScheduled = false;
     for (let pass = 1; ; pass += 1) {
       this.#deliveredLocally = false;

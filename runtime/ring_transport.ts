@@ -252,7 +252,7 @@ export class RingTransport implements Transport {
     if (this.#local.length > 0) {
       const local = this.#local;
       this.#local = [];
-      this.#deliver(local);
+      this.#deliver(local, true);
     }
   }
 
@@ -410,7 +410,7 @@ export class RingTransport implements Transport {
       } else batch.push(item);
     }
     this.#in += batch.length;
-    if (batch.length > 0) this.#deliver(batch);
+    if (batch.length > 0) this.#deliver(batch, false);
   }
 
   /** True when an actor is known to live on another thread (or node) than this one. */

@@ -183,7 +183,7 @@ export class ActorSystem {
     this.host = new ActorHost(hostThread, this.#log, this.#offload, (actor, error) => this.#onHostCrash(actor, error));
     for (const spec of options.hostActorSpecs ?? []) this.#hostManaged.set(spec.id, this.#superviseHostActor(spec));
     this.#kind = transportKind(this.#options.transport);
-    this.#transport = this.#kind.create(hostThread, this.#directory, makeCodec(this.#options.codec), (batch) => this.host.deliver(batch), {
+    this.#transport = this.#kind.create(hostThread, this.#directory, makeCodec(this.#options.codec), (batch, local) => this.host.deliver(batch, local), {
       forward: true,
       ...(options.resolveRemote === undefined ? {} : { resolve: options.resolveRemote }),
     });

@@ -91,7 +91,12 @@ export interface Transport {
 }
 
 /** Called with envelopes for actors of this thread (never re-entrantly from `send`). */
-export type Deliver = (batch: readonly Envelope[]) => void;
+/**
+ * Hands a batch to the thread's actors. `local`: the batch was sent on this thread and is
+ * handed over by the transport's own flush (no other thread was involved), so the receiver may
+ * run it as soon as the flush returns instead of a turn of the event loop later.
+ */
+export type Deliver = (batch: readonly Envelope[], local: boolean) => void;
 
 /** One implementation of the data path: how a thread builds its transport, and how two threads are linked. */
 export interface TransportKind {

@@ -49,7 +49,7 @@ function onActorCrash(actor: string, error: unknown, stopped: Promise<void>): vo
 const host = new ActorHost(boot.name, log, offload, boot.containCrashes ? onActorCrash : null);
 // Actors this worker does not know (another node's, or on a worker added after this one
 // booted) are reached through the host thread, which relays.
-const router = transportKind(boot.transport).create(boot.name, new Map(boot.directory), makeCodec(boot.codec), (batch) => host.deliver(batch), { defaultThread: 'host' });
+const router = transportKind(boot.transport).create(boot.name, new Map(boot.directory), makeCodec(boot.codec), (batch, local) => host.deliver(batch, local), { defaultThread: 'host' });
 host.attach(router);
 
 function post(message: WorkerToHost): void {

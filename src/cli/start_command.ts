@@ -120,6 +120,8 @@ export async function start(args: readonly string[]): Promise<number> {
         process.stderr.write('haret: in memory only (no --data-dir, or --no-durable): a namespace survives while a majority of its replicas runs; stopping every replica loses it\n');
         if (options.workerLayout === 'single') {
           process.stderr.write('haret: --worker-layout single in memory: every replica of this node runs in one worker, so a failure of that worker loses its namespaces (durable nodes come back from disk)\n');
+        } else if (options.workerLayout === 'main_thread') {
+          process.stderr.write("haret: --worker-layout main_thread: every replica of this node runs on the process's main thread, beside the sockets, on one core; the process's end loses its namespaces unless other nodes hold a majority of their replicas\n");
         }
       }
       const reason = await stop.reason;

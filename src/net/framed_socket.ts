@@ -196,10 +196,22 @@ export class FramedSocket {
     if (this.#corked) return;
     this.#corked = true;
     this.#socket.cork();
-    process.nextTick(() => {
-      this.#corked = false;
-      this.#socket.uncork();
-    });
+    process.nextTick(() => this.#uncork());
+  }
+
+  /**
+   * Sends what was written since the cork now, not at the end of the turn: for a writer that
+   * knows its batch is complete (the TCP server after a batch of replica answers), when more
+   * work of the same turn (other actors of the thread) would otherwise hold the answers back.
+   */
+  flushWrites(): void {
+    this.#uncork();
+  }
+
+  #uncork(): void {
+    if (!this.#corked) return;
+    this.#corked = false;
+    this.#socket.uncork();
   }
 
   /** One frame around `payload`: prefix and payload in two writes, one syscall, no copy of the payload. */

@@ -341,6 +341,15 @@ export class ClientApiServer {
    * A replica's answer (`from`: the replica actor). Every request waiting for this session's
    * request number in that namespace gets it, each under its own id.
    */
+  /** Connections written since the last endOfBatch. */
+  readonly #written = new Set<FramedSocket>();
+
+  /** The end of a batch of answers and notices from the replicas: each connection written sends now, in one syscall. */
+  endOfBatch(): void {
+    for (const framed of this.#written) framed.flushWrites();
+    this.#written.clear();
+  }
+
   onAnswer(from: string, answer: ClientAnswer): void {
     // From our own replicas, but checked all the same: a stray value must not throw here.
     const ns = this.#replicaNamespace.get(from);
@@ -353,6 +362,7 @@ export class ClientApiServer {
         this.#settle(waiter);
         this.counters.answers += 1;
         this.#write(waiter.connection, { type: 'answer', id: waiter.id, ns, answer });
+        this.#written.add(waiter.connection.framed);
         answered += 1;
       }
     }
@@ -381,6 +391,7 @@ export class ClientApiServer {
     if (notice.type === 'watch_ended') this.#forgetWatch(connection, watch);
     this.counters.watchNoticesRelayed += 1;
     this.#relay(connection, watch, relayed(notice, watch.watchId));
+    this.#written.add(connection.framed);
   }
 
   /**

@@ -518,6 +518,7 @@ function clientApiSink(slot: Slot<ClientApiServer>, tcp: TcpRequests | null): Cl
       slot.current?.onAnswer(from, answer);
     },
     onWatchNotice: (from, notice) => slot.current?.onWatchNotice(from, notice),
+    endOfBatch: () => slot.current?.endOfBatch(),
     counters: () => slot.current?.counters ?? {},
   };
 }

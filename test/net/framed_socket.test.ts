@@ -195,6 +195,23 @@ describe('net: the framed socket helper', function () {
     expect(chunks).to.have.length(1);
   });
 
+  it('flushWrites sends what the turn wrote at once, before the turn ends; later writes of the turn are corked again and leave together', async () => {
+    const { framed, peer } = await pair({ frameBytesMax: 64 });
+    const chunks: number[] = [];
+    peer.on('data', (data: Buffer) => chunks.push(data.length));
+    for (let i = 0; i < 10; i += 1) framed.write(encodeFrame(new Uint8Array([i])));
+    expect(framed.writableLength, 'corked: held for the end of the turn').to.equal(50);
+    framed.flushWrites();
+    // Handed to the kernel within this turn: nothing is left in the socket's buffer.
+    expect(framed.writableLength).to.equal(0);
+    for (let i = 0; i < 10; i += 1) framed.write(encodeFrame(new Uint8Array([i])));
+    expect(framed.writableLength).to.equal(50);
+    await waitFor('the frames', () => chunks.reduce((a, b) => a + b, 0) === 20 * 5);
+    expect(framed.writableLength).to.equal(0);
+    framed.flushWrites();
+    expect(chunks.length).to.be.at.most(2);
+  });
+
   it('destroy is close-once: one onClose, with the first reason', async () => {
     const { framed, closes } = await pair({ frameBytesMax: 64 });
     framed.destroy('local', 'first');

@@ -599,7 +599,7 @@ describe('runtime: the transport seam', () => {
 
 describe('runtime: a drain and the work it makes for its own thread', () => {
   type Hop = { type: 'hop'; left: number };
-  async function relay(hops: number): Promise<{ afterOneTurn: number; seen: () => number; stop: () => Promise<void> }> {
+  async function relay(hops: number, start: 'from another thread' | 'sent on this thread' = 'from another thread'): Promise<{ afterOneTurn: number; seen: () => number; stop: () => Promise<void> }> {
     const log = makeLogger('silent', { thread: 'test' });
     const offload = makeOffload();
     const host = new ActorHost('t', log, offload);
@@ -607,7 +607,7 @@ describe('runtime: a drain and the work it makes for its own thread', () => {
       ['a', 't'],
       ['b', 't'],
     ]);
-    const transport = portTransport.create('t', directory, makeCodec('clone'), (batch) => host.deliver(batch), {});
+    const transport = portTransport.create('t', directory, makeCodec('clone'), (batch, local) => host.deliver(batch, local), {});
     host.attach(transport);
     let seen = 0;
     // Two actors on one thread pass a counter back and forth, like a primary and its backups in
@@ -623,8 +623,14 @@ describe('runtime: a drain and the work it makes for its own thread', () => {
     });
     await host.add('a', () => player('a', 'b'), null);
     await host.add('b', () => player('b', 'a'), null);
-    // As if from another thread: the drain it schedules runs in the next check phase.
-    host.deliver([{ from: 'x', to: 'a', msg: { type: 'hop', left: hops } }]);
+    if (start === 'from another thread') {
+      // The drain it schedules runs in the next check phase, before the test's setImmediate.
+      host.deliver([{ from: 'x', to: 'a', msg: { type: 'hop', left: hops } }], false);
+    } else {
+      // Sent outside any drain (as the TCP server forwards a request): the router's flush runs
+      // in the check phase, and hands the envelope over locally there.
+      transport.send({ from: 'x', to: 'a', msg: { type: 'hop', left: hops } });
+    }
     await new Promise<void>((resolve) => setImmediate(resolve));
     const afterOneTurn = seen;
     return {
@@ -642,6 +648,16 @@ describe('runtime: a drain and the work it makes for its own thread', () => {
     const run = await relay(localPassesMax);
     try {
       // Before: one hop per turn (each local delivery scheduled another drain).
+      expect(run.afterOneTurn).to.equal(localPassesMax);
+    } finally {
+      await run.stop();
+    }
+  });
+
+  it('an envelope sent on the thread outside a drain is drained right after the flush that hands it over, in the same turn', async () => {
+    const run = await relay(localPassesMax, 'sent on this thread');
+    try {
+      // With a setImmediate from inside the flush's own check phase it would wait a whole turn: 0 here.
       expect(run.afterOneTurn).to.equal(localPassesMax);
     } finally {
       await run.stop();
