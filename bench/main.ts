@@ -86,6 +86,7 @@ function parseCommand(args: readonly string[]): Command {
   }
   const layout = parsed.values['worker-layout'];
   if (layout !== undefined && !(workerLayouts as readonly string[]).includes(layout)) throw new UsageError(`--worker-layout must be one of ${workerLayouts.join(', ')}, got ${layout}`);
+  if (layout === 'main_thread' && (names.length === 0 || names.includes('durable'))) throw new UsageError('--worker-layout main_thread is for in-memory nodes: name the suites to run (recipes), not durable');
   return {
     workerLayout: layout as WorkerLayout | undefined,
     help: parsed.values.help,

@@ -39,9 +39,10 @@ export type NamespaceOptions = {
  * `main_thread`: every replica of the node's own namespaces on the node's main thread, beside
  * its TCP server; no worker runs a replica. A request from a socket then crosses no thread at
  * all (measured with a lock cycle over TCP, paired windows: 1.4x the cycles per second of
- * `single`). The price: one core for the replicas and the sockets together, so a loaded node
- * does less than with `single`; a slow handler on the main thread (the embedding program's own
- * code, in process) delays the replicas; and, as with `single`, losing the thread loses every
+ * `single`; a put's p50 from one TCP client ~160 µs against ~260-380). The price: one core
+ * for the replicas and the sockets together (on this 2-core machine 1,024 TCP callers measured
+ * alike in both layouts; a larger machine could give `single` a core of its own); a slow
+ * handler on the main thread (the embedding program's own code, in process) delays them; and, as with `single`, losing the thread loses every
  * replica of the node at once (here the thread is the process). For in-memory nodes only: a
  * durable replica's crash on the main thread would be re-created before its files are
  * surely closed (workers wait for that; the main thread does not yet). Actor code is the same
