@@ -39,7 +39,9 @@ const usage = `usage: npm run bench -- [suite ...] [--quick] [--out DIR] [--work
   --quick                 smaller sizes and shorter runs, for a smoke run
   --out DIR               where the JSON result files go (default: bench/results)
   --worker-layout LAYOUT  the durable and recipes suites' haret nodes run with this
-                          workerLayout (${workerLayouts.join(', ')}; default: the node's default)
+                          workerLayout (${workerLayouts.join(', ')}; default: the
+                          node's default, and main_thread for recipes; main_thread is
+                          for in-memory nodes, so not with durable)
   -h, --help              this text`;
 
 /** A command-line mistake: reported with the usage text, exit code 2. */

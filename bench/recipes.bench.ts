@@ -4,11 +4,12 @@
  * - locks: acquire+release per second through the client library, on one path, for a fixed
  *   window, by 1 (sequential lock/release loops), 16 and 256 contenders (total holds per
  *   second), with p50/p99 of the acquisition (the `lock` call to its promise resolving), in
- *   two setups: over TCP, a `haret start` process (one 3-replica namespace, default options)
- *   driven from this process through `connect` (contenders spread over up to 16 connections);
- *   and in-process, `startNode` with default options. Each lock takes a lease of its own (the
- *   default: granted with the lock, revoked at release); the `held` row passes a lease granted
- *   once (`grantLease`), so a hold is only the lock's own node.
+ *   two setups: over TCP, a `haret start` process (one 3-replica namespace) driven from this
+ *   process through `connect` (contenders spread over up to 16 connections); and in-process,
+ *   `startNode`. Both with the `main_thread` worker layout unless `--worker-layout` names
+ *   another (`recipesDefaultLayout`). Each lock takes a lease of its own (the default: from
+ *   the client's pool of leases, given back at release); the `held` row passes a lease
+ *   granted once (`grantLease`), so a hold is only the lock's own node.
  * - etcd: when an `etcd` binary is on the PATH, the uncontended loop with etcd's lock recipe
  *   through the `etcd3` client (`client.lock(key).acquire()` / `release()`: a lease, a
  *   put-if-absent txn on it, the lease revoked) against a 3-member etcd (bench/etcd.ts), in the
@@ -379,21 +380,30 @@ export function printRecipes(result: RecipesResult, options: RecipesOptions): vo
   process.stdout.write(`granted ${formatInteger(k.loaded.leases)} leases in ${formatInteger(k.grantMs)} ms (${k.grantErrors} errors); leases lost by the end: ${k.leasesLost}\n\n`);
 }
 
+/**
+ * The layout the lock rows run with when `--worker-layout` is not given: the one a user who
+ * wants the lowest lock latency on one machine would pick (in memory, every replica beside the
+ * sockets: a request crosses no thread; README "Performance today" says what it trades).
+ * Printed with the results, and written to the JSON.
+ */
+export const recipesDefaultLayout: WorkerLayout = 'main_thread';
+
 export async function recipesSuite(context: SuiteContext): Promise<void> {
   const startedAt = new Date();
   const loadAtStart = os.loadavg()[0] ?? Number.NaN;
   const options = context.quick ? quickOptions : fullOptions;
-  const result = await runRecipesBench(options, progress, context.workerLayout);
+  const layout = context.workerLayout ?? recipesDefaultLayout;
+  const result = await runRecipesBench(options, progress, layout);
   const loadAtEnd = os.loadavg()[0] ?? Number.NaN;
   const seconds = (Date.now() - startedAt.getTime()) / 1000;
-  process.stdout.write(`1-minute load average ${loadAtStart.toFixed(1)} at the start, ${loadAtEnd.toFixed(1)} at the end, on ${os.cpus().length} CPUs; ran ${seconds.toFixed(0)} s; haret worker layout: ${context.workerLayout ?? "each node's default (single for a durable node, actor_per_worker in memory)"}\n\n`);
+  process.stdout.write(`1-minute load average ${loadAtStart.toFixed(1)} at the start, ${loadAtEnd.toFixed(1)} at the end, on ${os.cpus().length} CPUs; ran ${seconds.toFixed(0)} s; haret worker layout: ${layout}${context.workerLayout === undefined ? ' (the suite\'s default; --worker-layout picks another)' : ''}\n\n`);
   printRecipes(result, options);
   const ratios = etcdRatios(result.locks);
   const files = writeResults(
     context.outDir,
     'recipes',
     {
-      options: { ...options, contenders: [...options.contenders], keepAlive: { ...options.keepAlive }, workerLayout: context.workerLayout ?? null },
+      options: { ...options, contenders: [...options.contenders], keepAlive: { ...options.keepAlive }, workerLayout: layout },
       etcdNote: result.etcdNote,
       locks: result.locks.map((r) => ({ ...r })),
       etcdRatios: { ...ratios },
