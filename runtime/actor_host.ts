@@ -53,6 +53,9 @@ export class ActorHost {
   /** Envelopes that arrived before their actor was created (start-up), bounded like a mailbox. */
   readonly #early = new Map<ActorId, Mailbox>();
   #drainScheduled = false;
+  /** True while a pass runs: envelopes delivered then were sent by this thread's own actors. */
+  #inDrain = false;
+  #deliveredLocally = false;
   #unknownActor = 0;
   /** Test hook: run inside the next drain, as if an actor's handler did it. */
   #fault: FaultHook | null = null;
@@ -103,12 +106,12 @@ export class ActorHost {
     if (mailbox.depth > 0) this.#scheduleDrain();
   }
 
-  /** Router callback: queue each envelope in its actor's mailbox. */
   /**
-   * `local`: sent on this thread and handed over by the transport's own flush. Outside a drain
-   * (the router's flush at the check phase, after a socket's data was forwarded) the drain then
-   * runs as soon as that flush returns, in the same phase: from there a setImmediate would wait
-   * a whole turn of the event loop (one more epoll call per request on a main_thread node).
+   * Router callback: queue each envelope in its actor's mailbox. `local`: sent on this thread
+   * and handed over by the transport's own flush. Outside a drain (the router's flush at the
+   * check phase, after a socket's data was forwarded) the drain then runs as soon as that flush
+   * returns, in the same phase: from there a setImmediate would wait a whole turn of the event
+   * loop (one more epoll call per request on a main_thread node).
    */
   deliver(batch: readonly Envelope[], local = false): void {
     for (const envelope of batch) {
@@ -223,10 +226,6 @@ export class ActorHost {
       return;
     }
   }
-
-  /** True while a pass runs: envelopes delivered then were sent by this thread's own actors. */
-  #inDrain = false;
-  #deliveredLocally = false;
 
   /** One pass over the mailboxes, then the transport's flush; true when a mailbox still holds envelopes. */
   #drainPass(): boolean {

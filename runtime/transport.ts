@@ -90,11 +90,11 @@ export interface Transport {
   stats(): TransportStats;
 }
 
-/** Called with envelopes for actors of this thread (never re-entrantly from `send`). */
 /**
- * Hands a batch to the thread's actors. `local`: the batch was sent on this thread and is
- * handed over by the transport's own flush (no other thread was involved), so the receiver may
- * run it as soon as the flush returns instead of a turn of the event loop later.
+ * Called with envelopes for actors of this thread (never re-entrantly from `send`). `local`:
+ * the batch was sent on this thread and is handed over by the transport's own flush (no other
+ * thread was involved), so the receiver may run it as soon as the flush returns instead of a
+ * turn of the event loop later.
  */
 export type Deliver = (batch: readonly Envelope[], local: boolean) => void;
 

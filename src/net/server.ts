@@ -337,10 +337,6 @@ export class ClientApiServer {
     }
   }
 
-  /**
-   * A replica's answer (`from`: the replica actor). Every request waiting for this session's
-   * request number in that namespace gets it, each under its own id.
-   */
   /** Connections written since the last endOfBatch. */
   readonly #written = new Set<FramedSocket>();
 
@@ -350,6 +346,10 @@ export class ClientApiServer {
     this.#written.clear();
   }
 
+  /**
+   * A replica's answer (`from`: the replica actor). Every request waiting for this session's
+   * request number in that namespace gets it, each under its own id.
+   */
   onAnswer(from: string, answer: ClientAnswer): void {
     // From our own replicas, but checked all the same: a stray value must not throw here.
     const ns = this.#replicaNamespace.get(from);

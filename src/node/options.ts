@@ -42,11 +42,11 @@ export type NamespaceOptions = {
  * `single`; a put's p50 from one TCP client ~160 µs against ~260-380). The price: one core
  * for the replicas and the sockets together (on this 2-core machine 1,024 TCP callers measured
  * alike in both layouts; a larger machine could give `single` a core of its own); a slow
- * handler on the main thread (the embedding program's own code, in process) delays them; and, as with `single`, losing the thread loses every
- * replica of the node at once (here the thread is the process). For in-memory nodes only: a
- * durable replica's crash on the main thread would be re-created before its files are
- * surely closed (workers wait for that; the main thread does not yet). Actor code is the same
- * in every layout.
+ * handler on the main thread (the embedding program's own code, in process) delays them;
+ * and, as with `single`, losing the thread loses every replica of the node at once (here the
+ * thread is the process). For in-memory nodes only: a durable replica's crash on the main
+ * thread would be re-created before its files are surely closed (workers wait for that; the
+ * main thread does not yet). Actor code is the same in every layout.
  */
 export type WorkerLayout = 'actor_per_worker' | 'shared' | 'single' | 'main_thread';
 

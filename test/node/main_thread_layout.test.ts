@@ -11,6 +11,7 @@ import { Coordinator } from '../../src/coord/index.ts';
 import { connect } from '../../src/net/index.ts';
 import { startNode, type HaretNode } from '../../src/node/index.ts';
 import { eventually } from '../runtime/helpers.ts';
+import { writer, writing } from './writer.ts';
 
 const decoder = new TextDecoder();
 
@@ -56,46 +57,29 @@ describe('node: the main_thread layout', function () {
 
   it('a replica\'s throw stays in that replica: a backup and then the primary crash; writes go on, each comes back through recovery, nothing acknowledged is lost', async () => {
     const node = await startNode({ logLevel: 'silent', workerLayout: 'main_thread' });
-    let writing = true;
-    const acknowledged: string[] = [];
-    const errors: unknown[] = [];
-    const client = node.client();
-    await client.create('/w', 'directory');
-    const load = (async () => {
-      for (let i = 0; writing; i++) {
-        try {
-          await client.create(`/w/v${i}`, 'blob');
-          acknowledged.push(`v${i}`);
-        } catch (error) {
-          if (errors.length < 100) errors.push(error);
-          await new Promise((resolve) => setTimeout(resolve, 10));
-        }
-      }
-    })();
+    const writers: ReturnType<typeof writer>[] = [];
     try {
-      await eventually('writes flowing', () => acknowledged.length >= 30 || null, 15_000);
+      const running = await writing(node, writers);
       await node.faults.crashActor(node.replicaId('default', 1));
       await eventually('r1 re-created and back to normal', async () => {
         const r1 = (await replicaStates(node)).find((a) => a.actor === 'default/r1');
         return r1 !== undefined && r1.restarts >= 1 && r1.state === 'running' && r1.status === 'normal' ? true : null;
       }, 30_000, 50);
-      const afterBackup = acknowledged.length;
+      const afterBackup = running.acknowledged.length;
       const primary = (await node.status()).actors.find((a) => a.ns === 'default' && a.role === 'primary')?.actor ?? '';
       expect(primary).to.match(/^default\/r\d$/);
       await node.faults.crashActor(primary);
-      await eventually('writes acknowledged after the primary crashed', () => acknowledged.length >= afterBackup + 30 || null, 30_000, 50);
+      await eventually('writes acknowledged after the primary crashed', () => running.acknowledged.length >= afterBackup + 30 || null, 30_000, 50);
       await eventually('every replica normal again', async () => ((await replicaStates(node)).every((a) => a.status === 'normal' && a.state === 'running') ? true : null), 30_000, 50);
-      writing = false;
-      await load;
+      await running.stop();
       expect(node.health.unavailable('default'), 'never unavailable').to.equal(null);
       const states = await replicaStates(node);
       expect(states.find((a) => a.actor === 'default/r1')?.restarts).to.be.at.least(1);
       expect(states.find((a) => a.actor === primary)?.restarts).to.be.at.least(1);
-      const stored = new Set((await client.list('/w')).entries.map((entry) => entry.name));
-      expect(acknowledged.filter((name) => !stored.has(name)), 'acknowledged but missing').to.deep.equal([]);
+      const stored = new Set((await node.client().list('/w')).entries.map((entry) => entry.name));
+      expect(running.acknowledged.filter((name) => !stored.has(name)), 'acknowledged but missing').to.deep.equal([]);
     } finally {
-      writing = false;
-      await load;
+      await Promise.all(writers.map((load) => load.stop()));
       await node.stop();
     }
   });
