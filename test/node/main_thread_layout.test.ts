@@ -9,15 +9,10 @@
 import { expect } from 'chai';
 import { Coordinator } from '../../src/coord/index.ts';
 import { connect } from '../../src/net/index.ts';
-import { startNode, type HaretNode } from '../../src/node/index.ts';
-import { eventually } from '../runtime/helpers.ts';
-import { writer, writing } from './writer.ts';
+import { startNode } from '../../src/node/index.ts';
+import { crashBackupThenPrimary, replicaStates, writer } from './layout_drills.ts';
 
 const decoder = new TextDecoder();
-
-async function replicaStates(node: HaretNode): Promise<{ actor: string; state: string; status: string | null; restarts: number; worker: string }[]> {
-  return (await node.status()).actors.filter((a) => /^default\/r\d$/.test(a.actor)).map((a) => ({ actor: a.actor, state: a.state, status: a.status, restarts: a.restarts, worker: a.worker }));
-}
 
 describe('node: the main_thread layout', function () {
   this.timeout(120_000);
@@ -59,25 +54,7 @@ describe('node: the main_thread layout', function () {
     const node = await startNode({ logLevel: 'silent', workerLayout: 'main_thread' });
     const writers: ReturnType<typeof writer>[] = [];
     try {
-      const running = await writing(node, writers);
-      await node.faults.crashActor(node.replicaId('default', 1));
-      await eventually('r1 re-created and back to normal', async () => {
-        const r1 = (await replicaStates(node)).find((a) => a.actor === 'default/r1');
-        return r1 !== undefined && r1.restarts >= 1 && r1.state === 'running' && r1.status === 'normal' ? true : null;
-      }, 30_000, 50);
-      const afterBackup = running.acknowledged.length;
-      const primary = (await node.status()).actors.find((a) => a.ns === 'default' && a.role === 'primary')?.actor ?? '';
-      expect(primary).to.match(/^default\/r\d$/);
-      await node.faults.crashActor(primary);
-      await eventually('writes acknowledged after the primary crashed', () => running.acknowledged.length >= afterBackup + 30 || null, 30_000, 50);
-      await eventually('every replica normal again', async () => ((await replicaStates(node)).every((a) => a.status === 'normal' && a.state === 'running') ? true : null), 30_000, 50);
-      await running.stop();
-      expect(node.health.unavailable('default'), 'never unavailable').to.equal(null);
-      const states = await replicaStates(node);
-      expect(states.find((a) => a.actor === 'default/r1')?.restarts).to.be.at.least(1);
-      expect(states.find((a) => a.actor === primary)?.restarts).to.be.at.least(1);
-      const stored = new Set((await node.client().list('/w')).entries.map((entry) => entry.name));
-      expect(running.acknowledged.filter((name) => !stored.has(name)), 'acknowledged but missing').to.deep.equal([]);
+      await crashBackupThenPrimary(node, writers);
     } finally {
       await Promise.all(writers.map((load) => load.stop()));
       await node.stop();

@@ -12,15 +12,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HaretError } from '../../src/client/errors.ts';
-import { startNode, type HaretNode } from '../../src/node/index.ts';
+import { startNode } from '../../src/node/index.ts';
 import { eventually } from '../runtime/helpers.ts';
-import { writer, writing } from './writer.ts';
+import { crashBackupThenPrimary, replicaStates, writer, writing } from './layout_drills.ts';
 
 const decoder = new TextDecoder();
-
-async function replicaStates(node: HaretNode): Promise<{ actor: string; state: string; status: string | null; restarts: number; worker: string }[]> {
-  return (await node.status()).actors.filter((a) => a.ns === 'default' || /^default\/r\d$/.test(a.actor)).map((a) => ({ actor: a.actor, state: a.state, status: a.status, restarts: a.restarts, worker: a.worker }));
-}
 
 describe('node: the single worker layout', function () {
   this.timeout(120_000);
@@ -94,27 +90,9 @@ describe('node: the single worker layout', function () {
     const node = await startNode({ logLevel: 'silent', workerLayout: 'single' });
     const writers: ReturnType<typeof writer>[] = [];
     try {
-      const running = await writing(node, writers);
-      await node.faults.crashActor(node.replicaId('default', 1));
-      await eventually('r1 re-created and back to normal', async () => {
-        const r1 = (await replicaStates(node)).find((a) => a.actor === 'default/r1');
-        return r1 !== undefined && r1.restarts >= 1 && r1.state === 'running' && r1.status === 'normal' ? true : null;
-      }, 30_000, 50);
-      const afterBackup = running.acknowledged.length;
-      const primary = (await node.status()).actors.find((a) => a.ns === 'default' && a.role === 'primary')?.actor ?? '';
-      expect(primary).to.match(/^default\/r\d$/);
-      await node.faults.crashActor(primary);
-      await eventually('writes acknowledged after the primary crashed', () => running.acknowledged.length >= afterBackup + 30 || null, 30_000, 50);
-      await eventually('every replica normal again', async () => ((await replicaStates(node)).every((a) => a.status === 'normal' && a.state === 'running') ? true : null), 30_000, 50);
-      await running.stop();
-      expect(node.health.unavailable('default'), 'never unavailable').to.equal(null);
+      await crashBackupThenPrimary(node, writers);
       const { workers } = await node.status();
       expect(workers.find((w) => w.name === 'replicas')?.restarts, 'the worker itself never restarted').to.equal(0);
-      const states = await replicaStates(node);
-      expect(states.find((a) => a.actor === 'default/r1')?.restarts).to.be.at.least(1);
-      expect(states.find((a) => a.actor === primary)?.restarts).to.be.at.least(1);
-      const stored = new Set((await node.client().list('/w')).entries.map((entry) => entry.name));
-      expect(running.acknowledged.filter((name) => !stored.has(name)), 'acknowledged but missing').to.deep.equal([]);
     } finally {
       await Promise.all(writers.map((load) => load.stop()));
       await node.stop();
