@@ -40,8 +40,7 @@ const usage = `usage: npm run bench -- [suite ...] [--quick] [--out DIR] [--work
   --out DIR               where the JSON result files go (default: bench/results)
   --worker-layout LAYOUT  the durable and recipes suites' haret nodes run with this
                           workerLayout (${workerLayouts.join(', ')}; default: the
-                          node's default, and main_thread for recipes; main_thread is
-                          for in-memory nodes, so not with durable)
+                          node's default, and main_thread for recipes)
   -h, --help              this text`;
 
 /** A command-line mistake: reported with the usage text, exit code 2. */
@@ -88,7 +87,6 @@ function parseCommand(args: readonly string[]): Command {
   }
   const layout = parsed.values['worker-layout'];
   if (layout !== undefined && !(workerLayouts as readonly string[]).includes(layout)) throw new UsageError(`--worker-layout must be one of ${workerLayouts.join(', ')}, got ${layout}`);
-  if (layout === 'main_thread' && (names.length === 0 || names.includes('durable'))) throw new UsageError('--worker-layout main_thread is for in-memory nodes: name the suites to run (recipes), not durable');
   return {
     workerLayout: layout as WorkerLayout | undefined,
     help: parsed.values.help,

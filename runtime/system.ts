@@ -24,6 +24,9 @@ import { WorkerHandle, type WorkerExit } from './worker_handle.ts';
 /** The host thread's name in the directory. */
 export const hostThread = 'host';
 
+/** How long a crashed host-thread actor's stop() may take before it is left stopped (as a worker's, worker_entry.ts). */
+const crashedStopMs = 5_000;
+
 export type WorkerSpec = {
   /** Unique among the node's threads, and not `host`. */
   readonly name: string;
@@ -180,7 +183,7 @@ export class ActorSystem {
     this.#directory = buildDirectory(options.workers, [...(options.hostActors ?? []).map((a) => a.id), ...(options.hostActorSpecs ?? []).map((a) => a.id)]);
     this.#log = makeLogger(this.#options.logLevel, { thread: hostThread });
     this.#offload = makeOffload(this.#options.offload);
-    this.host = new ActorHost(hostThread, this.#log, this.#offload, (actor, error) => this.#onHostCrash(actor, error));
+    this.host = new ActorHost(hostThread, this.#log, this.#offload, (actor, error, stopped) => this.#onHostCrash(actor, error, stopped));
     for (const spec of options.hostActorSpecs ?? []) this.#hostManaged.set(spec.id, this.#superviseHostActor(spec));
     this.#kind = transportKind(this.#options.transport);
     this.#transport = this.#kind.create(hostThread, this.#directory, makeCodec(this.#options.codec), (batch, local) => this.host.deliver(batch, local), {
@@ -567,9 +570,31 @@ export class ActorSystem {
     }
   }
 
-  #onHostCrash(actor: ActorId, error: unknown): void {
+  /**
+   * A host-thread actor threw. Its successor is created only once the old one's `stop()` has
+   * finished (a durable replica's files closed), as on a worker (worker_entry.ts); a stop that
+   * takes longer than `crashedStopMs` leaves the actor stopped, not re-created over files that
+   * may still be open, and says so (a worker would exit instead; the main thread cannot).
+   */
+  #onHostCrash(actor: ActorId, error: unknown, stopped: Promise<void>): void {
     this.#reportHostCrash(actor, error);
-    if (!this.#stopping) this.#hostManaged.get(actor)?.supervised.crashed();
+    let timer: NodeJS.Timeout | null = null;
+    const late = new Promise<'late'>((resolve) => {
+      timer = setTimeout(() => resolve('late'), crashedStopMs);
+      timer.unref();
+    });
+    void Promise.race([stopped.then(() => 'stopped' as const), late]).then((outcome) => {
+      if (timer !== null) clearTimeout(timer);
+      if (this.#stopping) return;
+      const managed = this.#hostManaged.get(actor);
+      if (outcome === 'late') {
+        this.#log.error({ actor, ...this.#describe([actor]) }, 'crashed_actor_stop_timeout');
+        if (managed !== undefined) managed.lastError = `${managed.lastError ?? ''} (its stop did not finish within ${crashedStopMs} ms: not re-created)`;
+        managed?.supervised.stop();
+        return;
+      }
+      managed?.supervised.crashed();
+    });
   }
 
   #reportHostCrash(actor: ActorId, error: unknown): void {

@@ -191,7 +191,6 @@ export function resolveStartConfig(flags: StartFlags): NodeOptions & { clientApi
   if (durableSetting === true && dataDir === undefined) throw new ConfigError('durable = true needs data_dir');
   const workerLayout = pick('worker_layout', flags.workerLayout);
   if (workerLayout !== undefined && !isWorkerLayout(workerLayout)) throw new ConfigError(`worker_layout must be one of ${workerLayouts.join(', ')}, got ${String(workerLayout)}`);
-  if (workerLayout === 'main_thread' && dataDir !== undefined && durableSetting !== false) throw new ConfigError('worker_layout main_thread is for in-memory nodes: a durable node keeps its replicas in workers (single by default)');
   const restore: Record<string, string> = {};
   for (const pair of flags.restore ?? []) {
     const at = pair.indexOf('=');

@@ -26,8 +26,8 @@ options:
   --worker-layout LAYOUT     actor_per_worker (a worker per replica; the default in memory),
                              shared, single (every replica in one worker: faster on few
                              cores; the default with --data-dir), or main_thread (every
-                             replica beside the sockets, in memory only: the lowest latency,
-                             one core; see README)
+                             replica beside the sockets: the lowest latency, one core; see
+                             README)
   --restore NS=FILE          seed namespace NS from a backup (repeatable; needs --data-dir)
   --join ADDR                join the cluster of the node at cluster address ADDR (repeatable)
   --no-local-namespace       no namespace of the node's own (a member hosting cluster namespaces)
@@ -121,7 +121,7 @@ export async function start(args: readonly string[]): Promise<number> {
         if (options.workerLayout === 'single') {
           process.stderr.write('haret: --worker-layout single in memory: every replica of this node runs in one worker, so a failure of that worker loses its namespaces (durable nodes come back from disk)\n');
         } else if (options.workerLayout === 'main_thread') {
-          process.stderr.write("haret: --worker-layout main_thread: every replica of this node runs on the process's main thread, beside the sockets, on one core; the process's end loses its namespaces unless other nodes hold a majority of their replicas\n");
+          process.stderr.write("haret: --worker-layout main_thread in memory: every replica of this node runs on the process's main thread, beside the sockets, on one core; the process's end loses its namespaces unless other nodes hold a majority of their replicas\n");
         }
       }
       const reason = await stop.reason;

@@ -44,9 +44,9 @@ export type NamespaceOptions = {
  * alike in both layouts; a larger machine could give `single` a core of its own); a slow
  * handler on the main thread (the embedding program's own code, in process) delays them;
  * and, as with `single`, losing the thread loses every replica of the node at once (here the
- * thread is the process). For in-memory nodes only: a durable replica's crash on the main
- * thread would be re-created before its files are surely closed (workers wait for that; the
- * main thread does not yet). Actor code is the same in every layout.
+ * thread is the process; a durable node comes back from its disk). A replica that throws is
+ * re-created only once its old self has stopped (its files closed), on the main thread as in
+ * a worker. Actor code is the same in every layout.
  */
 export type WorkerLayout = 'actor_per_worker' | 'shared' | 'single' | 'main_thread';
 
@@ -291,7 +291,6 @@ export function resolveOptions(options: NodeOptions = {}): ResolvedOptions {
   const durableByOptions = options.dataDir !== undefined && options.durable !== false;
   const workerLayout = options.workerLayout ?? (durableByOptions ? 'single' : 'actor_per_worker');
   if (workerLayout !== 'actor_per_worker' && workerLayout !== 'shared' && workerLayout !== 'single' && workerLayout !== 'main_thread') throw new RangeError('workerLayout must be actor_per_worker, shared, single or main_thread');
-  if (workerLayout === 'main_thread' && durableByOptions) throw new RangeError('workerLayout main_thread is for in-memory nodes: a durable node keeps its replicas in workers (single by default)');
   const proxyThread = options.proxyThread ?? 'worker';
   if (proxyThread !== 'worker' && proxyThread !== 'host') throw new RangeError('proxyThread must be worker or host');
   const codec = options.codec ?? 'clone';

@@ -1,16 +1,20 @@
 /**
  * `workerLayout: 'main_thread'` (src/node/options.ts): every replica of the node's own
- * namespaces on the node's main thread, beside its TCP server, for in-memory nodes. It serves
- * like any layout, embedded and over TCP (the lock recipe included); a replica's throw stays in
- * that replica, which the supervisor re-creates and which recovers from the others, while the
- * other two serve on and nothing acknowledged is lost.
+ * namespaces on the node's main thread, beside its TCP server. It serves like any layout,
+ * embedded and over TCP (the lock recipe included); a replica's throw stays in that replica,
+ * which the supervisor re-creates (a durable one from its store, once its old self has closed
+ * its files) and which recovers, while the other two serve on and nothing acknowledged is lost.
  */
 
 import { expect } from 'chai';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Coordinator } from '../../src/coord/index.ts';
 import { connect } from '../../src/net/index.ts';
 import { startNode } from '../../src/node/index.ts';
-import { crashBackupThenPrimary, replicaStates, writer } from './layout_drills.ts';
+import { eventually } from '../runtime/helpers.ts';
+import { crashBackupThenPrimary, replicaStates, writer, writing } from './layout_drills.ts';
 
 const decoder = new TextDecoder();
 
@@ -58,6 +62,39 @@ describe('node: the main_thread layout', function () {
     } finally {
       await Promise.all(writers.map((load) => load.stop()));
       await node.stop();
+    }
+  });
+
+  it('durable: a replica\'s throw re-creates it from its store after its old self stopped; writes go on; nothing acknowledged is lost, across a restart of the node too', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'haret-main-thread-'));
+    const writers: ReturnType<typeof writer>[] = [];
+    let acknowledged: string[] = [];
+    try {
+      const node = await startNode({ logLevel: 'silent', workerLayout: 'main_thread', dataDir: dir });
+      try {
+        const running = await writing(node, writers);
+        await node.faults.crashActor(node.replicaId('default', 2));
+        const atCrash = running.acknowledged.length;
+        await eventually('r2 back to normal', async () => {
+          const r2 = (await replicaStates(node)).find((a) => a.actor === 'default/r2');
+          return r2 !== undefined && r2.restarts >= 1 && r2.status === 'normal' ? true : null;
+        }, 30_000, 50);
+        await eventually('writes go on', () => running.acknowledged.length >= atCrash + 30 || null, 30_000, 50);
+        await running.stop();
+        acknowledged = [...running.acknowledged];
+      } finally {
+        await Promise.all(writers.map((load) => load.stop()));
+        await node.stop();
+      }
+      const again = await startNode({ logLevel: 'silent', workerLayout: 'main_thread', dataDir: dir });
+      try {
+        const stored = new Set((await again.client().list('/w')).entries.map((entry) => entry.name));
+        expect(acknowledged.filter((name) => !stored.has(name)), 'acknowledged but missing after the restart').to.deep.equal([]);
+      } finally {
+        await again.stop();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

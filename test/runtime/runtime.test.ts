@@ -22,6 +22,7 @@ import { Supervised } from '../../runtime/supervised.ts';
 import { defaultSupervisorOptions, RestartPolicy, validateSupervisorOptions, type SupervisorOptions } from '../../runtime/supervisor.ts';
 import type { LinkSink, PeerLink, Transport, TransportKind, TransportStats } from '../../runtime/transport.ts';
 import { createActor as createEcho } from './fixtures/echo_actor.ts';
+import type { SlowStopEvent } from './fixtures/slow_stop_actor.ts';
 import { eventually, Probe, runChild } from './helpers.ts';
 
 const echo = new URL('./fixtures/echo_actor.ts', import.meta.url).href;
@@ -378,6 +379,31 @@ describe('runtime: actor system on worker threads', function () {
       system.send({ from: 'host/probe', to: 'h', msg: { type: 'ping', n: 21 } });
       await probe.until('h serves again', (m) => pongs(m).some((p) => p.n === 21));
       expect(pongs(probe.messages).find((p) => p.n === 21)?.by).to.equal('h-restart-2');
+    } finally {
+      await system.stop();
+    }
+  });
+
+  it('a host-thread actor that threw is re-created only after its stop() finished (a durable replica closes its files first)', async () => {
+    const slow = new URL('./fixtures/slow_stop_actor.ts', import.meta.url).href;
+    const events: SystemEvent[] = [];
+    const log = ((globalThis as { slowStopEvents?: SlowStopEvent[] }).slowStopEvents ??= []);
+    log.length = 0;
+    const system = await startEcho(new Probe(), {
+      hostActorSpecs: [{ id: 's', module: slow, init: { label: 'first', stopMs: 300 } }],
+      restartInit: (spec, restart) => ({ ...(spec.init as object), label: `restart-${restart}` }),
+      supervisor: { maxRestarts: 3, windowMs: 60_000, backoffMinMs: 1, backoffMaxMs: 5 },
+      onEvent: (event) => events.push(event),
+    });
+    try {
+      system.send({ from: 'host/probe', to: 's', msg: { type: 'crash' } });
+      await eventually('the restart', () => events.some((e) => e.type === 'host_actor_restarted'), 5_000);
+      const stopped = log.find((e) => e.what === 'stopped' && e.label === 'first');
+      const successor = log.find((e) => e.what === 'created' && e.label === 'restart-1');
+      expect(stopped, 'the crashed instance stopped').to.not.equal(undefined);
+      expect(successor, 'a successor was created').to.not.equal(undefined);
+      // Before: the successor came a backoff (1-5 ms) after the crash, while the old stop still ran.
+      expect(successor?.at).to.be.at.least(stopped?.at ?? Number.POSITIVE_INFINITY);
     } finally {
       await system.stop();
     }

@@ -143,7 +143,7 @@ describe('node options: the worker layout by default', () => {
     expect(resolveOptions({ workerLayout: 'single' }).workerLayout).to.equal('single');
     expect(resolveOptions({ workerLayout: 'main_thread' }).workerLayout).to.equal('main_thread');
     expect(resolveOptions({ dataDir: '/tmp/x', durable: false, workerLayout: 'main_thread' }).workerLayout).to.equal('main_thread');
-    expect(() => resolveOptions({ dataDir: '/tmp/x', workerLayout: 'main_thread' })).to.throw(RangeError, 'main_thread is for in-memory nodes');
+    expect(resolveOptions({ dataDir: '/tmp/x', workerLayout: 'main_thread' }).workerLayout).to.equal('main_thread');
     expect(() => resolveOptions({ workerLayout: 'one' as never })).to.throw(RangeError, 'workerLayout must be actor_per_worker, shared, single or main_thread');
   });
 });
