@@ -49,6 +49,23 @@ export async function replicaStates(node: HaretNode): Promise<{ actor: string; s
 }
 
 /**
+ * Under writes to `default` (started here): r2's throw; it is re-created and back to normal, and
+ * writes go on. Returns the stopped writer, with everything it had acknowledged.
+ */
+export async function crashR2UnderWrites(node: HaretNode, writers: ReturnType<typeof writer>[]): Promise<ReturnType<typeof writer>> {
+  const running = await writing(node, writers);
+  await node.faults.crashActor(node.replicaId('default', 2));
+  const atCrash = running.acknowledged.length;
+  await eventually('r2 back to normal', async () => {
+    const r2 = (await replicaStates(node)).find((a) => a.actor === 'default/r2');
+    return r2 !== undefined && r2.restarts >= 1 && r2.status === 'normal' ? true : null;
+  }, 30_000, 50);
+  await eventually('writes go on', () => running.acknowledged.length >= atCrash + 30 || null, 30_000, 50);
+  await running.stop();
+  return running;
+}
+
+/**
  * Under writes to `default`: a backup's throw, then the primary's. Each replica is re-created
  * and back to normal through recovery, writes go on throughout, the namespace is never
  * unavailable, and every acknowledged write is stored. Stops the writer; the caller stops the node.

@@ -13,8 +13,7 @@ import { join } from 'node:path';
 import { Coordinator } from '../../src/coord/index.ts';
 import { connect } from '../../src/net/index.ts';
 import { startNode } from '../../src/node/index.ts';
-import { eventually } from '../runtime/helpers.ts';
-import { crashBackupThenPrimary, replicaStates, writer, writing } from './layout_drills.ts';
+import { crashBackupThenPrimary, crashR2UnderWrites, replicaStates, writer } from './layout_drills.ts';
 
 const decoder = new TextDecoder();
 
@@ -72,16 +71,7 @@ describe('node: the main_thread layout', function () {
     try {
       const node = await startNode({ logLevel: 'silent', workerLayout: 'main_thread', dataDir: dir });
       try {
-        const running = await writing(node, writers);
-        await node.faults.crashActor(node.replicaId('default', 2));
-        const atCrash = running.acknowledged.length;
-        await eventually('r2 back to normal', async () => {
-          const r2 = (await replicaStates(node)).find((a) => a.actor === 'default/r2');
-          return r2 !== undefined && r2.restarts >= 1 && r2.status === 'normal' ? true : null;
-        }, 30_000, 50);
-        await eventually('writes go on', () => running.acknowledged.length >= atCrash + 30 || null, 30_000, 50);
-        await running.stop();
-        acknowledged = [...running.acknowledged];
+        acknowledged = [...(await crashR2UnderWrites(node, writers)).acknowledged];
       } finally {
         await Promise.all(writers.map((load) => load.stop()));
         await node.stop();

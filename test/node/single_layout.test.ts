@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { HaretError } from '../../src/client/errors.ts';
 import { startNode } from '../../src/node/index.ts';
 import { eventually } from '../runtime/helpers.ts';
-import { crashBackupThenPrimary, replicaStates, writer, writing } from './layout_drills.ts';
+import { crashBackupThenPrimary, crashR2UnderWrites, replicaStates, writer, writing } from './layout_drills.ts';
 
 const decoder = new TextDecoder();
 
@@ -104,15 +104,7 @@ describe('node: the single worker layout', function () {
     const node = await startNode({ logLevel: 'silent', workerLayout: 'single', dataDir: dir });
     const writers: ReturnType<typeof writer>[] = [];
     try {
-      const running = await writing(node, writers);
-      await node.faults.crashActor(node.replicaId('default', 2));
-      const atCrash = running.acknowledged.length;
-      await eventually('r2 back to normal', async () => {
-        const r2 = (await replicaStates(node)).find((a) => a.actor === 'default/r2');
-        return r2 !== undefined && r2.restarts >= 1 && r2.status === 'normal' ? true : null;
-      }, 30_000, 50);
-      await eventually('writes go on', () => running.acknowledged.length >= atCrash + 30 || null, 30_000, 50);
-      await running.stop();
+      const running = await crashR2UnderWrites(node, writers);
       const stored = new Set((await node.client().list('/w')).entries.map((entry) => entry.name));
       expect(running.acknowledged.filter((name) => !stored.has(name)), 'acknowledged but missing').to.deep.equal([]);
       expect((await node.status()).workers.find((w) => w.name === 'replicas')?.restarts).to.equal(0);
