@@ -44,6 +44,26 @@ export type FaultHook = () => void;
  */
 export type CrashHandler = (actor: ActorId, error: unknown, stopped: Promise<void>) => void;
 
+/** How long a crashed actor's stop() may take before its crash handler stops waiting for it. */
+export const crashedStopMs = 5_000;
+
+/**
+ * Whether a crashed actor's `stopped` settled within crashedStopMs ('late' if not), for a
+ * crash handler that must not re-create the actor before it stopped. `unref`: the wait does not
+ * keep the thread's event loop alive by itself (the host thread, which may be exiting).
+ */
+export function crashedStopOutcome(stopped: Promise<void>, options: { readonly unref: boolean }): Promise<'stopped' | 'late'> {
+  let timer: NodeJS.Timeout | null = null;
+  const late = new Promise<'late'>((resolve) => {
+    timer = setTimeout(() => resolve('late'), crashedStopMs);
+    if (options.unref) timer.unref();
+  });
+  return Promise.race([stopped.then(() => 'stopped' as const), late]).then((outcome) => {
+    if (timer !== null) clearTimeout(timer);
+    return outcome;
+  });
+}
+
 export class ActorHost {
   readonly #thread: string;
   readonly #log: Logger;

@@ -9,7 +9,7 @@
 
 import type { ResourceLimits } from 'node:worker_threads';
 import type { ActorFactory, ActorSpec } from './actor.ts';
-import { ActorHost } from './actor_host.ts';
+import { ActorHost, crashedStopMs, crashedStopOutcome } from './actor_host.ts';
 import { makeCodec, type CodecName } from './codec.ts';
 import type { ActorId, Envelope } from './envelope.ts';
 import { makeLogger, resolveLogLevel, type LogLevel, type Logger } from './logger.ts';
@@ -23,9 +23,6 @@ import { WorkerHandle, type WorkerExit } from './worker_handle.ts';
 
 /** The host thread's name in the directory. */
 export const hostThread = 'host';
-
-/** How long a crashed host-thread actor's stop() may take before it is left stopped (as a worker's, worker_entry.ts). */
-const crashedStopMs = 5_000;
 
 export type WorkerSpec = {
   /** Unique among the node's threads, and not `host`. */
@@ -578,13 +575,7 @@ export class ActorSystem {
    */
   #onHostCrash(actor: ActorId, error: unknown, stopped: Promise<void>): void {
     this.#reportHostCrash(actor, error);
-    let timer: NodeJS.Timeout | null = null;
-    const late = new Promise<'late'>((resolve) => {
-      timer = setTimeout(() => resolve('late'), crashedStopMs);
-      timer.unref();
-    });
-    void Promise.race([stopped.then(() => 'stopped' as const), late]).then((outcome) => {
-      if (timer !== null) clearTimeout(timer);
+    void crashedStopOutcome(stopped, { unref: true }).then((outcome) => {
       if (this.#stopping) return;
       const managed = this.#hostManaged.get(actor);
       if (outcome === 'late') {

@@ -8,7 +8,7 @@ import { PerformanceObserver } from 'node:perf_hooks';
 import { parentPort, workerData } from 'node:worker_threads';
 import * as Comlink from 'comlink';
 import { nodeEndpoint } from './comlink_node.ts';
-import { ActorHost } from './actor_host.ts';
+import { ActorHost, crashedStopOutcome } from './actor_host.ts';
 import { makeCodec } from './codec.ts';
 import { makeLogger } from './logger.ts';
 import { makeOffload } from './offload.ts';
@@ -21,9 +21,6 @@ if (port === null) throw new Error('worker_entry must run in a worker thread');
 
 const log = makeLogger(boot.logLevel, { thread: boot.name });
 const offload = makeOffload(boot.offload);
-/** How long a crashed actor's stop() may take before the crash is escalated to the whole worker. */
-const crashedStopMs = 5_000;
-
 /**
  * boot.containCrashes (a worker of several actors): an actor's throw ends that actor only. Its
  * stop() must finish before the host may re-create it (a durable replica's successor opens the
@@ -32,12 +29,8 @@ const crashedStopMs = 5_000;
  */
 function onActorCrash(actor: string, error: unknown, stopped: Promise<void>): void {
   const text = error instanceof Error ? (error.stack ?? error.message) : String(error);
-  let timer: NodeJS.Timeout | null = null;
-  const late = new Promise<'late'>((resolve) => {
-    timer = setTimeout(() => resolve('late'), crashedStopMs);
-  });
-  void Promise.race([stopped.then(() => 'stopped' as const), late]).then((outcome) => {
-    if (timer !== null) clearTimeout(timer);
+  // Past crashedStopMs the crash is escalated to the whole worker.
+  void crashedStopOutcome(stopped, { unref: false }).then((outcome) => {
     if (outcome === 'late') {
       log.error({ actor, error: text }, 'crashed_actor_stop_timeout');
       process.exit(4);

@@ -15,6 +15,28 @@ import { makeTestCa } from './certs.ts';
 
 const bin = fileURLToPath(new URL('../../bin/haret.js', import.meta.url));
 
+/**
+ * Runs `body` against `haret start --client-address 127.0.0.1:0 ...flags` once it serves the
+ * default namespace (its client address, and its standard error so far); then stops it with
+ * SIGTERM and expects exit code 0 (SIGKILL should anything fail).
+ */
+async function withServing(flags: readonly string[], body: (address: string, stderr: () => string) => Promise<void>): Promise<void> {
+  const child = spawn(process.execPath, [bin, 'start', '--client-address', '127.0.0.1:0', ...flags], { stdio: ['ignore', 'pipe', 'pipe'] });
+  try {
+    let err = '';
+    child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
+    const line = await firstLine(child);
+    const match = /serving default on 127\.0\.0\.1:(\d+)/.exec(line);
+    expect(match, line).to.not.equal(null);
+    await body(`127.0.0.1:${match?.[1]}`, () => err);
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    child.kill('SIGTERM');
+    expect(await exited).to.equal(0);
+  } finally {
+    child.kill('SIGKILL');
+  }
+}
+
 /** The first line `haret start` prints on standard output (the serving line), within 60 s. */
 function firstLine(child: { readonly stdout: Readable }): Promise<string> {
   let out = '';
@@ -87,41 +109,18 @@ describe('the haret command', function () {
   });
 
   it('haret start --worker-layout single: every replica in one worker, a warning when in memory; it serves; main_thread serves with its warning; a bad layout is refused with exit code 2', async () => {
-    const child = spawn(process.execPath, [bin, 'start', '--client-address', '127.0.0.1:0', '--worker-layout', 'single', '--log-level', 'silent'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    try {
-      let err = '';
-      child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
-      const line = await firstLine(child);
-      const match = /serving default on 127\.0\.0\.1:(\d+)/.exec(line);
-      expect(match, line).to.not.equal(null);
-      const address = `127.0.0.1:${match?.[1]}`;
+    await withServing(['--worker-layout', 'single', '--log-level', 'silent'], async (address, stderr) => {
       const create = await runChild([bin, 'cli', address, '-e', 'create blob /x'], 30_000);
       expect(create.code, create.stderr).to.equal(0);
       const put = await runChild([bin, 'cli', address, '-e', 'put /x one-worker'], 30_000);
       expect(put.stdout).to.contain('ok · version 1');
-      expect(err).to.contain('--worker-layout single in memory: every replica of this node runs in one worker');
-      const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-      child.kill('SIGTERM');
-      expect(await exited).to.equal(0);
-    } finally {
-      child.kill('SIGKILL');
-    }
-    const main = spawn(process.execPath, [bin, 'start', '--client-address', '127.0.0.1:0', '--worker-layout', 'main_thread', '--log-level', 'silent'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    try {
-      let err = '';
-      main.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
-      const line = await firstLine(main);
-      const match = /serving default on 127\.0\.0\.1:(\d+)/.exec(line);
-      expect(match, line).to.not.equal(null);
-      const put = await runChild([bin, 'cli', `127.0.0.1:${match?.[1]}`, '-e', 'create blob /x'], 30_000);
+      expect(stderr()).to.contain('--worker-layout single in memory: every replica of this node runs in one worker');
+    });
+    await withServing(['--worker-layout', 'main_thread', '--log-level', 'silent'], async (address, stderr) => {
+      const put = await runChild([bin, 'cli', address, '-e', 'create blob /x'], 30_000);
       expect(put.code, put.stderr).to.equal(0);
-      expect(err).to.contain("--worker-layout main_thread in memory: every replica of this node runs on the process's main thread");
-      const exited = new Promise<number | null>((resolve) => main.on('exit', (code) => resolve(code)));
-      main.kill('SIGTERM');
-      expect(await exited).to.equal(0);
-    } finally {
-      main.kill('SIGKILL');
-    }
+      expect(stderr()).to.contain("--worker-layout main_thread in memory: every replica of this node runs on the process's main thread");
+    });
     const bad = await runChild([bin, 'start', '--client-address', '127.0.0.1:0', '--worker-layout', 'one'], 30_000);
     expect(bad.code).to.equal(2);
     expect(bad.stderr).to.contain('worker_layout must be one of actor_per_worker, shared, single, main_thread, got one');
