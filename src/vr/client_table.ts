@@ -5,30 +5,42 @@
  * changes, recovery and state transfer. Expiry is deterministic (by committed op, never by a
  * clock).
  *
- * Shape: a persistent LRU. The records live in an Immutable.js Map, threaded by an intrusive
- * doubly linked list: each session names its older and newer neighbour by client id, and the
- * table names `head` (least recently active) and `tail` (most recently active). So
- * - activating a session (register, or a tree request that executes) moves it to the tail:
- *   a handful of O(log32 n) map writes;
- * - eviction at capacity pops the head: O(evicted);
- * - idle expiry pops from the head while the head is idle too long: O(expired).
- * Nothing ever scans or sorts the table. The production wedge this replaced: at 100,000
+ * Shape: a persistent LRU in two persistent parts, both shared with older tables:
+ * - `sessions`, a NameMap (src/tree/name_map.ts) from client id to the session's record;
+ * - `order`, a queue (src/tree/queue.ts) of records in the order they were activated. A record
+ *   in the queue is live while `sessions` still maps its client id to that very object; an
+ *   activation writes a new record and pushes it at the back, which leaves the session's earlier
+ *   record in the queue stale.
+ * So
+ * - activating a session (register, or a tree request that executes) costs one map write and
+ *   one push, O(log32 n);
+ * - the front of the queue is always live (stale records are dropped when they reach it), so the
+ *   least recently active session is read in O(1); eviction at capacity and idle expiry pop it:
+ *   O(evicted) plus the stale records behind it;
+ * - stale records are bounded: when the queue holds more than twice the sessions plus
+ *   `clientTableStaleSlack`, the entry that made it so rebuilds it from its live records (O(n), at most
+ *   once per n activations, at the same op on every replica).
+ * Nothing ever sorts the table. The production wedge this replaced: at 100,000
  * sessions every further `register` copied and sorted the whole table (O(n log n), ~150 ms),
- * hundreds of times per log entry, on every replica.
+ * hundreds of times per log entry, on every replica. Before this shape, a doubly linked list
+ * threaded through an Immutable.js Map took four map writes per activation (the session, both
+ * neighbours, the old tail) and was half of a replica's apply time under load.
  *
  * Order: least recently active first; sessions active at the same op are in the order the log
  * applied them (the order of requests in the entry). Every replica applying the same log
- * holds the same table, order included, and checkpoint images carry that order
- * (src/vr/checkpoint.ts). Invariant: lastActiveOp never decreases from head to tail (an
- * activation at op k moves the session to the tail, and ops are applied in increasing order),
- * which is what makes popping idle sessions from the head exact.
+ * holds the same sessions in the same order (how many stale records each holds may differ, e.g.
+ * after a checkpoint image, and never shows), and checkpoint images carry that order
+ * (src/vr/checkpoint.ts). Invariant: lastActiveOp never decreases from front to back (an
+ * activation at op k goes to the back, and ops are applied in increasing order), which is what
+ * makes popping idle sessions from the front exact.
  *
  * A class on purpose (like `Machine`): immer does not draft class instances, so a step never
  * proxies or walks the table; it is frozen, and every change returns a new table.
  */
 
-import { Map as ImmutableMap } from 'immutable';
 import { assert } from '../base/assert.ts';
+import { NameMap } from '../tree/name_map.ts';
+import { emptyQueueState, queueFirst, queueLast, queueOf, queuePush, queueShift, queueToArray, type QueueState } from '../tree/queue.ts';
 import type { ReplyBody } from './messages.ts';
 
 export type ClientRecord = {
@@ -45,55 +57,58 @@ export type ClientRecord = {
   readonly lastActiveOp: number;
 };
 
-/** A record threaded into the LRU list: its neighbours by client id (null at either end). */
-type Session = ClientRecord & {
-  /** The next less recently active session, null at the head. */
-  readonly older: string | null;
-  /** The next more recently active session, null at the tail. */
-  readonly newer: string | null;
-};
+/** A record as the table holds it: its client id with it, so a queued record names its session. */
+type Session = ClientRecord & { readonly clientId: string };
 
-type Sessions = ImmutableMap<string, Session>;
+type Sessions = NameMap<Session>;
+type Order = QueueState<Session>;
+
+/** Stale records the queue may hold beyond as many as there are sessions before it is rebuilt. */
+export const clientTableStaleSlack = 1024;
 
 export class ClientTable {
   readonly #sessions: Sessions;
+  /** Every activation's record, oldest first; the front and the back are live (or it is empty). */
+  readonly #order: Order;
   /** Least recently active session, null when empty. */
   readonly head: string | null;
   /** Most recently active session, null when empty. */
   readonly tail: string | null;
 
-  /** Use `emptyClientTable`, `edit` or `clientTableFromOrdered`: the links must be consistent. */
-  private constructor(sessions: Sessions, head: string | null, tail: string | null) {
+  /** Use `emptyClientTable`, `edit` or `clientTableFromOrdered`: sessions and order must agree. */
+  private constructor(sessions: Sessions, order: Order) {
     this.#sessions = sessions;
-    this.head = head;
-    this.tail = tail;
+    this.#order = order;
+    this.head = queueFirst(order)?.clientId ?? null;
+    this.tail = queueLast(order)?.clientId ?? null;
     Object.freeze(this);
   }
 
-  static readonly empty: ClientTable = new ClientTable(ImmutableMap(), null, null);
+  static readonly empty: ClientTable = new ClientTable(NameMap.empty<Session>(), emptyQueueState<Session>());
 
   get size(): number {
     return this.#sessions.size;
   }
 
-  has(clientId: string): boolean {
-    return this.#sessions.has(clientId);
+  /** Records in the order queue, live and stale: at most 2 * size + clientTableStaleSlack after any entry. */
+  get recordsQueued(): number {
+    return this.#order.size;
   }
 
-  /** The record of `clientId` (without its links), or undefined. */
+  has(clientId: string): boolean {
+    return this.#sessions.get(clientId) !== undefined;
+  }
+
+  /** The record of `clientId`, or undefined. */
   get(clientId: string): ClientRecord | undefined {
     const session = this.#sessions.get(clientId);
     return session === undefined ? undefined : recordOf(session);
   }
 
-  /** Sessions from least to most recently active (head to tail). O(n); for images and tests. */
+  /** Sessions from least to most recently active (head to tail). O(n + stale); for images and tests. */
   *entries(): IterableIterator<[string, ClientRecord]> {
-    let id = this.head;
-    while (id !== null) {
-      const session = this.#sessions.get(id);
-      assert(session !== undefined, `client table list names missing session ${id}`);
-      yield [id, recordOf(session)];
-      id = session.newer;
+    for (const session of queueToArray(this.#order)) {
+      if (this.#sessions.get(session.clientId) === session) yield [session.clientId, recordOf(session)];
     }
   }
 
@@ -109,31 +124,25 @@ export class ClientTable {
   }
 
   /**
-   * Applies `change` to a mutable working copy and returns the new table (this one when
-   * nothing changed). One working copy per log entry: the map's nodes are then copied once
-   * per entry, not once per write.
+   * Applies `change` to a working copy and returns the new table (this one when nothing
+   * changed). One working copy per log entry.
    */
   edit(change: (editor: ClientTableEditor) => void): ClientTable {
-    const editor = new ClientTableEditor(this.#sessions, this.head, this.tail);
+    const editor = new ClientTableEditor(this.#sessions, this.#order);
     change(editor);
     return editor.done(this);
   }
 
   /** Internal: the editor's result. */
-  static fromEditor(sessions: Sessions, head: string | null, tail: string | null): ClientTable {
-    return sessions.size === 0 ? ClientTable.empty : new ClientTable(sessions, head, tail);
+  static fromEditor(sessions: Sessions, order: Order): ClientTable {
+    return sessions.size === 0 ? ClientTable.empty : new ClientTable(sessions, order);
   }
 }
 
-/**
- * A working copy of a table. Changes go into a mutable Immutable.js map (`asMutable`: the
- * table it came from is untouched) until `done`.
- */
+/** A working copy of a table: changes make new persistent maps and queues; the table it came from is untouched. */
 export class ClientTableEditor {
-  #sessions: Sessions | null;
-  readonly #base: Sessions;
-  #head: string | null;
-  #tail: string | null;
+  #sessions: Sessions;
+  #order: Order;
   #changed = false;
   /**
    * What the last `get` found, until the next change: applying a request reads its session,
@@ -141,22 +150,20 @@ export class ClientTableEditor {
    */
   #gotId: string | null = null;
   #got: Session | undefined = undefined;
-  /** The tail's session as `activate` last wrote it (null: look it up), so the next activation need not. */
+  /** The back of the queue as `activate` last pushed it (null: read the queue), for the order assertion. */
   #tailSession: Session | null = null;
 
-  constructor(sessions: Sessions, head: string | null, tail: string | null) {
-    this.#base = sessions;
-    this.#sessions = null;
-    this.#head = head;
-    this.#tail = tail;
+  constructor(sessions: Sessions, order: Order) {
+    this.#sessions = sessions;
+    this.#order = order;
   }
 
   get size(): number {
-    return this.#read().size;
+    return this.#sessions.size;
   }
 
   get(clientId: string): ClientRecord | undefined {
-    const session = this.#read().get(clientId);
+    const session = this.#sessions.get(clientId);
     this.#gotId = clientId;
     this.#got = session;
     return session;
@@ -164,70 +171,39 @@ export class ClientTableEditor {
 
   /** The least recently active session's id and record, or null. */
   oldest(): { readonly clientId: string; readonly record: ClientRecord } | null {
-    if (this.#head === null) return null;
-    const record = this.#read().get(this.#head);
-    assert(record !== undefined, `client table head ${this.#head} is missing`);
-    return { clientId: this.#head, record };
+    const front = queueFirst(this.#order);
+    return front === undefined ? null : { clientId: front.clientId, record: front };
   }
 
   /**
    * Stores the record `{requestNum, reply, replyOp, lastActiveOp}` for `clientId` (new or known)
-   * as the most recently active session. Its fields come one by one, so the session is the only
-   * record made. Callers activate at the op being applied, so lastActiveOp stays non-decreasing
-   * along the list. A known session moved to the tail costs: its own write, one write to each
-   * neighbour and one to the old tail (the neighbour that is the old tail written once).
+   * as the most recently active session. Callers activate at the op being applied, so
+   * lastActiveOp stays non-decreasing along the order.
    */
   activate(clientId: string, requestNum: number, reply: ReplyBody | null, replyOp: number, lastActiveOp: number): void {
-    const map = this.#write();
-    const tail = this.#tail;
-    const known = clientId === this.#gotId ? this.#got : map.get(clientId);
+    const known = clientId === this.#gotId ? this.#got : this.#sessions.get(clientId);
     this.#gotId = null;
-    if (known !== undefined && known.newer === null) {
-      // Already the tail: only its record changes.
-      assert(known.lastActiveOp <= lastActiveOp, `client ${clientId} activated at op ${lastActiveOp}, before the tail`);
-      const session: Session = { requestNum, reply, replyOp, lastActiveOp, older: known.older, newer: null };
-      map.set(clientId, session);
-      this.#tailSession = session;
-      return;
-    }
-    if (tail === null) {
-      this.#head = clientId;
-    } else {
-      const previous = this.#tailSession ?? map.get(tail);
-      assert(previous !== undefined, `client table tail ${tail} is missing`);
-      assert(previous.lastActiveOp <= lastActiveOp, `client ${clientId} activated at op ${lastActiveOp}, before the tail`);
-      if (known === undefined) {
-        map.set(tail, linked(previous, previous.older, clientId));
-      } else if (known.newer === tail) {
-        // The old tail is its newer neighbour: joined to the older one and to this session in one write.
-        this.#bypass(map, known.older, tail);
-        map.set(tail, linked(previous, known.older, clientId));
-      } else {
-        this.#bypass(map, known.older, known.newer);
-        const after = map.get(known.newer as string);
-        assert(after !== undefined, `client table names missing session ${String(known.newer)}`);
-        map.set(known.newer as string, linked(after, known.older, after.newer));
-        map.set(tail, linked(previous, previous.older, clientId));
-      }
-    }
-    // Written over in place when known: its old links are gone from both neighbours.
-    const session: Session = { requestNum, reply, replyOp, lastActiveOp, older: tail, newer: null };
-    map.set(clientId, session);
-    this.#tail = clientId;
+    const newest = this.#tailSession ?? queueLast(this.#order);
+    assert(newest === undefined || newest.lastActiveOp <= lastActiveOp, `client ${clientId} activated at op ${lastActiveOp}, before the tail`);
+    const session: Session = { requestNum, reply, replyOp, lastActiveOp, clientId };
+    this.#changed = true;
+    this.#sessions = this.#sessions.set(clientId, session);
+    this.#order = queuePush(this.#order, session);
     this.#tailSession = session;
+    // Its earlier record is stale now; when that was the front, the front moves on.
+    if (known !== undefined && queueFirst(this.#order) === known) this.#dropStaleFront();
   }
 
   /** Removes the least recently active session; returns its id (null when empty). */
   evictOldest(): string | null {
-    const head = this.#head;
-    if (head === null) return null;
-    const map = this.#write();
+    const front = queueFirst(this.#order);
+    if (front === undefined) return null;
+    this.#changed = true;
     this.#gotId = null;
-    this.#tailSession = null;
-    const session = map.get(head);
-    assert(session !== undefined, `client table head ${head} is missing`);
-    this.#unlink(map, head, session);
-    return head;
+    this.#sessions = this.#sessions.delete(front.clientId);
+    this.#dropStaleFront();
+    if (this.#sessions.size === 0) this.#tailSession = null;
+    return front.clientId;
   }
 
   /** Evicts least recently active sessions while more than `max` remain. O(evicted). */
@@ -241,48 +217,24 @@ export class ClientTableEditor {
   }
 
   done(base: ClientTable): ClientTable {
-    if (!this.#changed || this.#sessions === null) return base;
-    return ClientTable.fromEditor(this.#sessions.asImmutable(), this.#head, this.#tail);
+    if (!this.#changed) return base;
+    if (this.#order.size > 2 * this.#sessions.size + clientTableStaleSlack) this.#order = queueOf(liveRecords(this.#sessions, this.#order));
+    return ClientTable.fromEditor(this.#sessions, this.#order);
   }
 
-  #read(): Sessions {
-    return this.#sessions ?? this.#base;
-  }
-
-  #write(): Sessions {
-    this.#changed = true;
-    if (this.#sessions === null) this.#sessions = this.#base.asMutable();
-    return this.#sessions;
-  }
-
-  /** Takes `clientId` out of the list and the map, joining its neighbours. */
-  #unlink(map: Sessions, clientId: string, session: Session): void {
-    const { older, newer } = session;
-    this.#bypass(map, older, newer);
-    if (newer === null) {
-      this.#tail = older;
-    } else {
-      const after = map.get(newer);
-      assert(after !== undefined, `client table names missing session ${newer}`);
-      map.set(newer, linked(after, older, after.newer));
+  /** Shifts the front off the queue, then every stale record that reaches the front. */
+  #dropStaleFront(): void {
+    let order = queueShift(this.#order) ?? this.#order;
+    for (let front = queueFirst(order); front !== undefined && this.#sessions.get(front.clientId) !== front; front = queueFirst(order)) {
+      order = queueShift(order) ?? order;
     }
-    map.delete(clientId);
-  }
-
-  /** Points the older neighbour of a session leaving its place (the head, when none) at `newer`. */
-  #bypass(map: Sessions, older: string | null, newer: string | null): void {
-    if (older === null) {
-      this.#head = newer;
-      return;
-    }
-    const before = map.get(older);
-    assert(before !== undefined, `client table names missing session ${older}`);
-    map.set(older, linked(before, before.older, newer));
+    this.#order = order;
   }
 }
 
-function linked(record: ClientRecord, older: string | null, newer: string | null): Session {
-  return { requestNum: record.requestNum, reply: record.reply, replyOp: record.replyOp, lastActiveOp: record.lastActiveOp, older, newer };
+/** The live records of `order`, oldest first. */
+function liveRecords(sessions: Sessions, order: Order): Session[] {
+  return queueToArray(order).filter((session) => sessions.get(session.clientId) === session);
 }
 
 function recordOf(session: Session): ClientRecord {
@@ -306,16 +258,14 @@ export function clientTableFromOrdered(ordered: readonly (readonly [string, Clie
     if (active < previousActive) return { ok: false, reason: `client table out of order at position ${i}: lastActiveOp ${active} after ${previousActive}` };
     previousActive = active;
   }
-  const sessions = ImmutableMap<string, Session>().withMutations((map) => {
-    for (let i = 0; i < ordered.length; i++) {
-      const [id, record] = ordered[i] as readonly [string, ClientRecord];
-      const older = i === 0 ? null : (ordered[i - 1] as readonly [string, ClientRecord])[0];
-      const newer = i === ordered.length - 1 ? null : (ordered[i + 1] as readonly [string, ClientRecord])[0];
-      map.set(id, linked(record, older, newer));
-    }
-  });
+  let sessions = NameMap.empty<Session>();
+  const order: Session[] = new Array<Session>(ordered.length);
+  for (let i = 0; i < ordered.length; i++) {
+    const [clientId, record] = ordered[i] as readonly [string, ClientRecord];
+    const session: Session = { requestNum: record.requestNum, reply: record.reply, replyOp: record.replyOp, lastActiveOp: record.lastActiveOp, clientId };
+    sessions = sessions.set(clientId, session);
+    order[i] = session;
+  }
   if (sessions.size !== ordered.length) return { ok: false, reason: 'client table holds a client id twice' };
-  const head = (ordered[0] as readonly [string, ClientRecord])[0];
-  const tail = (ordered[ordered.length - 1] as readonly [string, ClientRecord])[0];
-  return { ok: true, table: ClientTable.fromEditor(sessions, head, tail) };
+  return { ok: true, table: ClientTable.fromEditor(sessions, queueOf(order)) };
 }

@@ -11,7 +11,7 @@ import { expect } from 'chai';
 import fc from 'fast-check';
 import { isWriteOp, type TreeOp } from '../../src/tree/ops.ts';
 import { decodeCheckpoint, encodeCheckpoint } from '../../src/vr/checkpoint.ts';
-import { clientTableFromOrdered, type ClientRecord, type ClientTable } from '../../src/vr/client_table.ts';
+import { clientTableFromOrdered, clientTableStaleSlack, type ClientRecord, type ClientTable } from '../../src/vr/client_table.ts';
 import type { LogEntry, ReplyBody, Request } from '../../src/vr/messages.ts';
 import { applyEntry, defaultSessionPolicy, emptyMachine, expireAtCheckpoint, type AppliedReply, type Machine, type SessionPolicy } from '../../src/vr/state_machine.ts';
 
@@ -203,6 +203,87 @@ function opFor(readOnly: boolean, salt: number): TreeOp {
   }
 }
 
+/**
+ * Applies `batches` to a machine and the model side by side, checking every reply, and the
+ * table's records and order after every entry and through a checkpoint image. `afterEntry`
+ * sees the machine after each entry.
+ */
+function checkAgainstModel(batches: readonly (readonly Command[])[], clientTableMax: number, sessionIdleOps: number, afterEntry: (machine: Machine) => void = () => {}): void {
+  const sessions = policy(clientTableMax, sessionIdleOps);
+  const model = new ModelTable();
+  let machine = emptyMachine();
+  let salt = 0;
+  for (const batch of batches) {
+    const op = machine.appliedOp + 1;
+    // Requests are built from the model's view before the entry (as a client would send them).
+    const requests: Request[] = [];
+    let checkpoint = false;
+    for (const c of batch) {
+      if (c.kind === 'checkpoint') {
+        checkpoint = true;
+        continue;
+      }
+      const id = `c${c.client}`;
+      const known = model.get(id)?.requestNum ?? 0;
+      salt += 1;
+      if (c.kind === 'register') requests.push(register(id));
+      else if (c.kind === 'next') requests.push(treeRequest(id, known + 1, opFor(c.readOnly, salt)));
+      else if (c.kind === 'retry') requests.push(treeRequest(id, Math.max(1, known), opFor(c.readOnly, salt)));
+      else requests.push(treeRequest(id, Math.max(1, known - 1), opFor(false, salt)));
+    }
+    if (requests.length > 0) {
+      const entry: LogEntry = { op, view: 0, requests };
+      const replies: AppliedReply[] = [];
+      machine = applyEntry(machine, entry, sessions, replies);
+      const answered = [...replies];
+      // The machine applies an entry's registrations and writes first, then its reads
+      // (src/vr/state_machine.ts applyEntry); the model follows the same order, and
+      // replies still come in request order.
+      const isRead = (request: Request): boolean => request.op.type === 'tree' && !isWriteOp(request.op.op);
+      const order = [...requests.keys()].sort((a, b) => Number(isRead(requests[a] as Request)) - Number(isRead(requests[b] as Request)) || a - b);
+      const replyOf = (request: Request): AppliedReply | undefined => {
+        // The model reads the body only of a request it executes, whose reply is the
+        // entry's one tree answer with this key (a key executes at most once).
+        return answered.find((reply) => reply.clientId === request.clientId && reply.requestNum === request.requestNum && reply.body.type === 'tree');
+      };
+      const expectations = new Map<number, ReturnType<ModelTable['apply']>>();
+      for (const index of order) {
+        const request = requests[index] as Request;
+        expectations.set(index, model.apply(request, op, clientTableMax, replyOf(request)?.body));
+      }
+      for (const [index, request] of requests.entries()) {
+        const next = answered[0];
+        const mine = next !== undefined && next.clientId === request.clientId && next.requestNum === request.requestNum ? next : undefined;
+        const expected = expectations.get(index) ?? null;
+        // No reply for this one. (A reply with its key may still be next: a later request of
+        // the entry with the same key takes it; a reply to this one would be left over below.)
+        if (expected === null) continue;
+        if (mine === undefined) throw new Error(`missing reply for ${request.clientId}#${request.requestNum}`);
+        answered.shift();
+        if (expected === 'executes') {
+          expect(mine.op, 'an executed request names its entry').to.equal(op);
+          expect(mine.body.type).to.equal('tree');
+        } else {
+          expect(mine.body, `${request.clientId}#${request.requestNum}`).to.deep.equal(expected);
+        }
+      }
+      expect(answered, 'no extra replies').to.deep.equal([]);
+    }
+    if (checkpoint) {
+      machine = expireAtCheckpoint(machine, sessions);
+      model.expireIdle(machine.appliedOp, sessionIdleOps);
+      model.evictBeyond(clientTableMax);
+    }
+    expect(Array.from(machine.clients.entries())).to.deep.equal(model.sessions.map((s) => [s.id, s.record]));
+    expect(machine.clients.size).to.equal(model.sessions.length);
+    afterEntry(machine);
+  }
+  // and a checkpoint image carries the same table, order included
+  const decoded = decodeCheckpoint(encodeCheckpoint(machine));
+  if (!decoded.ok) throw new Error(decoded.reason);
+  expect(Array.from(decoded.machine.clients.entries())).to.deep.equal(Array.from(machine.clients.entries()));
+}
+
 describe('client table: against an array-based reference model (property)', () => {
   it('random register / request / retry / stale / checkpoint histories give the same records in the same order', () => {
     fc.assert(
@@ -210,82 +291,32 @@ describe('client table: against an array-based reference model (property)', () =
         fc.array(fc.array(command, { minLength: 1, maxLength: 4 }), { minLength: 1, maxLength: 40 }),
         fc.integer({ min: 1, max: 5 }),
         fc.integer({ min: 1, max: 8 }),
-        (batches, clientTableMax, sessionIdleOps) => {
-          const sessions = policy(clientTableMax, sessionIdleOps);
-          const model = new ModelTable();
-          let machine = emptyMachine();
-          let salt = 0;
-          for (const batch of batches) {
-            const op = machine.appliedOp + 1;
-            // Requests are built from the model's view before the entry (as a client would send them).
-            const requests: Request[] = [];
-            let checkpoint = false;
-            for (const c of batch) {
-              if (c.kind === 'checkpoint') {
-                checkpoint = true;
-                continue;
-              }
-              const id = `c${c.client}`;
-              const known = model.get(id)?.requestNum ?? 0;
-              salt += 1;
-              if (c.kind === 'register') requests.push(register(id));
-              else if (c.kind === 'next') requests.push(treeRequest(id, known + 1, opFor(c.readOnly, salt)));
-              else if (c.kind === 'retry') requests.push(treeRequest(id, Math.max(1, known), opFor(c.readOnly, salt)));
-              else requests.push(treeRequest(id, Math.max(1, known - 1), opFor(false, salt)));
-            }
-            if (requests.length > 0) {
-              const entry: LogEntry = { op, view: 0, requests };
-              const replies: AppliedReply[] = [];
-              machine = applyEntry(machine, entry, sessions, replies);
-              const answered = [...replies];
-              // The machine applies an entry's registrations and writes first, then its reads
-              // (src/vr/state_machine.ts applyEntry); the model follows the same order, and
-              // replies still come in request order.
-              const isRead = (request: Request): boolean => request.op.type === 'tree' && !isWriteOp(request.op.op);
-              const order = [...requests.keys()].sort((a, b) => Number(isRead(requests[a] as Request)) - Number(isRead(requests[b] as Request)) || a - b);
-              const replyOf = (request: Request): AppliedReply | undefined => {
-                // The model reads the body only of a request it executes, whose reply is the
-                // entry's one tree answer with this key (a key executes at most once).
-                return answered.find((reply) => reply.clientId === request.clientId && reply.requestNum === request.requestNum && reply.body.type === 'tree');
-              };
-              const expectations = new Map<number, ReturnType<ModelTable['apply']>>();
-              for (const index of order) {
-                const request = requests[index] as Request;
-                expectations.set(index, model.apply(request, op, clientTableMax, replyOf(request)?.body));
-              }
-              for (const [index, request] of requests.entries()) {
-                const next = answered[0];
-                const mine = next !== undefined && next.clientId === request.clientId && next.requestNum === request.requestNum ? next : undefined;
-                const expected = expectations.get(index) ?? null;
-                // No reply for this one. (A reply with its key may still be next: a later request of
-                // the entry with the same key takes it; a reply to this one would be left over below.)
-                if (expected === null) continue;
-                if (mine === undefined) throw new Error(`missing reply for ${request.clientId}#${request.requestNum}`);
-                answered.shift();
-                if (expected === 'executes') {
-                  expect(mine.op, 'an executed request names its entry').to.equal(op);
-                  expect(mine.body.type).to.equal('tree');
-                } else {
-                  expect(mine.body, `${request.clientId}#${request.requestNum}`).to.deep.equal(expected);
-                }
-              }
-              expect(answered, 'no extra replies').to.deep.equal([]);
-            }
-            if (checkpoint) {
-              machine = expireAtCheckpoint(machine, sessions);
-              model.expireIdle(machine.appliedOp, sessionIdleOps);
-              model.evictBeyond(clientTableMax);
-            }
-            expect(Array.from(machine.clients.entries())).to.deep.equal(model.sessions.map((s) => [s.id, s.record]));
-            expect(machine.clients.size).to.equal(model.sessions.length);
-          }
-          // and a checkpoint image carries the same table, order included
-          const decoded = decodeCheckpoint(encodeCheckpoint(machine));
-          if (!decoded.ok) throw new Error(decoded.reason);
-          expect(Array.from(decoded.machine.clients.entries())).to.deep.equal(Array.from(machine.clients.entries()));
-        },
+        (batches, clientTableMax, sessionIdleOps) => checkAgainstModel(batches, clientTableMax, sessionIdleOps),
       ),
       { numRuns: 300 },
+    );
+  });
+
+  it('long histories past the stale-record bound: a session idle at the front while others run on; the queue is rebuilt, records and order unchanged', () => {
+    // c0 registers first and then sleeps (at the front of the order) while c1..c6 activate
+    // thousands of times: every activation leaves a stale record behind c0, so the queue
+    // reaches its bound and is rebuilt, many times per history.
+    const busy: fc.Arbitrary<Command> = command.map((c) => (c.kind === 'checkpoint' ? c : { ...c, client: 1 + (c.client % (clientCount - 1)) }));
+    fc.assert(
+      fc.property(fc.array(fc.array(busy, { minLength: 2, maxLength: 6 }), { minLength: 1200, maxLength: 1400 }), fc.integer({ min: 900, max: 5000 }), (batches, sessionIdleOps) => {
+        let rebuilt = 0;
+        let queued = 0;
+        let peak = 0;
+        checkAgainstModel([[{ kind: 'register', client: 0 }], ...batches], clientCount, sessionIdleOps, (machine) => {
+          const now = machine.clients.recordsQueued;
+          expect(now, 'stale records stay bounded').to.be.at.most(2 * machine.clients.size + clientTableStaleSlack + 6);
+          if (now < queued - 100) rebuilt += 1;
+          queued = now;
+          peak = Math.max(peak, now);
+        });
+        expect(rebuilt, `the queue was rebuilt (peak ${peak} records)`).to.be.greaterThan(0);
+      }),
+      { numRuns: 6, endOnFailure: true }, // no shrinking: a 1,400-entry history shrinks for minutes
     );
   });
 });
