@@ -11,7 +11,8 @@
  * frozen. `endStep` hands what changed to the step's one immer `produce`.
  */
 
-import type { List, Map as ImmutableMap } from 'immutable';
+import type { List } from 'immutable';
+import type { NameMap } from '../tree/name_map.ts';
 import type { Log } from './log.ts';
 import type { ReplicaEffect, TraceEvent } from './io.ts';
 import type { CheckpointImage, ClientAnswer, DoViewChange, PeerMessage, Request, RecoveryResponse } from './messages.ts';
@@ -39,7 +40,7 @@ export type WorkingState = {
   /** A copy of the state's, written in place. */
   timers: { idleTicks: number; timeoutTicks: number; heartbeatTicks: number; stallTicks: number; recoveryTicks: number };
   /** A copy of the state's (acks too), written in place. */
-  primary: { acks: number[]; pending: List<Request>; inProgress: ImmutableMap<string, number>; leaseClock: LeaseClock; reads: ReadPath };
+  primary: { acks: number[]; pending: List<Request>; inProgress: NameMap<number>; leaseClock: LeaseClock; reads: ReadPath };
   /** Replaced, never mutated. */
   viewChange: { readonly startViewChangeFrom: readonly number[]; readonly sentDoViewChange: boolean; readonly doViewChanges: readonly (DoViewChange | null)[] };
   /** Replaced, never mutated. */

@@ -2,11 +2,13 @@
  * The state of one replica (VRR §4 "replica state", plus what our choices add).
  *
  * Deeply readonly and changed only inside immer `produce` (DESIGN.md convention 5). The big,
- * growing values (log, tree, client table, pending requests) are persistent Immutable.js
- * structures held as opaque values, so a transition never copies them.
+ * growing values (log, tree, client table, pending requests, requests in progress) are
+ * persistent structures (Immutable.js Lists, our NameMaps and queues) held as opaque values, so a
+ * transition never copies them.
  */
 
-import { List, Map as ImmutableMap } from 'immutable';
+import { List } from 'immutable';
+import { NameMap } from '../tree/name_map.ts';
 import type { ReplicaConfig } from './config.ts';
 import { validateReplicaConfig } from './config.ts';
 import { emptyLog, type Log } from './log.ts';
@@ -82,8 +84,13 @@ export type PrimaryState = {
   readonly acks: readonly number[];
   /** Requests waiting for room in the pipeline. */
   readonly pending: List<Request>;
-  /** Client id to the request number that is pending or prepared but not yet committed. */
-  readonly inProgress: ImmutableMap<string, number>;
+  /**
+   * Client id to the request number that is pending or prepared but not yet committed. A NameMap
+   * (src/tree/name_map.ts), not an Immutable.js Map: it is read and written for every request,
+   * and Immutable.js re-hashes client ids (longer than its 16-character hash cache threshold,
+   * and more of them than its 255-entry cache) on every call.
+   */
+  readonly inProgress: NameMap<number>;
   /** README rule 21: the ticks this primary measured for the lease clock. */
   readonly leaseClock: LeaseClock;
   /** README rule 22: reads answered without the log. Replaced, never mutated. */
@@ -169,7 +176,7 @@ export function initialReplicaState(config: ReplicaConfig, index: number, seed: 
     globalMinAccept: 0,
     prng: makePrng(seed ^ Math.imul(index + 1, 0x9e3779b1)),
     timers: { idleTicks: 0, timeoutTicks: config.viewChangeTimeoutTicks, heartbeatTicks: 0, stallTicks: 0, recoveryTicks: 0 },
-    primary: { acks: new Array<number>(config.replicaCount).fill(0), pending: List(), inProgress: ImmutableMap(), leaseClock: freshLeaseClock(0), reads: freshReadPath(config.replicaCount) },
+    primary: { acks: new Array<number>(config.replicaCount).fill(0), pending: List(), inProgress: NameMap.empty<number>(), leaseClock: freshLeaseClock(0), reads: freshReadPath(config.replicaCount) },
     viewChange: { startViewChangeFrom: [], sentDoViewChange: false, doViewChanges: none },
     recovery: { nonce: 0, responses: none },
     stateTransfer: null,

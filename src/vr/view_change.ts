@@ -7,7 +7,8 @@
  * `enterNormal`.
  */
 
-import { List, Map as ImmutableMap } from 'immutable';
+import { List } from 'immutable';
+import { NameMap } from '../tree/name_map.ts';
 import { assert, assertNever } from '../base/assert.ts';
 import { protocolNumberMax } from '../base/limits.ts';
 import { commitUpTo } from './commit.ts';
@@ -52,7 +53,7 @@ function resetPrimaryState(ctx: Ctx): void {
   const s = ctx.s;
   const acks = new Array<number>(s.config.replicaCount).fill(Math.min(s.globalMinAccept, s.op));
   acks[s.index] = ackableOp(s);
-  let inProgress = ImmutableMap<string, number>();
+  let inProgress = NameMap.empty<number>();
   if (isPrimary(s)) {
     for (let op = s.commit + 1; op <= s.op; op++) {
       for (const request of entryAt(s.log, op)?.requests ?? []) if (request.op.type !== 'lease_clock') inProgress = inProgress.set(request.clientId, request.requestNum);
@@ -70,7 +71,7 @@ export function startViewChange(ctx: Ctx, view: number): void {
   s.status = 'view_change';
   s.stateTransfer = null;
   s.viewChange = { startViewChangeFrom: [], sentDoViewChange: false, doViewChanges: new Array(s.config.replicaCount).fill(null) };
-  s.primary = { acks: new Array<number>(s.config.replicaCount).fill(0), pending: List(), inProgress: ImmutableMap(), leaseClock: freshLeaseClock(s.commit), reads: freshReadPath(s.config.replicaCount) };
+  s.primary = { acks: new Array<number>(s.config.replicaCount).fill(0), pending: List(), inProgress: NameMap.empty<number>(), leaseClock: freshLeaseClock(s.commit), reads: freshReadPath(s.config.replicaCount) };
   resetViewChangeTimer(ctx);
   s.timers.heartbeatTicks = 0;
   trace(ctx, 'view_change_started', { view });
