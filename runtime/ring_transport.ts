@@ -181,8 +181,19 @@ export class RingTransport implements Transport {
     this.#wake();
   }
 
+  /**
+   * The peer thread died: its link is abandoned, and what was queued for it (a batch its full
+   * ring held back) is dropped and counted, as the port router drops envelopes for a thread that
+   * is gone. Not handed to its successor: that one starts from recovery, and a backlog addressed
+   * to the dead one would only delay what is sent to it afresh.
+   */
   dropPeer(thread: string): void {
     this.#dropLink(thread);
+    const queued = this.#outbox.get(thread);
+    if (queued !== undefined) {
+      this.#unroutable += queued.length;
+      this.#outbox.delete(thread);
+    }
   }
 
   setSink(thread: string, sink: LinkSink): void {

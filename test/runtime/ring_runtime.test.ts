@@ -59,6 +59,43 @@ describe('runtime on the ring transport', function () {
     }
   });
 
+  it('a reader killed while its writer waits on a full ring: the writer is not held up, nothing torn is read, and the new reader gets fresh rings', async () => {
+    const probe = new Probe();
+    const events: SystemEvent[] = [];
+    const system = await startRingEcho(probe, { supervisor: { maxRestarts: 10, windowMs: 60_000, backoffMinMs: 5, backoffMaxMs: 50 }, onEvent: (event) => events.push(event) });
+    try {
+      // w1 (actor a) stops reading: its thread spins. w2 (actor b) then writes more pongs to a
+      // than their ring holds, so w2's transport waits for space with the rest queued.
+      system.send({ from: 'host/probe', to: 'a', msg: { type: 'block', ms: 30_000 } });
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      // Bursts in separate turns, each a record well under the limit (~17 KB), ~3.4 MB in all against a 1 MiB ring.
+      for (let i = 0; i < 200; i += 1) {
+        system.send({ from: 'a', to: 'b', msg: { type: 'burst', count: 1_000 } });
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const killedAt = performance.now();
+      await system.terminate('w1');
+      await eventually('w1 restarted', () => events.some((e) => e.type === 'worker_restarted' && e.worker === 'w1'));
+      // The survivor's link to the dead reader was abandoned: the new a answers, directly and through b.
+      system.send({ from: 'host/probe', to: 'a', msg: { type: 'ping', n: -1 } });
+      system.send({ from: 'host/probe', to: 'b', msg: { type: 'forward', to: 'a', n: -2 } });
+      await probe.until('pongs from the new a', (m) => pongs(m).some((p) => p.n === -1) && pongs(m).some((p) => p.n === -2));
+      expect(performance.now() - killedAt, 'answered within seconds of the kill').to.be.below(10_000);
+      const reports = await system.status();
+      const w2 = reports.find((w) => w.name === 'w2')?.detail?.router as RingTransportStats | undefined;
+      const w1 = reports.find((w) => w.name === 'w1')?.detail?.router as RingTransportStats | undefined;
+      expect(w2?.ringFull, 'w2 found its ring to w1 full before the kill').to.be.above(0);
+      expect(w2?.unroutable, 'what w2 held back for the dead reader was dropped and counted, not handed to its successor').to.be.above(0);
+      expect(w2).to.include({ malformed: 0, unencodable: 0 });
+      expect(w1).to.include({ malformed: 0 });
+      // Every pong that reached the host through a (old or new) is whole: a number and a label.
+      for (const pong of pongs(probe.messages)) expect(Number.isInteger(pong.n) && typeof pong.by === 'string').to.equal(true);
+    } finally {
+      await system.stop();
+    }
+  });
+
   it('commits 1,800 ops from 30 concurrent callers through a primary kill and a backup crash: every call answered, each acknowledged write exactly once', async () => {
     const node = await startNode({ logLevel: 'silent', transport: 'ring', supervisor: { maxRestarts: 5, windowMs: 60_000, backoffMinMs: 10, backoffMaxMs: 100 } });
     try {
