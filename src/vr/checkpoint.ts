@@ -36,7 +36,7 @@ export type CheckpointTerms = {
 };
 
 export function checkpointTerms(machine: Machine): CheckpointTerms {
-  const clients = Array.from(machine.clients.entries());
+  const clients = machine.clients.orderedRecords();
   return { appliedOp: machine.appliedOp, tree: snapshotTerms(machine.tree), clients, leases: leaseTerms(machine.leases) };
 }
 
