@@ -88,12 +88,14 @@ function orderSize(order: Order): number {
   return order.swept.size + order.rest.size;
 }
 
-function orderFirst(order: Order): Session | undefined {
-  return order.swept.size > 0 ? queueFirst(order.swept) : queueFirst(order.rest);
+/** The least recently active record of the order `swept` then `rest` (the table's and the editor's). */
+function frontOf(swept: Queue, rest: Queue): Session | undefined {
+  return swept.size > 0 ? queueFirst(swept) : queueFirst(rest);
 }
 
-function orderLast(order: Order): Session | undefined {
-  return order.rest.size > 0 ? queueLast(order.rest) : queueLast(order.swept);
+/** The most recently active record of the order `swept` then `rest`. */
+function backOf(swept: Queue, rest: Queue): Session | undefined {
+  return rest.size > 0 ? queueLast(rest) : queueLast(swept);
 }
 
 function orderToArray(order: Order): Session[] {
@@ -114,8 +116,8 @@ export class ClientTable {
   private constructor(sessions: Sessions, order: Order) {
     this.#sessions = sessions;
     this.#order = order;
-    this.head = orderFirst(order)?.clientId ?? null;
-    this.tail = orderLast(order)?.clientId ?? null;
+    this.head = frontOf(order.swept, order.rest)?.clientId ?? null;
+    this.tail = backOf(order.swept, order.rest)?.clientId ?? null;
     Object.freeze(this);
   }
 
@@ -148,7 +150,7 @@ export class ClientTable {
   /**
    * Sessions from least to most recently active (head to tail), as an array: what a checkpoint
    * image holds. O(n + stale), and a map lookup per record only when some are stale (a table
-   * just rebuilt or decoded has none): at 100,000 sessions a checkpoint's walk runs on the
+   * decoded from an image has none, nor one whose stale records all reached the front): at 100,000 sessions a checkpoint's walk runs on the
    * replica's thread, between its messages.
    */
   orderedRecords(): [string, ClientRecord][] {
@@ -245,7 +247,7 @@ export class ClientTableEditor {
   activate(clientId: string, requestNum: number, reply: ReplyBody | null, replyOp: number, lastActiveOp: number): void {
     const known = clientId === this.#gotId ? this.#got : this.#sessions.get(clientId);
     this.#gotId = null;
-    const newest = this.#tailSession ?? (this.#rest.size > 0 ? queueLast(this.#rest) : queueLast(this.#swept));
+    const newest = this.#tailSession ?? backOf(this.#swept, this.#rest);
     assert(newest === undefined || newest.lastActiveOp <= lastActiveOp, `client ${clientId} activated at op ${lastActiveOp}, before the tail`);
     const session: Session = { requestNum, reply, replyOp, lastActiveOp, clientId };
     this.#changed = true;
@@ -286,7 +288,7 @@ export class ClientTableEditor {
   }
 
   #front(): Session | undefined {
-    return this.#swept.size > 0 ? queueFirst(this.#swept) : queueFirst(this.#rest);
+    return frontOf(this.#swept, this.#rest);
   }
 
   /** Shifts the front off the queue, then every stale record that reaches the front. */
