@@ -20,9 +20,8 @@ import { randomInt } from 'node:crypto';
 import { setAutoFreeze } from 'immer';
 import type { Actor, ActorContext } from '../runtime/actor.ts';
 import type { Envelope } from '../runtime/envelope.ts';
-import type { CheckpointImage } from '../src/vr/messages.ts';
 import type { StartMode } from '../src/vr/io.ts';
-import { answerQuery, checkpointTask, createReplica, traceTo, type ReplicaGlue, type ReplicaInit, type ReplicaStatusView } from './replica.ts';
+import { answerQuery, createReplica, traceTo, type ReplicaGlue, type ReplicaInit, type ReplicaStatusView } from './replica.ts';
 import { ReplicaStore, StorageRefusal, type StoreOpened } from './storage/replica_store.ts';
 import { StorageError } from './storage/fs.ts';
 
@@ -115,11 +114,8 @@ export async function createActor(context: ActorContext, init: unknown): Promise
         send: (to, msg) => context.send(to, msg),
         persist: (record, generation, op) => current.persist(record, generation, op),
         trace: (trace, view) => traceTo(context, trace, spec, view),
-        encodeCheckpoint(terms, done, failed): void {
-          context.offload.run<CheckpointImage>(checkpointTask, 'packCheckpointTerms', terms).then((image) => {
-            done(image);
-            if (store === current) current.offerImage(image);
-          }, failed);
+        imageWritten(image): void {
+          if (store === current) current.offerImage(image);
         },
         nowMs: () => performance.now(),
       },
@@ -183,7 +179,8 @@ export async function createActor(context: ActorContext, init: unknown): Promise
     dropped: droppedWhileDown,
     checkpointOp: 0,
     imagesEncoded: 0,
-    imagesFailed: 0,
+    imagesAbandoned: 0,
+    imageSliceMsMax: 0,
     watches: 0,
     watchHistoryOps: 0,
     watchHistoryBytes: 0,

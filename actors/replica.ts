@@ -21,7 +21,8 @@ import type { ClientAnswer, ReplicaMessage } from '../src/vr/messages.ts';
 import { initialReplicaState, type ReplicaState } from '../src/vr/state.ts';
 import { stepAll } from '../src/vr/step.ts';
 import { validateMessage } from '../src/vr/validate.ts';
-import { checkpointTerms, type CheckpointTerms } from '../src/vr/checkpoint.ts';
+import { checkpointTerms } from '../src/vr/checkpoint.ts';
+import { CheckpointWriter } from '../src/vr/checkpoint_writer.ts';
 import type { CheckpointImage } from '../src/vr/messages.ts';
 import type { Machine } from '../src/vr/state_machine.ts';
 import { interpretEffects, type EffectSinks } from './interpret.ts';
@@ -64,9 +65,11 @@ export type ReplicaStatusView = {
   readonly startedAs: StartMode;
   readonly dropped: number;
   readonly checkpointOp: number;
-  /** Checkpoint images encoded on the offload pool, and attempts that failed. */
+  /** Checkpoint images written in slices on this thread; writes abandoned because their checkpoint moved on first. */
   readonly imagesEncoded: number;
-  readonly imagesFailed: number;
+  readonly imagesAbandoned: number;
+  /** The longest slice of image writing so far, in ms (GC pauses inside it included). */
+  readonly imageSliceMsMax: number;
   /** Durable mode: the store's counters (fsyncs, entries, ...) and whether its disk works. */
   readonly storage?: StorageCounters;
   /** Watches this replica serves, and its event history (src/watch/hub.ts). */
@@ -122,17 +125,27 @@ const tickInput: ReplicaInput = { type: 'tick' };
 const routesMax = 200_000;
 
 /**
- * At most one checkpoint image is being encoded at a time, and a new one starts at most this
- * often: encoding walks the whole tree on this thread (only packing and checksumming move to
- * the pool), so it is rate-limited rather than run at every checkpoint.
+ * Checkpoint images are written on the replica's own thread, a slice at a time
+ * (src/vr/checkpoint_writer.ts): at most one at a time, a new one started at most this often.
  */
 const checkpointEncodeIntervalMs = 1000;
+/** A slice stops once it has taken this long (the clock is read every `checkpointStepsPerCheck` steps). */
+const checkpointSliceMs = 2;
+const checkpointStepsPerCheck = 4;
+/** And after this many steps whatever the clock says (the simulator's clock stands still within a step). */
+const checkpointSliceStepsMax = 256;
 /**
- * And at most this share of the thread's time: the walk and the hand-over to the pool are
- * synchronous here, and with 100,000 sessions they took 100-700 ms a time (measured), so the
- * next encode waits `1 / share` times the last one's duration.
+ * The share of the thread the slices may take while an image is being written: after a slice
+ * of d ms the next one waits until d / share ms after it began. With 100,000 sessions an image
+ * takes ~200-400 ms of slices, so it is done within 1-2 s.
  */
-const checkpointEncodeShare = 0.05;
+const checkpointWriteShare = 0.25;
+/**
+ * A write whose checkpoint moved on before it finished is abandoned (the core keeps only an
+ * image of its current checkpoint). After this many abandoned in a row, slices run back to
+ * back (still one per batch, each as short) so that an image is ever finished.
+ */
+const checkpointAbandonedBeforeHurry = 2;
 
 export const checkpointTask = new URL(`./checkpoint_task${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url).href;
 
@@ -150,12 +163,9 @@ export type ReplicaPorts = {
   persist(record: PersistRecord, generation: number, op: number): void;
   /** A trace effect of the core, with the view the replica is in once the step is done. */
   trace(trace: TraceEvent, view: number): void;
-  /**
-   * Packs checkpoint terms into an image off the replica's thread (the runtime's piscina pool)
-   * and later calls exactly one of the callbacks, never before this call returns.
-   */
-  encodeCheckpoint(terms: CheckpointTerms, done: (image: CheckpointImage) => void, failed: (error: unknown) => void): void;
-  /** Milliseconds since any fixed origin: only the rate limit of checkpoint encoding reads it. */
+  /** A checkpoint image this replica finished writing, after the core adopted it (a durable store writes it to disk). */
+  imageWritten?(image: CheckpointImage): void;
+  /** Milliseconds since any fixed origin: the pacing of checkpoint writing and view-change timing read it. */
   nowMs(): number;
 };
 
@@ -259,22 +269,33 @@ export function createReplica(ports: ReplicaPorts, spec: ReplicaInit, options: R
     }
   }
 
-  // Checkpoint images encoded off this thread (VRR §5.1 state transfer and recovery ship them).
-  let encoding = false;
-  /** Monotonic ms before which no new image is started (checkpointEncodeIntervalMs, checkpointEncodeShare). */
-  let nextEncodeAtMs = Number.NEGATIVE_INFINITY;
-  let encodedFor: Machine | null = null;
+  // Checkpoint images written ahead of need (VRR §5.1 state transfer and recovery ship them).
+  let writer: CheckpointWriter | null = null;
+  /** Monotonic ms before which no new image is started, and before which the next slice waits. */
+  let nextImageAtMs = Number.NEGATIVE_INFINITY;
+  let nextSliceAtMs = Number.NEGATIVE_INFINITY;
+  let writtenFor: Machine | null = null;
   let imagesEncoded = 0;
-  let imagesFailed = 0;
+  let imagesAbandoned = 0;
+  let abandonedInRow = 0;
+  let imageSliceMsMax = 0;
+
+  const stepWith = (inputs: readonly ReplicaInput[]): void => {
+    const before = state.status;
+    const result = step(state, inputs);
+    state = result.state;
+    if (state.status !== before) timeViewChange(before);
+    interpretEffects(result.effects, sinks);
+  };
 
   const run = (inputs: readonly ReplicaInput[]): void => {
     if (inputs.length > 0) {
-      const before = state.status;
-      const result = step(state, inputs);
-      state = result.state;
-      if (state.status !== before) timeViewChange(before);
-      interpretEffects(result.effects, sinks);
-      encodeCheckpointInBackground();
+      stepWith(inputs);
+      const image = writeCheckpointInBackground();
+      if (image !== null) {
+        stepWith([{ type: 'checkpoint_encoded', image }]);
+        ports.imageWritten?.(image);
+      }
     }
     // After the effects: replies leave before the events of the same entries.
     hub.committed(state.commit, state.op, state.status === 'normal' || state.status === 'view_change');
@@ -282,38 +303,48 @@ export function createReplica(ports: ReplicaPorts, spec: ReplicaInit, options: R
   };
 
   /**
-   * Encodes the current checkpoint's image ahead of need, so that a suffix that must carry it
+   * Writes the current checkpoint's image ahead of need, so that a suffix that must carry it
    * (a view change, a lagging replica: src/vr/suffix.ts) finds it ready, and a durable replica's
-   * store can write it (its log is cut only behind a written checkpoint). Not on an in-memory
-   * primary in normal status: the walk runs on this thread, and a primary stalled that long
-   * misses its commits to the backups, who then start a view change (a session flood did, at
-   * 100,000 sessions). The backups keep images ready; a primary that needs one encodes it then.
-   * A durable primary still encodes (else its disk log would grow while it leads), paced to
-   * `checkpointEncodeShare` of its thread.
+   * store can write it (its log is cut only behind a written checkpoint). One slice per batch
+   * at most, each ~`checkpointSliceMs`, paced to `checkpointWriteShare` of the thread: with the
+   * image built in one go, 100,000 sessions stopped the thread for 100-200 ms per image.
+   * Not on an in-memory primary in normal status: it is the busiest thread of the group, and
+   * the backups keep images ready; a primary that needs one encodes it then. Returns a finished
+   * image for the caller to hand to the core.
    */
-  function encodeCheckpointInBackground(): void {
+  function writeCheckpointInBackground(): CheckpointImage | null {
     const checkpoint = state.checkpoint;
-    if (encoding || checkpoint.image !== null || checkpoint.machine === encodedFor || checkpoint.machine.appliedOp === 0) return;
-    if (!state.config.durable && state.status === 'normal' && isPrimary(state)) return;
+    const wanted = checkpoint.image === null && checkpoint.machine.appliedOp > 0 && checkpoint.machine !== writtenFor && (state.config.durable || state.status !== 'normal' || !isPrimary(state));
+    if (writer !== null && (!wanted || writer.machine !== checkpoint.machine)) {
+      // Its checkpoint moved on (or an image came from elsewhere): the core would not keep it.
+      writer = null;
+      imagesAbandoned += 1;
+      abandonedInRow += 1;
+    }
+    if (!wanted) return null;
     const now = ports.nowMs();
-    if (now < nextEncodeAtMs) return;
-    encoding = true;
-    encodedFor = checkpoint.machine;
-    ports.encodeCheckpoint(
-      checkpointTerms(checkpoint.machine),
-      (image) => {
-        encoding = false;
-        imagesEncoded += 1;
-        run([{ type: 'checkpoint_encoded', image }]);
-      },
-      (error) => {
-        encoding = false;
-        imagesFailed += 1;
-        ports.trace({ event: 'checkpoint_offload_failed', detail: { error: String(error) } }, state.view);
-      },
-    );
-    const spentMs = ports.nowMs() - now;
-    nextEncodeAtMs = now + Math.max(checkpointEncodeIntervalMs, spentMs / checkpointEncodeShare);
+    if (writer === null) {
+      if (now < nextImageAtMs && abandonedInRow === 0) return null;
+      writer = new CheckpointWriter(checkpoint.machine);
+      nextImageAtMs = now + checkpointEncodeIntervalMs;
+      nextSliceAtMs = now;
+    }
+    if (now < nextSliceAtMs) return null;
+    let image: CheckpointImage | null = null;
+    let elapsed = 0;
+    for (let steps = 0; image === null && steps < checkpointSliceStepsMax && elapsed < checkpointSliceMs; steps += checkpointStepsPerCheck) {
+      image = writer.advance(checkpointStepsPerCheck);
+      elapsed = ports.nowMs() - now;
+    }
+    imageSliceMsMax = Math.max(imageSliceMsMax, elapsed);
+    const share = abandonedInRow >= checkpointAbandonedBeforeHurry ? 1 : checkpointWriteShare;
+    nextSliceAtMs = now + elapsed / share;
+    if (image === null) return null;
+    writer = null;
+    writtenFor = checkpoint.machine;
+    imagesEncoded += 1;
+    abandonedInRow = 0;
+    return image;
   }
 
   const watchCounts = (): Pick<ReplicaStatusView, 'watches' | 'watchHistoryOps' | 'watchHistoryBytes'> => {
@@ -387,7 +418,8 @@ export function createReplica(ports: ReplicaPorts, spec: ReplicaInit, options: R
       dropped,
       checkpointOp: state.checkpoint.machine.appliedOp,
       imagesEncoded,
-      imagesFailed,
+      imagesAbandoned,
+      imageSliceMsMax,
       ...watchCounts(),
       leases: state.machine.leases.size,
       ephemeralNodes: state.machine.leases.ephemeral.size,
@@ -437,9 +469,6 @@ export function createActor(context: ActorContext, init: unknown): Actor {
         throw new Error('persist effect without durable storage');
       },
       trace: (trace, view) => traceTo(context, trace, spec, view),
-      encodeCheckpoint(terms, done, failed): void {
-        context.offload.run<CheckpointImage>(checkpointTask, 'packCheckpointTerms', terms).then(done, failed);
-      },
       nowMs: () => performance.now(),
     },
     spec,
@@ -480,8 +509,7 @@ export async function answerQuery(context: ActorContext, spec: Pick<ReplicaInit,
 const lifecycleEvents: ReadonlySet<string> = new Set(['view_change_started', 'view_started', 'catch_up_to_view', 'get_state_sent', 'recovered', 'restarted', 'reloaded', 'restart_without_promise_recovers']);
 
 export function traceTo(context: ActorContext, trace: TraceEvent, replica: Pick<ReplicaInit, 'ns' | 'index'>, view: number): void {
-  if (trace.event === 'checkpoint_offload_failed') context.log.warn({ namespace: replica.ns, replica: replica.index, view, ...trace.detail }, trace.event);
-  else if (lifecycleEvents.has(trace.event)) context.log.info({ namespace: replica.ns, replica: replica.index, view, ...trace.detail }, trace.event);
+  if (lifecycleEvents.has(trace.event)) context.log.info({ namespace: replica.ns, replica: replica.index, view, ...trace.detail }, trace.event);
   else if (context.log.isLevelEnabled('debug')) context.log.debug({ ...trace.detail }, trace.event);
 }
 

@@ -127,3 +127,16 @@ export function queueToArray<T>(q: QueueState<T>): T[] {
   for (let at = q.back; at !== null; at = at.next) out[--i] = at.value;
   return out;
 }
+
+/**
+ * The elements, front first, one at a time: a walk spread over many turns (a checkpoint
+ * written in slices) reads a queue that never changes under it, so it needs no copy.
+ */
+export function* queueValues<T>(q: QueueState<T>): Generator<T, void, void> {
+  for (let at = q.front; at !== null; at = at.next) yield at.value;
+  for (const chunk of q.middle) for (let at: Cell<T> | null = chunk; at !== null; at = at.next) yield at.value;
+  // The back list is newest first and holds fewer than `chunkLength` elements.
+  const back: T[] = [];
+  for (let at = q.back; at !== null; at = at.next) back.push(at.value);
+  for (let i = back.length - 1; i >= 0; i--) yield back[i] as T;
+}

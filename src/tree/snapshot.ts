@@ -15,7 +15,6 @@
 
 import CRC32 from 'crc-32';
 import { Packr } from 'msgpackr';
-import { assertNever } from '../base/assert.ts';
 import { treeFromRoot, type Tree } from './lookup.ts';
 import { NameMap } from './name_map.ts';
 import {
@@ -33,7 +32,9 @@ import {
   type TreeNode,
 } from './node.ts';
 import type { Bytes } from './ops.ts';
-import { queueOf, queueToArray } from './queue.ts';
+import { queueOf, queueToArray, queueValues } from './queue.ts';
+import { assert, assertNever } from '../base/assert.ts';
+import type { ByteSink } from '../base/byte_sink.ts';
 
 const magic = [0x48, 0x52, 0x54, 0x53]; // "HRTS"
 const formatVersion = 1;
@@ -87,6 +88,75 @@ export function packSnapshot(terms: SnapshotTerms): Uint8Array {
   out.set(body, headerBytes);
   return out;
 }
+
+/**
+ * Writes the body of `tree`'s snapshot (the msgpack `packSnapshot(snapshotTerms(tree))`
+ * checksums) into `sink`, byte for byte the same, yielding after every node and every
+ * `elementsPerYield` elements of a queue or set, so that its caller can spread a large tree
+ * over many turns of its thread (src/vr/checkpoint_writer.ts). The tree is persistent: it does
+ * not change under a paused walk. A directory's names are listed and sorted when the walk
+ * enters it, so one very large directory is still one step.
+ */
+export function* writeSnapshotBody(tree: Tree, sink: ByteSink): Generator<void, void, void> {
+  yield* writeNode(tree.root, sink);
+}
+
+/** Elements of a queue or set written between two yields. */
+const elementsPerYield = 64;
+
+function* writeNode(node: TreeNode, sink: ByteSink): Generator<void, void, void> {
+  sink.writeArrayHeader(3);
+  sink.write(packr.pack(kindCode[node.type]));
+  sink.write(packr.pack(node.version));
+  switch (node.type) {
+    case 'directory': {
+      const names = Array.from(node.children.keys()).sort(compareKeys);
+      sink.writeArrayHeader(2 * names.length);
+      yield;
+      for (const name of names) {
+        sink.write(packr.pack(name));
+        yield* writeNode(node.children.get(name) as TreeNode, sink);
+      }
+      return;
+    }
+    case 'blob':
+      sink.write(packr.pack(node.value));
+      yield;
+      return;
+    case 'queue':
+      yield* writeElements(node.size, queueValues(node), sink);
+      return;
+    case 'set': {
+      const members = Array.from(node.members.keys()).sort(compareKeys);
+      yield* writeElements(members.length, members.map(keyToBytes), sink);
+      return;
+    }
+    default:
+      return assertNever(node, 'tree node');
+  }
+}
+
+function* writeElements(count: number, elements: Iterable<Bytes>, sink: ByteSink): Generator<void, void, void> {
+  sink.writeArrayHeader(count);
+  let written = 0;
+  for (const element of elements) {
+    sink.write(packr.pack(element));
+    written += 1;
+    if (written % elementsPerYield === 0) yield;
+  }
+  assert(written === count, `a queue or set of ${count} elements gave ${written}`);
+  yield;
+}
+
+/** The snapshot of a body written by `writeSnapshotBody`, whose CRC-32 is `bodyCrc`: header, then body. */
+export function writeSnapshotHeader(sink: ByteSink, bodyCrc: number): void {
+  for (const byte of magic) sink.writeByte(byte);
+  sink.writeByte(formatVersion);
+  sink.writeUint32(bodyCrc >>> 0);
+}
+
+/** Bytes of a snapshot's header (magic, version, checksum) before its body. */
+export const snapshotHeaderBytes = headerBytes;
 
 export function encodeSnapshot(tree: Tree): Uint8Array {
   return packSnapshot(snapshotTerms(tree));

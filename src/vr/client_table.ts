@@ -45,7 +45,7 @@
 
 import { assert } from '../base/assert.ts';
 import { NameMap } from '../tree/name_map.ts';
-import { emptyQueueState, queueFirst, queueLast, queueOf, queuePush, queueShift, queueToArray, type QueueState } from '../tree/queue.ts';
+import { emptyQueueState, queueFirst, queueLast, queueOf, queuePush, queueShift, queueToArray, queueValues, type QueueState } from '../tree/queue.ts';
 import type { ReplyBody } from './messages.ts';
 
 export type ClientRecord = {
@@ -164,6 +164,26 @@ export class ClientTable {
     }
     assert(live === sessions.size, `client table queue holds ${live} live records for ${sessions.size} sessions`);
     return out;
+  }
+
+  /**
+   * The records of `orderedRecords`, one at a time, for a checkpoint written over many turns
+   * (src/vr/checkpoint_writer.ts): the table is persistent, so a walk that pauses between
+   * records still reads this very table, and nothing is copied up front.
+   */
+  *recordsInOrder(): Generator<readonly [string, ClientRecord], void, void> {
+    const sessions = this.#sessions;
+    // No stale record queued: every record is live, and no lookup is needed to tell.
+    const allLive = orderSize(this.#order) === sessions.size;
+    let live = 0;
+    for (const part of [this.#order.swept, this.#order.rest]) {
+      for (const session of queueValues(part)) {
+        if (!allLive && sessions.get(session.clientId) !== session) continue;
+        live += 1;
+        yield [session.clientId, recordOf(session)];
+      }
+    }
+    assert(live === sessions.size, `client table queue holds ${live} live records for ${sessions.size} sessions`);
   }
 
   /** Sessions from least to most recently active (head to tail). O(n + stale); for images and tests. */

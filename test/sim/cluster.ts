@@ -38,12 +38,10 @@ import { hostStats, hostServes, hostStepAll, initialHostState, type HostEffect, 
 import type { OpOutcome, OpResult, SimpleOp, TreeOp } from '../../src/tree/ops.ts';
 import type { NodeType } from '../../src/tree/node_type.ts';
 import { makeReplicaConfig, primaryOf, type ReplicaConfig } from '../../src/vr/config.ts';
-import type { CheckpointTerms } from '../../src/vr/checkpoint.ts';
 import type { ReplicaEffect, ReplicaInput, StartMode, StepResult, StoredState, TraceEvent } from '../../src/vr/io.ts';
-import type { CheckpointImage, ClientAnswer, PeerMessageType, ReplicaMessage } from '../../src/vr/messages.ts';
+import type { ClientAnswer, PeerMessageType, ReplicaMessage } from '../../src/vr/messages.ts';
 import { initialReplicaState, type ReplicaState } from '../../src/vr/state.ts';
 import { stepAll } from '../../src/vr/step.ts';
-import { packCheckpointTerms } from '../../actors/checkpoint_task.ts';
 import { createReplica, type ReplicaGlue, type ReplicaStep } from '../../actors/replica.ts';
 import type { ActorId, Envelope } from '../../runtime/envelope.ts';
 import { SimStore, type StorageDamageKind } from './storage.ts';
@@ -319,14 +317,6 @@ export function unreadable(value: unknown, maxDepth = 12, path = 'message', dept
 
 type PendingWrite = { readonly due: number; readonly record: PersistRecord; readonly generation: number; readonly op: number };
 
-/** A checkpoint image being packed "off the replica's thread": it comes back at `due`. */
-type PendingEncode = {
-  readonly due: number;
-  readonly terms: CheckpointTerms;
-  readonly done: (image: CheckpointImage) => void;
-  readonly failed: (error: unknown) => void;
-};
-
 export type ClusterOptions = {
   readonly seed: number;
   readonly replicaCount?: number;
@@ -439,7 +429,7 @@ export class Cluster {
   droppedAtDownReplica = 0;
   /** Replies a replica sent to its default proxy (no route to the client: see `unroutedProxy`). */
   unroutedReplies = 0;
-  /** Checkpoint images packed and handed back to replicas. */
+  /** Checkpoint images the replicas' glue finished writing (in slices, actors/replica.ts). */
   imagesEncoded = 0;
   /** Forged messages put on the wire (./byzantine.ts), by kind. */
   readonly forged: Record<ForgeryKind, number> = { huge_view: 0, huge_number: 0, forged_sender: 0, future_op: 0 };
@@ -453,7 +443,6 @@ export class Cluster {
   /** Per replica: writes issued but not finished (lost if it crashes). */
   readonly #writes: PendingWrite[][];
   /** Per replica: checkpoint images being packed (lost if it crashes). */
-  readonly #encodes: PendingEncode[][];
 
   readonly #prng: Prng;
   readonly #workloadPrng: Prng;
@@ -494,7 +483,6 @@ export class Cluster {
     this.config = makeReplicaConfig({ ...simReplicaConfig, ...options.replicaConfig, replicaCount: this.replicaCount, durable: options.durable ?? false });
     this.stores = Array.from({ length: this.replicaCount }, () => new SimStore());
     this.#writes = Array.from({ length: this.replicaCount }, () => []);
-    this.#encodes = Array.from({ length: this.replicaCount }, () => []);
     this.clientConfig = { ...defaultClientConfig, retryTicks: 10, retryTicksMax: 60, giveUpTicks: 600, queueMax: 8, ...options.clientConfig, replicaCount: this.replicaCount };
     this.sessionsPerClient = options.sessionsPerClient ?? 1;
     this.#ticksPerWakeup = Math.max(1, Math.min(options.ticksPerWakeup ?? 1, this.config.commitIntervalTicks));
@@ -653,7 +641,6 @@ export class Cluster {
     this.now += 1;
     const now = this.now;
     this.#completeWrites(now);
-    this.#completeEncodes(now);
     this.network.expireClogs(now);
     const due = this.network.deliverDue(now);
     const toReplicas = new Map<number, Envelope[]>();
@@ -734,9 +721,8 @@ export class Cluster {
   /** The replica loses all volatile state and receives nothing until restarted. */
   crash(index: number): void {
     this.replica(index);
-    // Writes and encodings not finished are lost with the process; finished writes stay in the store.
+    // Writes not finished are lost with the process (and an image half written, with the glue); finished writes stay in the store.
     this.#writes[index] = [];
-    this.#encodes[index] = [];
     const seed = this.#prng.next();
     this.#downSeeds[index] = seed;
     this.#downStates[index] = initialReplicaState(this.config, index, seed);
@@ -961,9 +947,8 @@ export class Cluster {
           this.#replicaTrace.push(trace.detail === undefined ? line : { ...line, detail: trace.detail });
         }
       },
-      encodeCheckpoint: (terms: CheckpointTerms, done: (image: CheckpointImage) => void, failed: (error: unknown) => void): void => {
-        // Packed a tick or three later, like a task on the offload pool.
-        (this.#encodes[index] as PendingEncode[]).push({ due: this.now + 1 + this.#prng.int(3), terms, done, failed });
+      imageWritten: (): void => {
+        this.imagesEncoded += 1;
       },
       nowMs: (): number => this.now * simTickMs,
     };
@@ -1128,25 +1113,6 @@ export class Cluster {
         done.push({ type: 'persisted', generation: write.generation, op: write.op });
       }
       if (done.length > 0) this.#drive(index, (glue) => glue.input(done));
-    }
-  }
-
-  /** Checkpoint images due are packed (by the offload pool's own task) and handed back. */
-  #completeEncodes(now: number): void {
-    for (let index = 0; index < this.replicaCount; index++) {
-      const queue = this.#encodes[index] as PendingEncode[];
-      while (queue.length > 0 && (queue[0] as PendingEncode).due <= now) {
-        const task = queue.shift() as PendingEncode;
-        let image: CheckpointImage;
-        try {
-          image = packCheckpointTerms(task.terms);
-        } catch (error) {
-          this.#drive(index, () => task.failed(error));
-          continue;
-        }
-        this.imagesEncoded += 1;
-        this.#drive(index, () => task.done(image));
-      }
     }
   }
 

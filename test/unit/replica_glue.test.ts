@@ -4,6 +4,7 @@ import { expect } from 'chai';
 import { createReplica, type ReplicaPorts } from '../../actors/replica.ts';
 import type { Envelope } from '../../runtime/envelope.ts';
 import { makeReplicaConfig } from '../../src/vr/config.ts';
+import { encodeCheckpoint } from '../../src/vr/checkpoint.ts';
 
 describe('replica glue', () => {
   it('a malformed request carrying a real session\'s client id does not redirect that session\'s replies', () => {
@@ -12,7 +13,6 @@ describe('replica glue', () => {
       send: (to, msg) => sent.push({ to, msg: msg as { type?: string } }),
       persist: () => undefined,
       trace: () => undefined,
-      encodeCheckpoint: () => undefined,
       nowMs: () => 0,
     };
     const glue = createReplica(ports, { ns: 'ns', index: 0, config: makeReplicaConfig({ replicaCount: 3 }), replicas: ['ns/r0', 'ns/r1', 'ns/r2'], defaultProxy: 'proxy', mode: 'fresh', nonce: 1, seed: 1 });
@@ -26,5 +26,75 @@ describe('replica glue', () => {
     glue.receive([envelope('ns/r1', { type: 'prepare_ok', epoch: 0, replica: 1, view: 0, op: 1 })]);
     const replies = sent.filter((s) => s.msg.type === 'reply');
     expect(replies.map((r) => r.to)).to.deep.equal(['proxyA']);
+  });
+
+  describe('checkpoint images written in slices on the replica\'s thread', () => {
+    /** A backup (replica 1 of 3) whose clock moves 0.5 ms at every read, and a way to feed it the primary's messages. */
+    function backup(): { glue: ReturnType<typeof createReplica>; deliver: (msg: unknown) => void; wait: (ms: number) => void; written: number[] } {
+      let clock = 0;
+      const written: number[] = [];
+      const ports: ReplicaPorts = {
+        send: () => undefined,
+        persist: () => undefined,
+        trace: () => undefined,
+        imageWritten: (image) => written.push(image.op),
+        nowMs: () => (clock += 0.5),
+      };
+      const config = makeReplicaConfig({ replicaCount: 3, checkpointIntervalOps: 4 });
+      const glue = createReplica(ports, { ns: 'ns', index: 1, config, replicas: ['ns/r0', 'ns/r1', 'ns/r2'], defaultProxy: 'proxy', mode: 'fresh', nonce: 1, seed: 1 });
+      return { glue, deliver: (msg) => glue.receive([{ from: 'ns/r0', to: 'ns/r1', msg }]), wait: (ms) => void (clock += ms), written };
+    }
+
+    /** Entry `op` of view 0: 400 new sessions. */
+    const prepare = (op: number): unknown => ({
+      type: 'prepare', epoch: 0, view: 0, replica: 0, op, commit: op - 1, globalMinAccept: 0,
+      entry: { op, view: 0, requests: Array.from({ length: 400 }, (_, i) => ({ type: 'request', clientId: `c${op}.${i}`, requestNum: 0, op: { type: 'register' } })) },
+    });
+    const commit = (n: number): unknown => ({ type: 'commit', epoch: 0, view: 0, replica: 0, commit: n, globalMinAccept: 0 });
+    type Status = { imagesEncoded: number; imagesAbandoned: number; imageSliceMsMax: number };
+
+    it('spreads an image over slices of ~2 ms paced to a share of the thread, and hands the core (and the store) exactly encodeCheckpoint\'s bytes', () => {
+      const { glue, deliver, wait, written } = backup();
+      for (let op = 1; op <= 4; op++) deliver(prepare(op));
+      deliver(commit(4));
+      expect(glue.state.checkpoint.machine.appliedOp).to.equal(4);
+      // 1,600 sessions: more than one slice holds (each ends once 2 ms have passed on its clock).
+      expect(glue.state.checkpoint.image).to.equal(null);
+      let deliveries = 0;
+      while (glue.state.checkpoint.image === null && deliveries < 100) {
+        deliver(commit(4));
+        deliveries += 1;
+        // Too soon after a slice: the share holds the next one back.
+        if (deliveries === 1) expect((glue.status() as unknown as Status).imagesEncoded).to.equal(0);
+        wait(20);
+      }
+      expect(deliveries).to.be.greaterThan(1);
+      const status = glue.status() as unknown as Status;
+      expect(status.imagesEncoded).to.equal(1);
+      expect(status.imagesAbandoned).to.equal(0);
+      expect(status.imageSliceMsMax).to.be.at.most(2.5);
+      expect(glue.state.checkpoint.image).to.deep.equal(encodeCheckpoint(glue.state.checkpoint.machine));
+      expect(written).to.deep.equal([4]);
+    });
+
+    it('abandons a write whose checkpoint moved on, and finishes one of the current checkpoint', () => {
+      const { glue, deliver, wait, written } = backup();
+      for (let op = 1; op <= 4; op++) deliver(prepare(op));
+      deliver(commit(4));
+      expect(glue.state.checkpoint.image).to.equal(null);
+      // The next checkpoint (op 8) arrives before the first image is done.
+      for (let op = 5; op <= 8; op++) deliver(prepare(op));
+      deliver(commit(8));
+      expect(glue.state.checkpoint.machine.appliedOp).to.equal(8);
+      for (let i = 0; i < 200 && glue.state.checkpoint.image === null; i++) {
+        wait(20);
+        deliver(commit(8));
+      }
+      const status = glue.status() as unknown as Status;
+      expect(status.imagesAbandoned).to.equal(1);
+      expect(status.imagesEncoded).to.equal(1);
+      expect(written).to.deep.equal([8]);
+      expect(glue.state.checkpoint.image).to.deep.equal(encodeCheckpoint(glue.state.checkpoint.machine));
+    });
   });
 });

@@ -84,7 +84,6 @@ describe('timer wake-ups: several ticks per message (ticksPerWakeup)', () => {
         throw new Error('no storage here');
       },
       trace: (): void => undefined,
-      encodeCheckpoint(): void {},
       nowMs: (): number => 0,
     };
     const step = (before: Parameters<typeof stepAll>[0], inputs: readonly ReplicaInput[]): ReturnType<typeof stepAll> => {
