@@ -51,6 +51,11 @@ export function isCounter(value: unknown): value is number {
   return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
 }
 
+/** A safe integer in [min, max]. */
+function isIntegerIn(value: unknown, min: number, max: number): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= min && value <= max;
+}
+
 /**
  * The intrinsic %TypedArray% getters, captured once. Calling them directly is a brand check
  * that prototypes cannot fake: `Object.create(Uint8Array.prototype)` or a Proxy around a
@@ -80,6 +85,11 @@ export function byteLengthOf(value: Uint8Array): number {
  * Readers bound to one boundary's `fail` and wording. `xValue(value, label)` reads a value
  * already in hand (an array element); `x(fields, key, label)` reads a required field of a
  * record, where absent means "missing field", anything else of the wrong kind is named.
+ *
+ * `x(fields, key, label)` names the field (`label.key`) only when it refuses it: it checks the
+ * value first and hands it to `xValue` with the name only on the way to a refusal (whose checks
+ * touch nothing a Proxy could see). Every field of an item in a list would otherwise cost a
+ * string, and validators run for every request.
  */
 export class FieldReader {
   readonly fail: Fail;
@@ -91,8 +101,13 @@ export class FieldReader {
   }
 
   record(value: unknown, label: string): Fields {
-    if (!isPlainObject(value)) return this.fail(`${label} must be ${this.words.record}`);
+    if (!isPlainObject(value)) return this.#notRecord(label);
     return value;
+  }
+
+  /** Not `record(value, label)` again on a refusal: `isPlainObject` runs a Proxy's getPrototypeOf trap. */
+  #notRecord(label: string): never {
+    return this.fail(`${label} must be ${this.words.record}`);
   }
 
   required(fields: Fields, key: string, label: string): unknown {
@@ -107,7 +122,8 @@ export class FieldReader {
   }
 
   recordField(fields: Fields, key: string, label: string): Fields {
-    return this.record(this.required(fields, key, label), at(label, key));
+    const value = this.required(fields, key, label);
+    return isPlainObject(value) ? value : this.#notRecord(at(label, key));
   }
 
   /** Non-negative safe integer; -0 folds to 0 so a re-encoded value is canonical. */
@@ -117,19 +133,19 @@ export class FieldReader {
   }
 
   counter(fields: Fields, key: string, label: string): number {
-    return this.counterValue(this.required(fields, key, label), at(label, key));
+    const value = this.required(fields, key, label);
+    return isCounter(value) ? value + 0 : this.counterValue(value, at(label, key));
   }
 
   /** An integer in [min, max] (both safe integers). */
   integerValue(value: unknown, label: string, min: number, max: number): number {
-    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
-      return this.fail(`${label} must be an integer in ${min}..${max}`);
-    }
+    if (!isIntegerIn(value, min, max)) return this.fail(`${label} must be an integer in ${min}..${max}`);
     return value + 0;
   }
 
   integer(fields: Fields, key: string, label: string, min: number, max: number): number {
-    return this.integerValue(this.required(fields, key, label), at(label, key), min, max);
+    const value = this.required(fields, key, label);
+    return isIntegerIn(value, min, max) ? value + 0 : this.integerValue(value, at(label, key), min, max);
   }
 
   /** A string of `lengthMin..lengthMax` UTF-16 units (checked before any further parsing). */
@@ -140,7 +156,9 @@ export class FieldReader {
   }
 
   string(fields: Fields, key: string, label: string, lengthMin = 0, lengthMax = Number.MAX_SAFE_INTEGER): string {
-    return this.stringValue(this.required(fields, key, label), at(label, key), lengthMin, lengthMax);
+    const value = this.required(fields, key, label);
+    if (typeof value === 'string' && value.length >= lengthMin && value.length <= lengthMax) return value;
+    return this.stringValue(value, at(label, key), lengthMin, lengthMax);
   }
 
   booleanValue(value: unknown, label: string): boolean {
@@ -149,18 +167,27 @@ export class FieldReader {
   }
 
   boolean(fields: Fields, key: string, label: string): boolean {
-    return this.booleanValue(this.required(fields, key, label), at(label, key));
+    const value = this.required(fields, key, label);
+    return typeof value === 'boolean' ? value : this.booleanValue(value, at(label, key));
   }
 
   /** An array of at most `lengthMax` elements (checked before any element is read). */
   arrayValue(value: unknown, label: string, lengthMax = Number.MAX_SAFE_INTEGER): readonly unknown[] {
     if (!Array.isArray(value)) return this.fail(`${label} must be an array`);
-    if (value.length > lengthMax) return this.fail(`${label} must have at most ${lengthMax} elements`);
+    if (value.length > lengthMax) return this.#tooLong(label, lengthMax);
     return value;
   }
 
   array(fields: Fields, key: string, label: string, lengthMax = Number.MAX_SAFE_INTEGER): readonly unknown[] {
-    return this.arrayValue(this.required(fields, key, label), at(label, key), lengthMax);
+    const value = this.required(fields, key, label);
+    if (!Array.isArray(value)) return this.arrayValue(value, at(label, key), lengthMax);
+    // `length` is read once: on a Proxy around an array it runs the get trap.
+    if (value.length > lengthMax) return this.#tooLong(at(label, key), lengthMax);
+    return value;
+  }
+
+  #tooLong(label: string, lengthMax: number): never {
+    return this.fail(`${label} must have at most ${lengthMax} elements`);
   }
 
   /** A byte string of at most `bytesMax` bytes, kept by reference. */
@@ -171,7 +198,9 @@ export class FieldReader {
   }
 
   bytes(fields: Fields, key: string, label: string, bytesMax = Number.MAX_SAFE_INTEGER): Uint8Array {
-    return this.bytesValue(this.required(fields, key, label), at(label, key), bytesMax);
+    const value = this.required(fields, key, label);
+    if (isUint8Array(value) && byteLengthOf(value) <= bytesMax) return value;
+    return this.bytesValue(value, at(label, key), bytesMax);
   }
 
   /** One of a closed set of strings; the offending value is shown, cut to 64 characters. */
@@ -184,6 +213,8 @@ export class FieldReader {
   }
 
   oneOf<T extends string>(fields: Fields, key: string, label: string, allowed: readonly T[]): T {
-    return this.oneOfValue(this.required(fields, key, label), at(label, key), allowed);
+    const value = this.required(fields, key, label);
+    if (typeof value === 'string' && (allowed as readonly string[]).includes(value)) return value as T;
+    return this.oneOfValue(value, at(label, key), allowed);
   }
 }

@@ -11,12 +11,15 @@
  *   canonical object from what it read, so a getter cannot show one value to the check and
  *   another to the log, a polluted `Object.prototype` cannot supply a field, and unknown
  *   fields never reach the log;
- * - is cheap, because it runs for every client request: no serialisation, no byte copies
- *   (values are kept by reference, as everywhere in the tree), and work bounded by the limits.
+ * - is cheap, because it runs for every request 3-5 times (the client, the primary at
+ *   admission, each backup for every prepared entry): no serialisation, no byte copies (values
+ *   are kept by reference, as everywhere in the tree), work bounded by the limits, one pass
+ *   over each path, and no string built for an error reason unless the request is refused
+ *   (a label such as `ops[2].path` is made only on the way to a refusal).
  */
 
 import { assertNever } from '../base/assert.ts';
-import { FieldReader, at, byteLengthOf, isCounter, isPlainObject, objectWords, type Fields } from '../base/fields.ts';
+import { FieldReader, at, byteLengthOf, isCounter, isPlainObject, isUint8Array, objectWords, type Fields } from '../base/fields.ts';
 import { treeErrors, type TreeError } from './errors.ts';
 import { defaultTreeLimits, protocolNumberMax, type TreeLimits } from '../base/limits.ts';
 import { isNodeType, nodeTypes, type NodeType } from './node_type.ts';
@@ -35,7 +38,7 @@ import {
   type TreeOp,
   type TreeOpType,
 } from './ops.ts';
-import { checkPath, utf8Length } from './path.ts';
+import { measurePath } from './path.ts';
 
 export type ValidationResult = { readonly ok: true; readonly op: TreeOp } | { readonly ok: false; readonly error: TreeError };
 
@@ -126,16 +129,15 @@ function readObject(value: unknown, label: string): Fields {
 }
 
 /** A string that is a canonical path within the limits; its bytes count toward the request. */
-function readPathValue(value: unknown, label: string, budget: Budget): string {
-  const path = read.stringValue(value, label);
-  const error = checkPath(path, budget.limits);
-  if (error !== null) reject(error);
-  charge(budget, utf8Length(path));
-  return path;
+function readPath(fields: Fields, key: string, prefix: string, budget: Budget): string {
+  return checkedPath(read.string(fields, key, prefix), budget);
 }
 
-function readPath(fields: Fields, key: string, prefix: string, budget: Budget): string {
-  return readPathValue(read.required(fields, key, prefix), at(prefix, key), budget);
+function checkedPath(path: string, budget: Budget): string {
+  const bytes = measurePath(path, budget.limits);
+  if (typeof bytes !== 'number') return reject(bytes);
+  charge(budget, bytes);
+  return path;
 }
 
 // ---- bytes --------------------------------------------------------------------------------
@@ -145,16 +147,15 @@ function readPath(fields: Fields, key: string, prefix: string, budget: Budget): 
  * The kit brand-checks it and measures its true length; over the limit is `too_large`, not
  * the kit's `invalid_request`, so the limit is checked here.
  */
-function readBytesValue(value: unknown, label: string, budget: Budget): Bytes {
-  const bytes = read.bytesValue(value, label);
+function readBytes(fields: Fields, key: string, prefix: string, budget: Budget): Bytes {
+  return chargedBytes(read.bytes(fields, key, prefix), budget);
+}
+
+function chargedBytes(bytes: Bytes, budget: Budget): Bytes {
   const length = byteLengthOf(bytes);
   if (length > budget.limits.valueBytesMax) reject(treeErrors.tooLarge('value_bytes', budget.limits.valueBytesMax));
   charge(budget, length);
   return bytes;
-}
-
-function readBytes(fields: Fields, key: string, prefix: string, budget: Budget): Bytes {
-  return readBytesValue(read.required(fields, key, prefix), at(prefix, key), budget);
 }
 
 /** A literal set: each member is a byte string and costs the per-member overhead too. */
@@ -164,7 +165,9 @@ function readMembers(value: unknown, label: string, budget: Budget): Bytes[] {
   const result: Bytes[] = [];
   for (let i = 0; i < count; i++) {
     charge(budget, itemOverheadBytes);
-    result.push(readBytesValue(members[i], `${label}[${i}]`, budget));
+    const member = members[i];
+    // The kit names the member only to refuse it.
+    result.push(chargedBytes(isUint8Array(member) ? member : read.bytesValue(member, `${label}[${i}]`), budget));
   }
   return result;
 }
@@ -212,21 +215,29 @@ function readLeaseOp(fields: Fields, type: LeaseOp['type'], budget: Budget): Lea
       if (ids.length === 0) return invalid('ids must name at least one lease');
       if (ids.length > limits.keepAliveIdsMax) reject(treeErrors.tooLarge('keepalive_ids', limits.keepAliveIdsMax));
       const valid: number[] = [];
-      for (let i = 0; i < ids.length; i++) valid.push(readLeaseIdValue(ids[i], `ids[${i}]`));
+      for (let i = 0; i < ids.length; i++) {
+        const id = ids[i];
+        valid.push(isLeaseId(id) ? id : notLeaseId(`ids[${i}]`));
+      }
       charge(budget, 8 * valid.length);
       return { type, ids: valid };
     }
-    case 'lease_revoke':
-      return { type, id: readLeaseIdValue(read.required(fields, 'id', ''), 'id') };
+    case 'lease_revoke': {
+      const id = read.required(fields, 'id', '');
+      return { type, id: isLeaseId(id) ? id : notLeaseId('id') };
+    }
     default:
       return assertNever(type, 'lease op type');
   }
 }
 
 /** Lease ids are positive protocol-sized integers (the namespace numbers them from 1). */
-function readLeaseIdValue(value: unknown, label: string): number {
-  if (!isCounter(value) || value < 1 || value > protocolNumberMax) return invalid(`${label} must be a lease id (an integer from 1 to 2^48)`);
-  return value;
+function isLeaseId(value: unknown): value is number {
+  return isCounter(value) && value >= 1 && value <= protocolNumberMax;
+}
+
+function notLeaseId(label: string): never {
+  return invalid(`${label} must be a lease id (an integer from 1 to 2^48)`);
 }
 
 /** create's options: both absent from the canonical op unless used. */
@@ -234,11 +245,10 @@ function readCreate(fields: Fields, prefix: string, budget: Budget): CreateOp {
   const path = readPath(fields, 'path', prefix, budget);
   const nodeType = readNodeType(fields, prefix);
   const leaseValue = read.optional(fields, 'lease');
-  const sequentialValue = read.optional(fields, 'sequential');
-  const sequential = sequentialValue === undefined || sequentialValue === null ? false : read.booleanValue(sequentialValue, at(prefix, 'sequential'));
+  const sequential = readFlag(fields, 'sequential', prefix);
   if (sequential && path === '/') return invalid(`${at(prefix, 'path')}: a sequential create needs a name prefix below the root`);
   if (leaseValue === undefined || leaseValue === null) return sequential ? { type: 'create', path, nodeType, sequential } : { type: 'create', path, nodeType };
-  const lease = readLeaseIdValue(leaseValue, at(prefix, 'lease'));
+  const lease = isLeaseId(leaseValue) ? leaseValue : notLeaseId(at(prefix, 'lease'));
   if (nodeType === 'directory') return invalid(`${at(prefix, 'nodeType')}: an ephemeral node cannot be a directory (it could never have children)`);
   return sequential ? { type: 'create', path, nodeType, lease, sequential } : { type: 'create', path, nodeType, lease };
 }
@@ -250,7 +260,7 @@ function readCreate(fields: Fields, prefix: string, budget: Budget): CreateOp {
 function readSimpleOp(fields: Fields, type: SimpleOp['type'], prefix: string, budget: Budget): SimpleOp {
   switch (type) {
     case 'list':
-      return { type, path: readPath(fields, 'path', prefix, budget), recursive: readRecursive(fields, prefix) };
+      return { type, path: readPath(fields, 'path', prefix, budget), recursive: readFlag(fields, 'recursive', prefix) };
     case 'stat':
     case 'blob_get':
     case 'blob_size':
@@ -287,13 +297,13 @@ function readSimpleOp(fields: Fields, type: SimpleOp['type'], prefix: string, bu
 }
 
 /**
- * Optional on the wire: absent, undefined or nil (docs/protocol.md section 4: nil means
- * absent) is false; explicit in the canonical op.
+ * An optional flag (`recursive`, `sequential`): absent, undefined or nil (docs/protocol.md
+ * section 4: nil means absent) is false.
  */
-function readRecursive(fields: Fields, prefix: string): boolean {
-  const recursive = read.optional(fields, 'recursive');
-  if (recursive === undefined || recursive === null) return false;
-  return read.booleanValue(recursive, at(prefix, 'recursive'));
+function readFlag(fields: Fields, key: string, prefix: string): boolean {
+  const flag = read.optional(fields, key);
+  if (flag === undefined || flag === null) return false;
+  return typeof flag === 'boolean' ? flag : read.booleanValue(flag, at(prefix, key));
 }
 
 function readNodeType(fields: Fields, prefix: string): NodeType {
@@ -314,7 +324,11 @@ function readSetUnion(fields: Fields, prefix: string, budget: Budget): SetUnionO
   const pathsLabel = at(prefix, 'paths');
   const setsLabel = at(prefix, 'sets');
   const validPaths: string[] = [];
-  for (let i = 0; i < pathCount; i++) validPaths.push(readPathValue(paths[i], `${pathsLabel}[${i}]`, budget));
+  for (let i = 0; i < pathCount; i++) {
+    const path = paths[i];
+    // The kit names the path only to refuse it.
+    validPaths.push(checkedPath(typeof path === 'string' ? path : read.stringValue(path, `${pathsLabel}[${i}]`), budget));
+  }
   const validSets: Bytes[][] = [];
   for (let i = 0; i < setCount; i++) validSets.push(readMembers(sets[i], `${setsLabel}[${i}]`, budget));
   return { type: 'set_union', paths: validPaths, sets: validSets };
@@ -342,10 +356,26 @@ function readMultiCas(fields: Fields, budget: Budget): MultiCasOp {
   if (guardCount > budget.limits.txnGuardsMax) reject(treeErrors.tooLarge('txn_guards', budget.limits.txnGuardsMax));
   if (opCount > budget.limits.txnOpsMax) reject(treeErrors.tooLarge('txn_ops', budget.limits.txnOpsMax));
   const validGuards: Guard[] = [];
-  for (let i = 0; i < guardCount; i++) validGuards.push(readGuard(guards[i], `guards[${i}]`, budget));
+  for (let i = 0; i < guardCount; i++) validGuards.push(readGuard(guards[i], itemLabel(guardLabels, 'guards', i), budget));
   const validOps: SimpleOp[] = [];
-  for (let i = 0; i < opCount; i++) validOps.push(readInnerOp(ops[i], `ops[${i}]`, budget));
+  for (let i = 0; i < opCount; i++) validOps.push(readInnerOp(ops[i], itemLabel(opLabels, 'ops', i), budget));
   return { type: 'multi_cas', guards: validGuards, ops: validOps };
+}
+
+/**
+ * The labels of the first guards and ops, made once. An item's label must be in hand while the
+ * item is read (it prefixes its fields' names, `ops[2].path`, should one be refused), and making
+ * it afresh would cost a string per item of every transaction.
+ */
+const guardLabels = labelsOf('guards');
+const opLabels = labelsOf('ops');
+
+function labelsOf(list: string): readonly string[] {
+  return Array.from({ length: Math.max(defaultTreeLimits.txnGuardsMax, defaultTreeLimits.txnOpsMax) }, (_, i) => `${list}[${i}]`);
+}
+
+function itemLabel(labels: readonly string[], list: string, index: number): string {
+  return labels[index] ?? `${list}[${index}]`;
 }
 
 function readGuard(value: unknown, label: string, budget: Budget): Guard {
