@@ -179,7 +179,7 @@ export async function createActor(context: ActorContext, init: unknown): Promise
     dropped: droppedWhileDown,
     checkpointOp: 0,
     imagesEncoded: 0,
-    imagesAbandoned: 0,
+    imagesStale: 0,
     imageSliceMsMax: 0,
     watches: 0,
     watchHistoryOps: 0,

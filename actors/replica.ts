@@ -65,9 +65,9 @@ export type ReplicaStatusView = {
   readonly startedAs: StartMode;
   readonly dropped: number;
   readonly checkpointOp: number;
-  /** Checkpoint images written in slices on this thread; writes abandoned because their checkpoint moved on first. */
+  /** Checkpoint images written in slices on this thread; of them, finished after their checkpoint moved on. */
   readonly imagesEncoded: number;
-  readonly imagesAbandoned: number;
+  readonly imagesStale: number;
   /** The longest slice of image writing so far, in ms (GC pauses inside it included). */
   readonly imageSliceMsMax: number;
   /** Durable mode: the store's counters (fsyncs, entries, ...) and whether its disk works. */
@@ -126,26 +126,23 @@ const routesMax = 200_000;
 
 /**
  * Checkpoint images are written on the replica's own thread, a slice at a time
- * (src/vr/checkpoint_writer.ts): at most one at a time, a new one started at most this often.
+ * (src/vr/checkpoint_writer.ts), one at a time: a new one starts at most this often, and no
+ * sooner than its predecessor's slices over `checkpointEncodeShare`, so that in the long run
+ * images take at most that share of the thread (a node checkpoints every 16 entries, far more
+ * often than large images can be written).
  */
 const checkpointEncodeIntervalMs = 1000;
+const checkpointEncodeShare = 0.05;
 /** A slice stops once it has taken this long (the clock is read every `checkpointStepsPerCheck` steps). */
 const checkpointSliceMs = 2;
 const checkpointStepsPerCheck = 4;
 /** And after this many steps whatever the clock says (the simulator's clock stands still within a step). */
 const checkpointSliceStepsMax = 256;
 /**
- * The share of the thread the slices may take while an image is being written: after a slice
- * of d ms the next one waits until d / share ms after it began. With 100,000 sessions an image
- * takes ~200-400 ms of slices, so it is done within 1-2 s.
+ * While an image is being written, its slices take at most this share of the thread: after a
+ * slice of d ms the next one waits until d / share ms after it began.
  */
 const checkpointWriteShare = 0.25;
-/**
- * A write whose checkpoint moved on before it finished is abandoned (the core keeps only an
- * image of its current checkpoint). After this many abandoned in a row, slices run back to
- * back (still one per batch, each as short) so that an image is ever finished.
- */
-const checkpointAbandonedBeforeHurry = 2;
 
 export const checkpointTask = new URL(`./checkpoint_task${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url).href;
 
@@ -274,10 +271,11 @@ export function createReplica(ports: ReplicaPorts, spec: ReplicaInit, options: R
   /** Monotonic ms before which no new image is started, and before which the next slice waits. */
   let nextImageAtMs = Number.NEGATIVE_INFINITY;
   let nextSliceAtMs = Number.NEGATIVE_INFINITY;
+  let writeStartedAtMs = 0;
+  let writeSpentMs = 0;
   let writtenFor: Machine | null = null;
   let imagesEncoded = 0;
-  let imagesAbandoned = 0;
-  let abandonedInRow = 0;
+  let imagesStale = 0;
   let imageSliceMsMax = 0;
 
   const stepWith = (inputs: readonly ReplicaInput[]): void => {
@@ -307,26 +305,21 @@ export function createReplica(ports: ReplicaPorts, spec: ReplicaInit, options: R
    * (a view change, a lagging replica: src/vr/suffix.ts) finds it ready, and a durable replica's
    * store can write it (its log is cut only behind a written checkpoint). One slice per batch
    * at most, each ~`checkpointSliceMs`, paced to `checkpointWriteShare` of the thread: with the
-   * image built in one go, 100,000 sessions stopped the thread for 100-200 ms per image.
+   * image built in one go, 100,000 sessions stopped the thread for 100-200 ms per image. A write
+   * is never abandoned: the image is of the checkpoint it started from.
    * Not on an in-memory primary in normal status: it is the busiest thread of the group, and
    * the backups keep images ready; a primary that needs one encodes it then. Returns a finished
    * image for the caller to hand to the core.
    */
   function writeCheckpointInBackground(): CheckpointImage | null {
     const checkpoint = state.checkpoint;
-    const wanted = checkpoint.image === null && checkpoint.machine.appliedOp > 0 && checkpoint.machine !== writtenFor && (state.config.durable || state.status !== 'normal' || !isPrimary(state));
-    if (writer !== null && (!wanted || writer.machine !== checkpoint.machine)) {
-      // Its checkpoint moved on (or an image came from elsewhere): the core would not keep it.
-      writer = null;
-      imagesAbandoned += 1;
-      abandonedInRow += 1;
-    }
-    if (!wanted) return null;
     const now = ports.nowMs();
     if (writer === null) {
-      if (now < nextImageAtMs && abandonedInRow === 0) return null;
+      const wanted = checkpoint.image === null && checkpoint.machine.appliedOp > 0 && checkpoint.machine !== writtenFor && (state.config.durable || state.status !== 'normal' || !isPrimary(state));
+      if (!wanted || now < nextImageAtMs) return null;
       writer = new CheckpointWriter(checkpoint.machine);
-      nextImageAtMs = now + checkpointEncodeIntervalMs;
+      writeStartedAtMs = now;
+      writeSpentMs = 0;
       nextSliceAtMs = now;
     }
     if (now < nextSliceAtMs) return null;
@@ -337,13 +330,17 @@ export function createReplica(ports: ReplicaPorts, spec: ReplicaInit, options: R
       elapsed = ports.nowMs() - now;
     }
     imageSliceMsMax = Math.max(imageSliceMsMax, elapsed);
-    const share = abandonedInRow >= checkpointAbandonedBeforeHurry ? 1 : checkpointWriteShare;
-    nextSliceAtMs = now + elapsed / share;
+    writeSpentMs += elapsed;
+    nextSliceAtMs = now + elapsed / checkpointWriteShare;
     if (image === null) return null;
+    // Finished, even if its checkpoint moved on meanwhile (the core then ignores it, but a
+    // durable store still cuts its log behind it). The next one waits its turn: in the long run
+    // images take at most `checkpointEncodeShare` of the thread.
+    writtenFor = writer.machine;
+    if (writer.machine !== state.checkpoint.machine) imagesStale += 1;
     writer = null;
-    writtenFor = checkpoint.machine;
     imagesEncoded += 1;
-    abandonedInRow = 0;
+    nextImageAtMs = writeStartedAtMs + Math.max(checkpointEncodeIntervalMs, writeSpentMs / checkpointEncodeShare);
     return image;
   }
 
@@ -418,7 +415,7 @@ export function createReplica(ports: ReplicaPorts, spec: ReplicaInit, options: R
       dropped,
       checkpointOp: state.checkpoint.machine.appliedOp,
       imagesEncoded,
-      imagesAbandoned,
+      imagesStale,
       imageSliceMsMax,
       ...watchCounts(),
       leases: state.machine.leases.size,
