@@ -160,7 +160,7 @@ export type ReplicaPorts = {
   persist(record: PersistRecord, generation: number, op: number): void;
   /** A trace effect of the core, with the view the replica is in once the step is done. */
   trace(trace: TraceEvent, view: number): void;
-  /** A checkpoint image this replica finished writing, after the core adopted it (a durable store writes it to disk). */
+  /** A checkpoint image this replica finished writing, once the core was handed it (a durable store writes it to disk, if newer than its own). */
   imageWritten?(image: CheckpointImage): void;
   /** Milliseconds since any fixed origin: the pacing of checkpoint writing and view-change timing read it. */
   nowMs(): number;
@@ -307,9 +307,9 @@ export function createReplica(ports: ReplicaPorts, spec: ReplicaInit, options: R
    * at most, each ~`checkpointSliceMs`, paced to `checkpointWriteShare` of the thread: with the
    * image built in one go, 100,000 sessions stopped the thread for 100-200 ms per image. A write
    * is never abandoned: the image is of the checkpoint it started from.
-   * Not on an in-memory primary in normal status: it is the busiest thread of the group, and
-   * the backups keep images ready; a primary that needs one encodes it then. Returns a finished
-   * image for the caller to hand to the core.
+   * None is started on an in-memory primary in normal status: it is the busiest thread of the
+   * group, and the backups keep images ready; a primary that needs one encodes it then (one
+   * begun as a backup is finished). Returns a finished image for the caller to hand to the core.
    */
   function writeCheckpointInBackground(): CheckpointImage | null {
     const checkpoint = state.checkpoint;
