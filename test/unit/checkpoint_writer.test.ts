@@ -45,6 +45,7 @@ type Shape = {
   readonly valueBytes: readonly number[];
   readonly queueElements: number;
   readonly setMembers: number;
+  readonly leases: number;
   readonly activations: readonly number[];
 };
 
@@ -70,6 +71,9 @@ function machineOf(shape: Shape): Machine {
   }
   run({ type: 'create', path: '/q', nodeType: 'queue' });
   for (let i = 0; i < shape.queueElements; i++) run({ type: 'queue_push', path: '/q', value: bytes(i % 5, i) });
+  // Leases, one holding an ephemeral node: the image's lease table and the node in the tree.
+  for (let i = 0; i < shape.leases; i++) run({ type: 'lease_grant', ttlMs: 10_000 + i });
+  if (shape.leases > 0) run({ type: 'create', path: '/e', nodeType: 'blob', lease: 1 });
   run({ type: 'create', path: '/s', nodeType: 'set' });
   for (let i = 0; i < shape.setMembers; i++) run({ type: 'set_insert', path: '/s', value: bytes(1 + (i % 3), i * 13) });
   // Sessions active again, in the order given: each leaves a stale record behind in the queue.
@@ -91,6 +95,7 @@ const shapes = fc.record({
   valueBytes: fc.array(fc.constantFrom(0, 1, 255, 256, 4000), { maxLength: 4 }),
   queueElements: fc.integer({ min: 0, max: 80 }),
   setMembers: fc.integer({ min: 0, max: 40 }),
+  leases: fc.integer({ min: 0, max: 3 }),
   activations: fc.array(fc.nat(400), { maxLength: 200 }),
 });
 
@@ -103,13 +108,14 @@ describe('vr: checkpoint images written in slices', () => {
         expect(image).to.deep.equal(encodeCheckpoint(machine));
         const decoded = decodeCheckpoint(image);
         expect(decoded.ok).to.equal(true);
+        if (decoded.ok) expect(decoded.machine.leases.size).to.equal(machine.leases.size);
       }),
       { numRuns: 40 },
     );
   });
 
   it('takes one short step at a time: a step is at most 64 sessions, a node, 64 elements or 16 KiB', () => {
-    const machine = machineOf({ sessions: 2000, directories: 3, blobsPerDirectory: 10, valueBytes: [100], queueElements: 300, setMembers: 0, activations: [] });
+    const machine = machineOf({ sessions: 2000, directories: 3, blobsPerDirectory: 10, valueBytes: [100], queueElements: 300, setMembers: 0, leases: 0, activations: [] });
     const { image, calls } = writeInSlices(machine, 1);
     expect(image).to.deep.equal(encodeCheckpoint(machine));
     // 2,001 sessions in groups of 64 alone need 32 steps; the tree 1 + 3 x 11 + 1 + 300/64 more.
@@ -120,7 +126,7 @@ describe('vr: checkpoint images written in slices', () => {
     this.timeout(60_000);
     // 66,000 sessions: the client list's header is array32; a 70,000-byte blob makes the tree's
     // snapshot a bin32 inside the image, a 300-byte one a bin16; 20 queue elements an array16.
-    const machine = machineOf({ sessions: 66_000, directories: 1, blobsPerDirectory: 2, valueBytes: [70_000, 300], queueElements: 20, setMembers: 17, activations: [1, 2, 3] });
+    const machine = machineOf({ sessions: 66_000, directories: 1, blobsPerDirectory: 2, valueBytes: [70_000, 300], queueElements: 20, setMembers: 17, leases: 2, activations: [1, 2, 3] });
     const { image, calls } = writeInSlices(machine, 50);
     expect(image).to.deep.equal(encodeCheckpoint(machine));
     expect(calls).to.be.greaterThan(66_000 / 64 / 50);
@@ -128,7 +134,7 @@ describe('vr: checkpoint images written in slices', () => {
   });
 
   it('reads the checkpoint\'s machine as it was while later entries change the live one', () => {
-    const before = machineOf({ sessions: 500, directories: 2, blobsPerDirectory: 5, valueBytes: [10], queueElements: 30, setMembers: 5, activations: [3, 4, 5, 6] });
+    const before = machineOf({ sessions: 500, directories: 2, blobsPerDirectory: 5, valueBytes: [10], queueElements: 30, setMembers: 5, leases: 1, activations: [3, 4, 5, 6] });
     const expected = encodeCheckpoint(before);
     const writer = new CheckpointWriter(before);
     expect(writer.advance(3)).to.equal(null);
