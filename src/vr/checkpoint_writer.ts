@@ -16,7 +16,8 @@
  * the same msgpack pieces joined with the same headers, checksums run over the same bytes.
  *
  * Pure: no clock, no I/O. A step's cost is bounded except for listing and sorting one
- * directory's names or one set's members, which are a single step.
+ * directory's names or one set's members, and the last step's copy of the image into a
+ * buffer of its size (7.5 MB at 100,000 sessions: a few ms), each a single step.
  */
 
 import CRC32 from 'crc-32';
