@@ -312,16 +312,19 @@ export function createReplica(ports: ReplicaPorts, spec: ReplicaInit, options: R
    * begun as a backup is finished). Returns a finished image for the caller to hand to the core.
    */
   function writeCheckpointInBackground(): CheckpointImage | null {
-    const checkpoint = state.checkpoint;
-    const now = ports.nowMs();
     if (writer === null) {
-      const wanted = checkpoint.image === null && checkpoint.machine.appliedOp > 0 && checkpoint.machine !== writtenFor && (state.config.durable || state.status !== 'normal' || !isPrimary(state));
-      if (!wanted || now < nextImageAtMs) return null;
+      // Nothing to write is the common case of a batch: decided before the clock is read.
+      const checkpoint = state.checkpoint;
+      if (checkpoint.image !== null || checkpoint.machine.appliedOp === 0 || checkpoint.machine === writtenFor) return null;
+      if (!state.config.durable && state.status === 'normal' && isPrimary(state)) return null;
+      const startAt = ports.nowMs();
+      if (startAt < nextImageAtMs) return null;
       writer = new CheckpointWriter(checkpoint.machine);
-      writeStartedAtMs = now;
+      writeStartedAtMs = startAt;
       writeSpentMs = 0;
-      nextSliceAtMs = now;
+      nextSliceAtMs = startAt;
     }
+    const now = ports.nowMs();
     if (now < nextSliceAtMs) return null;
     let image: CheckpointImage | null = null;
     let elapsed = 0;
