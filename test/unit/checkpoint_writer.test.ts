@@ -133,6 +133,29 @@ describe('vr: checkpoint images written in slices', () => {
     expect(decodeCheckpoint(image).ok).to.equal(true);
   });
 
+  it('sorts a large directory\'s names and a large set\'s members in steps, to the order of one sort', function () {
+    this.timeout(60_000);
+    // 3,000 children and 2,500 members: several sorted runs of 1,024 keys, merged twice over.
+    let machine = machineOf({ sessions: 1, directories: 0, blobsPerDirectory: 0, valueBytes: [], queueElements: 0, setMembers: 0, leases: 0, activations: [] });
+    let requestNum = 10_000;
+    machine = apply(machine, [tree('client-0', requestNum++, { type: 'create', path: '/members', nodeType: 'set' })]);
+    for (let i = 0; i < 2500; i++) {
+      const member = new Uint8Array([(i * 40503) >>> 24, ((i * 40503) >>> 16) & 0xff, ((i * 40503) >>> 8) & 0xff, (i * 40503) & 0xff]);
+      machine = apply(machine, [tree('client-0', requestNum++, { type: 'set_insert', path: '/members', value: member })]);
+    }
+    machine = apply(machine, [tree('client-0', requestNum++, { type: 'create', path: '/wide', nodeType: 'directory' })]);
+    for (let i = 0; i < 3000; i++) {
+      // Names in no particular order, some longer than others, a queue and a directory among the blobs.
+      const name = `n${(i * 7919) % 10007}${i % 3 === 0 ? '-x' : ''}`;
+      const nodeType = i === 5 ? 'queue' : i === 6 ? 'directory' : 'blob';
+      machine = apply(machine, [tree('client-0', requestNum++, { type: 'create', path: `/wide/${name}`, nodeType })]);
+    }
+    const { image, calls } = writeInSlices(machine, 1);
+    expect(image).to.deep.equal(encodeCheckpoint(machine));
+    // Each child is a step; the sorts and the set's 2,500 elements add more.
+    expect(calls).to.be.greaterThan(3000 + 2500 / 64);
+  });
+
   it('reads the checkpoint\'s machine as it was while later entries change the live one', () => {
     const before = machineOf({ sessions: 500, directories: 2, blobsPerDirectory: 5, valueBytes: [10], queueElements: 30, setMembers: 5, leases: 1, activations: [3, 4, 5, 6] });
     const expected = encodeCheckpoint(before);
