@@ -61,11 +61,17 @@ export class ByteSink {
     this.setUint32(this.#length - 4, value);
   }
 
+  /** Bytes of the msgpack array header for `count` elements (fixarray, array16, array32). */
+  static arrayHeaderBytes(count: number): number {
+    return count < 0x10 ? 1 : count < 0x10000 ? 3 : 5;
+  }
+
   /** A msgpack array header for `count` elements, as msgpackr writes it. */
   writeArrayHeader(count: number): void {
     assert(Number.isSafeInteger(count) && count >= 0 && count <= 0xffff_ffff, `array of ${count} elements`);
-    if (count < 0x10) this.writeByte(0x90 | count);
-    else if (count < 0x10000) {
+    const bytes = ByteSink.arrayHeaderBytes(count);
+    if (bytes === 1) this.writeByte(0x90 | count);
+    else if (bytes === 3) {
       this.writeByte(0xdc);
       this.writeByte(count >> 8);
       this.writeByte(count);

@@ -15,7 +15,9 @@ import type { CheckpointImage } from './messages.ts';
 import { Machine } from './state_machine.ts';
 import { leaseTableFromTerms, leaseTerms, type LeaseTerms } from '../tree/leases.ts';
 
-const packr = new Packr({ useRecords: false, moreTypes: false, bundleStrings: false });
+/** The image's packer; src/vr/checkpoint_writer.ts packs with it too, so its bytes are these. */
+export const checkpointPackr = new Packr({ useRecords: false, moreTypes: false, bundleStrings: false });
+const packr = checkpointPackr;
 
 export function encodeCheckpoint(machine: Machine): CheckpointImage {
   return packCheckpoint(checkpointTerms(machine));

@@ -21,15 +21,14 @@
  */
 
 import CRC32 from 'crc-32';
-import { Packr } from 'msgpackr';
 import { ByteSink } from '../base/byte_sink.ts';
 import { snapshotHeaderBytes, writeSnapshotBody, writeSnapshotHeader } from '../tree/snapshot.ts';
 import { leaseTerms } from '../tree/leases.ts';
+import { checkpointPackr } from './checkpoint.ts';
 import type { CheckpointImage } from './messages.ts';
 import type { Machine } from './state_machine.ts';
 
-/** The options of src/vr/checkpoint.ts's and src/tree/snapshot.ts's packers: the same bytes. */
-const packr = new Packr({ useRecords: false, moreTypes: false, bundleStrings: false });
+const packr = checkpointPackr;
 
 /** Client records packed per step (one msgpackr call). */
 const recordsPerStep = 64;
@@ -120,12 +119,7 @@ function* writeImage(machine: Machine): Generator<void, CheckpointImage, void> {
 function writeElementsOf(out: ByteSink, values: readonly unknown[]): void {
   if (values.length === 0) return;
   const packed = packr.pack(values);
-  out.write(packed.subarray(arrayHeaderBytes(values.length)));
-}
-
-/** Bytes of msgpackr's header for an array of `count` elements. */
-function arrayHeaderBytes(count: number): number {
-  return count < 0x10 ? 1 : count < 0x10000 ? 3 : 5;
+  out.write(packed.subarray(ByteSink.arrayHeaderBytes(values.length)));
 }
 
 /** CRC-32 of `sink`'s bytes from `start` on, `bytesPerStep` a step. */
