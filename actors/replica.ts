@@ -482,20 +482,27 @@ export function createActor(context: ActorContext, init: unknown): Actor {
 }
 
 /** A control-plane question to a replica (Actor.query). */
-export type ReplicaQuery = { readonly type: 'snapshot' };
+export type ReplicaQuery = { readonly type: 'snapshot' } | { readonly type: 'applied' };
 
 /** The answer to `snapshot`: the machine at the replica's commit, as a checkpoint image (a backup). */
 export type ReplicaSnapshot = { readonly ns: string; readonly index: number; readonly status: ReplicaState['status']; readonly view: number; readonly image: CheckpointImage };
 
+/** The answer to `applied`: how far the replica's machine is, without walking it (which replica to snapshot). */
+export type ReplicaApplied = { readonly ns: string; readonly index: number; readonly status: ReplicaState['status']; readonly view: number; readonly appliedOp: number };
+
 /**
  * Answers a control-plane question. `snapshot`: the machine holds exactly the committed ops
  * (VRR §4.1: a replica applies only what is committed), so its image is a consistent backup;
- * the tree is walked here and packed on the offload pool.
+ * the tree is walked here and packed on the offload pool. `applied`: the op that image would
+ * be at, read without walking anything, so a node asks all its replicas of a namespace which
+ * is furthest and walks only that one.
  */
-export async function answerQuery(context: ActorContext, spec: Pick<ReplicaInit, 'ns' | 'index'>, glue: ReplicaGlue | null, request: unknown): Promise<ReplicaSnapshot> {
-  if (typeof request !== 'object' || request === null || (request as { type?: unknown }).type !== 'snapshot') throw new RangeError('unknown replica query');
+export async function answerQuery(context: ActorContext, spec: Pick<ReplicaInit, 'ns' | 'index'>, glue: ReplicaGlue | null, request: unknown): Promise<ReplicaSnapshot | ReplicaApplied> {
+  const type = typeof request === 'object' && request !== null ? (request as { type?: unknown }).type : undefined;
+  if (type !== 'snapshot' && type !== 'applied') throw new RangeError('unknown replica query');
   if (glue === null) throw new Error(`replica ${spec.ns}/r${spec.index} is down`);
   const state = glue.state;
+  if (type === 'applied') return { ns: spec.ns, index: spec.index, status: state.status, view: state.view, appliedOp: state.machine.appliedOp };
   const image = await context.offload.run<CheckpointImage>(checkpointTask, 'packCheckpointTerms', checkpointTerms(state.machine));
   return { ns: spec.ns, index: spec.index, status: state.status, view: state.view, image };
 }

@@ -10,29 +10,52 @@
 import { readFileSync } from 'node:fs';
 import { decodeCheckpointFile, encodeCheckpointFile } from '../../actors/storage/checkpoint_file.ts';
 import { seedReplicaDirectory } from '../../actors/storage/seed.ts';
-import type { ReplicaSnapshot } from '../../actors/replica.ts';
+import type { ReplicaApplied, ReplicaSnapshot } from '../../actors/replica.ts';
 import { decodeCheckpoint } from '../vr/checkpoint.ts';
 import { replicaDir } from './layout.ts';
 import type { ResolvedOptions } from './options.ts';
 
 export type Backup = { readonly ns: string; readonly op: number; readonly file: Uint8Array };
 
-/** The most recent committed state among `replicas` (actor ids) in normal status; an Error when none answers. */
+/**
+ * The most recent committed state among `replicas` (actor ids) in normal status; an Error when
+ * none answers. Each replica is first asked how far its machine is (`applied`, no walk), and
+ * only the furthest is walked into an image: a walk stops its replica's thread, and with every
+ * replica in one worker (`single`, `main_thread`) walking all of them stopped it once per replica
+ * for one image kept. Should the furthest fail or leave normal status meanwhile, the next is asked.
+ */
 export async function snapshotNamespace(ns: string, replicas: readonly string[], query: (actor: string, request: unknown) => Promise<unknown>): Promise<Backup> {
-  const answers = await Promise.allSettled(replicas.map((actor) => query(actor, { type: 'snapshot' })));
-  let chosen: ReplicaSnapshot | null = null;
   const problems: string[] = [];
+  const problem = (actor: string, reason: unknown): void => {
+    problems.push(`${actor}: ${reason instanceof Error ? reason.message : String(reason)}`);
+  };
+  const answers = await Promise.allSettled(replicas.map((actor) => query(actor, { type: 'applied' })));
+  const candidates: { readonly actor: string; readonly appliedOp: number }[] = [];
   for (const [i, answer] of answers.entries()) {
-    if (answer.status === 'rejected') {
-      problems.push(`${replicas[i] ?? '?'}: ${answer.reason instanceof Error ? answer.reason.message : String(answer.reason)}`);
+    const actor = replicas[i] ?? '?';
+    if (answer.status === 'rejected') problem(actor, answer.reason);
+    else {
+      const applied = answer.value as ReplicaApplied;
+      if (applied.status !== 'normal') problems.push(`${actor}: ${applied.status}`);
+      else candidates.push({ actor, appliedOp: applied.appliedOp });
+    }
+  }
+  candidates.sort((x, y) => y.appliedOp - x.appliedOp);
+  for (const { actor } of candidates) {
+    let snapshot: ReplicaSnapshot;
+    try {
+      snapshot = (await query(actor, { type: 'snapshot' })) as ReplicaSnapshot;
+    } catch (error) {
+      problem(actor, error);
       continue;
     }
-    const snapshot = answer.value as ReplicaSnapshot;
-    if (snapshot.status !== 'normal') problems.push(`${replicas[i] ?? '?'}: ${snapshot.status}`);
-    else if (chosen === null || snapshot.image.op > chosen.image.op) chosen = snapshot;
+    if (snapshot.status !== 'normal') {
+      problems.push(`${actor}: ${snapshot.status}`);
+      continue;
+    }
+    return { ns, op: snapshot.image.op, file: encodeCheckpointFile(snapshot.image.op, snapshot.image.snapshot) };
   }
-  if (chosen === null) throw new Error(`no replica of ${ns} on this node is in normal status to take a snapshot from (${problems.join('; ') || 'none here'})`);
-  return { ns, op: chosen.image.op, file: encodeCheckpointFile(chosen.image.op, chosen.image.snapshot) };
+  throw new Error(`no replica of ${ns} on this node is in normal status to take a snapshot from (${problems.join('; ') || 'none here'})`);
 }
 
 /** Reads and checks a backup file whole: its op and checkpoint image; RangeError naming the file otherwise. */
