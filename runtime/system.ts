@@ -363,10 +363,14 @@ export class ActorSystem {
     return handle === null ? this.host.inspect(actor) : handle.inspect(actor);
   }
 
-  /** An actor's answer to a control-plane question (Actor.query), wherever it runs. */
-  async query(actor: ActorId, request: unknown): Promise<unknown> {
+  /**
+   * An actor's answer to a control-plane question (Actor.query), wherever it runs. In a worker
+   * the answer is awaited `timeoutMs` (the control timeout unless given): a question whose
+   * answer takes long by design, such as a backup's walk, passes its own bound.
+   */
+  async query(actor: ActorId, request: unknown, timeoutMs?: number): Promise<unknown> {
     const handle = this.#workerHandleOf(actor);
-    return handle === null ? this.host.query(actor, request) : handle.query(actor, request);
+    return handle === null ? this.host.query(actor, request) : handle.query(actor, request, timeoutMs);
   }
 
   /** The live handle of the worker hosting `actor`, or null when it runs on the host thread; throws when unknown or its worker is down. */

@@ -139,8 +139,8 @@ export class WorkerHandle {
     return this.#call('inspect', () => this.#control.inspect(actor));
   }
 
-  query(actor: ActorId, request: unknown): Promise<unknown> {
-    return this.#call('query', () => this.#control.query(actor, request));
+  query(actor: ActorId, request: unknown, timeoutMs?: number): Promise<unknown> {
+    return this.#call('query', () => this.#control.query(actor, request), timeoutMs);
   }
 
   collectGarbage(): Promise<{ readonly heapUsedBytes: number; readonly collected: boolean }> {
@@ -190,8 +190,8 @@ export class WorkerHandle {
     return this.exited;
   }
 
-  #call<T>(what: string, call: () => Promise<T>): Promise<T> {
+  #call<T>(what: string, call: () => Promise<T>, timeoutMs: number = this.#timeoutMs): Promise<T> {
     if (!this.#alive) return Promise.reject(new ControlError('worker_exited', this.name, `${what} on ${this.name}: the worker has exited`));
-    return withDeadline(this.name, what, call(), this.#timeoutMs, this.exited);
+    return withDeadline(this.name, what, call(), timeoutMs, this.exited);
   }
 }

@@ -18,13 +18,20 @@ import type { ResolvedOptions } from './options.ts';
 export type Backup = { readonly ns: string; readonly op: number; readonly file: Uint8Array };
 
 /**
+ * How long a replica's walk into an image is awaited. The control timeout (2 s by default) is
+ * for questions answered at once; a namespace of 50 MB took longer than that to walk and pack on
+ * the development VM, so `snapshot save` refused namespaces well under its 64 MiB limit.
+ */
+export const snapshotWalkTimeoutMs = 60_000;
+
+/**
  * The most recent committed state among `replicas` (actor ids) in normal status; an Error when
  * none answers. Each replica is first asked how far its machine is (`applied`, no walk), and
  * only the furthest is walked into an image: a walk stops its replica's thread, and with every
  * replica in one worker (`single`, `main_thread`) walking all of them stopped it once per replica
  * for one image kept. Should the furthest fail or leave normal status meanwhile, the next is asked.
  */
-export async function snapshotNamespace(ns: string, replicas: readonly string[], query: (actor: string, request: unknown) => Promise<unknown>): Promise<Backup> {
+export async function snapshotNamespace(ns: string, replicas: readonly string[], query: (actor: string, request: unknown, timeoutMs?: number) => Promise<unknown>): Promise<Backup> {
   const problems: string[] = [];
   const problem = (actor: string, reason: unknown): void => {
     problems.push(`${actor}: ${reason instanceof Error ? reason.message : String(reason)}`);
@@ -44,7 +51,7 @@ export async function snapshotNamespace(ns: string, replicas: readonly string[],
   for (const { actor } of candidates) {
     let snapshot: ReplicaSnapshot;
     try {
-      snapshot = (await query(actor, { type: 'snapshot' })) as ReplicaSnapshot;
+      snapshot = (await query(actor, { type: 'snapshot' }, snapshotWalkTimeoutMs)) as ReplicaSnapshot;
     } catch (error) {
       problem(actor, error);
       continue;

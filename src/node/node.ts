@@ -433,7 +433,7 @@ export class HaretNode {
     const resolved = this.options.namespaces.find((candidate) => candidate.name === ns) ?? this.#clusterNamespaces.get(ns);
     if (resolved === undefined) return Promise.reject(new HaretError('unknown_namespace', `no namespace ${ns} on this node`, false));
     const local = Array.from({ length: resolved.config.replicaCount }, (_, index) => replicaId(ns, index)).filter((actor) => this.#system.threadOf(actor)?.startsWith('node:') === false);
-    return snapshotNamespace(ns, local, (actor, request) => this.#system.query(actor, request));
+    return snapshotNamespace(ns, local, (actor, request, timeoutMs) => this.#system.query(actor, request, timeoutMs));
   }
 
   inspect(actor: string): Promise<unknown> {

@@ -7,7 +7,7 @@
 import { expect } from 'chai';
 import { decodeCheckpointFile } from '../../actors/storage/checkpoint_file.ts';
 import type { ReplicaApplied, ReplicaSnapshot } from '../../actors/replica.ts';
-import { snapshotNamespace } from '../../src/node/backup.ts';
+import { snapshotNamespace, snapshotWalkTimeoutMs } from '../../src/node/backup.ts';
 import type { ReplicaState } from '../../src/vr/state.ts';
 
 type Fake = {
@@ -20,18 +20,21 @@ type Fake = {
 };
 
 /** A query function over fake replicas r0, r1, ...; records every question asked. */
-function fakeReplicas(fakes: readonly Fake[]): { readonly ids: string[]; readonly asked: string[]; query(actor: string, request: unknown): Promise<unknown> } {
+function fakeReplicas(fakes: readonly Fake[]): { readonly ids: string[]; readonly asked: string[]; readonly bounds: (number | undefined)[]; query(actor: string, request: unknown, timeoutMs?: number): Promise<unknown> } {
   const ids = fakes.map((_, index) => `ns/r${index}`);
   const asked: string[] = [];
+  const bounds: (number | undefined)[] = [];
   return {
     ids,
     asked,
-    async query(actor, request) {
+    bounds,
+    async query(actor, request, timeoutMs) {
       const index = ids.indexOf(actor);
       const fake = fakes[index];
       if (fake === undefined) throw new Error(`no actor ${actor}`);
       const type = (request as { type: string }).type;
       asked.push(`${type} ${actor}`);
+      bounds.push(timeoutMs);
       if (fake.down === true) throw new Error('down');
       if (type === 'applied') {
         const answer: ReplicaApplied = { ns: 'ns', index, status: fake.status, view: 0, appliedOp: fake.appliedOp };
@@ -60,11 +63,13 @@ describe('backups: which replica a snapshot is walked from', () => {
       { status: 'normal', appliedOp: 42 },
       { status: 'view_change', appliedOp: 50 },
     ]);
-    const backup = await snapshotNamespace('ns', replicas.ids, (actor, request) => replicas.query(actor, request));
+    const backup = await snapshotNamespace('ns', replicas.ids, (actor, request, timeoutMs) => replicas.query(actor, request, timeoutMs));
     expect(backup.op).to.equal(42);
     expect(opOf(backup.file)).to.equal(42);
     expect(replicas.asked.filter((line) => line.startsWith('snapshot'))).to.deep.equal(['snapshot ns/r1']);
     expect(replicas.asked.filter((line) => line.startsWith('applied'))).to.have.length(3);
+    // The walk is awaited its own bound; the question of how far, the control timeout.
+    expect(replicas.bounds).to.deep.equal([undefined, undefined, undefined, snapshotWalkTimeoutMs]);
   });
 
   it('falls back to the next furthest when the chosen one throws or leaves normal status while walking', async () => {
