@@ -203,7 +203,7 @@ export async function createActor(context: ActorContext, init: unknown): Promise
       return { ...glue.status(), startedAs, ...(store === null ? {} : { storage: store.counters() }) };
     },
     inspect: () => ({ ...(glue === null ? downView() : glue.inspect()), ...(store === null ? {} : { storage: store.counters() }), heapUsedBytes: process.memoryUsage().heapUsed }),
-    query: (request) => answerQuery(context, spec, glue, request),
+    query: (request) => answerQuery(spec, glue, request),
     async stop(): Promise<void> {
       stopped = true;
       if (reopenTimer !== null) clearTimeout(reopenTimer);

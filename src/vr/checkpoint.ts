@@ -24,9 +24,9 @@ export function encodeCheckpoint(machine: Machine): CheckpointImage {
 }
 
 /**
- * A checkpoint as plain data, the part of encoding that must run on the replica's thread (it
- * walks the persistent structures). `packCheckpoint` does the rest (msgpack, CRC-32) anywhere,
- * e.g. on a piscina thread: `packCheckpoint(checkpointTerms(m))` equals `encodeCheckpoint(m)`.
+ * A checkpoint as plain data (the walk of the persistent structures); `packCheckpoint` does the
+ * rest (msgpack, CRC-32): `packCheckpoint(checkpointTerms(m))` is `encodeCheckpoint(m)`, the
+ * reference the sliced writer (./checkpoint_writer.ts) is byte-identical to.
  */
 export type CheckpointTerms = {
   readonly appliedOp: number;

@@ -71,9 +71,10 @@ export type ReplicaInput =
    */
   | { readonly type: 'persisted'; readonly generation: number; readonly op: number }
   /**
-   * The shell encoded the current checkpoint's image off the replica's thread (piscina). It is
-   * kept when it is the image of the checkpoint still current, so a later state transfer or
-   * recovery ships it without encoding on the protocol's thread; a stale one is ignored.
+   * The shell wrote the current checkpoint's image ahead of need, in slices between batches
+   * (actors/replica.ts, src/vr/checkpoint_writer.ts). It is kept when it is the image of the
+   * checkpoint still current, so a later state transfer or recovery ships it without encoding
+   * it in one go; a stale one is ignored.
    */
   | { readonly type: 'checkpoint_encoded'; readonly image: CheckpointImage }
   /** A message from a peer (validated again here) or a client request. */

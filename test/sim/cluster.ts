@@ -4,16 +4,15 @@
  *
  * - each replica is the replica actor's glue (`createReplica`, actors/replica.ts) over the pure
  *   core, with the simulator as its ports: sends go onto the seeded network, persist effects
- *   into a per-replica SimStore (after a drawn write latency), checkpoint images are packed by
- *   the same task the runtime's piscina pool runs (actors/checkpoint_task.ts) a few ticks later,
- *   and the clock that rate-limits encoding counts ticks;
+ *   into a per-replica SimStore (after a drawn write latency), checkpoint images are written in
+ *   slices by the glue itself, and the clock that paces those slices counts ticks;
  * - each client process (`c0`, `c1`, ...) is a session host (`hostStepAll`, src/client/host.ts,
  *   the pool the proxy actor and the client library run) serving one namespace with client
  *   ids `c0.1`, `c0.2`, ...; replies find their way back by the route the replica remembered
  *   from the request's envelope, as in the product.
  *
  * Time advances in ticks. In each tick:
- *   1. finished writes and checkpoint encodings are handed to their replicas;
+ *   1. finished writes are handed to their replicas;
  *   2. the network hands over the messages due; all those due for one replica are given to it
  *      as ONE batch of envelopes (one `stepAll`, so the primary batches them into one log
  *      entry); a replica that is stopped or recovering gets them one at a time instead, so the

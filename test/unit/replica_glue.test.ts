@@ -1,10 +1,34 @@
 /** The replica actor's glue (actors/replica.ts) on its own: what it does before the core sees a message. */
 
 import { expect } from 'chai';
-import { createReplica, type ReplicaPorts } from '../../actors/replica.ts';
+import { answerQuery, createReplica, writeImageInSlices, type ReplicaApplied, type ReplicaPorts, type ReplicaSnapshot, type SliceClock } from '../../actors/replica.ts';
 import type { Envelope } from '../../runtime/envelope.ts';
 import { makeReplicaConfig } from '../../src/vr/config.ts';
 import { encodeCheckpoint } from '../../src/vr/checkpoint.ts';
+
+/** A backup (replica 1 of 3) whose clock moves 0.5 ms at every read, and a way to feed it the primary's messages. */
+function backup(): { glue: ReturnType<typeof createReplica>; deliver: (msg: unknown) => void; wait: (ms: number) => void; clock: () => number; written: number[] } {
+  let clock = 0;
+  const written: number[] = [];
+  const ports: ReplicaPorts = {
+    send: () => undefined,
+    persist: () => undefined,
+    trace: () => undefined,
+    imageWritten: (image) => written.push(image.op),
+    nowMs: () => (clock += 0.5),
+  };
+  const config = makeReplicaConfig({ replicaCount: 3, checkpointIntervalOps: 4 });
+  const glue = createReplica(ports, { ns: 'ns', index: 1, config, replicas: ['ns/r0', 'ns/r1', 'ns/r2'], defaultProxy: 'proxy', mode: 'fresh', nonce: 1, seed: 1 });
+  return { glue, deliver: (msg) => glue.receive([{ from: 'ns/r0', to: 'ns/r1', msg }]), wait: (ms) => void (clock += ms), clock: () => clock, written };
+}
+
+/** Entry `op` of view 0: 400 new sessions. */
+const prepare = (op: number): unknown => ({
+  type: 'prepare', epoch: 0, view: 0, replica: 0, op, commit: op - 1, globalMinAccept: 0,
+  entry: { op, view: 0, requests: Array.from({ length: 400 }, (_, i) => ({ type: 'request', clientId: `c${op}.${i}`, requestNum: 0, op: { type: 'register' } })) },
+});
+const commit = (n: number): unknown => ({ type: 'commit', epoch: 0, view: 0, replica: 0, commit: n, globalMinAccept: 0 });
+type Status = { imagesEncoded: number; imagesStale: number; imageSliceMsMax: number };
 
 describe('replica glue', () => {
   it('a malformed request carrying a real session\'s client id does not redirect that session\'s replies', () => {
@@ -29,29 +53,6 @@ describe('replica glue', () => {
   });
 
   describe('checkpoint images written in slices on the replica\'s thread', () => {
-    /** A backup (replica 1 of 3) whose clock moves 0.5 ms at every read, and a way to feed it the primary's messages. */
-    function backup(): { glue: ReturnType<typeof createReplica>; deliver: (msg: unknown) => void; wait: (ms: number) => void; clock: () => number; written: number[] } {
-      let clock = 0;
-      const written: number[] = [];
-      const ports: ReplicaPorts = {
-        send: () => undefined,
-        persist: () => undefined,
-        trace: () => undefined,
-        imageWritten: (image) => written.push(image.op),
-        nowMs: () => (clock += 0.5),
-      };
-      const config = makeReplicaConfig({ replicaCount: 3, checkpointIntervalOps: 4 });
-      const glue = createReplica(ports, { ns: 'ns', index: 1, config, replicas: ['ns/r0', 'ns/r1', 'ns/r2'], defaultProxy: 'proxy', mode: 'fresh', nonce: 1, seed: 1 });
-      return { glue, deliver: (msg) => glue.receive([{ from: 'ns/r0', to: 'ns/r1', msg }]), wait: (ms) => void (clock += ms), clock: () => clock, written };
-    }
-
-    /** Entry `op` of view 0: 400 new sessions. */
-    const prepare = (op: number): unknown => ({
-      type: 'prepare', epoch: 0, view: 0, replica: 0, op, commit: op - 1, globalMinAccept: 0,
-      entry: { op, view: 0, requests: Array.from({ length: 400 }, (_, i) => ({ type: 'request', clientId: `c${op}.${i}`, requestNum: 0, op: { type: 'register' } })) },
-    });
-    const commit = (n: number): unknown => ({ type: 'commit', epoch: 0, view: 0, replica: 0, commit: n, globalMinAccept: 0 });
-    type Status = { imagesEncoded: number; imagesStale: number; imageSliceMsMax: number };
 
     it('spreads an image over slices of ~2 ms paced to a share of the thread, and hands the core (and the store) exactly encodeCheckpoint\'s bytes', () => {
       const { glue, deliver, wait, written } = backup();
@@ -108,6 +109,71 @@ describe('replica glue', () => {
       expect(status.imagesEncoded).to.equal(2);
       expect(status.imagesStale).to.equal(1);
       expect(glue.state.checkpoint.image).to.deep.equal(encodeCheckpoint(glue.state.checkpoint.machine));
+    });
+  });
+  describe('a snapshot (backup) written in slices while the replica serves', () => {
+    /** A clock that moves 0.5 ms at every read; a pause moves it on and runs `during` (the replica serving meanwhile). */
+    function slicingClock(during: () => void = () => undefined): { clock: SliceClock; pauses: number[] } {
+      let now = 0;
+      const pauses: number[] = [];
+      return {
+        pauses,
+        clock: {
+          nowMs: () => (now += 0.5),
+          pause: async (ms) => {
+            pauses.push(ms);
+            now += ms;
+            during();
+          },
+        },
+      };
+    }
+
+    it('gives encodeCheckpoint\'s bytes, in slices of ~2 ms each followed by a wait three times as long', async () => {
+      const { glue, deliver } = backup();
+      for (let op = 1; op <= 4; op++) deliver(prepare(op));
+      deliver(commit(4));
+      const machine = glue.state.machine;
+      const { clock, pauses } = slicingClock();
+      const image = await writeImageInSlices(machine, clock);
+      expect(image).to.deep.equal(encodeCheckpoint(machine));
+      expect(pauses.length).to.be.greaterThan(1);
+      // Each slice ends once 2 ms have passed (read every 4 steps, 0.5 ms a read): the wait is
+      // elapsed / 0.25 - elapsed, so the write takes a quarter of the thread.
+      for (const ms of pauses) expect(ms).to.be.within(0, 7.5);
+    });
+
+    it('answers `snapshot` with the state at the question, however far the replica goes on while it is written, and `applied` at once', async () => {
+      const { glue, deliver } = backup();
+      for (let op = 1; op <= 4; op++) deliver(prepare(op));
+      deliver(commit(4));
+      const asked = glue.state.machine;
+      expect(asked.appliedOp).to.equal(4);
+      const applied = (await answerQuery({ ns: 'ns', index: 1 }, glue, { type: 'applied' })) as ReplicaApplied;
+      expect(applied).to.deep.equal({ ns: 'ns', index: 1, status: 'normal', view: 0, appliedOp: 4 });
+      let next = 5;
+      const { clock, pauses } = slicingClock(() => {
+        if (next > 12) return;
+        deliver(prepare(next));
+        deliver(commit(next));
+        next += 1;
+      });
+      const snapshot = (await answerQuery({ ns: 'ns', index: 1 }, glue, { type: 'snapshot' }, clock)) as ReplicaSnapshot;
+      expect(pauses.length).to.be.greaterThan(1);
+      expect(glue.state.machine.appliedOp).to.be.greaterThan(4);
+      expect(snapshot.image.op).to.equal(4);
+      expect(snapshot.image).to.deep.equal(encodeCheckpoint(asked));
+      expect(snapshot.status).to.equal('normal');
+    });
+
+    it('refuses an unknown question, and says when the replica is down', async () => {
+      const { glue } = backup();
+      let unknown: unknown = null;
+      await answerQuery({ ns: 'ns', index: 1 }, glue, { type: 'walk_everything' }).catch((error: unknown) => (unknown = error));
+      expect(unknown).to.be.instanceOf(RangeError);
+      let down: unknown = null;
+      await answerQuery({ ns: 'ns', index: 1 }, null, { type: 'snapshot' }).catch((error: unknown) => (down = error));
+      expect((down as Error).message).to.contain('ns/r1 is down');
     });
   });
 });
