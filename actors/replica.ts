@@ -12,7 +12,7 @@
  */
 
 import { setAutoFreeze } from 'immer';
-import type { Actor, ActorContext } from '../runtime/actor.ts';
+import { transferWithAnswer, type Actor, type ActorContext } from '../runtime/actor.ts';
 import type { ActorId, Envelope } from '../runtime/envelope.ts';
 import { isPrimary } from '../src/vr/context.ts';
 import { validateReplicaConfig, type ReplicaConfig } from '../src/vr/config.ts';
@@ -501,7 +501,10 @@ export async function answerQuery(spec: Pick<ReplicaInit, 'ns' | 'index'>, glue:
   const state = glue.state;
   if (type === 'applied') return { ns: spec.ns, index: spec.index, status: state.status, view: state.view, appliedOp: state.machine.appliedOp };
   const image = await writeImageInSlices(state.machine, clock);
-  return { ns: spec.ns, index: spec.index, status: state.status, view: state.view, image };
+  // The image was written for this answer alone (its own buffer, exactly its size): given away.
+  const buffer = image.snapshot.buffer;
+  const whole = buffer instanceof ArrayBuffer && image.snapshot.byteOffset === 0 && image.snapshot.byteLength === buffer.byteLength;
+  return transferWithAnswer({ ns: spec.ns, index: spec.index, status: state.status, view: state.view, image }, whole ? [buffer] : []);
 }
 
 /** The clock and the wait a sliced write runs on; the tests give their own. */

@@ -8,6 +8,7 @@ import { PerformanceObserver } from 'node:perf_hooks';
 import { parentPort, workerData } from 'node:worker_threads';
 import * as Comlink from 'comlink';
 import { nodeEndpoint } from './comlink_node.ts';
+import { answerTransfersOf } from './actor.ts';
 import { ActorHost, crashedStopOutcome } from './actor_host.ts';
 import { makeCodec } from './codec.ts';
 import { makeLogger } from './logger.ts';
@@ -128,7 +129,11 @@ const control: WorkerControl = {
     gcMs,
   }),
   inspect: (actor) => host.inspect(actor),
-  query: (actor, request) => host.query(actor, request),
+  query: async (actor, request) => {
+    const answer = await host.query(actor, request);
+    const buffers = answerTransfersOf(answer);
+    return buffers.length === 0 ? answer : Comlink.transfer(answer, [...buffers]);
+  },
   injectFault: (fault) => host.injectFault(faultHook(fault)),
   crashActor: (actor) => host.crashNext(actor),
   collectGarbage: () => {

@@ -30,8 +30,14 @@ export const snapshotWalkTimeoutMs = 60_000;
  * only the furthest is walked into an image: a walk stops its replica's thread, and with every
  * replica in one worker (`single`, `main_thread`) walking all of them stopped it once per replica
  * for one image kept. Should the furthest fail or leave normal status meanwhile, the next is asked.
+ * `encodeFile` frames and checksums the image (a node does it on its offload pool).
  */
-export async function snapshotNamespace(ns: string, replicas: readonly string[], query: (actor: string, request: unknown, timeoutMs?: number) => Promise<unknown>): Promise<Backup> {
+export async function snapshotNamespace(
+  ns: string,
+  replicas: readonly string[],
+  query: (actor: string, request: unknown, timeoutMs?: number) => Promise<unknown>,
+  encodeFile: (op: number, payload: Uint8Array) => Promise<Uint8Array> = async (op, payload) => encodeCheckpointFile(op, payload),
+): Promise<Backup> {
   const problems: string[] = [];
   const problem = (actor: string, reason: unknown): void => {
     problems.push(`${actor}: ${reason instanceof Error ? reason.message : String(reason)}`);
@@ -60,7 +66,7 @@ export async function snapshotNamespace(ns: string, replicas: readonly string[],
       problems.push(`${actor}: ${snapshot.status}`);
       continue;
     }
-    return { ns, op: snapshot.image.op, file: encodeCheckpointFile(snapshot.image.op, snapshot.image.snapshot) };
+    return { ns, op: snapshot.image.op, file: await encodeFile(snapshot.image.op, snapshot.image.snapshot) };
   }
   throw new Error(`no replica of ${ns} on this node is in normal status to take a snapshot from (${problems.join('; ') || 'none here'})`);
 }

@@ -38,10 +38,14 @@ import { resolveNamespace, resolveOptions, servedTreeLimits, unprotectedPorts, t
 import { buildLayout, clusterReplicaWorker, endpointId, netId, proxyId, replicaId, replicaStorage, restartInit, timerId, type Layout } from './layout.ts';
 import { claimNodeDataDir, claimReplicaDirs, startModes } from './data_dir.ts';
 import { restoreNamespaces, snapshotNamespace, type Backup } from './backup.ts';
+import type { BackupFileTask } from './backup_file_task.ts';
 import { Cluster, clusterActorId, remoteThreadOf, type ClusterStatus, type ReplicaStart } from './cluster.ts';
 import { loadRecord, type ClusterNamespace, type ClusterRecord } from './cluster_store.ts';
 import { Slot } from './slot.ts';
 import { randomInt } from 'node:crypto';
+
+/** The piscina task that frames and checksums a backup's file off the main thread. */
+const backupFileTask = new URL(`./backup_file_task${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url).href;
 
 export type ActorReport = {
   readonly actor: string;
@@ -424,7 +428,6 @@ export class HaretNode {
     return best === null ? null : Number(best.actor.slice(best.actor.lastIndexOf('/r') + 2));
   }
 
-  /** The larger protocol view of one actor (control plane, with a timeout). */
   /**
    * A backup of a namespace this node hosts replicas of: the committed state of its most
    * up-to-date local replica in normal status, as a checksummed checkpoint file (src/node/backup.ts).
@@ -433,9 +436,21 @@ export class HaretNode {
     const resolved = this.options.namespaces.find((candidate) => candidate.name === ns) ?? this.#clusterNamespaces.get(ns);
     if (resolved === undefined) return Promise.reject(new HaretError('unknown_namespace', `no namespace ${ns} on this node`, false));
     const local = Array.from({ length: resolved.config.replicaCount }, (_, index) => replicaId(ns, index)).filter((actor) => this.#system.threadOf(actor)?.startsWith('node:') === false);
-    return snapshotNamespace(ns, local, (actor, request, timeoutMs) => this.#system.query(actor, request, timeoutMs));
+    return snapshotNamespace(
+      ns,
+      local,
+      (actor, request, timeoutMs) => this.#system.query(actor, request, timeoutMs),
+      (op, payload) => {
+        // The image is this call's own (written for it, then cloned across, or handed over on
+        // this thread): its buffer is transferred to the pool, not copied.
+        const whole = payload.byteOffset === 0 && payload.byteLength === payload.buffer.byteLength && payload.buffer instanceof ArrayBuffer;
+        const task: BackupFileTask = { op, payload };
+        return this.#system.offload.run<Uint8Array>(backupFileTask, 'encodeBackupFile', task, whole ? [payload.buffer as ArrayBuffer] : []);
+      },
+    );
   }
 
+  /** The larger protocol view of one actor (control plane, with a timeout). */
   inspect(actor: string): Promise<unknown> {
     return this.#system.inspect(actor);
   }

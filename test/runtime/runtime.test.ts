@@ -220,6 +220,26 @@ describe('runtime: actor system on worker threads', function () {
     }
   });
 
+  it('a query answer moves the buffers its actor gives away (transferWithAnswer) and copies the rest', async () => {
+    const probe = new Probe();
+    const system = await startEcho(probe);
+    try {
+      const bytes = 3_000_000;
+      const check = (answer: unknown): void => {
+        const got = (answer as { bytes: Uint8Array }).bytes;
+        expect(got.byteLength).to.equal(bytes);
+        for (const i of [0, 1, 250, 251, 1_234_567, bytes - 1]) expect(got[i]).to.equal(i % 251);
+      };
+      check(await system.query('a', { type: 'buffer', bytes, give: false }));
+      expect(await system.query('a', { type: 'kept' })).to.equal(bytes);
+      check(await system.query('a', { type: 'buffer', bytes, give: true }));
+      // Moved, not copied: the worker's own buffer is detached.
+      expect(await system.query('a', { type: 'kept' })).to.equal(0);
+    } finally {
+      await system.stop();
+    }
+  });
+
   it('works the same with the msgpack codec', async () => {
     const probe = new Probe();
     const system = await startEcho(probe, { codec: 'msgpack' });
