@@ -27,9 +27,10 @@ export const snapshotWalkTimeoutMs = 60_000;
 /**
  * The most recent committed state among `replicas` (actor ids) in normal status; an Error when
  * none answers. Each replica is first asked how far its machine is (`applied`, no walk), and
- * only the furthest is walked into an image: a walk stops its replica's thread, and with every
- * replica in one worker (`single`, `main_thread`) walking all of them stopped it once per replica
- * for one image kept. Should the furthest fail or leave normal status meanwhile, the next is asked.
+ * only the furthest is walked into an image: a walk spends its replica's thread (a quarter of it,
+ * in slices), and with every replica in one worker (`single`, `main_thread`) walking all of them
+ * spent that thread once per replica for one image kept. Should the furthest fail or leave
+ * normal status meanwhile, the next is asked.
  * `encodeFile` frames and checksums the image (a node does it on its offload pool).
  */
 export async function snapshotNamespace(
