@@ -12,7 +12,7 @@
  */
 
 import { setAutoFreeze } from 'immer';
-import { transferWithAnswer, type Actor, type ActorContext } from '../runtime/actor.ts';
+import { transferWithAnswer, wholeBuffer, type Actor, type ActorContext } from '../runtime/actor.ts';
 import type { ActorId, Envelope } from '../runtime/envelope.ts';
 import { isPrimary } from '../src/vr/context.ts';
 import { validateReplicaConfig, type ReplicaConfig } from '../src/vr/config.ts';
@@ -323,12 +323,7 @@ export function createReplica(ports: ReplicaPorts, spec: ReplicaInit, options: R
     }
     const now = ports.nowMs();
     if (now < nextSliceAtMs) return null;
-    let image: CheckpointImage | null = null;
-    let elapsed = 0;
-    for (let steps = 0; image === null && steps < checkpointSliceStepsMax && elapsed < checkpointSliceMs; steps += checkpointStepsPerCheck) {
-      image = writer.advance(checkpointStepsPerCheck);
-      elapsed = ports.nowMs() - now;
-    }
+    const { image, elapsed } = writeSlice(writer, now, ports.nowMs);
     imageSliceMsMax = Math.max(imageSliceMsMax, elapsed);
     writeSpentMs += elapsed;
     nextSliceAtMs = now + elapsed / checkpointWriteShare;
@@ -502,9 +497,8 @@ export async function answerQuery(spec: Pick<ReplicaInit, 'ns' | 'index'>, glue:
   if (type === 'applied') return { ns: spec.ns, index: spec.index, status: state.status, view: state.view, appliedOp: state.machine.appliedOp };
   const image = await writeImageInSlices(state.machine, clock);
   // The image was written for this answer alone (its own buffer, exactly its size): given away.
-  const buffer = image.snapshot.buffer;
-  const whole = buffer instanceof ArrayBuffer && image.snapshot.byteOffset === 0 && image.snapshot.byteLength === buffer.byteLength;
-  return transferWithAnswer({ ns: spec.ns, index: spec.index, status: state.status, view: state.view, image }, whole ? [buffer] : []);
+  const buffer = wholeBuffer(image.snapshot);
+  return transferWithAnswer({ ns: spec.ns, index: spec.index, status: state.status, view: state.view, image }, buffer === null ? [] : [buffer]);
 }
 
 /** The clock and the wait a sliced write runs on; the tests give their own. */
@@ -525,15 +519,25 @@ const realSliceClock: SliceClock = {
 export async function writeImageInSlices(machine: Machine, clock: SliceClock): Promise<CheckpointImage> {
   const writer = new CheckpointWriter(machine);
   for (;;) {
-    const began = clock.nowMs();
-    let elapsed = 0;
-    for (let steps = 0; steps < checkpointSliceStepsMax && elapsed < checkpointSliceMs; steps += checkpointStepsPerCheck) {
-      const image = writer.advance(checkpointStepsPerCheck);
-      if (image !== null) return image;
-      elapsed = clock.nowMs() - began;
-    }
+    const { image, elapsed } = writeSlice(writer, clock.nowMs(), clock.nowMs);
+    if (image !== null) return image;
     await clock.pause(elapsed / checkpointWriteShare - elapsed);
   }
+}
+
+/**
+ * One slice of a write begun at `began`: steps until ~`checkpointSliceMs` have passed or
+ * `checkpointSliceStepsMax` steps were taken (the clock read every `checkpointStepsPerCheck`).
+ * The image if the write finished, and the slice's time.
+ */
+function writeSlice(writer: CheckpointWriter, began: number, nowMs: () => number): { readonly image: CheckpointImage | null; readonly elapsed: number } {
+  let image: CheckpointImage | null = null;
+  let elapsed = 0;
+  for (let steps = 0; image === null && steps < checkpointSliceStepsMax && elapsed < checkpointSliceMs; steps += checkpointStepsPerCheck) {
+    image = writer.advance(checkpointStepsPerCheck);
+    elapsed = nowMs() - began;
+  }
+  return { image, elapsed };
 }
 
 /**

@@ -51,6 +51,12 @@ export function transferWithAnswer<T extends object>(answer: T, buffers: readonl
   return answer;
 }
 
+/** The buffer `bytes` views when it views all of it (it can then be given away whole), else null. */
+export function wholeBuffer(bytes: Uint8Array): ArrayBuffer | null {
+  const buffer = bytes.buffer;
+  return buffer instanceof ArrayBuffer && bytes.byteOffset === 0 && bytes.byteLength === buffer.byteLength ? buffer : null;
+}
+
 /** The buffers `transferWithAnswer` gave away with `answer` (none for any other value). */
 export function answerTransfersOf(answer: unknown): readonly ArrayBuffer[] {
   return typeof answer === 'object' && answer !== null ? (answerTransfers.get(answer) ?? []) : [];

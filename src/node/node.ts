@@ -5,7 +5,7 @@
  */
 
 import { ActorSystem, type HostActorSpec, type WorkerReport } from '../../runtime/system.ts';
-import type { ActorStatus } from '../../runtime/actor.ts';
+import { wholeBuffer, type ActorStatus } from '../../runtime/actor.ts';
 import type { InjectedFault } from '../../runtime/protocol.ts';
 import type { Logger } from '../../runtime/logger.ts';
 import { clientApiActor, type ClientApiSink } from '../../actors/client_api.ts';
@@ -443,9 +443,9 @@ export class HaretNode {
       (op, payload) => {
         // The image is this call's own (written for it, then cloned across, or handed over on
         // this thread): its buffer is transferred to the pool, not copied.
-        const whole = payload.byteOffset === 0 && payload.byteLength === payload.buffer.byteLength && payload.buffer instanceof ArrayBuffer;
+        const buffer = wholeBuffer(payload);
         const task: BackupFileTask = { op, payload };
-        return this.#system.offload.run<Uint8Array>(backupFileTask, 'encodeBackupFile', task, whole ? [payload.buffer as ArrayBuffer] : []);
+        return this.#system.offload.run<Uint8Array>(backupFileTask, 'encodeBackupFile', task, buffer === null ? [] : [buffer]);
       },
     );
   }
