@@ -44,13 +44,7 @@ export class ByteSink {
   view(start = 0, end = this.length): Uint8Array {
     assert(start >= 0 && start <= end && end <= this.length, `sink view ${start}..${end} of ${this.length}`);
     if (start >= this.#sealedLength) return this.#bytes.subarray(start - this.#sealedLength, end - this.#sealedLength);
-    let chunkStart = 0;
-    let index = 0;
-    for (; index < this.#sealed.length; index++) {
-      const chunk = this.#sealed[index] as Uint8Array;
-      if (start < chunkStart + chunk.byteLength) break;
-      chunkStart += chunk.byteLength;
-    }
+    const { index, chunkStart } = this.#sealedChunkAt(start);
     const first = this.#sealed[index] as Uint8Array;
     if (end <= chunkStart + first.byteLength) return first.subarray(start - chunkStart, end - chunkStart);
     const out = new Uint8Array(end - start);
@@ -152,14 +146,19 @@ export class ByteSink {
       this.#bytes[at - this.#sealedLength] = value & 0xff;
       return;
     }
+    const { index, chunkStart } = this.#sealedChunkAt(at);
+    (this.#sealed[index] as Uint8Array)[at - chunkStart] = value & 0xff;
+  }
+
+  /** The sealed chunk holding byte `at` (below `#sealedLength`), and where that chunk begins. */
+  #sealedChunkAt(at: number): { readonly index: number; readonly chunkStart: number } {
     let chunkStart = 0;
-    for (const chunk of this.#sealed) {
-      if (at < chunkStart + chunk.byteLength) {
-        chunk[at - chunkStart] = value & 0xff;
-        return;
-      }
+    for (let index = 0; index < this.#sealed.length; index++) {
+      const chunk = this.#sealed[index] as Uint8Array;
+      if (at < chunkStart + chunk.byteLength) return { index, chunkStart };
       chunkStart += chunk.byteLength;
     }
+    assert(false, `sink offset ${at} is not in a sealed chunk (${this.#sealedLength} sealed)`);
   }
 
   /**
